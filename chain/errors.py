@@ -1,0 +1,199 @@
+"""Typed errors for everything the engine refuses.
+
+Modelled on python-bitcoinlib's hierarchy (``ValidationError`` ->
+``CheckProofOfWorkError``): callers catch the family they care about, and every
+message says what was wrong with which value.
+"""
+
+from __future__ import annotations
+
+
+class ChainError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class ValidationError(ChainError):
+    """An input broke a consensus rule; nothing was changed."""
+
+
+class EncodingError(ValidationError):
+    """Bytes that do not decode into the expected structure."""
+
+
+# --- compact bits -----------------------------------------------------------
+
+
+class CompactBitsError(ValidationError):
+    """A compact ``bits`` value that does not describe a usable target."""
+
+
+class NegativeTargetError(CompactBitsError):
+    pass
+
+
+class TargetOverflowError(CompactBitsError):
+    pass
+
+
+class ZeroTargetError(CompactBitsError):
+    pass
+
+
+class TargetAbovePowLimitError(CompactBitsError):
+    pass
+
+
+# --- headers ----------------------------------------------------------------
+
+
+class HeaderError(ValidationError):
+    """A block header failed a contextual or context-free check."""
+
+
+class BadParentError(HeaderError):
+    pass
+
+
+class BadDifficultyBitsError(HeaderError):
+    pass
+
+
+class CheckProofOfWorkError(HeaderError):
+    pass
+
+
+class TimeTooOldError(HeaderError):
+    pass
+
+
+class TimeTooNewError(HeaderError):
+    pass
+
+
+class MerkleRootMismatchError(HeaderError):
+    pass
+
+
+class StaleBlockError(BadParentError):
+    """A block built on a tip that has since moved on."""
+
+
+# --- transactions -----------------------------------------------------------
+
+
+class TransactionError(ValidationError):
+    """A transfer that cannot be applied to the current state."""
+
+
+class BadSignatureError(TransactionError):
+    pass
+
+
+class NonceError(TransactionError):
+    pass
+
+
+class NonceReplayError(NonceError):
+    pass
+
+
+class NonceGapError(NonceError):
+    pass
+
+
+class InsufficientBalanceError(TransactionError):
+    pass
+
+
+class InvalidAmountError(TransactionError):
+    pass
+
+
+class InvalidFeeError(TransactionError):
+    pass
+
+
+class UnknownAccountError(TransactionError):
+    pass
+
+
+class SelfTransferError(TransactionError):
+    pass
+
+
+# --- blocks -----------------------------------------------------------------
+
+
+class BlockError(ValidationError):
+    """A block body that breaks a rule (coinbase, size, duplicates)."""
+
+
+class BadCoinbaseError(BlockError):
+    pass
+
+
+class DuplicateTransactionError(BlockError):
+    pass
+
+
+class BlockTooLargeError(BlockError):
+    pass
+
+
+# --- mempool ----------------------------------------------------------------
+
+
+class MempoolError(ChainError):
+    """The mempool refused a transaction that may be valid on its own."""
+
+
+class MempoolFullError(MempoolError):
+    pass
+
+
+class ReplacementRejectedError(MempoolError):
+    pass
+
+
+class AlreadyKnownError(MempoolError):
+    pass
+
+
+class TooManyPendingError(MempoolError):
+    pass
+
+
+# --- storage and lookup -----------------------------------------------------
+
+
+class ChainNotFoundError(ChainError):
+    pass
+
+
+class ChainExistsError(ChainError):
+    pass
+
+
+class BlockNotFoundError(ChainError):
+    pass
+
+
+class TransactionNotFoundError(ChainError):
+    pass
+
+
+class ParamsError(ChainError):
+    """Chain parameters that do not make a workable chain."""
+
+
+class WalletError(ChainError):
+    """A wallet key that cannot be created, opened or used."""
+
+
+class VerificationError(ChainError):
+    """Replaying a chain from genesis found a problem at a given height."""
+
+    def __init__(self, height: int, cause: Exception) -> None:
+        super().__init__(f"block {height}: {cause}")
+        self.height = height
+        self.cause = cause

@@ -1,0 +1,48 @@
+"""A chain as a self-contained JSON document that verifies offline.
+
+The genesis block commits to the chain id and parameters, so a document whose
+parameters were edited fails verification at block 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chain.block import Block
+from chain.errors import EncodingError, ParamsError
+from chain.params import ChainParams
+
+EXPORT_FORMAT = "consensus-playground/chain/v1"
+
+
+def export_chain(params: ChainParams, chain_id: int, blocks: list[Block]) -> dict[str, Any]:
+    return {
+        "format": EXPORT_FORMAT,
+        "chain_id": chain_id,
+        "params": params.to_json(),
+        "height": len(blocks) - 1,
+        "tip": blocks[-1].header.hash_hex(),
+        "blocks": [b.serialize().hex() for b in blocks],
+    }
+
+
+def import_chain(document: Any) -> tuple[ChainParams, int, list[Block]]:
+    if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
+        raise EncodingError(f"not a Consensus Playground chain export (expected format {EXPORT_FORMAT!r})")
+    chain_id = document.get("chain_id")
+    if not isinstance(chain_id, int) or isinstance(chain_id, bool):
+        raise EncodingError("chain_id must be an integer")
+    params_json = document.get("params")
+    if not isinstance(params_json, str):
+        raise ParamsError("params must be the chain parameters as a JSON string")
+    params = ChainParams.from_json(params_json)
+    raw_blocks = document.get("blocks")
+    if not isinstance(raw_blocks, list) or not raw_blocks:
+        raise EncodingError("blocks must be a non-empty list of hex strings")
+    blocks = []
+    for height, raw in enumerate(raw_blocks):
+        try:
+            blocks.append(Block.deserialize(bytes.fromhex(raw)))
+        except (ValueError, TypeError) as exc:
+            raise EncodingError(f"block {height} is not valid hex: {exc}") from exc
+    return params, chain_id, blocks

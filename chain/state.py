@@ -1,0 +1,274 @@
+"""One chain's consensus state, and ``process_block``, the rule that extends it.
+
+``process_block`` checks the header (parent, difficulty, proof of work, time)
+and the body (coinbase, merkle root, every transfer) against the current tip,
+and returns the block's effects without touching anything.  ``ChainState.apply``
+then commits them in memory; the store commits the same effects to disk in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections import ChainMap
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chain.block import BLOCK_VERSION, Block, BlockTemplate
+from chain.compact import compute_target, decode_compact
+from chain.errors import (
+    BadCoinbaseError,
+    BadParentError,
+    BlockTooLargeError,
+    DuplicateTransactionError,
+    MerkleRootMismatchError,
+    StaleBlockError,
+    TimeTooNewError,
+    TimeTooOldError,
+)
+from chain.events import BLOCK_MINED, DIFFICULTY_CHANGED, REWARD_PAID, ChainEvent
+from chain.hashing import ZERO_HASH, hash_to_display
+from chain.header import BlockHeader
+from chain.ledger import Account, Ledger, compute_block_subsidy, process_transfer
+from chain.params import ChainParams
+from chain.pow import (
+    check_expected_bits,
+    check_proof_of_work,
+    compute_expected_bits,
+    compute_median_time_past,
+    explain_retarget,
+)
+from chain.transaction import Coinbase, Transfer
+
+GENESIS_MINER = bytes(32)  # nobody: the genesis block mints nothing
+GENESIS_TAG = b"consensus-playground genesis "
+
+
+@dataclass(frozen=True, slots=True)
+class BlockEffects:
+    """Everything a valid block changes, ready for memory and for the store."""
+
+    height: int
+    block_hash: bytes
+    accounts: dict[bytes, Account]
+    subsidy: int
+    fees: int
+    events: tuple[ChainEvent, ...]
+    signatures_checked: int
+
+
+def compute_genesis_commitment(params: ChainParams, chain_id: int) -> bytes:
+    """Genesis commits to its chain id and parameters, so an export verifies alone."""
+    digest = hashlib.sha256(struct.pack("<Q", chain_id) + params.to_bytes()).digest()
+    return GENESIS_TAG + digest
+
+
+def make_genesis_block(params: ChainParams, chain_id: int, time: int, bits: int) -> Block:
+    """The anchor block: no proof of work, its ``bits`` set the first difficulty."""
+    compute_target(bits, params.pow_limit)
+    coinbase = Coinbase(0, GENESIS_MINER, 0, 0, compute_genesis_commitment(params, chain_id))
+    template = BlockTemplate.build(BLOCK_VERSION, ZERO_HASH, time, bits, coinbase, ())
+    return template.solve(0, 0)
+
+
+def check_genesis_block(block: Block, params: ChainParams, chain_id: int) -> None:
+    if block.header.prev_hash != ZERO_HASH:
+        raise BadParentError("the genesis block must have an all-zero parent hash")
+    expected = Coinbase(0, GENESIS_MINER, 0, block.coinbase.extra_nonce, compute_genesis_commitment(params, chain_id))
+    if block.coinbase != expected or block.transfers:
+        raise BadCoinbaseError("genesis does not commit to this chain id and these parameters")
+    if block.compute_merkle_root() != block.header.merkle_root:
+        raise MerkleRootMismatchError("genesis merkle root does not match its coinbase")
+    compute_target(block.header.bits, params.pow_limit)
+
+
+class ChainState:
+    """Headers of the main chain plus the ledger at its tip."""
+
+    def __init__(self, params: ChainParams, chain_id: int, genesis: Block) -> None:
+        check_genesis_block(genesis, params, chain_id)
+        self.params = params
+        self.chain_id = chain_id
+        self.headers: list[BlockHeader] = [genesis.header]
+        self.hashes: list[bytes] = [genesis.hash()]
+        self._height_of: dict[bytes, int] = {self.hashes[0]: 0}
+        self.ledger = Ledger()
+
+    @classmethod
+    def restore(
+        cls, params: ChainParams, chain_id: int, blocks: Sequence[Block], accounts: dict[bytes, Account]
+    ) -> ChainState:
+        """Rebuild from stored blocks and balances without re-checking signatures.
+
+        Startup has to be quick; ``chain.verify`` is the full replay.
+        """
+        state = cls(params, chain_id, blocks[0])
+        for block in blocks[1:]:
+            block_hash = block.hash()
+            state.headers.append(block.header)
+            state.hashes.append(block_hash)
+            state._height_of[block_hash] = block.height
+        minted = sum(compute_block_subsidy(h, params) for h in range(1, len(blocks)))
+        state.ledger = Ledger(accounts, minted)
+        return state
+
+    @property
+    def height(self) -> int:
+        return len(self.headers) - 1
+
+    @property
+    def tip_hash(self) -> bytes:
+        return self.hashes[-1]
+
+    @property
+    def tip(self) -> BlockHeader:
+        return self.headers[-1]
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        return self._height_of.get(block_hash)
+
+    def apply(self, block: Block, effects: BlockEffects) -> None:
+        self.headers.append(block.header)
+        self.hashes.append(effects.block_hash)
+        self._height_of[effects.block_hash] = effects.height
+        self.ledger.apply(effects.accounts, effects.subsidy)
+
+
+def process_header(state: ChainState, header: BlockHeader, now: int) -> None:
+    """Contextual header checks, cheapest first; raises the first failure."""
+    if header.prev_hash != state.tip_hash:
+        parent_height = state.height_of(header.prev_hash)
+        if parent_height is not None:
+            raise StaleBlockError(
+                f"block builds on height {parent_height}, but block {state.height} "
+                f"({hash_to_display(state.tip_hash)[:16]}…) is already the tip"
+            )
+        raise BadParentError(f"parent {hash_to_display(header.prev_hash)} is not in this chain")
+    check_expected_bits(header, state.headers, state.params)
+    check_proof_of_work(header.hash(), header.bits, state.params)
+    median = compute_median_time_past(state.headers)
+    if header.time <= median:
+        raise TimeTooOldError(
+            f"block time {header.time} is not after the median {median} of the previous blocks"
+        )
+    latest = now + state.params.max_future_block_time_s
+    if header.time > latest:
+        raise TimeTooNewError(
+            f"block time {header.time} is more than {state.params.max_future_block_time_s}s in the future "
+            f"(now {now})"
+        )
+
+
+def process_block(state: ChainState, block: Block, now: int) -> BlockEffects:
+    """Validate ``block`` on top of ``state``; return its effects, changing nothing."""
+    params = state.params
+    height = state.height + 1
+    process_header(state, block.header, now)
+    if len(block.transfers) > params.max_block_transfers:
+        raise BlockTooLargeError(
+            f"block has {len(block.transfers)} transfers; the limit is {params.max_block_transfers}"
+        )
+    if block.coinbase.height != height:
+        raise BadCoinbaseError(f"coinbase says height {block.coinbase.height}, block is at {height}")
+    txids = block.txids()
+    if len(set(txids)) != len(txids):
+        raise DuplicateTransactionError("block contains the same transaction twice")
+    if block.compute_merkle_root() != block.header.merkle_root:
+        raise MerkleRootMismatchError(
+            f"merkle root {hash_to_display(block.header.merkle_root)} does not match the block's transactions"
+        )
+
+    changes: dict[bytes, Account] = {}
+    view = ChainMap(changes, state.ledger)
+    fees = 0
+    for index, tx in enumerate(block.transfers):
+        try:
+            changes.update(process_transfer(view, tx, state.chain_id, params))
+        except Exception as exc:
+            exc.add_note(f"transfer {index} ({hash_to_display(txids[index + 1])[:16]}…)")
+            raise
+        fees += tx.fee
+
+    subsidy = compute_block_subsidy(height, params)
+    if block.coinbase.amount != subsidy + fees:
+        raise BadCoinbaseError(
+            f"coinbase pays {block.coinbase.amount}, but subsidy {subsidy} plus fees {fees} "
+            f"is {subsidy + fees}"
+        )
+    miner = view.get(block.coinbase.miner, Account())
+    changes[block.coinbase.miner] = Account(miner.balance + block.coinbase.amount, miner.nonce)
+
+    block_hash = block.hash()
+    events = _block_events(state, block, block_hash, subsidy, fees)
+    return BlockEffects(height, block_hash, changes, subsidy, fees, events, len(block.transfers))
+
+
+def _block_events(
+    state: ChainState, block: Block, block_hash: bytes, subsidy: int, fees: int
+) -> tuple[ChainEvent, ...]:
+    height = state.height + 1
+    miner = block.coinbase.miner.hex()
+    events = [
+        ChainEvent(
+            BLOCK_MINED,
+            {
+                "height": height,
+                "hash": hash_to_display(block_hash),
+                "miner": miner,
+                "reward": block.coinbase.amount,
+                "transfers": len(block.transfers),
+                "time": block.header.time,
+                "bits": block.header.bits,
+            },
+        ),
+        ChainEvent(REWARD_PAID, {"height": height, "miner": miner, "subsidy": subsidy, "fees": fees}),
+    ]
+    explanation = explain_retarget(state.headers, state.params)
+    if explanation is not None and explanation.new_bits != explanation.old_bits:
+        events.append(
+            ChainEvent(
+                DIFFICULTY_CHANGED,
+                {
+                    "height": height,
+                    "old_bits": explanation.old_bits,
+                    "new_bits": explanation.new_bits,
+                    "actual_timespan_s": explanation.actual_timespan_s,
+                    "target_timespan_s": explanation.target_timespan_s,
+                    "sentence": explanation.sentence(),
+                },
+            )
+        )
+    return tuple(events)
+
+
+def compute_next_block_time(state: ChainState, now: int) -> int:
+    """The time a new template should carry: now, but never at or before the median."""
+    return max(now, compute_median_time_past(state.headers) + 1)
+
+
+def compute_difficulty(bits: int, params: ChainParams) -> int:
+    """Difficulty relative to the chain's easiest target, as a whole number (>= 1)."""
+    target = decode_compact(bits).value
+    return max(1, params.pow_limit // max(1, target))
+
+
+def build_template(
+    state: ChainState,
+    miner: bytes,
+    transfers: Sequence[Transfer],
+    now: int,
+    message: bytes = b"",
+) -> BlockTemplate:
+    """A block template paying ``miner``; ``transfers`` must already be valid in order."""
+    height = state.height + 1
+    fees = sum(tx.fee for tx in transfers)
+    coinbase = Coinbase(height, miner, compute_block_subsidy(height, state.params) + fees, 0, message)
+    return BlockTemplate.build(
+        BLOCK_VERSION,
+        state.tip_hash,
+        compute_next_block_time(state, now),
+        compute_expected_bits(state.headers, state.params),
+        coinbase,
+        tuple(transfers),
+    )
