@@ -1,0 +1,69 @@
+"""``python -m sandbox``: start a sandbox with a demo world and an interactive terminal.
+
+Point a bot at it with the printed DISCORD_API_BASE / DISCORD_GATEWAY_URL /
+DISCORD_TOKEN values (in code: ``sandbox.point_discord_py_at(api_base, gateway_url)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+
+from .demo import populate_demo
+from .server import Sandbox
+from .terminal import run_terminal
+
+_log = logging.getLogger(__name__)
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (0 = ephemeral; default 8765)")
+    parser.add_argument("--token", default=None, help="bot token to accept (default: generated)")
+    parser.add_argument("--no-demo", action="store_true", help="start with no guilds")
+    parser.add_argument("--no-terminal", action="store_true", help="serve only; do not read stdin")
+    parser.add_argument("--ack-deadline", type=float, default=3.0, help="seconds before an unanswered interaction fails")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    return parser.parse_args(argv)
+
+
+async def _stdin_reader() -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+async def _main(args: argparse.Namespace) -> None:
+    async with Sandbox(args.host, args.port, bot_token=args.token, ack_deadline=args.ack_deadline) as sb:
+        if not args.no_demo:
+            populate_demo(sb)
+        _log.info("sandbox started on %s", sb.base_url)
+        out = sys.stdout
+        out.write(
+            "Discord sandbox is running (local only).\n"
+            f"  DISCORD_API_BASE={sb.api_base}\n"
+            f"  DISCORD_GATEWAY_URL={sb.gateway_url}\n"
+            f"  DISCORD_TOKEN={sb.bot_token}\n"
+            f"  application id {sb.application_id}\n"
+        )
+        out.flush()
+        if args.no_terminal:
+            await asyncio.Event().wait()
+        else:
+            await run_terminal(sb, await _stdin_reader(), out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    main()

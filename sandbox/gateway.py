@@ -1,0 +1,371 @@
+"""Discord gateway (v10, JSON encoding) over an aiohttp websocket.
+
+Dispatches are appended to a per-session, sequence-numbered buffer and written
+by one writer task per connection. That gives Discord's guarantees cheaply:
+events keep their order, dispatching never blocks the caller, and a RESUME
+replays exactly the events the client has not seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Optional
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from .ids import session_id as new_session_id
+from .records import GatewayEvent
+
+if TYPE_CHECKING:
+    from .server import Sandbox
+
+_log = logging.getLogger(__name__)
+
+# Opcodes
+DISPATCH = 0
+HEARTBEAT = 1
+IDENTIFY = 2
+PRESENCE_UPDATE = 3
+VOICE_STATE_UPDATE = 4
+RESUME = 6
+RECONNECT = 7
+REQUEST_GUILD_MEMBERS = 8
+INVALID_SESSION = 9
+HELLO = 10
+HEARTBEAT_ACK = 11
+
+# Intents (bit positions from the Discord docs)
+GUILDS = 1 << 0
+GUILD_MEMBERS = 1 << 1
+GUILD_WEBHOOKS = 1 << 5
+GUILD_MESSAGES = 1 << 9
+MESSAGE_CONTENT = 1 << 15
+
+# Close codes
+UNKNOWN_ERROR = 4000
+UNKNOWN_OPCODE = 4001
+DECODE_ERROR = 4002
+NOT_AUTHENTICATED = 4003
+AUTHENTICATION_FAILED = 4004
+ALREADY_AUTHENTICATED = 4005
+
+MAX_BUFFER = 5000
+
+
+class GatewaySession:
+    """An identified session; outlives individual websocket connections so it can be resumed."""
+
+    def __init__(self, session_id: str, intents: int, shard: Optional[list[int]], identify: dict[str, Any]) -> None:
+        self.session_id = session_id
+        self.intents = intents
+        self.shard = shard
+        self.identify = identify
+        self.seq = 0
+        self.frames: dict[int, dict[str, Any]] = {}
+        self.on_sent: dict[int, Callable[[float], None]] = {}
+        self.connection: Optional[GatewayConnection] = None
+        self.ready = False
+        self.presence: Optional[dict[str, Any]] = None
+
+    def push(self, t: str, d: Any, on_sent: Optional[Callable[[float], None]] = None) -> int:
+        self.seq += 1
+        self.frames[self.seq] = {"op": DISPATCH, "t": t, "s": self.seq, "d": d}
+        if on_sent is not None:
+            self.on_sent[self.seq] = on_sent
+        stale = self.seq - MAX_BUFFER
+        if stale in self.frames:
+            del self.frames[stale]
+        if self.connection is not None:
+            self.connection.wake.set()
+        return self.seq
+
+    def has_intent(self, intent: int) -> bool:
+        return bool(self.intents & intent)
+
+
+class GatewayConnection:
+    def __init__(self, ws: web.WebSocketResponse, query: dict[str, str]) -> None:
+        self.ws = ws
+        self.query = query
+        self.session: Optional[GatewaySession] = None
+        self.sent_upto = 0
+        self.wake = asyncio.Event()
+        self.writer: Optional[asyncio.Task[None]] = None
+        self.heartbeats = 0
+        self.opened_at = time.monotonic()
+
+
+class Gateway:
+    def __init__(self, sandbox: "Sandbox", *, heartbeat_interval_ms: int = 41250) -> None:
+        self.sb = sandbox
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.sessions: dict[str, GatewaySession] = {}
+        self.current: Optional[GatewaySession] = None
+        self.connections: list[GatewayConnection] = []
+        self.log: deque[GatewayEvent] = deque(maxlen=20000)
+        self.identify_count = 0
+        self.resume_count = 0
+        self.connect_count = 0
+        self.failed_resumes = 0
+        self.disconnects = 0
+        # Lets a test simulate a zombied connection (discord.py then reconnects on its own).
+        self.ack_heartbeats = True
+
+    # --- dispatching ---------------------------------------------------
+
+    def dispatch(
+        self,
+        t: str,
+        d: Any,
+        *,
+        intent: Optional[int] = None,
+        on_sent: Optional[Callable[[float], None]] = None,
+    ) -> Optional[int]:
+        """Queue an event for the current session; returns its sequence number, or None if not delivered."""
+        session = self.current
+        if session is None:
+            return None
+        if intent is not None and not session.has_intent(intent):
+            return None
+        return session.push(t, d, on_sent)
+
+    @property
+    def connected(self) -> bool:
+        session = self.current
+        return session is not None and session.connection is not None and not session.connection.ws.closed
+
+    # --- websocket endpoint ------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
+        await ws.prepare(request)
+        conn = GatewayConnection(ws, dict(request.query))
+        self.connections.append(conn)
+        self.connect_count += 1
+        encoding = request.query.get("encoding", "json")
+        if encoding != "json":
+            # ETF would need an erlpack encoder; discord.py uses JSON unless told otherwise.
+            _log.warning("gateway client asked for encoding=%s; only json is supported", encoding)
+            await ws.close(code=DECODE_ERROR, message=b"only json encoding is supported")
+            return ws
+        conn.writer = asyncio.create_task(self._writer(conn), name="sandbox-gateway-writer")
+        try:
+            # discord.py may ask for zlib-stream transport compression; plain text frames are
+            # always accepted by its receive path, so compression is skipped on purpose.
+            await self._send_op(conn, HELLO, {"heartbeat_interval": self.heartbeat_interval_ms})
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_text(conn, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await ws.close(code=DECODE_ERROR, message=b"binary frames are not supported")
+                elif msg.type == WSMsgType.ERROR:
+                    _log.debug("gateway websocket error: %s", ws.exception())
+        finally:
+            conn.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await conn.writer
+            if conn.session is not None and conn.session.connection is conn:
+                conn.session.connection = None
+            if conn in self.connections:
+                self.connections.remove(conn)
+            _log.debug("gateway connection closed (code %s)", ws.close_code)
+            self.sb.notifier.notify()
+        return ws
+
+    async def _writer(self, conn: GatewayConnection) -> None:
+        while not conn.ws.closed:
+            await conn.wake.wait()
+            conn.wake.clear()
+            session = conn.session
+            if session is None:
+                continue
+            while conn.sent_upto < session.seq and not conn.ws.closed:
+                seq = conn.sent_upto + 1
+                frame = session.frames.get(seq)
+                if frame is None:
+                    # Trimmed from the buffer; nothing sensible to replay.
+                    conn.sent_upto = seq
+                    continue
+                try:
+                    await conn.ws.send_str(json.dumps(frame))
+                except (ConnectionResetError, RuntimeError) as exc:
+                    _log.debug("gateway send of seq %s failed (%s); will replay on resume", seq, exc)
+                    return
+                conn.sent_upto = seq
+                self._log("send", frame, session.session_id)
+                hook = session.on_sent.pop(seq, None)
+                if hook is not None:
+                    hook(time.monotonic())
+                self.sb.notifier.notify()
+
+    async def _send_op(self, conn: GatewayConnection, op: int, d: Any) -> None:
+        frame = {"op": op, "d": d, "s": None, "t": None}
+        try:
+            await conn.ws.send_str(json.dumps(frame))
+        except (ConnectionResetError, RuntimeError) as exc:
+            _log.debug("gateway op %s not sent: %s", op, exc)
+            return
+        self._log("send", frame, conn.session.session_id if conn.session else None)
+
+    def _log(self, direction: str, frame: dict[str, Any], session_id: Optional[str]) -> None:
+        self.log.append(
+            GatewayEvent(
+                direction=direction,
+                op=frame.get("op", -1),
+                t=frame.get("t"),
+                s=frame.get("s"),
+                d=frame.get("d"),
+                session_id=session_id,
+            )
+        )
+
+    async def _on_text(self, conn: GatewayConnection, text: str) -> None:
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            await conn.ws.close(code=DECODE_ERROR, message=b"invalid json")
+            return
+        op = frame.get("op")
+        d = frame.get("d")
+        self._log("recv", frame, conn.session.session_id if conn.session else None)
+        if op == HEARTBEAT:
+            conn.heartbeats += 1
+            if self.ack_heartbeats:
+                await self._send_op(conn, HEARTBEAT_ACK, None)
+        elif op == IDENTIFY:
+            await self._identify(conn, d or {})
+        elif op == RESUME:
+            await self._resume(conn, d or {})
+        elif conn.session is None:
+            await conn.ws.close(code=NOT_AUTHENTICATED, message=b"not authenticated")
+        elif op == PRESENCE_UPDATE:
+            conn.session.presence = d
+        elif op == REQUEST_GUILD_MEMBERS:
+            self._request_members(conn.session, d or {})
+        elif op == VOICE_STATE_UPDATE:
+            _log.debug("ignoring voice state update %s", d)
+        else:
+            await conn.ws.close(code=UNKNOWN_OPCODE, message=b"unknown opcode")
+        self.sb.notifier.notify()
+
+    async def _identify(self, conn: GatewayConnection, d: dict[str, Any]) -> None:
+        if conn.session is not None:
+            await conn.ws.close(code=ALREADY_AUTHENTICATED, message=b"already authenticated")
+            return
+        if d.get("token") != self.sb.bot_token:
+            _log.warning("gateway IDENTIFY with a wrong token")
+            await conn.ws.close(code=AUTHENTICATION_FAILED, message=b"authentication failed")
+            return
+        session = GatewaySession(new_session_id(), int(d.get("intents") or 0), d.get("shard"), d)
+        self.sessions[session.session_id] = session
+        # Discord keeps one session per bot/shard here; the newest identify wins.
+        old = self.current
+        self.current = session
+        if old is not None and old.connection is not None and old.connection is not conn:
+            await old.connection.ws.close(code=UNKNOWN_ERROR, message=b"session replaced")
+        conn.session = session
+        session.connection = conn
+        self.identify_count += 1
+        guilds = list(self.sb.guilds.values())
+        session.push("READY", self.sb.ready_payload(session))
+
+        def mark_ready(_: float) -> None:
+            session.ready = True
+
+        if not guilds:
+            session.on_sent[session.seq] = mark_ready
+        for i, guild in enumerate(guilds):
+            hook = mark_ready if i == len(guilds) - 1 else None
+            session.push("GUILD_CREATE", self.sb.guild_create_payload(guild, session), hook)
+        conn.wake.set()
+        _log.info("bot identified (session %s, intents %s)", session.session_id, session.intents)
+
+    async def _resume(self, conn: GatewayConnection, d: dict[str, Any]) -> None:
+        session = self.sessions.get(str(d.get("session_id")))
+        if session is None or d.get("token") != self.sb.bot_token or session is not self.current:
+            self.failed_resumes += 1
+            _log.info("gateway RESUME rejected; sending INVALID_SESSION")
+            await self._send_op(conn, INVALID_SESSION, False)
+            return
+        if session.connection is not None and session.connection is not conn:
+            await session.connection.ws.close(code=UNKNOWN_ERROR, message=b"resumed elsewhere")
+        conn.session = session
+        session.connection = conn
+        # Replays every event after the client's last seq, then RESUMED, in order via the writer.
+        conn.sent_upto = int(d.get("seq") or 0)
+        session.push("RESUMED", {})
+        self.resume_count += 1
+        conn.wake.set()
+        _log.info("bot resumed session %s from seq %s", session.session_id, d.get("seq"))
+
+    def _request_members(self, session: GatewaySession, d: dict[str, Any]) -> None:
+        guild_ids = d.get("guild_id")
+        if not isinstance(guild_ids, list):
+            guild_ids = [guild_ids]
+        query = (d.get("query") or "").lower()
+        limit = int(d.get("limit") or 0)
+        user_ids = d.get("user_ids")
+        if user_ids is not None and not isinstance(user_ids, list):
+            user_ids = [user_ids]
+        for gid in guild_ids:
+            guild = self.sb.guilds.get(int(gid))
+            if guild is None:
+                continue
+            members = list(guild.members.values())
+            not_found: list[str] = []
+            if user_ids is not None:
+                wanted = {int(u) for u in user_ids}
+                members = [m for m in members if m.id in wanted]
+                not_found = [str(u) for u in wanted - {m.id for m in members}]
+            elif query:
+                members = [m for m in members if m.name.lower().startswith(query) or m.display_name.lower().startswith(query)]
+            if limit:
+                members = members[:limit]
+            payload: dict[str, Any] = {
+                "guild_id": str(guild.id),
+                "members": [m.payload() for m in members],
+                "chunk_index": 0,
+                "chunk_count": 1,
+            }
+            if d.get("nonce") is not None:
+                payload["nonce"] = d["nonce"]
+            if user_ids is not None:
+                payload["not_found"] = not_found
+            session.push("GUILD_MEMBERS_CHUNK", payload)
+
+    # --- test controls --------------------------------------------------
+
+    async def disconnect(self, code: int = UNKNOWN_ERROR) -> None:
+        """Close the bot's websocket; 4000-class codes except 4004/4010-4014 are resumable."""
+        session = self.current
+        if session is None or session.connection is None:
+            raise RuntimeError("the bot has no open gateway connection")
+        self.disconnects += 1
+        await session.connection.ws.close(code=code, message=b"sandbox disconnect")
+
+    async def invalidate_session(self, resumable: bool = False) -> None:
+        session = self.current
+        if session is None or session.connection is None:
+            raise RuntimeError("the bot has no open gateway connection")
+        conn = session.connection
+        if not resumable:
+            # Forget the session so the client's next RESUME is refused, as Discord would.
+            self.sessions.pop(session.session_id, None)
+        await self._send_op(conn, INVALID_SESSION, resumable)
+
+    async def request_reconnect(self) -> None:
+        session = self.current
+        if session is None or session.connection is None:
+            raise RuntimeError("the bot has no open gateway connection")
+        await self._send_op(session.connection, RECONNECT, None)
+
+    async def close_all(self) -> None:
+        for conn in list(self.connections):
+            with contextlib.suppress(ConnectionResetError, RuntimeError):
+                await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"sandbox shutting down")

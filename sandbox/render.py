@@ -1,0 +1,229 @@
+"""Plain-text rendering of sandbox messages: pure functions of message state.
+
+Used by the terminal client; kept free of I/O so tests can assert on the
+exact text a newcomer would see.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from .models import KIND_FOLLOWUP, KIND_INTERACTION, KIND_WEBHOOK, Message
+
+_USER = re.compile(r"<@!?(\d+)>")
+_ROLE = re.compile(r"<@&(\d+)>")
+_CHANNEL = re.compile(r"<#(\d+)>")
+_TIMESTAMP = re.compile(r"<t:(\d+)(?::[tTdDfFR])?>")
+
+BAR = "│ "
+
+
+def humanize_mentions(text: str, message: Message) -> str:
+    """Show <@id>, <@&id>, <#id> the way the Discord client displays them."""
+    guild = message.guild
+
+    def user(m: re.Match[str]) -> str:
+        member = guild.members.get(int(m.group(1)))
+        return f"@{member.display_name}" if member else m.group(0)
+
+    def role(m: re.Match[str]) -> str:
+        r = guild.roles.get(int(m.group(1)))
+        return f"@{r.name}" if r else m.group(0)
+
+    def channel(m: re.Match[str]) -> str:
+        c = guild.channels.get(int(m.group(1)))
+        return f"#{c.name}" if c else m.group(0)
+
+    text = _USER.sub(user, text)
+    text = _ROLE.sub(role, text)
+    text = _CHANNEL.sub(channel, text)
+    return _TIMESTAMP.sub(lambda m: f"<time {m.group(1)}>", text)
+
+
+def _wrap(text: str, width: int, prefix: str) -> list[str]:
+    lines: list[str] = []
+    for raw in text.splitlines() or [""]:
+        wrapped = textwrap.wrap(raw, width=max(width - len(prefix), 20), replace_whitespace=False) or [""]
+        lines.extend(prefix + part for part in wrapped)
+    return lines
+
+
+def render_embed(embed: Mapping[str, Any], message: Message, *, width: int = 72, indent: str = "  ") -> list[str]:
+    prefix = indent + BAR
+    lines: list[str] = []
+    author = (embed.get("author") or {}).get("name")
+    if author:
+        lines += _wrap(humanize_mentions(author, message), width, prefix)
+    title = embed.get("title")
+    if title:
+        t = f"**{humanize_mentions(title, message)}**"
+        if embed.get("url"):
+            t += f" <{embed['url']}>"
+        lines += _wrap(t, width, prefix)
+    if embed.get("description"):
+        lines += _wrap(humanize_mentions(embed["description"], message), width, prefix)
+    inline_run: list[str] = []
+
+    def flush_inline() -> None:
+        if inline_run:
+            lines.extend(_wrap("   ".join(inline_run), width, prefix))
+            inline_run.clear()
+
+    for f in embed.get("fields") or []:
+        name = humanize_mentions(str(f.get("name", "")), message)
+        value = humanize_mentions(str(f.get("value", "")), message)
+        if f.get("inline") and "\n" not in value:
+            inline_run.append(f"{name}: {value}")
+        else:
+            flush_inline()
+            lines += _wrap(f"{name}:", width, prefix)
+            lines += _wrap(value, width, prefix + "  ")
+    flush_inline()
+    for key in ("image", "thumbnail"):
+        url = (embed.get(key) or {}).get("url")
+        if url:
+            lines += _wrap(f"[{key}: {url}]", width, prefix)
+    footer = (embed.get("footer") or {}).get("text")
+    stamp = embed.get("timestamp")
+    if footer or stamp:
+        lines += _wrap("— " + " · ".join(x for x in (footer, stamp) if x), width, prefix)
+    if not lines:
+        lines.append(prefix + "(empty embed)")
+    return lines
+
+
+def render_components(
+    components: list[dict[str, Any]], numbers: Optional[Mapping[str, int]] = None, *, indent: str = "  "
+) -> list[str]:
+    """One line per action row; interactive items carry the number a terminal user presses."""
+    numbers = numbers or {}
+    lines: list[str] = []
+
+    def label_of(comp: dict[str, Any]) -> str:
+        emoji = (comp.get("emoji") or {}).get("name")
+        text = comp.get("label") or ""
+        return " ".join(x for x in (emoji, text) if x) or comp.get("custom_id", "?")
+
+    def item(comp: dict[str, Any]) -> str:
+        ctype = comp.get("type")
+        custom_id = comp.get("custom_id")
+        num = numbers.get(custom_id) if custom_id else None
+        tag = f"{num} " if num is not None else ""
+        suffix = " (disabled)" if comp.get("disabled") else ""
+        if ctype == 2:
+            if comp.get("style") == 5:
+                return f"[{label_of(comp)} ↗ {comp.get('url')}]"
+            return f"[{tag}{label_of(comp)}{suffix}]"
+        if ctype == 3:
+            opts = ", ".join(o.get("label", o.get("value", "")) for o in comp.get("options", []))
+            placeholder = comp.get("placeholder") or "choose"
+            return f"<{tag}{placeholder}: {opts}{suffix}>"
+        if ctype in (5, 6, 7, 8):
+            kinds = {5: "user", 6: "role", 7: "user/role", 8: "channel"}
+            return f"<{tag}{comp.get('placeholder') or 'pick a ' + kinds[ctype]}{suffix}>"
+        if ctype == 10:
+            return str(comp.get("content", ""))
+        return f"<component type {ctype}>"
+
+    def walk(items: list[dict[str, Any]]) -> None:
+        for comp in items:
+            ctype = comp.get("type")
+            if ctype in (1,):
+                lines.append(indent + " ".join(item(c) for c in comp.get("components", [])))
+            elif ctype in (17, 9):  # container / section (components v2)
+                walk(comp.get("components") or [])
+                if isinstance(comp.get("accessory"), dict):
+                    lines.append(indent + item(comp["accessory"]))
+            elif ctype == 14:
+                lines.append(indent + "─" * 20)
+            else:
+                lines.append(indent + item(comp))
+
+    walk(components)
+    return lines
+
+
+def render_header(message: Message, *, edited: bool = False) -> str:
+    where = f"[{message.guild.name} #{message.channel.name}]"
+    author = message.author.display_name
+    if message.kind == KIND_WEBHOOK:
+        author += " [WEBHOOK]"
+    elif message.author.bot:
+        author += " [BOT]"
+    parts = [where, author]
+    handle = message.interaction
+    if handle is not None and message.kind in (KIND_INTERACTION, KIND_FOLLOWUP):
+        who = handle.member.display_name
+        if handle.command_path:
+            parts.append(f"↳ {who} used /{handle.command_path}")
+        elif handle.type == 5:
+            parts.append(f"↳ {who} submitted a form")
+        else:
+            parts.append(f"↳ {who} pressed {handle.data.get('custom_id')!r}")
+    if message.ephemeral:
+        viewer = message.guild.members.get(message.visible_to) if message.visible_to else None
+        parts.append(f"(only {viewer.display_name if viewer else 'the caller'} can see this)")
+    if edited or message.edited_at:
+        parts.append("(edited)")
+    return " ".join(parts)
+
+
+def render_message(
+    message: Message,
+    numbers: Optional[Mapping[str, int]] = None,
+    *,
+    width: int = 72,
+    edited: bool = False,
+) -> str:
+    """Render a message as the terminal shows it.
+
+    ``numbers`` maps component custom_ids to the numbers a user types in
+    ``!press N`` / ``!select N``. The output depends only on the arguments.
+    """
+    if message.deleted:
+        return f"{render_header(message)}\n  (message deleted)"
+    lines = [render_header(message, edited=edited)]
+    if message.loading:
+        lines.append(f"  {message.author.display_name} is thinking…")
+    if message.content:
+        lines += _wrap(humanize_mentions(message.content, message), width, "  ")
+    for i, embed in enumerate(message.embeds):
+        if i:
+            lines.append("  ├──")
+        lines += render_embed(embed, message, width=width)
+    for attachment in message.attachments:
+        kind = attachment.content_type or "file"
+        lines.append(f"  📎 {attachment.filename} ({kind}, {attachment.size} bytes)")
+    lines += render_components(message.components, numbers)
+    return "\n".join(lines)
+
+
+def render_choices(choices: list[dict[str, Any]]) -> str:
+    if not choices:
+        return "  (no suggestions)"
+    return "\n".join(f"  {i}) {c.get('name')}  → {c.get('value')!r}" for i, c in enumerate(choices, 1))
+
+
+def render_modal(modal: Mapping[str, Any]) -> str:
+    lines = [f"  ┌ form: {modal.get('title')}"]
+
+    def walk(items: list[dict[str, Any]], label: Optional[str] = None) -> None:
+        for comp in items:
+            ctype = comp.get("type")
+            if ctype == 1:
+                walk(comp.get("components") or [])
+            elif ctype == 18 and comp.get("component"):
+                walk([comp["component"]], comp.get("label"))
+            elif ctype == 4:
+                req = " (required)" if comp.get("required", True) else ""
+                name = comp.get("label") or label or comp.get("custom_id")
+                lines.append(f"  │ {name}{req}  → field id {comp.get('custom_id')!r}")
+            elif ctype == 10:
+                lines.append(f"  │ {comp.get('content', '')}")
+
+    walk(list(modal.get("components") or []))
+    lines.append("  └ answer with:  NAME: !submit field_id=\"value\" ...")
+    return "\n".join(lines)
