@@ -28,7 +28,7 @@ class VerifyReport:
     def summary(self) -> str:
         return (
             f"verified {self.blocks} blocks: {self.proofs_of_work} proofs of work, "
-            f"{self.retargets} retargets, {self.transfers} transfers with {self.signatures} signatures; "
+            f"{self.retargets} retargets, {self.transfers} transfers ({self.signatures} signatures); "
             f"{self.accounts} accounts hold {self.supply} points, exactly what was minted; "
             f"tip {self.tip_hash}"
         )

@@ -1,0 +1,255 @@
+"""The engine's async façade: chains, wallets, mempools, mining, verification.
+
+``Node`` wires the pure engine to the store and the hashing core.  It owns no
+clock and no randomness of its own: both are passed in.  Every state change
+is validated in memory first, committed to the store in one transaction, and
+only then applied in memory, so a crash between the two loses nothing that
+was acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import ChainMap
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from chain.block import Block, BlockTemplate
+from chain.compact import compute_target
+from chain.errors import ChainNotFoundError, StaleBlockError, WalletError
+from chain.export import export_chain
+from chain.hashcore import HashingCore, MiningOutcome, OutcomeKind, Progress
+from chain.keys import SigningKey, open_key, seal_key
+from chain.ledger import Account
+from chain.mempool import Admission, Mempool
+from chain.params import ChainParams
+from chain.pow import compute_calibrated_bits
+from chain.state import BlockEffects, ChainState, build_template, make_genesis_block, process_block
+from chain.store import Store, StoredWallet
+from chain.transaction import Transfer, make_transfer
+from chain.verify import VerifyReport, verify_chain
+
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Randomness = Callable[[int], bytes]
+
+
+@dataclass
+class ChainRuntime:
+    state: ChainState
+    mempool: Mempool
+    next_arrival: int
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass(frozen=True, slots=True)
+class MiningResult:
+    outcome: MiningOutcome
+    block: Block | None = None
+    effects: BlockEffects | None = None
+    # For a stale result: the height that was won by someone else.
+    tip_height: int = 0
+
+    @property
+    def found(self) -> bool:
+        return self.block is not None
+
+
+class TemplateJob:
+    """Adapts a ``BlockTemplate`` to the hashing core's ``MiningJob`` protocol."""
+
+    def __init__(self, chain_id: int, template: BlockTemplate, target: int, max_nonce: int = 0xFFFFFFFF) -> None:
+        self.chain_id = chain_id
+        self.template = template
+        self.tip = template.header.prev_hash
+        self.target = target
+        self.max_nonce = max_nonce
+
+    def header_prefix(self, extra_nonce: int) -> bytes:
+        return self.template.with_extra_nonce(extra_nonce).header.prefix()
+
+
+class Node:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        randomness: Randomness,
+        master_key: bytes,
+        hashing_core: HashingCore | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.randomness = randomness
+        self.hashing_core = hashing_core
+        self._master_key = master_key
+        self._chains: dict[int, ChainRuntime] = {}
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    # --- chains ---------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Load every stored chain: tip, balances and mempool."""
+        for chain_id in await self.store.chain_ids():
+            await self._load_chain(chain_id)
+
+    async def _load_chain(self, chain_id: int) -> ChainRuntime:
+        stored = await self.store.load_chain(chain_id)
+        state = ChainState.restore(stored.params, chain_id, stored.blocks, stored.accounts)
+        mempool = Mempool(stored.params, chain_id)
+        dropped = mempool.restore(stored.mempool, state.ledger)
+        if dropped:
+            await self.store.remove_from_mempool(chain_id, [e.txid for e in dropped])
+        next_arrival = max((e.arrival for e in stored.mempool), default=0) + 1
+        runtime = ChainRuntime(state, mempool, next_arrival)
+        self._chains[chain_id] = runtime
+        log.info("loaded chain %d at height %d with %d pending transfers", chain_id, state.height, len(mempool))
+        return runtime
+
+    def has_chain(self, chain_id: int) -> bool:
+        return chain_id in self._chains
+
+    def chain(self, chain_id: int) -> ChainRuntime:
+        try:
+            return self._chains[chain_id]
+        except KeyError:
+            raise ChainNotFoundError(f"there is no chain {chain_id} yet") from None
+
+    def chain_ids(self) -> list[int]:
+        return sorted(self._chains)
+
+    async def create_chain(self, chain_id: int, params: ChainParams, *, initial_bits: int | None = None) -> ChainState:
+        """Create a chain whose first blocks arrive near the target spacing on this machine."""
+        if initial_bits is None:
+            if self.hashing_core is None:
+                raise ValueError("initial_bits is required when no hashing core is attached")
+            rate = await self.hashing_core.measure_rate()
+            initial_bits = compute_calibrated_bits(rate, params)
+            log.info("chain %d calibrated to bits %#010x from %d hashes/s", chain_id, initial_bits, rate)
+        genesis = make_genesis_block(params, chain_id, self.now(), initial_bits)
+        await self.store.create_chain(chain_id, params, genesis, self.now())
+        state = (await self._load_chain(chain_id)).state
+        if self.hashing_core is not None:
+            self.hashing_core.notify_tip(chain_id, state.tip_hash)
+        return state
+
+    async def delete_chain(self, chain_id: int) -> None:
+        if self.hashing_core is not None:
+            self.hashing_core.notify_tip(chain_id, b"deleted")
+        await self.store.delete_chain(chain_id)
+        self._chains.pop(chain_id, None)
+
+    # --- wallets ----------------------------------------------------------------
+
+    def _wallet_aad(self, chain_id: int, owner: str) -> bytes:
+        return f"consensus-playground/wallet/{chain_id}/{owner}".encode()
+
+    async def wallet(self, chain_id: int, owner: str) -> SigningKey:
+        """The owner's key on this chain, created (and sealed at rest) on first use."""
+        stored = await self.store.get_wallet(chain_id, owner)
+        if stored is None:
+            key = SigningKey(self.randomness(32))
+            sealed = seal_key(self._master_key, key, self.randomness(12), self._wallet_aad(chain_id, owner))
+            stored = await self.store.insert_wallet(chain_id, StoredWallet(owner, key.public_key, sealed), self.now())
+        key = open_key(self._master_key, stored.sealed_key, self._wallet_aad(chain_id, owner))
+        if key.public_key != stored.pubkey:
+            raise WalletError(f"wallet of {owner} does not match its public key")
+        return key
+
+    async def address(self, chain_id: int, owner: str) -> bytes:
+        return (await self.wallet(chain_id, owner)).public_key
+
+    def account(self, chain_id: int, pubkey: bytes) -> Account:
+        return self.chain(chain_id).state.ledger.get(pubkey, Account())
+
+    # --- transfers ---------------------------------------------------------------
+
+    async def submit_transfer(self, chain_id: int, tx: Transfer) -> Admission:
+        runtime = self.chain(chain_id)
+        async with runtime.lock:
+            admission = runtime.mempool.check_admission(tx, runtime.state.ledger, runtime.next_arrival)
+            await self.store.add_to_mempool(chain_id, admission)
+            runtime.mempool.commit(admission)
+            runtime.next_arrival += 1
+        return admission
+
+    async def pay(self, chain_id: int, owner: str, recipient: bytes, amount: int, fee: int = 0) -> Admission:
+        """Sign a transfer with the owner's custodied key and queue it."""
+        runtime = self.chain(chain_id)
+        key = await self.wallet(chain_id, owner)
+        nonce = runtime.mempool.next_nonce(key.public_key, runtime.state.ledger)
+        tx = make_transfer(key, recipient, amount, fee, nonce, chain_id)
+        return await self.submit_transfer(chain_id, tx)
+
+    # --- blocks --------------------------------------------------------------------
+
+    def template(self, chain_id: int, miner: bytes, message: bytes = b"") -> BlockTemplate:
+        runtime = self.chain(chain_id)
+        transfers = runtime.mempool.select(runtime.state.params.max_block_transfers)
+        return build_template(runtime.state, miner, transfers, self.now(), message)
+
+    async def submit_block(self, chain_id: int, block: Block) -> BlockEffects:
+        """Validate, persist (block, balances, events: one transaction), then apply."""
+        runtime = self.chain(chain_id)
+        async with runtime.lock:
+            effects = process_block(runtime.state, block, self.now())
+            after = ChainMap(effects.accounts, runtime.state.ledger)
+            invalidated = runtime.mempool.invalidated_by(after)
+            await self.store.append_block(chain_id, block, effects, [e.txid for e in invalidated], self.now())
+            runtime.state.apply(block, effects)
+            runtime.mempool.discard(invalidated)
+        if self.hashing_core is not None:
+            self.hashing_core.notify_tip(chain_id, effects.block_hash)
+        log.info("chain %d: block %d %s", chain_id, effects.height, block.header.hash_hex())
+        return effects
+
+    async def mine(
+        self,
+        chain_id: int,
+        owner: str,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        deadline_s: float | None = None,
+        weight: int = 1,
+        max_nonce: int = 0xFFFFFFFF,
+    ) -> MiningResult:
+        """One mining session on the hashing core: found, stale, cancelled or timed out."""
+        if self.hashing_core is None:
+            raise RuntimeError("this node has no hashing core")
+        runtime = self.chain(chain_id)
+        miner = await self.address(chain_id, owner)
+        template = self.template(chain_id, miner)
+        target = compute_target(template.header.bits, runtime.state.params.pow_limit)
+        job = TemplateJob(chain_id, template, target, max_nonce)
+        session = self.hashing_core.start_session(
+            job, weight=weight, on_progress=on_progress, key=(chain_id, owner), deadline=deadline_s
+        )
+        outcome = await session.wait()
+        if outcome.kind is not OutcomeKind.FOUND:
+            return MiningResult(outcome, tip_height=runtime.state.height)
+        block = template.solve(outcome.extra_nonce, outcome.nonce)
+        try:
+            effects = await self.submit_block(chain_id, block)
+        except StaleBlockError:
+            return MiningResult(replace(outcome, kind=OutcomeKind.STALE), tip_height=runtime.state.height)
+        return MiningResult(outcome, block, effects, effects.height)
+
+    # --- reading ------------------------------------------------------------------
+
+    async def verify(self, chain_id: int) -> VerifyReport:
+        """Replay the stored chain from genesis and compare with the stored balances."""
+        runtime = self.chain(chain_id)
+        stored = await self.store.load_chain(chain_id)
+        _, report = verify_chain(runtime.state.params, chain_id, stored.blocks, self.now(), stored.accounts)
+        return report
+
+    async def export(self, chain_id: int) -> dict:
+        runtime = self.chain(chain_id)
+        blocks = [b async for b in self.store.iter_blocks(chain_id)]
+        return export_chain(runtime.state.params, chain_id, blocks)

@@ -1,0 +1,73 @@
+"""Architecture rules, checked on the source: import direction and engine purity."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = {"bot": 0, "cogs": 1, "chain": 2}
+# Modules of chain/ that talk to the outside world; everything else must be pure.
+CHAIN_ADAPTERS = {"store", "hashcore", "nonce_search", "node", "__main__"}
+IMPURE_MODULES = {"asyncio", "aiosqlite", "sqlite3", "time", "random", "os", "socket", "multiprocessing", "discord"}
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def python_files(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_imports_point_one_way(package):
+    for path in python_files(package):
+        for name in imports_of(path):
+            top = name.split(".")[0]
+            if top in LAYERS:
+                assert LAYERS[top] >= LAYERS[package], f"{path.relative_to(ROOT)} imports {name}: upward import"
+
+
+def test_chain_never_imports_discord():
+    for path in python_files("chain"):
+        assert not any(n.split(".")[0] == "discord" for n in imports_of(path)), path
+
+
+def test_consensus_modules_are_pure():
+    checked = 0
+    for path in python_files("chain"):
+        if path.stem in CHAIN_ADAPTERS:
+            continue
+        checked += 1
+        impure = {n for n in imports_of(path) if n.split(".")[0] in IMPURE_MODULES}
+        assert not impure, f"{path.relative_to(ROOT)} imports {impure}: clock, randomness and I/O are arguments"
+    assert checked >= 10
+
+
+def test_sql_lives_only_in_the_store():
+    for package in LAYERS:
+        for path in python_files(package):
+            if path == ROOT / "chain" / "store.py":
+                continue
+            text = path.read_text()
+            for keyword in ("SELECT ", "INSERT INTO", "UPDATE ", "DELETE FROM", "CREATE TABLE"):
+                assert keyword not in text or path.parent.name == "tests", f"{keyword!r} in {path}"
+
+
+def test_no_print_and_no_bare_except():
+    for package in LAYERS:
+        for path in python_files(package):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ExceptHandler):
+                    assert node.type is not None, f"bare except in {path}"
+                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                    raise AssertionError(f"print() in {path}; use logging")

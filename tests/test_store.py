@@ -1,0 +1,122 @@
+"""The SQLite store: migrations, durability settings, atomic appends, many chains."""
+
+import pytest
+
+from chain.errors import ChainExistsError, ChainNotFoundError, StaleBlockError
+from chain.events import BLOCK_MINED, REWARD_PAID
+from chain.params import REGTEST
+from chain.state import process_block
+from chain.store import MIGRATIONS, Store
+from tests.chainkit import genesis_block, key, mine, new_chain
+
+MINER = key("miner")
+
+
+@pytest.fixture
+async def store(tmp_path):
+    s = await Store.open(tmp_path / "chain.sqlite3")
+    yield s
+    await s.close()
+
+
+async def create(store, chain_id=1):
+    await store.create_chain(chain_id, REGTEST, genesis_block(REGTEST, chain_id), 0)
+    return new_chain(REGTEST, chain_id=chain_id)
+
+
+async def append(store, state):
+    block = mine(state, MINER.public_key, apply=False)
+    effects = process_block(state, block, block.header.time)
+    ids = await store.append_block(state.chain_id, block, effects, [], 123)
+    state.apply(block, effects)
+    return block, ids
+
+
+async def test_migrations_and_durability_settings(store):
+    assert await store.schema_version() == MIGRATIONS[-1][0]
+    settings = await store.durability_settings()
+    assert settings["journal_mode"] == "wal"
+    assert settings["synchronous"] == 2  # FULL
+    assert settings["foreign_keys"] == 1
+
+
+async def test_reopen_does_not_rerun_migrations(tmp_path):
+    path = tmp_path / "again.sqlite3"
+    first = await Store.open(path)
+    await create(first)
+    await first.close()
+    second = await Store.open(path)
+    assert await second.chain_ids() == [1]
+    await second.close()
+
+
+async def test_append_writes_block_balances_index_and_events(store):
+    state = await create(store)
+    block, ids = await append(store, state)
+    loaded = await store.load_chain(1)
+    assert [b.hash() for b in loaded.blocks] == state.hashes
+    assert loaded.accounts == dict(state.ledger.items())
+    tx = await store.get_transaction(1, block.coinbase.txid())
+    assert tx is not None and tx.amount == 50 and tx.sender is None
+    events = await store.pending_events(1)
+    assert [e.id for e in events] == ids
+    assert [e.kind for e in events] == [BLOCK_MINED, REWARD_PAID]
+    assert events[0].payload["hash"] == block.header.hash_hex()
+
+
+async def test_append_is_one_transaction(store, monkeypatch):
+    state = await create(store)
+
+    async def explode(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(store, "_insert_events", explode)
+    with pytest.raises(RuntimeError):
+        await append(store, state)
+    loaded = await store.load_chain(1)
+    assert len(loaded.blocks) == 1 and loaded.accounts == {}
+    assert await store.pending_events(1) == []
+
+
+async def test_invalid_append_on_a_moved_tip(store):
+    state = await create(store)
+    stale_block = mine(state, MINER.public_key, apply=False)
+    effects = process_block(state, stale_block, stale_block.header.time)
+    await append(store, state)  # another block takes height 1 first
+    with pytest.raises(StaleBlockError):
+        await store.append_block(1, stale_block, effects, [], 0)
+    assert await store.tip_height(1) == 1
+
+
+async def test_chains_are_isolated(store):
+    a = await create(store, chain_id=10)
+    await create(store, chain_id=20)
+    await append(store, a)
+    assert await store.tip_height(10) == 1
+    assert await store.tip_height(20) == 0
+    assert (await store.load_chain(20)).accounts == {}
+    assert await store.pending_events(20) == []
+
+
+async def test_invalid_duplicate_and_missing_chains(store):
+    await create(store)
+    with pytest.raises(ChainExistsError):
+        await create(store)
+    with pytest.raises(ChainNotFoundError):
+        await store.load_chain(999)
+
+
+async def test_outbox_delivery_marks(store):
+    state = await create(store)
+    _, ids = await append(store, state)
+    await store.mark_delivered(ids[:1], 500)
+    assert [e.id for e in await store.pending_events()] == ids[1:]
+
+
+async def test_delete_chain_removes_its_rows(store):
+    state = await create(store)
+    await append(store, state)
+    await store.delete_chain(1)
+    assert await store.chain_ids() == []
+    with pytest.raises(ChainNotFoundError):
+        await store.tip_height(1)
