@@ -9,6 +9,16 @@ from typing import Any
 BLOCK_MINED = "block_mined"
 REWARD_PAID = "reward_paid"
 DIFFICULTY_CHANGED = "difficulty_changed"
+MILESTONE_REACHED = "milestone_reached"
+
+# Balances worth announcing, in points.
+BALANCE_MILESTONES_POINTS = (100, 500, 1_000, 5_000, 10_000, 50_000, 100_000, 1_000_000)
+
+
+def compute_crossed_milestone(before: int, after: int) -> int | None:
+    """The highest milestone a balance crossed upward, if any."""
+    crossed = [m for m in BALANCE_MILESTONES_POINTS if before < m <= after]
+    return crossed[-1] if crossed else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,26 +80,34 @@ def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> Non
         ) from exc
 
 
-def seal_key(master_key: bytes, key: SigningKey, nonce: bytes, associated: bytes) -> bytes:
-    """Encrypt a wallet key with AES-GCM; ``associated`` binds it to its owner."""
+def seal_bytes(master_key: bytes, plaintext: bytes, nonce: bytes, associated: bytes) -> bytes:
+    """Encrypt a secret with AES-GCM; ``associated`` binds it to its owner and purpose."""
     _check_master_key(master_key)
     if len(nonce) != SEAL_NONCE_SIZE_BYTES:
         raise WalletError(f"a sealing nonce has 12 bytes, got {len(nonce)}")
-    return _SEAL_VERSION + nonce + AESGCM(master_key).encrypt(nonce, key.seed, associated)
+    return _SEAL_VERSION + nonce + AESGCM(master_key).encrypt(nonce, plaintext, associated)
+
+
+def open_bytes(master_key: bytes, sealed: bytes, associated: bytes) -> bytes:
+    _check_master_key(master_key)
+    if sealed[:1] != _SEAL_VERSION or len(sealed) < 1 + SEAL_NONCE_SIZE_BYTES + 16:
+        raise EncodingError("sealed secret has an unknown format")
+    nonce = sealed[1 : 1 + SEAL_NONCE_SIZE_BYTES]
+    try:
+        return AESGCM(master_key).decrypt(nonce, sealed[1 + SEAL_NONCE_SIZE_BYTES :], associated)
+    except InvalidTag as exc:
+        raise WalletError(
+            "secret cannot be decrypted: wrong master key, or it belongs to someone else"
+        ) from exc
+
+
+def seal_key(master_key: bytes, key: SigningKey, nonce: bytes, associated: bytes) -> bytes:
+    """Encrypt a wallet key at rest."""
+    return seal_bytes(master_key, key.seed, nonce, associated)
 
 
 def open_key(master_key: bytes, sealed: bytes, associated: bytes) -> SigningKey:
-    _check_master_key(master_key)
-    if sealed[:1] != _SEAL_VERSION or len(sealed) < 1 + SEAL_NONCE_SIZE_BYTES + 16:
-        raise EncodingError("sealed wallet key has an unknown format")
-    nonce = sealed[1 : 1 + SEAL_NONCE_SIZE_BYTES]
-    try:
-        seed = AESGCM(master_key).decrypt(nonce, sealed[1 + SEAL_NONCE_SIZE_BYTES :], associated)
-    except InvalidTag as exc:
-        raise WalletError(
-            "wallet key cannot be decrypted: wrong master key, or it belongs to someone else"
-        ) from exc
-    return SigningKey(seed)
+    return SigningKey(open_bytes(master_key, sealed, associated))
 
 
 def _check_master_key(master_key: bytes) -> None:

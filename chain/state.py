@@ -27,7 +27,14 @@ from chain.errors import (
     TimeTooNewError,
     TimeTooOldError,
 )
-from chain.events import BLOCK_MINED, DIFFICULTY_CHANGED, REWARD_PAID, ChainEvent
+from chain.events import (
+    BLOCK_MINED,
+    DIFFICULTY_CHANGED,
+    MILESTONE_REACHED,
+    REWARD_PAID,
+    ChainEvent,
+    compute_crossed_milestone,
+)
 from chain.hashing import ZERO_HASH, hash_to_display
 from chain.header import BlockHeader
 from chain.ledger import Account, Ledger, compute_block_subsidy, process_transfer
@@ -200,12 +207,17 @@ def process_block(state: ChainState, block: Block, now: int) -> BlockEffects:
     changes[block.coinbase.miner] = Account(miner.balance + block.coinbase.amount, miner.nonce)
 
     block_hash = block.hash()
-    events = _block_events(state, block, block_hash, subsidy, fees)
+    events = _block_events(state, block, block_hash, subsidy, fees, changes)
     return BlockEffects(height, block_hash, changes, subsidy, fees, events, len(block.transfers))
 
 
 def _block_events(
-    state: ChainState, block: Block, block_hash: bytes, subsidy: int, fees: int
+    state: ChainState,
+    block: Block,
+    block_hash: bytes,
+    subsidy: int,
+    fees: int,
+    changes: dict[bytes, Account],
 ) -> tuple[ChainEvent, ...]:
     height = state.height + 1
     miner = block.coinbase.miner.hex()
@@ -239,6 +251,16 @@ def _block_events(
                 },
             )
         )
+    for account, after in changes.items():
+        before = state.ledger.get(account, Account()).balance
+        milestone = compute_crossed_milestone(before, after.balance)
+        if milestone is not None:
+            events.append(
+                ChainEvent(
+                    MILESTONE_REACHED,
+                    {"height": height, "account": account.hex(), "milestone": milestone, "balance": after.balance},
+                )
+            )
     return tuple(events)
 
 

@@ -97,6 +97,25 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX outbox_pending ON outbox (chain_id, id) WHERE delivered_at IS NULL",
         ),
     ),
+    (
+        2,
+        (
+            # One webhook per server; the URL is a secret, so it is stored sealed.
+            """CREATE TABLE webhooks (
+                chain_id INTEGER PRIMARY KEY,
+                channel_id INTEGER NOT NULL,
+                webhook_id INTEGER NOT NULL,
+                sealed_url BLOB NOT NULL,
+                disabled_reason TEXT,
+                updated_at INTEGER NOT NULL
+            )""",
+            # Per-server settings that are not consensus rules (session length...).
+            """CREATE TABLE server_settings (
+                chain_id INTEGER PRIMARY KEY,
+                settings TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 
@@ -135,6 +154,15 @@ class StoredTransaction:
     recipient: bytes
     amount: int
     fee: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredWebhook:
+    chain_id: int
+    channel_id: int
+    webhook_id: int
+    sealed_url: bytes
+    disabled_reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,3 +506,72 @@ class Store:
             )
         ).fetchall()
         return [OutboxEvent(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+
+    async def backlog(self) -> dict[int, int]:
+        """Undelivered events per chain."""
+        rows = await (
+            await self._db.execute(
+                "SELECT chain_id, COUNT(*) FROM outbox WHERE delivered_at IS NULL GROUP BY chain_id"
+            )
+        ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    # --- webhooks ---------------------------------------------------------------
+
+    async def set_webhook(self, webhook: StoredWebhook, now: int) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO webhooks (chain_id, channel_id, webhook_id, sealed_url, disabled_reason, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chain_id) DO UPDATE SET channel_id = excluded.channel_id, "
+                "webhook_id = excluded.webhook_id, sealed_url = excluded.sealed_url, "
+                "disabled_reason = excluded.disabled_reason, updated_at = excluded.updated_at",
+                (
+                    webhook.chain_id,
+                    webhook.channel_id,
+                    webhook.webhook_id,
+                    webhook.sealed_url,
+                    webhook.disabled_reason,
+                    now,
+                ),
+            )
+
+    async def disable_webhook(self, chain_id: int, webhook_id: int, reason: str, now: int) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE webhooks SET disabled_reason = ?, updated_at = ? WHERE chain_id = ? AND webhook_id = ?",
+                (reason, now, chain_id, webhook_id),
+            )
+
+    async def webhooks(self) -> list[StoredWebhook]:
+        rows = await (
+            await self._db.execute(
+                "SELECT chain_id, channel_id, webhook_id, sealed_url, disabled_reason FROM webhooks ORDER BY chain_id"
+            )
+        ).fetchall()
+        return [StoredWebhook(*r) for r in rows]
+
+    async def get_webhook(self, chain_id: int) -> StoredWebhook | None:
+        row = await (
+            await self._db.execute(
+                "SELECT chain_id, channel_id, webhook_id, sealed_url, disabled_reason FROM webhooks "
+                "WHERE chain_id = ?",
+                (chain_id,),
+            )
+        ).fetchone()
+        return StoredWebhook(*row) if row else None
+
+    # --- server settings --------------------------------------------------------
+
+    async def get_server_settings(self, chain_id: int) -> dict[str, Any]:
+        row = await (
+            await self._db.execute("SELECT settings FROM server_settings WHERE chain_id = ?", (chain_id,))
+        ).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    async def set_server_settings(self, chain_id: int, settings: dict[str, Any]) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO server_settings (chain_id, settings) VALUES (?, ?) "
+                "ON CONFLICT (chain_id) DO UPDATE SET settings = excluded.settings",
+                (chain_id, json.dumps(settings, sort_keys=True)),
+            )

@@ -189,3 +189,17 @@ def test_invalid_transfer_inside_block_names_its_index():
         process_block(state, block, now)
     assert any("transfer 1" in note for note in info.value.__notes__)
     assert snapshot(state) == before
+
+
+def test_milestone_event_when_a_balance_crosses_a_threshold():
+    from chain.events import MILESTONE_REACHED, compute_crossed_milestone
+
+    assert compute_crossed_milestone(99, 100) == 100
+    assert compute_crossed_milestone(50, 1_200) == 1_000
+    assert compute_crossed_milestone(100, 150) is None
+    state = funded_chain()  # alice has 50
+    now = state.tip.time + 60
+    block = solve(build_template(state, ALICE.public_key, [], now), REGTEST)
+    effects = process_block(state, block, now)
+    milestones = [e.payload for e in effects.events if e.kind == MILESTONE_REACHED]
+    assert milestones == [{"height": 2, "account": ALICE.public_key.hex(), "milestone": 100, "balance": 100}]

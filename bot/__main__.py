@@ -1,0 +1,89 @@
+"""``python -m bot``: run Consensus Playground.
+
+With ``DISCORD_TOKEN`` set it connects to Discord (or to ``DISCORD_API_BASE`` /
+``DISCORD_GATEWAY_URL`` if set).  Without a token it starts the built-in
+sandbox on 127.0.0.1 with a demo world and a terminal client, so a newcomer
+can type ``alice: /mine start`` and play at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from bot.app import PlaygroundBot, point_discord_at
+from bot.settings import Settings
+from sandbox import Sandbox, point_discord_py_at, run_terminal
+from sandbox.demo import populate_demo
+
+log = logging.getLogger("bot")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+    # discord.py is chatty at INFO about every gateway event.
+    logging.getLogger("discord").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def run_bot(bot: PlaygroundBot, token: str, stop: asyncio.Event) -> None:
+    """Run until the bot ends or a signal asks it to; always close cleanly."""
+    runner = asyncio.create_task(bot.start(token), name="bot")
+    stopper = asyncio.create_task(stop.wait(), name="stop-signal")
+    try:
+        await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not bot.is_closed():
+            await bot.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+
+
+async def stdin_reader() -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+async def main() -> int:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    if settings.discord_token is not None:
+        point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
+        await run_bot(PlaygroundBot(settings), settings.discord_token.get_secret_value(), stop)
+        return 0
+
+    async with Sandbox("127.0.0.1", settings.sandbox_port) as sb:
+        world = populate_demo(sb)
+        point_discord_py_at(sb.api_base, sb.gateway_url)
+        sys.stdout.write(
+            "No DISCORD_TOKEN: playing in the built-in Discord sandbox (local only).\n"
+            f"Servers: {world.genesis.name}, {world.fork.name}. Members: alice (admin), bob, carol, dave.\n"
+            "Try:  alice: /mine start    then   alice: /wallet pay member:@bob amount:5\n"
+        )
+        bot = PlaygroundBot(settings)
+        bot_task = asyncio.create_task(run_bot(bot, sb.bot_token, stop))
+        terminal = asyncio.create_task(run_terminal(sb, await stdin_reader(), sys.stdout))
+        await asyncio.wait({bot_task, terminal}, return_when=asyncio.FIRST_COMPLETED)
+        # The terminal ends at EOF or :quit, which also ends the bot.
+        stop.set()
+        await bot_task
+        terminal.cancel()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

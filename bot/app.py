@@ -1,0 +1,146 @@
+"""The bot: wires settings, store, hashing core, notifier and cogs together."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import discord
+import discord.gateway
+import discord.http
+import yarl
+from discord.ext import commands
+
+from bot.notifier import WebhookNotifier
+from bot.settings import Settings
+from chain.hashcore import HashingCore
+from chain.node import Node
+from chain.store import Store
+from cogs.services import Services
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS: tuple[str, ...] = (
+    "cogs.mining",
+    "cogs.wallet",
+    "cogs.explorer",
+    "cogs.admin",
+)
+FLUSH_ON_SHUTDOWN_S = 5.0
+
+
+def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
+    """Aim discord.py at a Discord-compatible server other than Discord (self-hosted).
+
+    discord.py keeps these as class attributes; webhooks follow ``Route.BASE`` too.
+    """
+    if api_base:
+        discord.http.Route.BASE = api_base.rstrip("/")
+        log.info("REST base set to %s", discord.http.Route.BASE)
+    if gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+        log.info("gateway set to %s", gateway_url)
+
+
+def make_intents() -> discord.Intents:
+    """Only non-privileged intents: slash commands need nothing else."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    return intents
+
+
+class PlaygroundBot(commands.Bot):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        randomness: Callable[[int], bytes] = os.urandom,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned, intents=make_intents(), help_command=None, **options
+        )
+        self.settings = settings
+        self.clock = clock
+        self.randomness = randomness
+        self.services: Services | None = None
+        self.store: Store | None = None
+        self.hashing_core: HashingCore | None = None
+        self.notifier: WebhookNotifier | None = None
+        self.failed_extensions: dict[str, BaseException] = {}
+
+    async def setup_hook(self) -> None:
+        settings = self.settings
+        master_key = settings.load_master_key(self.randomness)
+        self.store = await Store.open(settings.database_path)
+        self.hashing_core = HashingCore(settings.hashing_workers)
+        await self.hashing_core.start()
+        node = Node(
+            self.store, clock=self.clock, randomness=self.randomness, master_key=master_key,
+            hashing_core=self.hashing_core,
+        )
+        await node.load()
+        for chain_id in node.chain_ids():
+            self.hashing_core.notify_tip(chain_id, node.chain(chain_id).state.tip_hash)
+        self.notifier = WebhookNotifier(
+            self.store, master_key, names=self._owner_names, alert=self._alert, clock=self.clock,
+            randomness=self.randomness,
+        )
+        await self.notifier.start()
+        self.services = Services(
+            node=node, hashing_core=self.hashing_core, notifier=self.notifier,
+            progress_interval_s=settings.progress_interval_s,
+        )
+        for extension in EXTENSIONS:
+            try:
+                await self.load_extension(extension)
+            except commands.ExtensionError as exc:
+                # One broken extension must not take the others down with it.
+                self.failed_extensions[extension] = exc
+                log.exception("failed to load extension %s", extension)
+        await self._sync_commands()
+
+    async def _sync_commands(self) -> None:
+        if self.settings.dev_guild_id is not None:
+            guild = discord.Object(id=self.settings.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to development server %d", len(synced), guild.id)
+        else:
+            synced = await self.tree.sync()
+            log.info("synced %d global commands", len(synced))
+
+    async def _owner_names(self, chain_id: int) -> dict[bytes, str]:
+        if self.services is None:
+            return {}
+        return await self.services.owner_names(chain_id)
+
+    async def _alert(self, chain_id: int, channel_id: int, text: str) -> None:
+        channel = self.get_channel(channel_id)
+        if isinstance(channel, discord.abc.Messageable):
+            await channel.send(text)
+
+    async def on_ready(self) -> None:
+        log.info("logged in as %s in %d servers", self.user, len(self.guilds))
+
+    async def close(self) -> None:
+        """Stop mining, flush the outbox, close the store; then disconnect."""
+        log.info("shutting down")
+        for cog in list(self.cogs.values()):
+            stop = getattr(cog, "stop_all_sessions", None)
+            if stop is not None:
+                await stop("the bot is restarting")
+        if self.notifier is not None:
+            if not await self.notifier.flush(FLUSH_ON_SHUTDOWN_S):
+                log.warning("outbox not fully flushed; the rest goes out after the restart")
+            await self.notifier.close()
+        await super().close()
+        if self.hashing_core is not None:
+            await self.hashing_core.close()
+        if self.store is not None:
+            await self.store.close()
+            self.store = None

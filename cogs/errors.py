@@ -1,0 +1,71 @@
+"""Turning failures into clear, ephemeral replies.
+
+Every cog inherits ``PlaygroundCog``; its ``cog_app_command_error`` is the one
+place where engine errors (``chain.errors.ChainError``) and check failures
+become messages.  A failed command has changed nothing, because the engine
+checks every precondition before it writes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from chain.errors import ChainError
+
+log = logging.getLogger(__name__)
+
+
+class UserFacingError(Exception):
+    """A refusal decided in a cog (not the engine), shown to the member as is."""
+
+
+def describe_error(error: app_commands.AppCommandError | Exception) -> str | None:
+    """The message for a known failure, or None for a bug."""
+    if isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    if isinstance(error, ChainError | UserFacingError):
+        return str(error)
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down: you can do that again in {error.retry_after:.0f}s."
+    if isinstance(error, app_commands.MissingPermissions):
+        missing = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+        return f"You need the {missing} permission for this."
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "This command only works inside a server."
+    if isinstance(error, app_commands.CheckFailure):
+        return str(error) or "You can't use this command here."
+    return None
+
+
+async def reply_ephemeral(interaction: discord.Interaction, text: str) -> None:
+    embed = discord.Embed(description=f"❌ {text}", colour=discord.Colour.red())
+    if interaction.response.is_done():
+        await interaction.followup.send(embed=embed, ephemeral=True)
+    else:
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+class PlaygroundCog(commands.Cog):
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        text = describe_error(error)
+        if text is None:
+            log.exception("command %s failed", interaction.command and interaction.command.qualified_name,
+                          exc_info=error)
+            text = "Something went wrong on our side; nothing was changed. Please try again."
+        try:
+            await reply_ephemeral(interaction, text)
+        except discord.HTTPException:
+            log.warning("could not tell %s about a failed command", interaction.user.id)
+
+
+def require_guild(interaction: discord.Interaction) -> int:
+    """The server a command runs in; every playground command needs one."""
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage()
+    return interaction.guild_id

@@ -1,0 +1,231 @@
+"""/mine: mining sessions on the bot's hashing core, with live progress."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from chain.compact import compute_block_work, compute_target
+from chain.hashcore import OutcomeKind, Progress
+from chain.node import MiningResult
+from cogs.embeds import BLUE, GOLD, GREY, points, progress_bar
+from cogs.errors import PlaygroundCog, UserFacingError, require_guild
+from cogs.services import Services
+
+log = logging.getLogger(__name__)
+
+SessionKey = tuple[int, int]  # (guild id, member id)
+
+
+@dataclass
+class LiveSession:
+    interaction: discord.Interaction
+    guild_id: int
+    member_id: int
+    height: int
+    expected_hashes: int
+    deadline_s: int
+    progress: Progress | None = None
+    task: asyncio.Task[None] | None = None
+    stop_reason: str | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def owner(self) -> str:
+        return str(self.member_id)
+
+
+def compute_share(services: Services, guild_id: int, member_id: int) -> tuple[int, int]:
+    """This member's share of the server's hash power, in percent, and the server's session count."""
+    sessions = [s for s in services.hashing_core.stats().per_session if s.chain_id == guild_id]
+    total = sum(s.weight for s in sessions)
+    mine = sum(s.weight for s in sessions if s.key == (guild_id, str(member_id)))
+    return (int(mine * 100 // total) if total else 0), len(sessions)
+
+
+class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_description="Mine blocks on this server's chain"):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.sessions: dict[SessionKey, LiveSession] = {}
+        self.cooldown_until: dict[SessionKey, float] = {}
+        super().__init__()
+
+    # --- commands ---------------------------------------------------------------
+
+    @app_commands.command(name="start")
+    @app_commands.guild_only()
+    async def start(self, interaction: discord.Interaction) -> None:
+        """Start mining: the bot's hashing core searches nonces for you until a block is found."""
+        guild_id = require_guild(interaction)
+        key = (guild_id, interaction.user.id)
+        if key in self.sessions:
+            raise UserFacingError("You are already mining. `/mine stats` shows it, `/mine stop` ends it.")
+        now = self.services.node.clock()
+        ready_at = self.cooldown_until.get(key, 0.0)
+        if now < ready_at:
+            raise UserFacingError(
+                f"Let the others have a go: you can mine again in {ready_at - now:.0f}s."
+            )
+        await interaction.response.defer(thinking=True)
+        state = await self.services.ensure_chain(guild_id)
+        settings = await self.services.server_settings(guild_id)
+        target = compute_target(state.tip.bits, state.params.pow_limit)
+        live = LiveSession(
+            interaction=interaction,
+            guild_id=guild_id,
+            member_id=interaction.user.id,
+            height=state.height + 1,
+            expected_hashes=compute_block_work(target),
+            deadline_s=int(settings["session_s"]),
+        )
+        self.sessions[key] = live
+        live.task = asyncio.create_task(self._run(key, live, int(settings["cooldown_s"])), name=f"mine-{key}")
+
+    @app_commands.command(name="stop")
+    @app_commands.guild_only()
+    async def stop(self, interaction: discord.Interaction) -> None:
+        """Stop your mining session."""
+        key = (require_guild(interaction), interaction.user.id)
+        live = self.sessions.get(key)
+        if live is None:
+            raise UserFacingError("You have no mining session running. `/mine start` starts one.")
+        self._cancel(live, "stopped by you")
+        await interaction.response.send_message("Stopping your mining session.", ephemeral=True)
+
+    @app_commands.command(name="stats")
+    @app_commands.guild_only()
+    async def stats(self, interaction: discord.Interaction) -> None:
+        """Your mining session, and this server's mining so far."""
+        guild_id = require_guild(interaction)
+        state = await self.services.ensure_chain(guild_id)
+        key = (guild_id, interaction.user.id)
+        share, sessions = compute_share(self.services, guild_id, interaction.user.id)
+        embed = discord.Embed(title="⛏️ Mining stats", colour=BLUE)
+        live = self.sessions.get(key)
+        if live is not None and live.progress is not None:
+            p = live.progress
+            embed.add_field(name="Your session", value=(
+                f"block {live.height}: {p.hashes_tried:,} hashes at {p.rate:,} H/s\n"
+                f"best hash `{p.best_hash[:16]}…`\nyour share of the server's hash power: {share}%"
+            ), inline=False)
+        elif live is not None:
+            embed.add_field(name="Your session", value="starting…", inline=False)
+        else:
+            embed.add_field(name="Your session", value="not mining (`/mine start`)", inline=False)
+        mined = dict(await self.services.node.store.blocks_mined_by(guild_id))
+        me = await self.services.node.address(guild_id, str(interaction.user.id))
+        core = self.services.hashing_core.stats()
+        embed.add_field(name="Blocks you mined", value=str(mined.get(me, 0)))
+        embed.add_field(name="Chain height", value=str(state.height))
+        embed.add_field(name="Miners now", value=f"{sessions} here, {core.sessions} on the core")
+        embed.add_field(name="Core", value=f"{core.workers} workers, ~{core.worker_rate * core.workers:,} H/s")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    # --- sessions ---------------------------------------------------------------
+
+    def _cancel(self, live: LiveSession, reason: str) -> None:
+        live.stop_reason = reason
+        session = self.services.hashing_core.session((live.guild_id, live.owner))
+        if session is not None:
+            session.cancel()
+
+    async def stop_all_sessions(self, reason: str, timeout_s: float = 5.0) -> None:
+        """Shutdown: end every session and give each a moment to post its last word."""
+        lives = list(self.sessions.values())
+        for live in lives:
+            self._cancel(live, reason)
+        if lives:
+            await asyncio.wait([asyncio.ensure_future(l.done.wait()) for l in lives], timeout=timeout_s)
+
+    async def cog_unload(self) -> None:
+        await self.stop_all_sessions("the mining module was unloaded")
+
+    async def _run(self, key: SessionKey, live: LiveSession, cooldown_s: int) -> None:
+        updater = asyncio.create_task(self._update_progress(live))
+        try:
+            result = await self.services.node.mine(
+                live.guild_id,
+                live.owner,
+                on_progress=lambda p: setattr(live, "progress", p),
+                deadline_s=live.deadline_s,
+            )
+            if result.found:
+                self.services.notifier.wake()
+            updater.cancel()
+            await self._edit(live, self._final_embed(live, result))
+        except Exception:  # noqa: BLE001 - a background task must report, not vanish
+            log.exception("mining session %s failed", key)
+            with contextlib.suppress(discord.HTTPException):
+                await self._edit(live, discord.Embed(
+                    title="Mining stopped", description="Something went wrong; nothing was changed.", colour=GREY))
+        finally:
+            updater.cancel()
+            self.sessions.pop(key, None)
+            self.cooldown_until[key] = self.services.node.clock() + cooldown_s
+            live.done.set()
+
+    async def _update_progress(self, live: LiveSession) -> None:
+        while True:
+            await asyncio.sleep(self.services.progress_interval_s)
+            if live.progress is None:
+                continue
+            try:
+                await self._edit(live, self._progress_embed(live, live.progress))
+            except discord.HTTPException as exc:
+                log.warning("progress edit failed: %s", exc)
+
+    async def _edit(self, live: LiveSession, embed: discord.Embed) -> None:
+        await live.interaction.edit_original_response(content=None, embed=embed)
+
+    def _progress_embed(self, live: LiveSession, p: Progress) -> discord.Embed:
+        share, sessions = compute_share(self.services, live.guild_id, live.member_id)
+        expected_s = live.expected_hashes / p.rate if p.rate else 0
+        embed = discord.Embed(title=f"⛏️ Mining block {live.height}", colour=BLUE)
+        embed.description = (
+            f"`{progress_bar(p.hashes_tried, live.expected_hashes)}` of the hashes a block takes on average\n"
+            f"expected time ~{expected_s:.0f}s · {p.elapsed:.0f}s of {live.deadline_s}s used"
+        )
+        embed.add_field(name="Hashes tried", value=f"{p.hashes_tried:,}")
+        embed.add_field(name="Rate", value=f"{p.rate:,} H/s")
+        embed.add_field(name="Your share", value=f"{share}% of this server's hash power ({sessions} mining)")
+        embed.add_field(name="Best hash so far", value=f"`{p.best_hash[:24]}…`", inline=False)
+        return embed
+
+    def _final_embed(self, live: LiveSession, result: MiningResult) -> discord.Embed:
+        outcome = result.outcome
+        if result.block is not None and result.effects is not None:
+            embed = discord.Embed(title=f"✅ Block {result.effects.height} found!", colour=GOLD)
+            embed.add_field(name="Hash", value=f"`{result.block.header.hash_hex()}`", inline=False)
+            embed.add_field(name="Nonce", value=f"{outcome.nonce:,} (extra nonce {outcome.extra_nonce})")
+            embed.add_field(name="Reward", value=points(result.block.coinbase.amount))
+            embed.add_field(name="Hashes", value=f"{outcome.hashes_tried:,} in {outcome.elapsed:.1f}s")
+            return embed
+        if outcome.kind is OutcomeKind.STALE:
+            return discord.Embed(
+                title="Stale",
+                description=f"Stale: someone else found block {result.tip_height} first. "
+                f"You tried {outcome.hashes_tried:,} hashes. `/mine start` to race for the next one.",
+                colour=GREY,
+            )
+        if outcome.kind is OutcomeKind.TIMEOUT:
+            return discord.Embed(
+                title="⌛ Time up",
+                description=f"No block in {live.deadline_s}s after {outcome.hashes_tried:,} hashes. "
+                "Proof of work is a lottery: try again!",
+                colour=GREY,
+            )
+        return discord.Embed(
+            title="Mining stopped",
+            description=f"Session ended ({live.stop_reason or 'cancelled'}) after {outcome.hashes_tried:,} hashes.",
+            colour=GREY,
+        )
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Mining(bot.services))  # type: ignore[attr-defined]

@@ -1,0 +1,62 @@
+"""What the cogs need from the bot, handed to them by ``bot/`` at startup.
+
+Cogs never import ``bot/`` (imports point bot -> cogs -> chain); the bot
+builds one ``Services`` and every cog's ``setup`` reads it from ``bot.services``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from chain.hashcore import HashingCore
+from chain.node import Node
+from chain.params import PLAYGROUND, ChainParams
+from chain.pow import compute_calibrated_bits
+from chain.state import ChainState
+
+# Interaction tokens live 15 minutes; a session must end (and edit) before that.
+MAX_SESSION_S = 14 * 60
+DEFAULT_SERVER_SETTINGS: dict[str, Any] = {"session_s": 120, "cooldown_s": 10}
+
+
+class Notifier(Protocol):
+    def wake(self) -> None: ...
+
+
+@dataclass
+class Services:
+    node: Node
+    hashing_core: HashingCore
+    notifier: Notifier
+    progress_interval_s: float = 3.0
+    default_params: ChainParams = PLAYGROUND
+    # Measured once, on the first new chain; tests may set it to choose difficulty.
+    measured_hash_rate: int | None = None
+    _creating: dict[int, asyncio.Lock] = field(default_factory=dict)
+
+    async def hash_rate(self) -> int:
+        """The core's measured rate, measured once and then reused for every new chain."""
+        if self.measured_hash_rate is None:
+            self.measured_hash_rate = await self.hashing_core.measure_rate()
+        return self.measured_hash_rate
+
+    async def ensure_chain(self, guild_id: int) -> ChainState:
+        """This server's chain, created on first use with a calibrated difficulty."""
+        if self.node.has_chain(guild_id):
+            return self.node.chain(guild_id).state
+        lock = self._creating.setdefault(guild_id, asyncio.Lock())
+        async with lock:
+            if not self.node.has_chain(guild_id):
+                bits = compute_calibrated_bits(await self.hash_rate(), self.default_params)
+                await self.node.create_chain(guild_id, self.default_params, initial_bits=bits)
+        return self.node.chain(guild_id).state
+
+    async def server_settings(self, guild_id: int) -> dict[str, Any]:
+        stored = await self.node.store.get_server_settings(guild_id)
+        return {**DEFAULT_SERVER_SETTINGS, **stored}
+
+    async def owner_names(self, guild_id: int) -> dict[bytes, str]:
+        """Public key -> mention of the member who owns it, for this server's chain."""
+        return {w.pubkey: f"<@{w.owner}>" for w in await self.node.store.wallets(guild_id)}

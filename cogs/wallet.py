@@ -1,0 +1,138 @@
+"""/wallet and /leaderboard: balances, history and payments between members."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from chain.hashing import hash_to_display
+from cogs.embeds import BLUE, GOLD, GREEN, name_of, points
+from cogs.errors import PlaygroundCog, UserFacingError, require_guild
+from cogs.services import Services
+
+HISTORY_LIMIT = 10
+LEADERBOARD_SIZE = 10
+MAX_PAYMENT_POINTS = 1_000_000_000
+MAX_FEE_POINTS = 1_000_000
+
+
+class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_description="Your points on this server's chain"):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        super().__init__()
+
+    @app_commands.command(name="balance")
+    @app_commands.guild_only()
+    async def balance(self, interaction: discord.Interaction) -> None:
+        """Your balance, pending payments and address (only you see it)."""
+        guild_id = require_guild(interaction)
+        await self.services.ensure_chain(guild_id)
+        node = self.services.node
+        address = await node.address(guild_id, str(interaction.user.id))
+        account = node.account(guild_id, address)
+        pending = node.chain(guild_id).mempool.pending_for(address)
+        outgoing = sum(e.tx.amount + e.tx.fee for e in pending)
+        embed = discord.Embed(title="👛 Your wallet", colour=BLUE)
+        embed.add_field(name="Balance", value=points(account.balance))
+        embed.add_field(name="Pending out", value=f"{points(outgoing)} in {len(pending)} transfer(s)")
+        embed.add_field(name="Spendable", value=points(account.balance - outgoing))
+        embed.add_field(name="Address", value=f"`{address.hex()}`", inline=False)
+        embed.set_footer(text=f"next nonce {node.chain(guild_id).mempool.next_nonce(address, node.chain(guild_id).state.ledger)}")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @app_commands.command(name="history")
+    @app_commands.guild_only()
+    async def history(self, interaction: discord.Interaction) -> None:
+        """Your last transactions: rewards, payments sent and received (only you see it)."""
+        guild_id = require_guild(interaction)
+        await self.services.ensure_chain(guild_id)
+        node = self.services.node
+        address = await node.address(guild_id, str(interaction.user.id))
+        names = await self.services.owner_names(guild_id)
+        lines = []
+        for entry in node.chain(guild_id).mempool.pending_for(address):
+            lines.append(f"⏳ pending: −{points(entry.tx.amount)} to {name_of(names, entry.tx.recipient)} (fee {entry.tx.fee})")
+        for tx in await node.store.history(guild_id, address, HISTORY_LIMIT):
+            if tx.sender is None:
+                lines.append(f"block {tx.height}: +{points(tx.amount)} mining reward")
+            elif tx.sender == address:
+                lines.append(f"block {tx.height}: −{points(tx.amount)} to {name_of(names, tx.recipient)} (fee {tx.fee})")
+            else:
+                lines.append(f"block {tx.height}: +{points(tx.amount)} from {name_of(names, tx.sender)}")
+        embed = discord.Embed(
+            title="📜 Your history", description="\n".join(lines) or "Nothing yet: `/mine start` earns your first points.",
+            colour=BLUE,
+        )
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @app_commands.command(name="pay")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        member="Who receives the points",
+        amount="How many points to send",
+        fee="Points for the miner who confirms it; higher fees confirm first",
+    )
+    async def pay(
+        self,
+        interaction: discord.Interaction,
+        member: discord.Member,
+        amount: app_commands.Range[int, 1, MAX_PAYMENT_POINTS],
+        fee: app_commands.Range[int, 0, MAX_FEE_POINTS] = 0,
+    ) -> None:
+        """Send points to another member; it confirms in the next block mined."""
+        guild_id = require_guild(interaction)
+        if member.bot:
+            raise UserFacingError("Bots can't hold points: pay a member instead.")
+        if member.id == interaction.user.id:
+            raise UserFacingError("You can't pay yourself.")
+        await self.services.ensure_chain(guild_id)
+        node = self.services.node
+        recipient = await node.address(guild_id, str(member.id))
+        admission = await node.pay(guild_id, str(interaction.user.id), recipient, amount, fee)
+        embed = discord.Embed(
+            title="💸 Payment sent",
+            description=f"{interaction.user.mention} → {member.mention}: **{points(amount)}** (fee {points(fee)})",
+            colour=GREEN,
+        )
+        embed.add_field(name="Transaction", value=f"`{hash_to_display(admission.entry.txid)}`", inline=False)
+        embed.set_footer(text="Pending in the mempool: it confirms when the next block is mined.")
+        await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
+
+
+class Leaderboard(PlaygroundCog):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    @app_commands.command(name="leaderboard")
+    @app_commands.guild_only()
+    @app_commands.describe(by="Rank by balance or by blocks mined")
+    async def leaderboard(
+        self, interaction: discord.Interaction, by: Literal["balance", "blocks"] = "balance"
+    ) -> None:
+        """The server's top members by balance or by blocks mined."""
+        guild_id = require_guild(interaction)
+        state = await self.services.ensure_chain(guild_id)
+        names = await self.services.owner_names(guild_id)
+        if by == "balance":
+            ranked = sorted(
+                ((acc.balance, key) for key, acc in state.ledger.items() if acc.balance > 0), reverse=True
+            )
+            lines = [f"**{i}.** {name_of(names, key)} — {points(v)}" for i, (v, key) in enumerate(ranked[:LEADERBOARD_SIZE], 1)]
+        else:
+            mined = await self.services.node.store.blocks_mined_by(guild_id)
+            lines = [f"**{i}.** {name_of(names, key)} — {n} block(s)" for i, (key, n) in enumerate(mined[:LEADERBOARD_SIZE], 1)]
+        embed = discord.Embed(
+            title=f"🏆 Leaderboard by {'balance' if by == 'balance' else 'blocks mined'}",
+            description="\n".join(lines) or "Nobody yet: `/mine start`!",
+            colour=GOLD,
+        )
+        await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
+
+
+async def setup(bot: commands.Bot) -> None:
+    services: Services = bot.services  # type: ignore[attr-defined]
+    await bot.add_cog(Wallet(services))
+    await bot.add_cog(Leaderboard(services))

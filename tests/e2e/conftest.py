@@ -1,0 +1,103 @@
+"""End-to-end fixtures: the real bot, through discord.py's own network code, against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import discord
+import discord.asset
+import discord.gateway
+import discord.http
+import pytest
+
+from bot.app import PlaygroundBot
+from bot.settings import Settings
+from sandbox import Sandbox, point_discord_py_at
+from sandbox.demo import DemoWorld, populate_demo
+
+# About 60 hashes per block with the playground's 60 s spacing: blocks in milliseconds.
+EASY_HASH_RATE = 1
+COMMANDS = ["mine", "wallet", "leaderboard", "chain", "playground"]
+
+
+@dataclass
+class Playground:
+    sb: Sandbox
+    world: DemoWorld
+    bot: PlaygroundBot
+    settings: Settings
+
+    async def run(self, member, command: str, options: dict | None = None, *, guild=None, channel=None):
+        """Invoke a slash command and wait for its first visible answer."""
+        guild = guild or self.world.genesis
+        channel = channel or (self.world.general if guild is self.world.genesis else self.world.fork_general)
+        handle = await self.sb.invoke(guild, channel, member, command, options or {})
+        await handle.wait_ack(5)
+        return handle
+
+
+@pytest.fixture(autouse=True)
+def restore_discord_py_endpoints() -> Iterator[None]:
+    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY, discord.asset.Asset.BASE)
+    try:
+        yield
+    finally:
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY, discord.asset.Asset.BASE = saved
+
+
+def make_settings(db: Path, **overrides) -> Settings:
+    values = dict(
+        database_path=db,
+        master_key="ab" * 32,
+        hashing_workers=1,
+        progress_interval_s=0.2,
+        log_level="INFO",
+        _env_file=None,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running_bot(sb: Sandbox, settings: Settings, *, hash_rate: int = EASY_HASH_RATE) -> AsyncIterator[PlaygroundBot]:
+    target = point_discord_py_at(sb.api_base, sb.gateway_url)
+    bot = PlaygroundBot(settings, guild_ready_timeout=0.1)
+    task = asyncio.create_task(bot.start(sb.bot_token), name="playground-bot")
+    try:
+        ready = asyncio.create_task(bot.wait_until_ready())
+        done, _ = await asyncio.wait({task, ready}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()
+            raise AssertionError("bot.start() returned before the bot became ready")
+        if ready not in done:
+            ready.cancel()
+            raise AssertionError("bot did not become ready within 30s")
+        assert not bot.failed_extensions, bot.failed_extensions
+        if bot.services is not None and hash_rate is not None:
+            bot.services.measured_hash_rate = hash_rate
+        await sb.wait_until_ready()
+        await sb.wait_commands_synced(names=COMMANDS)
+        yield bot
+    finally:
+        await bot.close()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, timeout=15)
+        target.restore()
+
+
+@pytest.fixture
+async def sb() -> AsyncIterator[Sandbox]:
+    async with Sandbox(host="127.0.0.1", port=0) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+async def playground(sb: Sandbox, tmp_path: Path) -> AsyncIterator[Playground]:
+    world = populate_demo(sb)
+    settings = make_settings(tmp_path / "playground.sqlite3")
+    async with running_bot(sb, settings) as bot:
+        yield Playground(sb, world, bot, settings)
