@@ -18,7 +18,7 @@ from pathlib import Path
 
 from chain.compact import decode_compact
 from chain.errors import ChainError, EncodingError
-from chain.export import import_chain
+from chain.export import import_chain, import_param_changes
 from chain.hashcore import HashingCore, OutcomeKind, Progress
 from chain.hashing import hash_from_display, hash_to_display
 from chain.keys import MASTER_KEY_SIZE_BYTES
@@ -212,7 +212,9 @@ async def cmd_verify(args: argparse.Namespace) -> int:
             raise EncodingError(f"cannot read {args.file}: {exc}") from exc
         params, chain_id, blocks = import_chain(document)
         started = time.perf_counter()
-        _, report = verify_chain(params, chain_id, blocks, now=int(time.time()))
+        _, report = verify_chain(
+            params, chain_id, blocks, now=int(time.time()), param_changes=import_param_changes(document)
+        )
     else:
         node = await open_node(args)
         started = time.perf_counter()

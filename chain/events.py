@@ -10,6 +10,7 @@ BLOCK_MINED = "block_mined"
 REWARD_PAID = "reward_paid"
 DIFFICULTY_CHANGED = "difficulty_changed"
 MILESTONE_REACHED = "milestone_reached"
+PARAMS_CHANGED = "params_changed"
 
 # Balances worth announcing, in points.
 BALANCE_MILESTONES_POINTS = (100, 500, 1_000, 5_000, 10_000, 50_000, 100_000, 1_000_000)

@@ -15,11 +15,15 @@ from chain.params import ChainParams
 EXPORT_FORMAT = "consensus-playground/chain/v1"
 
 
-def export_chain(params: ChainParams, chain_id: int, blocks: list[Block]) -> dict[str, Any]:
+def export_chain(
+    params: ChainParams, chain_id: int, blocks: list[Block], param_changes: list[tuple[int, ChainParams]] = ()
+) -> dict[str, Any]:
+    """``params`` are the genesis rules; ``param_changes`` the committed changes since."""
     return {
         "format": EXPORT_FORMAT,
         "chain_id": chain_id,
         "params": params.to_json(),
+        "param_changes": [{"height": h, "params": p.to_json()} for h, p in param_changes],
         "height": len(blocks) - 1,
         "tip": blocks[-1].header.hash_hex(),
         "blocks": [b.serialize().hex() for b in blocks],
@@ -27,6 +31,7 @@ def export_chain(params: ChainParams, chain_id: int, blocks: list[Block]) -> dic
 
 
 def import_chain(document: Any) -> tuple[ChainParams, int, list[Block]]:
+    """Genesis rules, chain id and blocks; ``import_param_changes`` gives the rule changes."""
     if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
         raise EncodingError(f"not a Consensus Playground chain export (expected format {EXPORT_FORMAT!r})")
     chain_id = document.get("chain_id")
@@ -46,3 +51,17 @@ def import_chain(document: Any) -> tuple[ChainParams, int, list[Block]]:
         except (ValueError, TypeError) as exc:
             raise EncodingError(f"block {height} is not valid hex: {exc}") from exc
     return params, chain_id, blocks
+
+
+def import_param_changes(document: Any) -> list[tuple[int, ChainParams]]:
+    raw = document.get("param_changes", []) if isinstance(document, dict) else []
+    if not isinstance(raw, list):
+        raise EncodingError("param_changes must be a list")
+    changes = []
+    for entry in raw:
+        if not isinstance(entry, dict) or not isinstance(entry.get("height"), int) or not isinstance(
+            entry.get("params"), str
+        ):
+            raise EncodingError("each parameter change needs an integer height and params as a JSON string")
+        changes.append((entry["height"], ChainParams.from_json(entry["params"])))
+    return changes

@@ -25,7 +25,14 @@ from chain.ledger import Account
 from chain.mempool import Admission, Mempool
 from chain.params import ChainParams
 from chain.pow import compute_calibrated_bits
-from chain.state import BlockEffects, ChainState, build_template, make_genesis_block, process_block
+from chain.state import (
+    BlockEffects,
+    ChainState,
+    build_template,
+    check_params_change,
+    make_genesis_block,
+    process_block,
+)
 from chain.store import Store, StoredWallet
 from chain.transaction import Transfer, make_transfer
 from chain.verify import VerifyReport, verify_chain
@@ -42,6 +49,8 @@ class ChainRuntime:
     state: ChainState
     mempool: Mempool
     next_arrival: int
+    # Rules the next mined block will commit to (see ``Node.propose_params``).
+    proposed_params: ChainParams | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -101,13 +110,13 @@ class Node:
 
     async def _load_chain(self, chain_id: int) -> ChainRuntime:
         stored = await self.store.load_chain(chain_id)
-        state = ChainState.restore(stored.params, chain_id, stored.blocks, stored.accounts)
+        state = ChainState.restore(stored.params, chain_id, stored.blocks, stored.accounts, stored.param_changes)
         mempool = Mempool(stored.params, chain_id)
         dropped = mempool.restore(stored.mempool, state.ledger)
         if dropped:
             await self.store.remove_from_mempool(chain_id, [e.txid for e in dropped])
         next_arrival = max((e.arrival for e in stored.mempool), default=0) + 1
-        runtime = ChainRuntime(state, mempool, next_arrival)
+        runtime = ChainRuntime(state, mempool, next_arrival, stored.proposed_params)
         self._chains[chain_id] = runtime
         log.info("loaded chain %d at height %d with %d pending transfers", chain_id, state.height, len(mempool))
         return runtime
@@ -189,21 +198,37 @@ class Node:
 
     # --- blocks --------------------------------------------------------------------
 
+    async def propose_params(self, chain_id: int, params: ChainParams) -> None:
+        """Change the rules from the next block mined; that block commits to them on chain.
+
+        Running mining sessions keep their templates: a block they find is
+        valid under the old rules and the change waits for the next one.
+        """
+        runtime = self.chain(chain_id)
+        check_params_change(runtime.state.params, params)
+        await self.store.set_proposed_params(chain_id, params)
+        runtime.proposed_params = params
+
+    def pending_params(self, chain_id: int) -> ChainParams | None:
+        return self.chain(chain_id).proposed_params
+
     def template(self, chain_id: int, miner: bytes, message: bytes = b"") -> BlockTemplate:
         runtime = self.chain(chain_id)
         transfers = runtime.mempool.select(runtime.state.params.max_block_transfers)
-        return build_template(runtime.state, miner, transfers, self.now(), message)
+        return build_template(runtime.state, miner, transfers, self.now(), message, runtime.proposed_params)
 
     async def submit_block(self, chain_id: int, block: Block) -> BlockEffects:
         """Validate, persist (block, balances, events: one transaction), then apply."""
         runtime = self.chain(chain_id)
         async with runtime.lock:
-            effects = process_block(runtime.state, block, self.now())
+            effects = process_block(runtime.state, block, self.now(), runtime.proposed_params)
             after = ChainMap(effects.accounts, runtime.state.ledger)
             invalidated = runtime.mempool.invalidated_by(after)
             await self.store.append_block(chain_id, block, effects, [e.txid for e in invalidated], self.now())
             runtime.state.apply(block, effects)
             runtime.mempool.discard(invalidated)
+            if effects.params_change is not None:
+                runtime.proposed_params = None
         if self.hashing_core is not None:
             self.hashing_core.notify_tip(chain_id, effects.block_hash)
         log.info("chain %d: block %d %s", chain_id, effects.height, block.header.hash_hex())
@@ -246,10 +271,12 @@ class Node:
         """Replay the stored chain from genesis and compare with the stored balances."""
         runtime = self.chain(chain_id)
         stored = await self.store.load_chain(chain_id)
-        _, report = verify_chain(runtime.state.params, chain_id, stored.blocks, self.now(), stored.accounts)
+        _, report = verify_chain(
+            runtime.state.genesis_params, chain_id, stored.blocks, self.now(), stored.accounts, stored.param_changes
+        )
         return report
 
     async def export(self, chain_id: int) -> dict:
         runtime = self.chain(chain_id)
         blocks = [b async for b in self.store.iter_blocks(chain_id)]
-        return export_chain(runtime.state.params, chain_id, blocks)
+        return export_chain(runtime.state.genesis_params, chain_id, blocks, runtime.state.param_changes)

@@ -13,7 +13,7 @@ import hashlib
 import struct
 from collections import ChainMap
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from chain.block import BLOCK_VERSION, Block, BlockTemplate
 from chain.compact import compute_target, decode_compact
@@ -23,6 +23,7 @@ from chain.errors import (
     BlockTooLargeError,
     DuplicateTransactionError,
     MerkleRootMismatchError,
+    ParamsError,
     StaleBlockError,
     TimeTooNewError,
     TimeTooOldError,
@@ -31,6 +32,7 @@ from chain.events import (
     BLOCK_MINED,
     DIFFICULTY_CHANGED,
     MILESTONE_REACHED,
+    PARAMS_CHANGED,
     REWARD_PAID,
     ChainEvent,
     compute_crossed_milestone,
@@ -50,6 +52,11 @@ from chain.transaction import Coinbase, Transfer
 
 GENESIS_MINER = bytes(32)  # nobody: the genesis block mints nothing
 GENESIS_TAG = b"consensus-playground genesis "
+PARAMS_CHANGE_TAG = b"consensus-playground params "
+# Rules a running chain may change; the rest (proof-of-work limit, name...) are fixed at genesis.
+CHANGEABLE_PARAMS = frozenset(
+    {"target_spacing_s", "retarget_window_blocks", "initial_subsidy_points", "halving_interval_blocks"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +70,29 @@ class BlockEffects:
     fees: int
     events: tuple[ChainEvent, ...]
     signatures_checked: int
+    # New rules this block commits to; they govern the blocks after it.
+    params_change: ChainParams | None = None
 
 
 def compute_genesis_commitment(params: ChainParams, chain_id: int) -> bytes:
     """Genesis commits to its chain id and parameters, so an export verifies alone."""
     digest = hashlib.sha256(struct.pack("<Q", chain_id) + params.to_bytes()).digest()
     return GENESIS_TAG + digest
+
+
+def compute_params_commitment(params: ChainParams) -> bytes:
+    """What a block's coinbase message says to adopt ``params`` from the next block."""
+    return PARAMS_CHANGE_TAG + hashlib.sha256(params.to_bytes()).digest()
+
+
+def check_params_change(current: ChainParams, proposed: ChainParams) -> None:
+    """Only the rules in CHANGEABLE_PARAMS may change on a running chain."""
+    changed = {f.name for f in fields(current) if getattr(current, f.name) != getattr(proposed, f.name)}
+    fixed = changed - CHANGEABLE_PARAMS
+    if fixed:
+        raise ParamsError(f"these parameters are fixed at genesis and cannot change: {sorted(fixed)}")
+    if not changed:
+        raise ParamsError("the proposed parameters are the ones already in force")
 
 
 def make_genesis_block(params: ChainParams, chain_id: int, time: int, bits: int) -> Block:
@@ -95,7 +119,9 @@ class ChainState:
 
     def __init__(self, params: ChainParams, chain_id: int, genesis: Block) -> None:
         check_genesis_block(genesis, params, chain_id)
-        self.params = params
+        self.genesis_params = params
+        # (height of the committing block, params in force from the block after it)
+        self.param_changes: list[tuple[int, ChainParams]] = []
         self.chain_id = chain_id
         self.headers: list[BlockHeader] = [genesis.header]
         self.hashes: list[bytes] = [genesis.hash()]
@@ -104,21 +130,40 @@ class ChainState:
 
     @classmethod
     def restore(
-        cls, params: ChainParams, chain_id: int, blocks: Sequence[Block], accounts: dict[bytes, Account]
+        cls,
+        params: ChainParams,
+        chain_id: int,
+        blocks: Sequence[Block],
+        accounts: dict[bytes, Account],
+        param_changes: Sequence[tuple[int, ChainParams]] = (),
     ) -> ChainState:
         """Rebuild from stored blocks and balances without re-checking signatures.
 
         Startup has to be quick; ``chain.verify`` is the full replay.
         """
         state = cls(params, chain_id, blocks[0])
+        state.param_changes = sorted(param_changes, key=lambda change: change[0])
         for block in blocks[1:]:
             block_hash = block.hash()
             state.headers.append(block.header)
             state.hashes.append(block_hash)
             state._height_of[block_hash] = block.height
-        minted = sum(compute_block_subsidy(h, params) for h in range(1, len(blocks)))
+        minted = sum(compute_block_subsidy(h, state.params_at(h)) for h in range(1, len(blocks)))
         state.ledger = Ledger(accounts, minted)
         return state
+
+    def params_at(self, height: int) -> ChainParams:
+        """The rules a block at ``height`` is judged by."""
+        params = self.genesis_params
+        for committed_at, changed in self.param_changes:
+            if committed_at < height:
+                params = changed
+        return params
+
+    @property
+    def params(self) -> ChainParams:
+        """The rules for the next block."""
+        return self.params_at(len(self.headers))
 
     @property
     def height(self) -> int:
@@ -140,6 +185,8 @@ class ChainState:
         self.hashes.append(effects.block_hash)
         self._height_of[effects.block_hash] = effects.height
         self.ledger.apply(effects.accounts, effects.subsidy)
+        if effects.params_change is not None:
+            self.param_changes.append((effects.height, effects.params_change))
 
 
 def process_header(state: ChainState, header: BlockHeader, now: int) -> None:
@@ -167,8 +214,15 @@ def process_header(state: ChainState, header: BlockHeader, now: int) -> None:
         )
 
 
-def process_block(state: ChainState, block: Block, now: int) -> BlockEffects:
-    """Validate ``block`` on top of ``state``; return its effects, changing nothing."""
+def process_block(
+    state: ChainState, block: Block, now: int, proposed_params: ChainParams | None = None
+) -> BlockEffects:
+    """Validate ``block`` on top of ``state``; return its effects, changing nothing.
+
+    ``proposed_params`` are the rules this block may adopt: if its coinbase
+    commits to them (``compute_params_commitment``) they govern the blocks
+    after it.  A coinbase that commits to anything else is refused.
+    """
     params = state.params
     height = state.height + 1
     process_header(state, block.header, now)
@@ -206,9 +260,30 @@ def process_block(state: ChainState, block: Block, now: int) -> BlockEffects:
     miner = view.get(block.coinbase.miner, Account())
     changes[block.coinbase.miner] = Account(miner.balance + block.coinbase.amount, miner.nonce)
 
+    params_change = process_params_commitment(state, block, proposed_params)
     block_hash = block.hash()
     events = _block_events(state, block, block_hash, subsidy, fees, changes)
-    return BlockEffects(height, block_hash, changes, subsidy, fees, events, len(block.transfers))
+    if params_change is not None:
+        events += (ChainEvent(PARAMS_CHANGED, {"height": height, **describe_params_change(params, params_change)}),)
+    return BlockEffects(height, block_hash, changes, subsidy, fees, events, len(block.transfers), params_change)
+
+
+def process_params_commitment(
+    state: ChainState, block: Block, proposed: ChainParams | None
+) -> ChainParams | None:
+    """The rules a block adopts, if its coinbase commits to a change."""
+    message = block.coinbase.message
+    if not message.startswith(PARAMS_CHANGE_TAG):
+        return None
+    if proposed is None or message != compute_params_commitment(proposed):
+        raise BadCoinbaseError("coinbase commits to a parameter change that was not proposed")
+    check_params_change(state.params, proposed)
+    return proposed
+
+
+def describe_params_change(old: ChainParams, new: ChainParams) -> dict[str, list[int]]:
+    return {name: [getattr(old, name), getattr(new, name)] for name in sorted(CHANGEABLE_PARAMS)
+            if getattr(old, name) != getattr(new, name)}
 
 
 def _block_events(
@@ -281,8 +356,14 @@ def build_template(
     transfers: Sequence[Transfer],
     now: int,
     message: bytes = b"",
+    proposed_params: ChainParams | None = None,
 ) -> BlockTemplate:
-    """A block template paying ``miner``; ``transfers`` must already be valid in order."""
+    """A block template paying ``miner``; ``transfers`` must already be valid in order.
+
+    With ``proposed_params`` the coinbase commits to them instead of ``message``.
+    """
+    if proposed_params is not None:
+        message = compute_params_commitment(proposed_params)
     height = state.height + 1
     fees = sum(tx.fee for tx in transfers)
     coinbase = Coinbase(height, miner, compute_block_subsidy(height, state.params) + fees, 0, message)

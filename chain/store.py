@@ -116,6 +116,19 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        3,
+        (
+            # Rule changes: proposed (height NULL) until a block commits to them.
+            """CREATE TABLE param_changes (
+                chain_id INTEGER NOT NULL REFERENCES chains(chain_id) ON DELETE CASCADE,
+                height INTEGER,
+                params TEXT NOT NULL
+            )""",
+            "CREATE UNIQUE INDEX param_changes_height ON param_changes (chain_id, height)",
+            "CREATE UNIQUE INDEX param_changes_proposal ON param_changes (chain_id) WHERE height IS NULL",
+        ),
+    ),
 )
 
 
@@ -133,6 +146,8 @@ class StoredChain:
     blocks: list[Block]
     accounts: dict[bytes, Account]
     mempool: list[PendingTransfer]
+    param_changes: list[tuple[int, ChainParams]]
+    proposed_params: ChainParams | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +296,14 @@ class Store:
             )
         ).fetchall()
         mempool = [PendingTransfer(deserialize_transfer(r[2])[0], r[0], r[1]) for r in rows]
-        return StoredChain(chain_id, params, blocks, accounts, mempool)
+        rows = await (
+            await self._db.execute(
+                "SELECT height, params FROM param_changes WHERE chain_id = ? ORDER BY height", (chain_id,)
+            )
+        ).fetchall()
+        changes = [(r[0], ChainParams.from_json(r[1])) for r in rows if r[0] is not None]
+        proposed = next((ChainParams.from_json(r[1]) for r in rows if r[0] is None), None)
+        return StoredChain(chain_id, params, blocks, accounts, mempool, changes, proposed)
 
     async def iter_blocks(self, chain_id: int, start: int = 0) -> AsyncIterator[Block]:
         cursor = await self._db.execute(
@@ -346,6 +368,12 @@ class Store:
             await db.executemany(
                 "DELETE FROM mempool WHERE chain_id = ? AND txid = ?", [(chain_id, t) for t in removed_from_mempool]
             )
+            if effects.params_change is not None:
+                await db.execute("DELETE FROM param_changes WHERE chain_id = ? AND height IS NULL", (chain_id,))
+                await db.execute(
+                    "INSERT INTO param_changes (chain_id, height, params) VALUES (?, ?, ?)",
+                    (chain_id, effects.height, effects.params_change.to_json()),
+                )
             return await self._insert_events(db, chain_id, effects.events, now)
 
     async def get_block(self, chain_id: int, *, height: int | None = None, block_hash: bytes | None = None) -> Block:
@@ -575,3 +603,32 @@ class Store:
                 "ON CONFLICT (chain_id) DO UPDATE SET settings = excluded.settings",
                 (chain_id, json.dumps(settings, sort_keys=True)),
             )
+
+    # --- consistent reads -------------------------------------------------------
+
+    async def load_chain_snapshot(self, chain_id: int) -> StoredChain:
+        """``load_chain`` as one read transaction: blocks and balances from the same instant.
+
+        ``load_chain`` reads blocks and balances in separate statements, so a block
+        appended in between makes the balances one block ahead of the blocks.
+        Holding the lock keeps this store's writers out; the transaction keeps
+        writers in other processes out of the snapshot.
+        """
+        async with self._lock:
+            await self._db.execute("BEGIN")
+            try:
+                return await self.load_chain(chain_id)
+            finally:
+                await self._db.execute("COMMIT")
+
+    # --- rule changes -----------------------------------------------------------
+
+    async def set_proposed_params(self, chain_id: int, params: ChainParams | None) -> None:
+        """Record (or with None, withdraw) the rules the next block will commit to."""
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM param_changes WHERE chain_id = ? AND height IS NULL", (chain_id,))
+            if params is not None:
+                await db.execute(
+                    "INSERT INTO param_changes (chain_id, height, params) VALUES (?, NULL, ?)",
+                    (chain_id, params.to_json()),
+                )

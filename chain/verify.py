@@ -40,14 +40,18 @@ def verify_chain(
     blocks: Iterable[Block],
     now: int,
     expected_accounts: Mapping[bytes, Account] | None = None,
+    param_changes: Iterable[tuple[int, ChainParams]] = (),
 ) -> tuple[ChainState, VerifyReport]:
     """Rebuild the state block by block; raise ``VerificationError`` at the first bad one.
 
     ``now`` bounds block times the way it did when each block arrived: a block
     is never from the future relative to the verifier's clock.  When
     ``expected_accounts`` is given (the stored balances), they must match the
-    replayed ledger exactly.
+    replayed ledger exactly.  ``param_changes`` lists rule changes by the
+    height of the block that committed to them; each must be committed there,
+    and no block may commit to an unlisted change.
     """
+    changes = dict(param_changes)
     iterator = iter(blocks)
     try:
         genesis = next(iterator)
@@ -63,9 +67,11 @@ def verify_chain(
     for block in iterator:
         height = state.height + 1
         try:
-            effects = process_block(state, block, now)
+            effects = process_block(state, block, now, changes.get(height))
         except ChainError as exc:
             raise VerificationError(height, exc) from exc
+        if height in changes and effects.params_change is None:
+            raise VerificationError(height, ChainError("a listed parameter change is not committed in this block"))
         if block.header.bits != state.tip.bits:
             retargets += 1
         state.apply(block, effects)
