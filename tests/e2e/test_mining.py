@@ -1,0 +1,87 @@
+"""/mine end to end: progress edits, found blocks, stale races, stop, stats, cooldown."""
+
+import asyncio
+
+from tests.e2e.text import reply_text, shown
+
+# Calibrating to these rates makes a block take, on one worker, practically forever / a few seconds.
+IMPOSSIBLE_RATE = 10**12
+RACE_RATE = 40_000
+
+
+async def set_server(p, guild, **settings):
+    await p.bot.services.node.store.set_server_settings(guild.id, settings)
+
+
+def final(handle):
+    text = reply_text(handle)
+    return any(word in text for word in ("found!", "Stale", "Time up", "Mining stopped"))
+
+
+async def test_found_block_reports_height_hash_nonce_reward(playground):
+    p, w = playground, playground.world
+    h = await p.run(w.alice, "mine start")
+    assert h.deferred and not h.ephemeral
+    await h.wait_for(final, timeout=20)
+    text = reply_text(h)
+    assert "✅ Block 1 found!" in text and "Nonce" in text and "50 pts" in text
+    state = p.bot.services.node.chain(w.genesis.id).state
+    assert state.height == 1 and state.tip.hash_hex() in text
+
+
+async def test_progress_is_edited_then_time_is_up(playground):
+    p, w = playground, playground.world
+    p.bot.services.measured_hash_rate = IMPOSSIBLE_RATE
+    await set_server(p, w.genesis, session_s=2, cooldown_s=0)
+    h = await p.run(w.alice, "mine start")
+    await h.wait_for(final, timeout=20)
+    progress = [shown(r) for r in h.edits if "Mining block 1" in shown(r)]
+    assert progress, [shown(r) for r in h.edits]
+    sample = progress[-1]
+    for expected in ("░", " 0%", "Hashes tried", "H/s", "100% of this server's hash power", "Best hash so far"):
+        assert expected in sample, (expected, sample)
+    assert "Time up" in reply_text(h) and "No block in 2s" in reply_text(h)
+    assert p.bot.services.node.chain(w.genesis.id).state.height == 0
+
+
+async def test_stop_stats_and_one_session_per_member(playground):
+    p, w = playground, playground.world
+    p.bot.services.measured_hash_rate = IMPOSSIBLE_RATE
+    h = await p.run(w.alice, "mine start")
+    await h.wait_for(lambda h: len(h.edits) >= 1, timeout=10)
+
+    again = await p.run(w.alice, "mine start")
+    assert again.ephemeral and "already mining" in reply_text(again)
+
+    stats = await p.run(w.alice, "mine stats")
+    assert stats.ephemeral and "block 1:" in reply_text(stats) and "Blocks you mined" in reply_text(stats)
+
+    stop = await p.run(w.alice, "mine stop")
+    assert stop.ephemeral and "Stopping" in reply_text(stop)
+    await h.wait_for(final, timeout=10)
+    assert "stopped by you" in reply_text(h)
+
+    nothing = await p.run(w.bob, "mine stop")
+    assert nothing.ephemeral and "no mining session" in reply_text(nothing)
+
+
+async def test_cooldown_after_a_session(playground):
+    p, w = playground, playground.world
+    await set_server(p, w.genesis, cooldown_s=600)
+    h = await p.run(w.alice, "mine start")
+    await h.wait_for(final, timeout=20)
+    again = await p.run(w.alice, "mine start")
+    assert again.ephemeral and "you can mine again in" in reply_text(again)
+    assert p.bot.services.node.chain(w.genesis.id).state.height == 1
+
+
+async def test_two_miners_race_one_wins_the_other_is_stale(playground):
+    p, w = playground, playground.world
+    p.bot.services.measured_hash_rate = RACE_RATE
+    alice, bob = await asyncio.gather(p.run(w.alice, "mine start"), p.run(w.bob, "mine start"))
+    await alice.wait_for(final, timeout=60)
+    await bob.wait_for(final, timeout=60)
+    texts = sorted([reply_text(alice), reply_text(bob)])
+    assert "Block 1 found!" in texts[1]
+    assert "Stale: someone else found block 1 first" in texts[0]
+    assert p.bot.services.node.chain(w.genesis.id).state.height == 1

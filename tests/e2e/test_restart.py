@@ -1,0 +1,118 @@
+"""Restarts: in-process (bot.close, as on SIGTERM) and the real `python -m bot` process."""
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from chain.store import Store
+from tests.e2e.conftest import make_settings, running_bot
+from tests.e2e.text import reply_text
+
+ROOT = Path(__file__).resolve().parents[2]
+IMPOSSIBLE_RATE = 10**12
+
+
+async def test_restart_during_a_mining_session_keeps_everything_acknowledged(sb, tmp_path):
+    from sandbox.demo import populate_demo
+
+    w = populate_demo(sb)
+    settings = make_settings(tmp_path / "restart.sqlite3")
+    async with running_bot(sb, settings) as bot:
+        found = await sb.invoke(w.genesis, w.general, w.alice, "mine start", {})
+        await found.wait_for(lambda h: "found!" in reply_text(h), timeout=20)
+        paid = await sb.invoke(w.genesis, w.general, w.alice, "wallet pay", {"member": w.bob, "amount": 7})
+        await paid.wait_for(lambda h: "Payment sent" in reply_text(h), timeout=10)
+        txid = bot.services.node.chain(w.genesis.id).mempool.entries()[0].txid
+        tip = bot.services.node.chain(w.genesis.id).state.tip_hash
+
+        bot.services.measured_hash_rate = IMPOSSIBLE_RATE  # the other server's chain cannot be mined in time
+        mining = await sb.invoke(w.fork, w.fork_general, w.dave_in_fork, "mine start", {})
+        await mining.wait_for(lambda h: len(h.edits) >= 1, timeout=10)
+    # running_bot's exit is bot.close(): the same path SIGTERM takes.
+    assert "the bot is restarting" in reply_text(mining)
+
+    async with running_bot(sb, settings) as bot:
+        node = bot.services.node
+        assert node.chain(w.genesis.id).state.tip_hash == tip
+        assert txid in node.chain(w.genesis.id).mempool
+        assert node.chain(w.fork.id).state.height == 0
+        for guild in (w.genesis, w.fork):
+            report = await node.verify(guild.id)
+            assert report.supply == 50 * (report.blocks - 1)
+        again = await sb.invoke(w.genesis, w.general, w.bob, "mine start", {})
+        await again.wait_for(lambda h: "found!" in reply_text(h), timeout=20)
+        bob = await node.address(w.genesis.id, str(w.bob.id))
+        assert node.account(w.genesis.id, bob).balance == 57  # the payment survived and confirmed
+
+
+async def test_python_m_bot_stops_cleanly_on_sigterm(sb, tmp_path):
+    from sandbox.demo import populate_demo
+
+    w = populate_demo(sb)
+    db = tmp_path / "proc.sqlite3"
+    env = {
+        **os.environ,
+        "DISCORD_TOKEN": sb.bot_token,
+        "DISCORD_API_BASE": sb.api_base,
+        "DISCORD_GATEWAY_URL": sb.gateway_url,
+        "DATABASE_PATH": str(db),
+        "MASTER_KEY": "cd" * 32,
+        "HASHING_WORKERS": "1",
+        "PROGRESS_INTERVAL_S": "0.3",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        await sb.wait_until_ready(timeout=30)
+        await sb.wait_commands_synced(names=["mine"], timeout=30)
+        h = await sb.invoke(w.genesis, w.general, w.alice, "mine start", {})
+        await h.wait_ack(5)
+        await h.wait_for(lambda h: len(h.edits) >= 1, timeout=20)
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    output = (await proc.stdout.read()).decode()
+    assert code == 0, output
+    assert "shutting down" in output
+    assert sb.bot_token not in output and "cd" * 32 not in output  # secrets never logged
+    text = reply_text(h)
+    assert "the bot is restarting" in text or "found!" in text
+
+    store = await Store.open(db)
+    assert await store.chain_ids() == [w.genesis.id]
+    await store.close()
+
+
+async def test_python_m_bot_without_token_plays_in_the_sandbox(tmp_path):
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"},
+        "DATABASE_PATH": str(tmp_path / "sandboxed.sqlite3"),
+        "MASTER_KEY_FILE": str(tmp_path / "master.key"),
+        "SANDBOX_PORT": "0",
+        "HASHING_WORKERS": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", cwd=ROOT, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        script = b":wait\nalice: /wallet balance\n:wait\nalice: /chain tip\n:wait\n:quit\n"
+        stdout, stderr = await asyncio.wait_for(proc.communicate(script), 90)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    out = stdout.decode()
+    assert proc.returncode == 0, (out, stderr.decode())
+    assert "built-in Discord sandbox" in out
+    assert "Your wallet" in out and "Tip: block 0" in out
+    assert (tmp_path / "master.key").exists()
+    assert "created a new one" in stderr.decode()
