@@ -2,19 +2,120 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import json
+import logging
+import time
+
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from chain.state import compute_difficulty
-from cogs.embeds import block_embed
-from cogs.errors import PlaygroundCog, require_guild
+from chain.block import Block
+from chain.errors import VerificationError
+from chain.hashing import hash_from_display, hash_to_display
+from chain.pow import RetargetExplanation, explain_retarget
+from chain.state import ChainState, compute_difficulty
+from chain.verify import verify_chain
+from cogs.embeds import BLUE, GREEN, GREY, block_embed, name_of, points
+from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.services import Services
+
+log = logging.getLogger(__name__)
+
+MIN_HASH_PREFIX = 6
+MAX_QUERY_CHARS = 66  # a full hash, with room for the backticks it is shown in
+TXID_HEX_CHARS = 64
+MAX_AUTOCOMPLETE_CHOICES = 25  # Discord's limit
+BLOCK_TRANSFERS_SHOWN = 5
+RECENT_RETARGETS_SHOWN = 5
+AMBIGUOUS_HEIGHTS_SHOWN = 5
+
+
+def resolve_block_height(state: ChainState, query: str) -> int:
+    """The height a member meant: ``12``, ``#12``, a full hash or a hash prefix of 6+ hex digits.
+
+    Autocomplete sends heights as plain digits, so digits are read as a height
+    whenever that height exists; hashes shown in Discord start with zeros, and
+    a leading zero is the sign of a hash prefix.
+    """
+    text = query.strip().strip("`").strip().lower()
+    explicit_height = text.startswith("#")
+    text = text.removeprefix("#").strip()
+    if not text:
+        raise UserFacingError("Give a block height (like `12`) or a hash (at least 6 hex digits).")
+    is_digits = text.isascii() and text.isdecimal()
+    if is_digits and (
+        explicit_height or len(text) < MIN_HASH_PREFIX or (text[0] != "0" and int(text) <= state.height)
+    ):
+        height = int(text)
+        if height > state.height:
+            raise UserFacingError(f"There is no block {height} yet: the chain is at height {state.height}.")
+        return height
+    if explicit_height or not all(c in "0123456789abcdef" for c in text):
+        raise UserFacingError(f"`{text[:MAX_QUERY_CHARS]}` is neither a block height nor a hex hash.")
+    if len(text) < MIN_HASH_PREFIX:
+        raise UserFacingError(f"Type at least {MIN_HASH_PREFIX} hex digits of the hash (you gave {len(text)}).")
+    matches = [h for h, block_hash in enumerate(state.hashes) if hash_to_display(block_hash).startswith(text)]
+    if not matches:
+        also = f", and there is no block {int(text)} (the chain is at height {state.height})" if is_digits else ""
+        raise UserFacingError(f"No block's hash starts with `{text}`{also}.")
+    if len(matches) > 1:
+        shown = ", ".join(f"#{h}" for h in matches[:AMBIGUOUS_HEIGHTS_SHOWN])
+        more = ", …" if len(matches) > AMBIGUOUS_HEIGHTS_SHOWN else ""
+        raise UserFacingError(f"`{text}` starts the hashes of {len(matches)} blocks ({shown}{more}): type more of the hash.")
+    return matches[0]
+
+
+def block_choices(state: ChainState, typed: str) -> list[app_commands.Choice[str]]:
+    """Newest blocks first, filtered by what was typed (the start of a height or of a hash)."""
+    text = typed.strip().strip("`").removeprefix("#").strip().lower()
+    choices = []
+    for height in range(state.height, -1, -1):
+        shown = hash_to_display(state.hashes[height])
+        if not text or str(height).startswith(text) or shown.startswith(text):
+            choices.append(app_commands.Choice(name=f"#{height} {shown[:16]}…", value=str(height)))
+            if len(choices) == MAX_AUTOCOMPLETE_CHOICES:
+                break
+    return choices
+
+
+def parse_txid(text: str) -> bytes:
+    cleaned = text.strip().strip("`").strip().lower()
+    if len(cleaned) != TXID_HEX_CHARS or not all(c in "0123456789abcdef" for c in cleaned):
+        raise UserFacingError(
+            f"A transaction id is {TXID_HEX_CHARS} hex digits (0-9, a-f), as `/wallet pay` shows it; "
+            f"`{cleaned[:TXID_HEX_CHARS]}` is not one."
+        )
+    return hash_from_display(cleaned)
+
+
+def retarget_history(state: ChainState) -> tuple[list[RetargetExplanation], RetargetExplanation | None]:
+    """The latest retargets that changed the bits, newest first, and the latest retarget of all."""
+    headers, params = state.headers, state.params
+    changed = [h for h in range(1, len(headers)) if headers[h].bits != headers[h - 1].bits]
+    recent = []
+    for height in reversed(changed[-RECENT_RETARGETS_SHOWN:]):
+        explanation = explain_retarget(headers[:height], params)
+        if explanation is not None:
+            recent.append(explanation)
+    last_height = state.height - state.height % params.retarget_window_blocks
+    last = explain_retarget(headers[:last_height], params) if last_height > 0 else None
+    return recent, last
+
+
+def describe_change(e: RetargetExplanation) -> str:
+    change = e.target_change_percent
+    effect = "harder" if change < 0 else "easier" if change > 0 else "unchanged"
+    return f"height {e.height}: `{e.old_bits:#010x}` → `{e.new_bits:#010x}` (target {change:+d}%, {effect})"
 
 
 class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_description="Explore this server's chain"):
     def __init__(self, services: Services) -> None:
         self.services = services
+        # One replay per server at a time: a replay of a big chain is seconds of CPU.
+        self._verifying: set[int] = set()
         super().__init__()
 
     @app_commands.command(name="tip")
@@ -28,6 +129,208 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         embed = block_embed(block, names, title=f"Tip: block {state.height}")
         embed.add_field(name="Difficulty", value=f"{compute_difficulty(state.tip.bits, state.params):,}")
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
+
+    @app_commands.command(name="block")
+    @app_commands.guild_only()
+    @app_commands.describe(query="A height (12) or a block hash; its first 6 hex digits are enough")
+    async def block(self, interaction: discord.Interaction, query: app_commands.Range[str, 1, MAX_QUERY_CHARS]) -> None:
+        """A block of this server's chain, by height or by hash, with its transfers."""
+        guild_id = require_guild(interaction)
+        state = await self.services.ensure_chain(guild_id)
+        height = resolve_block_height(state, query)
+        block = await self.services.node.store.get_block(guild_id, height=height)
+        names = await self.services.owner_names(guild_id)
+        embed = block_embed(block, names)
+        embed.description = self._transfer_lines(block, names)
+        embed.add_field(name="Difficulty", value=f"{compute_difficulty(block.header.bits, state.params):,}")
+        embed.add_field(name="Confirmations", value=str(state.height - height + 1))
+        await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
+
+    @block.autocomplete("query")
+    async def block_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        guild_id = interaction.guild_id
+        # Typing must not create a chain; an empty list is the honest answer.
+        if guild_id is None or not self.services.node.has_chain(guild_id):
+            return []
+        return block_choices(self.services.node.chain(guild_id).state, current)
+
+    @staticmethod
+    def _transfer_lines(block: Block, names: dict[bytes, str]) -> str:
+        if not block.transfers:
+            return "No transfers: only the miner's reward."
+        lines = [
+            f"`{hash_to_display(tx.txid())[:12]}…` {name_of(names, tx.sender)} → {name_of(names, tx.recipient)}: "
+            f"{points(tx.amount)} (fee {tx.fee})"
+            for tx in block.transfers[:BLOCK_TRANSFERS_SHOWN]
+        ]
+        hidden = len(block.transfers) - BLOCK_TRANSFERS_SHOWN
+        if hidden > 0:
+            lines.append(f"…and {hidden} more")
+        return "\n".join(lines)
+
+    @app_commands.command(name="tx")
+    @app_commands.guild_only()
+    @app_commands.describe(txid="The transaction id, 64 hex digits, as /wallet pay shows it")
+    async def tx(
+        self, interaction: discord.Interaction, txid: app_commands.Range[str, TXID_HEX_CHARS, TXID_HEX_CHARS + 2]
+    ) -> None:
+        """A transaction: confirmed in a block, or pending in the mempool."""
+        guild_id = require_guild(interaction)
+        raw_txid = parse_txid(txid)
+        state = await self.services.ensure_chain(guild_id)
+        node = self.services.node
+        names = await self.services.owner_names(guild_id)
+        shown = hash_to_display(raw_txid)
+        # The mempool first: a block is committed to the store before its transfers
+        # leave the mempool, so a transfer that is in neither place does not exist.
+        mempool = node.chain(guild_id).mempool
+        pending = next((e for e in mempool.entries() if e.txid == raw_txid), None) if raw_txid in mempool else None
+        if pending is not None:
+            embed = discord.Embed(
+                title="⏳ Pending transaction",
+                description="Waiting in the mempool: it confirms when the next block is mined "
+                "(higher fees confirm first).",
+                colour=GREY,
+            )
+            embed.add_field(name="From", value=name_of(names, pending.tx.sender))
+            embed.add_field(name="To", value=name_of(names, pending.tx.recipient))
+            embed.add_field(name="Amount", value=points(pending.tx.amount))
+            embed.add_field(name="Fee", value=points(pending.tx.fee))
+            embed.add_field(name="Nonce", value=str(pending.tx.nonce))
+            embed.add_field(name="Pending here", value=f"{len(mempool)} transfer(s)")
+        else:
+            stored = await node.store.get_transaction(guild_id, raw_txid)
+            if stored is None:
+                raise UserFacingError(
+                    f"No transaction `{shown[:16]}…` on this server's chain or in its mempool "
+                    "(a replaced or dropped transfer is gone too)."
+                )
+            confirmations = state.height - stored.height + 1
+            embed = discord.Embed(
+                title="✅ Confirmed transaction",
+                description=f"In block {stored.height} at position {stored.position} "
+                f"({confirmations} confirmation{'s' if confirmations != 1 else ''}).",
+                colour=GREEN,
+            )
+            if stored.sender is None:
+                embed.add_field(name="From", value="new points: the block's mining reward")
+            else:
+                embed.add_field(name="From", value=name_of(names, stored.sender))
+            embed.add_field(name="To", value=name_of(names, stored.recipient))
+            embed.add_field(name="Amount", value=points(stored.amount))
+            embed.add_field(name="Fee", value=points(stored.fee))
+            embed.add_field(name="Block hash", value=f"`{hash_to_display(state.hashes[stored.height])}`", inline=False)
+        embed.add_field(name="Transaction", value=f"`{shown}`", inline=False)
+        await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
+
+    @app_commands.command(name="difficulty")
+    @app_commands.guild_only()
+    async def difficulty(self, interaction: discord.Interaction) -> None:
+        """How hard mining is now, how it changed at recent retargets, and why."""
+        guild_id = require_guild(interaction)
+        state = await self.services.ensure_chain(guild_id)
+        params, tip = state.params, state.tip
+        window = params.retarget_window_blocks
+        embed = discord.Embed(title="🎯 Difficulty", colour=BLUE)
+        embed.add_field(name="Current bits", value=f"`{tip.bits:#010x}`")
+        embed.add_field(name="Difficulty", value=f"{compute_difficulty(tip.bits, params):,}")
+        embed.add_field(name="Target spacing", value=f"{params.target_spacing_s}s per block")
+        if params.no_retargeting:
+            embed.description = "This chain never retargets: its difficulty is fixed."
+            await interaction.response.send_message(embed=embed)
+            return
+        embed.add_field(name="Retarget window", value=f"every {window} blocks ({params.target_timespan_s}s)")
+        next_height = state.height + window - state.height % window
+        embed.add_field(
+            name="Next retarget",
+            value=f"at height {next_height}, in {next_height - state.height} block(s)",
+        )
+        window_start = state.height - state.height % window
+        mined = state.height - window_start
+        if mined > 0:
+            average_s = (tip.time - state.headers[window_start].time) / mined
+            embed.add_field(name="This window so far", value=f"{mined} block(s), ~{average_s:.0f}s apart")
+        recent, last = retarget_history(state)
+        embed.description = last.sentence() if last is not None else (
+            f"No retarget yet: the first comes at height {window}, when the chain compares how long "
+            f"its first blocks took with {params.target_timespan_s}s."
+        )
+        embed.add_field(
+            name="Recent retargets (bits changed)",
+            value="\n".join(describe_change(e) for e in recent) or "none yet",
+            inline=False,
+        )
+        await interaction.response.send_message(embed=embed)
+
+    @app_commands.command(name="verify")
+    @app_commands.guild_only()
+    async def verify(self, interaction: discord.Interaction) -> None:
+        """Replay this server's whole chain from genesis and check every rule again."""
+        guild_id = require_guild(interaction)
+        if guild_id in self._verifying:
+            raise UserFacingError("A verification of this chain is already running: its result is on its way.")
+        self._verifying.add(guild_id)
+        try:
+            await interaction.response.defer(thinking=True)
+            await self.services.ensure_chain(guild_id)
+            node = self.services.node
+            started = time.perf_counter()
+            # Blocks and balances read together, so a block mined meanwhile
+            # cannot make the stored balances look wrong.
+            stored = await node.store.load_chain_snapshot(guild_id)
+            try:
+                # The replay is pure CPU; in a thread it never starves the gateway heartbeat.
+                _, report = await asyncio.to_thread(
+                    verify_chain, stored.params, guild_id, stored.blocks, node.now(), stored.accounts
+                )
+            except VerificationError as exc:
+                log.warning("chain %d failed verification at block %d: %s", guild_id, exc.height, exc.cause)
+                raise
+            elapsed = time.perf_counter() - started
+        finally:
+            self._verifying.discard(guild_id)
+        log.info("chain %d verified: %d blocks in %.2fs", guild_id, report.blocks, elapsed)
+        embed = discord.Embed(
+            title="✅ Chain verified",
+            description=f"Replayed all {report.blocks} blocks from genesis in {elapsed:.2f}s: every header, "
+            "proof of work, retarget, signature and balance was checked again, and the stored balances "
+            "match the replay.",
+            colour=GREEN,
+        )
+        embed.add_field(name="Blocks", value=f"{report.blocks:,}")
+        embed.add_field(name="Proofs of work", value=f"{report.proofs_of_work:,}")
+        embed.add_field(name="Retargets", value=f"{report.retargets:,}")
+        embed.add_field(name="Transfers", value=f"{report.transfers:,}")
+        embed.add_field(name="Signatures", value=f"{report.signatures:,}")
+        embed.add_field(name="Accounts", value=f"{report.accounts:,}")
+        embed.add_field(name="Supply", value=f"{points(report.supply)}, exactly what was minted", inline=False)
+        embed.add_field(name="Tip", value=f"`{report.tip_hash}`", inline=False)
+        await interaction.followup.send(embed=embed)
+
+    @app_commands.command(name="export")
+    @app_commands.guild_only()
+    async def export(self, interaction: discord.Interaction) -> None:
+        """This server's whole chain as a JSON file that anyone can verify offline."""
+        guild_id = require_guild(interaction)
+        await interaction.response.defer(thinking=True)
+        await self.services.ensure_chain(guild_id)
+        document = await self.services.node.export(guild_id)
+        data = json.dumps(document, separators=(",", ":")).encode()
+        limit = interaction.guild.filesize_limit if interaction.guild else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+        if len(data) > limit:
+            raise UserFacingError(
+                f"The export is {len(data) / 1e6:.1f} MB, over this server's upload limit of {limit / 1e6:.0f} MB. "
+                "The bot's host can write it with `python -m chain export FILE`."
+            )
+        filename = f"chain-{guild_id}-{document['height']}.json"
+        embed = discord.Embed(
+            title="📦 Chain export",
+            description=f"Blocks 0 to {document['height']} (tip `{document['tip'][:16]}…`), {len(data) / 1024:,.1f} KB.\n"
+            f"Check it yourself, without the bot: `python -m chain verify {filename}` replays every block "
+            "from genesis.",
+            colour=BLUE,
+        )
+        await interaction.followup.send(embed=embed, file=discord.File(io.BytesIO(data), filename=filename))
 
 
 async def setup(bot: commands.Bot) -> None:
