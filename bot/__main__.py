@@ -28,11 +28,14 @@ def configure_logging(level: str) -> None:
     logging.getLogger("discord").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
-def install_signal_handlers(stop: asyncio.Event) -> None:
+def install_signal_handlers(stop: asyncio.Event, bot: PlaygroundBot) -> None:
+    """SIGTERM/SIGINT stop the bot cleanly; SIGUSR1 logs event-loop lag since the last report."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError, AttributeError):
+        loop.add_signal_handler(signal.SIGUSR1, bot.lag_monitor.report_and_reset)
 
 
 async def run_bot(bot: PlaygroundBot, token: str, stop: asyncio.Event) -> None:
@@ -60,10 +63,11 @@ async def main() -> int:
     settings = Settings()
     configure_logging(settings.log_level)
     stop = asyncio.Event()
-    install_signal_handlers(stop)
     if settings.discord_token is not None:
         point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
-        await run_bot(PlaygroundBot(settings), settings.discord_token.get_secret_value(), stop)
+        bot = PlaygroundBot(settings)
+        install_signal_handlers(stop, bot)
+        await run_bot(bot, settings.discord_token.get_secret_value(), stop)
         return 0
 
     async with Sandbox("127.0.0.1", settings.sandbox_port) as sb:
@@ -75,6 +79,7 @@ async def main() -> int:
             "Try:  alice: /mine start    then   alice: /wallet pay member:@bob amount:5\n"
         )
         bot = PlaygroundBot(settings)
+        install_signal_handlers(stop, bot)
         bot_task = asyncio.create_task(run_bot(bot, sb.bot_token, stop))
         terminal = asyncio.create_task(run_terminal(sb, await stdin_reader(), sys.stdout))
         await asyncio.wait({bot_task, terminal}, return_when=asyncio.FIRST_COMPLETED)

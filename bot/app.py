@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -9,11 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 import discord
+import discord.client
 import discord.gateway
 import discord.http
 import yarl
+from discord import app_commands
 from discord.ext import commands
 
+from bot.health import LoopLagMonitor
 from bot.notifier import WebhookNotifier
 from bot.settings import Settings
 from chain.hashcore import HashingCore
@@ -30,6 +34,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.admin",
 )
 FLUSH_ON_SHUTDOWN_S = 5.0
+MAX_CONCURRENT_COMMANDS = int(os.environ.get("PLAYGROUND_MAX_CONCURRENT", "8"))
 
 
 def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
@@ -43,6 +48,44 @@ def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
     if gateway_url:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
         log.info("gateway set to %s", gateway_url)
+
+
+class YieldingWebSocket(discord.gateway.DiscordWebSocket):
+    """discord.py's gateway socket, handing the loop back after every event.
+
+    When many events are already buffered (a burst of interactions),
+    discord.py parses them all without suspending, since reading a buffered
+    frame does not yield; the loop, and with it the heartbeat, waits for the
+    whole burst.  One ``sleep(0)`` per event lets the commands already
+    started, the timers and the heartbeat run in between.
+    """
+
+    async def poll_event(self) -> None:
+        await super().poll_event()
+        await asyncio.sleep(0)
+
+
+class PlaygroundTree(app_commands.CommandTree):
+    """The command tree, running at most ``MAX_CONCURRENT_COMMANDS`` at once.
+
+    Every interaction still gets its own task at once, but only a few run
+    at a time, first come first served: a burst then drains in arrival
+    order instead of advancing 200 tasks a step each per loop iteration,
+    which keeps each iteration short for timers and the gateway heartbeat.
+    """
+
+    def __init__(self, client: discord.Client, **options: Any) -> None:
+        super().__init__(client, **options)
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_COMMANDS)
+
+    async def _call(self, interaction: discord.Interaction) -> None:
+        async with self._slots:
+            await super()._call(interaction)
+
+
+def use_yielding_gateway() -> None:
+    # discord.py builds the socket through this module-level name in Client.connect.
+    discord.client.DiscordWebSocket = YieldingWebSocket  # type: ignore[misc]
 
 
 def make_intents() -> discord.Intents:
@@ -62,8 +105,13 @@ class PlaygroundBot(commands.Bot):
         **options: Any,
     ) -> None:
         super().__init__(
-            command_prefix=commands.when_mentioned, intents=make_intents(), help_command=None, **options
+            command_prefix=commands.when_mentioned,
+            intents=make_intents(),
+            help_command=None,
+            tree_cls=PlaygroundTree,
+            **options,
         )
+        use_yielding_gateway()
         self.settings = settings
         self.clock = clock
         self.randomness = randomness
@@ -72,8 +120,10 @@ class PlaygroundBot(commands.Bot):
         self.hashing_core: HashingCore | None = None
         self.notifier: WebhookNotifier | None = None
         self.failed_extensions: dict[str, BaseException] = {}
+        self.lag_monitor = LoopLagMonitor()
 
     async def setup_hook(self) -> None:
+        self.lag_monitor.start()
         settings = self.settings
         master_key = settings.load_master_key(self.randomness)
         self.store = await Store.open(settings.database_path)
@@ -144,3 +194,4 @@ class PlaygroundBot(commands.Bot):
         if self.store is not None:
             await self.store.close()
             self.store = None
+        await self.lag_monitor.stop()
