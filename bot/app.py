@@ -34,7 +34,8 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.admin",
 )
 FLUSH_ON_SHUTDOWN_S = 5.0
-MAX_CONCURRENT_COMMANDS = int(os.environ.get("PLAYGROUND_MAX_CONCURRENT", "8"))
+# Enough to overlap I/O waits, few enough to keep each loop iteration short.
+MAX_CONCURRENT_COMMANDS = 8
 
 
 def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:

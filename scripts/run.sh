@@ -1,11 +1,8 @@
 #!/usr/bin/env bash
-# Set everything up, then run Consensus Playground.
-# Until the Discord bot lands this runs the engine's command line; with no
-# arguments it plays the demo (create a chain, mine, pay, verify).
+# Set everything up, then run the Consensus Playground bot.
+# With no DISCORD_TOKEN (in the environment or .env) it plays in the built-in
+# local Discord sandbox, with a terminal client: type `alice: /mine start`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if [ "$#" -eq 0 ]; then
-  set -- demo
-fi
-exec .venv/bin/python -m chain "$@"
+exec .venv/bin/python -m bot "$@"
