@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from chain.block import Block
-from chain.keys import SigningKey, verify_signature
+from chain.keys import verify_signature
 from chain.node import Node
 from chain.params import REGTEST
 from chain.pow import is_valid_proof_of_work

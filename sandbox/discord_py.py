@@ -57,16 +57,19 @@ class DiscordPyTarget:
         self.restore()
 
 
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _require_loopback(url: yarl.URL) -> None:
     host = url.host or ""
-    if host == "localhost":
-        return
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    except ValueError:
-        pass
-    raise ValueError(f"refusing to point discord.py at non-loopback host {host!r}; the sandbox is local-only")
+    if not is_loopback_host(host):
+        raise ValueError(f"refusing to point discord.py at non-loopback host {host!r}; the sandbox is local-only")
 
 
 def point_discord_py_at(api_base: str, gateway_url: str, cdn_base: Optional[str] = None) -> DiscordPyTarget:

@@ -9,7 +9,6 @@ the methods below.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import mimetypes
 import re
@@ -22,6 +21,7 @@ from aiohttp import web
 
 from . import interactions as ix
 from .commands import CommandRegistry
+from .discord_py import is_loopback_host
 from .errors import ApiError, SandboxError
 from .faults import FaultInjector
 from .gateway import GUILD_MEMBERS, GUILD_MESSAGES, GUILD_WEBHOOKS, GUILDS, MESSAGE_CONTENT, Gateway, GatewaySession
@@ -76,14 +76,8 @@ _FILE_FIELD = re.compile(r"^files\[(\d+)\]$")
 
 
 def _check_loopback(host: str) -> None:
-    if host == "localhost":
-        return
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    except ValueError:
-        pass
-    raise ValueError(f"the sandbox only listens on loopback addresses, not {host!r}")
+    if not is_loopback_host(host):
+        raise ValueError(f"the sandbox only listens on loopback addresses, not {host!r}")
 
 
 def _slug(name: str) -> str:

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import discord
-import discord.asset
-import discord.gateway
-import discord.http
 import pytest
 
 from bot.app import PlaygroundBot
@@ -38,15 +34,6 @@ class Playground:
         handle = await self.sb.invoke(guild, channel, member, command, options or {})
         await handle.wait_ack(5)
         return handle
-
-
-@pytest.fixture(autouse=True)
-def restore_discord_py_endpoints() -> Iterator[None]:
-    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY, discord.asset.Asset.BASE)
-    try:
-        yield
-    finally:
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY, discord.asset.Asset.BASE = saved
 
 
 def make_settings(db: Path, **overrides) -> Settings:

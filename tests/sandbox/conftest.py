@@ -5,13 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import discord
-import discord.asset
-import discord.gateway
-import discord.http
 import pytest
 
 # The repo root must be importable however pytest is launched (plain `pytest` does not add cwd).
@@ -22,16 +18,6 @@ if _ROOT not in sys.path:
 from sandbox import Sandbox, point_discord_py_at  # noqa: E402
 from sandbox.demo import DemoWorld, populate_demo  # noqa: E402
 from sandbox_testbot import PlaygroundTestBot  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def restore_discord_py_endpoints() -> Iterator[None]:
-    """Whatever a test does, discord.py's class-level endpoints are put back afterwards."""
-    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY, discord.asset.Asset.BASE)
-    try:
-        yield
-    finally:
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY, discord.asset.Asset.BASE = saved
 
 
 @pytest.fixture

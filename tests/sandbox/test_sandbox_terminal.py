@@ -106,7 +106,7 @@ async def test_terminal_session_against_the_bot(sb: Sandbox, world: DemoWorld, b
     assert "Discord sandbox terminal — speaking in Genesis Guild #general" in text
     assert "[Genesis Guild #general] Consensus Playground [BOT] ↳ alice used /play echo" in text
     assert "number=2 word=TWO WORDS who=bob (Member, admin=False)" in text
-    assert f"[Fork Town #general] Consensus Playground [BOT] ↳ bob used /play echo\n  number=3 word=FORK" in text
+    assert "[Fork Town #general] Consensus Playground [BOT] ↳ bob used /play echo\n  number=3 word=FORK" in text
     assert "[1 Bump] [2 Later] [3 Shout]" in text
     assert "Bumped 1 time(s) by bob" in text and "✎ edit 1 of message" in text
     assert "suggestions for carol in /play pick:\n  1) banana x1  → 'banana'" in text
