@@ -4,7 +4,12 @@ Events are written to the outbox in the same transaction as the state change
 that emits them.  This task posts them with ``wait=True`` and marks them
 delivered only after Discord confirmed the message, so a crash can at worst
 post a batch twice (dying between Discord's answer and our commit), never
-lose one.  It runs on its own task: commands only call ``wake()``.
+lose one.  It runs on its own tasks: commands only call ``wake()``.
+
+Each server is drained by its own worker task under its own lock, so one
+server's sick webhook (discord.py retries a 5xx for up to 25 s inside one
+send) never delays another server's announcements, and the shutdown flush
+never posts a batch that a worker is already posting.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import discord
 
 from chain.keys import open_bytes, seal_bytes
 from chain.store import OutboxEvent, Store, StoredWebhook
-from cogs.embeds import event_embed
+from cogs.embeds import GREY, event_embed
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +33,7 @@ IDLE_POLL_S = 5.0
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 300.0
 REQUEST_TIMEOUT_S = 15.0
+CLOSE_TIMEOUT_S = 5.0
 WEBHOOK_NAME = "Consensus Playground"
 
 Alert = Callable[[int, int, str], Awaitable[None]]
@@ -36,10 +42,27 @@ Names = Callable[[int], Awaitable[Mapping[bytes, str]]]
 
 @dataclass(frozen=True, slots=True)
 class WebhookStatus:
-    channel_id: int
+    # Both None while no webhook was ever set for this server.
+    channel_id: int | None
+    webhook_id: int | None
     disabled_reason: str | None
+    # Events not yet confirmed by Discord (kept while no webhook works).
     backlog: int
+    # Seconds until the next attempt while backing off, else 0.
     retry_in_s: float
+
+
+def _retry_after(exc: discord.HTTPException) -> float | None:
+    """The wait a 429 asked for: discord.py keeps the response, not the parsed body."""
+    if exc.status != 429:
+        return None
+    headers = getattr(exc.response, "headers", None) or {}
+    for name in ("X-RateLimit-Reset-After", "Retry-After"):
+        try:
+            return float(headers[name])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
 
 
 class WebhookNotifier:
@@ -64,8 +87,12 @@ class WebhookNotifier:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
-        # chain id -> (monotonic time before which we do not retry, current backoff)
+        # chain id -> (clock time before which we do not retry, current backoff)
         self._backoff: dict[int, tuple[float, float]] = {}
+        # One drainer per server at a time: the worker, or the shutdown flush.
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._closing = False
         self.delivered_batches = 0
 
     # --- lifecycle ------------------------------------------------------------
@@ -78,7 +105,11 @@ class WebhookNotifier:
         self._wake.set()
 
     async def flush(self, timeout_s: float) -> bool:
-        """Deliver what can be delivered now; True if nothing deliverable is left."""
+        """Deliver what can be delivered now; True if that pass finished in time.
+
+        Servers backing off are left for later (after a restart, the first pass
+        retries them at once).
+        """
         try:
             await asyncio.wait_for(self._drain_all(), timeout_s)
         except TimeoutError:
@@ -86,12 +117,21 @@ class WebhookNotifier:
         return True
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        # The flag, not only cancel(): on Python 3.11 asyncio.wait_for swallows a cancellation
+        # that lands as its inner wait completes (a wake() at that moment), and the loop would go on.
+        self._closing = True
+        self._wake.set()
+        tasks = [t for t in (self._task, *self._workers.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("webhook task failed while closing", exc_info=task.exception())
+            if pending:
+                log.warning("%d webhook task(s) did not stop within %.0fs", len(pending), CLOSE_TIMEOUT_S)
+        self._workers.clear()
         if self._session is not None:
             await self._session.close()
 
@@ -107,23 +147,27 @@ class WebhookNotifier:
         self._backoff.pop(chain_id, None)
         self.wake()
 
-    async def status(self, chain_id: int) -> WebhookStatus | None:
+    async def status(self, chain_id: int) -> WebhookStatus:
         webhook = await self._store.get_webhook(chain_id)
-        if webhook is None:
-            return None
         backlog = (await self._store.backlog()).get(chain_id, 0)
+        if webhook is None:
+            return WebhookStatus(None, None, None, backlog, 0.0)
         retry_at, _ = self._backoff.get(chain_id, (0.0, 0.0))
-        return WebhookStatus(webhook.channel_id, webhook.disabled_reason, backlog, max(0.0, retry_at - self._clock()))
+        return WebhookStatus(
+            webhook.channel_id, webhook.webhook_id, webhook.disabled_reason, backlog, max(0.0, retry_at - self._clock())
+        )
 
-    # --- delivery -------------------------------------------------------------------
+    # --- scheduling -------------------------------------------------------------------
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
+            # Cleared before the pass, so a wake() during it triggers the next one.
+            self._wake.clear()
             try:
-                await self._drain_all()
+                for chain_id in await self._due_chains():
+                    self._spawn(chain_id)
             except Exception:  # noqa: BLE001 - the notifier must outlive any one failure
                 log.exception("webhook delivery pass failed; retrying")
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self._next_wait())
             except TimeoutError:
@@ -134,14 +178,57 @@ class WebhookNotifier:
         waits = [retry_at - now for retry_at, _ in self._backoff.values()]
         return max(0.05, min([IDLE_POLL_S, *waits]))
 
+    def _due(self, chain_id: int) -> bool:
+        retry_at, _ = self._backoff.get(chain_id, (0.0, 0.0))
+        return self._clock() >= retry_at
+
+    async def _due_chains(self) -> list[int]:
+        """Servers with undelivered events, a working webhook and no back-off running."""
+        backlog = await self._store.backlog()
+        if not backlog:
+            return []
+        return [
+            w.chain_id
+            for w in await self._store.webhooks()
+            if w.disabled_reason is None and backlog.get(w.chain_id) and self._due(w.chain_id)
+        ]
+
+    def _spawn(self, chain_id: int) -> None:
+        running = self._workers.get(chain_id)
+        if self._closing or (running is not None and not running.done()):
+            return  # it reads the outbox again before it stops; its end triggers another pass
+        task = asyncio.create_task(self._drain_chain(chain_id), name=f"webhook-{chain_id}")
+        self._workers[chain_id] = task
+        task.add_done_callback(lambda t, c=chain_id: self._worker_done(c, t))
+
+    def _worker_done(self, chain_id: int, task: asyncio.Task[None]) -> None:
+        if self._workers.get(chain_id) is task:
+            del self._workers[chain_id]
+        # Another pass: for events that came in as it stopped, and to time the retry of a back-off
+        # it just started. It cannot spin: a worker stops only once its outbox is empty, or its
+        # webhook is disabled or backing off, and none of those is due again at once.
+        if not self._closing:
+            self.wake()
+
+    def _lock(self, chain_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(chain_id, asyncio.Lock())
+
     async def _drain_all(self) -> None:
-        for webhook in await self._store.webhooks():
-            if webhook.disabled_reason is not None:
-                continue
-            retry_at, _ = self._backoff.get(webhook.chain_id, (0.0, 0.0))
-            if self._clock() < retry_at:
-                continue
-            await self._drain(webhook)
+        await asyncio.gather(*(self._drain_chain(chain_id) for chain_id in await self._due_chains()))
+
+    async def _drain_chain(self, chain_id: int) -> None:
+        async with self._lock(chain_id):
+            # Read again under the lock: it may have been disabled or replaced meanwhile.
+            stored = await self._store.get_webhook(chain_id)
+            if stored is None or stored.disabled_reason is not None or not self._due(chain_id):
+                return
+            try:
+                await self._drain(stored)
+            except Exception:  # noqa: BLE001 - one server's failure must not stop the others
+                log.exception("delivery to the webhook of server %d failed", chain_id)
+                self._back_off(chain_id, "unexpected error", None)
+
+    # --- delivery -------------------------------------------------------------------
 
     async def _drain(self, stored: StoredWebhook) -> None:
         if self._session is None:
@@ -155,10 +242,19 @@ class WebhookNotifier:
             if not await self._post(stored, webhook, events):
                 return
 
+    def _embed(self, event: OutboxEvent, names: Mapping[bytes, str]) -> discord.Embed:
+        try:
+            return event_embed(event.kind, event.payload, names)
+        except (KeyError, TypeError, ValueError):
+            # A malformed event must not hold back every event after it.
+            log.exception("event %d (%s) could not be rendered; posting it plainly", event.id, event.kind)
+            return discord.Embed(title=event.kind.replace("_", " ").capitalize(), colour=GREY)
+
     async def _post(self, stored: StoredWebhook, webhook: discord.Webhook, events: list[OutboxEvent]) -> bool:
         names = await self._names(stored.chain_id)
-        embeds = [event_embed(e.kind, e.payload, names) for e in events]
+        embeds = [self._embed(e, names) for e in events]
         try:
+            # discord.py itself retries 429 (after retry_after) and 5xx up to five times in here.
             await webhook.send(
                 embeds=embeds,
                 username=WEBHOOK_NAME,
@@ -172,9 +268,10 @@ class WebhookNotifier:
             if exc.status == 401:
                 await self._disable(stored, "the webhook's token is no longer valid (401)")
                 return False
-            self._back_off(stored.chain_id, f"HTTP {exc.status}", getattr(exc, "retry_after", None))
+            self._back_off(stored.chain_id, f"HTTP {exc.status}", _retry_after(exc))
             return False
         except (aiohttp.ClientError, TimeoutError) as exc:
+            # A timeout may hide a message Discord did post: the retry can duplicate it.
             self._back_off(stored.chain_id, type(exc).__name__, None)
             return False
         # Only now is the batch known to be in Discord; a crash before this
@@ -186,7 +283,7 @@ class WebhookNotifier:
 
     def _back_off(self, chain_id: int, reason: str, retry_after: float | None) -> None:
         _, previous = self._backoff.get(chain_id, (0.0, 0.0))
-        delay = retry_after if retry_after else min(MAX_BACKOFF_S, max(FIRST_BACKOFF_S, previous * 2))
+        delay = min(MAX_BACKOFF_S, max(FIRST_BACKOFF_S, previous * 2, retry_after or 0.0))
         self._backoff[chain_id] = (self._clock() + delay, delay)
         log.warning("webhook of server %d failed (%s); retrying in %.1fs", chain_id, reason, delay)
 

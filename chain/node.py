@@ -149,10 +149,11 @@ class Node:
         return state
 
     async def delete_chain(self, chain_id: int) -> None:
-        if self.hashing_core is not None:
-            self.hashing_core.notify_tip(chain_id, b"deleted")
         await self.store.delete_chain(chain_id)
         self._chains.pop(chain_id, None)
+        # Only now: sessions that end see the chain gone, not a moved tip.
+        if self.hashing_core is not None:
+            self.hashing_core.notify_tip(chain_id, b"deleted")
 
     # --- wallets ----------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any
 import discord
 
 from chain.block import Block
-from chain.events import BLOCK_MINED, DIFFICULTY_CHANGED, MILESTONE_REACHED, REWARD_PAID
+from chain.events import BLOCK_MINED, DIFFICULTY_CHANGED, MILESTONE_REACHED, PARAMS_CHANGED, REWARD_PAID
 from chain.hashing import hash_to_display
 
 BAR_WIDTH = 20
@@ -16,6 +16,14 @@ GOLD = discord.Colour.gold()
 BLUE = discord.Colour.blurple()
 GREEN = discord.Colour.green()
 GREY = discord.Colour.light_grey()
+
+
+PARAM_LABELS = {
+    "target_spacing_s": "Block time (s)",
+    "initial_subsidy_points": "Reward (pts)",
+    "halving_interval_blocks": "Halving interval (blocks)",
+    "retarget_window_blocks": "Retarget window (blocks)",
+}
 
 
 def points(n: int) -> str:
@@ -78,5 +86,16 @@ def event_embed(kind: str, payload: Mapping[str, Any], names: Mapping[bytes, str
             description=f"{who('account')} now holds {points(payload['balance'])} "
             f"(passed {points(payload['milestone'])})",
             colour=GOLD,
+        )
+    if kind == PARAMS_CHANGED:
+        changes = [
+            f"{PARAM_LABELS.get(name, name)}: {old:,} → **{new:,}**"
+            for name, (old, new) in payload.items()
+            if name != "height"
+        ]
+        return discord.Embed(
+            title=f"⚙️ New rules from block {payload['height'] + 1}",
+            description="\n".join(changes) + f"\nBlock {payload['height']} committed to them in its coinbase.",
+            colour=BLUE,
         )
     return discord.Embed(title=kind.replace("_", " ").capitalize(), colour=GREY)

@@ -19,6 +19,10 @@ from chain.errors import ChainError
 log = logging.getLogger(__name__)
 
 
+# Discord's client shows some permissions under other names than the API's.
+DISCORD_PERMISSION_NAMES = {"manage_guild": "Manage Server"}
+
+
 class UserFacingError(Exception):
     """A refusal decided in a cog (not the engine), shown to the member as is."""
 
@@ -32,7 +36,7 @@ def describe_error(error: app_commands.AppCommandError | Exception) -> str | Non
     if isinstance(error, app_commands.CommandOnCooldown):
         return f"Slow down: you can do that again in {error.retry_after:.0f}s."
     if isinstance(error, app_commands.MissingPermissions):
-        missing = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+        missing = ", ".join(DISCORD_PERMISSION_NAMES.get(p, p.replace("_", " ").title()) for p in error.missing_permissions)
         return f"You need the {missing} permission for this."
     if isinstance(error, app_commands.NoPrivateMessage):
         return "This command only works inside a server."

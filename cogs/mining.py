@@ -31,6 +31,7 @@ class LiveSession:
     height: int
     expected_hashes: int
     deadline_s: int
+    genesis_hash: bytes
     progress: Progress | None = None
     task: asyncio.Task[None] | None = None
     stop_reason: str | None = None
@@ -83,6 +84,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             height=state.height + 1,
             expected_hashes=compute_block_work(target),
             deadline_s=int(settings["session_s"]),
+            genesis_hash=state.hashes[0],
         )
         self.sessions[key] = live
         live.task = asyncio.create_task(self._run(key, live, int(settings["cooldown_s"])), name=f"mine-{key}")
@@ -197,6 +199,10 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         embed.add_field(name="Best hash so far", value=f"`{p.best_hash[:24]}…`", inline=False)
         return embed
 
+    def _same_chain(self, live: LiveSession) -> bool:
+        node = self.services.node
+        return node.has_chain(live.guild_id) and node.chain(live.guild_id).state.hashes[0] == live.genesis_hash
+
     def _final_embed(self, live: LiveSession, result: MiningResult) -> discord.Embed:
         outcome = result.outcome
         if result.block is not None and result.effects is not None:
@@ -206,6 +212,12 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             embed.add_field(name="Reward", value=points(result.block.coinbase.amount))
             embed.add_field(name="Hashes", value=f"{outcome.hashes_tried:,} in {outcome.elapsed:.1f}s")
             return embed
+        if outcome.kind is OutcomeKind.STALE and not self._same_chain(live):
+            return discord.Embed(
+                title="Chain reset",
+                description="An admin reset this server's chain while you were mining. `/mine start` mines its block 1.",
+                colour=GREY,
+            )
         if outcome.kind is OutcomeKind.STALE:
             return discord.Embed(
                 title="Stale",

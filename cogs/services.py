@@ -24,6 +24,15 @@ DEFAULT_SERVER_SETTINGS: dict[str, Any] = {"session_s": 120, "cooldown_s": 10}
 class Notifier(Protocol):
     def wake(self) -> None: ...
 
+    async def register(self, chain_id: int, channel_id: int, webhook_id: int, url: str) -> None:
+        """Post this server's events through this webhook from now on (the URL is stored sealed)."""
+        ...
+
+    async def status(self, chain_id: int) -> Any:
+        """The webhook's health: ``channel_id`` and ``webhook_id`` (None if never set),
+        ``disabled_reason``, ``backlog`` (undelivered events) and ``retry_in_s``."""
+        ...
+
 
 @dataclass
 class Services:

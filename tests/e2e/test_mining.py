@@ -15,7 +15,7 @@ async def set_server(p, guild, **settings):
 
 def final(handle):
     text = reply_text(handle)
-    return any(word in text for word in ("found!", "Stale", "Time up", "Mining stopped"))
+    return any(word in text for word in ("found!", "Stale", "Time up", "Mining stopped", "Chain reset"))
 
 
 async def test_found_block_reports_height_hash_nonce_reward(playground):
@@ -85,3 +85,13 @@ async def test_two_miners_race_one_wins_the_other_is_stale(playground):
     assert "Block 1 found!" in texts[1]
     assert "Stale: someone else found block 1 first" in texts[0]
     assert p.bot.services.node.chain(w.genesis.id).state.height == 1
+
+
+async def test_a_reset_while_mining_says_so(playground):
+    p, w = playground, playground.world
+    p.bot.services.measured_hash_rate = IMPOSSIBLE_RATE
+    h = await p.run(w.alice, "mine start")
+    await h.wait_for(lambda h: len(h.edits) >= 1, timeout=10)
+    await p.bot.services.node.delete_chain(w.genesis.id)
+    await h.wait_for(final, timeout=10)
+    assert "reset this server's chain while you were mining" in reply_text(h)
