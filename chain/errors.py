@@ -197,3 +197,94 @@ class VerificationError(ChainError):
         super().__init__(f"block {height}: {cause}")
         self.height = height
         self.cause = cause
+
+
+# --- proof of stake ---------------------------------------------------------
+
+
+class StakingError(ValidationError):
+    """A proof-of-stake message, piece of evidence or registry change that breaks a rule."""
+
+
+class AttestationError(StakingError):
+    """An attestation whose fields cannot describe a real vote."""
+
+
+class WrongChainError(StakingError):
+    """A signed message made for another server's chain."""
+
+
+class SlashingEvidenceError(StakingError):
+    """Evidence that does not prove a slashable offence; nobody is slashed."""
+
+
+class ValidatorMismatchError(SlashingEvidenceError):
+    pass
+
+
+class SlotMismatchError(SlashingEvidenceError):
+    pass
+
+
+class IdenticalMessagesError(SlashingEvidenceError):
+    pass
+
+
+class NotSlashableError(SlashingEvidenceError):
+    pass
+
+
+class ProposerSelectionError(StakingError):
+    """Inputs from which no proposer can be drawn (no validators, bad seed, zero stake)."""
+
+
+class FinalityError(StakingError):
+    """Justification inputs that do not describe a possible epoch."""
+
+
+class DepositError(StakingError):
+    pass
+
+
+class UnknownValidatorError(StakingError):
+    pass
+
+
+class ValidatorStatusError(StakingError):
+    """An operation the validator's current status does not allow (not active, already exiting...)."""
+
+
+class SlashingProtectionError(ChainError):
+    """The signer refused: signing this message could get the validator slashed."""
+
+
+class DoubleVoteRefusedError(SlashingProtectionError):
+    pass
+
+
+class SurroundVoteRefusedError(SlashingProtectionError):
+    pass
+
+
+class SourceEpochTooLowError(SlashingProtectionError):
+    pass
+
+
+class TargetEpochTooLowError(SlashingProtectionError):
+    pass
+
+
+class DoubleProposalRefusedError(SlashingProtectionError):
+    pass
+
+
+class BlockSlotTooLowError(SlashingProtectionError):
+    pass
+
+
+class InterchangeError(EncodingError):
+    """An EIP-3076 slashing-protection file that cannot be imported."""
+
+
+class InterchangeGenesisMismatchError(InterchangeError):
+    pass

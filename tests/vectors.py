@@ -126,3 +126,53 @@ RFC8032_TEST_2 = {
         "387b2eaeb4302aeeb00d291612bb0c00"
     ),
 }
+
+# ethereum/consensus-specs specs/phase0/beacon-chain.md, is_slashable_attestation_data; the same four
+# cases are ../shared/vectors/bitcoin-and-friends.json "ethereum_slashable_attestation_data".
+# (a, b, slashable, why); a and b are (source epoch, target epoch, root label).
+SLASHABLE_ATTESTATION_CASES = [
+    ((0, 2, "A"), (1, 2, "B"), True, "double vote"),
+    ((0, 7, "A"), (1, 6, "B"), True, "a surrounds b"),
+    ((0, 2, "A"), (0, 2, "A"), False, "identical data"),
+    ((0, 2, "A"), (1, 3, "B"), False, "neither double nor surround"),
+]
+
+# prysmaticlabs/prysm beacon-chain/core/helpers/shuffle_test.go, TestShuffleList_OK: ShuffleList of
+# range(10) with the mainnet preset (SHUFFLE_ROUND_COUNT = 90). The same file's
+# TestShuffleList_Vs_ShuffleIndex fixes the direction: shuffled[compute_shuffled_index(i, 10, seed)] == i.
+# (seed hex, shuffled list)
+PRYSM_SHUFFLE_LIST_CASES = [
+    ("01800c" + "00" * 29, [0, 7, 8, 6, 3, 9, 4, 5, 2, 1]),
+    ("02800c" + "00" * 29, [0, 5, 2, 1, 6, 8, 7, 3, 4, 9]),
+]
+
+# EIP-3076 (Slashing Protection Interchange Format), "Example JSON Instance". Its pubkey is a
+# 48-byte BLS key; our validators have 32-byte Ed25519 keys.
+EIP3076_EXAMPLE = {
+    "metadata": {
+        "interchange_format_version": "5",
+        "genesis_validators_root": "0x04700007fabc8282644aed6d1c7c9e21d38a03a0c4ba193f3afe428824b3a673",
+    },
+    "data": [
+        {
+            "pubkey": (
+                "0xb845089a1457f811bfc000588fbb4e713669be8ce060ea6be3c6ece09afc3794106c91ca73acda5e5457122d58723bed"
+            ),
+            "signed_blocks": [
+                {
+                    "slot": "81952",
+                    "signing_root": "0x4ff6f743a43f3b4f95350831aeaf0a122a1a392922c45d804280284a69eb850b",
+                },
+                {"slot": "81951"},
+            ],
+            "signed_attestations": [
+                {
+                    "source_epoch": "2290",
+                    "target_epoch": "3007",
+                    "signing_root": "0x587d6a4f59a58fe24f406e0502413e77fe1babddee641fda30034ed37ecc884d",
+                },
+                {"source_epoch": "2290", "target_epoch": "3008"},
+            ],
+        }
+    ],
+}
