@@ -113,10 +113,10 @@ class Mempool:
         txid = tx.txid() if len(tx.signature) == 64 else b""
         if txid in self._by_txid:
             raise AlreadyKnownError("this transfer is already waiting in the mempool")
-        check_transfer_signature(tx, self.chain_id)
         account = accounts.get(tx.sender)
         if account is None:
             raise UnknownAccountError(f"sender {tx.sender.hex()[:16]}… has never held any points")
+        check_transfer_signature(tx, self.chain_id)
         pending = self._by_sender.get(tx.sender, {})
         next_free = account.nonce + len(pending)
         if tx.nonce < account.nonce:

@@ -97,6 +97,8 @@ class Node:
         self.hashing_core = hashing_core
         self._master_key = master_key
         self._chains: dict[int, ChainRuntime] = {}
+        # Public keys only: wallets outlive chain resets, so entries never go stale.
+        self._addresses: dict[tuple[int, str], bytes] = {}
 
     def now(self) -> int:
         return int(self.clock())
@@ -173,7 +175,12 @@ class Node:
         return key
 
     async def address(self, chain_id: int, owner: str) -> bytes:
-        return (await self.wallet(chain_id, owner)).public_key
+        """The owner's public key; remembered, since almost every command needs it."""
+        cached = self._addresses.get((chain_id, owner))
+        if cached is None:
+            cached = (await self.wallet(chain_id, owner)).public_key
+            self._addresses[(chain_id, owner)] = cached
+        return cached
 
     def account(self, chain_id: int, pubkey: bytes) -> Account:
         return self.chain(chain_id).state.ledger.get(pubkey, Account())
