@@ -12,11 +12,12 @@ extension, say) is one more entry there and nothing else changes.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
+
+from chain.hashing import fast_sha256
 
 PREFIX_SIZE = 76
 MAX_NONCE = 0xFFFFFFFF
@@ -57,24 +58,7 @@ class _Sha256(Protocol):
     def digest(self) -> bytes: ...
 
 
-def _fastest_sha256() -> Callable[[bytes], _Sha256]:
-    # CPython's bundled SHA-256 (`_sha2` from 3.12, `_sha256` before) has a
-    # much lower per-call cost than hashlib's OpenSSL wrapper; for the 4- and
-    # 32-byte updates of this loop that roughly doubles the hash rate.
-    # The known-answer check guards against an odd build.
-    expected = hashlib.sha256(b"abc").digest()
-    for module_name in ("_sha2", "_sha256"):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        constructor: Callable[[bytes], _Sha256] = module.sha256
-        if constructor(b"abc").digest() == expected:
-            return constructor
-    return hashlib.sha256
-
-
-_sha256 = _fastest_sha256()
+_sha256: Callable[[bytes], _Sha256] = fast_sha256
 
 
 def _nonce_stop(prefix76: bytes, target: int, start_nonce: int, count: int) -> int:

@@ -28,16 +28,14 @@ measures both.  ``max_effective_balance`` is therefore a parameter: the default,
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import struct
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
 
 from chain.attestation import GENESIS_EPOCH, check_uint64, compute_epoch_at_slot
 from chain.errors import ProposerSelectionError
+from chain.hashing import fast_sha256
 
 SHUFFLE_ROUND_COUNT = 90
 MAX_RANDOM_BYTE = 2**8 - 1
@@ -54,22 +52,7 @@ _U64 = struct.Struct("<Q")
 _ROUND_BYTES = tuple(bytes((r,)) for r in range(256))
 
 
-def _fastest_sha256() -> Callable[[bytes], Any]:
-    # A draw hashes 180 short inputs; CPython's bundled SHA-256 (`_sha2` from
-    # 3.12, `_sha256` before) costs less per call than hashlib's OpenSSL wrapper.
-    # The known-answer check guards against an odd build.
-    expected = hashlib.sha256(b"abc").digest()
-    for module_name in ("_sha2", "_sha256"):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        if module.sha256(b"abc").digest() == expected:
-            return cast(Callable[[bytes], Any], module.sha256)
-    return hashlib.sha256
-
-
-_sha256_object = _fastest_sha256()
+_sha256_object = fast_sha256
 
 
 def _sha256(data: bytes) -> bytes:
