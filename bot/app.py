@@ -80,8 +80,17 @@ class PlaygroundTree(app_commands.CommandTree):
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_COMMANDS)
 
     async def _call(self, interaction: discord.Interaction) -> None:
-        async with self._slots:
-            await super()._call(interaction)
+        # Commands come first: while any is in flight the hashing core hands
+        # out no new chunks (on two cores, hashing slows everything else).
+        core = getattr(self.client, "hashing_core", None)
+        if core is not None:
+            core.hold()
+        try:
+            async with self._slots:
+                await super()._call(interaction)
+        finally:
+            if core is not None:
+                core.release()
 
 
 def use_yielding_gateway() -> None:

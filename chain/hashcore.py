@@ -262,6 +262,7 @@ class HashingCore:
         self._by_key: dict[Hashable, MiningSession] = {}
         self._tips: dict[int, bytes] = {}
         self._in_flight: set[asyncio.Future[SearchResult]] = set()
+        self._holds = 0
         # Pass value of the session served last: where newcomers join the
         # stride schedule, so they neither wait for nor overtake the others.
         self._virtual_time = 0.0
@@ -378,6 +379,20 @@ class HashingCore:
             self._pump()
         return session
 
+    def hold(self) -> None:
+        """Interactive work is running: hand out no new chunks until ``release``.
+
+        Chunks in flight finish (within ``chunk_seconds``); workers then stay
+        idle, leaving the CPU to the bot's commands.  Holds nest.
+        """
+        self._holds += 1
+
+    def release(self) -> None:
+        if self._holds > 0:
+            self._holds -= 1
+        if not self._holds:
+            self._pump()
+
     def session(self, key: Hashable) -> MiningSession | None:
         return self._by_key.get(key)
 
@@ -447,7 +462,7 @@ class HashingCore:
         for session in list(self._sessions.values()):
             if session.deadline_at is not None and now >= session.deadline_at:
                 self._end(session, OutcomeKind.TIMEOUT)
-        while len(self._in_flight) < self._workers and self._sessions:
+        while not self._holds and len(self._in_flight) < self._workers and self._sessions:
             session = min(self._sessions.values(), key=lambda s: s._pass)
             try:
                 chunk = self._next_chunk(session, now)

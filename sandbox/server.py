@@ -478,7 +478,9 @@ class Sandbox:
 
     def _dispatch_message(self, event: str, msg: Message) -> None:
         session = self.gateway.current
-        if session is None or msg.ephemeral:
+        # Like Discord, send nothing to a bot that did not ask for message events
+        # (and skip building the payload: bursts of replies are a hot path).
+        if session is None or msg.ephemeral or not session.has_intent(GUILD_MESSAGES):
             return
         self.gateway.dispatch(event, self._message_event_payload(msg, session), intent=GUILD_MESSAGES)
 
