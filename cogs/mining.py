@@ -149,7 +149,8 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         await self.stop_all_sessions("the mining module was unloaded")
 
     async def _run(self, key: SessionKey, live: LiveSession, cooldown_s: int) -> None:
-        updater = asyncio.create_task(self._update_progress(live))
+        mining_over = asyncio.Event()
+        updater = asyncio.create_task(self._update_progress(live, mining_over))
         try:
             result = await self.services.node.mine(
                 live.guild_id,
@@ -159,7 +160,9 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             )
             if result.found:
                 self.services.notifier.wake()
-            updater.cancel()
+            # Let an edit in flight land first, so no late progress edit can overwrite the result.
+            mining_over.set()
+            await updater
             await self._edit(live, self._final_embed(live, result))
         except Exception:  # noqa: BLE001 - a background task must report, not vanish
             log.exception("mining session %s failed", key)
@@ -172,9 +175,13 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             self.cooldown_until[key] = self.services.node.clock() + cooldown_s
             live.done.set()
 
-    async def _update_progress(self, live: LiveSession) -> None:
+    async def _update_progress(self, live: LiveSession, mining_over: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(self.services.progress_interval_s)
+            try:
+                await asyncio.wait_for(mining_over.wait(), self.services.progress_interval_s)
+                return
+            except TimeoutError:
+                pass
             if live.progress is None:
                 continue
             try:
