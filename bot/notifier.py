@@ -25,6 +25,7 @@ import discord
 from chain.keys import open_bytes, seal_bytes
 from chain.store import OutboxEvent, Store, StoredWebhook
 from cogs.embeds import GREY, event_embed
+from cogs.services import WEBHOOK_NAME
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 300.0
 REQUEST_TIMEOUT_S = 15.0
 CLOSE_TIMEOUT_S = 5.0
-WEBHOOK_NAME = "Consensus Playground"
 
 Alert = Callable[[int, int, str], Awaitable[None]]
 Names = Callable[[int], Awaitable[Mapping[bytes, str]]]

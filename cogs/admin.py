@@ -20,11 +20,10 @@ from cogs.errors import (
     reply_ephemeral,
     require_guild,
 )
-from cogs.services import MAX_SESSION_S, Services
+from cogs.services import MAX_SESSION_S, WEBHOOK_NAME, Services
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_NAME = "Consensus Playground"
 RESET_TIMEOUT_S = 60.0
 # A block may be dated at most max_future_block_time_s (600 s) ahead, so no longer spacing.
 MAX_BLOCK_TIME_S = 600

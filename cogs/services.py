@@ -18,6 +18,8 @@ from chain.state import ChainState
 
 # Interaction tokens live 15 minutes; a session must end (and edit) before that.
 MAX_SESSION_S = 14 * 60
+# The name announcements are posted under, by the webhook and in setup.
+WEBHOOK_NAME = "Consensus Playground"
 DEFAULT_SERVER_SETTINGS: dict[str, Any] = {"session_s": 120, "cooldown_s": 10}
 
 
