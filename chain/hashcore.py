@@ -179,6 +179,8 @@ class MiningSession:
         self._on_progress = on_progress
         self._future: asyncio.Future[MiningOutcome] = core.loop.create_future()
         self._pass = pass_value
+        # Calibration must measure even while commands hold the core.
+        self.ignores_holds = False
         # Where the next chunk starts; chunks in flight carry their own. The
         # session starts as if extra nonce -1 were used up, so its first chunk
         # fetches the prefix for extra nonce 0.
@@ -418,6 +420,8 @@ class HashingCore:
         """
         hashes_before, seconds_before = self._busy_hashes, self._busy_seconds
         session = self.start_session(_CalibrationJob())
+        session.ignores_holds = True
+        self._pump()
         try:
             await asyncio.sleep(seconds)
         finally:
@@ -462,8 +466,11 @@ class HashingCore:
         for session in list(self._sessions.values()):
             if session.deadline_at is not None and now >= session.deadline_at:
                 self._end(session, OutcomeKind.TIMEOUT)
-        while not self._holds and len(self._in_flight) < self._workers and self._sessions:
-            session = min(self._sessions.values(), key=lambda s: s._pass)
+        while len(self._in_flight) < self._workers:
+            runnable = [s for s in self._sessions.values() if not self._holds or s.ignores_holds]
+            if not runnable:
+                break
+            session = min(runnable, key=lambda s: s._pass)
             try:
                 chunk = self._next_chunk(session, now)
                 future = self.loop.run_in_executor(

@@ -372,3 +372,12 @@ async def test_hold_pauses_new_chunks_until_release(core):
     core.release()
     await wait_for_hashes(session, paused_at + 1)
     session.cancel()
+
+
+async def test_calibration_measures_even_while_held(core):
+    core.hold()
+    try:
+        rate = await core.measure_rate(0.3)
+    finally:
+        core.release()
+    assert rate > 10_000

@@ -116,3 +116,20 @@ async def test_python_m_bot_without_token_plays_in_the_sandbox(tmp_path):
     assert "Your wallet" in out and "Tip: block 0" in out
     assert (tmp_path / "master.key").exists()
     assert "created a new one" in stderr.decode()
+
+
+async def test_a_new_servers_chain_is_calibrated_to_the_hashing_core(sb, tmp_path):
+    from chain.compact import compute_block_work, decode_compact
+    from sandbox.demo import populate_demo
+
+    w = populate_demo(sb)
+    async with running_bot(sb, make_settings(tmp_path / "calibrated.sqlite3"), hash_rate=None) as bot:
+        h = await sb.invoke(w.genesis, w.general, w.alice, "chain tip", {})
+        await h.wait_for(lambda h: "Tip: block 0" in reply_text(h), timeout=15)
+        rate = bot.services.measured_hash_rate
+        state = bot.services.node.chain(w.genesis.id).state
+        # Measured inside a command (while commands hold the core), and still real.
+        assert rate is not None and rate > 10_000
+        expected = rate * state.params.target_spacing_s
+        work = compute_block_work(decode_compact(state.tip.bits).value)
+        assert expected <= work <= expected * 10001 // 10000
