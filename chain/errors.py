@@ -288,3 +288,14 @@ class InterchangeError(EncodingError):
 
 class InterchangeGenesisMismatchError(InterchangeError):
     pass
+
+
+# --- rewards and penalties --------------------------------------------------
+
+
+class RewardsError(StakingError):
+    """Epoch participation or balances from which no rewards can be computed; nothing was paid."""
+
+
+class IssuanceRateError(ParamsError):
+    """A yearly issuance rate outside the range a server may choose."""
