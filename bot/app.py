@@ -80,17 +80,8 @@ class PlaygroundTree(app_commands.CommandTree):
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_COMMANDS)
 
     async def _call(self, interaction: discord.Interaction) -> None:
-        # Commands come first: while any is in flight the hashing core hands
-        # out no new chunks (on two cores, hashing slows everything else).
-        core = getattr(self.client, "hashing_core", None)
-        if core is not None:
-            core.hold()
-        try:
-            async with self._slots:
-                await super()._call(interaction)
-        finally:
-            if core is not None:
-                core.release()
+        async with self._slots:
+            await super()._call(interaction)
 
 
 def use_yielding_gateway() -> None:
