@@ -388,15 +388,6 @@ class Store:
             raise BlockNotFoundError("no such block in this chain")
         return Block.deserialize(row[0])
 
-    async def recent_blocks(self, chain_id: int, limit: int) -> list[tuple[int, bytes]]:
-        """Heights and hashes of the newest blocks, newest first."""
-        rows = await (
-            await self._db.execute(
-                "SELECT height, hash FROM blocks WHERE chain_id = ? ORDER BY height DESC LIMIT ?", (chain_id, limit)
-            )
-        ).fetchall()
-        return [(r[0], r[1]) for r in rows]
-
     async def blocks_mined_by(self, chain_id: int) -> list[tuple[bytes, int]]:
         rows = await (
             await self._db.execute(
@@ -455,12 +446,6 @@ class Store:
         ).fetchone()
         return StoredWallet(*row) if row else None
 
-    async def wallet_owner(self, chain_id: int, pubkey: bytes) -> str | None:
-        row = await (
-            await self._db.execute("SELECT owner FROM wallets WHERE chain_id = ? AND pubkey = ?", (chain_id, pubkey))
-        ).fetchone()
-        return row[0] if row else None
-
     async def wallets(self, chain_id: int) -> list[StoredWallet]:
         rows = await (
             await self._db.execute(
@@ -498,10 +483,6 @@ class Store:
             )
             ids.append(int(cursor.lastrowid))
         return ids
-
-    async def add_events(self, chain_id: int, events: Iterable[ChainEvent], now: int) -> list[int]:
-        async with self._transaction() as db:
-            return await self._insert_events(db, chain_id, events, now)
 
     async def pending_events(self, chain_id: int | None = None, limit: int = 100) -> list[OutboxEvent]:
         if chain_id is None:

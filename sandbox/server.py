@@ -296,13 +296,7 @@ class Sandbox:
         user = self._user_named(name, bot=bot, global_name=global_name)
         if user.id in g.members:
             raise SandboxError(f"{name} is already a member of {g.name}")
-        role_ids: list[int] = []
-        for ref in roles:
-            role = g.find_role(ref)
-            if role is None:
-                raise SandboxError(f"no role {ref!r} in {g.name}")
-            role_ids.append(role.id)
-        member = Member(user=user, guild=g, role_ids=role_ids, nick=nick)
+        member = Member(user=user, guild=g, role_ids=self._role_ids(g, roles), nick=nick)
         g.members[user.id] = member
         if permissions is not None:
             role = self.add_role(g, f"{name} perms", permissions)
@@ -314,15 +308,18 @@ class Sandbox:
         return member
 
     def set_member_roles(self, member: Member, roles: Iterable[Union[Role, str, int]]) -> None:
-        g = member.guild
+        member.role_ids = self._role_ids(member.guild, roles)
+        self._member_updated(member)
+
+    @staticmethod
+    def _role_ids(g: Guild, roles: Iterable[Union[Role, str, int]]) -> list[int]:
         ids: list[int] = []
         for ref in roles:
             role = g.find_role(ref)
             if role is None:
                 raise SandboxError(f"no role {ref!r} in {g.name}")
             ids.append(role.id)
-        member.role_ids = ids
-        self._member_updated(member)
+        return ids
 
     def _member_updated(self, member: Member) -> None:
         payload = member.payload()
