@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import ChainMap
+from collections import ChainMap, Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -52,6 +52,9 @@ class ChainRuntime:
     # Rules the next mined block will commit to (see ``Node.propose_params``).
     proposed_params: ChainParams | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Kept in memory so that the commands members type most never wait on SQLite.
+    tip_block: Block | None = None
+    blocks_mined: Counter[bytes] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,11 @@ class Node:
         self._chains: dict[int, ChainRuntime] = {}
         # Public keys only: wallets outlive chain resets, so entries never go stale.
         self._addresses: dict[tuple[int, str], bytes] = {}
+        # Sealed as stored: keys stay encrypted in memory too, and are opened per use.
+        self._sealed_wallets: dict[tuple[int, str], StoredWallet] = {}
+        # Per chain, public key -> owner, read from the store once and then kept current.
+        self._owners: dict[int, dict[bytes, str]] = {}
+        self._wallets_created = 0
 
     def now(self) -> int:
         return int(self.clock())
@@ -118,7 +126,8 @@ class Node:
         if dropped:
             await self.store.remove_from_mempool(chain_id, [e.txid for e in dropped])
         next_arrival = max((e.arrival for e in stored.mempool), default=0) + 1
-        runtime = ChainRuntime(state, mempool, next_arrival, stored.proposed_params)
+        runtime = ChainRuntime(state, mempool, next_arrival, stored.proposed_params, tip_block=stored.blocks[-1])
+        runtime.blocks_mined.update(b.coinbase.miner for b in stored.blocks[1:])
         self._chains[chain_id] = runtime
         log.info("loaded chain %d at height %d with %d pending transfers", chain_id, state.height, len(mempool))
         return runtime
@@ -164,14 +173,18 @@ class Node:
 
     async def wallet(self, chain_id: int, owner: str) -> SigningKey:
         """The owner's key on this chain, created (and sealed at rest) on first use."""
-        stored = await self.store.get_wallet(chain_id, owner)
+        stored = self._sealed_wallets.get((chain_id, owner)) or await self.store.get_wallet(chain_id, owner)
         if stored is None:
             key = SigningKey(self.randomness(32))
             sealed = seal_key(self._master_key, key, self.randomness(12), self._wallet_aad(chain_id, owner))
             stored = await self.store.insert_wallet(chain_id, StoredWallet(owner, key.public_key, sealed), self.now())
+            self._wallets_created += 1
+            if chain_id in self._owners:
+                self._owners[chain_id][stored.pubkey] = owner
         key = open_key(self._master_key, stored.sealed_key, self._wallet_aad(chain_id, owner))
         if key.public_key != stored.pubkey:
             raise WalletError(f"wallet of {owner} does not match its public key")
+        self._sealed_wallets[(chain_id, owner)] = stored
         return key
 
     async def address(self, chain_id: int, owner: str) -> bytes:
@@ -181,6 +194,17 @@ class Node:
             cached = (await self.wallet(chain_id, owner)).public_key
             self._addresses[(chain_id, owner)] = cached
         return cached
+
+    async def owners(self, chain_id: int) -> dict[bytes, str]:
+        """Public key -> owner of every wallet on this chain (a live view: do not mutate)."""
+        owners = self._owners.get(chain_id)
+        if owners is None:
+            created = self._wallets_created
+            owners = {w.pubkey: w.owner for w in await self.store.wallets(chain_id)}
+            # A wallet created while we read may be missing: use the read, but don't keep it.
+            if created == self._wallets_created:
+                owners = self._owners.setdefault(chain_id, owners)
+        return owners
 
     def account(self, chain_id: int, pubkey: bytes) -> Account:
         return self.chain(chain_id).state.ledger.get(pubkey, Account())
@@ -234,6 +258,8 @@ class Node:
             invalidated = runtime.mempool.invalidated_by(after)
             await self.store.append_block(chain_id, block, effects, [e.txid for e in invalidated], self.now())
             runtime.state.apply(block, effects)
+            runtime.tip_block = block
+            runtime.blocks_mined[block.coinbase.miner] += 1
             runtime.mempool.discard(invalidated)
             if effects.params_change is not None:
                 runtime.proposed_params = None

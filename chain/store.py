@@ -388,16 +388,6 @@ class Store:
             raise BlockNotFoundError("no such block in this chain")
         return Block.deserialize(row[0])
 
-    async def blocks_mined_by(self, chain_id: int) -> list[tuple[bytes, int]]:
-        rows = await (
-            await self._db.execute(
-                "SELECT miner, COUNT(*) FROM blocks WHERE chain_id = ? AND height > 0 GROUP BY miner "
-                "ORDER BY COUNT(*) DESC",
-                (chain_id,),
-            )
-        ).fetchall()
-        return [(r[0], r[1]) for r in rows]
-
     # --- transactions -----------------------------------------------------------
 
     async def get_transaction(self, chain_id: int, txid: bytes) -> StoredTransaction | None:

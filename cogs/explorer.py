@@ -124,9 +124,9 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         """The newest block of this server's chain."""
         guild_id = require_guild(interaction)
         state = await self.services.ensure_chain(guild_id)
-        block = await self.services.node.store.get_block(guild_id, height=state.height)
         names = await self.services.owner_names(guild_id)
-        embed = block_embed(block, names, title=f"Tip: block {state.height}")
+        block = self.services.node.chain(guild_id).tip_block
+        embed = block_embed(block, names, title=f"Tip: block {block.height}")
         embed.add_field(name="Difficulty", value=f"{compute_difficulty(state.tip.bits, state.params):,}")
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
 

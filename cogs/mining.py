@@ -120,8 +120,8 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             embed.add_field(name="Your session", value="starting…", inline=False)
         else:
             embed.add_field(name="Your session", value="not mining (`/mine start`)", inline=False)
-        mined = dict(await self.services.node.store.blocks_mined_by(guild_id))
         me = await self.services.node.address(guild_id, str(interaction.user.id))
+        mined = self.services.node.chain(guild_id).blocks_mined
         core = self.services.hashing_core.stats()
         embed.add_field(name="Blocks you mined", value=str(mined.get(me, 0)))
         embed.add_field(name="Chain height", value=str(state.height))

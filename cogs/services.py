@@ -70,4 +70,4 @@ class Services:
 
     async def owner_names(self, guild_id: int) -> dict[bytes, str]:
         """Public key -> mention of the member who owns it, for this server's chain."""
-        return {w.pubkey: f"<@{w.owner}>" for w in await self.node.store.wallets(guild_id)}
+        return {pubkey: f"<@{owner}>" for pubkey, owner in (await self.node.owners(guild_id)).items()}

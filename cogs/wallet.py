@@ -122,7 +122,7 @@ class Leaderboard(PlaygroundCog):
             )
             lines = [f"**{i}.** {name_of(names, key)} — {points(v)}" for i, (v, key) in enumerate(ranked[:LEADERBOARD_SIZE], 1)]
         else:
-            mined = await self.services.node.store.blocks_mined_by(guild_id)
+            mined = self.services.node.chain(guild_id).blocks_mined.most_common()
             lines = [f"**{i}.** {name_of(names, key)} — {n} block(s)" for i, (key, n) in enumerate(mined[:LEADERBOARD_SIZE], 1)]
         embed = discord.Embed(
             title=f"🏆 Leaderboard by {'balance' if by == 'balance' else 'blocks mined'}",

@@ -174,8 +174,8 @@ class Channel:
 
     @property
     def last_message_id(self) -> Optional[int]:
-        visible = [m for m in self.messages if not m.deleted and not m.ephemeral]
-        return visible[-1].id if visible else None
+        # Newest first: channels collect thousands of messages over a long session.
+        return next((m.id for m in reversed(self.messages) if not m.deleted and not m.ephemeral), None)
 
     def payload(self, *, include_guild_id: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {

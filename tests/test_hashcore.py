@@ -345,6 +345,15 @@ async def test_workers_run_at_low_cpu_priority():
     async with make_core(1, worker_niceness=7):
         (worker,) = set(multiprocessing.active_children()) - before
         assert os.getpriority(os.PRIO_PROCESS, worker.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 7
+        if hasattr(os, "SCHED_IDLE"):
+            assert os.sched_getscheduler(worker.pid) == os.SCHED_IDLE
+
+
+async def test_workers_at_niceness_zero_keep_the_normal_policy():
+    before = set(multiprocessing.active_children())
+    async with make_core(1, worker_niceness=0):
+        (worker,) = set(multiprocessing.active_children()) - before
+        assert os.sched_getscheduler(worker.pid) == os.sched_getscheduler(0)
 
 
 def test_defaults_to_one_worker_per_cpu_and_validates_arguments():

@@ -201,3 +201,30 @@ async def test_verify_detects_stored_balance_drift(node):
     await node.store._db.execute("UPDATE accounts SET balance = 999 WHERE pubkey = ?", (alice,))
     with pytest.raises(VerificationError, match="stored balances differ"):
         await node.verify(CHAIN)
+
+
+async def test_in_memory_views_match_the_store_before_and_after_restart(tmp_path):
+    """Tip block, blocks per miner and wallet owners are served from memory; they must agree with SQLite."""
+    path = tmp_path / "views.sqlite3"
+    node = await open_node(path)
+    await node.create_chain(CHAIN, REGTEST, initial_bits=0x207FFFFF)
+    assert await node.owners(CHAIN) == {}  # cached empty: later wallets must still appear
+    for owner in ("alice", "bob", "alice"):
+        await mine_block(node, owner)
+    alice, bob = await node.address(CHAIN, "alice"), await node.address(CHAIN, "bob")
+    carol = await node.address(CHAIN, "carol")
+
+    def views(n):
+        runtime = n.chain(CHAIN)
+        return runtime.tip_block, dict(runtime.blocks_mined)
+
+    live = views(node)
+    assert live[0] == await node.store.get_block(CHAIN, height=3)
+    assert live[1] == {alice: 2, bob: 1}
+    assert await node.owners(CHAIN) == {alice: "alice", bob: "bob", carol: "carol"}
+    await node.store.close()
+
+    again = await open_node(path)
+    assert views(again) == live
+    assert await again.owners(CHAIN) == {alice: "alice", bob: "bob", carol: "carol"}
+    await again.store.close()
