@@ -89,6 +89,8 @@ class WebhookNotifier:
         self._session: aiohttp.ClientSession | None = None
         # chain id -> (clock time before which we do not retry, current backoff)
         self._backoff: dict[int, tuple[float, float]] = {}
+        # Events Discord refused even in plain form (400-class), given up so the rest flow.
+        self.refused_events = 0
         # One drainer per server at a time: the worker, or the shutdown flush.
         self._locks: dict[int, asyncio.Lock] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
@@ -250,9 +252,21 @@ class WebhookNotifier:
             log.exception("event %d (%s) could not be rendered; posting it plainly", event.id, event.kind)
             return discord.Embed(title=event.kind.replace("_", " ").capitalize(), colour=GREY)
 
-    async def _post(self, stored: StoredWebhook, webhook: discord.Webhook, events: list[OutboxEvent]) -> bool:
-        names = await self._names(stored.chain_id)
-        embeds = [self._embed(e, names) for e in events]
+    def _plain_embed(self, event: OutboxEvent) -> discord.Embed:
+        return discord.Embed(
+            title=event.kind.replace("_", " ").capitalize(),
+            description="(Discord refused this announcement's full text.)",
+            colour=GREY,
+        )
+
+    async def _post(
+        self, stored: StoredWebhook, webhook: discord.Webhook, events: list[OutboxEvent], *, plain: bool = False
+    ) -> bool:
+        if plain:
+            embeds = [self._plain_embed(e) for e in events]
+        else:
+            names = await self._names(stored.chain_id)
+            embeds = [self._embed(e, names) for e in events]
         try:
             # discord.py itself retries 429 (after retry_after) and 5xx up to five times in here.
             await webhook.send(
@@ -268,6 +282,8 @@ class WebhookNotifier:
             if exc.status == 401:
                 await self._disable(stored, "the webhook's token is no longer valid (401)")
                 return False
+            if 400 <= exc.status < 500 and exc.status != 429:
+                return await self._refused(stored, webhook, events, plain, exc)
             self._back_off(stored.chain_id, f"HTTP {exc.status}", _retry_after(exc))
             return False
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -279,6 +295,35 @@ class WebhookNotifier:
         await self._store.mark_delivered([e.id for e in events], int(self._clock()))
         self._backoff.pop(stored.chain_id, None)
         self.delivered_batches += 1
+        return True
+
+    async def _refused(
+        self,
+        stored: StoredWebhook,
+        webhook: discord.Webhook,
+        events: list[OutboxEvent],
+        plain: bool,
+        exc: discord.HTTPException,
+    ) -> bool:
+        """Discord refused the message itself (400-class): retrying it unchanged would block the outbox forever.
+
+        Narrow it down: one event at a time, then that event plainly; an event
+        refused even plainly is given up (logged), so the ones after it flow.
+        """
+        if len(events) > 1:
+            log.warning("server %d: Discord refused a batch of %d (%s); posting one by one",
+                        stored.chain_id, len(events), exc.status)
+            for event in events:
+                if not await self._post(stored, webhook, [event], plain=plain):
+                    return False
+            return True
+        [event] = events
+        if not plain:
+            return await self._post(stored, webhook, events, plain=True)
+        log.error("server %d: Discord refused event %d (%s) even plainly (%s %s); giving up on it",
+                  stored.chain_id, event.id, event.kind, exc.status, exc.text)
+        await self._store.mark_delivered([event.id], int(self._clock()))
+        self.refused_events += 1
         return True
 
     def _back_off(self, chain_id: int, reason: str, retry_after: float | None) -> None:

@@ -73,6 +73,37 @@ async def test_429_then_500_then_success_delivers_every_event_once(playground):
     assert rate_limited.hit_count == 1 and failed.hit_count == 1
 
 
+async def test_a_refused_batch_is_split_and_every_event_still_arrives_once(playground):
+    """A 400 (say, an embed Discord won't take) must not be retried unchanged forever."""
+    p, w, sb = playground, playground.world, playground.sb
+    webhook = await set_up_webhook(p)
+    refused = sb.faults.error(f"POST /webhooks/{webhook.id}/*", 400, code=50035, message="Invalid Form Body", times=1)
+
+    await mine_block(p, w.alice)
+    await eventually(lambda: backlog_is_empty(p), 15, "delivery")
+    expected = await expected_titles(p, w.genesis)
+    assert len(expected) >= 2
+    assert announced(sb, w.blocks) == expected
+    # Setup's confirmation, the refused batch, then each event on its own.
+    assert [r.status for r in posts_to(sb, webhook)] == [200, 400] + [200] * len(expected)
+    assert refused.hit_count == 1 and p.bot.notifier.refused_events == 0
+
+
+async def test_an_event_refused_even_plainly_is_given_up_and_the_rest_flow(playground):
+    p, w, sb = playground, playground.world, playground.sb
+    webhook = await set_up_webhook(p)
+    # The batch, the first event alone, and the first event plainly: all refused.
+    sb.faults.error(f"POST /webhooks/{webhook.id}/*", 400, code=50035, message="Invalid Form Body", times=3)
+
+    await mine_block(p, w.alice)
+    await eventually(lambda: backlog_is_empty(p), 15, "delivery")
+    expected = await expected_titles(p, w.genesis)
+    assert announced(sb, w.blocks) == expected[1:]
+    assert [r.status for r in posts_to(sb, webhook)] == [200, 400, 400, 400] + [200] * (len(expected) - 1)
+    assert p.bot.notifier.refused_events == 1
+    assert (await p.bot.notifier.status(w.genesis.id)).disabled_reason is None
+
+
 async def test_the_notifier_backs_off_as_asked_when_discord_keeps_rate_limiting(playground, monkeypatch):
     p, w, sb = playground, playground.world, playground.sb
     # The retry must come from the back-off itself, not from the idle poll.
