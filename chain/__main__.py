@@ -18,7 +18,7 @@ from pathlib import Path
 
 from chain.compact import decode_compact
 from chain.errors import ChainError, EncodingError
-from chain.export import import_chain, import_param_changes
+from chain.export import import_chain, import_consensus, import_consensus_changes, import_param_changes
 from chain.hashcore import HashingCore, OutcomeKind, Progress
 from chain.hashing import hash_from_display, hash_to_display
 from chain.keys import MASTER_KEY_SIZE_BYTES
@@ -213,7 +213,13 @@ async def cmd_verify(args: argparse.Namespace) -> int:
         params, chain_id, blocks = import_chain(document)
         started = time.perf_counter()
         _, report = verify_chain(
-            params, chain_id, blocks, now=int(time.time()), param_changes=import_param_changes(document)
+            params,
+            chain_id,
+            blocks,
+            now=int(time.time()),
+            param_changes=import_param_changes(document),
+            consensus=import_consensus(document),
+            consensus_changes=import_consensus_changes(document),
         )
     else:
         node = await open_node(args)

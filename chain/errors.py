@@ -299,3 +299,57 @@ class RewardsError(StakingError):
 
 class IssuanceRateError(ParamsError):
     """A yearly issuance rate outside the range a server may choose."""
+
+
+# --- signer / store (PoS adapters) -------------------------------------------
+
+
+class ValidatorKeyError(WalletError):
+    """A validator key that cannot be opened, or cannot sign this message (it names another validator)."""
+
+
+class EnergyError(ChainError):
+    """Counts or costs from which no energy figure can be computed (negative, or no baseline)."""
+
+
+# --- consensus modes, proof-of-stake blocks and operations -------------------
+
+
+class ConsensusConfigError(ParamsError):
+    """A consensus configuration (mode, slots, Merge schedule...) that cannot make a working chain."""
+
+
+class MergeError(BlockError):
+    """A proof-of-work block after the Merge, or a proof-of-stake block before it."""
+
+
+class SlotError(BlockError):
+    """A proof-of-stake block whose slot or time does not fit the slot clock."""
+
+
+class BadProposerError(BlockError):
+    """A proof-of-stake block proposed by a validator other than the slot's drawn proposer."""
+
+
+class OperationsError(BlockError):
+    """Block operations this block kind or mode may not carry (attestations in pure PoW...)."""
+
+
+class WithdrawalMismatchError(BlockError):
+    """A block whose withdrawals are not exactly ``get_expected_withdrawals`` (Capella)."""
+
+
+class ExitError(StakingError):
+    """A voluntary exit that is badly signed or too early."""
+
+
+class DuplicateAttestationError(AttestationError):
+    """A validator's vote for this target is already counted."""
+
+
+class ForkChoiceError(StakingError):
+    """A candidate block or vote the fork choice cannot accept."""
+
+
+class FinalizedConflictError(ForkChoiceError):
+    """A candidate that would revert a finalized block."""

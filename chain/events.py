@@ -29,3 +29,18 @@ class ChainEvent:
 
     def payload_json(self) -> str:
         return json.dumps(self.payload, sort_keys=True, separators=(",", ":"))
+
+# Proof of stake (chain/beacon.py, chain/state.py).
+VALIDATOR_ACTIVATED = "validator_activated"
+VALIDATOR_EXITED = "validator_exited"
+VALIDATOR_WITHDRAWABLE = "validator_withdrawable"
+CHECKPOINT_JUSTIFIED = "checkpoint_justified"
+CHECKPOINT_FINALIZED = "checkpoint_finalized"
+EPOCH_REWARDS = "epoch_rewards"
+VALIDATOR_SLASHED = "validator_slashed"
+INACTIVITY_LEAK_STARTED = "inactivity_leak_started"
+INACTIVITY_LEAK_ENDED = "inactivity_leak_ended"
+THE_MERGE = "the_merge"
+MERGE_SCHEDULED = "merge_scheduled"
+STAKE_DEPOSITED = "stake_deposited"
+STAKE_WITHDRAWN = "stake_withdrawn"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chain.beacon import ConsensusConfig
 from chain.block import Block
 from chain.errors import EncodingError, ParamsError
 from chain.params import ChainParams
@@ -16,10 +17,16 @@ EXPORT_FORMAT = "consensus-playground/chain/v1"
 
 
 def export_chain(
-    params: ChainParams, chain_id: int, blocks: list[Block], param_changes: list[tuple[int, ChainParams]] = ()
+    params: ChainParams,
+    chain_id: int,
+    blocks: list[Block],
+    param_changes: list[tuple[int, ChainParams]] = (),
+    consensus: ConsensusConfig | None = None,
+    consensus_changes: list[tuple[int, ConsensusConfig]] = (),
 ) -> dict[str, Any]:
-    """``params`` are the genesis rules; ``param_changes`` the committed changes since."""
-    return {
+    """``params`` are the genesis rules; ``param_changes`` the committed changes since;
+    ``consensus`` the chain's consensus config (omitted for a plain proof-of-work chain)."""
+    document = {
         "format": EXPORT_FORMAT,
         "chain_id": chain_id,
         "params": params.to_json(),
@@ -28,6 +35,35 @@ def export_chain(
         "tip": blocks[-1].header.hash_hex(),
         "blocks": [b.serialize().hex() for b in blocks],
     }
+    if consensus is not None:
+        document["consensus"] = consensus.to_json()
+        document["consensus_changes"] = [{"height": h, "consensus": c.to_json()} for h, c in consensus_changes]
+    return document
+
+
+def import_consensus_changes(document: Any) -> list[tuple[int, ConsensusConfig]]:
+    """Merge schedules committed since genesis, by the height of the committing block."""
+    raw = document.get("consensus_changes", []) if isinstance(document, dict) else []
+    if not isinstance(raw, list):
+        raise EncodingError("consensus_changes must be a list")
+    changes = []
+    for entry in raw:
+        if not isinstance(entry, dict) or not isinstance(entry.get("height"), int) or not isinstance(
+            entry.get("consensus"), str
+        ):
+            raise EncodingError("each Merge schedule needs an integer height and the config as a JSON string")
+        changes.append((entry["height"], ConsensusConfig.from_json(entry["consensus"])))
+    return changes
+
+
+def import_consensus(document: Any) -> ConsensusConfig | None:
+    """The exported consensus config; None for a chain without one (genesis commits to which)."""
+    raw = document.get("consensus") if isinstance(document, dict) else None
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ParamsError("consensus must be the consensus config as a JSON string")
+    return ConsensusConfig.from_json(raw)
 
 
 def import_chain(document: Any) -> tuple[ChainParams, int, list[Block]]:

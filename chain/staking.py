@@ -18,6 +18,12 @@ Modelled on phase0's registry (``Validator``, ``is_active_validator``,
   Ethereum's later, correlated penalty (``process_slashings``) is left out.
 
 Every ``process_*`` checks all its preconditions, then returns a new ``Registry``.
+
+Units: the arithmetic is the same in any unit.  ``StakingParams`` are written in
+whole points; the chain's beacon state (chain/beacon.py) keeps the registry in
+nanopoints (chain/rewards.py) and runs these functions with
+``params.in_units(UNITS_PER_POINT)``, so rewards of a few nanopoints and the
+1/512 whistleblower reward are not rounded away.
 """
 
 from __future__ import annotations
@@ -75,6 +81,23 @@ class StakingParams:
             raise ParamsError("a slashed validator must stay locked at least as long as one that exits")
 
 
+    def in_units(self, units_per_point: int) -> StakingParams:
+        """The same rules with every amount scaled to ``units_per_point`` units.
+
+        The arithmetic here is unit-agnostic (every amount it compares or
+        divides is in the same unit), so the beacon state (chain/beacon.py) runs
+        it in nanopoints, ``in_units(UNITS_PER_POINT)``, where a reward of a few
+        nanopoints is not rounded away; the ``_points`` field names then read
+        "in the registry's unit".
+        """
+        return replace(
+            self,
+            min_deposit_points=self.min_deposit_points * units_per_point,
+            max_effective_balance_points=self.max_effective_balance_points * units_per_point,
+            effective_balance_increment_points=self.effective_balance_increment_points * units_per_point,
+        )
+
+
 DEFAULT_STAKING = StakingParams()
 
 
@@ -125,9 +148,9 @@ class SlashingPenalty:
 
     slashed_index: int
     penalty: int
-    whistleblower_index: int
+    whistleblower_index: int | None
     whistleblower_reward: int
-    proposer_index: int
+    proposer_index: int | None
     proposer_reward: int
 
     @property
@@ -236,7 +259,7 @@ def process_voluntary_exit(registry: Registry, index: int, current_epoch: int, p
 def slash_validator(
     registry: Registry,
     slashed_index: int,
-    proposer_index: int,
+    proposer_index: int | None,
     current_epoch: int,
     params: StakingParams,
     whistleblower_index: int | None = None,
@@ -244,13 +267,18 @@ def slash_validator(
     """phase0's ``slash_validator``: exit, lock, burn, and reward the whistleblower and proposer.
 
     Without a whistleblower (the bot's own detector), the proposer is the
-    whistleblower and keeps the whole reward, as in phase0.
+    whistleblower and keeps the whole reward, as in phase0.  With no proposer
+    (evidence included in a proof-of-work block, mined by no validator) nobody
+    is rewarded and the whole penalty is burned.
     """
     validator = _validator(registry, slashed_index)
-    _validator(registry, proposer_index)
-    if whistleblower_index is None:
-        whistleblower_index = proposer_index
-    _validator(registry, whistleblower_index)
+    if proposer_index is not None:
+        _validator(registry, proposer_index)
+        if whistleblower_index is None:
+            whistleblower_index = proposer_index
+        _validator(registry, whistleblower_index)
+    elif whistleblower_index is not None:
+        raise StakingError("a whistleblower is rewarded only in a block that a validator proposed")
     if not is_slashable_validator(validator, current_epoch):
         status = compute_validator_status(validator, current_epoch).value
         raise ValidatorStatusError(f"validator {slashed_index} is {status} and can no longer be slashed")
@@ -267,10 +295,13 @@ def slash_validator(
     # decrease_balance never goes below zero.
     penalty = min(effective // params.slashing_penalty_quotient, balances[slashed_index])
     balances[slashed_index] -= penalty
-    whistleblower_reward = effective // params.whistleblower_reward_quotient
-    proposer_reward = whistleblower_reward // params.proposer_reward_quotient
-    balances[proposer_index] += proposer_reward
-    balances[whistleblower_index] += whistleblower_reward - proposer_reward
+    whistleblower_reward = proposer_reward = 0
+    if proposer_index is not None and whistleblower_index is not None:
+        # Paid out of the penalty, so it can never exceed what was taken.
+        whistleblower_reward = min(effective // params.whistleblower_reward_quotient, penalty)
+        proposer_reward = whistleblower_reward // params.proposer_reward_quotient
+        balances[proposer_index] += proposer_reward
+        balances[whistleblower_index] += whistleblower_reward - proposer_reward
     validators = list(registry.validators)
     validators[slashed_index] = slashed
     outcome = SlashingPenalty(

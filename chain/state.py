@@ -5,6 +5,16 @@ and the body (coinbase, merkle root, every transfer) against the current tip,
 and returns the block's effects without touching anything.  ``ChainState.apply``
 then commits them in memory; the store commits the same effects to disk in one
 transaction.
+
+A chain created with a ``ConsensusConfig`` (chain/beacon.py) also carries a
+``BeaconState`` and is processed by ``process_consensus_block``: proof-of-work
+blocks (version 1, or version 2 with operations) before the Merge, proof-of-stake
+blocks after it (or from genesis in a pos chain), every epoch transition they
+cross, and every operation.  ``build_template`` (proof of work) and
+``build_pos_block`` (proof of stake) build blocks from the mempool's transfers
+and an op pool; ``select_operations`` keeps the pool's valid operations and adds
+exactly the expected withdrawals; ``admit_attestation`` is the op pool's check.
+A chain without a consensus config is processed exactly as before.
 """
 
 from __future__ import annotations
@@ -13,17 +23,57 @@ import hashlib
 import struct
 from collections import ChainMap
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
-from chain.block import BLOCK_VERSION, Block, BlockTemplate
-from chain.compact import compute_target, decode_compact
+from chain.attestation import (
+    ProposalHeader,
+    SignedAttestation,
+    SignedProposalHeader,
+    check_proposal_signature,
+    sign_proposal_header,
+)
+from chain.beacon import (
+    MODE_POS,
+    BeaconState,
+    ConsensusConfig,
+    compute_epoch_at_slot,
+    compute_slot_time,
+    compute_total_supply_units,
+    genesis_beacon_state,
+    get_beacon_proposer_index,
+    get_expected_withdrawals,
+    is_terminal_block,
+    mark_terminal_block,
+    process_attestation_operation,
+    process_attester_slashing_operation,
+    process_deposit_operation,
+    process_merge,
+    process_proposer_slashing_operation,
+    process_slots,
+    process_voluntary_exit_operation,
+    process_withdrawals,
+    record_proposer,
+)
+from chain.block import (
+    BLOCK_VERSION,
+    BLOCK_VERSION_OPERATIONS,
+    Block,
+    BlockTemplate,
+    PosSeal,
+)
+from chain.compact import compute_block_work, compute_target, decode_compact
 from chain.errors import (
     BadCoinbaseError,
     BadParentError,
+    BadProposerError,
     BlockTooLargeError,
+    ChainError,
     DuplicateTransactionError,
+    MergeError,
     MerkleRootMismatchError,
+    OperationsError,
     ParamsError,
+    SlotError,
     StaleBlockError,
     TimeTooNewError,
     TimeTooOldError,
@@ -31,6 +81,7 @@ from chain.errors import (
 from chain.events import (
     BLOCK_MINED,
     DIFFICULTY_CHANGED,
+    MERGE_SCHEDULED,
     MILESTONE_REACHED,
     PARAMS_CHANGED,
     REWARD_PAID,
@@ -39,7 +90,16 @@ from chain.events import (
 )
 from chain.hashing import ZERO_HASH, hash_to_display
 from chain.header import BlockHeader
+from chain.keys import SigningKey
 from chain.ledger import Account, Ledger, compute_block_subsidy, process_transfer
+from chain.operations import (
+    MAX_ATTESTATIONS,
+    MAX_ATTESTER_SLASHINGS,
+    MAX_DEPOSITS,
+    MAX_PROPOSER_SLASHINGS,
+    MAX_VOLUNTARY_EXITS,
+    Operations,
+)
 from chain.params import ChainParams
 from chain.pow import (
     check_expected_bits,
@@ -48,11 +108,13 @@ from chain.pow import (
     compute_median_time_past,
     explain_retarget,
 )
+from chain.rewards import UNITS_PER_POINT
 from chain.transaction import Coinbase, Transfer
 
 GENESIS_MINER = bytes(32)  # nobody: the genesis block mints nothing
 GENESIS_TAG = b"consensus-playground genesis "
 PARAMS_CHANGE_TAG = b"consensus-playground params "
+MERGE_SCHEDULE_TAG = b"consensus-playground merge "
 # Rules a running chain may change; the rest (proof-of-work limit, name...) are fixed at genesis.
 CHANGEABLE_PARAMS = frozenset(
     {"target_spacing_s", "retarget_window_blocks", "initial_subsidy_points", "halving_interval_blocks"}
@@ -72,12 +134,21 @@ class BlockEffects:
     signatures_checked: int
     # New rules this block commits to; they govern the blocks after it.
     params_change: ChainParams | None = None
+    # Chains with a ConsensusConfig: the proof-of-stake state after this block.
+    beacon: BeaconState | None = None
+    # A Merge this block schedules (a new consensus config); it governs the blocks after it.
+    consensus_change: ConsensusConfig | None = None
 
 
-def compute_genesis_commitment(params: ChainParams, chain_id: int) -> bytes:
-    """Genesis commits to its chain id and parameters, so an export verifies alone."""
-    digest = hashlib.sha256(struct.pack("<Q", chain_id) + params.to_bytes()).digest()
-    return GENESIS_TAG + digest
+def compute_genesis_commitment(params: ChainParams, chain_id: int, consensus: ConsensusConfig | None = None) -> bytes:
+    """Genesis commits to its chain id, parameters and consensus config, so an export verifies alone.
+
+    A chain without a consensus config commits exactly as before.
+    """
+    payload = struct.pack("<Q", chain_id) + params.to_bytes()
+    if consensus is not None:
+        payload += b"|consensus|" + consensus.to_bytes()
+    return GENESIS_TAG + hashlib.sha256(payload).digest()
 
 
 def compute_params_commitment(params: ChainParams) -> bytes:
@@ -95,30 +166,45 @@ def check_params_change(current: ChainParams, proposed: ChainParams) -> None:
         raise ParamsError("the proposed parameters are the ones already in force")
 
 
-def make_genesis_block(params: ChainParams, chain_id: int, time: int, bits: int) -> Block:
-    """The anchor block: no proof of work, its ``bits`` set the first difficulty."""
-    compute_target(bits, params.pow_limit)
-    coinbase = Coinbase(0, GENESIS_MINER, 0, 0, compute_genesis_commitment(params, chain_id))
+def make_genesis_block(
+    params: ChainParams, chain_id: int, time: int, bits: int, consensus: ConsensusConfig | None = None
+) -> Block:
+    """The anchor block: no proof of work, its ``bits`` set the first difficulty (0 in a pos chain)."""
+    if consensus is not None and consensus.mode == MODE_POS:
+        bits = 0
+    else:
+        compute_target(bits, params.pow_limit)
+    coinbase = Coinbase(0, GENESIS_MINER, 0, 0, compute_genesis_commitment(params, chain_id, consensus))
     template = BlockTemplate.build(BLOCK_VERSION, ZERO_HASH, time, bits, coinbase, ())
     return template.solve(0, 0)
 
 
-def check_genesis_block(block: Block, params: ChainParams, chain_id: int) -> None:
+def check_genesis_block(
+    block: Block, params: ChainParams, chain_id: int, consensus: ConsensusConfig | None = None
+) -> None:
     if block.header.prev_hash != ZERO_HASH:
         raise BadParentError("the genesis block must have an all-zero parent hash")
-    expected = Coinbase(0, GENESIS_MINER, 0, block.coinbase.extra_nonce, compute_genesis_commitment(params, chain_id))
-    if block.coinbase != expected or block.transfers:
-        raise BadCoinbaseError("genesis does not commit to this chain id and these parameters")
+    expected = Coinbase(
+        0, GENESIS_MINER, 0, block.coinbase.extra_nonce, compute_genesis_commitment(params, chain_id, consensus)
+    )
+    if block.coinbase != expected or block.transfers or block.operations is not None:
+        raise BadCoinbaseError("genesis does not commit to this chain id, these parameters and this consensus config")
     if block.compute_merkle_root() != block.header.merkle_root:
         raise MerkleRootMismatchError("genesis merkle root does not match its coinbase")
-    compute_target(block.header.bits, params.pow_limit)
+    if consensus is not None and consensus.mode == MODE_POS:
+        if block.header.bits != 0 or block.header.nonce != 0:
+            raise MergeError("a pos chain's genesis has no proof of work: bits and nonce are 0")
+    else:
+        compute_target(block.header.bits, params.pow_limit)
 
 
 class ChainState:
     """Headers of the main chain plus the ledger at its tip."""
 
-    def __init__(self, params: ChainParams, chain_id: int, genesis: Block) -> None:
-        check_genesis_block(genesis, params, chain_id)
+    def __init__(
+        self, params: ChainParams, chain_id: int, genesis: Block, consensus: ConsensusConfig | None = None
+    ) -> None:
+        check_genesis_block(genesis, params, chain_id, consensus)
         self.genesis_params = params
         # (height of the committing block, params in force from the block after it)
         self.param_changes: list[tuple[int, ChainParams]] = []
@@ -127,6 +213,21 @@ class ChainState:
         self.hashes: list[bytes] = [genesis.hash()]
         self._height_of: dict[bytes, int] = {self.hashes[0]: 0}
         self.ledger = Ledger()
+        self.consensus = consensus
+        # (height of the committing block, consensus config in force after it): Merge schedules.
+        self.consensus_changes: list[tuple[int, ConsensusConfig]] = []
+        # The proof-of-stake state; None for a chain created without a consensus config.
+        self.beacon: BeaconState | None = None
+        if consensus is not None:
+            work = 0
+            if consensus.mode != MODE_POS:
+                work = compute_block_work(compute_target(genesis.header.bits, params.pow_limit))
+            self.beacon = genesis_beacon_state(consensus, self.hashes[0], genesis.header.time, work)
+            allocations: dict[bytes, Account] = {}
+            for allocation in consensus.genesis_allocations:
+                before = allocations.get(allocation.address, Account())
+                allocations[allocation.address] = Account(before.balance + allocation.amount_points, 0)
+            self.ledger = Ledger(allocations, sum(a.amount_points for a in consensus.genesis_allocations))
 
     @classmethod
     def restore(
@@ -151,6 +252,43 @@ class ChainState:
         minted = sum(compute_block_subsidy(h, state.params_at(h)) for h in range(1, len(blocks)))
         state.ledger = Ledger(accounts, minted)
         return state
+
+    @classmethod
+    def replay(
+        cls,
+        params: ChainParams,
+        chain_id: int,
+        blocks: Sequence[Block],
+        consensus: ConsensusConfig | None = None,
+        param_changes: Sequence[tuple[int, ChainParams]] = (),
+        consensus_changes: Sequence[tuple[int, ConsensusConfig]] = (),
+    ) -> ChainState:
+        """Rebuild by processing every block again: the way to restore a chain with a beacon state.
+
+        (``restore`` trusts stored balances; a beacon state has too much in it to store
+        piecemeal, so it is recomputed.)  Block times are judged against the last one.
+        """
+        state = cls(params, chain_id, blocks[0], consensus)
+        changes = dict(param_changes)
+        schedules = dict(consensus_changes)
+        now = max(block.header.time for block in blocks)
+        for block in blocks[1:]:
+            height = state.height + 1
+            state.apply(block, process_block(state, block, now, changes.get(height), schedules.get(height)))
+        return state
+
+    def total_supply_units(self) -> int:
+        """Ledger balances plus validator balances, in nanopoints."""
+        if self.beacon is None:
+            return self.ledger.total_balance() * UNITS_PER_POINT
+        return compute_total_supply_units(self.ledger.total_balance(), self.beacon)
+
+    def issued_supply_units(self) -> int:
+        """Everything minted (subsidies, allocations, genesis stake, rewards) minus everything burned."""
+        issued = self.ledger.minted * UNITS_PER_POINT
+        if self.beacon is not None:
+            issued += self.beacon.minted_units - self.beacon.burned_units
+        return issued
 
     def params_at(self, height: int) -> ChainParams:
         """The rules a block at ``height`` is judged by."""
@@ -185,12 +323,15 @@ class ChainState:
         self.hashes.append(effects.block_hash)
         self._height_of[effects.block_hash] = effects.height
         self.ledger.apply(effects.accounts, effects.subsidy)
+        if effects.beacon is not None:
+            self.beacon = effects.beacon
+        if effects.consensus_change is not None:
+            self.consensus_changes.append((effects.height, effects.consensus_change))
         if effects.params_change is not None:
             self.param_changes.append((effects.height, effects.params_change))
 
 
-def process_header(state: ChainState, header: BlockHeader, now: int) -> None:
-    """Contextual header checks, cheapest first; raises the first failure."""
+def check_parent(state: ChainState, header: BlockHeader) -> None:
     if header.prev_hash != state.tip_hash:
         parent_height = state.height_of(header.prev_hash)
         if parent_height is not None:
@@ -199,6 +340,11 @@ def process_header(state: ChainState, header: BlockHeader, now: int) -> None:
                 f"({hash_to_display(state.tip_hash)[:16]}…) is already the tip"
             )
         raise BadParentError(f"parent {hash_to_display(header.prev_hash)} is not in this chain")
+
+
+def process_header(state: ChainState, header: BlockHeader, now: int) -> None:
+    """Contextual header checks, cheapest first; raises the first failure."""
+    check_parent(state, header)
     check_expected_bits(header, state.headers, state.params)
     check_proof_of_work(header.hash(), header.bits, state.params)
     median = compute_median_time_past(state.headers)
@@ -215,7 +361,11 @@ def process_header(state: ChainState, header: BlockHeader, now: int) -> None:
 
 
 def process_block(
-    state: ChainState, block: Block, now: int, proposed_params: ChainParams | None = None
+    state: ChainState,
+    block: Block,
+    now: int,
+    proposed_params: ChainParams | None = None,
+    proposed_consensus: ConsensusConfig | None = None,
 ) -> BlockEffects:
     """Validate ``block`` on top of ``state``; return its effects, changing nothing.
 
@@ -223,6 +373,12 @@ def process_block(
     commits to them (``compute_params_commitment``) they govern the blocks
     after it.  A coinbase that commits to anything else is refused.
     """
+    if state.beacon is not None:
+        return process_consensus_block(state, block, now, proposed_params, proposed_consensus)
+    if block.header.version != BLOCK_VERSION:
+        raise BadCoinbaseError(
+            f"block version {block.header.version}: this chain has no consensus config, so only version-1 blocks"
+        )
     params = state.params
     height = state.height + 1
     process_header(state, block.header, now)
@@ -293,7 +449,9 @@ def _block_events(
     subsidy: int,
     fees: int,
     changes: dict[bytes, Account],
+    extra: dict[str, object] | None = None,
 ) -> tuple[ChainEvent, ...]:
+    """Block, reward, retarget (proof of work only) and milestone events; ``extra`` joins the first."""
     height = state.height + 1
     miner = block.coinbase.miner.hex()
     events = [
@@ -307,11 +465,12 @@ def _block_events(
                 "transfers": len(block.transfers),
                 "time": block.header.time,
                 "bits": block.header.bits,
+                **(extra or {}),
             },
         ),
         ChainEvent(REWARD_PAID, {"height": height, "miner": miner, "subsidy": subsidy, "fees": fees}),
     ]
-    explanation = explain_retarget(state.headers, state.params)
+    explanation = None if block.seal is not None else explain_retarget(state.headers, state.params)
     if explanation is not None and explanation.new_bits != explanation.old_bits:
         events.append(
             ChainEvent(
@@ -357,21 +516,429 @@ def build_template(
     now: int,
     message: bytes = b"",
     proposed_params: ChainParams | None = None,
+    pool: Operations | None = None,
+    proposed_consensus: ConsensusConfig | None = None,
 ) -> BlockTemplate:
     """A block template paying ``miner``; ``transfers`` must already be valid in order.
 
     With ``proposed_params`` the coinbase commits to them instead of ``message``.
+    On a chain with a consensus config the template is a version-2 block carrying
+    the valid operations of ``pool`` and exactly the expected withdrawals.
     """
     if proposed_params is not None:
         message = compute_params_commitment(proposed_params)
     height = state.height + 1
+    if proposed_consensus is not None:
+        if proposed_params is not None:
+            raise ParamsError("one block commits to one change: new parameters or a Merge schedule")
+        check_merge_schedule(state, height, proposed_consensus)
+        message = compute_merge_schedule_commitment(proposed_consensus)
     fees = sum(tx.fee for tx in transfers)
     coinbase = Coinbase(height, miner, compute_block_subsidy(height, state.params) + fees, 0, message)
+    version, operations = BLOCK_VERSION, None
+    if state.beacon is not None:
+        if state.beacon.merged or state.beacon.terminal is not None:
+            raise MergeError("this chain has merged: build its blocks with build_pos_block")
+        version = BLOCK_VERSION_OPERATIONS
+        operations = select_operations(state, height, pool or Operations(), False, None, transfers)
+    elif pool is not None:
+        raise OperationsError("this chain has no consensus config: its blocks carry no operations")
     return BlockTemplate.build(
-        BLOCK_VERSION,
+        version,
         state.tip_hash,
         compute_next_block_time(state, now),
         compute_expected_bits(state.headers, state.params),
         coinbase,
         tuple(transfers),
+        operations,
     )
+
+
+# --- chains with a consensus config: pow, hybrid, pos and the Merge -----------------
+
+
+def _check_body(state: ChainState, block: Block, height: int) -> None:
+    params = state.params
+    if len(block.transfers) > params.max_block_transfers:
+        raise BlockTooLargeError(
+            f"block has {len(block.transfers)} transfers; the limit is {params.max_block_transfers}"
+        )
+    if block.coinbase.height != height:
+        raise BadCoinbaseError(f"coinbase says height {block.coinbase.height}, block is at {height}")
+    leaves = block.leaf_ids()
+    if len(set(leaves)) != len(leaves):
+        raise DuplicateTransactionError("block contains the same transaction or operation twice")
+    if block.compute_merkle_root() != block.header.merkle_root:
+        raise MerkleRootMismatchError(
+            f"merkle root {hash_to_display(block.header.merkle_root)} does not match the block's transactions"
+        )
+
+
+def check_pos_header(state: ChainState, block: Block, now: int) -> int:
+    """A proof-of-stake header: right parent, no proof of work, a later slot whose start is its time."""
+    beacon = state.beacon
+    seal = block.seal
+    if beacon is None or seal is None:
+        raise MergeError("not a proof-of-stake block on a proof-of-stake chain")
+    check_parent(state, block.header)
+    header = block.header
+    if header.bits != 0 or header.nonce != 0:
+        raise MergeError(
+            f"a proof-of-stake block has bits 0 and nonce 0, got bits {header.bits:#x} nonce {header.nonce}"
+        )
+    if seal.slot <= beacon.slot:
+        raise SlotError(f"slot {seal.slot} is not after the parent's slot {beacon.slot}")
+    expected_time = compute_slot_time(beacon, seal.slot)
+    if header.time != expected_time:
+        raise SlotError(f"slot {seal.slot} starts at time {expected_time}, but the block says {header.time}")
+    if header.time > now:
+        raise TimeTooNewError(f"slot {seal.slot} starts at {header.time}; it is only {now}")
+    return seal.slot
+
+
+def compute_pre_block_beacon(state: ChainState, slot: int, block_root: bytes, is_pos: bool) -> BeaconState:
+    """The beacon state a block at ``slot`` is judged against: the Merge if it is the first
+    proof-of-stake block, then every epoch transition up to the slot."""
+    beacon = state.beacon
+    if beacon is None:
+        raise MergeError("this chain has no consensus config")
+    beacon = replace(beacon, events=())
+    if is_pos and not beacon.merged:
+        beacon = process_merge(beacon, state.height + 1)
+    return process_slots(beacon, slot, state.tip_hash, block_root, state.params.target_spacing_s)
+
+
+def process_block_operations(
+    beacon: BeaconState,
+    view: ChainMap[bytes, Account],
+    changes: dict[bytes, Account],
+    operations: Operations,
+    chain_id: int,
+    slot: int,
+    proposer_index: int | None,
+    params: ChainParams,
+) -> BeaconState:
+    """Capella's order: withdrawals, then phase0's ``process_operations`` (proposer slashings,
+    attester slashings, attestations, deposits, voluntary exits).
+
+    ``changes`` (the block's pending account changes, under ``view``) receives the withdrawal
+    credits and deposit debits; it belongs to the block being checked, so when an operation
+    fails the caller discards it with everything else, and nothing outside has changed."""
+    beacon, paid = process_withdrawals(beacon, view, operations.withdrawals)
+    changes.update(paid)
+    for kind, items, step in (
+        ("proposer slashing", operations.proposer_slashings,
+         lambda b, op: process_proposer_slashing_operation(b, op, chain_id, proposer_index)),
+        ("attester slashing", operations.attester_slashings,
+         lambda b, op: process_attester_slashing_operation(b, op, chain_id, proposer_index)),
+        ("attestation", operations.attestations, lambda b, op: process_attestation_operation(b, op, slot, chain_id)),
+        ("voluntary exit", operations.voluntary_exits,
+         lambda b, op: process_voluntary_exit_operation(b, op, chain_id)),
+    ):
+        for index, item in enumerate(items):
+            try:
+                beacon = step(beacon, item)
+            except ChainError as exc:
+                exc.add_note(f"{kind} {index}")
+                raise
+    # Deposits move ledger points, so they run with the accounts (phase0 runs them before exits;
+    # an exit cannot name a validator deposited in the same block, which is not active yet anyway).
+    for index, deposit in enumerate(operations.deposits):
+        try:
+            beacon, wallet = process_deposit_operation(
+                beacon, view.get(deposit.wallet), deposit, chain_id, params.max_amount_points
+            )
+        except ChainError as exc:
+            exc.add_note(f"deposit {index}")
+            raise
+        changes[deposit.wallet] = wallet
+    return beacon
+
+
+def process_consensus_block(
+    state: ChainState,
+    block: Block,
+    now: int,
+    proposed_params: ChainParams | None = None,
+    proposed_consensus: ConsensusConfig | None = None,
+) -> BlockEffects:
+    """``process_block`` for a chain with a consensus config: proof-of-work blocks before the
+    Merge (version 1, or version 2 with operations), proof-of-stake blocks after it.
+
+    Checks everything, then returns the effects, including the new beacon state; nothing is changed.
+    """
+    beacon = state.beacon
+    if beacon is None:
+        raise MergeError("this chain has no consensus config")
+    params = state.params
+    height = state.height + 1
+    block_hash = block.hash()
+    is_pos = block.seal is not None
+    if is_pos:
+        if beacon.terminal is None and not beacon.merged:
+            raise MergeError(f"block {height} is a proof-of-stake block, but this chain has not merged yet")
+        slot = check_pos_header(state, block, now)
+    else:
+        if beacon.merged or beacon.terminal is not None:
+            raise MergeError(
+                f"block {height} is a proof-of-work block, but blocks after the Merge are proof-of-stake blocks"
+            )
+        process_header(state, block.header, now)
+        slot = height
+    _check_body(state, block, height)
+    pre = compute_pre_block_beacon(state, slot, block_hash, is_pos)
+    proposer_index = None
+    if is_pos:
+        seal = block.seal
+        proposer_index = get_beacon_proposer_index(pre, slot)
+        if seal is None or seal.proposer_index != proposer_index:
+            raise BadProposerError(
+                f"slot {slot}'s proposer is validator {proposer_index}, not validator "
+                f"{seal.proposer_index if seal else None}"
+            )
+        proposer = pre.registry.validators[proposer_index]
+        if proposer.slashed:
+            raise BadProposerError(f"validator {proposer_index} was slashed and may not propose")
+        header = compute_proposal_header(state, block, proposer.pubkey)
+        check_proposal_signature(SignedProposalHeader(header, seal.signature))
+
+    changes: dict[bytes, Account] = {}
+    view = ChainMap(changes, state.ledger)
+    fees = 0
+    txids = block.txids()
+    for index, tx in enumerate(block.transfers):
+        try:
+            changes.update(process_transfer(view, tx, state.chain_id, params))
+        except Exception as exc:
+            exc.add_note(f"transfer {index} ({hash_to_display(txids[index + 1])[:16]}…)")
+            raise
+        fees += tx.fee
+    post = process_block_operations(
+        pre, view, changes, block.operations or Operations(), state.chain_id, slot, proposer_index, params
+    )
+    subsidy = 0 if is_pos else compute_block_subsidy(height, params)
+    if block.coinbase.amount != subsidy + fees:
+        what = "fees" if is_pos else f"subsidy {subsidy} plus fees"
+        raise BadCoinbaseError(
+            f"coinbase pays {block.coinbase.amount}, but {what} {fees} is {subsidy + fees}"
+            + (" (a proof-of-stake block pays fees only; issuance comes from epoch rewards)" if is_pos else "")
+        )
+    miner = view.get(block.coinbase.miner, Account())
+    changes[block.coinbase.miner] = Account(miner.balance + block.coinbase.amount, miner.nonce)
+    if is_pos and proposer_index is not None:
+        post = record_proposer(post, slot, proposer_index)
+    else:
+        work = compute_block_work(compute_target(block.header.bits, params.pow_limit))
+        post = replace(post, total_difficulty=post.total_difficulty + work)
+        if is_terminal_block(post, height):
+            post = mark_terminal_block(post, height, block.header.time, block_hash)
+    post = replace(post, slot=slot)
+
+    params_change = process_params_commitment(state, block, proposed_params)
+    consensus_change = process_merge_schedule(state, block, height, proposed_consensus, post.total_difficulty)
+    if consensus_change is not None:
+        post = replace(post, config=consensus_change)
+    extra = {"slot": slot, "proposer_index": proposer_index, "proof_of_stake": True} if is_pos else None
+    events = _block_events(state, block, block_hash, subsidy, fees, changes, extra)
+    events += post.events
+    if params_change is not None:
+        events += (ChainEvent(PARAMS_CHANGED, {"height": height, **describe_params_change(params, params_change)}),)
+    if consensus_change is not None:
+        events += (
+            ChainEvent(
+                MERGE_SCHEDULED,
+                {"height": height, "merge_at_height": consensus_change.merge_at_height,
+                 "merge_at_total_difficulty": consensus_change.merge_at_total_difficulty,
+                 "total_difficulty": post.total_difficulty},
+            ),
+        )
+    signatures = len(block.transfers) + (1 if is_pos else 0)
+    if block.operations is not None:
+        ops = block.operations
+        signatures += 2 * len(ops.deposits) + len(ops.voluntary_exits) + len(ops.attestations)
+        signatures += 2 * len(ops.attester_slashings) + 2 * len(ops.proposer_slashings)
+    return BlockEffects(
+        height, block_hash, changes, subsidy, fees, events, signatures, params_change, replace(post, events=()),
+        consensus_change,
+    )
+
+
+def compute_merge_schedule_commitment(consensus: ConsensusConfig) -> bytes:
+    """What a proof-of-work block's coinbase says to schedule the Merge of ``consensus``."""
+    return MERGE_SCHEDULE_TAG + hashlib.sha256(consensus.to_bytes()).digest()
+
+
+def check_merge_schedule(
+    state: ChainState, height: int, proposed: ConsensusConfig, total_difficulty: int | None = None
+) -> None:
+    """Only the Merge schedule may change on a running chain, before the Merge, and into the future.
+
+    ``height`` is the committing block's; ``total_difficulty`` includes it (default: the tip's).
+    """
+    beacon = state.beacon
+    if beacon is None:
+        raise MergeError("this chain has no consensus config, so it has no Merge to schedule")
+    current = beacon.config
+    if beacon.merged or beacon.terminal is not None:
+        raise MergeError("this chain has already reached the Merge")
+    bare = replace(proposed, merge_at_height=current.merge_at_height,
+                   merge_at_total_difficulty=current.merge_at_total_difficulty)
+    if bare != current:
+        raise ParamsError("only the Merge schedule (merge_at_height, merge_at_total_difficulty) can change")
+    if not proposed.has_merge:
+        raise ParamsError("a Merge schedule needs a height or a total difficulty")
+    if proposed.merge_at_height and proposed.merge_at_height <= height + 1:
+        raise ParamsError(
+            f"the Merge must come after the block that schedules it: height {proposed.merge_at_height} is not "
+            f"after {height + 1}"
+        )
+    reached = beacon.total_difficulty if total_difficulty is None else total_difficulty
+    if proposed.merge_at_total_difficulty and proposed.merge_at_total_difficulty <= reached:
+        raise ParamsError(f"total difficulty {proposed.merge_at_total_difficulty} is already reached ({reached})")
+
+
+def process_merge_schedule(
+    state: ChainState, block: Block, height: int, proposed: ConsensusConfig | None, total_difficulty: int
+) -> ConsensusConfig | None:
+    """The Merge a proof-of-work block schedules, if its coinbase commits to one."""
+    if not block.coinbase.message.startswith(MERGE_SCHEDULE_TAG):
+        return None
+    if proposed is None or block.coinbase.message != compute_merge_schedule_commitment(proposed):
+        raise BadCoinbaseError("coinbase commits to a Merge schedule that was not proposed")
+    if block.seal is not None:
+        raise MergeError("a proof-of-stake block cannot schedule the Merge")
+    check_merge_schedule(state, height, proposed, total_difficulty)
+    return proposed
+
+
+def compute_proposal_header(state: ChainState, block: Block, proposer: bytes) -> ProposalHeader:
+    """What a proposer signs for ``block``: chain.attestation's ``ProposalHeader``."""
+    seal = block.seal
+    if seal is None:
+        raise MergeError("a proof-of-work block has no proposal header")
+    return ProposalHeader(state.chain_id, seal.slot, proposer, block.header.prev_hash, block.header.merkle_root)
+
+
+def select_operations(
+    state: ChainState,
+    slot: int,
+    pool: Operations,
+    is_pos: bool,
+    proposer_index: int | None,
+    transfers: Sequence[Transfer] = (),
+) -> Operations:
+    """The operations of ``pool`` that are valid, in order, on top of ``state`` at ``slot`` after
+    the block's ``transfers`` (deposits share the wallet's nonce space with them), plus exactly
+    the expected withdrawals, within the per-block caps.  A candidate that fails is left out (the
+    op pool keeps it or drops it; this only decides what goes into the next block)."""
+    pre = compute_pre_block_beacon(state, slot, ZERO_HASH, is_pos)
+    changes: dict[bytes, Account] = {}
+    view = ChainMap(changes, state.ledger)
+    for tx in transfers:
+        changes.update(process_transfer(view, tx, state.chain_id, state.params))
+    ops = Operations(withdrawals=get_expected_withdrawals(pre))
+    beacon = process_block_operations(pre, view, changes, ops, state.chain_id, slot, proposer_index, state.params)
+    caps = {
+        "proposer_slashings": MAX_PROPOSER_SLASHINGS,
+        "attester_slashings": MAX_ATTESTER_SLASHINGS,
+        "attestations": MAX_ATTESTATIONS,
+        "deposits": MAX_DEPOSITS,
+        "voluntary_exits": MAX_VOLUNTARY_EXITS,
+    }
+    chosen: dict[str, list] = {name: [] for name in caps}
+    for name, cap in caps.items():
+        for item in getattr(pool, name):
+            if len(chosen[name]) == cap:
+                break
+            trial_changes = dict(changes)
+            trial_view = ChainMap(trial_changes, state.ledger)
+            try:
+                trial = process_block_operations(
+                    beacon,
+                    trial_view,
+                    trial_changes,
+                    Operations(**{name: (item,)}),
+                    state.chain_id,
+                    slot,
+                    proposer_index,
+                    state.params,
+                )
+            except ChainError:
+                continue
+            beacon, changes = trial, trial_changes
+            chosen[name].append(item)
+    return Operations(withdrawals=ops.withdrawals, **{name: tuple(items) for name, items in chosen.items()})
+
+
+def build_pos_block(
+    state: ChainState,
+    proposer_key: SigningKey,
+    slot: int,
+    transfers: Sequence[Transfer] = (),
+    pool: Operations = Operations(),
+    fee_recipient: bytes | None = None,
+    message: bytes = b"",
+    proposed_params: ChainParams | None = None,
+) -> Block:
+    """A signed proof-of-stake block for ``slot`` from the mempool's transfers (already valid in
+    order) and the op pool's candidates (filtered by ``select_operations``).
+
+    Raises ``BadProposerError`` if ``proposer_key`` is not the slot's drawn proposer.  The fee
+    recipient defaults to the proposer's withdrawal address.
+    """
+    beacon = state.beacon
+    if beacon is None or (beacon.terminal is None and not beacon.merged):
+        raise MergeError("this chain has not merged: its next block is a proof-of-work block")
+    if slot <= beacon.slot:
+        raise SlotError(f"slot {slot} is not after the tip's slot {beacon.slot}")
+    pre = compute_pre_block_beacon(state, slot, ZERO_HASH, True)
+    proposer_index = get_beacon_proposer_index(pre, slot)
+    proposer = pre.registry.validators[proposer_index]
+    if proposer.pubkey != proposer_key.public_key:
+        raise BadProposerError(f"slot {slot}'s proposer is validator {proposer_index}, not this key")
+    if proposed_params is not None:
+        message = compute_params_commitment(proposed_params)
+    operations = select_operations(state, slot, pool, True, proposer_index, transfers)
+    fees = sum(tx.fee for tx in transfers)
+    recipient = fee_recipient if fee_recipient is not None else pre.withdrawal_addresses[proposer_index]
+    coinbase = Coinbase(state.height + 1, recipient, fees, 0, message)
+    template = BlockTemplate.build(
+        BLOCK_VERSION_OPERATIONS, state.tip_hash, compute_slot_time(beacon, slot), 0, coinbase, tuple(transfers),
+        operations,
+    )
+    header = ProposalHeader(
+        state.chain_id, slot, proposer.pubkey, template.header.prev_hash, template.header.merkle_root
+    )
+    signed = sign_proposal_header(proposer_key, header)
+    seal = PosSeal(slot, proposer_index, signed.signature)
+    return Block(template.header, coinbase, tuple(transfers), operations, seal)
+
+
+def get_slot_proposer(state: ChainState, slot: int) -> int:
+    """Who may propose ``slot`` on top of the current tip (for the Node's slot ticker)."""
+    pre = compute_pre_block_beacon(state, slot, ZERO_HASH, True)
+    return get_beacon_proposer_index(pre, slot)
+
+
+def compute_epoch_of_slot(state: ChainState, slot: int) -> int:
+    if state.beacon is None:
+        raise MergeError("this chain has no consensus config")
+    return compute_epoch_at_slot(state.beacon, slot)
+
+
+def admit_attestation(state: ChainState, attestation: SignedAttestation, slot: int) -> int:
+    """Whether a vote may go into a block at ``slot`` on top of the current tip (the op pool's check).
+
+    Runs exactly the block rule (``process_attestation_operation``) against the state that
+    block would see; returns the voter's validator index, or raises the rule's typed error.
+    """
+    beacon = state.beacon
+    if beacon is None:
+        raise OperationsError("this chain has no consensus config: it takes no attestations")
+    is_pos = beacon.merged or beacon.terminal is not None
+    pre = compute_pre_block_beacon(state, slot, ZERO_HASH, is_pos)
+    process_attestation_operation(pre, attestation, slot, state.chain_id)
+    index = pre.registry.index_of(attestation.validator)
+    if index is None:  # unreachable: the rule above refuses strangers
+        raise OperationsError("the voter is not a validator")
+    return index

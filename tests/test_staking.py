@@ -19,6 +19,7 @@ from chain.attestation import (
 from chain.errors import (
     DepositError,
     ParamsError,
+    StakingError,
     UnknownValidatorError,
     ValidatorStatusError,
 )
@@ -306,3 +307,30 @@ def test_points_are_conserved(params, operations):
         assert all(v.effective_balance <= params.max_effective_balance_points for v in registry.validators)
     for kind in ("exit", "slash", "withdraw"):
         event(f"{kind}: {'yes' if kind in done else 'no'}")
+
+
+# --- units and blocks without a validator proposer (chain/beacon.py) -----------------
+
+
+def test_in_units_scales_every_amount_and_nothing_else():
+    gwei = StakingParams(min_deposit_points=32 * 10**9, max_effective_balance_points=32 * 10**9,
+                         effective_balance_increment_points=10**9)
+    assert PARAMS.in_units(10**9) == gwei
+    # With nanopoint amounts the hysteresis band is a quarter point, not zero (1 // 4 in whole points).
+    scaled = PARAMS.in_units(10**9)
+    registry = Registry(registry_of(32 * 10**9, params=scaled).validators, (32 * 10**9 - 10**8,))
+    assert process_effective_balance_updates(registry, scaled).validators[0].effective_balance == 32 * 10**9
+
+
+def test_slashing_in_a_proof_of_work_block_burns_the_whole_penalty():
+    gwei = PARAMS.in_units(10**9)
+    registry = registry_of(32 * 10**9, 32 * 10**9, params=gwei)
+    after, penalty = slash_validator(registry, 0, proposer_index=None, current_epoch=1, params=gwei)
+    assert penalty.penalty == 10**9 and penalty.whistleblower_reward == 0 and penalty.burned == 10**9
+    assert after.balances == (31 * 10**9, 32 * 10**9)
+
+
+def test_invalid_whistleblower_without_a_proposer():
+    with pytest.raises(StakingError):
+        slash_validator(registry_of(32, 32), 0, proposer_index=None, current_epoch=1, params=PARAMS,
+                        whistleblower_index=1)
