@@ -94,7 +94,9 @@ from chain.operations import (
     check_exit_signature,
 )
 from chain.proposer import (
+    ProposerDraw,
     compute_proposer_index,
+    explain_proposer_draw_at,
     compute_proposer_seed,
     compute_seed_mix_epoch,
     get_seed,
@@ -358,6 +360,10 @@ class BeaconState:
     merge_epoch: int | None = None
     merge_slot: int | None = None
     anchor: tuple[int, int] = (0, 0)
+    # Per validator, nanopoints deposited and withdrawn so far: its net reward is
+    # balance + withdrawn - deposited (what ``/stake status`` shows).
+    deposited_units: tuple[int, ...] = ()
+    withdrawn_units: tuple[int, ...] = ()
     events: tuple[ChainEvent, ...] = field(default=(), compare=False)
 
     @property
@@ -438,6 +444,8 @@ def genesis_beacon_state(
         genesis_time=genesis_time,
         registry=Registry(tuple(validators), tuple(balances)),
         withdrawal_addresses=tuple(v.withdrawal_address for v in config.genesis_validators),
+        deposited_units=tuple(balances),
+        withdrawn_units=tuple(0 for _ in balances),
         finality=genesis_finality_state(genesis_root),
         epoch=0,
         slot=0,
@@ -472,6 +480,19 @@ def get_beacon_proposer_index(state: BeaconState, slot: int) -> int:
     ]
     effective = [v.effective_balance for v in state.registry.validators]
     return compute_proposer_index(indices, effective, seed, state.config.max_effective_balance_units)
+
+
+def explain_beacon_proposer(state: BeaconState, slot: int) -> ProposerDraw:
+    """``get_beacon_proposer_index`` with every input and attempt kept (for ``/chain proposer``)."""
+    epoch = compute_epoch_at_slot(state, slot)
+    if epoch != state.epoch:
+        raise AttestationError(f"slot {slot} is in epoch {epoch}, but the state is at epoch {state.epoch}")
+    mix = get_checkpoint_root(state, compute_seed_mix_epoch(epoch))
+    indices = [
+        i for i, v in enumerate(state.registry.validators) if is_active_validator(v, epoch) and v.effective_balance > 0
+    ]
+    effective = [v.effective_balance for v in state.registry.validators]
+    return explain_proposer_draw_at(slot, epoch, mix, indices, effective, state.config.max_effective_balance_units)
 
 
 # --- epoch processing ---------------------------------------------------------
@@ -744,7 +765,15 @@ def process_deposit_operation(
             "activation_epoch": registry.validators[index].activation_epoch,
         },
     )
-    new_state = replace(state, registry=registry, withdrawal_addresses=addresses, events=state.events + (event,))
+    deposited, withdrawn = list(state.deposited_units), list(state.withdrawn_units)
+    if known is None:
+        deposited.append(0)
+        withdrawn.append(0)
+    deposited[index] += points_to_units(deposit.amount)
+    new_state = replace(
+        state, registry=registry, withdrawal_addresses=addresses, events=state.events + (event,),
+        deposited_units=tuple(deposited), withdrawn_units=tuple(withdrawn),
+    )
     return new_state, Account(wallet.balance - deposit.amount, wallet.nonce + 1)
 
 
@@ -834,6 +863,7 @@ def process_withdrawals(
     changes: dict[bytes, Account] = {}
     burned = 0
     events = []
+    withdrawn = list(state.withdrawn_units)
     for withdrawal in withdrawals:
         index = withdrawal.validator_index
         validator = registry.validators[index]
@@ -846,6 +876,7 @@ def process_withdrawals(
             balances[index] -= amount
             registry = Registry(registry.validators, tuple(balances))
         points, dust = units_to_points(amount)
+        withdrawn[index] += amount
         account = changes.get(withdrawal.address) or accounts.get(withdrawal.address) or Account()
         changes[withdrawal.address] = Account(account.balance + points, account.nonce)
         burned += dust
@@ -867,6 +898,7 @@ def process_withdrawals(
         next_withdrawal_index=state.next_withdrawal_index + len(withdrawals),
         next_withdrawal_validator_index=compute_next_withdrawal_validator_index(state, withdrawals),
         burned_units=state.burned_units + burned,
+        withdrawn_units=tuple(withdrawn),
         events=state.events + tuple(events),
     )
     return new_state, changes

@@ -353,3 +353,26 @@ class ForkChoiceError(StakingError):
 
 class FinalizedConflictError(ForkChoiceError):
     """A candidate that would revert a finalized block."""
+
+
+# --- beacon node (staking as members use it) ---------------------------------
+
+
+class DepositPendingError(DepositError):
+    """A deposit and a transfer would share a wallet nonce: one waits for the other's block."""
+
+
+class NotStakingChainError(StakingError):
+    """The chain has no proof-of-stake side (created before it existed, or not in that mode)."""
+
+
+class NoValidatorError(StakingError):
+    """The member has no validator on this chain."""
+
+
+class ChaosModeOffError(StakingError):
+    """A deliberately slashable action while the server's chaos mode is off."""
+
+
+class NotProposerError(StakingError):
+    """Only this slot's drawn proposer can do this."""

@@ -14,6 +14,11 @@ tied up by a chunk whose result nobody wants any more.
 
 All bookkeeping runs on the event loop in callbacks that do a few dictionary
 operations; the hashing itself never does.
+
+Energy: each worker measures its own CPU time per chunk (``run_chunk``). The
+core adds it up in total (``stats().cpu_ns_total``), per session
+(``MiningSession.cpu_ns``, ``MiningOutcome.cpu_ns``) and per chain
+(``drain_cpu_ns``), so proof-of-work CPU time can be attributed to a chain.
 """
 
 from __future__ import annotations
@@ -118,6 +123,9 @@ class MiningOutcome:
     nonce: int | None = None
     hash: bytes | None = None
     header: bytes | None = None
+    cpu_ns: int = 0
+    """Worker CPU time of the chunks merged before the session ended (``MiningSession.cpu_ns``
+    keeps counting chunks that return later)."""
 
     @property
     def hash_hex(self) -> str | None:
@@ -145,6 +153,8 @@ class SessionStats:
     hashes_tried: int
     extra_nonce: int
     elapsed: float
+    cpu_ns: int = 0
+    """Worker CPU time spent on this session's chunks so far."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +167,8 @@ class CoreStats:
     worker_rate: int
     """Smoothed hashes per second of one busy worker."""
     per_session: tuple[SessionStats, ...]
+    cpu_ns_total: int = 0
+    """Worker CPU time of every completed chunk, as the workers measured it (warm-up excluded)."""
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -191,6 +203,9 @@ class MiningSession:
         self.started_at = started_at
         self.deadline_at = deadline_at
         self.hashes_tried = 0
+        # Worker CPU time of this session's chunks, including those that return after
+        # it ended: they were hashed for it all the same.
+        self.cpu_ns = 0
         self.best_hash_le: bytes | None = None
         self._core = core
         self._on_progress = on_progress
@@ -284,6 +299,9 @@ class HashingCore:
         self._virtual_time = 0.0
         self._worker_rate = float(INITIAL_WORKER_RATE)
         self._hashes_total = 0
+        self._cpu_ns_total = 0
+        # Per chain, CPU ns not yet handed out by ``drain_cpu_ns``.
+        self._cpu_ns_undrained: dict[int, int] = {}
         self._busy_hashes = 0
         self._busy_seconds = 0.0
 
@@ -441,6 +459,7 @@ class HashingCore:
                 hashes_tried=s.hashes_tried,
                 extra_nonce=s.extra_nonce,
                 elapsed=now - s.started_at,
+                cpu_ns=s.cpu_ns,
             )
             for s in self._sessions.values()
         )
@@ -451,7 +470,18 @@ class HashingCore:
             hashes_total=self._hashes_total,
             worker_rate=int(self._worker_rate),
             per_session=per_session,
+            cpu_ns_total=self._cpu_ns_total,
         )
+
+    def drain_cpu_ns(self) -> dict[int, int]:
+        """Worker CPU ns per chain id since the last drain, then forget them.
+
+        For attributing proof-of-work energy to chains: it counts every chunk,
+        also those that returned after their session ended, and nothing twice.
+        The rate calibration's chunks are under chain id -1.
+        """
+        drained, self._cpu_ns_undrained = self._cpu_ns_undrained, {}
+        return drained
 
     def _chunk_size(self) -> int:
         return max(MIN_CHUNK, min(MAX_CHUNK, int(self._worker_rate * self._chunk_seconds)))
@@ -516,6 +546,7 @@ class HashingCore:
         result = future.result()
         now = self._clock()
         self._record_rate(chunk, result.hashes_tried, now - chunk.dispatched_at)
+        self._record_cpu(session, result.cpu_ns)
         if not session.done():
             self._merge(session, chunk, result, now)
         self._pump()
@@ -529,6 +560,12 @@ class HashingCore:
         self._busy_hashes += hashes
         self._busy_seconds += seconds
         self._worker_rate += RATE_SMOOTHING * (hashes / seconds - self._worker_rate)
+
+    def _record_cpu(self, session: MiningSession, cpu_ns: int) -> None:
+        self._cpu_ns_total += cpu_ns
+        session.cpu_ns += cpu_ns
+        chain_id = session.chain_id
+        self._cpu_ns_undrained[chain_id] = self._cpu_ns_undrained.get(chain_id, 0) + cpu_ns
 
     def _merge(
         self, session: MiningSession, chunk: _Chunk, result: SearchResult, now: float
@@ -577,6 +614,7 @@ class HashingCore:
             kind=kind,
             hashes_tried=session.hashes_tried,
             elapsed=self._clock() - session.started_at,
+            cpu_ns=session.cpu_ns,
         )
         if found is not None:
             chunk, nonce, found_hash = found

@@ -15,20 +15,23 @@ from collections import ChainMap, Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from chain.beacon import MODE_POS, ConsensusConfig
 from chain.block import Block, BlockTemplate
 from chain.compact import compute_target
-from chain.errors import ChainNotFoundError, StaleBlockError, WalletError
+from chain.errors import ChainNotFoundError, DepositPendingError, StaleBlockError, WalletError
 from chain.export import export_chain
 from chain.hashcore import HashingCore, MiningOutcome, OutcomeKind, Progress
 from chain.keys import SigningKey, open_key, seal_key
 from chain.ledger import Account
 from chain.mempool import Admission, Mempool
+from chain.op_pool import Operation, OpPool, PooledOperation
 from chain.params import ChainParams
 from chain.pow import compute_calibrated_bits
 from chain.state import (
     BlockEffects,
     ChainState,
     build_template,
+    check_merge_schedule,
     check_params_change,
     make_genesis_block,
     process_block,
@@ -55,6 +58,9 @@ class ChainRuntime:
     # Kept in memory so that the commands members type most never wait on SQLite.
     tip_block: Block | None = None
     blocks_mined: Counter[bytes] = field(default_factory=Counter)
+    # Proof of stake: operations waiting for a block, and a Merge schedule the next block commits to.
+    op_pool: OpPool = field(default_factory=OpPool)
+    proposed_consensus: ConsensusConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +126,27 @@ class Node:
 
     async def _load_chain(self, chain_id: int) -> ChainRuntime:
         stored = await self.store.load_chain(chain_id)
-        state = ChainState.restore(stored.params, chain_id, stored.blocks, stored.accounts, stored.param_changes)
+        if stored.consensus is None:
+            state = ChainState.restore(stored.params, chain_id, stored.blocks, stored.accounts, stored.param_changes)
+        else:
+            # The proof-of-stake state is derived, not stored: replay rebuilds it (and the balances).
+            state = ChainState.replay(
+                stored.params, chain_id, stored.blocks, stored.consensus, stored.param_changes,
+                stored.consensus_changes,
+            )
+            if dict(state.ledger.items()) != {k: v for k, v in stored.accounts.items() if v.balance or v.nonce}:
+                log.warning("chain %d: stored balances differ from the replayed ones; using the replay", chain_id)
         mempool = Mempool(stored.params, chain_id)
         dropped = mempool.restore(stored.mempool, state.ledger)
         if dropped:
             await self.store.remove_from_mempool(chain_id, [e.txid for e in dropped])
         next_arrival = max((e.arrival for e in stored.mempool), default=0) + 1
-        runtime = ChainRuntime(state, mempool, next_arrival, stored.proposed_params, tip_block=stored.blocks[-1])
+        runtime = ChainRuntime(
+            state, mempool, next_arrival, stored.proposed_params, tip_block=stored.blocks[-1],
+            proposed_consensus=stored.proposed_consensus,
+        )
         runtime.blocks_mined.update(b.coinbase.miner for b in stored.blocks[1:])
+        runtime.op_pool.restore(stored.operations)
         self._chains[chain_id] = runtime
         log.info("loaded chain %d at height %d with %d pending transfers", chain_id, state.height, len(mempool))
         return runtime
@@ -144,16 +163,29 @@ class Node:
     def chain_ids(self) -> list[int]:
         return sorted(self._chains)
 
-    async def create_chain(self, chain_id: int, params: ChainParams, *, initial_bits: int | None = None) -> ChainState:
-        """Create a chain whose first blocks arrive near the target spacing on this machine."""
+    async def create_chain(
+        self,
+        chain_id: int,
+        params: ChainParams,
+        *,
+        initial_bits: int | None = None,
+        consensus: ConsensusConfig | None = None,
+    ) -> ChainState:
+        """Create a chain whose first blocks arrive near the target spacing on this machine.
+
+        With a ``consensus`` config the chain can stake (and merge, or run pos or
+        hybrid); without one it is the plain proof-of-work chain of old.
+        """
+        if consensus is not None and consensus.mode == MODE_POS:
+            initial_bits = 0
         if initial_bits is None:
             if self.hashing_core is None:
                 raise ValueError("initial_bits is required when no hashing core is attached")
             rate = await self.hashing_core.measure_rate()
             initial_bits = compute_calibrated_bits(rate, params)
             log.info("chain %d calibrated to bits %#010x from %d hashes/s", chain_id, initial_bits, rate)
-        genesis = make_genesis_block(params, chain_id, self.now(), initial_bits)
-        await self.store.create_chain(chain_id, params, genesis, self.now())
+        genesis = make_genesis_block(params, chain_id, self.now(), initial_bits, consensus)
+        await self.store.create_chain(chain_id, params, genesis, self.now(), consensus=consensus)
         state = (await self._load_chain(chain_id)).state
         if self.hashing_core is not None:
             self.hashing_core.notify_tip(chain_id, state.tip_hash)
@@ -224,6 +256,7 @@ class Node:
         """Sign a transfer with the owner's custodied key and queue it."""
         runtime = self.chain(chain_id)
         key = await self.wallet(chain_id, owner)
+        self.check_no_pending_deposit(chain_id, key.public_key)
         nonce = runtime.mempool.next_nonce(key.public_key, runtime.state.ledger)
         tx = make_transfer(key, recipient, amount, fee, nonce, chain_id)
         return await self.submit_transfer(chain_id, tx)
@@ -244,25 +277,75 @@ class Node:
     def pending_params(self, chain_id: int) -> ChainParams | None:
         return self.chain(chain_id).proposed_params
 
+    async def propose_consensus(self, chain_id: int, consensus: ConsensusConfig) -> None:
+        """Schedule the Merge: the next proof-of-work block commits to ``consensus`` on chain."""
+        runtime = self.chain(chain_id)
+        check_merge_schedule(runtime.state, runtime.state.height + 1, consensus)
+        await self.store.set_proposed_consensus(chain_id, consensus)
+        runtime.proposed_consensus = consensus
+
+    # --- operations (proof of stake) -------------------------------------------------
+
+    async def add_operation(self, chain_id: int, operation: Operation, events: tuple = ()) -> PooledOperation:
+        """Queue a deposit, exit, vote or slashing evidence for the next block (durably)."""
+        runtime = self.chain(chain_id)
+        entry = runtime.op_pool.prepare(operation)
+        if entry.op_id in runtime.op_pool:
+            return entry
+        await self.store.add_operation(chain_id, entry, events, self.now())
+        runtime.op_pool.commit(entry)
+        return entry
+
+    async def drop_operations(self, chain_id: int, op_ids: list[bytes]) -> None:
+        if op_ids:
+            await self.store.remove_operations(chain_id, op_ids)
+            self.chain(chain_id).op_pool.discard(op_ids)
+
+    def pending_deposits(self, chain_id: int, wallet: bytes) -> list:
+        from chain.operations import OP_DEPOSIT
+
+        return [e.operation for e in self.chain(chain_id).op_pool.of_kind(OP_DEPOSIT) if e.operation.wallet == wallet]
+
+    def check_no_pending_deposit(self, chain_id: int, wallet: bytes) -> None:
+        """Deposits and transfers share the wallet's nonces; one kind waits for the other's block."""
+        pending = self.pending_deposits(chain_id, wallet)
+        if pending:
+            raise DepositPendingError(
+                f"your deposit of {pending[0].amount} points is waiting for the next block; "
+                "pay once it is included"
+            )
+
     def template(self, chain_id: int, miner: bytes, message: bytes = b"") -> BlockTemplate:
         runtime = self.chain(chain_id)
         transfers = runtime.mempool.select(runtime.state.params.max_block_transfers)
-        return build_template(runtime.state, miner, transfers, self.now(), message, runtime.proposed_params)
+        pool = runtime.op_pool.operations() if runtime.state.beacon is not None else None
+        return build_template(
+            runtime.state, miner, transfers, self.now(), message, runtime.proposed_params, pool,
+            runtime.proposed_consensus,
+        )
 
     async def submit_block(self, chain_id: int, block: Block) -> BlockEffects:
         """Validate, persist (block, balances, events: one transaction), then apply."""
         runtime = self.chain(chain_id)
         async with runtime.lock:
-            effects = process_block(runtime.state, block, self.now(), runtime.proposed_params)
+            effects = process_block(
+                runtime.state, block, self.now(), runtime.proposed_params, runtime.proposed_consensus
+            )
             after = ChainMap(effects.accounts, runtime.state.ledger)
             invalidated = runtime.mempool.invalidated_by(after)
-            await self.store.append_block(chain_id, block, effects, [e.txid for e in invalidated], self.now())
+            included = runtime.op_pool.included_by(block.operations) if block.operations is not None else []
+            await self.store.append_block(
+                chain_id, block, effects, [e.txid for e in invalidated], self.now(), included_operations=included
+            )
             runtime.state.apply(block, effects)
             runtime.tip_block = block
             runtime.blocks_mined[block.coinbase.miner] += 1
             runtime.mempool.discard(invalidated)
+            runtime.op_pool.discard(included)
             if effects.params_change is not None:
                 runtime.proposed_params = None
+            if effects.consensus_change is not None:
+                runtime.proposed_consensus = None
         if self.hashing_core is not None:
             self.hashing_core.notify_tip(chain_id, effects.block_hash)
         log.info("chain %d: block %d %s", chain_id, effects.height, block.header.hash_hex())
@@ -290,6 +373,7 @@ class Node:
             job, weight=weight, on_progress=on_progress, key=(chain_id, owner), deadline=deadline_s
         )
         outcome = await session.wait()
+        await self._record_pow_energy()
         if outcome.kind is not OutcomeKind.FOUND:
             return MiningResult(outcome, tip_height=runtime.state.height)
         block = template.solve(outcome.extra_nonce, outcome.nonce)
@@ -299,6 +383,14 @@ class Node:
             return MiningResult(replace(outcome, kind=OutcomeKind.STALE), tip_height=runtime.state.height)
         return MiningResult(outcome, block, effects, effects.height)
 
+    async def _record_pow_energy(self) -> None:
+        """Hand the hashing core's CPU time per chain to the store (for ``/chain energy``)."""
+        if self.hashing_core is None:
+            return
+        for chain_id, cpu_ns in self.hashing_core.drain_cpu_ns().items():
+            if cpu_ns > 0 and chain_id in self._chains:
+                await self.store.add_energy(chain_id, pow_cpu_ns=cpu_ns)
+
     # --- reading ------------------------------------------------------------------
 
     async def verify(self, chain_id: int) -> VerifyReport:
@@ -306,11 +398,15 @@ class Node:
         runtime = self.chain(chain_id)
         stored = await self.store.load_chain(chain_id)
         _, report = verify_chain(
-            runtime.state.genesis_params, chain_id, stored.blocks, self.now(), stored.accounts, stored.param_changes
+            runtime.state.genesis_params, chain_id, stored.blocks, self.now(), stored.accounts, stored.param_changes,
+            stored.consensus, stored.consensus_changes,
         )
         return report
 
     async def export(self, chain_id: int) -> dict:
         runtime = self.chain(chain_id)
         blocks = [b async for b in self.store.iter_blocks(chain_id)]
-        return export_chain(runtime.state.genesis_params, chain_id, blocks, runtime.state.param_changes)
+        return export_chain(
+            runtime.state.genesis_params, chain_id, blocks, runtime.state.param_changes,
+            runtime.state.consensus, runtime.state.consensus_changes,
+        )

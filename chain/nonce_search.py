@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from chain.hashing import fast_sha256
@@ -39,6 +40,10 @@ class SearchResult:
     hash_le: bytes | None
     hashes_tried: int
     best_hash_le: bytes
+    # CPU time the search took in the process that ran it (``run_chunk`` sets it;
+    # backends leave it 0). A measurement, not part of what was found: two
+    # searches of the same range are equal whatever they cost.
+    cpu_ns: int = field(default=0, compare=False)
 
 
 class NonceSearchBackend(Protocol):
@@ -145,5 +150,12 @@ def get_backend(name: str) -> NonceSearchBackend:
 def run_chunk(
     backend_name: str, prefix76: bytes, target: int, start_nonce: int, count: int
 ) -> SearchResult:
-    """One unit of work for a worker process (module-level, so it pickles by reference)."""
-    return get_backend(backend_name).search(prefix76, target, start_nonce, count)
+    """One unit of work for a worker process (module-level, so it pickles by reference).
+
+    Measures the worker's own CPU time around the search (not wall time: a
+    worker at the lowest priority may wait for a core), for the energy figures.
+    """
+    backend = get_backend(backend_name)
+    started = time.process_time_ns()
+    result = backend.search(prefix76, target, start_nonce, count)
+    return replace(result, cpu_ns=time.process_time_ns() - started)

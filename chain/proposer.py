@@ -246,6 +246,34 @@ class ProposerDraw:
         return self.attempts[-1].candidate
 
 
+def explain_proposer_draw_at(
+    slot: int,
+    epoch: int,
+    mix: bytes,
+    indices: Sequence[int],
+    effective_balances: Sequence[int],
+    max_effective_balance: int,
+) -> ProposerDraw:
+    """``explain_proposer_draw`` for a chain whose epochs are not all ``slots_per_epoch`` long
+    (a merged chain: its slot clock starts at the Merge), so the caller names the epoch."""
+    epoch_seed = get_seed(epoch, mix)
+    seed = compute_proposer_seed(epoch_seed, slot)
+    _check_candidates(indices, effective_balances, max_effective_balance)
+    attempts = tuple(_proposer_attempts(indices, effective_balances, seed, max_effective_balance))
+    return ProposerDraw(
+        slot=slot,
+        epoch=epoch,
+        mix_epoch=compute_seed_mix_epoch(epoch),
+        mix=mix,
+        epoch_seed=epoch_seed,
+        seed=seed,
+        candidates=tuple(indices),
+        total_effective_balance=sum(effective_balances[i] for i in indices),
+        max_effective_balance=max_effective_balance,
+        attempts=attempts,
+    )
+
+
 def explain_proposer_draw(
     slot: int,
     slots_per_epoch: int,

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
 from chain.attestation import (
+    AttestationData,
+    Checkpoint,
     ProposalHeader,
     SignedAttestation,
     SignedProposalHeader,
@@ -41,6 +43,7 @@ from chain.beacon import (
     compute_total_supply_units,
     genesis_beacon_state,
     get_beacon_proposer_index,
+    get_checkpoint_root,
     get_expected_withdrawals,
     is_terminal_block,
     mark_terminal_block,
@@ -870,6 +873,51 @@ def select_operations(
     return Operations(withdrawals=ops.withdrawals, **{name: tuple(items) for name, items in chosen.items()})
 
 
+def build_unsigned_pos_block(
+    state: ChainState,
+    slot: int,
+    transfers: Sequence[Transfer] = (),
+    pool: Operations = Operations(),
+    fee_recipient: bytes | None = None,
+    message: bytes = b"",
+    proposed_params: ChainParams | None = None,
+) -> tuple[BlockTemplate, ProposalHeader, int]:
+    """A proof-of-stake block for ``slot`` waiting for its proposer's signature.
+
+    Returns the block (as a template), the ``ProposalHeader`` the proposer signs
+    and the proposer's index.  Signing is left to the caller so that a custodial
+    signer can check its slashing protection first (chain/signer.py).
+    """
+    beacon = state.beacon
+    if beacon is None or (beacon.terminal is None and not beacon.merged):
+        raise MergeError("this chain has not merged: its next block is a proof-of-work block")
+    if slot <= beacon.slot:
+        raise SlotError(f"slot {slot} is not after the tip's slot {beacon.slot}")
+    pre = compute_pre_block_beacon(state, slot, ZERO_HASH, True)
+    proposer_index = get_beacon_proposer_index(pre, slot)
+    proposer = pre.registry.validators[proposer_index]
+    if proposed_params is not None:
+        message = compute_params_commitment(proposed_params)
+    operations = select_operations(state, slot, pool, True, proposer_index, transfers)
+    fees = sum(tx.fee for tx in transfers)
+    recipient = fee_recipient if fee_recipient is not None else pre.withdrawal_addresses[proposer_index]
+    coinbase = Coinbase(state.height + 1, recipient, fees, 0, message)
+    template = BlockTemplate.build(
+        BLOCK_VERSION_OPERATIONS, state.tip_hash, compute_slot_time(beacon, slot), 0, coinbase, tuple(transfers),
+        operations,
+    )
+    header = ProposalHeader(state.chain_id, slot, proposer.pubkey, template.header.prev_hash, template.header.merkle_root)
+    return template, header, proposer_index
+
+
+def seal_pos_block(template: BlockTemplate, slot: int, proposer_index: int, signature: bytes) -> Block:
+    """The signed block: ``template`` with its proposer's seal."""
+    return Block(
+        template.header, template.coinbase, template.transfers, template.operations,
+        PosSeal(slot, proposer_index, signature),
+    )
+
+
 def build_pos_block(
     state: ChainState,
     proposer_key: SigningKey,
@@ -886,32 +934,13 @@ def build_pos_block(
     Raises ``BadProposerError`` if ``proposer_key`` is not the slot's drawn proposer.  The fee
     recipient defaults to the proposer's withdrawal address.
     """
-    beacon = state.beacon
-    if beacon is None or (beacon.terminal is None and not beacon.merged):
-        raise MergeError("this chain has not merged: its next block is a proof-of-work block")
-    if slot <= beacon.slot:
-        raise SlotError(f"slot {slot} is not after the tip's slot {beacon.slot}")
-    pre = compute_pre_block_beacon(state, slot, ZERO_HASH, True)
-    proposer_index = get_beacon_proposer_index(pre, slot)
-    proposer = pre.registry.validators[proposer_index]
-    if proposer.pubkey != proposer_key.public_key:
+    template, header, proposer_index = build_unsigned_pos_block(
+        state, slot, transfers, pool, fee_recipient, message, proposed_params
+    )
+    if header.proposer != proposer_key.public_key:
         raise BadProposerError(f"slot {slot}'s proposer is validator {proposer_index}, not this key")
-    if proposed_params is not None:
-        message = compute_params_commitment(proposed_params)
-    operations = select_operations(state, slot, pool, True, proposer_index, transfers)
-    fees = sum(tx.fee for tx in transfers)
-    recipient = fee_recipient if fee_recipient is not None else pre.withdrawal_addresses[proposer_index]
-    coinbase = Coinbase(state.height + 1, recipient, fees, 0, message)
-    template = BlockTemplate.build(
-        BLOCK_VERSION_OPERATIONS, state.tip_hash, compute_slot_time(beacon, slot), 0, coinbase, tuple(transfers),
-        operations,
-    )
-    header = ProposalHeader(
-        state.chain_id, slot, proposer.pubkey, template.header.prev_hash, template.header.merkle_root
-    )
     signed = sign_proposal_header(proposer_key, header)
-    seal = PosSeal(slot, proposer_index, signed.signature)
-    return Block(template.header, coinbase, tuple(transfers), operations, seal)
+    return seal_pos_block(template, slot, proposer_index, signed.signature)
 
 
 def get_slot_proposer(state: ChainState, slot: int) -> int:
@@ -924,6 +953,27 @@ def compute_epoch_of_slot(state: ChainState, slot: int) -> int:
     if state.beacon is None:
         raise MergeError("this chain has no consensus config")
     return compute_epoch_at_slot(state.beacon, slot)
+
+
+def compute_attestation_data(state: ChainState, slot: int, head_root: bytes) -> AttestationData:
+    """An honest vote at ``slot`` naming ``head_root``: the justified checkpoint as source and the
+    slot's epoch checkpoint as target, as the block after ``head_root`` will judge them.
+
+    ``head_root`` is the tip or a candidate block for ``slot`` (not yet on the chain).  Before
+    the Merge (hybrid mode) a vote is for the tip, at its height.
+    """
+    beacon = state.beacon
+    if beacon is None:
+        raise OperationsError("this chain has no consensus config: it takes no votes")
+    if not (beacon.merged or beacon.terminal is not None):
+        if not beacon.ffg_enabled:
+            raise OperationsError("this proof-of-work chain takes no votes before the Merge (hybrid mode does)")
+        pre = beacon
+    else:
+        pre = compute_pre_block_beacon(state, slot, head_root, True)
+    epoch = compute_epoch_at_slot(pre, slot)
+    target = Checkpoint(epoch, get_checkpoint_root(pre, epoch))
+    return AttestationData(state.chain_id, slot, head_root, pre.finality.current_justified_checkpoint, target)
 
 
 def admit_attestation(state: ChainState, attestation: SignedAttestation, slot: int) -> int:

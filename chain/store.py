@@ -4,6 +4,10 @@ SQLite through aiosqlite, in WAL mode with ``synchronous=FULL`` so a commit
 that returned survives a power cut.  Many chains (one per Discord server)
 share one database, keyed by ``chain_id``.  Migrations are numbered and run
 once each; statements use bound parameters only.
+
+Proof-of-stake adapters (migration 4): validator keys (sealed like wallet
+keys), EIP-3076 slashing protection records, beacon snapshots written with
+their block, per-validator settings, and energy counters.
 """
 
 from __future__ import annotations
@@ -11,20 +15,34 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from chain.beacon import ConsensusConfig
 from chain.block import Block
-from chain.errors import BlockNotFoundError, ChainExistsError, ChainNotFoundError, StaleBlockError
+from chain.errors import (
+    BlockNotFoundError,
+    ChainExistsError,
+    ChainNotFoundError,
+    EncodingError,
+    EnergyError,
+    StaleBlockError,
+)
 from chain.events import ChainEvent
 from chain.ledger import Account
 from chain.mempool import Admission, PendingTransfer
+from chain.op_pool import PooledOperation, deserialize_operation
 from chain.params import ChainParams
+from chain.slashing_protection import (
+    SignedAttestationEntry,
+    SignedBlockEntry,
+    SlashingProtectionRecord,
+)
 from chain.state import BlockEffects
 from chain.transaction import deserialize_transfer
 
@@ -129,7 +147,82 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE UNIQUE INDEX param_changes_proposal ON param_changes (chain_id) WHERE height IS NULL",
         ),
     ),
+    (
+        4,
+        (
+            # Proof-of-stake validator keys, custodied and sealed like wallet keys. No
+            # foreign key to chains: like wallets they outlive a reset of the chain.
+            """CREATE TABLE validator_keys (
+                chain_id INTEGER NOT NULL,
+                owner TEXT NOT NULL,
+                pubkey BLOB NOT NULL,
+                sealed_key BLOB NOT NULL,
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (chain_id, owner),
+                UNIQUE (chain_id, pubkey)
+            )""",
+            # EIP-3076 minimal record per validator. It outlives a reset on purpose:
+            # signing roots name the chain id, not the genesis, so a vote signed on the
+            # old chain could be paired with one on the new chain as slashing evidence.
+            """CREATE TABLE slashing_protection (
+                chain_id INTEGER NOT NULL,
+                pubkey BLOB NOT NULL,
+                record TEXT NOT NULL,
+                updated_at INTEGER NOT NULL,
+                PRIMARY KEY (chain_id, pubkey)
+            ) WITHOUT ROWID""",
+            # Opaque proof-of-stake state at a block, written with the block; gone with the chain.
+            """CREATE TABLE beacon_snapshots (
+                chain_id INTEGER NOT NULL REFERENCES chains(chain_id) ON DELETE CASCADE,
+                height INTEGER NOT NULL,
+                blob BLOB NOT NULL,
+                PRIMARY KEY (chain_id, height)
+            ) WITHOUT ROWID""",
+            # Per-validator toggles that are not consensus rules.
+            """CREATE TABLE validator_settings (
+                chain_id INTEGER NOT NULL,
+                owner TEXT NOT NULL,
+                auto_attest INTEGER NOT NULL CHECK (auto_attest IN (0, 1)),
+                PRIMARY KEY (chain_id, owner)
+            ) WITHOUT ROWID""",
+            # Work counters for the energy comparison. No foreign key to chains: a signer
+            # may count a signature for a chain the store has not created (or just reset);
+            # delete_chain removes the row explicitly.
+            """CREATE TABLE energy (
+                chain_id INTEGER PRIMARY KEY,
+                pow_cpu_ns INTEGER NOT NULL DEFAULT 0 CHECK (pow_cpu_ns >= 0),
+                pos_sign_ops INTEGER NOT NULL DEFAULT 0 CHECK (pos_sign_ops >= 0),
+                pos_verify_ops INTEGER NOT NULL DEFAULT 0 CHECK (pos_verify_ops >= 0)
+            )""",
+        ),
+    ),
+    (
+        5,
+        (
+            # NULL: a chain created before proof of stake existed (plain proof of work).
+            "ALTER TABLE chains ADD COLUMN consensus TEXT",
+            # Merge schedules committed by blocks (height) or proposed for the next block (NULL).
+            """CREATE TABLE consensus_changes (
+                chain_id INTEGER NOT NULL REFERENCES chains(chain_id) ON DELETE CASCADE,
+                height INTEGER,
+                consensus TEXT NOT NULL
+            )""",
+            "CREATE UNIQUE INDEX consensus_changes_proposal ON consensus_changes (chain_id) WHERE height IS NULL",
+            # Deposits, exits, votes and slashing evidence waiting for a block: acknowledged, so durable.
+            """CREATE TABLE op_pool (
+                chain_id INTEGER NOT NULL REFERENCES chains(chain_id) ON DELETE CASCADE,
+                op_id BLOB NOT NULL,
+                kind INTEGER NOT NULL,
+                raw BLOB NOT NULL,
+                arrival INTEGER NOT NULL,
+                PRIMARY KEY (chain_id, op_id)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )
+
+# Version of the JSON encoding of a stored slashing protection record.
+_PROTECTION_RECORD_VERSION = 1
 
 
 _DURABILITY_PRAGMAS = {
@@ -148,6 +241,10 @@ class StoredChain:
     mempool: list[PendingTransfer]
     param_changes: list[tuple[int, ChainParams]]
     proposed_params: ChainParams | None
+    consensus: ConsensusConfig | None = None
+    consensus_changes: list[tuple[int, ConsensusConfig]] = field(default_factory=list)
+    proposed_consensus: ConsensusConfig | None = None
+    operations: list[PooledOperation] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +282,85 @@ class StoredWallet:
     owner: str
     pubkey: bytes
     sealed_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredValidatorKey:
+    owner: str
+    pubkey: bytes
+    sealed_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyCounters:
+    """Work done for one chain: CPU time of proof-of-work hashing, signatures made and checked."""
+
+    pow_cpu_ns: int = 0
+    pos_sign_ops: int = 0
+    pos_verify_ops: int = 0
+
+
+def _root_to_json(root: bytes | None) -> str | None:
+    return None if root is None else root.hex()
+
+
+def _root_from_json(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise EncodingError(f"a signing root is stored as hex, got {value!r}")
+    return bytes.fromhex(value)
+
+
+def encode_protection_record(record: SlashingProtectionRecord) -> str:
+    """The record as explicit JSON: every field by name, roots as hex, ``null`` for none.
+
+    Our own encoding rather than EIP-3076's interchange file: the interchange
+    names a genesis, and these records deliberately outlive a chain's genesis.
+    """
+    block = record.highest_block
+    attestation = record.highest_attestation
+    document = {
+        "version": _PROTECTION_RECORD_VERSION,
+        "pubkey": record.pubkey.hex(),
+        "highest_block": None
+        if block is None
+        else {"slot": block.slot, "signing_root": _root_to_json(block.signing_root)},
+        "highest_attestation": None
+        if attestation is None
+        else {
+            "source_epoch": attestation.source_epoch,
+            "target_epoch": attestation.target_epoch,
+            "signing_root": _root_to_json(attestation.signing_root),
+        },
+        "highest_source_epoch": record.highest_source_epoch,
+    }
+    return json.dumps(document, sort_keys=True)
+
+
+def decode_protection_record(text: str) -> SlashingProtectionRecord:
+    try:
+        document = json.loads(text)
+        if document.get("version") != _PROTECTION_RECORD_VERSION:
+            raise EncodingError(f"slashing protection record version {document.get('version')!r} is unknown")
+        block = document["highest_block"]
+        attestation = document["highest_attestation"]
+        return SlashingProtectionRecord(
+            bytes.fromhex(document["pubkey"]),
+            None if block is None else SignedBlockEntry(int(block["slot"]), _root_from_json(block["signing_root"])),
+            None
+            if attestation is None
+            else SignedAttestationEntry(
+                int(attestation["source_epoch"]),
+                int(attestation["target_epoch"]),
+                _root_from_json(attestation["signing_root"]),
+            ),
+            None if document["highest_source_epoch"] is None else int(document["highest_source_epoch"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        # json.JSONDecodeError is a ValueError. A record that cannot be read must stop
+        # the signer, never be taken for "nothing signed yet".
+        raise EncodingError(f"stored slashing protection record cannot be decoded: {exc}") from exc
 
 
 class Store:
@@ -255,24 +431,47 @@ class Store:
 
     # --- chains ---------------------------------------------------------------
 
-    async def create_chain(self, chain_id: int, params: ChainParams, genesis: Block, now: int) -> None:
+    async def create_chain(
+        self,
+        chain_id: int,
+        params: ChainParams,
+        genesis: Block,
+        now: int,
+        *,
+        beacon_snapshot: bytes | None = None,
+        consensus: ConsensusConfig | None = None,
+    ) -> None:
+        """Create a chain with its genesis block (and, if given, the proof-of-stake state at genesis)."""
         async with self._transaction() as db:
             row = await (await db.execute("SELECT 1 FROM chains WHERE chain_id = ?", (chain_id,))).fetchone()
             if row is not None:
                 raise ChainExistsError(f"chain {chain_id} already exists")
             await db.execute(
-                "INSERT INTO chains (chain_id, params, genesis_hash, created_at) VALUES (?, ?, ?, ?)",
-                (chain_id, params.to_json(), genesis.hash(), now),
+                "INSERT INTO chains (chain_id, params, genesis_hash, created_at, consensus) VALUES (?, ?, ?, ?, ?)",
+                (chain_id, params.to_json(), genesis.hash(), now, None if consensus is None else consensus.to_json()),
             )
             await db.execute(
                 "INSERT INTO blocks (chain_id, height, hash, miner, time, raw) VALUES (?, 0, ?, ?, ?, ?)",
                 (chain_id, genesis.hash(), genesis.coinbase.miner, genesis.header.time, genesis.serialize()),
             )
+            if beacon_snapshot is not None:
+                await self._insert_beacon_snapshot(db, chain_id, 0, beacon_snapshot)
 
     async def delete_chain(self, chain_id: int) -> None:
-        """Remove a chain and everything of it except wallets and undelivered events."""
+        """Remove a chain and everything of it except wallets, server settings and undelivered events.
+
+        Validator keys, their slashing protection records and validator settings
+        go too: a vote's signing root names the chain id, not the genesis, so a
+        key that outlived a reset could have an old vote paired with a new one as
+        evidence, or (with its record kept) be refused honest votes on the new
+        chain until it passed the old epochs.  A new chain gets new keys.
+        """
         async with self._transaction() as db:
             await db.execute("DELETE FROM chains WHERE chain_id = ?", (chain_id,))
+            await db.execute("DELETE FROM energy WHERE chain_id = ?", (chain_id,))
+            await db.execute("DELETE FROM validator_keys WHERE chain_id = ?", (chain_id,))
+            await db.execute("DELETE FROM slashing_protection WHERE chain_id = ?", (chain_id,))
+            await db.execute("DELETE FROM validator_settings WHERE chain_id = ?", (chain_id,))
 
     async def chain_ids(self) -> list[int]:
         rows = await (await self._db.execute("SELECT chain_id FROM chains ORDER BY chain_id")).fetchall()
@@ -280,11 +479,12 @@ class Store:
 
     async def load_chain(self, chain_id: int) -> StoredChain:
         row = await (
-            await self._db.execute("SELECT params FROM chains WHERE chain_id = ?", (chain_id,))
+            await self._db.execute("SELECT params, consensus FROM chains WHERE chain_id = ?", (chain_id,))
         ).fetchone()
         if row is None:
             raise ChainNotFoundError(f"there is no chain {chain_id}")
         params = ChainParams.from_json(row[0])
+        consensus = None if row[1] is None else ConsensusConfig.from_json(row[1])
         blocks = [b async for b in self.iter_blocks(chain_id)]
         rows = await (
             await self._db.execute("SELECT pubkey, balance, nonce FROM accounts WHERE chain_id = ?", (chain_id,))
@@ -303,7 +503,23 @@ class Store:
         ).fetchall()
         changes = [(r[0], ChainParams.from_json(r[1])) for r in rows if r[0] is not None]
         proposed = next((ChainParams.from_json(r[1]) for r in rows if r[0] is None), None)
-        return StoredChain(chain_id, params, blocks, accounts, mempool, changes, proposed)
+        rows = await (
+            await self._db.execute(
+                "SELECT height, consensus FROM consensus_changes WHERE chain_id = ? ORDER BY height", (chain_id,)
+            )
+        ).fetchall()
+        schedules = [(r[0], ConsensusConfig.from_json(r[1])) for r in rows if r[0] is not None]
+        proposed_consensus = next((ConsensusConfig.from_json(r[1]) for r in rows if r[0] is None), None)
+        rows = await (
+            await self._db.execute(
+                "SELECT op_id, kind, raw, arrival FROM op_pool WHERE chain_id = ? ORDER BY arrival", (chain_id,)
+            )
+        ).fetchall()
+        operations = [PooledOperation(r[0], r[1], deserialize_operation(r[1], r[2]), r[3]) for r in rows]
+        return StoredChain(
+            chain_id, params, blocks, accounts, mempool, changes, proposed,
+            consensus, schedules, proposed_consensus, operations,
+        )
 
     async def iter_blocks(self, chain_id: int, start: int = 0) -> AsyncIterator[Block]:
         cursor = await self._db.execute(
@@ -329,11 +545,16 @@ class Store:
         effects: BlockEffects,
         removed_from_mempool: Sequence[bytes],
         now: int,
+        *,
+        beacon_snapshot: bytes | None = None,
+        included_operations: Sequence[bytes] = (),
     ) -> list[int]:
-        """Block, balances, index, mempool clean-up and events: one transaction.
+        """Block, balances, index, mempool clean-up, events and beacon snapshot: one transaction.
 
         Returns the outbox ids of the events.  Refuses if the stored tip is not
         the block's parent, so two writers can never both extend one tip.
+        ``beacon_snapshot``, when given, is the proof-of-stake state after this
+        block (opaque bytes); it commits with the block or not at all.
         """
         async with self._transaction() as db:
             row = await (
@@ -374,6 +595,17 @@ class Store:
                     "INSERT INTO param_changes (chain_id, height, params) VALUES (?, ?, ?)",
                     (chain_id, effects.height, effects.params_change.to_json()),
                 )
+            if effects.consensus_change is not None:
+                await db.execute("DELETE FROM consensus_changes WHERE chain_id = ? AND height IS NULL", (chain_id,))
+                await db.execute(
+                    "INSERT INTO consensus_changes (chain_id, height, consensus) VALUES (?, ?, ?)",
+                    (chain_id, effects.height, effects.consensus_change.to_json()),
+                )
+            await db.executemany(
+                "DELETE FROM op_pool WHERE chain_id = ? AND op_id = ?", [(chain_id, i) for i in included_operations]
+            )
+            if beacon_snapshot is not None:
+                await self._insert_beacon_snapshot(db, chain_id, effects.height, beacon_snapshot)
             return await self._insert_events(db, chain_id, effects.events, now)
 
     async def get_block(self, chain_id: int, *, height: int | None = None, block_hash: bytes | None = None) -> Block:
@@ -575,6 +807,23 @@ class Store:
                 (chain_id, json.dumps(settings, sort_keys=True)),
             )
 
+    async def get_chaos_mode(self, chain_id: int) -> bool:
+        """Whether admins let members sign conflicting messages (``chaos`` in the server settings)."""
+        return bool((await self.get_server_settings(chain_id)).get("chaos", False))
+
+    async def set_chaos_mode(self, chain_id: int, enabled: bool) -> None:
+        """Turn chaos mode on or off, keeping the other server settings (read and write: one transaction)."""
+        async with self._transaction() as db:
+            row = await (
+                await db.execute("SELECT settings FROM server_settings WHERE chain_id = ?", (chain_id,))
+            ).fetchone()
+            settings = {**(json.loads(row[0]) if row else {}), "chaos": bool(enabled)}
+            await db.execute(
+                "INSERT INTO server_settings (chain_id, settings) VALUES (?, ?) "
+                "ON CONFLICT (chain_id) DO UPDATE SET settings = excluded.settings",
+                (chain_id, json.dumps(settings, sort_keys=True)),
+            )
+
     # --- consistent reads -------------------------------------------------------
 
     async def load_chain_snapshot(self, chain_id: int) -> StoredChain:
@@ -603,3 +852,241 @@ class Store:
                     "INSERT INTO param_changes (chain_id, height, params) VALUES (?, NULL, ?)",
                     (chain_id, params.to_json()),
                 )
+
+    async def set_proposed_consensus(self, chain_id: int, consensus: ConsensusConfig | None) -> None:
+        """Record (or with None, withdraw) the Merge schedule the next block will commit to."""
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM consensus_changes WHERE chain_id = ? AND height IS NULL", (chain_id,))
+            if consensus is not None:
+                await db.execute(
+                    "INSERT INTO consensus_changes (chain_id, height, consensus) VALUES (?, NULL, ?)",
+                    (chain_id, consensus.to_json()),
+                )
+
+    # --- operation pool ---------------------------------------------------------
+
+    async def add_operation(self, chain_id: int, entry: PooledOperation, events: Sequence[ChainEvent] = (), now: int = 0) -> None:
+        """Persist one pooled operation (and the events it emits) in one transaction; a repeat is a no-op."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO op_pool (chain_id, op_id, kind, raw, arrival) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (chain_id, op_id) DO NOTHING",
+                (chain_id, entry.op_id, entry.kind, entry.serialize(), entry.arrival),
+            )
+            if events:
+                await self._insert_events(db, chain_id, events, now)
+
+    async def remove_operations(self, chain_id: int, op_ids: Sequence[bytes]) -> None:
+        async with self._transaction() as db:
+            await db.executemany(
+                "DELETE FROM op_pool WHERE chain_id = ? AND op_id = ?", [(chain_id, i) for i in op_ids]
+            )
+
+    # --- beacon snapshots -------------------------------------------------------
+
+    async def _insert_beacon_snapshot(self, db: aiosqlite.Connection, chain_id: int, height: int, blob: bytes) -> None:
+        if not isinstance(blob, bytes):
+            raise TypeError(f"a beacon snapshot is bytes, got {type(blob).__name__}")
+        await db.execute(
+            "INSERT INTO beacon_snapshots (chain_id, height, blob) VALUES (?, ?, ?)", (chain_id, height, blob)
+        )
+
+    async def latest_beacon_snapshot(self, chain_id: int) -> tuple[int, bytes] | None:
+        """The newest snapshot of the chain as ``(height, blob)``, or None if it has none."""
+        row = await (
+            await self._db.execute(
+                "SELECT height, blob FROM beacon_snapshots WHERE chain_id = ? ORDER BY height DESC LIMIT 1",
+                (chain_id,),
+            )
+        ).fetchone()
+        return (int(row[0]), bytes(row[1])) if row else None
+
+    async def get_beacon_snapshot(self, chain_id: int, height: int) -> bytes | None:
+        row = await (
+            await self._db.execute(
+                "SELECT blob FROM beacon_snapshots WHERE chain_id = ? AND height = ?", (chain_id, height)
+            )
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    async def prune_beacon_snapshots(self, chain_id: int, below_height: int) -> int:
+        """Delete the chain's snapshots below a height (one per block adds up); returns how many."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM beacon_snapshots WHERE chain_id = ? AND height < ?", (chain_id, below_height)
+            )
+            return int(cursor.rowcount)
+
+    # --- validator keys -----------------------------------------------------------
+
+    async def get_validator_key(self, chain_id: int, owner: str) -> StoredValidatorKey | None:
+        row = await (
+            await self._db.execute(
+                "SELECT owner, pubkey, sealed_key FROM validator_keys WHERE chain_id = ? AND owner = ?",
+                (chain_id, owner),
+            )
+        ).fetchone()
+        return StoredValidatorKey(*row) if row else None
+
+    async def validator_keys(self, chain_id: int) -> list[StoredValidatorKey]:
+        rows = await (
+            await self._db.execute(
+                "SELECT owner, pubkey, sealed_key FROM validator_keys WHERE chain_id = ? ORDER BY created_at, owner",
+                (chain_id,),
+            )
+        ).fetchall()
+        return [StoredValidatorKey(*r) for r in rows]
+
+    async def insert_validator_key(self, chain_id: int, key: StoredValidatorKey, now: int) -> StoredValidatorKey:
+        """Insert unless the owner already has one on this chain; return the key that is stored."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO validator_keys (chain_id, owner, pubkey, sealed_key, created_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (chain_id, owner) DO NOTHING",
+                (chain_id, key.owner, key.pubkey, key.sealed_key, now),
+            )
+            row = await (
+                await db.execute(
+                    "SELECT owner, pubkey, sealed_key FROM validator_keys WHERE chain_id = ? AND owner = ?",
+                    (chain_id, key.owner),
+                )
+            ).fetchone()
+        return StoredValidatorKey(*row)
+
+    # --- slashing protection --------------------------------------------------------
+
+    async def get_protection_record(self, chain_id: int, pubkey: bytes) -> SlashingProtectionRecord | None:
+        row = await (
+            await self._db.execute(
+                "SELECT record FROM slashing_protection WHERE chain_id = ? AND pubkey = ?", (chain_id, pubkey)
+            )
+        ).fetchone()
+        if row is None:
+            return None
+        record = decode_protection_record(row[0])
+        if record.pubkey != pubkey:
+            raise EncodingError(
+                f"stored slashing protection record under {pubkey.hex()[:16]}… is for {record.pubkey.hex()[:16]}…"
+            )
+        return record
+
+    async def save_protection_record(
+        self, chain_id: int, record: SlashingProtectionRecord, now: int, *, sign_ops: int = 0
+    ) -> None:
+        """Store a validator's record durably (and count ``sign_ops`` signatures): one transaction.
+
+        When this returns the record is on disk (WAL, ``synchronous=FULL``), so a
+        signer may release the signatures the record covers.
+        """
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO slashing_protection (chain_id, pubkey, record, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (chain_id, pubkey) DO UPDATE SET record = excluded.record, "
+                "updated_at = excluded.updated_at",
+                (chain_id, record.pubkey, encode_protection_record(record), now),
+            )
+            if sign_ops:
+                await self._add_energy(db, chain_id, 0, sign_ops, 0)
+
+    async def update_protection_record(
+        self,
+        chain_id: int,
+        pubkey: bytes,
+        update: Callable[[SlashingProtectionRecord], SlashingProtectionRecord],
+        now: int,
+        *,
+        sign_ops: int = 0,
+    ) -> SlashingProtectionRecord:
+        """Read a validator's record, apply ``update``, store the result: one write transaction.
+
+        ``update`` gets the stored record (an empty one if none) and returns the
+        new one, or raises to refuse; then nothing is written. The read happens
+        under SQLite's write lock (``BEGIN IMMEDIATE``), so no other writer, in
+        this process or another, can store a record between the check and the
+        write. When this returns the result is durable.
+        """
+        async with self._transaction() as db:
+            row = await (
+                await db.execute(
+                    "SELECT record FROM slashing_protection WHERE chain_id = ? AND pubkey = ?", (chain_id, pubkey)
+                )
+            ).fetchone()
+            current = SlashingProtectionRecord(pubkey) if row is None else decode_protection_record(row[0])
+            if current.pubkey != pubkey:
+                raise EncodingError(
+                    f"stored slashing protection record under {pubkey.hex()[:16]}… "
+                    f"is for {current.pubkey.hex()[:16]}…"
+                )
+            updated = update(current)
+            if updated.pubkey != pubkey:
+                raise ValueError("an update must not change whose record it is")
+            await db.execute(
+                "INSERT INTO slashing_protection (chain_id, pubkey, record, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (chain_id, pubkey) DO UPDATE SET record = excluded.record, "
+                "updated_at = excluded.updated_at",
+                (chain_id, pubkey, encode_protection_record(updated), now),
+            )
+            if sign_ops:
+                await self._add_energy(db, chain_id, 0, sign_ops, 0)
+        return updated
+
+    # --- validator settings -----------------------------------------------------------
+
+    async def get_auto_attest(self, chain_id: int, owner: str) -> bool | None:
+        """The validator's auto-attest toggle, or None if it never set one."""
+        row = await (
+            await self._db.execute(
+                "SELECT auto_attest FROM validator_settings WHERE chain_id = ? AND owner = ?", (chain_id, owner)
+            )
+        ).fetchone()
+        return None if row is None else bool(row[0])
+
+    async def set_auto_attest(self, chain_id: int, owner: str, auto_attest: bool) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO validator_settings (chain_id, owner, auto_attest) VALUES (?, ?, ?) "
+                "ON CONFLICT (chain_id, owner) DO UPDATE SET auto_attest = excluded.auto_attest",
+                (chain_id, owner, int(bool(auto_attest))),
+            )
+
+    async def auto_attesters(self, chain_id: int) -> list[str]:
+        """Owners on this chain who turned auto-attest on."""
+        rows = await (
+            await self._db.execute(
+                "SELECT owner FROM validator_settings WHERE chain_id = ? AND auto_attest = 1 ORDER BY owner",
+                (chain_id,),
+            )
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # --- energy counters ----------------------------------------------------------------
+
+    async def _add_energy(
+        self, db: aiosqlite.Connection, chain_id: int, pow_cpu_ns: int, pos_sign_ops: int, pos_verify_ops: int
+    ) -> None:
+        counts = (("pow_cpu_ns", pow_cpu_ns), ("pos_sign_ops", pos_sign_ops), ("pos_verify_ops", pos_verify_ops))
+        for name, value in counts:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise EnergyError(f"{name} must be a whole number of at least 0, got {value!r}")
+        await db.execute(
+            "INSERT INTO energy (chain_id, pow_cpu_ns, pos_sign_ops, pos_verify_ops) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (chain_id) DO UPDATE SET pow_cpu_ns = pow_cpu_ns + excluded.pow_cpu_ns, "
+            "pos_sign_ops = pos_sign_ops + excluded.pos_sign_ops, "
+            "pos_verify_ops = pos_verify_ops + excluded.pos_verify_ops",
+            (chain_id, pow_cpu_ns, pos_sign_ops, pos_verify_ops),
+        )
+
+    async def add_energy(
+        self, chain_id: int, *, pow_cpu_ns: int = 0, pos_sign_ops: int = 0, pos_verify_ops: int = 0
+    ) -> None:
+        """Add to the chain's counters in one transaction (they only grow until the chain is deleted)."""
+        async with self._transaction() as db:
+            await self._add_energy(db, chain_id, pow_cpu_ns, pos_sign_ops, pos_verify_ops)
+
+    async def energy(self, chain_id: int) -> EnergyCounters:
+        row = await (
+            await self._db.execute(
+                "SELECT pow_cpu_ns, pos_sign_ops, pos_verify_ops FROM energy WHERE chain_id = ?", (chain_id,)
+            )
+        ).fetchone()
+        return EnergyCounters(*row) if row else EnergyCounters()

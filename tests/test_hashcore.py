@@ -363,3 +363,33 @@ def test_defaults_to_one_worker_per_cpu_and_validates_arguments():
     with pytest.raises(ValueError):
         HashingCore(backend="no-such-backend")
 
+
+
+async def test_worker_cpu_time_is_reported_and_grows_with_work(core):
+    assert core.stats().cpu_ns_total == 0  # warm-up chunks are not mining
+    session = core.start_session(Job(chain_id=7), key="cpu")
+    await wait_for_hashes(session, 20_000)
+    early = core.stats()
+    await wait_for_hashes(session, early.per_session[0].hashes_tried + 100_000)
+    later = core.stats()
+    session.cancel()
+    outcome = await outcome_of(session)
+
+    assert 0 < early.cpu_ns_total < later.cpu_ns_total
+    assert 0 < early.per_session[0].cpu_ns < later.per_session[0].cpu_ns
+    assert 0 < outcome.cpu_ns <= session.cpu_ns
+    # Chunks in flight at the end still return and are counted for the session's chain.
+    await asyncio.sleep(0.2)
+    drained = core.drain_cpu_ns()
+    assert drained == {7: session.cpu_ns}
+    assert core.stats().cpu_ns_total == session.cpu_ns
+    assert core.drain_cpu_ns() == {}
+
+
+async def test_cpu_time_of_a_find_is_on_its_outcome(core):
+    outcome = await outcome_of(core.start_session(Job(target=EASY, chain_id=3)))
+
+    assert outcome.kind is OutcomeKind.FOUND
+    assert outcome.cpu_ns > 0
+    await asyncio.sleep(0.2)
+    assert core.drain_cpu_ns()[3] >= outcome.cpu_ns

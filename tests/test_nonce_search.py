@@ -175,3 +175,18 @@ def test_run_chunk_dispatches_by_backend_name_and_pickles():
 def test_unknown_backend_is_an_error():
     with pytest.raises(ValueError, match="unknown nonce search backend"):
         run_chunk("no-such-backend", bytes(76), 0, 0, 1)
+
+
+def test_run_chunk_reports_its_cpu_time_and_it_grows_with_work():
+    prefix = prefix_for(13)
+
+    small = run_chunk(DEFAULT_BACKEND, prefix, 0, 0, 2_000)
+    large = run_chunk(DEFAULT_BACKEND, prefix, 0, 0, 200_000)
+
+    assert small.cpu_ns > 0
+    # A hundred times the hashes: far more than timer noise could make up.
+    assert large.cpu_ns > 10 * small.cpu_ns
+    assert pickle.loads(pickle.dumps(large)).cpu_ns == large.cpu_ns
+    # CPU time is a measurement, not part of what the search found.
+    assert small == BACKEND.search(prefix, 0, 0, 2_000)
+    assert BACKEND.search(prefix, 0, 0, 10).cpu_ns == 0

@@ -1,0 +1,131 @@
+"""The operation pool: deposits, exits, votes and slashing evidence waiting for a block.
+
+The proof-of-stake counterpart of chain/mempool.py.  Whatever a member did
+(staked, asked to exit, voted, reported) is acknowledged once it is in the
+pool, so the node persists the pool and restores it after a restart.  The pool
+itself judges nothing: ``chain.state.select_operations`` decides, against the
+state the next block will see, which entries go into it, so an entry that has
+become invalid (a vote too old to include, a deposit whose wallet nonce was
+used) simply stops being chosen, and ``prune`` drops it.
+
+Entries are keyed by the merkle leaf id a block would give them, so the same
+operation offered twice is one entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from chain.attestation import AttesterSlashing, ProposerSlashing, SignedAttestation
+from chain.errors import EncodingError
+from chain.hashing import sha256d
+from chain.operations import (
+    OP_ATTESTATION,
+    OP_ATTESTER_SLASHING,
+    OP_DEPOSIT,
+    OP_PROPOSER_SLASHING,
+    OP_VOLUNTARY_EXIT,
+    Deposit,
+    Operations,
+    VoluntaryExit,
+)
+
+Operation = Deposit | VoluntaryExit | SignedAttestation | AttesterSlashing | ProposerSlashing
+
+# kind byte -> (Operations field, class); withdrawals are never pooled: the state dictates them.
+POOLED_KINDS: dict[int, tuple[str, type]] = {
+    OP_PROPOSER_SLASHING: ("proposer_slashings", ProposerSlashing),
+    OP_ATTESTER_SLASHING: ("attester_slashings", AttesterSlashing),
+    OP_ATTESTATION: ("attestations", SignedAttestation),
+    OP_DEPOSIT: ("deposits", Deposit),
+    OP_VOLUNTARY_EXIT: ("voluntary_exits", VoluntaryExit),
+}
+_KIND_OF: dict[type, int] = {cls: kind for kind, (_, cls) in POOLED_KINDS.items()}
+# Far above any block's caps: a flood of entries cannot grow the pool without bound.
+MAX_POOL_ENTRIES = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class PooledOperation:
+    op_id: bytes
+    kind: int
+    operation: Operation
+    arrival: int
+
+    def serialize(self) -> bytes:
+        return self.operation.serialize()
+
+
+def compute_operation_id(operation: Operation) -> bytes:
+    """The merkle leaf a block gives this operation (``Operations.leaf_ids``)."""
+    kind = kind_of(operation)
+    return sha256d(bytes((kind,)) + operation.serialize())
+
+
+def kind_of(operation: Operation) -> int:
+    try:
+        return _KIND_OF[type(operation)]
+    except KeyError:
+        raise EncodingError(f"{type(operation).__name__} is not an operation the pool keeps") from None
+
+
+def deserialize_operation(kind: int, raw: bytes) -> Operation:
+    try:
+        _, cls = POOLED_KINDS[kind]
+    except KeyError:
+        raise EncodingError(f"unknown pooled operation kind {kind:#x}") from None
+    return cls.deserialize(raw)
+
+
+class OpPool:
+    """Pending operations of one chain, in arrival order within each kind."""
+
+    def __init__(self) -> None:
+        self._entries: dict[bytes, PooledOperation] = {}
+        self._next_arrival = 1
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, op_id: object) -> bool:
+        return op_id in self._entries
+
+    def __iter__(self) -> Iterator[PooledOperation]:
+        return iter(sorted(self._entries.values(), key=lambda e: e.arrival))
+
+    def prepare(self, operation: Operation) -> PooledOperation:
+        """The entry ``operation`` would become; check it, persist it, then ``commit`` it."""
+        if len(self._entries) >= MAX_POOL_ENTRIES:
+            raise EncodingError(f"the operation pool is full ({MAX_POOL_ENTRIES} entries)")
+        return PooledOperation(compute_operation_id(operation), kind_of(operation), operation, self._next_arrival)
+
+    def commit(self, entry: PooledOperation) -> None:
+        self._entries.setdefault(entry.op_id, entry)
+        self._next_arrival = max(self._next_arrival, entry.arrival + 1)
+
+    def restore(self, entries: Iterable[PooledOperation]) -> None:
+        for entry in entries:
+            self.commit(entry)
+
+    def operations(self) -> Operations:
+        """Every pending entry, grouped as a block would carry them (for ``select_operations``)."""
+        lists: dict[str, list[Operation]] = {name: [] for name, _ in POOLED_KINDS.values()}
+        for entry in self:
+            lists[POOLED_KINDS[entry.kind][0]].append(entry.operation)
+        return Operations(**{name: tuple(items) for name, items in lists.items()})
+
+    def of_kind(self, kind: int) -> list[PooledOperation]:
+        return [e for e in self if e.kind == kind]
+
+    def included_by(self, operations: Operations) -> list[bytes]:
+        """Ids of pooled entries that a block carrying ``operations`` has included."""
+        return [op_id for op_id in operations.leaf_ids() if op_id in self._entries]
+
+    def discard(self, op_ids: Iterable[bytes]) -> None:
+        for op_id in op_ids:
+            self._entries.pop(op_id, None)
+
+    def select_ids(self, predicate: Callable[[PooledOperation], bool]) -> list[bytes]:
+        """Ids of the entries ``predicate`` picks (the node prunes with it: old votes, used nonces)."""
+        return [e.op_id for e in self if predicate(e)]
