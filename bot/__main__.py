@@ -38,6 +38,9 @@ def install_signal_handlers(stop: asyncio.Event, bot: PlaygroundBot) -> None:
         loop.add_signal_handler(signal.SIGUSR1, bot.lag_monitor.report_and_reset)
 
 
+STARTUP_TIMEOUT_S = 120.0
+
+
 async def run_bot(bot: PlaygroundBot, token: str, stop: asyncio.Event) -> None:
     """Run until the bot ends or a signal asks it to; always close cleanly."""
     runner = asyncio.create_task(bot.start(token), name="bot")
@@ -81,6 +84,16 @@ async def main() -> int:
         bot = PlaygroundBot(settings)
         install_signal_handlers(stop, bot)
         bot_task = asyncio.create_task(run_bot(bot, sb.bot_token, stop))
+        # Typed commands wait until the bot has logged in and synced its commands: on a slow
+        # machine the first lines would otherwise meet an unknown command (or a half-started bot).
+        ready = asyncio.create_task(sb.wait_commands_synced(timeout=STARTUP_TIMEOUT_S))
+        await asyncio.wait({bot_task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if bot_task.done():
+            ready.cancel()
+            await bot_task
+            return 1
+        await ready
+        await sb.wait_until_ready(timeout=STARTUP_TIMEOUT_S)
         terminal = asyncio.create_task(run_terminal(sb, await stdin_reader(), sys.stdout))
         await asyncio.wait({bot_task, terminal}, return_when=asyncio.FIRST_COMPLETED)
         # The terminal ends at EOF or :quit, which also ends the bot.

@@ -185,7 +185,10 @@ class Node:
             initial_bits = compute_calibrated_bits(rate, params)
             log.info("chain %d calibrated to bits %#010x from %d hashes/s", chain_id, initial_bits, rate)
         genesis = make_genesis_block(params, chain_id, self.now(), initial_bits, consensus)
-        await self.store.create_chain(chain_id, params, genesis, self.now(), consensus=consensus)
+        allocations = dict(ChainState(params, chain_id, genesis, consensus).ledger.items())
+        await self.store.create_chain(
+            chain_id, params, genesis, self.now(), consensus=consensus, accounts=allocations
+        )
         state = (await self._load_chain(chain_id)).state
         if self.hashing_core is not None:
             self.hashing_core.notify_tip(chain_id, state.tip_hash)

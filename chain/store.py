@@ -440,6 +440,7 @@ class Store:
         *,
         beacon_snapshot: bytes | None = None,
         consensus: ConsensusConfig | None = None,
+        accounts: dict[bytes, Account] | None = None,
     ) -> None:
         """Create a chain with its genesis block (and, if given, the proof-of-stake state at genesis)."""
         async with self._transaction() as db:
@@ -456,6 +457,11 @@ class Store:
             )
             if beacon_snapshot is not None:
                 await self._insert_beacon_snapshot(db, chain_id, 0, beacon_snapshot)
+            # Genesis allocations (a pos chain mints nothing by mining).
+            await db.executemany(
+                "INSERT INTO accounts (chain_id, pubkey, balance, nonce) VALUES (?, ?, ?, ?)",
+                [(chain_id, key, acc.balance, acc.nonce) for key, acc in (accounts or {}).items()],
+            )
 
     async def delete_chain(self, chain_id: int) -> None:
         """Remove a chain and everything of it except wallets, server settings and undelivered events.
