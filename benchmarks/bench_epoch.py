@@ -100,10 +100,35 @@ def main() -> int:
     print(f"epoch end (finality + rewards): median {ours_ms:.2f} ms (min {min(ours) * 1000:.2f}, max {max(ours) * 1000:.2f})")
     print(f"baseline (loop summing balances): median {base_ms:.3f} ms")
     print(f"ratio {ours_ms / base_ms:.1f}x baseline; minted {summary.minted:,} burned {summary.burned:,} nanopoints")
-    print(f"target: < {TARGET_MS} ms")
-    ok = ours_ms < TARGET_MS
+    wired_ms = statistics.median(wired_epoch_transition(args.validators, args.repeats)) * 1_000
+    print(f"as wired (chain/beacon.py process_epoch_transition: the above plus activations, exits,")
+    print(f"  withdrawability and the events): median {wired_ms:.2f} ms")
+    print(f"target: < {TARGET_MS} ms (both)")
+    ok = ours_ms < TARGET_MS and wired_ms < TARGET_MS
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
+
+
+def wired_epoch_transition(validators: int, repeats: int) -> list[float]:
+    """The epoch end the beacon node really runs, for ``validators`` genesis validators, 90% voting."""
+    from dataclasses import replace
+
+    from chain.beacon import ConsensusConfig, GenesisValidator, genesis_beacon_state, process_epoch_transition
+    from chain.keys import SigningKey
+
+    keys = [SigningKey(hashlib.sha256(b"validator %d" % i).digest()).public_key for i in range(validators)]
+    config = ConsensusConfig(
+        mode="pos", genesis_validators=tuple(GenesisValidator(k, k, 32) for k in keys)
+    )
+    state = genesis_beacon_state(config, hashlib.sha256(b"genesis").digest(), 1_800_000_000, 0)
+    voters = frozenset(range(validators * 9 // 10))
+    state = replace(state, current_attesters=voters, previous_attesters=voters)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        process_epoch_transition(state, 60)
+        times.append(time.perf_counter() - started)
+    return times
 
 
 if __name__ == "__main__":
