@@ -472,7 +472,11 @@ class BeaconNode:
         """Run the slot that is due at ``now``; None if it already ran or the chain has not merged."""
         runtime = self.node.chain(chain_id)
         beacon = runtime.state.beacon
-        if beacon is None or not _is_pos(beacon):
+        if beacon is None:
+            return None
+        if not _is_pos(beacon):
+            if beacon.ffg_enabled:
+                return await self._hybrid_tick(chain_id)
             return None
         async with self._lock(chain_id):
             rt = await self._runtime(chain_id)
@@ -501,6 +505,23 @@ class BeaconNode:
                 block=block,
                 auto_votes=auto_votes,
                 progress=self.progress(chain_id),
+                evidence=tuple(evidence),
+            )
+
+    async def _hybrid_tick(self, chain_id: int) -> SlotOutcome | None:
+        """Hybrid mode (Casper FFG over proof of work): a block's slot is its height; when a new
+        block arrives, validators with auto-attest on vote for it, and miners include the votes."""
+        async with self._lock(chain_id):
+            rt = await self._runtime(chain_id)
+            state = self.node.chain(chain_id).state
+            if state.height <= rt.last_slot:
+                return None
+            rt.last_slot = state.height
+            await self._prune_pool(chain_id)
+            votes, evidence = await self._auto_attest(chain_id, rt, state.height, state.tip_hash)
+            return SlotOutcome(
+                slot=state.height, epoch=state.beacon.epoch, settled=None, orphaned=(), proposer_index=None,
+                proposer_owner=None, block=None, auto_votes=votes, progress=self.progress(chain_id),
                 evidence=tuple(evidence),
             )
 

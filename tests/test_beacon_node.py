@@ -211,3 +211,24 @@ async def test_auto_attest_never_signs_twice_for_an_epoch_across_restarts(world,
     outcomes = await run_slots(clock, fresh, CONFIG.slots_per_epoch)
     assert outcomes
     assert not [v for v in fresh.validators(CHAIN) if v.slashed]
+
+
+async def test_hybrid_mode_finalizes_proof_of_work_checkpoints(tmp_path):
+    """Casper FFG over proof of work: auto-attest votes for each new block, miners include the votes."""
+    clock = Clock()
+    store = await Store.open(tmp_path / "hybrid.sqlite3")
+    node = Node(store, clock=clock, randomness=os.urandom, master_key=MASTER)
+    beacon = BeaconNode(node, ValidatorSigner(store, clock=clock, randomness=os.urandom, master_key=MASTER))
+    await node.create_chain(CHAIN, REGTEST, initial_bits=0x207FFFFF, consensus=CONFIG.evolve(mode="hybrid"))
+    await mine(node, clock, "alice", 2)
+    await beacon.deposit(CHAIN, "alice", 32)
+    await mine(node, clock, "bob", 1)
+    await beacon.set_auto_attest(CHAIN, "alice", True)
+    for _ in range(6 * CONFIG.checkpoint_interval_blocks):
+        await mine(node, clock, "bob", 1)
+        await beacon.on_slot(CHAIN, clock.now)
+    state = node.chain(CHAIN).state
+    assert not beacon.is_merged(CHAIN)
+    assert state.beacon.finality.finalized_checkpoint.epoch >= 2
+    assert (await node.verify(CHAIN)).blocks == state.height + 1
+    await store.close()
