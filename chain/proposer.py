@@ -284,19 +284,4 @@ def explain_proposer_draw(
 ) -> ProposerDraw:
     """``get_beacon_proposer_index`` with its inputs and every attempt kept."""
     epoch = compute_epoch_at_slot(slot, slots_per_epoch)
-    epoch_seed = get_seed(epoch, mix)
-    seed = compute_proposer_seed(epoch_seed, slot)
-    _check_candidates(indices, effective_balances, max_effective_balance)
-    attempts = tuple(_proposer_attempts(indices, effective_balances, seed, max_effective_balance))
-    return ProposerDraw(
-        slot=slot,
-        epoch=epoch,
-        mix_epoch=compute_seed_mix_epoch(epoch),
-        mix=mix,
-        epoch_seed=epoch_seed,
-        seed=seed,
-        candidates=tuple(indices),
-        total_effective_balance=sum(effective_balances[i] for i in indices),
-        max_effective_balance=max_effective_balance,
-        attempts=attempts,
-    )
+    return explain_proposer_draw_at(slot, epoch, mix, indices, effective_balances, max_effective_balance)
