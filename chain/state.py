@@ -385,19 +385,8 @@ def process_block(
     params = state.params
     height = state.height + 1
     process_header(state, block.header, now)
-    if len(block.transfers) > params.max_block_transfers:
-        raise BlockTooLargeError(
-            f"block has {len(block.transfers)} transfers; the limit is {params.max_block_transfers}"
-        )
-    if block.coinbase.height != height:
-        raise BadCoinbaseError(f"coinbase says height {block.coinbase.height}, block is at {height}")
+    _check_body(state, block, height)
     txids = block.txids()
-    if len(set(txids)) != len(txids):
-        raise DuplicateTransactionError("block contains the same transaction twice")
-    if block.compute_merkle_root() != block.header.merkle_root:
-        raise MerkleRootMismatchError(
-            f"merkle root {hash_to_display(block.header.merkle_root)} does not match the block's transactions"
-        )
 
     changes: dict[bytes, Account] = {}
     view = ChainMap(changes, state.ledger)
