@@ -20,8 +20,10 @@ from discord.ext import commands
 from bot.health import LoopLagMonitor
 from bot.notifier import WebhookNotifier
 from bot.settings import Settings
+from chain.beacon_node import BeaconNode
 from chain.hashcore import HashingCore
 from chain.node import Node
+from chain.signer import ValidatorSigner
 from chain.store import Store
 from cogs.services import Services
 
@@ -32,6 +34,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.wallet",
     "cogs.explorer",
     "cogs.admin",
+    "cogs.staking",
 )
 FLUSH_ON_SHUTDOWN_S = 5.0
 # Enough to overlap I/O waits, few enough to keep each loop iteration short.
@@ -142,9 +145,12 @@ class PlaygroundBot(commands.Bot):
             randomness=self.randomness,
         )
         await self.notifier.start()
+        signer = ValidatorSigner(self.store, clock=self.clock, randomness=self.randomness, master_key=master_key)
+        beacon = BeaconNode(node, signer)
+        await beacon.load()
         self.services = Services(
             node=node, hashing_core=self.hashing_core, notifier=self.notifier,
-            progress_interval_s=settings.progress_interval_s,
+            progress_interval_s=settings.progress_interval_s, beacon=beacon,
         )
         for extension in EXTENSIONS:
             try:

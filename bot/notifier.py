@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import aiohttp
 import discord
 
+from chain.events import BLOCK_MINED, REWARD_PAID
 from chain.keys import open_bytes, seal_bytes
 from chain.store import OutboxEvent, Store, StoredWebhook
 from cogs.embeds import GREY, event_embed
@@ -50,6 +51,12 @@ class WebhookStatus:
     backlog: int
     # Seconds until the next attempt while backing off, else 0.
     retry_in_s: float
+
+
+def is_announced(event: OutboxEvent) -> bool:
+    """Whether the webhook posts this event (a proof-of-stake block and its fees are posted by the
+    slot driver instead, as the message members press Attest on)."""
+    return not (event.kind in (BLOCK_MINED, REWARD_PAID) and event.payload.get("proof_of_stake"))
 
 
 def _retry_after(exc: discord.HTTPException) -> float | None:
@@ -241,6 +248,14 @@ class WebhookNotifier:
             events = await self._store.pending_events(stored.chain_id, limit=EMBEDS_PER_MESSAGE)
             if not events:
                 return
+            quiet = [e.id for e in events if not is_announced(e)]
+            if quiet:
+                # Already in the channel another way: the slot driver posts each proof-of-stake
+                # block itself, with its Attest button.
+                await self._store.mark_delivered(quiet, int(self._clock()))
+                events = [e for e in events if is_announced(e)]
+                if not events:
+                    continue
             if not await self._post(stored, webhook, events):
                 return
 

@@ -58,13 +58,14 @@ from chain.errors import (
     NotProposerError,
     NotStakingChainError,
     NoValidatorError,
+    SlotError,
     StaleBlockError,
     ValidatorStatusError,
 )
 from chain.forkchoice import ForkChoiceStore, SlashingDetector, get_fork_choice_weights
 from chain.node import ChainRuntime, Node
 from chain.op_pool import Operation
-from chain.operations import OP_ATTESTATION, Deposit, Operations
+from chain.operations import OP_ATTESTATION, OP_VOLUNTARY_EXIT, Deposit, Operations
 from chain.proposer import ProposerDraw
 from chain.signer import ValidatorSigner
 from chain.staking import FAR_FUTURE_EPOCH, ValidatorStatus, compute_validator_status, is_active_validator
@@ -216,9 +217,20 @@ class BeaconNode:
     def _lock(self, chain_id: int) -> asyncio.Lock:
         return self._locks.setdefault(chain_id, asyncio.Lock())
 
+    async def load(self) -> None:
+        """Read who owns which validator (and who auto-attests) for every consensus chain."""
+        for chain_id in self.consensus_chain_ids():
+            await self._runtime(chain_id)
+
     async def validator_owners(self, chain_id: int) -> dict[bytes, str]:
         """Validator public key -> owner, for the keys the bot custodies on this chain."""
         return dict((await self._runtime(chain_id)).owners)
+
+    async def reload(self, chain_id: int) -> None:
+        """After a reset: forget the old chain's memory, then read the new chain's owners."""
+        self.forget(chain_id)
+        if self.node.chain(chain_id).state.beacon is not None:
+            await self._runtime(chain_id)
 
     def forget(self, chain_id: int) -> None:
         """Drop the per-chain memory (after a reset): candidates, fork choice, detector, cached keys."""
@@ -346,6 +358,8 @@ class BeaconNode:
             raise ValidatorStatusError(
                 f"your validator is not active yet (it activates in epoch {validator.activation_epoch})"
             )
+        if any(e.operation.validator_index == index for e in self._chain(chain_id).op_pool.of_kind(OP_VOLUNTARY_EXIT)):
+            raise ValidatorStatusError("your exit is already waiting for the next block")
         exit_ = await self.signer.sign_exit(chain_id, owner, index, beacon.epoch)
         await self._check_operation(chain_id, exit_)
         await self.node.add_operation(chain_id, exit_)
@@ -379,19 +393,28 @@ class BeaconNode:
         else:
             runtime.auto_attest.discard(owner)
 
-    def progress(self, chain_id: int) -> VoteProgress:
-        """Stake voting for the current epoch's checkpoint: counted by blocks, or pooled."""
+    def progress(self, chain_id: int, now: int | None = None) -> VoteProgress:
+        """Stake voting for the running epoch's checkpoint: counted by blocks, or pooled.
+
+        The running epoch is the one of the slot at ``now`` (default: the node's clock); at an
+        epoch's first slot that is ahead of the tip's epoch.
+        """
         runtime = self._chain(chain_id)
         beacon = runtime.state.beacon
-        voters = set(beacon.current_attesters)
+        epoch = beacon.epoch
+        if _is_pos(beacon):
+            slot = compute_slot_at_time(beacon, self.node.now() if now is None else now)
+            if slot > beacon.slot:
+                epoch = compute_epoch_at_slot(compute_pre_block_beacon(runtime.state, slot, runtime.state.tip_hash, True), slot)
+        voters = set(beacon.current_attesters) if epoch == beacon.epoch else set()
         for entry in runtime.op_pool.of_kind(OP_ATTESTATION):
             att = entry.operation
-            if att.data.target.epoch == beacon.epoch:
+            if att.data.target.epoch == epoch:
                 index = beacon.registry.index_of(att.validator)
                 if index is not None:
                     voters.add(index)
         weights = get_fork_choice_weights(beacon)
-        return VoteProgress(beacon.epoch, sum(weights[i] for i in voters), sum(weights))
+        return VoteProgress(epoch, sum(weights[i] for i in voters), sum(weights))
 
     def _vote_slot_and_head(self, chain_id: int, runtime: BeaconRuntime, now: int) -> tuple[int, bytes]:
         state = self.node.chain(chain_id).state
@@ -570,8 +593,8 @@ class BeaconNode:
         block = seal_pos_block(template, slot, proposer_index, signed.signature)
         try:
             process_block(state, block, now, runtime.proposed_params, runtime.proposed_consensus)
-        except ChainError:
-            log.exception("chain %d: slot %d: the proposed block is invalid", chain_id, slot)
+        except ChainError as refusal:  # e.g. a slashed validator drawn before its exit: the slot stays empty
+            log.warning("chain %d: slot %d: no block from %s: %s", chain_id, slot, owner, refusal)
             return proposer_index, owner, None
         root = block.hash()
         rt.fork_choice = rt.fork_choice.on_block(root, slot, state.tip_hash, state.height, proposer_index)
@@ -704,6 +727,12 @@ class BeaconNode:
             pre = compute_pre_block_beacon(state, slot, state.tip_hash, True)
         else:
             pre = beacon
+        epoch = compute_epoch_at_slot(pre, slot)
+        if epoch != pre.epoch:
+            raise SlotError(
+                f"slot {slot} is in epoch {epoch}; draws can be redone here for epoch {beacon.epoch} on "
+                "(an earlier epoch's inputs are in the blocks, but the bot keeps only the recent state)"
+            )
         return explain_beacon_proposer(pre, slot)
 
     async def schedule_merge(
@@ -722,24 +751,26 @@ class BeaconNode:
         member with a wallet gets ``GENESIS_ALLOCATION_POINTS`` (nothing is mined in pos)."""
         old = self.node.chain(chain_id).state
         base = base or (old.beacon.config if old.beacon is not None else ConsensusConfig())
-        config = replace(base, mode=mode, merge_at_height=0, merge_at_total_difficulty=0,
-                         genesis_validators=(), genesis_allocations=())
-        if mode == MODE_POS:
-            admin_wallet = await self.node.address(chain_id, admin_owner)
-            validator = await self.signer.validator_key(chain_id, admin_owner)
-            owners = await self.node.owners(chain_id)
-            allocations = {pubkey: GENESIS_ALLOCATION_POINTS for pubkey in owners}
-            allocations[admin_wallet] = GENESIS_ALLOCATION_POINTS
-            config = replace(
-                config,
-                genesis_validators=(GenesisValidator(validator, admin_wallet, config.min_deposit_points),),
-                genesis_allocations=tuple(GenesisAllocation(a, p) for a, p in sorted(allocations.items())),
-            )
         bits = old.tip.bits if initial_bits is None else initial_bits
         params = old.params
+        owners = dict(await self.node.owners(chain_id))
+        admin_wallet = await self.node.address(chain_id, admin_owner)  # wallets outlive the reset
         await self.node.delete_chain(chain_id)
-        self.forget(chain_id)
+        self.forget(chain_id)  # validator keys went with the chain: the admin's is made anew below
+        validators: tuple[GenesisValidator, ...] = ()
+        allocations: tuple[GenesisAllocation, ...] = ()
+        if mode == MODE_POS:
+            validator = await self.signer.validator_key(chain_id, admin_owner)
+            validators = (GenesisValidator(validator, admin_wallet, base.min_deposit_points),)
+            funded = {pubkey: GENESIS_ALLOCATION_POINTS for pubkey in owners}
+            funded[admin_wallet] = GENESIS_ALLOCATION_POINTS
+            allocations = tuple(GenesisAllocation(a, p) for a, p in sorted(funded.items()))
+        config = replace(
+            base, mode=mode, merge_at_height=0, merge_at_total_difficulty=0,
+            genesis_validators=validators, genesis_allocations=allocations,
+        )
         await self.node.create_chain(chain_id, params, initial_bits=bits, consensus=config)
+        await self._runtime(chain_id)  # owners known at once, for /validators
         return config
 
     async def energy(self, chain_id: int) -> EnergyReport:

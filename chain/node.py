@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from chain.beacon import MODE_POS, ConsensusConfig
 from chain.block import Block, BlockTemplate
 from chain.compact import compute_target
-from chain.errors import ChainNotFoundError, DepositPendingError, StaleBlockError, WalletError
+from chain.errors import ChainError, ChainNotFoundError, DepositPendingError, StaleBlockError, WalletError
 from chain.export import export_chain
 from chain.hashcore import HashingCore, MiningOutcome, OutcomeKind, Progress
 from chain.keys import SigningKey, open_key, seal_key
@@ -33,6 +33,7 @@ from chain.state import (
     build_template,
     check_merge_schedule,
     check_params_change,
+    compute_next_total_difficulty,
     make_genesis_block,
     process_block,
 )
@@ -281,11 +282,33 @@ class Node:
         return self.chain(chain_id).proposed_params
 
     async def propose_consensus(self, chain_id: int, consensus: ConsensusConfig) -> None:
-        """Schedule the Merge: the next proof-of-work block commits to ``consensus`` on chain."""
+        """Schedule the Merge: the next proof-of-work block commits to ``consensus`` on chain.
+
+        Checked as that block will check it: at its height and with its own work added,
+        so a total difficulty the committing block itself would reach is refused now.
+        """
         runtime = self.chain(chain_id)
-        check_merge_schedule(runtime.state, runtime.state.height + 1, consensus)
+        check_merge_schedule(
+            runtime.state, runtime.state.height + 1, consensus, compute_next_total_difficulty(runtime.state)
+        )
         await self.store.set_proposed_consensus(chain_id, consensus)
         runtime.proposed_consensus = consensus
+
+    async def drop_stale_consensus_proposal(self, chain_id: int) -> None:
+        """Withdraw a Merge schedule the next block could no longer commit to (the chain passed
+        its height or total difficulty first): left in place it would make every template fail."""
+        runtime = self.chain(chain_id)
+        proposed = runtime.proposed_consensus
+        if proposed is None:
+            return
+        try:
+            check_merge_schedule(
+                runtime.state, runtime.state.height + 1, proposed, compute_next_total_difficulty(runtime.state)
+            )
+        except ChainError as stale:
+            log.warning("chain %d: the scheduled Merge can no longer be committed (%s); withdrawn", chain_id, stale)
+            await self.store.set_proposed_consensus(chain_id, None)
+            runtime.proposed_consensus = None
 
     # --- operations (proof of stake) -------------------------------------------------
 
@@ -369,6 +392,7 @@ class Node:
             raise RuntimeError("this node has no hashing core")
         runtime = self.chain(chain_id)
         miner = await self.address(chain_id, owner)
+        await self.drop_stale_consensus_proposal(chain_id)
         template = self.template(chain_id, miner)
         target = compute_target(template.header.bits, runtime.state.params.pow_limit)
         job = TemplateJob(chain_id, template, target, max_nonce)

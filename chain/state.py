@@ -460,7 +460,11 @@ def _block_events(
                 **(extra or {}),
             },
         ),
-        ChainEvent(REWARD_PAID, {"height": height, "miner": miner, "subsidy": subsidy, "fees": fees}),
+        ChainEvent(
+            REWARD_PAID,
+            {"height": height, "miner": miner, "subsidy": subsidy, "fees": fees,
+             **({"proof_of_stake": True} if block.seal is not None else {})},
+        ),
     ]
     explanation = None if block.seal is not None else explain_retarget(state.headers, state.params)
     if explanation is not None and explanation.new_bits != explanation.old_bits:
@@ -758,6 +762,15 @@ def process_consensus_block(
 def compute_merge_schedule_commitment(consensus: ConsensusConfig) -> bytes:
     """What a proof-of-work block's coinbase says to schedule the Merge of ``consensus``."""
     return MERGE_SCHEDULE_TAG + hashlib.sha256(consensus.to_bytes()).digest()
+
+
+def compute_next_total_difficulty(state: ChainState) -> int:
+    """The total difficulty once the next proof-of-work block (at the expected bits) is added."""
+    beacon = state.beacon
+    if beacon is None:
+        raise MergeError("this chain has no consensus config")
+    bits = compute_expected_bits(state.headers, state.params)
+    return beacon.total_difficulty + compute_block_work(compute_target(bits, state.params.pow_limit))
 
 
 def check_merge_schedule(

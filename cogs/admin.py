@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from chain.beacon import ConsensusConfig
+from chain.beacon_node import GENESIS_ALLOCATION_POINTS, BeaconNode, ValidatorView
+from chain.compact import compute_block_work, compute_target
 from chain.params import ChainParams
-from chain.state import compute_difficulty
-from cogs.embeds import BLUE, GOLD, GREEN, GREY, points, short
+from chain.pow import compute_expected_bits
+from chain.staking import ValidatorStatus
+from chain.state import ChainState, compute_difficulty
+from cogs.embeds import BLUE, GOLD, GREEN, GREY, PURPLE, points, short, stake_points
 from cogs.errors import (
     PlaygroundCog,
     UserFacingError,
@@ -33,6 +38,18 @@ MAX_RETARGET_BLOCKS = 1000
 MAX_COOLDOWN_S = 3600
 ORANGE = discord.Colour.orange()
 MAX_WEBHOOKS_ERROR = 30007  # Discord: "Maximum number of webhooks reached (15)"
+# The Merge: a height up to a billion blocks, a total difficulty up to Discord's integer limit (2^53 - 1).
+MAX_MERGE_HEIGHT = 1_000_000_000
+MAX_DISCORD_INTEGER = 2**53 - 1
+
+Mode = Literal["pow", "pos", "hybrid"]
+MODE_NAMES = {
+    "pow": "proof of work",
+    "pos": "proof of stake",
+    "hybrid": "hybrid: proof of work with proof-of-stake finality",
+}
+# Validators that will propose and vote: already active, or deposited and waiting for their epoch.
+LIVE_STATUSES = (ValidatorStatus.PENDING, ValidatorStatus.ACTIVE)
 
 # option -> (ChainParams field, label, format)
 CONSENSUS_OPTIONS: dict[str, tuple[str, str, str]] = {
@@ -70,6 +87,76 @@ def when_rules_apply(height: int) -> str:
     )
 
 
+def percent_from_bp(bp: int) -> str:
+    """Basis points as a percentage, exactly: 500 -> ``5%``, 350 -> ``3.5%``."""
+    whole, rest = divmod(bp, 100)
+    return f"{whole}%" if rest == 0 else f"{whole}.{rest:02d}".rstrip("0") + "%"
+
+
+def describe_merge_schedule(config: ConsensusConfig, merged: bool) -> str:
+    if config.mode == "pos":
+        return "none: proof of stake from genesis"
+    if merged:
+        return "done: blocks are proof-of-stake blocks"
+    if config.merge_at_height:
+        return f"scheduled at block {config.merge_at_height:,}"
+    if config.merge_at_total_difficulty:
+        return f"scheduled at total difficulty {config.merge_at_total_difficulty:,}"
+    return "not scheduled (`/playground merge`)"
+
+
+def describe_consensus(config: ConsensusConfig, merged: bool) -> str:
+    """The proof-of-stake settings a server's chain committed to in its genesis block."""
+    epoch = f"**{config.slots_per_epoch} slots** ({config.slots_per_epoch * config.slot_duration_s:,} s)"
+    if config.mode != "pos" and not merged:
+        epoch += f"; before the Merge, {config.checkpoint_interval_blocks} blocks"
+    return "\n".join([
+        f"Mode: **{config.mode}** ({MODE_NAMES.get(config.mode, config.mode)})",
+        f"Slot length: **{config.slot_duration_s:,} s**",
+        f"Epoch length: {epoch}",
+        f"Minimum deposit: **{config.min_deposit_points:,} pts**",
+        f"Issuance rate: **{percent_from_bp(config.issuance_rate_bp)} a year** of the staked points",
+        f"The Merge: {describe_merge_schedule(config, merged)}",
+    ])
+
+
+def describe_validators(validators: list[ValidatorView]) -> str:
+    active = [v for v in validators if v.status is ValidatorStatus.ACTIVE]
+    pending = [v for v in validators if v.status is ValidatorStatus.PENDING]
+    stake = sum(v.effective_balance_units for v in active)
+    text = f"{len(active):,} active ({stake_points(stake)} effective stake)"
+    if pending:
+        text += f", {len(pending):,} waiting for their epoch"
+    others = len(validators) - len(active) - len(pending)
+    if others:
+        text += f", {others:,} exited or slashed"
+    return text
+
+
+def mode_switch_text(mode: str, admin_mention: str, config: ConsensusConfig | None) -> str:
+    """What a new chain in ``mode`` is like, in a sentence or two."""
+    if mode == "pos":
+        slot = f"every {config.slot_duration_s:,} s" if config is not None else "every slot"
+        return (
+            f"{admin_mention} is the genesis validator, and every member with a wallet gets "
+            f"{points(GENESIS_ALLOCATION_POINTS)} at genesis. There is no mining: a block comes {slot} from a "
+            "validator drawn in proportion to its stake. `/stake deposit` makes you one."
+        )
+    if mode == "hybrid":
+        every = config.checkpoint_interval_blocks if config is not None else 8
+        return (
+            f"Blocks are mined as before (`/mine start`), and every {every} blocks is a checkpoint that "
+            "validators vote on: once final, no miner can undo it. `/stake deposit` makes you a validator."
+        )
+    return "Proof of work: `/mine start` mines block 1. `/playground merge` can schedule the Merge later."
+
+
+def require_beacon(services: Services) -> BeaconNode:
+    if services.beacon is None:
+        raise UserFacingError("Proof of stake is not available on this bot. Nothing was changed.")
+    return services.beacon
+
+
 def bot_role_name(guild: discord.Guild) -> str:
     role = guild.self_role
     return role.name if role is not None else guild.me.display_name
@@ -98,25 +185,32 @@ def missing_webhooks_text(channel: discord.abc.GuildChannel, guild: discord.Guil
 class ResetView(discord.ui.View):
     """Confirm or cancel a reset; only the admin who asked may press the buttons."""
 
-    def __init__(self, services: Services, guild_id: int, admin_id: int, timeout_s: float) -> None:
+    def __init__(
+        self, services: Services, guild_id: int, admin_id: int, timeout_s: float, mode: str | None = None
+    ) -> None:
         super().__init__(timeout=timeout_s)
         self.services = services
         self.guild_id = guild_id
         self.admin_id = admin_id
+        # A mode switch (``/playground config mode``) starts the new chain in that mode; None: a plain reset.
+        self.mode = mode
+        if mode is not None:
+            self.confirm.label = f"Start a new {mode} chain"
+        self.what = "reset" if mode is None else "mode switch"
         self.message: discord.InteractionMessage | None = None
         self.finished = False
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id != self.admin_id:
             await reply_ephemeral(
-                interaction, f"Only <@{self.admin_id}>, who asked for this reset, can confirm or cancel it."
+                interaction, f"Only <@{self.admin_id}>, who asked for this {self.what}, can confirm or cancel it."
             )
             return False
         if not interaction.permissions.manage_guild:
             await reply_ephemeral(interaction, "You need the Manage Server permission for this.")
             return False
         if self.finished:
-            await reply_ephemeral(interaction, "This reset was already answered.")
+            await reply_ephemeral(interaction, f"This {self.what} was already answered.")
             return False
         return True
 
@@ -127,14 +221,23 @@ class ResetView(discord.ui.View):
         await interaction.response.edit_message(
             embed=discord.Embed(title="🔄 Resetting the chain…", colour=ORANGE), view=None
         )
-        await self.services.node.delete_chain(self.guild_id)
-        state = await self.services.ensure_chain(self.guild_id)
-        embed = discord.Embed(
-            title="🔄 Chain reset",
-            description=(
+        state, mode = await self._start_over(interaction)
+        beacon = self.services.beacon
+        if mode is None:
+            description = (
                 f"{interaction.user.mention} started the chain over. Block 0 is a new genesis block "
                 f"{short(state.tip.hash_hex(), 16)}; `/mine start` mines block 1."
-            ),
+            )
+        else:
+            config = beacon.config(self.guild_id) if beacon is not None else None
+            description = (
+                f"{interaction.user.mention} started a new **{mode}** chain ({MODE_NAMES.get(mode, mode)}). "
+                f"Block 0 is a new genesis block {short(state.tip.hash_hex(), 16)}. "
+                + mode_switch_text(mode, interaction.user.mention, config)
+            )
+        embed = discord.Embed(
+            title="🔄 Chain reset" if self.mode is None else f"🔄 New {self.mode} chain",
+            description=description,
             colour=GREEN,
         )
         embed.add_field(name="Gone", value="every block, balance, pending transfer and rule change", inline=False)
@@ -147,12 +250,33 @@ class ResetView(discord.ui.View):
         embed.add_field(name="Rules", value=describe_rules(state.params), inline=False)
         await interaction.edit_original_response(embed=embed, view=None)
 
+    async def _start_over(self, interaction: discord.Interaction) -> tuple[ChainState, str | None]:
+        """Delete the chain and create a new one: in the asked mode, else in the mode it had."""
+        node, beacon = self.services.node, self.services.beacon
+        mode = self.mode
+        if mode is None and beacon is not None and node.has_chain(self.guild_id):
+            current = beacon.mode(self.guild_id)
+            if current is not None and current != self.services.default_consensus.mode:
+                mode = current  # a pos or hybrid chain starts over as one
+        if mode is None or beacon is None:
+            await node.delete_chain(self.guild_id)
+            if beacon is not None:
+                beacon.forget(self.guild_id)  # votes, candidates and validator keys went with the chain
+            return await self.services.ensure_chain(self.guild_id), None
+        await self.services.ensure_chain(self.guild_id)
+        await beacon.switch_mode(self.guild_id, mode, str(interaction.user.id), node.now())
+        log.info("server %d switched to %s mode by %d", self.guild_id, mode, interaction.user.id)
+        return node.chain(self.guild_id).state, mode
+
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
         self.finished = True
         self.stop()
         await interaction.response.edit_message(
-            embed=discord.Embed(title="Reset cancelled", description="Nothing was changed.", colour=GREY), view=None
+            embed=discord.Embed(
+                title=f"{self.what.capitalize()} cancelled", description="Nothing was changed.", colour=GREY
+            ),
+            view=None,
         )
 
     async def on_timeout(self) -> None:
@@ -162,7 +286,7 @@ class ResetView(discord.ui.View):
         with contextlib.suppress(discord.HTTPException):
             await self.message.edit(
                 embed=discord.Embed(
-                    title="Reset not confirmed",
+                    title=f"{self.what.capitalize()} not confirmed",
                     description=f"Nobody confirmed within {self.timeout:.0f}s; nothing was changed.",
                     colour=GREY,
                 ),
@@ -172,8 +296,17 @@ class ResetView(discord.ui.View):
     async def on_error(self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any]) -> None:
         text = describe_error(error)
         if text is None:
-            log.exception("reset of server %d failed", self.guild_id, exc_info=error)
+            log.exception("%s of server %d failed", self.what, self.guild_id, exc_info=error)
             text = "Something went wrong on our side; please try again."
+        if self.finished and interaction.response.is_done():
+            # The prompt already says "Resetting…": say it did not happen.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.edit_original_response(
+                    embed=discord.Embed(
+                        title=f"{self.what.capitalize()} failed", description=f"❌ {text}", colour=GREY
+                    ),
+                    view=None,
+                )
         with contextlib.suppress(discord.HTTPException):
             await reply_ephemeral(interaction, text)
 
@@ -271,6 +404,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         retarget_window="Blocks between difficulty adjustments (a consensus rule)",
         session_length="Longest a /mine start session runs, in seconds",
         cooldown="Seconds a member waits after a mining session before starting another",
+        mode="pow, pos or hybrid: switching starts a new chain in that mode (asks for confirmation)",
     )
     async def config(
         self,
@@ -281,11 +415,21 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         retarget_window: app_commands.Range[int, 2, MAX_RETARGET_BLOCKS] | None = None,
         session_length: app_commands.Range[int, 10, MAX_SESSION_S] | None = None,
         cooldown: app_commands.Range[int, 0, MAX_COOLDOWN_S] | None = None,
+        mode: Mode | None = None,
     ) -> None:
         """Show this server's chain rules and mining settings, or change them."""
         guild_id = require_guild(interaction)
         state = await self.services.ensure_chain(guild_id)
         node = self.services.node
+        if mode is not None:
+            others = [block_time, reward, halving_interval, retarget_window, session_length, cooldown]
+            if any(v is not None for v in others):
+                raise UserFacingError(
+                    "Change the mode on its own: it starts a new chain, so the other settings would be lost "
+                    "with the old one. Nothing was changed."
+                )
+            await self._ask_mode_switch(interaction, guild_id, state, mode)
+            return
         given = {
             "block_time": block_time, "reward": reward, "halving_interval": halving_interval,
             "retarget_window": retarget_window, "session_length": session_length, "cooldown": cooldown,
@@ -293,9 +437,18 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         settings = await self.services.server_settings(guild_id)
         pending: ChainParams | None = node.pending_params(guild_id)
         if all(v is None for v in given.values()):
-            await interaction.response.send_message(
-                embed=self._settings_embed(state.params, pending, settings, state.height), ephemeral=True
-            )
+            embed = self._settings_embed(state.params, pending, settings, state.height)
+            beacon = self.services.beacon
+            if beacon is not None and beacon.mode(guild_id) is not None:
+                embed.add_field(
+                    name="Consensus",
+                    value=describe_consensus(beacon.config(guild_id), beacon.is_merged(guild_id)),
+                    inline=False,
+                )
+            else:
+                embed.add_field(name="Consensus", value="Mode: **pow** (this chain predates proof of stake)",
+                                inline=False)
+            await interaction.response.send_message(embed=embed, ephemeral=True)
             return
 
         base = pending or state.params
@@ -346,6 +499,44 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
+    async def _ask_mode_switch(
+        self, interaction: discord.Interaction, guild_id: int, state: ChainState, mode: str
+    ) -> None:
+        beacon = require_beacon(self.services)
+        current = beacon.mode(guild_id) or "pow"
+        holders = [acc.balance for acc in state.ledger.values() if acc.balance > 0]
+        view = ResetView(self.services, guild_id, interaction.user.id, RESET_TIMEOUT_S, mode=mode)
+        again = " again" if mode == current else ""
+        embed = discord.Embed(
+            title=f"⚠️ Start a new {mode} chain?",
+            description=f"{interaction.user.mention} asked to run this server's chain on "
+            f"**{MODE_NAMES[mode]}**{again} (now: **{current}**). A chain cannot change its mode: this starts "
+            f"a new chain from a new genesis block. Only they can confirm, within {RESET_TIMEOUT_S:.0f}s.",
+            colour=ORANGE,
+        )
+        # The new chain keeps this one's slot, epoch and staking settings (switch_mode starts from them).
+        config = beacon.config(guild_id) if beacon.mode(guild_id) is not None else None
+        embed.add_field(
+            name="The new chain", value=mode_switch_text(mode, interaction.user.mention, config), inline=False
+        )
+        embed.add_field(
+            name="Gone",
+            value=f"all {state.height:,} block(s), every balance ({points(sum(holders))} held by "
+            f"{len(holders)} member(s)) and stake, pending transfers and rule changes; running mining sessions end",
+            inline=False,
+        )
+        embed.add_field(
+            name="Kept",
+            value="the webhook and its undelivered announcements, every member's wallet key and address, "
+            "session length and cooldown",
+            inline=False,
+        )
+        callback = await interaction.response.send_message(
+            embed=embed, view=view, allowed_mentions=discord.AllowedMentions.none()
+        )
+        if isinstance(callback.resource, discord.InteractionMessage):
+            view.message = callback.resource
+
     def _settings_embed(
         self, params: ChainParams, pending: ChainParams | None, settings: dict[str, Any], height: int
     ) -> discord.Embed:
@@ -382,9 +573,13 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
 
         embed = discord.Embed(title="🛠️ Playground status", colour=BLUE)
         embed.add_field(name="Height", value=f"{state.height:,}")
-        embed.add_field(
-            name="Difficulty", value=f"{compute_difficulty(state.tip.bits, state.params):,} (bits `{state.tip.bits:#010x}`)"
-        )
+        if node.chain(guild_id).tip_block.seal is not None:
+            embed.add_field(name="Difficulty", value="none: blocks are proof of stake")
+        else:
+            embed.add_field(
+                name="Difficulty",
+                value=f"{compute_difficulty(state.tip.bits, state.params):,} (bits `{state.tip.bits:#010x}`)",
+            )
         embed.add_field(name="Pending transfers", value=f"{len(node.chain(guild_id).mempool):,}")
         if webhook.channel_id is None:
             health = "not set up: `/playground setup` picks a channel"
@@ -407,7 +602,175 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             if pending is not None else "none pending",
             inline=False,
         )
+        await self._add_consensus_status(embed, guild_id, state)
         await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    async def _add_consensus_status(self, embed: discord.Embed, guild_id: int, state: ChainState) -> None:
+        """Mode, the Merge, validators, finality and chaos mode."""
+        beacon = self.services.beacon
+        chaos = await self.services.node.store.get_chaos_mode(guild_id)
+        mode = beacon.mode(guild_id) if beacon is not None else None
+        if beacon is None or mode is None:
+            embed.add_field(name="Mode", value="pow (this chain predates proof of stake)")
+        else:
+            config = beacon.config(guild_id)
+            merged = beacon.is_merged(guild_id)
+            embed.add_field(name="Mode", value=f"{mode} ({MODE_NAMES.get(mode, mode)})")
+            embed.add_field(name="The Merge", value=describe_merge_schedule(config, merged))
+            embed.add_field(name="Validators", value=describe_validators(beacon.validators(guild_id)), inline=False)
+            if state.beacon is not None and state.beacon.ffg_enabled:
+                finalized = state.beacon.finality.finalized_checkpoint.epoch
+                progress = beacon.progress(guild_id)
+                embed.add_field(
+                    name="Finality",
+                    value=f"finalized checkpoint: epoch {finalized:,}; epoch {progress.epoch:,} has votes from "
+                    f"{progress.percent}% of the active stake (two thirds justify it)",
+                    inline=False,
+                )
+        embed.add_field(
+            name="Chaos mode",
+            value="on: members may sign conflicting votes and blocks (`/playground chaos off`)"
+            if chaos else "off: the bot refuses to sign anything slashable",
+            inline=False,
+        )
+
+    # --- /playground chaos ---------------------------------------------------------------
+
+    @app_commands.command(name="chaos")
+    @app_commands.describe(
+        state="on: members may sign conflicting votes and blocks, to watch slashing; off: the bot refuses"
+    )
+    async def chaos(self, interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
+        """Let members break proof of stake's rules on purpose, to watch slashing catch them."""
+        guild_id = require_guild(interaction)
+        await self.services.ensure_chain(guild_id)
+        store = self.services.node.store
+        on = state == "on"
+        was = await store.get_chaos_mode(guild_id)
+        await store.set_chaos_mode(guild_id, on)
+        log.info("server %d: chaos mode %s by %d", guild_id, state, interaction.user.id)
+        if on:
+            embed = discord.Embed(
+                title="🌪️ Chaos mode is on" if not was else "🌪️ Chaos mode was already on",
+                description="Members may now deliberately sign conflicting messages with their validator: "
+                "a second, different vote for an epoch (`double_vote`), or, as the slot's proposer, a second "
+                "block for the same slot. Normally the bot's slashing protection (EIP-3076) refuses both. "
+                "Anyone who shows the two signatures gets the offender **slashed**: part of its stake burned, "
+                "a reward to the whistleblower, and the validator forced out.",
+                colour=ORANGE,
+            )
+            embed.set_footer(text="Real stake of this server's chain is at risk. /playground chaos off ends it.")
+        else:
+            embed = discord.Embed(
+                title="🛡️ Chaos mode is off" if was else "🛡️ Chaos mode was already off",
+                description="The bot again refuses to sign anything slashable (EIP-3076 slashing protection). "
+                "Evidence already signed can still be reported and slashed.",
+                colour=GREEN,
+            )
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    # --- /playground merge ---------------------------------------------------------------
+
+    @app_commands.command(name="merge")
+    @app_commands.describe(
+        at_height="The first proof-of-stake block's height (give this or at_total_difficulty)",
+        at_total_difficulty="The total work (sum of every block's difficulty) whose first block is the last mined",
+    )
+    async def merge(
+        self,
+        interaction: discord.Interaction,
+        at_height: app_commands.Range[int, 2, MAX_MERGE_HEIGHT] | None = None,
+        at_total_difficulty: app_commands.Range[int, 1, MAX_DISCORD_INTEGER] | None = None,
+    ) -> None:
+        """Schedule the Merge: from then on validators, not miners, make the blocks."""
+        guild_id = require_guild(interaction)
+        if (at_height is None) == (at_total_difficulty is None):
+            raise UserFacingError(
+                "Give exactly one of `at_height` (the first proof-of-stake block) or `at_total_difficulty` "
+                "(like Ethereum's terminal total difficulty). Nothing was changed."
+            )
+        beacon = require_beacon(self.services)
+        state = await self.services.ensure_chain(guild_id)
+        mode = beacon.mode(guild_id)
+        if mode not in ("pow", "hybrid"):
+            why = ("has proof of stake from genesis" if mode == "pos"
+                   else "was created before proof of stake existed, so it has no validators")
+            raise UserFacingError(
+                f"This chain {why}: there is no Merge to schedule. "
+                "`/playground config mode:pow` starts a proof-of-work chain that can merge. Nothing was changed."
+            )
+        if beacon.is_merged(guild_id):
+            raise UserFacingError("This chain has already merged: its blocks are proof-of-stake blocks. "
+                                  "Nothing was changed.")
+        validators = beacon.validators(guild_id)
+        live = [v for v in validators if v.status in LIVE_STATUSES]
+        config = beacon.config(guild_id)
+        if not live:
+            raise UserFacingError(
+                "Nobody has staked yet, so nobody could propose blocks after the Merge. A member stakes with "
+                f"`/stake deposit` (at least {config.min_deposit_points:,} pts); once a mined block includes "
+                "the deposit, schedule the Merge. Nothing was changed."
+            )
+        self._check_merge_margin(guild_id, state, at_height, at_total_difficulty)
+        config = await beacon.schedule_merge(guild_id, at_height=at_height, at_total_difficulty=at_total_difficulty)
+        log.info("server %d: Merge scheduled (height %s, total difficulty %s) by %d",
+                 guild_id, at_height, at_total_difficulty, interaction.user.id)
+        if at_height is not None:
+            when = f"at block {at_height:,}: block {at_height - 1:,} is the last mined block"
+        else:
+            reached = state.beacon.total_difficulty if state.beacon is not None else 0
+            when = (f"at total difficulty {at_total_difficulty:,} (now {reached:,}): the first block whose "
+                    "total reaches it is the last mined block")
+        embed = discord.Embed(
+            title="🗓️ The Merge is scheduled",
+            description=f"The Merge comes {when}. Block {state.height + 1:,}, the next one mined, commits to "
+            "the schedule in its coinbase, like a rule change, so the chain stays verifiable.",
+            colour=PURPLE,
+        )
+        embed.add_field(
+            name="What happens",
+            value=(
+                "• Members whose deposits are in a block by then are the first validators (the Merge waits "
+                "until at least one is active).\n"
+                "• After the last proof-of-work block, mining stops: `/mine start` says why.\n"
+                f"• Blocks then come every {config.slot_duration_s:,} s, one a slot, each from a validator drawn in "
+                "proportion to its stake (`/chain proposer` shows the draw); the last mined block's epoch is final.\n"
+                "• The proof-of-work history stays verifiable (`/chain verify`)."
+            ),
+            inline=False,
+        )
+        embed.add_field(name="Validators now", value=describe_validators(validators), inline=False)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    def _check_merge_margin(
+        self, guild_id: int, state: ChainState, at_height: int | None, at_total_difficulty: int | None
+    ) -> None:
+        """Refuse a schedule the block committing to it could not carry.
+
+        The next block mined commits to the schedule, and the engine refuses a block that commits to a
+        Merge at or before itself; a block a running session is already mining (without the commitment)
+        may land first, so the commitment can come one block later.
+        """
+        running = any(s.chain_id == guild_id for s in self.services.hashing_core.stats().per_session)
+        blocks_before_commit = 2 if running else 1
+        if at_height is not None:
+            earliest = state.height + blocks_before_commit + 2
+            if at_height < earliest:
+                raise UserFacingError(
+                    f"The Merge at block {at_height:,} comes too soon: the chain is at block {state.height:,}, and the "
+                    f"block that commits to the schedule must come before the last mined block. Pick block "
+                    f"{earliest:,} or later. Nothing was changed."
+                )
+        if at_total_difficulty is not None and state.beacon is not None:
+            bits = compute_expected_bits(state.headers, state.params)
+            per_block = compute_block_work(compute_target(bits, state.params.pow_limit))
+            earliest = state.beacon.total_difficulty + (blocks_before_commit + 1) * per_block
+            if at_total_difficulty < earliest:
+                raise UserFacingError(
+                    f"Total difficulty {at_total_difficulty:,} comes too soon: the chain is at "
+                    f"{state.beacon.total_difficulty:,}, each block adds about {per_block:,}, and the block that "
+                    f"commits to the schedule must not reach it. Pick {earliest:,} or more. Nothing was changed."
+                )
 
     # --- /playground reset ----------------------------------------------------------------
 

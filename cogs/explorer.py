@@ -12,13 +12,26 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from chain.beacon import compute_start_slot_at_epoch
+from chain.beacon_node import MILLIWATTS_PER_CORE
 from chain.block import Block
+from chain.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.errors import VerificationError
 from chain.hashing import hash_from_display, hash_to_display
 from chain.pow import RetargetExplanation, explain_retarget
+from chain.proposer import MAX_RANDOM_BYTE, ProposerDraw
 from chain.state import ChainState, compute_difficulty
-from chain.verify import verify_chain
-from cogs.embeds import BLUE, GREEN, GREY, block_embed, name_of, points
+from chain.verify import VerifyReport, verify_chain
+from cogs.embeds import (
+    BLUE,
+    GREEN,
+    GREY,
+    PURPLE,
+    block_embed,
+    name_of,
+    points,
+    stake_points,
+)
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.services import Services
 
@@ -31,6 +44,14 @@ MAX_AUTOCOMPLETE_CHOICES = 25  # Discord's limit
 BLOCK_TRANSFERS_SHOWN = 5
 RECENT_RETARGETS_SHOWN = 5
 AMBIGUOUS_HEIGHTS_SHOWN = 5
+# /chain proposer lists at most this many attempts of the draw (most draws take one or two).
+DRAW_ATTEMPTS_SHOWN = 10
+MAX_SLOT = 2**53 - 1  # Discord's integer options stop here
+# Power one busy core of the bot's host draws, in watts: the figure the engine's energy report
+# multiplies CPU time by (chain.beacon_node.MILLIWATTS_PER_CORE), shown by /chain energy. Proof of work
+# and proof of stake are multiplied by the same figure, so the percentage saved does not depend on it.
+WATTS_PER_CORE = MILLIWATTS_PER_CORE / 1_000
+MILLIJOULES_PER_WATT_HOUR = 3_600_000
 
 
 def resolve_block_height(state: ChainState, query: str) -> int:
@@ -111,6 +132,145 @@ def describe_change(e: RetargetExplanation) -> str:
     return f"height {e.height}: `{e.old_bits:#010x}` → `{e.new_bits:#010x}` (target {change:+d}%, {effect})"
 
 
+def format_energy(millijoules: int) -> str:
+    """``850 mJ``, ``12.3 J``, ``4.56 Wh``: the unit that keeps the number readable."""
+    if millijoules < 1_000:
+        return f"{millijoules:,} mJ"
+    if millijoules < MILLIJOULES_PER_WATT_HOUR:
+        return f"{millijoules // 1_000:,}.{millijoules % 1_000 // 100} J"
+    return f"{millijoules / MILLIJOULES_PER_WATT_HOUR:,.2f} Wh"
+
+
+def format_basis_points(bp: int) -> str:
+    """Basis points as a percentage with two decimals: 9_987 -> ``99.87%``."""
+    sign = "-" if bp < 0 else ""
+    whole, rest = divmod(abs(bp), 100)
+    return f"{sign}{whole}.{rest:02d}%"
+
+
+def ethereum_merge_percent() -> str:
+    whole, rest = divmod(ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, 1_000)
+    return f"{whole}.{rest:03d}%"
+
+
+def energy_embed(report: EnergyReport, watts_per_core: float) -> discord.Embed:
+    embed = discord.Embed(title="⚡ Energy: proof of work vs proof of stake", colour=GREEN)
+    if report.saved_bp is None:
+        embed.description = "Nothing to compare yet: no proof-of-work hashing has been measured on this chain."
+    elif report.saved_bp >= 0:
+        embed.description = (
+            f"Proof of stake used **{format_basis_points(report.saved_bp)} less** energy than proof of work "
+            "on this chain."
+        )
+    else:
+        embed.description = (
+            f"So far proof of stake used {format_basis_points(-report.saved_bp)} **more** than proof of work: "
+            "too little mining to compare with yet."
+        )
+    embed.add_field(
+        name="Proof of work",
+        value=f"{format_energy(report.pow_millijoules)}: the CPU time the hashing core actually spent on this "
+        f"chain × {watts_per_core:g} W a core",
+        inline=False,
+    )
+    embed.add_field(
+        name="Proof of stake",
+        value=f"{format_energy(report.pos_millijoules)}: every signature made and checked (blocks, votes, "
+        "deposits) × the CPU time one takes on this machine × the same power",
+        inline=False,
+    )
+    embed.add_field(
+        name="Ethereum's Merge (September 2022)",
+        value=f"{ethereum_merge_percent()} less energy, when its miners' GPUs were replaced by validators",
+        inline=False,
+    )
+    embed.set_footer(
+        text="CPU energy only, estimated; both sides use the same power per core, so the percentage does not "
+        "depend on it."
+    )
+    return embed
+
+
+def describe_attempt(draw: ProposerDraw, attempt, owners: dict[int, str]) -> str:
+    """One step of the draw: the candidate, its random byte and whether it passed."""
+    threshold = attempt.effective_balance * MAX_RANDOM_BYTE // draw.max_effective_balance
+    owner = owners.get(attempt.candidate)
+    who = f"#{attempt.candidate}" + (f" {owner}" if owner else "")
+    verdict = "✅ accepted" if attempt.accepted else "❌ rejected"
+    return (
+        f"{attempt.attempt + 1}. {who} ({stake_points(attempt.effective_balance)}): byte {attempt.random_byte} "
+        f"(needs ≤ {threshold}) {verdict}"
+    )
+
+
+def proposer_embed(draw: ProposerDraw, owners: dict[int, str], mix_height: int | None) -> discord.Embed:
+    winner = draw.proposer
+    owner = owners.get(winner)
+    embed = discord.Embed(
+        title=f"🎲 Proposer of slot {draw.slot:,}",
+        description=f"Validator **#{winner}**{f' ({owner})' if owner else ''} was drawn. Anyone can redo this "
+        "draw from the chain alone: the seed hashes the epoch with the checkpoint block below, then the slot; "
+        "it shuffles the candidates (swap-or-not), and each in turn is accepted if a random byte is at most "
+        "255 × its effective stake ÷ the cap.",
+        colour=PURPLE,
+    )
+    embed.add_field(name="Epoch", value=f"{draw.epoch:,}")
+    at = f" (block {mix_height:,})" if mix_height is not None else ""
+    embed.add_field(name="Mix epoch", value=f"{draw.mix_epoch:,}")
+    embed.add_field(name="Mix: checkpoint block", value=f"`{hash_to_display(draw.mix)}`{at}", inline=False)
+    embed.add_field(name="Epoch seed", value=f"`{draw.epoch_seed.hex()}`", inline=False)
+    embed.add_field(name="Slot seed", value=f"`{draw.seed.hex()}`", inline=False)
+    embed.add_field(name="Candidates", value=f"{len(draw.candidates):,} active validator(s)")
+    embed.add_field(name="Total effective stake", value=stake_points(draw.total_effective_balance))
+    embed.add_field(name="Cap", value=stake_points(draw.max_effective_balance))
+    lines = [describe_attempt(draw, a, owners) for a in draw.attempts[:DRAW_ATTEMPTS_SHOWN]]
+    hidden = len(draw.attempts) - DRAW_ATTEMPTS_SHOWN
+    if hidden > 0:
+        lines.append(f"…and {hidden} more, the last accepted")
+    embed.add_field(name=f"Attempts ({len(draw.attempts)})", value="\n".join(lines), inline=False)
+    embed.add_field(name="Winner", value=f"validator #{winner}" + (f", {owner}" if owner else ""), inline=False)
+    return embed
+
+
+def verify_embed(report: VerifyReport, elapsed: float) -> discord.Embed:
+    # Proof-of-stake figures only once the chain has any: a pow chain nobody staked on reads as before.
+    staking = report.mode is not None and (report.mode != "pow" or report.pos_blocks > 0 or report.validators > 0)
+    if staking:
+        checked = ("every header, proof of work, retarget, proof-of-stake proposer and seal, operation, "
+                   "epoch transition, signature and balance")
+    else:
+        checked = "every header, proof of work, retarget, signature and balance"
+    embed = discord.Embed(
+        title="✅ Chain verified",
+        description=f"Replayed all {report.blocks} blocks from genesis in {elapsed:.2f}s: {checked} was checked "
+        "again, and the stored balances match the replay.",
+        colour=GREEN,
+    )
+    embed.add_field(name="Blocks", value=f"{report.blocks:,}")
+    embed.add_field(name="Proofs of work", value=f"{report.proofs_of_work:,}")
+    if staking:
+        embed.add_field(name="Proof-of-stake blocks", value=f"{report.pos_blocks:,}")
+        if report.merge_height is not None:
+            embed.add_field(name="The Merge", value=f"at block {report.merge_height:,}")
+    embed.add_field(name="Retargets", value=f"{report.retargets:,}")
+    embed.add_field(name="Transfers", value=f"{report.transfers:,}")
+    embed.add_field(name="Signatures", value=f"{report.signatures:,}")
+    embed.add_field(name="Accounts", value=f"{report.accounts:,}")
+    if staking:
+        embed.add_field(name="Operations", value=f"{report.operations:,}")
+        embed.add_field(name="Epochs", value=f"{report.epochs:,} (finalized: {report.finalized_epoch:,})")
+        embed.add_field(
+            name="Supply",
+            value=f"{points(report.supply)} in wallets + {stake_points(report.staked_units)} staked by "
+            f"{report.validators:,} validator(s): exactly what was minted minus what was burned",
+            inline=False,
+        )
+    else:
+        embed.add_field(name="Supply", value=f"{points(report.supply)}, exactly what was minted", inline=False)
+    embed.add_field(name="Tip", value=f"`{report.tip_hash}`", inline=False)
+    return embed
+
+
 class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_description="Explore this server's chain"):
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -126,9 +286,26 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         state = await self.services.ensure_chain(guild_id)
         names = await self.services.owner_names(guild_id)
         block = self.services.node.chain(guild_id).tip_block
-        embed = block_embed(block, names, title=f"Tip: block {block.height}")
-        embed.add_field(name="Difficulty", value=f"{compute_difficulty(state.tip.bits, state.params):,}")
+        proposer = await self._proposer_label(guild_id, block)
+        embed = block_embed(block, names, title=f"Tip: block {block.height}", proposer=proposer)
+        if block.seal is None:
+            embed.add_field(name="Difficulty", value=f"{compute_difficulty(state.tip.bits, state.params):,}")
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
+
+    async def _validator_owners(self, guild_id: int) -> dict[int, str]:
+        """Validator index -> owner mention, for the validators the bot holds keys for."""
+        beacon = self.services.beacon
+        if beacon is None or beacon.mode(guild_id) is None:
+            return {}
+        owners = await beacon.validator_owners(guild_id)
+        return {v.index: f"<@{owners[v.pubkey]}>" for v in beacon.validators(guild_id) if v.pubkey in owners}
+
+    async def _proposer_label(self, guild_id: int, block: Block) -> str | None:
+        if block.seal is None:
+            return None
+        index = block.seal.proposer_index
+        owner = (await self._validator_owners(guild_id)).get(index)
+        return f"{owner} (validator #{index})" if owner else f"validator #{index}"
 
     @app_commands.command(name="block")
     @app_commands.guild_only()
@@ -140,9 +317,10 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         height = resolve_block_height(state, query)
         block = await self.services.node.store.get_block(guild_id, height=height)
         names = await self.services.owner_names(guild_id)
-        embed = block_embed(block, names)
+        embed = block_embed(block, names, proposer=await self._proposer_label(guild_id, block))
         embed.description = self._transfer_lines(block, names)
-        embed.add_field(name="Difficulty", value=f"{compute_difficulty(block.header.bits, state.params):,}")
+        if block.seal is None:
+            embed.add_field(name="Difficulty", value=f"{compute_difficulty(block.header.bits, state.params):,}")
         embed.add_field(name="Confirmations", value=str(state.height - height + 1))
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
 
@@ -157,7 +335,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
     @staticmethod
     def _transfer_lines(block: Block, names: dict[bytes, str]) -> str:
         if not block.transfers:
-            return "No transfers: only the miner's reward."
+            return "No transfers." if block.seal is not None else "No transfers: only the miner's reward."
         lines = [
             f"`{hash_to_display(tx.txid())[:12]}…` {name_of(names, tx.sender)} → {name_of(names, tx.recipient)}: "
             f"{points(tx.amount)} (fee {tx.fee})"
@@ -281,7 +459,15 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
             try:
                 # The replay is pure CPU; in a thread it never starves the gateway heartbeat.
                 _, report = await asyncio.to_thread(
-                    verify_chain, stored.params, guild_id, stored.blocks, node.now(), stored.accounts
+                    verify_chain,
+                    stored.params,
+                    guild_id,
+                    stored.blocks,
+                    node.now(),
+                    stored.accounts,
+                    stored.param_changes,
+                    stored.consensus,
+                    stored.consensus_changes,
                 )
             except VerificationError as exc:
                 log.warning("chain %d failed verification at block %d: %s", guild_id, exc.height, exc.cause)
@@ -290,22 +476,53 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         finally:
             self._verifying.discard(guild_id)
         log.info("chain %d verified: %d blocks in %.2fs", guild_id, report.blocks, elapsed)
-        embed = discord.Embed(
-            title="✅ Chain verified",
-            description=f"Replayed all {report.blocks} blocks from genesis in {elapsed:.2f}s: every header, "
-            "proof of work, retarget, signature and balance was checked again, and the stored balances "
-            "match the replay.",
-            colour=GREEN,
-        )
-        embed.add_field(name="Blocks", value=f"{report.blocks:,}")
-        embed.add_field(name="Proofs of work", value=f"{report.proofs_of_work:,}")
-        embed.add_field(name="Retargets", value=f"{report.retargets:,}")
-        embed.add_field(name="Transfers", value=f"{report.transfers:,}")
-        embed.add_field(name="Signatures", value=f"{report.signatures:,}")
-        embed.add_field(name="Accounts", value=f"{report.accounts:,}")
-        embed.add_field(name="Supply", value=f"{points(report.supply)}, exactly what was minted", inline=False)
-        embed.add_field(name="Tip", value=f"`{report.tip_hash}`", inline=False)
-        await interaction.followup.send(embed=embed)
+        await interaction.followup.send(embed=verify_embed(report, elapsed))
+
+    @app_commands.command(name="proposer")
+    @app_commands.guild_only()
+    @app_commands.describe(slot="The slot whose proposer draw to show (default: the current slot)")
+    async def proposer(
+        self, interaction: discord.Interaction, slot: app_commands.Range[int, 0, MAX_SLOT] | None = None
+    ) -> None:
+        """Who proposes a slot's block, and the draw that picked them, step by step."""
+        guild_id = require_guild(interaction)
+        state = await self.services.ensure_chain(guild_id)
+        beacon = self.services.beacon
+        if beacon is None or beacon.mode(guild_id) is None:
+            raise UserFacingError("This chain was created before proof of stake: it has no validators to draw from.")
+        if slot is None:
+            slot = beacon.current_slot(guild_id, self.services.node.now())
+        ahead = False
+        if beacon.is_merged(guild_id) and state.beacon is not None:
+            # The state keeps the draw's inputs (registry, checkpoint roots) for its own epoch onward.
+            first = compute_start_slot_at_epoch(state.beacon, state.beacon.epoch)
+            if slot < first:
+                raise UserFacingError(
+                    f"Slot {slot:,} is in an earlier epoch than the chain's state (epoch {state.beacon.epoch:,}, "
+                    f"from slot {first:,}), whose validators and checkpoints it no longer keeps: ask for slot "
+                    f"{first:,} or later."
+                )
+            ahead = slot >= compute_start_slot_at_epoch(state.beacon, state.beacon.epoch + 2)
+        draw = beacon.proposer_draw(guild_id, slot)
+        embed = proposer_embed(draw, await self._validator_owners(guild_id), state.height_of(draw.mix))
+        if ahead:
+            embed.set_footer(
+                text="More than an epoch ahead: this draw assumes no block comes before it; blocks made "
+                "meanwhile change the checkpoint it mixes in."
+            )
+        await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
+
+    @app_commands.command(name="energy")
+    @app_commands.guild_only()
+    async def energy(self, interaction: discord.Interaction) -> None:
+        """Energy this chain's proof of work used against its proof of stake, measured on the bot's CPU."""
+        guild_id = require_guild(interaction)
+        await self.services.ensure_chain(guild_id)
+        beacon = self.services.beacon
+        if beacon is None or beacon.mode(guild_id) is None:
+            raise UserFacingError("This chain was created before proof of stake: there is nothing to compare with.")
+        report = await beacon.energy(guild_id)
+        await interaction.response.send_message(embed=energy_embed(report, WATTS_PER_CORE))
 
     @app_commands.command(name="export")
     @app_commands.guild_only()

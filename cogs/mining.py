@@ -12,9 +12,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from chain.compact import compute_block_work, compute_target
+from chain.errors import MergeError
 from chain.hashcore import OutcomeKind, Progress
 from chain.node import MiningResult
-from cogs.embeds import BLUE, GOLD, GREY, points, progress_bar
+from cogs.embeds import BLUE, GOLD, GREY, PURPLE, points, progress_bar
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.services import Services
 
@@ -50,6 +51,39 @@ def compute_share(services: Services, guild_id: int, member_id: int) -> tuple[in
     return (int(mine * 100 // total) if total else 0), len(sessions)
 
 
+def mining_is_over(services: Services, guild_id: int) -> bool:
+    """Whether this server's chain takes no more proof-of-work blocks: merged, past its terminal block, or pos."""
+    beacon = services.beacon
+    node = services.node
+    if beacon is None or not node.has_chain(guild_id):
+        return False
+    if beacon.is_merged(guild_id):
+        return True
+    state = node.chain(guild_id).state
+    return state.beacon is not None and state.beacon.terminal is not None
+
+
+def merged_text(services: Services, guild_id: int) -> str:
+    """Why there is nothing to mine, and what to do instead."""
+    beacon = services.beacon
+    assert beacon is not None
+    slot_s = beacon.config(guild_id).slot_duration_s
+    if beacon.mode(guild_id) == "pos":
+        return (
+            "This chain runs on proof of stake from genesis: there is nothing to mine. Blocks now come from "
+            f"validators every {slot_s:,} s; stake with `/stake deposit` to become one."
+        )
+    return (
+        "This chain has merged: proof of work is over, so there is nothing left to mine. Blocks now come from "
+        f"validators every {slot_s:,} s; stake with `/stake deposit` to become one."
+    )
+
+
+def merged_embed(services: Services, guild_id: int) -> discord.Embed:
+    return discord.Embed(title="🐼 The Merge: mining is over", description=merged_text(services, guild_id),
+                         colour=PURPLE)
+
+
 class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_description="Mine blocks on this server's chain"):
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -73,8 +107,13 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             raise UserFacingError(
                 f"Let the others have a go: you can mine again in {ready_at - now:.0f}s."
             )
+        if mining_is_over(self.services, guild_id):
+            raise UserFacingError(merged_text(self.services, guild_id))
         await interaction.response.defer(thinking=True)
         state = await self.services.ensure_chain(guild_id)
+        if mining_is_over(self.services, guild_id):  # a new chain in pos mode
+            await interaction.edit_original_response(embed=merged_embed(self.services, guild_id))
+            return
         settings = await self.services.server_settings(guild_id)
         target = compute_target(state.tip.bits, state.params.pow_limit)
         live = LiveSession(
@@ -109,6 +148,8 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         key = (guild_id, interaction.user.id)
         share, sessions = compute_share(self.services, guild_id, interaction.user.id)
         embed = discord.Embed(title="⛏️ Mining stats", colour=BLUE)
+        if mining_is_over(self.services, guild_id):
+            embed.description = f"🐼 {merged_text(self.services, guild_id)}"
         live = self.sessions.get(key)
         if live is not None and live.progress is not None:
             p = live.progress
@@ -164,7 +205,13 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             mining_over.set()
             await updater
             await self._edit(live, self._final_embed(live, result))
-        except Exception:  # noqa: BLE001 - a background task must report, not vanish
+        except MergeError:
+            # The terminal proof-of-work block came first: this session's block can no longer join.
+            mining_over.set()
+            await updater
+            with contextlib.suppress(discord.HTTPException):
+                await self._edit(live, merged_embed(self.services, live.guild_id))
+        except Exception:
             log.exception("mining session %s failed", key)
             with contextlib.suppress(discord.HTTPException):
                 await self._edit(live, discord.Embed(
@@ -218,6 +265,13 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             embed.add_field(name="Nonce", value=f"{outcome.nonce:,} (extra nonce {outcome.extra_nonce})")
             embed.add_field(name="Reward", value=points(result.block.coinbase.amount))
             embed.add_field(name="Hashes", value=f"{outcome.hashes_tried:,} in {outcome.elapsed:.1f}s")
+            return embed
+        if outcome.kind is OutcomeKind.STALE and self._same_chain(live) and mining_is_over(self.services, live.guild_id):
+            embed = merged_embed(self.services, live.guild_id)
+            embed.description = (
+                f"The Merge happened while you were mining ({outcome.hashes_tried:,} hashes tried). "
+                + merged_text(self.services, live.guild_id)
+            )
             return embed
         if outcome.kind is OutcomeKind.STALE and not self._same_chain(live):
             return discord.Embed(

@@ -10,6 +10,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from chain.beacon import ConsensusConfig
+from chain.beacon_node import BeaconNode
 from chain.hashcore import HashingCore
 from chain.node import Node
 from chain.params import PLAYGROUND, ChainParams
@@ -45,6 +47,9 @@ class Services:
     default_params: ChainParams = PLAYGROUND
     # Measured once, on the first new chain; tests may set it to choose difficulty.
     measured_hash_rate: int | None = None
+    # Proof of stake: validators, votes, slots and the Merge. New chains get ``default_consensus``.
+    beacon: BeaconNode | None = None
+    default_consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     _creating: dict[int, asyncio.Lock] = field(default_factory=dict)
 
     async def hash_rate(self) -> int:
@@ -61,7 +66,11 @@ class Services:
         async with lock:
             if not self.node.has_chain(guild_id):
                 bits = compute_calibrated_bits(await self.hash_rate(), self.default_params)
-                await self.node.create_chain(guild_id, self.default_params, initial_bits=bits)
+                await self.node.create_chain(
+                    guild_id, self.default_params, initial_bits=bits, consensus=self.default_consensus
+                )
+                if self.beacon is not None:
+                    await self.beacon.reload(guild_id)  # a reset chain: no candidates or votes carry over
         return self.node.chain(guild_id).state
 
     async def server_settings(self, guild_id: int) -> dict[str, Any]:
@@ -70,4 +79,7 @@ class Services:
 
     async def owner_names(self, guild_id: int) -> dict[bytes, str]:
         """Public key -> mention of the member who owns it, for this server's chain."""
-        return {pubkey: f"<@{owner}>" for pubkey, owner in (await self.node.owners(guild_id)).items()}
+        names = {pubkey: f"<@{owner}>" for pubkey, owner in (await self.node.owners(guild_id)).items()}
+        if self.beacon is not None:
+            names.update({pubkey: f"<@{owner}>" for pubkey, owner in (await self.beacon.validator_owners(guild_id)).items()})
+        return names

@@ -13,7 +13,7 @@ import pytest
 
 from chain.block import Block
 from chain.errors import VerificationError
-from chain.export import import_chain
+from chain.export import import_chain, import_consensus, import_consensus_changes, import_param_changes
 from chain.hashing import hash_to_display
 from chain.verify import verify_chain
 from cogs.errors import UserFacingError
@@ -317,7 +317,12 @@ async def test_export_verifies_offline_and_a_tampered_copy_does_not(playground, 
 
     document = json.loads(attachment.data)
     params, chain_id, blocks = import_chain(document)
-    _, report = verify_chain(params, chain_id, blocks, p.bot.services.node.now())
+    consensus = import_consensus(document)
+    assert consensus is not None and consensus.mode == "pow"  # new chains can stake, and merge
+    _, report = verify_chain(
+        params, chain_id, blocks, p.bot.services.node.now(), None, import_param_changes(document), consensus,
+        import_consensus_changes(document),
+    )
     assert (report.blocks, report.transfers, report.supply) == (4, 1, 150)
     assert report.tip_hash == hash_to_display(state(p).tip_hash)
 
@@ -327,7 +332,7 @@ async def test_export_verifies_offline_and_a_tampered_copy_does_not(playground, 
     forged = replace(block, transfers=(replace(block.transfers[0], amount=2_000),))
     tampered["blocks"][3] = forged.serialize().hex()
     with pytest.raises(VerificationError) as failure:
-        verify_chain(*import_chain(tampered), p.bot.services.node.now())
+        verify_chain(*import_chain(tampered), p.bot.services.node.now(), None, [], consensus)
     assert failure.value.height == 3
 
     # And the command the reply names agrees, on both files.

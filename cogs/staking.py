@@ -1,0 +1,726 @@
+"""/stake, /validators, /report and the slot driver: proof of stake for members.
+
+The engine is ``chain.beacon_node.BeaconNode`` (``services.beacon``); this cog
+only turns commands into its calls and its answers into embeds.  The slot
+driver is one background task: about every ``SLOT_DRIVER_INTERVAL_S`` it asks the
+beacon node to advance every proof-of-stake chain to the current slot, and posts
+each new block to the server's playground channel with an **Attest** button
+(a ``DynamicItem``, so it keeps working after a restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import re
+from collections import OrderedDict
+from typing import Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from chain.attestation import (
+    AttesterSlashing,
+    ProposerSlashing,
+    check_attester_slashing,
+    check_proposer_slashing,
+)
+from chain.beacon_node import BeaconNode, SlotOutcome, ValidatorView, VoteProgress, VoteReceipt
+from chain.block import Block
+from chain.hashing import hash_to_display
+from chain.rewards import UNITS_PER_POINT
+from chain.staking import FAR_FUTURE_EPOCH, WHISTLEBLOWER_REWARD_QUOTIENT, ValidatorStatus
+from cogs.embeds import BLUE, GOLD, GREEN, progress_bar
+from cogs.errors import PlaygroundCog, UserFacingError, describe_error, reply_ephemeral, require_guild
+from cogs.services import Services
+
+log = logging.getLogger(__name__)
+
+# How often the slot driver wakes; slots last seconds, so half a second keeps blocks on time.
+SLOT_DRIVER_INTERVAL_S = 0.5
+# Block messages whose vote count Attest presses keep up to date (older ones are left as they are).
+SLOT_MESSAGES_KEPT = 64
+VALIDATORS_PER_PAGE = 25
+MAX_DEPOSIT_POINTS = 1_000_000_000
+# Discord's limit for a string option; serialized evidence is well under it.
+MAX_EVIDENCE_CHARS = 6000
+ATTEST_CUSTOM_ID = "pg:attest:{slot}:{root}"
+ATTEST_TEMPLATE = r"pg:attest:(?P<slot>[0-9]+):(?P<root>[0-9a-f]{64})"
+VOTES_FIELD = "Votes toward 2/3"
+RED = discord.Colour.red()
+NO_MENTIONS = discord.AllowedMentions.none()
+_HEX = re.compile(r"[0-9a-fA-F]*")
+
+STATUS_LABELS = {
+    ValidatorStatus.PENDING: "⏳ pending",
+    ValidatorStatus.ACTIVE: "✅ active",
+    ValidatorStatus.EXITING: "🚪 exiting",
+    ValidatorStatus.WITHDRAWABLE: "💸 withdrawable",
+    ValidatorStatus.SLASHED: "🔪 slashed",
+}
+
+
+# --- formatting (pure) ---------------------------------------------------------------
+
+
+def format_units(units: int, *, signed: bool = False) -> str:
+    """Nanopoints as points with up to 9 decimals, trailing zeros trimmed: ``32.000123 pts``."""
+    sign = "-" if units < 0 else ("+" if signed and units > 0 else "")
+    whole, fraction = divmod(abs(units), UNITS_PER_POINT)
+    text = f"{whole:,}"
+    if fraction:
+        text += "." + f"{fraction:09d}".rstrip("0")
+    return f"{sign}{text} pts"
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def vote_progress_text(progress: VoteProgress) -> str:
+    """A bar toward the 2/3 of active stake that justifies the epoch's checkpoint."""
+    bar = progress_bar(progress.attesting_units * 3, progress.total_active_units * 2)
+    text = (
+        f"`{bar}`\n{format_units(progress.attesting_units)} of {format_units(progress.total_active_units)} "
+        f"active stake voted for epoch {progress.epoch}"
+    )
+    if progress.justifies:
+        text += " — ✅ 2/3 reached: the checkpoint justifies at the epoch's end"
+    return text
+
+
+def status_label(view: ValidatorView) -> str:
+    return STATUS_LABELS.get(view.status, view.status.value)
+
+
+def owner_mention(view: ValidatorView) -> str:
+    return f"<@{view.owner}>" if view.owner else f"`{view.pubkey.hex()[:16]}…`"
+
+
+def known_epoch(epoch: int | None) -> int | None:
+    return None if epoch is None or epoch >= FAR_FUTURE_EPOCH else epoch
+
+
+def normalize_evidence(text: str) -> str:
+    """The evidence as lower-case hex without a ``0x`` prefix or spaces, or a clear refusal."""
+    cleaned = "".join(text.split()).lower()
+    cleaned = cleaned.removeprefix("0x")
+    if not cleaned or not _HEX.fullmatch(cleaned) or len(cleaned) % 2:
+        raise UserFacingError(
+            "Evidence is the hex of a serialized AttesterSlashing or ProposerSlashing "
+            "(an even number of hex digits, optionally starting with 0x)."
+        )
+    return cleaned
+
+
+def slot_embed(outcome: SlotOutcome, block: Block, proposer: str) -> discord.Embed:
+    embed = discord.Embed(title=f"🧱 Slot {outcome.slot:,} — block {block.height:,}", colour=BLUE)
+    embed.add_field(name="Epoch", value=f"{outcome.epoch:,}")
+    embed.add_field(name="Proposer", value=proposer)
+    embed.add_field(name="Transfers", value=str(len(block.transfers)))
+    embed.add_field(name="Hash", value=f"`{block.header.hash_hex()}`", inline=False)
+    progress = outcome.progress
+    embed.add_field(
+        name=VOTES_FIELD, value=vote_progress_text(progress) if progress is not None else "no active stake yet",
+        inline=False,
+    )
+    notes = []
+    if outcome.auto_votes:
+        notes.append(f"{outcome.auto_votes} auto-attest vote(s)")
+    if outcome.settled is not None:
+        notes.append(f"slot {outcome.slot - 1:,} settled with block {outcome.settled.height:,}")
+    if outcome.orphaned:
+        notes.append(f"{len(outcome.orphaned)} competing block(s) orphaned")
+    if notes:
+        embed.description = " · ".join(notes)
+    embed.set_footer(text="Press Attest to vote for this block with your validator (never anything slashable).")
+    return embed
+
+
+def set_votes_field(embed: discord.Embed, progress: VoteProgress) -> discord.Embed:
+    for index, embed_field in enumerate(embed.fields):
+        if embed_field.name == VOTES_FIELD:
+            embed.set_field_at(index, name=VOTES_FIELD, value=vote_progress_text(progress), inline=False)
+            return embed
+    embed.add_field(name=VOTES_FIELD, value=vote_progress_text(progress), inline=False)
+    return embed
+
+
+def vote_embed(receipt: VoteReceipt, *, double_vote: bool = False) -> discord.Embed:
+    data = receipt.attestation.data
+    title = "😈 Conflicting vote signed" if double_vote else "🗳️ Vote signed"
+    embed = discord.Embed(title=title, colour=RED if double_vote else GREEN)
+    embed.description = (
+        f"Validator #{receipt.validator_index} voted at slot {data.slot:,} for head "
+        f"`{hash_to_display(data.beacon_block_root)[:16]}…`, "
+        f"link epoch {data.source.epoch} → {data.target.epoch}."
+    )
+    embed.add_field(name=VOTES_FIELD, value=vote_progress_text(receipt.progress), inline=False)
+    if receipt.evidence is not None:
+        embed.add_field(
+            name="⚠️ Caught",
+            value="This vote conflicts with one you already signed for the same epoch. The bot's slashing "
+            "detector has the two votes: a coming block includes the evidence and slashes your validator.",
+            inline=False,
+        )
+    return embed
+
+
+def validator_embed(view: ValidatorView, beacon: BeaconNode, guild_id: int) -> discord.Embed:
+    embed = discord.Embed(title=f"🪪 Your validator #{view.index}", colour=RED if view.slashed else BLUE)
+    embed.add_field(name="State", value=status_label(view))
+    embed.add_field(name="Effective stake", value=format_units(view.effective_balance_units))
+    embed.add_field(name="Balance", value=format_units(view.balance_units))
+    embed.add_field(name="Net rewards/penalties", value=format_units(view.net_rewards_units, signed=True))
+    embed.add_field(
+        name="Participation",
+        value=f"this epoch {'✅' if view.voted_current_epoch else '❌'} · "
+        f"previous epoch {'✅' if view.voted_previous_epoch else '❌'}",
+    )
+    embed.add_field(name="Auto-attest", value="on" if view.auto_attest else "off")
+    activation = known_epoch(view.activation_epoch)
+    if view.status is ValidatorStatus.PENDING:
+        embed.add_field(
+            name="Activation",
+            value=f"epoch {activation:,}" if activation is not None else "once a block includes the deposit",
+        )
+    if view.unlock_in_s is None:
+        unlock = "not exiting: `/stake withdraw` starts the exit"
+    elif view.unlock_in_s == 0:
+        unlock = "unlocked: the stake is paid back to your wallet in the coming blocks"
+    else:
+        unlock = f"in {format_duration(view.unlock_in_s)}"
+        withdrawable = known_epoch(view.withdrawable_epoch)
+        if withdrawable is not None:
+            unlock += f" (epoch {withdrawable:,})"
+    embed.add_field(name="Unlock", value=unlock)
+    embed.set_footer(text=f"pubkey {view.pubkey.hex()[:32]}… · chain epoch {beacon.current_epoch(guild_id):,}")
+    return embed
+
+
+# --- the Attest button ---------------------------------------------------------------
+
+
+class AttestButton(discord.ui.DynamicItem[discord.ui.Button], template=ATTEST_TEMPLATE):
+    """Attest for one slot's block; the slot and block root live in the custom id."""
+
+    def __init__(self, slot: int, root: bytes) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Attest",
+                emoji="🗳️",
+                style=discord.ButtonStyle.success,
+                custom_id=ATTEST_CUSTOM_ID.format(slot=slot, root=root.hex()),
+            )
+        )
+        self.slot = slot
+        self.root = root
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+    ) -> AttestButton:
+        return cls(int(match["slot"]), bytes.fromhex(match["root"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        cog = interaction.client.get_cog(Staking.__cog_name__)  # type: ignore[attr-defined]
+        if not isinstance(cog, Staking):
+            await reply_ephemeral(interaction, "Staking is not available right now; try again in a moment.")
+            return
+        await cog.attest_from_button(interaction, self.slot, self.root, interaction.message)
+
+
+# --- /stake ------------------------------------------------------------------------
+
+
+class Staking(
+    PlaygroundCog, commands.GroupCog, group_name="stake", group_description="Stake points and validate this server's chain"
+):
+    def __init__(self, bot: commands.Bot, services: Services) -> None:
+        self.bot = bot
+        self.services = services
+        self.driver: asyncio.Task[None] | None = None
+        self.posts: set[asyncio.Task[None]] = set()
+        # (guild id, slot) -> the block message posted for it, newest last.
+        self.slot_messages: OrderedDict[tuple[int, int], discord.Message] = OrderedDict()
+        # Message id -> the newest vote count waiting to be shown; ids with an edit in flight.
+        self._pending_votes: dict[int, VoteProgress] = {}
+        self._editing: set[int] = set()
+        self._stopping = asyncio.Event()
+        super().__init__()
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(AttestButton)
+        self._stopping.clear()
+        self.driver = asyncio.create_task(self._drive_slots(), name="slot-driver")
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(AttestButton)
+        await self.stop_slot_driver()
+
+    async def stop_all_sessions(self, reason: str, timeout_s: float = 5.0) -> None:
+        """Shutdown hook (``PlaygroundBot.close`` calls it on every cog before the store closes):
+        no slot may run against a closing store."""
+        log.info("stopping the slot driver: %s", reason)
+        await self.stop_slot_driver(timeout_s)
+
+    async def stop_slot_driver(self, timeout_s: float = 5.0) -> None:
+        """Let the slot in progress finish (it writes blocks: never cut it halfway), then stop."""
+        self._stopping.set()
+        driver, self.driver = self.driver, None
+        if driver is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(driver), timeout_s)
+            except TimeoutError:
+                log.warning("the slot driver did not stop within %.0fs; cancelling it", timeout_s)
+                driver.cancel()
+            except Exception:  # noqa: BLE001 - stopping must not fail the shutdown
+                log.exception("the slot driver failed while stopping")
+        posts = list(self.posts)
+        for task in posts:
+            task.cancel()
+        for task in posts:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.posts.clear()
+
+    # --- helpers ------------------------------------------------------------------
+
+    @property
+    def beacon(self) -> BeaconNode:
+        beacon = self.services.beacon
+        if beacon is None:
+            raise UserFacingError("Proof of stake is not available on this bot yet.")
+        return beacon
+
+    async def _staking_chain(self, guild_id: int) -> BeaconNode:
+        beacon = self.beacon
+        await self.services.ensure_chain(guild_id)
+        if beacon.mode(guild_id) is None:
+            raise UserFacingError(
+                "This server's chain was created before proof of stake existed, so it cannot stake. "
+                "An admin can start a new chain with `/playground reset`."
+            )
+        return beacon
+
+    def _now(self) -> int:
+        return int(self.services.node.clock())
+
+    def _next_block_text(self, beacon: BeaconNode, guild_id: int) -> str:
+        if beacon.mode(guild_id) == "pos" or beacon.is_merged(guild_id):
+            now = self._now()
+            next_slot = beacon.current_slot(guild_id, now) + 1
+            wait = max(0, beacon.slot_time(guild_id, next_slot) - now)
+            return f"It waits for the next block: slot {next_slot:,} starts in {format_duration(wait)}."
+        return "It waits for the next block mined (`/mine start`)."
+
+    def _activation_text(self, beacon: BeaconNode, guild_id: int) -> str:
+        """When a deposit made now activates: the epoch after the block that includes it."""
+        rule = "the epoch after the block that includes the deposit"
+        if beacon.mode(guild_id) != "pos":
+            return f"at the start of {rule}"
+        # A pos chain's slot clock starts at genesis: epoch e starts at slot e * slots_per_epoch.
+        per_epoch = beacon.config(guild_id).slots_per_epoch
+        now = self._now()
+        next_slot = beacon.current_slot(guild_id, now) + 1
+        epoch = next_slot // per_epoch + 1
+        wait = max(0, beacon.slot_time(guild_id, epoch * per_epoch) - now)
+        return f"epoch {epoch:,}, in about {format_duration(wait)}: {rule}"
+
+    async def _require_chaos(self, guild_id: int, what: str) -> None:
+        if not await self.services.node.store.get_chaos_mode(guild_id):
+            raise UserFacingError(
+                f"{what} only works in chaos mode, which is off on this server: your signer refuses to sign "
+                "anything slashable (EIP-3076 slashing protection). To demonstrate slashing, an admin can turn "
+                "chaos mode on with `/playground chaos`."
+            )
+
+    # --- commands -----------------------------------------------------------------
+
+    @app_commands.command(name="deposit")
+    @app_commands.guild_only()
+    @app_commands.describe(amount="Points to lock as stake (at least the server's minimum deposit, 32 by default)")
+    async def deposit(
+        self, interaction: discord.Interaction, amount: app_commands.Range[int, 1, MAX_DEPOSIT_POINTS]
+    ) -> None:
+        """Lock points as stake: your validator activates the epoch after a block includes the deposit."""
+        guild_id = require_guild(interaction)
+        beacon = await self._staking_chain(guild_id)
+        view = await beacon.deposit(guild_id, str(interaction.user.id), amount)
+        embed = discord.Embed(title="🪙 Stake deposited", colour=GREEN)
+        if view is None:
+            embed.description = (
+                f"{interaction.user.mention} locks **{amount:,} pts** in a new validator, **pending** until a block "
+                f"includes the deposit.\n{self._next_block_text(beacon, guild_id)}"
+            )
+            embed.add_field(name="Activates", value=self._activation_text(beacon, guild_id), inline=False)
+        else:
+            embed.description = (
+                f"{interaction.user.mention} adds **{amount:,} pts** to validator #{view.index} "
+                f"({status_label(view)}).\n{self._next_block_text(beacon, guild_id)}"
+            )
+            embed.add_field(
+                name="Effective stake",
+                value=f"{format_units(view.effective_balance_units)} now; it follows the balance at an epoch's end "
+                f"(capped at {beacon.config(guild_id).max_effective_balance_points:,} pts)",
+                inline=False,
+            )
+        embed.set_footer(text="/stake status shows your validator; /stake withdraw starts an exit.")
+        await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
+
+    @app_commands.command(name="withdraw")
+    @app_commands.guild_only()
+    async def withdraw(self, interaction: discord.Interaction) -> None:
+        """Start your validator's exit: the stake unbonds, then returns to your wallet."""
+        guild_id = require_guild(interaction)
+        beacon = await self._staking_chain(guild_id)
+        view = await beacon.withdraw(guild_id, str(interaction.user.id))
+        config = beacon.config(guild_id)
+        epoch_s = config.slots_per_epoch * config.slot_duration_s
+        embed = discord.Embed(title="🚪 Exit started", colour=GOLD)
+        embed.description = (
+            f"{interaction.user.mention}'s validator #{view.index} stops validating once a block includes the exit. "
+            f"{self._next_block_text(beacon, guild_id)}"
+        )
+        exit_epoch = known_epoch(view.exit_epoch)
+        if exit_epoch is not None:
+            embed.add_field(name="Exit epoch", value=f"{exit_epoch:,}")
+        withdrawable = known_epoch(view.withdrawable_epoch)
+        lock = f"{config.unbonding_epochs:,} epoch(s) of unbonding"
+        if withdrawable is not None:
+            lock += f", withdrawable from epoch {withdrawable:,}"
+        embed.add_field(name="Unbonding lock", value=lock)
+        left = view.unlock_in_s if view.unlock_in_s is not None else (config.unbonding_epochs + 1) * epoch_s
+        embed.add_field(name="Time left", value=f"about {format_duration(left)}")
+        embed.add_field(name="Stake", value=format_units(view.balance_units))
+        embed.set_footer(text="The balance then returns to your wallet in the following blocks.")
+        await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
+
+    @app_commands.command(name="status")
+    @app_commands.guild_only()
+    async def status(self, interaction: discord.Interaction) -> None:
+        """Your validator: state, stake, balance, rewards, votes and unlock time (only you see it)."""
+        guild_id = require_guild(interaction)
+        beacon = await self._staking_chain(guild_id)
+        view = await beacon.validator(guild_id, str(interaction.user.id))
+        if view is None:
+            wallet = await self.services.node.address(guild_id, str(interaction.user.id))
+            waiting = beacon.pending_deposit_points(guild_id, wallet)
+            if waiting:
+                await interaction.response.send_message(
+                    f"⏳ Your deposit of **{waiting:,} pts** waits for the next block. Your validator appears, "
+                    f"pending, with that block. {self._next_block_text(beacon, guild_id)}",
+                    ephemeral=True,
+                )
+                return
+            minimum = beacon.config(guild_id).min_deposit_points
+            raise UserFacingError(
+                f"You have no validator on this server. `/stake deposit amount:{minimum}` stakes the minimum."
+            )
+        await interaction.response.send_message(embed=validator_embed(view, beacon, guild_id), ephemeral=True)
+
+    @app_commands.command(name="attest")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        double_vote="Chaos mode only: also sign a conflicting vote for this epoch, to get slashed on purpose"
+    )
+    async def attest(self, interaction: discord.Interaction, double_vote: bool = False) -> None:
+        """Vote now for the current head and checkpoint with your validator."""
+        guild_id = require_guild(interaction)
+        beacon = await self._staking_chain(guild_id)
+        if double_vote:
+            await self._require_chaos(guild_id, "`double_vote`")
+        receipt = await beacon.attest(guild_id, str(interaction.user.id), double_vote=double_vote)
+        if receipt.evidence is not None:
+            log.info("guild %d: %s signed a conflicting vote; evidence queued", guild_id, interaction.user.id)
+        await interaction.response.send_message(embed=vote_embed(receipt, double_vote=double_vote))
+
+    @app_commands.command(name="auto")
+    @app_commands.guild_only()
+    @app_commands.describe(state="on: the bot votes for you once an epoch; off: you vote yourself (Attest button, /stake attest)")
+    async def auto(self, interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
+        """Turn auto-attest on or off: the bot votes for you once an epoch, never anything slashable."""
+        guild_id = require_guild(interaction)
+        beacon = await self._staking_chain(guild_id)
+        on = state == "on"
+        await beacon.set_auto_attest(guild_id, str(interaction.user.id), on)
+        if on:
+            text = (
+                "✅ Auto-attest is **on**: your validator votes once an epoch, for the newest block. It never signs anything "
+                "slashable: slashing protection (EIP-3076) refuses double and surround votes, even in chaos mode."
+            )
+        else:
+            text = "Auto-attest is **off**: vote with `/stake attest` or the Attest button on each block."
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @app_commands.command(name="protection")
+    @app_commands.guild_only()
+    async def protection(self, interaction: discord.Interaction) -> None:
+        """Your slashing protection history as an EIP-3076 interchange file (only you see it)."""
+        guild_id = require_guild(interaction)
+        beacon = await self._staking_chain(guild_id)
+        document = await beacon.protection(guild_id, str(interaction.user.id))
+        data = json.dumps(document, indent=2).encode()
+        filename = f"slashing-protection-{guild_id}-{interaction.user.id}.json"
+        entries = document.get("data", []) if isinstance(document, dict) else []
+        text = (
+            f"🛡️ Your slashing protection record ({len(entries)} validator(s)), in the EIP-3076 interchange "
+            "format that other validator clients import: the highest block slot and vote your key signed."
+        )
+        await interaction.response.send_message(
+            text, file=discord.File(io.BytesIO(data), filename=filename), ephemeral=True
+        )
+
+    @app_commands.command(name="equivocate")
+    @app_commands.guild_only()
+    async def equivocate(self, interaction: discord.Interaction) -> None:
+        """Chaos mode only: as this slot's proposer, sign a second block for the slot (a slashable offence)."""
+        guild_id = require_guild(interaction)
+        beacon = await self._staking_chain(guild_id)
+        await self._require_chaos(guild_id, "`/stake equivocate`")
+        block = await beacon.equivocate(guild_id, str(interaction.user.id), self._now())
+        slot = block.seal.slot if block.seal is not None else beacon.current_slot(guild_id, self._now())
+        embed = discord.Embed(title="😈 Second block signed", colour=RED)
+        embed.description = (
+            f"{interaction.user.mention} signed another block for slot {slot:,}: `{block.header.hash_hex()}`. "
+            "Two signed headers for one slot by one proposer are a proposer slashing: the bot's detector "
+            "queues the evidence, and a coming block slashes the proposer."
+        )
+        await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
+
+    # --- the Attest button ----------------------------------------------------------
+
+    async def attest_from_button(
+        self, interaction: discord.Interaction, slot: int, root: bytes, message: discord.Message | None
+    ) -> None:
+        try:
+            guild_id = require_guild(interaction)
+            receipt = await self.beacon.attest(guild_id, str(interaction.user.id), head_root=root)
+        except Exception as exc:  # noqa: BLE001 - a refusal is a reply; a bug is logged and answered
+            text = describe_error(exc)
+            if text is None:
+                log.exception("attest button (slot %d) failed", slot)
+                text = "Something went wrong on our side; nothing was changed. Please try again."
+            with contextlib.suppress(discord.HTTPException):
+                await reply_ephemeral(interaction, text)
+            return
+        await interaction.response.send_message(embed=vote_embed(receipt), ephemeral=True)
+        await self._update_votes(guild_id, slot, receipt.progress, message)
+
+    async def _update_votes(
+        self, guild_id: int, slot: int, progress: VoteProgress, fallback: discord.Message | None
+    ) -> None:
+        """Show ``progress`` on the slot's block message.  Presses arriving while an edit is in
+        flight only leave their count for the next edit, so a busy slot makes a few edits, not one
+        per vote (Discord rate-limits message edits)."""
+        key = (guild_id, slot)
+        message = self.slot_messages.get(key) or fallback
+        if message is None or not message.embeds:
+            return
+        self._pending_votes[message.id] = progress
+        if message.id in self._editing:
+            return
+        message_id = message.id
+        self._editing.add(message_id)
+        try:
+            while (latest := self._pending_votes.pop(message_id, None)) is not None:
+                embed = set_votes_field(message.embeds[0].copy(), latest)
+                try:
+                    message = await message.edit(embed=embed)
+                except discord.HTTPException as exc:
+                    log.warning("guild %d: could not update the votes on slot %d's message: %s", guild_id, slot, exc)
+                    return
+                if key in self.slot_messages:
+                    self.slot_messages[key] = message
+        finally:
+            self._editing.discard(message_id)
+            self._pending_votes.pop(message_id, None)
+
+    # --- slot driver ----------------------------------------------------------------
+
+    async def _drive_slots(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            started = loop.time()
+            try:
+                await self.tick()
+            except Exception:  # noqa: BLE001 - the driver must outlive any one failure
+                log.exception("slot driver pass failed")
+            # Read each time, so the interval can be tuned (tests shorten it) without a restart.
+            delay = max(0.0, SLOT_DRIVER_INTERVAL_S - (loop.time() - started))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def tick(self) -> None:
+        """One pass: advance every proof-of-stake chain to the current slot; post new blocks."""
+        beacon = self.services.beacon
+        if beacon is None:
+            return
+        now = self._now()
+        for guild_id in beacon.consensus_chain_ids():
+            if self._stopping.is_set():
+                return
+            try:
+                if beacon.mode(guild_id) != "pos" and not beacon.is_merged(guild_id):
+                    continue
+                outcome = await beacon.on_slot(guild_id, now)
+            except Exception:  # noqa: BLE001 - one server's failure must not stop the others
+                log.exception("guild %d: the slot due at %d failed", guild_id, now)
+                continue
+            if outcome is None:
+                continue
+            if outcome.evidence:
+                log.info(
+                    "guild %d: slot %d: %d slashing evidence(s) found: %s", guild_id, outcome.slot,
+                    len(outcome.evidence), ", ".join(type(e).__name__ for e in outcome.evidence),
+                )
+            if outcome.block is not None:
+                task = asyncio.create_task(self._post_block(guild_id, outcome), name=f"slot-post-{guild_id}")
+                self.posts.add(task)
+                task.add_done_callback(self.posts.discard)
+
+    async def _post_block(self, guild_id: int, outcome: SlotOutcome) -> None:
+        block = outcome.block
+        assert block is not None
+        try:
+            status = await self.services.notifier.status(guild_id)
+            channel_id = getattr(status, "channel_id", None)
+            if channel_id is None:
+                return
+            channel = self.bot.get_channel(channel_id)
+            if not isinstance(channel, discord.abc.Messageable):
+                log.debug("guild %d: playground channel %d not visible; slot %d not posted", guild_id, channel_id,
+                          outcome.slot)
+                return
+            if outcome.proposer_owner is not None:
+                proposer = f"<@{outcome.proposer_owner}>"
+            elif outcome.proposer_index is not None:
+                proposer = f"validator #{outcome.proposer_index}"
+            else:
+                proposer = "unknown"
+            view = discord.ui.View(timeout=None)
+            view.add_item(AttestButton(outcome.slot, block.hash()))
+            message = await channel.send(
+                embed=slot_embed(outcome, block, proposer), view=view, allowed_mentions=NO_MENTIONS
+            )
+            self.slot_messages[(guild_id, outcome.slot)] = message
+            while len(self.slot_messages) > SLOT_MESSAGES_KEPT:
+                self.slot_messages.popitem(last=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a failed post must not take the driver down
+            log.exception("guild %d: could not post slot %d", guild_id, outcome.slot)
+
+
+# --- /validators ---------------------------------------------------------------------
+
+
+class Validators(PlaygroundCog):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    @app_commands.command(name="validators")
+    @app_commands.guild_only()
+    @app_commands.describe(page=f"Which page of {VALIDATORS_PER_PAGE} validators to show")
+    async def validators(
+        self, interaction: discord.Interaction, page: app_commands.Range[int, 1, 10_000] = 1
+    ) -> None:
+        """This server's validators: owner, state and effective stake."""
+        guild_id = require_guild(interaction)
+        beacon = self.services.beacon
+        if beacon is None:
+            raise UserFacingError("Proof of stake is not available on this bot yet.")
+        await self.services.ensure_chain(guild_id)
+        views = beacon.validators(guild_id) if beacon.mode(guild_id) is not None else []
+        pages = max(1, -(-len(views) // VALIDATORS_PER_PAGE))
+        if page > pages:
+            raise UserFacingError(f"There are only {pages} page(s) of validators.")
+        shown = views[(page - 1) * VALIDATORS_PER_PAGE : page * VALIDATORS_PER_PAGE]
+        lines = [
+            f"`#{v.index}` {owner_mention(v)} — {status_label(v)} · {format_units(v.effective_balance_units)}"
+            for v in shown
+        ]
+        active = [v for v in views if v.status is ValidatorStatus.ACTIVE]
+        embed = discord.Embed(
+            title="🪪 Validators",
+            description="\n".join(lines) or "No validators yet: `/stake deposit` makes you the first.",
+            colour=BLUE,
+        )
+        if views:
+            embed.set_footer(
+                text=f"{len(views)} validator(s) in total, {len(active)} active with "
+                f"{format_units(sum(v.effective_balance_units for v in active))} effective stake · "
+                f"page {page} of {pages}"
+            )
+        await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
+
+
+# --- /report -------------------------------------------------------------------------
+
+
+class Report(PlaygroundCog, commands.GroupCog, group_name="report", group_description="Report misbehaving validators"):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        super().__init__()
+
+    @app_commands.command(name="evidence")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        evidence="Hex of a serialized AttesterSlashing (two conflicting votes) or ProposerSlashing (two blocks)"
+    )
+    async def evidence(
+        self, interaction: discord.Interaction, evidence: app_commands.Range[str, 2, MAX_EVIDENCE_CHARS]
+    ) -> None:
+        """Report slashing evidence; a coming block includes it and slashes the offender."""
+        guild_id = require_guild(interaction)
+        beacon = self.services.beacon
+        if beacon is None:
+            raise UserFacingError("Proof of stake is not available on this bot yet.")
+        await self.services.ensure_chain(guild_id)
+        queued = await beacon.report(guild_id, normalize_evidence(evidence))
+        if isinstance(queued, AttesterSlashing):
+            verdict = check_attester_slashing(queued, guild_id)
+        elif isinstance(queued, ProposerSlashing):
+            verdict = check_proposer_slashing(queued, guild_id)
+        else:  # pragma: no cover - the contract returns one of the two
+            raise UserFacingError("The evidence was queued.")
+        offender = next((v for v in beacon.validators(guild_id) if v.pubkey == verdict.validator), None)
+        who = f"{owner_mention(offender)} (validator #{offender.index})" if offender else (
+            f"validator `{verdict.validator.hex()[:16]}…`"
+        )
+        embed = discord.Embed(title="🚨 Slashing evidence queued", colour=RED)
+        embed.description = (
+            f"{who} will be slashed for a **{verdict.offence.value}**: {verdict.description}.\n"
+            "A coming block includes the evidence."
+        )
+        if offender is not None:
+            config = beacon.config(guild_id)
+            effective = offender.effective_balance_units
+            embed.add_field(name="Penalty", value=format_units(effective // config.slashing_penalty_quotient))
+            embed.add_field(
+                name="Whistleblower reward",
+                value=f"{format_units(effective // WHISTLEBLOWER_REWARD_QUOTIENT)} to the block's proposer",
+            )
+            embed.add_field(name="Stake locked", value=f"{config.slashed_unbonding_epochs:,} epochs")
+        embed.set_footer(text=f"reported by {interaction.user.display_name}")
+        await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
+
+
+async def setup(bot: commands.Bot) -> None:
+    services: Services = bot.services  # type: ignore[attr-defined]
+    await bot.add_cog(Staking(bot, services))
+    await bot.add_cog(Validators(services))
+    await bot.add_cog(Report(services))

@@ -1,0 +1,336 @@
+"""Announcements: every event kind the engine emits renders, from payloads the engine itself produced."""
+
+from __future__ import annotations
+
+import pytest
+
+from chain.attestation import (
+    AttestationData,
+    AttesterSlashing,
+    Checkpoint,
+    ProposalHeader,
+    ProposerSlashing,
+    sign_attestation,
+    sign_proposal_header,
+)
+from chain.beacon import ConsensusConfig
+from chain.block import Block
+from chain.events import (
+    BLOCK_MINED,
+    CHECKPOINT_FINALIZED,
+    CHECKPOINT_JUSTIFIED,
+    EPOCH_REWARDS,
+    INACTIVITY_LEAK_ENDED,
+    INACTIVITY_LEAK_STARTED,
+    MERGE_SCHEDULED,
+    REWARD_PAID,
+    STAKE_DEPOSITED,
+    STAKE_WITHDRAWN,
+    THE_MERGE,
+    VALIDATOR_ACTIVATED,
+    VALIDATOR_EXITED,
+    VALIDATOR_SLASHED,
+    VALIDATOR_WITHDRAWABLE,
+    ChainEvent,
+)
+from chain.operations import Operations, make_voluntary_exit
+from chain.state import build_template, get_slot_proposer, process_block
+from cogs.embeds import RENDERERS, block_embed, event_embed, stake_points
+from tests.chainkit import CHAIN_ID, key, solve
+from tests.poskit import (
+    Harness,
+    mine_v2,
+    new_consensus_chain,
+    pos_config,
+    validator_keys,
+)
+
+KEYS = validator_keys()
+WALLETS = [key(f"wallet-{i}") for i in range(4)]
+MINER = key("miner")
+# Wallet keys -> mentions, as Services.owner_names gives them; validator 1's key too.
+NAMES = {w.public_key: f"<@{100 + i}>" for i, w in enumerate(WALLETS)}
+NAMES[MINER.public_key] = "<@99>"
+NAMES[KEYS[1].public_key] = "<@101>"
+
+
+def text(embed) -> str:
+    parts = [embed.title or "", embed.description or ""]
+    parts += [f"{f.name}: {f.value}" for f in embed.fields]
+    return "\n".join(parts)
+
+
+def render(event: ChainEvent, names=NAMES) -> str:
+    embed = event_embed(event.kind, event.payload, names)
+    assert len(embed) <= 6000 and embed.title
+    return text(embed)
+
+
+def first(events, kind) -> ChainEvent:
+    return next(e for e in events if e.kind == kind)
+
+
+# --- scenarios, run by the engine ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def merge_events() -> tuple[list[ChainEvent], list[Block]]:
+    """A pow chain: the miner stakes three validators, block 4 schedules the Merge at 12, then PoS blocks."""
+    from chain.operations import make_deposit
+
+    state = new_consensus_chain(ConsensusConfig(mode="pow", checkpoint_interval_blocks=4))
+    events: list[ChainEvent] = []
+    vals = KEYS[:3]
+    for _ in range(2):
+        mine_v2(state, MINER.public_key)
+    deposits = tuple(make_deposit(MINER, v, 32, i, CHAIN_ID) for i, v in enumerate(vals))
+    block = mine_v2(state, MINER.public_key, pool=Operations(deposits=deposits), apply=False)
+    effects = process_block(state, block, block.header.time)
+    state.apply(block, effects)
+    events += effects.events
+    proposed = state.consensus.evolve(merge_at_height=12)
+    now = state.tip.time + state.params.target_spacing_s
+    block = solve(build_template(state, MINER.public_key, [], now, proposed_consensus=proposed), state.params)
+    effects = process_block(state, block, now, None, proposed)
+    state.apply(block, effects)
+    events += effects.events
+    while state.beacon.terminal is None:
+        block = mine_v2(state, MINER.public_key, apply=False)
+        effects = process_block(state, block, block.header.time)
+        state.apply(block, effects)
+        events += effects.events
+    h = Harness(state, vals)
+    block, effects = h.propose(12)
+    events += effects.events
+    h.run_epochs(3)
+    events += h.events[1:]
+    return events, h.blocks
+
+
+@pytest.fixture(scope="module")
+def exit_events() -> list[ChainEvent]:
+    """Validator 3 exits at epoch 1, is withdrawable at epoch 3 (slot 24) and is paid out then."""
+    h = Harness(new_consensus_chain(pos_config(unbonding_epochs=2, slashed_unbonding_epochs=4)), KEYS)
+    h.propose(1, pool=Operations(voluntary_exits=(make_voluntary_exit(KEYS[3], 3, 0, CHAIN_ID),)))
+    h.propose(8)
+    h.propose(24)
+    return h.events
+
+
+@pytest.fixture(scope="module")
+def leak_events() -> list[ChainEvent]:
+    h = Harness(new_consensus_chain(pos_config()), KEYS)
+    h.run_epochs(7, voters=[0, 1])
+    h.run_epochs(4)
+    return h.events
+
+
+def _vote(index, source_epoch, target_epoch, head=b"\x01" * 32):
+    data = AttestationData(
+        CHAIN_ID, target_epoch * 8, head, Checkpoint(source_epoch, bytes(32)), Checkpoint(target_epoch, bytes(32))
+    )
+    return sign_attestation(KEYS[index], data)
+
+
+def _proposal(index, slot, body):
+    return sign_proposal_header(KEYS[index], ProposalHeader(CHAIN_ID, slot, KEYS[index].public_key, bytes(32), body))
+
+
+def slashing_event(evidence, culprit: int) -> ChainEvent:
+    h = Harness(new_consensus_chain(pos_config()), KEYS)
+    h.propose(1)
+    slot = next(s for s in range(2, 8) if get_slot_proposer(h.state, s) != culprit)
+    field = "proposer_slashings" if isinstance(evidence, ProposerSlashing) else "attester_slashings"
+    _, effects = h.propose(slot, pool=Operations(**{field: (evidence,)}))
+    return first(effects.events, VALIDATOR_SLASHED)
+
+
+# --- each kind ---------------------------------------------------------------------------
+
+
+def test_stake_deposited_names_the_member_and_the_activation_epoch(merge_events):
+    events, _ = merge_events
+    shown = render(first(events, STAKE_DEPOSITED))
+    assert "🔒 Stake deposited" in shown
+    assert "<@99> staked 32 pts: new validator #0, active from epoch 1." in shown
+
+
+def test_stake_deposited_top_up():
+    payload = {"validator_index": 2, "pubkey": KEYS[2].public_key.hex(), "wallet": WALLETS[2].public_key.hex(),
+               "amount": 5, "top_up": True, "activation_epoch": 1}
+    assert "<@102> added 5 pts to validator #2." in render(ChainEvent(STAKE_DEPOSITED, payload))
+
+
+def test_validator_activated_with_and_without_a_known_validator_key(merge_events):
+    events, _ = merge_events
+    activated = [e for e in events if e.kind == VALIDATOR_ACTIVATED]
+    by_index = {e.payload["validator_index"]: render(e) for e in activated}
+    assert "✅ Validator #1 is active" in by_index[1]
+    assert "<@101> (validator #1) proposes blocks and votes from epoch 1 on." in by_index[1]
+    assert "Validator #0 proposes blocks and votes from epoch 1 on." in by_index[0]
+
+
+def test_merge_scheduled_and_the_merge(merge_events):
+    events, _ = merge_events
+    scheduled = render(first(events, MERGE_SCHEDULED))
+    assert "🗓️ The Merge is scheduled" in scheduled
+    assert "Block 4 committed to it: block 11 is the last proof-of-work block and block 12 the first" in scheduled
+    merge = first(events, THE_MERGE)
+    shown = render(merge)
+    assert "🐼 The Merge" in shown
+    assert f"Block 11 (`{merge.payload['terminal_hash'][:16]}…`) was the last proof-of-work block" in shown
+    assert "From block 12 on, blocks come from validators" in shown
+    assert "Validators: 3" in shown
+
+
+def test_merge_scheduled_at_a_total_difficulty():
+    payload = {"height": 5, "merge_at_height": 0, "merge_at_total_difficulty": 1_000, "total_difficulty": 640}
+    shown = render(ChainEvent(MERGE_SCHEDULED, payload))
+    assert "the first block whose total difficulty reaches 1,000 is the last proof-of-work block (now 640)" in shown
+
+
+def test_proof_of_stake_block_is_proposed_not_mined(merge_events):
+    events, _ = merge_events
+    pos = next(e for e in events if e.kind == BLOCK_MINED and e.payload.get("proof_of_stake"))
+    shown = render(pos)
+    assert f"🧱 Block {pos.payload['height']} proposed" in shown
+    assert f"Slot {pos.payload['slot']}: validator #{pos.payload['proposer_index']} signed" in shown
+    pow_block = next(e for e in events if e.kind == BLOCK_MINED and not e.payload.get("proof_of_stake"))
+    assert render(pow_block).startswith(f"⛏️ Block {pow_block.payload['height']} mined")
+    assert "Reward for block" in render(first(events, REWARD_PAID))
+    fees = next(e for e in events if e.kind == REWARD_PAID and e.payload["height"] == pos.payload["height"])
+    assert f"💰 Fees for block {pos.payload['height']}\n<@99> earned 0 pts in fees" in render(fees)
+
+
+def test_checkpoints_and_epoch_rewards(merge_events):
+    events, _ = merge_events
+    justified = first(events, CHECKPOINT_JUSTIFIED)
+    assert f"☑️ Epoch {justified.payload['epoch']} justified" in render(justified)
+    assert f"checkpoint `{justified.payload['root'][:16]}…`" in render(justified)
+    finalized = first(events, CHECKPOINT_FINALIZED)
+    assert f"🔏 Epoch {finalized.payload['epoch']} finalized" in render(finalized)
+    assert "can ever be undone" in render(finalized)
+    rewards = first(events, EPOCH_REWARDS)
+    shown = render(rewards)
+    assert f"📈 Epoch {rewards.payload['epoch']} rewards" in shown
+    assert f"Minted: {stake_points(rewards.payload['minted_units'])}" in shown
+    assert "% of the active stake" in shown
+
+
+def test_exit_withdrawable_and_withdrawn(exit_events):
+    shown = render(first(exit_events, VALIDATOR_EXITED))
+    assert "🚪 Validator #3 exited" in shown and "left: it stops validating at epoch 1" in shown
+    shown = render(first(exit_events, VALIDATOR_WITHDRAWABLE))
+    assert "🔓 Validator #3's stake unlocked" in shown and "from epoch 3" in shown
+    withdrawn = first(exit_events, STAKE_WITHDRAWN)
+    shown = render(withdrawn)
+    assert f"<@103> got {withdrawn.payload['points']} pts back: validator #3's whole stake" in shown
+    assert f"Dust burned: {stake_points(withdrawn.payload['dust_burned_units'])}" in shown
+
+
+def test_partial_withdrawal():
+    payload = {"validator_index": 0, "address": WALLETS[0].public_key.hex(), "points": 2,
+               "dust_burned_units": 0, "full": False}
+    assert "<@100> got 2 pts of validator #0's rewards above the stake cap." in render(
+        ChainEvent(STAKE_WITHDRAWN, payload)
+    )
+
+
+def test_inactivity_leak_started_and_ended(leak_events):
+    started = render(first(leak_events, INACTIVITY_LEAK_STARTED))
+    assert "🩸 Inactivity leak started" in started and "Nothing has been finalized for 5 epochs" in started
+    assert "🩹 Inactivity leak ended" in render(first(leak_events, INACTIVITY_LEAK_ENDED))
+    leaking = next(e for e in leak_events if e.kind == EPOCH_REWARDS and e.payload["in_inactivity_leak"])
+    assert "Inactivity leak: nothing final for" in render(leaking)
+
+
+def test_double_proposal_slashing_reads_as_a_sentence():
+    event = slashing_event(ProposerSlashing(_proposal(1, 812, b"\x01" * 32), _proposal(1, 812, b"\x02" * 32)), 1)
+    shown = render(event)
+    assert "⚔️ Validator #1 slashed" in shown
+    assert "<@101> (validator #1) signed two different blocks for slot 812." in shown
+    assert f"Penalty: {stake_points(event.payload['penalty_units'])}" in shown
+    assert f"stake locked until epoch {event.payload['withdrawable_epoch']}" in shown
+
+
+def test_double_vote_slashing_without_a_known_validator_key():
+    event = slashing_event(AttesterSlashing(_vote(2, 0, 12), _vote(2, 0, 12, head=b"\x02" * 32)), 2)
+    assert "Validator #2 voted twice for epoch 12." in render(event)
+
+
+def test_surround_vote_slashing():
+    event = slashing_event(AttesterSlashing(_vote(1, 2, 7), _vote(1, 3, 5)), 1)
+    assert "<@101> (validator #1) cast a surround vote: its vote 2 → 7 surrounds its vote 3 → 5." in render(event)
+
+
+def test_every_engine_event_kind_has_a_renderer():
+    from chain import events
+
+    kinds = {v for k, v in vars(events).items() if k.isupper() and isinstance(v, str)}
+    assert kinds <= set(RENDERERS)
+
+
+def test_an_unknown_kind_still_renders():
+    embed = event_embed("comet_sighted", {"height": 3, "tail": "long"}, {})
+    assert embed.title == "Comet sighted"
+    assert "height: 3" in embed.description and "tail: long" in embed.description
+
+
+def test_stake_points_is_exact():
+    assert stake_points(32_000_000_000) == "32 pts"
+    assert stake_points(12_345) == "0.000012345 pts"
+    assert stake_points(1_500_000_000_000) == "1,500 pts"
+    assert stake_points(-2_500_000_000) == "-2.5 pts"
+
+
+def test_block_embed_shows_slot_proposer_and_operations_for_pos_blocks(merge_events):
+    _, blocks = merge_events
+    pos = blocks[0]
+    shown = text(block_embed(pos, NAMES, proposer="<@101> (validator #1)"))
+    assert f"Slot: {pos.seal.slot:,}" in shown and "Proposer: <@101> (validator #1)" in shown
+    assert "Nonce" not in shown and "Bits" not in shown
+    assert "Operations:" in shown
+    with_votes = next(b for b in blocks if b.operations.attestations)
+    assert f"Attestations {len(with_votes.operations.attestations)}" in text(block_embed(with_votes, NAMES))
+
+
+# --- /chain proposer and /chain energy (pure embeds of cogs/explorer.py) ---------------------
+
+
+def test_proposer_embed_lists_attempts_capped_and_names_the_winner():
+    from chain.proposer import explain_proposer_draw
+    from chain.rewards import UNITS_PER_POINT
+    from cogs.explorer import DRAW_ATTEMPTS_SHOWN, proposer_embed
+
+    cap = 32 * UNITS_PER_POINT
+    # Stakes of one point against a 32-point cap: most attempts are rejected.
+    draw = next(
+        d for slot in range(64)
+        if len((d := explain_proposer_draw(slot, 8, b"\x07" * 32, range(6), [UNITS_PER_POINT] * 6, cap)).attempts)
+        > DRAW_ATTEMPTS_SHOWN
+    )
+    shown = text(proposer_embed(draw, {draw.proposer: "<@7>"}, mix_height=16))
+    assert f"🎲 Proposer of slot {draw.slot}" in shown
+    assert f"Validator **#{draw.proposer}** (<@7>) was drawn. Anyone can redo this draw" in shown
+    assert f"`{draw.epoch_seed.hex()}`" in shown and f"`{draw.seed.hex()}`" in shown and "(block 16)" in shown
+    assert "Candidates: 6 active validator(s)" in shown and "Total effective stake: 6 pts" in shown
+    first_attempt = draw.attempts[0]
+    assert f"1. #{first_attempt.candidate}" in shown and "(needs ≤ 7) ❌ rejected" in shown
+    assert f"…and {len(draw.attempts) - DRAW_ATTEMPTS_SHOWN} more, the last accepted" in shown
+    assert f"Winner: validator #{draw.proposer}, <@7>" in shown
+
+
+def test_energy_embed_compares_with_ethereums_merge():
+    from chain.energy import compute_energy_report
+    from cogs.explorer import energy_embed, format_energy
+
+    report = compute_energy_report(
+        2_000_000_000, 10, 40, sign_cost_ns=50_000, verify_cost_ns=120_000, milliwatts_per_core=15_000
+    )
+    shown = text(energy_embed(report, 15))
+    assert "Proof of stake used **99.73% less** energy than proof of work on this chain." in shown
+    assert "Proof of work: 30.0 J" in shown and "Proof of stake: 79 mJ" in shown and "× 15 W a core" in shown
+    assert "Ethereum's Merge (September 2022): 99.992% less energy" in shown
+    nothing = compute_energy_report(0, 1, 1, sign_cost_ns=1, verify_cost_ns=1, milliwatts_per_core=15_000)
+    assert "Nothing to compare yet" in text(energy_embed(nothing, 15))
+    assert format_energy(999) == "999 mJ" and format_energy(7_200_000) == "2.00 Wh"
