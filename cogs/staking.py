@@ -574,7 +574,7 @@ class Staking(
             if self._stopping.is_set():
                 return
             try:
-                if beacon.mode(guild_id) != "pos" and not beacon.is_merged(guild_id):
+                if beacon.mode(guild_id) == "pow" and not beacon.is_merged(guild_id):  # hybrid votes on mined blocks
                     continue
                 outcome = await beacon.on_slot(guild_id, now)
             except Exception:  # noqa: BLE001 - one server's failure must not stop the others
