@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -83,8 +84,17 @@ class PlaygroundTree(app_commands.CommandTree):
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_COMMANDS)
 
     async def _call(self, interaction: discord.Interaction) -> None:
-        async with self._slots:
-            await super()._call(interaction)
+        # Commands come first: while any is in flight the hashing core hands
+        # out no new chunks (on two cores, hashing slows everything else).
+        core = getattr(self.client, "hashing_core", None)
+        if core is not None:
+            core.hold()
+        try:
+            async with self._slots:
+                await super()._call(interaction)
+        finally:
+            if core is not None:
+                core.release()
 
 
 def use_yielding_gateway() -> None:
@@ -160,6 +170,9 @@ class PlaygroundBot(commands.Bot):
                 self.failed_extensions[extension] = exc
                 log.exception("failed to load extension %s", extension)
         await self._sync_commands()
+        # Everything loaded so far (modules, chains, cogs) lives as long as the bot: keep it out of
+        # the collector's full passes, whose pauses would otherwise land between commands.
+        gc.freeze()
 
     async def _sync_commands(self) -> None:
         if self.settings.dev_guild_id is not None:

@@ -211,6 +211,8 @@ class MiningSession:
         self._on_progress = on_progress
         self._future: asyncio.Future[MiningOutcome] = core.loop.create_future()
         self._pass = pass_value
+        # Calibration must measure even while commands hold the core.
+        self.ignores_holds = False
         # Where the next chunk starts; chunks in flight carry their own. The
         # session starts as if extra nonce -1 were used up, so its first chunk
         # fetches the prefix for extra nonce 0.
@@ -294,6 +296,7 @@ class HashingCore:
         self._by_key: dict[Hashable, MiningSession] = {}
         self._tips: dict[int, bytes] = {}
         self._in_flight: set[asyncio.Future[SearchResult]] = set()
+        self._holds = 0
         # Pass value of the session served last: where newcomers join the
         # stride schedule, so they neither wait for nor overtake the others.
         self._virtual_time = 0.0
@@ -413,6 +416,20 @@ class HashingCore:
             self._pump()
         return session
 
+    def hold(self) -> None:
+        """Interactive work is running: hand out no new chunks until ``release``.
+
+        Chunks in flight finish (within ``chunk_seconds``); workers then stay
+        idle, leaving the CPU to the bot's commands.  Holds nest.
+        """
+        self._holds += 1
+
+    def release(self) -> None:
+        if self._holds > 0:
+            self._holds -= 1
+        if not self._holds:
+            self._pump()
+
     def session(self, key: Hashable) -> MiningSession | None:
         return self._by_key.get(key)
 
@@ -438,6 +455,8 @@ class HashingCore:
         """
         hashes_before, seconds_before = self._busy_hashes, self._busy_seconds
         session = self.start_session(_CalibrationJob())
+        session.ignores_holds = True
+        self._pump()
         try:
             await asyncio.sleep(seconds)
         finally:
@@ -494,8 +513,11 @@ class HashingCore:
         for session in list(self._sessions.values()):
             if session.deadline_at is not None and now >= session.deadline_at:
                 self._end(session, OutcomeKind.TIMEOUT)
-        while len(self._in_flight) < self._workers and self._sessions:
-            session = min(self._sessions.values(), key=lambda s: s._pass)
+        while len(self._in_flight) < self._workers:
+            runnable = [s for s in self._sessions.values() if not self._holds or s.ignores_holds]
+            if not runnable:
+                break
+            session = min(runnable, key=lambda s: s._pass)
             try:
                 chunk = self._next_chunk(session, now)
                 future = self.loop.run_in_executor(

@@ -393,3 +393,31 @@ async def test_cpu_time_of_a_find_is_on_its_outcome(core):
     assert outcome.cpu_ns > 0
     await asyncio.sleep(0.2)
     assert core.drain_cpu_ns()[3] >= outcome.cpu_ns
+
+
+async def test_hold_pauses_new_chunks_until_release(core):
+    session = core.start_session(Job(target=0, seed=b"held"))
+    await wait_for_hashes(session, 1)
+    core.hold()
+    core.hold()  # holds nest
+    async with asyncio.timeout(10):  # chunks already in flight finish
+        while core.stats().chunks_in_flight:
+            await asyncio.sleep(0.005)
+    paused_at = session.hashes_tried
+    await asyncio.sleep(CHUNK_SECONDS * 4)
+    assert session.hashes_tried == paused_at
+    core.release()
+    await asyncio.sleep(CHUNK_SECONDS * 4)
+    assert session.hashes_tried == paused_at
+    core.release()
+    await wait_for_hashes(session, paused_at + 1)
+    session.cancel()
+
+
+async def test_calibration_measures_even_while_held(core):
+    core.hold()
+    try:
+        rate = await core.measure_rate(0.3)
+    finally:
+        core.release()
+    assert rate > 10_000
