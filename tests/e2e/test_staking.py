@@ -590,3 +590,36 @@ async def test_the_attest_button_keeps_working_after_a_restart(sb, tmp_path, mon
         assert reply.ephemeral and "Vote signed" in text(reply) and "voted at slot 2" in text(reply)
         # Not in the new process's memory: the button's own message is updated.
         await sb.wait_until(lambda: "150%" in text(sb.message(message.id)), timeout=5, describe="the vote count")
+
+
+async def test_hybrid_auto_attest_votes_on_mined_blocks_and_finalizes(pos):
+    """Casper FFG over proof of work: the slot driver votes for each new mined block."""
+    from tests.e2e.test_admin import mine_block
+
+    w, gid = pos.w, pos.w.genesis.id
+    await pos.services.ensure_chain(gid)
+    await pos.beacon.switch_mode(
+        gid, "hybrid", str(w.alice.id), int(pos.clock()), base=ConsensusConfig(checkpoint_interval_blocks=2)
+    )
+    for _ in range(2):
+        pos.clock.now += 60  # past the mining cooldown, on the bot's (fake) clock
+        await mine_block(pos.p, w.alice)
+    _h, reply = await pos.run(w.alice, "stake deposit", {"amount": 32})
+    assert "Stake deposited" in text(reply)
+    await pos.run(w.alice, "stake auto", {"state": "on"})
+
+    def finalized() -> int:
+        return pos.services.node.chain(gid).state.beacon.finality.finalized_checkpoint.epoch
+
+    for _ in range(20):
+        pos.clock.now += 60
+        height = await mine_block(pos.p, w.bob)
+        # The driver votes for the new block: wait for it before mining the next one.
+        rt = pos.beacon._runtimes.get(gid)
+        await pos.sb.wait_until(lambda: rt is not None and rt.last_slot >= height, timeout=5, describe="a tick")
+        if finalized() >= 2:
+            break
+    assert finalized() >= 2
+    view = await pos.view(w.alice)
+    assert view.status is ValidatorStatus.ACTIVE and view.auto_attest
+    assert not pos.beacon.is_merged(gid)
