@@ -156,7 +156,7 @@ class PlaygroundBot(commands.Bot):
         )
         await self.notifier.start()
         signer = ValidatorSigner(self.store, clock=self.clock, randomness=self.randomness, master_key=master_key)
-        beacon = BeaconNode(node, signer)
+        beacon = BeaconNode(node, signer, milliwatts_per_core=settings.watts_per_core * 1_000)
         await beacon.load()
         self.services = Services(
             node=node, hashing_core=self.hashing_core, notifier=self.notifier,

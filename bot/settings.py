@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     discord_gateway_url: str | None = Field(default=None, description="Gateway URL of a Discord-compatible server")
     sandbox_port: int = Field(default=8765, ge=0, le=65535, description="Port of the built-in sandbox")
     progress_interval_s: float = Field(default=3.0, gt=0, le=60, description="Seconds between /mine progress edits")
+    watts_per_core: int = Field(default=15, ge=1, le=1000, description="Power of one busy CPU core, for /chain energy")
 
     @field_validator("log_level")
     @classmethod

@@ -170,6 +170,8 @@ class BeaconRuntime:
     voted: dict[int, int] = field(default_factory=dict)
 
 
+DEFAULT_MILLIWATTS_PER_CORE = 15_000
+
 # Points a member gets at the genesis of a pos chain (nothing is mined there), so they can stake.
 GENESIS_ALLOCATION_POINTS = 100
 
@@ -179,7 +181,13 @@ def _is_pos(beacon: BeaconState) -> bool:
 
 
 class BeaconNode:
-    def __init__(self, node: Node, signer: ValidatorSigner) -> None:
+    def __init__(
+        self, node: Node, signer: ValidatorSigner, *, milliwatts_per_core: int = DEFAULT_MILLIWATTS_PER_CORE
+    ) -> None:
+        if milliwatts_per_core < 1:
+            raise ValueError(f"a core draws some power; got {milliwatts_per_core} mW")
+        # Power of one busy core: what /chain energy multiplies CPU time by (the WATTS_PER_CORE setting).
+        self.milliwatts_per_core = milliwatts_per_core
         self.node = node
         self.signer = signer
         self.store = node.store
@@ -784,10 +792,9 @@ class BeaconNode:
         counters = await self.store.energy(chain_id)
         return compute_energy_report(
             counters.pow_cpu_ns, counters.pos_sign_ops, counters.pos_verify_ops,
-            sign_cost_ns=sign_ns, verify_cost_ns=verify_ns, milliwatts_per_core=MILLIWATTS_PER_CORE,
+            sign_cost_ns=sign_ns, verify_cost_ns=verify_ns, milliwatts_per_core=self.milliwatts_per_core,
         )
 
 
-# A server core under load, roughly (a 2-core VM's share of a ~30 W desktop CPU); what
-# /chain energy multiplies CPU time by.  Only the ratio matters for the percentage saved.
-MILLIWATTS_PER_CORE = 15_000
+# A server core under load, roughly (a 2-core VM's share of a ~30 W desktop CPU): the default of
+# the WATTS_PER_CORE setting.  Only the ratio matters for the percentage saved.

@@ -13,7 +13,6 @@ from discord import app_commands
 from discord.ext import commands
 
 from chain.beacon import compute_start_slot_at_epoch
-from chain.beacon_node import MILLIWATTS_PER_CORE
 from chain.block import Block
 from chain.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.errors import VerificationError
@@ -47,10 +46,6 @@ AMBIGUOUS_HEIGHTS_SHOWN = 5
 # /chain proposer lists at most this many attempts of the draw (most draws take one or two).
 DRAW_ATTEMPTS_SHOWN = 10
 MAX_SLOT = 2**53 - 1  # Discord's integer options stop here
-# Power one busy core of the bot's host draws, in watts: the figure the engine's energy report
-# multiplies CPU time by (chain.beacon_node.MILLIWATTS_PER_CORE), shown by /chain energy. Proof of work
-# and proof of stake are multiplied by the same figure, so the percentage saved does not depend on it.
-WATTS_PER_CORE = MILLIWATTS_PER_CORE / 1_000
 MILLIJOULES_PER_WATT_HOUR = 3_600_000
 
 
@@ -153,7 +148,7 @@ def ethereum_merge_percent() -> str:
     return f"{whole}.{rest:03d}%"
 
 
-def energy_embed(report: EnergyReport, watts_per_core: float) -> discord.Embed:
+def energy_embed(report: EnergyReport, milliwatts_per_core: int) -> discord.Embed:
     embed = discord.Embed(title="⚡ Energy: proof of work vs proof of stake", colour=GREEN)
     if report.saved_bp is None:
         embed.description = "Nothing to compare yet: no proof-of-work hashing has been measured on this chain."
@@ -170,7 +165,7 @@ def energy_embed(report: EnergyReport, watts_per_core: float) -> discord.Embed:
     embed.add_field(
         name="Proof of work",
         value=f"{format_energy(report.pow_millijoules)}: the CPU time the hashing core actually spent on this "
-        f"chain × {watts_per_core:g} W a core",
+        f"chain × {milliwatts_per_core // 1_000:,}{'.%03d' % (milliwatts_per_core % 1_000) if milliwatts_per_core % 1_000 else ''} W a core",
         inline=False,
     )
     embed.add_field(
@@ -522,7 +517,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         if beacon is None or beacon.mode(guild_id) is None:
             raise UserFacingError("This chain was created before proof of stake: there is nothing to compare with.")
         report = await beacon.energy(guild_id)
-        await interaction.response.send_message(embed=energy_embed(report, WATTS_PER_CORE))
+        await interaction.response.send_message(embed=energy_embed(report, beacon.milliwatts_per_core))
 
     @app_commands.command(name="export")
     @app_commands.guild_only()

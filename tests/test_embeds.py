@@ -327,10 +327,11 @@ def test_energy_embed_compares_with_ethereums_merge():
     report = compute_energy_report(
         2_000_000_000, 10, 40, sign_cost_ns=50_000, verify_cost_ns=120_000, milliwatts_per_core=15_000
     )
-    shown = text(energy_embed(report, 15))
+    shown = text(energy_embed(report, 15_000))
     assert "Proof of stake used **99.73% less** energy than proof of work on this chain." in shown
     assert "Proof of work: 30.0 J" in shown and "Proof of stake: 79 mJ" in shown and "× 15 W a core" in shown
     assert "Ethereum's Merge (September 2022): 99.992% less energy" in shown
     nothing = compute_energy_report(0, 1, 1, sign_cost_ns=1, verify_cost_ns=1, milliwatts_per_core=15_000)
-    assert "Nothing to compare yet" in text(energy_embed(nothing, 15))
+    assert "Nothing to compare yet" in text(energy_embed(nothing, 15_000))
+    assert "× 7.500 W a core" in text(energy_embed(report, 7_500))
     assert format_energy(999) == "999 mJ" and format_energy(7_200_000) == "2.00 Wh"

@@ -52,12 +52,16 @@ def test_invalid_values_are_refused():
         Settings(hashing_workers=0, _env_file=None)
     with pytest.raises(ValidationError):
         Settings(log_level="LOUD", _env_file=None)
+    with pytest.raises(ValidationError):
+        Settings(watts_per_core=0, _env_file=None)
 
 
 def test_environment_variables_are_read(monkeypatch, tmp_path):
     monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "x.sqlite3"))
     monkeypatch.setenv("HASHING_WORKERS", "3")
     monkeypatch.setenv("DEV_GUILD_ID", "42")
+    monkeypatch.setenv("WATTS_PER_CORE", "40")
     settings = Settings(_env_file=None)
+    assert settings.watts_per_core == 40
     assert settings.database_path == tmp_path / "x.sqlite3"
     assert settings.hashing_workers == 3 and settings.dev_guild_id == 42
