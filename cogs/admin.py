@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from typing import Any, Literal
 
@@ -116,6 +117,8 @@ def describe_consensus(config: ConsensusConfig, merged: bool) -> str:
         f"Epoch length: {epoch}",
         f"Minimum deposit: **{config.min_deposit_points:,} pts**",
         f"Issuance rate: **{percent_from_bp(config.issuance_rate_bp)} a year** of the staked points",
+        f"Unbonding: **{config.unbonding_epochs:,} epochs** ({config.slashed_unbonding_epochs:,} after a slashing)",
+        f"Slashing penalty: **1/{config.slashing_penalty_quotient}** of the effective stake burned",
         f"The Merge: {describe_merge_schedule(config, merged)}",
     ])
 
@@ -186,7 +189,13 @@ class ResetView(discord.ui.View):
     """Confirm or cancel a reset; only the admin who asked may press the buttons."""
 
     def __init__(
-        self, services: Services, guild_id: int, admin_id: int, timeout_s: float, mode: str | None = None
+        self,
+        services: Services,
+        guild_id: int,
+        admin_id: int,
+        timeout_s: float,
+        mode: str | None = None,
+        base: ConsensusConfig | None = None,
     ) -> None:
         super().__init__(timeout=timeout_s)
         self.services = services
@@ -194,6 +203,8 @@ class ResetView(discord.ui.View):
         self.admin_id = admin_id
         # A mode switch (``/playground config mode``) starts the new chain in that mode; None: a plain reset.
         self.mode = mode
+        # Staking settings for the new chain (``/playground staking``); None: the old chain's.
+        self.base = base
         if mode is not None:
             self.confirm.label = f"Start a new {mode} chain"
         self.what = "reset" if mode is None else "mode switch"
@@ -264,7 +275,7 @@ class ResetView(discord.ui.View):
                 beacon.forget(self.guild_id)  # votes, candidates and validator keys went with the chain
             return await self.services.ensure_chain(self.guild_id), None
         await self.services.ensure_chain(self.guild_id)
-        await beacon.switch_mode(self.guild_id, mode, str(interaction.user.id), node.now())
+        await beacon.switch_mode(self.guild_id, mode, str(interaction.user.id), node.now(), base=self.base)
         log.info("server %d switched to %s mode by %d", self.guild_id, mode, interaction.user.id)
         return node.chain(self.guild_id).state, mode
 
@@ -500,12 +511,17 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     async def _ask_mode_switch(
-        self, interaction: discord.Interaction, guild_id: int, state: ChainState, mode: str
+        self,
+        interaction: discord.Interaction,
+        guild_id: int,
+        state: ChainState,
+        mode: str,
+        base: ConsensusConfig | None = None,
     ) -> None:
         beacon = require_beacon(self.services)
         current = beacon.mode(guild_id) or "pow"
         holders = [acc.balance for acc in state.ledger.values() if acc.balance > 0]
-        view = ResetView(self.services, guild_id, interaction.user.id, RESET_TIMEOUT_S, mode=mode)
+        view = ResetView(self.services, guild_id, interaction.user.id, RESET_TIMEOUT_S, mode=mode, base=base)
         again = " again" if mode == current else ""
         embed = discord.Embed(
             title=f"⚠️ Start a new {mode} chain?",
@@ -514,11 +530,15 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             f"a new chain from a new genesis block. Only they can confirm, within {RESET_TIMEOUT_S:.0f}s.",
             colour=ORANGE,
         )
-        # The new chain keeps this one's slot, epoch and staking settings (switch_mode starts from them).
-        config = beacon.config(guild_id) if beacon.mode(guild_id) is not None else None
+        # The new chain keeps this one's slot, epoch and staking settings (switch_mode starts from them),
+        # or takes the ones /playground staking asked for.
+        config = base or (beacon.config(guild_id) if beacon.mode(guild_id) is not None else None)
         embed.add_field(
             name="The new chain", value=mode_switch_text(mode, interaction.user.mention, config), inline=False
         )
+        if base is not None:
+            settings_text = describe_consensus(base, False).split("\n", 1)[1]  # its mode is the one above
+            embed.add_field(name="Its proof-of-stake settings", value=settings_text, inline=False)
         embed.add_field(
             name="Gone",
             value=f"all {state.height:,} block(s), every balance ({points(sum(holders))} held by "
@@ -536,6 +556,60 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         )
         if isinstance(callback.resource, discord.InteractionMessage):
             view.message = callback.resource
+
+    # --- /playground staking ------------------------------------------------------------
+
+    @app_commands.command(name="staking")
+    @app_commands.describe(
+        slot_length="Seconds per slot: one block a slot once the chain runs on proof of stake",
+        epoch_slots="Slots per epoch: validators vote once an epoch, finality takes about two",
+        min_deposit="Points a new validator must stake at least",
+        unbonding_epochs="Epochs an exiting validator's stake stays locked (a slashed one: 24 times longer)",
+        issuance_bp="Yearly issuance to stakers, in basis points (300 = 3% .. 1500 = 15%)",
+        slashing_quotient="A slashing burns effective stake divided by this (32: Ethereum's Bellatrix rule)",
+    )
+    async def staking(
+        self,
+        interaction: discord.Interaction,
+        slot_length: app_commands.Range[int, 1, 600] | None = None,
+        epoch_slots: app_commands.Range[int, 2, 64] | None = None,
+        min_deposit: app_commands.Range[int, 1, 1_000_000] | None = None,
+        unbonding_epochs: app_commands.Range[int, 1, 10_000] | None = None,
+        issuance_bp: app_commands.Range[int, 300, 1_500] | None = None,
+        slashing_quotient: app_commands.Range[int, 1, 1_024] | None = None,
+    ) -> None:
+        """Show or change the proof-of-stake settings; they are fixed at genesis, so a change starts a new chain."""
+        guild_id = require_guild(interaction)
+        state = await self.services.ensure_chain(guild_id)
+        beacon = require_beacon(self.services)
+        current = beacon.config(guild_id) if beacon.mode(guild_id) is not None else self.services.default_consensus
+        given = {
+            "slot_duration_s": slot_length, "slots_per_epoch": epoch_slots, "min_deposit_points": min_deposit,
+            "unbonding_epochs": unbonding_epochs, "issuance_rate_bp": issuance_bp,
+            "slashing_penalty_quotient": slashing_quotient,
+        }
+        changes = {k: v for k, v in given.items() if v is not None and v != getattr(current, k)}
+        if not changes:
+            embed = discord.Embed(title="⚙️ Proof-of-stake settings", colour=BLUE,
+                                  description=describe_consensus(current, beacon.is_merged(guild_id)))
+            embed.add_field(
+                name="Changing them",
+                value="They are committed in the genesis block, so `/playground staking` with new values "
+                "starts a new chain (after you confirm).",
+                inline=False,
+            )
+            await interaction.response.send_message(embed=embed, ephemeral=True)
+            return
+        if "unbonding_epochs" in changes:
+            # A slashed validator stays locked 24 times as long as an honest exit (the default's ratio).
+            changes["slashed_unbonding_epochs"] = max(current.slashed_unbonding_epochs, changes["unbonding_epochs"] * 24)
+        # Refused here (ConsensusConfigError, an ephemeral reply) before anything is asked or changed.
+        base = ConsensusConfig(**{
+            **{f.name: getattr(current, f.name) for f in dataclasses.fields(current)},
+            **changes, "merge_at_height": 0, "merge_at_total_difficulty": 0,
+            "genesis_validators": (), "genesis_allocations": (), "mode": "pow",
+        })
+        await self._ask_mode_switch(interaction, guild_id, state, current.mode, base=base)
 
     def _settings_embed(
         self, params: ChainParams, pending: ChainParams | None, settings: dict[str, Any], height: int

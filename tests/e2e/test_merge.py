@@ -7,6 +7,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
+from sandbox.errors import SandboxError
+
 from chain.beacon import ConsensusConfig
 from tests.e2e.test_admin import answer, event_titles, field, mine_block, text_of
 from tests.e2e.text import reply_text
@@ -261,3 +265,30 @@ async def test_chaos_mode_on_and_off_shows_in_status(playground):
     _h, reply = await answer(p, w.bob, "playground chaos", {"state": "on"}, check_permissions=False)
     assert error_of(reply) == "❌ You need the Manage Server permission for this."
     assert not await store.get_chaos_mode(gid)
+
+
+async def test_staking_settings_show_and_a_change_starts_a_new_chain(playground):
+    p, w, sb = playground, playground.world, playground.sb
+    services, gid = p.bot.services, w.genesis.id
+    _h, reply = await answer(p, w.alice, "playground staking")
+    shown = text_of(reply)
+    assert "Proof-of-stake settings" in shown and "Minimum deposit: **32 pts**" in shown
+    assert "Slashing penalty: **1/32**" in shown
+
+    # Out of the allowed range: Discord's own limits (the Range types) refuse it before the bot sees it.
+    with pytest.raises(SandboxError):
+        await sb.invoke(w.genesis, w.general, w.alice, "playground staking", {"issuance_bp": 2_000})
+
+    h, prompt = await answer(p, w.alice, "playground staking", {"slot_length": 12, "min_deposit": 16,
+                                                                "issuance_bp": 800, "slashing_quotient": 64})
+    assert "Start a new pow chain?" in text_of(prompt) and "Minimum deposit: **16 pts**" in text_of(prompt)
+    click = await sb.click(prompt, member=w.alice, label="Start a new pow chain")
+    await click.wait_ack()
+    await h.wait_for(lambda h: "New pow chain" in text_of(sb.message(prompt.id)), what="the new chain", timeout=10)
+    config = services.beacon.config(gid)
+    assert (config.slot_duration_s, config.min_deposit_points, config.issuance_rate_bp,
+            config.slashing_penalty_quotient) == (12, 16, 800, 64)
+    assert services.node.chain(gid).state.height == 0
+
+    with pytest.raises(SandboxError, match="cannot use /playground"):  # admins only
+        await sb.invoke(w.genesis, w.general, w.bob, "playground staking", {"slot_length": 5})
