@@ -185,6 +185,22 @@ def missing_webhooks_text(channel: discord.abc.GuildChannel, guild: discord.Guil
     )
 
 
+KEPT_BY_A_RESET = (
+    "the webhook and its undelivered announcements, every member's wallet key and address, "
+    "session length and cooldown"
+)
+
+
+async def ask_to_confirm(interaction: discord.Interaction, embed: discord.Embed, view: ResetView) -> None:
+    """Post a reset or mode-switch prompt (what is kept, then the buttons); the view edits it on time-out."""
+    embed.add_field(name="Kept", value=KEPT_BY_A_RESET, inline=False)
+    callback = await interaction.response.send_message(
+        embed=embed, view=view, allowed_mentions=discord.AllowedMentions.none()
+    )
+    if isinstance(callback.resource, discord.InteractionMessage):
+        view.message = callback.resource
+
+
 class ResetView(discord.ui.View):
     """Confirm or cancel a reset; only the admin who asked may press the buttons."""
 
@@ -252,12 +268,7 @@ class ResetView(discord.ui.View):
             colour=GREEN,
         )
         embed.add_field(name="Gone", value="every block, balance, pending transfer and rule change", inline=False)
-        embed.add_field(
-            name="Kept",
-            value="the webhook and its undelivered announcements, every member's wallet key and address, "
-            "session length and cooldown",
-            inline=False,
-        )
+        embed.add_field(name="Kept", value=KEPT_BY_A_RESET, inline=False)
         embed.add_field(name="Rules", value=describe_rules(state.params), inline=False)
         await interaction.edit_original_response(embed=embed, view=None)
 
@@ -545,17 +556,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             f"{len(holders)} member(s)) and stake, pending transfers and rule changes; running mining sessions end",
             inline=False,
         )
-        embed.add_field(
-            name="Kept",
-            value="the webhook and its undelivered announcements, every member's wallet key and address, "
-            "session length and cooldown",
-            inline=False,
-        )
-        callback = await interaction.response.send_message(
-            embed=embed, view=view, allowed_mentions=discord.AllowedMentions.none()
-        )
-        if isinstance(callback.resource, discord.InteractionMessage):
-            view.message = callback.resource
+        await ask_to_confirm(interaction, embed, view)
 
     # --- /playground staking ------------------------------------------------------------
 
@@ -869,17 +870,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             "the rules go back to the defaults and running mining sessions end",
             inline=False,
         )
-        embed.add_field(
-            name="Kept",
-            value="the webhook and its undelivered announcements, every member's wallet key and address, "
-            "session length and cooldown",
-            inline=False,
-        )
-        callback = await interaction.response.send_message(
-            embed=embed, view=view, allowed_mentions=discord.AllowedMentions.none()
-        )
-        if isinstance(callback.resource, discord.InteractionMessage):
-            view.message = callback.resource
+        await ask_to_confirm(interaction, embed, view)
 
 
 async def setup(bot: commands.Bot) -> None:
