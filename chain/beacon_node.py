@@ -483,7 +483,6 @@ class BeaconNode:
     ) -> AttesterSlashing | None:
         """A vote the node sees: check it, look for slashable conflicts, feed the fork choice, pool it."""
         check_attestation_signature(attestation)
-        await self.store.add_energy(chain_id, pos_verify_ops=1)
         evidence = runtime.detector.observe_attestation(attestation)
         beacon = self._beacon(chain_id)
         index = beacon.registry.index_of(attestation.validator)
@@ -491,7 +490,7 @@ class BeaconNode:
             runtime.fork_choice = runtime.fork_choice.on_attestation(
                 index, attestation.data.slot, attestation.data.beacon_block_root
             )
-        await self.node.add_operation(chain_id, attestation)
+        await self.node.add_operation(chain_id, attestation, verify_ops=1)
         if evidence is not None:
             log.warning("chain %d: validator %s voted twice in conflict; evidence queued", chain_id, index)
             await self.node.add_operation(chain_id, evidence)

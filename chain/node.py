@@ -312,13 +312,14 @@ class Node:
 
     # --- operations (proof of stake) -------------------------------------------------
 
-    async def add_operation(self, chain_id: int, operation: Operation, events: tuple = ()) -> PooledOperation:
-        """Queue a deposit, exit, vote or slashing evidence for the next block (durably)."""
+    async def add_operation(self, chain_id: int, operation: Operation, *, verify_ops: int = 0) -> PooledOperation:
+        """Queue a deposit, exit, vote or slashing evidence for the next block (durably);
+        ``verify_ops`` signature checks it took are counted with it."""
         runtime = self.chain(chain_id)
         entry = runtime.op_pool.prepare(operation)
         if entry.op_id in runtime.op_pool:
             return entry
-        await self.store.add_operation(chain_id, entry, events, self.now())
+        await self.store.add_operation(chain_id, entry, verify_ops=verify_ops)
         runtime.op_pool.commit(entry)
         return entry
 

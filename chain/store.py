@@ -871,16 +871,17 @@ class Store:
 
     # --- operation pool ---------------------------------------------------------
 
-    async def add_operation(self, chain_id: int, entry: PooledOperation, events: Sequence[ChainEvent] = (), now: int = 0) -> None:
-        """Persist one pooled operation (and the events it emits) in one transaction; a repeat is a no-op."""
+    async def add_operation(self, chain_id: int, entry: PooledOperation, *, verify_ops: int = 0) -> None:
+        """Persist one pooled operation in one transaction (a repeat is a no-op), counting the
+        signature checks it took for the energy figures in the same commit."""
         async with self._transaction() as db:
             await db.execute(
                 "INSERT INTO op_pool (chain_id, op_id, kind, raw, arrival) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (chain_id, op_id) DO NOTHING",
                 (chain_id, entry.op_id, entry.kind, entry.serialize(), entry.arrival),
             )
-            if events:
-                await self._insert_events(db, chain_id, events, now)
+            if verify_ops:
+                await self._add_energy(db, chain_id, 0, 0, verify_ops)
 
     async def remove_operations(self, chain_id: int, op_ids: Sequence[bytes]) -> None:
         async with self._transaction() as db:
