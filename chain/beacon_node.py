@@ -580,9 +580,10 @@ class BeaconNode:
         runtime = self.node.chain(chain_id)
         state = runtime.state
         transfers = runtime.mempool.select(state.params.max_block_transfers)
-        template, header, proposer_index = build_unsigned_pos_block(
-            state, slot, transfers, runtime.op_pool.operations(), message=message,
-            proposed_params=None if message else runtime.proposed_params,
+        # Choosing the operations checks every pooled vote: in a thread, off the event loop.
+        template, header, proposer_index = await asyncio.to_thread(
+            build_unsigned_pos_block, state, slot, transfers, runtime.op_pool.operations(), None, message,
+            None if message else runtime.proposed_params,
         )
         owner = rt.owners.get(header.proposer)
         if owner is None:
@@ -599,7 +600,9 @@ class BeaconNode:
             return proposer_index, owner, None
         block = seal_pos_block(template, slot, proposer_index, signed.signature)
         try:
-            process_block(state, block, now, runtime.proposed_params, runtime.proposed_consensus)
+            await asyncio.to_thread(
+                process_block, state, block, now, runtime.proposed_params, runtime.proposed_consensus
+            )
         except ChainError as refusal:  # e.g. a slashed validator drawn before its exit: the slot stays empty
             log.warning("chain %d: slot %d: no block from %s: %s", chain_id, slot, owner, refusal)
             return proposer_index, owner, None

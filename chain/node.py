@@ -355,8 +355,11 @@ class Node:
         """Validate, persist (block, balances, events: one transaction), then apply."""
         runtime = self.chain(chain_id)
         async with runtime.lock:
-            effects = process_block(
-                runtime.state, block, self.now(), runtime.proposed_params, runtime.proposed_consensus
+            # In a thread: a proof-of-stake block checks every vote's signature, tens of ms the
+            # event loop (and the Discord heartbeat on it) must not wait for. Nothing changes the
+            # state meanwhile: writers hold the chain's lock.
+            effects = await asyncio.to_thread(
+                process_block, runtime.state, block, self.now(), runtime.proposed_params, runtime.proposed_consensus
             )
             after = ChainMap(effects.accounts, runtime.state.ledger)
             invalidated = runtime.mempool.invalidated_by(after)
