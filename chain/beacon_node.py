@@ -67,7 +67,7 @@ from chain.node import ChainRuntime, Node
 from chain.op_pool import Operation
 from chain.operations import OP_ATTESTATION, OP_VOLUNTARY_EXIT, Deposit, Operations
 from chain.proposer import ProposerDraw
-from chain.signer import ValidatorSigner
+from chain.signer import ValidatorSigner, measure_signature_costs_ns
 from chain.staking import FAR_FUTURE_EPOCH, ValidatorStatus, compute_validator_status, is_active_validator
 from chain.state import (
     build_unsigned_pos_block,
@@ -279,7 +279,7 @@ class BeaconNode:
         (await self._runtime(chain_id)).owners[pubkey] = owner
         return self._beacon(chain_id).registry.index_of(pubkey)
 
-    def _view(self, beacon: BeaconState, index: int, runtime: BeaconRuntime, now: int) -> ValidatorView:
+    def _view(self, beacon: BeaconState, index: int, runtime: BeaconRuntime) -> ValidatorView:
         validator = beacon.registry.validators[index]
         owner = runtime.owners.get(validator.pubkey)
         status = compute_validator_status(validator, beacon.epoch)
@@ -310,14 +310,13 @@ class BeaconNode:
     def validators(self, chain_id: int) -> list[ValidatorView]:
         beacon = self._beacon(chain_id)
         runtime = self._runtimes.get(chain_id) or BeaconRuntime()
-        now = self.node.now()
-        return [self._view(beacon, i, runtime, now) for i in range(len(beacon.registry.validators))]
+        return [self._view(beacon, i, runtime) for i in range(len(beacon.registry.validators))]
 
     async def validator(self, chain_id: int, owner: str) -> ValidatorView | None:
         index = await self._index_of(chain_id, owner)
         if index is None:
             return None
-        return self._view(self._beacon(chain_id), index, await self._runtime(chain_id), self.node.now())
+        return self._view(self._beacon(chain_id), index, await self._runtime(chain_id))
 
     def pending_deposit_points(self, chain_id: int, wallet: bytes) -> int:
         return sum(d.amount for d in self.node.pending_deposits(chain_id, wallet))
@@ -784,12 +783,8 @@ class BeaconNode:
         return config
 
     async def energy(self, chain_id: int) -> EnergyReport:
-        import asyncio as _asyncio
-
-        from chain.signer import measure_signature_costs_ns
-
         if self._signature_costs_ns is None:
-            self._signature_costs_ns = await _asyncio.to_thread(measure_signature_costs_ns)
+            self._signature_costs_ns = await asyncio.to_thread(measure_signature_costs_ns)
         sign_ns, verify_ns = self._signature_costs_ns
         counters = await self.store.energy(chain_id)
         return compute_energy_report(

@@ -25,6 +25,7 @@ from chain.keys import SigningKey, open_key, seal_key
 from chain.ledger import Account
 from chain.mempool import Admission, Mempool
 from chain.op_pool import Operation, OpPool, PooledOperation
+from chain.operations import OP_DEPOSIT
 from chain.params import ChainParams
 from chain.pow import compute_calibrated_bits
 from chain.state import (
@@ -329,8 +330,6 @@ class Node:
             self.chain(chain_id).op_pool.discard(op_ids)
 
     def pending_deposits(self, chain_id: int, wallet: bytes) -> list:
-        from chain.operations import OP_DEPOSIT
-
         return [e.operation for e in self.chain(chain_id).op_pool.of_kind(OP_DEPOSIT) if e.operation.wallet == wallet]
 
     def check_no_pending_deposit(self, chain_id: int, wallet: bytes) -> None:
