@@ -64,7 +64,7 @@ from chain.errors import (
 )
 from chain.forkchoice import ForkChoiceStore, SlashingDetector, get_fork_choice_weights
 from chain.node import ChainRuntime, Node
-from chain.op_pool import Operation
+from chain.op_pool import Operation, is_dead_operation
 from chain.operations import OP_ATTESTATION, OP_VOLUNTARY_EXIT, Deposit, Operations
 from chain.proposer import ProposerDraw
 from chain.signer import ValidatorSigner, measure_signature_costs_ns
@@ -325,31 +325,36 @@ class BeaconNode:
         """Sign a deposit of ``amount_points`` into the owner's validator and queue it for the next block.
 
         Returns the validator as it is now (None when this deposit creates it: it
-        appears with the block that includes the deposit).
+        appears with the block that includes the deposit).  Every check, the nonce
+        and the admission happen under the chain's lock, the one payments take: a
+        deposit and a payment (or two deposits) fired at once never share a nonce.
         """
-        runtime = self._chain(chain_id)
-        beacon = runtime.state.beacon
         wallet_key = await self.node.wallet(chain_id, owner)
         wallet = wallet_key.public_key
-        if self.node.pending_deposits(chain_id, wallet):
-            raise DepositError("you already have a deposit waiting for the next block; stake again once it is in")
-        if runtime.mempool.pending_for(wallet):
-            raise DepositError("you have a transfer waiting for the next block; stake once it is included")
-        account = runtime.state.ledger.get(wallet)
-        balance = 0 if account is None else account.balance
-        if amount_points > balance:
-            raise DepositError(f"you have {balance} points; you cannot stake {amount_points}")
-        index = await self._index_of(chain_id, owner)
-        if index is None and amount_points < beacon.config.min_deposit_points:
-            raise DepositError(
-                f"a new validator needs at least {beacon.config.min_deposit_points} points staked, not {amount_points}"
-            )
-        if index is not None and beacon.registry.validators[index].exit_epoch != FAR_FUTURE_EPOCH:
-            raise ValidatorStatusError("your validator is exiting; wait until it is withdrawn to stake again")
-        nonce = account.nonce if account is not None else 0
-        deposit = await self.signer.sign_deposit(chain_id, owner, wallet_key, amount_points, nonce)
-        await self._check_operation(chain_id, deposit)
-        await self.node.add_operation(chain_id, deposit)
+        validator_key = await self.signer.validator_key(chain_id, owner)
+        (await self._runtime(chain_id)).owners[validator_key] = owner
+        async with self.node.locked(chain_id) as runtime:
+            beacon = self._beacon(chain_id)
+            if self.node.pending_deposits(chain_id, wallet):
+                raise DepositError("you already have a deposit waiting for the next block; stake again once it is in")
+            if runtime.mempool.pending_for(wallet):
+                raise DepositError("you have a transfer waiting for the next block; stake once it is included")
+            account = runtime.state.ledger.get(wallet)
+            balance = 0 if account is None else account.balance
+            if amount_points > balance:
+                raise DepositError(f"you have {balance} points; you cannot stake {amount_points}")
+            index = beacon.registry.index_of(validator_key)
+            if index is None and amount_points < beacon.config.min_deposit_points:
+                raise DepositError(
+                    f"a new validator needs at least {beacon.config.min_deposit_points} points staked, "
+                    f"not {amount_points}"
+                )
+            if index is not None and beacon.registry.validators[index].exit_epoch != FAR_FUTURE_EPOCH:
+                raise ValidatorStatusError("your validator is exiting; wait until it is withdrawn to stake again")
+            nonce = account.nonce if account is not None else 0
+            deposit = await self.signer.sign_deposit(chain_id, owner, wallet_key, amount_points, nonce)
+            await self._check_operation(chain_id, deposit)
+            await self.node.add_operation(chain_id, deposit)
         return None if index is None else await self.validator(chain_id, owner)
 
     async def withdraw(self, chain_id: int, owner: str) -> ValidatorView:
@@ -662,22 +667,10 @@ class BeaconNode:
     async def _prune_pool(self, chain_id: int) -> None:
         """Drop pooled operations no block can take any more (old votes, used nonces, done exits)."""
         runtime = self.node.chain(chain_id)
-        beacon = runtime.state.beacon
-        ledger = runtime.state.ledger
-
-        def dead(entry) -> bool:
-            op = entry.operation
-            if isinstance(op, SignedAttestation):
-                return op.data.target.epoch < beacon.epoch - 1
-            if isinstance(op, Deposit):
-                account = ledger.get(op.wallet)
-                return account is not None and op.nonce < account.nonce
-            index = getattr(op, "validator_index", None)
-            if index is not None and index < len(beacon.registry.validators):
-                return beacon.registry.validators[index].exit_epoch != FAR_FUTURE_EPOCH
-            return False
-
-        await self.node.drop_operations(chain_id, runtime.op_pool.select_ids(dead))
+        beacon, ledger = runtime.state.beacon, runtime.state.ledger
+        await self.node.drop_operations(
+            chain_id, runtime.op_pool.select_ids(lambda e: is_dead_operation(e.operation, beacon, ledger))
+        )
 
     async def equivocate(self, chain_id: int, owner: str, now: int) -> Block:
         """Chaos mode: the slot's proposer signs a second, different block for the same slot."""

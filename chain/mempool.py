@@ -14,6 +14,9 @@ Rules (the README repeats them for players):
   higher fee than the cheapest evictable transfer (the latest-nonce transfer
   of some sender, so no gap is left behind), which is then evicted.
 - Blocks take transfers by fee, then arrival, in nonce order per sender.
+- A caller may forbid replacing and evicting (``replace=False, evict=False``):
+  the bot does for every payment it builds, since each pending transfer is one
+  a member was told was sent, and must not vanish because another arrived.
 
 ``arrival`` numbers come from the caller, so the order survives a restart.
 """
@@ -87,12 +90,17 @@ class Mempool:
         account = accounts.get(sender, Account())
         return account.nonce + len(self._by_sender.get(sender, {}))
 
-    def check_admission(self, tx: Transfer, accounts: Mapping[bytes, Account], arrival: int) -> Admission:
+    def check_admission(
+        self, tx: Transfer, accounts: Mapping[bytes, Account], arrival: int, *, replace: bool = True,
+        evict: bool = True,
+    ) -> Admission:
         """Every check for admitting ``tx``, without changing the pool.
 
-        The caller persists the admission, then hands it to ``commit``.
+        The caller persists the admission, then hands it to ``commit``.  With
+        ``replace=False`` a transfer reusing a pending nonce is refused instead of
+        bumping it; with ``evict=False`` a full pool refuses instead of evicting.
         """
-        return self._admit(tx, accounts, arrival)
+        return self._admit(tx, accounts, arrival, replace=replace, evict=evict)
 
     def commit(self, admission: Admission) -> None:
         for gone in (admission.replaced, *admission.evicted):
@@ -107,7 +115,10 @@ class Mempool:
         self.commit(admission)
         return admission
 
-    def _admit(self, tx: Transfer, accounts: Mapping[bytes, Account], arrival: int) -> Admission:
+    def _admit(
+        self, tx: Transfer, accounts: Mapping[bytes, Account], arrival: int, *, replace: bool = True,
+        evict: bool = True,
+    ) -> Admission:
         params = self.params
         check_transfer_fields(tx, params)
         txid = tx.txid() if len(tx.signature) == 64 else b""
@@ -125,6 +136,10 @@ class Mempool:
             raise NonceGapError(f"nonce {tx.nonce} is out of order; the next nonce is {next_free}")
 
         replaced = pending.get(tx.nonce)
+        if replaced is not None and not replace:
+            raise ReplacementRejectedError(
+                f"a transfer with nonce {tx.nonce} is already pending; it is not replaced unless you ask to bump it"
+            )
         if replaced is not None:
             minimum = compute_min_replacement_fee(replaced.tx.fee, params)
             if tx.fee < minimum:
@@ -148,7 +163,11 @@ class Mempool:
 
         evicted: tuple[PendingTransfer, ...] = ()
         if replaced is None and len(self._by_txid) >= params.mempool_max_transfers:
-            victim = self._cheapest_evictable(exclude_sender=tx.sender)
+            victim = self._cheapest_evictable(exclude_sender=tx.sender) if evict else None
+            if not evict:
+                raise MempoolFullError(
+                    f"the mempool is full ({len(self._by_txid):,} pending transfers); try again after the next block"
+                )
             if victim is None or victim.tx.fee >= tx.fee:
                 floor = victim.tx.fee + 1 if victim is not None else None
                 raise MempoolFullError(

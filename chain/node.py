@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import ChainMap, Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 
 from chain.beacon import MODE_POS, ConsensusConfig
@@ -24,7 +25,7 @@ from chain.hashcore import HashingCore, MiningOutcome, OutcomeKind, Progress
 from chain.keys import SigningKey, open_key, seal_key
 from chain.ledger import Account
 from chain.mempool import Admission, Mempool
-from chain.op_pool import Operation, OpPool, PooledOperation
+from chain.op_pool import Operation, OpPool, PooledOperation, is_dead_operation
 from chain.operations import OP_DEPOSIT
 from chain.params import ChainParams
 from chain.pow import compute_calibrated_bits
@@ -149,6 +150,7 @@ class Node:
         )
         runtime.blocks_mined.update(b.coinbase.miner for b in stored.blocks[1:])
         runtime.op_pool.restore(stored.operations)
+        await self._prune_dead_operations(chain_id, runtime)
         self._chains[chain_id] = runtime
         log.info("loaded chain %d at height %d with %d pending transfers", chain_id, state.height, len(mempool))
         return runtime
@@ -164,6 +166,21 @@ class Node:
 
     def chain_ids(self) -> list[int]:
         return sorted(self._chains)
+
+    @asynccontextmanager
+    async def locked(self, chain_id: int) -> AsyncIterator[ChainRuntime]:
+        """The chain's runtime under its lock: every check-then-act on a chain happens in here.
+
+        Nonces, pending deposits, the mempool, the op pool and the tip change only
+        under this lock.  A reset replaces the runtime while holding the old one's
+        lock; a caller that was waiting for it then takes the new chain's lock.
+        """
+        while True:
+            runtime = self.chain(chain_id)
+            async with runtime.lock:
+                if self._chains.get(chain_id) is runtime:
+                    yield runtime
+                    return
 
     async def create_chain(
         self,
@@ -249,22 +266,36 @@ class Node:
     # --- transfers ---------------------------------------------------------------
 
     async def submit_transfer(self, chain_id: int, tx: Transfer) -> Admission:
-        runtime = self.chain(chain_id)
-        async with runtime.lock:
-            admission = runtime.mempool.check_admission(tx, runtime.state.ledger, runtime.next_arrival)
-            await self.store.add_to_mempool(chain_id, admission)
-            runtime.mempool.commit(admission)
-            runtime.next_arrival += 1
+        """Admit a transfer signed elsewhere; it may replace a pending one as a fee bump."""
+        async with self.locked(chain_id) as runtime:
+            return await self._admit(chain_id, runtime, tx)
+
+    async def _admit(
+        self, chain_id: int, runtime: ChainRuntime, tx: Transfer, *, replace: bool = True, evict: bool = True
+    ) -> Admission:
+        """Check, persist, then apply one admission; the caller holds the chain's lock."""
+        admission = runtime.mempool.check_admission(
+            tx, runtime.state.ledger, runtime.next_arrival, replace=replace, evict=evict
+        )
+        await self.store.add_to_mempool(chain_id, admission)
+        runtime.mempool.commit(admission)
+        runtime.next_arrival += 1
         return admission
 
     async def pay(self, chain_id: int, owner: str, recipient: bytes, amount: int, fee: int = 0) -> Admission:
-        """Sign a transfer with the owner's custodied key and queue it."""
-        runtime = self.chain(chain_id)
+        """Sign a transfer with the owner's custodied key and queue it.
+
+        The nonce is chosen, the transfer signed and admitted under the chain's
+        lock, so payments fired at the same moment get consecutive nonces.  A
+        payment the bot builds never replaces or evicts another pending one:
+        each was acknowledged to a member.
+        """
         key = await self.wallet(chain_id, owner)
-        self.check_no_pending_deposit(chain_id, key.public_key)
-        nonce = runtime.mempool.next_nonce(key.public_key, runtime.state.ledger)
-        tx = make_transfer(key, recipient, amount, fee, nonce, chain_id)
-        return await self.submit_transfer(chain_id, tx)
+        async with self.locked(chain_id) as runtime:
+            self._check_no_pending_deposit(runtime, key.public_key)
+            nonce = runtime.mempool.next_nonce(key.public_key, runtime.state.ledger)
+            tx = make_transfer(key, recipient, amount, fee, nonce, chain_id)
+            return await self._admit(chain_id, runtime, tx, replace=False, evict=False)
 
     # --- blocks --------------------------------------------------------------------
 
@@ -324,6 +355,16 @@ class Node:
         runtime.op_pool.commit(entry)
         return entry
 
+    async def _prune_dead_operations(self, chain_id: int, runtime: ChainRuntime) -> None:
+        """Drop pooled operations no block can take any more (stored by a version that never pruned)."""
+        dead = runtime.op_pool.select_ids(
+            lambda e: is_dead_operation(e.operation, runtime.state.beacon, runtime.state.ledger)
+        )
+        if dead:
+            await self.store.remove_operations(chain_id, dead)
+            runtime.op_pool.discard(dead)
+            log.info("chain %d: dropped %d operation(s) no block can include any more", chain_id, len(dead))
+
     async def drop_operations(self, chain_id: int, op_ids: list[bytes]) -> None:
         if op_ids:
             await self.store.remove_operations(chain_id, op_ids)
@@ -334,7 +375,11 @@ class Node:
 
     def check_no_pending_deposit(self, chain_id: int, wallet: bytes) -> None:
         """Deposits and transfers share the wallet's nonces; one kind waits for the other's block."""
-        pending = self.pending_deposits(chain_id, wallet)
+        self._check_no_pending_deposit(self.chain(chain_id), wallet)
+
+    @staticmethod
+    def _check_no_pending_deposit(runtime: ChainRuntime, wallet: bytes) -> None:
+        pending = [e.operation for e in runtime.op_pool.of_kind(OP_DEPOSIT) if e.operation.wallet == wallet]
         if pending:
             raise DepositPendingError(
                 f"your deposit of {pending[0].amount} points is waiting for the next block; "
@@ -363,6 +408,14 @@ class Node:
             after = ChainMap(effects.accounts, runtime.state.ledger)
             invalidated = runtime.mempool.invalidated_by(after)
             included = runtime.op_pool.included_by(block.operations) if block.operations is not None else []
+            # Operations this block made impossible go in the same transaction, in every mode: a
+            # deposit whose nonce a transfer used would otherwise hold the wallet for ever.
+            beacon_after = effects.beacon if effects.beacon is not None else runtime.state.beacon
+            taken = set(included)
+            dead = runtime.op_pool.select_ids(
+                lambda e: e.op_id not in taken and is_dead_operation(e.operation, beacon_after, after)
+            )
+            included = included + dead
             await self.store.append_block(
                 chain_id, block, effects, [e.txid for e in invalidated], self.now(), included_operations=included
             )

@@ -14,8 +14,9 @@ operation offered twice is one entry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chain.attestation import AttesterSlashing, ProposerSlashing, SignedAttestation
 from chain.errors import EncodingError
@@ -30,6 +31,11 @@ from chain.operations import (
     Operations,
     VoluntaryExit,
 )
+from chain.staking import FAR_FUTURE_EPOCH
+
+if TYPE_CHECKING:
+    from chain.beacon import BeaconState
+    from chain.ledger import Account
 
 Operation = Deposit | VoluntaryExit | SignedAttestation | AttesterSlashing | ProposerSlashing
 
@@ -68,6 +74,31 @@ def kind_of(operation: Operation) -> int:
         return _KIND_OF[type(operation)]
     except KeyError:
         raise EncodingError(f"{type(operation).__name__} is not an operation the pool keeps") from None
+
+
+def is_dead_operation(
+    operation: Operation, beacon: BeaconState | None, accounts: Mapping[bytes, Account]
+) -> bool:
+    """Whether no block on top of this state can ever include ``operation``, so the pool drops it.
+
+    A vote for a target older than the previous epoch (phase0 includes votes up to
+    one epoch late); a deposit whose wallet nonce a block already used (left in the
+    pool it would hold the wallet's nonces for ever); an exit of a validator that is
+    already exiting.  Anything else may still fit a later block.
+    """
+    if isinstance(operation, Deposit):
+        account = accounts.get(operation.wallet)
+        return account is not None and operation.nonce < account.nonce
+    if beacon is None:
+        return False
+    if isinstance(operation, SignedAttestation):
+        return operation.data.target.epoch < beacon.epoch - 1
+    if isinstance(operation, VoluntaryExit):
+        index = operation.validator_index
+        return index < len(beacon.registry.validators) and (
+            beacon.registry.validators[index].exit_epoch != FAR_FUTURE_EPOCH
+        )
+    return False
 
 
 def deserialize_operation(kind: int, raw: bytes) -> Operation:

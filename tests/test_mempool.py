@@ -127,6 +127,18 @@ def test_full_pool_evicts_the_cheapest_tail_for_a_higher_fee():
     assert len(mp) == 2
 
 
+def test_invalid_replacement_or_eviction_when_the_caller_forbids_them():
+    """The bot's own payments: every pending one was acknowledged, so none may push another out."""
+    mp = pool(mempool_max_transfers=2)
+    mp.add(tx(ALICE, fee=1, nonce=0), RICH, 1)
+    with pytest.raises(ReplacementRejectedError, match="not replaced unless you ask"):
+        mp.check_admission(tx(ALICE, fee=50, nonce=0), RICH, 2, replace=False)
+    mp.add(tx(BOB, fee=1), RICH, 3)
+    with pytest.raises(MempoolFullError, match="try again after the next block"):
+        mp.check_admission(tx(CAROL, fee=50), RICH, 4, evict=False)
+    assert len(mp) == 2 and mp.check_admission(tx(CAROL, fee=50), RICH, 5).evicted
+
+
 def test_check_admission_changes_nothing_until_commit():
     mp = pool()
     admission = mp.check_admission(tx(ALICE), RICH, 1)

@@ -1,0 +1,162 @@
+"""Conflicting commands fired at the same moment: every acknowledged action happens exactly once.
+
+Each test starts the conflicting calls together with ``asyncio.gather`` on one
+event loop, as the bot's command tree does when two members (or one member's
+double click) arrive in the same instant, and then checks that what was
+acknowledged is what the chain did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from chain.beacon import ConsensusConfig
+from chain.beacon_node import BeaconNode
+from chain.errors import ChainError, DepositError, DepositPendingError
+from chain.node import Node
+from chain.params import REGTEST
+from chain.signer import ValidatorSigner
+from chain.store import Store
+from tests.chainkit import solve
+
+CHAIN = 11
+MASTER = b"\x33" * 32
+CONFIG = ConsensusConfig(mode="pow", slot_duration_s=2, slots_per_epoch=4, checkpoint_interval_blocks=4)
+
+
+class Clock:
+    def __init__(self, start: int = 1_800_000_000) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return float(self.now)
+
+
+@pytest.fixture
+async def world(tmp_path):
+    clock = Clock()
+    store = await Store.open(tmp_path / "race.sqlite3")
+    node = Node(store, clock=clock, randomness=os.urandom, master_key=MASTER)
+    await node.load()
+    signer = ValidatorSigner(store, clock=clock, randomness=os.urandom, master_key=MASTER)
+    beacon = BeaconNode(node, signer)
+    await node.create_chain(CHAIN, REGTEST, initial_bits=0x207FFFFF, consensus=CONFIG)
+    yield clock, node, beacon
+    await store.close()
+
+
+async def mine(node, clock, owner, blocks=1):
+    for _ in range(blocks):
+        clock.now += 60
+        miner = await node.address(CHAIN, owner)
+        await node.submit_block(CHAIN, solve(node.template(CHAIN, miner), REGTEST))
+
+
+async def settle(calls):
+    """Run the calls at the same moment; acknowledged results and refusals, in order."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, ChainError):
+            raise result
+    return results
+
+
+def supply_adds_up(node) -> bool:
+    state = node.chain(CHAIN).state
+    return state.total_supply_units() == state.issued_supply_units()
+
+
+async def test_two_payments_at_once_both_confirm(world):
+    clock, node, _ = world
+    await mine(node, clock, "alice")
+    bob, carol = await node.address(CHAIN, "bob"), await node.address(CHAIN, "carol")
+    # Different fees: before the fix the second reused the first's nonce and replaced it as a fee bump.
+    first, second = await settle([node.pay(CHAIN, "alice", bob, 5, fee=1), node.pay(CHAIN, "alice", carol, 7, fee=3)])
+    assert {first.entry.tx.nonce, second.entry.tx.nonce} == {0, 1}
+    await mine(node, clock, "dave")
+    assert node.account(CHAIN, bob).balance == 5 and node.account(CHAIN, carol).balance == 7
+    assert supply_adds_up(node)
+
+
+async def test_many_payments_at_once_every_acknowledged_one_confirms(world):
+    clock, node, _ = world
+    await mine(node, clock, "alice", 3)
+    recipients = [await node.address(CHAIN, f"m{i}") for i in range(40)]
+    alice = await node.address(CHAIN, "alice")
+    before = node.account(CHAIN, alice).balance
+    results = await settle([node.pay(CHAIN, "alice", r, 1, fee=i % 4) for i, r in enumerate(recipients)])
+    acknowledged = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    # The mempool takes 25 pending transfers per sender: the rest are refused, clearly, not dropped.
+    assert len(acknowledged) == REGTEST.max_pending_per_account and refused
+    assert all("pending" in str(r) for r in refused)
+    assert sorted(a.entry.tx.nonce for a in acknowledged) == list(range(len(acknowledged)))
+    await mine(node, clock, "dave")
+    paid = [r for r in recipients if node.account(CHAIN, r).balance == 1]
+    assert len(paid) == len(acknowledged)
+    fees = sum(a.entry.tx.fee for a in acknowledged)
+    assert node.account(CHAIN, alice).balance == before - len(acknowledged) - fees
+    assert len(node.chain(CHAIN).mempool) == 0 and supply_adds_up(node)
+
+
+async def test_a_payment_the_bot_builds_never_replaces_another(world):
+    clock, node, _ = world
+    await mine(node, clock, "alice")
+    bob = await node.address(CHAIN, "bob")
+    first = await node.pay(CHAIN, "alice", bob, 5, fee=1)
+    second = await node.pay(CHAIN, "alice", bob, 6, fee=9)
+    assert second.replaced is None and first.entry.txid in node.chain(CHAIN).mempool
+
+
+async def test_deposit_racing_a_payment_never_freezes_the_wallet(world):
+    clock, node, beacon = world
+    await mine(node, clock, "alice", 2)
+    bob = await node.address(CHAIN, "bob")
+    results = await settle([
+        beacon.deposit(CHAIN, "alice", 32), node.pay(CHAIN, "alice", bob, 5), beacon.deposit(CHAIN, "alice", 33),
+    ])
+    acknowledged = [r for r in results if not isinstance(r, BaseException)]
+    assert len(acknowledged) == 1, results  # one of the three holds the wallet's nonce; the others are told so
+    assert all(isinstance(r, (DepositError, DepositPendingError)) for r in results if isinstance(r, BaseException))
+    await mine(node, clock, "carol")
+    # Whatever went in, the wallet is free again: a payment and a deposit are both accepted.
+    await node.pay(CHAIN, "alice", bob, 1)
+    await mine(node, clock, "carol")
+    await beacon.deposit(CHAIN, "alice", 32)
+    assert supply_adds_up(node)
+
+
+async def test_a_dead_deposit_is_pruned_when_a_block_lands_on_a_pow_chain(world):
+    """A deposit whose nonce a block used (stored by an older version, or raced in) must not
+    freeze the wallet: the block that makes it dead prunes it, in every mode."""
+    clock, node, beacon = world
+    await mine(node, clock, "alice", 2)
+    wallet_key = await node.wallet(CHAIN, "alice")
+    bob = await node.address(CHAIN, "bob")
+    await node.pay(CHAIN, "alice", bob, 5)  # nonce 0
+    # A deposit signed with the same nonce 0 slipped into the pool (as the old race allowed).
+    deposit = await beacon.signer.sign_deposit(CHAIN, "alice", wallet_key, 32, 0)
+    await node.add_operation(CHAIN, deposit)
+    await mine(node, clock, "carol")  # includes the payment: nonce 0 is used, the deposit can never go in
+    assert node.pending_deposits(CHAIN, wallet_key.public_key) == []
+    assert (await node.store.load_chain(CHAIN)).operations == []
+    await node.pay(CHAIN, "alice", bob, 1)
+
+
+async def test_dead_operations_are_pruned_at_startup(world, tmp_path):
+    clock, node, beacon = world
+    await mine(node, clock, "alice", 2)
+    wallet_key = await node.wallet(CHAIN, "alice")
+    bob = await node.address(CHAIN, "bob")
+    await node.pay(CHAIN, "alice", bob, 5)
+    await mine(node, clock, "carol")
+    stale = await beacon.signer.sign_deposit(CHAIN, "alice", wallet_key, 32, 0)
+    entry = node.chain(CHAIN).op_pool.prepare(stale)
+    await node.store.add_operation(CHAIN, entry)  # written by an older version that never pruned it
+    again = Node(node.store, clock=clock, randomness=os.urandom, master_key=MASTER)
+    await again.load()
+    assert again.pending_deposits(CHAIN, wallet_key.public_key) == []
+    assert (await node.store.load_chain(CHAIN)).operations == []
