@@ -234,12 +234,6 @@ class BeaconNode:
         """Validator public key -> owner, for the keys the bot custodies on this chain."""
         return dict((await self._runtime(chain_id)).owners)
 
-    async def reload(self, chain_id: int) -> None:
-        """After a reset: forget the old chain's memory, then read the new chain's owners."""
-        self.forget(chain_id)
-        if self.node.chain(chain_id).state.beacon is not None:
-            await self._runtime(chain_id)
-
     def forget(self, chain_id: int) -> None:
         """Drop the per-chain memory (after a reset): candidates, fork choice, detector, cached keys."""
         self._runtimes.pop(chain_id, None)
@@ -750,30 +744,46 @@ class BeaconNode:
         initial_bits: int | None = None,
     ) -> ConsensusConfig:
         """Start the chain over in ``mode``.  In pos the admin is the genesis validator and every
-        member with a wallet gets ``GENESIS_ALLOCATION_POINTS`` (nothing is mined in pos)."""
-        old = self.node.chain(chain_id).state
-        base = base or (old.beacon.config if old.beacon is not None else ConsensusConfig())
-        bits = old.tip.bits if initial_bits is None else initial_bits
-        params = old.params
-        owners = dict(await self.node.owners(chain_id))
-        admin_wallet = await self.node.address(chain_id, admin_owner)  # wallets outlive the reset
-        await self.node.delete_chain(chain_id)
-        self.forget(chain_id)  # validator keys went with the chain: the admin's is made anew below
-        validators: tuple[GenesisValidator, ...] = ()
-        allocations: tuple[GenesisAllocation, ...] = ()
-        if mode == MODE_POS:
-            validator = await self.signer.validator_key(chain_id, admin_owner)
-            validators = (GenesisValidator(validator, admin_wallet, base.min_deposit_points),)
-            funded = {pubkey: GENESIS_ALLOCATION_POINTS for pubkey in owners}
-            funded[admin_wallet] = GENESIS_ALLOCATION_POINTS
-            allocations = tuple(GenesisAllocation(a, p) for a, p in sorted(funded.items()))
-        config = replace(
-            base, mode=mode, merge_at_height=0, merge_at_total_difficulty=0,
-            genesis_validators=validators, genesis_allocations=allocations,
-        )
-        await self.node.create_chain(chain_id, params, initial_bits=bits, consensus=config)
-        await self._runtime(chain_id)  # owners known at once, for /validators
+        member with a wallet gets ``GENESIS_ALLOCATION_POINTS`` (nothing is mined in pos).
+
+        One atomic step (``Node.replace_chain``): the old chain is never missing, so no command
+        can slip a default chain in between; the slot driver waits on this chain's lock.
+        """
+        async with self._lock(chain_id):
+            old = self.node.chain(chain_id).state
+            base = base or (old.beacon.config if old.beacon is not None else ConsensusConfig())
+            bits = old.tip.bits if initial_bits is None else initial_bits
+            owners = dict(await self.node.owners(chain_id))
+            admin_wallet = await self.node.address(chain_id, admin_owner)  # wallets outlive the reset
+            validators: tuple[GenesisValidator, ...] = ()
+            allocations: tuple[GenesisAllocation, ...] = ()
+            # Validator keys go with the old chain; the admin's is made anew, stored with the new chain.
+            keys = ()
+            if mode == MODE_POS:
+                admin_key = self.signer.new_validator_key(chain_id, admin_owner)
+                keys = (admin_key,)
+                validators = (GenesisValidator(admin_key.pubkey, admin_wallet, base.min_deposit_points),)
+                funded = {pubkey: GENESIS_ALLOCATION_POINTS for pubkey in owners}
+                funded[admin_wallet] = GENESIS_ALLOCATION_POINTS
+                allocations = tuple(GenesisAllocation(a, p) for a, p in sorted(funded.items()))
+            config = replace(
+                base, mode=mode, merge_at_height=0, merge_at_total_difficulty=0,
+                genesis_validators=validators, genesis_allocations=allocations,
+            )
+            await self.node.replace_chain(chain_id, old.params, initial_bits=bits, consensus=config,
+                                          validator_keys=keys)
+            # No await since the commit: nothing has read the old keys or candidates in between.
+            self.forget(chain_id)
+            for key in keys:
+                self.signer.adopt(chain_id, key)
+            await self._runtime(chain_id)  # owners known at once, for /validators
         return config
+
+    async def reset(self, chain_id: int, params, *, initial_bits: int, consensus: ConsensusConfig | None) -> None:
+        """A plain reset (same mode): the chain starts over atomically, and its memory here with it."""
+        async with self._lock(chain_id):
+            await self.node.replace_chain(chain_id, params, initial_bits=initial_bits, consensus=consensus)
+            self.forget(chain_id)
 
     async def energy(self, chain_id: int) -> EnergyReport:
         if self._signature_costs_ns is None:

@@ -39,7 +39,7 @@ from chain.state import (
     make_genesis_block,
     process_block,
 )
-from chain.store import Store, StoredWallet
+from chain.store import Store, StoredValidatorKey, StoredWallet
 from chain.transaction import Transfer, make_transfer
 from chain.verify import VerifyReport, verify_chain
 
@@ -219,6 +219,37 @@ class Node:
         # Only now: sessions that end see the chain gone, not a moved tip.
         if self.hashing_core is not None:
             self.hashing_core.notify_tip(chain_id, b"deleted")
+
+    async def replace_chain(
+        self,
+        chain_id: int,
+        params: ChainParams,
+        *,
+        initial_bits: int,
+        consensus: ConsensusConfig | None = None,
+        validator_keys: tuple[StoredValidatorKey, ...] = (),
+    ) -> ChainState:
+        """Start a chain over (a reset or a mode switch) as one atomic step.
+
+        The old chain's lock is held throughout, the store swaps old for new in one
+        transaction, and the new runtime replaces the old one without an await in
+        between: no command can see the chain missing, create a default chain in
+        the gap, or land a block or payment on the old chain meanwhile.  Commands
+        waiting for the old chain's lock go on with the new chain.
+        """
+        async with self.locked(chain_id):
+            genesis = make_genesis_block(params, chain_id, self.now(), initial_bits, consensus)
+            state = ChainState(params, chain_id, genesis, consensus)
+            await self.store.replace_chain(
+                chain_id, params, genesis, self.now(), consensus=consensus,
+                accounts=dict(state.ledger.items()), validator_keys=validator_keys,
+            )
+            self._chains[chain_id] = ChainRuntime(state, Mempool(params, chain_id), 1, tip_block=genesis)
+        # The old chain's sessions end as stale; the cog tells a reset from a lost race by the genesis.
+        if self.hashing_core is not None:
+            self.hashing_core.notify_tip(chain_id, state.tip_hash)
+        log.info("chain %d started over (%s)", chain_id, "pow" if consensus is None else consensus.mode)
+        return state
 
     # --- wallets ----------------------------------------------------------------
 

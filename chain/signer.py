@@ -142,6 +142,18 @@ class ValidatorSigner:
         self._sealed[(chain_id, owner)] = stored
         return stored
 
+    def new_validator_key(self, chain_id: int, owner: str) -> StoredValidatorKey:
+        """A fresh key for ``owner``, sealed but not stored: a new chain's genesis validator, which
+        ``Node.replace_chain`` stores in the same transaction as the chain.  ``adopt`` it after."""
+        key = SigningKey(self.randomness(32))
+        sealed = seal_key(self._master_key, key, self.randomness(12), validator_key_aad(chain_id, owner))
+        return StoredValidatorKey(owner, key.public_key, sealed)
+
+    def adopt(self, chain_id: int, stored: StoredValidatorKey) -> None:
+        """Use ``stored`` (committed by a chain replacement) as the owner's key from now on."""
+        self._sealed[(chain_id, stored.owner)] = stored
+        self._pubkeys[(chain_id, stored.owner)] = stored.pubkey
+
     async def _open(self, chain_id: int, owner: str) -> SigningKey:
         stored = await self._stored_key(chain_id, owner)
         key = open_key(self._master_key, stored.sealed_key, validator_key_aad(chain_id, owner))

@@ -447,21 +447,59 @@ class Store:
             row = await (await db.execute("SELECT 1 FROM chains WHERE chain_id = ?", (chain_id,))).fetchone()
             if row is not None:
                 raise ChainExistsError(f"chain {chain_id} already exists")
-            await db.execute(
-                "INSERT INTO chains (chain_id, params, genesis_hash, created_at, consensus) VALUES (?, ?, ?, ?, ?)",
-                (chain_id, params.to_json(), genesis.hash(), now, None if consensus is None else consensus.to_json()),
-            )
-            await db.execute(
-                "INSERT INTO blocks (chain_id, height, hash, miner, time, raw) VALUES (?, 0, ?, ?, ?, ?)",
-                (chain_id, genesis.hash(), genesis.coinbase.miner, genesis.header.time, genesis.serialize()),
-            )
-            if beacon_snapshot is not None:
-                await self._insert_beacon_snapshot(db, chain_id, 0, beacon_snapshot)
-            # Genesis allocations (a pos chain mints nothing by mining).
+            await self._insert_chain(db, chain_id, params, genesis, now, beacon_snapshot, consensus, accounts)
+
+    async def replace_chain(
+        self,
+        chain_id: int,
+        params: ChainParams,
+        genesis: Block,
+        now: int,
+        *,
+        consensus: ConsensusConfig | None = None,
+        accounts: dict[bytes, Account] | None = None,
+        validator_keys: Sequence[StoredValidatorKey] = (),
+    ) -> None:
+        """A reset or a mode switch: delete the chain and create its successor in ONE transaction.
+
+        Nothing can see (or create) a missing chain in between, and a crash leaves
+        either the old chain or the new one.  ``validator_keys`` (new keys for the
+        new chain's genesis validators) are stored in the same transaction.
+        """
+        async with self._transaction() as db:
+            await self._delete_chain(db, chain_id)
+            await self._insert_chain(db, chain_id, params, genesis, now, None, consensus, accounts)
             await db.executemany(
-                "INSERT INTO accounts (chain_id, pubkey, balance, nonce) VALUES (?, ?, ?, ?)",
-                [(chain_id, key, acc.balance, acc.nonce) for key, acc in (accounts or {}).items()],
+                "INSERT INTO validator_keys (chain_id, owner, pubkey, sealed_key, created_at) VALUES (?, ?, ?, ?, ?)",
+                [(chain_id, k.owner, k.pubkey, k.sealed_key, now) for k in validator_keys],
             )
+
+    async def _insert_chain(
+        self,
+        db: aiosqlite.Connection,
+        chain_id: int,
+        params: ChainParams,
+        genesis: Block,
+        now: int,
+        beacon_snapshot: bytes | None,
+        consensus: ConsensusConfig | None,
+        accounts: dict[bytes, Account] | None,
+    ) -> None:
+        await db.execute(
+            "INSERT INTO chains (chain_id, params, genesis_hash, created_at, consensus) VALUES (?, ?, ?, ?, ?)",
+            (chain_id, params.to_json(), genesis.hash(), now, None if consensus is None else consensus.to_json()),
+        )
+        await db.execute(
+            "INSERT INTO blocks (chain_id, height, hash, miner, time, raw) VALUES (?, 0, ?, ?, ?, ?)",
+            (chain_id, genesis.hash(), genesis.coinbase.miner, genesis.header.time, genesis.serialize()),
+        )
+        if beacon_snapshot is not None:
+            await self._insert_beacon_snapshot(db, chain_id, 0, beacon_snapshot)
+        # Genesis allocations (a pos chain mints nothing by mining).
+        await db.executemany(
+            "INSERT INTO accounts (chain_id, pubkey, balance, nonce) VALUES (?, ?, ?, ?)",
+            [(chain_id, key, acc.balance, acc.nonce) for key, acc in (accounts or {}).items()],
+        )
 
     async def delete_chain(self, chain_id: int) -> None:
         """Remove a chain and everything of it except wallets, server settings and undelivered events.
@@ -473,11 +511,14 @@ class Store:
         chain until it passed the old epochs.  A new chain gets new keys.
         """
         async with self._transaction() as db:
-            await db.execute("DELETE FROM chains WHERE chain_id = ?", (chain_id,))
-            await db.execute("DELETE FROM energy WHERE chain_id = ?", (chain_id,))
-            await db.execute("DELETE FROM validator_keys WHERE chain_id = ?", (chain_id,))
-            await db.execute("DELETE FROM slashing_protection WHERE chain_id = ?", (chain_id,))
-            await db.execute("DELETE FROM validator_settings WHERE chain_id = ?", (chain_id,))
+            await self._delete_chain(db, chain_id)
+
+    async def _delete_chain(self, db: aiosqlite.Connection, chain_id: int) -> None:
+        await db.execute("DELETE FROM chains WHERE chain_id = ?", (chain_id,))
+        await db.execute("DELETE FROM energy WHERE chain_id = ?", (chain_id,))
+        await db.execute("DELETE FROM validator_keys WHERE chain_id = ?", (chain_id,))
+        await db.execute("DELETE FROM slashing_protection WHERE chain_id = ?", (chain_id,))
+        await db.execute("DELETE FROM validator_settings WHERE chain_id = ?", (chain_id,))
 
     async def chain_ids(self) -> list[int]:
         rows = await (await self._db.execute("SELECT chain_id FROM chains ORDER BY chain_id")).fetchall()

@@ -280,12 +280,9 @@ class ResetView(discord.ui.View):
             current = beacon.mode(self.guild_id)
             if current is not None and current != self.services.default_consensus.mode:
                 mode = current  # a pos or hybrid chain starts over as one
-        if mode is None or beacon is None:
-            await node.delete_chain(self.guild_id)
-            if beacon is not None:
-                beacon.forget(self.guild_id)  # votes, candidates and validator keys went with the chain
-            return await self.services.ensure_chain(self.guild_id), None
         await self.services.ensure_chain(self.guild_id)
+        if mode is None or beacon is None:
+            return await self.services.reset_chain(self.guild_id), None
         await beacon.switch_mode(self.guild_id, mode, str(interaction.user.id), node.now(), base=self.base)
         log.info("server %d switched to %s mode by %d", self.guild_id, mode, interaction.user.id)
         return node.chain(self.guild_id).state, mode

@@ -69,8 +69,16 @@ class Services:
                 await self.node.create_chain(
                     guild_id, self.default_params, initial_bits=bits, consensus=self.default_consensus
                 )
-                if self.beacon is not None:
-                    await self.beacon.reload(guild_id)  # a reset chain: no candidates or votes carry over
+        return self.node.chain(guild_id).state
+
+    async def reset_chain(self, guild_id: int) -> ChainState:
+        """Start this server's chain over with the default rules, as one atomic step."""
+        bits = compute_calibrated_bits(await self.hash_rate(), self.default_params)
+        if self.beacon is not None:
+            await self.beacon.reset(guild_id, self.default_params, initial_bits=bits, consensus=self.default_consensus)
+        else:
+            await self.node.replace_chain(guild_id, self.default_params, initial_bits=bits,
+                                          consensus=self.default_consensus)
         return self.node.chain(guild_id).state
 
     async def server_settings(self, guild_id: int) -> dict[str, Any]:

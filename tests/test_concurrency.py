@@ -160,3 +160,39 @@ async def test_dead_operations_are_pruned_at_startup(world, tmp_path):
     await again.load()
     assert again.pending_deposits(CHAIN, wallet_key.public_key) == []
     assert (await node.store.load_chain(CHAIN)).operations == []
+
+
+async def test_a_command_during_a_mode_switch_never_slips_a_chain_in(world):
+    """Before: switch_mode deleted the chain, then created the new one; a command arriving in
+    between created a default pow chain, and the switch failed with the old chain already gone."""
+    from cogs.services import Services
+
+    clock, node, beacon = world
+    await mine(node, clock, "alice", 2)
+    services = Services(node=node, hashing_core=None, notifier=None, beacon=beacon, measured_hash_rate=1)
+    switching = asyncio.create_task(beacon.switch_mode(CHAIN, "pos", "alice", int(clock())))
+    seen = []
+    while not switching.done():
+        seen.append(await services.ensure_chain(CHAIN))  # what any command does first
+        await asyncio.sleep(0)
+    config = await switching
+    assert config.mode == "pos" and beacon.mode(CHAIN) == "pos"
+    # Every command saw the old chain or the new one, never a third.
+    assert {s.tip_hash for s in seen} <= {s.tip_hash for s in seen[:1]} | {node.chain(CHAIN).state.hashes[0]}
+    alice = await node.address(CHAIN, "alice")
+    assert node.account(CHAIN, alice).balance == 100  # the genesis allocation of the new chain
+
+
+async def test_a_payment_waiting_during_a_reset_lands_on_the_new_chain_or_is_refused(world):
+    clock, node, beacon = world
+    await mine(node, clock, "alice", 2)
+    bob = await node.address(CHAIN, "bob")
+    results = await settle([
+        beacon.reset(CHAIN, REGTEST, initial_bits=0x207FFFFF, consensus=CONFIG),
+        node.pay(CHAIN, "alice", bob, 5),
+    ])
+    # The payment ran either before the reset (and went with the old chain) or after it (and was
+    # refused: alice has nothing on the new chain). Never half of each.
+    assert results[0] is None
+    assert node.chain(CHAIN).state.height == 0 and len(node.chain(CHAIN).mempool) == 0
+    assert (await node.store.load_chain(CHAIN)).mempool == []
