@@ -29,10 +29,11 @@ class LiveSession:
     interaction: discord.Interaction
     guild_id: int
     member_id: int
-    height: int
-    expected_hashes: int
-    deadline_s: int
-    genesis_hash: bytes
+    # Known once the chain is read; the session is reserved (in ``Mining.sessions``) before that.
+    height: int = 0
+    expected_hashes: int = 0
+    deadline_s: int = 0
+    genesis_hash: bytes = b""
     progress: Progress | None = None
     task: asyncio.Task[None] | None = None
     stop_reason: str | None = None
@@ -109,23 +110,26 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             )
         if mining_is_over(self.services, guild_id):
             raise UserFacingError(merged_text(self.services, guild_id))
-        await interaction.response.defer(thinking=True)
-        state = await self.services.ensure_chain(guild_id)
-        if mining_is_over(self.services, guild_id):  # a new chain in pos mode
-            await interaction.edit_original_response(embed=merged_embed(self.services, guild_id))
-            return
-        settings = await self.services.server_settings(guild_id)
-        target = compute_target(state.tip.bits, state.params.pow_limit)
-        live = LiveSession(
-            interaction=interaction,
-            guild_id=guild_id,
-            member_id=interaction.user.id,
-            height=state.height + 1,
-            expected_hashes=compute_block_work(target),
-            deadline_s=int(settings["session_s"]),
-            genesis_hash=state.hashes[0],
-        )
+        # Reserved before the first await: a double click finds it and is refused, and `/mine stop`
+        # finds it even before the hashing core has the session.
+        live = LiveSession(interaction=interaction, guild_id=guild_id, member_id=interaction.user.id)
         self.sessions[key] = live
+        try:
+            await interaction.response.defer(thinking=True)
+            state = await self.services.ensure_chain(guild_id)
+            if mining_is_over(self.services, guild_id):  # a new chain in pos mode
+                self.sessions.pop(key, None)
+                await interaction.edit_original_response(embed=merged_embed(self.services, guild_id))
+                return
+            settings = await self.services.server_settings(guild_id)
+        except BaseException:
+            self.sessions.pop(key, None)
+            raise
+        target = compute_target(state.tip.bits, state.params.pow_limit)
+        live.height = state.height + 1
+        live.expected_hashes = compute_block_work(target)
+        live.deadline_s = int(settings["session_s"])
+        live.genesis_hash = state.hashes[0]
         live.task = asyncio.create_task(self._run(key, live, int(settings["cooldown_s"])), name=f"mine-{key}")
 
     @app_commands.command(name="stop")
@@ -173,10 +177,16 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
     # --- sessions ---------------------------------------------------------------
 
     def _cancel(self, live: LiveSession, reason: str) -> None:
+        """End the session; one still starting is ended as soon as the core has it (``_on_progress``)."""
         live.stop_reason = reason
         session = self.services.hashing_core.session((live.guild_id, live.owner))
         if session is not None:
             session.cancel()
+
+    def _on_progress(self, live: LiveSession, progress: Progress) -> None:
+        live.progress = progress
+        if live.stop_reason is not None:  # stopped before the core had the session
+            self._cancel(live, live.stop_reason)
 
     async def stop_all_sessions(self, reason: str, timeout_s: float = 5.0) -> None:
         """Shutdown: end every session and give each a moment to post its last word."""
@@ -196,7 +206,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             result = await self.services.node.mine(
                 live.guild_id,
                 live.owner,
-                on_progress=lambda p: setattr(live, "progress", p),
+                on_progress=lambda p: self._on_progress(live, p),
                 deadline_s=live.deadline_s,
             )
             if result.found:

@@ -95,3 +95,39 @@ async def test_a_reset_while_mining_says_so(playground):
     await p.bot.services.node.delete_chain(w.genesis.id)
     await h.wait_for(final, timeout=10)
     assert "reset this server's chain while you were mining" in reply_text(h)
+
+
+async def test_double_clicked_start_makes_one_session_that_stop_ends(playground):
+    """Two `/mine start` in the same instant: before the fix both passed the check, the second
+    failed on the core and dropped the first from the cog, which then hashed until its deadline
+    with `/mine stop` unable to find it."""
+    p, w = playground, playground.world
+    p.bot.services.measured_hash_rate = IMPOSSIBLE_RATE
+    await p.bot.services.ensure_chain(w.genesis.id)
+    first = await p.sb.invoke(w.genesis, w.general, w.alice, "mine start", {})
+    second = await p.sb.invoke(w.genesis, w.general, w.alice, "mine start", {})
+    await first.wait_ack(5)
+    await second.wait_ack(5)
+    refused = [h for h in (first, second) if h.ephemeral]
+    assert len(refused) == 1 and "already mining" in reply_text(refused[0])
+    running = next(h for h in (first, second) if not h.ephemeral)
+    core = p.bot.services.hashing_core
+    await running.wait_for(lambda h: len(h.edits) >= 1, timeout=10)
+    stop = await p.run(w.alice, "mine stop")
+    assert "Stopping" in reply_text(stop)
+    await running.wait_for(final, timeout=10)
+    assert "Mining stopped" in reply_text(running)
+    assert not [s for s in core.stats().per_session if s.chain_id == w.genesis.id]
+
+
+async def test_stop_right_after_start_ends_the_session(playground):
+    p, w = playground, playground.world
+    p.bot.services.measured_hash_rate = IMPOSSIBLE_RATE
+    await p.bot.services.ensure_chain(w.genesis.id)
+    start = await p.sb.invoke(w.genesis, w.general, w.alice, "mine start", {})
+    stop = await p.sb.invoke(w.genesis, w.general, w.alice, "mine stop", {})
+    await stop.wait_ack(5)
+    assert "Stopping" in reply_text(stop)
+    await start.wait_for(final, timeout=10)
+    assert "Mining stopped" in reply_text(start)
+    assert not p.bot.services.hashing_core.stats().per_session
