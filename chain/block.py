@@ -179,6 +179,10 @@ class BlockTemplate:
         root = compute_merkle_root(_leaves(coinbase, self.transfers, self.operations))
         return replace(self, header=replace(self.header, merkle_root=root), coinbase=coinbase)
 
+    def with_time(self, time: int) -> BlockTemplate:
+        """The same block dated ``time`` (BIP 23's time rolling: the body and merkle root stay)."""
+        return replace(self, header=replace(self.header, time=time))
+
     def solve(self, extra_nonce: int, nonce: int) -> Block:
         template = self if extra_nonce == self.coinbase.extra_nonce else self.with_extra_nonce(extra_nonce)
         return Block(template.header.with_nonce(nonce), template.coinbase, template.transfers, template.operations)

@@ -82,7 +82,10 @@ class MiningJob(Protocol):
     """What a session mines on; provided by the caller.
 
     A job may also have ``max_nonce: int`` (default ``MAX_NONCE``): the last
-    nonce tried before the core moves to the next extra nonce.
+    nonce tried before the core moves to the next extra nonce; and
+    ``refresh_due() -> bool``: asked before each chunk, True moves the session
+    to the next extra nonce at once, so the job can hand out a fresher header
+    (a newer time, new transactions) as Bitcoin miners refresh their work.
     """
 
     @property
@@ -223,6 +226,11 @@ class MiningSession:
     @property
     def extra_nonce(self) -> int:
         return max(self._extra_nonce, 0)
+
+    def refresh_due(self) -> bool:
+        """Whether the job has fresher work than the current extra nonce's header."""
+        due = getattr(self.job, "refresh_due", None)
+        return bool(due()) if due is not None else False
 
     def done(self) -> bool:
         return self._future.done()
@@ -539,7 +547,7 @@ class HashingCore:
             future.add_done_callback(partial(self._chunk_done, chunk))
 
     def _next_chunk(self, session: MiningSession, now: float) -> _Chunk:
-        if session._next_nonce > session.max_nonce:
+        if session._next_nonce > session.max_nonce or (session._extra_nonce >= 0 and session.refresh_due()):
             extra_nonce = session._extra_nonce + 1
             prefix = session.job.header_prefix(extra_nonce)
             if len(prefix) != PREFIX_SIZE:

@@ -34,6 +34,7 @@ from chain.state import (
     ChainState,
     build_template,
     check_merge_schedule,
+    compute_next_block_time,
     check_params_change,
     compute_next_total_difficulty,
     make_genesis_block,
@@ -64,6 +65,8 @@ class ChainRuntime:
     # Proof of stake: operations waiting for a block, and a Merge schedule the next block commits to.
     op_pool: OpPool = field(default_factory=OpPool)
     proposed_consensus: ConsensusConfig | None = None
+    # Bumped whenever the mempool or the op pool changes: mining templates refresh their body then.
+    pool_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,18 +82,73 @@ class MiningResult:
         return self.block is not None
 
 
-class TemplateJob:
-    """Adapts a ``BlockTemplate`` to the hashing core's ``MiningJob`` protocol."""
+# How stale a mining session's header may get (seconds of the node's clock) before it is refreshed
+# with the current time and the mempool's current transfers (BIP 22 ``curtime``, BIP 23 time rolling).
+TEMPLATE_REFRESH_S = 2
+# Templates kept per session for the chunks still in flight (each refresh moves to the next extra nonce).
+TEMPLATES_KEPT = 16
 
-    def __init__(self, chain_id: int, template: BlockTemplate, target: int, max_nonce: int = 0xFFFFFFFF) -> None:
+
+class TemplateJob:
+    """A mining session's work for the hashing core: block templates, refreshed while it searches.
+
+    Every ``refresh_s`` of the node's clock the core asks for the next extra
+    nonce (``refresh_due``), and ``header_prefix`` then builds it from a fresh
+    template (``refresh``): the current time, and the mempool's transfers as they
+    are now.  A found block is solved from the template of the extra nonce it
+    was found with, so it carries the time it was found, within ``refresh_s``.
+    """
+
+    def __init__(
+        self,
+        chain_id: int,
+        template: BlockTemplate,
+        target: int,
+        *,
+        refresh: Callable[[BlockTemplate], BlockTemplate] | None = None,
+        clock: Clock | None = None,
+        refresh_s: float = TEMPLATE_REFRESH_S,
+        max_nonce: int = 0xFFFFFFFF,
+    ) -> None:
         self.chain_id = chain_id
-        self.template = template
         self.tip = template.header.prev_hash
         self.target = target
         self.max_nonce = max_nonce
+        self._latest = template
+        self._refresh = refresh
+        self._clock = clock
+        self._refresh_s = refresh_s
+        self._built_at = clock() if clock is not None else 0.0
+        self._templates: dict[int, BlockTemplate] = {}
+
+    @property
+    def template(self) -> BlockTemplate:
+        """The newest template (without its extra nonce)."""
+        return self._latest
+
+    def refresh_due(self) -> bool:
+        if self._refresh is None or self._clock is None:
+            return False
+        return self._clock() - self._built_at >= self._refresh_s
 
     def header_prefix(self, extra_nonce: int) -> bytes:
-        return self.template.with_extra_nonce(extra_nonce).header.prefix()
+        template = self._templates.get(extra_nonce)
+        if template is None:
+            if extra_nonce > 0 and self.refresh_due():
+                self._latest = self._refresh(self._latest)  # type: ignore[misc]
+                self._built_at = self._clock()  # type: ignore[misc]
+            template = self._latest.with_extra_nonce(extra_nonce)
+            self._templates[extra_nonce] = template
+            for old in sorted(self._templates)[:-TEMPLATES_KEPT]:
+                del self._templates[old]
+        return template.header.prefix()
+
+    def template_for(self, extra_nonce: int) -> BlockTemplate:
+        """The template a result found at ``extra_nonce`` was hashed from."""
+        template = self._templates.get(extra_nonce)
+        if template is None:
+            raise ChainError(f"no template for extra nonce {extra_nonce} (it was never handed out, or is too old)")
+        return template
 
 
 class Node:
@@ -311,6 +369,7 @@ class Node:
         await self.store.add_to_mempool(chain_id, admission)
         runtime.mempool.commit(admission)
         runtime.next_arrival += 1
+        runtime.pool_version += 1
         return admission
 
     async def pay(self, chain_id: int, owner: str, recipient: bytes, amount: int, fee: int = 0) -> Admission:
@@ -384,6 +443,7 @@ class Node:
             return entry
         await self.store.add_operation(chain_id, entry, verify_ops=verify_ops)
         runtime.op_pool.commit(entry)
+        runtime.pool_version += 1
         return entry
 
     async def _prune_dead_operations(self, chain_id: int, runtime: ChainRuntime) -> None:
@@ -425,6 +485,34 @@ class Node:
             runtime.state, miner, transfers, self.now(), message, runtime.proposed_params, pool,
             runtime.proposed_consensus,
         )
+
+    def mining_job(self, chain_id: int, miner: bytes, *, max_nonce: int = 0xFFFFFFFF) -> TemplateJob:
+        """Work for the hashing core on the chain's tip, refreshed while it is searched.
+
+        A refresh takes the node's time and, when the mempool or op pool changed since
+        the last template, their current contents: payments sent while a session runs
+        go into its block.  A session whose tip moved is about to end as stale; its
+        template is left as it was.
+        """
+        runtime = self.chain(chain_id)
+        template = self.template(chain_id, miner)
+        seen = runtime.pool_version
+
+        def refresh(previous: BlockTemplate) -> BlockTemplate:
+            nonlocal seen
+            if self._chains.get(chain_id) is not runtime or runtime.state.tip_hash != previous.header.prev_hash:
+                return previous
+            try:
+                if runtime.pool_version != seen:
+                    seen = runtime.pool_version
+                    return self.template(chain_id, miner)
+                return previous.with_time(compute_next_block_time(runtime.state, self.now()))
+            except ChainError as refusal:  # e.g. a Merge schedule the next block can no longer carry
+                log.warning("chain %d: mining template not refreshed: %s", chain_id, refusal)
+                return previous
+
+        target = compute_target(template.header.bits, runtime.state.params.pow_limit)
+        return TemplateJob(chain_id, template, target, refresh=refresh, clock=self.clock, max_nonce=max_nonce)
 
     async def submit_block(self, chain_id: int, block: Block) -> BlockEffects:
         """Validate, persist (block, balances, events: one transaction), then apply."""
@@ -480,9 +568,7 @@ class Node:
         runtime = self.chain(chain_id)
         miner = await self.address(chain_id, owner)
         await self.drop_stale_consensus_proposal(chain_id)
-        template = self.template(chain_id, miner)
-        target = compute_target(template.header.bits, runtime.state.params.pow_limit)
-        job = TemplateJob(chain_id, template, target, max_nonce)
+        job = self.mining_job(chain_id, miner, max_nonce=max_nonce)
         session = self.hashing_core.start_session(
             job, weight=weight, on_progress=on_progress, key=(chain_id, owner), deadline=deadline_s
         )
@@ -490,7 +576,7 @@ class Node:
         await self._record_pow_energy()
         if outcome.kind is not OutcomeKind.FOUND:
             return MiningResult(outcome, tip_height=runtime.state.height)
-        block = template.solve(outcome.extra_nonce, outcome.nonce)
+        block = job.template_for(outcome.extra_nonce).solve(outcome.extra_nonce, outcome.nonce)
         try:
             effects = await self.submit_block(chain_id, block)
         except StaleBlockError:

@@ -136,6 +136,41 @@ async def test_rolls_the_extra_nonce_when_the_nonce_space_runs_out(core):
     assert job.prefix_calls == list(range(len(job.prefix_calls)))
 
 
+@dataclass
+class RefreshingJob(Job):
+    """A job with fresher work now and then (a block template with a newer time, new payments)."""
+
+    due: bool = False
+
+    def refresh_due(self) -> bool:
+        return self.due
+
+    def header_prefix(self, extra_nonce: int) -> bytes:
+        self.due = False
+        return super().header_prefix(extra_nonce)
+
+
+async def test_a_job_with_fresher_work_moves_to_the_next_extra_nonce_at_once(core):
+    """Without this, a session hashed its first header for up to 2^32 nonces (about 50 minutes):
+    a block found late carried the time its session started."""
+    job = RefreshingJob(seed=b"fresh")
+
+    async def prefixes(count: int) -> None:
+        while len(job.prefix_calls) < count:
+            await asyncio.sleep(0.01)
+
+    session = core.start_session(job)
+    try:
+        await asyncio.wait_for(prefixes(1), 10)
+        for refreshes in range(1, 4):
+            job.due = True
+            await asyncio.wait_for(prefixes(refreshes + 1), 10)
+        assert job.prefix_calls == [0, 1, 2, 3]
+        assert session.hashes_tried < MAX_NONCE  # every move came long before the nonce space ran out
+    finally:
+        session.cancel()
+
+
 async def test_notify_tip_ends_sessions_on_other_tips_as_stale_at_once(core):
     stale_job = Job(chain_id=1, tip=TIP)
     current_job = Job(chain_id=1, tip=OTHER_TIP)

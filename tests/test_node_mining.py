@@ -103,3 +103,49 @@ async def test_timeout(node):
     await node.create_chain(CHAIN, REGTEST, initial_bits=encode_compact(REGTEST.pow_limit >> 40))
     result = await node.mine(CHAIN, "alice", deadline_s=0.3)
     assert result.outcome.kind is OutcomeKind.TIMEOUT and result.outcome.hashes_tried > 0
+
+
+class SteppedClock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return float(self.now)
+
+
+async def test_a_mining_template_is_refreshed_with_the_time_and_new_payments(tmp_path):
+    """Before: a session mined the template of its start, so a block found 68 s later was dated 68 s
+    early (the retarget then read blocks as faster than they were) and missed payments sent meanwhile."""
+    from tests.chainkit import solve
+
+    clock = SteppedClock(1_900_000_000)
+    store = await Store.open(tmp_path / "refresh.sqlite3")
+    node = Node(store, clock=clock, randomness=deterministic_randomness(), master_key=bytes(32))
+    await node.create_chain(CHAIN, REGTEST, initial_bits=0x207FFFFF)
+    alice = await node.address(CHAIN, "alice")
+    await node.submit_block(CHAIN, solve(node.template(CHAIN, alice), REGTEST))
+    bob = await node.address(CHAIN, "bob")
+
+    job = node.mining_job(CHAIN, await node.address(CHAIN, "carol"))
+    job.header_prefix(0)
+    started = job.template_for(0).header.time
+    assert not job.refresh_due()
+    clock.now += 68
+    payment = await node.pay(CHAIN, "alice", bob, 5, fee=1)
+    assert job.refresh_due()
+    job.header_prefix(1)  # what the hashing core asks for next
+    fresh = job.template_for(1)
+    assert fresh.header.time == clock.now and started < clock.now - 60
+    assert payment.entry.tx in fresh.transfers
+    assert not job.refresh_due()
+
+    clock.now += 3  # only the time moves: the body stays, the date follows
+    job.header_prefix(2)
+    assert job.template_for(2).header.time == clock.now and job.template_for(2).transfers == fresh.transfers
+
+    found = solve(job.template_for(2), REGTEST)
+    assert found.coinbase.extra_nonce == 2
+    effects = await node.submit_block(CHAIN, found)
+    assert effects.fees == 1 and node.account(CHAIN, bob).balance == 5
+    assert node.chain(CHAIN).state.tip.time == clock.now
+    await store.close()
