@@ -99,3 +99,42 @@ async def test_two_servers_have_isolated_chains(playground):
     assert node.account(w.fork.id, bob_there).balance == 50
     balance = await p.run(w.bob, "wallet balance")
     assert "Balance\n0 pts" in reply_text(balance)
+
+
+async def test_200_payments_at_once_every_acknowledged_one_confirms(playground):
+    """Issue 8's acceptance: one member fires 200 payments at the same moment. Before the fix,
+    35 were acknowledged and 27 of those vanished (replaced by a payment reusing their nonce)."""
+    import asyncio
+    import re
+
+    p, w = playground, playground.world
+    await no_cooldown(p, w.genesis)
+    await mine_one(p, w.alice)
+    node = p.bot.services.node
+    chain = w.genesis.id
+    alice = await node.address(chain, str(w.alice.id))
+    members = [w.bob, w.carol]
+    handles = [
+        await p.sb.invoke(w.genesis, w.general, w.alice, "wallet pay",
+                          {"member": members[i % 2], "amount": 1, "fee": i % 3})
+        for i in range(200)
+    ]
+    await asyncio.gather(*(h.wait_ack(10) for h in handles))
+    sent = [h for h in handles if not h.ephemeral]
+    refused = [h for h in handles if h.ephemeral]
+    assert sent and len(sent) + len(refused) == 200
+    for h in refused:
+        assert "❌" in reply_text(h) and "Something went wrong" not in reply_text(h), reply_text(h)
+    txids = {re.search(r"`([0-9a-f]{64})`", reply_text(h)).group(1) for h in sent}
+    assert len(txids) == len(sent)  # no two acknowledgements for one transfer
+
+    await mine_one(p, w.carol)  # carol's reward comes with the block: count bob's points below
+    for txid in txids:
+        stored = await node.store.get_transaction(chain, bytes.fromhex(txid)[::-1])
+        assert stored is not None and stored.height == 2, txid  # every acknowledged payment confirmed
+    state = node.chain(chain).state
+    fees = sum(int(re.search(r"fee (\d+) pts", reply_text(h)).group(1)) for h in sent)
+    assert node.account(chain, alice).balance == 50 - len(sent) - fees
+    bob = node.account(chain, await node.address(chain, str(w.bob.id))).balance
+    assert bob == len([h for h in sent if f"<@{w.bob.id}>:" in reply_text(h)])
+    assert state.total_supply_units() == state.issued_supply_units()
