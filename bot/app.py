@@ -156,7 +156,10 @@ class PlaygroundBot(commands.Bot):
         )
         await self.notifier.start()
         signer = ValidatorSigner(self.store, clock=self.clock, randomness=self.randomness, master_key=master_key)
-        beacon = BeaconNode(node, signer, milliwatts_per_core=settings.watts_per_core * 1_000)
+        beacon = BeaconNode(
+            node, signer, milliwatts_per_core=settings.watts_per_core * 1_000,
+            blocks_per_hour=settings.slot_blocks_per_hour,
+        )
         await beacon.load()
         self.services = Services(
             node=node, hashing_core=self.hashing_core, notifier=self.notifier,

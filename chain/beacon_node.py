@@ -49,6 +49,7 @@ from chain.beacon import (
     get_epoch_length,
 )
 from chain.block import Block
+from chain.budget import DEFAULT_BLOCKS_PER_HOUR, BlockBudget, is_idle, should_skip_empty_slot
 from chain.energy import EnergyReport, compute_energy_report
 from chain.errors import (
     ChainError,
@@ -152,6 +153,8 @@ class SlotOutcome:
     auto_votes: int
     progress: VoteProgress | None
     evidence: tuple[AttesterSlashing | ProposerSlashing, ...] = ()
+    # The slot's block would have carried nothing and the chain is idle or over its budget.
+    skipped: bool = False
 
 
 @dataclass
@@ -182,7 +185,8 @@ def _is_pos(beacon: BeaconState) -> bool:
 
 class BeaconNode:
     def __init__(
-        self, node: Node, signer: ValidatorSigner, *, milliwatts_per_core: int = DEFAULT_MILLIWATTS_PER_CORE
+        self, node: Node, signer: ValidatorSigner, *, milliwatts_per_core: int = DEFAULT_MILLIWATTS_PER_CORE,
+        blocks_per_hour: int = DEFAULT_BLOCKS_PER_HOUR,
     ) -> None:
         if milliwatts_per_core < 1:
             raise ValueError(f"a core draws some power; got {milliwatts_per_core} mW")
@@ -193,6 +197,9 @@ class BeaconNode:
         self.store = node.store
         self._runtimes: dict[int, BeaconRuntime] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        # Slot blocks each server may get (chain/budget.py): a token bucket per chain, in memory.
+        self.blocks_per_hour = blocks_per_hour
+        self._budgets: dict[int, BlockBudget] = {}
         # Measured once (chain/signer.py); what PoS signing and checking cost in CPU time.
         self._signature_costs_ns: tuple[int, int] | None = None
 
@@ -349,6 +356,7 @@ class BeaconNode:
             deposit = await self.signer.sign_deposit(chain_id, owner, wallet_key, amount_points, nonce)
             await self._check_operation(chain_id, deposit)
             await self.node.add_operation(chain_id, deposit)
+            self.node.note_activity(chain_id)
         return None if index is None else await self.validator(chain_id, owner)
 
     async def withdraw(self, chain_id: int, owner: str) -> ValidatorView:
@@ -369,6 +377,7 @@ class BeaconNode:
         exit_ = await self.signer.sign_exit(chain_id, owner, index, beacon.epoch)
         await self._check_operation(chain_id, exit_)
         await self.node.add_operation(chain_id, exit_)
+        self.node.note_activity(chain_id)
         view = await self.validator(chain_id, owner)
         assert view is not None
         return view
@@ -393,6 +402,7 @@ class BeaconNode:
     async def set_auto_attest(self, chain_id: int, owner: str, on: bool) -> None:
         self._chain(chain_id)
         await self.store.set_auto_attest(chain_id, owner, on)
+        self.node.note_activity(chain_id)
         runtime = await self._runtime(chain_id)
         if on:
             runtime.auto_attest.add(owner)
@@ -474,6 +484,7 @@ class BeaconNode:
         else:
             signed = await self.signer.sign_attestation(chain_id, owner, data)
             evidence = await self._accept_vote(chain_id, runtime, signed)
+        self.node.note_activity(chain_id)
         return VoteReceipt(signed, index, self.progress(chain_id), evidence)
 
     async def _accept_vote(
@@ -520,7 +531,17 @@ class BeaconNode:
             )
             rt.candidates = {}
             await self._prune_pool(chain_id)
-            proposer_index, owner, block = await self._propose(chain_id, rt, slot, now)
+            runtime = self.node.chain(chain_id)
+            skipped = (len(runtime.mempool) == 0 and len(runtime.op_pool) == 0 and should_skip_empty_slot(
+                last_activity=runtime.last_activity, now=now, slots_since_block=slot - state.beacon.slot,
+                slots_per_epoch=state.beacon.config.slots_per_epoch, budget_left=self.budget(chain_id, now),
+            ))
+            if skipped:
+                proposer_index, owner, block = None, None, None
+            else:
+                proposer_index, owner, block = await self._propose(chain_id, rt, slot, now)
+                if block is not None:
+                    self._budget(chain_id, now).spend(now)
             head = block.hash() if block is not None else state.tip_hash
             auto_votes, evidence = await self._auto_attest(chain_id, rt, slot, head)
             return SlotOutcome(
@@ -534,7 +555,21 @@ class BeaconNode:
                 auto_votes=auto_votes,
                 progress=self.progress(chain_id),
                 evidence=tuple(evidence),
+                skipped=skipped,
             )
+
+    def _budget(self, chain_id: int, now: int) -> BlockBudget:
+        budget = self._budgets.get(chain_id)
+        if budget is None:
+            budget = self._budgets[chain_id] = BlockBudget.full(self.blocks_per_hour, now)
+        return budget
+
+    def budget(self, chain_id: int, now: int) -> int:
+        """Slot blocks this server may still get now (its budget refills by ``blocks_per_hour``)."""
+        return self._budget(chain_id, now).available(now)
+
+    def is_idle(self, chain_id: int, now: int) -> bool:
+        return is_idle(self.node.chain(chain_id).last_activity, now)
 
     async def _hybrid_tick(self, chain_id: int) -> SlotOutcome | None:
         """Hybrid mode (Casper FFG over proof of work): a block's slot is its height; when a new
@@ -708,6 +743,7 @@ class BeaconNode:
                 f"evidence has {len(raw)} bytes; two signed votes have 448 and two signed block headers 352"
             )
         await self.node.add_operation(chain_id, evidence)
+        self.node.note_activity(chain_id)
         return evidence
 
     async def protection(self, chain_id: int, owner: str) -> dict:

@@ -67,6 +67,8 @@ class ChainRuntime:
     proposed_consensus: ConsensusConfig | None = None
     # Bumped whenever the mempool or the op pool changes: mining templates refresh their body then.
     pool_version: int = 0
+    # When a member last acted on the chain (node clock): an idle chain skips its empty slots.
+    last_activity: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +206,7 @@ class Node:
         next_arrival = max((e.arrival for e in stored.mempool), default=0) + 1
         runtime = ChainRuntime(
             state, mempool, next_arrival, stored.proposed_params, tip_block=stored.blocks[-1],
-            proposed_consensus=stored.proposed_consensus,
+            proposed_consensus=stored.proposed_consensus, last_activity=self.now(),
         )
         runtime.blocks_mined.update(b.coinbase.miner for b in stored.blocks[1:])
         runtime.op_pool.restore(stored.operations)
@@ -302,7 +304,9 @@ class Node:
                 chain_id, params, genesis, self.now(), consensus=consensus,
                 accounts=dict(state.ledger.items()), validator_keys=validator_keys,
             )
-            self._chains[chain_id] = ChainRuntime(state, Mempool(params, chain_id), 1, tip_block=genesis)
+            self._chains[chain_id] = ChainRuntime(
+                state, Mempool(params, chain_id), 1, tip_block=genesis, last_activity=self.now()
+            )
         # The old chain's sessions end as stale; the cog tells a reset from a lost race by the genesis.
         if self.hashing_core is not None:
             self.hashing_core.notify_tip(chain_id, state.tip_hash)
@@ -349,6 +353,10 @@ class Node:
                 owners = self._owners.setdefault(chain_id, owners)
         return owners
 
+    def note_activity(self, chain_id: int) -> None:
+        """A member acted on the chain (a vote, a deposit...): it is not idle (chain/budget.py)."""
+        self.chain(chain_id).last_activity = self.now()
+
     def account(self, chain_id: int, pubkey: bytes) -> Account:
         return self.chain(chain_id).state.ledger.get(pubkey, Account())
 
@@ -385,7 +393,9 @@ class Node:
             self._check_no_pending_deposit(runtime, key.public_key)
             nonce = runtime.mempool.next_nonce(key.public_key, runtime.state.ledger)
             tx = make_transfer(key, recipient, amount, fee, nonce, chain_id)
-            return await self._admit(chain_id, runtime, tx, replace=False, evict=False)
+            admission = await self._admit(chain_id, runtime, tx, replace=False, evict=False)
+            runtime.last_activity = self.now()
+            return admission
 
     # --- blocks --------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from discord.ext import commands
 
 from chain.beacon import ConsensusConfig
 from chain.beacon_node import GENESIS_ALLOCATION_POINTS, BeaconNode, ValidatorView
+from chain.budget import IDLE_AFTER_S, MIN_SLOT_DURATION_S
 from chain.compact import compute_block_work, compute_target
 from chain.params import ChainParams
 from chain.pow import compute_expected_bits
@@ -121,6 +122,17 @@ def describe_consensus(config: ConsensusConfig, merged: bool) -> str:
         f"Slashing penalty: **1/{config.slashing_penalty_quotient}** of the effective stake burned",
         f"The Merge: {describe_merge_schedule(config, merged)}",
     ])
+
+
+def describe_slot_budget(left: int, per_hour: int, idle: bool) -> str:
+    """The slot driver's budget and idle state (chain/budget.py), for admins."""
+    text = f"{left:,} of {per_hour:,} left this hour"
+    if idle:
+        text += (f"; idle (nobody acted for {IDLE_AFTER_S // 60} minutes): empty slots are skipped, "
+                 "one block an epoch at least")
+    elif left < 1:
+        text += "; over budget: empty slots are skipped, blocks with members' actions still come"
+    return text
 
 
 def describe_validators(validators: list[ValidatorView]) -> str:
@@ -559,7 +571,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
 
     @app_commands.command(name="staking")
     @app_commands.describe(
-        slot_length="Seconds per slot: one block a slot once the chain runs on proof of stake",
+        slot_length="Seconds per slot (6 at least): one block a slot once the chain runs on proof of stake",
         epoch_slots="Slots per epoch: validators vote once an epoch, finality takes about two",
         min_deposit="Points a new validator must stake at least",
         unbonding_epochs="Epochs an exiting validator's stake stays locked (a slashed one: 24 times longer)",
@@ -569,7 +581,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
     async def staking(
         self,
         interaction: discord.Interaction,
-        slot_length: app_commands.Range[int, 1, 600] | None = None,
+        slot_length: app_commands.Range[int, MIN_SLOT_DURATION_S, 600] | None = None,
         epoch_slots: app_commands.Range[int, 2, 64] | None = None,
         min_deposit: app_commands.Range[int, 1, 1_000_000] | None = None,
         unbonding_epochs: app_commands.Range[int, 1, 10_000] | None = None,
@@ -690,6 +702,11 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             embed.add_field(name="Mode", value=f"{mode} ({MODE_NAMES.get(mode, mode)})")
             embed.add_field(name="The Merge", value=describe_merge_schedule(config, merged))
             embed.add_field(name="Validators", value=describe_validators(beacon.validators(guild_id)), inline=False)
+            if merged or mode == "pos":
+                now = self.services.node.now()
+                embed.add_field(name="Slot blocks", value=describe_slot_budget(
+                    beacon.budget(guild_id, now), beacon.blocks_per_hour, beacon.is_idle(guild_id, now)
+                ), inline=False)
             if state.beacon is not None and state.beacon.ffg_enabled:
                 finalized = state.beacon.finality.finalized_checkpoint.epoch
                 progress = beacon.progress(guild_id)

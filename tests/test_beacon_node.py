@@ -232,3 +232,37 @@ async def test_hybrid_mode_finalizes_proof_of_work_checkpoints(tmp_path):
     assert state.beacon.finality.finalized_checkpoint.epoch >= 2
     assert (await node.verify(CHAIN)).blocks == state.height + 1
     await store.close()
+
+
+async def test_an_idle_chain_skips_empty_slots_but_never_a_whole_epoch(world):
+    """Before: a block every slot forever, with nobody playing (at 1 s slots ~150 MB a day)."""
+    from chain.budget import IDLE_AFTER_S
+
+    clock, node, beacon = await merge(world)
+    await run_slots(clock, beacon, 2)  # settle what the Merge left pending
+    clock.now += IDLE_AFTER_S  # nobody acts for ten minutes
+    outcomes = await run_slots(clock, beacon, 3 * CONFIG.slots_per_epoch)
+    skipped = [o for o in outcomes if o.skipped]
+    proposed = [o for o in outcomes if o.block is not None]
+    assert skipped and proposed
+    # At least one block an epoch, so epoch processing (and catching up to the slot) stays bounded.
+    assert len(proposed) >= 3 and len(skipped) >= len(outcomes) - 4
+    before = len(proposed)
+    bob = await node.address(CHAIN, "bob")
+    await node.pay(CHAIN, "alice", bob, 1)  # a member acts: every slot gets its block again
+    outcomes = await run_slots(clock, beacon, CONFIG.slots_per_epoch)
+    assert all(o.block is not None for o in outcomes) and before
+
+
+async def test_a_server_over_its_block_budget_skips_empty_slots_only(world):
+    clock, node, beacon = await merge(world)
+    beacon.blocks_per_hour = 2
+    beacon._budgets.clear()
+    await beacon.set_auto_attest(CHAIN, "alice", False)
+    outcomes = await run_slots(clock, beacon, CONFIG.slots_per_epoch)
+    assert sum(o.block is not None for o in outcomes) <= 3  # the budget, plus the one-a-epoch floor
+    assert any(o.skipped for o in outcomes)
+    bob = await node.address(CHAIN, "bob")
+    await node.pay(CHAIN, "alice", bob, 1)
+    outcomes = await run_slots(clock, beacon, 1)
+    assert outcomes[0].block is not None and outcomes[0].block.transfers  # members' actions always go
