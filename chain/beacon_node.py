@@ -360,24 +360,28 @@ class BeaconNode:
         return None if index is None else await self.validator(chain_id, owner)
 
     async def withdraw(self, chain_id: int, owner: str) -> ValidatorView:
-        """Sign a voluntary exit for the owner's validator and queue it for the next block."""
-        beacon = self._beacon(chain_id)
-        index = await self._index_of(chain_id, owner)
-        if index is None:
-            raise NoValidatorError("you have no validator on this chain; `/stake deposit` makes one")
-        validator = beacon.registry.validators[index]
-        if validator.exit_epoch != FAR_FUTURE_EPOCH:
-            raise ValidatorStatusError(f"your validator is already exiting (exit epoch {validator.exit_epoch})")
-        if not is_active_validator(validator, beacon.epoch):
-            raise ValidatorStatusError(
-                f"your validator is not active yet (it activates in epoch {validator.activation_epoch})"
-            )
-        if any(e.operation.validator_index == index for e in self._chain(chain_id).op_pool.of_kind(OP_VOLUNTARY_EXIT)):
-            raise ValidatorStatusError("your exit is already waiting for the next block")
-        exit_ = await self.signer.sign_exit(chain_id, owner, index, beacon.epoch)
-        await self._check_operation(chain_id, exit_)
-        await self.node.add_operation(chain_id, exit_)
-        self.node.note_activity(chain_id)
+        """Sign a voluntary exit for the owner's validator and queue it for the next block (the checks
+        and the queueing under the chain's lock, like deposits)."""
+        await self.signer.validator_key(chain_id, owner)
+        async with self.node.locked(chain_id):
+            beacon = self._beacon(chain_id)
+            index = await self._index_of(chain_id, owner)
+            if index is None:
+                raise NoValidatorError("you have no validator on this chain; `/stake deposit` makes one")
+            validator = beacon.registry.validators[index]
+            if validator.exit_epoch != FAR_FUTURE_EPOCH:
+                raise ValidatorStatusError(f"your validator is already exiting (exit epoch {validator.exit_epoch})")
+            if not is_active_validator(validator, beacon.epoch):
+                raise ValidatorStatusError(
+                    f"your validator is not active yet (it activates in epoch {validator.activation_epoch})"
+                )
+            pending = self._chain(chain_id).op_pool.of_kind(OP_VOLUNTARY_EXIT)
+            if any(e.operation.validator_index == index for e in pending):
+                raise ValidatorStatusError("your exit is already waiting for the next block")
+            exit_ = await self.signer.sign_exit(chain_id, owner, index, beacon.epoch)
+            await self._check_operation(chain_id, exit_)
+            await self.node.add_operation(chain_id, exit_)
+            self.node.note_activity(chain_id)
         view = await self.validator(chain_id, owner)
         assert view is not None
         return view

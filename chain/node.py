@@ -405,10 +405,10 @@ class Node:
         Running mining sessions keep their templates: a block they find is
         valid under the old rules and the change waits for the next one.
         """
-        runtime = self.chain(chain_id)
-        check_params_change(runtime.state.params, params)
-        await self.store.set_proposed_params(chain_id, params)
-        runtime.proposed_params = params
+        async with self.locked(chain_id) as runtime:
+            check_params_change(runtime.state.params, params)
+            await self.store.set_proposed_params(chain_id, params)
+            runtime.proposed_params = params
 
     def pending_params(self, chain_id: int) -> ChainParams | None:
         return self.chain(chain_id).proposed_params
@@ -419,12 +419,12 @@ class Node:
         Checked as that block will check it: at its height and with its own work added,
         so a total difficulty the committing block itself would reach is refused now.
         """
-        runtime = self.chain(chain_id)
-        check_merge_schedule(
-            runtime.state, runtime.state.height + 1, consensus, compute_next_total_difficulty(runtime.state)
-        )
-        await self.store.set_proposed_consensus(chain_id, consensus)
-        runtime.proposed_consensus = consensus
+        async with self.locked(chain_id) as runtime:
+            check_merge_schedule(
+                runtime.state, runtime.state.height + 1, consensus, compute_next_total_difficulty(runtime.state)
+            )
+            await self.store.set_proposed_consensus(chain_id, consensus)
+            runtime.proposed_consensus = consensus
 
     async def drop_stale_consensus_proposal(self, chain_id: int) -> None:
         """Withdraw a Merge schedule the next block could no longer commit to (the chain passed
@@ -526,8 +526,7 @@ class Node:
 
     async def submit_block(self, chain_id: int, block: Block) -> BlockEffects:
         """Validate, persist (block, balances, events: one transaction), then apply."""
-        runtime = self.chain(chain_id)
-        async with runtime.lock:
+        async with self.locked(chain_id) as runtime:
             # In a thread: a proof-of-stake block checks every vote's signature, tens of ms the
             # event loop (and the Discord heartbeat on it) must not wait for. Nothing changes the
             # state meanwhile: writers hold the chain's lock.
