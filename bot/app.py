@@ -155,7 +155,7 @@ class PlaygroundBot(commands.Bot):
             node.pause(chain_id)
         self.notifier = WebhookNotifier(
             self.store, master_key, names=self._owner_names, alert=self._alert, clock=self.clock,
-            randomness=self.randomness,
+            randomness=self.randomness, retention_s=settings.outbox_retention_days * 86_400.0,
         )
         await self.notifier.start()
         signer = ValidatorSigner(self.store, clock=self.clock, randomness=self.randomness, master_key=master_key)

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     sandbox_port: int = Field(default=8765, ge=0, le=65535, description="Port of the built-in sandbox")
     progress_interval_s: float = Field(default=3.0, gt=0, le=60, description="Seconds between /mine progress edits")
     watts_per_core: int = Field(default=15, ge=1, le=1000, description="Power of one busy CPU core, for /chain energy")
+    outbox_retention_days: int = Field(
+        default=7, ge=1, le=3650, description="Days a delivered announcement is kept before it is deleted"
+    )
 
     @field_validator("log_level")
     @classmethod

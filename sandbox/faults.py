@@ -78,6 +78,8 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     times: Optional[int] = 1
     delay: float = 0.0
+    # Seconds to hold the answer back after the request was handled (its effects already made).
+    answer_delay: float = 0.0
     passthrough: bool = False
     hits: list[RequestRecord] = field(default_factory=list, repr=False)
 
@@ -234,6 +236,14 @@ class FaultInjector:
     def delay(self, pattern: Pattern, seconds: float, *, times: Optional[int] = None) -> Fault:
         """Slow responses down (then handle them normally), e.g. to push an ack past 3 s."""
         return self.add(Fault(name="delay", pattern=pattern, delay=seconds, passthrough=True, times=times))
+
+    def slow_answer(self, pattern: Pattern, seconds: float, *, times: Optional[int] = None) -> Fault:
+        """Handle the request at once (the message is posted), but answer only ``seconds`` later.
+
+        What a slow Discord looks like to a client whose timeout is shorter: the request had its
+        effect even though the client gave up waiting for the answer.
+        """
+        return self.add(Fault(name="slow_answer", pattern=pattern, answer_delay=seconds, passthrough=True, times=times))
 
     def enforce_bucket(self, pattern: Pattern, *, limit: int, per: float, name: Optional[str] = None) -> RateLimitBucket:
         """Enforce a real rate limit so discord.py's pre-emptive bucket handling is exercised."""

@@ -296,3 +296,60 @@ async def test_closing_as_a_wake_lands_does_not_hang(playground):
         loop_task.cancel()  # let the fixture's teardown finish
         raise AssertionError("the notifier did not stop: its loop went on after the cancel")
     assert loop_task.done()
+
+
+async def test_after_a_timeout_events_go_one_per_message_until_discord_confirms_one(sb, tmp_path: Path, monkeypatch):
+    """Discord posts the message but answers after our timeout: the retry repeats what it holds."""
+    monkeypatch.setattr(bot.notifier, "REQUEST_TIMEOUT_S", 1.0)  # read when the session is made
+    world = populate_demo(sb)
+    settings = make_settings(tmp_path / "playground.sqlite3")
+    async with running_bot(sb, settings) as running:
+        p = Playground(sb, world, running, settings)
+        webhook = await set_up_webhook(p)
+        # Two answers slower than the timeout: the batch, then its first event alone.
+        sb.faults.slow_answer(f"POST /webhooks/{webhook.id}/*", 1.5, times=2)
+        await mine_block(p, world.alice)
+        await eventually(lambda: backlog_is_empty(p), 20, "delivery after the slow answers")
+        expected = await expected_titles(p, world.genesis)
+        assert len(expected) >= 2
+        sizes = [len(r.json.get("embeds") or []) for r in posts_to(sb, webhook)[1:]]
+        # The batch (posted, never confirmed), the first event alone (the same), the first event
+        # confirmed at last, then the rest in one batch again.
+        assert sizes == [len(expected), 1, 1, len(expected) - 1]
+        assert announced(sb, world.blocks) == expected + [expected[0]] * 2 + expected[1:]
+
+
+async def test_status_shows_a_feed_held_back_by_discords_rate_limit(playground):
+    p, w, sb = playground, playground.world, playground.sb
+    webhook = await set_up_webhook(p)
+    # discord.py sleeps the 3 s inside one send: no error reaches the notifier, nothing backs off.
+    sb.faults.rate_limit(f"POST /webhooks/{webhook.id}/*", times=1, retry_after=3.0)
+    await mine_block(p, w.alice)
+    await eventually(lambda: _rate_limited(p, w.genesis.id), 10, "the rate limit to be seen")
+    _h, reply = await answer(p, w.alice, "playground status")
+    assert "⏳ rate-limited by Discord: the next post goes out in" in field(reply, "Webhook")
+
+    await eventually(lambda: backlog_is_empty(p), 10, "delivery after the wait")
+    _h, reply = await answer(p, w.alice, "playground status")
+    assert field(reply, "Webhook") == f"<#{w.blocks.id}> — ✅ ok"
+
+
+async def test_status_shows_a_post_waiting_long_for_discords_answer(playground, monkeypatch):
+    p, w, sb = playground, playground.world, playground.sb
+    monkeypatch.setattr(bot.notifier, "STALLED_AFTER_S", 0.5)
+    webhook = await set_up_webhook(p)
+    sb.faults.slow_answer(f"POST /webhooks/{webhook.id}/*", 3.0, times=1)
+    await mine_block(p, w.alice)
+    await eventually(lambda: _stalled(p, w.genesis.id), 10, "the post to count as stalled")
+    _h, reply = await answer(p, w.alice, "playground status")
+    assert "⏳ slow: a post has waited" in field(reply, "Webhook")
+    await eventually(lambda: backlog_is_empty(p), 10, "the slow answer")
+    assert announced(sb, w.blocks) == await expected_titles(p, w.genesis)  # answered in time: no repeat
+
+
+async def _rate_limited(p, guild_id):
+    return (await p.bot.notifier.status(guild_id)).rate_limited_for_s > 0
+
+
+async def _stalled(p, guild_id):
+    return (await p.bot.notifier.status(guild_id)).stalled
