@@ -261,10 +261,11 @@ class Sandbox:
     def remove_bot(self, guild: GuildRef) -> None:
         """Kick the bot from ``guild`` (to the bot this looks exactly like the guild being deleted).
 
-        As on Discord: the bot's managed role goes, the bot gets GUILD_DELETE without an
-        ``unavailable`` field (the sign of a removal rather than an outage), the guild is left out
-        of later READYs, and REST calls about it answer 403 Missing Access.  Everything else in the
-        guild (channels, messages, webhooks) stays.
+        As on Discord: the bot's managed role goes, so do the webhooks the bot created (Discord
+        removes an app's webhooks with it; its docs do not say so, bot developers report it), the
+        bot gets GUILD_DELETE without an ``unavailable`` field (the sign of a removal rather than an
+        outage), the guild is left out of later READYs, and REST calls about it answer 403 Missing
+        Access.  Everything else in the guild (channels, messages, other webhooks) stays.
         """
         g = self.guild(guild)
         member = g.members.pop(self.bot_user.id, None)
@@ -274,6 +275,10 @@ class Sandbox:
             role = g.roles.get(role_id)
             if role is not None and role.managed and role.bot_id == self.bot_user.id:
                 del g.roles[role_id]
+        for webhook in self.webhooks.values():
+            if webhook.channel.guild is g and webhook.creator is self.bot_user and not webhook.deleted:
+                webhook.deleted = True
+                self.notifier.notify(SandboxEvent("webhook_delete", detail=webhook))
         self.gateway.dispatch("GUILD_DELETE", {"id": str(g.id)}, intent=GUILDS)
         self.notifier.notify()
 

@@ -632,6 +632,7 @@ async def test_a_chain_pauses_while_the_bot_is_out_of_its_server_and_resumes_whe
     w, sb, node = pos.w, pos.sb, pos.services.node
     await pos.start(wallets=[w.bob])
     await pos.start(guild=w.fork, admin=w.bob_in_fork)
+    await pos.run(w.alice, "playground setup", {"channel": w.blocks})
     await pos.step(3)
     chain = node.chain(w.genesis.id)
     assert chain.state.height >= 2
@@ -655,6 +656,13 @@ async def test_a_chain_pauses_while_the_bot_is_out_of_its_server_and_resumes_whe
     assert (await node.store.get_block(w.genesis.id, height=height)).hash() == tip
     assert await node.address(w.genesis.id, str(w.bob.id)) == bob_wallet
     assert [v.owner for v in pos.beacon.validators(w.genesis.id)] == [str(w.alice.id)]
+    # Discord deleted the webhook along with the bot: a new setup, and blocks are posted again.
+    _h, reply = await pos.run(w.alice, "playground setup", {"channel": w.blocks})
+    assert "Announcements set up" in text(reply)
+    assert len(sb.webhooks_in(w.blocks)) == 1  # the old one went with the bot; the new one
+    await pos.step()
+    slot = pos.slot()
+    await sb.wait_until(lambda: slot_message(pos, w.blocks, slot), timeout=5, describe="a block posted after the return")
 
 
 async def test_after_a_restart_only_the_chains_of_servers_the_bot_is_in_run(sb, tmp_path, monkeypatch):

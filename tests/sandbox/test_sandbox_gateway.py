@@ -87,6 +87,8 @@ async def test_removing_the_bot_sends_guild_delete_and_adding_it_back_guild_crea
     bot.add_listener(on_guild_remove)
     bot.add_listener(on_guild_join)
     old_role = sb.bot_role(world.fork)
+    ours = await bot.get_channel(world.fork_general.id).create_webhook(name="feed")  # type: ignore[union-attr]
+    theirs = sb.create_webhook(world.fork_general, "someone else's", creator=world.bob_in_fork.user)
 
     sb.remove_bot(world.fork)
     await asyncio.wait_for(seen.wait(), 3)
@@ -95,6 +97,8 @@ async def test_removing_the_bot_sends_guild_delete_and_adding_it_back_guild_crea
     assert frame.d == {"id": str(world.fork.id)}  # no "unavailable": a removal, not an outage
     assert bot.get_guild(world.fork.id) is None and bot.get_guild(world.genesis.id) is not None
     assert not sb.has_bot(world.fork) and old_role.id not in world.fork.roles
+    # Discord deletes the webhooks an app made along with it; others stay.
+    assert sb.webhooks_in(world.fork_general) == [theirs] and sb.webhooks[ours.id].deleted
     # The guild's channels are out of the bot's reach; the world itself is kept.
     with pytest.raises(discord.Forbidden) as refused:
         await bot.http.send_message(world.fork_general.id, params=discord.http.handle_message_parameters("hi"))
