@@ -238,10 +238,10 @@ class RestApi:
             ctx.handle.rejected.append(record)
         if status >= 400:
             _log.info("%s %s -> %s %s", record.method, record.path, status, body)
-        answer_delay = sum(f.answer_delay for f in faults)
-        if answer_delay:
-            # aiohttp lets a handler finish when its client hangs up, so the effects stay, as on Discord.
-            await asyncio.sleep(answer_delay)
+        for fault in faults:
+            if fault.answer_delay:
+                # aiohttp lets a handler finish when its client hangs up, so the effects stay, as on Discord.
+                await fault.hold_answer()
         return self._respond(record, status, body, extra_headers or None, route=route)
 
     async def _parse_body(self, request: web.Request) -> tuple[Any, list[UploadedFile]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import aiohttp
@@ -155,3 +156,20 @@ async def test_a_slow_answer_still_posts_the_message_a_timed_out_client_gave_up_
 
 def posts_to_hook(sb: Sandbox, webhook: Webhook) -> list:
     return [r for r in sb.find_requests("POST /webhooks/{webhook_id}/{webhook_token}") if f"/{webhook.id}/" in r.path]
+
+
+async def test_a_429_does_not_use_up_a_slow_answer_and_release_answers_at_once(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot
+) -> None:
+    webhook = await first_webhook(sb, world)
+    route = f"POST /webhooks/{webhook.id}/*"
+    sb.faults.rate_limit(route, times=1, retry_after=0.05)
+    held = sb.faults.slow_answer(route, 30.0, times=1)
+    async with aiohttp.ClientSession() as session:
+        sending = asyncio.create_task(discord.Webhook.from_url(webhook.url, session=session).send("held", wait=True))
+        await sb.wait_until(lambda: held.hit_count == 1, timeout=5, describe="the retry to be held")
+        assert [r.status for r in posts_to_hook(sb, webhook)][-2:] == [429, None]  # the retry: no answer yet
+        assert [m.content for m in sb.webhook_feed(world.general)][-1] == "held"
+        held.release()
+        message = await asyncio.wait_for(sending, 5)
+    assert sb.message(message.id).content == "held"
