@@ -150,9 +150,12 @@ class PlaygroundBot(commands.Bot):
         await node.load()
         for chain_id in node.chain_ids():
             self.hashing_core.notify_tip(chain_id, node.chain(chain_id).state.tip_hash)
+            # Until the gateway says which servers the bot is still in (``on_ready``), no chain makes
+            # blocks: one of a server that removed the bot while it was offline must not run at all.
+            node.pause(chain_id)
         self.notifier = WebhookNotifier(
             self.store, master_key, names=self._owner_names, alert=self._alert, clock=self.clock,
-            randomness=self.randomness,
+            randomness=self.randomness, retention_s=settings.outbox_retention_days * 86_400.0,
         )
         await self.notifier.start()
         signer = ValidatorSigner(self.store, clock=self.clock, randomness=self.randomness, master_key=master_key)
@@ -199,6 +202,41 @@ class PlaygroundBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info("logged in as %s in %d servers", self.user, len(self.guilds))
+        self._follow_guilds()
+
+    def _follow_guilds(self) -> None:
+        """Run the chains of the servers the bot is in, pause the others (their data is kept).
+
+        ``self.guilds`` now holds every server READY listed, unavailable ones included (an outage
+        is not a removal), so only servers that removed the bot are missing from it.
+        """
+        if self.services is None:
+            return
+        node = self.services.node
+        present = {guild.id for guild in self.guilds}
+        absent = [chain_id for chain_id in node.chain_ids() if chain_id not in present]
+        for chain_id in node.chain_ids():
+            if chain_id in present:
+                node.resume(chain_id)
+            else:
+                node.pause(chain_id)
+        if absent:
+            log.info("%d chain(s) paused, the bot is not in their servers (data kept): %s", len(absent),
+                     ", ".join(map(str, absent)))
+
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        if self.services is not None and self.services.node.resume(guild.id):
+            log.info("chain %d resumed: its server is available", guild.id)
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        if self.services is not None and self.services.node.resume(guild.id):
+            log.info("chain %d resumed: the bot was added back to %s", guild.id, guild.name)
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        # Removed, or the server was deleted (an outage sends ``on_guild_unavailable`` instead).
+        if self.services is not None and self.services.node.pause(guild.id):
+            log.info("chain %d paused: the bot was removed from %s (or it was deleted); data kept", guild.id,
+                     guild.name)
 
     async def close(self) -> None:
         """Stop mining, flush the outbox, close the store; then disconnect."""

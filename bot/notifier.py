@@ -2,9 +2,12 @@
 
 Events are written to the outbox in the same transaction as the state change
 that emits them.  This task posts them with ``wait=True`` and marks them
-delivered only after Discord confirmed the message, so a crash can at worst
-post a batch twice (dying between Discord's answer and our commit), never
-lose one.  It runs on its own tasks: commands only call ``wake()``.
+delivered only after Discord confirmed the message, so an event is never lost;
+it can be posted twice only when a message Discord did post is not confirmed
+to us: a crash between Discord's answer and our commit, or an answer slower than
+``REQUEST_TIMEOUT_S``.  After such a timeout a server's events go out one per
+message until Discord confirms one, so each further timeout repeats at most one
+event.  It runs on its own tasks: commands only call ``wake()``.
 
 Each server is drained by its own worker task under its own lock, so one
 server's sick webhook (discord.py retries a 5xx for up to 25 s inside one
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -36,6 +40,12 @@ FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 300.0
 REQUEST_TIMEOUT_S = 15.0
 CLOSE_TIMEOUT_S = 5.0
+# A post waiting longer than this for Discord shows as stalled in /playground status.
+STALLED_AFTER_S = 5.0
+# Delivered events are deleted after the retention period, this many per transaction, this often.
+PRUNE_BATCH = 500
+PRUNE_INTERVAL_S = 3600.0
+_WEBHOOK_PATH = re.compile(r"/webhooks/([0-9]+)/")
 
 Alert = Callable[[int, int, str], Awaitable[None]]
 Names = Callable[[int], Awaitable[Mapping[bytes, str]]]
@@ -51,6 +61,16 @@ class WebhookStatus:
     backlog: int
     # Seconds until the next attempt while backing off, else 0.
     retry_in_s: float
+    # Seconds the post in progress has been waiting for Discord (inside discord.py's own retries
+    # and rate-limit sleeps), else 0.
+    posting_for_s: float = 0.0
+    # Seconds left of a wait Discord's rate limit imposed on the post in progress, else 0.
+    rate_limited_for_s: float = 0.0
+
+    @property
+    def stalled(self) -> bool:
+        """Announcements are held up although nothing failed (yet)."""
+        return self.rate_limited_for_s > 0 or self.posting_for_s >= STALLED_AFTER_S
 
 
 def is_announced(event: OutboxEvent) -> bool:
@@ -59,17 +79,21 @@ def is_announced(event: OutboxEvent) -> bool:
     return not (event.kind in (BLOCK_MINED, REWARD_PAID) and event.payload.get("proof_of_stake"))
 
 
-def _retry_after(exc: discord.HTTPException) -> float | None:
-    """The wait a 429 asked for: discord.py keeps the response, not the parsed body."""
-    if exc.status != 429:
-        return None
-    headers = getattr(exc.response, "headers", None) or {}
-    for name in ("X-RateLimit-Reset-After", "Retry-After"):
+def _header_seconds(headers: Mapping[str, str], *names: str) -> float | None:
+    for name in names:
         try:
             return float(headers[name])
         except (KeyError, TypeError, ValueError):
             continue
     return None
+
+
+def _retry_after(exc: discord.HTTPException) -> float | None:
+    """The wait a 429 asked for: discord.py keeps the response, not the parsed body."""
+    if exc.status != 429:
+        return None
+    headers = getattr(exc.response, "headers", None) or {}
+    return _header_seconds(headers, "X-RateLimit-Reset-After", "Retry-After")
 
 
 class WebhookNotifier:
@@ -83,6 +107,7 @@ class WebhookNotifier:
         clock: Callable[[], float],
         randomness: Callable[[int], bytes],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        retention_s: float = 7 * 86_400.0,
     ) -> None:
         self._store = store
         self._master_key = master_key
@@ -103,11 +128,26 @@ class WebhookNotifier:
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._closing = False
         self.delivered_batches = 0
+        # Servers whose last post timed out: one event per message until Discord confirms one,
+        # so a message that was posted although we never heard back holds a single event.
+        self._careful: set[int] = set()
+        # chain id -> clock time its post in progress started.
+        self._posting_since: dict[int, float] = {}
+        # webhook id -> clock time until which Discord's rate limit holds its posts back
+        # (discord.py sleeps inside ``send``; we see the answers through the session's trace).
+        self._rate_limited_until: dict[int, float] = {}
+        self._retention_s = retention_s
+        self._next_prune = 0.0
+        self.pruned_events = 0
 
     # --- lifecycle ------------------------------------------------------------
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S))
+        trace = aiohttp.TraceConfig()
+        trace.on_request_end.append(self._on_answer)
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S), trace_configs=[trace]
+        )
         self._task = asyncio.create_task(self._run(), name="webhook-notifier")
 
     def wake(self) -> None:
@@ -144,6 +184,25 @@ class WebhookNotifier:
         if self._session is not None:
             await self._session.close()
 
+    async def prune(self) -> int:
+        """Delete the events delivered longer than the retention period ago; how many went.
+
+        Batches of ``PRUNE_BATCH``, each its own short transaction with a yield in between, so
+        commands and deliveries are never held up for long.  Undelivered events are never deleted.
+        """
+        delivered_before = int(self._clock() - self._retention_s)
+        total = 0
+        while not self._closing:
+            deleted = await self._store.prune_delivered_events(delivered_before, limit=PRUNE_BATCH)
+            total += deleted
+            if deleted < PRUNE_BATCH:
+                break
+            await self._sleep(0)
+        if total:
+            log.info("pruned %d announcement(s) delivered before %d", total, delivered_before)
+        self.pruned_events += total
+        return total
+
     # --- configuration ------------------------------------------------------------
 
     def _aad(self, chain_id: int) -> bytes:
@@ -161,10 +220,36 @@ class WebhookNotifier:
         backlog = (await self._store.backlog()).get(chain_id, 0)
         if webhook is None:
             return WebhookStatus(None, None, None, backlog, 0.0)
+        now = self._clock()
         retry_at, _ = self._backoff.get(chain_id, (0.0, 0.0))
+        since = self._posting_since.get(chain_id)
+        posting_for = 0.0 if since is None else max(0.0, now - since)
+        limited_for = 0.0
+        if since is not None:
+            limited_for = max(0.0, self._rate_limited_until.get(webhook.webhook_id, 0.0) - now)
         return WebhookStatus(
-            webhook.channel_id, webhook.webhook_id, webhook.disabled_reason, backlog, max(0.0, retry_at - self._clock())
+            webhook.channel_id, webhook.webhook_id, webhook.disabled_reason, backlog, max(0.0, retry_at - now),
+            posting_for, limited_for,
         )
+
+    async def _on_answer(
+        self, _session: aiohttp.ClientSession, _context: object, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        """Note Discord's rate-limit waits: discord.py sleeps them inside ``send``, out of our sight."""
+        match = _WEBHOOK_PATH.search(params.url.path)
+        if match is None:
+            return
+        headers = params.response.headers
+        wait: float | None = None
+        if params.response.status == 429:
+            wait = _header_seconds(headers, "X-RateLimit-Reset-After", "Retry-After")
+        elif headers.get("X-RateLimit-Remaining") == "0":
+            # discord.py holds the next post to this webhook back until the bucket resets.
+            wait = _header_seconds(headers, "X-RateLimit-Reset-After")
+        if wait:
+            webhook_id = int(match[1])
+            until = self._clock() + wait
+            self._rate_limited_until[webhook_id] = max(until, self._rate_limited_until.get(webhook_id, 0.0))
 
     # --- scheduling -------------------------------------------------------------------
 
@@ -177,6 +262,12 @@ class WebhookNotifier:
                     self._spawn(chain_id)
             except Exception:  # noqa: BLE001 - the notifier must outlive any one failure
                 log.exception("webhook delivery pass failed; retrying")
+            if self._clock() >= self._next_prune:
+                self._next_prune = self._clock() + PRUNE_INTERVAL_S
+                try:
+                    await self.prune()
+                except Exception:  # noqa: BLE001 - pruning is housekeeping: it must not stop delivery
+                    log.exception("pruning delivered events failed; trying again in %.0fs", PRUNE_INTERVAL_S)
             try:
                 await asyncio.wait_for(self._wake.wait(), self._next_wait())
             except TimeoutError:
@@ -245,7 +336,8 @@ class WebhookNotifier:
         url = open_bytes(self._master_key, stored.sealed_url, self._aad(stored.chain_id)).decode()
         webhook = discord.Webhook.from_url(url, session=self._session)
         while True:
-            events = await self._store.pending_events(stored.chain_id, limit=EMBEDS_PER_MESSAGE)
+            limit = 1 if stored.chain_id in self._careful else EMBEDS_PER_MESSAGE
+            events = await self._store.pending_events(stored.chain_id, limit=limit)
             if not events:
                 return
             quiet = [e.id for e in events if not is_announced(e)]
@@ -282,6 +374,7 @@ class WebhookNotifier:
         else:
             names = await self._names(stored.chain_id)
             embeds = [self._embed(e, names) for e in events]
+        self._posting_since[stored.chain_id] = self._clock()
         try:
             # discord.py itself retries 429 (after retry_after) and 5xx up to five times in here.
             await webhook.send(
@@ -302,13 +395,21 @@ class WebhookNotifier:
             self._back_off(stored.chain_id, f"HTTP {exc.status}", _retry_after(exc))
             return False
         except (aiohttp.ClientError, TimeoutError) as exc:
-            # A timeout may hide a message Discord did post: the retry can duplicate it.
+            # A timeout may hide a message Discord did post, which the retry then repeats: from now
+            # on one event per message, so that repeat is one event, until a post is confirmed.
+            if stored.chain_id not in self._careful and len(events) > 1:
+                log.warning("server %d: a post of %d events got no answer; posting one event at a time until "
+                            "Discord confirms one", stored.chain_id, len(events))
+            self._careful.add(stored.chain_id)
             self._back_off(stored.chain_id, type(exc).__name__, None)
             return False
+        finally:
+            self._posting_since.pop(stored.chain_id, None)
         # Only now is the batch known to be in Discord; a crash before this
-        # commit re-posts it on restart (the one duplicate we accept).
+        # commit re-posts it on restart.
         await self._store.mark_delivered([e.id for e in events], int(self._clock()))
         self._backoff.pop(stored.chain_id, None)
+        self._careful.discard(stored.chain_id)
         self.delivered_batches += 1
         return True
 

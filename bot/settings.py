@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     slot_blocks_per_hour: int = Field(
         default=360, ge=1, le=3_600, description="Proof-of-stake slot blocks a server may get per hour on average"
     )
+    outbox_retention_days: int = Field(
+        default=7, ge=1, le=3650, description="Days a delivered announcement is kept before it is deleted"
+    )
 
     @field_validator("log_level")
     @classmethod

@@ -176,6 +176,8 @@ class Node:
         # Per chain, public key -> owner, read from the store once and then kept current.
         self._owners: dict[int, dict[bytes, str]] = {}
         self._wallets_created = 0
+        # Chains whose server the bot is not in (see ``pause``); kept in memory only.
+        self._paused: set[int] = set()
 
     def now(self) -> int:
         return int(self.clock())
@@ -312,6 +314,33 @@ class Node:
             self.hashing_core.notify_tip(chain_id, state.tip_hash)
         log.info("chain %d started over (%s)", chain_id, "pow" if consensus is None else consensus.mode)
         return state
+
+    # --- pausing ----------------------------------------------------------------
+    # A chain whose server the bot left (or that is gone) keeps all its data but makes no
+    # blocks: the slot driver asks ``is_paused`` first.  The set lives in memory: the bot
+    # rebuilds it from the guild list it gets at every connection.
+
+    def pause(self, chain_id: int) -> bool:
+        """Stop making blocks for this chain; True if it was running."""
+        if chain_id in self._paused:
+            return False
+        self._paused.add(chain_id)
+        log.info("chain %d paused", chain_id)
+        return True
+
+    def resume(self, chain_id: int) -> bool:
+        """Make blocks for this chain again; True if it was paused."""
+        if chain_id not in self._paused:
+            return False
+        self._paused.discard(chain_id)
+        log.info("chain %d resumed", chain_id)
+        return True
+
+    def is_paused(self, chain_id: int) -> bool:
+        return chain_id in self._paused
+
+    def paused_chain_ids(self) -> list[int]:
+        return sorted(self._paused)
 
     # --- wallets ----------------------------------------------------------------
 

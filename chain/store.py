@@ -776,6 +776,18 @@ class Store:
                 [(now, i) for i in event_ids],
             )
 
+    async def prune_delivered_events(self, delivered_before: int, limit: int) -> int:
+        """Delete up to ``limit`` events delivered before ``delivered_before``, oldest first; how
+        many went.  Undelivered events are never deleted, however old."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE delivered_at IS NOT NULL "
+                "AND delivered_at < ? ORDER BY id LIMIT ?)",
+                # A negative LIMIT means none to SQLite: one pass must stay bounded.
+                (delivered_before, max(1, limit)),
+            )
+            return cursor.rowcount
+
     async def all_events(self, chain_id: int) -> list[OutboxEvent]:
         rows = await (
             await self._db.execute(

@@ -671,6 +671,13 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             health = f"<#{webhook.channel_id}> — ⛔ disabled: {webhook.disabled_reason}. Run `/playground setup` again."
         elif webhook.retry_in_s > 0:
             health = f"<#{webhook.channel_id}> — ⏳ failing, next try in {webhook.retry_in_s:.0f}s"
+        elif webhook.rate_limited_for_s > 0:
+            health = (
+                f"<#{webhook.channel_id}> — ⏳ rate-limited by Discord: the next post goes out in "
+                f"{webhook.rate_limited_for_s:.0f}s (waiting for {webhook.posting_for_s:.0f}s so far)"
+            )
+        elif webhook.stalled:
+            health = f"<#{webhook.channel_id}> — ⏳ slow: a post has waited {webhook.posting_for_s:.0f}s for Discord"
         else:
             health = f"<#{webhook.channel_id}> — ✅ ok"
         embed.add_field(name="Webhook", value=health, inline=False)

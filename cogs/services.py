@@ -34,7 +34,8 @@ class Notifier(Protocol):
 
     async def status(self, chain_id: int) -> Any:
         """The webhook's health: ``channel_id`` and ``webhook_id`` (None if never set),
-        ``disabled_reason``, ``backlog`` (undelivered events) and ``retry_in_s``."""
+        ``disabled_reason``, ``backlog`` (undelivered events), ``retry_in_s``, and while a post is in
+        progress ``posting_for_s``, ``rate_limited_for_s`` and ``stalled``."""
         ...
 
 

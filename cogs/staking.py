@@ -252,6 +252,12 @@ class Staking(
         self.services = services
         self.driver: asyncio.Task[None] | None = None
         self.posts: set[asyncio.Task[None]] = set()
+        # Per server: the newest block not posted yet (a queue of one; see ``_queue_post``), and
+        # the one task posting that server's blocks, in order.
+        self._unposted: dict[int, SlotOutcome] = {}
+        self._posters: dict[int, asyncio.Task[None]] = {}
+        # Blocks never posted because a newer one was waiting too (the channel was behind).
+        self.skipped_posts = 0
         # (guild id, slot) -> the block message posted for it, newest last.
         self.slot_messages: OrderedDict[tuple[int, int], discord.Message] = OrderedDict()
         # Message id -> the newest vote count waiting to be shown; ids with an edit in flight.
@@ -296,6 +302,8 @@ class Staking(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.posts.clear()
+        self._posters.clear()
+        self._unposted.clear()
 
     # --- helpers ------------------------------------------------------------------
 
@@ -570,9 +578,12 @@ class Staking(
         if beacon is None:
             return
         now = self._now()
+        node = self.services.node
         for guild_id in beacon.consensus_chain_ids():
             if self._stopping.is_set():
                 return
+            if node.is_paused(guild_id):
+                continue  # the bot is not in that server: no block, no auto-attest vote
             try:
                 if beacon.mode(guild_id) == "pow" and not beacon.is_merged(guild_id):  # hybrid votes on mined blocks
                     continue
@@ -588,9 +599,29 @@ class Staking(
                     len(outcome.evidence), ", ".join(type(e).__name__ for e in outcome.evidence),
                 )
             if outcome.block is not None:
-                task = asyncio.create_task(self._post_block(guild_id, outcome), name=f"slot-post-{guild_id}")
-                self.posts.add(task)
-                task.add_done_callback(self.posts.discard)
+                self._queue_post(guild_id, outcome)
+
+    def _queue_post(self, guild_id: int, outcome: SlotOutcome) -> None:
+        """Post this block once the server's posts before it are out; a block still waiting is
+        skipped.  When Discord rate-limits the channel, posts take longer than slots: without
+        this they would pile up without end, each one older than the chain's head."""
+        older = self._unposted.get(guild_id)
+        self._unposted[guild_id] = outcome
+        if older is not None:
+            self.skipped_posts += 1
+            log.info("guild %d: slot %d not posted, the channel is behind (slot %d is newer)", guild_id,
+                     older.slot, outcome.slot)
+        poster = self._posters.get(guild_id)
+        if poster is None or poster.done():
+            task = asyncio.create_task(self._post_newest(guild_id), name=f"slot-post-{guild_id}")
+            self._posters[guild_id] = task
+            self.posts.add(task)
+            task.add_done_callback(self.posts.discard)
+
+    async def _post_newest(self, guild_id: int) -> None:
+        # No await between the last pop and the end: a block queued later finds this task done.
+        while (outcome := self._unposted.pop(guild_id, None)) is not None:
+            await self._post_block(guild_id, outcome)
 
     async def _post_block(self, guild_id: int, outcome: SlotOutcome) -> None:
         block = outcome.block

@@ -6,6 +6,7 @@ a successful retry changes state exactly once, as on real Discord.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import time
@@ -78,8 +79,26 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     times: Optional[int] = 1
     delay: float = 0.0
+    # Seconds to hold the answer back after the request was handled (its effects already made).
+    answer_delay: float = 0.0
     passthrough: bool = False
     hits: list[RequestRecord] = field(default_factory=list, repr=False)
+    _released: Optional[asyncio.Event] = field(default=None, repr=False)
+
+    def release(self) -> None:
+        """Send the answers this fault holds back now, and let later ones through at once."""
+        if self._released is None:
+            self._released = asyncio.Event()
+        self._released.set()
+
+    async def hold_answer(self) -> None:
+        """Wait ``answer_delay`` seconds, or until ``release()``."""
+        if self._released is None:
+            self._released = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._released.wait(), self.answer_delay)
+        except asyncio.TimeoutError:
+            pass
 
     @property
     def active(self) -> bool:
@@ -235,6 +254,16 @@ class FaultInjector:
         """Slow responses down (then handle them normally), e.g. to push an ack past 3 s."""
         return self.add(Fault(name="delay", pattern=pattern, delay=seconds, passthrough=True, times=times))
 
+    def slow_answer(self, pattern: Pattern, seconds: float, *, times: Optional[int] = None) -> Fault:
+        """Handle the request at once (the message is posted), but answer only ``seconds`` later.
+
+        What a slow Discord looks like to a client whose timeout is shorter: the request had its
+        effect even though the client gave up waiting for the answer.  ``release()`` answers at
+        once.  Only requests that reach the API are held: one answered by another fault (a 429,
+        say) does not use this one up.
+        """
+        return self.add(Fault(name="slow_answer", pattern=pattern, answer_delay=seconds, passthrough=True, times=times))
+
     def enforce_bucket(self, pattern: Pattern, *, limit: int, per: float, name: Optional[str] = None) -> RateLimitBucket:
         """Enforce a real rate limit so discord.py's pre-emptive bucket handling is exercised."""
         bucket = RateLimitBucket(pattern=pattern, limit=limit, per=per, name=name or str(pattern))
@@ -256,13 +285,17 @@ class FaultInjector:
         for fault in self.faults:
             if not fault.active or not _matches(fault.pattern, record):
                 continue
-            if fault.passthrough:
-                fault.consume(record)
-                taken.append(fault)
-            elif not replaced:
+            if not fault.passthrough and not replaced:
                 fault.consume(record)
                 taken.append(fault)
                 replaced = True
+        for fault in self.faults:
+            if not fault.active or not fault.passthrough or not _matches(fault.pattern, record):
+                continue
+            if replaced and fault.answer_delay:
+                continue  # holds back the API's own answer, and the API never sees this request
+            fault.consume(record)
+            taken.append(fault)
         return taken
 
     def buckets_for(self, record: RequestRecord) -> list[RateLimitBucket]:

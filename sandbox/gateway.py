@@ -272,7 +272,7 @@ class Gateway:
         conn.session = session
         session.connection = conn
         self.identify_count += 1
-        guilds = list(self.sb.guilds.values())
+        guilds = self.sb.bot_guilds()
         session.push("READY", self.sb.ready_payload(session))
 
         def mark_ready(_: float) -> None:

@@ -238,6 +238,10 @@ class RestApi:
             ctx.handle.rejected.append(record)
         if status >= 400:
             _log.info("%s %s -> %s %s", record.method, record.path, status, body)
+        for fault in faults:
+            if fault.answer_delay:
+                # aiohttp lets a handler finish when its client hangs up, so the effects stay, as on Discord.
+                await fault.hold_answer()
         return self._respond(record, status, body, extra_headers or None, route=route)
 
     async def _parse_body(self, request: web.Request) -> tuple[Any, list[UploadedFile]]:
@@ -318,6 +322,8 @@ class RestApi:
             raise ApiError(403, 50001, "Missing Access")
 
     def _bot_can(self, channel: Channel, perms: int, error: tuple[int, int, str] = MISSING_PERMISSIONS) -> None:
+        if not self.sb.has_bot(channel.guild):
+            raise ApiError(*MISSING_ACCESS)
         member = self.sb.bot_member(channel.guild)
         have = member.permissions_in(channel)
         if not have & VIEW_CHANNEL:
@@ -358,7 +364,7 @@ class RestApi:
         if "guild_id" not in ctx.params:
             return None
         guild_id = ctx.int_param("guild_id", "Guild", 10004)
-        if guild_id not in self.sb.guilds:
+        if guild_id not in self.sb.guilds or not self.sb.has_bot(guild_id):
             raise ApiError(403, 50001, "Missing Access")
         return guild_id
 
@@ -425,6 +431,8 @@ class RestApi:
         guild = self.sb.guilds.get(ctx.int_param("guild_id", "Guild", 10004))
         if guild is None:
             raise unknown("Guild", 10004)
+        if not self.sb.has_bot(guild):
+            raise ApiError(*MISSING_ACCESS)
         return guild
 
     async def get_guild(self, ctx: Ctx) -> tuple[int, Any]:

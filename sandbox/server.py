@@ -223,6 +223,19 @@ class Sandbox:
     def add_guild(self, name: str, *, owner: Optional[Union[str, User]] = None) -> Guild:
         guild = Guild(id=self.new_id(), name=name)
         guild.roles[guild.id] = Role(id=guild.id, guild_id=guild.id, name="@everyone", permissions=DEFAULT_EVERYONE)
+        self._join_bot(guild)
+        owner_user = owner if isinstance(owner, User) else self._user_named(owner or "server-owner", bot=False)
+        guild.owner_id = owner_user.id
+        guild.members[owner_user.id] = Member(user=owner_user, guild=guild)
+        self.guilds[guild.id] = guild
+        session = self.gateway.current
+        if session is not None:
+            self.gateway.dispatch("GUILD_CREATE", self.guild_create_payload(guild, session, joined=True), intent=GUILDS)
+        self.notifier.notify()
+        return guild
+
+    def _join_bot(self, guild: Guild) -> Member:
+        # Discord gives a bot its own managed role when it joins, and deletes it when the bot leaves.
         bot_role = Role(
             id=self.new_id(),
             guild_id=guild.id,
@@ -233,16 +246,54 @@ class Sandbox:
             bot_id=self.bot_user.id,
         )
         guild.roles[bot_role.id] = bot_role
-        guild.members[self.bot_user.id] = Member(user=self.bot_user, guild=guild, role_ids=[bot_role.id])
-        owner_user = owner if isinstance(owner, User) else self._user_named(owner or "server-owner", bot=False)
-        guild.owner_id = owner_user.id
-        guild.members[owner_user.id] = Member(user=owner_user, guild=guild)
-        self.guilds[guild.id] = guild
+        member = Member(user=self.bot_user, guild=guild, role_ids=[bot_role.id])
+        guild.members[self.bot_user.id] = member
+        guild.joined_at = iso_now()
+        return member
+
+    def has_bot(self, guild: GuildRef) -> bool:
+        return self.bot_user.id in self.guild(guild).members
+
+    def bot_guilds(self) -> list[Guild]:
+        """The guilds the bot is a member of: the ones READY lists."""
+        return [g for g in self.guilds.values() if self.bot_user.id in g.members]
+
+    def remove_bot(self, guild: GuildRef) -> None:
+        """Kick the bot from ``guild`` (to the bot this looks exactly like the guild being deleted).
+
+        As on Discord: the bot's managed role goes, so do the webhooks the bot created (Discord
+        removes an app's webhooks with it; its docs do not say so, bot developers report it), the
+        bot gets GUILD_DELETE without an ``unavailable`` field (the sign of a removal rather than an
+        outage), the guild is left out of later READYs, and REST calls about it answer 403 Missing
+        Access.  Everything else in the guild (channels, messages, other webhooks) stays.
+        """
+        g = self.guild(guild)
+        member = g.members.pop(self.bot_user.id, None)
+        if member is None:
+            raise SandboxError(f"the bot is not in {g.name}")
+        for role_id in member.role_ids:
+            role = g.roles.get(role_id)
+            if role is not None and role.managed and role.bot_id == self.bot_user.id:
+                del g.roles[role_id]
+        for webhook in self.webhooks.values():
+            if webhook.channel.guild is g and webhook.creator is self.bot_user and not webhook.deleted:
+                webhook.deleted = True
+                self.notifier.notify(SandboxEvent("webhook_delete", detail=webhook))
+        self.gateway.dispatch("GUILD_DELETE", {"id": str(g.id)}, intent=GUILDS)
+        self.notifier.notify()
+
+    def add_bot(self, guild: GuildRef) -> Member:
+        """Add the bot (back) to ``guild``, as when someone authorizes it there: a new managed role,
+        then GUILD_CREATE with the whole guild."""
+        g = self.guild(guild)
+        if self.bot_user.id in g.members:
+            raise SandboxError(f"the bot is already in {g.name}")
+        member = self._join_bot(g)
         session = self.gateway.current
         if session is not None:
-            self.gateway.dispatch("GUILD_CREATE", self.guild_create_payload(guild, session), intent=GUILDS)
+            self.gateway.dispatch("GUILD_CREATE", self.guild_create_payload(g, session, joined=True), intent=GUILDS)
         self.notifier.notify()
-        return guild
+        return member
 
     def _user_named(self, name: str, *, bot: bool, global_name: Optional[str] = None) -> User:
         # The same name means the same person across guilds, so "alice" in two servers shares one id.
@@ -440,7 +491,7 @@ class Sandbox:
         data: dict[str, Any] = {
             "v": 10,
             "user": user,
-            "guilds": [{"id": str(g.id), "unavailable": True} for g in self.guilds.values()],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in self.bot_guilds()],
             "session_id": session.session_id,
             "session_type": "normal",
             # discord.py reconnects (and RESUMEs) to this URL, so it must point back at the sandbox.
@@ -457,13 +508,18 @@ class Sandbox:
             data["shard"] = session.shard
         return data
 
-    def guild_create_payload(self, guild: Guild, session: GatewaySession) -> dict[str, Any]:
+    def guild_create_payload(self, guild: Guild, session: GatewaySession, *, joined: bool = False) -> dict[str, Any]:
         # Without the GUILD_MEMBERS intent Discord only includes the bot itself.
         if session.has_intent(GUILD_MEMBERS):
             members = list(guild.members.values())
         else:
             members = [guild.members[self.bot_user.id]]
-        return guild.payload(members=members)
+        payload = guild.payload(members=members)
+        if joined:
+            # Discord leaves ``unavailable`` out when the bot just joined (``false`` means "available
+            # again"): discord.py tells on_guild_join from on_guild_available by it.
+            payload.pop("unavailable", None)
+        return payload
 
     def _message_event_payload(self, msg: Message, session: GatewaySession) -> dict[str, Any]:
         data = msg.payload()
@@ -999,6 +1055,9 @@ class Sandbox:
     ) -> InteractionHandle:
         if self.gateway.current is None:
             raise SandboxError("the bot has not connected to the gateway yet (no IDENTIFY received)")
+        if self.bot_user.id not in guild.members:
+            # Discord offers no command or component of an app that is not in the guild.
+            raise SandboxError(f"the bot is not in {guild.name} (sb.add_bot adds it back)")
         handle = InteractionHandle(
             self,
             id=self.new_id(),

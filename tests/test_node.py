@@ -228,3 +228,15 @@ async def test_in_memory_views_match_the_store_before_and_after_restart(tmp_path
     assert views(again) == live
     assert await again.owners(CHAIN) == {alice: "alice", bob: "bob", carol: "carol"}
     await again.store.close()
+
+
+async def test_pausing_a_chain_keeps_it_and_says_whether_anything_changed(node):
+    assert not node.is_paused(CHAIN) and node.paused_chain_ids() == []
+    await mine_block(node, "alice")
+    assert node.pause(CHAIN) is True
+    assert node.pause(CHAIN) is False  # already paused
+    assert node.is_paused(CHAIN) and node.paused_chain_ids() == [CHAIN]
+    assert node.chain(CHAIN).state.height == 1  # paused, not gone
+    assert node.resume(CHAIN) is True
+    assert node.resume(CHAIN) is False
+    assert not node.is_paused(CHAIN)

@@ -296,3 +296,71 @@ async def test_closing_as_a_wake_lands_does_not_hang(playground):
         loop_task.cancel()  # let the fixture's teardown finish
         raise AssertionError("the notifier did not stop: its loop went on after the cancel")
     assert loop_task.done()
+
+
+async def test_after_a_timeout_events_go_one_per_message_until_discord_confirms_one(sb, tmp_path: Path, monkeypatch):
+    """Discord posts the message but answers after our timeout: the retry repeats what it holds."""
+    monkeypatch.setattr(bot.notifier, "REQUEST_TIMEOUT_S", 2.5)  # read when the session is made
+    world = populate_demo(sb)
+    settings = make_settings(tmp_path / "playground.sqlite3")
+    async with running_bot(sb, settings) as running:
+        p = Playground(sb, world, running, settings)
+        webhook = await set_up_webhook(p)
+        # Two answers slower than the timeout: the batch, then its first event alone.
+        # (The bot and the sandbox share one event loop: the 2.5 s timeout always fires first.)
+        sb.faults.slow_answer(f"POST /webhooks/{webhook.id}/*", 3.0, times=2)
+        await mine_block(p, world.alice)
+        await eventually(lambda: backlog_is_empty(p), 20, "delivery after the slow answers")
+        expected = await expected_titles(p, world.genesis)
+        assert len(expected) >= 2
+        sizes = [len(r.json.get("embeds") or []) for r in posts_to(sb, webhook)[1:]]
+        # The batch (posted, never confirmed), the first event alone (the same), the first event
+        # confirmed at last, then the rest in one batch again.
+        assert sizes == [len(expected), 1, 1, len(expected) - 1]
+        assert announced(sb, world.blocks) == expected + [expected[0]] * 2 + expected[1:]
+
+
+async def test_status_shows_a_feed_held_back_by_discords_rate_limit(playground, monkeypatch):
+    p, w, sb = playground, playground.world, playground.sb
+    webhook = await set_up_webhook(p)
+    # The notifier's clock stops at the 429, so its status is read as during discord.py's sleep,
+    # however long the test takes; the retry that follows is held until the test has looked.
+    now = time.time()
+    monkeypatch.setattr(p.bot.notifier, "_clock", lambda: now)
+    route = f"POST /webhooks/{webhook.id}/*"
+    # discord.py sleeps the wait inside one send: no error reaches the notifier, nothing backs off.
+    sb.faults.rate_limit(route, times=1, retry_after=2.0)
+    held = sb.faults.slow_answer(route, 30.0, times=1)
+    await mine_block(p, w.alice)
+    await eventually(lambda: _rate_limited(p, w.genesis.id), 10, "the rate limit to be seen")
+    _h, reply = await answer(p, w.alice, "playground status")
+    assert field(reply, "Webhook").startswith(
+        f"<#{w.blocks.id}> — ⏳ rate-limited by Discord: the next post goes out in 2s"
+    )
+
+    held.release()
+    await eventually(lambda: backlog_is_empty(p), 10, "delivery after the wait")
+    _h, reply = await answer(p, w.alice, "playground status")
+    assert field(reply, "Webhook") == f"<#{w.blocks.id}> — ✅ ok"
+
+
+async def test_status_shows_a_post_waiting_long_for_discords_answer(playground, monkeypatch):
+    p, w, sb = playground, playground.world, playground.sb
+    monkeypatch.setattr(bot.notifier, "STALLED_AFTER_S", 0.5)
+    webhook = await set_up_webhook(p)
+    held = sb.faults.slow_answer(f"POST /webhooks/{webhook.id}/*", 10.0, times=1)
+    await mine_block(p, w.alice)
+    await eventually(lambda: _stalled(p, w.genesis.id), 10, "the post to count as stalled")
+    _h, reply = await answer(p, w.alice, "playground status")
+    assert "⏳ slow: a post has waited" in field(reply, "Webhook")
+    held.release()  # answered well within the 15 s timeout
+    await eventually(lambda: backlog_is_empty(p), 10, "the slow answer")
+    assert announced(sb, w.blocks) == await expected_titles(p, w.genesis)  # answered in time: no repeat
+
+
+async def _rate_limited(p, guild_id):
+    return (await p.bot.notifier.status(guild_id)).rate_limited_for_s > 0
+
+
+async def _stalled(p, guild_id):
+    return (await p.bot.notifier.status(guild_id)).stalled

@@ -623,3 +623,97 @@ async def test_hybrid_auto_attest_votes_on_mined_blocks_and_finalizes(pos):
     view = await pos.view(w.alice)
     assert view.status is ValidatorStatus.ACTIVE and view.auto_attest
     assert not pos.beacon.is_merged(gid)
+
+
+# --- servers the bot left: their chains pause ----------------------------------------------------
+
+
+async def test_a_chain_pauses_while_the_bot_is_out_of_its_server_and_resumes_when_it_is_back(pos):
+    w, sb, node = pos.w, pos.sb, pos.services.node
+    await pos.start(wallets=[w.bob])
+    await pos.start(guild=w.fork, admin=w.bob_in_fork)
+    await pos.run(w.alice, "playground setup", {"channel": w.blocks})
+    await pos.step(3)
+    chain = node.chain(w.genesis.id)
+    assert chain.state.height >= 2
+    height, tip, events = chain.state.height, chain.state.tip_hash, len(await node.store.all_events(w.genesis.id))
+    bob_wallet = await node.address(w.genesis.id, str(w.bob.id))
+
+    sb.remove_bot(w.genesis)
+    await sb.wait_until(lambda: node.is_paused(w.genesis.id), timeout=5, describe="the chain to pause")
+    ran_before = pos.recorder.ran[w.genesis.id]
+    await pos.step(4, guild=w.fork)  # slots go by: the fork's chain keeps making blocks
+    assert node.chain(w.fork.id).state.height >= 3
+    assert pos.recorder.ran[w.genesis.id] == ran_before  # not even asked to run a slot
+    assert chain.state.height == height and chain.state.tip_hash == tip
+    assert len(await node.store.all_events(w.genesis.id)) == events
+
+    sb.add_bot(w.genesis)
+    await sb.wait_until(lambda: not node.is_paused(w.genesis.id), timeout=5, describe="the chain to resume")
+    await pos.step(2)
+    assert node.chain(w.genesis.id).state.height > height
+    # Nothing was lost while away: the old blocks, the wallets, the validators.
+    assert (await node.store.get_block(w.genesis.id, height=height)).hash() == tip
+    assert await node.address(w.genesis.id, str(w.bob.id)) == bob_wallet
+    assert [v.owner for v in pos.beacon.validators(w.genesis.id)] == [str(w.alice.id)]
+    # Discord deleted the webhook along with the bot: a new setup, and blocks are posted again.
+    _h, reply = await pos.run(w.alice, "playground setup", {"channel": w.blocks})
+    assert "Announcements set up" in text(reply)
+    assert len(sb.webhooks_in(w.blocks)) == 1  # the old one went with the bot; the new one
+    await pos.step()
+    slot = pos.slot()
+    await sb.wait_until(lambda: slot_message(pos, w.blocks, slot), timeout=5, describe="a block posted after the return")
+
+
+async def test_after_a_restart_only_the_chains_of_servers_the_bot_is_in_run(sb, tmp_path, monkeypatch):
+    monkeypatch.setattr(staking_cog, "SLOT_DRIVER_INTERVAL_S", 0.02)
+    w = populate_demo(sb)
+    settings = e2e_conftest.make_settings(tmp_path / "left.sqlite3")
+    clock = FakeClock(int(time.time()))
+    async with bot_with_clock(sb, w, settings, clock, monkeypatch) as pos:
+        await pos.start()
+        await pos.start(guild=w.fork, admin=w.bob_in_fork)
+        await pos.step(2)
+    sb.remove_bot(w.genesis)  # while the bot was offline: it only learns it from READY
+
+    async with bot_with_clock(sb, w, settings, clock, monkeypatch) as pos:
+        node = pos.services.node
+        height = node.chain(w.genesis.id).state.height
+        await sb.wait_until(lambda: not node.is_paused(w.fork.id), timeout=5, describe="the fork's chain to run")
+        assert node.paused_chain_ids() == [w.genesis.id]
+        await pos.step(3, guild=w.fork)
+        assert w.genesis.id not in pos.recorder.ran and node.chain(w.genesis.id).state.height == height
+
+        sb.add_bot(w.genesis)
+        await pos.step(2)
+        assert node.chain(w.genesis.id).state.height > height
+
+
+async def test_a_rate_limited_channel_gets_the_newest_block_not_a_pile_of_old_ones(pos):
+    w, sb = pos.w, pos.sb
+    await pos.start()
+    await pos.run(w.alice, "playground setup", {"channel": w.blocks})
+    # One message per 2 s in the playground channel: slots (here, milliseconds apart) outrun it.
+    sb.faults.enforce_bucket(
+        lambda r: r.method == "POST" and r.path == f"/channels/{w.blocks.id}/messages", limit=1, per=2.0
+    )
+    await pos.step()
+    await sb.wait_until(lambda: slot_message(pos, w.blocks, 1), timeout=5, describe="slot 1's message")
+    cog = pos.p.bot.get_cog("Staking")
+    in_flight = []
+    for _ in range(6):
+        await pos.step()
+        in_flight.append(len(cog.posts))
+    assert max(in_flight) <= 1  # one post at a time per server, never a pile
+
+    async def skipped():
+        return cog.skipped_posts >= 2
+    await pos.step_until(skipped, max_slots=30, what="blocks skipped while the channel is behind")
+    last = pos.slot()
+    await sb.wait_until(lambda: slot_message(pos, w.blocks, last), timeout=15, describe="the newest slot's message")
+
+    posted = [int(m.embeds[0]["title"].split()[2].replace(",", "")) for m in slot_messages(pos, w.blocks)]
+    assert posted == sorted(set(posted)) and posted[0] == 1 and posted[-1] == last
+    # Every block was posted or skipped (and counted), none posted late after a newer one.
+    assert len(posted) + cog.skipped_posts == last
+    await sb.wait_until(lambda: not cog.posts, timeout=5, describe="the poster to finish")

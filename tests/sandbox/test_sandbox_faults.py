@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
+import aiohttp
 import discord
 import pytest
 
@@ -132,3 +134,42 @@ async def test_unauthorized_fault(sb: Sandbox, world: DemoWorld, bot: Playground
     assert err.value.status == 401
     fetched = await bot.fetch_channel(world.general.id)
     assert fetched.id == world.general.id
+
+
+async def test_a_slow_answer_still_posts_the_message_a_timed_out_client_gave_up_on(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot
+) -> None:
+    webhook = await first_webhook(sb, world)
+    slow = sb.faults.slow_answer(f"POST /webhooks/{webhook.id}/*", 1.0, times=1)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.2)) as session:
+        impatient = discord.Webhook.from_url(webhook.url, session=session)
+        with pytest.raises(TimeoutError):
+            await impatient.send("late", wait=True)
+        # Posted when the request came in, although its sender never heard back.
+        assert [m.content for m in sb.webhook_feed(world.general)][-1] == "late"
+        request = posts_to_hook(sb, webhook)[-1]
+        await sb.wait_until(lambda: request.status == 200, timeout=5, describe="the late answer")
+        assert slow.hit_count == 1 and not slow.active
+        message = await impatient.send("on time", wait=True)  # the fault is used up: answered at once
+        assert sb.message(message.id).content == "on time"
+
+
+def posts_to_hook(sb: Sandbox, webhook: Webhook) -> list:
+    return [r for r in sb.find_requests("POST /webhooks/{webhook_id}/{webhook_token}") if f"/{webhook.id}/" in r.path]
+
+
+async def test_a_429_does_not_use_up_a_slow_answer_and_release_answers_at_once(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot
+) -> None:
+    webhook = await first_webhook(sb, world)
+    route = f"POST /webhooks/{webhook.id}/*"
+    sb.faults.rate_limit(route, times=1, retry_after=0.05)
+    held = sb.faults.slow_answer(route, 30.0, times=1)
+    async with aiohttp.ClientSession() as session:
+        sending = asyncio.create_task(discord.Webhook.from_url(webhook.url, session=session).send("held", wait=True))
+        await sb.wait_until(lambda: held.hit_count == 1, timeout=5, describe="the retry to be held")
+        assert [r.status for r in posts_to_hook(sb, webhook)][-2:] == [429, None]  # the retry: no answer yet
+        assert [m.content for m in sb.webhook_feed(world.general)][-1] == "held"
+        held.release()
+        message = await asyncio.wait_for(sending, 5)
+    assert sb.message(message.id).content == "held"

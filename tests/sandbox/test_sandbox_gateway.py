@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import discord
+import pytest
+
 from sandbox import Sandbox
 from sandbox.demo import DemoWorld
+from sandbox.errors import SandboxError
 from sandbox_testbot import PlaygroundTestBot
 
 
@@ -63,3 +67,63 @@ async def test_world_changes_after_ready_reach_the_bot(sb: Sandbox, world: DemoW
     sb.add_channel(guild, "lobby")
     await sb.wait_until(lambda: bot.get_guild(guild.id) is not None, 3, "GUILD_CREATE")
     assert bot.get_guild(guild.id).me is not None  # type: ignore[union-attr]
+
+
+async def test_removing_the_bot_sends_guild_delete_and_adding_it_back_guild_create(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot
+) -> None:
+    removed: list[int] = []
+    joined: list[int] = []
+    seen = asyncio.Event()
+
+    async def on_guild_remove(guild: discord.Guild) -> None:
+        removed.append(guild.id)
+        seen.set()
+
+    async def on_guild_join(guild: discord.Guild) -> None:
+        joined.append(guild.id)
+        seen.set()
+
+    bot.add_listener(on_guild_remove)
+    bot.add_listener(on_guild_join)
+    old_role = sb.bot_role(world.fork)
+    ours = await bot.get_channel(world.fork_general.id).create_webhook(name="feed")  # type: ignore[union-attr]
+    theirs = sb.create_webhook(world.fork_general, "someone else's", creator=world.bob_in_fork.user)
+
+    sb.remove_bot(world.fork)
+    await asyncio.wait_for(seen.wait(), 3)
+    assert removed == [world.fork.id] and joined == []
+    [frame] = [e for e in sb.gateway.log if e.direction == "send" and e.t == "GUILD_DELETE"]
+    assert frame.d == {"id": str(world.fork.id)}  # no "unavailable": a removal, not an outage
+    assert bot.get_guild(world.fork.id) is None and bot.get_guild(world.genesis.id) is not None
+    assert not sb.has_bot(world.fork) and old_role.id not in world.fork.roles
+    # Discord deletes the webhooks an app made along with it; others stay.
+    assert sb.webhooks_in(world.fork_general) == [theirs] and sb.webhooks[ours.id].deleted
+    # The guild's channels are out of the bot's reach; the world itself is kept.
+    with pytest.raises(discord.Forbidden) as refused:
+        await bot.http.send_message(world.fork_general.id, params=discord.http.handle_message_parameters("hi"))
+    assert refused.value.code == 50001
+    with pytest.raises(SandboxError):
+        await sb.invoke(world.fork, world.fork_general, world.bob_in_fork, "play echo", {"number": 1, "word": "x"})
+
+    seen.clear()
+    sb.add_bot(world.fork)
+    await asyncio.wait_for(seen.wait(), 3)
+    assert joined == [world.fork.id] and removed == [world.fork.id]
+    create = [e for e in sb.gateway.log if e.direction == "send" and e.t == "GUILD_CREATE"][-1]
+    assert create.d["id"] == str(world.fork.id) and "unavailable" not in create.d  # a join, not a comeback
+    guild = bot.get_guild(world.fork.id)
+    assert guild is not None and guild.me is not None and guild.get_channel(world.fork_general.id) is not None
+    assert sb.bot_role(world.fork).id != old_role.id  # a new managed role, as Discord makes one
+    message = await bot.get_channel(world.fork_general.id).send("back")  # type: ignore[union-attr]
+    assert sb.message(message.id).content == "back"
+
+
+async def test_ready_leaves_out_guilds_the_bot_was_removed_from(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
+    sb.remove_bot(world.fork)
+    await sb.wait_until(lambda: bot.get_guild(world.fork.id) is None, 3, "GUILD_DELETE")
+    await sb.invalidate_session(resumable=False)
+    await sb.wait_until(lambda: sb.gateway.identify_count == 2 and sb.ready, 10, "a second IDENTIFY")
+    ready = [e for e in sb.gateway.log if e.direction == "send" and e.t == "READY"][-1]
+    assert [g["id"] for g in ready.d["guilds"]] == [str(world.genesis.id)]
+    assert bot.get_guild(world.fork.id) is None
