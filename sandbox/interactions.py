@@ -69,6 +69,8 @@ ROLE = 8
 MENTIONABLE = 9
 NUMBER = 10
 ATTACHMENT = 11
+# Types whose value is the JSON value itself: a modified client can put anything there.
+RAW_TYPES = (STRING, INTEGER, BOOLEAN, NUMBER)
 
 
 @dataclass
@@ -312,8 +314,12 @@ def _coerce_bool(value: Any) -> bool:
 class OptionBuilder:
     """Turns simple Python values into Discord option payloads plus ``resolved`` data."""
 
-    def __init__(self, sandbox: "Sandbox", guild: Guild, channel: Channel, member: Member) -> None:
+    def __init__(
+        self, sandbox: "Sandbox", guild: Guild, channel: Channel, member: Member, *, validate: bool = True
+    ) -> None:
         self.sandbox = sandbox
+        # False: a modified client's raw values (see ``Sandbox.invoke(validate=False)``).
+        self.validate = validate
         self.guild = guild
         self.channel = channel
         self.member = member
@@ -342,10 +348,13 @@ class OptionBuilder:
                 out.append({"type": definition["type"], "name": name, "value": "" if raw is None else str(raw), "focused": True})
                 continue
             if name not in values or values[name] is None:
-                if definition.get("required") and focused is None:
+                if definition.get("required") and focused is None and self.validate:
                     raise SandboxError(f"/{path}: missing required option {name!r}")
                 continue
-            value = self.convert(path, definition, values[name], validate=focused is None)
+            if not self.validate and definition["type"] in RAW_TYPES:
+                out.append({"type": definition["type"], "name": name, "value": values[name]})
+                continue
+            value = self.convert(path, definition, values[name], validate=focused is None and self.validate)
             out.append({"type": definition["type"], "name": name, "value": value})
         return out
 
@@ -377,7 +386,7 @@ class OptionBuilder:
             elif otype == USER:
                 converted = self._user(value)
             elif otype == CHANNEL:
-                converted = self._channel(value, definition)
+                converted = self._channel(value, definition, check_type=validate)
             elif otype == ROLE:
                 converted = self._role(value)
             elif otype == MENTIONABLE:
@@ -457,12 +466,12 @@ class OptionBuilder:
         except SandboxError:
             return self._role(value)
 
-    def _channel(self, value: Any, definition: dict[str, Any]) -> str:
+    def _channel(self, value: Any, definition: dict[str, Any], *, check_type: bool = True) -> str:
         channel = self.guild.find_channel(value)
         if channel is None:
             raise SandboxError(f"no channel {value!r} in {self.guild.name}")
         allowed = definition.get("channel_types")
-        if allowed and channel.type not in allowed:
+        if check_type and allowed and channel.type not in allowed:
             raise SandboxError(f"channel #{channel.name} is not an allowed type")
         data = channel.payload()
         data["permissions"] = str(self.member.permissions_in(channel))

@@ -302,11 +302,12 @@ class Sandbox:
             return existing
         return self._register_user(User(id=self.new_id(), username=name, bot=bot, global_name=global_name))
 
-    def add_channel(self, guild: GuildRef, name: str, *, topic: Optional[str] = None) -> Channel:
+    def add_channel(self, guild: GuildRef, name: str, *, topic: Optional[str] = None, type: int = 0) -> Channel:
+        """A channel; ``type`` is Discord's channel type (0 text, 2 voice, 4 category)."""
         g = self.guild(guild)
         if g.find_channel(name) is not None:
             raise SandboxError(f"#{name} already exists in {g.name}")
-        channel = Channel(id=self.new_id(), guild=g, name=name, position=len(g.channels), topic=topic)
+        channel = Channel(id=self.new_id(), guild=g, name=name, position=len(g.channels), topic=topic, type=type)
         g.channels[channel.id] = channel
         self.channels[channel.id] = channel
         self.gateway.dispatch("CHANNEL_CREATE", channel.payload(), intent=GUILDS)
@@ -854,12 +855,18 @@ class Sandbox:
         options: Optional[Mapping[str, Any]] = None,
         *,
         check_permissions: bool = True,
+        validate: bool = True,
     ) -> InteractionHandle:
         """Run a slash command as ``member``: ``invoke(g, ch, alice, "wallet pay", {"member": bob, "amount": 5})``.
 
         Options are typed from the synced definition (strings are coerced, users/channels/roles
         accept objects, ids or names, attachments accept Upload(...)). Returns immediately after
         dispatching; wait on the handle.
+
+        ``validate=False`` sends what a modified client can send: string, integer, number and
+        boolean values exactly as given (any JSON value, out of range, not a choice, of the
+        wrong type), required options may be left out, and a channel of any type is accepted.
+        The API forwards such interactions to the bot; only the official client checks.
         """
         g = self.guild(guild)
         ch = self.channel(g, channel)
@@ -873,7 +880,7 @@ class Sandbox:
         if check_permissions:
             self._check_can_use(cmd, m, ch, path)
         chain, leaf = resolve_leaf(cmd, parts)
-        builder = OptionBuilder(self, g, ch, m)
+        builder = OptionBuilder(self, g, ch, m, validate=validate)
         options_payload = nest_options(chain, builder.build(path, leaf, options or {}))
         data: dict[str, Any] = {"id": cmd["id"], "name": cmd["name"], "type": 1}
         if options_payload:

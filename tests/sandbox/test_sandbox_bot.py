@@ -137,6 +137,21 @@ async def test_subcommand_group_permissions_and_ephemeral(sb: Sandbox, world: De
     assert secret.ephemeral
 
 
+async def test_validate_false_sends_raw_values_as_a_modified_client_would(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot
+) -> None:
+    # The official client refuses these; the API forwards them, and discord.py passes them on unchecked.
+    handle = await sb.invoke(world.genesis, world.general, world.alice, "play progress", {"steps": 11}, validate=False)
+    assert handle.payload["data"]["options"][0]["options"] == [{"type": 4, "name": "steps", "value": 11}]
+    await handle.wait_for(lambda h: h.response is not None and h.response.content == "Mined!", what="11 steps")
+    assert handle.edits[-2].content == "Mining... 11/11"
+    # Values go out as given, wrong JSON type included, and a required option may be missing.
+    raw = await sb.invoke(world.genesis, world.general, world.alice, "play progress", {"steps": "many"}, validate=False)
+    assert raw.payload["data"]["options"][0]["options"][0]["value"] == "many"
+    missing = await sb.invoke(world.genesis, world.general, world.alice, "play admin reset", {}, validate=False)
+    assert missing.payload["data"]["options"][0]["options"][0]["options"] == []
+
+
 async def test_defer_then_edit_original_several_times(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
     handle = await sb.invoke(world.genesis, world.general, world.alice, "play progress", {"steps": 3})
     await handle.wait_ack()
