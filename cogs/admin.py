@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from typing import Any, Literal
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -27,6 +27,7 @@ from cogs.errors import (
     reply_ephemeral,
     require_guild,
 )
+from cogs.options import OneOf, Range
 from cogs.services import MAX_SESSION_S, WEBHOOK_NAME, Services
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ MAX_WEBHOOKS_ERROR = 30007  # Discord: "Maximum number of webhooks reached (15)"
 MAX_MERGE_HEIGHT = 1_000_000_000
 MAX_DISCORD_INTEGER = 2**53 - 1
 
-Mode = Literal["pow", "pos", "hybrid"]
+Mode = OneOf["pow", "pos", "hybrid"]
 MODE_NAMES = {
     "pow": "proof of work",
     "pos": "proof of stake",
@@ -440,12 +441,12 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
     async def config(
         self,
         interaction: discord.Interaction,
-        block_time: app_commands.Range[int, 10, MAX_BLOCK_TIME_S] | None = None,
-        reward: app_commands.Range[int, 1, MAX_REWARD_POINTS] | None = None,
-        halving_interval: app_commands.Range[int, 1, MAX_HALVING_BLOCKS] | None = None,
-        retarget_window: app_commands.Range[int, 2, MAX_RETARGET_BLOCKS] | None = None,
-        session_length: app_commands.Range[int, 10, MAX_SESSION_S] | None = None,
-        cooldown: app_commands.Range[int, 0, MAX_COOLDOWN_S] | None = None,
+        block_time: Range[int, 10, MAX_BLOCK_TIME_S] | None = None,
+        reward: Range[int, 1, MAX_REWARD_POINTS] | None = None,
+        halving_interval: Range[int, 1, MAX_HALVING_BLOCKS] | None = None,
+        retarget_window: Range[int, 2, MAX_RETARGET_BLOCKS] | None = None,
+        session_length: Range[int, 10, MAX_SESSION_S] | None = None,
+        cooldown: Range[int, 0, MAX_COOLDOWN_S] | None = None,
         mode: Mode | None = None,
     ) -> None:
         """Show this server's chain rules and mining settings, or change them."""
@@ -581,12 +582,12 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
     async def staking(
         self,
         interaction: discord.Interaction,
-        slot_length: app_commands.Range[int, MIN_SLOT_DURATION_S, 600] | None = None,
-        epoch_slots: app_commands.Range[int, 2, 64] | None = None,
-        min_deposit: app_commands.Range[int, 1, 1_000_000] | None = None,
-        unbonding_epochs: app_commands.Range[int, 1, 10_000] | None = None,
-        issuance_bp: app_commands.Range[int, 300, 1_500] | None = None,
-        slashing_quotient: app_commands.Range[int, 1, 1_024] | None = None,
+        slot_length: Range[int, MIN_SLOT_DURATION_S, 600] | None = None,
+        epoch_slots: Range[int, 2, 64] | None = None,
+        min_deposit: Range[int, 1, 1_000_000] | None = None,
+        unbonding_epochs: Range[int, 1, 10_000] | None = None,
+        issuance_bp: Range[int, 300, 1_500] | None = None,
+        slashing_quotient: Range[int, 1, 1_024] | None = None,
     ) -> None:
         """Show or change the proof-of-stake settings; they are fixed at genesis, so a change starts a new chain."""
         guild_id = require_guild(interaction)
@@ -736,7 +737,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
     @app_commands.describe(
         state="on: members may sign conflicting votes and blocks, to watch slashing; off: the bot refuses"
     )
-    async def chaos(self, interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
+    async def chaos(self, interaction: discord.Interaction, state: OneOf["on", "off"]) -> None:
         """Let members break proof of stake's rules on purpose, to watch slashing catch them."""
         guild_id = require_guild(interaction)
         await self.services.ensure_chain(guild_id)
@@ -775,8 +776,8 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
     async def merge(
         self,
         interaction: discord.Interaction,
-        at_height: app_commands.Range[int, 2, MAX_MERGE_HEIGHT] | None = None,
-        at_total_difficulty: app_commands.Range[int, 1, MAX_DISCORD_INTEGER] | None = None,
+        at_height: Range[int, 2, MAX_MERGE_HEIGHT] | None = None,
+        at_total_difficulty: Range[int, 1, MAX_DISCORD_INTEGER] | None = None,
     ) -> None:
         """Schedule the Merge: from then on validators, not miners, make the blocks."""
         guild_id = require_guild(interaction)

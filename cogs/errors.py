@@ -9,18 +9,22 @@ checks every precondition before it writes.
 from __future__ import annotations
 
 import logging
+import re
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from chain.errors import ChainError
+from cogs.options import OptionRefused
 
 log = logging.getLogger(__name__)
 
 
 # Discord's client shows some permissions under other names than the API's.
 DISCORD_PERMISSION_NAMES = {"manage_guild": "Manage Server"}
+# "TextChannel" -> "Text Channel": discord.py names the channel type a channel option wanted.
+CAMEL_WORDS = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
 
 class UserFacingError(Exception):
@@ -31,8 +35,13 @@ def describe_error(error: app_commands.AppCommandError | Exception) -> str | Non
     """The message for a known failure, or None for a bug."""
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
-    if isinstance(error, ChainError | UserFacingError):
+    if isinstance(error, ChainError | UserFacingError | OptionRefused):
         return str(error)
+    if isinstance(error, app_commands.TransformerError):
+        return describe_transformer_error(error)
+    if isinstance(error, app_commands.CommandSignatureMismatch):
+        return ("This command changed since your Discord app loaded it: reload Discord (Ctrl+R) and try again. "
+                "Nothing was changed.")
     if isinstance(error, app_commands.CommandOnCooldown):
         return f"Slow down: you can do that again in {error.retry_after:.0f}s."
     if isinstance(error, app_commands.MissingPermissions):
@@ -43,6 +52,21 @@ def describe_error(error: app_commands.AppCommandError | Exception) -> str | Non
     if isinstance(error, app_commands.CheckFailure):
         return str(error) or "You can't use this command here."
     return None
+
+
+def describe_transformer_error(error: app_commands.TransformerError) -> str:
+    """discord.py could not turn an option into what the command takes: a user who is not
+    a member of the server, a channel of another type or elsewhere (a modified client, or
+    someone who left between picking and sending)."""
+    value_id = getattr(error.value, "id", None)
+    if error.type is discord.AppCommandOptionType.user:
+        who = f"<@{value_id}>" if value_id is not None else "That user"
+        return f"{who} is not a member of this server. Nothing was changed."
+    if error.type is discord.AppCommandOptionType.channel:
+        where = f"<#{value_id}>" if value_id is not None else "That channel"
+        wanted = CAMEL_WORDS.sub(" ", error.transformer._error_display_name).lower()
+        return f"{where} is not a {wanted} of this server. Nothing was changed."
+    return f"That {error.type.name} option's value is not one this command accepts. Nothing was changed."
 
 
 async def reply_ephemeral(interaction: discord.Interaction, text: str) -> None:

@@ -32,6 +32,7 @@ from cogs.embeds import (
     stake_points,
 )
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
+from cogs.options import Range
 from cogs.services import Services
 
 log = logging.getLogger(__name__)
@@ -305,7 +306,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
     @app_commands.command(name="block")
     @app_commands.guild_only()
     @app_commands.describe(query="A height (12) or a block hash; its first 6 hex digits are enough")
-    async def block(self, interaction: discord.Interaction, query: app_commands.Range[str, 1, MAX_QUERY_CHARS]) -> None:
+    async def block(self, interaction: discord.Interaction, query: Range[str, 1, MAX_QUERY_CHARS]) -> None:
         """A block of this server's chain, by height or by hash, with its transfers."""
         guild_id = require_guild(interaction)
         state = await self.services.ensure_chain(guild_id)
@@ -345,7 +346,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
     @app_commands.guild_only()
     @app_commands.describe(txid="The transaction id, 64 hex digits, as /wallet pay shows it")
     async def tx(
-        self, interaction: discord.Interaction, txid: app_commands.Range[str, TXID_HEX_CHARS, TXID_HEX_CHARS + 2]
+        self, interaction: discord.Interaction, txid: Range[str, TXID_HEX_CHARS, TXID_HEX_CHARS + 2]
     ) -> None:
         """A transaction: confirmed in a block, or pending in the mempool."""
         guild_id = require_guild(interaction)
@@ -477,7 +478,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
     @app_commands.guild_only()
     @app_commands.describe(slot="The slot whose proposer draw to show (default: the current slot)")
     async def proposer(
-        self, interaction: discord.Interaction, slot: app_commands.Range[int, 0, MAX_SLOT] | None = None
+        self, interaction: discord.Interaction, slot: Range[int, 0, MAX_SLOT] | None = None
     ) -> None:
         """Who proposes a slot's block, and the draw that picked them, step by step."""
         guild_id = require_guild(interaction)

@@ -17,7 +17,6 @@ import json
 import logging
 import re
 from collections import OrderedDict
-from typing import Literal
 
 import discord
 from discord import app_commands
@@ -36,6 +35,7 @@ from chain.rewards import UNITS_PER_POINT
 from chain.staking import FAR_FUTURE_EPOCH, WHISTLEBLOWER_REWARD_QUOTIENT, ValidatorStatus
 from cogs.embeds import BLUE, GOLD, GREEN, progress_bar
 from cogs.errors import PlaygroundCog, UserFacingError, describe_error, reply_ephemeral, require_guild
+from cogs.options import Flag, OneOf, Range
 from cogs.services import Services
 
 log = logging.getLogger(__name__)
@@ -362,7 +362,7 @@ class Staking(
     @app_commands.guild_only()
     @app_commands.describe(amount="Points to lock as stake (at least the server's minimum deposit, 32 by default)")
     async def deposit(
-        self, interaction: discord.Interaction, amount: app_commands.Range[int, 1, MAX_DEPOSIT_POINTS]
+        self, interaction: discord.Interaction, amount: Range[int, 1, MAX_DEPOSIT_POINTS]
     ) -> None:
         """Lock points as stake: your validator activates the epoch after a block includes the deposit."""
         guild_id = require_guild(interaction)
@@ -445,7 +445,7 @@ class Staking(
     @app_commands.describe(
         double_vote="Chaos mode only: also sign a conflicting vote for this epoch, to get slashed on purpose"
     )
-    async def attest(self, interaction: discord.Interaction, double_vote: bool = False) -> None:
+    async def attest(self, interaction: discord.Interaction, double_vote: Flag = False) -> None:
         """Vote now for the current head and checkpoint with your validator."""
         guild_id = require_guild(interaction)
         beacon = await self._staking_chain(guild_id)
@@ -459,7 +459,7 @@ class Staking(
     @app_commands.command(name="auto")
     @app_commands.guild_only()
     @app_commands.describe(state="on: the bot votes for you once an epoch; off: you vote yourself (Attest button, /stake attest)")
-    async def auto(self, interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
+    async def auto(self, interaction: discord.Interaction, state: OneOf["on", "off"]) -> None:
         """Turn auto-attest on or off: the bot votes for you once an epoch, never anything slashable."""
         guild_id = require_guild(interaction)
         beacon = await self._staking_chain(guild_id)
@@ -667,7 +667,7 @@ class Validators(PlaygroundCog):
     @app_commands.guild_only()
     @app_commands.describe(page=f"Which page of {VALIDATORS_PER_PAGE} validators to show")
     async def validators(
-        self, interaction: discord.Interaction, page: app_commands.Range[int, 1, 10_000] = 1
+        self, interaction: discord.Interaction, page: Range[int, 1, 10_000] = 1
     ) -> None:
         """This server's validators: owner, state and effective stake."""
         guild_id = require_guild(interaction)
@@ -713,7 +713,7 @@ class Report(PlaygroundCog, commands.GroupCog, group_name="report", group_descri
         evidence="Hex of a serialized AttesterSlashing (two conflicting votes) or ProposerSlashing (two blocks)"
     )
     async def evidence(
-        self, interaction: discord.Interaction, evidence: app_commands.Range[str, 2, MAX_EVIDENCE_CHARS]
+        self, interaction: discord.Interaction, evidence: Range[str, 2, MAX_EVIDENCE_CHARS]
     ) -> None:
         """Report slashing evidence; a coming block includes it and slashes the offender."""
         guild_id = require_guild(interaction)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
 
 import discord
 from discord import app_commands
@@ -11,6 +10,7 @@ from discord.ext import commands
 from chain.hashing import hash_to_display
 from cogs.embeds import BLUE, GOLD, GREEN, name_of, points
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
+from cogs.options import OneOf, Range
 from cogs.services import Services
 
 HISTORY_LIMIT = 10
@@ -79,8 +79,8 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
         self,
         interaction: discord.Interaction,
         member: discord.Member,
-        amount: app_commands.Range[int, 1, MAX_PAYMENT_POINTS],
-        fee: app_commands.Range[int, 0, MAX_FEE_POINTS] = 0,
+        amount: Range[int, 1, MAX_PAYMENT_POINTS],
+        fee: Range[int, 0, MAX_FEE_POINTS] = 0,
     ) -> None:
         """Send points to another member; it confirms in the next block mined."""
         guild_id = require_guild(interaction)
@@ -110,7 +110,7 @@ class Leaderboard(PlaygroundCog):
     @app_commands.guild_only()
     @app_commands.describe(by="Rank by balance or by blocks mined")
     async def leaderboard(
-        self, interaction: discord.Interaction, by: Literal["balance", "blocks"] = "balance"
+        self, interaction: discord.Interaction, by: OneOf["balance", "blocks"] = "balance"
     ) -> None:
         """The server's top members by balance or by blocks mined."""
         guild_id = require_guild(interaction)
