@@ -47,6 +47,9 @@ AMBIGUOUS_HEIGHTS_SHOWN = 5
 # /chain proposer lists at most this many attempts of the draw (most draws take one or two).
 DRAW_ATTEMPTS_SHOWN = 10
 MAX_SLOT = 2**53 - 1  # Discord's integer options stop here
+# /chain proposer draws slots up to this many epochs past the current slot (the chain's own
+# lookahead is one epoch; a second shows how a draw changes once blocks come).
+PROPOSER_LOOKAHEAD_EPOCHS = 2
 MILLIJOULES_PER_WATT_HOUR = 3_600_000
 
 
@@ -424,7 +427,8 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         if mined > 0:
             average_s = (tip.time - state.headers[window_start].time) / mined
             embed.add_field(name="This window so far", value=f"{mined} block(s), ~{average_s:.0f}s apart")
-        recent, last = retarget_history(state)
+        # Scans every header: milliseconds on a long chain, so in a thread, off the event loop.
+        recent, last = await asyncio.to_thread(retarget_history, state)
         embed.description = last.sentence() if last is not None else (
             f"No retarget yet: the first comes at height {window}, when the chain compares how long "
             f"its first blocks took with {params.target_timespan_s}s."
@@ -486,20 +490,29 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         beacon = self.services.beacon
         if beacon is None or beacon.mode(guild_id) is None:
             raise UserFacingError("This chain was created before proof of stake: it has no validators to draw from.")
+        current = beacon.current_slot(guild_id, self.services.node.now())
         if slot is None:
-            slot = beacon.current_slot(guild_id, self.services.node.now())
+            slot = current
         ahead = False
         if beacon.is_merged(guild_id) and state.beacon is not None:
             # The state keeps the draw's inputs (registry, checkpoint roots) for its own epoch onward.
             first = compute_start_slot_at_epoch(state.beacon, state.beacon.epoch)
+            # A later slot is drawn by running every epoch transition up to it: keep that to a few epochs.
+            last = current + PROPOSER_LOOKAHEAD_EPOCHS * state.beacon.config.slots_per_epoch
             if slot < first:
                 raise UserFacingError(
                     f"Slot {slot:,} is in an earlier epoch than the chain's state (epoch {state.beacon.epoch:,}, "
-                    f"from slot {first:,}), whose validators and checkpoints it no longer keeps: ask for slot "
-                    f"{first:,} or later."
+                    f"from slot {first:,}), whose validators and checkpoints it no longer keeps: ask for a slot "
+                    f"from {first:,} to {last:,}."
+                )
+            if slot > last:
+                raise UserFacingError(
+                    f"Slot {slot:,} is too far ahead: the current slot is {current:,}, and a draw can be shown up "
+                    f"to {PROPOSER_LOOKAHEAD_EPOCHS} epochs ahead of it. Ask for a slot from {first:,} to {last:,}."
                 )
             ahead = slot >= compute_start_slot_at_epoch(state.beacon, state.beacon.epoch + 2)
-        draw = beacon.proposer_draw(guild_id, slot)
+        # Drawing a slot ahead runs epoch transitions: pure CPU, in a thread, never on the event loop.
+        draw = await asyncio.to_thread(beacon.proposer_draw, guild_id, slot)
         embed = proposer_embed(draw, await self._validator_owners(guild_id), state.height_of(draw.mix))
         if ahead:
             embed.set_footer(
