@@ -87,3 +87,11 @@ async def test_setup_with_a_channel_that_is_not_a_text_channel_is_refused(playgr
     h = await raw(p, w.alice, "playground setup", {"channel": category})
     assert_refused(h, "not a text channel")
     assert sb.webhooks_in(w.blocks) == []
+
+
+async def test_a_missing_required_option_is_refused_clearly(playground):
+    p, w = playground, playground.world
+    await p.bot.services.ensure_chain(w.genesis.id)
+    h = await raw(p, w.alice, "wallet pay", {"member": w.bob})
+    assert_refused(h, "reload Discord")
+    assert len(p.bot.services.node.chain(w.genesis.id).mempool) == 0
