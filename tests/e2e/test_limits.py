@@ -91,10 +91,12 @@ class Case:
     path: str
     options: dict[str, Any]
     past: bool  # just past the definition: sent raw, and must be refused
+    focused: str | None = None  # an autocomplete request for this option, not the command itself
 
     def __str__(self) -> str:
         shown = {k: (v if not isinstance(v, str) or len(v) < 20 else f"<{len(v)} chars>") for k, v in self.options.items()}
-        return f"/{self.path} {shown}{' (raw)' if self.past else ''}"
+        what = f" (autocomplete {self.focused})" if self.focused else " (raw)" if self.past else ""
+        return f"/{self.path} {shown}{what}"
 
 
 @dataclass
@@ -185,6 +187,10 @@ def cases_for(definitions: list[dict], server: Server) -> list[tuple[Case, bool]
             if option["type"] == USER:
                 # Discord lets a member pick any user, in the server or not.
                 cases.append(Case(path, {**required, option["name"]: server.non_member}, past=True))
+            if option.get("autocomplete"):
+                # What is typed so far, from nothing to the longest a modified client may send.
+                for typed in ("", "9" * option.get("max_length", DISCORD_MAX_STRING), "9" * DISCORD_MAX_STRING):
+                    cases.append(Case(path, {option["name"]: typed}, past=False, focused=option["name"]))
     return cases
 
 
@@ -192,6 +198,13 @@ async def drive(p, server: Server, cases: list[Case]) -> list[str]:
     """Run the cases one after another; what went wrong, if anything."""
     problems = []
     for case in cases:
+        if case.focused is not None:
+            try:
+                await p.sb.autocomplete(server.guild, server.channel, server.admin, case.path, case.options,
+                                        focused=case.focused, timeout=p.sb.ack_deadline + 2)
+            except TimeoutError:
+                problems.append(f"{case}: no choices in time")
+            continue
         h = await p.sb.invoke(
             server.guild, server.channel, server.admin, case.path, case.options,
             validate=not case.past, check_permissions=False,
@@ -233,6 +246,7 @@ async def test_every_command_at_its_extremes_answers_in_time_without_stalling_th
     paths = {c.path for c in pos_cases}
     assert {"chain proposer", "playground config", "wallet pay", "validators", "stake deposit"} <= paths
     assert any(c.path == "chain proposer" and c.options == {"slot": DISCORD_MAX_INTEGER} for c in pos_cases)
+    assert any(c.path == "chain block" and c.focused == "query" for c in pos_cases)
 
     loop = asyncio.get_running_loop()
     p.bot.lag_monitor.report_and_reset()
