@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from chain.beacon import compute_start_slot_at_epoch
+from chain.beacon import BeaconState, compute_start_slot_at_epoch
 from chain.block import Block
 from chain.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.errors import VerificationError
@@ -50,6 +50,9 @@ MAX_SLOT = 2**53 - 1  # Discord's integer options stop here
 # /chain proposer draws slots up to this many epochs past the current slot (the chain's own
 # lookahead is one epoch; a second shows how a draw changes once blocks come).
 PROPOSER_LOOKAHEAD_EPOCHS = 2
+# ...and at most this many epochs past the chain's state, however far behind it is (each epoch
+# transition is work: ~0.1 ms with 4 validators, more with more).
+MAX_DRAW_EPOCHS_PAST_STATE = 64
 MILLIJOULES_PER_WATT_HOUR = 3_600_000
 
 
@@ -99,6 +102,37 @@ def block_choices(state: ChainState, typed: str) -> list[app_commands.Choice[str
             if len(choices) == MAX_AUTOCOMPLETE_CHOICES:
                 break
     return choices
+
+
+def proposer_slot_range(beacon: BeaconState, current: int) -> tuple[int, int]:
+    """The slots ``/chain proposer`` draws: (first, last).
+
+    The state keeps the draw's inputs (registry, checkpoint roots) for its own epoch onward;
+    a later slot is drawn by running every epoch transition up to it, so at most a few epochs
+    past the current slot, and never more than ``MAX_DRAW_EPOCHS_PAST_STATE`` past the state
+    (a chain that made no block for long is far behind its current slot).
+    """
+    per_epoch = beacon.config.slots_per_epoch
+    first = compute_start_slot_at_epoch(beacon, beacon.epoch)
+    last = min(current + PROPOSER_LOOKAHEAD_EPOCHS * per_epoch, first + MAX_DRAW_EPOCHS_PAST_STATE * per_epoch)
+    return first, last
+
+
+def check_proposer_slot(beacon: BeaconState, slot: int, current: int) -> None:
+    first, last = proposer_slot_range(beacon, current)
+    if slot < first:
+        raise UserFacingError(
+            f"Slot {slot:,} is in an earlier epoch than the chain's state (epoch {beacon.epoch:,}, "
+            f"from slot {first:,}), whose validators and checkpoints it no longer keeps: ask for a slot "
+            f"from {first:,} to {last:,}."
+        )
+    if slot > last:
+        if last < current + PROPOSER_LOOKAHEAD_EPOCHS * beacon.config.slots_per_epoch:
+            why = (f"this chain has made no block since slot {beacon.slot:,} (epoch {beacon.epoch:,}), and a draw "
+                   f"replays every epoch from there: at most {MAX_DRAW_EPOCHS_PAST_STATE} epochs")
+        else:
+            why = f"the current slot is {current:,}, and a draw can be shown up to {PROPOSER_LOOKAHEAD_EPOCHS} epochs ahead of it"
+        raise UserFacingError(f"Slot {slot:,} is too far ahead: {why}. Ask for a slot from {first:,} to {last:,}.")
 
 
 def parse_txid(text: str) -> bytes:
@@ -495,21 +529,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
             slot = current
         ahead = False
         if beacon.is_merged(guild_id) and state.beacon is not None:
-            # The state keeps the draw's inputs (registry, checkpoint roots) for its own epoch onward.
-            first = compute_start_slot_at_epoch(state.beacon, state.beacon.epoch)
-            # A later slot is drawn by running every epoch transition up to it: keep that to a few epochs.
-            last = current + PROPOSER_LOOKAHEAD_EPOCHS * state.beacon.config.slots_per_epoch
-            if slot < first:
-                raise UserFacingError(
-                    f"Slot {slot:,} is in an earlier epoch than the chain's state (epoch {state.beacon.epoch:,}, "
-                    f"from slot {first:,}), whose validators and checkpoints it no longer keeps: ask for a slot "
-                    f"from {first:,} to {last:,}."
-                )
-            if slot > last:
-                raise UserFacingError(
-                    f"Slot {slot:,} is too far ahead: the current slot is {current:,}, and a draw can be shown up "
-                    f"to {PROPOSER_LOOKAHEAD_EPOCHS} epochs ahead of it. Ask for a slot from {first:,} to {last:,}."
-                )
+            check_proposer_slot(state.beacon, slot, current)
             ahead = slot >= compute_start_slot_at_epoch(state.beacon, state.beacon.epoch + 2)
         # Drawing a slot ahead runs epoch transitions: pure CPU, in a thread, never on the event loop.
         draw = await asyncio.to_thread(beacon.proposer_draw, guild_id, slot)
