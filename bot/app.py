@@ -40,6 +40,8 @@ EXTENSIONS: tuple[str, ...] = (
 FLUSH_ON_SHUTDOWN_S = 5.0
 # Enough to overlap I/O waits, few enough to keep each loop iteration short.
 MAX_CONCURRENT_COMMANDS = 8
+# How often a command holding one of those turns is checked for having answered.
+ANSWER_POLL_S = 0.02
 
 
 def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
@@ -71,12 +73,15 @@ class YieldingWebSocket(discord.gateway.DiscordWebSocket):
 
 
 class PlaygroundTree(app_commands.CommandTree):
-    """The command tree, running at most ``MAX_CONCURRENT_COMMANDS`` at once.
+    """The command tree, answering at most ``MAX_CONCURRENT_COMMANDS`` at once.
 
     Every interaction still gets its own task at once, but only a few run
     at a time, first come first served: a burst then drains in arrival
     order instead of advancing 200 tasks a step each per loop iteration,
     which keeps each iteration short for timers and the gateway heartbeat.
+    A command gives its turn back once it has answered (or deferred): what
+    it does after that (a replay, waiting on Discord for a webhook) must not
+    keep every other server's commands from answering within 3 s.
     """
 
     def __init__(self, client: discord.Client, **options: Any) -> None:
@@ -90,8 +95,19 @@ class PlaygroundTree(app_commands.CommandTree):
         if core is not None:
             core.hold()
         try:
-            async with self._slots:
-                await super()._call(interaction)
+            await self._slots.acquire()
+            command = asyncio.ensure_future(super()._call(interaction))
+            try:
+                # discord.py has no event for "answered"; is_done() is cheap, and only commands
+                # holding a turn are polled.
+                while not command.done() and not interaction.response.is_done():
+                    await asyncio.wait({command}, timeout=ANSWER_POLL_S)
+            except BaseException:
+                command.cancel()
+                raise
+            finally:
+                self._slots.release()
+            await command
         finally:
             if core is not None:
                 core.release()

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from bot.app import MAX_CONCURRENT_COMMANDS
 from chain.beacon import ConsensusConfig
 from sandbox import Upload
 from sandbox.interactions import (
@@ -284,3 +285,29 @@ async def test_a_proposer_draw_far_ahead_is_refused_with_the_slots_it_can_draw(p
     h = await sb.invoke(w.genesis, w.general, w.bob, "chain proposer", {"slot": last})
     await h.wait_ack(5)
     assert f"Proposer of slot {last:,}" in reply_text(h), reply_text(h)
+
+
+async def test_commands_still_waiting_on_discord_after_their_answer_do_not_hold_up_everyone_else(playground):
+    """The tree runs a few commands at a time; a command that answered (or deferred) and now waits
+    on something slow must not keep its turn, or a handful of them starve every other server."""
+    p, w, sb = playground, playground.world, playground.sb
+    slow = []
+    for i in range(MAX_CONCURRENT_COMMANDS):
+        guild = sb.add_guild(f"Server {i}")
+        channel = sb.add_channel(guild, "general")
+        admin = sb.add_member(guild, f"admin{i}", permissions={"manage_guild": True, "manage_webhooks": True})
+        sb.set_bot_permissions(guild, {"manage_webhooks": True})
+        slow.append((guild, channel, admin))
+    await sb.wait_until(lambda: all(p.bot.get_guild(g.id) is not None for g, _, _ in slow), timeout=10,
+                        describe="the bot to see the new servers")
+    # Discord takes its time creating webhooks: each /playground setup defers, then waits.
+    sb.faults.delay("POST /channels/*/webhooks", 3 * sb.ack_deadline)
+    setups = [await sb.invoke(g, ch, admin, "playground setup", {"channel": ch}) for g, ch, admin in slow]
+    for h in setups:
+        await h.wait_ack(timeout=sb.ack_deadline + 2)
+    h = await sb.invoke(w.genesis, w.general, w.bob, "wallet balance")
+    await h.wait_ack(timeout=sb.ack_deadline + 2)
+    assert h.acknowledged and "Your wallet" in reply_text(h)
+    for h in setups:
+        await h.wait_for(lambda h: h.followups or (h.response is not None and not h.response.loading),
+                         timeout=6 * sb.ack_deadline, what="the setup's answer")
