@@ -27,24 +27,26 @@ RAW_VALUE_TYPES = {
 }
 
 
-def every_command() -> list[app_commands.Command]:
-    """Every slash command declared in any cog module, found by walking the package."""
+def every_command() -> list[tuple[str, app_commands.Command]]:
+    """Every slash command declared in any cog module, found by walking the package: (its name, it)."""
     found = []
     for info in pkgutil.iter_modules(cogs.__path__):
         module = importlib.import_module(f"cogs.{info.name}")
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, commands.Cog) and cls.__module__ == module.__name__:
+                group = getattr(cls, "__cog_group_name__", None)
                 for item in cls.__cog_app_commands__:
-                    found += [item] if isinstance(item, app_commands.Command) else list(item.walk_commands())
+                    for command in [item] if isinstance(item, app_commands.Command) else item.walk_commands():
+                        found.append((" ".join(filter(None, [group, command.qualified_name])), command))
     return found
 
 
 def test_every_option_of_every_command_is_checked_on_arrival():
-    options = [(c, p) for c in every_command() for p in c._params.values()]
+    options = [(name, p) for name, c in every_command() for p in c._params.values()]
     assert len(options) >= 25  # the walk found the cogs' commands
     unchecked = [
-        f"/{c.qualified_name} {p.display_name}"
-        for c, p in options
+        f"/{name} {p.display_name}"
+        for name, p in options
         if p.type in RAW_VALUE_TYPES and not isinstance(p._annotation, CHECKED_TRANSFORMERS)
     ]
     assert unchecked == [], "declare these with cogs.options (Range, OneOf, Flag)"
