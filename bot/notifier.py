@@ -27,7 +27,7 @@ import aiohttp
 import discord
 
 from chain.events import BLOCK_MINED, REWARD_PAID
-from chain.keys import open_bytes, seal_bytes
+from chain.keys import open_bytes, seal_bytes, webhook_url_aad
 from chain.store import OutboxEvent, Store, StoredWebhook
 from cogs.embeds import GREY, event_embed
 from cogs.services import WEBHOOK_NAME
@@ -206,7 +206,7 @@ class WebhookNotifier:
     # --- configuration ------------------------------------------------------------
 
     def _aad(self, chain_id: int) -> bytes:
-        return f"consensus-playground/webhook/{chain_id}".encode()
+        return webhook_url_aad(chain_id)
 
     async def register(self, chain_id: int, channel_id: int, webhook_id: int, url: str) -> None:
         """Use this webhook from now on; undelivered events (kept while none worked) go out."""

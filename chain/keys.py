@@ -80,6 +80,21 @@ def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> Non
         ) from exc
 
 
+def wallet_aad(chain_id: int, owner: str) -> bytes:
+    """Associated data binding a sealed wallet key to its chain and its owner."""
+    return f"consensus-playground/wallet/{chain_id}/{owner}".encode()
+
+
+def validator_key_aad(chain_id: int, owner: str) -> bytes:
+    """Associated data binding a sealed validator key to its chain, its owner and its purpose."""
+    return f"consensus-playground/validator/{chain_id}/{owner}".encode()
+
+
+def webhook_url_aad(chain_id: int) -> bytes:
+    """Associated data binding a sealed webhook URL to its server's chain."""
+    return f"consensus-playground/webhook/{chain_id}".encode()
+
+
 def seal_bytes(master_key: bytes, plaintext: bytes, nonce: bytes, associated: bytes) -> bytes:
     """Encrypt a secret with AES-GCM; ``associated`` binds it to its owner and purpose."""
     _check_master_key(master_key)

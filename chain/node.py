@@ -22,7 +22,7 @@ from chain.compact import compute_target
 from chain.errors import ChainError, ChainNotFoundError, DepositPendingError, StaleBlockError, WalletError
 from chain.export import export_chain
 from chain.hashcore import HashingCore, MiningOutcome, OutcomeKind, Progress
-from chain.keys import SigningKey, open_key, seal_key
+from chain.keys import SigningKey, open_key, seal_key, wallet_aad
 from chain.ledger import Account
 from chain.mempool import Admission, Mempool
 from chain.op_pool import Operation, OpPool, PooledOperation, is_dead_operation
@@ -345,7 +345,7 @@ class Node:
     # --- wallets ----------------------------------------------------------------
 
     def _wallet_aad(self, chain_id: int, owner: str) -> bytes:
-        return f"consensus-playground/wallet/{chain_id}/{owner}".encode()
+        return wallet_aad(chain_id, owner)
 
     async def wallet(self, chain_id: int, owner: str) -> SigningKey:
         """The owner's key on this chain, created (and sealed at rest) on first use."""

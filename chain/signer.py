@@ -47,7 +47,7 @@ from chain.errors import (
     ValidatorKeyError,
     WrongChainError,
 )
-from chain.keys import SigningKey, open_key, seal_key, verify_signature
+from chain.keys import SigningKey, open_key, seal_key, validator_key_aad, verify_signature
 from chain.operations import Deposit, VoluntaryExit, make_deposit, make_voluntary_exit
 from chain.slashing_protection import (
     SignedAttestationEntry,
@@ -92,11 +92,6 @@ def measure_signature_costs_ns(samples: int = 200) -> tuple[int, int]:
         verify_signature(public_key, message, signature)
     verified = time.thread_time_ns()
     return (signed - started) // samples, (verified - signed) // samples
-
-
-def validator_key_aad(chain_id: int, owner: str) -> bytes:
-    """Associated data binding a sealed validator key to its chain, its owner and its purpose."""
-    return f"consensus-playground/validator/{chain_id}/{owner}".encode()
 
 
 class ValidatorSigner:
