@@ -44,6 +44,7 @@ from chain.nonce_search import (
     get_backend,
     run_chunk,
 )
+from chain.worker_lifeline import bind_to_owner
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,12 @@ RATE_SMOOTHING = 0.3
 # event loop (and the Discord heartbeat on it) still gets a core as soon as it
 # wakes up. On the 2-core dev VM this halved the p99 loop lag under load.
 DEFAULT_WORKER_NICENESS = 19
+
+
+def _init_worker(niceness: int, owner_pid: int) -> None:
+    """Worker initializer: die with the bot, then step out of its way."""
+    bind_to_owner(owner_pid)
+    _lower_priority(niceness)
 
 
 def _lower_priority(niceness: int) -> None:
@@ -336,8 +343,8 @@ class HashingCore:
         pool = ProcessPoolExecutor(
             self._workers,
             mp_context=context,
-            initializer=_lower_priority,
-            initargs=(self._worker_niceness,),
+            initializer=_init_worker,
+            initargs=(self._worker_niceness, os.getpid()),
         )
         # Starting processes blocks, so it happens in a thread; one tiny chunk
         # per worker imports the backend there before real work arrives.
