@@ -1,16 +1,21 @@
 """All of the bot's settings, read from the environment and an optional .env file.
 
 Every field is mirrored, with a comment, in ``.env.example``.  Secrets are
-``SecretStr`` so they never reach a log line or a repr.
+``SecretStr`` so they never reach a log line or a repr, and no setting's value
+ever appears in an error: a bad setting raises ``SettingsError``, one line naming
+the setting and what is wrong, so a mistyped key is never printed to a terminal
+or a log collector.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import string
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chain.keys import MASTER_KEY_SIZE_BYTES
@@ -18,8 +23,40 @@ from chain.keys import MASTER_KEY_SIZE_BYTES
 log = logging.getLogger(__name__)
 
 
+def master_key_problem(text: str) -> str | None:
+    """What is wrong with a master key's text, without repeating any of it; None if it is fine."""
+    digits = MASTER_KEY_SIZE_BYTES * 2
+    if text.lower().startswith("0x"):
+        return f"must be {digits} hex digits without a 0x prefix"
+    if any(c not in string.hexdigits for c in text):
+        return f"must be {digits} hex digits (0-9, a-f); it holds other characters"
+    if len(text) != digits:
+        return f"must be {digits} hex digits, got {len(text)}"
+    return None
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names it and says why, never its value."""
+
+
+class MasterKeyMissingError(SettingsError):
+    """No master key anywhere, next to a database whose secrets need one."""
+
+
+def describe_settings_errors(error: ValidationError) -> str:
+    """One line naming every bad setting, as its environment variable, and what is wrong with it."""
+    parts = []
+    for item in error.errors(include_input=False, include_url=False, include_context=False):
+        name = ".".join(str(part) for part in item["loc"]).upper() or "settings"
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{name} {message}" if message.startswith("must") else f"{name}: {message}")
+    return "; ".join(parts)
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     discord_token: SecretStr | None = Field(
         default=None, description="Bot token; without one the bot runs against the built-in sandbox"
@@ -46,38 +83,64 @@ class Settings(BaseSettings):
         default=7, ge=1, le=3650, description="Days a delivered announcement is kept before it is deleted"
     )
 
+    def __init__(self, **values: Any) -> None:
+        problem = None
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            problem = describe_settings_errors(exc)
+        # Raised outside the except block so the pydantic error (whose .errors() still holds
+        # every input, the key included) is not even kept as this one's __context__.
+        if problem is not None:
+            raise SettingsError(problem)
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
         value = value.upper()
         if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return value
 
     @field_validator("master_key")
     @classmethod
     def _hex_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value():
+        if value is None or not value.get_secret_value().strip():
             return None
-        try:
-            raw = bytes.fromhex(value.get_secret_value())
-        except ValueError:
-            raise ValueError("master_key must be hex") from None
-        if len(raw) != MASTER_KEY_SIZE_BYTES:
-            raise ValueError(f"master_key must be {MASTER_KEY_SIZE_BYTES * 2} hex digits")
+        problem = master_key_problem(value.get_secret_value().strip())
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
-    def load_master_key(self, randomness=os.urandom) -> bytes:
-        """The master key: from settings, else from its file, else a new one (with a warning)."""
+    def master_key_source(self) -> str:
+        """Where the master key comes from, for messages (never the key itself)."""
         if self.master_key is not None:
-            return bytes.fromhex(self.master_key.get_secret_value())
+            return "MASTER_KEY"
+        return f"the key file {self.master_key_file}"
+
+    def load_master_key(self, randomness=os.urandom, *, may_create: bool = True) -> bytes:
+        """The master key: from settings, else from its file, else a new one (with a warning).
+
+        ``may_create=False`` (the database already holds sealed secrets) refuses to make a
+        new key: one made now could open none of them.
+        """
+        if self.master_key is not None:
+            return bytes.fromhex(self.master_key.get_secret_value().strip())
         path = self.master_key_file
         if path.exists():
-            raw = bytes.fromhex(path.read_text().strip())
-            if len(raw) != MASTER_KEY_SIZE_BYTES:
-                raise ValueError(f"{path} does not hold a {MASTER_KEY_SIZE_BYTES}-byte hex key")
-            return raw
-        path.parent.mkdir(parents=True, exist_ok=True)
+            text = path.read_text().strip()
+            problem = master_key_problem(text)
+            if problem is not None:
+                raise SettingsError(f"MASTER_KEY_FILE {path}: the key in it {problem}")
+            return bytes.fromhex(text)
+        if not may_create:
+            raise MasterKeyMissingError(
+                f"no master key: MASTER_KEY is empty and {path} does not exist, but the database "
+                "holds secrets sealed under a master key. Set MASTER_KEY, or put the key file back "
+                "(MASTER_KEY_FILE); a new key would lock every wallet. Nothing was changed."
+            )
+        # The folder holds the key: only its owner may list or enter it.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = randomness(MASTER_KEY_SIZE_BYTES)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:

@@ -6,9 +6,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
-from bot.settings import Settings
+from bot.settings import MasterKeyMissingError, Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,18 +40,71 @@ def test_master_key_from_settings_wins(tmp_path):
     assert not (tmp_path / "unused.key").exists()
 
 
-@pytest.mark.parametrize("bad", ["zz" * 32, "ab" * 31])
-def test_invalid_master_key(bad):
-    with pytest.raises(ValidationError):
-        Settings(master_key=bad, _env_file=None)
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        ("a0b0ab5c" * 7 + "a0b0ab5", "must be 64 hex digits, got 63"),
+        ("ab" * 31, "must be 64 hex digits, got 62"),
+        ("zz" * 32, "must be 64 hex digits (0-9, a-f)"),
+        ("0x" + "a0b0ab5c" * 8, "without a 0x prefix"),
+    ],
+)
+def test_an_invalid_master_key_is_named_without_its_value(bad, says, monkeypatch):
+    for make in (lambda: Settings(master_key=bad, _env_file=None), lambda: Settings(_env_file=None)):
+        monkeypatch.setenv("MASTER_KEY", bad)
+        with pytest.raises(SettingsError) as caught:
+            make()
+        error = caught.value
+        assert str(error).startswith("MASTER_KEY ") and says in str(error)
+        # Not in the message, nor anywhere a traceback printer or error reporter could find it.
+        for text in (str(error), repr(error), *map(str, error.args)):
+            assert bad not in text and bad[2:18] not in text and "input" not in text
+        assert error.__context__ is None and error.__cause__ is None
+
+
+def test_every_bad_setting_is_named_in_one_line():
+    with pytest.raises(SettingsError) as caught:
+        Settings(master_key="ab" * 31, hashing_workers="many", log_level="LOUD", _env_file=None)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "MASTER_KEY must be 64 hex digits" in message
+    assert "HASHING_WORKERS: Input should be a valid integer" in message and "many" not in message
+    assert "LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR" in message and "LOUD" not in message
+
+
+def test_a_key_with_surrounding_blanks_is_accepted(tmp_path):
+    settings = Settings(master_key=" " + "cd" * 32 + "\n", master_key_file=tmp_path / "unused.key", _env_file=None)
+    assert settings.load_master_key() == b"\xcd" * 32
+
+
+def test_no_new_key_is_made_when_the_database_needs_the_old_one(tmp_path):
+    settings = Settings(master_key_file=tmp_path / "master.key", _env_file=None)
+    with pytest.raises(MasterKeyMissingError) as caught:
+        settings.load_master_key(may_create=False)
+    assert "no master key" in str(caught.value) and str(tmp_path / "master.key") in str(caught.value)
+    assert not (tmp_path / "master.key").exists()
+
+
+def test_a_bad_key_file_is_named_without_its_content(tmp_path):
+    path = tmp_path / "master.key"
+    path.write_text("a0b0ab5c" * 7 + "\n")
+    with pytest.raises(SettingsError) as caught:
+        Settings(master_key_file=path, _env_file=None).load_master_key()
+    assert "must be 64 hex digits, got 56" in str(caught.value) and "a0b0ab5c" not in str(caught.value)
+
+
+def test_the_key_files_new_folder_is_private(tmp_path):
+    settings = Settings(master_key_file=tmp_path / "keys" / "master.key", _env_file=None)
+    settings.load_master_key()
+    assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
 
 
 def test_invalid_values_are_refused():
-    with pytest.raises(ValidationError):
+    with pytest.raises(SettingsError):
         Settings(hashing_workers=0, _env_file=None)
-    with pytest.raises(ValidationError):
+    with pytest.raises(SettingsError):
         Settings(log_level="LOUD", _env_file=None)
-    with pytest.raises(ValidationError):
+    with pytest.raises(SettingsError):
         Settings(watts_per_core=0, _env_file=None)
 
 
