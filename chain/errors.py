@@ -190,6 +190,10 @@ class WalletError(ChainError):
     """A wallet key that cannot be created, opened or used."""
 
 
+class MasterKeyMismatchError(WalletError):
+    """The master key is not the one this database's secrets are sealed under."""
+
+
 class VerificationError(ChainError):
     """Replaying a chain from genesis found a problem at a given height."""
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.request import pathname2url
 
 import aiosqlite
 
@@ -219,6 +221,18 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    (
+        6,
+        (
+            # A fixed value sealed under the master key the database's secrets are sealed
+            # under: at startup it tells a wrong key apart before anything is sealed with it.
+            """CREATE TABLE key_check (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                sealed BLOB NOT NULL,
+                created_at INTEGER NOT NULL
+            )""",
+        ),
+    ),
 )
 
 # Version of the JSON encoding of a stored slashing protection record.
@@ -289,6 +303,29 @@ class StoredValidatorKey:
     owner: str
     pubkey: bytes
     sealed_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SealedSample:
+    """One secret sealed under the master key, with what names it (its associated data)."""
+
+    kind: str
+    """``wallet``, ``validator key`` or ``webhook URL``."""
+    chain_id: int
+    owner: str | None
+    sealed: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SealedSecrets:
+    """What a database holds that only its master key opens, read without changing anything."""
+
+    key_check: bytes | None
+    sample: SealedSample | None
+
+    @property
+    def present(self) -> bool:
+        return self.key_check is not None or self.sample is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,7 +412,10 @@ class Store:
     @classmethod
     async def open(cls, path: str | Path) -> Store:
         if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Only the owner may read the database; SQLite gives its -wal and -shm
+            # files the database file's mode, so creating it 0600 covers them too.
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         db = await aiosqlite.connect(str(path), isolation_level=None)
         store = cls(db)
         try:
@@ -388,6 +428,36 @@ class Store:
             await db.close()
             raise
         return store
+
+    @staticmethod
+    async def sealed_secrets(path: str | Path) -> SealedSecrets | None:
+        """The key check and one sealed secret of the database at ``path``; None if there is no file.
+
+        Read-only: no migration, no pragma that writes. Used before the master key is
+        trusted, so a wrong key is refused with the database untouched.
+        """
+        path = Path(path)
+        if not path.exists():
+            return None
+        uri = f"file:{pathname2url(str(path.resolve()))}?mode=ro"
+        async with aiosqlite.connect(uri, uri=True) as db:
+            rows = await (await db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")).fetchall()
+            tables = {name for (name,) in rows}
+            key_check = None
+            if "key_check" in tables:
+                row = await (await db.execute("SELECT sealed FROM key_check WHERE id = 1")).fetchone()
+                key_check = row[0] if row else None
+            queries = (
+                ("wallets", "wallet", "SELECT chain_id, owner, sealed_key FROM wallets LIMIT 1"),
+                ("validator_keys", "validator key", "SELECT chain_id, owner, sealed_key FROM validator_keys LIMIT 1"),
+                ("webhooks", "webhook URL", "SELECT chain_id, NULL, sealed_url FROM webhooks LIMIT 1"),
+            )
+            for table, kind, query in queries:
+                if table in tables:
+                    row = await (await db.execute(query)).fetchone()
+                    if row is not None:
+                        return SealedSecrets(key_check, SealedSample(kind, row[0], row[1], row[2]))
+            return SealedSecrets(key_check, None)
 
     async def close(self) -> None:
         async with self._lock:
@@ -704,6 +774,22 @@ class Store:
     async def remove_from_mempool(self, chain_id: int, txids: Iterable[bytes]) -> None:
         async with self._transaction() as db:
             await db.executemany("DELETE FROM mempool WHERE chain_id = ? AND txid = ?", [(chain_id, t) for t in txids])
+
+    # --- master key check ------------------------------------------------------
+
+    async def key_check(self) -> bytes | None:
+        row = await (await self._db.execute("SELECT sealed FROM key_check WHERE id = 1")).fetchone()
+        return row[0] if row else None
+
+    async def record_key_check(self, sealed: bytes, now: int) -> bytes:
+        """Store the key check unless one is stored already; return the one that is stored."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO key_check (id, sealed, created_at) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (sealed, now),
+            )
+            row = await (await db.execute("SELECT sealed FROM key_check WHERE id = 1")).fetchone()
+        return row[0]
 
     # --- wallets ----------------------------------------------------------------
 
