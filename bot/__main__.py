@@ -15,7 +15,8 @@ import signal
 import sys
 
 from bot.app import PlaygroundBot, point_discord_at
-from bot.settings import Settings
+from bot.preflight import Preflight, StartupRefusedError, run_preflight
+from bot.settings import Settings, SettingsError
 from sandbox import Sandbox, point_discord_py_at, run_terminal
 from sandbox.demo import populate_demo
 
@@ -39,6 +40,8 @@ def install_signal_handlers(stop: asyncio.Event, bot: PlaygroundBot) -> None:
 
 
 STARTUP_TIMEOUT_S = 120.0
+# Refused to start (bad setting, wrong or missing key, database in use): sysexits' EX_CONFIG.
+EXIT_REFUSED = 78
 
 
 async def run_bot(bot: PlaygroundBot, token: str, stop: asyncio.Event) -> None:
@@ -62,13 +65,32 @@ async def stdin_reader() -> asyncio.StreamReader:
     return reader
 
 
+def refuse(reason: str) -> int:
+    """One line on stderr, no traceback: what is wrong and what to do."""
+    sys.stderr.write(f"consensus-playground: cannot start: {reason}\n")
+    return EXIT_REFUSED
+
+
 async def main() -> int:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except SettingsError as exc:
+        return refuse(f"invalid setting: {exc}. Fix it in the environment or in .env (see .env.example).")
     configure_logging(settings.log_level)
+    # Before anything connects, listens or writes: the lock, the key, the file modes.
+    try:
+        preflight = await run_preflight(settings)
+    except StartupRefusedError as exc:
+        return refuse(str(exc))
+    with preflight:
+        return await run(settings, preflight)
+
+
+async def run(settings: Settings, preflight: Preflight) -> int:
     stop = asyncio.Event()
     if settings.discord_token is not None:
         point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
-        bot = PlaygroundBot(settings)
+        bot = PlaygroundBot(settings, preflight=preflight)
         install_signal_handlers(stop, bot)
         await run_bot(bot, settings.discord_token.get_secret_value(), stop)
         return 0
@@ -81,7 +103,7 @@ async def main() -> int:
             f"Servers: {world.genesis.name}, {world.fork.name}. Members: alice (admin), bob, carol, dave.\n"
             "Try:  alice: /mine start    then   alice: /wallet pay member:@bob amount:5\n"
         )
-        bot = PlaygroundBot(settings)
+        bot = PlaygroundBot(settings, preflight=preflight)
         install_signal_handlers(stop, bot)
         bot_task = asyncio.create_task(run_bot(bot, sb.bot_token, stop))
         # Typed commands wait until the bot has logged in and synced its commands: on a slow

@@ -20,9 +20,12 @@ from discord.ext import commands
 
 from bot.health import LoopLagMonitor
 from bot.notifier import WebhookNotifier
+from bot.preflight import Preflight, run_preflight
+from bot.private_files import database_files, make_private_files
 from bot.settings import Settings
 from chain.beacon_node import BeaconNode
 from chain.hashcore import HashingCore
+from chain.key_check import record_key_check
 from chain.node import Node
 from chain.signer import ValidatorSigner
 from chain.store import Store
@@ -132,8 +135,11 @@ class PlaygroundBot(commands.Bot):
         *,
         clock: Callable[[], float] = time.time,
         randomness: Callable[[int], bytes] = os.urandom,
+        preflight: Preflight | None = None,
         **options: Any,
     ) -> None:
+        """``preflight``: checks already run (``python -m bot`` runs them before anything else);
+        without it ``setup_hook`` runs them, and ``close`` releases what they hold."""
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=make_intents(),
@@ -151,12 +157,19 @@ class PlaygroundBot(commands.Bot):
         self.notifier: WebhookNotifier | None = None
         self.failed_extensions: dict[str, BaseException] = {}
         self.lag_monitor = LoopLagMonitor()
+        self.preflight = preflight
+        self._owns_preflight = preflight is None
 
     async def setup_hook(self) -> None:
         self.lag_monitor.start()
         settings = self.settings
-        master_key = settings.load_master_key(self.randomness)
+        if self.preflight is None:
+            self.preflight = await run_preflight(settings, self.randomness)
+        master_key = self.preflight.master_key
         self.store = await Store.open(settings.database_path)
+        # From now on the database itself names its key (an old database learns it here).
+        await record_key_check(self.store, master_key, self.randomness(12), int(self.clock()))
+        make_private_files(database_files(settings.database_path))
         self.hashing_core = HashingCore(settings.hashing_workers)
         await self.hashing_core.start()
         node = Node(
@@ -271,4 +284,7 @@ class PlaygroundBot(commands.Bot):
         if self.store is not None:
             await self.store.close()
             self.store = None
+        if self._owns_preflight and self.preflight is not None:
+            self.preflight.release()
+            self.preflight = None
         await self.lag_monitor.stop()
