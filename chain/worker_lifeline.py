@@ -14,7 +14,10 @@ So every worker:
   then ends the worker at once; where pidfds are missing it checks every second
   that the owner still exists;
 * asks the kernel for SIGKILL when its parent (the forkserver) dies
-  (``PR_SET_PDEATHSIG``), which covers the forkserver being killed alone.
+  (``PR_SET_PDEATHSIG``), which covers the forkserver being killed while the
+  owner cannot react (stopped, or stuck).  Not when the parent is the owner
+  itself (``fork``/``spawn``): that signal follows the parent *thread*, and the
+  owner starts workers from short-lived threads; the pidfd watch covers it.
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ _FALLBACK_CHECK_S = 1.0
 def bind_to_owner(owner_pid: int) -> None:
     """Call in the worker: end this process when ``owner_pid`` (or this process's parent) dies."""
     parent = os.getppid()
-    _kill_me_with_my_parent()
+    if parent != owner_pid:
+        # Only for a parent other than the owner (the forkserver, single-threaded): the signal
+        # comes when the parent *thread* ends, and the owner's threads come and go.
+        _kill_me_with_my_parent()
     if os.getppid() != parent or not _alive(owner_pid):
         # The parent or the owner died before the watch was in place: nobody will ever use us.
         os._exit(1)
