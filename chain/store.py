@@ -447,10 +447,16 @@ class Store:
             if "key_check" in tables:
                 row = await (await db.execute("SELECT sealed FROM key_check WHERE id = 1")).fetchone()
                 key_check = row[0] if row else None
+            # The oldest secret: a database that once ran under a wrong key may hold newer
+            # wallets sealed under that key, never older ones.
             queries = (
-                ("wallets", "wallet", "SELECT chain_id, owner, sealed_key FROM wallets LIMIT 1"),
-                ("validator_keys", "validator key", "SELECT chain_id, owner, sealed_key FROM validator_keys LIMIT 1"),
-                ("webhooks", "webhook URL", "SELECT chain_id, NULL, sealed_url FROM webhooks LIMIT 1"),
+                ("wallets", "wallet", "SELECT chain_id, owner, sealed_key FROM wallets ORDER BY created_at LIMIT 1"),
+                (
+                    "validator_keys",
+                    "validator key",
+                    "SELECT chain_id, owner, sealed_key FROM validator_keys ORDER BY created_at LIMIT 1",
+                ),
+                ("webhooks", "webhook URL", "SELECT chain_id, NULL, sealed_url FROM webhooks ORDER BY updated_at LIMIT 1"),
             )
             for table, kind, query in queries:
                 if table in tables:

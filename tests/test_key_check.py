@@ -21,7 +21,7 @@ from chain.key_check import (
     seal_key_check,
 )
 from chain.keys import SigningKey, seal_bytes, seal_key, validator_key_aad, wallet_aad
-from chain.store import SealedSample, SealedSecrets, Store, StoredValidatorKey, StoredWebhook
+from chain.store import SealedSample, SealedSecrets, Store, StoredValidatorKey, StoredWallet, StoredWebhook
 
 RIGHT = bytes.fromhex("a0b0ab5c" * 8)
 WRONG = bytes.fromhex("5ca0b0ab" * 8)
@@ -170,3 +170,20 @@ async def test_a_recorded_key_check_refuses_a_wrong_key_once_the_secrets_are_gon
     with pytest.raises(StartupRefusedError, match="no master key"):
         await run_preflight(settings_for(tmp_path, None))
 
+
+
+async def test_an_old_database_is_judged_by_its_oldest_secret(tmp_path, monkeypatch):
+    """A database that once ran under a wrong key holds newer wallets sealed under it, never older ones."""
+    db = tmp_path / "data" / "db.sqlite3"
+    with monkeypatch.context() as m:
+        m.setattr(store_module, "MIGRATIONS", tuple(x for x in store_module.MIGRATIONS if x[0] <= 5))
+        store = await Store.open(db)
+    for owner, key, created_at in (("late", WRONG, 20), ("first", RIGHT, 10)):
+        signing = SigningKey(owner.encode().ljust(32, b"."))
+        sealed = seal_key(key, signing, NONCE, wallet_aad(1, owner))
+        await store.insert_wallet(1, StoredWallet(owner, signing.public_key, sealed), created_at)
+    await store.close()
+    assert (await Store.sealed_secrets(db)).sample.owner == "first"
+    (await run_preflight(settings_for(tmp_path, RIGHT))).release()
+    with pytest.raises(StartupRefusedError):
+        await run_preflight(settings_for(tmp_path, WRONG))
