@@ -75,6 +75,10 @@ def command_line(pid: int) -> bytes:
         return b""
 
 
+def thread_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
 def test_hashing_workers_end_when_their_forkserver_is_killed_while_the_bot_is_stuck():
     owner = subprocess.Popen([sys.executable, "-c", CORE], cwd=ROOT, stdout=subprocess.PIPE, start_new_session=True)
     try:
@@ -82,6 +86,13 @@ def test_hashing_workers_end_when_their_forkserver_is_killed_while_the_bot_is_st
         (forkserver,) = [p for p in children_of(owner.pid) if b"forkserver" in command_line(p)]
         workers = children_of(forkserver)
         assert len(workers) == 2
+        # A worker may still be starting (the warm-up chunks can both go to one worker): wait until
+        # each has run its initializer, whose owner watch is the worker's second thread.
+        for _ in range(3000):
+            if all(thread_count(p) >= 2 for p in workers):
+                break
+            time.sleep(0.01)
+        assert all(thread_count(p) >= 2 for p in workers)
         # Stopped, the owner cannot notice the broken pool and end the workers itself.
         os.kill(owner.pid, signal.SIGSTOP)
         os.kill(forkserver, signal.SIGKILL)
