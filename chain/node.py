@@ -258,17 +258,21 @@ class Node:
     def has_chain(self, chain_id: int) -> bool:
         return chain_id in self._chains
 
+    def require_online(self, chain_id: int) -> None:
+        """Raise ``ChainOfflineError`` (saying why and what to do) if the chain failed to load."""
+        reason = self._offline.get(chain_id)
+        if reason is not None:
+            raise ChainOfflineError(
+                f"This server's chain could not be loaded ({reason}). An admin can start over with "
+                "`/playground reset` (the old chain's blocks and balances are lost); other servers are not "
+                "affected."
+            )
+
     def chain(self, chain_id: int) -> ChainRuntime:
         try:
             return self._chains[chain_id]
         except KeyError:
-            reason = self._offline.get(chain_id)
-            if reason is not None:
-                raise ChainOfflineError(
-                    f"This server's chain could not be loaded ({reason}). An admin can start over with "
-                    "`/playground reset` (the old chain's blocks and balances are lost); other servers are not "
-                    "affected."
-                ) from None
+            self.require_online(chain_id)
             raise ChainNotFoundError(f"there is no chain {chain_id} yet") from None
 
     def chain_ids(self) -> list[int]:

@@ -123,7 +123,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             height=state.height + 1,
             expected_hashes=compute_block_work(target),
             deadline_s=int(settings["session_s"]),
-            genesis_hash=state.hashes[0],
+            genesis_hash=state.genesis_hash,
         )
         self.sessions[key] = live
         live.task = asyncio.create_task(self._run(key, live, int(settings["cooldown_s"])), name=f"mine-{key}")
@@ -255,7 +255,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
 
     def _same_chain(self, live: LiveSession) -> bool:
         node = self.services.node
-        return node.has_chain(live.guild_id) and node.chain(live.guild_id).state.hashes[0] == live.genesis_hash
+        return node.has_chain(live.guild_id) and node.chain(live.guild_id).state.genesis_hash == live.genesis_hash
 
     def _final_embed(self, live: LiveSession, result: MiningResult) -> discord.Embed:
         outcome = result.outcome
