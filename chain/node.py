@@ -193,7 +193,9 @@ class Node:
             )
         elif head.snapshot is not None and head.snapshot[0] == head.tip_height:
             try:
-                beacon = decode_beacon_state(head.snapshot[1])
+                beacon = decode_beacon_state(
+                    head.snapshot[1], [head.consensus, *(config for _, config in head.consensus_changes)]
+                )
             except SnapshotError as exc:
                 log.warning("chain %d: the beacon snapshot of block %d is unusable (%s); replaying",
                             chain_id, head.tip_height, exc)

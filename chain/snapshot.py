@@ -6,7 +6,10 @@ code that wrote it, and a database is data, not code to run.  Layout::
     b"CPBS" | version (1 byte) | body | sha256(magic | version | body) (32 bytes)
 
 The body lists every field of ``BeaconState`` (chain/beacon.py) in a fixed order
-(see ``encode_beacon_state``): whole numbers as unsigned LEB128 varints (any
+(see ``encode_beacon_state``), except its consensus config, which is named by the
+sha256 of its canonical bytes: the chain stores its configs already (the genesis one
+and every Merge schedule), and with 1,000 genesis validators a config is 300 KB that
+would be written again with every block.  Whole numbers as unsigned LEB128 varints (any
 size: total difficulty has no bound), byte strings with a varint length first,
 booleans as one byte 0 or 1, ``None`` before a number as a 0 flag.  Events are
 not part of the state (they belong to the block that produced them) and are
@@ -22,6 +25,8 @@ correctness.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from functools import lru_cache
 
 from chain.attestation import Checkpoint
 from chain.beacon import BeaconState, ConsensusConfig, TerminalBlock
@@ -117,7 +122,8 @@ class _Reader:
         count = self.uint()
         # Every item takes at least one byte: a count beyond what is left is corruption, not a loop to run.
         if count > len(self._data) - self._offset:
-            raise SnapshotError(f"snapshot lists {count} items but has only {len(self._data) - self._offset} bytes left")
+            left = len(self._data) - self._offset
+            raise SnapshotError(f"snapshot lists {count} items but has only {left} bytes left")
         return count
 
     def count(self) -> int:
@@ -137,10 +143,17 @@ def _read_checkpoint(reader: _Reader) -> Checkpoint:
     return Checkpoint(reader.uint(), reader.raw())
 
 
+@lru_cache(maxsize=16)
+def compute_config_digest(config: ConsensusConfig) -> bytes:
+    """What a snapshot names its consensus config by (cached: a chain has one or two configs, and
+    serialising one with 1,000 genesis validators for every block would cost milliseconds)."""
+    return hashlib.sha256(config.to_bytes()).digest()
+
+
 def encode_beacon_state(state: BeaconState) -> bytes:
     """The state's bytes (events left out); ``decode_beacon_state`` gives back an equal state."""
     w = _Writer()
-    w.raw(state.config.to_bytes())
+    w.raw(compute_config_digest(state.config))
     w.uint(state.genesis_time)
     validators = state.registry.validators
     w.uint(len(validators))
@@ -196,8 +209,12 @@ def encode_beacon_state(state: BeaconState) -> bytes:
     return body + hashlib.sha256(body).digest()
 
 
-def decode_beacon_state(blob: bytes) -> BeaconState:
-    """The state ``encode_beacon_state`` wrote; ``SnapshotError`` if ``blob`` is not exactly that."""
+def decode_beacon_state(blob: bytes, configs: Iterable[ConsensusConfig]) -> BeaconState:
+    """The state ``encode_beacon_state`` wrote; ``SnapshotError`` if ``blob`` is not exactly that.
+
+    ``configs`` are the chain's consensus configs (genesis and Merge schedules): the one the
+    snapshot names is its state's config.
+    """
     if not isinstance(blob, bytes):
         raise SnapshotError(f"a snapshot is bytes, got {type(blob).__name__}")
     if len(blob) < len(MAGIC) + 1 + _CHECKSUM_SIZE or not blob.startswith(MAGIC):
@@ -210,7 +227,10 @@ def decode_beacon_state(blob: bytes) -> BeaconState:
         raise SnapshotError("beacon-state snapshot is corrupt: its checksum does not match")
     r = _Reader(body[len(MAGIC) + 1:])
     try:
-        config = ConsensusConfig.from_json(r.raw().decode())
+        digest = r.raw()
+        config = next((c for c in configs if compute_config_digest(c) == digest), None)
+        if config is None:
+            raise SnapshotError("beacon-state snapshot names a consensus config this chain does not have")
         genesis_time = r.uint()
         validators = []
         for _ in range(r.count()):

@@ -739,7 +739,9 @@ class Store:
             found.update((r[0], bytes(r[1])) for r in rows)
         return found
 
-    async def find_blocks_by_hash_prefix(self, chain_id: int, prefix: str, limit: int) -> tuple[int, list[tuple[int, bytes]]]:
+    async def find_blocks_by_hash_prefix(
+        self, chain_id: int, prefix: str, limit: int
+    ) -> tuple[int, list[tuple[int, bytes]]]:
         """Blocks whose hash, as shown (``hash_to_display``), starts with the hex ``prefix``:
         how many there are, and up to ``limit`` of them as (height, hash), newest first.
 

@@ -28,7 +28,7 @@ STATES = states()
 @pytest.mark.parametrize("kind", sorted(STATES))
 def test_engine_states_roundtrip_exactly(kind):
     state = STATES[kind]
-    decoded = decode_beacon_state(encode_beacon_state(state))
+    decoded = decode_beacon_state(encode_beacon_state(state), [state.config])
     assert decoded == state
     # Field by field too (dataclass equality skips nothing but events, which are not state).
     for f in fields(BeaconState):
@@ -42,17 +42,17 @@ def test_the_merged_state_covers_slashed_exited_and_the_terminal_block():
     assert any(v.slashed for v in validators)
     assert any(not v.slashed and v.exit_epoch != FAR_FUTURE_EPOCH for v in validators)
     assert state.terminal is not None and state.merged and state.burned_units > 0
-    assert decode_beacon_state(encode_beacon_state(state)).terminal == state.terminal
+    assert decode_beacon_state(encode_beacon_state(state), [state.config]).terminal == state.terminal
 
 
 def test_big_numbers_and_empty_slots_roundtrip():
     state = replace(STATES["pos"], total_difficulty=2**300 + 5, epoch_proposers=(None, 0, None, 3), in_leak=True)
-    assert decode_beacon_state(encode_beacon_state(state)) == state
+    assert decode_beacon_state(encode_beacon_state(state), [state.config]) == state
 
 
 def test_the_index_of_a_decoded_registry_answers():
     state = STATES["merged"]
-    registry = decode_beacon_state(encode_beacon_state(state)).registry
+    registry = decode_beacon_state(encode_beacon_state(state), [state.config]).registry
     for index, validator in enumerate(registry.validators):
         assert registry.index_of(validator.pubkey) == index
 
@@ -77,7 +77,7 @@ def test_every_corruption_is_a_snapshot_error():
     }
     for what, data in corrupt.items():
         try:
-            decode_beacon_state(data)
+            decode_beacon_state(data, [STATES["merged"].config])
         except SnapshotError:
             continue
         pytest.fail(f"{what}: decoded without a SnapshotError")
@@ -85,4 +85,14 @@ def test_every_corruption_is_a_snapshot_error():
 
 def test_a_snapshot_is_bytes():
     with pytest.raises(SnapshotError):
-        decode_beacon_state("not bytes")  # type: ignore[arg-type]
+        decode_beacon_state("not bytes", [])  # type: ignore[arg-type]
+
+
+def test_a_snapshot_names_its_config_and_only_that_one_decodes_it():
+    state = STATES["hybrid"]
+    blob = encode_beacon_state(state)
+    assert state.config.to_bytes() not in blob  # named by its digest, not copied into every block's snapshot
+    other = STATES["pos"].config
+    assert decode_beacon_state(blob, [other, state.config]).config == state.config
+    with pytest.raises(SnapshotError, match="consensus config this chain does not have"):
+        decode_beacon_state(blob, [other])

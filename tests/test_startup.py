@@ -4,6 +4,7 @@ only the chain's current tables and recent end (chain/node.py ``_load_chain``)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -123,7 +124,7 @@ async def test_a_chain_without_a_snapshot_is_replayed_once_and_gets_one(tmp_path
     node = await open_node(path)
     assert_same_state(node.chain(CHAIN_ID).state, engine)
     height, blob = await node.store.latest_beacon_snapshot(CHAIN_ID)
-    assert height == engine.height and decode_beacon_state(blob) == engine.beacon
+    assert height == engine.height and decode_beacon_state(blob, [engine.consensus]) == engine.beacon
     await node.store.close()
 
     again = Node(await Store.open(path), clock=Clock(LATER), randomness=os.urandom, master_key=MASTER)
@@ -144,7 +145,8 @@ async def test_a_corrupt_snapshot_costs_a_replay_not_the_chain(tmp_path):
     node = await open_node(path)
     assert node.offline_chain_ids() == []
     assert_same_state(node.chain(CHAIN_ID).state, engine)
-    assert decode_beacon_state((await node.store.latest_beacon_snapshot(CHAIN_ID))[1]) == engine.beacon
+    _, blob = await node.store.latest_beacon_snapshot(CHAIN_ID)
+    assert decode_beacon_state(blob, [engine.consensus]) == engine.beacon
     await node.store.close()
 
 
@@ -272,4 +274,53 @@ async def test_a_killed_writer_never_leaves_a_snapshot_that_disagrees_with_its_b
         await store.close()
         assert height == tip
         replayed = ChainState.replay(REGTEST, 77, stored.blocks, stored.consensus)
-        assert decode_beacon_state(blob) == replayed.beacon
+        assert decode_beacon_state(blob, [stored.consensus]) == replayed.beacon
+
+
+async def test_a_window_change_and_a_block_at_the_same_moment_keep_the_headers_in_order(tmp_path):
+    """propose_params reads old headers back from the store while a block may be arriving; the
+    block's append can drop headers from the front of the window.  Both run under the chain's
+    lock, so the headers kept are exactly the chain's, in order."""
+    clock = Clock(GENESIS_TIME)
+    node = Node(await Store.open(tmp_path / "race.sqlite3"), clock=clock, randomness=os.urandom, master_key=MASTER)
+    await node.create_chain(CHAIN_ID, PLAYGROUND, initial_bits=0x207FFFFF)
+    miner = await node.address(CHAIN_ID, "miner")
+
+    def next_block():
+        clock.now += PLAYGROUND.target_spacing_s
+        return solve(node.template(CHAIN_ID, miner), PLAYGROUND)
+
+    state = node.chain(CHAIN_ID).state
+    window = state.headers
+    while window.oldest_kept == 1 or len(window) - window.oldest_kept != 2 * window.capacity - 1:
+        await node.submit_block(CHAIN_ID, next_block())  # until the next append drops old headers
+    # Widen the window in which the two could interleave: the old headers' read waits until the
+    # block is stored (a block waiting for the lock never is: then the read goes on after a second).
+    appended = asyncio.Event()
+    store = node.store
+    append_block, headers_between = store.append_block, store.headers_between
+
+    async def append_then_signal(*args, **kwargs):
+        try:
+            return await append_block(*args, **kwargs)
+        finally:
+            appended.set()
+
+    async def read_after_the_block(*args, **kwargs):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(appended.wait(), 1)
+        return await headers_between(*args, **kwargs)
+
+    store.append_block, store.headers_between = append_then_signal, read_after_the_block
+    await asyncio.gather(
+        node.propose_params(CHAIN_ID, PLAYGROUND.evolve(retarget_window_blocks=150)),
+        node.submit_block(CHAIN_ID, next_block()),
+    )
+    del store.append_block, store.headers_between
+    oldest = state.headers.oldest_kept
+    stored = await node.store.headers_between(CHAIN_ID, oldest, state.height + 1)
+    assert [h for h, _ in stored] == [state.headers[i] for i in range(oldest, state.height + 1)]
+    assert [b for _, b in stored] == [state.hashes[i] for i in range(oldest, state.height + 1)]
+    assert all(state.height_of(b) == oldest + i for i, (_, b) in enumerate(stored))
+    assert state.height - oldest + 1 >= 150 + 11
+    await node.store.close()
