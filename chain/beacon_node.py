@@ -752,7 +752,7 @@ class BeaconNode:
 
     async def protection(self, chain_id: int, owner: str) -> dict:
         state = self._chain(chain_id).state
-        return await self.signer.export_protection(chain_id, owner, state.hashes[0])
+        return await self.signer.export_protection(chain_id, owner, state.genesis_hash)
 
     def proposer_draw(self, chain_id: int, slot: int) -> ProposerDraw:
         state = self._chain(chain_id).state

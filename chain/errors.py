@@ -182,6 +182,18 @@ class TransactionNotFoundError(ChainError):
     pass
 
 
+class ChainOfflineError(ChainError):
+    """A stored chain that could not be loaded at startup: taken offline until an admin resets it."""
+
+
+class HistoryUnavailableError(ChainError):
+    """A header or hash older than the recent window a ``ChainState`` keeps in memory (ask the store)."""
+
+
+class SnapshotError(EncodingError):
+    """A stored beacon-state snapshot that cannot be decoded (corrupt, truncated or an unknown version)."""
+
+
 class ParamsError(ChainError):
     """Chain parameters that do not make a workable chain."""
 

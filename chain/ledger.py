@@ -57,6 +57,23 @@ def compute_block_subsidy(height: int, params: ChainParams) -> int:
     return params.initial_subsidy_points >> halvings
 
 
+def compute_subsidy_total(first_height: int, last_height: int, params: ChainParams) -> int:
+    """``compute_block_subsidy`` summed over heights ``first_height..last_height`` under one set of
+    rules, era by era (at most ``MAX_HALVINGS`` steps), so that startup needs no pass over the blocks."""
+    first_height = max(first_height, 1)
+    total = 0
+    height = first_height
+    while height <= last_height:
+        halvings = (height - 1) // params.halving_interval_blocks
+        subsidy = 0 if halvings >= MAX_HALVINGS else params.initial_subsidy_points >> halvings
+        if subsidy == 0:
+            break
+        era_end = min(last_height, (halvings + 1) * params.halving_interval_blocks)
+        total += subsidy * (era_end - height + 1)
+        height = era_end + 1
+    return total
+
+
 def process_transfer(
     accounts: Mapping[bytes, Account], tx: Transfer, chain_id: int, params: ChainParams
 ) -> dict[bytes, Account]:

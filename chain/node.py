@@ -10,6 +10,7 @@ was acknowledged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import ChainMap, Counter
 from collections.abc import AsyncIterator, Callable
@@ -19,7 +20,15 @@ from dataclasses import dataclass, field, replace
 from chain.beacon import MODE_POS, ConsensusConfig
 from chain.block import Block, BlockTemplate
 from chain.compact import compute_target
-from chain.errors import ChainError, ChainNotFoundError, DepositPendingError, StaleBlockError, WalletError
+from chain.errors import (
+    ChainError,
+    ChainNotFoundError,
+    ChainOfflineError,
+    DepositPendingError,
+    SnapshotError,
+    StaleBlockError,
+    WalletError,
+)
 from chain.export import export_chain
 from chain.hashcore import HashingCore, MiningOutcome, OutcomeKind, Progress
 from chain.keys import SigningKey, open_key, seal_key, wallet_aad
@@ -40,12 +49,18 @@ from chain.state import (
     make_genesis_block,
     process_block,
 )
-from chain.store import Store, StoredValidatorKey, StoredWallet
+from chain.snapshot import decode_beacon_state, encode_beacon_state
+from chain.store import Store, StoredChainHead, StoredValidatorKey, StoredWallet
 from chain.transaction import Transfer, make_transfer
 from chain.verify import VerifyReport, verify_chain
 
 
 log = logging.getLogger(__name__)
+
+# A chain that fails to load is logged in full; members see the first characters of why.
+MAX_OFFLINE_REASON_CHARS = 200
+# Blocks read per batch when a chain without a usable snapshot is replayed (memory stays flat).
+REPLAY_BATCH_BLOCKS = 500
 
 Clock = Callable[[], float]
 Randomness = Callable[[int], bytes]
@@ -153,6 +168,30 @@ class TemplateJob:
         return template
 
 
+def _process_and_snapshot(
+    state: ChainState,
+    block: Block,
+    now: int,
+    proposed_params: ChainParams | None,
+    proposed_consensus: ConsensusConfig | None,
+) -> tuple[BlockEffects, bytes | None]:
+    """``process_block`` plus the bytes of the beacon state after the block (None without one)."""
+    effects = process_block(state, block, now, proposed_params, proposed_consensus)
+    return effects, None if effects.beacon is None else encode_beacon_state(effects.beacon)
+
+
+def _replay_blocks(
+    state: ChainState,
+    blocks: list[Block],
+    now: int,
+    changes: dict[int, ChainParams],
+    schedules: dict[int, ConsensusConfig],
+) -> None:
+    for block in blocks:
+        height = state.height + 1
+        state.apply(block, process_block(state, block, now, changes.get(height), schedules.get(height)))
+
+
 class Node:
     def __init__(
         self,
@@ -169,6 +208,8 @@ class Node:
         self.hashing_core = hashing_core
         self._master_key = master_key
         self._chains: dict[int, ChainRuntime] = {}
+        # Stored chains that failed to load at startup -> why; offline until reset.
+        self._offline: dict[int, str] = {}
         # Public keys only: wallets outlive chain resets, so entries never go stale.
         self._addresses: dict[tuple[int, str], bytes] = {}
         # Sealed as stored: keys stay encrypted in memory too, and are opened per use.
@@ -185,45 +226,120 @@ class Node:
     # --- chains ---------------------------------------------------------------
 
     async def load(self) -> None:
-        """Load every stored chain: tip, balances and mempool."""
+        """Load every stored chain: tip, balances and mempool.
+
+        One by one, and each on its own: a chain that cannot be loaded (a corrupt row, a bug) is
+        logged and taken offline (``offline_reason``), and every other chain loads and plays on.
+        """
         for chain_id in await self.store.chain_ids():
-            await self._load_chain(chain_id)
+            try:
+                await self._load_chain(chain_id)
+            except Exception as exc:  # noqa: BLE001 - whatever broke one chain must not stop the others
+                reason = f"{type(exc).__name__}: {exc}"
+                if len(reason) > MAX_OFFLINE_REASON_CHARS:
+                    reason = reason[: MAX_OFFLINE_REASON_CHARS - 1] + "…"
+                self._offline[chain_id] = reason
+                log.exception("chain %d could not be loaded and is offline until it is reset", chain_id)
 
     async def _load_chain(self, chain_id: int) -> ChainRuntime:
-        stored = await self.store.load_chain(chain_id)
-        if stored.consensus is None:
-            state = ChainState.restore(stored.params, chain_id, stored.blocks, stored.accounts, stored.param_changes)
-        else:
-            # The proof-of-stake state is derived, not stored: replay rebuilds it (and the balances).
-            state = ChainState.replay(
-                stored.params, chain_id, stored.blocks, stored.consensus, stored.param_changes,
-                stored.consensus_changes,
+        """The chain from its stored tables and recent end (chain/store.py ``load_chain_head``):
+        no replay, a bounded number of blocks read, whatever the chain's length.
+
+        A chain with a consensus config resumes from the beacon-state snapshot stored with its
+        tip.  Without a usable one (a database from before snapshots, or a corrupt one) the chain
+        is replayed once, off the event loop, and the snapshot written.
+        """
+        head = await self.store.load_chain_head(chain_id)
+        state: ChainState | None = None
+        if head.consensus is None:
+            state = ChainState.resume(
+                head.params, chain_id, head.genesis, head.tip_height, head.recent, head.accounts, head.param_changes
             )
-            if dict(state.ledger.items()) != {k: v for k, v in stored.accounts.items() if v.balance or v.nonce}:
-                log.warning("chain %d: stored balances differ from the replayed ones; using the replay", chain_id)
-        mempool = Mempool(stored.params, chain_id)
-        dropped = mempool.restore(stored.mempool, state.ledger)
+        elif head.snapshot is not None and head.snapshot[0] == head.tip_height:
+            try:
+                beacon = decode_beacon_state(
+                    head.snapshot[1], [head.consensus, *(config for _, config in head.consensus_changes)]
+                )
+            except SnapshotError as exc:
+                log.warning("chain %d: the beacon snapshot of block %d is unusable (%s); replaying",
+                            chain_id, head.tip_height, exc)
+            else:
+                state = ChainState.resume(
+                    head.params, chain_id, head.genesis, head.tip_height, head.recent, head.accounts,
+                    head.param_changes, head.consensus, head.consensus_changes, beacon,
+                )
+        else:
+            log.info("chain %d has no beacon snapshot of its tip (block %d); replaying it once",
+                     chain_id, head.tip_height)
+        if state is None:
+            state = await self._replay_stored(head)
+        if state.tip_hash != head.tip_block.hash():
+            raise ChainError(f"chain {chain_id}: the stored tip block does not match the headers read with it")
+        state.reserve_history(head.proposed_params)
+        mempool = Mempool(head.params, chain_id)
+        dropped = mempool.restore(head.mempool, state.ledger)
         if dropped:
             await self.store.remove_from_mempool(chain_id, [e.txid for e in dropped])
-        next_arrival = max((e.arrival for e in stored.mempool), default=0) + 1
+        next_arrival = max((e.arrival for e in head.mempool), default=0) + 1
         runtime = ChainRuntime(
-            state, mempool, next_arrival, stored.proposed_params, tip_block=stored.blocks[-1],
-            proposed_consensus=stored.proposed_consensus, last_activity=self.now(),
+            state, mempool, next_arrival, head.proposed_params, tip_block=head.tip_block,
+            proposed_consensus=head.proposed_consensus, last_activity=self.now(),
         )
-        runtime.blocks_mined.update(b.coinbase.miner for b in stored.blocks[1:])
-        runtime.op_pool.restore(stored.operations)
+        runtime.blocks_mined.update(head.blocks_mined)
+        runtime.op_pool.restore(head.operations)
         await self._prune_dead_operations(chain_id, runtime)
         self._chains[chain_id] = runtime
+        self._offline.pop(chain_id, None)
         log.info("loaded chain %d at height %d with %d pending transfers", chain_id, state.height, len(mempool))
         return runtime
 
+    async def _replay_stored(self, head: StoredChainHead) -> ChainState:
+        """Process every stored block again (batches read here, processed in a thread), then store
+        the beacon snapshot of the tip so that the next start needs no replay."""
+        chain_id = head.chain_id
+        state = ChainState(head.params, chain_id, head.genesis, head.consensus)
+        changes = dict(head.param_changes)
+        schedules = dict(head.consensus_changes)
+        state.reserve_history(head.proposed_params, *changes.values())
+        # Block times are judged against the latest one, as when the newest block arrived.
+        now = await self.store.latest_block_time(chain_id)
+        for start in range(1, head.tip_height + 1, REPLAY_BATCH_BLOCKS):
+            stop = min(start + REPLAY_BATCH_BLOCKS, head.tip_height + 1)
+            blocks = [b async for b in self.store.iter_blocks(chain_id, start, stop)]
+            await asyncio.to_thread(_replay_blocks, state, blocks, now, changes, schedules)
+        stored = {k: v for k, v in head.accounts.items() if v.balance or v.nonce}
+        if {k: v for k, v in state.ledger.items() if v.balance or v.nonce} != stored:
+            log.warning("chain %d: stored balances differ from the replayed ones; using the replay", chain_id)
+        if state.beacon is not None:
+            blob = await asyncio.to_thread(encode_beacon_state, state.beacon)
+            await self.store.replace_beacon_snapshot(chain_id, state.height, blob)
+        return state
+
+    def offline_reason(self, chain_id: int) -> str | None:
+        """Why a stored chain could not be loaded at startup, or None if it is not offline."""
+        return self._offline.get(chain_id)
+
+    def offline_chain_ids(self) -> list[int]:
+        return sorted(self._offline)
+
     def has_chain(self, chain_id: int) -> bool:
         return chain_id in self._chains
+
+    def require_online(self, chain_id: int) -> None:
+        """Raise ``ChainOfflineError`` (saying why and what to do) if the chain failed to load."""
+        reason = self._offline.get(chain_id)
+        if reason is not None:
+            raise ChainOfflineError(
+                f"This server's chain could not be loaded ({reason}). An admin can start over with "
+                "`/playground reset` (the old chain's blocks and balances are lost); other servers are not "
+                "affected."
+            )
 
     def chain(self, chain_id: int) -> ChainRuntime:
         try:
             return self._chains[chain_id]
         except KeyError:
+            self.require_online(chain_id)
             raise ChainNotFoundError(f"there is no chain {chain_id} yet") from None
 
     def chain_ids(self) -> list[int]:
@@ -266,9 +382,12 @@ class Node:
             initial_bits = compute_calibrated_bits(rate, params)
             log.info("chain %d calibrated to bits %#010x from %d hashes/s", chain_id, initial_bits, rate)
         genesis = make_genesis_block(params, chain_id, self.now(), initial_bits, consensus)
-        allocations = dict(ChainState(params, chain_id, genesis, consensus).ledger.items())
+        initial = ChainState(params, chain_id, genesis, consensus)
+        allocations = dict(initial.ledger.items())
+        snapshot = None if initial.beacon is None else encode_beacon_state(initial.beacon)
         await self.store.create_chain(
-            chain_id, params, genesis, self.now(), consensus=consensus, accounts=allocations
+            chain_id, params, genesis, self.now(), consensus=consensus, accounts=allocations,
+            beacon_snapshot=snapshot,
         )
         state = (await self._load_chain(chain_id)).state
         if self.hashing_core is not None:
@@ -278,6 +397,7 @@ class Node:
     async def delete_chain(self, chain_id: int) -> None:
         await self.store.delete_chain(chain_id)
         self._chains.pop(chain_id, None)
+        self._offline.pop(chain_id, None)
         # Only now: sessions that end see the chain gone, not a moved tip.
         if self.hashing_core is not None:
             self.hashing_core.notify_tip(chain_id, b"deleted")
@@ -299,7 +419,11 @@ class Node:
         the gap, or land a block or payment on the old chain meanwhile.  Commands
         waiting for the old chain's lock go on with the new chain.
         """
-        async with self.locked(chain_id):
+        async with contextlib.AsyncExitStack() as stack:
+            if chain_id in self._chains:
+                await stack.enter_async_context(self.locked(chain_id))
+            # else: a chain that failed to load (offline) has no runtime to lock, and no command
+            # can act on it (they are refused until this returns).
             genesis = make_genesis_block(params, chain_id, self.now(), initial_bits, consensus)
             state = ChainState(params, chain_id, genesis, consensus)
             await self.store.replace_chain(
@@ -309,6 +433,7 @@ class Node:
             self._chains[chain_id] = ChainRuntime(
                 state, Mempool(params, chain_id), 1, tip_block=genesis, last_activity=self.now()
             )
+            self._offline.pop(chain_id, None)
         # The old chain's sessions end as stale; the cog tells a reset from a lost race by the genesis.
         if self.hashing_core is not None:
             self.hashing_core.notify_tip(chain_id, state.tip_hash)
@@ -436,6 +561,14 @@ class Node:
         """
         async with self.locked(chain_id) as runtime:
             check_params_change(runtime.state.params, params)
+            # A longer retarget window reads further back than the headers kept in memory: fetch
+            # them now, before a block adopts it (under the lock: a block check may be reading them).
+            state = runtime.state
+            missing = state.history_shortfall(params)
+            if missing:
+                oldest = state.headers.oldest_kept
+                state.prepend_history(await self.store.headers_between(chain_id, oldest - missing, oldest))
+            state.reserve_history(params)
             await self.store.set_proposed_params(chain_id, params)
             runtime.proposed_params = params
 
@@ -559,8 +692,10 @@ class Node:
             # In a thread: a proof-of-stake block checks every vote's signature, tens of ms the
             # event loop (and the Discord heartbeat on it) must not wait for. Nothing changes the
             # state meanwhile: writers hold the chain's lock.
-            effects = await asyncio.to_thread(
-                process_block, runtime.state, block, self.now(), runtime.proposed_params, runtime.proposed_consensus
+            # The beacon snapshot is encoded there too (a 1,000-validator state is milliseconds).
+            effects, snapshot = await asyncio.to_thread(
+                _process_and_snapshot, runtime.state, block, self.now(), runtime.proposed_params,
+                runtime.proposed_consensus,
             )
             after = ChainMap(effects.accounts, runtime.state.ledger)
             invalidated = runtime.mempool.invalidated_by(after)
@@ -574,7 +709,8 @@ class Node:
             )
             included = included + dead
             await self.store.append_block(
-                chain_id, block, effects, [e.txid for e in invalidated], self.now(), included_operations=included
+                chain_id, block, effects, [e.txid for e in invalidated], self.now(), included_operations=included,
+                beacon_snapshot=snapshot,
             )
             runtime.state.apply(block, effects)
             runtime.tip_block = block

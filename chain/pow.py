@@ -133,12 +133,21 @@ def explain_retarget(headers: Sequence[BlockHeader], params: ChainParams) -> Ret
     height = len(headers)
     if not is_retarget_height(height, params):
         return None
-    first = headers[height - params.retarget_window_blocks]
-    last = headers[-1]
+    return explain_retarget_between(height, headers[height - params.retarget_window_blocks], headers[-1], params)
+
+
+def explain_retarget_between(
+    height: int, first: BlockHeader, last: BlockHeader, params: ChainParams
+) -> RetargetExplanation | None:
+    """``explain_retarget`` for the block at ``height`` from the only two headers it reads: the
+    window's first (``height - retarget_window_blocks``) and last (``height - 1``), so that an
+    old retarget can be explained from two headers read from the store."""
+    if not is_retarget_height(height, params):
+        return None
     return RetargetExplanation(
         height=height,
         old_bits=last.bits,
-        new_bits=compute_expected_bits(headers, params),
+        new_bits=compute_next_work_required(last.bits, first.time, last.time, params),
         actual_timespan_s=last.time - first.time,
         target_timespan_s=params.target_timespan_s,
     )

@@ -29,7 +29,7 @@ nanopoints (chain/rewards.py) and runs these functions with
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 from chain.attestation import check_uint64
 from chain.errors import (
@@ -127,6 +127,10 @@ class Registry:
 
     validators: tuple[Validator, ...] = ()
     balances: tuple[int, ...] = ()
+    # pubkey -> first index, built on the first ``index_of``: auto-attest asks once per validator
+    # per slot, and a scan each time made a slot O(n^2).  Not an init field, so a registry derived
+    # with ``replace`` or built anew starts without it and never sees a stale index.
+    _index: dict[bytes, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.validators) != len(self.balances):
@@ -136,10 +140,14 @@ class Registry:
         return sum(self.balances)
 
     def index_of(self, pubkey: bytes) -> int | None:
-        for index, validator in enumerate(self.validators):
-            if validator.pubkey == pubkey:
-                return index
-        return None
+        index = self._index
+        if index is None:
+            index = {}
+            for position, validator in enumerate(self.validators):
+                index.setdefault(validator.pubkey, position)
+            # Frozen, but the cache is derived from the frozen fields alone.
+            object.__setattr__(self, "_index", index)
+        return index.get(pubkey)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections import ChainMap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 
 from chain.attestation import (
@@ -94,7 +94,7 @@ from chain.events import (
 from chain.hashing import ZERO_HASH, hash_to_display
 from chain.header import BlockHeader
 from chain.keys import SigningKey
-from chain.ledger import Account, Ledger, compute_block_subsidy, process_transfer
+from chain.ledger import Account, Ledger, compute_block_subsidy, compute_subsidy_total, process_transfer
 from chain.operations import (
     MAX_ATTESTATIONS,
     MAX_ATTESTER_SLASHINGS,
@@ -103,7 +103,7 @@ from chain.operations import (
     MAX_VOLUNTARY_EXITS,
     Operations,
 )
-from chain.params import ChainParams
+from chain.params import MEDIAN_TIME_SPAN_BLOCKS, ChainParams
 from chain.pow import (
     check_expected_bits,
     check_proof_of_work,
@@ -113,6 +113,7 @@ from chain.pow import (
 )
 from chain.rewards import UNITS_PER_POINT
 from chain.transaction import Coinbase, Transfer
+from chain.window import RecentWindow
 
 GENESIS_MINER = bytes(32)  # nobody: the genesis block mints nothing
 GENESIS_TAG = b"consensus-playground genesis "
@@ -201,8 +202,35 @@ def check_genesis_block(
         compute_target(block.header.bits, params.pow_limit)
 
 
+# Recent blocks a state keeps in memory at least (see ``compute_history_blocks``).
+MIN_HISTORY_BLOCKS = 64
+
+
+def compute_history_blocks(*params: ChainParams | None) -> int:
+    """How many recent headers judging the next block needs under any of ``params``: a whole
+    retarget window (``compute_expected_bits`` reads ``headers[height - window]``) and the
+    11 blocks of the median time, with a margin for a stale block's parent (``check_parent``)."""
+    windows = [p.retarget_window_blocks for p in params if p is not None]
+    return max(MIN_HISTORY_BLOCKS, max(windows, default=0) + MEDIAN_TIME_SPAN_BLOCKS + 1)
+
+
+def compute_minted_subsidies(
+    genesis_params: ChainParams, param_changes: Sequence[tuple[int, ChainParams]], last_height: int
+) -> int:
+    """Points the block subsidies of heights 1..``last_height`` minted, segment by rule change:
+    what summing ``compute_block_subsidy(h, params_at(h))`` over every block gives, without the blocks."""
+    total = 0
+    first, params = 1, genesis_params
+    for committed_at, changed in sorted(param_changes, key=lambda change: change[0]):
+        # A change committed at height c governs the blocks from c + 1 on.
+        total += compute_subsidy_total(first, min(committed_at, last_height), params)
+        first, params = max(first, committed_at + 1), changed
+    return total + compute_subsidy_total(first, last_height, params)
+
+
 class ChainState:
-    """Headers of the main chain plus the ledger at its tip."""
+    """The recent headers of the main chain (a ``RecentWindow``: ``len`` is the whole chain's)
+    plus the ledger and, with a consensus config, the beacon state at its tip."""
 
     def __init__(
         self, params: ChainParams, chain_id: int, genesis: Block, consensus: ConsensusConfig | None = None
@@ -212,9 +240,12 @@ class ChainState:
         # (height of the committing block, params in force from the block after it)
         self.param_changes: list[tuple[int, ChainParams]] = []
         self.chain_id = chain_id
-        self.headers: list[BlockHeader] = [genesis.header]
-        self.hashes: list[bytes] = [genesis.hash()]
-        self._height_of: dict[bytes, int] = {self.hashes[0]: 0}
+        self.genesis_hash = genesis.hash()
+        capacity = compute_history_blocks(params)
+        self.headers: RecentWindow[BlockHeader] = RecentWindow(genesis.header, capacity)
+        self.hashes: RecentWindow[bytes] = RecentWindow(self.genesis_hash, capacity)
+        # Heights of the blocks in the window (and of genesis): a stale block's parent is recent.
+        self._height_of: dict[bytes, int] = {self.genesis_hash: 0}
         self.ledger = Ledger()
         self.consensus = consensus
         # (height of the committing block, consensus config in force after it): Merge schedules.
@@ -225,7 +256,7 @@ class ChainState:
             work = 0
             if consensus.mode != MODE_POS:
                 work = compute_block_work(compute_target(genesis.header.bits, params.pow_limit))
-            self.beacon = genesis_beacon_state(consensus, self.hashes[0], genesis.header.time, work)
+            self.beacon = genesis_beacon_state(consensus, self.genesis_hash, genesis.header.time, work)
             allocations: dict[bytes, Account] = {}
             for allocation in consensus.genesis_allocations:
                 before = allocations.get(allocation.address, Account())
@@ -243,16 +274,58 @@ class ChainState:
     ) -> ChainState:
         """Rebuild from stored blocks and balances without re-checking signatures.
 
-        Startup has to be quick; ``chain.verify`` is the full replay.
+        ``resume`` does the same from the recent headers alone; ``chain.verify`` is the full replay.
         """
         state = cls(params, chain_id, blocks[0])
         state.param_changes = sorted(param_changes, key=lambda change: change[0])
+        state.reserve_history(*(p for _, p in state.param_changes))
         for block in blocks[1:]:
-            block_hash = block.hash()
-            state.headers.append(block.header)
-            state.hashes.append(block_hash)
-            state._height_of[block_hash] = block.height
-        minted = sum(compute_block_subsidy(h, state.params_at(h)) for h in range(1, len(blocks)))
+            state._append(block.header, block.hash(), block.height)
+        state.ledger = Ledger(accounts, compute_minted_subsidies(params, state.param_changes, state.height))
+        return state
+
+    @classmethod
+    def resume(
+        cls,
+        params: ChainParams,
+        chain_id: int,
+        genesis: Block,
+        tip_height: int,
+        recent: Sequence[tuple[BlockHeader, bytes]],
+        accounts: Mapping[bytes, Account],
+        param_changes: Sequence[tuple[int, ChainParams]] = (),
+        consensus: ConsensusConfig | None = None,
+        consensus_changes: Sequence[tuple[int, ConsensusConfig]] = (),
+        beacon: BeaconState | None = None,
+    ) -> ChainState:
+        """The state at block ``tip_height`` from what the store keeps current, without a replay.
+
+        ``recent`` is (header, hash) of the blocks just below and up to the tip, oldest first (at
+        least ``compute_history_blocks`` of them, or all from block 1); ``accounts`` the stored
+        balances after the tip; ``beacon`` the beacon state after the tip (chain/snapshot.py), for a
+        chain with a consensus config.  The points minted are recomputed from the rules alone.
+        """
+        state = cls(params, chain_id, genesis, consensus)
+        state.param_changes = sorted(param_changes, key=lambda change: change[0])
+        state.consensus_changes = sorted(consensus_changes, key=lambda change: change[0])
+        start = tip_height - len(recent) + 1
+        if tip_height > 0 and (not recent or start < 1):
+            raise ValueError(f"recent blocks must end at the tip {tip_height} and start after genesis")
+        capacity = compute_history_blocks(params, *(p for _, p in state.param_changes))
+        state.headers = RecentWindow(genesis.header, capacity, (h for h, _ in recent), start)
+        state.hashes = RecentWindow(state.genesis_hash, capacity, (block_hash for _, block_hash in recent), start)
+        state._height_of.update((block_hash, start + i) for i, (_, block_hash) in enumerate(recent))
+        if consensus is None:
+            minted = compute_minted_subsidies(params, state.param_changes, tip_height)
+        else:
+            if beacon is None:
+                raise MergeError("a chain with a consensus config resumes from its beacon state")
+            # Blocks after the terminal proof-of-work block (every block of a pos chain) mint nothing.
+            last_pow = beacon.terminal.height if beacon.terminal is not None else tip_height
+            if consensus.mode == MODE_POS:
+                last_pow = 0
+            minted = state.ledger.minted + compute_minted_subsidies(params, state.param_changes, last_pow)
+            state.beacon = beacon
         state.ledger = Ledger(accounts, minted)
         return state
 
@@ -266,19 +339,39 @@ class ChainState:
         param_changes: Sequence[tuple[int, ChainParams]] = (),
         consensus_changes: Sequence[tuple[int, ConsensusConfig]] = (),
     ) -> ChainState:
-        """Rebuild by processing every block again: the way to restore a chain with a beacon state.
+        """Rebuild by processing every block again (what ``verify`` does, without its report).
 
-        (``restore`` trusts stored balances; a beacon state has too much in it to store
-        piecemeal, so it is recomputed.)  Block times are judged against the last one.
+        Block times are judged against the last one.
         """
         state = cls(params, chain_id, blocks[0], consensus)
         changes = dict(param_changes)
+        state.reserve_history(*changes.values())
         schedules = dict(consensus_changes)
         now = max(block.header.time for block in blocks)
         for block in blocks[1:]:
             height = state.height + 1
             state.apply(block, process_block(state, block, now, changes.get(height), schedules.get(height)))
         return state
+
+    def reserve_history(self, *params: ChainParams | None) -> None:
+        """Keep enough recent headers for the retarget windows of ``params`` too (rules that a
+        block may adopt): a window grows only forward, so it must grow before it is needed."""
+        capacity = compute_history_blocks(*params)
+        self.headers.reserve(capacity)
+        self.hashes.reserve(capacity)
+
+    def history_shortfall(self, *params: ChainParams | None) -> int:
+        """How many headers below the window ``reserve_history(*params)`` would still miss."""
+        wanted = compute_history_blocks(*params)
+        kept = len(self.headers) - self.headers.oldest_kept
+        return max(0, min(wanted - kept, self.headers.oldest_kept - 1))
+
+    def prepend_history(self, older: Sequence[tuple[BlockHeader, bytes]]) -> None:
+        """Headers and hashes of the blocks just below the window, oldest first (read from the store)."""
+        start = self.headers.oldest_kept - len(older)
+        self.headers.prepend([h for h, _ in older])
+        self.hashes.prepend([block_hash for _, block_hash in older])
+        self._height_of.update((block_hash, start + i) for i, (_, block_hash) in enumerate(older))
 
     def total_supply_units(self) -> int:
         """Ledger balances plus validator balances, in nanopoints."""
@@ -319,12 +412,17 @@ class ChainState:
         return self.headers[-1]
 
     def height_of(self, block_hash: bytes) -> int | None:
+        """The height of a block in the recent window (or genesis); None for older or unknown blocks."""
         return self._height_of.get(block_hash)
 
+    def _append(self, header: BlockHeader, block_hash: bytes, height: int) -> None:
+        self.headers.append(header)
+        for dropped in self.hashes.append(block_hash):
+            self._height_of.pop(dropped, None)
+        self._height_of[block_hash] = height
+
     def apply(self, block: Block, effects: BlockEffects) -> None:
-        self.headers.append(block.header)
-        self.hashes.append(effects.block_hash)
-        self._height_of[effects.block_hash] = effects.height
+        self._append(block.header, effects.block_hash, effects.height)
         self.ledger.apply(effects.accounts, effects.subsidy)
         if effects.beacon is not None:
             self.beacon = effects.beacon
@@ -332,6 +430,7 @@ class ChainState:
             self.consensus_changes.append((effects.height, effects.consensus_change))
         if effects.params_change is not None:
             self.param_changes.append((effects.height, effects.params_change))
+            self.reserve_history(effects.params_change)
 
 
 def check_parent(state: ChainState, header: BlockHeader) -> None:

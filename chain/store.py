@@ -27,6 +27,7 @@ import aiosqlite
 
 from chain.beacon import ConsensusConfig
 from chain.block import Block
+from chain.header import HEADER_SIZE_BYTES, BlockHeader
 from chain.errors import (
     BlockNotFoundError,
     ChainExistsError,
@@ -45,10 +46,18 @@ from chain.slashing_protection import (
     SignedBlockEntry,
     SlashingProtectionRecord,
 )
-from chain.state import BlockEffects
+from chain.state import BlockEffects, compute_history_blocks
 from chain.transaction import deserialize_transfer
 
 log = logging.getLogger(__name__)
+
+# An SQL function registered on every connection, for migration 7's back-fill of display hashes.
+_REVERSE_BYTES = "playground_reverse_bytes"
+
+
+def _reverse_bytes(value: bytes | None) -> bytes | None:
+    return None if value is None else bytes(value)[::-1]
+
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (
@@ -233,6 +242,18 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        7,
+        (
+            # Hashes as members see them (byte-reversed, chain.hashing): a typed hash prefix is then
+            # a range of this column, which the index answers without reading every block.
+            "ALTER TABLE blocks ADD COLUMN display_hash BLOB",
+            f"UPDATE blocks SET display_hash = {_REVERSE_BYTES}(hash)",
+            "CREATE INDEX blocks_display_hash ON blocks (chain_id, display_hash)",
+            # Blocks mined per miner at startup: one pass over this index, not over every block.
+            "CREATE INDEX blocks_miner ON blocks (chain_id, miner)",
+        ),
+    ),
 )
 
 # Version of the JSON encoding of a stored slashing protection record.
@@ -259,6 +280,34 @@ class StoredChain:
     consensus_changes: list[tuple[int, ConsensusConfig]] = field(default_factory=list)
     proposed_consensus: ConsensusConfig | None = None
     operations: list[PooledOperation] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChainHead:
+    """What startup reads of a chain: its current tables and recent end, never every block.
+
+    ``recent`` is (header, hash) of the last ``compute_history_blocks`` blocks before and
+    including the tip (from block 1 on), oldest first; ``snapshot`` the newest beacon-state
+    snapshot as ``(height, blob)``; ``blocks_mined`` how many blocks each miner (or fee
+    recipient) got, genesis left out.
+    """
+
+    chain_id: int
+    params: ChainParams
+    genesis: Block
+    tip_height: int
+    tip_block: Block
+    recent: list[tuple[BlockHeader, bytes]]
+    accounts: dict[bytes, Account]
+    mempool: list[PendingTransfer]
+    param_changes: list[tuple[int, ChainParams]]
+    proposed_params: ChainParams | None
+    consensus: ConsensusConfig | None
+    consensus_changes: list[tuple[int, ConsensusConfig]]
+    proposed_consensus: ConsensusConfig | None
+    operations: list[PooledOperation]
+    snapshot: tuple[int, bytes] | None
+    blocks_mined: dict[bytes, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,6 +449,24 @@ def decode_protection_record(text: str) -> SlashingProtectionRecord:
         raise EncodingError(f"stored slashing protection record cannot be decoded: {exc}") from exc
 
 
+# Bound parameters per statement, well under SQLite's smallest default limit (999).
+_MAX_BOUND_PARAMETERS = 500
+
+
+def _display_prefix_range(prefix: str) -> tuple[bytes, bytes | None]:
+    """The display-order hashes that start with the hex ``prefix``: ``low <= h < high`` (no ``high``
+    when every hash from ``low`` on matches).  An odd digit count covers the last byte's half."""
+    digits = prefix.lower()
+    if not digits or any(c not in "0123456789abcdef" for c in digits):
+        raise ValueError(f"a hash prefix is hex digits, got {prefix!r}")
+    low = bytes.fromhex(digits + "0" * (len(digits) % 2))
+    value = int(digits, 16) + 1
+    if value >> (4 * len(digits)):
+        return low, None  # the prefix was all f: nothing above it
+    high = bytes.fromhex(format(value, f"0{len(digits)}x") + "0" * (len(digits) % 2))
+    return low, high
+
+
 class Store:
     """One SQLite database; open with ``await Store.open(path)``."""
 
@@ -423,6 +490,7 @@ class Store:
             await db.execute("PRAGMA synchronous=FULL")
             await db.execute("PRAGMA foreign_keys=ON")
             await db.execute("PRAGMA busy_timeout=5000")
+            await db.create_function(_REVERSE_BYTES, 1, _reverse_bytes, deterministic=True)
             await store._migrate()
         except BaseException:
             await db.close()
@@ -566,8 +634,10 @@ class Store:
             (chain_id, params.to_json(), genesis.hash(), now, None if consensus is None else consensus.to_json()),
         )
         await db.execute(
-            "INSERT INTO blocks (chain_id, height, hash, miner, time, raw) VALUES (?, 0, ?, ?, ?, ?)",
-            (chain_id, genesis.hash(), genesis.coinbase.miner, genesis.header.time, genesis.serialize()),
+            "INSERT INTO blocks (chain_id, height, hash, display_hash, miner, time, raw) "
+            "VALUES (?, 0, ?, ?, ?, ?, ?)",
+            (chain_id, genesis.hash(), genesis.hash()[::-1], genesis.coinbase.miner, genesis.header.time,
+             genesis.serialize()),
         )
         if beacon_snapshot is not None:
             await self._insert_beacon_snapshot(db, chain_id, 0, beacon_snapshot)
@@ -644,12 +714,196 @@ class Store:
             consensus, schedules, proposed_consensus, operations,
         )
 
-    async def iter_blocks(self, chain_id: int, start: int = 0) -> AsyncIterator[Block]:
-        cursor = await self._db.execute(
-            "SELECT raw FROM blocks WHERE chain_id = ? AND height >= ? ORDER BY height", (chain_id, start)
+    async def load_chain_head(self, chain_id: int) -> StoredChainHead:
+        """Everything startup needs of a chain, read in one transaction (one instant of the chain):
+        current tables, the genesis and tip blocks, the recent headers, the newest beacon snapshot
+        and the blocks mined per miner.  Reads a bounded number of blocks whatever the chain's length."""
+        async with self._lock:
+            await self._db.execute("BEGIN")
+            try:
+                return await self._load_chain_head(chain_id)
+            finally:
+                await self._db.execute("COMMIT")
+
+    async def _load_chain_head(self, chain_id: int) -> StoredChainHead:
+        db = self._db
+        row = await (
+            await db.execute("SELECT params, consensus FROM chains WHERE chain_id = ?", (chain_id,))
+        ).fetchone()
+        if row is None:
+            raise ChainNotFoundError(f"there is no chain {chain_id}")
+        params = ChainParams.from_json(row[0])
+        consensus = None if row[1] is None else ConsensusConfig.from_json(row[1])
+        rows = await (
+            await db.execute(
+                "SELECT height, params FROM param_changes WHERE chain_id = ? ORDER BY height", (chain_id,)
+            )
+        ).fetchall()
+        changes = [(r[0], ChainParams.from_json(r[1])) for r in rows if r[0] is not None]
+        proposed = next((ChainParams.from_json(r[1]) for r in rows if r[0] is None), None)
+        rows = await (
+            await db.execute(
+                "SELECT height, consensus FROM consensus_changes WHERE chain_id = ? ORDER BY height", (chain_id,)
+            )
+        ).fetchall()
+        schedules = [(r[0], ConsensusConfig.from_json(r[1])) for r in rows if r[0] is not None]
+        proposed_consensus = next((ConsensusConfig.from_json(r[1]) for r in rows if r[0] is None), None)
+        tip_height = await self._tip_height(db, chain_id)
+        genesis = await self._block_at(db, chain_id, 0)
+        tip_block = genesis if tip_height == 0 else await self._block_at(db, chain_id, tip_height)
+        count = compute_history_blocks(params, proposed, *(p for _, p in changes))
+        recent = await self._headers_between(db, chain_id, max(1, tip_height - count + 1), tip_height + 1)
+        rows = await (
+            await db.execute("SELECT pubkey, balance, nonce FROM accounts WHERE chain_id = ?", (chain_id,))
+        ).fetchall()
+        accounts = {r[0]: Account(r[1], r[2]) for r in rows}
+        rows = await (
+            await db.execute(
+                "SELECT txid, arrival, raw FROM mempool WHERE chain_id = ? ORDER BY arrival", (chain_id,)
+            )
+        ).fetchall()
+        mempool = [PendingTransfer(deserialize_transfer(r[2])[0], r[0], r[1]) for r in rows]
+        rows = await (
+            await db.execute(
+                "SELECT op_id, kind, raw, arrival FROM op_pool WHERE chain_id = ? ORDER BY arrival", (chain_id,)
+            )
+        ).fetchall()
+        operations = [PooledOperation(r[0], r[1], deserialize_operation(r[1], r[2]), r[3]) for r in rows]
+        row = await (
+            await db.execute(
+                "SELECT height, blob FROM beacon_snapshots WHERE chain_id = ? ORDER BY height DESC LIMIT 1",
+                (chain_id,),
+            )
+        ).fetchone()
+        snapshot = (int(row[0]), bytes(row[1])) if row else None
+        rows = await (
+            await db.execute(
+                "SELECT miner, COUNT(*) FROM blocks WHERE chain_id = ? AND height > 0 GROUP BY miner", (chain_id,)
+            )
+        ).fetchall()
+        return StoredChainHead(
+            chain_id, params, genesis, tip_height, tip_block, recent, accounts, mempool, changes, proposed,
+            consensus, schedules, proposed_consensus, operations, snapshot, {r[0]: r[1] for r in rows},
         )
+
+    async def _tip_height(self, db: aiosqlite.Connection, chain_id: int) -> int:
+        row = await (await db.execute("SELECT MAX(height) FROM blocks WHERE chain_id = ?", (chain_id,))).fetchone()
+        if row[0] is None:
+            raise ChainNotFoundError(f"there is no chain {chain_id}")
+        return int(row[0])
+
+    async def _block_at(self, db: aiosqlite.Connection, chain_id: int, height: int) -> Block:
+        row = await (
+            await db.execute("SELECT raw FROM blocks WHERE chain_id = ? AND height = ?", (chain_id, height))
+        ).fetchone()
+        if row is None:
+            raise BlockNotFoundError(f"chain {chain_id} has no block {height}")
+        return Block.deserialize(bytes(row[0]))
+
+    async def _headers_between(
+        self, db: aiosqlite.Connection, chain_id: int, start: int, stop: int
+    ) -> list[tuple[BlockHeader, bytes]]:
+        # The header is the first 80 bytes of a stored block: read those, not the transfers.
+        rows = await (
+            await db.execute(
+                "SELECT height, hash, substr(raw, 1, ?) FROM blocks WHERE chain_id = ? AND height >= ? "
+                "AND height < ? ORDER BY height",
+                (HEADER_SIZE_BYTES, chain_id, start, stop),
+            )
+        ).fetchall()
+        if len(rows) != max(0, stop - start):
+            raise BlockNotFoundError(f"chain {chain_id} is missing blocks between {start} and {stop - 1}")
+        headers = []
+        for height, block_hash, raw in rows:
+            header = BlockHeader.deserialize(bytes(raw))
+            if header.hash() != block_hash:
+                raise EncodingError(f"stored block {height} of chain {chain_id} does not match its hash")
+            headers.append((header, bytes(block_hash)))
+        return headers
+
+    async def headers_between(self, chain_id: int, start: int, stop: int) -> list[tuple[BlockHeader, bytes]]:
+        """(header, hash) of blocks ``start..stop - 1``, oldest first (every one must exist)."""
+        return await self._headers_between(self._db, chain_id, start, stop)
+
+    async def headers_at(self, chain_id: int, heights: Iterable[int]) -> dict[int, BlockHeader]:
+        """The headers of the blocks at ``heights`` that exist."""
+        wanted = sorted(set(heights))
+        found: dict[int, BlockHeader] = {}
+        for first in range(0, len(wanted), _MAX_BOUND_PARAMETERS):
+            batch = wanted[first:first + _MAX_BOUND_PARAMETERS]
+            rows = await (
+                await self._db.execute(
+                    f"SELECT height, substr(raw, 1, ?) FROM blocks WHERE chain_id = ? AND height IN "
+                    f"({', '.join('?' * len(batch))})",
+                    (HEADER_SIZE_BYTES, chain_id, *batch),
+                )
+            ).fetchall()
+            found.update((r[0], BlockHeader.deserialize(bytes(r[1]))) for r in rows)
+        return found
+
+    async def block_hashes(self, chain_id: int, heights: Iterable[int]) -> dict[int, bytes]:
+        """Height -> hash of the blocks at ``heights`` that exist."""
+        wanted = sorted(set(heights))
+        found: dict[int, bytes] = {}
+        for first in range(0, len(wanted), _MAX_BOUND_PARAMETERS):
+            batch = wanted[first:first + _MAX_BOUND_PARAMETERS]
+            rows = await (
+                await self._db.execute(
+                    f"SELECT height, hash FROM blocks WHERE chain_id = ? AND height IN ({', '.join('?' * len(batch))})",
+                    (chain_id, *batch),
+                )
+            ).fetchall()
+            found.update((r[0], bytes(r[1])) for r in rows)
+        return found
+
+    async def find_blocks_by_hash_prefix(
+        self, chain_id: int, prefix: str, limit: int
+    ) -> tuple[int, list[tuple[int, bytes]]]:
+        """Blocks whose hash, as shown (``hash_to_display``), starts with the hex ``prefix``:
+        how many there are, and up to ``limit`` of them as (height, hash), newest first.
+
+        A range of the display-order hash column: the index finds it without reading the chain.
+        """
+        low, high = _display_prefix_range(prefix)
+        where = "chain_id = ? AND display_hash >= ?" + (" AND display_hash < ?" if high is not None else "")
+        args: tuple[Any, ...] = (chain_id, low) if high is None else (chain_id, low, high)
+        row = await (await self._db.execute(f"SELECT COUNT(*) FROM blocks WHERE {where}", args)).fetchone()
+        rows = await (
+            await self._db.execute(
+                f"SELECT height, hash FROM blocks WHERE {where} ORDER BY height DESC LIMIT ?", (*args, limit)
+            )
+        ).fetchall()
+        return int(row[0]), [(r[0], bytes(r[1])) for r in rows]
+
+    async def replace_beacon_snapshot(self, chain_id: int, height: int, blob: bytes) -> None:
+        """Store the snapshot of block ``height`` as the chain's only one, if that block is still the tip
+        (written after a replay rebuilt a state that had none)."""
+        async with self._transaction() as db:
+            if await self._tip_height(db, chain_id) != height:
+                raise StaleBlockError(f"block {height} is no longer the tip of chain {chain_id}")
+            await db.execute("DELETE FROM beacon_snapshots WHERE chain_id = ?", (chain_id,))
+            await self._insert_beacon_snapshot(db, chain_id, height, blob)
+
+    async def iter_blocks(self, chain_id: int, start: int = 0, stop: int | None = None) -> AsyncIterator[Block]:
+        """Blocks ``start..stop - 1`` (to the tip without ``stop``), oldest first."""
+        if stop is None:
+            cursor = await self._db.execute(
+                "SELECT raw FROM blocks WHERE chain_id = ? AND height >= ? ORDER BY height", (chain_id, start)
+            )
+        else:
+            cursor = await self._db.execute(
+                "SELECT raw FROM blocks WHERE chain_id = ? AND height >= ? AND height < ? ORDER BY height",
+                (chain_id, start, stop),
+            )
         async for row in cursor:
             yield Block.deserialize(row[0])
+
+    async def latest_block_time(self, chain_id: int) -> int:
+        """The latest time any stored block of the chain carries."""
+        row = await (await self._db.execute("SELECT MAX(time) FROM blocks WHERE chain_id = ?", (chain_id,))).fetchone()
+        if row[0] is None:
+            raise ChainNotFoundError(f"there is no chain {chain_id}")
+        return int(row[0])
 
     async def tip_height(self, chain_id: int) -> int:
         row = await (
@@ -677,7 +931,8 @@ class Store:
         Returns the outbox ids of the events.  Refuses if the stored tip is not
         the block's parent, so two writers can never both extend one tip.
         ``beacon_snapshot``, when given, is the proof-of-stake state after this
-        block (opaque bytes); it commits with the block or not at all.
+        block (opaque bytes); it commits with the block or not at all, and the
+        chain's older snapshots are deleted in the same commit.
         """
         async with self._transaction() as db:
             row = await (
@@ -690,8 +945,10 @@ class Store:
             if row[0] != effects.height - 1 or row[1] != block.header.prev_hash:
                 raise StaleBlockError(f"stored tip is block {row[0]}; block {effects.height} does not extend it")
             await db.execute(
-                "INSERT INTO blocks (chain_id, height, hash, miner, time, raw) VALUES (?, ?, ?, ?, ?, ?)",
-                (chain_id, effects.height, effects.block_hash, block.coinbase.miner, block.header.time, block.serialize()),
+                "INSERT INTO blocks (chain_id, height, hash, display_hash, miner, time, raw) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (chain_id, effects.height, effects.block_hash, effects.block_hash[::-1], block.coinbase.miner,
+                 block.header.time, block.serialize()),
             )
             await db.executemany(
                 "INSERT INTO accounts (chain_id, pubkey, balance, nonce) VALUES (?, ?, ?, ?) "
@@ -729,6 +986,10 @@ class Store:
             )
             if beacon_snapshot is not None:
                 await self._insert_beacon_snapshot(db, chain_id, effects.height, beacon_snapshot)
+                # Startup reads only the newest; older ones would grow the table by a state per block.
+                await db.execute(
+                    "DELETE FROM beacon_snapshots WHERE chain_id = ? AND height < ?", (chain_id, effects.height)
+                )
             return await self._insert_events(db, chain_id, effects.events, now)
 
     async def get_block(self, chain_id: int, *, height: int | None = None, block_hash: bytes | None = None) -> Block:

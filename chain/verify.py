@@ -87,6 +87,8 @@ def verify_chain(
     try:
         check_genesis_block(genesis, params, chain_id, consensus)
         state = ChainState(params, chain_id, genesis, consensus)
+        # A listed change to a longer retarget window reads headers from before it: keep them.
+        state.reserve_history(*changes.values())
     except ChainError as exc:
         raise VerificationError(0, exc) from exc
 

@@ -19,7 +19,7 @@ from chain.params import ChainParams
 from chain.pow import compute_expected_bits
 from chain.staking import ValidatorStatus
 from chain.state import ChainState, compute_difficulty
-from cogs.embeds import BLUE, GOLD, GREEN, GREY, PURPLE, points, short, stake_points
+from cogs.embeds import BLUE, GOLD, GREEN, GREY, PURPLE, RED, points, short, stake_points
 from cogs.errors import (
     PlaygroundCog,
     UserFacingError,
@@ -293,9 +293,15 @@ class ResetView(discord.ui.View):
             current = beacon.mode(self.guild_id)
             if current is not None and current != self.services.default_consensus.mode:
                 mode = current  # a pos or hybrid chain starts over as one
-        await self.services.ensure_chain(self.guild_id)
-        if mode is None or beacon is None:
+        if node.offline_reason(self.guild_id) is not None:
+            # It could not be loaded: start over with the defaults, then in the asked mode if any.
+            state = await self.services.reset_chain(self.guild_id)
+            if mode is None or beacon is None:
+                return state, None
+        elif mode is None or beacon is None:
+            await self.services.ensure_chain(self.guild_id)
             return await self.services.reset_chain(self.guild_id), None
+        await self.services.ensure_chain(self.guild_id)
         await beacon.switch_mode(self.guild_id, mode, str(interaction.user.id), node.now(), base=self.base)
         log.info("server %d switched to %s mode by %d", self.guild_id, mode, interaction.user.id)
         return node.chain(self.guild_id).state, mode
@@ -649,6 +655,17 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
     async def status(self, interaction: discord.Interaction) -> None:
         """The chain, the webhook and the hashing core at a glance."""
         guild_id = require_guild(interaction)
+        offline = self.services.node.offline_reason(guild_id)
+        if offline is not None:
+            embed = discord.Embed(
+                title="🛠️ Playground status",
+                description=f"⛔ **This server's chain is offline**: it could not be loaded when the bot started "
+                f"({offline}). Nothing on it can be used until an admin starts over with `/playground reset` "
+                "(its blocks and balances are lost). Other servers are not affected.",
+                colour=RED,
+            )
+            await interaction.response.send_message(embed=embed, ephemeral=True)
+            return
         state = await self.services.ensure_chain(guild_id)
         node = self.services.node
         webhook = await self.services.notifier.status(guild_id)
@@ -875,6 +892,21 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
     async def reset(self, interaction: discord.Interaction) -> None:
         """Start this server's chain over from a new genesis block (asks for confirmation)."""
         guild_id = require_guild(interaction)
+        offline = self.services.node.offline_reason(guild_id)
+        if offline is not None:
+            # The one way out for a chain that failed to load: it cannot be read, only replaced.
+            embed = discord.Embed(
+                title="⚠️ Reset this server's chain?",
+                description=f"{interaction.user.mention} asked to start over. The stored chain could not be "
+                f"loaded ({offline}); resetting deletes it and starts a new genesis block. Only they can "
+                f"confirm, within {RESET_TIMEOUT_S:.0f}s.",
+                colour=ORANGE,
+            )
+            embed.add_field(name="Gone", value="the stored chain: every block, balance and pending transfer",
+                            inline=False)
+            view = ResetView(self.services, guild_id, interaction.user.id, RESET_TIMEOUT_S)
+            await ask_to_confirm(interaction, embed, view)
+            return
         state = await self.services.ensure_chain(guild_id)
         holders = [acc.balance for acc in state.ledger.values() if acc.balance > 0]
         pending_transfers = len(self.services.node.chain(guild_id).mempool)

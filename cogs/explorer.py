@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import time
+from collections.abc import Iterator
+from itertools import islice
 
 import discord
 from discord import app_commands
@@ -16,10 +18,12 @@ from chain.beacon import BeaconState, compute_start_slot_at_epoch
 from chain.block import Block
 from chain.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.errors import VerificationError
-from chain.hashing import hash_from_display, hash_to_display
-from chain.pow import RetargetExplanation, explain_retarget
+from chain.hashing import HASH_SIZE_BYTES, hash_from_display, hash_to_display
+from chain.params import ChainParams
+from chain.pow import RetargetExplanation, explain_retarget_between
 from chain.proposer import MAX_RANDOM_BYTE, ProposerDraw
 from chain.state import ChainState, compute_difficulty
+from chain.store import Store
 from chain.verify import VerifyReport, verify_chain
 from cogs.embeds import (
     BLUE,
@@ -44,6 +48,10 @@ MAX_AUTOCOMPLETE_CHOICES = 25  # Discord's limit
 BLOCK_TRANSFERS_SHOWN = 5
 RECENT_RETARGETS_SHOWN = 5
 AMBIGUOUS_HEIGHTS_SHOWN = 5
+# /chain difficulty looks for bit changes among this many latest retargets, reading their headers
+# RETARGET_BATCH retargets at a time (a chain stuck at its easiest target never changes bits).
+RETARGETS_SEARCHED = 1_000
+RETARGET_BATCH = 100
 # /chain proposer lists at most this many attempts of the draw (most draws take one or two).
 DRAW_ATTEMPTS_SHOWN = 10
 MAX_SLOT = 2**53 - 1  # Discord's integer options stop here
@@ -56,8 +64,9 @@ MAX_DRAW_EPOCHS_PAST_STATE = 64
 MILLIJOULES_PER_WATT_HOUR = 3_600_000
 
 
-def resolve_block_height(state: ChainState, query: str) -> int:
-    """The height a member meant: ``12``, ``#12``, a full hash or a hash prefix of 6+ hex digits.
+def parse_block_query(query: str, tip_height: int) -> int | str:
+    """What a member meant: a height (``12``, ``#12``) or a hash prefix of 6+ hex digits (returned
+    as lowercase hex, still to be looked up).
 
     Autocomplete sends heights as plain digits, so digits are read as a height
     whenever that height exists; hashes shown in Discord start with zeros, and
@@ -70,38 +79,78 @@ def resolve_block_height(state: ChainState, query: str) -> int:
         raise UserFacingError("Give a block height (like `12`) or a hash (at least 6 hex digits).")
     is_digits = text.isascii() and text.isdecimal()
     if is_digits and (
-        explicit_height or len(text) < MIN_HASH_PREFIX or (text[0] != "0" and int(text) <= state.height)
+        explicit_height or len(text) < MIN_HASH_PREFIX or (text[0] != "0" and int(text) <= tip_height)
     ):
         height = int(text)
-        if height > state.height:
-            raise UserFacingError(f"There is no block {height} yet: the chain is at height {state.height}.")
+        if height > tip_height:
+            raise UserFacingError(f"There is no block {height} yet: the chain is at height {tip_height}.")
         return height
     if explicit_height or not all(c in "0123456789abcdef" for c in text):
         raise UserFacingError(f"`{text[:MAX_QUERY_CHARS]}` is neither a block height nor a hex hash.")
     if len(text) < MIN_HASH_PREFIX:
         raise UserFacingError(f"Type at least {MIN_HASH_PREFIX} hex digits of the hash (you gave {len(text)}).")
-    matches = [h for h, block_hash in enumerate(state.hashes) if hash_to_display(block_hash).startswith(text)]
-    if not matches:
-        also = f", and there is no block {int(text)} (the chain is at height {state.height})" if is_digits else ""
-        raise UserFacingError(f"No block's hash starts with `{text}`{also}.")
-    if len(matches) > 1:
-        shown = ", ".join(f"#{h}" for h in matches[:AMBIGUOUS_HEIGHTS_SHOWN])
-        more = ", …" if len(matches) > AMBIGUOUS_HEIGHTS_SHOWN else ""
-        raise UserFacingError(f"`{text}` starts the hashes of {len(matches)} blocks ({shown}{more}): type more of the hash.")
-    return matches[0]
+    return text
 
 
-def block_choices(state: ChainState, typed: str) -> list[app_commands.Choice[str]]:
-    """Newest blocks first, filtered by what was typed (the start of a height or of a hash)."""
+async def resolve_block_height(store: Store, chain_id: int, tip_height: int, query: str) -> int:
+    """The height of the block a member meant (see ``parse_block_query``); a hash prefix is looked up
+    in the store's display-order hash index, not by reading the chain."""
+    parsed = parse_block_query(query, tip_height)
+    if isinstance(parsed, int):
+        return parsed
+    count, matches = await store.find_blocks_by_hash_prefix(chain_id, parsed, AMBIGUOUS_HEIGHTS_SHOWN)
+    if count == 0:
+        also = (
+            f", and there is no block {int(parsed)} (the chain is at height {tip_height})" if parsed.isdecimal() else ""
+        )
+        raise UserFacingError(f"No block's hash starts with `{parsed}`{also}.")
+    if count > 1:
+        shown = ", ".join(f"#{h}" for h in sorted(height for height, _ in matches))
+        more = ", …" if count > AMBIGUOUS_HEIGHTS_SHOWN else ""
+        raise UserFacingError(f"`{parsed}` starts the hashes of {count} blocks ({shown}{more}): type more of the hash.")
+    return matches[0][0]
+
+
+def heights_with_prefix(digits: str, tip_height: int, limit: int) -> list[int]:
+    """Heights up to the tip whose decimal form starts with ``digits``, highest first, at most ``limit``:
+    counted, not searched (numbers with more digits are higher, so longer ones come first)."""
+    if not digits.isascii() or not digits.isdecimal():
+        return []
+    if digits.startswith("0"):
+        return [0] if digits == "0" else []
+    found: list[int] = []
+    base = int(digits)
+    for extra in range(len(str(tip_height)) - len(digits), -1, -1):
+        low, high = base * 10**extra, min(tip_height, (base + 1) * 10**extra - 1)
+        for height in range(high, low - 1, -1):
+            found.append(height)
+            if len(found) == limit:
+                return found
+    return found
+
+
+async def block_choices(store: Store, chain_id: int, tip_height: int, typed: str) -> list[app_commands.Choice[str]]:
+    """Newest blocks first, filtered by what was typed (the start of a height or of a hash).
+
+    Heights matching the digits are counted and hashes matching the prefix found in the store's
+    index, so a long chain costs two small queries, not a scan.
+    """
     text = typed.strip().strip("`").removeprefix("#").strip().lower()
-    choices = []
-    for height in range(state.height, -1, -1):
-        shown = hash_to_display(state.hashes[height])
-        if not text or str(height).startswith(text) or shown.startswith(text):
-            choices.append(app_commands.Choice(name=f"#{height} {shown[:16]}…", value=str(height)))
-            if len(choices) == MAX_AUTOCOMPLETE_CHOICES:
-                break
-    return choices
+    if not text:
+        heights = list(range(tip_height, max(-1, tip_height - MAX_AUTOCOMPLETE_CHOICES), -1))
+        found = await store.block_hashes(chain_id, heights)
+    else:
+        found = {}
+        if all(c in "0123456789abcdef" for c in text) and len(text) <= 2 * HASH_SIZE_BYTES:
+            _, matches = await store.find_blocks_by_hash_prefix(chain_id, text, MAX_AUTOCOMPLETE_CHOICES)
+            found.update(matches)
+        by_height = heights_with_prefix(text, tip_height, MAX_AUTOCOMPLETE_CHOICES)
+        found.update(await store.block_hashes(chain_id, [h for h in by_height if h not in found]))
+    newest = sorted(found, reverse=True)[:MAX_AUTOCOMPLETE_CHOICES]
+    return [
+        app_commands.Choice(name=f"#{height} {hash_to_display(found[height])[:16]}…", value=str(height))
+        for height in newest
+    ]
 
 
 def proposer_slot_range(beacon: BeaconState, current: int) -> tuple[int, int]:
@@ -145,17 +194,47 @@ def parse_txid(text: str) -> bytes:
     return hash_from_display(cleaned)
 
 
-def retarget_history(state: ChainState) -> tuple[list[RetargetExplanation], RetargetExplanation | None]:
-    """The latest retargets that changed the bits, newest first, and the latest retarget of all."""
-    headers, params = state.headers, state.params
-    changed = [h for h in range(1, len(headers)) if headers[h].bits != headers[h - 1].bits]
-    recent = []
-    for height in reversed(changed[-RECENT_RETARGETS_SHOWN:]):
-        explanation = explain_retarget(headers[:height], params)
-        if explanation is not None:
-            recent.append(explanation)
-    last_height = state.height - state.height % params.retarget_window_blocks
-    last = explain_retarget(headers[:last_height], params) if last_height > 0 else None
+def retarget_heights(state: ChainState) -> Iterator[tuple[int, ChainParams]]:
+    """Every height at which a block retargeted, newest first, with the rules it was judged by
+    (a rule change can move the window: each stretch of rules has its own multiples)."""
+    height = state.height
+    while height > 0:
+        params = state.params_at(height)
+        # The first block these rules governed: the one after the block that committed to them.
+        stretch_start = max((at + 1 for at, _ in state.param_changes if at < height), default=1)
+        retarget = height - height % params.retarget_window_blocks
+        if not params.no_retargeting and retarget >= stretch_start:
+            yield retarget, params
+            height = retarget - 1
+        else:
+            height = stretch_start - 1
+
+
+async def retarget_history(
+    store: Store, chain_id: int, state: ChainState
+) -> tuple[list[RetargetExplanation], RetargetExplanation | None]:
+    """The latest retargets that changed the bits (among the last ``RETARGETS_SEARCHED``), newest
+    first, and the latest retarget of all.  Each needs three headers (the retarget block, and the
+    first and last of its window): read from the store a batch at a time, never the whole chain."""
+    recent: list[RetargetExplanation] = []
+    last: RetargetExplanation | None = None
+    heights = islice(retarget_heights(state), RETARGETS_SEARCHED)
+    while len(recent) < RECENT_RETARGETS_SHOWN:
+        batch = list(islice(heights, RETARGET_BATCH))
+        if not batch:
+            break
+        wanted = {h for height, params in batch for h in (height, height - 1, height - params.retarget_window_blocks)}
+        headers = await store.headers_at(chain_id, wanted)
+        for height, params in batch:
+            first, before, block = (headers[height - params.retarget_window_blocks], headers[height - 1],
+                                    headers[height])
+            explanation = explain_retarget_between(height, first, before, params)
+            if explanation is None:
+                continue
+            if last is None:
+                last = explanation
+            if block.bits != before.bits and len(recent) < RECENT_RETARGETS_SHOWN:
+                recent.append(explanation)
     return recent, last
 
 
@@ -347,7 +426,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         """A block of this server's chain, by height or by hash, with its transfers."""
         guild_id = require_guild(interaction)
         state = await self.services.ensure_chain(guild_id)
-        height = resolve_block_height(state, query)
+        height = await resolve_block_height(self.services.node.store, guild_id, state.height, query)
         block = await self.services.node.store.get_block(guild_id, height=height)
         names = await self.services.owner_names(guild_id)
         embed = block_embed(block, names, proposer=await self._proposer_label(guild_id, block))
@@ -363,7 +442,9 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         # Typing must not create a chain; an empty list is the honest answer.
         if guild_id is None or not self.services.node.has_chain(guild_id):
             return []
-        return block_choices(self.services.node.chain(guild_id).state, current)
+        return await block_choices(
+            self.services.node.store, guild_id, self.services.node.chain(guild_id).state.height, current
+        )
 
     @staticmethod
     def _transfer_lines(block: Block, names: dict[bytes, str]) -> str:
@@ -430,7 +511,8 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
             embed.add_field(name="To", value=name_of(names, stored.recipient))
             embed.add_field(name="Amount", value=points(stored.amount))
             embed.add_field(name="Fee", value=points(stored.fee))
-            embed.add_field(name="Block hash", value=f"`{hash_to_display(state.hashes[stored.height])}`", inline=False)
+            block_hash = (await node.store.block_hashes(guild_id, [stored.height]))[stored.height]
+            embed.add_field(name="Block hash", value=f"`{hash_to_display(block_hash)}`", inline=False)
         embed.add_field(name="Transaction", value=f"`{shown}`", inline=False)
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
 
@@ -461,8 +543,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         if mined > 0:
             average_s = (tip.time - state.headers[window_start].time) / mined
             embed.add_field(name="This window so far", value=f"{mined} block(s), ~{average_s:.0f}s apart")
-        # Scans every header: milliseconds on a long chain, so in a thread, off the event loop.
-        recent, last = await asyncio.to_thread(retarget_history, state)
+        recent, last = await retarget_history(self.services.node.store, guild_id, state)
         embed.description = last.sentence() if last is not None else (
             f"No retarget yet: the first comes at height {window}, when the chain compares how long "
             f"its first blocks took with {params.target_timespan_s}s."

@@ -129,7 +129,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         live.height = state.height + 1
         live.expected_hashes = compute_block_work(target)
         live.deadline_s = int(settings["session_s"])
-        live.genesis_hash = state.hashes[0]
+        live.genesis_hash = state.genesis_hash
         live.task = asyncio.create_task(self._run(key, live, int(settings["cooldown_s"])), name=f"mine-{key}")
 
     @app_commands.command(name="stop")
@@ -265,7 +265,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
 
     def _same_chain(self, live: LiveSession) -> bool:
         node = self.services.node
-        return node.has_chain(live.guild_id) and node.chain(live.guild_id).state.hashes[0] == live.genesis_hash
+        return node.has_chain(live.guild_id) and node.chain(live.guild_id).state.genesis_hash == live.genesis_hash
 
     def _final_embed(self, live: LiveSession, result: MiningResult) -> discord.Embed:
         outcome = result.outcome

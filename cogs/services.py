@@ -60,11 +60,16 @@ class Services:
         return self.measured_hash_rate
 
     async def ensure_chain(self, guild_id: int) -> ChainState:
-        """This server's chain, created on first use with a calibrated difficulty."""
+        """This server's chain, created on first use with a calibrated difficulty.
+
+        A stored chain that failed to load raises ``ChainOfflineError`` (an ephemeral answer that
+        points to ``/playground reset``): it is never replaced behind the admins' back.
+        """
         if self.node.has_chain(guild_id):
             return self.node.chain(guild_id).state
         lock = self._creating.setdefault(guild_id, asyncio.Lock())
         async with lock:
+            self.node.require_online(guild_id)
             if not self.node.has_chain(guild_id):
                 bits = compute_calibrated_bits(await self.hash_rate(), self.default_params)
                 await self.node.create_chain(

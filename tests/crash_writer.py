@@ -1,7 +1,8 @@
 """Child process for the crash test: appends blocks and prints each acknowledgement.
 
-Run as ``python -m tests.crash_writer DB``; the parent kills it with SIGKILL
-at an arbitrary moment and checks that every acknowledged block survived.
+Run as ``python -m tests.crash_writer DB [hybrid]``; the parent kills it with SIGKILL
+at an arbitrary moment and checks that every acknowledged block survived (and, on a
+hybrid chain, that the beacon snapshot stored is exactly the tip's).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import sys
 import time
 
+from chain.beacon import ConsensusConfig
 from chain.node import Node
 from chain.params import REGTEST
 from chain.store import Store
@@ -30,12 +32,13 @@ def counter_randomness():
     return randomness
 
 
-async def main(path: str) -> None:
+async def main(path: str, mode: str | None = None) -> None:
     store = await Store.open(path)
     node = Node(store, clock=time.time, randomness=counter_randomness(), master_key=MASTER_KEY)
     await node.load()
     if not node.has_chain(CHAIN_ID):
-        await node.create_chain(CHAIN_ID, REGTEST, initial_bits=0x207FFFFF)
+        consensus = None if mode is None else ConsensusConfig(mode=mode, checkpoint_interval_blocks=4)
+        await node.create_chain(CHAIN_ID, REGTEST, initial_bits=0x207FFFFF, consensus=consensus)
     alice = await node.address(CHAIN_ID, "alice")
     bob = await node.address(CHAIN_ID, "bob")
     while True:
@@ -48,4 +51,4 @@ async def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(main(sys.argv[1], *sys.argv[2:3]))

@@ -201,3 +201,67 @@ def assert_refused(state: ChainState, block: Block, error: type[Exception], now:
         process_block(state, block, now)
     assert snapshot(state) == before
     return info
+
+
+# --- whole chains of each kind, as blocks (startup and snapshot tests) ----------------------
+
+
+def staked_chain(mode: str = "pow", merge_at_height: int = 0, blocks: int = 20) -> tuple[ChainState, list[Block]]:
+    """A mined chain where three validators stake at block 3; in hybrid mode they vote on every
+    checkpoint.  With ``merge_at_height`` it stops at the terminal block."""
+    from chain.beacon import ConsensusConfig
+    from chain.operations import make_deposit
+
+    miner = key("miner")
+    vals = validator_keys(3)
+    config = ConsensusConfig(mode=mode, checkpoint_interval_blocks=4, merge_at_height=merge_at_height)
+    state = new_consensus_chain(config)
+    chain = [make_genesis_block(REGTEST, CHAIN_ID, GENESIS_TIME, 0x207FFFFF, config)]
+    chain += [mine_v2(state, miner.public_key) for _ in range(2)]
+    deposits = tuple(make_deposit(miner, v, 32, i, CHAIN_ID) for i, v in enumerate(vals))
+    chain.append(mine_v2(state, miner.public_key, pool=Operations(deposits=deposits)))
+    pending: list[SignedAttestation] = []
+    while state.beacon.terminal is None and state.height < blocks:
+        chain.append(mine_v2(state, miner.public_key, pool=Operations(attestations=tuple(pending))))
+        pending = attest_pow(state, vals) if mode == "hybrid" and state.height % 4 == 0 else []
+    return state, chain
+
+
+def merged_chain_with_exit_and_slashing() -> tuple[ChainState, list[Block]]:
+    """A pow chain that merged at block 10, then proof of stake in which validator 2 exits and
+    validator 1 is slashed for a double vote, and a few epochs more."""
+    from chain.attestation import AttesterSlashing
+    from chain.operations import make_voluntary_exit
+
+    state, chain = staked_chain("pow", merge_at_height=10)
+    vals = validator_keys(3)
+    h = Harness(state, vals)
+    h.run_epochs(1)
+    epoch = state.beacon.epoch
+    votes = [
+        sign_attestation(
+            vals[1], AttestationData(CHAIN_ID, epoch * 8, head, Checkpoint(0, bytes(32)), Checkpoint(epoch, bytes(32)))
+        )
+        for head in (b"\x01" * 32, b"\x02" * 32)
+    ]
+    slot = state.beacon.slot + 1
+    while get_slot_proposer(state, slot) == 1:
+        slot += 1
+    h.propose(slot, pool=Operations(
+        voluntary_exits=(make_voluntary_exit(vals[2], 2, epoch, CHAIN_ID),),
+        attester_slashings=(AttesterSlashing(*votes),),
+    ))
+    # Three more epochs; a slashed validator may still be drawn, and may not propose: its slots stay empty.
+    for slot in range(state.beacon.slot + 1, state.beacon.slot + 1 + 3 * 8):
+        if not state.beacon.registry.validators[get_slot_proposer(state, slot)].slashed:
+            h.propose(slot)
+    return state, chain + h.blocks
+
+
+def pos_chain(validators: int = 4, epochs: int = 3) -> tuple[ChainState, list[Block]]:
+    """A pos chain from genesis: every slot proposed, every active validator voting."""
+    config = pos_config(validators)
+    state = new_consensus_chain(config)
+    h = Harness(state, validator_keys(validators))
+    h.run_epochs(epochs)
+    return state, [make_genesis_block(REGTEST, CHAIN_ID, GENESIS_TIME, 0x207FFFFF, config), *h.blocks]

@@ -334,3 +334,38 @@ def test_invalid_whistleblower_without_a_proposer():
     with pytest.raises(StakingError):
         slash_validator(registry_of(32, 32), 0, proposer_index=None, current_epoch=1, params=PARAMS,
                         whistleblower_index=1)
+
+
+class CountingValidators(tuple):
+    """A validator tuple that counts how often it is walked."""
+
+    walks = 0
+
+    def __iter__(self):
+        CountingValidators.walks += 1
+        return super().__iter__()
+
+
+def test_index_of_walks_the_registry_once_not_once_per_call():
+    from chain.staking import Registry, Validator
+
+    validators = CountingValidators(Validator(bytes([i]) * 32, 32, False, 0) for i in range(50))
+    registry = Registry(validators, (32,) * 50)
+    CountingValidators.walks = 0
+    assert [registry.index_of(bytes([i]) * 32) for i in range(50)] == list(range(50))
+    assert registry.index_of(b"\xff" * 32) is None
+    assert CountingValidators.walks <= 1  # auto-attest asks once per validator per slot
+
+
+def test_index_of_a_derived_registry_sees_its_own_validators():
+    from dataclasses import replace
+
+    from chain.staking import Registry, Validator
+
+    first = Registry((Validator(b"\x01" * 32, 32, False, 0),), (32,))
+    assert first.index_of(b"\x01" * 32) == 0
+    grown = Registry(first.validators + (Validator(b"\x02" * 32, 32, False, 0),), first.balances + (32,))
+    swapped = replace(first, validators=(Validator(b"\x03" * 32, 32, False, 0),))
+    assert grown.index_of(b"\x02" * 32) == 1
+    assert swapped.index_of(b"\x01" * 32) is None and swapped.index_of(b"\x03" * 32) == 0
+    assert first == Registry(first.validators, first.balances)  # the cache takes no part in equality

@@ -120,3 +120,45 @@ async def test_delete_chain_removes_its_rows(store):
     assert await store.chain_ids() == []
     with pytest.raises(ChainNotFoundError):
         await store.tip_height(1)
+
+
+async def test_hash_prefixes_are_found_by_the_display_order_index(store):
+    from chain.hashing import hash_to_display
+
+    state = await create(store)
+    for _ in range(40):
+        await append(store, state)
+    shown = {h: hash_to_display(state.hashes[h]) for h in range(41)}
+    for prefix in ("0", "1", "7", "ab", "f", shown[17][:5], shown[17][:6], shown[17]):
+        expected = sorted((h for h, s in shown.items() if s.startswith(prefix)), reverse=True)
+        count, found = await store.find_blocks_by_hash_prefix(1, prefix, 5)
+        assert count == len(expected), prefix
+        assert found == [(h, state.hashes[h]) for h in expected[:5]], prefix
+    assert (await store.find_blocks_by_hash_prefix(2, shown[17][:6], 5)) == (0, [])  # other chains: none
+    with pytest.raises(ValueError):
+        await store.find_blocks_by_hash_prefix(1, "xyz", 5)
+
+
+async def test_migration_7_fills_the_display_hashes_of_existing_blocks(tmp_path):
+    import sqlite3
+
+    from chain.hashing import hash_to_display
+
+    path = tmp_path / "before-7.sqlite3"
+    store = await Store.open(path)
+    state = await create(store)
+    for _ in range(3):
+        await append(store, state)
+    await store.close()
+    with sqlite3.connect(path) as db:  # the database as migration 6 left it
+        db.execute("DROP INDEX blocks_display_hash")
+        db.execute("DROP INDEX blocks_miner")
+        db.execute("ALTER TABLE blocks DROP COLUMN display_hash")
+        db.execute("DELETE FROM schema_version WHERE version = 7")
+
+    store = await Store.open(path)
+    assert await store.schema_version() == 7
+    count, found = await store.find_blocks_by_hash_prefix(1, hash_to_display(state.hashes[2])[:8], 5)
+    assert (count, found) == (1, [(2, state.hashes[2])])
+    assert (await store.load_chain_head(1)).blocks_mined == {MINER.public_key: 3}
+    await store.close()

@@ -187,7 +187,8 @@ async def test_beacon_snapshot_commits_with_its_block(store):
     await store.append_block(1, block, effects, [], 100, beacon_snapshot=b"state-1")
     state.apply(block, effects)
     assert await store.latest_beacon_snapshot(1) == (1, b"state-1")
-    assert await store.get_beacon_snapshot(1, 0) == b"genesis-state"
+    # The older snapshot went in the same commit: the table holds one state per chain.
+    assert await store.get_beacon_snapshot(1, 0) is None
     # Existing callers, without a snapshot, keep working; the latest stays the last one written.
     block, effects = next_block(state)
     await store.append_block(1, block, effects, [], 100)
@@ -223,10 +224,21 @@ async def test_prune_beacon_snapshots(store):
     state = await create(store, snapshot=b"s0")
     for height in (1, 2, 3):
         block, effects = next_block(state)
+        # Blocks written without a snapshot leave the older ones for prune_beacon_snapshots.
+        await store.append_block(1, block, effects, [], 100)
+        state.apply(block, effects)
+    assert await store.prune_beacon_snapshots(1, below_height=3) == 1
+    assert await store.get_beacon_snapshot(1, 0) is None
+    assert await store.latest_beacon_snapshot(1) is None
+
+
+async def test_a_block_with_a_snapshot_prunes_the_older_ones_in_its_commit(store):
+    state = await create(store, snapshot=b"s0")
+    for height in (1, 2, 3):
+        block, effects = next_block(state)
         await store.append_block(1, block, effects, [], 100, beacon_snapshot=f"s{height}".encode())
         state.apply(block, effects)
-    assert await store.prune_beacon_snapshots(1, below_height=3) == 3
-    assert await store.get_beacon_snapshot(1, 2) is None
+    assert [await store.get_beacon_snapshot(1, h) for h in range(4)] == [None, None, None, b"s3"]
     assert await store.latest_beacon_snapshot(1) == (3, b"s3")
 
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -120,16 +119,27 @@ async def test_block_refusals(playground):
     assert state(p).height == height_before
 
 
-def test_hash_prefix_shared_by_several_blocks_is_refused():
+class PrefixStore:
+    """The one store query resolve_block_height makes, over a fixed list of hashes."""
+
+    def __init__(self, hashes):
+        self.hashes = hashes
+
+    async def find_blocks_by_hash_prefix(self, chain_id, prefix, limit):
+        found = [(h, b) for h, b in enumerate(self.hashes) if hash_to_display(b).startswith(prefix)]
+        return len(found), sorted(found, reverse=True)[:limit]
+
+
+async def test_hash_prefix_shared_by_several_blocks_is_refused():
     hashes = [bytes.fromhex("aa" * 32)[::-1], bytes.fromhex("abcdef01" + "00" * 28)[::-1],
               bytes.fromhex("abcdef02" + "00" * 28)[::-1]]
-    fake = SimpleNamespace(height=2, hashes=hashes)
+    store = PrefixStore(hashes)
     with pytest.raises(UserFacingError, match=r"starts the hashes of 2 blocks \(#1, #2\): type more"):
-        resolve_block_height(fake, "abcdef")
-    assert resolve_block_height(fake, "abcdef02") == 2
+        await resolve_block_height(store, 1, 2, "abcdef")
+    assert await resolve_block_height(store, 1, 2, "abcdef02") == 2
     # Digits with a leading zero are a hash prefix, not a height.
     with pytest.raises(UserFacingError, match="No block's hash starts with `000001`"):
-        resolve_block_height(fake, "000001")
+        await resolve_block_height(store, 1, 2, "000001")
 
 
 async def test_block_autocomplete_lists_recent_blocks_and_filters(playground):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chain.store import Store
 from tests.e2e.conftest import make_settings, running_bot
-from tests.e2e.text import reply_text
+from tests.e2e.text import reply_text, shown
 
 ROOT = Path(__file__).resolve().parents[2]
 IMPOSSIBLE_RATE = 10**12
@@ -133,3 +133,59 @@ async def test_a_new_servers_chain_is_calibrated_to_the_hashing_core(sb, tmp_pat
         expected = rate * state.params.target_spacing_s
         work = compute_block_work(decode_compact(state.tip.bits).value)
         assert expected <= work <= expected * 10001 // 10000
+
+
+async def test_a_chain_that_cannot_load_is_offline_and_the_other_server_plays_on(sb, tmp_path):
+    """One server's tip block is corrupt on disk: the bot starts anyway, that server's commands say
+    what happened and how to start over, /playground reset does start over, the other server plays."""
+    import sqlite3
+
+    from sandbox.demo import populate_demo
+
+    w = populate_demo(sb)
+    settings = make_settings(tmp_path / "corrupt.sqlite3")
+    async with running_bot(sb, settings) as bot:
+        for guild, channel, member in ((w.genesis, w.general, w.alice), (w.fork, w.fork_general, w.dave_in_fork)):
+            found = await sb.invoke(guild, channel, member, "mine start", {})
+            await found.wait_for(lambda h: "found!" in reply_text(h), timeout=20)
+        fork_height = bot.services.node.chain(w.fork.id).state.height
+    with sqlite3.connect(settings.database_path) as db:
+        db.execute(
+            "UPDATE blocks SET raw = ? WHERE chain_id = ? AND height = (SELECT MAX(height) FROM blocks WHERE "
+            "chain_id = ?)",
+            (b"\xff\x00" * 40, w.genesis.id, w.genesis.id),
+        )
+
+    async with running_bot(sb, settings) as bot:
+        node = bot.services.node
+        assert node.offline_chain_ids() == [w.genesis.id]
+        # The other server plays on.
+        assert node.chain(w.fork.id).state.height == fork_height
+        mined = await sb.invoke(w.fork, w.fork_general, w.dave_in_fork, "mine start", {})
+        await mined.wait_for(lambda h: "found!" in reply_text(h), timeout=20)
+        assert node.chain(w.fork.id).state.height == fork_height + 1
+
+        # The corrupt one answers every member privately, with the reason and the way out.
+        balance = await sb.invoke(w.genesis, w.general, w.bob, "wallet balance", {})
+        await balance.wait_response(10)
+        assert balance.ephemeral
+        text = reply_text(balance)
+        assert "This server's chain could not be loaded (EncodingError" in text
+        assert "An admin can start over with `/playground reset`" in text
+        status = await sb.invoke(w.genesis, w.general, w.alice, "playground status", {})
+        await status.wait_response(10)
+        assert status.ephemeral and "This server's chain is offline" in reply_text(status)
+        assert "EncodingError" in reply_text(status)
+        assert node.offline_chain_ids() == [w.genesis.id]  # asking changed nothing
+
+        # /playground reset starts over.
+        reset = await sb.invoke(w.genesis, w.general, w.alice, "playground reset", {})
+        prompt = await reset.wait_response(10)
+        assert "could not be loaded" in reply_text(reset)
+        click = await sb.click(prompt, member=w.alice, label="Reset the chain")
+        await click.wait_ack()
+        await reset.wait_for(lambda h: "Chain reset" in shown(sb.message(prompt.id)), timeout=20)
+        assert node.offline_chain_ids() == [] and node.chain(w.genesis.id).state.height == 0
+        again = await sb.invoke(w.genesis, w.general, w.bob, "mine start", {})
+        await again.wait_for(lambda h: "found!" in reply_text(h), timeout=20)
+        assert node.chain(w.genesis.id).state.height == 1

@@ -1,0 +1,69 @@
+"""The explorer's reads of old blocks go to the store, and answer what reading the whole chain did."""
+
+from __future__ import annotations
+
+import os
+
+from chain.hashing import hash_to_display
+from chain.node import Node
+from chain.params import PLAYGROUND
+from chain.pow import explain_retarget
+from chain.store import Store
+from cogs.explorer import block_choices, resolve_block_height, retarget_history
+from tests.chainkit import CHAIN_ID, GENESIS_TIME, solve
+
+
+class Clock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return float(self.now)
+
+
+async def long_chain(tmp_path, blocks: int = 250):
+    """PLAYGROUND (a retarget every 10 blocks), windows alternately fast and slow: the bits change
+    at every retarget, and the window of headers in memory has long moved past the first ones."""
+    clock = Clock(GENESIS_TIME)
+    node = Node(await Store.open(tmp_path / "long.sqlite3"), clock=clock, randomness=os.urandom, master_key=bytes(32))
+    await node.create_chain(CHAIN_ID, PLAYGROUND, initial_bits=0x207FFFFF)
+    miner = await node.address(CHAIN_ID, "miner")
+    for height in range(1, blocks + 1):
+        clock.now += 30 if (height - 1) // 10 % 2 == 0 else 120
+        await node.submit_block(CHAIN_ID, solve(node.template(CHAIN_ID, miner), PLAYGROUND))
+    return node
+
+
+async def test_retarget_history_from_the_store_matches_the_whole_chain(tmp_path):
+    node = await long_chain(tmp_path)
+    state = node.chain(CHAIN_ID).state
+    assert state.headers.oldest_kept > 1
+    headers = [b.header for b in (await node.store.load_chain(CHAIN_ID)).blocks]
+    changed = [h for h in range(1, len(headers)) if headers[h].bits != headers[h - 1].bits]
+    assert len(changed) > 5
+    expected = [explain_retarget(headers[:h], PLAYGROUND) for h in reversed(changed[-5:])]
+    last_height = state.height - state.height % PLAYGROUND.retarget_window_blocks
+    recent, last = await retarget_history(node.store, CHAIN_ID, state)
+    assert recent == expected
+    assert last == explain_retarget(headers[:last_height], PLAYGROUND)
+    await node.store.close()
+
+
+async def test_block_choices_and_hash_lookups_match_a_scan_of_the_chain(tmp_path):
+    node = await long_chain(tmp_path, blocks=150)
+    state = node.chain(CHAIN_ID).state
+    hashes = [b.hash() for b in (await node.store.load_chain(CHAIN_ID)).blocks]
+    shown = [hash_to_display(h) for h in hashes]
+
+    def scanned(text: str) -> list[str]:  # what block_choices did over every hash in memory
+        return [str(h) for h in range(state.height, -1, -1)
+                if not text or str(h).startswith(text) or shown[h].startswith(text)][:25]
+
+    for typed in ("", "1", "12", "149", "0", "00", "7", shown[3][:4], shown[140][:8], "zz"):
+        choices = await block_choices(node.store, CHAIN_ID, state.height, typed)
+        assert [c.value for c in choices] == scanned(typed), typed
+        for c in choices:
+            assert c.name == f"#{c.value} {shown[int(c.value)][:16]}…"
+    assert await resolve_block_height(node.store, CHAIN_ID, state.height, shown[5][:12]) == 5
+    assert await resolve_block_height(node.store, CHAIN_ID, state.height, shown[5]) == 5
+    await node.store.close()
