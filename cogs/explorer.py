@@ -118,6 +118,8 @@ def heights_with_prefix(digits: str, tip_height: int, limit: int) -> list[int]:
         return []
     if digits.startswith("0"):
         return [0] if digits == "0" else []
+    if len(digits) > len(str(tip_height)):
+        return []  # more digits than the tip's height has (and never int() of thousands of digits)
     found: list[int] = []
     base = int(digits)
     for extra in range(len(str(tip_height)) - len(digits), -1, -1):
