@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -469,6 +470,11 @@ def _display_prefix_range(prefix: str) -> tuple[bytes, bytes | None]:
     return low, high
 
 
+# Rows a snapshot reads at once (see ``ChainSnapshot.raw_blocks``): a few hundred KB at most.
+READ_BATCH_ROWS = 256
+HANDOFF_S = 0.0002
+
+
 class ChainSnapshot:
     """One chain as it was at one instant, read through a read-only connection of its own.
 
@@ -507,12 +513,20 @@ class ChainSnapshot:
         return {r[0]: Account(r[1], r[2]) for r in rows}
 
     def raw_blocks(self) -> Iterator[bytes]:
-        """Every block's stored bytes from genesis, one row at a time (never the whole chain at once)."""
+        """Every block's stored bytes from genesis, a batch of rows at a time (never the whole chain)."""
         cursor = self._db.execute(
             "SELECT raw FROM blocks WHERE chain_id = ? AND height <= ? ORDER BY height", (self.chain_id, self.height)
         )
-        for (raw,) in cursor:
-            yield raw
+        # In batches, not row by row: sqlite3 lets go of the GIL around every row it steps, and a
+        # thread that lets go and takes it back that often keeps the event loop's thread from ever
+        # forcing its turn (measured: 30-150 ms stalls). Batched, the loop gets the GIL back within
+        # Python's switch interval while the rows are processed.
+        while batch := cursor.fetchmany(READ_BATCH_ROWS):
+            # A real pause (not sleep(0), which lets go and takes back at once) hands the GIL to
+            # a waiting event loop for certain: fetching the batch may have kept it waiting.
+            time.sleep(HANDOFF_S)
+            for (raw,) in batch:
+                yield raw
 
     def blocks(self) -> Iterator[Block]:
         return (Block.deserialize(raw) for raw in self.raw_blocks())
