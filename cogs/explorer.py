@@ -77,6 +77,25 @@ class BuiltExport:
     data: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class ExportJob:
+    """One server's export being built, shared by everyone who asks meanwhile."""
+
+    build: asyncio.Task[BuiltExport]
+    # The link to the message the first request posted the file in; None if posting it failed.
+    posted: asyncio.Future[str | None]
+
+
+def export_embed(built: BuiltExport, filename: str) -> discord.Embed:
+    return discord.Embed(
+        title="📦 Chain export",
+        description=f"Blocks 0 to {built.height} (tip `{built.tip[:16]}…`), {len(built.data) / 1024:,.1f} KB.\n"
+        f"Check it yourself, without the bot: `python -m chain verify {filename}` replays every block "
+        "from genesis.",
+        colour=BLUE,
+    )
+
+
 def parse_block_query(query: str, tip_height: int) -> int | str:
     """What a member meant: a height (``12``, ``#12``) or a hash prefix of 6+ hex digits (returned
     as lowercase hex, still to be looked up).
@@ -403,8 +422,8 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         self._verifying: set[int] = set()
         # (server, member) -> monotonic time of their next allowed export.
         self._export_ready_at: dict[tuple[int, int], float] = {}
-        # Exports being built, one per server: a second request waits for it and gets the same file.
-        self._exports: dict[int, asyncio.Task[BuiltExport]] = {}
+        # Exports being built, one per server: a second request waits for it and is pointed at its file.
+        self._exports: dict[int, ExportJob] = {}
         super().__init__()
 
     @app_commands.command(name="tip")
@@ -647,34 +666,46 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         self._start_export_cooldown(guild_id, interaction.user.id)
         limit = interaction.guild.filesize_limit if interaction.guild else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         # Joined or started before the first await, so two requests can never both start a build.
-        build = self._exports.get(guild_id)
-        shared = build is not None
-        if build is None:
+        job = self._exports.get(guild_id)
+        first = job is None
+        if job is None:
             build = asyncio.create_task(self._build_export(guild_id, limit), name=f"chain-export-{guild_id}")
-            self._exports[guild_id] = build
-            build.add_done_callback(lambda task: self._export_done(guild_id, task))
-        await interaction.response.defer(thinking=True)
+            job = ExportJob(build, asyncio.get_running_loop().create_future())
+            self._exports[guild_id] = job
+            build.add_done_callback(lambda task: self._export_done(guild_id, job, task))
+        link = None
         try:
-            # The build runs in a worker thread: mining goes on meanwhile.
-            # Shielded: a request that goes away does not cancel the file others wait for.
-            async with core_runs_while_waiting():
-                built = await asyncio.shield(build)
-        except ExportTooLargeError as exc:
-            raise UserFacingError(
-                f"The export is {format_size(exc.size)}, over this server's upload limit of "
-                f"{format_size(exc.limit)}. The bot's host can write it with `python -m chain export FILE`."
-            ) from exc
-        filename = f"chain-{guild_id}-{built.height}.json"
-        embed = discord.Embed(
-            title="📦 Chain export",
-            description=f"Blocks 0 to {built.height} (tip `{built.tip[:16]}…`), {len(built.data) / 1024:,.1f} KB.\n"
-            f"Check it yourself, without the bot: `python -m chain verify {filename}` replays every block "
-            "from genesis.",
-            colour=BLUE,
-        )
-        if shared:
-            embed.description += "\nAn export of this chain was already being built when you asked: this is that file."
-        await interaction.followup.send(embed=embed, file=discord.File(io.BytesIO(built.data), filename=filename))
+            await interaction.response.defer(thinking=True)
+            try:
+                # The build runs in a worker thread: mining goes on meanwhile.
+                # Shielded: a request that goes away does not cancel the file others wait for.
+                async with core_runs_while_waiting():
+                    built = await asyncio.shield(job.build)
+            except ExportTooLargeError as exc:
+                raise UserFacingError(
+                    f"The export is {format_size(exc.size)}, over this server's upload limit of "
+                    f"{format_size(exc.limit)}. The bot's host can write it with `python -m chain export FILE`."
+                ) from exc
+            filename = f"chain-{guild_id}-{built.height}.json"
+            embed = export_embed(built, filename)
+            if not first:
+                # Point at the file the first request posted rather than upload it again.
+                async with core_runs_while_waiting():
+                    posted = await asyncio.shield(job.posted)
+                if posted is not None:
+                    embed.description += (
+                        f"\nAn export of this chain was already being built when you asked: it is here, {posted}."
+                    )
+                    await interaction.followup.send(embed=embed)
+                    return
+            message = await interaction.followup.send(
+                embed=embed, file=discord.File(io.BytesIO(built.data), filename=filename), wait=True
+            )
+            link = message.jump_url
+        finally:
+            # Waiters get the link, or None (then they upload the file themselves), never silence.
+            if first and not job.posted.done():
+                job.posted.set_result(link)
 
     def _start_export_cooldown(self, guild_id: int, member_id: int) -> None:
         """Refuse a member's export within ``EXPORT_COOLDOWN_S`` of their last; else start the wait."""
@@ -697,8 +728,8 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         log.info("chain %d exported: blocks 0 to %d, %d bytes", guild_id, summary.height, summary.size)
         return BuiltExport(summary.height, summary.tip, buffer.getvalue())
 
-    def _export_done(self, guild_id: int, task: asyncio.Task[BuiltExport]) -> None:
-        if self._exports.get(guild_id) is task:
+    def _export_done(self, guild_id: int, job: ExportJob, task: asyncio.Task[BuiltExport]) -> None:
+        if self._exports.get(guild_id) is job:
             del self._exports[guild_id]
         if not task.cancelled():
             # Every waiter sees the outcome; retrieving it here keeps asyncio from

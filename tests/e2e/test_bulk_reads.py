@@ -135,8 +135,11 @@ async def test_a_second_export_of_a_server_shares_the_one_being_built(playground
         release.set()
     one, two = await first.wait_response(GUARD_S), await second.wait_response(GUARD_S)
     assert builds == 1
-    assert one.attachments[0].data == two.attachments[0].data
-    assert "already being built" in two.embeds[0]["description"]
+    assert json.loads(one.attachments[0].data)["height"] == 2
+    # Pointed at the file already posted, not sent a second upload of it.
+    assert not two.attachments
+    description = two.embeds[0]["description"]
+    assert "already being built" in description and f"/{one.id}" in description, description
 
 
 async def test_an_export_over_the_upload_limit_is_refused(playground, monkeypatch):
