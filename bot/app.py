@@ -29,6 +29,7 @@ from chain.key_check import record_key_check
 from chain.node import Node
 from chain.signer import ValidatorSigner
 from chain.store import Store
+from cogs.core_pause import core_paused_for_command
 from cogs.services import Services
 
 log = logging.getLogger(__name__)
@@ -92,12 +93,10 @@ class PlaygroundTree(app_commands.CommandTree):
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_COMMANDS)
 
     async def _call(self, interaction: discord.Interaction) -> None:
-        # Commands come first: while any is in flight the hashing core hands
-        # out no new chunks (on two cores, hashing slows everything else).
-        core = getattr(self.client, "hashing_core", None)
-        if core is not None:
-            core.hold()
-        try:
+        # Commands come first: while any is in flight (and not only waiting on a worker
+        # thread, see cogs/core_pause.py) the hashing core hands out no new chunks (on two
+        # cores, hashing slows everything else).
+        with core_paused_for_command(getattr(self.client, "hashing_core", None)):
             await self._slots.acquire()
             command = asyncio.ensure_future(super()._call(interaction))
             try:
@@ -111,9 +110,6 @@ class PlaygroundTree(app_commands.CommandTree):
             finally:
                 self._slots.release()
             await command
-        finally:
-            if core is not None:
-                core.release()
 
 
 def use_yielding_gateway() -> None:
@@ -281,6 +277,8 @@ class PlaygroundBot(commands.Bot):
         await super().close()
         if self.hashing_core is not None:
             await self.hashing_core.close()
+        if self.services is not None:
+            self.services.node.close()
         if self.store is not None:
             await self.store.close()
             self.store = None

@@ -194,6 +194,19 @@ class SnapshotError(EncodingError):
     """A stored beacon-state snapshot that cannot be decoded (corrupt, truncated or an unknown version)."""
 
 
+class SnapshotUnavailableError(ChainError):
+    """A consistent read needs a second connection, which an in-memory database cannot give."""
+
+
+class ExportTooLargeError(ChainError):
+    """A chain export would be bigger than the caller allowed; nothing of it was built."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the export is {size:,} bytes, over the limit of {limit:,} bytes")
+        self.size = size
+        self.limit = limit
+
+
 class ParamsError(ChainError):
     """Chain parameters that do not make a workable chain."""
 

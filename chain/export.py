@@ -6,14 +6,19 @@ parameters were edited fails verification at block 0.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from chain.beacon import ConsensusConfig
 from chain.block import Block
-from chain.errors import EncodingError, ParamsError
+from chain.errors import EncodingError, ExportTooLargeError, ParamsError
 from chain.params import ChainParams
 
 EXPORT_FORMAT = "consensus-playground/chain/v1"
+# Blocks per chunk ``encode_export`` yields: few writes, and never much more than one chunk in memory.
+BLOCKS_PER_CHUNK = 256
+_COMPACT = (",", ":")
 
 
 def export_chain(
@@ -39,6 +44,62 @@ def export_chain(
         document["consensus"] = consensus.to_json()
         document["consensus_changes"] = [{"height": h, "consensus": c.to_json()} for h, c in consensus_changes]
     return document
+
+
+def encode_export(
+    params: ChainParams,
+    chain_id: int,
+    height: int,
+    tip_hex: str,
+    raw_blocks: Iterable[bytes],
+    raw_size: int,
+    param_changes: Iterable[tuple[int, ChainParams]] = (),
+    consensus: ConsensusConfig | None = None,
+    consensus_changes: Iterable[tuple[int, ConsensusConfig]] = (),
+    *,
+    limit: int | None = None,
+) -> Iterator[bytes]:
+    """``export_chain``'s document as compact JSON, in chunks, from the blocks' stored bytes.
+
+    The same bytes as ``json.dumps(export_chain(...), separators=(",", ":"))``
+    without holding a ``Block``, the document or its text: blocks stream from
+    ``raw_blocks`` (``height + 1`` of them, ``raw_size`` bytes together).  The
+    size is known before the first block is read, so an export over ``limit``
+    raises ``ExportTooLargeError`` before anything is built.
+    """
+    head = {
+        "format": EXPORT_FORMAT,
+        "chain_id": chain_id,
+        "params": params.to_json(),
+        "param_changes": [{"height": h, "params": p.to_json()} for h, p in param_changes],
+        "height": height,
+        "tip": tip_hex,
+    }
+    prefix = (json.dumps(head, separators=_COMPACT)[:-1] + ',"blocks":[').encode()
+    tail = {}
+    if consensus is not None:
+        tail["consensus"] = consensus.to_json()
+        tail["consensus_changes"] = [{"height": h, "consensus": c.to_json()} for h, c in consensus_changes]
+    suffix = ("]" + ("," + json.dumps(tail, separators=_COMPACT)[1:] if tail else "}")).encode()
+    count = height + 1
+    # Each block is its bytes in hex between quotes, with a comma between blocks.
+    size = len(prefix) + 2 * raw_size + 2 * count + (count - 1) + len(suffix)
+    if limit is not None and size > limit:
+        raise ExportTooLargeError(size, limit)
+    yield prefix
+    written = 0
+    chunk: list[str] = []
+    for raw in raw_blocks:
+        chunk.append(f'"{raw.hex()}"')
+        written += 1
+        if len(chunk) == BLOCKS_PER_CHUNK:
+            yield (("," if written > len(chunk) else "") + ",".join(chunk)).encode()
+            chunk = []
+    if chunk:
+        yield (("," if written > len(chunk) else "") + ",".join(chunk)).encode()
+    if written != count:
+        raise EncodingError(f"the export was to hold {count} blocks, but {written} were read")
+    yield suffix
 
 
 def import_consensus_changes(document: Any) -> list[tuple[int, ConsensusConfig]]:

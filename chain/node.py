@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import io
+import json
 import logging
 from collections import ChainMap, Counter
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from typing import BinaryIO, TypeVar
 
 from chain.beacon import MODE_POS, ConsensusConfig
 from chain.block import Block, BlockTemplate
@@ -29,7 +34,7 @@ from chain.errors import (
     StaleBlockError,
     WalletError,
 )
-from chain.export import export_chain
+from chain.export import encode_export
 from chain.hashcore import HashingCore, MiningOutcome, OutcomeKind, Progress
 from chain.keys import SigningKey, open_key, seal_key, wallet_aad
 from chain.ledger import Account
@@ -64,6 +69,20 @@ REPLAY_BATCH_BLOCKS = 500
 
 Clock = Callable[[], float]
 Randomness = Callable[[int], bytes]
+T = TypeVar("T")
+
+# Whole-chain reads (verify, export) run here, one at a time: never in the default pool that
+# block checks use, and one CPU-bound thread is all the event loop has to share the GIL with.
+BULK_READ_THREADS = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    """What an export holds: blocks 0 to ``height``, ``size`` bytes of JSON."""
+
+    height: int
+    tip: str
+    size: int
 
 
 @dataclass
@@ -219,6 +238,15 @@ class Node:
         self._wallets_created = 0
         # Chains whose server the bot is not in (see ``pause``); kept in memory only.
         self._paused: set[int] = set()
+        self._bulk_reads = ThreadPoolExecutor(BULK_READ_THREADS, thread_name_prefix="chain-bulk-read")
+
+    def close(self) -> None:
+        """Stop the whole-chain reader thread; a read under way finishes on its own connection."""
+        self._bulk_reads.shutdown(wait=False, cancel_futures=True)
+
+    async def _bulk_read(self, function: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._bulk_reads, functools.partial(function, *args))
 
     def now(self) -> int:
         return int(self.clock())
@@ -768,19 +796,45 @@ class Node:
     # --- reading ------------------------------------------------------------------
 
     async def verify(self, chain_id: int) -> VerifyReport:
-        """Replay the stored chain from genesis and compare with the stored balances."""
-        runtime = self.chain(chain_id)
-        stored = await self.store.load_chain(chain_id)
-        _, report = verify_chain(
-            runtime.state.genesis_params, chain_id, stored.blocks, self.now(), stored.accounts, stored.param_changes,
-            stored.consensus, stored.consensus_changes,
-        )
+        """Replay the stored chain from genesis and compare with the stored balances.
+
+        Off the event loop and without the store's lock: blocks stream from one
+        read snapshot into the replay, and the balances come from the same one.
+        """
+        self.chain(chain_id)
+        return await self._bulk_read(self._verify_snapshot, chain_id, self.now())
+
+    def _verify_snapshot(self, chain_id: int, now: int) -> VerifyReport:
+        with self.store.read_snapshot(chain_id) as snapshot:
+            _, report = verify_chain(
+                snapshot.params, chain_id, snapshot.blocks(), now, snapshot.accounts(), snapshot.param_changes,
+                snapshot.consensus, snapshot.consensus_changes,
+            )
         return report
 
+    async def export_to(self, chain_id: int, out: BinaryIO, *, limit: int | None = None) -> ExportSummary:
+        """Write the chain as compact JSON (``chain.export``'s format) to ``out``, off the event loop.
+
+        Read from one snapshot and streamed block by block; over ``limit`` bytes it
+        raises ``ExportTooLargeError`` before a block is read, having written nothing.
+        """
+        self.chain(chain_id)
+        return await self._bulk_read(self._write_export, chain_id, out, limit)
+
+    def _write_export(self, chain_id: int, out: BinaryIO, limit: int | None) -> ExportSummary:
+        with self.store.read_snapshot(chain_id) as snapshot:
+            tip = Block.deserialize(snapshot.raw_block(snapshot.height)).header.hash_hex()
+            size = 0
+            for chunk in encode_export(
+                snapshot.params, chain_id, snapshot.height, tip, snapshot.raw_blocks(), snapshot.raw_size(),
+                snapshot.param_changes, snapshot.consensus, snapshot.consensus_changes, limit=limit,
+            ):
+                out.write(chunk)
+                size += len(chunk)
+        return ExportSummary(snapshot.height, tip, size)
+
     async def export(self, chain_id: int) -> dict:
-        runtime = self.chain(chain_id)
-        blocks = [b async for b in self.store.iter_blocks(chain_id)]
-        return export_chain(
-            runtime.state.genesis_params, chain_id, blocks, runtime.state.param_changes,
-            runtime.state.consensus, runtime.state.consensus_changes,
-        )
+        """The export as a document (for callers that want one in memory; ``export_to`` streams)."""
+        buffer = io.BytesIO()
+        await self.export_to(chain_id, buffer)
+        return json.loads(buffer.getvalue())

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
+import math
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import islice
 
 import discord
@@ -17,14 +18,14 @@ from discord.ext import commands
 from chain.beacon import BeaconState, compute_start_slot_at_epoch
 from chain.block import Block
 from chain.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
-from chain.errors import VerificationError
+from chain.errors import ExportTooLargeError, VerificationError
 from chain.hashing import HASH_SIZE_BYTES, hash_from_display, hash_to_display
 from chain.params import ChainParams
 from chain.pow import RetargetExplanation, explain_retarget_between
 from chain.proposer import MAX_RANDOM_BYTE, ProposerDraw
 from chain.state import ChainState, compute_difficulty
 from chain.store import Store
-from chain.verify import VerifyReport, verify_chain
+from chain.verify import VerifyReport
 from cogs.embeds import (
     BLUE,
     GREEN,
@@ -38,6 +39,7 @@ from cogs.embeds import (
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.options import Range
 from cogs.services import Services
+from cogs.core_pause import core_runs_while_waiting
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,36 @@ PROPOSER_LOOKAHEAD_EPOCHS = 2
 # transition is work: ~0.1 ms with 4 validators, more with more).
 MAX_DRAW_EPOCHS_PAST_STATE = 64
 MILLIJOULES_PER_WATT_HOUR = 3_600_000
+# One /chain export per member per server this often: an export of a big chain is a second of CPU.
+EXPORT_COOLDOWN_S = 60
+# Past this many members on cooldown, the expired entries are dropped (the map stays small).
+EXPORT_COOLDOWNS_KEPT = 1_024
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltExport:
+    height: int
+    tip: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ExportJob:
+    """One server's export being built, shared by everyone who asks meanwhile."""
+
+    build: asyncio.Task[BuiltExport]
+    # The link to the message the first request posted the file in; None if posting it failed.
+    posted: asyncio.Future[str | None]
+
+
+def export_embed(built: BuiltExport, filename: str) -> discord.Embed:
+    return discord.Embed(
+        title="📦 Chain export",
+        description=f"Blocks 0 to {built.height} (tip `{built.tip[:16]}…`), {len(built.data) / 1024:,.1f} KB.\n"
+        f"Check it yourself, without the bot: `python -m chain verify {filename}` replays every block "
+        "from genesis.",
+        colour=BLUE,
+    )
 
 
 def parse_block_query(query: str, tip_height: int) -> int | str:
@@ -390,6 +422,10 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         self.services = services
         # One replay per server at a time: a replay of a big chain is seconds of CPU.
         self._verifying: set[int] = set()
+        # (server, member) -> monotonic time of their next allowed export.
+        self._export_ready_at: dict[tuple[int, int], float] = {}
+        # Exports being built, one per server: a second request waits for it and is pointed at its file.
+        self._exports: dict[int, ExportJob] = {}
         super().__init__()
 
     @app_commands.command(name="tip")
@@ -568,24 +604,12 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         try:
             await interaction.response.defer(thinking=True)
             await self.services.ensure_chain(guild_id)
-            node = self.services.node
             started = time.perf_counter()
-            # Blocks and balances read together, so a block mined meanwhile
-            # cannot make the stored balances look wrong.
-            stored = await node.store.load_chain_snapshot(guild_id)
             try:
-                # The replay is pure CPU; in a thread it never starves the gateway heartbeat.
-                _, report = await asyncio.to_thread(
-                    verify_chain,
-                    stored.params,
-                    guild_id,
-                    stored.blocks,
-                    node.now(),
-                    stored.accounts,
-                    stored.param_changes,
-                    stored.consensus,
-                    stored.consensus_changes,
-                )
+                # Off the event loop and without the store's lock, from one read snapshot
+                # (blocks and balances of the same instant); mining goes on meanwhile.
+                async with core_runs_while_waiting():
+                    report = await self.services.node.verify(guild_id)
             except VerificationError as exc:
                 log.warning("chain %d failed verification at block %d: %s", guild_id, exc.height, exc.cause)
                 raise
@@ -641,25 +665,87 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
     async def export(self, interaction: discord.Interaction) -> None:
         """This server's whole chain as a JSON file that anyone can verify offline."""
         guild_id = require_guild(interaction)
-        await interaction.response.defer(thinking=True)
-        await self.services.ensure_chain(guild_id)
-        document = await self.services.node.export(guild_id)
-        data = json.dumps(document, separators=(",", ":")).encode()
+        self._start_export_cooldown(guild_id, interaction.user.id)
         limit = interaction.guild.filesize_limit if interaction.guild else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
-        if len(data) > limit:
-            raise UserFacingError(
-                f"The export is {len(data) / 1e6:.1f} MB, over this server's upload limit of {limit / 1e6:.0f} MB. "
-                "The bot's host can write it with `python -m chain export FILE`."
+        # Joined or started before the first await, so two requests can never both start a build.
+        job = self._exports.get(guild_id)
+        first = job is None
+        if job is None:
+            build = asyncio.create_task(self._build_export(guild_id, limit), name=f"chain-export-{guild_id}")
+            job = ExportJob(build, asyncio.get_running_loop().create_future())
+            self._exports[guild_id] = job
+            build.add_done_callback(lambda task: self._export_done(guild_id, job, task))
+        link = None
+        try:
+            await interaction.response.defer(thinking=True)
+            try:
+                # The build runs in a worker thread: mining goes on meanwhile.
+                # Shielded: a request that goes away does not cancel the file others wait for.
+                async with core_runs_while_waiting():
+                    built = await asyncio.shield(job.build)
+            except ExportTooLargeError as exc:
+                raise UserFacingError(
+                    f"The export is {format_size(exc.size)}, over this server's upload limit of "
+                    f"{format_size(exc.limit)}. The bot's host can write it with `python -m chain export FILE`."
+                ) from exc
+            filename = f"chain-{guild_id}-{built.height}.json"
+            embed = export_embed(built, filename)
+            if not first:
+                # Point at the file the first request posted rather than upload it again.
+                async with core_runs_while_waiting():
+                    posted = await asyncio.shield(job.posted)
+                if posted is not None:
+                    embed.description += (
+                        f"\nAn export of this chain was already being built when you asked: it is here, {posted}."
+                    )
+                    await interaction.followup.send(embed=embed)
+                    return
+            message = await interaction.followup.send(
+                embed=embed, file=discord.File(io.BytesIO(built.data), filename=filename), wait=True
             )
-        filename = f"chain-{guild_id}-{document['height']}.json"
-        embed = discord.Embed(
-            title="📦 Chain export",
-            description=f"Blocks 0 to {document['height']} (tip `{document['tip'][:16]}…`), {len(data) / 1024:,.1f} KB.\n"
-            f"Check it yourself, without the bot: `python -m chain verify {filename}` replays every block "
-            "from genesis.",
-            colour=BLUE,
-        )
-        await interaction.followup.send(embed=embed, file=discord.File(io.BytesIO(data), filename=filename))
+            link = message.jump_url
+        finally:
+            # Waiters get the link, or None (then they upload the file themselves), never silence.
+            if first and not job.posted.done():
+                job.posted.set_result(link)
+
+    def _start_export_cooldown(self, guild_id: int, member_id: int) -> None:
+        """Refuse a member's export within ``EXPORT_COOLDOWN_S`` of their last; else start the wait."""
+        now = time.monotonic()
+        key = (guild_id, member_id)
+        ready_at = self._export_ready_at.get(key, 0.0)
+        if now < ready_at:
+            raise UserFacingError(
+                f"You can export this chain again in {math.ceil(ready_at - now)}s "
+                f"(one export a member every {EXPORT_COOLDOWN_S}s keeps the bot quick for everyone)."
+            )
+        if len(self._export_ready_at) >= EXPORT_COOLDOWNS_KEPT:
+            self._export_ready_at = {k: t for k, t in self._export_ready_at.items() if t > now}
+        self._export_ready_at[key] = now + EXPORT_COOLDOWN_S
+
+    async def _build_export(self, guild_id: int, limit: int) -> BuiltExport:
+        await self.services.ensure_chain(guild_id)
+        buffer = io.BytesIO()
+        summary = await self.services.node.export_to(guild_id, buffer, limit=limit)
+        log.info("chain %d exported: blocks 0 to %d, %d bytes", guild_id, summary.height, summary.size)
+        return BuiltExport(summary.height, summary.tip, buffer.getvalue())
+
+    def _export_done(self, guild_id: int, job: ExportJob, task: asyncio.Task[BuiltExport]) -> None:
+        if self._exports.get(guild_id) is job:
+            del self._exports[guild_id]
+        if not task.cancelled():
+            # Every waiter sees the outcome; retrieving it here keeps asyncio from
+            # reporting a failure nobody was left to await as never retrieved.
+            task.exception()
+
+
+def format_size(size: int) -> str:
+    """``850 bytes``, ``12.3 KB``, ``25.0 MB``."""
+    if size < 1_000:
+        return f"{size:,} bytes"
+    if size < 1_000_000:
+        return f"{size / 1e3:.1f} KB"
+    return f"{size / 1e6:.1f} MB"
 
 
 async def setup(bot: commands.Bot) -> None:
