@@ -153,6 +153,8 @@ class PlaygroundBot(commands.Bot):
         self.notifier: WebhookNotifier | None = None
         self.failed_extensions: dict[str, BaseException] = {}
         self.lag_monitor = LoopLagMonitor()
+        # Servers already told (this run) that their chain could not be loaded.
+        self._offline_announced: set[int] = set()
         self.preflight = preflight
         self._owns_preflight = preflight is None
 
@@ -228,6 +230,30 @@ class PlaygroundBot(commands.Bot):
     async def on_ready(self) -> None:
         log.info("logged in as %s in %d servers", self.user, len(self.guilds))
         self._follow_guilds()
+        await self._announce_offline_chains()
+
+    async def _announce_offline_chains(self) -> None:
+        """Tell each server whose chain could not be loaded, once per start, in its playground channel:
+        its admins learn it there and then, not from the first member's failed command."""
+        if self.services is None:
+            return
+        node = self.services.node
+        for chain_id in node.offline_chain_ids():
+            if chain_id in self._offline_announced or self.get_guild(chain_id) is None:
+                continue
+            self._offline_announced.add(chain_id)
+            webhook = await node.store.get_webhook(chain_id)
+            if webhook is None:
+                continue  # no channel chosen yet: commands and /playground status say it
+            text = (
+                f"⛔ This server's chain could not be loaded when the bot started ({node.offline_reason(chain_id)}). "
+                "Nothing on it can be used until an admin starts over with `/playground reset` (its blocks and "
+                "balances are lost; wallets and settings are kept). Other servers are not affected."
+            )
+            try:
+                await self._alert(chain_id, webhook.channel_id, text)
+            except discord.HTTPException as exc:
+                log.warning("could not tell server %d that its chain is offline: %s", chain_id, exc)
 
     def _follow_guilds(self) -> None:
         """Run the chains of the servers the bot is in, pause the others (their data is kept).

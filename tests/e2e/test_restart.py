@@ -145,6 +145,8 @@ async def test_a_chain_that_cannot_load_is_offline_and_the_other_server_plays_on
     w = populate_demo(sb)
     settings = make_settings(tmp_path / "corrupt.sqlite3")
     async with running_bot(sb, settings) as bot:
+        setup = await sb.invoke(w.genesis, w.general, w.alice, "playground setup", {"channel": w.blocks})
+        await setup.wait_for(lambda h: "Announcements set up" in reply_text(h), timeout=10)
         for guild, channel, member in ((w.genesis, w.general, w.alice), (w.fork, w.fork_general, w.dave_in_fork)):
             found = await sb.invoke(guild, channel, member, "mine start", {})
             await found.wait_for(lambda h: "found!" in reply_text(h), timeout=20)
@@ -159,6 +161,12 @@ async def test_a_chain_that_cannot_load_is_offline_and_the_other_server_plays_on
     async with running_bot(sb, settings) as bot:
         node = bot.services.node
         assert node.offline_chain_ids() == [w.genesis.id]
+        # Its admins are told in the playground channel at once, not by a member's failed command.
+        def alerts():
+            return [m for m in sb.channel_messages(w.blocks) if "could not be loaded" in (m.content or "")]
+
+        alert = await sb.wait_until(alerts, timeout=10, describe="the offline alert in #blocks")
+        assert len(alert) == 1 and "/playground reset" in alert[0].content
         # The other server plays on.
         assert node.chain(w.fork.id).state.height == fork_height
         mined = await sb.invoke(w.fork, w.fork_general, w.dave_in_fork, "mine start", {})
