@@ -257,6 +257,14 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX blocks_miner ON blocks (chain_id, miner)",
         ),
     ),
+    (
+        8,
+        (
+            # Pruning delivered announcements finds the old ones through this index instead of
+            # scanning the whole outbox on every pass (most passes have nothing old enough).
+            "CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE delivered_at IS NOT NULL",
+        ),
+    ),
 )
 
 # Version of the JSON encoding of a stored slashing protection record.
@@ -1219,7 +1227,7 @@ class Store:
         async with self._transaction() as db:
             cursor = await db.execute(
                 "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE delivered_at IS NOT NULL "
-                "AND delivered_at < ? ORDER BY id LIMIT ?)",
+                "AND delivered_at < ? ORDER BY delivered_at LIMIT ?)",
                 # A negative LIMIT means none to SQLite: one pass must stay bounded.
                 (delivered_before, max(1, limit)),
             )

@@ -115,3 +115,19 @@ async def test_the_notifier_prunes_at_start_and_then_once_an_interval(store):
 async def _until(check) -> None:
     while not check():
         await asyncio.sleep(0.01)
+
+
+async def test_a_prune_pass_finds_old_events_through_an_index_not_a_scan(tmp_path):
+    """Most passes have nothing old enough to delete; without an index each one read the whole outbox."""
+    import sqlite3
+
+    path = tmp_path / "plan.sqlite3"
+    await (await Store.open(path)).close()
+    with sqlite3.connect(path) as db:
+        plan = " | ".join(
+            str(row[-1]) for row in db.execute(
+                "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE delivered_at IS NOT NULL "
+                "AND delivered_at < ? ORDER BY delivered_at LIMIT ?", (0, 1),
+            )
+        )
+    assert "INDEX outbox_delivered" in plan and "SCAN" not in plan, plan
