@@ -129,9 +129,10 @@ class TemplateJob:
     """A mining session's work for the hashing core: block templates, refreshed while it searches.
 
     Every ``refresh_s`` of the node's clock the core asks for the next extra
-    nonce (``refresh_due``), and ``header_prefix`` then builds it from a fresh
-    template (``refresh``): the current time, and the mempool's transfers as they
-    are now.  A found block is solved from the template of the extra nonce it
+    nonce (``refresh_due``), and ``header_prefix`` hands out a template dated now
+    (``refresh``).  A template with a new body (the mempool's and op pool's current
+    contents) is built off the event loop and ``offer``-ed; the core then moves to
+    it at once.  A found block is solved from the template of the extra nonce it
     was found with, so it carries the time it was found, within ``refresh_s``.
     """
 
@@ -156,16 +157,28 @@ class TemplateJob:
         self._refresh_s = refresh_s
         self._built_at = clock() if clock is not None else 0.0
         self._templates: dict[int, BlockTemplate] = {}
+        self._offered: BlockTemplate | None = None
+        # The body being rebuilt in a thread, if any (``Node.mining_job``); tests await it.
+        self.rebuilding: asyncio.Task[None] | None = None
 
     @property
     def template(self) -> BlockTemplate:
         """The newest template (without its extra nonce)."""
         return self._latest
 
+    def offer(self, template: BlockTemplate) -> None:
+        """A template with a fresher body, built elsewhere: handed out from the next extra nonce."""
+        if template.header.prev_hash == self.tip:
+            self._offered = template
+
+    def take_offer(self) -> BlockTemplate | None:
+        offered, self._offered = self._offered, None
+        return offered
+
     def refresh_due(self) -> bool:
         if self._refresh is None or self._clock is None:
             return False
-        return self._clock() - self._built_at >= self._refresh_s
+        return self._offered is not None or self._clock() - self._built_at >= self._refresh_s
 
     def header_prefix(self, extra_nonce: int) -> bytes:
         template = self._templates.get(extra_nonce)
@@ -689,10 +702,11 @@ class Node:
     def mining_job(self, chain_id: int, miner: bytes, *, max_nonce: int = 0xFFFFFFFF) -> TemplateJob:
         """Work for the hashing core on the chain's tip, refreshed while it is searched.
 
-        A refresh takes the node's time and, when the mempool or op pool changed since
-        the last template, their current contents: payments sent while a session runs
-        go into its block.  A session whose tip moved is about to end as stale; its
-        template is left as it was.
+        A refresh dates the header now.  When the mempool or op pool changed, a new body
+        (their current contents: payments sent while a session runs go into its block)
+        is built in a thread under the chain's lock, since choosing a consensus chain's
+        operations checks every pooled vote, and the job takes it at the next chunk.
+        A session whose tip moved is about to end as stale; its template is left as it was.
         """
         runtime = self.chain(chain_id)
         template = self.template(chain_id, miner)
@@ -702,17 +716,34 @@ class Node:
             nonlocal seen
             if self._chains.get(chain_id) is not runtime or runtime.state.tip_hash != previous.header.prev_hash:
                 return previous
-            try:
-                if runtime.pool_version != seen:
-                    seen = runtime.pool_version
-                    return self.template(chain_id, miner)
-                return previous.with_time(compute_next_block_time(runtime.state, self.now()))
-            except ChainError as refusal:  # e.g. a Merge schedule the next block can no longer carry
-                log.warning("chain %d: mining template not refreshed: %s", chain_id, refusal)
-                return previous
+            base = job.take_offer() or previous
+            if runtime.pool_version != seen and (job.rebuilding is None or job.rebuilding.done()):
+                seen = runtime.pool_version
+                job.rebuilding = asyncio.get_running_loop().create_task(
+                    self._rebuild_template(chain_id, runtime, miner, job), name=f"template-{chain_id}"
+                )
+            return base.with_time(compute_next_block_time(runtime.state, self.now()))
 
         target = compute_target(template.header.bits, runtime.state.params.pow_limit)
-        return TemplateJob(chain_id, template, target, refresh=refresh, clock=self.clock, max_nonce=max_nonce)
+        job = TemplateJob(chain_id, template, target, refresh=refresh, clock=self.clock, max_nonce=max_nonce)
+        return job
+
+    async def _rebuild_template(self, chain_id: int, runtime: ChainRuntime, miner: bytes, job: TemplateJob) -> None:
+        """A new body for a running session, from the pools as they are now (``mining_job``)."""
+        try:
+            async with self.locked(chain_id) as current:
+                if current is not runtime or runtime.state.tip_hash != job.tip:
+                    return
+                transfers = runtime.mempool.select(runtime.state.params.max_block_transfers)
+                pool = runtime.op_pool.operations() if runtime.state.beacon is not None else None
+                # Writers hold this lock, so the state stays as it is while the thread reads it.
+                template = await asyncio.to_thread(
+                    build_template, runtime.state, miner, transfers, self.now(), b"", runtime.proposed_params,
+                    pool, runtime.proposed_consensus,
+                )
+            job.offer(template)
+        except ChainError as refusal:  # e.g. a Merge schedule the next block can no longer carry
+            log.warning("chain %d: mining template not rebuilt: %s", chain_id, refusal)
 
     async def submit_block(self, chain_id: int, block: Block) -> BlockEffects:
         """Validate, persist (block, balances, events: one transaction), then apply."""
