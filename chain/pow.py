@@ -44,10 +44,14 @@ def check_proof_of_work(block_hash: bytes, bits: int, params: ChainParams) -> No
 
 
 def compute_next_work_required(
-    last_bits: int, first_block_time: int, last_block_time: int, params: ChainParams
+    last_bits: int, first_block_time: int, last_block_time: int, params: ChainParams,
+    target_timespan_s: int | None = None,
 ) -> int:
-    """Core's ``CalculateNextWorkRequired``: scale the target by actual/target timespan."""
-    timespan = params.target_timespan_s
+    """Core's ``CalculateNextWorkRequired``: scale the target by actual/target timespan.
+
+    ``target_timespan_s`` is what the measured stretch should have taken (default: the
+    window's, as Core compares it; see ``compute_retarget_timespan_s``)."""
+    timespan = params.target_timespan_s if target_timespan_s is None else target_timespan_s
     actual = last_block_time - first_block_time
     actual = max(timespan // RETARGET_CLAMP_FACTOR, min(actual, timespan * RETARGET_CLAMP_FACTOR))
     target = decode_compact(last_bits).value
@@ -60,6 +64,25 @@ def is_retarget_height(height: int, params: ChainParams) -> bool:
     return not params.no_retargeting and height % params.retarget_window_blocks == 0
 
 
+def compute_retarget_window_start(height: int, params: ChainParams) -> int:
+    """The height of the block a retarget at ``height`` measures from.
+
+    Core: the window's first block, one interval short of the window (the historical
+    off-by-one every Bitcoin node keeps).  With ``retarget_full_window``: the block before
+    it, so every interval of the window counts (the first retarget has only the blocks
+    since genesis)."""
+    if params.retarget_full_window:
+        return max(0, height - params.retarget_window_blocks - 1)
+    return height - params.retarget_window_blocks
+
+
+def compute_retarget_timespan_s(height: int, params: ChainParams) -> int:
+    """How long the stretch a retarget at ``height`` measures should have taken."""
+    if params.retarget_full_window:
+        return params.target_spacing_s * (height - 1 - compute_retarget_window_start(height, params))
+    return params.target_timespan_s
+
+
 def compute_expected_bits(headers: Sequence[BlockHeader], params: ChainParams) -> int:
     """Core's ``GetNextWorkRequired`` for the block after ``headers[-1]``.
 
@@ -70,10 +93,10 @@ def compute_expected_bits(headers: Sequence[BlockHeader], params: ChainParams) -
     last = headers[-1]
     if not is_retarget_height(height, params):
         return last.bits
-    # Core measures from the first block of the window, one block short of a
-    # full window (the historical off-by-one that every Bitcoin node keeps).
-    first = headers[height - params.retarget_window_blocks]
-    return compute_next_work_required(last.bits, first.time, last.time, params)
+    first = headers[compute_retarget_window_start(height, params)]
+    return compute_next_work_required(
+        last.bits, first.time, last.time, params, compute_retarget_timespan_s(height, params)
+    )
 
 
 def check_expected_bits(header: BlockHeader, headers: Sequence[BlockHeader], params: ChainParams) -> None:
@@ -133,23 +156,24 @@ def explain_retarget(headers: Sequence[BlockHeader], params: ChainParams) -> Ret
     height = len(headers)
     if not is_retarget_height(height, params):
         return None
-    return explain_retarget_between(height, headers[height - params.retarget_window_blocks], headers[-1], params)
+    return explain_retarget_between(height, headers[compute_retarget_window_start(height, params)], headers[-1], params)
 
 
 def explain_retarget_between(
     height: int, first: BlockHeader, last: BlockHeader, params: ChainParams
 ) -> RetargetExplanation | None:
     """``explain_retarget`` for the block at ``height`` from the only two headers it reads: the
-    window's first (``height - retarget_window_blocks``) and last (``height - 1``), so that an
-    old retarget can be explained from two headers read from the store."""
+    one it measures from (``compute_retarget_window_start``) and the last (``height - 1``), so
+    that an old retarget can be explained from two headers read from the store."""
     if not is_retarget_height(height, params):
         return None
+    timespan = compute_retarget_timespan_s(height, params)
     return RetargetExplanation(
         height=height,
         old_bits=last.bits,
-        new_bits=compute_next_work_required(last.bits, first.time, last.time, params),
+        new_bits=compute_next_work_required(last.bits, first.time, last.time, params, timespan),
         actual_timespan_s=last.time - first.time,
-        target_timespan_s=params.target_timespan_s,
+        target_timespan_s=timespan,
     )
 
 

@@ -21,7 +21,7 @@ from chain.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.errors import ExportTooLargeError, VerificationError
 from chain.hashing import HASH_SIZE_BYTES, hash_from_display, hash_to_display
 from chain.params import ChainParams
-from chain.pow import RetargetExplanation, explain_retarget_between
+from chain.pow import RetargetExplanation, compute_retarget_window_start, explain_retarget_between
 from chain.proposer import MAX_RANDOM_BYTE, ProposerDraw
 from chain.state import ChainState, compute_difficulty
 from chain.store import Store
@@ -257,10 +257,13 @@ async def retarget_history(
         batch = list(islice(heights, RETARGET_BATCH))
         if not batch:
             break
-        wanted = {h for height, params in batch for h in (height, height - 1, height - params.retarget_window_blocks)}
+        wanted = {
+            h for height, params in batch
+            for h in (height, height - 1, compute_retarget_window_start(height, params))
+        }
         headers = await store.headers_at(chain_id, wanted)
         for height, params in batch:
-            first, before, block = (headers[height - params.retarget_window_blocks], headers[height - 1],
+            first, before, block = (headers[compute_retarget_window_start(height, params)], headers[height - 1],
                                     headers[height])
             explanation = explain_retarget_between(height, first, before, params)
             if explanation is None:
