@@ -195,6 +195,9 @@ class PlaygroundBot(commands.Bot):
             node=node, hashing_core=self.hashing_core, notifier=self.notifier,
             progress_interval_s=settings.progress_interval_s, beacon=beacon,
         )
+        # The first new server's chain needs the core's hash rate: measured now, while the bot
+        # logs in, not during that server's first command.
+        self.services.start_calibration()
         for extension in EXTENSIONS:
             try:
                 await self.load_extension(extension)
@@ -292,6 +295,8 @@ class PlaygroundBot(commands.Bot):
     async def close(self) -> None:
         """Stop mining, flush the outbox, close the store; then disconnect."""
         log.info("shutting down")
+        if self.services is not None:
+            self.services.stop_calibration()
         for cog in list(self.cogs.values()):
             stop = getattr(cog, "stop_all_sessions", None)
             if stop is not None:

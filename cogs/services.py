@@ -52,12 +52,33 @@ class Services:
     beacon: BeaconNode | None = None
     default_consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     _creating: dict[int, asyncio.Lock] = field(default_factory=dict)
+    _calibration: asyncio.Task[int] | None = None
 
     async def hash_rate(self) -> int:
-        """The core's measured rate, measured once and then reused for every new chain."""
+        """The core's measured rate, measured once and then reused for every new chain.
+
+        ``start_calibration`` measures it in the background when the bot starts, so the first
+        command in a new server does not wait a second for it (it waits for what is left, if
+        it comes that early)."""
         if self.measured_hash_rate is None:
-            self.measured_hash_rate = await self.hashing_core.measure_rate()
+            self.start_calibration()
+            assert self._calibration is not None
+            rate = await asyncio.shield(self._calibration)
+            if self.measured_hash_rate is None:
+                self.measured_hash_rate = rate
         return self.measured_hash_rate
+
+    def stop_calibration(self) -> None:
+        """Shutdown: a measurement still running is abandoned (the core is closing)."""
+        if self._calibration is not None and not self._calibration.done():
+            self._calibration.cancel()
+
+    def start_calibration(self) -> None:
+        """Measure the hashing core's rate now, in the background (once)."""
+        if self.measured_hash_rate is None and self._calibration is None:
+            self._calibration = asyncio.get_running_loop().create_task(
+                self.hashing_core.measure_rate(), name="calibration"
+            )
 
     async def ensure_chain(self, guild_id: int) -> ChainState:
         """This server's chain, created on first use with a calibrated difficulty.

@@ -65,6 +65,7 @@ async def running_bot(sb: Sandbox, settings: Settings, *, hash_rate: int = EASY_
             raise AssertionError("bot did not become ready within 30s")
         assert not bot.failed_extensions, bot.failed_extensions
         if bot.services is not None and hash_rate is not None:
+            bot.services.stop_calibration()  # the test chooses the rate: no need to measure it
             bot.services.measured_hash_rate = hash_rate
         await sb.wait_until_ready()
         await sb.wait_commands_synced(names=COMMANDS)

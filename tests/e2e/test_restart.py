@@ -197,3 +197,26 @@ async def test_a_chain_that_cannot_load_is_offline_and_the_other_server_plays_on
         again = await sb.invoke(w.genesis, w.general, w.bob, "mine start", {})
         await again.wait_for(lambda h: "found!" in reply_text(h), timeout=20)
         assert node.chain(w.genesis.id).state.height == 1
+
+
+async def test_the_first_command_in_a_new_server_does_not_wait_for_calibration(sb, tmp_path, monkeypatch):
+    """Issue 9: the first command in a new server took 1.0-1.25 s, measuring the hashing core for a
+    second before it could answer. The bot now measures while it logs in."""
+    from sandbox.demo import populate_demo
+
+    w = populate_demo(sb)
+    async with running_bot(sb, make_settings(tmp_path / "early.sqlite3"), hash_rate=None) as bot:
+        services = bot.services
+        calls = []
+        real = services.hashing_core.measure_rate
+
+        async def spy(seconds: float = 1.0) -> int:
+            calls.append(seconds)
+            return await real(seconds)
+
+        monkeypatch.setattr(services.hashing_core, "measure_rate", spy)
+        rate = await services.hash_rate()  # the startup measurement, awaited, not started again
+        h = await sb.invoke(w.genesis, w.general, w.alice, "chain tip", {})
+        await h.wait_for(lambda h: "Tip: block 0" in reply_text(h), timeout=15)
+        assert calls == [] and rate > 10_000
+        assert services.measured_hash_rate == rate
