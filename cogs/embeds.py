@@ -81,11 +81,12 @@ def short(hex_text: str, n: int = 12) -> str:
 
 
 def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
-    """A text bar; past 100% it stays full and says how far over it is."""
+    """A text bar toward ``total``, full at 100% and never past it (the caller says in words how
+    far beyond the goal it went, where that means something)."""
     if total <= 0:
         return "░" * width
     filled = min(width, done * width // total)
-    percent = done * 100 // total
+    percent = min(100, done * 100 // total)
     return "█" * filled + "░" * (width - filled) + f" {percent}%"
 
 

@@ -44,6 +44,14 @@ class LiveSession:
         return str(self.member_id)
 
 
+def beyond_average(tried: int, expected: int) -> str:
+    """Past the average, in words: the bar stops at 100%, the lottery does not."""
+    if expected <= 0 or tried <= expected:
+        return ""
+    tenths = tried * 10 // expected
+    return f" (already {tenths // 10}.{tenths % 10}× the average: each hash is a new lottery ticket)"
+
+
 def compute_share(services: Services, guild_id: int, member_id: int) -> tuple[int, int]:
     """This member's share of the server's hash power, in percent, and the server's session count."""
     sessions = [s for s in services.hashing_core.stats().per_session if s.chain_id == guild_id]
@@ -254,7 +262,8 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         expected_s = live.expected_hashes / p.rate if p.rate else 0
         embed = discord.Embed(title=f"⛏️ Mining block {live.height}", colour=BLUE)
         embed.description = (
-            f"`{progress_bar(p.hashes_tried, live.expected_hashes)}` of the hashes a block takes on average\n"
+            f"`{progress_bar(p.hashes_tried, live.expected_hashes)}` of the hashes a block takes on average"
+            f"{beyond_average(p.hashes_tried, live.expected_hashes)}\n"
             f"expected time ~{expected_s:.0f}s · {p.elapsed:.0f}s of {live.deadline_s}s used"
         )
         embed.add_field(name="Hashes tried", value=f"{p.hashes_tried:,}")

@@ -91,9 +91,10 @@ def format_duration(seconds: float) -> str:
 def vote_progress_text(progress: VoteProgress) -> str:
     """A bar toward the 2/3 of active stake that justifies the epoch's checkpoint."""
     bar = progress_bar(progress.attesting_units * 3, progress.total_active_units * 2)
+    share = f" ({progress.percent}% of it; 2/3 is needed)" if progress.total_active_units else ""
     text = (
         f"`{bar}`\n{format_units(progress.attesting_units)} of {format_units(progress.total_active_units)} "
-        f"active stake voted for epoch {progress.epoch}"
+        f"active stake voted for epoch {progress.epoch}{share}"
     )
     if progress.justifies:
         text += " — ✅ 2/3 reached: the checkpoint justifies at the epoch's end"

@@ -335,3 +335,18 @@ def test_energy_embed_compares_with_ethereums_merge():
     assert "Nothing to compare yet" in text(energy_embed(nothing, 15_000))
     assert "× 7.500 W a core" in text(energy_embed(report, 7_500))
     assert format_energy(999) == "999 mJ" and format_energy(7_200_000) == "2.00 Wh"
+
+
+def test_bars_stop_at_100_percent_and_the_words_say_the_rest():
+    """Issue 9: the vote bar read "150%" once every validator had voted (its goal is 2/3)."""
+    from chain.beacon_node import VoteProgress
+    from cogs.embeds import progress_bar
+    from cogs.mining import beyond_average
+    from cogs.staking import vote_progress_text
+
+    assert progress_bar(3, 2).endswith(" 100%") and progress_bar(1, 2).endswith(" 50%")
+    everyone = vote_progress_text(VoteProgress(epoch=4, attesting_units=64 * 10**9, total_active_units=64 * 10**9))
+    assert "150%" not in everyone and " 100%" in everyone and "(100% of it; 2/3 is needed)" in everyone
+    assert "2/3 reached" in everyone
+    assert beyond_average(150, 100) == " (already 1.5× the average: each hash is a new lottery ticket)"
+    assert beyond_average(90, 100) == ""
