@@ -280,7 +280,11 @@ class BeaconNode:
         (await self._runtime(chain_id)).owners[pubkey] = owner
         return self._beacon(chain_id).registry.index_of(pubkey)
 
-    def _view(self, beacon: BeaconState, index: int, runtime: BeaconRuntime) -> ValidatorView:
+    def _view(
+        self, beacon: BeaconState, index: int, runtime: BeaconRuntime, voters: set[int] | None = None
+    ) -> ValidatorView:
+        """``voters``: who voted for the running epoch, pooled votes included (what ``progress``
+        counts), so a status agrees with the vote just signed; default: votes blocks counted."""
         validator = beacon.registry.validators[index]
         owner = runtime.owners.get(validator.pubkey)
         status = compute_validator_status(validator, beacon.epoch)
@@ -302,7 +306,7 @@ class BeaconNode:
             exit_epoch=None if validator.exit_epoch == FAR_FUTURE_EPOCH else validator.exit_epoch,
             withdrawable_epoch=None if validator.withdrawable_epoch == FAR_FUTURE_EPOCH else validator.withdrawable_epoch,
             slashed=validator.slashed,
-            voted_current_epoch=index in beacon.current_attesters,
+            voted_current_epoch=index in (beacon.current_attesters if voters is None else voters),
             voted_previous_epoch=index in beacon.previous_attesters,
             unlock_in_s=unlock_in_s,
             auto_attest=owner is not None and owner in runtime.auto_attest,
@@ -311,13 +315,15 @@ class BeaconNode:
     def validators(self, chain_id: int) -> list[ValidatorView]:
         beacon = self._beacon(chain_id)
         runtime = self._runtimes.get(chain_id) or BeaconRuntime()
-        return [self._view(beacon, i, runtime) for i in range(len(beacon.registry.validators))]
+        _, voters = self._running_voters(chain_id)
+        return [self._view(beacon, i, runtime, voters) for i in range(len(beacon.registry.validators))]
 
     async def validator(self, chain_id: int, owner: str) -> ValidatorView | None:
         index = await self._index_of(chain_id, owner)
         if index is None:
             return None
-        return self._view(self._beacon(chain_id), index, await self._runtime(chain_id))
+        _, voters = self._running_voters(chain_id)
+        return self._view(self._beacon(chain_id), index, await self._runtime(chain_id), voters)
 
     def pending_deposit_points(self, chain_id: int, wallet: bytes) -> int:
         return sum(d.amount for d in self.node.pending_deposits(chain_id, wallet))
@@ -419,6 +425,12 @@ class BeaconNode:
         The running epoch is the one of the slot at ``now`` (default: the node's clock); at an
         epoch's first slot that is ahead of the tip's epoch.
         """
+        epoch, voters = self._running_voters(chain_id, now)
+        weights = get_fork_choice_weights(self._beacon(chain_id))
+        return VoteProgress(epoch, sum(weights[i] for i in voters), sum(weights))
+
+    def _running_voters(self, chain_id: int, now: int | None = None) -> tuple[int, set[int]]:
+        """The running epoch and the validators whose vote for it a block counted or the pool holds."""
         runtime = self._chain(chain_id)
         beacon = runtime.state.beacon
         epoch = beacon.epoch
@@ -433,8 +445,7 @@ class BeaconNode:
                 index = beacon.registry.index_of(att.validator)
                 if index is not None:
                     voters.add(index)
-        weights = get_fork_choice_weights(beacon)
-        return VoteProgress(epoch, sum(weights[i] for i in voters), sum(weights))
+        return epoch, voters
 
     def _vote_slot_and_head(self, chain_id: int, runtime: BeaconRuntime, now: int) -> tuple[int, bytes]:
         state = self.node.chain(chain_id).state

@@ -266,3 +266,15 @@ async def test_a_server_over_its_block_budget_skips_empty_slots_only(world):
     await node.pay(CHAIN, "alice", bob, 1)
     outcomes = await run_slots(clock, beacon, 1)
     assert outcomes[0].block is not None and outcomes[0].block.transfers  # members' actions always go
+
+
+async def test_status_agrees_with_the_vote_just_signed(world):
+    """Issue 9: `/stake status` said "Participation this epoch ❌" right after "Vote signed … 2/3
+    reached": it read only votes a block had counted, not the one waiting in the pool."""
+    clock, node, beacon = await merge(world)
+    await run_slots(clock, beacon, 1)
+    receipt = await beacon.attest(CHAIN, "alice", now=clock.now)
+    assert receipt.attestation in [e.operation for e in node.chain(CHAIN).op_pool]  # not in a block yet
+    view = await beacon.validator(CHAIN, "alice")
+    assert view.voted_current_epoch
+    assert {v.owner: v.voted_current_epoch for v in beacon.validators(CHAIN)}["alice"]
