@@ -101,6 +101,19 @@ def vote_progress_text(progress: VoteProgress) -> str:
     return text
 
 
+def over_cap_text(balance_units: int, amount_points: int, cap_points: int) -> str | None:
+    """A warning when a deposit takes the validator's balance past the stake cap: only the cap counts
+    as stake, and the sweep pays the rest back (Capella's partial withdrawals)."""
+    excess = balance_units + amount_points * UNITS_PER_POINT - cap_points * UNITS_PER_POINT
+    if excess <= 0:
+        return None
+    return (
+        f"⚠️ Only {cap_points:,} pts of a validator's balance count as stake (the cap). The "
+        f"{format_units(excess)} above it earn nothing: the withdrawal sweep pays them back to your "
+        "wallet in the coming blocks."
+    )
+
+
 def status_label(view: ValidatorView) -> str:
     return STATUS_LABELS.get(view.status, view.status.value)
 
@@ -370,6 +383,9 @@ class Staking(
         beacon = await self._staking_chain(guild_id)
         view = await beacon.deposit(guild_id, str(interaction.user.id), amount)
         embed = discord.Embed(title="🪙 Stake deposited", colour=GREEN)
+        warning = over_cap_text(
+            0 if view is None else view.balance_units, amount, beacon.config(guild_id).max_effective_balance_points
+        )
         if view is None:
             embed.description = (
                 f"{interaction.user.mention} locks **{amount:,} pts** in a new validator, **pending** until a block "
@@ -387,6 +403,8 @@ class Staking(
                 f"(capped at {beacon.config(guild_id).max_effective_balance_points:,} pts)",
                 inline=False,
             )
+        if warning is not None:
+            embed.add_field(name="Above the cap", value=warning, inline=False)
         embed.set_footer(text="/stake status shows your validator; /stake withdraw starts an exit.")
         await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
 

@@ -350,3 +350,13 @@ def test_bars_stop_at_100_percent_and_the_words_say_the_rest():
     assert "2/3 reached" in everyone
     assert beyond_average(150, 100) == " (already 1.5× the average: each hash is a new lottery ticket)"
     assert beyond_average(90, 100) == ""
+
+
+def test_a_deposit_past_the_stake_cap_is_warned_about():
+    """Issue 9: an over-deposit was silently cut to the cap, and later explained as 'rewards above
+    the stake cap'. The deposit's reply now says it at once."""
+    from cogs.staking import over_cap_text
+
+    assert over_cap_text(0, 32, 32) is None
+    assert "8 pts above it earn nothing" in over_cap_text(0, 40, 32)
+    assert "1.5 pts above it" in over_cap_text(31_500_000_000, 2, 32)  # a top-up, balance in nanopoints
