@@ -73,6 +73,7 @@ from chain.events import (
     INACTIVITY_LEAK_STARTED,
     STAKE_DEPOSITED,
     STAKE_WITHDRAWN,
+    MERGE_DELAYED,
     THE_MERGE,
     VALIDATOR_ACTIVATED,
     VALIDATOR_EXITED,
@@ -676,6 +677,35 @@ def is_terminal_block(state: BeaconState, height: int) -> bool:
     return reached and has_proposer_after(state, height)
 
 
+def is_merge_delayed(state: BeaconState, height: int, previous_total_difficulty: int) -> bool:
+    """Whether the block just counted is where the scheduled Merge was due, but no validator can
+    propose the next slot, so it is not the terminal block and mining goes on (once per schedule:
+    the due block itself, or the first block whose total difficulty reaches the terminal one)."""
+    config = state.config
+    if state.terminal is not None or config.mode == MODE_POS or has_proposer_after(state, height):
+        return False
+    if config.merge_at_height:
+        return height == config.merge_at_height - 1
+    if config.merge_at_total_difficulty:
+        return previous_total_difficulty < config.merge_at_total_difficulty <= state.total_difficulty
+    return False
+
+
+def process_merge_delay(state: BeaconState, height: int) -> BeaconState:
+    """Announce that the Merge waits for a validator (``is_merge_delayed``)."""
+    event = ChainEvent(
+        MERGE_DELAYED,
+        {
+            "height": height,
+            "merge_at_height": state.config.merge_at_height,
+            "merge_at_total_difficulty": state.config.merge_at_total_difficulty,
+            "total_difficulty": state.total_difficulty,
+            "pending_validators": sum(1 for v in state.registry.validators if v.activation_epoch > state.epoch),
+        },
+    )
+    return _append_events(state, event)
+
+
 def mark_terminal_block(state: BeaconState, height: int, time: int, root: bytes) -> BeaconState:
     """Fix the post-Merge slot clock on the terminal block: the next slots are proof-of-stake slots."""
     terminal_epoch = compute_epoch_at_slot(state, height)
@@ -718,7 +748,12 @@ def process_merge(state: BeaconState, first_pos_height: int) -> BeaconState:
             "terminal_height": terminal.height,
             "terminal_hash": hash_to_display(terminal.root),
             "total_difficulty": terminal.total_difficulty,
-            "validators": sum(1 for v in state.registry.validators if is_active_validator(v, state.epoch)),
+            # Active in the first proof-of-stake epoch: the ones who propose from now on (at the terminal
+            # block's epoch they may still be pending, which read "Validators: 0" next to "#0 is active").
+            "validators": sum(
+                1 for v in state.registry.validators
+                if is_active_validator(v, state.merge_epoch if state.merge_epoch is not None else state.epoch)
+            ),
         },
     )
     return replace(state, finality=finality, merged=True, events=state.events + (event,))

@@ -42,5 +42,7 @@ INACTIVITY_LEAK_STARTED = "inactivity_leak_started"
 INACTIVITY_LEAK_ENDED = "inactivity_leak_ended"
 THE_MERGE = "the_merge"
 MERGE_SCHEDULED = "merge_scheduled"
+# The block the Merge was scheduled after came, but no validator could propose yet: mining goes on.
+MERGE_DELAYED = "merge_delayed"
 STAKE_DEPOSITED = "stake_deposited"
 STAKE_WITHDRAWN = "stake_withdrawn"

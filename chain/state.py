@@ -45,12 +45,14 @@ from chain.beacon import (
     get_beacon_proposer_index,
     get_checkpoint_root,
     get_expected_withdrawals,
+    is_merge_delayed,
     is_terminal_block,
     mark_terminal_block,
     process_attestation_operation,
     process_attester_slashing_operation,
     process_deposit_operation,
     process_merge,
+    process_merge_delay,
     process_proposer_slashing_operation,
     process_slots,
     process_voluntary_exit_operation,
@@ -827,6 +829,8 @@ def process_consensus_block(
         post = replace(post, total_difficulty=post.total_difficulty + work)
         if is_terminal_block(post, height):
             post = mark_terminal_block(post, height, block.header.time, block_hash)
+        elif is_merge_delayed(post, height, post.total_difficulty - work):
+            post = process_merge_delay(post, height)
     post = replace(post, slot=slot)
 
     params_change = process_params_commitment(state, block, proposed_params)

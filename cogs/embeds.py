@@ -22,6 +22,7 @@ from chain.events import (
     REWARD_PAID,
     STAKE_DEPOSITED,
     STAKE_WITHDRAWN,
+    MERGE_DELAYED,
     THE_MERGE,
     VALIDATOR_ACTIVATED,
     VALIDATOR_EXITED,
@@ -391,6 +392,19 @@ def _merge_scheduled(payload: Payload, names: Names) -> discord.Embed:
     )
 
 
+def _merge_delayed(payload: Payload, names: Names) -> discord.Embed:
+    pending = payload.get("pending_validators", 0)
+    waiting = (f"{pending:,} deposit(s) are waiting for their activation epoch" if pending
+               else "nobody has staked yet: `/stake deposit` makes a validator")
+    return discord.Embed(
+        title="⏳ The Merge is waiting for a validator",
+        description=f"Block {payload['height']:,} was due to be the last proof-of-work block, but no validator "
+        f"could propose the next one ({waiting}). Mining goes on; the Merge happens after the first block "
+        "mined once a validator is active, and its announcement names the real blocks.",
+        colour=PURPLE,
+    )
+
+
 def _the_merge(payload: Payload, names: Names) -> discord.Embed:
     embed = discord.Embed(
         title="🐼 The Merge",
@@ -399,7 +413,7 @@ def _the_merge(payload: Payload, names: Names) -> discord.Embed:
         "mining is over, and the proof-of-work history stays verifiable.",
         colour=PURPLE,
     )
-    embed.add_field(name="Validators", value=f"{payload['validators']:,}")
+    embed.add_field(name="Validators", value=f"{payload['validators']:,} active from the first proof-of-stake epoch")
     embed.add_field(name="Terminal total difficulty", value=f"{payload['total_difficulty']:,}")
     return embed
 
@@ -423,6 +437,7 @@ RENDERERS: dict[str, Callable[[Payload, Names], discord.Embed]] = {
     INACTIVITY_LEAK_ENDED: _leak_ended,
     MERGE_SCHEDULED: _merge_scheduled,
     THE_MERGE: _the_merge,
+    MERGE_DELAYED: _merge_delayed,
 }
 
 

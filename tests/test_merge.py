@@ -275,6 +275,34 @@ def test_the_merge_waits_for_a_validator():
     assert state.beacon.merged
 
 
+def test_a_delayed_merge_is_announced_and_the_merge_post_has_the_real_numbers():
+    """Issue 9: with nobody active at the scheduled block, the only posts were the schedule's ("block 2
+    is the last proof-of-work block") and, later, a Merge post saying "Validators: 0" just before
+    "Validator #0 is active". Now the due block says the Merge waits, and the Merge names the real
+    terminal block and the validators of the first proof-of-stake epoch."""
+    from chain.events import MERGE_DELAYED, THE_MERGE
+    from chain.state import process_block
+
+    config = ConsensusConfig(mode="pow", checkpoint_interval_blocks=4, merge_at_height=3)
+    state = new_consensus_chain(config)
+    kinds = []
+    for _ in range(4):
+        block = mine_v2(state, MINER.public_key, apply=False)
+        effects = process_block(state, block, block.header.time)
+        state.apply(block, effects)
+        kinds.append([e.kind for e in effects.events])
+    delayed = [i + 1 for i, k in enumerate(kinds) if MERGE_DELAYED in k]
+    assert delayed == [2]  # once, at the block that was due to be the last proof-of-work block
+    mine_v2(state, MINER.public_key, pool=Operations(deposits=(make_deposit(MINER, VALS[0], 32, 0, CHAIN_ID),)))
+    mine_v2(state, MINER.public_key)
+    mine_v2(state, MINER.public_key)
+    assert state.beacon.terminal.height == 7
+    block, effects = Harness(state, VALS).propose(8)
+    [merge] = [e for e in effects.events if e.kind == THE_MERGE]
+    assert merge.payload["terminal_height"] == 7 and merge.payload["height"] == 8
+    assert merge.payload["validators"] == 1
+
+
 def test_replay_rebuilds_the_beacon_state_for_a_restart():
     from chain.state import ChainState
 
