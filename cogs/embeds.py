@@ -210,9 +210,11 @@ def _milestone(payload: Payload, names: Names) -> discord.Embed:
 
 
 def _params_changed(payload: Payload, names: Names) -> discord.Embed:
+    # The payload is flat: ``height`` beside one ``name: [old, new]`` pair per changed rule
+    # (chain/state.py describe_params_change), so ``height`` must be skipped before unpacking.
     changes = [
-        f"{PARAM_LABELS.get(name, name)}: {old:,} → **{new:,}**"
-        for name, (old, new) in payload.items()
+        f"{PARAM_LABELS.get(name, name)}: {pair[0]:,} → **{pair[1]:,}**"
+        for name, pair in sorted(payload.items())
         if name != "height"
     ]
     return discord.Embed(

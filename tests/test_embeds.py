@@ -23,6 +23,7 @@ from chain.events import (
     INACTIVITY_LEAK_ENDED,
     INACTIVITY_LEAK_STARTED,
     MERGE_SCHEDULED,
+    PARAMS_CHANGED,
     REWARD_PAID,
     STAKE_DEPOSITED,
     STAKE_WITHDRAWN,
@@ -335,3 +336,59 @@ def test_energy_embed_compares_with_ethereums_merge():
     assert "Nothing to compare yet" in text(energy_embed(nothing, 15_000))
     assert "× 7.500 W a core" in text(energy_embed(report, 7_500))
     assert format_energy(999) == "999 mJ" and format_energy(7_200_000) == "2.00 Wh"
+
+
+# --- every kind, from the engine, through the outbox's JSON ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def pow_events() -> list[ChainEvent]:
+    """A pow chain: a rule change (block time and reward), a retarget, a balance milestone."""
+    from chain.compact import encode_compact
+    from chain.params import PLAYGROUND
+    from tests.chainkit import GENESIS_TIME, mine, new_chain
+
+    events: list[ChainEvent] = []
+    state = new_chain(PLAYGROUND, bits=encode_compact(PLAYGROUND.pow_limit >> 8))
+    for i in range(1, 10):
+        block = mine(state, MINER.public_key, time=GENESIS_TIME + 30 * i, apply=False)
+        effects = process_block(state, block, block.header.time)
+        state.apply(block, effects)
+        events += effects.events
+    proposed = state.params.evolve(target_spacing_s=15, initial_subsidy_points=60)
+    now = GENESIS_TIME + 300
+    block = solve(build_template(state, MINER.public_key, [], now, proposed_params=proposed), state.params)
+    effects = process_block(state, block, now, proposed)
+    state.apply(block, effects)
+    return events + list(effects.events)
+
+
+def _through_outbox(event: ChainEvent) -> ChainEvent:
+    """The payload as the notifier reads it back: JSON-encoded into the outbox, decoded again."""
+    import json
+
+    return ChainEvent(event.kind, json.loads(event.payload_json()))
+
+
+def test_every_kind_the_engine_emits_renders(pow_events, merge_events, exit_events, leak_events):
+    """A kind without a renderer, or a renderer that raises on a real payload, fails here (the
+    notifier would swallow the error and post a bare grey embed)."""
+    from chain import events as kinds_module
+
+    slashed = slashing_event(ProposerSlashing(_proposal(1, 812, b"\x01" * 32), _proposal(1, 812, b"\x02" * 32)), 1)
+    emitted = [*pow_events, *merge_events[0], *exit_events, *leak_events, slashed]
+    defined = {v for k, v in vars(kinds_module).items() if k.isupper() and isinstance(v, str)}
+    assert {e.kind for e in emitted} == defined
+    for event in emitted:
+        event = _through_outbox(event)
+        embed = event_embed(event.kind, event.payload, NAMES)
+        assert embed.title and len(embed) <= 6000
+        assert embed.title != event.kind.replace("_", " ").capitalize(), f"{event.kind} fell back to a plain embed"
+
+
+def test_a_rule_change_reads_old_and_new_values(pow_events):
+    changed = _through_outbox(first(pow_events, PARAMS_CHANGED))
+    shown = render(changed)
+    assert "⚙️ New rules from block 11" in shown
+    assert "Block time (s): 60 → **15**" in shown and "Reward (pts): 50 → **60**" in shown
+    assert "Block 10 committed to them in its coinbase." in shown
