@@ -392,3 +392,18 @@ def test_a_rule_change_reads_old_and_new_values(pow_events):
     assert "⚙️ New rules from block 11" in shown
     assert "Block time (s): 60 → **15**" in shown and "Reward (pts): 50 → **60**" in shown
     assert "Block 10 committed to them in its coinbase." in shown
+
+
+def test_block_embed_shows_each_block_for_what_it_is():
+    from tests.chainkit import genesis_block
+    from tests.poskit import pos_chain
+
+    state, blocks = pos_chain(validators=4, epochs=2)
+    shown = text(block_embed(blocks[0], NAMES, beacon=state.beacon))
+    assert "Slot: 0" in shown and "Epoch: 0" in shown and "Genesis validators: 4" in shown
+    assert "Bits" not in shown and "Nonce" not in shown and "Miner" not in shown
+    shown = text(block_embed(blocks[9], NAMES, beacon=state.beacon))
+    assert "Slot: 9" in shown and "Epoch: 1" in shown and "Bits" not in shown
+    pow_state = new_consensus_chain(ConsensusConfig(mode="pow"))
+    pow_genesis = text(block_embed(genesis_block(), NAMES, beacon=pow_state.beacon))
+    assert "Bits: `0x207fffff`" in pow_genesis and "Nonce" in pow_genesis and "Slot" not in pow_genesis
