@@ -657,6 +657,16 @@ def has_proposer_after(state: BeaconState, height: int) -> bool:
     return any(is_active_validator(v, epoch) and not v.slashed for v in state.registry.validators)
 
 
+def is_proposed_height(state: BeaconState | None, height: int) -> bool:
+    """Whether block ``height`` of this chain was proposed by a validator (not mined): every block
+    after genesis of a chain started in proof of stake, every block after the terminal one of a merged chain."""
+    if state is None or height == 0:
+        return False
+    if state.config.mode == MODE_POS:
+        return True
+    return state.terminal is not None and height > state.terminal.height
+
+
 def is_terminal_block(state: BeaconState, height: int) -> bool:
     """Whether the proof-of-work block just counted (``state.total_difficulty`` includes it) is the last.
 
@@ -1013,6 +1023,8 @@ def _slash(
         {
             "validator_index": index,
             "pubkey": pubkey.hex(),
+            # The wallet its stake is paid back to: whose history shows the penalty.
+            "wallet": state.withdrawal_addresses[index].hex(),
             "offence": offence,
             **detail,
             "penalty_units": outcome.penalty,

@@ -39,7 +39,7 @@ from chain.errors import (
     SnapshotUnavailableError,
     StaleBlockError,
 )
-from chain.events import ChainEvent
+from chain.events import STAKE_DEPOSITED, STAKE_WITHDRAWN, VALIDATOR_SLASHED, ChainEvent
 from chain.ledger import Account
 from chain.mempool import Admission, PendingTransfer
 from chain.op_pool import PooledOperation, deserialize_operation
@@ -265,7 +265,28 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE delivered_at IS NOT NULL",
         ),
     ),
+    (
+        9,
+        (
+            # What staking did to a wallet (deposits, stake paid back, slashing penalties), from the
+            # events of the block that did it: the outbox is pruned once delivered, so /wallet history
+            # reads these instead. Blocks appended before this migration have no rows here.
+            """CREATE TABLE stake_history (
+                chain_id INTEGER NOT NULL REFERENCES chains(chain_id) ON DELETE CASCADE,
+                height INTEGER NOT NULL,
+                seq INTEGER NOT NULL,
+                wallet BLOB NOT NULL,
+                kind TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                PRIMARY KEY (chain_id, height, seq)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX stake_history_wallet ON stake_history (chain_id, wallet, height)",
+        ),
+    ),
 )
+
+# Event kinds recorded in ``stake_history``, with the payload key naming the wallet concerned.
+STAKE_HISTORY_WALLET_KEYS = {STAKE_DEPOSITED: "wallet", STAKE_WITHDRAWN: "address", VALIDATOR_SLASHED: "wallet"}
 
 # Version of the JSON encoding of a stored slashing protection record.
 _PROTECTION_RECORD_VERSION = 1
@@ -340,6 +361,16 @@ class StoredTransaction:
     recipient: bytes
     amount: int
     fee: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStakeEntry:
+    """One ``stake_history`` row: an engine event (``chain/events.py``) that concerned a wallet."""
+
+    height: int
+    seq: int
+    kind: str
+    payload: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -1082,6 +1113,15 @@ class Store:
                 await db.execute(
                     "DELETE FROM beacon_snapshots WHERE chain_id = ? AND height < ?", (chain_id, effects.height)
                 )
+            await db.executemany(
+                "INSERT INTO stake_history (chain_id, height, seq, wallet, kind, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (chain_id, effects.height, seq, bytes.fromhex(e.payload[STAKE_HISTORY_WALLET_KEYS[e.kind]]),
+                     e.kind, e.payload_json())
+                    for seq, e in enumerate(effects.events)
+                    if e.kind in STAKE_HISTORY_WALLET_KEYS
+                ],
+            )
             return await self._insert_events(db, chain_id, effects.events, now)
 
     async def get_block(self, chain_id: int, *, height: int | None = None, block_hash: bytes | None = None) -> Block:
@@ -1109,14 +1149,28 @@ class Store:
         return StoredTransaction(*row) if row else None
 
     async def history(self, chain_id: int, pubkey: bytes, limit: int) -> list[StoredTransaction]:
+        """A wallet's newest transactions; coinbases that paid nothing (a proposed block without
+        fees) are left out, so they cannot push real payments out of the last ``limit``."""
         rows = await (
             await self._db.execute(
                 "SELECT chain_id, txid, height, position, sender, recipient, amount, fee FROM transactions "
-                "WHERE chain_id = ? AND (sender = ? OR recipient = ?) ORDER BY height DESC, position DESC LIMIT ?",
+                "WHERE chain_id = ? AND (sender = ? OR recipient = ?) AND (sender IS NOT NULL OR amount > 0) "
+                "ORDER BY height DESC, position DESC LIMIT ?",
                 (chain_id, pubkey, pubkey, limit),
             )
         ).fetchall()
         return [StoredTransaction(*r) for r in rows]
+
+    async def stake_history(self, chain_id: int, wallet: bytes, limit: int) -> list[StoredStakeEntry]:
+        """What staking did to ``wallet``, newest first: deposits, stake paid back, slashing penalties."""
+        rows = await (
+            await self._db.execute(
+                "SELECT height, seq, kind, payload FROM stake_history WHERE chain_id = ? AND wallet = ? "
+                "ORDER BY height DESC, seq DESC LIMIT ?",
+                (chain_id, wallet, limit),
+            )
+        ).fetchall()
+        return [StoredStakeEntry(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
     async def add_to_mempool(self, chain_id: int, admission: Admission) -> None:
         async with self._transaction() as db:

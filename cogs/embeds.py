@@ -7,6 +7,7 @@ from typing import Any
 
 import discord
 
+from chain.beacon import MODE_POS, BeaconState, compute_epoch_at_slot
 from chain.block import Block
 from chain.events import (
     BLOCK_MINED,
@@ -117,28 +118,50 @@ def operation_counts(block: Block) -> str | None:
     return " · ".join(parts) if parts else "none"
 
 
+def is_proof_of_work_block(block: Block, beacon: BeaconState | None) -> bool:
+    """Whether ``block`` carries proof-of-work fields worth showing: not a proposed block, and not the
+    genesis of a proof-of-stake chain (its bits and nonce are zeros, its miner a placeholder)."""
+    if block.seal is not None:
+        return False
+    return not (block.height == 0 and beacon is not None and beacon.config.mode == MODE_POS)
+
+
 def block_embed(
-    block: Block, names: Mapping[bytes, str], title: str | None = None, proposer: str | None = None
+    block: Block,
+    names: Mapping[bytes, str],
+    title: str | None = None,
+    proposer: str | None = None,
+    beacon: BeaconState | None = None,
 ) -> discord.Embed:
-    """A block; a proof-of-stake block shows its slot and proposer instead of nonce and bits.
+    """A block as what it is: a mined block shows miner, nonce and bits; a proposed block its slot,
+    epoch and proposer; a proof-of-stake chain's genesis its slot 0 and genesis validators.
 
     ``proposer``: how to name the sealing validator (e.g. ``@bob (validator #0)``); by default its index.
+    ``beacon``: the chain's beacon state (None for a chain without one), for epochs and the genesis.
     """
     header = block.header
     embed = discord.Embed(title=title or f"Block {block.height}", colour=BLUE)
     embed.add_field(name="Hash", value=f"`{header.hash_hex()}`", inline=False)
     embed.add_field(name="Previous", value=f"`{hash_to_display(header.prev_hash)}`", inline=False)
     seal = block.seal
+    pow_block = is_proof_of_work_block(block, beacon)
     if seal is not None:
         embed.add_field(name="Slot", value=f"{seal.slot:,}")
+        if beacon is not None:
+            embed.add_field(name="Epoch", value=f"{compute_epoch_at_slot(beacon, seal.slot):,}")
         embed.add_field(name="Proposer", value=proposer or f"validator #{seal.proposer_index}")
         embed.add_field(name="Fees to", value=name_of(names, block.coinbase.miner))
         embed.add_field(name="Fees", value=points(block.coinbase.amount))
+    elif not pow_block and beacon is not None:
+        embed.add_field(name="Slot", value="0")
+        embed.add_field(name="Epoch", value="0")
+        embed.add_field(name="Proposer", value="none: the genesis block is fixed by the chain's rules")
+        embed.add_field(name="Genesis validators", value=f"{len(beacon.config.genesis_validators):,}")
     else:
         embed.add_field(name="Miner", value=name_of(names, block.coinbase.miner))
         embed.add_field(name="Reward", value=points(block.coinbase.amount))
     embed.add_field(name="Transfers", value=str(len(block.transfers)))
-    if seal is None:
+    if pow_block:
         embed.add_field(name="Nonce", value=f"{header.nonce:,} (extra {block.coinbase.extra_nonce})")
         embed.add_field(name="Bits", value=f"`{header.bits:#010x}`")
     embed.add_field(name="Time", value=f"<t:{header.time}:T>")
@@ -212,9 +235,11 @@ def _milestone(payload: Payload, names: Names) -> discord.Embed:
 
 
 def _params_changed(payload: Payload, names: Names) -> discord.Embed:
+    # The payload is flat: ``height`` beside one ``name: [old, new]`` pair per changed rule
+    # (chain/state.py describe_params_change), so ``height`` must be skipped before unpacking.
     changes = [
-        f"{PARAM_LABELS.get(name, name)}: {old:,} → **{new:,}**"
-        for name, (old, new) in payload.items()
+        f"{PARAM_LABELS.get(name, name)}: {pair[0]:,} → **{pair[1]:,}**"
+        for name, pair in sorted(payload.items())
         if name != "height"
     ]
     return discord.Embed(

@@ -32,6 +32,7 @@ from cogs.embeds import (
     GREY,
     PURPLE,
     block_embed,
+    is_proof_of_work_block,
     name_of,
     points,
     stake_points,
@@ -440,8 +441,8 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         names = await self.services.owner_names(guild_id)
         block = self.services.node.chain(guild_id).tip_block
         proposer = await self._proposer_label(guild_id, block)
-        embed = block_embed(block, names, title=f"Tip: block {block.height}", proposer=proposer)
-        if block.seal is None:
+        embed = block_embed(block, names, title=f"Tip: block {block.height}", proposer=proposer, beacon=state.beacon)
+        if is_proof_of_work_block(block, state.beacon):
             embed.add_field(name="Difficulty", value=f"{compute_difficulty(state.tip.bits, state.params):,}")
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
 
@@ -470,9 +471,10 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         height = await resolve_block_height(self.services.node.store, guild_id, state.height, query)
         block = await self.services.node.store.get_block(guild_id, height=height)
         names = await self.services.owner_names(guild_id)
-        embed = block_embed(block, names, proposer=await self._proposer_label(guild_id, block))
+        proposer = await self._proposer_label(guild_id, block)
+        embed = block_embed(block, names, proposer=proposer, beacon=state.beacon)
         embed.description = self._transfer_lines(block, names)
-        if block.seal is None:
+        if is_proof_of_work_block(block, state.beacon):
             embed.add_field(name="Difficulty", value=f"{compute_difficulty(block.header.bits, state.params):,}")
         embed.add_field(name="Confirmations", value=str(state.height - height + 1))
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())

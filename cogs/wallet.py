@@ -7,8 +7,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from chain.beacon import is_proposed_height
+from chain.events import STAKE_DEPOSITED, STAKE_WITHDRAWN
 from chain.hashing import hash_to_display
-from cogs.embeds import BLUE, GOLD, GREEN, name_of, points
+from chain.store import StoredStakeEntry
+from cogs.embeds import BLUE, GOLD, GREEN, name_of, points, stake_points
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.options import OneOf, Range
 from cogs.services import Services
@@ -17,6 +20,22 @@ HISTORY_LIMIT = 10
 LEADERBOARD_SIZE = 10
 MAX_PAYMENT_POINTS = 1_000_000_000
 MAX_FEE_POINTS = 1_000_000
+
+
+def describe_stake_entry(entry: StoredStakeEntry) -> str:
+    """One staking line of /wallet history, from the engine event that recorded it."""
+    payload = entry.payload
+    index = payload["validator_index"]
+    if entry.kind == STAKE_DEPOSITED:
+        if payload.get("top_up"):
+            return f"−{points(payload['amount'])} staked: added to validator #{index}"
+        return f"−{points(payload['amount'])} staked: new validator #{index}"
+    if entry.kind == STAKE_WITHDRAWN:
+        if payload.get("full"):
+            return f"+{points(payload['points'])} stake returned by validator #{index}"
+        return f"+{points(payload['points'])} rewards above the stake cap from validator #{index}"
+    offence = payload.get("offence") or "a slashing rule"
+    return f"⚔️ validator #{index} slashed ({offence}): −{stake_points(payload['penalty_units'])} of its stake"
 
 
 class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_description="Your points on this server's chain"):
@@ -46,7 +65,7 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
     @app_commands.command(name="history")
     @app_commands.guild_only()
     async def history(self, interaction: discord.Interaction) -> None:
-        """Your last transactions: rewards, payments sent and received (only you see it)."""
+        """Your last payments, rewards, stake deposits, payouts and penalties (only you see it)."""
         guild_id = require_guild(interaction)
         await self.services.ensure_chain(guild_id)
         node = self.services.node
@@ -55,13 +74,23 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
         lines = []
         for entry in node.chain(guild_id).mempool.pending_for(address):
             lines.append(f"⏳ pending: −{points(entry.tx.amount)} to {name_of(names, entry.tx.recipient)} (fee {entry.tx.fee})")
+        beacon = node.chain(guild_id).state.beacon
+        # (height, staking after transfers, position in the block) -> line; newest first, merged.
+        entries: list[tuple[tuple[int, int, int], str]] = []
         for tx in await node.store.history(guild_id, address, HISTORY_LIMIT):
-            if tx.sender is None:
-                lines.append(f"block {tx.height}: +{points(tx.amount)} mining reward")
+            if tx.sender is None and is_proposed_height(beacon, tx.height):
+                line = f"block {tx.height}: +{points(tx.amount)} fees for proposing it"
+            elif tx.sender is None:
+                line = f"block {tx.height}: +{points(tx.amount)} mining reward"
             elif tx.sender == address:
-                lines.append(f"block {tx.height}: −{points(tx.amount)} to {name_of(names, tx.recipient)} (fee {tx.fee})")
+                line = f"block {tx.height}: −{points(tx.amount)} to {name_of(names, tx.recipient)} (fee {tx.fee})"
             else:
-                lines.append(f"block {tx.height}: +{points(tx.amount)} from {name_of(names, tx.sender)}")
+                line = f"block {tx.height}: +{points(tx.amount)} from {name_of(names, tx.sender)}"
+            entries.append(((tx.height, 0, tx.position), line))
+        for stake in await node.store.stake_history(guild_id, address, HISTORY_LIMIT):
+            entries.append(((stake.height, 1, stake.seq), f"block {stake.height}: {describe_stake_entry(stake)}"))
+        entries.sort(reverse=True)
+        lines += [line for _key, line in entries[:HISTORY_LIMIT]]
         embed = discord.Embed(
             title="📜 Your history", description="\n".join(lines) or "Nothing yet: `/mine start` earns your first points.",
             colour=BLUE,

@@ -23,6 +23,7 @@ from chain.events import (
     INACTIVITY_LEAK_ENDED,
     INACTIVITY_LEAK_STARTED,
     MERGE_SCHEDULED,
+    PARAMS_CHANGED,
     REWARD_PAID,
     STAKE_DEPOSITED,
     STAKE_WITHDRAWN,
@@ -360,3 +361,91 @@ def test_a_deposit_past_the_stake_cap_is_warned_about():
     assert over_cap_text(0, 32, 32) is None
     assert "8 pts above it earn nothing" in over_cap_text(0, 40, 32)
     assert "1.5 pts above it" in over_cap_text(31_500_000_000, 2, 32)  # a top-up, balance in nanopoints
+
+
+# --- every kind, from the engine, through the outbox's JSON ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def pow_events() -> list[ChainEvent]:
+    """A pow chain: a rule change (block time and reward), a retarget, a balance milestone."""
+    from chain.compact import encode_compact
+    from chain.params import PLAYGROUND
+    from tests.chainkit import GENESIS_TIME, mine, new_chain
+
+    events: list[ChainEvent] = []
+    state = new_chain(PLAYGROUND, bits=encode_compact(PLAYGROUND.pow_limit >> 8))
+    for i in range(1, 10):
+        block = mine(state, MINER.public_key, time=GENESIS_TIME + 30 * i, apply=False)
+        effects = process_block(state, block, block.header.time)
+        state.apply(block, effects)
+        events += effects.events
+    proposed = state.params.evolve(target_spacing_s=15, initial_subsidy_points=60)
+    now = GENESIS_TIME + 300
+    block = solve(build_template(state, MINER.public_key, [], now, proposed_params=proposed), state.params)
+    effects = process_block(state, block, now, proposed)
+    state.apply(block, effects)
+    return events + list(effects.events)
+
+
+@pytest.fixture(scope="module")
+def delayed_merge_events() -> list[ChainEvent]:
+    """A pow chain whose scheduled Merge comes before anyone staked: it waits (merge_delayed)."""
+    from chain.beacon import ConsensusConfig
+    from tests.poskit import mine_v2, new_consensus_chain
+
+    state = new_consensus_chain(ConsensusConfig(mode="pow", checkpoint_interval_blocks=4, merge_at_height=3))
+    events: list[ChainEvent] = []
+    for _ in range(3):
+        block = mine_v2(state, MINER.public_key, apply=False)
+        effects = process_block(state, block, block.header.time)
+        state.apply(block, effects)
+        events += effects.events
+    return events
+
+
+def _through_outbox(event: ChainEvent) -> ChainEvent:
+    """The payload as the notifier reads it back: JSON-encoded into the outbox, decoded again."""
+    import json
+
+    return ChainEvent(event.kind, json.loads(event.payload_json()))
+
+
+def test_every_kind_the_engine_emits_renders(pow_events, merge_events, exit_events, leak_events,
+                                             delayed_merge_events):
+    """A kind without a renderer, or a renderer that raises on a real payload, fails here (the
+    notifier would swallow the error and post a bare grey embed)."""
+    from chain import events as kinds_module
+
+    slashed = slashing_event(ProposerSlashing(_proposal(1, 812, b"\x01" * 32), _proposal(1, 812, b"\x02" * 32)), 1)
+    emitted = [*pow_events, *merge_events[0], *exit_events, *leak_events, *delayed_merge_events, slashed]
+    defined = {v for k, v in vars(kinds_module).items() if k.isupper() and isinstance(v, str)}
+    assert {e.kind for e in emitted} == defined
+    for event in emitted:
+        event = _through_outbox(event)
+        embed = event_embed(event.kind, event.payload, NAMES)
+        assert embed.title and len(embed) <= 6000
+        assert embed.title != event.kind.replace("_", " ").capitalize(), f"{event.kind} fell back to a plain embed"
+
+
+def test_a_rule_change_reads_old_and_new_values(pow_events):
+    changed = _through_outbox(first(pow_events, PARAMS_CHANGED))
+    shown = render(changed)
+    assert "⚙️ New rules from block 11" in shown
+    assert "Block time (s): 60 → **15**" in shown and "Reward (pts): 50 → **60**" in shown
+    assert "Block 10 committed to them in its coinbase." in shown
+
+
+def test_block_embed_shows_each_block_for_what_it_is():
+    from tests.chainkit import genesis_block
+    from tests.poskit import pos_chain
+
+    state, blocks = pos_chain(validators=4, epochs=2)
+    shown = text(block_embed(blocks[0], NAMES, beacon=state.beacon))
+    assert "Slot: 0" in shown and "Epoch: 0" in shown and "Genesis validators: 4" in shown
+    assert "Bits" not in shown and "Nonce" not in shown and "Miner" not in shown
+    shown = text(block_embed(blocks[9], NAMES, beacon=state.beacon))
+    assert "Slot: 9" in shown and "Epoch: 1" in shown and "Bits" not in shown
+    pow_state = new_consensus_chain(ConsensusConfig(mode="pow"))
+    pow_genesis = text(block_embed(genesis_block(), NAMES, beacon=pow_state.beacon))
+    assert "Bits: `0x207fffff`" in pow_genesis and "Nonce" in pow_genesis and "Slot" not in pow_genesis
