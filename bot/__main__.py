@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import sys
+
+import aiohttp
+import discord
 
 from bot.app import PlaygroundBot, point_discord_at
 from bot.preflight import Preflight, StartupRefusedError, run_preflight
@@ -40,8 +44,12 @@ def install_signal_handlers(stop: asyncio.Event, bot: PlaygroundBot) -> None:
 
 
 STARTUP_TIMEOUT_S = 120.0
-# Refused to start (bad setting, wrong or missing key, database in use): sysexits' EX_CONFIG.
+# Refused to start (bad setting, wrong or missing key, database in use, token rejected, sandbox
+# port taken): sysexits' EX_CONFIG.
 EXIT_REFUSED = 78
+# Discord (or DISCORD_API_BASE) could not be reached at login: sysexits' EX_UNAVAILABLE; starting
+# again later can work, so a supervisor may retry.
+EXIT_UNAVAILABLE = 69
 
 
 async def run_bot(bot: PlaygroundBot, token: str, stop: asyncio.Event) -> None:
@@ -58,6 +66,14 @@ async def run_bot(bot: PlaygroundBot, token: str, stop: asyncio.Event) -> None:
             await runner
 
 
+def connection_problem(exc: aiohttp.ClientConnectionError) -> str:
+    """The cause in a few words ("Connect call failed", "Name or service not known"), no traceback."""
+    cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc.__cause__ or exc
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return str(cause) or type(cause).__name__
+
+
 async def stdin_reader() -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -65,10 +81,10 @@ async def stdin_reader() -> asyncio.StreamReader:
     return reader
 
 
-def refuse(reason: str) -> int:
+def refuse(reason: str, status: int = EXIT_REFUSED) -> int:
     """One line on stderr, no traceback: what is wrong and what to do."""
     sys.stderr.write(f"consensus-playground: cannot start: {reason}\n")
-    return EXIT_REFUSED
+    return status
 
 
 async def main() -> int:
@@ -92,10 +108,34 @@ async def run(settings: Settings, preflight: Preflight) -> int:
         point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
         bot = PlaygroundBot(settings, preflight=preflight)
         install_signal_handlers(stop, bot)
-        await run_bot(bot, settings.discord_token.get_secret_value(), stop)
+        api = settings.discord_api_base or "Discord"
+        try:
+            await run_bot(bot, settings.discord_token.get_secret_value(), stop)
+        except discord.LoginFailure:
+            # discord.py raises it for a 401 on login: the token is wrong, revoked or reset.
+            return refuse(
+                f"{api} rejected DISCORD_TOKEN (401 Unauthorized). Copy the token again "
+                "(Developer Portal, Bot, Reset Token) into DISCORD_TOKEN, or unset it to play in the sandbox."
+            )
+        except aiohttp.ClientConnectionError as exc:
+            return refuse(
+                f"cannot reach {api} ({connection_problem(exc)}). Check the network "
+                "(and DISCORD_API_BASE / DISCORD_GATEWAY_URL if set), then start again.",
+                EXIT_UNAVAILABLE,
+            )
         return 0
 
-    async with Sandbox("127.0.0.1", settings.sandbox_port) as sb:
+    sandbox = Sandbox("127.0.0.1", settings.sandbox_port)
+    try:
+        await sandbox.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return refuse(
+                f"port {settings.sandbox_port} on 127.0.0.1 is already in use (another sandbox or bot?). "
+                "Stop it, or set SANDBOX_PORT to a free port (0 picks one)."
+            )
+        return refuse(f"cannot start the sandbox on 127.0.0.1:{settings.sandbox_port}: {exc.strerror or exc}")
+    async with sandbox as sb:
         world = populate_demo(sb)
         point_discord_py_at(sb.api_base, sb.gateway_url)
         sys.stdout.write(

@@ -35,6 +35,9 @@ class LiveSession:
     deadline_s: int = 0
     genesis_hash: bytes = b""
     progress: Progress | None = None
+    # The share (percent, sessions) as the core stood when ``progress`` was reported: an edit built
+    # later, after the core has already ended the session, must not read the core's sessions then.
+    share: tuple[int, int] = (0, 0)
     task: asyncio.Task[None] | None = None
     stop_reason: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -158,7 +161,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         guild_id = require_guild(interaction)
         state = await self.services.ensure_chain(guild_id)
         key = (guild_id, interaction.user.id)
-        share, sessions = compute_share(self.services, guild_id, interaction.user.id)
+        _, sessions = compute_share(self.services, guild_id, interaction.user.id)
         embed = discord.Embed(title="⛏️ Mining stats", colour=BLUE)
         if mining_is_over(self.services, guild_id):
             embed.description = f"🐼 {merged_text(self.services, guild_id)}"
@@ -167,7 +170,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             p = live.progress
             embed.add_field(name="Your session", value=(
                 f"block {live.height}: {p.hashes_tried:,} hashes at {p.rate:,} H/s\n"
-                f"best hash `{p.best_hash[:16]}…`\nyour share of the server's hash power: {share}%"
+                f"best hash `{p.best_hash[:16]}…`\nyour share of the server's hash power: {live.share[0]}%"
             ), inline=False)
         elif live is not None:
             embed.add_field(name="Your session", value="starting…", inline=False)
@@ -192,6 +195,9 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             session.cancel()
 
     def _on_progress(self, live: LiveSession, progress: Progress) -> None:
+        # The core reports progress only for a session it still runs, so this is the moment
+        # the share is true; it is kept with the progress it belongs to.
+        live.share = compute_share(self.services, live.guild_id, live.member_id)
         live.progress = progress
         if live.stop_reason is not None:  # stopped before the core had the session
             self._cancel(live, live.stop_reason)
@@ -258,7 +264,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         await live.interaction.edit_original_response(content=None, embed=embed)
 
     def _progress_embed(self, live: LiveSession, p: Progress) -> discord.Embed:
-        share, sessions = compute_share(self.services, live.guild_id, live.member_id)
+        share, sessions = live.share
         expected_s = live.expected_hashes / p.rate if p.rate else 0
         embed = discord.Embed(title=f"⛏️ Mining block {live.height}", colour=BLUE)
         embed.description = (

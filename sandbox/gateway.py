@@ -56,6 +56,11 @@ AUTHENTICATION_FAILED = 4004
 ALREADY_AUTHENTICATED = 4005
 
 MAX_BUFFER = 5000
+# Discord's HEARTBEAT_ACK comes back after a network round trip. discord.py relies on that: its
+# keep-alive thread records the send time only after the loop has sent the heartbeat, so an ACK
+# read before then is measured against the previous heartbeat ("websocket is 41.3s behind").
+# A same-machine answer is instant; this delay stands in for a typical round trip.
+HEARTBEAT_ACK_DELAY_S = 0.1
 
 
 class GatewaySession:
@@ -99,12 +104,20 @@ class GatewayConnection:
         self.writer: Optional[asyncio.Task[None]] = None
         self.heartbeats = 0
         self.opened_at = time.monotonic()
+        self.pending_acks: set[asyncio.Task[None]] = set()
 
 
 class Gateway:
-    def __init__(self, sandbox: "Sandbox", *, heartbeat_interval_ms: int = 41250) -> None:
+    def __init__(
+        self,
+        sandbox: "Sandbox",
+        *,
+        heartbeat_interval_ms: int = 41250,
+        heartbeat_ack_delay_s: float = HEARTBEAT_ACK_DELAY_S,
+    ) -> None:
         self.sb = sandbox
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.heartbeat_ack_delay_s = heartbeat_ack_delay_s
         self.sessions: dict[str, GatewaySession] = {}
         self.current: Optional[GatewaySession] = None
         self.connections: list[GatewayConnection] = []
@@ -167,6 +180,8 @@ class Gateway:
                 elif msg.type == WSMsgType.ERROR:
                     _log.debug("gateway websocket error: %s", ws.exception())
         finally:
+            for ack in list(conn.pending_acks):
+                ack.cancel()
             conn.writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await conn.writer
@@ -213,6 +228,15 @@ class Gateway:
             return
         self._log("send", frame, conn.session.session_id if conn.session else None)
 
+    async def _ack_heartbeat(self, conn: GatewayConnection) -> None:
+        """Op 11 after the simulated round trip (``HEARTBEAT_ACK_DELAY_S``), unless the socket closed."""
+        # Never a tenth of the interval or more: with a short test interval, an ACK still on its way
+        # when the next heartbeat goes out would be taken for that heartbeat's.
+        await asyncio.sleep(min(self.heartbeat_ack_delay_s, self.heartbeat_interval_ms / 10_000))
+        if not conn.ws.closed:
+            await self._send_op(conn, HEARTBEAT_ACK, None)
+            self.sb.notifier.notify()
+
     def _log(self, direction: str, frame: dict[str, Any], session_id: Optional[str]) -> None:
         self.log.append(
             GatewayEvent(
@@ -237,7 +261,9 @@ class Gateway:
         if op == HEARTBEAT:
             conn.heartbeats += 1
             if self.ack_heartbeats:
-                await self._send_op(conn, HEARTBEAT_ACK, None)
+                ack = asyncio.create_task(self._ack_heartbeat(conn), name="sandbox-heartbeat-ack")
+                conn.pending_acks.add(ack)
+                ack.add_done_callback(conn.pending_acks.discard)
         elif op == IDENTIFY:
             await self._identify(conn, d or {})
         elif op == RESUME:

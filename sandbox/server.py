@@ -156,7 +156,11 @@ class Sandbox:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self._requested_port)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:  # e.g. the port is in use: nothing stays half set up
+            await runner.cleanup()
+            raise
         self._runner = runner
         address = runner.addresses[0]
         self.port = int(address[1])

@@ -5,8 +5,10 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-}"
 if [ -z "$PYTHON" ]; then
+  # Run each candidate rather than trusting `command -v`: pyenv's shims exist for every
+  # version it knows and only fail (noisily) when run, so their output is silenced here.
   for candidate in python3.13 python3.12 python3.11 python3; do
-    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
       PYTHON="$candidate"
       break
     fi

@@ -44,6 +44,37 @@ async def test_progress_is_edited_then_time_is_up(playground):
     assert p.bot.services.node.chain(w.genesis.id).state.height == 0
 
 
+async def test_progress_built_after_the_core_ended_the_session_keeps_its_share(playground, monkeypatch):
+    # The race behind a once-flaky test: the core ends a timed-out session, then node.mine still
+    # awaits (the energy record) before returning, and a progress edit built in between read the
+    # core's live sessions: "0% of this server's hash power (0 mining)". Here the window is held
+    # open until one more progress edit has been made in it.
+    p, w = playground, playground.world
+    p.bot.services.measured_hash_rate = IMPOSSIBLE_RATE
+    await set_server(p, w.genesis, session_s=1, cooldown_s=0)
+    mining, node = p.bot.get_cog("Mining"), p.bot.services.node
+    edited = asyncio.Event()
+    real_edit, real_mine = mining._edit, node.mine
+
+    async def edit(live, embed):
+        await real_edit(live, embed)
+        edited.set()
+
+    async def mine(*args, **kwargs):
+        result = await real_mine(*args, **kwargs)
+        assert not p.bot.services.hashing_core.stats().per_session  # the core has ended it
+        edited.clear()
+        await edited.wait()
+        return result
+
+    monkeypatch.setattr(mining, "_edit", edit)
+    monkeypatch.setattr(node, "mine", mine)
+    h = await p.run(w.alice, "mine start")
+    await h.wait_for(final, timeout=20)
+    progress = [shown(r) for r in h.edits if "Mining block 1" in shown(r)]
+    assert progress and "100% of this server's hash power (1 mining)" in progress[-1], progress[-1:]
+
+
 async def test_stop_stats_and_one_session_per_member(playground):
     p, w = playground, playground.world
     p.bot.services.measured_hash_rate = IMPOSSIBLE_RATE

@@ -127,3 +127,37 @@ async def test_ready_leaves_out_guilds_the_bot_was_removed_from(sb: Sandbox, wor
     ready = [e for e in sb.gateway.log if e.direction == "send" and e.t == "READY"][-1]
     assert [g["id"] for g in ready.d["guilds"]] == [str(world.genesis.id)]
     assert bot.get_guild(world.fork.id) is None
+
+
+async def test_heartbeat_ack_arrives_after_discord_py_recorded_the_send(monkeypatch: pytest.MonkeyPatch) -> None:
+    # discord.py's keep-alive thread sets ``_last_send`` only after the loop has sent the
+    # heartbeat; an ACK processed before that is measured against the previous heartbeat, a whole
+    # interval ago ("Can't keep up, websocket is 41.3s behind"). Discord's ACK needs a network
+    # round trip, so it never wins that race; the sandbox's must not either.
+    from discord.gateway import KeepAliveHandler
+
+    from sandbox import point_discord_py_at
+    from sandbox.demo import populate_demo
+
+    acks: list[tuple[float, float]] = []  # (the send it is measured against, the previous ACK)
+    real_ack = KeepAliveHandler.ack
+
+    def ack(self: KeepAliveHandler) -> None:
+        acks.append((self._last_send, self._last_ack))
+        real_ack(self)
+
+    monkeypatch.setattr(KeepAliveHandler, "ack", ack)
+    beats = 10
+    async with Sandbox(host="127.0.0.1", port=0, heartbeat_interval_ms=500) as sandbox:
+        world = populate_demo(sandbox)
+        target = point_discord_py_at(sandbox.api_base, sandbox.gateway_url)
+        client = PlaygroundTestBot(guild_id=world.genesis.id)
+        task = asyncio.create_task(client.start(sandbox.bot_token))
+        try:
+            await sandbox.wait_until(lambda: len(acks) >= beats, 30, f"{beats} heartbeat ACKs")
+        finally:
+            await client.close()
+            await asyncio.wait_for(task, timeout=10)
+            target.restore()
+    late = [i for i, (sent, previous_ack) in enumerate(acks) if sent < previous_ack]
+    assert not late, f"ACKs {late} of {len(acks)} were measured against the previous heartbeat"
