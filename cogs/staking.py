@@ -464,10 +464,15 @@ class Staking(
         guild_id = require_guild(interaction)
         beacon = await self._staking_chain(guild_id)
         on = state == "on"
+        # Refused (NoValidatorError, nothing stored) if "on" comes from someone who never deposited.
         await beacon.set_auto_attest(guild_id, str(interaction.user.id), on)
         if on:
+            view = await beacon.validator(guild_id, str(interaction.user.id))
+            when = "once an epoch" if view is not None and view.status is ValidatorStatus.ACTIVE else (
+                "once an epoch from the moment your validator is active"
+            )
             text = (
-                "✅ Auto-attest is **on**: your validator votes once an epoch, for the newest block. It never signs anything "
+                f"✅ Auto-attest is **on**: your validator votes {when}, for the newest block. It never signs anything "
                 "slashable: slashing protection (EIP-3076) refuses double and surround votes, even in chaos mode."
             )
         else:
