@@ -417,6 +417,8 @@ def verify_embed(report: VerifyReport, elapsed: float) -> discord.Embed:
     return embed
 
 
+# On the group: Discord ignores guild_only on subcommands, so only this keeps it out of DMs.
+@app_commands.guild_only()
 class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_description="Explore this server's chain"):
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -429,7 +431,6 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         super().__init__()
 
     @app_commands.command(name="tip")
-    @app_commands.guild_only()
     async def tip(self, interaction: discord.Interaction) -> None:
         """The newest block of this server's chain."""
         guild_id = require_guild(interaction)
@@ -458,7 +459,6 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         return f"{owner} (validator #{index})" if owner else f"validator #{index}"
 
     @app_commands.command(name="block")
-    @app_commands.guild_only()
     @app_commands.describe(query="A height (12) or a block hash; its first 6 hex digits are enough")
     async def block(self, interaction: discord.Interaction, query: Range[str, 1, MAX_QUERY_CHARS]) -> None:
         """A block of this server's chain, by height or by hash, with its transfers."""
@@ -499,7 +499,6 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         return "\n".join(lines)
 
     @app_commands.command(name="tx")
-    @app_commands.guild_only()
     @app_commands.describe(txid="The transaction id, 64 hex digits, as /wallet pay shows it")
     async def tx(
         self, interaction: discord.Interaction, txid: Range[str, TXID_HEX_CHARS, TXID_HEX_CHARS + 2]
@@ -555,7 +554,6 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="difficulty")
-    @app_commands.guild_only()
     async def difficulty(self, interaction: discord.Interaction) -> None:
         """How hard mining is now, how it changed at recent retargets, and why."""
         guild_id = require_guild(interaction)
@@ -594,7 +592,6 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         await interaction.response.send_message(embed=embed)
 
     @app_commands.command(name="verify")
-    @app_commands.guild_only()
     async def verify(self, interaction: discord.Interaction) -> None:
         """Replay this server's whole chain from genesis and check every rule again."""
         guild_id = require_guild(interaction)
@@ -620,7 +617,6 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         await interaction.followup.send(embed=verify_embed(report, elapsed))
 
     @app_commands.command(name="proposer")
-    @app_commands.guild_only()
     @app_commands.describe(slot="The slot whose proposer draw to show (default: the current slot)")
     async def proposer(
         self, interaction: discord.Interaction, slot: Range[int, 0, MAX_SLOT] | None = None
@@ -649,7 +645,6 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="energy")
-    @app_commands.guild_only()
     async def energy(self, interaction: discord.Interaction) -> None:
         """Energy this chain's proof of work used against its proof of stake, measured on the bot's CPU."""
         guild_id = require_guild(interaction)
@@ -661,7 +656,6 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         await interaction.response.send_message(embed=energy_embed(report, beacon.milliwatts_per_core))
 
     @app_commands.command(name="export")
-    @app_commands.guild_only()
     async def export(self, interaction: discord.Interaction) -> None:
         """This server's whole chain as a JSON file that anyone can verify offline."""
         guild_id = require_guild(interaction)

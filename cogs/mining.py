@@ -85,6 +85,8 @@ def merged_embed(services: Services, guild_id: int) -> discord.Embed:
                          colour=PURPLE)
 
 
+# On the group: Discord ignores guild_only on subcommands, so only this keeps it out of DMs.
+@app_commands.guild_only()
 class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_description="Mine blocks on this server's chain"):
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -95,7 +97,6 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
     # --- commands ---------------------------------------------------------------
 
     @app_commands.command(name="start")
-    @app_commands.guild_only()
     async def start(self, interaction: discord.Interaction) -> None:
         """Start mining: the bot's hashing core searches nonces for you until a block is found."""
         guild_id = require_guild(interaction)
@@ -133,7 +134,6 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         live.task = asyncio.create_task(self._run(key, live, int(settings["cooldown_s"])), name=f"mine-{key}")
 
     @app_commands.command(name="stop")
-    @app_commands.guild_only()
     async def stop(self, interaction: discord.Interaction) -> None:
         """Stop your mining session."""
         key = (require_guild(interaction), interaction.user.id)
@@ -144,7 +144,6 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         await interaction.response.send_message("Stopping your mining session.", ephemeral=True)
 
     @app_commands.command(name="stats")
-    @app_commands.guild_only()
     async def stats(self, interaction: discord.Interaction) -> None:
         """Your mining session, and this server's mining so far."""
         guild_id = require_guild(interaction)

@@ -244,6 +244,8 @@ class AttestButton(discord.ui.DynamicItem[discord.ui.Button], template=ATTEST_TE
 # --- /stake ------------------------------------------------------------------------
 
 
+# On the group: Discord ignores guild_only on subcommands, so only this keeps it out of DMs.
+@app_commands.guild_only()
 class Staking(
     PlaygroundCog, commands.GroupCog, group_name="stake", group_description="Stake points and validate this server's chain"
 ):
@@ -359,7 +361,6 @@ class Staking(
     # --- commands -----------------------------------------------------------------
 
     @app_commands.command(name="deposit")
-    @app_commands.guild_only()
     @app_commands.describe(amount="Points to lock as stake (at least the server's minimum deposit, 32 by default)")
     async def deposit(
         self, interaction: discord.Interaction, amount: Range[int, 1, MAX_DEPOSIT_POINTS]
@@ -390,7 +391,6 @@ class Staking(
         await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="withdraw")
-    @app_commands.guild_only()
     async def withdraw(self, interaction: discord.Interaction) -> None:
         """Start your validator's exit: the stake unbonds, then returns to your wallet."""
         guild_id = require_guild(interaction)
@@ -418,7 +418,6 @@ class Staking(
         await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="status")
-    @app_commands.guild_only()
     async def status(self, interaction: discord.Interaction) -> None:
         """Your validator: state, stake, balance, rewards, votes and unlock time (only you see it)."""
         guild_id = require_guild(interaction)
@@ -441,7 +440,6 @@ class Staking(
         await interaction.response.send_message(embed=validator_embed(view, beacon, guild_id), ephemeral=True)
 
     @app_commands.command(name="attest")
-    @app_commands.guild_only()
     @app_commands.describe(
         double_vote="Chaos mode only: also sign a conflicting vote for this epoch, to get slashed on purpose"
     )
@@ -457,7 +455,6 @@ class Staking(
         await interaction.response.send_message(embed=vote_embed(receipt, double_vote=double_vote))
 
     @app_commands.command(name="auto")
-    @app_commands.guild_only()
     @app_commands.describe(state="on: the bot votes for you once an epoch; off: you vote yourself (Attest button, /stake attest)")
     async def auto(self, interaction: discord.Interaction, state: OneOf["on", "off"]) -> None:
         """Turn auto-attest on or off: the bot votes for you once an epoch, never anything slashable."""
@@ -480,7 +477,6 @@ class Staking(
         await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(name="protection")
-    @app_commands.guild_only()
     async def protection(self, interaction: discord.Interaction) -> None:
         """Your slashing protection history as an EIP-3076 interchange file (only you see it)."""
         guild_id = require_guild(interaction)
@@ -498,7 +494,6 @@ class Staking(
         )
 
     @app_commands.command(name="equivocate")
-    @app_commands.guild_only()
     async def equivocate(self, interaction: discord.Interaction) -> None:
         """Chaos mode only: as this slot's proposer, sign a second block for the slot (a slashable offence)."""
         guild_id = require_guild(interaction)
@@ -707,13 +702,14 @@ class Validators(PlaygroundCog):
 # --- /report -------------------------------------------------------------------------
 
 
+# On the group: Discord ignores guild_only on subcommands, so only this keeps it out of DMs.
+@app_commands.guild_only()
 class Report(PlaygroundCog, commands.GroupCog, group_name="report", group_description="Report misbehaving validators"):
     def __init__(self, services: Services) -> None:
         self.services = services
         super().__init__()
 
     @app_commands.command(name="evidence")
-    @app_commands.guild_only()
     @app_commands.describe(
         evidence="Hex of a serialized AttesterSlashing (two conflicting votes) or ProposerSlashing (two blocks)"
     )

@@ -19,13 +19,14 @@ MAX_PAYMENT_POINTS = 1_000_000_000
 MAX_FEE_POINTS = 1_000_000
 
 
+# On the group: Discord ignores guild_only on subcommands, so only this keeps it out of DMs.
+@app_commands.guild_only()
 class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_description="Your points on this server's chain"):
     def __init__(self, services: Services) -> None:
         self.services = services
         super().__init__()
 
     @app_commands.command(name="balance")
-    @app_commands.guild_only()
     async def balance(self, interaction: discord.Interaction) -> None:
         """Your balance, pending payments and address (only you see it)."""
         guild_id = require_guild(interaction)
@@ -44,7 +45,6 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="history")
-    @app_commands.guild_only()
     async def history(self, interaction: discord.Interaction) -> None:
         """Your last transactions: rewards, payments sent and received (only you see it)."""
         guild_id = require_guild(interaction)
@@ -69,7 +69,6 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="pay")
-    @app_commands.guild_only()
     @app_commands.describe(
         member="Who receives the points",
         amount="How many points to send",

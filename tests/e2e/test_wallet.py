@@ -138,3 +138,17 @@ async def test_200_payments_at_once_every_acknowledged_one_confirms(playground):
     bob = node.account(chain, await node.address(chain, str(w.bob.id))).balance
     assert bob == len([h for h in sent if f"<@{w.bob.id}>:" in reply_text(h)])
     assert state.total_supply_units() == state.issued_supply_units()
+
+
+async def test_no_command_is_offered_in_direct_messages(playground):
+    """Discord ignores ``guild_only`` on subcommands: it must be on each top-level command (the group)."""
+    definitions = playground.sb.commands.global_commands
+    assert {c["name"] for c in definitions} >= {
+        "mine", "wallet", "chain", "stake", "report", "validators", "leaderboard", "playground"
+    }
+    offered_in_dms = [
+        c["name"] for c in definitions
+        # contexts: 0 a server, 1 the bot's DM, 2 a private channel; None means all of them.
+        if c.get("dm_permission") is not False and (c.get("contexts") is None or set(c["contexts"]) - {0})
+    ]
+    assert offered_in_dms == []
