@@ -32,6 +32,7 @@ from cogs.embeds import (
     GREY,
     PURPLE,
     block_embed,
+    counted,
     name_of,
     points,
     stake_points,
@@ -366,7 +367,7 @@ def proposer_embed(draw: ProposerDraw, owners: dict[int, str], mix_height: int |
     embed.add_field(name="Mix: checkpoint block", value=f"`{hash_to_display(draw.mix)}`{at}", inline=False)
     embed.add_field(name="Epoch seed", value=f"`{draw.epoch_seed.hex()}`", inline=False)
     embed.add_field(name="Slot seed", value=f"`{draw.seed.hex()}`", inline=False)
-    embed.add_field(name="Candidates", value=f"{len(draw.candidates):,} active validator(s)")
+    embed.add_field(name="Candidates", value=counted(len(draw.candidates), "active validator"))
     embed.add_field(name="Total effective stake", value=stake_points(draw.total_effective_balance))
     embed.add_field(name="Cap", value=stake_points(draw.max_effective_balance))
     lines = [describe_attempt(draw, a, owners) for a in draw.attempts[:DRAW_ATTEMPTS_SHOWN]]
@@ -388,7 +389,7 @@ def verify_embed(report: VerifyReport, elapsed: float) -> discord.Embed:
         checked = "every header, proof of work, retarget, signature and balance"
     embed = discord.Embed(
         title="✅ Chain verified",
-        description=f"Replayed all {report.blocks} blocks from genesis in {elapsed:.2f}s: {checked} was checked "
+        description=f"Replayed all {counted(report.blocks, 'block')} from genesis in {elapsed:.2f}s: {checked} was checked "
         "again, and the stored balances match the replay.",
         colour=GREEN,
     )
@@ -408,7 +409,7 @@ def verify_embed(report: VerifyReport, elapsed: float) -> discord.Embed:
         embed.add_field(
             name="Supply",
             value=f"{points(report.supply)} in wallets + {stake_points(report.staked_units)} staked by "
-            f"{report.validators:,} validator(s): exactly what was minted minus what was burned",
+            f"{counted(report.validators, 'validator')}: exactly what was minted minus what was burned",
             inline=False,
         )
     else:
@@ -526,7 +527,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
             embed.add_field(name="Amount", value=points(pending.tx.amount))
             embed.add_field(name="Fee", value=points(pending.tx.fee))
             embed.add_field(name="Nonce", value=str(pending.tx.nonce))
-            embed.add_field(name="Pending here", value=f"{len(mempool)} transfer(s)")
+            embed.add_field(name="Pending here", value=counted(len(mempool), "transfer"))
         else:
             stored = await node.store.get_transaction(guild_id, raw_txid)
             if stored is None:
@@ -572,13 +573,13 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         next_height = state.height + window - state.height % window
         embed.add_field(
             name="Next retarget",
-            value=f"at height {next_height}, in {next_height - state.height} block(s)",
+            value=f"at height {next_height}, in {counted(next_height - state.height, 'block')}",
         )
         window_start = state.height - state.height % window
         mined = state.height - window_start
         if mined > 0:
             average_s = (tip.time - state.headers[window_start].time) / mined
-            embed.add_field(name="This window so far", value=f"{mined} block(s), ~{average_s:.0f}s apart")
+            embed.add_field(name="This window so far", value=f"{counted(mined, 'block')}, ~{average_s:.0f}s apart")
         recent, last = await retarget_history(self.services.node.store, guild_id, state)
         embed.description = last.sentence() if last is not None else (
             f"No retarget yet: the first comes at height {window}, when the chain compares how long "

@@ -15,7 +15,7 @@ from chain.compact import compute_block_work, compute_target
 from chain.errors import MergeError
 from chain.hashcore import OutcomeKind, Progress
 from chain.node import MiningResult
-from cogs.embeds import BLUE, GOLD, GREY, PURPLE, points, progress_bar
+from cogs.embeds import BLUE, GOLD, GREY, PURPLE, counted, points, progress_bar
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.services import Services
 
@@ -170,7 +170,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         embed.add_field(name="Blocks you mined", value=str(mined.get(me, 0)))
         embed.add_field(name="Chain height", value=str(state.height))
         embed.add_field(name="Miners now", value=f"{sessions} here, {core.sessions} on the core")
-        embed.add_field(name="Core", value=f"{core.workers} workers, ~{core.worker_rate * core.workers:,} H/s")
+        embed.add_field(name="Core", value=f"{counted(core.workers, 'worker')}, ~{core.worker_rate * core.workers:,} H/s")
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     # --- sessions ---------------------------------------------------------------

@@ -33,7 +33,7 @@ from chain.block import Block
 from chain.hashing import hash_to_display
 from chain.rewards import UNITS_PER_POINT
 from chain.staking import FAR_FUTURE_EPOCH, WHISTLEBLOWER_REWARD_QUOTIENT, ValidatorStatus
-from cogs.embeds import BLUE, GOLD, GREEN, progress_bar
+from cogs.embeds import BLUE, GOLD, GREEN, counted, progress_bar
 from cogs.errors import PlaygroundCog, UserFacingError, describe_error, reply_ephemeral, require_guild
 from cogs.options import Flag, OneOf, Range
 from cogs.services import Services
@@ -137,11 +137,11 @@ def slot_embed(outcome: SlotOutcome, block: Block, proposer: str) -> discord.Emb
     )
     notes = []
     if outcome.auto_votes:
-        notes.append(f"{outcome.auto_votes} auto-attest vote(s)")
+        notes.append(counted(outcome.auto_votes, "auto-attest vote"))
     if outcome.settled is not None:
         notes.append(f"slot {outcome.slot - 1:,} settled with block {outcome.settled.height:,}")
     if outcome.orphaned:
-        notes.append(f"{len(outcome.orphaned)} competing block(s) orphaned")
+        notes.append(f"{counted(len(outcome.orphaned), 'competing block')} orphaned")
     if notes:
         embed.description = " · ".join(notes)
     embed.set_footer(text="Press Attest to vote for this block with your validator (never anything slashable).")
@@ -407,7 +407,7 @@ class Staking(
         if exit_epoch is not None:
             embed.add_field(name="Exit epoch", value=f"{exit_epoch:,}")
         withdrawable = known_epoch(view.withdrawable_epoch)
-        lock = f"{config.unbonding_epochs:,} epoch(s) of unbonding"
+        lock = f"{counted(config.unbonding_epochs, 'epoch')} of unbonding"
         if withdrawable is not None:
             lock += f", withdrawable from epoch {withdrawable:,}"
         embed.add_field(name="Unbonding lock", value=lock)
@@ -486,7 +486,7 @@ class Staking(
         filename = f"slashing-protection-{guild_id}-{interaction.user.id}.json"
         entries = document.get("data", []) if isinstance(document, dict) else []
         text = (
-            f"🛡️ Your slashing protection record ({len(entries)} validator(s)), in the EIP-3076 interchange "
+            f"🛡️ Your slashing protection record ({counted(len(entries), 'validator')}), in the EIP-3076 interchange "
             "format that other validator clients import: the highest block slot and vote your key signed."
         )
         await interaction.response.send_message(
@@ -678,7 +678,9 @@ class Validators(PlaygroundCog):
         views = beacon.validators(guild_id) if beacon.mode(guild_id) is not None else []
         pages = max(1, -(-len(views) // VALIDATORS_PER_PAGE))
         if page > pages:
-            raise UserFacingError(f"There are only {pages} page(s) of validators.")
+            raise UserFacingError(
+                f"There {'is' if pages == 1 else 'are'} only {counted(pages, 'page')} of validators."
+            )
         shown = views[(page - 1) * VALIDATORS_PER_PAGE : page * VALIDATORS_PER_PAGE]
         lines = [
             f"`#{v.index}` {owner_mention(v)} — {status_label(v)} · {format_units(v.effective_balance_units)}"
@@ -692,7 +694,7 @@ class Validators(PlaygroundCog):
         )
         if views:
             embed.set_footer(
-                text=f"{len(views)} validator(s) in total, {len(active)} active with "
+                text=f"{counted(len(views), 'validator')} in total, {len(active)} active with "
                 f"{format_units(sum(v.effective_balance_units for v in active))} effective stake · "
                 f"page {page} of {pages}"
             )
@@ -746,7 +748,7 @@ class Report(PlaygroundCog, commands.GroupCog, group_name="report", group_descri
                 name="Whistleblower reward",
                 value=f"{format_units(effective // WHISTLEBLOWER_REWARD_QUOTIENT)} to the block's proposer",
             )
-            embed.add_field(name="Stake locked", value=f"{config.slashed_unbonding_epochs:,} epochs")
+            embed.add_field(name="Stake locked", value=counted(config.slashed_unbonding_epochs, "epoch"))
         embed.set_footer(text=f"reported by {interaction.user.display_name}")
         await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
 

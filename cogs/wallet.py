@@ -8,7 +8,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from chain.hashing import hash_to_display
-from cogs.embeds import BLUE, GOLD, GREEN, name_of, points
+from cogs.embeds import BLUE, GOLD, GREEN, counted, name_of, points
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.options import OneOf, Range
 from cogs.services import Services
@@ -38,7 +38,7 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
         outgoing = sum(e.tx.amount + e.tx.fee for e in pending)
         embed = discord.Embed(title="👛 Your wallet", colour=BLUE)
         embed.add_field(name="Balance", value=points(account.balance))
-        embed.add_field(name="Pending out", value=f"{points(outgoing)} in {len(pending)} transfer(s)")
+        embed.add_field(name="Pending out", value=f"{points(outgoing)} in {counted(len(pending), 'transfer')}")
         embed.add_field(name="Spendable", value=points(account.balance - outgoing))
         embed.add_field(name="Address", value=f"`{address.hex()}`", inline=False)
         embed.set_footer(text=f"next nonce {node.chain(guild_id).mempool.next_nonce(address, node.chain(guild_id).state.ledger)}")
@@ -122,7 +122,7 @@ class Leaderboard(PlaygroundCog):
             lines = [f"**{i}.** {name_of(names, key)} — {points(v)}" for i, (v, key) in enumerate(ranked[:LEADERBOARD_SIZE], 1)]
         else:
             mined = self.services.node.chain(guild_id).blocks_mined.most_common()
-            lines = [f"**{i}.** {name_of(names, key)} — {n} block(s)" for i, (key, n) in enumerate(mined[:LEADERBOARD_SIZE], 1)]
+            lines = [f"**{i}.** {name_of(names, key)} — {counted(n, 'block')}" for i, (key, n) in enumerate(mined[:LEADERBOARD_SIZE], 1)]
         embed = discord.Embed(
             title=f"🏆 Leaderboard by {'balance' if by == 'balance' else 'blocks mined'}",
             description="\n".join(lines) or "Nobody yet: `/mine start`!",

@@ -313,7 +313,7 @@ def test_proposer_embed_lists_attempts_capped_and_names_the_winner():
     assert f"🎲 Proposer of slot {draw.slot}" in shown
     assert f"Validator **#{draw.proposer}** (<@7>) was drawn. Anyone can redo this draw" in shown
     assert f"`{draw.epoch_seed.hex()}`" in shown and f"`{draw.seed.hex()}`" in shown and "(block 16)" in shown
-    assert "Candidates: 6 active validator(s)" in shown and "Total effective stake: 6 pts" in shown
+    assert "Candidates: 6 active validators" in shown and "Total effective stake: 6 pts" in shown
     first_attempt = draw.attempts[0]
     assert f"1. #{first_attempt.candidate}" in shown and "(needs ≤ 7) ❌ rejected" in shown
     assert f"…and {len(draw.attempts) - DRAW_ATTEMPTS_SHOWN} more, the last accepted" in shown
@@ -335,3 +335,13 @@ def test_energy_embed_compares_with_ethereums_merge():
     assert "Nothing to compare yet" in text(energy_embed(nothing, 15_000))
     assert "× 7.500 W a core" in text(energy_embed(report, 7_500))
     assert format_energy(999) == "999 mJ" and format_energy(7_200_000) == "2.00 Wh"
+
+
+def test_counts_read_as_real_singulars_and_plurals():
+    from cogs.embeds import counted
+
+    assert counted(1, "block") == "1 block"
+    assert counted(0, "block") == "0 blocks"
+    assert counted(1_234, "epoch") == "1,234 epochs"
+    assert counted(1, "entry", "entries") == "1 entry" and counted(2, "entry", "entries") == "2 entries"
+    assert counted(1, "pending transfer") == "1 pending transfer"

@@ -343,7 +343,7 @@ async def test_withdraw_starts_the_exit_and_shows_the_lock(pos):
     h, reply = await pos.run(w.alice, "stake withdraw")
     assert not h.ephemeral
     shown_text = text(reply)
-    assert "Exit started" in shown_text and "Unbonding lock\n3 epoch(s) of unbonding" in shown_text
+    assert "Exit started" in shown_text and "Unbonding lock\n3 epochs of unbonding" in shown_text
     assert "Time left\nabout" in shown_text and "Stake\n32 pts" in shown_text
 
     # Asking again before a block includes it queues nothing new: one exit waits.
@@ -374,10 +374,10 @@ async def test_validators_lists_owners_states_and_stake(pos):
     shown_text = text(reply)
     assert f"`#0` <@{w.alice.id}> — ✅ active · 32 pts" in shown_text
     assert f"`#1` <@{w.bob.id}> — ⏳ pending · 32 pts" in shown_text  # effective stake is capped at 32
-    assert "2 validator(s) in total, 1 active with 32 pts effective stake · page 1 of 1" in shown_text
+    assert "2 validators in total, 1 active with 32 pts effective stake · page 1 of 1" in shown_text
 
     h, reply = await pos.run(w.carol, "validators", {"page": 2})
-    assert h.ephemeral and "only 1 page(s)" in text(reply)
+    assert h.ephemeral and "There is only 1 page of validators." in text(reply)
 
 
 async def test_auto_attest_votes_every_epoch_and_the_status_shows_it(pos):
@@ -407,7 +407,7 @@ async def test_protection_is_a_valid_eip3076_interchange_file(pos):
     assert "Vote signed" in text(vote)
 
     h, reply = await pos.run(w.alice, "stake protection")
-    assert h.ephemeral and "EIP-3076" in text(reply)
+    assert h.ephemeral and "EIP-3076" in text(reply) and "(1 validator)" in text(reply)
     [attachment] = reply.attachments
     assert attachment.filename.endswith(".json")
     document = json.loads(attachment.data)
