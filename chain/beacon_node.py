@@ -276,7 +276,10 @@ class BeaconNode:
     # --- validators ----------------------------------------------------------------------
 
     async def _index_of(self, chain_id: int, owner: str) -> int | None:
-        pubkey = await self.signer.validator_key(chain_id, owner)
+        # Only looks: a member who never deposited gets no key from asking.
+        pubkey = await self.signer.find_validator_key(chain_id, owner)
+        if pubkey is None:
+            return None
         (await self._runtime(chain_id)).owners[pubkey] = owner
         return self._beacon(chain_id).registry.index_of(pubkey)
 
@@ -335,13 +338,20 @@ class BeaconNode:
         appears with the block that includes the deposit).  Every check, the nonce
         and the admission happen under the chain's lock, the one payments take: a
         deposit and a payment (or two deposits) fired at once never share a nonce.
+
+        A member's first deposit creates their validator key: made in memory, and stored in the
+        same transaction as the pooled deposit, so a refused deposit leaves no key behind.
         """
         wallet_key = await self.node.wallet(chain_id, owner)
         wallet = wallet_key.public_key
-        validator_key = await self.signer.validator_key(chain_id, owner)
-        (await self._runtime(chain_id)).owners[validator_key] = owner
         async with self.node.locked(chain_id) as runtime:
             beacon = self._beacon(chain_id)
+            # Under the chain lock, the only place keys are made: no second deposit can make one meanwhile.
+            validator_key = await self.signer.find_validator_key(chain_id, owner)
+            new_key = None
+            if validator_key is None:
+                new_key = self.signer.new_validator_key(chain_id, owner)
+                validator_key = new_key.pubkey
             if self.node.pending_deposits(chain_id, wallet):
                 raise DepositError("you already have a deposit waiting for the next block; stake again once it is in")
             if runtime.mempool.pending_for(wallet):
@@ -359,16 +369,20 @@ class BeaconNode:
             if index is not None and beacon.registry.validators[index].exit_epoch != FAR_FUTURE_EPOCH:
                 raise ValidatorStatusError("your validator is exiting; wait until it is withdrawn to stake again")
             nonce = account.nonce if account is not None else 0
-            deposit = await self.signer.sign_deposit(chain_id, owner, wallet_key, amount_points, nonce)
+            deposit = await self.signer.sign_deposit(
+                chain_id, owner, wallet_key, amount_points, nonce, new_key=new_key
+            )
             await self._check_operation(chain_id, deposit)
-            await self.node.add_operation(chain_id, deposit)
+            await self.node.add_operation(chain_id, deposit, validator_key=new_key)
+            if new_key is not None:
+                self.signer.adopt(chain_id, new_key)
+            (await self._runtime(chain_id)).owners[validator_key] = owner
             self.node.note_activity(chain_id)
         return None if index is None else await self.validator(chain_id, owner)
 
     async def withdraw(self, chain_id: int, owner: str) -> ValidatorView:
         """Sign a voluntary exit for the owner's validator and queue it for the next block (the checks
         and the queueing under the chain's lock, like deposits)."""
-        await self.signer.validator_key(chain_id, owner)
         async with self.node.locked(chain_id):
             beacon = self._beacon(chain_id)
             index = await self._index_of(chain_id, owner)
@@ -410,7 +424,11 @@ class BeaconNode:
     # --- votes -------------------------------------------------------------------------------
 
     async def set_auto_attest(self, chain_id: int, owner: str, on: bool) -> None:
+        """Turn the owner's auto-attest on or off.  On needs a validator key (an accepted deposit,
+        active or not yet: votes start once it is active); without one it is refused, unchanged."""
         self._chain(chain_id)
+        if on and await self.signer.find_validator_key(chain_id, owner) is None:
+            raise NoValidatorError("you have no validator on this chain; `/stake deposit` makes one, then turn auto-attest on")
         await self.store.set_auto_attest(chain_id, owner, on)
         self.node.note_activity(chain_id)
         runtime = await self._runtime(chain_id)
@@ -684,8 +702,8 @@ class BeaconNode:
         slot_in_epoch = slot - compute_start_slot_at_epoch(beacon, data.target.epoch)
         votes, evidence = 0, []
         for owner in sorted(rt.auto_attest):
-            pubkey = await self.signer.validator_key(chain_id, owner)
-            index = beacon.registry.index_of(pubkey)
+            pubkey = await self.signer.find_validator_key(chain_id, owner)
+            index = None if pubkey is None else beacon.registry.index_of(pubkey)
             if index is None:
                 continue
             validator = beacon.registry.validators[index]
@@ -725,8 +743,8 @@ class BeaconNode:
             if not rt.candidates or rt.fork_choice is None:
                 raise NotProposerError("no block has been proposed in this slot yet; wait for the next one")
             first = next(iter(rt.candidates.values()))
-            pubkey = await self.signer.validator_key(chain_id, owner)
-            if rt.owners.get(pubkey) != owner or first.seal is None or (
+            pubkey = await self.signer.find_validator_key(chain_id, owner)
+            if pubkey is None or rt.owners.get(pubkey) != owner or first.seal is None or (
                 self._beacon(chain_id).registry.index_of(pubkey) != first.seal.proposer_index
             ):
                 raise NotProposerError(f"only slot {rt.fork_choice.slot}'s proposer can sign a second block for it")

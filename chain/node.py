@@ -647,14 +647,20 @@ class Node:
 
     # --- operations (proof of stake) -------------------------------------------------
 
-    async def add_operation(self, chain_id: int, operation: Operation, *, verify_ops: int = 0) -> PooledOperation:
+    async def add_operation(
+        self, chain_id: int, operation: Operation, *, verify_ops: int = 0,
+        validator_key: StoredValidatorKey | None = None,
+    ) -> PooledOperation:
         """Queue a deposit, exit, vote or slashing evidence for the next block (durably);
-        ``verify_ops`` signature checks it took are counted with it."""
+        ``verify_ops`` signature checks it took are counted with it, and ``validator_key`` (the new
+        key a first deposit is signed with) is stored in the same transaction."""
         runtime = self.chain(chain_id)
         entry = runtime.op_pool.prepare(operation)
         if entry.op_id in runtime.op_pool:
             return entry
-        await self.store.add_operation(chain_id, entry, verify_ops=verify_ops)
+        await self.store.add_operation(
+            chain_id, entry, verify_ops=verify_ops, validator_key=validator_key, now=self.now()
+        )
         runtime.op_pool.commit(entry)
         runtime.pool_version += 1
         return entry

@@ -1,7 +1,9 @@
 """The bot's custodial signer for proof-of-stake validators.
 
-Every member gets one Ed25519 validator key per chain, created on first use
-and sealed at rest with the master key exactly like wallet keys (only the
+Every member gets one Ed25519 validator key per chain, created with their
+first accepted deposit (``BeaconNode.deposit`` stores it in the same
+transaction as the pooled deposit; read-only paths use ``find_validator_key``,
+which never creates one) and sealed at rest with the master key exactly like wallet keys (only the
 associated data differs, so a sealed wallet key can never be opened as a
 validator key or the other way round).
 
@@ -43,6 +45,7 @@ from chain.attestation import (
 )
 from chain.errors import (
     EnergyError,
+    NoValidatorError,
     SlashingProtectionError,
     ValidatorKeyError,
     WrongChainError,
@@ -156,8 +159,23 @@ class ValidatorSigner:
             raise ValidatorKeyError(f"validator key of {owner} on chain {chain_id} does not match its public key")
         return key
 
+    async def find_validator_key(self, chain_id: int, owner: str) -> bytes | None:
+        """The owner's validator public key on this chain, or None if they have none (never creates one)."""
+        cached = self._pubkeys.get((chain_id, owner))
+        if cached is not None:
+            return cached
+        stored = self._sealed.get((chain_id, owner)) or await self.store.get_validator_key(chain_id, owner)
+        if stored is None:
+            return None
+        self._sealed[(chain_id, owner)] = stored
+        self._pubkeys[(chain_id, owner)] = stored.pubkey
+        return stored.pubkey
+
     async def validator_key(self, chain_id: int, owner: str) -> bytes:
-        """The owner's validator public key on this chain, created and sealed on first use."""
+        """The owner's validator public key on this chain, created and sealed on first use.
+
+        For signing paths reached only once the owner has a validator; anything that merely
+        looks (status, votes, records) uses ``find_validator_key``."""
         cached = self._pubkeys.get((chain_id, owner))
         if cached is None:
             async with self._lock(chain_id, owner):
@@ -168,8 +186,12 @@ class ValidatorSigner:
     # --- records -----------------------------------------------------------------
 
     async def protection_record(self, chain_id: int, owner: str) -> SlashingProtectionRecord:
-        """What the owner's validator has signed on this chain, as far as safety needs to know."""
-        pubkey = await self.validator_key(chain_id, owner)
+        """What the owner's validator has signed on this chain, as far as safety needs to know.
+
+        Raises ``NoValidatorError`` if the owner has no validator key (looking creates none)."""
+        pubkey = await self.find_validator_key(chain_id, owner)
+        if pubkey is None:
+            raise NoValidatorError("you have no validator on this chain; `/stake deposit` makes one")
         async with self._lock(chain_id, owner):
             return await self.store.get_protection_record(chain_id, pubkey) or SlashingProtectionRecord(pubkey)
 
@@ -290,9 +312,18 @@ class ValidatorSigner:
     # --- deposits and exits (not slashable: no record needed) ---------------------------
 
     async def sign_deposit(
-        self, chain_id: int, owner: str, wallet_key: SigningKey, amount: int, nonce: int
+        self, chain_id: int, owner: str, wallet_key: SigningKey, amount: int, nonce: int,
+        *, new_key: StoredValidatorKey | None = None,
     ) -> Deposit:
-        """A deposit from the owner's wallet into the owner's validator, with its proof of possession."""
+        """A deposit from the owner's wallet into the owner's validator, with its proof of possession.
+
+        ``new_key`` (from ``new_validator_key``, not stored yet): sign with that key instead, for a
+        first deposit whose key is stored together with the deposit (then ``adopt`` it)."""
+        if new_key is not None:
+            if new_key.owner != owner:
+                raise ValidatorKeyError(f"the new validator key is {new_key.owner}'s, not {owner}'s")
+            key = open_key(self._master_key, new_key.sealed_key, validator_key_aad(chain_id, owner))
+            return make_deposit(wallet_key, key, amount, nonce, chain_id)
         async with self._lock(chain_id, owner):
             key = await self._open(chain_id, owner)
         return make_deposit(wallet_key, key, amount, nonce, chain_id)

@@ -1446,10 +1446,24 @@ class Store:
 
     # --- operation pool ---------------------------------------------------------
 
-    async def add_operation(self, chain_id: int, entry: PooledOperation, *, verify_ops: int = 0) -> None:
+    async def add_operation(
+        self, chain_id: int, entry: PooledOperation, *, verify_ops: int = 0,
+        validator_key: StoredValidatorKey | None = None, now: int = 0,
+    ) -> None:
         """Persist one pooled operation in one transaction (a repeat is a no-op), counting the
-        signature checks it took for the energy figures in the same commit."""
+        signature checks it took for the energy figures in the same commit.
+
+        ``validator_key``: a member's first deposit brings the new validator key it is signed
+        with, stored (created at ``now``) in the same commit, so a deposit refused on the way
+        leaves no key behind, and a pooled deposit never lacks its key.  A plain INSERT: if the
+        owner somehow has a key already, nothing is committed (the deposit was signed by another).
+        """
         async with self._transaction() as db:
+            if validator_key is not None:
+                await db.execute(
+                    "INSERT INTO validator_keys (chain_id, owner, pubkey, sealed_key, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (chain_id, validator_key.owner, validator_key.pubkey, validator_key.sealed_key, now),
+                )
             await db.execute(
                 "INSERT INTO op_pool (chain_id, op_id, kind, raw, arrival) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (chain_id, op_id) DO NOTHING",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import discord
@@ -19,7 +20,7 @@ from chain.params import ChainParams
 from chain.pow import compute_expected_bits
 from chain.staking import ValidatorStatus
 from chain.state import ChainState, compute_difficulty
-from cogs.embeds import BLUE, GOLD, GREEN, GREY, PURPLE, RED, points, short, stake_points
+from cogs.embeds import BLUE, GOLD, GREEN, GREY, PURPLE, RED, counted, points, short, stake_points
 from cogs.errors import (
     PlaygroundCog,
     UserFacingError,
@@ -54,29 +55,29 @@ MODE_NAMES = {
 # Validators that will propose and vote: already active, or deposited and waiting for their epoch.
 LIVE_STATUSES = (ValidatorStatus.PENDING, ValidatorStatus.ACTIVE)
 
-# option -> (ChainParams field, label, format)
-CONSENSUS_OPTIONS: dict[str, tuple[str, str, str]] = {
-    "block_time": ("target_spacing_s", "Block time", "{:,} s"),
-    "reward": ("initial_subsidy_points", "Reward", "{:,} pts"),
-    "halving_interval": ("halving_interval_blocks", "Halving interval", "{:,} blocks"),
-    "retarget_window": ("retarget_window_blocks", "Retarget window", "{:,} blocks"),
+# option -> (ChainParams field, label, how a value reads)
+CONSENSUS_OPTIONS: dict[str, tuple[str, str, Callable[[int], str]]] = {
+    "block_time": ("target_spacing_s", "Block time", lambda v: f"{v:,} s"),
+    "reward": ("initial_subsidy_points", "Reward", points),
+    "halving_interval": ("halving_interval_blocks", "Halving interval", lambda v: counted(v, "block")),
+    "retarget_window": ("retarget_window_blocks", "Retarget window", lambda v: counted(v, "block")),
 }
-# option -> (server settings key, label, format)
-SERVER_OPTIONS: dict[str, tuple[str, str, str]] = {
-    "session_length": ("session_s", "Mining session length", "{:,} s"),
-    "cooldown": ("cooldown_s", "Cooldown between sessions", "{:,} s"),
+# option -> (server settings key, label, how a value reads)
+SERVER_OPTIONS: dict[str, tuple[str, str, Callable[[int], str]]] = {
+    "session_length": ("session_s", "Mining session length", lambda v: f"{v:,} s"),
+    "cooldown": ("cooldown_s", "Cooldown between sessions", lambda v: f"{v:,} s"),
 }
 
 
 def describe_rules(params: ChainParams) -> str:
     return "\n".join(
-        f"{label}: **{fmt.format(getattr(params, field))}**" for field, label, fmt in CONSENSUS_OPTIONS.values()
+        f"{label}: **{fmt(getattr(params, field))}**" for field, label, fmt in CONSENSUS_OPTIONS.values()
     )
 
 
 def describe_rule_change(old: ChainParams, new: ChainParams) -> str:
     return ", ".join(
-        f"{label.lower()} {fmt.format(getattr(old, field))} → {fmt.format(getattr(new, field))}"
+        f"{label.lower()} {fmt(getattr(old, field))} → {fmt(getattr(new, field))}"
         for field, label, fmt in CONSENSUS_OPTIONS.values()
         if getattr(old, field) != getattr(new, field)
     )
@@ -112,14 +113,14 @@ def describe_consensus(config: ConsensusConfig, merged: bool) -> str:
     """The proof-of-stake settings a server's chain committed to in its genesis block."""
     epoch = f"**{config.slots_per_epoch} slots** ({config.slots_per_epoch * config.slot_duration_s:,} s)"
     if config.mode != "pos" and not merged:
-        epoch += f"; before the Merge, {config.checkpoint_interval_blocks} blocks"
+        epoch += f"; before the Merge, {counted(config.checkpoint_interval_blocks, 'block')}"
     return "\n".join([
         f"Mode: **{config.mode}** ({MODE_NAMES.get(config.mode, config.mode)})",
         f"Slot length: **{config.slot_duration_s:,} s**",
         f"Epoch length: {epoch}",
         f"Minimum deposit: **{config.min_deposit_points:,} pts**",
         f"Issuance rate: **{percent_from_bp(config.issuance_rate_bp)} a year** of the staked points",
-        f"Unbonding: **{config.unbonding_epochs:,} epochs** ({config.slashed_unbonding_epochs:,} after a slashing)",
+        f"Unbonding: **{counted(config.unbonding_epochs, 'epoch')}** ({config.slashed_unbonding_epochs:,} after a slashing)",
         f"Slashing penalty: **1/{config.slashing_penalty_quotient}** of the effective stake burned",
         f"The Merge: {describe_merge_schedule(config, merged)}",
     ])
@@ -411,7 +412,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         if backlog:
             embed.add_field(
                 name="Catching up",
-                value=f"{backlog:,} announcement(s) kept while no webhook worked are being delivered now.",
+                value=f"{counted(backlog, 'announcement')} kept while no webhook worked are being delivered now.",
                 inline=False,
             )
         if previous.webhook_id is not None and previous.webhook_id != webhook.id:
@@ -518,14 +519,14 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         lines = []
         for option, (field, label, fmt) in CONSENSUS_OPTIONS.items():
             if field in rules:
-                lines.append(f"{label}: {fmt.format(getattr(base, field))} → **{fmt.format(rules[field])}**")
+                lines.append(f"{label}: {fmt(getattr(base, field))} → **{fmt(rules[field])}**")
             elif given[option] is not None:
-                lines.append(f"{label}: already **{fmt.format(given[option])}**")
+                lines.append(f"{label}: already **{fmt(given[option])}**")
         for option, (key, label, fmt) in SERVER_OPTIONS.items():
             if key in server:
-                lines.append(f"{label}: {fmt.format(settings[key])} → **{fmt.format(server[key])}**")
+                lines.append(f"{label}: {fmt(settings[key])} → **{fmt(server[key])}**")
             elif given[option] is not None:
-                lines.append(f"{label}: already **{fmt.format(given[option])}**")
+                lines.append(f"{label}: already **{fmt(given[option])}**")
         embed.description = "\n".join(lines)
         if proposal is not None:
             embed.add_field(name="Chain rules take effect", value=when_rules_apply(state.height), inline=False)
@@ -568,8 +569,8 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             embed.add_field(name="Its proof-of-stake settings", value=settings_text, inline=False)
         embed.add_field(
             name="Gone",
-            value=f"all {state.height:,} block(s), every balance ({points(sum(holders))} held by "
-            f"{len(holders)} member(s)) and stake, pending transfers and rule changes; running mining sessions end",
+            value=f"all {counted(state.height, 'block')}, every balance ({points(sum(holders))} held by "
+            f"{counted(len(holders), 'member')}) and stake, pending transfers and rule changes; running mining sessions end",
             inline=False,
         )
         await ask_to_confirm(interaction, embed, view)
@@ -642,7 +643,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         embed.add_field(
             name="Mining",
             value="\n".join(
-                f"{label}: **{fmt.format(settings[key])}**" for key, label, fmt in SERVER_OPTIONS.values()
+                f"{label}: **{fmt(settings[key])}**" for key, label, fmt in SERVER_OPTIONS.values()
             ),
             inline=False,
         )
@@ -700,10 +701,10 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             health = f"<#{webhook.channel_id}> — ✅ ok"
         embed.add_field(name="Webhook", value=health, inline=False)
         embed.add_field(name="Undelivered events", value=f"{webhook.backlog:,}")
-        embed.add_field(name="Mining here", value=f"{len(here)} session(s)")
+        embed.add_field(name="Mining here", value=counted(len(here), "session"))
         rate = f"~{core.worker_rate * core.workers:,} H/s" if core.worker_rate else "rate measured when mining starts"
         embed.add_field(
-            name="Hashing core", value=f"{core.workers} worker(s), {rate}, {core.sessions} session(s) in all"
+            name="Hashing core", value=f"{counted(core.workers, 'worker')}, {rate}, {counted(core.sessions, 'session')} in all"
         )
         embed.add_field(
             name="Rule change",
@@ -919,8 +920,8 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         )
         embed.add_field(
             name="Gone",
-            value=f"all {state.height:,} block(s), every balance ({points(sum(holders))} held by "
-            f"{len(holders)} member(s)), {pending_transfers} pending transfer(s) and any pending rule change; "
+            value=f"all {counted(state.height, 'block')}, every balance ({points(sum(holders))} held by "
+            f"{counted(len(holders), 'member')}), {counted(pending_transfers, 'pending transfer')} and any pending rule change; "
             "the rules go back to the defaults and running mining sessions end",
             inline=False,
         )

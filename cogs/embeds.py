@@ -64,6 +64,11 @@ OPERATION_LABELS = (
 )
 
 
+def counted(n: int, singular: str, plural: str | None = None) -> str:
+    """``n`` things in real English: "1 block", "2 blocks" ("entry"/"entries" take ``plural``)."""
+    return f"{n:,} {singular if n == 1 else plural or singular + 's'}"
+
+
 def points(n: int) -> str:
     return f"{n:,} pts"
 
@@ -268,7 +273,7 @@ def _stake_withdrawn(payload: Payload, names: Names) -> discord.Embed:
     if payload.get("full"):
         text = f"{member} got {points(payload['points'])} back: validator #{index}'s whole stake, paid out."
     else:
-        text = f"{member} got {points(payload['points'])} of validator #{index}'s rewards above the stake cap."
+        text = f"{member} got {points(payload['points'])} back from above validator #{index}'s stake cap."
     embed = discord.Embed(title="💸 Stake withdrawn", description=text, colour=GREEN)
     dust = payload.get("dust_burned_units", 0)
     if dust:
@@ -335,7 +340,7 @@ def _epoch_rewards(payload: Payload, names: Names) -> discord.Embed:
     if payload.get("in_inactivity_leak"):
         embed.add_field(
             name="Inactivity leak",
-            value=f"nothing final for {payload.get('finality_delay', 0)} epochs: "
+            value=f"nothing final for {counted(payload.get('finality_delay', 0), 'epoch')}: "
             "only non-voters pay, and nobody earns",
             inline=False,
         )
@@ -383,7 +388,7 @@ def _validator_slashed(payload: Payload, names: Names) -> discord.Embed:
 def _leak_started(payload: Payload, names: Names) -> discord.Embed:
     return discord.Embed(
         title="🩸 Inactivity leak started",
-        description=f"Nothing has been finalized for {payload['finality_delay']} epochs (epoch {payload['epoch']:,}). "
+        description=f"Nothing has been finalized for {counted(payload['finality_delay'], 'epoch')} (epoch {payload['epoch']:,}). "
         "Until two thirds of the stake vote again, nobody earns and every validator not voting loses "
         "a growing share of its stake each epoch.",
         colour=ORANGE,

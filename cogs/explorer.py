@@ -32,6 +32,7 @@ from cogs.embeds import (
     GREY,
     PURPLE,
     block_embed,
+    counted,
     is_proof_of_work_block,
     name_of,
     points,
@@ -370,7 +371,7 @@ def proposer_embed(draw: ProposerDraw, owners: dict[int, str], mix_height: int |
     embed.add_field(name="Mix: checkpoint block", value=f"`{hash_to_display(draw.mix)}`{at}", inline=False)
     embed.add_field(name="Epoch seed", value=f"`{draw.epoch_seed.hex()}`", inline=False)
     embed.add_field(name="Slot seed", value=f"`{draw.seed.hex()}`", inline=False)
-    embed.add_field(name="Candidates", value=f"{len(draw.candidates):,} active validator(s)")
+    embed.add_field(name="Candidates", value=counted(len(draw.candidates), "active validator"))
     embed.add_field(name="Total effective stake", value=stake_points(draw.total_effective_balance))
     embed.add_field(name="Cap", value=stake_points(draw.max_effective_balance))
     lines = [describe_attempt(draw, a, owners) for a in draw.attempts[:DRAW_ATTEMPTS_SHOWN]]
@@ -392,7 +393,7 @@ def verify_embed(report: VerifyReport, elapsed: float) -> discord.Embed:
         checked = "every header, proof of work, retarget, signature and balance"
     embed = discord.Embed(
         title="✅ Chain verified",
-        description=f"Replayed all {report.blocks} blocks from genesis in {elapsed:.2f}s: {checked} was checked "
+        description=f"Replayed all {counted(report.blocks, 'block')} from genesis in {elapsed:.2f}s: {checked} was checked "
         "again, and the stored balances match the replay.",
         colour=GREEN,
     )
@@ -412,7 +413,7 @@ def verify_embed(report: VerifyReport, elapsed: float) -> discord.Embed:
         embed.add_field(
             name="Supply",
             value=f"{points(report.supply)} in wallets + {stake_points(report.staked_units)} staked by "
-            f"{report.validators:,} validator(s): exactly what was minted minus what was burned",
+            f"{counted(report.validators, 'validator')}: exactly what was minted minus what was burned",
             inline=False,
         )
     else:
@@ -421,6 +422,8 @@ def verify_embed(report: VerifyReport, elapsed: float) -> discord.Embed:
     return embed
 
 
+# On the group: Discord ignores guild_only on subcommands, so only this keeps it out of DMs.
+@app_commands.guild_only()
 class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_description="Explore this server's chain"):
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -433,7 +436,6 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         super().__init__()
 
     @app_commands.command(name="tip")
-    @app_commands.guild_only()
     async def tip(self, interaction: discord.Interaction) -> None:
         """The newest block of this server's chain."""
         guild_id = require_guild(interaction)
@@ -462,7 +464,6 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         return f"{owner} (validator #{index})" if owner else f"validator #{index}"
 
     @app_commands.command(name="block")
-    @app_commands.guild_only()
     @app_commands.describe(query="A height (12) or a block hash; its first 6 hex digits are enough")
     async def block(self, interaction: discord.Interaction, query: Range[str, 1, MAX_QUERY_CHARS]) -> None:
         """A block of this server's chain, by height or by hash, with its transfers."""
@@ -504,7 +505,6 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         return "\n".join(lines)
 
     @app_commands.command(name="tx")
-    @app_commands.guild_only()
     @app_commands.describe(txid="The transaction id, 64 hex digits, as /wallet pay shows it")
     async def tx(
         self, interaction: discord.Interaction, txid: Range[str, TXID_HEX_CHARS, TXID_HEX_CHARS + 2]
@@ -532,7 +532,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
             embed.add_field(name="Amount", value=points(pending.tx.amount))
             embed.add_field(name="Fee", value=points(pending.tx.fee))
             embed.add_field(name="Nonce", value=str(pending.tx.nonce))
-            embed.add_field(name="Pending here", value=f"{len(mempool)} transfer(s)")
+            embed.add_field(name="Pending here", value=counted(len(mempool), "transfer"))
         else:
             stored = await node.store.get_transaction(guild_id, raw_txid)
             if stored is None:
@@ -560,7 +560,6 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="difficulty")
-    @app_commands.guild_only()
     async def difficulty(self, interaction: discord.Interaction) -> None:
         """How hard mining is now, how it changed at recent retargets, and why."""
         guild_id = require_guild(interaction)
@@ -579,13 +578,13 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         next_height = state.height + window - state.height % window
         embed.add_field(
             name="Next retarget",
-            value=f"at height {next_height}, in {next_height - state.height} block(s)",
+            value=f"at height {next_height}, in {counted(next_height - state.height, 'block')}",
         )
         window_start = state.height - state.height % window
         mined = state.height - window_start
         if mined > 0:
             average_s = (tip.time - state.headers[window_start].time) / mined
-            embed.add_field(name="This window so far", value=f"{mined} block(s), ~{average_s:.0f}s apart")
+            embed.add_field(name="This window so far", value=f"{counted(mined, 'block')}, ~{average_s:.0f}s apart")
         recent, last = await retarget_history(self.services.node.store, guild_id, state)
         embed.description = last.sentence() if last is not None else (
             f"No retarget yet: the first comes at height {window}, when the chain compares how long "
@@ -599,7 +598,6 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         await interaction.response.send_message(embed=embed)
 
     @app_commands.command(name="verify")
-    @app_commands.guild_only()
     async def verify(self, interaction: discord.Interaction) -> None:
         """Replay this server's whole chain from genesis and check every rule again."""
         guild_id = require_guild(interaction)
@@ -625,7 +623,6 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         await interaction.followup.send(embed=verify_embed(report, elapsed))
 
     @app_commands.command(name="proposer")
-    @app_commands.guild_only()
     @app_commands.describe(slot="The slot whose proposer draw to show (default: the current slot)")
     async def proposer(
         self, interaction: discord.Interaction, slot: Range[int, 0, MAX_SLOT] | None = None
@@ -654,7 +651,6 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="energy")
-    @app_commands.guild_only()
     async def energy(self, interaction: discord.Interaction) -> None:
         """Energy this chain's proof of work used against its proof of stake, measured on the bot's CPU."""
         guild_id = require_guild(interaction)
@@ -666,7 +662,6 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         await interaction.response.send_message(embed=energy_embed(report, beacon.milliwatts_per_core))
 
     @app_commands.command(name="export")
-    @app_commands.guild_only()
     async def export(self, interaction: discord.Interaction) -> None:
         """This server's whole chain as a JSON file that anyone can verify offline."""
         guild_id = require_guild(interaction)

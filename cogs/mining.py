@@ -15,7 +15,7 @@ from chain.compact import compute_block_work, compute_target
 from chain.errors import MergeError
 from chain.hashcore import OutcomeKind, Progress
 from chain.node import MiningResult
-from cogs.embeds import BLUE, GOLD, GREY, PURPLE, points, progress_bar
+from cogs.embeds import BLUE, GOLD, GREY, PURPLE, counted, points, progress_bar
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.services import Services
 
@@ -96,6 +96,8 @@ def merged_embed(services: Services, guild_id: int) -> discord.Embed:
                          colour=PURPLE)
 
 
+# On the group: Discord ignores guild_only on subcommands, so only this keeps it out of DMs.
+@app_commands.guild_only()
 class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_description="Mine blocks on this server's chain"):
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -106,7 +108,6 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
     # --- commands ---------------------------------------------------------------
 
     @app_commands.command(name="start")
-    @app_commands.guild_only()
     async def start(self, interaction: discord.Interaction) -> None:
         """Start mining: the bot's hashing core searches nonces for you until a block is found."""
         guild_id = require_guild(interaction)
@@ -144,7 +145,6 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         live.task = asyncio.create_task(self._run(key, live, int(settings["cooldown_s"])), name=f"mine-{key}")
 
     @app_commands.command(name="stop")
-    @app_commands.guild_only()
     async def stop(self, interaction: discord.Interaction) -> None:
         """Stop your mining session."""
         key = (require_guild(interaction), interaction.user.id)
@@ -155,7 +155,6 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         await interaction.response.send_message("Stopping your mining session.", ephemeral=True)
 
     @app_commands.command(name="stats")
-    @app_commands.guild_only()
     async def stats(self, interaction: discord.Interaction) -> None:
         """Your mining session, and this server's mining so far."""
         guild_id = require_guild(interaction)
@@ -182,7 +181,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         embed.add_field(name="Blocks you mined", value=str(mined.get(me, 0)))
         embed.add_field(name="Chain height", value=str(state.height))
         embed.add_field(name="Miners now", value=f"{sessions} here, {core.sessions} on the core")
-        embed.add_field(name="Core", value=f"{core.workers} workers, ~{core.worker_rate * core.workers:,} H/s")
+        embed.add_field(name="Core", value=f"{counted(core.workers, 'worker')}, ~{core.worker_rate * core.workers:,} H/s")
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     # --- sessions ---------------------------------------------------------------

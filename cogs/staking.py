@@ -33,7 +33,7 @@ from chain.block import Block
 from chain.hashing import hash_to_display
 from chain.rewards import UNITS_PER_POINT
 from chain.staking import FAR_FUTURE_EPOCH, WHISTLEBLOWER_REWARD_QUOTIENT, ValidatorStatus
-from cogs.embeds import BLUE, GOLD, GREEN, progress_bar
+from cogs.embeds import BLUE, GOLD, GREEN, counted, progress_bar
 from cogs.errors import PlaygroundCog, UserFacingError, describe_error, reply_ephemeral, require_guild
 from cogs.options import Flag, OneOf, Range
 from cogs.services import Services
@@ -151,11 +151,11 @@ def slot_embed(outcome: SlotOutcome, block: Block, proposer: str) -> discord.Emb
     )
     notes = []
     if outcome.auto_votes:
-        notes.append(f"{outcome.auto_votes} auto-attest vote(s)")
+        notes.append(counted(outcome.auto_votes, "auto-attest vote"))
     if outcome.settled is not None:
         notes.append(f"slot {outcome.slot - 1:,} settled with block {outcome.settled.height:,}")
     if outcome.orphaned:
-        notes.append(f"{len(outcome.orphaned)} competing block(s) orphaned")
+        notes.append(f"{counted(len(outcome.orphaned), 'competing block')} orphaned")
     if notes:
         embed.description = " · ".join(notes)
     embed.set_footer(text="Press Attest to vote for this block with your validator (never anything slashable).")
@@ -258,6 +258,8 @@ class AttestButton(discord.ui.DynamicItem[discord.ui.Button], template=ATTEST_TE
 # --- /stake ------------------------------------------------------------------------
 
 
+# On the group: Discord ignores guild_only on subcommands, so only this keeps it out of DMs.
+@app_commands.guild_only()
 class Staking(
     PlaygroundCog, commands.GroupCog, group_name="stake", group_description="Stake points and validate this server's chain"
 ):
@@ -373,7 +375,6 @@ class Staking(
     # --- commands -----------------------------------------------------------------
 
     @app_commands.command(name="deposit")
-    @app_commands.guild_only()
     @app_commands.describe(amount="Points to lock as stake (at least the server's minimum deposit, 32 by default)")
     async def deposit(
         self, interaction: discord.Interaction, amount: Range[int, 1, MAX_DEPOSIT_POINTS]
@@ -409,7 +410,6 @@ class Staking(
         await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="withdraw")
-    @app_commands.guild_only()
     async def withdraw(self, interaction: discord.Interaction) -> None:
         """Start your validator's exit: the stake unbonds, then returns to your wallet."""
         guild_id = require_guild(interaction)
@@ -426,7 +426,7 @@ class Staking(
         if exit_epoch is not None:
             embed.add_field(name="Exit epoch", value=f"{exit_epoch:,}")
         withdrawable = known_epoch(view.withdrawable_epoch)
-        lock = f"{config.unbonding_epochs:,} epoch(s) of unbonding"
+        lock = f"{counted(config.unbonding_epochs, 'epoch')} of unbonding"
         if withdrawable is not None:
             lock += f", withdrawable from epoch {withdrawable:,}"
         embed.add_field(name="Unbonding lock", value=lock)
@@ -437,7 +437,6 @@ class Staking(
         await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="status")
-    @app_commands.guild_only()
     async def status(self, interaction: discord.Interaction) -> None:
         """Your validator: state, stake, balance, rewards, votes and unlock time (only you see it)."""
         guild_id = require_guild(interaction)
@@ -460,7 +459,6 @@ class Staking(
         await interaction.response.send_message(embed=validator_embed(view, beacon, guild_id), ephemeral=True)
 
     @app_commands.command(name="attest")
-    @app_commands.guild_only()
     @app_commands.describe(
         double_vote="Chaos mode only: also sign a conflicting vote for this epoch, to get slashed on purpose"
     )
@@ -476,17 +474,21 @@ class Staking(
         await interaction.response.send_message(embed=vote_embed(receipt, double_vote=double_vote))
 
     @app_commands.command(name="auto")
-    @app_commands.guild_only()
     @app_commands.describe(state="on: the bot votes for you once an epoch; off: you vote yourself (Attest button, /stake attest)")
     async def auto(self, interaction: discord.Interaction, state: OneOf["on", "off"]) -> None:
         """Turn auto-attest on or off: the bot votes for you once an epoch, never anything slashable."""
         guild_id = require_guild(interaction)
         beacon = await self._staking_chain(guild_id)
         on = state == "on"
+        # Refused (NoValidatorError, nothing stored) if "on" comes from someone who never deposited.
         await beacon.set_auto_attest(guild_id, str(interaction.user.id), on)
         if on:
+            view = await beacon.validator(guild_id, str(interaction.user.id))
+            when = "once an epoch" if view is not None and view.status is ValidatorStatus.ACTIVE else (
+                "once an epoch from the moment your validator is active"
+            )
             text = (
-                "✅ Auto-attest is **on**: your validator votes once an epoch, for the newest block. It never signs anything "
+                f"✅ Auto-attest is **on**: your validator votes {when}, for the newest block. It never signs anything "
                 "slashable: slashing protection (EIP-3076) refuses double and surround votes, even in chaos mode."
             )
         else:
@@ -494,7 +496,6 @@ class Staking(
         await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(name="protection")
-    @app_commands.guild_only()
     async def protection(self, interaction: discord.Interaction) -> None:
         """Your slashing protection history as an EIP-3076 interchange file (only you see it)."""
         guild_id = require_guild(interaction)
@@ -504,7 +505,7 @@ class Staking(
         filename = f"slashing-protection-{guild_id}-{interaction.user.id}.json"
         entries = document.get("data", []) if isinstance(document, dict) else []
         text = (
-            f"🛡️ Your slashing protection record ({len(entries)} validator(s)), in the EIP-3076 interchange "
+            f"🛡️ Your slashing protection record ({counted(len(entries), 'validator')}), in the EIP-3076 interchange "
             "format that other validator clients import: the highest block slot and vote your key signed."
         )
         await interaction.response.send_message(
@@ -512,7 +513,6 @@ class Staking(
         )
 
     @app_commands.command(name="equivocate")
-    @app_commands.guild_only()
     async def equivocate(self, interaction: discord.Interaction) -> None:
         """Chaos mode only: as this slot's proposer, sign a second block for the slot (a slashable offence)."""
         guild_id = require_guild(interaction)
@@ -697,7 +697,9 @@ class Validators(PlaygroundCog):
         views = beacon.validators(guild_id) if beacon.mode(guild_id) is not None else []
         pages = max(1, -(-len(views) // VALIDATORS_PER_PAGE))
         if page > pages:
-            raise UserFacingError(f"There are only {pages} page(s) of validators.")
+            raise UserFacingError(
+                f"There {'is' if pages == 1 else 'are'} only {counted(pages, 'page')} of validators."
+            )
         shown = views[(page - 1) * VALIDATORS_PER_PAGE : page * VALIDATORS_PER_PAGE]
         lines = [
             f"`#{v.index}` {owner_mention(v)} — {status_label(v)} · {format_units(v.effective_balance_units)}"
@@ -711,7 +713,7 @@ class Validators(PlaygroundCog):
         )
         if views:
             embed.set_footer(
-                text=f"{len(views)} validator(s) in total, {len(active)} active with "
+                text=f"{counted(len(views), 'validator')} in total, {len(active)} active with "
                 f"{format_units(sum(v.effective_balance_units for v in active))} effective stake · "
                 f"page {page} of {pages}"
             )
@@ -721,13 +723,14 @@ class Validators(PlaygroundCog):
 # --- /report -------------------------------------------------------------------------
 
 
+# On the group: Discord ignores guild_only on subcommands, so only this keeps it out of DMs.
+@app_commands.guild_only()
 class Report(PlaygroundCog, commands.GroupCog, group_name="report", group_description="Report misbehaving validators"):
     def __init__(self, services: Services) -> None:
         self.services = services
         super().__init__()
 
     @app_commands.command(name="evidence")
-    @app_commands.guild_only()
     @app_commands.describe(
         evidence="Hex of a serialized AttesterSlashing (two conflicting votes) or ProposerSlashing (two blocks)"
     )
@@ -764,7 +767,7 @@ class Report(PlaygroundCog, commands.GroupCog, group_name="report", group_descri
                 name="Whistleblower reward",
                 value=f"{format_units(effective // WHISTLEBLOWER_REWARD_QUOTIENT)} to the block's proposer",
             )
-            embed.add_field(name="Stake locked", value=f"{config.slashed_unbonding_epochs:,} epochs")
+            embed.add_field(name="Stake locked", value=counted(config.slashed_unbonding_epochs, "epoch"))
         embed.set_footer(text=f"reported by {interaction.user.display_name}")
         await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
 

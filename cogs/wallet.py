@@ -11,7 +11,7 @@ from chain.beacon import is_proposed_height
 from chain.events import STAKE_DEPOSITED, STAKE_WITHDRAWN
 from chain.hashing import hash_to_display
 from chain.store import StoredStakeEntry
-from cogs.embeds import BLUE, GOLD, GREEN, name_of, points, stake_points
+from cogs.embeds import BLUE, GOLD, GREEN, counted, name_of, points, stake_points
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.options import OneOf, Range
 from cogs.services import Services
@@ -33,18 +33,19 @@ def describe_stake_entry(entry: StoredStakeEntry) -> str:
     if entry.kind == STAKE_WITHDRAWN:
         if payload.get("full"):
             return f"+{points(payload['points'])} stake returned by validator #{index}"
-        return f"+{points(payload['points'])} rewards above the stake cap from validator #{index}"
+        return f"+{points(payload['points'])} paid back from above validator #{index}'s stake cap"
     offence = payload.get("offence") or "a slashing rule"
     return f"⚔️ validator #{index} slashed ({offence}): −{stake_points(payload['penalty_units'])} of its stake"
 
 
+# On the group: Discord ignores guild_only on subcommands, so only this keeps it out of DMs.
+@app_commands.guild_only()
 class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_description="Your points on this server's chain"):
     def __init__(self, services: Services) -> None:
         self.services = services
         super().__init__()
 
     @app_commands.command(name="balance")
-    @app_commands.guild_only()
     async def balance(self, interaction: discord.Interaction) -> None:
         """Your balance, pending payments and address (only you see it)."""
         guild_id = require_guild(interaction)
@@ -56,14 +57,13 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
         outgoing = sum(e.tx.amount + e.tx.fee for e in pending)
         embed = discord.Embed(title="👛 Your wallet", colour=BLUE)
         embed.add_field(name="Balance", value=points(account.balance))
-        embed.add_field(name="Pending out", value=f"{points(outgoing)} in {len(pending)} transfer(s)")
+        embed.add_field(name="Pending out", value=f"{points(outgoing)} in {counted(len(pending), 'transfer')}")
         embed.add_field(name="Spendable", value=points(account.balance - outgoing))
         embed.add_field(name="Address", value=f"`{address.hex()}`", inline=False)
         embed.set_footer(text=f"next nonce {node.chain(guild_id).mempool.next_nonce(address, node.chain(guild_id).state.ledger)}")
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="history")
-    @app_commands.guild_only()
     async def history(self, interaction: discord.Interaction) -> None:
         """Your last payments, rewards, stake deposits, payouts and penalties (only you see it)."""
         guild_id = require_guild(interaction)
@@ -98,7 +98,6 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="pay")
-    @app_commands.guild_only()
     @app_commands.describe(
         member="Who receives the points",
         amount="How many points to send",
@@ -152,7 +151,7 @@ class Leaderboard(PlaygroundCog):
             lines = [f"**{i}.** {name_of(names, key)} — {points(v)}" for i, (v, key) in enumerate(ranked[:LEADERBOARD_SIZE], 1)]
         else:
             mined = self.services.node.chain(guild_id).blocks_mined.most_common()
-            lines = [f"**{i}.** {name_of(names, key)} — {n} block(s)" for i, (key, n) in enumerate(mined[:LEADERBOARD_SIZE], 1)]
+            lines = [f"**{i}.** {name_of(names, key)} — {counted(n, 'block')}" for i, (key, n) in enumerate(mined[:LEADERBOARD_SIZE], 1)]
         embed = discord.Embed(
             title=f"🏆 Leaderboard by {'balance' if by == 'balance' else 'blocks mined'}",
             description="\n".join(lines) or "Nobody yet: `/mine start`!",

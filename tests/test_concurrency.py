@@ -196,3 +196,37 @@ async def test_a_payment_waiting_during_a_reset_lands_on_the_new_chain_or_is_ref
     assert results[0] is None
     assert node.chain(CHAIN).state.height == 0 and len(node.chain(CHAIN).mempool) == 0
     assert (await node.store.load_chain(CHAIN)).mempool == []
+
+
+async def test_first_deposits_at_once_make_one_validator_key_and_refusals_make_none(world):
+    clock, node, beacon = world
+    await mine(node, clock, "alice", 2)
+    store = node.store
+    # Refused by its checks (too small, more than the balance): no key.
+    for amount in (5, 10**9):
+        with pytest.raises(DepositError):
+            await beacon.deposit(CHAIN, "alice", amount)
+    assert await store.validator_keys(CHAIN) == []
+    # Two first deposits at once: one is pooled with the one key; the other is refused.
+    results = await settle([beacon.deposit(CHAIN, "alice", 32), beacon.deposit(CHAIN, "alice", 40)])
+    assert sum(not isinstance(r, BaseException) for r in results) == 1, results
+    [key] = await store.validator_keys(CHAIN)
+    [deposit] = node.pending_deposits(CHAIN, (await node.wallet(CHAIN, "alice")).public_key)
+    assert key.owner == "alice" and deposit.validator == key.pubkey
+    assert await beacon.signer.find_validator_key(CHAIN, "alice") == key.pubkey
+    await mine(node, clock, "carol")
+    view = await beacon.validator(CHAIN, "alice")
+    assert view is not None and view.pubkey == key.pubkey
+
+
+async def test_a_deposit_refused_by_the_block_rules_leaves_no_key(world, monkeypatch):
+    clock, node, beacon = world
+    await mine(node, clock, "alice", 2)
+
+    async def refuse(chain_id, operation):
+        raise DepositError("the next block would not take it")
+    monkeypatch.setattr(beacon, "_check_operation", refuse)
+    with pytest.raises(DepositError):
+        await beacon.deposit(CHAIN, "alice", 32)
+    assert await node.store.validator_keys(CHAIN) == []
+    assert await beacon.signer.find_validator_key(CHAIN, "alice") is None

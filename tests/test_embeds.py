@@ -232,7 +232,7 @@ def test_exit_withdrawable_and_withdrawn(exit_events):
 def test_partial_withdrawal():
     payload = {"validator_index": 0, "address": WALLETS[0].public_key.hex(), "points": 2,
                "dust_burned_units": 0, "full": False}
-    assert "<@100> got 2 pts of validator #0's rewards above the stake cap." in render(
+    assert "<@100> got 2 pts back from above validator #0's stake cap." in render(
         ChainEvent(STAKE_WITHDRAWN, payload)
     )
 
@@ -314,7 +314,7 @@ def test_proposer_embed_lists_attempts_capped_and_names_the_winner():
     assert f"🎲 Proposer of slot {draw.slot}" in shown
     assert f"Validator **#{draw.proposer}** (<@7>) was drawn. Anyone can redo this draw" in shown
     assert f"`{draw.epoch_seed.hex()}`" in shown and f"`{draw.seed.hex()}`" in shown and "(block 16)" in shown
-    assert "Candidates: 6 active validator(s)" in shown and "Total effective stake: 6 pts" in shown
+    assert "Candidates: 6 active validators" in shown and "Total effective stake: 6 pts" in shown
     first_attempt = draw.attempts[0]
     assert f"1. #{first_attempt.candidate}" in shown and "(needs ≤ 7) ❌ rejected" in shown
     assert f"…and {len(draw.attempts) - DRAW_ATTEMPTS_SHOWN} more, the last accepted" in shown
@@ -449,3 +449,13 @@ def test_block_embed_shows_each_block_for_what_it_is():
     pow_state = new_consensus_chain(ConsensusConfig(mode="pow"))
     pow_genesis = text(block_embed(genesis_block(), NAMES, beacon=pow_state.beacon))
     assert "Bits: `0x207fffff`" in pow_genesis and "Nonce" in pow_genesis and "Slot" not in pow_genesis
+
+
+def test_counts_read_as_real_singulars_and_plurals():
+    from cogs.embeds import counted
+
+    assert counted(1, "block") == "1 block"
+    assert counted(0, "block") == "0 blocks"
+    assert counted(1_234, "epoch") == "1,234 epochs"
+    assert counted(1, "entry", "entries") == "1 entry" and counted(2, "entry", "entries") == "2 entries"
+    assert counted(1, "pending transfer") == "1 pending transfer"

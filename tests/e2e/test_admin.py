@@ -247,8 +247,8 @@ async def test_status_shows_chain_webhook_and_core(playground):
     assert field(reply, "Pending transfers") == "0"
     assert field(reply, "Webhook") == f"<#{w.blocks.id}> — ✅ ok"
     assert field(reply, "Undelivered events") == "0"
-    assert field(reply, "Mining here") == "0 session(s)"
-    assert field(reply, "Hashing core").startswith("1 worker(s), ~")
+    assert field(reply, "Mining here") == "0 sessions"
+    assert field(reply, "Hashing core").startswith("1 worker, ~")
     assert field(reply, "Rule change") == "none pending"
 
 
@@ -266,7 +266,7 @@ async def test_reset_asks_and_only_the_admin_can_confirm(playground):
     # Cancel: nothing changes.
     h, prompt = await answer(p, w.alice, "playground reset")
     assert not h.ephemeral
-    assert "all 1 block(s), every balance (50 pts held by 1 member(s))" in text_of(prompt)
+    assert "all 1 block, every balance (50 pts held by 1 member)" in text_of(prompt)
     click = await sb.click(prompt, member=w.alice, label="Cancel")
     await click.wait_ack()
     await h.wait_for(lambda h: "Reset cancelled" in text_of(sb.message(prompt.id)), what="the cancel")

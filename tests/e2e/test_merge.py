@@ -113,7 +113,7 @@ async def test_a_pow_chain_merges_and_proof_of_stake_blocks_follow(playground):
     text = text_of(reply)
     assert "Proposer of slot" in text and "Mix: checkpoint block" in text and "Slot seed" in text
     assert f"Winner: validator #0, <@{w.alice.id}>" in text and "✅ accepted" in text
-    assert "Candidates: 1 active validator(s)" in text
+    assert "Candidates: 1 active validator" in text
     assert "Anyone can redo this draw from the chain alone" in text
     _h, reply = await answer(p, w.carol, "chain proposer", {"slot": 1})
     assert "whose validators and checkpoints it no longer keeps" in error_of(reply)

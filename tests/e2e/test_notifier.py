@@ -145,7 +145,7 @@ async def test_a_backlog_goes_out_in_batches_of_at_most_ten_embeds_in_order(play
     assert field(reply, "Undelivered events") == str(len(expected))
 
     _h, reply = await answer(p, w.alice, "playground setup", {"channel": w.blocks})
-    assert f"{len(expected)} announcement(s) kept while no webhook worked are being delivered now." in text_of(reply)
+    assert f"{len(expected)} announcements kept while no webhook worked are being delivered now." in text_of(reply)
     await eventually(lambda: backlog_is_empty(p), 10, "the backlog")
     batches = [len(m.embeds) for m in sb.webhook_feed(w.blocks) if m.embeds]
     assert batches == [10] * (len(expected) // 10) + ([len(expected) % 10] if len(expected) % 10 else [])

@@ -284,6 +284,46 @@ async def test_refusals_are_ephemeral_and_change_nothing(pos):
     assert len(node.chain(w.genesis.id).op_pool.operations().deposits) == 1
 
 
+async def test_commands_of_a_member_who_never_staked_create_no_validator_key(pos):
+    """Refused or read-only commands leave no key behind: only an accepted deposit makes one."""
+    w, sb = pos.w, pos.sb
+    await pos.start(wallets=[w.bob])
+    await pos.run(w.alice, "playground setup", {"channel": w.blocks})
+    store, guild_id = pos.services.node.store, w.genesis.id
+    genesis_keys = {k.owner for k in await store.validator_keys(guild_id)}
+
+    async def owners() -> set[str]:
+        return {k.owner for k in await store.validator_keys(guild_id)} - genesis_keys
+
+    # carol has no points: her deposit is refused.
+    h, reply = await pos.run(w.carol, "stake deposit", {"amount": 32})
+    assert h.ephemeral and "you have 0 points" in text(reply)
+    h, reply = await pos.run(w.bob, "stake deposit", {"amount": 5})
+    assert h.ephemeral and "at least 32 points" in text(reply)
+    for command in ("stake attest", "stake status", "stake withdraw"):
+        h, reply = await pos.run(w.carol, command)
+        assert h.ephemeral, command
+    h, reply = await pos.run(w.carol, "stake protection")
+    assert h.ephemeral and "you have no validator" in text(reply)
+    h, reply = await pos.run(w.carol, "stake auto", {"state": "on"})
+    assert h.ephemeral and "you have no validator" in text(reply) and "Auto-attest is" not in text(reply)
+    assert str(w.carol.id) not in await store.auto_attesters(guild_id)
+
+    await pos.step()
+    message = await sb.wait_until(lambda: slot_message(pos, w.blocks, 1), timeout=5, describe="slot 1's message")
+    click = await sb.click(message, member=w.carol, label="Attest")
+    reply = await click.wait_response()
+    assert reply.ephemeral and "you have no validator" in text(reply)
+    assert await owners() == set()
+
+    # An accepted deposit creates the key (and only then can auto-attest be turned on).
+    h, reply = await pos.run(w.bob, "stake deposit", {"amount": 32})
+    assert not h.ephemeral
+    assert await owners() == {str(w.bob.id)}
+    h, reply = await pos.run(w.bob, "stake auto", {"state": "on"})
+    assert "Auto-attest is **on**" in text(reply)
+
+
 async def test_a_chain_from_before_proof_of_stake_says_so(pos):
     w = pos.w
     # A chain created before proof of stake existed has no consensus config.
@@ -303,7 +343,7 @@ async def test_withdraw_starts_the_exit_and_shows_the_lock(pos):
     h, reply = await pos.run(w.alice, "stake withdraw")
     assert not h.ephemeral
     shown_text = text(reply)
-    assert "Exit started" in shown_text and "Unbonding lock\n3 epoch(s) of unbonding" in shown_text
+    assert "Exit started" in shown_text and "Unbonding lock\n3 epochs of unbonding" in shown_text
     assert "Time left\nabout" in shown_text and "Stake\n32 pts" in shown_text
 
     # Asking again before a block includes it queues nothing new: one exit waits.
@@ -334,10 +374,10 @@ async def test_validators_lists_owners_states_and_stake(pos):
     shown_text = text(reply)
     assert f"`#0` <@{w.alice.id}> — ✅ active · 32 pts" in shown_text
     assert f"`#1` <@{w.bob.id}> — ⏳ pending · 32 pts" in shown_text  # effective stake is capped at 32
-    assert "2 validator(s) in total, 1 active with 32 pts effective stake · page 1 of 1" in shown_text
+    assert "2 validators in total, 1 active with 32 pts effective stake · page 1 of 1" in shown_text
 
     h, reply = await pos.run(w.carol, "validators", {"page": 2})
-    assert h.ephemeral and "only 1 page(s)" in text(reply)
+    assert h.ephemeral and "There is only 1 page of validators." in text(reply)
 
 
 async def test_auto_attest_votes_every_epoch_and_the_status_shows_it(pos):
@@ -367,7 +407,7 @@ async def test_protection_is_a_valid_eip3076_interchange_file(pos):
     assert "Vote signed" in text(vote)
 
     h, reply = await pos.run(w.alice, "stake protection")
-    assert h.ephemeral and "EIP-3076" in text(reply)
+    assert h.ephemeral and "EIP-3076" in text(reply) and "(1 validator)" in text(reply)
     [attachment] = reply.attachments
     assert attachment.filename.endswith(".json")
     document = json.loads(attachment.data)

@@ -27,7 +27,7 @@ async def test_pay_confirms_in_the_next_block_and_shows_in_history(playground):
 
     balance = await p.run(w.alice, "wallet balance")
     assert balance.ephemeral
-    assert "50 pts" in reply_text(balance) and "22 pts in 1 transfer(s)" in reply_text(balance)
+    assert "50 pts" in reply_text(balance) and "22 pts in 1 transfer" in reply_text(balance)
 
     await mine_one(p, w.carol)
     node = p.bot.services.node
@@ -81,7 +81,7 @@ async def test_leaderboard_by_balance_and_by_blocks(playground):
     text = reply_text(board)
     assert text.index(f"<@{w.alice.id}> — 100 pts") < text.index(f"<@{w.bob.id}> — 50 pts")
     blocks = await p.run(w.carol, "leaderboard", {"by": "blocks"})
-    assert f"<@{w.alice.id}> — 2 block(s)" in reply_text(blocks)
+    assert f"<@{w.alice.id}> — 2 blocks" in reply_text(blocks)
 
 
 async def test_two_servers_have_isolated_chains(playground):
@@ -138,3 +138,17 @@ async def test_200_payments_at_once_every_acknowledged_one_confirms(playground):
     bob = node.account(chain, await node.address(chain, str(w.bob.id))).balance
     assert bob == len([h for h in sent if f"<@{w.bob.id}>:" in reply_text(h)])
     assert state.total_supply_units() == state.issued_supply_units()
+
+
+async def test_no_command_is_offered_in_direct_messages(playground):
+    """Discord ignores ``guild_only`` on subcommands: it must be on each top-level command (the group)."""
+    definitions = playground.sb.commands.global_commands
+    assert {c["name"] for c in definitions} >= {
+        "mine", "wallet", "chain", "stake", "report", "validators", "leaderboard", "playground"
+    }
+    offered_in_dms = [
+        c["name"] for c in definitions
+        # contexts: 0 a server, 1 the bot's DM, 2 a private channel; None means all of them.
+        if c.get("dm_permission") is not False and (c.get("contexts") is None or set(c["contexts"]) - {0})
+    ]
+    assert offered_in_dms == []
