@@ -839,8 +839,10 @@ class BeaconNode:
                 base, mode=mode, merge_at_height=0, merge_at_total_difficulty=0,
                 genesis_validators=validators, genesis_allocations=allocations,
             )
+            # The genesis validator auto-attests from the start: a new pos chain whose only validator
+            # waits for someone to press Attest starts leaking its stake within minutes.
             await self.node.replace_chain(chain_id, old.params, initial_bits=bits, consensus=config,
-                                          validator_keys=keys)
+                                          validator_keys=keys, auto_attest=tuple(k.owner for k in keys))
             # No await since the commit: nothing has read the old keys or candidates in between.
             self.forget(chain_id)
             for key in keys:

@@ -451,6 +451,7 @@ class Node:
         initial_bits: int,
         consensus: ConsensusConfig | None = None,
         validator_keys: tuple[StoredValidatorKey, ...] = (),
+        auto_attest: tuple[str, ...] = (),
     ) -> ChainState:
         """Start a chain over (a reset or a mode switch) as one atomic step.
 
@@ -469,7 +470,7 @@ class Node:
             state = ChainState(params, chain_id, genesis, consensus)
             await self.store.replace_chain(
                 chain_id, params, genesis, self.now(), consensus=consensus,
-                accounts=dict(state.ledger.items()), validator_keys=validator_keys,
+                accounts=dict(state.ledger.items()), validator_keys=validator_keys, auto_attest=auto_attest,
             )
             self._chains[chain_id] = ChainRuntime(
                 state, Mempool(params, chain_id), 1, tip_block=genesis, last_activity=self.now()

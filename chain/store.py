@@ -726,20 +726,29 @@ class Store:
         consensus: ConsensusConfig | None = None,
         accounts: dict[bytes, Account] | None = None,
         validator_keys: Sequence[StoredValidatorKey] = (),
+        auto_attest: Sequence[str] = (),
     ) -> None:
         """A reset or a mode switch: delete the chain and create its successor in ONE transaction.
 
         Nothing can see (or create) a missing chain in between, and a crash leaves
         either the old chain or the new one.  ``validator_keys`` (new keys for the
-        new chain's genesis validators) are stored in the same transaction.
+        new chain's genesis validators) and their owners' auto-attest (``auto_attest``) are
+        stored in the same transaction; the old chain's undelivered announcements are dropped.
         """
         async with self._transaction() as db:
             await self._delete_chain(db, chain_id)
+            # Announcements of the old chain not delivered yet would tell of blocks that no longer
+            # exist (say, to a channel set up after the reset): they go with it.
+            await db.execute("DELETE FROM outbox WHERE chain_id = ? AND delivered_at IS NULL", (chain_id,))
             await self._insert_chain(db, chain_id, params, genesis, now, None, consensus, accounts)
             await db.executemany(
                 "INSERT INTO validator_keys (chain_id, owner, pubkey, sealed_key, created_at) VALUES (?, ?, ?, ?, ?)",
                 [(chain_id, k.owner, k.pubkey, k.sealed_key, now) for k in validator_keys],
             )
+            for owner in auto_attest:
+                await db.execute(
+                    "INSERT INTO validator_settings (chain_id, owner, auto_attest) VALUES (?, ?, 1)", (chain_id, owner)
+                )
 
     async def _insert_chain(
         self,

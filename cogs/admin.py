@@ -155,9 +155,10 @@ def mode_switch_text(mode: str, admin_mention: str, config: ConsensusConfig | No
     if mode == "pos":
         slot = f"every {config.slot_duration_s:,} s" if config is not None else "every slot"
         return (
-            f"{admin_mention} is the genesis validator, and every member with a wallet gets "
-            f"{points(GENESIS_ALLOCATION_POINTS)} at genesis. There is no mining: a block comes {slot} from a "
-            "validator drawn in proportion to its stake. `/stake deposit` makes you one."
+            f"{admin_mention} is the genesis validator (voting automatically: `/stake auto state:off` stops it), "
+            f"and every member with a wallet gets {points(GENESIS_ALLOCATION_POINTS)} at genesis. There is no "
+            f"mining: a block comes {slot} from a validator drawn in proportion to its stake. `/stake deposit` "
+            "makes you one."
         )
     if mode == "hybrid":
         every = config.checkpoint_interval_blocks if config is not None else 8
@@ -200,8 +201,12 @@ def missing_webhooks_text(channel: discord.abc.GuildChannel, guild: discord.Guil
 
 
 KEPT_BY_A_RESET = (
-    "the webhook and its undelivered announcements, every member's wallet key and address, "
-    "session length and cooldown"
+    "the webhook (announcements of the old chain not delivered yet are dropped: they tell of blocks that "
+    "no longer exist), every member's wallet key and address, session length and cooldown"
+)
+NO_FEED_YET = (
+    "No channel yet: nobody sees this chain's blocks until an admin runs `/playground setup channel:#…` "
+    "(proof-of-stake blocks are posted there with their Attest button)."
 )
 
 
@@ -284,6 +289,8 @@ class ResetView(discord.ui.View):
         embed.add_field(name="Gone", value="every block, balance, pending transfer and rule change", inline=False)
         embed.add_field(name="Kept", value=KEPT_BY_A_RESET, inline=False)
         embed.add_field(name="Rules", value=describe_rules(state.params), inline=False)
+        if (await self.services.notifier.status(self.guild_id)).channel_id is None:
+            embed.add_field(name="Announcements", value=NO_FEED_YET, inline=False)
         await interaction.edit_original_response(embed=embed, view=None)
 
     async def _start_over(self, interaction: discord.Interaction) -> tuple[ChainState, str | None]:

@@ -230,3 +230,14 @@ async def test_a_deposit_refused_by_the_block_rules_leaves_no_key(world, monkeyp
         await beacon.deposit(CHAIN, "alice", 32)
     assert await node.store.validator_keys(CHAIN) == []
     assert await beacon.signer.find_validator_key(CHAIN, "alice") is None
+
+
+async def test_a_reset_drops_the_old_chains_undelivered_announcements(world):
+    """Issue 9: a channel set up after a reset announced blocks of the chain that was thrown away."""
+    clock, node, beacon = world
+    await mine(node, clock, "alice", 2)
+    assert await node.store.pending_events(CHAIN)
+    await beacon.reset(CHAIN, REGTEST, initial_bits=0x207FFFFF, consensus=CONFIG)
+    assert await node.store.pending_events(CHAIN) == []
+    await mine(node, clock, "bob")
+    assert {e.payload["height"] for e in await node.store.pending_events(CHAIN)} == {1}

@@ -193,6 +193,9 @@ async def test_switching_to_proof_of_stake_starts_a_new_chain_after_confirmation
     await h.wait_for(lambda h: "New pos chain" in text_of(sb.message(prompt.id)), what="the switch", timeout=10)
     assert services.beacon.mode(gid) == "pos"
     assert services.node.chain(gid).state.height == 0
+    # Issue 9: nothing said that nobody would see the blocks, and the genesis validator did not vote.
+    assert "No channel yet" in text_of(sb.message(prompt.id)) and "/playground setup" in text_of(sb.message(prompt.id))
+    assert [v.auto_attest for v in services.beacon.validators(gid)] == [True]
     assert len(services.beacon.validators(gid)) == 1
     validator = await services.beacon.validator(gid, str(w.alice.id))
     assert validator is not None and validator.index == 0 and validator.status.value == "active"

@@ -83,9 +83,10 @@ class Pos:
     def beacon(self):
         return self.p.bot.services.beacon
 
-    async def start(self, *, guild=None, admin=None, wallets=(), **config) -> None:
+    async def start(self, *, guild=None, admin=None, wallets=(), auto_attest=False, **config) -> None:
         """Start ``guild``'s chain over in pos mode: ``admin`` is the genesis validator, and
-        every member in ``wallets`` gets the genesis allocation (100 pts)."""
+        every member in ``wallets`` gets the genesis allocation (100 pts). The genesis validator
+        auto-attests from genesis; these tests vote by hand unless ``auto_attest``."""
         guild = guild or self.w.genesis
         admin = admin or self.w.alice
         await self.services.ensure_chain(guild.id)
@@ -93,6 +94,9 @@ class Pos:
             await self.services.node.address(guild.id, str(member.id))
         base = ConsensusConfig(**{"slot_duration_s": SLOT_S, "slots_per_epoch": SLOTS_PER_EPOCH, **config})
         await self.beacon.switch_mode(guild.id, "pos", str(admin.id), int(self.clock()), base=base)
+        assert (await self.beacon.validator(guild.id, str(admin.id))).auto_attest
+        if not auto_attest:
+            await self.beacon.set_auto_attest(guild.id, str(admin.id), False)
 
     async def step(self, slots: int = 1, *, guild=None) -> None:
         """Move the clock ``slots`` slots on, one at a time, and wait until the driver ran each."""
