@@ -41,6 +41,8 @@ MAX_HALVING_BLOCKS = 1_000_000
 MAX_RETARGET_BLOCKS = 1000
 MAX_COOLDOWN_S = 3600
 ORANGE = discord.Colour.orange()
+# A slashed validator's stake stays locked this many times as long as an honest exit's.
+SLASHED_UNBONDING_FACTOR = 24
 MAX_WEBHOOKS_ERROR = 30007  # Discord: "Maximum number of webhooks reached (15)"
 # The Merge: a height up to a billion blocks, a total difficulty up to Discord's integer limit (2^53 - 1).
 MAX_MERGE_HEIGHT = 1_000_000_000
@@ -626,8 +628,9 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             await interaction.response.send_message(embed=embed, ephemeral=True)
             return
         if "unbonding_epochs" in changes:
-            # A slashed validator stays locked 24 times as long as an honest exit (the default's ratio).
-            changes["slashed_unbonding_epochs"] = max(current.slashed_unbonding_epochs, changes["unbonding_epochs"] * 24)
+            # A slashed validator stays locked 24 times as long as an honest exit, the default's ratio
+            # (15 and 360 epochs) and what the option's description promises, whatever the new length.
+            changes["slashed_unbonding_epochs"] = changes["unbonding_epochs"] * SLASHED_UNBONDING_FACTOR
         # Refused here (ConsensusConfigError, an ephemeral reply) before anything is asked or changed.
         base = ConsensusConfig(**{
             **{f.name: getattr(current, f.name) for f in dataclasses.fields(current)},

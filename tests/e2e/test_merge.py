@@ -283,7 +283,8 @@ async def test_staking_settings_show_and_a_change_starts_a_new_chain(playground)
         await sb.invoke(w.genesis, w.general, w.alice, "playground staking", {"issuance_bp": 2_000})
 
     h, prompt = await answer(p, w.alice, "playground staking", {"slot_length": 12, "min_deposit": 16,
-                                                                "issuance_bp": 800, "slashing_quotient": 64})
+                                                                "issuance_bp": 800, "slashing_quotient": 64,
+                                                                "unbonding_epochs": 5})
     assert "Start a new pow chain?" in text_of(prompt) and "Minimum deposit: **16 pts**" in text_of(prompt)
     click = await sb.click(prompt, member=w.alice, label="Start a new pow chain")
     await click.wait_ack()
@@ -291,6 +292,8 @@ async def test_staking_settings_show_and_a_change_starts_a_new_chain(playground)
     config = services.beacon.config(gid)
     assert (config.slot_duration_s, config.min_deposit_points, config.issuance_rate_bp,
             config.slashing_penalty_quotient) == (12, 16, 800, 64)
+    # Issue 9: the description promises a slashed validator 24 times the unbonding; it kept 360 epochs.
+    assert (config.unbonding_epochs, config.slashed_unbonding_epochs) == (5, 120)
     assert services.node.chain(gid).state.height == 0
 
     with pytest.raises(SandboxError, match="cannot use /playground"):  # admins only
