@@ -40,6 +40,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.explorer",
     "cogs.admin",
     "cogs.staking",
+    "cogs.help",
 )
 FLUSH_ON_SHUTDOWN_S = 5.0
 # Enough to overlap I/O waits, few enough to keep each loop iteration short.

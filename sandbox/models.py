@@ -289,6 +289,8 @@ class Guild:
     channels: dict[int, Channel] = field(default_factory=dict, repr=False)
     members: dict[int, Member] = field(default_factory=dict, repr=False)
     joined_at: str = field(default_factory=iso_now)
+    # Where Discord posts join notices: a new server's first text channel, as Discord sets it up.
+    system_channel_id: Optional[int] = None
 
     @property
     def everyone_role(self) -> Role:
@@ -359,7 +361,7 @@ class Guild:
             "premium_subscription_count": 0,
             "premium_progress_bar_enabled": False,
             "preferred_locale": "en-US",
-            "system_channel_id": None,
+            "system_channel_id": None if self.system_channel_id is None else str(self.system_channel_id),
             "system_channel_flags": 0,
             "rules_channel_id": None,
             "public_updates_channel_id": None,

@@ -314,6 +314,8 @@ class Sandbox:
         channel = Channel(id=self.new_id(), guild=g, name=name, position=len(g.channels), topic=topic, type=type)
         g.channels[channel.id] = channel
         self.channels[channel.id] = channel
+        if g.system_channel_id is None and type == 0:
+            g.system_channel_id = channel.id
         self.gateway.dispatch("CHANNEL_CREATE", channel.payload(), intent=GUILDS)
         self.notifier.notify()
         return channel
