@@ -21,6 +21,7 @@ from chain.errors import ChainError, EncodingError
 from chain.export import import_chain, import_consensus, import_consensus_changes, import_param_changes
 from chain.hashcore import HashingCore, OutcomeKind, Progress
 from chain.hashing import hash_from_display, hash_to_display
+from chain.key_check import judge_master_key
 from chain.keys import MASTER_KEY_SIZE_BYTES
 from chain.node import Node
 from chain.params import PLAYGROUND
@@ -63,10 +64,17 @@ def format_points(n: int) -> str:
     return f"{n:,} pts"
 
 
-async def open_node(args: argparse.Namespace, core: HashingCore | None = None) -> Node:
+async def open_node(args: argparse.Namespace, core: HashingCore | None = None, *, wallets: bool = False) -> Node:
+    """The node on ``args.db``.  Only commands that open wallets (``wallets``) need the master key:
+    reading a chain never creates a key file beside a database (the bot's has its own key), and a
+    key that does not belong to the database is refused before anything is sealed with it."""
     db_path = Path(args.db)
+    master_key = None
+    if wallets:
+        master_key = load_master_key(db_path)
+        judge_master_key(master_key, await Store.sealed_secrets(db_path), source="the master key", database=str(db_path))
     store = await Store.open(db_path)
-    node = Node(store, clock=time.time, randomness=os.urandom, master_key=load_master_key(db_path), hashing_core=core)
+    node = Node(store, clock=time.time, randomness=os.urandom, master_key=master_key, hashing_core=core)
     await node.load()
     return node
 
@@ -125,7 +133,7 @@ async def cmd_mine(args: argparse.Namespace) -> int:
     await core.start()
     live = sys.stdout.isatty()
     try:
-        node = await open_node(args, core)
+        node = await open_node(args, core, wallets=True)
         runtime = node.chain(args.chain_id)
         core.notify_tip(args.chain_id, runtime.state.tip_hash)
         for _ in range(args.blocks):
@@ -157,7 +165,7 @@ async def cmd_mine(args: argparse.Namespace) -> int:
 
 
 async def cmd_pay(args: argparse.Namespace) -> int:
-    node = await open_node(args)
+    node = await open_node(args, wallets=True)
     recipient = await node.address(args.chain_id, args.to)
     admission = await node.pay(args.chain_id, args.sender, recipient, args.amount, args.fee)
     out(f"queued transfer {hash_to_display(admission.entry.txid)}: {args.sender} -> {args.to} "

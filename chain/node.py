@@ -231,7 +231,7 @@ class Node:
         *,
         clock: Clock,
         randomness: Randomness,
-        master_key: bytes,
+        master_key: bytes | None,
         hashing_core: HashingCore | None = None,
     ) -> None:
         self.store = store
@@ -516,6 +516,8 @@ class Node:
 
     async def wallet(self, chain_id: int, owner: str) -> SigningKey:
         """The owner's key on this chain, created (and sealed at rest) on first use."""
+        if self._master_key is None:
+            raise WalletError("this node was opened without a master key: it reads chains but opens no wallet")
         stored = self._sealed_wallets.get((chain_id, owner)) or await self.store.get_wallet(chain_id, owner)
         if stored is None:
             key = SigningKey(self.randomness(32))

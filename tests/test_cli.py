@@ -69,3 +69,25 @@ def test_invalid_payment_is_a_clear_error(db, capsys):
 def test_invalid_unknown_chain(db, capsys):
     code, text = run(capsys, "--db", db, "--chain-id", "9", "balance")
     assert code == 2 and "no chain 9" in text
+
+
+def test_reading_a_database_creates_no_key_file_and_a_wrong_key_opens_no_wallet(db, tmp_path, capsys, monkeypatch):
+    """Issue 9: `python -m chain export` on the bot's database silently made a second master key
+    beside it. Reading needs no key; commands that open wallets check theirs against the database."""
+    from pathlib import Path
+
+    run(capsys, "--db", db, "init", "--bits", "0x207fffff")
+    code, _ = run(capsys, "--db", db, "--workers", "1", "mine", "1", "--miner", "alice")  # seals alice's wallet
+    assert code == 0
+    monkeypatch.delenv("MASTER_KEY")
+    key_file = Path(db + ".key")
+    for argv in (("show", "1"), ("balance",), ("verify",), ("export", str(tmp_path / "out.json"))):
+        code, text = run(capsys, "--db", db, *argv)
+        assert code == 0, (argv, text)
+    assert not key_file.exists()
+
+    monkeypatch.setenv("MASTER_KEY", "22" * 32)  # not the key alice's wallet is sealed under
+    code, text = run(capsys, "--db", db, "pay", "--from", "alice", "--to", "bob", "5")
+    assert code == 2 and "error:" in text and "22" * 32 not in text
+    code, text = run(capsys, "--db", db, "balance")
+    assert "bob" not in text  # nothing was sealed under the wrong key
