@@ -686,12 +686,10 @@ class Node:
     def pending_deposits(self, chain_id: int, wallet: bytes) -> list:
         return [e.operation for e in self.chain(chain_id).op_pool.of_kind(OP_DEPOSIT) if e.operation.wallet == wallet]
 
-    def check_no_pending_deposit(self, chain_id: int, wallet: bytes) -> None:
-        """Deposits and transfers share the wallet's nonces; one kind waits for the other's block."""
-        self._check_no_pending_deposit(self.chain(chain_id), wallet)
-
     @staticmethod
     def _check_no_pending_deposit(runtime: ChainRuntime, wallet: bytes) -> None:
+        """Deposits and transfers share the wallet's nonces; one kind waits for the other's block
+        (called under the chain's lock)."""
         pending = [e.operation for e in runtime.op_pool.of_kind(OP_DEPOSIT) if e.operation.wallet == wallet]
         if pending:
             raise DepositPendingError(

@@ -1393,22 +1393,6 @@ class Store:
 
     # --- consistent reads -------------------------------------------------------
 
-    async def load_chain_snapshot(self, chain_id: int) -> StoredChain:
-        """``load_chain`` as one read transaction: blocks and balances from the same instant.
-
-        ``load_chain`` reads blocks and balances in separate statements, so a block
-        appended in between makes the balances one block ahead of the blocks.
-        Holding the lock keeps this store's writers out (of every chain: use
-        ``read_snapshot`` in a worker thread for a read that must not block them);
-        the transaction keeps writers in other processes out of the snapshot.
-        """
-        async with self._lock:
-            await self._db.execute("BEGIN")
-            try:
-                return await self.load_chain(chain_id)
-            finally:
-                await self._db.execute("COMMIT")
-
     @contextmanager
     def read_snapshot(self, chain_id: int) -> Iterator[ChainSnapshot]:
         """The chain at one instant, read without the store's lock: blocks, so call it in a worker thread.
