@@ -59,6 +59,7 @@ from chain.errors import (
     NonceGapError,
     NonceReplayError,
     OperationsError,
+    ProposerSelectionError,
     UnknownAccountError,
     UnknownValidatorError,
     ValidatorStatusError,
@@ -481,6 +482,24 @@ def get_beacon_proposer_index(state: BeaconState, slot: int) -> int:
     ]
     effective = [v.effective_balance for v in state.registry.validators]
     return compute_proposer_index(indices, effective, seed, state.config.max_effective_balance_units)
+
+
+def check_slot_has_proposers(current: BeaconState, projected: BeaconState, slot: int) -> None:
+    """Refuse, saying why, a draw for a slot where no validator will be active although some are
+    now: every one of them has an exit epoch at or before the slot's (a voluntary exit, a slashing or
+    an ejection already under way), and nobody waits to take their place."""
+    epoch = compute_epoch_at_slot(projected, slot)
+    if any(is_active_validator(v, epoch) and v.effective_balance > 0 for v in projected.registry.validators):
+        return
+    now = [v for v in current.registry.validators if is_active_validator(v, current.epoch)]
+    if not now:
+        raise ProposerSelectionError("there are no active validators, so nobody can propose")
+    last_exit = max(v.exit_epoch for v in now)
+    raise ProposerSelectionError(
+        f"nobody can propose slot {slot}: the {len(now)} validator{'s' if len(now) != 1 else ''} active now "
+        f"{'leave' if len(now) != 1 else 'leaves'} by epoch {last_exit} (exited, slashed or ejected) and none "
+        f"other will be active in epoch {epoch}; a slot before epoch {last_exit} can still be drawn"
+    )
 
 
 def explain_beacon_proposer(state: BeaconState, slot: int) -> ProposerDraw:

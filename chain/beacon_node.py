@@ -41,6 +41,7 @@ from chain.beacon import (
     ConsensusConfig,
     GenesisAllocation,
     GenesisValidator,
+    check_slot_has_proposers,
     compute_epoch_at_slot,
     compute_slot_at_time,
     compute_slot_time,
@@ -798,6 +799,7 @@ class BeaconNode:
                 f"slot {slot} is in epoch {epoch}; draws can be redone here for epoch {beacon.epoch} on "
                 "(an earlier epoch's inputs are in the blocks, but the bot keeps only the recent state)"
             )
+        check_slot_has_proposers(beacon, pre, slot)
         return explain_beacon_proposer(pre, slot)
 
     async def schedule_merge(

@@ -38,7 +38,7 @@ from chain.export import encode_export
 from chain.hashcore import HashingCore, MiningOutcome, OutcomeKind, Progress
 from chain.keys import SigningKey, open_key, seal_key, wallet_aad
 from chain.ledger import Account
-from chain.mempool import Admission, Mempool
+from chain.mempool import Admission, Mempool, PendingTransfer
 from chain.op_pool import Operation, OpPool, PooledOperation, is_dead_operation
 from chain.operations import OP_DEPOSIT
 from chain.params import ChainParams
@@ -55,7 +55,7 @@ from chain.state import (
     process_block,
 )
 from chain.snapshot import decode_beacon_state, encode_beacon_state
-from chain.store import Store, StoredChainHead, StoredValidatorKey, StoredWallet
+from chain.store import Store, StoredChainHead, StoredTransaction, StoredValidatorKey, StoredWallet
 from chain.transaction import Transfer, make_transfer
 from chain.verify import VerifyReport, verify_chain
 
@@ -83,6 +83,21 @@ class ExportSummary:
     height: int
     tip: str
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionMatches:
+    """Transactions whose id, as shown, starts with a prefix: pending ones (all of them, the mempool
+    is bounded) and up to a limit of the confirmed ones, newest first, with how many confirmed
+    ones there are in all (with no prefix, only those listed are counted)."""
+
+    pending: tuple[PendingTransfer, ...]
+    confirmed: tuple[StoredTransaction, ...]
+    confirmed_count: int
+
+    @property
+    def count(self) -> int:
+        return len(self.pending) + self.confirmed_count
 
 
 @dataclass
@@ -596,6 +611,26 @@ class Node:
             return admission
 
     # --- blocks --------------------------------------------------------------------
+
+    async def find_transactions(self, chain_id: int, prefix: str, limit: int) -> TransactionMatches:
+        """Pending and confirmed transactions whose id, as shown (byte-reversed hex), starts with
+        ``prefix`` (lowercase hex; empty: the newest ones).
+
+        The mempool is read before the store: a block is committed to the store before its
+        transfers leave the mempool, so a transfer confirming meanwhile is found in one of them.
+        """
+        runtime = self.chain(chain_id)
+        pending = tuple(
+            e for e in reversed(runtime.mempool.entries()) if e.txid[::-1].hex().startswith(prefix)
+        )
+        if prefix:
+            count, confirmed = await self.store.find_transactions_by_txid_prefix(chain_id, prefix, limit)
+        else:
+            confirmed = await self.store.recent_transactions(chain_id, limit)
+            count = len(confirmed)
+        pending_ids = {e.txid for e in pending}
+        fresh = [t for t in confirmed if bytes(t.txid) not in pending_ids]
+        return TransactionMatches(pending, tuple(fresh), count - (len(confirmed) - len(fresh)))
 
     async def propose_params(self, chain_id: int, params: ChainParams) -> None:
         """Change the rules from the next block mined; that block commits to them on chain.

@@ -283,6 +283,18 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX stake_history_wallet ON stake_history (chain_id, wallet, height)",
         ),
     ),
+    (
+        10,
+        (
+            # Transaction ids as members see them (byte-reversed, like block hashes in migration 7):
+            # `/chain tx` takes a typed prefix, a range of this column that the index answers.
+            "ALTER TABLE transactions ADD COLUMN display_txid BLOB",
+            f"UPDATE transactions SET display_txid = {_REVERSE_BYTES}(txid)",
+            "CREATE INDEX transactions_display_txid ON transactions (chain_id, display_txid)",
+            # Its autocomplete lists the newest transactions first: read backwards along this index.
+            "CREATE INDEX transactions_height ON transactions (chain_id, height, position)",
+        ),
+    ),
 )
 
 # Event kinds recorded in ``stake_history``, with the payload key naming the wallet concerned.
@@ -1088,14 +1100,18 @@ class Store:
                 [(chain_id, key, acc.balance, acc.nonce) for key, acc in effects.accounts.items()],
             )
             txids = block.txids()
-            rows = [(chain_id, txids[0], effects.height, 0, None, block.coinbase.miner, block.coinbase.amount, 0)]
+            rows = [
+                (chain_id, txids[0], txids[0][::-1], effects.height, 0, None, block.coinbase.miner,
+                 block.coinbase.amount, 0)
+            ]
             rows += [
-                (chain_id, txids[i + 1], effects.height, i + 1, tx.sender, tx.recipient, tx.amount, tx.fee)
+                (chain_id, txids[i + 1], txids[i + 1][::-1], effects.height, i + 1, tx.sender, tx.recipient,
+                 tx.amount, tx.fee)
                 for i, tx in enumerate(block.transfers)
             ]
             await db.executemany(
-                "INSERT INTO transactions (chain_id, txid, height, position, sender, recipient, amount, fee) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO transactions (chain_id, txid, display_txid, height, position, sender, recipient, "
+                "amount, fee) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             await db.executemany(
@@ -1156,6 +1172,37 @@ class Store:
             )
         ).fetchone()
         return StoredTransaction(*row) if row else None
+
+    async def find_transactions_by_txid_prefix(
+        self, chain_id: int, prefix: str, limit: int
+    ) -> tuple[int, list[StoredTransaction]]:
+        """Confirmed transactions whose id, as shown (``hash_to_display``), starts with the hex
+        ``prefix``: how many there are, and up to ``limit`` of them, newest first (an index range)."""
+        low, high = _display_prefix_range(prefix)
+        where = "chain_id = ? AND display_txid >= ?" + (" AND display_txid < ?" if high is not None else "")
+        args: tuple[Any, ...] = (chain_id, low) if high is None else (chain_id, low, high)
+        row = await (await self._db.execute(f"SELECT COUNT(*) FROM transactions WHERE {where}", args)).fetchone()
+        rows = await (
+            await self._db.execute(
+                "SELECT chain_id, txid, height, position, sender, recipient, amount, fee FROM transactions "
+                f"WHERE {where} ORDER BY height DESC, position DESC LIMIT ?",
+                (*args, limit),
+            )
+        ).fetchall()
+        return int(row[0]), [StoredTransaction(*r) for r in rows]
+
+    async def recent_transactions(self, chain_id: int, limit: int) -> list[StoredTransaction]:
+        """The chain's newest confirmed transactions, newest first; coinbases that paid nothing (a
+        proof-of-stake block's) are left out, as in ``history``."""
+        rows = await (
+            await self._db.execute(
+                "SELECT chain_id, txid, height, position, sender, recipient, amount, fee FROM transactions "
+                "WHERE chain_id = ? AND NOT (sender IS NULL AND amount = 0) "
+                "ORDER BY height DESC, position DESC LIMIT ?",
+                (chain_id, limit),
+            )
+        ).fetchall()
+        return [StoredTransaction(*r) for r in rows]
 
     async def history(self, chain_id: int, pubkey: bytes, limit: int) -> list[StoredTransaction]:
         """A wallet's newest transactions; coinbases that paid nothing (a proposed block without

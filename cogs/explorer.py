@@ -19,12 +19,14 @@ from chain.beacon import BeaconState, compute_start_slot_at_epoch
 from chain.block import Block
 from chain.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.errors import ExportTooLargeError, VerificationError
-from chain.hashing import HASH_SIZE_BYTES, hash_from_display, hash_to_display
+from chain.hashing import HASH_SIZE_BYTES, hash_to_display
 from chain.params import ChainParams
 from chain.pow import RetargetExplanation, compute_retarget_window_start, explain_retarget_between
 from chain.proposer import MAX_RANDOM_BYTE, ProposerDraw
 from chain.state import ChainState, compute_difficulty
-from chain.store import Store
+from chain.node import TransactionMatches
+from chain.store import Store, StoredTransaction
+from chain.transaction import Transfer
 from chain.verify import VerifyReport
 from cogs.embeds import (
     BLUE,
@@ -220,14 +222,76 @@ def check_proposer_slot(beacon: BeaconState, slot: int, current: int) -> None:
         raise UserFacingError(f"Slot {slot:,} is too far ahead: {why}. Ask for a slot from {first:,} to {last:,}.")
 
 
-def parse_txid(text: str) -> bytes:
-    cleaned = text.strip().strip("`").strip().lower()
-    if len(cleaned) != TXID_HEX_CHARS or not all(c in "0123456789abcdef" for c in cleaned):
+def parse_txid_prefix(text: str) -> str:
+    """A typed transaction id, or the start of one (lowercase hex, at least ``MIN_HASH_PREFIX``
+    digits): autocomplete fills in all 64, a member may type the few that `/wallet pay` showed."""
+    cleaned = text.strip().strip("`").strip().rstrip("…").strip().lower()
+    if not cleaned or len(cleaned) > TXID_HEX_CHARS or not all(c in "0123456789abcdef" for c in cleaned):
         raise UserFacingError(
-            f"A transaction id is {TXID_HEX_CHARS} hex digits (0-9, a-f), as `/wallet pay` shows it; "
+            f"A transaction id is up to {TXID_HEX_CHARS} hex digits (0-9, a-f), as `/wallet pay` shows it; "
             f"`{cleaned[:TXID_HEX_CHARS]}` is not one."
         )
-    return hash_from_display(cleaned)
+    if len(cleaned) < MIN_HASH_PREFIX:
+        raise UserFacingError(
+            f"Type at least {MIN_HASH_PREFIX} hex digits of the transaction id (you gave {len(cleaned)}), "
+            "or pick one from the list."
+        )
+    return cleaned
+
+
+def short_id(prefix: str) -> str:
+    return prefix if len(prefix) <= 16 else f"{prefix[:16]}…"
+
+
+def pending_transaction_embed(tx: Transfer, names: dict[bytes, str], pending_here: int) -> discord.Embed:
+    embed = discord.Embed(
+        title="⏳ Pending transaction",
+        description="Waiting in the mempool: it confirms when the next block is mined (higher fees confirm first).",
+        colour=GREY,
+    )
+    embed.add_field(name="From", value=name_of(names, tx.sender))
+    embed.add_field(name="To", value=name_of(names, tx.recipient))
+    embed.add_field(name="Amount", value=points(tx.amount))
+    embed.add_field(name="Fee", value=points(tx.fee))
+    embed.add_field(name="Nonce", value=str(tx.nonce))
+    embed.add_field(name="Pending here", value=counted(pending_here, "transfer"))
+    return embed
+
+
+def confirmed_transaction_embed(
+    stored: StoredTransaction, names: dict[bytes, str], tip_height: int, block_hash: bytes
+) -> discord.Embed:
+    confirmations = tip_height - stored.height + 1
+    embed = discord.Embed(
+        title="✅ Confirmed transaction",
+        description=f"In block {stored.height} at position {stored.position} "
+        f"({counted(confirmations, 'confirmation')}).",
+        colour=GREEN,
+    )
+    if stored.sender is None:
+        embed.add_field(name="From", value="new points: the block's mining reward")
+    else:
+        embed.add_field(name="From", value=name_of(names, stored.sender))
+    embed.add_field(name="To", value=name_of(names, stored.recipient))
+    embed.add_field(name="Amount", value=points(stored.amount))
+    embed.add_field(name="Fee", value=points(stored.fee))
+    embed.add_field(name="Block hash", value=f"`{hash_to_display(block_hash)}`", inline=False)
+    return embed
+
+
+def transaction_choices(matches: TransactionMatches) -> list[app_commands.Choice[str]]:
+    """Pending transactions first, then the newest confirmed ones; the value is the whole id."""
+    choices = []
+    for e in matches.pending:
+        txid = hash_to_display(e.txid)
+        label = f"{txid[:12]}… pending: {points(e.tx.amount)} (fee {e.tx.fee})"
+        choices.append(app_commands.Choice(name=label, value=txid))
+    for t in matches.confirmed:
+        txid = hash_to_display(bytes(t.txid))
+        what = "mining reward" if t.sender is None else f"fee {t.fee}"
+        label = f"{txid[:12]}… block {t.height}: {points(t.amount)} ({what})"
+        choices.append(app_commands.Choice(name=label[:100], value=txid))
+    return choices
 
 
 def retarget_heights(state: ChainState) -> Iterator[tuple[int, ChainParams]]:
@@ -505,59 +569,53 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         return "\n".join(lines)
 
     @app_commands.command(name="tx")
-    @app_commands.describe(txid="The transaction id, 64 hex digits, as /wallet pay shows it")
-    async def tx(
-        self, interaction: discord.Interaction, txid: Range[str, TXID_HEX_CHARS, TXID_HEX_CHARS + 2]
-    ) -> None:
+    @app_commands.describe(
+        txid="The transaction id as /wallet pay shows it; its first 6 hex digits are enough (pick from the list)"
+    )
+    async def tx(self, interaction: discord.Interaction, txid: Range[str, 1, TXID_HEX_CHARS + 2]) -> None:
         """A transaction: confirmed in a block, or pending in the mempool."""
         guild_id = require_guild(interaction)
-        raw_txid = parse_txid(txid)
+        prefix = parse_txid_prefix(txid)
         state = await self.services.ensure_chain(guild_id)
         node = self.services.node
+        matches = await node.find_transactions(guild_id, prefix, AMBIGUOUS_HEIGHTS_SHOWN)
+        if matches.count == 0:
+            raise UserFacingError(
+                f"No transaction `{short_id(prefix)}` on this server's chain or in its mempool "
+                "(a replaced or dropped transfer is gone too)."
+            )
+        if matches.count > 1:
+            shown = [f"`{hash_to_display(e.txid)[:16]}…` (pending)" for e in matches.pending]
+            shown += [f"`{hash_to_display(t.txid)[:16]}…` (block {t.height})" for t in matches.confirmed]
+            more = ", …" if matches.count > len(shown) else ""
+            raise UserFacingError(
+                f"`{prefix}` starts the ids of {matches.count} transactions ({', '.join(shown)}{more}): "
+                "type more of the id, or pick one from the list."
+            )
         names = await self.services.owner_names(guild_id)
-        shown = hash_to_display(raw_txid)
-        # The mempool first: a block is committed to the store before its transfers
-        # leave the mempool, so a transfer that is in neither place does not exist.
-        mempool = node.chain(guild_id).mempool
-        pending = next((e for e in mempool.entries() if e.txid == raw_txid), None) if raw_txid in mempool else None
-        if pending is not None:
-            embed = discord.Embed(
-                title="⏳ Pending transaction",
-                description="Waiting in the mempool: it confirms when the next block is mined "
-                "(higher fees confirm first).",
-                colour=GREY,
-            )
-            embed.add_field(name="From", value=name_of(names, pending.tx.sender))
-            embed.add_field(name="To", value=name_of(names, pending.tx.recipient))
-            embed.add_field(name="Amount", value=points(pending.tx.amount))
-            embed.add_field(name="Fee", value=points(pending.tx.fee))
-            embed.add_field(name="Nonce", value=str(pending.tx.nonce))
-            embed.add_field(name="Pending here", value=counted(len(mempool), "transfer"))
+        if matches.pending:
+            pending = matches.pending[0]
+            embed = pending_transaction_embed(pending.tx, names, len(node.chain(guild_id).mempool))
+            raw_txid = pending.txid
         else:
-            stored = await node.store.get_transaction(guild_id, raw_txid)
-            if stored is None:
-                raise UserFacingError(
-                    f"No transaction `{shown[:16]}…` on this server's chain or in its mempool "
-                    "(a replaced or dropped transfer is gone too)."
-                )
-            confirmations = state.height - stored.height + 1
-            embed = discord.Embed(
-                title="✅ Confirmed transaction",
-                description=f"In block {stored.height} at position {stored.position} "
-                f"({confirmations} confirmation{'s' if confirmations != 1 else ''}).",
-                colour=GREEN,
-            )
-            if stored.sender is None:
-                embed.add_field(name="From", value="new points: the block's mining reward")
-            else:
-                embed.add_field(name="From", value=name_of(names, stored.sender))
-            embed.add_field(name="To", value=name_of(names, stored.recipient))
-            embed.add_field(name="Amount", value=points(stored.amount))
-            embed.add_field(name="Fee", value=points(stored.fee))
+            stored = matches.confirmed[0]
             block_hash = (await node.store.block_hashes(guild_id, [stored.height]))[stored.height]
-            embed.add_field(name="Block hash", value=f"`{hash_to_display(block_hash)}`", inline=False)
-        embed.add_field(name="Transaction", value=f"`{shown}`", inline=False)
+            embed = confirmed_transaction_embed(stored, names, state.height, block_hash)
+            raw_txid = bytes(stored.txid)
+        embed.add_field(name="Transaction", value=f"`{hash_to_display(raw_txid)}`", inline=False)
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
+
+    @tx.autocomplete("txid")
+    async def tx_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        guild_id = interaction.guild_id
+        # Typing must not create a chain, and half-typed text is no error: no choices.
+        if guild_id is None or not self.services.node.has_chain(guild_id):
+            return []
+        typed = current.strip().strip("`").strip().lower()
+        if len(typed) > TXID_HEX_CHARS or not all(c in "0123456789abcdef" for c in typed):
+            return []
+        matches = await self.services.node.find_transactions(guild_id, typed, MAX_AUTOCOMPLETE_CHOICES)
+        return transaction_choices(matches)[:MAX_AUTOCOMPLETE_CHOICES]
 
     @app_commands.command(name="difficulty")
     async def difficulty(self, interaction: discord.Interaction) -> None:

@@ -67,3 +67,40 @@ async def test_block_choices_and_hash_lookups_match_a_scan_of_the_chain(tmp_path
     assert await resolve_block_height(node.store, CHAIN_ID, state.height, shown[5][:12]) == 5
     assert await resolve_block_height(node.store, CHAIN_ID, state.height, shown[5]) == 5
     await node.store.close()
+
+
+async def test_transaction_prefix_lookups_match_a_scan_including_rows_from_before_migration_10(tmp_path):
+    """`/chain tx` finds ids by the prefix members see (byte-reversed hex) through an index; rows written
+    before the index existed are back-filled by migration 10."""
+    import sqlite3
+
+    from tests.test_store import UNDO_MIGRATION_10
+
+    path = tmp_path / "old.sqlite3"
+    clock = Clock(GENESIS_TIME)
+    old = Node(await Store.open(path), clock=clock, randomness=os.urandom, master_key=bytes(32))
+    await old.create_chain(CHAIN_ID, PLAYGROUND, initial_bits=0x207FFFFF)
+    miner = await old.address(CHAIN_ID, "miner")
+    for _ in range(40):
+        clock.now += 60
+        await old.submit_block(CHAIN_ID, solve(old.template(CHAIN_ID, miner), PLAYGROUND))
+    await old.store.close()
+    with sqlite3.connect(path) as db:
+        for statement in UNDO_MIGRATION_10:
+            db.execute(statement)
+        db.execute("DELETE FROM schema_version WHERE version >= 10")
+
+    store = await Store.open(path)  # migrates to the newest schema
+    node = Node(store, clock=clock, randomness=os.urandom, master_key=bytes(32))
+    await node.load()
+    clock.now += 60
+    await node.submit_block(CHAIN_ID, solve(node.template(CHAIN_ID, miner), PLAYGROUND))  # one after it
+    # The genesis block's coinbase pays nobody and is not a stored transaction.
+    txids = [hash_to_display(b.txids()[0]) for b in (await store.load_chain(CHAIN_ID)).blocks[1:]]
+    for prefix in ("", "0", "a", "f", "7", txids[5][:6], txids[-1][:3], txids[0]):
+        expected = [t for t in reversed(txids) if t.startswith(prefix)]
+        matches = await node.find_transactions(CHAIN_ID, prefix, 25)
+        assert matches.pending == ()
+        assert matches.confirmed_count == (len(expected) if prefix else 25), prefix
+        assert [hash_to_display(bytes(t.txid)) for t in matches.confirmed] == expected[:25], prefix
+    await store.close()

@@ -49,3 +49,34 @@ def test_the_last_slot_allowed_takes_milliseconds_to_draw():
     pre = compute_pre_block_beacon(state, last, state.tip_hash, True)
     print(f"{pre.epoch} epoch transitions in {(time.perf_counter() - started) * 1e3:.1f} ms")
     assert pre.epoch == MAX_DRAW_EPOCHS_PAST_STATE
+
+
+def test_a_slot_after_the_last_active_validator_leaves_says_so_not_that_there_are_none():
+    """Issue 9 item 7: `/chain proposer slot:…` said "there are no active validators" while there
+    were: the draw ran past the exit epoch of every validator active now."""
+    from chain.beacon import check_slot_has_proposers, explain_beacon_proposer
+    from chain.block import Operations
+    from chain.errors import ProposerSelectionError
+    from chain.operations import make_voluntary_exit
+    from tests.poskit import CHAIN_ID, Harness, validator_keys
+
+    state = new_consensus_chain(pos_config(1, slots_per_epoch=PER_EPOCH))
+    keys = validator_keys(1)
+    h = Harness(state, keys)
+    h.run_epochs(2)
+    h.propose(state.beacon.slot + 1, pool=Operations(
+        voluntary_exits=(make_voluntary_exit(keys[0], 0, state.beacon.epoch, CHAIN_ID),)
+    ))
+    now = state.beacon
+    exit_epoch = now.registry.validators[0].exit_epoch
+    last_drawable = exit_epoch * PER_EPOCH - 1
+    before = compute_pre_block_beacon(state, last_drawable, state.tip_hash, True)
+    check_slot_has_proposers(now, before, last_drawable)
+    assert explain_beacon_proposer(before, last_drawable).candidates == (0,)
+
+    after = compute_pre_block_beacon(state, last_drawable + 1, state.tip_hash, True)
+    with pytest.raises(ProposerSelectionError, match=(
+        rf"nobody can propose slot {last_drawable + 1}: the 1 validator active now leaves by epoch {exit_epoch} "
+        rf"\(exited, slashed or ejected\) and none other will be active in epoch {exit_epoch}"
+    )):
+        check_slot_has_proposers(now, after, last_drawable + 1)

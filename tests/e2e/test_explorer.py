@@ -219,9 +219,72 @@ async def test_tx_refusals(playground):
     unknown = await answer(p, w.bob, "chain tx", {"txid": "ab" * 32})
     assert "No transaction `abababababababab…`" in error_text(unknown)
     malformed = await answer(p, w.bob, "chain tx", {"txid": "zz" * 32})
-    assert "is 64 hex digits" in error_text(malformed)
-    with pytest.raises(SandboxError):  # too short: Discord enforces the length before the bot sees it
-        await p.run(w.bob, "chain tx", {"txid": "abc123"})
+    assert "is up to 64 hex digits" in error_text(malformed)
+    too_short = await answer(p, w.bob, "chain tx", {"txid": "abc12"})
+    assert "at least 6 hex digits of the transaction id (you gave 5)" in error_text(too_short)
+    with pytest.raises(SandboxError):  # longer than an id in backticks: Discord refuses it before the bot sees it
+        await p.run(w.bob, "chain tx", {"txid": "a" * 67})
+
+
+async def test_tx_by_the_prefix_wallet_pay_shows_pending_and_confirmed(playground):
+    """Issue 9 item 7: the README shows `/chain tx` with a prefix; it needed all 64 digits."""
+    p, w = playground, playground.world
+    await mine_blocks(p, 1)
+    txid = await pay(p, w.alice, w.bob, 12, fee=1)
+    for typed in (txid[:6], txid[:12].upper(), f"`{txid[:12]}…`"):
+        pending = await answer(p, w.carol, "chain tx", {"txid": typed})
+        assert pending.embeds[0]["title"] == "⏳ Pending transaction", typed
+        assert field(pending.embeds[0], "Transaction") == f"`{txid}`"
+    await mine_blocks(p, 1)
+    confirmed = await answer(p, w.carol, "chain tx", {"txid": txid[:8]})
+    assert confirmed.embeds[0]["title"] == "✅ Confirmed transaction"
+    assert field(confirmed.embeds[0], "Transaction") == f"`{txid}`"
+
+
+async def test_tx_prefix_shared_by_several_transactions_lists_them(playground, monkeypatch):
+    """A prefix that fits several ids names them instead of picking one. Seventeen ids share a first
+    digit by pigeonhole; the minimum length is lowered so one digit is a prefix."""
+    p, w = playground, playground.world
+    # The module the bot loaded (discord.py loads an extension as a module object of its own).
+    explorer = sys.modules[type(p.bot.get_cog("Explorer")).__module__]
+    await mine_blocks(p, 1)
+    txids = [await pay(p, w.alice, w.bob, 1 + i) for i in range(8)]
+    await mine_blocks(p, 1)
+    txids += [await pay(p, w.alice, w.carol, 1 + i) for i in range(7)]
+    txids += [hash_to_display(t) for b in (1, 2) for t in (await p.bot.services.node.store.get_block(guild_id(p), height=b)).txids()[:1]]
+    firsts = [t[0] for t in txids]
+    shared = max(set(firsts), key=firsts.count)
+    assert firsts.count(shared) >= 2
+    monkeypatch.setattr(explorer, "MIN_HASH_PREFIX", 1)
+    h = await answer(p, w.bob, "chain tx", {"txid": shared})
+    text = error_text(h)
+    assert f"`{shared}` starts the ids of {firsts.count(shared)} transactions" in text, text
+    assert "type more of the id" in text
+
+
+async def test_tx_autocomplete_offers_pending_then_newest_and_filters_by_what_is_typed(playground):
+    p, w = playground, playground.world
+    g, ch = w.genesis, w.general
+    await mine_blocks(p, 1)
+    confirmed = await pay(p, w.alice, w.bob, 3)
+    await mine_blocks(p, 1)
+    pending = await pay(p, w.alice, w.carol, 4)
+
+    everything = await p.sb.autocomplete(g, ch, w.bob, "chain tx", {"txid": ""}, focused="txid")
+    values = [c["value"] for c in everything.choices]
+    assert values[0] == pending and "pending" in everything.choices[0]["name"]
+    assert confirmed in values
+    assert len(values) == len(set(values))
+
+    typed = await p.sb.autocomplete(g, ch, w.bob, "chain tx", {"txid": confirmed[:5]}, focused="txid")
+    assert [c["value"] for c in typed.choices][0] == confirmed
+    assert all(c["value"].startswith(confirmed[:5]) for c in typed.choices)
+    assert "block 2" in typed.choices[0]["name"]
+
+    nonsense = await p.sb.autocomplete(g, ch, w.bob, "chain tx", {"txid": "xyz"}, focused="txid")
+    assert nonsense.choices == []
+    picked = await answer(p, w.bob, "chain tx", {"txid": typed.choices[0]["value"]})
+    assert picked.embeds[0]["title"] == "✅ Confirmed transaction"
 
 
 # --- /chain difficulty and /chain verify ------------------------------------------
