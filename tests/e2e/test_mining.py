@@ -2,6 +2,7 @@
 
 import asyncio
 
+from tests.chainkit import solve
 from tests.e2e.text import reply_text, shown
 
 # Calibrating to these rates makes a block take, on one worker, practically forever / a few seconds.
@@ -228,6 +229,39 @@ async def test_stop_when_a_block_is_found_ends_an_auto_continue_session(playgrou
     text = reply_text(h)
     assert "Mining stopped" in text and ALICE_SESSION.format(found=2, seen=2) in text, text
     assert node.chain(w.genesis.id).state.height == 2 and no_core_session(p)
+
+
+async def test_auto_continue_goes_on_after_someone_elses_block(playground, monkeypatch):
+    """Bob's block 1 lands just before Alice's: hers is stale, her session mines block 2 and counts
+    both blocks as seen, one of them as found."""
+    p, w = playground, playground.world
+    node = p.bot.services.node
+    real_submit = node.submit_block
+    submitted = 0
+
+    async def submit_block(chain_id, block):
+        nonlocal submitted
+        submitted += 1
+        if submitted == 1:  # Alice found block 1: Bob's comes first
+            state = node.chain(chain_id).state
+            bob = await node.address(chain_id, str(w.bob.id))
+            await real_submit(chain_id, solve(node.template(chain_id, bob), state.params))
+        elif node.chain(chain_id).state.height == 1:  # Alice found block 2
+            stop = await p.run(w.alice, "mine stop")
+            assert "Stopping" in reply_text(stop)
+        return await real_submit(chain_id, block)
+
+    monkeypatch.setattr(node, "submit_block", submit_block)
+    h = await p.run(w.alice, "mine start", {"auto_continue": True})
+    live = live_session(p, w.alice)
+    await live.done.wait()
+    text = reply_text(h)
+    assert "Mining stopped" in text and ALICE_SESSION.format(found=1, seen=2) in text, text
+    assert "Your last block: 2" in text
+    runtime = node.chain(w.genesis.id)
+    alice = await node.address(w.genesis.id, str(w.alice.id))
+    bob = await node.address(w.genesis.id, str(w.bob.id))
+    assert runtime.state.height == 2 and runtime.blocks_mined[alice] == 1 and runtime.blocks_mined[bob] == 1
 
 
 async def test_stop_while_the_next_block_is_set_up_mines_nothing_more(playground, monkeypatch):
