@@ -17,6 +17,7 @@ from chain.hashcore import MiningSession, OutcomeKind, Progress
 from chain.node import MiningResult
 from cogs.embeds import BLUE, GOLD, GREY, PURPLE, counted, points, progress_bar
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
+from cogs.options import Flag
 from cogs.services import MAX_SESSION_S, Services
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ class LiveSession:
     guild_id: int
     member_id: int
     # Mine the next block after each one, until stopped or ``deadline_s`` is used up.
-    auto_continue: bool = False
+    auto_continue: Flag = False
     # Known once the chain is read; the session is reserved (in ``Mining.sessions``) before that.
     height: int = 0
     expected_hashes: int = 0
@@ -127,7 +128,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
     @app_commands.describe(
         auto_continue="Keep mining the next block after each one (yours or not) until /mine stop or the session's time is up"
     )
-    async def start(self, interaction: discord.Interaction, auto_continue: bool = False) -> None:
+    async def start(self, interaction: discord.Interaction, auto_continue: Flag = False) -> None:
         """Start mining: the bot's hashing core searches nonces for you until a block is found."""
         guild_id = require_guild(interaction)
         key = (guild_id, interaction.user.id)

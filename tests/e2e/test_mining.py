@@ -319,3 +319,16 @@ async def test_auto_continue_ends_when_the_sessions_time_is_up(playground):
     text = reply_text(h)
     assert "Time up" in text and ALICE_SESSION.format(found=mined, seen=mined) in text, text
     assert mined >= 1 and no_core_session(p)
+
+
+async def test_an_auto_continue_that_is_not_a_boolean_is_refused(playground):
+    """A modified client's raw value: refused clearly, nothing reserved, no cooldown."""
+    p, w = playground, playground.world
+    h = await p.sb.invoke(w.genesis, w.general, w.alice, "mine start", {"auto_continue": "yes"}, validate=False)
+    await h.wait_ack(5)
+    await h.wait_response(5)
+    text = reply_text(h)
+    assert h.ephemeral and "auto_continue" in text and "true or false" in text, text
+    assert (w.genesis.id, w.alice.id) not in p.bot.get_cog("Mining").sessions and no_core_session(p)
+    again = await p.run(w.alice, "mine start")
+    assert not again.ephemeral
