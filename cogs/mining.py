@@ -126,7 +126,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
 
     @app_commands.command(name="start")
     @app_commands.describe(
-        auto_continue="Keep mining the next block after each one (yours or not) until /mine stop or the session's time is up"
+        auto_continue="Mine block after block (yours or not) until /mine stop or the session's time is up"
     )
     async def start(self, interaction: discord.Interaction, auto_continue: Flag = False) -> None:
         """Start mining: the bot's hashing core searches nonces for you until a block is found."""
