@@ -35,7 +35,7 @@ from chain.errors import (
     WalletError,
 )
 from chain.export import encode_export
-from chain.hashcore import HashingCore, MiningOutcome, OutcomeKind, Progress
+from chain.hashcore import HashingCore, MiningOutcome, MiningSession, OutcomeKind, Progress
 from chain.keys import SigningKey, open_key, seal_key, wallet_aad
 from chain.ledger import Account
 from chain.mempool import Admission, Mempool, PendingTransfer
@@ -833,11 +833,17 @@ class Node:
         owner: str,
         *,
         on_progress: Callable[[Progress], None] | None = None,
+        on_start: Callable[[MiningSession], None] | None = None,
         deadline_s: float | None = None,
         weight: int = 1,
         max_nonce: int = 0xFFFFFFFF,
     ) -> MiningResult:
-        """One mining session on the hashing core: found, stale, cancelled or timed out."""
+        """One mining session on the hashing core: found, stale, cancelled or timed out.
+
+        ``on_start`` is called with the core's session as soon as it exists, before any chunk
+        can return: the moment a caller that was told to stop while this method awaited can
+        cancel it (on an easy chain the first chunk finds the block, before any progress report).
+        """
         if self.hashing_core is None:
             raise RuntimeError("this node has no hashing core")
         runtime = self.chain(chain_id)
@@ -847,6 +853,12 @@ class Node:
         session = self.hashing_core.start_session(
             job, weight=weight, on_progress=on_progress, key=(chain_id, owner), deadline=deadline_s
         )
+        if on_start is not None:
+            try:
+                on_start(session)
+            except BaseException:
+                session.cancel()  # nobody would wait for it: it must not hash on until its deadline
+                raise
         outcome = await session.wait()
         await self._record_pow_energy()
         if outcome.kind is not OutcomeKind.FOUND:

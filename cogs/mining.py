@@ -13,11 +13,12 @@ from discord.ext import commands
 
 from chain.compact import compute_block_work, compute_target
 from chain.errors import MergeError
-from chain.hashcore import OutcomeKind, Progress
+from chain.hashcore import MiningSession, OutcomeKind, Progress
 from chain.node import MiningResult
 from cogs.embeds import BLUE, GOLD, GREY, PURPLE, counted, points, progress_bar
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
-from cogs.services import Services
+from cogs.options import Flag
+from cogs.services import MAX_SESSION_S, Services
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ class LiveSession:
     interaction: discord.Interaction
     guild_id: int
     member_id: int
+    # Mine the next block after each one, until stopped or ``deadline_s`` is used up.
+    auto_continue: Flag = False
     # Known once the chain is read; the session is reserved (in ``Mining.sessions``) before that.
     height: int = 0
     expected_hashes: int = 0
@@ -41,6 +44,15 @@ class LiveSession:
     task: asyncio.Task[None] | None = None
     stop_reason: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    # Auto-continue bookkeeping, over the whole session (every block it mined on).
+    started_at: float = 0.0
+    """When the first block's mining began (the event loop's monotonic clock): the time budget's start."""
+    start_tip_height: int = 0
+    found: int = 0
+    seen: int = 0
+    """Blocks the chain got while the session ran, by anyone (``found`` of them by this member)."""
+    hashes: int = 0
+    last_found: MiningResult | None = None
 
     @property
     def owner(self) -> str:
@@ -53,6 +65,11 @@ def beyond_average(tried: int, expected: int) -> str:
         return ""
     tenths = tried * 10 // expected
     return f" (already {tenths // 10}.{tenths % 10}× the average: each hash is a new lottery ticket)"
+
+
+def session_summary(live: LiveSession) -> str:
+    """An auto-continue session's tally so far."""
+    return f"blocks found by you: {live.found:,} · blocks mined since you started: {live.seen:,}"
 
 
 def compute_share(services: Services, guild_id: int, member_id: int) -> tuple[int, int]:
@@ -108,7 +125,10 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
     # --- commands ---------------------------------------------------------------
 
     @app_commands.command(name="start")
-    async def start(self, interaction: discord.Interaction) -> None:
+    @app_commands.describe(
+        auto_continue="Mine block after block (yours or not) until /mine stop or the session's time is up"
+    )
+    async def start(self, interaction: discord.Interaction, auto_continue: Flag = False) -> None:
         """Start mining: the bot's hashing core searches nonces for you until a block is found."""
         guild_id = require_guild(interaction)
         key = (guild_id, interaction.user.id)
@@ -124,7 +144,9 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             raise UserFacingError(merged_text(self.services, guild_id))
         # Reserved before the first await: a double click finds it and is refused, and `/mine stop`
         # finds it even before the hashing core has the session.
-        live = LiveSession(interaction=interaction, guild_id=guild_id, member_id=interaction.user.id)
+        live = LiveSession(
+            interaction=interaction, guild_id=guild_id, member_id=interaction.user.id, auto_continue=auto_continue
+        )
         self.sessions[key] = live
         try:
             await interaction.response.defer(thinking=True)
@@ -139,8 +161,13 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             raise
         target = compute_target(state.tip.bits, state.params.pow_limit)
         live.height = state.height + 1
+        live.start_tip_height = state.height
         live.expected_hashes = compute_block_work(target)
         live.deadline_s = int(settings["session_s"])
+        if auto_continue:
+            # The whole session edits one interaction reply, whose token lives 15 minutes: the budget
+            # never outlasts it (the admin setting is capped the same way; this holds for stored values).
+            live.deadline_s = min(live.deadline_s, MAX_SESSION_S)
         live.genesis_hash = state.genesis_hash
         live.task = asyncio.create_task(self._run(key, live, int(settings["cooldown_s"])), name=f"mine-{key}")
 
@@ -170,9 +197,11 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             embed.add_field(name="Your session", value=(
                 f"block {live.height}: {p.hashes_tried:,} hashes at {p.rate:,} H/s\n"
                 f"best hash `{p.best_hash[:16]}…`\nyour share of the server's hash power: {live.share[0]}%"
+                + (f"\nauto-continue: {session_summary(live)}" if live.auto_continue else "")
             ), inline=False)
         elif live is not None:
-            embed.add_field(name="Your session", value="starting…", inline=False)
+            tally = f"\nauto-continue: {session_summary(live)}" if live.auto_continue else ""
+            embed.add_field(name="Your session", value=f"starting…{tally}", inline=False)
         else:
             embed.add_field(name="Your session", value="not mining (`/mine start`)", inline=False)
         me = await self.services.node.address(guild_id, str(interaction.user.id))
@@ -187,10 +216,20 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
     # --- sessions ---------------------------------------------------------------
 
     def _cancel(self, live: LiveSession, reason: str) -> None:
-        """End the session; one still starting is ended as soon as the core has it (``_on_progress``)."""
+        """End the session: the core's search now if it has one; else one still being set up is
+        ended as soon as the core has it (``_on_start``), and no next block is started (``_mine``)."""
         live.stop_reason = reason
         session = self.services.hashing_core.session((live.guild_id, live.owner))
         if session is not None:
+            session.cancel()
+
+    def _on_start(self, live: LiveSession, session: MiningSession) -> None:
+        # Called by the node right after the core took the session, before any chunk returns: the
+        # job was built from this very state, so its height is the tip's next one.
+        live.height = self.services.node.chain(live.guild_id).state.height + 1
+        live.expected_hashes = compute_block_work(session.target)
+        live.progress = None
+        if live.stop_reason is not None:  # stopped while the node set the session up
             session.cancel()
 
     def _on_progress(self, live: LiveSession, progress: Progress) -> None:
@@ -198,8 +237,6 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         # the share is true; it is kept with the progress it belongs to.
         live.share = compute_share(self.services, live.guild_id, live.member_id)
         live.progress = progress
-        if live.stop_reason is not None:  # stopped before the core had the session
-            self._cancel(live, live.stop_reason)
 
     async def stop_all_sessions(self, reason: str, timeout_s: float = 5.0) -> None:
         """Shutdown: end every session and give each a moment to post its last word."""
@@ -216,34 +253,96 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         mining_over = asyncio.Event()
         updater = asyncio.create_task(self._update_progress(live, mining_over))
         try:
-            result = await self.services.node.mine(
-                live.guild_id,
-                live.owner,
-                on_progress=lambda p: self._on_progress(live, p),
-                deadline_s=live.deadline_s,
-            )
-            if result.found:
-                self.services.notifier.wake()
+            embed = await self._mine(live)
             # Let an edit in flight land first, so no late progress edit can overwrite the result.
             mining_over.set()
             await updater
-            await self._edit(live, self._final_embed(live, result))
+            await self._edit(live, embed)
         except MergeError:
             # The terminal proof-of-work block came first: this session's block can no longer join.
             mining_over.set()
             await updater
             with contextlib.suppress(discord.HTTPException):
-                await self._edit(live, merged_embed(self.services, live.guild_id))
+                await self._edit(live, self._with_summary(live, merged_embed(self.services, live.guild_id)))
         except Exception:
             log.exception("mining session %s failed", key)
+            kept = f" The {counted(live.found, 'block')} you found stay on the chain." if live.found else ""
             with contextlib.suppress(discord.HTTPException):
-                await self._edit(live, discord.Embed(
-                    title="Mining stopped", description="Something went wrong; nothing was changed.", colour=GREY))
+                await self._edit(live, self._with_summary(live, discord.Embed(
+                    title="Mining stopped",
+                    description=f"Something went wrong; nothing {'else ' if kept else ''}was changed.{kept}",
+                    colour=GREY)))
         finally:
             updater.cancel()
             self.sessions.pop(key, None)
             self.cooldown_until[key] = self.services.node.clock() + cooldown_s
             live.done.set()
+
+    async def _mine(self, live: LiveSession) -> discord.Embed:
+        """Mine one block, or with auto-continue block after block; returns the session's last word."""
+        live.started_at = asyncio.get_running_loop().time()
+        while True:
+            result = await self.services.node.mine(
+                live.guild_id,
+                live.owner,
+                on_progress=lambda p: self._on_progress(live, p),
+                on_start=lambda s: self._on_start(live, s),
+                # One budget for the whole session: each block gets what is left of it.
+                deadline_s=self._time_left(live) if live.auto_continue else live.deadline_s,
+            )
+            if result.found:
+                self.services.notifier.wake()
+            if not live.auto_continue:
+                return self._final_embed(live, result)
+            live.hashes += result.outcome.hashes_tried
+            if result.found:
+                live.found += 1
+                live.last_found = result
+            if self._same_chain(live):
+                live.seen = max(live.seen, live.found, result.tip_height - live.start_tip_height)
+            ending = self._auto_ending(live, result)
+            if ending is not None:
+                return ending
+            # A stop from here on lands before the core has the next session (``node.mine`` awaits
+            # first): ``_on_start`` cancels it before any chunk, so no block is mined after it.
+
+    def _time_left(self, live: LiveSession) -> float:
+        return live.deadline_s - (asyncio.get_running_loop().time() - live.started_at)
+
+    def _auto_ending(self, live: LiveSession, result: MiningResult) -> discord.Embed | None:
+        """Why an auto-continue session ends after this block, as its last word; None mines the next."""
+        if not self._same_chain(live):
+            return self._with_summary(live, discord.Embed(
+                title="Chain reset",
+                description="An admin reset this server's chain while you were mining. `/mine start` mines its block 1.",
+                colour=GREY,
+            ))
+        if mining_is_over(self.services, live.guild_id):
+            return self._with_summary(live, merged_embed(self.services, live.guild_id))
+        if result.outcome.kind is OutcomeKind.CANCELLED or live.stop_reason is not None:
+            return self._with_summary(live, discord.Embed(
+                title="Mining stopped", description=f"Session ended ({live.stop_reason or 'cancelled'}).", colour=GREY))
+        if result.outcome.kind is OutcomeKind.TIMEOUT or self._time_left(live) <= 0:
+            return self._with_summary(live, discord.Embed(
+                title="⌛ Time up",
+                description=f"Your {live.deadline_s}s of auto-continue mining are used up.",
+                colour=GOLD if live.found else GREY,
+            ))
+        return None
+
+    def _with_summary(self, live: LiveSession, embed: discord.Embed) -> discord.Embed:
+        """An auto-continue session's tally under its last word (a one-block session's is the block)."""
+        if not live.auto_continue:
+            return embed
+        embed.description = (
+            f"{embed.description}\n{session_summary(live)}\n{live.hashes:,} hashes in "
+            f"{asyncio.get_running_loop().time() - live.started_at:.0f}s"
+        )
+        last = live.last_found
+        if last is not None and last.block is not None and last.effects is not None:
+            embed.add_field(name=f"Your last block: {last.effects.height}",
+                            value=f"`{last.block.header.hash_hex()}`", inline=False)
+        return embed
 
     async def _update_progress(self, live: LiveSession, mining_over: asyncio.Event) -> None:
         while True:
@@ -252,7 +351,8 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
                 return
             except TimeoutError:
                 pass
-            if live.progress is None:
+            # An auto-continue session has news without progress: a block found in the first chunk.
+            if live.progress is None and not live.auto_continue:
                 continue
             try:
                 await self._edit(live, self._progress_embed(live, live.progress))
@@ -262,19 +362,28 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
     async def _edit(self, live: LiveSession, embed: discord.Embed) -> None:
         await live.interaction.edit_original_response(content=None, embed=embed)
 
-    def _progress_embed(self, live: LiveSession, p: Progress) -> discord.Embed:
-        share, sessions = live.share
-        expected_s = live.expected_hashes / p.rate if p.rate else 0
+    def _progress_embed(self, live: LiveSession, p: Progress | None) -> discord.Embed:
         embed = discord.Embed(title=f"⛏️ Mining block {live.height}", colour=BLUE)
-        embed.description = (
-            f"`{progress_bar(p.hashes_tried, live.expected_hashes)}` of the hashes a block takes on average"
-            f"{beyond_average(p.hashes_tried, live.expected_hashes)}\n"
-            f"expected time ~{expected_s:.0f}s · {p.elapsed:.0f}s of {live.deadline_s}s used"
-        )
-        embed.add_field(name="Hashes tried", value=f"{p.hashes_tried:,}")
-        embed.add_field(name="Rate", value=f"{p.rate:,} H/s")
-        embed.add_field(name="Your share", value=f"{share}% of this server's hash power ({sessions} mining)")
-        embed.add_field(name="Best hash so far", value=f"`{p.best_hash[:24]}…`", inline=False)
+        if p is None:  # an auto-continue session between blocks, or on a block's first chunk
+            embed.description = "Starting on the chain's newest tip…"
+        else:
+            share, sessions = live.share
+            expected_s = live.expected_hashes / p.rate if p.rate else 0
+            used = f"{p.elapsed:.0f}s on this block" if live.auto_continue else f"{p.elapsed:.0f}s of {live.deadline_s}s used"
+            embed.description = (
+                f"`{progress_bar(p.hashes_tried, live.expected_hashes)}` of the hashes a block takes on average"
+                f"{beyond_average(p.hashes_tried, live.expected_hashes)}\n"
+                f"expected time ~{expected_s:.0f}s · {used}"
+            )
+            embed.add_field(name="Hashes tried", value=f"{p.hashes_tried:,}")
+            embed.add_field(name="Rate", value=f"{p.rate:,} H/s")
+            embed.add_field(name="Your share", value=f"{share}% of this server's hash power ({sessions} mining)")
+            embed.add_field(name="Best hash so far", value=f"`{p.best_hash[:24]}…`", inline=False)
+        if live.auto_continue:
+            left = max(0.0, self._time_left(live))
+            embed.add_field(name="Auto-continue", value=(
+                f"{session_summary(live)} · time left: {left:.0f}s of {live.deadline_s}s · `/mine stop` ends it"
+            ), inline=False)
         return embed
 
     def _same_chain(self, live: LiveSession) -> bool:

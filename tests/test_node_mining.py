@@ -105,6 +105,26 @@ async def test_timeout(node):
     assert result.outcome.kind is OutcomeKind.TIMEOUT and result.outcome.hashes_tried > 0
 
 
+async def test_a_session_cancelled_on_start_mines_nothing(node, core):
+    """``on_start`` is where a stop that came while ``mine`` awaited ends the session: on this easy
+    chain the first chunk would find the block before any progress report could cancel it."""
+    await node.create_chain(CHAIN, REGTEST)
+    result = await node.mine(CHAIN, "alice", on_start=lambda session: session.cancel())
+    assert result.outcome.kind is OutcomeKind.CANCELLED and not result.found
+    assert node.chain(CHAIN).state.height == 0 and core.session((CHAIN, "alice")) is None
+
+
+async def test_a_failing_on_start_leaves_no_session_hashing(node, core):
+    await node.create_chain(CHAIN, REGTEST, initial_bits=encode_compact(REGTEST.pow_limit >> 40))
+
+    def broken(session):
+        raise RuntimeError("caller bug")
+
+    with pytest.raises(RuntimeError, match="caller bug"):
+        await node.mine(CHAIN, "alice", on_start=broken)
+    assert core.session((CHAIN, "alice")) is None
+
+
 class SteppedClock:
     def __init__(self, now: int) -> None:
         self.now = now

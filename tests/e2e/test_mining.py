@@ -2,6 +2,7 @@
 
 import asyncio
 
+from tests.chainkit import solve
 from tests.e2e.text import reply_text, shown
 
 # Calibrating to these rates makes a block take, on one worker, practically forever / a few seconds.
@@ -162,3 +163,172 @@ async def test_stop_right_after_start_ends_the_session(playground):
     await start.wait_for(final, timeout=10)
     assert "Mining stopped" in reply_text(start)
     assert not [s for s in p.bot.services.hashing_core.stats().per_session if s.chain_id == w.genesis.id]
+
+
+# --- auto-continue ----------------------------------------------------------------------------
+# The fixture's difficulty makes a block take a few dozen hashes: an auto-continue session mines
+# block after block within milliseconds, so these tests stop it at chosen moments, never by time.
+
+ALICE_SESSION = "blocks found by you: {found} · blocks mined since you started: {seen}\n"
+
+
+def live_session(p, member):
+    return p.bot.get_cog("Mining").sessions[(p.world.genesis.id, member.id)]
+
+
+def no_core_session(p):
+    return not [s for s in p.bot.services.hashing_core.stats().per_session if s.chain_id == p.world.genesis.id]
+
+
+async def test_auto_continue_mines_block_after_block_until_stopped(playground):
+    p, w = playground, playground.world
+    await set_server(p, w.genesis, cooldown_s=0)
+    node = p.bot.services.node
+    height = lambda: node.chain(w.genesis.id).state.height if node.has_chain(w.genesis.id) else 0  # noqa: E731
+    h = await p.run(w.alice, "mine start", {"auto_continue": True})
+    assert h.deferred and not h.ephemeral
+    live = live_session(p, w.alice)
+    # Progress edits name the block and count the session's blocks even when no chunk goes unsolved.
+    await h.wait_for(
+        lambda h: height() >= 2 and any("blocks found by you:" in shown(r) for r in h.edits), timeout=20
+    )
+    assert not final(h), reply_text(h)  # two blocks in and still mining
+    sample = next(shown(r) for r in h.edits if "blocks found by you:" in shown(r))
+    assert "Mining block" in sample and "time left:" in sample, sample
+
+    stop = await p.run(w.alice, "mine stop")
+    assert "Stopping" in reply_text(stop)
+    await live.done.wait()
+    mined = height()
+    assert mined >= 2
+    text = reply_text(h)
+    assert "Mining stopped" in text and "stopped by you" in text, text
+    assert ALICE_SESSION.format(found=mined, seen=mined) in text, text
+    assert no_core_session(p) and height() == mined
+    again = await p.run(w.alice, "mine start")  # the session is over: a new one may start
+    assert not again.ephemeral
+
+
+async def test_stop_when_a_block_is_found_ends_an_auto_continue_session(playground, monkeypatch):
+    """`/mine stop` lands between the core finding block 2 and the node appending it: block 2 still
+    counts (it was found before the stop) and nothing is mined after it."""
+    p, w = playground, playground.world
+    node = p.bot.services.node
+    real_submit = node.submit_block
+
+    async def submit_block(chain_id, block):
+        if node.chain(chain_id).state.height == 1:  # block 2 was just found
+            stop = await p.run(w.alice, "mine stop")
+            assert "Stopping" in reply_text(stop)
+        return await real_submit(chain_id, block)
+
+    monkeypatch.setattr(node, "submit_block", submit_block)
+    h = await p.run(w.alice, "mine start", {"auto_continue": True})
+    live = live_session(p, w.alice)
+    await live.done.wait()
+    text = reply_text(h)
+    assert "Mining stopped" in text and ALICE_SESSION.format(found=2, seen=2) in text, text
+    assert node.chain(w.genesis.id).state.height == 2 and no_core_session(p)
+
+
+async def test_auto_continue_goes_on_after_someone_elses_block(playground, monkeypatch):
+    """Bob's block 1 lands just before Alice's: hers is stale, her session mines block 2 and counts
+    both blocks as seen, one of them as found."""
+    p, w = playground, playground.world
+    node = p.bot.services.node
+    real_submit = node.submit_block
+    submitted = 0
+
+    async def submit_block(chain_id, block):
+        nonlocal submitted
+        submitted += 1
+        if submitted == 1:  # Alice found block 1: Bob's comes first
+            state = node.chain(chain_id).state
+            bob = await node.address(chain_id, str(w.bob.id))
+            await real_submit(chain_id, solve(node.template(chain_id, bob), state.params))
+        elif node.chain(chain_id).state.height == 1:  # Alice found block 2
+            stop = await p.run(w.alice, "mine stop")
+            assert "Stopping" in reply_text(stop)
+        return await real_submit(chain_id, block)
+
+    monkeypatch.setattr(node, "submit_block", submit_block)
+    h = await p.run(w.alice, "mine start", {"auto_continue": True})
+    live = live_session(p, w.alice)
+    await live.done.wait()
+    text = reply_text(h)
+    assert "Mining stopped" in text and ALICE_SESSION.format(found=1, seen=2) in text, text
+    assert "Your last block: 2" in text
+    runtime = node.chain(w.genesis.id)
+    alice = await node.address(w.genesis.id, str(w.alice.id))
+    bob = await node.address(w.genesis.id, str(w.bob.id))
+    assert runtime.state.height == 2 and runtime.blocks_mined[alice] == 1 and runtime.blocks_mined[bob] == 1
+
+
+async def test_stop_while_the_next_block_is_set_up_mines_nothing_more(playground, monkeypatch):
+    """`/mine stop` lands while the node prepares block 2's job, before the core has the session:
+    at this difficulty the first chunk would find block 2 before any progress report."""
+    p, w = playground, playground.world
+    node = p.bot.services.node
+    real_prepare = node.drop_stale_consensus_proposal
+    calls = 0
+
+    async def prepare(chain_id):
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            stop = await p.run(w.alice, "mine stop")
+            assert "Stopping" in reply_text(stop)
+        return await real_prepare(chain_id)
+
+    monkeypatch.setattr(node, "drop_stale_consensus_proposal", prepare)
+    h = await p.run(w.alice, "mine start", {"auto_continue": True})
+    live = live_session(p, w.alice)
+    await live.done.wait()
+    text = reply_text(h)
+    assert "Mining stopped" in text and ALICE_SESSION.format(found=1, seen=1) in text, text
+    assert node.chain(w.genesis.id).state.height == 1 and no_core_session(p)
+
+
+async def test_stop_before_the_core_has_a_session_mines_nothing(playground, monkeypatch):
+    """Without auto-continue too: a stop that lands while the node prepares the job used to be seen
+    only at the first progress report, which never comes when the first chunk finds the block."""
+    p, w = playground, playground.world
+    node = p.bot.services.node
+    real_prepare = node.drop_stale_consensus_proposal
+
+    async def prepare(chain_id):
+        stop = await p.run(w.alice, "mine stop")
+        assert "Stopping" in reply_text(stop)
+        return await real_prepare(chain_id)
+
+    monkeypatch.setattr(node, "drop_stale_consensus_proposal", prepare)
+    h = await p.run(w.alice, "mine start")
+    await h.wait_for(final, timeout=20)
+    assert "Mining stopped" in reply_text(h), reply_text(h)
+    assert node.chain(w.genesis.id).state.height == 0 and no_core_session(p)
+
+
+async def test_auto_continue_ends_when_the_sessions_time_is_up(playground):
+    """The time budget is the session's, not each block's: block after block, it still runs out."""
+    p, w = playground, playground.world
+    await set_server(p, w.genesis, session_s=1, cooldown_s=0)
+    h = await p.run(w.alice, "mine start", {"auto_continue": True})
+    live = live_session(p, w.alice)
+    await live.done.wait()
+    mined = p.bot.services.node.chain(w.genesis.id).state.height
+    text = reply_text(h)
+    assert "Time up" in text and ALICE_SESSION.format(found=mined, seen=mined) in text, text
+    assert mined >= 1 and no_core_session(p)
+
+
+async def test_an_auto_continue_that_is_not_a_boolean_is_refused(playground):
+    """A modified client's raw value: refused clearly, nothing reserved, no cooldown."""
+    p, w = playground, playground.world
+    h = await p.sb.invoke(w.genesis, w.general, w.alice, "mine start", {"auto_continue": "yes"}, validate=False)
+    await h.wait_ack(5)
+    await h.wait_response(5)
+    text = reply_text(h)
+    assert h.ephemeral and "auto_continue" in text and "true or false" in text, text
+    assert (w.genesis.id, w.alice.id) not in p.bot.get_cog("Mining").sessions and no_core_session(p)
+    again = await p.run(w.alice, "mine start")
+    assert not again.ephemeral
