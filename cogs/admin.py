@@ -541,6 +541,14 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         embed.description = "\n".join(lines)
         if proposal is not None:
             embed.add_field(name="Chain rules take effect", value=when_rules_apply(state.height), inline=False)
+            if "target_spacing_s" in rules and proposal.rescale_on_spacing_change:
+                embed.add_field(
+                    name="Difficulty",
+                    value=f"Follows the new block time at once: the first block under it gets the target scaled by "
+                    f"{rules['target_spacing_s']:,}/{base.target_spacing_s:,}, and the next retarget measures only "
+                    "the blocks mined for it.",
+                    inline=False,
+                )
         if server:
             embed.add_field(
                 name="Mining settings take effect",

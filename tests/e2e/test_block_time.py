@@ -24,6 +24,7 @@ async def test_a_new_block_time_rescales_the_next_but_one_block_and_survives_a_r
     await answer(p, w.alice, "playground config", {"cooldown": 0})
     _h, reply = await answer(p, w.alice, "playground config", {"block_time": 30})
     assert "Block time: 60 s → **30 s**" in text_of(reply)
+    assert "the first block under it gets the target scaled by 30/60" in text_of(reply)
 
     assert await mine_block(p, w.alice) == 1  # block 1 commits to the new block time
     state = node.chain(w.genesis.id).state
