@@ -928,6 +928,8 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             )
             embed.add_field(name="Gone", value="the stored chain: every block, balance and pending transfer",
                             inline=False)
+            embed.add_field(name="Rules", value="the defaults: the stored chain's own rules cannot be read",
+                            inline=False)
             view = ResetView(self.services, guild_id, interaction.user.id, RESET_TIMEOUT_S)
             await ask_to_confirm(interaction, embed, view)
             return

@@ -12,7 +12,7 @@ from chain.header import BlockHeader
 from chain.node import Node
 from chain.params import BITCOIN_MAINNET, PLAYGROUND, ChainParams
 from chain.pow import SpacingChange, compute_calibrated_bits, compute_expected_bits, compute_rescaled_bits
-from chain.state import ChainState, build_template, compute_next_bits, process_block
+from chain.state import ChainState, build_template, compute_kept_params, compute_next_bits, process_block
 from chain.store import Store
 from chain.verify import verify_chain
 from tests.chainkit import CHAIN_ID, GENESIS_TIME, genesis_block, key, mine, new_chain, solve
@@ -244,3 +244,14 @@ def test_new_flags_are_left_out_of_old_parameters():
     assert '"rescale_on_spacing_change":true' in PLAYGROUND.to_json()
     with pytest.raises(Exception, match="true or false"):
         PLAYGROUND.evolve(early_retarget=1)
+
+
+# --- (c) what a reset keeps ----------------------------------------------------------------
+
+
+def test_a_reset_keeps_the_changeable_rules_on_top_of_todays_defaults():
+    """A chain created before the flags keeps its block time and reward, and gets the new rules."""
+    old_chain = OLD_RULE.evolve(target_spacing_s=30, initial_subsidy_points=7, retarget_window_blocks=20)
+    kept = compute_kept_params(PLAYGROUND, old_chain)
+    assert kept == PLAYGROUND.evolve(target_spacing_s=30, initial_subsidy_points=7, retarget_window_blocks=20)
+    assert compute_kept_params(PLAYGROUND, PLAYGROUND) == PLAYGROUND
