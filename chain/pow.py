@@ -267,8 +267,8 @@ class RetargetExplanation:
             pace = f"blocks came {gap_percent}% slower than the target"
         else:
             pace = "blocks came exactly on target"
-        where = f"At height {self.height} (early retarget)" if self.reason == REASON_EARLY else f"At height {self.height}"
-        return f"{where}, {pace}, {effect}."
+        early = " (early retarget)" if self.reason == REASON_EARLY else ""
+        return f"At height {self.height}{early}, {pace}, {effect}."
 
 
 def explain_retarget(

@@ -265,7 +265,9 @@ async def retarget_history(
         if not batch:
             break
         # A block time change restarts the window it falls in (chain/pow.py).
-        anchors = {height: compute_calibration_anchor(params, state.spacing_change_at(height)) for height, params in batch}
+        anchors = {
+            height: compute_calibration_anchor(params, state.spacing_change_at(height)) for height, params in batch
+        }
         starts = {height: compute_retarget_window_start(height, params, anchors[height]) for height, params in batch}
         wanted = {h for height, _ in batch for h in (height, height - 1, starts[height])}
         headers = await store.headers_at(chain_id, wanted)

@@ -56,7 +56,9 @@ def test_a_new_block_time_rescales_the_target_from_the_next_block():
     effects = process_block(state, block, GENESIS_TIME + 360)
     sentences = [e.payload["sentence"] for e in effects.events if e.kind == DIFFICULTY_CHANGED]
     # 99%, not 100: the compact encoding drops the doubled target's last bits.
-    assert sentences == ["At height 5, the block time went from 60 s to 120 s, so the target grew by 99% (mining got easier)."]
+    assert sentences == [
+        "At height 5, the block time went from 60 s to 120 s, so the target grew by 99% (mining got easier)."
+    ]
     state.apply(block, effects)
     # Block 6 keeps it: the rescale is for the first block of the new spacing only.
     assert compute_next_bits(state) == expected
