@@ -852,10 +852,15 @@ class BeaconNode:
             await self._runtime(chain_id)  # owners known at once, for /validators
         return config
 
-    async def reset(self, chain_id: int, params, *, initial_bits: int, consensus: ConsensusConfig | None) -> None:
-        """A plain reset (same mode): the chain starts over atomically, and its memory here with it."""
+    async def reset(
+        self, chain_id: int, params, *, initial_bits: int, consensus: ConsensusConfig | None, keep_rules: bool = False
+    ) -> None:
+        """A plain reset (same mode): the chain starts over atomically, and its memory here with it.
+        ``keep_rules``: as ``Node.replace_chain``."""
         async with self._lock(chain_id):
-            await self.node.replace_chain(chain_id, params, initial_bits=initial_bits, consensus=consensus)
+            await self.node.replace_chain(
+                chain_id, params, initial_bits=initial_bits, consensus=consensus, keep_rules=keep_rules
+            )
             self.forget(chain_id)
 
     async def energy(self, chain_id: int) -> EnergyReport:

@@ -42,7 +42,7 @@ from chain.mempool import Admission, Mempool, PendingTransfer
 from chain.op_pool import Operation, OpPool, PooledOperation, is_dead_operation
 from chain.operations import OP_DEPOSIT
 from chain.params import ChainParams
-from chain.pow import compute_calibrated_bits
+from chain.pow import compute_calibrated_bits, compute_rescaled_bits
 from chain.state import (
     BlockEffects,
     ChainState,
@@ -50,6 +50,7 @@ from chain.state import (
     check_merge_schedule,
     compute_next_block_time,
     check_params_change,
+    compute_kept_params,
     compute_next_total_difficulty,
     make_genesis_block,
     process_block,
@@ -467,8 +468,15 @@ class Node:
         consensus: ConsensusConfig | None = None,
         validator_keys: tuple[StoredValidatorKey, ...] = (),
         auto_attest: tuple[str, ...] = (),
+        keep_rules: bool = False,
     ) -> ChainState:
         """Start a chain over (a reset or a mode switch) as one atomic step.
+
+        ``keep_rules``: the new chain keeps the changeable rules in force on the old one
+        (``compute_kept_params`` over ``params``), read under the old chain's lock so a rule change
+        landing meanwhile is not lost; ``initial_bits`` (calibrated for ``params``) is rescaled to
+        the kept block time the way a block time change rescales it (``compute_rescaled_bits``).
+        A chain that failed to load has no rules to keep: it starts with ``params``.
 
         The old chain's lock is held throughout, the store swaps old for new in one
         transaction, and the new runtime replaces the old one without an await in
@@ -481,6 +489,10 @@ class Node:
                 await stack.enter_async_context(self.locked(chain_id))
             # else: a chain that failed to load (offline) has no runtime to lock, and no command
             # can act on it (they are refused until this returns).
+            if keep_rules and chain_id in self._chains:
+                kept = compute_kept_params(params, self._chains[chain_id].state.params)
+                initial_bits = compute_rescaled_bits(initial_bits, params.target_spacing_s, kept.target_spacing_s, kept)
+                params = kept
             genesis = make_genesis_block(params, chain_id, self.now(), initial_bits, consensus)
             state = ChainState(params, chain_id, genesis, consensus)
             await self.store.replace_chain(

@@ -45,6 +45,15 @@ class ChainParams:
     # (9 intervals against 10), so the playground's own chains measure every interval instead.
     # Absent from the JSON of chains created before it existed: they keep Core's rule.
     retarget_full_window: bool = False
+    # A change of target_spacing_s rescales the target for the very next block (new/old spacing),
+    # and the next retarget measures only the blocks mined for the new spacing (chain/pow.py
+    # ``compute_rescaled_bits``).  Without it a new block time waits for the next retarget.
+    rescale_on_spacing_change: bool = False
+    # Calibration stretch: before the first retarget of a chain (or after a block time change),
+    # a block whose stretch so far came more than 2x off the target is retargeted at once toward
+    # the measured hash rate (chain/pow.py ``is_early_retarget_height``).
+    # Both are absent from the JSON of chains created before them: those keep the older rules.
+    early_retarget: bool = False
 
     @property
     def target_timespan_s(self) -> int:
@@ -83,14 +92,14 @@ class ChainParams:
         return params
 
 
-_OMITTED_AT_DEFAULT = ("retarget_full_window",)
+_OMITTED_AT_DEFAULT = ("retarget_full_window", "rescale_on_spacing_change", "early_retarget")
 
 
 def check_params(params: ChainParams) -> None:
     """Refuse parameter sets that cannot make a working chain."""
     for f in fields(params):
         value = getattr(params, f.name)
-        if f.name in ("name", "no_retargeting", "retarget_full_window"):
+        if f.name == "name" or f.name == "no_retargeting" or f.name in _OMITTED_AT_DEFAULT:
             if f.name != "name" and not isinstance(value, bool):
                 raise ParamsError(f"{f.name} must be true or false, got {value!r}")
             continue
@@ -135,6 +144,8 @@ PLAYGROUND = ChainParams(
     initial_subsidy_points=50,
     halving_interval_blocks=2_100,
     retarget_full_window=True,
+    rescale_on_spacing_change=True,
+    early_retarget=True,
 )
 
 # Instant blocks for tests and examples: fixed, trivial difficulty.

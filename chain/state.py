@@ -107,6 +107,7 @@ from chain.operations import (
 )
 from chain.params import MEDIAN_TIME_SPAN_BLOCKS, ChainParams
 from chain.pow import (
+    SpacingChange,
     check_expected_bits,
     check_proof_of_work,
     compute_expected_bits,
@@ -160,6 +161,12 @@ def compute_genesis_commitment(params: ChainParams, chain_id: int, consensus: Co
 def compute_params_commitment(params: ChainParams) -> bytes:
     """What a block's coinbase message says to adopt ``params`` from the next block."""
     return PARAMS_CHANGE_TAG + hashlib.sha256(params.to_bytes()).digest()
+
+
+def compute_kept_params(defaults: ChainParams, current: ChainParams) -> ChainParams:
+    """A reset's rules when the server keeps its own: the defaults (so a new chain gets every rule
+    added since the old one was created) with the changeable rules in force on the old chain."""
+    return defaults.evolve(**{name: getattr(current, name) for name in sorted(CHANGEABLE_PARAMS)})
 
 
 def check_params_change(current: ChainParams, proposed: ChainParams) -> None:
@@ -396,6 +403,19 @@ class ChainState:
                 params = changed
         return params
 
+    def spacing_change_at(self, height: int) -> SpacingChange | None:
+        """The latest change of target spacing that governs the block at ``height`` (committed
+        below it), from the committed parameter changes; None if the spacing never changed."""
+        previous = self.genesis_params.target_spacing_s
+        latest = None
+        for committed_at, changed in self.param_changes:
+            if committed_at >= height:
+                break
+            if changed.target_spacing_s != previous:
+                latest = SpacingChange(committed_at + 1, previous)
+            previous = changed.target_spacing_s
+        return latest
+
     @property
     def params(self) -> ChainParams:
         """The rules for the next block."""
@@ -449,7 +469,7 @@ def check_parent(state: ChainState, header: BlockHeader) -> None:
 def process_header(state: ChainState, header: BlockHeader, now: int) -> None:
     """Contextual header checks, cheapest first; raises the first failure."""
     check_parent(state, header)
-    check_expected_bits(header, state.headers, state.params)
+    check_expected_bits(header, state.headers, state.params, state.spacing_change_at(len(state.headers)))
     check_proof_of_work(header.hash(), header.bits, state.params)
     median = compute_median_time_past(state.headers)
     if header.time <= median:
@@ -567,7 +587,9 @@ def _block_events(
              **({"proof_of_stake": True} if block.seal is not None else {})},
         ),
     ]
-    explanation = None if block.seal is not None else explain_retarget(state.headers, state.params)
+    explanation = None
+    if block.seal is None:
+        explanation = explain_retarget(state.headers, state.params, state.spacing_change_at(height))
     if explanation is not None and explanation.new_bits != explanation.old_bits:
         events.append(
             ChainEvent(
@@ -593,6 +615,12 @@ def _block_events(
                 )
             )
     return tuple(events)
+
+
+def compute_next_bits(state: ChainState) -> int:
+    """The bits the next proof-of-work block must carry (``compute_expected_bits`` with the chain's
+    committed spacing changes): what templates use and what ``process_header`` checks."""
+    return compute_expected_bits(state.headers, state.params, state.spacing_change_at(len(state.headers)))
 
 
 def compute_next_block_time(state: ChainState, now: int) -> int:
@@ -644,7 +672,7 @@ def build_template(
         version,
         state.tip_hash,
         compute_next_block_time(state, now),
-        compute_expected_bits(state.headers, state.params),
+        compute_next_bits(state),
         coinbase,
         tuple(transfers),
         operations,
@@ -872,7 +900,7 @@ def compute_next_total_difficulty(state: ChainState) -> int:
     beacon = state.beacon
     if beacon is None:
         raise MergeError("this chain has no consensus config")
-    bits = compute_expected_bits(state.headers, state.params)
+    bits = compute_next_bits(state)
     return beacon.total_difficulty + compute_block_work(compute_target(bits, state.params.pow_limit))
 
 

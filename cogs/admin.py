@@ -17,9 +17,8 @@ from chain.beacon_node import GENESIS_ALLOCATION_POINTS, BeaconNode, ValidatorVi
 from chain.budget import IDLE_AFTER_S, MIN_SLOT_DURATION_S
 from chain.compact import compute_block_work, compute_target
 from chain.params import ChainParams
-from chain.pow import compute_expected_bits
 from chain.staking import ValidatorStatus
-from chain.state import ChainState, compute_difficulty
+from chain.state import ChainState, compute_difficulty, compute_kept_params, compute_next_bits
 from cogs.embeds import BLUE, GOLD, GREEN, GREY, PURPLE, RED, counted, points, short, stake_points
 from cogs.errors import (
     PlaygroundCog,
@@ -28,7 +27,7 @@ from cogs.errors import (
     reply_ephemeral,
     require_guild,
 )
-from cogs.options import OneOf, Range
+from cogs.options import Flag, OneOf, Range
 from cogs.services import MAX_SESSION_S, WEBHOOK_NAME, Services
 
 log = logging.getLogger(__name__)
@@ -233,6 +232,7 @@ class ResetView(discord.ui.View):
         timeout_s: float,
         mode: str | None = None,
         base: ConsensusConfig | None = None,
+        defaults: bool = False,
     ) -> None:
         super().__init__(timeout=timeout_s)
         self.services = services
@@ -242,6 +242,8 @@ class ResetView(discord.ui.View):
         self.mode = mode
         # Staking settings for the new chain (``/playground staking``); None: the old chain's.
         self.base = base
+        # ``/playground reset defaults:True``: the default rules and mode, not the server's own.
+        self.defaults = defaults
         if mode is not None:
             self.confirm.label = f"Start a new {mode} chain"
         self.what = "reset" if mode is None else "mode switch"
@@ -299,18 +301,18 @@ class ResetView(discord.ui.View):
         """Delete the chain and create a new one: in the asked mode, else in the mode it had."""
         node, beacon = self.services.node, self.services.beacon
         mode = self.mode
-        if mode is None and beacon is not None and node.has_chain(self.guild_id):
+        if mode is None and not self.defaults and beacon is not None and node.has_chain(self.guild_id):
             current = beacon.mode(self.guild_id)
             if current is not None and current != self.services.default_consensus.mode:
                 mode = current  # a pos or hybrid chain starts over as one
         if node.offline_reason(self.guild_id) is not None:
             # It could not be loaded: start over with the defaults, then in the asked mode if any.
-            state = await self.services.reset_chain(self.guild_id)
+            state = await self.services.reset_chain(self.guild_id, defaults=True)
             if mode is None or beacon is None:
                 return state, None
         elif mode is None or beacon is None:
             await self.services.ensure_chain(self.guild_id)
-            return await self.services.reset_chain(self.guild_id), None
+            return await self.services.reset_chain(self.guild_id, defaults=self.defaults), None
         await self.services.ensure_chain(self.guild_id)
         await beacon.switch_mode(self.guild_id, mode, str(interaction.user.id), node.now(), base=self.base)
         log.info("server %d switched to %s mode by %d", self.guild_id, mode, interaction.user.id)
@@ -539,6 +541,14 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         embed.description = "\n".join(lines)
         if proposal is not None:
             embed.add_field(name="Chain rules take effect", value=when_rules_apply(state.height), inline=False)
+            if "target_spacing_s" in rules and proposal.rescale_on_spacing_change:
+                embed.add_field(
+                    name="Difficulty",
+                    value=f"Follows the new block time at once: the first block under it gets the target scaled by "
+                    f"{rules['target_spacing_s']:,}/{base.target_spacing_s:,}, and the next retarget measures only "
+                    "the blocks mined for it.",
+                    inline=False,
+                )
         if server:
             embed.add_field(
                 name="Mining settings take effect",
@@ -887,7 +897,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
                     f"{earliest:,} or later. Nothing was changed."
                 )
         if at_total_difficulty is not None and state.beacon is not None:
-            bits = compute_expected_bits(state.headers, state.params)
+            bits = compute_next_bits(state)
             per_block = compute_block_work(compute_target(bits, state.params.pow_limit))
             earliest = state.beacon.total_difficulty + (blocks_before_commit + 1) * per_block
             if at_total_difficulty < earliest:
@@ -900,7 +910,10 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
     # --- /playground reset ----------------------------------------------------------------
 
     @app_commands.command(name="reset")
-    async def reset(self, interaction: discord.Interaction) -> None:
+    @app_commands.describe(
+        defaults="Start with the default rules and mode instead of this server's own (block time, reward…)",
+    )
+    async def reset(self, interaction: discord.Interaction, defaults: Flag = False) -> None:
         """Start this server's chain over from a new genesis block (asks for confirmation)."""
         guild_id = require_guild(interaction)
         offline = self.services.node.offline_reason(guild_id)
@@ -915,13 +928,15 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             )
             embed.add_field(name="Gone", value="the stored chain: every block, balance and pending transfer",
                             inline=False)
+            embed.add_field(name="Rules", value="the defaults: the stored chain's own rules cannot be read",
+                            inline=False)
             view = ResetView(self.services, guild_id, interaction.user.id, RESET_TIMEOUT_S)
             await ask_to_confirm(interaction, embed, view)
             return
         state = await self.services.ensure_chain(guild_id)
         holders = [acc.balance for acc in state.ledger.values() if acc.balance > 0]
         pending_transfers = len(self.services.node.chain(guild_id).mempool)
-        view = ResetView(self.services, guild_id, interaction.user.id, RESET_TIMEOUT_S)
+        view = ResetView(self.services, guild_id, interaction.user.id, RESET_TIMEOUT_S, defaults=defaults)
         embed = discord.Embed(
             title="⚠️ Reset this server's chain?",
             description=f"{interaction.user.mention} asked to start the chain over from a new genesis block. "
@@ -932,10 +947,27 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             name="Gone",
             value=f"all {counted(state.height, 'block')}, every balance ({points(sum(holders))} held by "
             f"{counted(len(holders), 'member')}), {counted(pending_transfers, 'pending transfer')} and any pending rule change; "
-            "the rules go back to the defaults and running mining sessions end",
+            "running mining sessions end",
             inline=False,
         )
+        embed.add_field(name="Rules", value=self._rules_after_reset(guild_id, state, defaults), inline=False)
         await ask_to_confirm(interaction, embed, view)
+
+    def _rules_after_reset(self, guild_id: int, state: ChainState, defaults: bool) -> str:
+        """What the confirmation prompt says about the new chain's rules: the server's, or the defaults."""
+        default_mode = self.services.default_consensus.mode
+        beacon = self.services.beacon
+        mode = (beacon.mode(guild_id) if beacon is not None else None) or "pow"
+        if defaults:
+            return (
+                f"back to the defaults (`defaults:True`), mode **{default_mode}**:\n"
+                + describe_rules(self.services.default_params)
+            )
+        kept = compute_kept_params(self.services.default_params, state.params)
+        return (
+            f"kept: this server's rules in force now, mode **{mode}** (`/playground reset defaults:True` "
+            f"goes back to the defaults):\n" + describe_rules(kept)
+        )
 
 
 async def setup(bot: commands.Bot) -> None:

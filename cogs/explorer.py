@@ -21,7 +21,12 @@ from chain.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.errors import ExportTooLargeError, VerificationError
 from chain.hashing import HASH_SIZE_BYTES, hash_to_display
 from chain.params import ChainParams
-from chain.pow import RetargetExplanation, compute_retarget_window_start, explain_retarget_between
+from chain.pow import (
+    RetargetExplanation,
+    compute_calibration_anchor,
+    compute_retarget_window_start,
+    explain_retarget_between,
+)
 from chain.proposer import MAX_RANDOM_BYTE, ProposerDraw
 from chain.state import ChainState, compute_difficulty
 from chain.node import TransactionMatches
@@ -323,15 +328,17 @@ async def retarget_history(
         batch = list(islice(heights, RETARGET_BATCH))
         if not batch:
             break
-        wanted = {
-            h for height, params in batch
-            for h in (height, height - 1, compute_retarget_window_start(height, params))
+        # A block time change restarts the window it falls in (chain/pow.py).
+        anchors = {
+            height: compute_calibration_anchor(params, state.spacing_change_at(height)) for height, params in batch
         }
+        starts = {height: compute_retarget_window_start(height, params, anchors[height]) for height, params in batch}
+        wanted = {h for height, _ in batch for h in (height, height - 1, starts[height])}
         headers = await store.headers_at(chain_id, wanted)
         for height, params in batch:
-            first, before, block = (headers[compute_retarget_window_start(height, params)], headers[height - 1],
-                                    headers[height])
-            explanation = explain_retarget_between(height, first, before, params)
+            first, before, block = headers[starts[height]], headers[height - 1], headers[height]
+            # The bits the block carries: an early retarget in the window measures work, not time alone.
+            explanation = explain_retarget_between(height, first, before, params, block.bits, anchors[height])
             if explanation is None:
                 continue
             if last is None:

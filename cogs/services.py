@@ -98,14 +98,17 @@ class Services:
                 )
         return self.node.chain(guild_id).state
 
-    async def reset_chain(self, guild_id: int) -> ChainState:
-        """Start this server's chain over with the default rules, as one atomic step."""
+    async def reset_chain(self, guild_id: int, *, defaults: bool = False) -> ChainState:
+        """Start this server's chain over, as one atomic step: with the rules in force on the old
+        chain (block time, reward...), or with the default rules if ``defaults``."""
         bits = compute_calibrated_bits(await self.hash_rate(), self.default_params)
+        keep = not defaults
         if self.beacon is not None:
-            await self.beacon.reset(guild_id, self.default_params, initial_bits=bits, consensus=self.default_consensus)
+            await self.beacon.reset(guild_id, self.default_params, initial_bits=bits, consensus=self.default_consensus,
+                                    keep_rules=keep)
         else:
             await self.node.replace_chain(guild_id, self.default_params, initial_bits=bits,
-                                          consensus=self.default_consensus)
+                                          consensus=self.default_consensus, keep_rules=keep)
         return self.node.chain(guild_id).state
 
     async def server_settings(self, guild_id: int) -> dict[str, Any]:

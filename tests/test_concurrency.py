@@ -241,3 +241,27 @@ async def test_a_reset_drops_the_old_chains_undelivered_announcements(world):
     assert await node.store.pending_events(CHAIN) == []
     await mine(node, clock, "bob")
     assert {e.payload["height"] for e in await node.store.pending_events(CHAIN)} == {1}
+
+
+@pytest.mark.parametrize("reset_first", [True, False])
+async def test_a_reset_racing_a_block_time_change_keeps_the_rules_the_old_chain_ended_with(world, reset_first):
+    """Issue 9 item 12: a reset keeps the rules in force. They are read under the chain's lock, in the
+    reset's one atomic step: a block committing a new block time either landed first (and the new chain
+    keeps its block time) or was refused (and the new chain keeps the old one), never lost in between."""
+    from cogs.services import Services
+
+    clock, node, beacon = world
+    await mine(node, clock, "alice", 2)
+    services = Services(node=node, hashing_core=None, notifier=None, beacon=beacon, measured_hash_rate=1,
+                        default_params=REGTEST, default_consensus=CONFIG)
+    slower = node.chain(CHAIN).state.params.evolve(target_spacing_s=120)
+    await node.propose_params(CHAIN, slower)
+    clock.now += 60
+    block = solve(node.template(CHAIN, await node.address(CHAIN, "alice")), REGTEST)
+    calls = [services.reset_chain(CHAIN), node.submit_block(CHAIN, block)]
+    results = await settle(calls if reset_first else calls[::-1])
+    committed = not isinstance(results[1] if reset_first else results[0], ChainError)
+    state = node.chain(CHAIN).state
+    assert state.height == 0
+    assert state.params.target_spacing_s == (120 if committed else 60)
+    assert (await node.store.load_chain(CHAIN)).params == state.params  # the store agrees

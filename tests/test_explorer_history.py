@@ -104,3 +104,28 @@ async def test_transaction_prefix_lookups_match_a_scan_including_rows_from_befor
         assert matches.confirmed_count == (len(expected) if prefix else 25), prefix
         assert [hash_to_display(bytes(t.txid)) for t in matches.confirmed] == expected[:25], prefix
     await store.close()
+
+
+async def test_a_retarget_after_a_block_time_change_is_explained_from_the_change_on(tmp_path):
+    """Issue 9 item 12: the retarget after a block time change measures from the committing block;
+    /chain difficulty explains it with the same window (5 intervals of 120 s, not 9 since genesis)."""
+    from chain.pow import SpacingChange
+
+    clock = Clock(GENESIS_TIME)
+    node = Node(await Store.open(tmp_path / "spacing.sqlite3"), clock=clock, randomness=os.urandom,
+                master_key=bytes(32))
+    await node.create_chain(CHAIN_ID, PLAYGROUND, initial_bits=0x2000FFFF)
+    miner = await node.address(CHAIN_ID, "miner")
+    for height in range(1, 13):
+        if height == 4:
+            await node.propose_params(CHAIN_ID, PLAYGROUND.evolve(target_spacing_s=120))
+        clock.now += 60 if height <= 4 else 120
+        state = node.chain(CHAIN_ID).state
+        await node.submit_block(CHAIN_ID, solve(node.template(CHAIN_ID, miner), state.params))
+    state = node.chain(CHAIN_ID).state
+    headers = [b.header for b in (await node.store.load_chain(CHAIN_ID)).blocks]
+    _recent, last = await retarget_history(node.store, CHAIN_ID, state)
+    assert last == explain_retarget(headers[:10], state.params, SpacingChange(5, 60))
+    assert (last.height, last.actual_timespan_s, last.target_timespan_s) == (10, 600, 600)
+    assert last.new_bits == headers[10].bits
+    await node.store.close()

@@ -30,8 +30,10 @@ def test_playground_retarget_window_and_spacing():
     assert PLAYGROUND.target_timespan_s == 600
 
 
+# The playground's rules before issue 9 item 12: no early retarget, no rescale for a new block time.
+FULL_WINDOW_RULE = PLAYGROUND.evolve(early_retarget=False, rescale_on_spacing_change=False)
 # Bitcoin Core's retarget rule on the playground's numbers: one interval short of the window.
-CORE_RULE = PLAYGROUND.evolve(retarget_full_window=False)
+CORE_RULE = FULL_WINDOW_RULE.evolve(retarget_full_window=False)
 
 
 def _chain_with_spacing(spacing_s: int, blocks: int, params=PLAYGROUND):
@@ -111,8 +113,8 @@ def test_old_parameters_read_back_byte_for_byte():
 
 
 def test_slow_blocks_grow_the_target_clamped_at_four_times():
-    state = _chain_with_spacing(600, 9)
-    new = compute_expected_bits(state.headers, PLAYGROUND)
+    state = _chain_with_spacing(600, 9, FULL_WINDOW_RULE)
+    new = compute_expected_bits(state.headers, FULL_WINDOW_RULE)
     assert decode_compact(new).value == decode_compact(encode_compact(decode_compact(state.tip.bits).value * 4)).value
 
 

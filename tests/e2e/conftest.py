@@ -12,11 +12,16 @@ import pytest
 
 from bot.app import PlaygroundBot
 from bot.settings import Settings
+from chain.params import PLAYGROUND
 from sandbox import Sandbox, point_discord_py_at
 from sandbox.demo import DemoWorld, populate_demo
 
 # About 60 hashes per block with the playground's 60 s spacing: blocks in milliseconds.
 EASY_HASH_RATE = 1
+# Blocks milliseconds apart are thousands of times faster than the minute they aim for: the early
+# retarget (chain/pow.py) would make each of the first ten 4x harder, and the tests' blocks slow.
+# tests/test_block_time_rules.py checks it on simulated chains.
+E2E_PARAMS = PLAYGROUND.evolve(early_retarget=False)
 COMMANDS = ["mine", "wallet", "leaderboard", "chain", "playground"]
 
 
@@ -67,6 +72,8 @@ async def running_bot(sb: Sandbox, settings: Settings, *, hash_rate: int = EASY_
         if bot.services is not None and hash_rate is not None:
             bot.services.stop_calibration()  # the test chooses the rate: no need to measure it
             bot.services.measured_hash_rate = hash_rate
+        if bot.services is not None:
+            bot.services.default_params = E2E_PARAMS
         await sb.wait_until_ready()
         await sb.wait_commands_synced(names=COMMANDS)
         yield bot
