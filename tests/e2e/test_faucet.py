@@ -67,3 +67,16 @@ async def test_carol_claims_on_a_pow_chain_then_pays(playground):
     block = await p.run(w.alice, "chain block", {"query": "2"})
     assert "🚰 the faucet" in reply_text(block) and f"<@{FAUCET_OWNER}>" not in reply_text(block)
     assert (await node.verify(guild_id)).blocks == 4
+
+
+async def test_a_chain_without_a_faucet_says_a_reset_makes_one(sb, tmp_path):
+    from sandbox.demo import populate_demo
+    from tests.e2e.conftest import Playground, make_settings, running_bot
+
+    w = populate_demo(sb)
+    settings = make_settings(tmp_path / "nofaucet.sqlite3", faucet_fund_points=0)  # as a chain from before
+    async with running_bot(sb, settings) as bot:
+        p = Playground(sb, w, bot, settings)
+        refused = await p.run(w.carol, "wallet faucet")
+        assert refused.ephemeral and "/playground reset" in reply_text(refused)
+        assert len(bot.services.node.chain(w.genesis.id).mempool) == 0
