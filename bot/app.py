@@ -173,7 +173,7 @@ class PlaygroundBot(commands.Bot):
         await self.hashing_core.start()
         node = Node(
             self.store, clock=self.clock, randomness=self.randomness, master_key=master_key,
-            hashing_core=self.hashing_core,
+            hashing_core=self.hashing_core, faucet_fund_points=settings.faucet_fund_points,
         )
         await node.load()
         for chain_id in node.chain_ids():
@@ -195,6 +195,7 @@ class PlaygroundBot(commands.Bot):
         self.services = Services(
             node=node, hashing_core=self.hashing_core, notifier=self.notifier,
             progress_interval_s=settings.progress_interval_s, beacon=beacon,
+            faucet_points=settings.faucet_points, faucet_cooldown_s=settings.faucet_cooldown_s,
         )
         # The first new server's chain needs the core's hash rate: measured now, while the bot
         # logs in, not during that server's first command.

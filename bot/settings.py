@@ -82,6 +82,16 @@ class Settings(BaseSettings):
     outbox_retention_days: int = Field(
         default=7, ge=1, le=3650, description="Days a delivered announcement is kept before it is deleted"
     )
+    faucet_points: int = Field(
+        default=32, ge=1, le=1_000_000, description="Points one /wallet faucet claim gives a member"
+    )
+    faucet_cooldown_s: int = Field(
+        default=3_600, ge=0, le=30 * 86_400, description="Seconds a member waits between two faucet claims"
+    )
+    faucet_fund_points: int = Field(
+        default=100_000, ge=0, le=1_000_000_000_000,
+        description="Points a new chain's faucet holds at genesis (0: new chains get no faucet)",
+    )
 
     def __init__(self, **values: Any) -> None:
         problem = None

@@ -405,3 +405,27 @@ class ChaosModeOffError(StakingError):
 
 class NotProposerError(StakingError):
     """Only this slot's drawn proposer can do this."""
+
+
+# --- faucet --------------------------------------------------------------------
+
+
+class FaucetError(ChainError):
+    """A faucet claim that cannot be paid; nothing was changed (no transfer, no cooldown)."""
+
+
+class NoFaucetError(FaucetError):
+    """The chain was created without a faucet account at genesis."""
+
+
+class FaucetEmptyError(FaucetError):
+    """The faucet's points left (after its pending payouts) do not cover a claim."""
+
+
+class FaucetCooldownError(FaucetError):
+    """The member claimed less than the cooldown ago; ``available_at`` is when they may claim again
+    (node clock, whole seconds)."""
+
+    def __init__(self, message: str, available_at: int) -> None:
+        super().__init__(message)
+        self.available_at = available_at

@@ -9,7 +9,9 @@ Rules (the README repeats them for players):
   its fee is higher by at least ``replacement_fee_bump_bp`` basis points
   (10% by default) and by at least one point; the balance check then counts
   the new transfer in place of the old.
-- At most ``max_pending_per_account`` pending transfers per sender.
+- At most ``max_pending_per_account`` pending transfers per sender, except for the
+  ``unlimited_senders`` the node names (its faucet, whose payouts one per member claim are
+  already bounded by the claim cooldown: a class claiming at once must not wait for blocks).
 - When ``mempool_max_transfers`` is reached, a newcomer must pay a strictly
   higher fee than the cheapest evictable transfer (the latest-nonce transfer
   of some sender, so no gap is left behind), which is then evicted.
@@ -67,9 +69,10 @@ def compute_min_replacement_fee(old_fee: int, params: ChainParams) -> int:
 
 
 class Mempool:
-    def __init__(self, params: ChainParams, chain_id: int) -> None:
+    def __init__(self, params: ChainParams, chain_id: int, *, unlimited_senders: frozenset[bytes] = frozenset()) -> None:
         self.params = params
         self.chain_id = chain_id
+        self.unlimited_senders = unlimited_senders
         # sender -> nonce -> entry; nonces per sender are contiguous from the account's next nonce
         self._by_sender: dict[bytes, dict[int, PendingTransfer]] = {}
         self._by_txid: dict[bytes, PendingTransfer] = {}
@@ -147,7 +150,7 @@ class Mempool:
                     f"a transfer with nonce {tx.nonce} is already pending with fee {replaced.tx.fee}; "
                     f"a replacement must pay at least {minimum}"
                 )
-        elif len(pending) >= params.max_pending_per_account:
+        elif len(pending) >= params.max_pending_per_account and tx.sender not in self.unlimited_senders:
             raise TooManyPendingError(
                 f"sender already has {len(pending)} pending transfers (limit {params.max_pending_per_account})"
             )

@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO, TypeVar
 
-from chain.beacon import MODE_POS, ConsensusConfig
+from chain.beacon import MODE_POS, ConsensusConfig, GenesisAllocation
 from chain.block import Block, BlockTemplate
 from chain.compact import compute_target
 from chain.errors import (
@@ -30,6 +30,9 @@ from chain.errors import (
     ChainNotFoundError,
     ChainOfflineError,
     DepositPendingError,
+    FaucetCooldownError,
+    FaucetEmptyError,
+    NoFaucetError,
     SnapshotError,
     StaleBlockError,
     WalletError,
@@ -72,6 +75,10 @@ Clock = Callable[[], float]
 Randomness = Callable[[int], bytes]
 T = TypeVar("T")
 
+# The owner name of the bot's faucet wallet. Members' owners are Discord ids (digits only), so
+# no member can ever own this wallet; it is custodied and sealed like theirs.
+FAUCET_OWNER = "faucet"
+
 # Whole-chain reads (verify, export) run here, one at a time: never in the default pool that
 # block checks use, and one CPU-bound thread is all the event loop has to share the GIL with.
 BULK_READ_THREADS = 1
@@ -101,6 +108,17 @@ class TransactionMatches:
         return len(self.pending) + self.confirmed_count
 
 
+@dataclass(frozen=True, slots=True)
+class FaucetClaim:
+    """A faucet payout pooled for a member: ``amount`` points, in the next block."""
+
+    admission: Admission
+    amount: int
+    # When the member may claim again (node clock), and the faucet's points left after this payout.
+    next_claim_at: int
+    left: int
+
+
 @dataclass
 class ChainRuntime:
     state: ChainState
@@ -119,6 +137,8 @@ class ChainRuntime:
     pool_version: int = 0
     # When a member last acted on the chain (node clock): an idle chain skips its empty slots.
     last_activity: int = 0
+    # The faucet wallet funded at this chain's genesis; None for a chain created without one.
+    faucet: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +248,12 @@ def _process_and_snapshot(
     return effects, None if effects.beacon is None else encode_beacon_state(effects.beacon)
 
 
+def _unlimited(faucet: bytes | None) -> frozenset[bytes]:
+    """Senders exempt from the mempool's per-sender limit: the faucet, whose payouts the claim
+    cooldown bounds (a class claiming at once must not wait a block per 25 members)."""
+    return frozenset() if faucet is None else frozenset((faucet,))
+
+
 def _replay_blocks(
     state: ChainState,
     blocks: list[Block],
@@ -249,8 +275,12 @@ class Node:
         randomness: Randomness,
         master_key: bytes | None,
         hashing_core: HashingCore | None = None,
+        faucet_fund_points: int = 0,
     ) -> None:
         self.store = store
+        # Points every chain this node creates with a consensus config allocates at genesis to
+        # its faucet (``FAUCET_OWNER``'s wallet); 0: chains get no faucet.
+        self.faucet_fund_points = faucet_fund_points
         self.clock = clock
         self.randomness = randomness
         self.hashing_core = hashing_core
@@ -333,14 +363,15 @@ class Node:
         if state.tip_hash != head.tip_block.hash():
             raise ChainError(f"chain {chain_id}: the stored tip block does not match the headers read with it")
         state.reserve_history(head.proposed_params)
-        mempool = Mempool(head.params, chain_id)
+        faucet = await self._genesis_faucet(chain_id, state.consensus)
+        mempool = Mempool(head.params, chain_id, unlimited_senders=_unlimited(faucet))
         dropped = mempool.restore(head.mempool, state.ledger)
         if dropped:
             await self.store.remove_from_mempool(chain_id, [e.txid for e in dropped])
         next_arrival = max((e.arrival for e in head.mempool), default=0) + 1
         runtime = ChainRuntime(
             state, mempool, next_arrival, head.proposed_params, tip_block=head.tip_block,
-            proposed_consensus=head.proposed_consensus, last_activity=self.now(),
+            proposed_consensus=head.proposed_consensus, last_activity=self.now(), faucet=faucet,
         )
         runtime.blocks_mined.update(head.blocks_mined)
         runtime.op_pool.restore(head.operations)
@@ -438,6 +469,7 @@ class Node:
             rate = await self.hashing_core.measure_rate()
             initial_bits = compute_calibrated_bits(rate, params)
             log.info("chain %d calibrated to bits %#010x from %d hashes/s", chain_id, initial_bits, rate)
+        consensus = await self._fund_faucet(chain_id, consensus)
         genesis = make_genesis_block(params, chain_id, self.now(), initial_bits, consensus)
         initial = ChainState(params, chain_id, genesis, consensus)
         allocations = dict(initial.ledger.items())
@@ -493,14 +525,17 @@ class Node:
                 kept = compute_kept_params(params, self._chains[chain_id].state.params)
                 initial_bits = compute_rescaled_bits(initial_bits, params.target_spacing_s, kept.target_spacing_s, kept)
                 params = kept
+            consensus = await self._fund_faucet(chain_id, consensus)
             genesis = make_genesis_block(params, chain_id, self.now(), initial_bits, consensus)
             state = ChainState(params, chain_id, genesis, consensus)
+            faucet = await self._genesis_faucet(chain_id, consensus)
             await self.store.replace_chain(
                 chain_id, params, genesis, self.now(), consensus=consensus,
                 accounts=dict(state.ledger.items()), validator_keys=validator_keys, auto_attest=auto_attest,
             )
             self._chains[chain_id] = ChainRuntime(
-                state, Mempool(params, chain_id), 1, tip_block=genesis, last_activity=self.now()
+                state, Mempool(params, chain_id, unlimited_senders=_unlimited(faucet)), 1,
+                tip_block=genesis, last_activity=self.now(), faucet=faucet,
             )
             self._offline.pop(chain_id, None)
         # The old chain's sessions end as stale; the cog tells a reset from a lost race by the genesis.
@@ -621,6 +656,85 @@ class Node:
             admission = await self._admit(chain_id, runtime, tx, replace=False, evict=False)
             runtime.last_activity = self.now()
             return admission
+
+    # --- faucet --------------------------------------------------------------------
+    # Points do not come from nowhere: the faucet is a wallet the genesis block allocates
+    # ``faucet_fund_points`` to (committed with the consensus config, so a replay counts them as
+    # issued), and a claim is an ordinary signed transfer from it. Supply checks, ``verify`` and
+    # offline replays hold as for any payment.
+
+    async def _fund_faucet(self, chain_id: int, consensus: ConsensusConfig | None) -> ConsensusConfig | None:
+        """``consensus`` with this node's faucet allocation (in place of any other allocation to
+        the faucet wallet: a pos switch funds every wallet, and the faucet's is one of them)."""
+        if consensus is None or self.faucet_fund_points <= 0:
+            return consensus
+        faucet = await self.address(chain_id, FAUCET_OWNER)
+        allocations = tuple(a for a in consensus.genesis_allocations if a.address != faucet)
+        return consensus.evolve(
+            genesis_allocations=(*allocations, GenesisAllocation(faucet, self.faucet_fund_points))
+        )
+
+    async def _genesis_faucet(self, chain_id: int, consensus: ConsensusConfig | None) -> bytes | None:
+        """The faucet wallet if this chain's genesis funded it (read, never created here)."""
+        if consensus is None:
+            return None
+        stored = self._sealed_wallets.get((chain_id, FAUCET_OWNER)) or await self.store.get_wallet(
+            chain_id, FAUCET_OWNER
+        )
+        if stored is None or not any(a.address == stored.pubkey for a in consensus.genesis_allocations):
+            return None
+        return stored.pubkey
+
+    def faucet_address(self, chain_id: int) -> bytes | None:
+        """The chain's faucet wallet, or None if it was created without one."""
+        return self.chain(chain_id).faucet
+
+    async def faucet(self, chain_id: int, owner: str, amount: int, *, cooldown_s: int) -> FaucetClaim:
+        """Pay ``owner`` a starter allowance from the faucet: at most one claim per ``cooldown_s``.
+
+        Under the chain's lock, the cooldown is read, the faucet's points left after its pending
+        payouts checked, the transfer signed with the next nonce, and the claim recorded in the
+        transaction that pools the transfer: claims at the same moment are served one after the
+        other, and a refused claim writes nothing (no transfer, no cooldown).
+        """
+        if self.chain(chain_id).faucet is None:
+            raise NoFaucetError(
+                "this server's chain was created before the faucet existed, so it holds no points to give. "
+                "An admin's `/playground reset` starts a new chain with a faucet (the old chain's blocks "
+                "and balances are lost)."
+            )
+        key = await self.wallet(chain_id, FAUCET_OWNER)
+        recipient = await self.address(chain_id, owner)
+        async with self.locked(chain_id) as runtime:
+            # A reset while we waited for the lock may have made a chain without one.
+            if runtime.faucet != key.public_key:
+                raise NoFaucetError("this server's chain has no faucet; an admin's `/playground reset` makes one")
+            now = self.now()
+            claimed_at = await self.store.faucet_claimed_at(chain_id, owner)
+            if claimed_at is not None and now < claimed_at + cooldown_s:
+                raise FaucetCooldownError(
+                    f"you claimed from the faucet {now - claimed_at} s ago; the next claim opens "
+                    f"{claimed_at + cooldown_s - now} s from now",
+                    claimed_at + cooldown_s,
+                )
+            ledger = runtime.state.ledger
+            pending = runtime.mempool.pending_for(key.public_key)
+            left = ledger.get(key.public_key, Account()).balance - sum(e.tx.amount + e.tx.fee for e in pending)
+            if left < amount:
+                raise FaucetEmptyError(
+                    f"the faucet has {max(left, 0)} points left, fewer than the {amount} a claim gives. "
+                    "Earn points by mining or staking, or ask a member to `/wallet pay` you; "
+                    "an admin's `/playground reset` refills it with a new chain."
+                )
+            tx = make_transfer(key, recipient, amount, 0, runtime.mempool.next_nonce(key.public_key, ledger), chain_id)
+            admission = runtime.mempool.check_admission(tx, ledger, runtime.next_arrival, replace=False, evict=False)
+            await self.store.add_to_mempool(chain_id, admission, faucet_claim=(owner, now))
+            runtime.mempool.commit(admission)
+            runtime.next_arrival += 1
+            runtime.pool_version += 1
+            runtime.last_activity = now
+            log.info("chain %d: faucet pays %d points to %s", chain_id, amount, owner)
+            return FaucetClaim(admission, amount, now + cooldown_s, left - amount)
 
     # --- blocks --------------------------------------------------------------------
 

@@ -295,6 +295,20 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX transactions_height ON transactions (chain_id, height, position)",
         ),
     ),
+    (
+        11,
+        (
+            # When each member last claimed from the chain's faucet (node clock): the cooldown
+            # outlives a restart. Written in the transaction that pools the payout; a reset
+            # (a new chain, a new faucet) clears it with the chain.
+            """CREATE TABLE faucet_claims (
+                chain_id INTEGER NOT NULL REFERENCES chains(chain_id) ON DELETE CASCADE,
+                owner TEXT NOT NULL,
+                claimed_at INTEGER NOT NULL,
+                PRIMARY KEY (chain_id, owner)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )
 
 # Event kinds recorded in ``stake_history``, with the payload key naming the wallet concerned.
@@ -1228,8 +1242,18 @@ class Store:
         ).fetchall()
         return [StoredStakeEntry(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
-    async def add_to_mempool(self, chain_id: int, admission: Admission) -> None:
+    async def add_to_mempool(
+        self, chain_id: int, admission: Admission, *, faucet_claim: tuple[str, int] | None = None
+    ) -> None:
+        """Pool a transfer; with ``faucet_claim`` (owner, time) it is that member's faucet payout,
+        and the claim is recorded in the same transaction: never one without the other."""
         async with self._transaction() as db:
+            if faucet_claim is not None:
+                await db.execute(
+                    "INSERT INTO faucet_claims (chain_id, owner, claimed_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (chain_id, owner) DO UPDATE SET claimed_at = excluded.claimed_at",
+                    (chain_id, *faucet_claim),
+                )
             gone = [e for e in (admission.replaced, *admission.evicted) if e is not None]
             await db.executemany(
                 "DELETE FROM mempool WHERE chain_id = ? AND txid = ?", [(chain_id, e.txid) for e in gone]
@@ -1239,6 +1263,15 @@ class Store:
                 "INSERT INTO mempool (chain_id, txid, arrival, raw) VALUES (?, ?, ?, ?)",
                 (chain_id, entry.txid, entry.arrival, entry.tx.serialize()),
             )
+
+    async def faucet_claimed_at(self, chain_id: int, owner: str) -> int | None:
+        """When ``owner`` last claimed from this chain's faucet, or None."""
+        row = await (
+            await self._db.execute(
+                "SELECT claimed_at FROM faucet_claims WHERE chain_id = ? AND owner = ?", (chain_id, owner)
+            )
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     async def remove_from_mempool(self, chain_id: int, txids: Iterable[bytes]) -> None:
         async with self._transaction() as db:

@@ -567,7 +567,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
     ) -> None:
         beacon = require_beacon(self.services)
         current = beacon.mode(guild_id) or "pow"
-        holders = [acc.balance for acc in state.ledger.values() if acc.balance > 0]
+        holders = self.services.member_balances(guild_id)
         view = ResetView(self.services, guild_id, interaction.user.id, RESET_TIMEOUT_S, mode=mode, base=base)
         again = " again" if mode == current else ""
         embed = discord.Embed(
@@ -934,7 +934,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             await ask_to_confirm(interaction, embed, view)
             return
         state = await self.services.ensure_chain(guild_id)
-        holders = [acc.balance for acc in state.ledger.values() if acc.balance > 0]
+        holders = self.services.member_balances(guild_id)
         pending_transfers = len(self.services.node.chain(guild_id).mempool)
         view = ResetView(self.services, guild_id, interaction.user.id, RESET_TIMEOUT_S, defaults=defaults)
         embed = discord.Embed(

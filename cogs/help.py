@@ -39,6 +39,7 @@ GETTING_STARTED = (
     "1. `/mine start`: the bot mines a block for you (a minute on average); the reward is yours.\n"
     "2. `/wallet pay member:@someone amount:5`: a signed transfer, in the next block.\n"
     "3. `/stake deposit amount:32`: become a validator, then press **Attest** on new blocks.\n"
+    "No points yet (say, a proof-of-stake server, where nothing is mined)? `/wallet faucet` gives you a start.\n"
     "Admins: `/playground setup channel:#blocks` announces every block there."
 )
 WELCOME_STEPS = (

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from chain.beacon import ConsensusConfig
 from chain.beacon_node import BeaconNode
 from chain.hashcore import HashingCore
-from chain.node import Node
+from chain.node import FAUCET_OWNER, Node
 from chain.params import PLAYGROUND, ChainParams
 from chain.pow import compute_calibrated_bits
 from chain.state import ChainState
@@ -22,6 +22,8 @@ from chain.state import ChainState
 MAX_SESSION_S = 14 * 60
 # The name announcements are posted under, by the webhook and in setup.
 WEBHOOK_NAME = "Consensus Playground"
+# How the faucet's wallet is named wherever a member's mention would be (blocks, transfers).
+FAUCET_NAME = "🚰 the faucet"
 DEFAULT_SERVER_SETTINGS: dict[str, Any] = {"session_s": 120, "cooldown_s": 10}
 
 
@@ -51,6 +53,9 @@ class Services:
     # Proof of stake: validators, votes, slots and the Merge. New chains get ``default_consensus``.
     beacon: BeaconNode | None = None
     default_consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    # /wallet faucet: points per claim, and seconds between two claims of one member.
+    faucet_points: int = 32
+    faucet_cooldown_s: int = 3_600
     _creating: dict[int, asyncio.Lock] = field(default_factory=dict)
     _calibration: asyncio.Task[int] | None = None
 
@@ -115,9 +120,18 @@ class Services:
         stored = await self.node.store.get_server_settings(guild_id)
         return {**DEFAULT_SERVER_SETTINGS, **stored}
 
+    def member_balances(self, guild_id: int) -> list[int]:
+        """Every positive balance on this server's chain but the faucet's (it is nobody's)."""
+        faucet = self.node.faucet_address(guild_id)
+        return [acc.balance for key, acc in self.node.chain(guild_id).state.ledger.items()
+                if acc.balance > 0 and key != faucet]
+
     async def owner_names(self, guild_id: int) -> dict[bytes, str]:
         """Public key -> mention of the member who owns it, for this server's chain."""
-        names = {pubkey: f"<@{owner}>" for pubkey, owner in (await self.node.owners(guild_id)).items()}
+        names = {
+            pubkey: FAUCET_NAME if owner == FAUCET_OWNER else f"<@{owner}>"
+            for pubkey, owner in (await self.node.owners(guild_id)).items()
+        }
         if self.beacon is not None:
             names.update({pubkey: f"<@{owner}>" for pubkey, owner in (await self.beacon.validator_owners(guild_id)).items()})
         return names

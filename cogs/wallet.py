@@ -8,11 +8,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from chain.beacon import is_proposed_height
+from chain.errors import FaucetCooldownError
 from chain.events import STAKE_DEPOSITED, STAKE_WITHDRAWN
 from chain.hashing import hash_to_display
 from chain.store import StoredStakeEntry
 from cogs.embeds import BLUE, GOLD, GREEN, counted, name_of, points, stake_points
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
+from cogs.services import FAUCET_NAME
 from cogs.options import OneOf, Range
 from cogs.services import Services
 
@@ -72,6 +74,11 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
         address = await node.address(guild_id, str(interaction.user.id))
         names = await self.services.owner_names(guild_id)
         lines = []
+        faucet = node.faucet_address(guild_id)
+        if faucet is not None:
+            for entry in node.chain(guild_id).mempool.pending_for(faucet):
+                if entry.tx.recipient == address:
+                    lines.append(f"⏳ pending: +{points(entry.tx.amount)} faucet claim")
         for entry in node.chain(guild_id).mempool.pending_for(address):
             lines.append(f"⏳ pending: −{points(entry.tx.amount)} to {name_of(names, entry.tx.recipient)} (fee {entry.tx.fee})")
         beacon = node.chain(guild_id).state.beacon
@@ -82,6 +89,8 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
                 line = f"block {tx.height}: +{points(tx.amount)} fees for proposing it"
             elif tx.sender is None:
                 line = f"block {tx.height}: +{points(tx.amount)} mining reward"
+            elif tx.sender == faucet and faucet is not None:
+                line = f"block {tx.height}: +{points(tx.amount)} faucet claim"
             elif tx.sender == address:
                 line = f"block {tx.height}: −{points(tx.amount)} to {name_of(names, tx.recipient)} (fee {tx.fee})"
             else:
@@ -96,6 +105,40 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
             colour=BLUE,
         )
         await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @app_commands.command(name="faucet")
+    async def faucet(self, interaction: discord.Interaction) -> None:
+        """A starter allowance from the server's faucet, once per cooldown (only you see it)."""
+        guild_id = require_guild(interaction)
+        await self.services.ensure_chain(guild_id)
+        node = self.services.node
+        try:
+            claim = await node.faucet(
+                guild_id, str(interaction.user.id), self.services.faucet_points,
+                cooldown_s=self.services.faucet_cooldown_s,
+            )
+        except FaucetCooldownError as wait:
+            raise UserFacingError(
+                f"You already claimed from the faucet: your next claim opens <t:{wait.available_at}:R>. "
+                "Nothing was changed."
+            ) from None
+        embed = discord.Embed(
+            title="🚰 Faucet claim",
+            description=f"**+{points(claim.amount)}** for {interaction.user.mention}, pending: {self._arrives(guild_id)}",
+            colour=GREEN,
+        )
+        embed.add_field(name="Next claim", value=f"<t:{claim.next_claim_at}:R>")
+        embed.add_field(name="Faucet left", value=points(claim.left))
+        embed.add_field(name="Transaction", value=f"`{hash_to_display(claim.admission.entry.txid)}`", inline=False)
+        embed.set_footer(text="/wallet history shows it; then /wallet pay or /stake deposit spend it.")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    def _arrives(self, guild_id: int) -> str:
+        """When a pooled transfer lands, in this chain's mode."""
+        beacon = self.services.beacon
+        if beacon is not None and beacon.is_merged(guild_id):
+            return f"it arrives with the next slot's block (a slot is {beacon.config(guild_id).slot_duration_s} s)."
+        return "it arrives with the next block mined (`/mine start` mines it yourself)."
 
     @app_commands.command(name="pay")
     @app_commands.describe(
@@ -146,7 +189,9 @@ class Leaderboard(PlaygroundCog):
         names = await self.services.owner_names(guild_id)
         if by == "balance":
             ranked = sorted(
-                ((acc.balance, key) for key, acc in state.ledger.items() if acc.balance > 0), reverse=True
+                ((acc.balance, key) for key, acc in state.ledger.items()
+                 if acc.balance > 0 and key != self.services.node.faucet_address(guild_id)),
+                reverse=True,
             )
             lines = [f"**{i}.** {name_of(names, key)} — {points(v)}" for i, (v, key) in enumerate(ranked[:LEADERBOARD_SIZE], 1)]
         else:

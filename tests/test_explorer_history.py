@@ -74,7 +74,7 @@ async def test_transaction_prefix_lookups_match_a_scan_including_rows_from_befor
     before the index existed are back-filled by migration 10."""
     import sqlite3
 
-    from tests.test_store import UNDO_MIGRATION_10
+    from tests.test_store import undo_migrations
 
     path = tmp_path / "old.sqlite3"
     clock = Clock(GENESIS_TIME)
@@ -86,9 +86,7 @@ async def test_transaction_prefix_lookups_match_a_scan_including_rows_from_befor
         await old.submit_block(CHAIN_ID, solve(old.template(CHAIN_ID, miner), PLAYGROUND))
     await old.store.close()
     with sqlite3.connect(path) as db:
-        for statement in UNDO_MIGRATION_10:
-            db.execute(statement)
-        db.execute("DELETE FROM schema_version WHERE version >= 10")
+        undo_migrations(db, 10)
 
     store = await Store.open(path)  # migrates to the newest schema
     node = Node(store, clock=clock, randomness=os.urandom, master_key=bytes(32))

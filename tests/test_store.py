@@ -139,12 +139,33 @@ async def test_hash_prefixes_are_found_by_the_display_order_index(store):
         await store.find_blocks_by_hash_prefix(1, "xyz", 5)
 
 
-# The database as migration 9 left it, from one the newest schema wrote (old code cannot write blocks).
-UNDO_MIGRATION_10 = (
-    "DROP INDEX transactions_display_txid",
-    "DROP INDEX transactions_height",
-    "ALTER TABLE transactions DROP COLUMN display_txid",
-)
+# How to take a database the newest schema wrote back to before a migration (old code cannot
+# write blocks, so tests that check a migration's back-fill write with the new code, then undo).
+UNDO_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    7: (
+        "DROP INDEX blocks_display_hash",
+        "DROP INDEX blocks_miner",
+        "ALTER TABLE blocks DROP COLUMN display_hash",
+    ),
+    8: ("DROP INDEX outbox_delivered",),
+    9: ("DROP TABLE stake_history",),  # its index goes with it
+    10: (
+        "DROP INDEX transactions_display_txid",
+        "DROP INDEX transactions_height",
+        "ALTER TABLE transactions DROP COLUMN display_txid",
+    ),
+    11: ("DROP TABLE faucet_claims",),
+}
+
+
+def undo_migrations(db, back_to: int) -> None:
+    """Leave ``db`` (a sqlite3 connection) as migration ``back_to - 1`` left it."""
+    assert set(UNDO_MIGRATIONS) >= set(range(back_to, MIGRATIONS[-1][0] + 1)), "a migration has no undo here"
+    for version in sorted(UNDO_MIGRATIONS, reverse=True):
+        if version >= back_to:
+            for statement in UNDO_MIGRATIONS[version]:
+                db.execute(statement)
+    db.execute("DELETE FROM schema_version WHERE version >= ?", (back_to,))
 
 
 async def test_migration_7_fills_the_display_hashes_of_existing_blocks(tmp_path):
@@ -159,14 +180,7 @@ async def test_migration_7_fills_the_display_hashes_of_existing_blocks(tmp_path)
         await append(store, state)
     await store.close()
     with sqlite3.connect(path) as db:  # the database as migration 6 left it
-        db.execute("DROP INDEX blocks_display_hash")
-        db.execute("DROP INDEX blocks_miner")
-        db.execute("ALTER TABLE blocks DROP COLUMN display_hash")
-        db.execute("DROP INDEX outbox_delivered")  # migration 8's
-        db.execute("DROP TABLE stake_history")  # migration 9's (its index goes with it)
-        for statement in UNDO_MIGRATION_10:
-            db.execute(statement)
-        db.execute("DELETE FROM schema_version WHERE version >= 7")
+        undo_migrations(db, 7)
 
     store = await Store.open(path)
     assert await store.schema_version() == MIGRATIONS[-1][0]

@@ -329,8 +329,9 @@ async def test_difficulty_before_and_after_a_retarget_and_verify_counts(playgrou
     counts = {name: field(embed, name) for name in
               ("Blocks", "Proofs of work", "Retargets", "Transfers", "Signatures", "Accounts")}
     assert counts == {"Blocks": "12", "Proofs of work": "11", "Retargets": "1", "Transfers": "2",
-                      "Signatures": "2", "Accounts": "3"}
-    assert field(embed, "Supply") == "550 pts, exactly what was minted"
+                      "Signatures": "2", "Accounts": "4"}  # three members and the faucet
+    # 11 blocks' rewards and the faucet's 100,000 pts allocated at genesis.
+    assert field(embed, "Supply") == "100,550 pts, exactly what was minted"
     assert field(embed, "Tip") == f"`{hash_to_display(s.tip_hash)}`"
     assert "in " in embed["description"] and "s: every header" in embed["description"]
 
@@ -353,7 +354,8 @@ async def test_verify_reports_the_height_and_reason_of_a_failure(playground):
     await db.execute("UPDATE accounts SET balance = balance + 1 WHERE chain_id = ?", (guild_id(p),))
     h = await p.run(w.bob, "chain verify")
     await h.wait_response(15)
-    assert h.embeds[0]["description"] == "❌ block 3: stored balances differ from the replay for 1 accounts"
+    # The miner's account and the faucet's (funded at genesis) were both edited.
+    assert h.embeds[0]["description"] == "❌ block 3: stored balances differ from the replay for 2 accounts"
 
 
 async def test_verify_refuses_a_second_run_while_one_is_running(playground):
@@ -396,7 +398,7 @@ async def test_export_verifies_offline_and_a_tampered_copy_does_not(playground, 
         params, chain_id, blocks, p.bot.services.node.now(), None, import_param_changes(document), consensus,
         import_consensus_changes(document),
     )
-    assert (report.blocks, report.transfers, report.supply) == (4, 1, 150)
+    assert (report.blocks, report.transfers, report.supply) == (4, 1, 100_150)  # with the faucet's genesis fund
     assert report.tip_hash == hash_to_display(state(p).tip_hash)
 
     # Block 3 pays bob 20 points; the copy says 2,000.
