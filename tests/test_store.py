@@ -156,11 +156,31 @@ async def test_migration_7_fills_the_display_hashes_of_existing_blocks(tmp_path)
         db.execute("ALTER TABLE blocks DROP COLUMN display_hash")
         db.execute("DROP INDEX outbox_delivered")  # migration 8's
         db.execute("DROP TABLE stake_history")  # migration 9's (its index goes with it)
+        db.execute("DROP TABLE epoch_messages")  # migration 13's
         db.execute("DELETE FROM schema_version WHERE version >= 7")
 
     store = await Store.open(path)
-    assert await store.schema_version() == 9
+    assert await store.schema_version() == MIGRATIONS[-1][0]
     count, found = await store.find_blocks_by_hash_prefix(1, hash_to_display(state.hashes[2])[:8], 5)
     assert (count, found) == (1, [(2, state.hashes[2])])
     assert (await store.load_chain_head(1)).blocks_mined == {MINER.public_key: 3}
+    await store.close()
+
+
+async def test_the_epoch_message_is_durable_replaced_and_gone_with_its_chain(tmp_path):
+    from chain.store import EpochMessage
+
+    path = tmp_path / "epoch-message.sqlite3"
+    store = await Store.open(path)
+    await create(store)
+    assert await store.get_epoch_message(1) is None
+    await store.set_epoch_message(EpochMessage(1, 10, 100, 3), now=5)
+    await store.close()
+
+    store = await Store.open(path)  # a restart finds the message to keep editing
+    assert await store.get_epoch_message(1) == EpochMessage(1, 10, 100, 3)
+    await store.set_epoch_message(EpochMessage(1, 11, 101, 4), now=6)  # one message per chain: replaced
+    assert await store.get_epoch_message(1) == EpochMessage(1, 11, 101, 4)
+    await store.delete_chain(1)  # a reset: the new chain posts its own message
+    assert await store.get_epoch_message(1) is None
     await store.close()
