@@ -54,6 +54,8 @@ class BoardState:
     restored: discord.Message | None = None
     # A fresh message is wanted for the next write (epoch change, must-see news, message gone).
     fresh: bool = False
+    # News came that no write has shown yet (kept when the epoch changes first).
+    unshown_news: bool = False
     # A state not written to Discord yet waits.
     dirty: bool = False
 
@@ -88,15 +90,31 @@ class EpochBoard:
         if state.epoch != epoch:
             if state.epoch is not None:
                 state.fresh = True  # a new epoch: a new message
-            state.epoch, state.news, state.blocks = epoch, [], 0
+            state.epoch, state.blocks = epoch, 0
+            if not state.unshown_news:
+                state.news = []
         state.slot = slot
         state.blocks += 1
         if progress is not None:
             state.progress = progress
-        state.news.extend(news)
-        state.fresh = state.fresh or fresh
         state.restored = None
+        self._add_news(state, news, fresh)
         self._changed(guild_id, state)
+
+    def show_news(self, guild_id: int, news: tuple[str, ...], *, fresh: bool) -> None:
+        """News from a slot without a block of ours (say, its proposer was just slashed): shown
+        beside the last block shown, or with the next block if none is shown yet."""
+        state = self._states.setdefault(guild_id, BoardState())
+        self._add_news(state, news, fresh)
+        if state.slot is not None and news:
+            self._changed(guild_id, state)
+
+    @staticmethod
+    def _add_news(state: BoardState, news: tuple[str, ...], fresh: bool) -> None:
+        if news:
+            state.news.extend(news)
+            state.unshown_news = True
+        state.fresh = state.fresh or fresh
 
     def show_votes(self, guild_id: int, progress: Any, pressed: discord.Message | None) -> None:
         """Show a newer vote count.  Before any slot ran in this process (a restart), only the
@@ -162,6 +180,7 @@ class EpochBoard:
             self._messages[guild_id] = await self._store.get_epoch_message(guild_id)
         recorded = self._messages[guild_id]
         fresh, state.fresh = state.fresh, False
+        unshown_news, state.unshown_news = state.unshown_news, False
         target = state.restored.id if state.restored is not None else None
         same = (
             recorded is not None and recorded.channel_id == getattr(channel, "id", None)
@@ -187,6 +206,7 @@ class EpochBoard:
             message = await channel.send(embed=embed, view=view, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException:
             state.fresh = state.fresh or fresh  # the next write tries a new message again
+            state.unshown_news = state.unshown_news or unshown_news
             raise
         record = EpochMessage(guild_id, message.channel.id, message.id, state.epoch)
         self._messages[guild_id] = record

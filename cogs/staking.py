@@ -662,16 +662,20 @@ class Staking(
                     "guild %d: slot %d: %d slashing evidence(s) found: %s", guild_id, outcome.slot,
                     len(outcome.evidence), ", ".join(type(e).__name__ for e in outcome.evidence),
                 )
+            finality = beacon.finality(guild_id)
+            news, fresh = finality_news(self._finality.get(guild_id), finality, outcome.slot)
+            self._finality[guild_id] = finality
             if outcome.block is not None:
-                self._show_slot(beacon, guild_id, outcome)
+                self._show_slot(guild_id, outcome, finality, news, fresh)
+            elif news:
+                self.board.show_news(guild_id, news, fresh=fresh)
 
-    def _show_slot(self, beacon: BeaconNode, guild_id: int, outcome: SlotOutcome) -> None:
+    def _show_slot(
+        self, guild_id: int, outcome: SlotOutcome, finality: FinalityView, news: tuple[str, ...], fresh: bool
+    ) -> None:
         """Put the slot's block on the server's epoch message (the board writes only the newest
         state, one request at a time: a rate-limited channel never piles up stale edits)."""
         assert outcome.block is not None
-        finality = beacon.finality(guild_id)
-        news, fresh = finality_news(self._finality.get(guild_id), finality, outcome.slot)
-        self._finality[guild_id] = finality
         if outcome.proposer_owner is not None:
             proposer = f"<@{outcome.proposer_owner}>"
         elif outcome.proposer_index is not None:

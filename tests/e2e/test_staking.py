@@ -554,6 +554,14 @@ async def test_chaos_double_vote_is_caught_included_slashed_and_announced(pos):
     _h, status = await pos.run(w.bob, "stake status")
     assert "🔪 slashed" in text(status) and "Net rewards/penalties\n-" in text(status)
 
+    # Members must see it: the epoch message is posted anew (its Attest button below the news).
+    news = await sb.wait_until(
+        lambda: next((m for m in slot_messages(pos, w.blocks) if "1 validator slashed at slot" in text(m)), None),
+        timeout=5, describe="the slashing on the epoch message",
+    )
+    assert news.id == slot_messages(pos, w.blocks)[-1].id
+    assert "1 validator slashed at slot" in embed_text(list(news.revisions[0].embeds))  # posted with it
+
     # The webhook announces it.
     await sb.wait_until(lambda: f"Validator #{bob.index} slashed" in webhook_text(pos, w.blocks), timeout=5,
                         describe=lambda: f"the slashing announcement in {webhook_text(pos, w.blocks)!r}")
