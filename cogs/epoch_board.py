@@ -140,11 +140,6 @@ class EpochBoard:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    def forget(self, guild_id: int) -> None:
-        """Drop a server's board from memory (its chain was reset): the next slot posts anew."""
-        self._states.pop(guild_id, None)
-        self._messages.pop(guild_id, None)
-
     async def stop(self) -> None:
         tasks = list(self.tasks)
         for task in tasks:
@@ -169,22 +164,37 @@ class EpochBoard:
                 log.exception("guild %d: could not update the epoch message", guild_id)
 
     async def _write(self, guild_id: int, state: BoardState) -> None:
+        # Everything this write shows and decides is taken now, before any await: a slot or press
+        # arriving meanwhile only marks the state dirty for the next write.
         rendered = self._render(state)
         if rendered is None:
             return
         embed, view = rendered
+        epoch = state.epoch
+        fresh, state.fresh = state.fresh, False
+        unshown_news, state.unshown_news = state.unshown_news, False
+        target = state.restored.id if state.restored is not None else None
+        try:
+            await self._edit_or_post(guild_id, embed, view, epoch, fresh, target)
+        except BaseException:
+            # Not shown: the next write asks for the new message and the news again.
+            state.fresh = state.fresh or fresh
+            state.unshown_news = state.unshown_news or unshown_news
+            raise
+
+    async def _edit_or_post(
+        self, guild_id: int, embed: discord.Embed, view: discord.ui.View | None, epoch: int | None, fresh: bool,
+        target: int | None,
+    ) -> None:
         channel = await self._channel_of(guild_id)
         if channel is None:
             return
         if guild_id not in self._messages:
             self._messages[guild_id] = await self._store.get_epoch_message(guild_id)
         recorded = self._messages[guild_id]
-        fresh, state.fresh = state.fresh, False
-        unshown_news, state.unshown_news = state.unshown_news, False
-        target = state.restored.id if state.restored is not None else None
         same = (
             recorded is not None and recorded.channel_id == getattr(channel, "id", None)
-            and (recorded.epoch == state.epoch or target == recorded.message_id)
+            and (recorded.epoch == epoch or target == recorded.message_id)
         )
         if same and not fresh:
             kwargs: dict[str, Any] = {"embed": embed}
@@ -200,14 +210,9 @@ class EpochBoard:
             except discord.HTTPException as exc:
                 log.warning("guild %d: could not edit the epoch message: %s", guild_id, exc)
                 return
-        if state.epoch is None or view is None:
+        if epoch is None or view is None:
             return  # only a vote count of a restored message: nothing to post a whole message from
-        try:
-            message = await channel.send(embed=embed, view=view, allowed_mentions=discord.AllowedMentions.none())
-        except discord.HTTPException:
-            state.fresh = state.fresh or fresh  # the next write tries a new message again
-            state.unshown_news = state.unshown_news or unshown_news
-            raise
-        record = EpochMessage(guild_id, message.channel.id, message.id, state.epoch)
+        message = await channel.send(embed=embed, view=view, allowed_mentions=discord.AllowedMentions.none())
+        record = EpochMessage(guild_id, message.channel.id, message.id, epoch)
         self._messages[guild_id] = record
         await self._store.set_epoch_message(record, int(self._clock()))

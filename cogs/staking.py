@@ -550,7 +550,7 @@ class Staking(
                 "slashable: slashing protection (EIP-3076) refuses double and surround votes, even in chaos mode."
             )
         else:
-            text = "Auto-attest is **off**: vote with `/stake attest` or the Attest button on each block."
+            text = "Auto-attest is **off**: vote with `/stake attest` or the Attest button on the epoch message."
         await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(name="protection")

@@ -190,3 +190,28 @@ async def test_news_from_a_slot_without_our_block_is_posted_beside_the_last_bloc
     await settle(board)
     assert board._states[GUILD].news == ["⚔️ slashed", "🩸 leak", "⚔️ again"]
     assert channel.writes[-1][0] == "send" and channel.writes[-1][2] == "epoch 1 slot 4"
+
+
+async def test_a_slot_of_the_next_epoch_arriving_mid_write_does_not_change_that_write():
+    channel, store = FakeChannel(), FakeStore()
+    looked_up = asyncio.Event()
+    looked_up.set()
+
+    async def channel_of(guild_id):
+        await looked_up.wait()
+        return channel
+
+    board = board_for(channel, store)
+    board._channel_of = channel_of
+    board.show_slot(GUILD, 0, 6, None)
+    await settle(board)
+    looked_up.clear()  # the next write waits for the channel lookup...
+    board.show_slot(GUILD, 0, 7, None)
+    await asyncio.sleep(0)
+    board.show_slot(GUILD, 1, 8, None)  # ...while the next epoch's first slot comes
+    looked_up.set()
+    await settle(board)
+    first = channel.writes[0][1]
+    assert channel.writes[1] == ("edit", first, "epoch 0 slot 7")  # epoch 0's last slot, on epoch 0's message
+    assert channel.writes[2][0] == "send" and channel.writes[2][2] == "epoch 1 slot 8"
+    assert store.records[GUILD].epoch == 1 and store.records[GUILD].message_id == channel.writes[2][1]
