@@ -342,8 +342,8 @@ class WebhookNotifier:
                 return
             quiet = [e.id for e in events if not is_announced(e)]
             if quiet:
-                # Already in the channel another way: the slot driver posts each proof-of-stake
-                # block itself, with its Attest button.
+                # Already in the channel another way: the slot driver shows each proof-of-stake
+                # block itself, on the epoch message with its Attest button.
                 await self._store.mark_delivered(quiet, int(self._clock()))
                 events = [e for e in events if is_announced(e)]
                 if not events:

@@ -130,6 +130,17 @@ class VoteProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class FinalityView:
+    """What a chain's finality looks like after its latest block: the news members must see."""
+
+    justified_epoch: int
+    finalized_epoch: int
+    in_leak: bool
+    # Validators slashed so far (it only grows): a rise means a block slashed someone.
+    slashed_count: int
+
+
+@dataclass(frozen=True, slots=True)
 class VoteReceipt:
     attestation: SignedAttestation
     validator_index: int
@@ -263,6 +274,17 @@ class BeaconNode:
 
     def current_epoch(self, chain_id: int) -> int:
         return self._beacon(chain_id).epoch
+
+    def finality(self, chain_id: int) -> FinalityView:
+        """Justified and finalized epochs, the inactivity leak and how many validators were slashed."""
+        beacon = self._beacon(chain_id)
+        finality = beacon.finality
+        return FinalityView(
+            justified_epoch=finality.current_justified_checkpoint.epoch,
+            finalized_epoch=finality.finalized_checkpoint.epoch,
+            in_leak=beacon.in_leak,
+            slashed_count=sum(1 for v in beacon.registry.validators if v.slashed),
+        )
 
     def current_slot(self, chain_id: int, now: int) -> int:
         runtime = self._chain(chain_id)

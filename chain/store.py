@@ -309,6 +309,21 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    (
+        12,
+        (
+            # The one message per server that shows the running epoch's slots (the slot driver
+            # edits it as slots pass), so a restart keeps editing it instead of posting another.
+            # Gone with the chain: a new chain's first slot posts a new message.
+            """CREATE TABLE epoch_messages (
+                chain_id INTEGER PRIMARY KEY REFERENCES chains(chain_id) ON DELETE CASCADE,
+                channel_id INTEGER NOT NULL,
+                message_id INTEGER NOT NULL,
+                epoch INTEGER NOT NULL CHECK (epoch >= 0),
+                updated_at INTEGER NOT NULL
+            )""",
+        ),
+    ),
 )
 
 # Event kinds recorded in ``stake_history``, with the payload key naming the wallet concerned.
@@ -323,6 +338,16 @@ _DURABILITY_PRAGMAS = {
     "synchronous": "PRAGMA synchronous",
     "foreign_keys": "PRAGMA foreign_keys",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class EpochMessage:
+    """Where a server's running epoch is shown: one Discord message, edited as slots pass."""
+
+    chain_id: int
+    channel_id: int
+    message_id: int
+    epoch: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -1469,6 +1494,27 @@ class Store:
                 "INSERT INTO server_settings (chain_id, settings) VALUES (?, ?) "
                 "ON CONFLICT (chain_id) DO UPDATE SET settings = excluded.settings",
                 (chain_id, json.dumps(settings, sort_keys=True)),
+            )
+
+    # --- the epoch message --------------------------------------------------------
+
+    async def get_epoch_message(self, chain_id: int) -> EpochMessage | None:
+        """The message showing the chain's running epoch, as the slot driver last recorded it."""
+        row = await (
+            await self._db.execute(
+                "SELECT channel_id, message_id, epoch FROM epoch_messages WHERE chain_id = ?", (chain_id,)
+            )
+        ).fetchone()
+        return None if row is None else EpochMessage(chain_id, row[0], row[1], row[2])
+
+    async def set_epoch_message(self, message: EpochMessage, now: int) -> None:
+        """Record (replacing any other) the message that shows the chain's running epoch."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO epoch_messages (chain_id, channel_id, message_id, epoch, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (chain_id) DO UPDATE SET channel_id = excluded.channel_id, "
+                "message_id = excluded.message_id, epoch = excluded.epoch, updated_at = excluded.updated_at",
+                (message.chain_id, message.channel_id, message.message_id, message.epoch, now),
             )
 
     # --- consistent reads -------------------------------------------------------

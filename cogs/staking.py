@@ -3,9 +3,10 @@
 The engine is ``chain.beacon_node.BeaconNode`` (``services.beacon``); this cog
 only turns commands into its calls and its answers into embeds.  The slot
 driver is one background task: about every ``SLOT_DRIVER_INTERVAL_S`` it asks the
-beacon node to advance every proof-of-stake chain to the current slot, and posts
-each new block to the server's playground channel with an **Attest** button
-(a ``DynamicItem``, so it keeps working after a restart).
+beacon node to advance every proof-of-stake chain to the current slot, and shows
+each new block on the server's epoch message in the playground channel
+(``cogs.epoch_board``: one message per epoch, edited as slots pass) with an
+**Attest** button (a ``DynamicItem``, so it keeps working after a restart).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import io
 import json
 import logging
 import re
-from collections import OrderedDict
+from dataclasses import dataclass
 
 import discord
 from discord import app_commands
@@ -28,12 +29,14 @@ from chain.attestation import (
     check_attester_slashing,
     check_proposer_slashing,
 )
-from chain.beacon_node import BeaconNode, SlotOutcome, ValidatorView, VoteProgress, VoteReceipt
+from chain.beacon_node import BeaconNode, FinalityView, SlotOutcome, ValidatorView, VoteProgress, VoteReceipt
 from chain.block import Block
+from chain.errors import StaleBlockError
 from chain.hashing import hash_to_display
 from chain.rewards import UNITS_PER_POINT
 from chain.staking import FAR_FUTURE_EPOCH, WHISTLEBLOWER_REWARD_QUOTIENT, ValidatorStatus
 from cogs.embeds import BLUE, GOLD, GREEN, counted, progress_bar
+from cogs.epoch_board import BoardState, EpochBoard
 from cogs.errors import PlaygroundCog, UserFacingError, describe_error, reply_ephemeral, require_guild
 from cogs.options import Flag, OneOf, Range
 from cogs.services import Services
@@ -42,8 +45,6 @@ log = logging.getLogger(__name__)
 
 # How often the slot driver wakes; slots last seconds, so half a second keeps blocks on time.
 SLOT_DRIVER_INTERVAL_S = 0.5
-# Block messages whose vote count Attest presses keep up to date (older ones are left as they are).
-SLOT_MESSAGES_KEPT = 64
 VALIDATORS_PER_PAGE = 25
 MAX_DEPOSIT_POINTS = 1_000_000_000
 # Discord's limit for a string option; serialized evidence is well under it.
@@ -138,13 +139,62 @@ def normalize_evidence(text: str) -> str:
     return cleaned
 
 
-def slot_embed(outcome: SlotOutcome, block: Block, proposer: str) -> discord.Embed:
-    embed = discord.Embed(title=f"🧱 Slot {outcome.slot:,} — block {block.height:,}", colour=BLUE)
-    embed.add_field(name="Epoch", value=f"{outcome.epoch:,}")
-    embed.add_field(name="Proposer", value=proposer)
+@dataclass(frozen=True, slots=True)
+class SlotShown:
+    """A slot as the epoch message shows it: the driver's outcome, its block, who proposed it."""
+
+    outcome: SlotOutcome
+    block: Block
+    proposer: str
+    finality: FinalityView
+
+
+def finality_news(before: FinalityView | None, after: FinalityView, slot: int) -> tuple[tuple[str, ...], bool]:
+    """What changed that members must see, and whether it deserves a new message.
+
+    Justification and finalization happen nearly every epoch: the message's Finality field shows
+    them (and the webhook announces them). A slashing or the start of an inactivity leak is rare and
+    costs members stake: it gets a new message, so the news and the Attest button are at the bottom."""
+    if before is None:  # the first slot this process saw: nothing to compare with
+        return (), False
+    news: list[str] = []
+    fresh = False
+    slashed = after.slashed_count - before.slashed_count
+    if slashed > 0:
+        news.append(f"⚔️ {counted(slashed, 'validator')} slashed at slot {slot:,} (see the announcement)")
+        fresh = True
+    if after.in_leak and not before.in_leak:
+        news.append(
+            f"🩸 Inactivity leak from slot {slot:,}: nothing finalized since epoch {after.finalized_epoch:,}, so "
+            "validators that do not vote lose stake until ⅔ vote again"
+        )
+        fresh = True
+    elif before.in_leak and not after.in_leak:
+        news.append(f"💧 The inactivity leak ended at slot {slot:,}")
+    return tuple(news), fresh
+
+
+def finality_text(finality: FinalityView) -> str:
+    text = f"justified epoch {finality.justified_epoch:,} · finalized epoch {finality.finalized_epoch:,}"
+    if finality.in_leak:
+        text += " · 🩸 inactivity leak"
+    return text
+
+
+def epoch_embed(state: BoardState) -> discord.Embed:
+    """The epoch message: the newest slot's block, the epoch's news, the votes toward 2/3."""
+    shown: SlotShown = state.slot
+    outcome, block = shown.outcome, shown.block
+    embed = discord.Embed(
+        title=f"🧱 Epoch {outcome.epoch:,} · slot {outcome.slot:,} — block {block.height:,}",
+        colour=RED if shown.finality.in_leak else BLUE,
+    )
+    embed.add_field(name="Proposer", value=shown.proposer)
     embed.add_field(name="Transfers", value=str(len(block.transfers)))
+    embed.add_field(name="Blocks this epoch", value=f"{state.blocks:,}")
+    embed.add_field(name="Finality", value=finality_text(shown.finality), inline=False)
     embed.add_field(name="Hash", value=f"`{block.header.hash_hex()}`", inline=False)
-    progress = outcome.progress
+    progress = state.progress
     embed.add_field(
         name=VOTES_FIELD, value=vote_progress_text(progress) if progress is not None else "no active stake yet",
         inline=False,
@@ -156,10 +206,26 @@ def slot_embed(outcome: SlotOutcome, block: Block, proposer: str) -> discord.Emb
         notes.append(f"slot {outcome.slot - 1:,} settled with block {outcome.settled.height:,}")
     if outcome.orphaned:
         notes.append(f"{counted(len(outcome.orphaned), 'competing block')} orphaned")
-    if notes:
-        embed.description = " · ".join(notes)
-    embed.set_footer(text="Press Attest to vote for this block with your validator (never anything slashable).")
+    lines = [" · ".join(notes)] if notes else []
+    lines.extend(state.news)
+    if lines:
+        embed.description = "\n".join(lines)
+    embed.set_footer(
+        text=f"This message follows epoch {outcome.epoch:,}, slot by slot. Attest votes for the newest block "
+        "with your validator (never anything slashable)."
+    )
     return embed
+
+
+def render_board(state: BoardState) -> tuple[discord.Embed, discord.ui.View | None] | None:
+    """The epoch message for ``state``; after a restart, the pressed message with the newer count."""
+    if state.slot is None:
+        if state.restored is None or state.progress is None or not state.restored.embeds:
+            return None
+        return set_votes_field(state.restored.embeds[0].copy(), state.progress), None
+    view = discord.ui.View(timeout=None)
+    view.add_item(AttestButton(state.slot.outcome.slot, state.slot.block.hash()))
+    return epoch_embed(state), view
 
 
 def set_votes_field(embed: discord.Embed, progress: VoteProgress) -> discord.Embed:
@@ -267,18 +333,13 @@ class Staking(
         self.bot = bot
         self.services = services
         self.driver: asyncio.Task[None] | None = None
-        self.posts: set[asyncio.Task[None]] = set()
-        # Per server: the newest block not posted yet (a queue of one; see ``_queue_post``), and
-        # the one task posting that server's blocks, in order.
-        self._unposted: dict[int, SlotOutcome] = {}
-        self._posters: dict[int, asyncio.Task[None]] = {}
-        # Blocks never posted because a newer one was waiting too (the channel was behind).
-        self.skipped_posts = 0
-        # (guild id, slot) -> the block message posted for it, newest last.
-        self.slot_messages: OrderedDict[tuple[int, int], discord.Message] = OrderedDict()
-        # Message id -> the newest vote count waiting to be shown; ids with an edit in flight.
-        self._pending_votes: dict[int, VoteProgress] = {}
-        self._editing: set[int] = set()
+        # One message per server and epoch, edited as slots pass and votes come (cogs/epoch_board.py).
+        self.board = EpochBoard(
+            store=services.node.store, channel_of=self._playground_channel, render=render_board,
+            clock=services.node.clock,
+        )
+        # Per server: the finality seen at the last slot, to tell what changed since.
+        self._finality: dict[int, FinalityView] = {}
         self._stopping = asyncio.Event()
         super().__init__()
 
@@ -311,15 +372,12 @@ class Staking(
                 driver.cancel()
             except Exception:  # noqa: BLE001 - stopping must not fail the shutdown
                 log.exception("the slot driver failed while stopping")
-        posts = list(self.posts)
-        for task in posts:
-            task.cancel()
-        for task in posts:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self.posts.clear()
-        self._posters.clear()
-        self._unposted.clear()
+        await self.board.stop()
+
+    @property
+    def posts(self) -> set[asyncio.Task[None]]:
+        """The epoch-message writes in flight: at most one per server."""
+        return self.board.tasks
 
     # --- helpers ------------------------------------------------------------------
 
@@ -492,7 +550,7 @@ class Staking(
                 "slashable: slashing protection (EIP-3076) refuses double and surround votes, even in chaos mode."
             )
         else:
-            text = "Auto-attest is **off**: vote with `/stake attest` or the Attest button on each block."
+            text = "Auto-attest is **off**: vote with `/stake attest` or the Attest button on the epoch message."
         await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(name="protection")
@@ -533,9 +591,18 @@ class Staking(
     async def attest_from_button(
         self, interaction: discord.Interaction, slot: int, root: bytes, message: discord.Message | None
     ) -> None:
+        """Vote for the block the pressed message shows; if that block is no longer up for a vote
+        (the message is an older epoch's, or its edit is behind the chain), for the newest head."""
+        moved_on = False
         try:
             guild_id = require_guild(interaction)
-            receipt = await self.beacon.attest(guild_id, str(interaction.user.id), head_root=root)
+            owner = str(interaction.user.id)
+            try:
+                receipt = await self.beacon.attest(guild_id, owner, head_root=root)
+            except StaleBlockError:
+                # Checked before anything is signed: no vote exists yet, so this is the only one.
+                receipt = await self.beacon.attest(guild_id, owner)
+                moved_on = True
         except Exception as exc:  # noqa: BLE001 - a refusal is a reply; a bug is logged and answered
             text = describe_error(exc)
             if text is None:
@@ -544,37 +611,15 @@ class Staking(
             with contextlib.suppress(discord.HTTPException):
                 await reply_ephemeral(interaction, text)
             return
-        await interaction.response.send_message(embed=vote_embed(receipt), ephemeral=True)
-        await self._update_votes(guild_id, slot, receipt.progress, message)
-
-    async def _update_votes(
-        self, guild_id: int, slot: int, progress: VoteProgress, fallback: discord.Message | None
-    ) -> None:
-        """Show ``progress`` on the slot's block message.  Presses arriving while an edit is in
-        flight only leave their count for the next edit, so a busy slot makes a few edits, not one
-        per vote (Discord rate-limits message edits)."""
-        key = (guild_id, slot)
-        message = self.slot_messages.get(key) or fallback
-        if message is None or not message.embeds:
-            return
-        self._pending_votes[message.id] = progress
-        if message.id in self._editing:
-            return
-        message_id = message.id
-        self._editing.add(message_id)
-        try:
-            while (latest := self._pending_votes.pop(message_id, None)) is not None:
-                embed = set_votes_field(message.embeds[0].copy(), latest)
-                try:
-                    message = await message.edit(embed=embed)
-                except discord.HTTPException as exc:
-                    log.warning("guild %d: could not update the votes on slot %d's message: %s", guild_id, slot, exc)
-                    return
-                if key in self.slot_messages:
-                    self.slot_messages[key] = message
-        finally:
-            self._editing.discard(message_id)
-            self._pending_votes.pop(message_id, None)
+        embed = vote_embed(receipt)
+        if moved_on:
+            embed.description += (
+                f"\nThe block on that message (slot {slot:,}) is no longer up for a vote, so your vote went "
+                "to the newest block."
+            )
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+        # The count shows on the epoch message; presses while an edit is in flight share the next one.
+        self.board.show_votes(guild_id, receipt.progress, message)
 
     # --- slot driver ----------------------------------------------------------------
 
@@ -617,62 +662,39 @@ class Staking(
                     "guild %d: slot %d: %d slashing evidence(s) found: %s", guild_id, outcome.slot,
                     len(outcome.evidence), ", ".join(type(e).__name__ for e in outcome.evidence),
                 )
+            finality = beacon.finality(guild_id)
+            news, fresh = finality_news(self._finality.get(guild_id), finality, outcome.slot)
+            self._finality[guild_id] = finality
             if outcome.block is not None:
-                self._queue_post(guild_id, outcome)
+                self._show_slot(guild_id, outcome, finality, news, fresh)
+            elif news:
+                self.board.show_news(guild_id, news, fresh=fresh)
 
-    def _queue_post(self, guild_id: int, outcome: SlotOutcome) -> None:
-        """Post this block once the server's posts before it are out; a block still waiting is
-        skipped.  When Discord rate-limits the channel, posts take longer than slots: without
-        this they would pile up without end, each one older than the chain's head."""
-        older = self._unposted.get(guild_id)
-        self._unposted[guild_id] = outcome
-        if older is not None:
-            self.skipped_posts += 1
-            log.info("guild %d: slot %d not posted, the channel is behind (slot %d is newer)", guild_id,
-                     older.slot, outcome.slot)
-        poster = self._posters.get(guild_id)
-        if poster is None or poster.done():
-            task = asyncio.create_task(self._post_newest(guild_id), name=f"slot-post-{guild_id}")
-            self._posters[guild_id] = task
-            self.posts.add(task)
-            task.add_done_callback(self.posts.discard)
+    def _show_slot(
+        self, guild_id: int, outcome: SlotOutcome, finality: FinalityView, news: tuple[str, ...], fresh: bool
+    ) -> None:
+        """Put the slot's block on the server's epoch message (the board writes only the newest
+        state, one request at a time: a rate-limited channel never piles up stale edits)."""
+        assert outcome.block is not None
+        if outcome.proposer_owner is not None:
+            proposer = f"<@{outcome.proposer_owner}>"
+        elif outcome.proposer_index is not None:
+            proposer = f"validator #{outcome.proposer_index}"
+        else:
+            proposer = "unknown"
+        shown = SlotShown(outcome, outcome.block, proposer, finality)
+        self.board.show_slot(guild_id, outcome.epoch, shown, outcome.progress, news=news, fresh=fresh)
 
-    async def _post_newest(self, guild_id: int) -> None:
-        # No await between the last pop and the end: a block queued later finds this task done.
-        while (outcome := self._unposted.pop(guild_id, None)) is not None:
-            await self._post_block(guild_id, outcome)
-
-    async def _post_block(self, guild_id: int, outcome: SlotOutcome) -> None:
-        block = outcome.block
-        assert block is not None
-        try:
-            status = await self.services.notifier.status(guild_id)
-            channel_id = getattr(status, "channel_id", None)
-            if channel_id is None:
-                return
-            channel = self.bot.get_channel(channel_id)
-            if not isinstance(channel, discord.abc.Messageable):
-                log.debug("guild %d: playground channel %d not visible; slot %d not posted", guild_id, channel_id,
-                          outcome.slot)
-                return
-            if outcome.proposer_owner is not None:
-                proposer = f"<@{outcome.proposer_owner}>"
-            elif outcome.proposer_index is not None:
-                proposer = f"validator #{outcome.proposer_index}"
-            else:
-                proposer = "unknown"
-            view = discord.ui.View(timeout=None)
-            view.add_item(AttestButton(outcome.slot, block.hash()))
-            message = await channel.send(
-                embed=slot_embed(outcome, block, proposer), view=view, allowed_mentions=NO_MENTIONS
-            )
-            self.slot_messages[(guild_id, outcome.slot)] = message
-            while len(self.slot_messages) > SLOT_MESSAGES_KEPT:
-                self.slot_messages.popitem(last=False)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - a failed post must not take the driver down
-            log.exception("guild %d: could not post slot %d", guild_id, outcome.slot)
+    async def _playground_channel(self, guild_id: int) -> discord.abc.Messageable | None:
+        status = await self.services.notifier.status(guild_id)
+        channel_id = getattr(status, "channel_id", None)
+        if channel_id is None:
+            return None
+        channel = self.bot.get_channel(channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            log.debug("guild %d: playground channel %d not visible; the epoch message waits", guild_id, channel_id)
+            return None
+        return channel
 
 
 # --- /validators ---------------------------------------------------------------------

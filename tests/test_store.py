@@ -155,6 +155,7 @@ UNDO_MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE transactions DROP COLUMN display_txid",
     ),
     11: ("DROP TABLE faucet_claims",),
+    12: ("DROP TABLE epoch_messages",),
 }
 
 
@@ -187,4 +188,23 @@ async def test_migration_7_fills_the_display_hashes_of_existing_blocks(tmp_path)
     count, found = await store.find_blocks_by_hash_prefix(1, hash_to_display(state.hashes[2])[:8], 5)
     assert (count, found) == (1, [(2, state.hashes[2])])
     assert (await store.load_chain_head(1)).blocks_mined == {MINER.public_key: 3}
+    await store.close()
+
+
+async def test_the_epoch_message_is_durable_replaced_and_gone_with_its_chain(tmp_path):
+    from chain.store import EpochMessage
+
+    path = tmp_path / "epoch-message.sqlite3"
+    store = await Store.open(path)
+    await create(store)
+    assert await store.get_epoch_message(1) is None
+    await store.set_epoch_message(EpochMessage(1, 10, 100, 3), now=5)
+    await store.close()
+
+    store = await Store.open(path)  # a restart finds the message to keep editing
+    assert await store.get_epoch_message(1) == EpochMessage(1, 10, 100, 3)
+    await store.set_epoch_message(EpochMessage(1, 11, 101, 4), now=6)  # one message per chain: replaced
+    assert await store.get_epoch_message(1) == EpochMessage(1, 11, 101, 4)
+    await store.delete_chain(1)  # a reset: the new chain posts its own message
+    assert await store.get_epoch_message(1) is None
     await store.close()

@@ -161,14 +161,21 @@ def text(message) -> str:
 
 
 def slot_messages(pos: Pos, channel) -> list:
+    """The epoch messages in ``channel`` (one per epoch, edited as its slots pass), oldest first."""
     return [
         m for m in pos.sb.channel_messages(channel, include_ephemeral=False, kind="bot")
-        if m.embeds and m.embeds[0].get("title", "").startswith("🧱 Slot")
+        if m.embeds and m.embeds[0].get("title", "").startswith("🧱 Epoch")
     ]
 
 
+def shown_slot(embeds) -> int:
+    """The slot an epoch message's embed shows: its title is ``🧱 Epoch E · slot S — block H``."""
+    return int(embeds[0]["title"].split(" · slot ")[1].split()[0].replace(",", ""))
+
+
 def slot_message(pos: Pos, channel, slot: int):
-    return next((m for m in slot_messages(pos, channel) if m.embeds[0]["title"].startswith(f"🧱 Slot {slot:,} ")), None)
+    """The epoch message while it shows ``slot`` (None before, and once it moved on)."""
+    return next((m for m in slot_messages(pos, channel) if shown_slot(m.embeds) == slot), None)
 
 
 def webhook_text(pos: Pos, channel) -> str:
@@ -435,8 +442,9 @@ async def test_blocks_are_posted_with_an_attest_button_that_counts_the_vote(pos)
     await pos.step()
     message = await sb.wait_until(lambda: slot_message(pos, w.blocks, 1), timeout=5, describe="slot 1's message")
     posted = text(message)
-    assert "🧱 Slot 1 — block 1" in posted
-    assert f"Proposer\n<@{w.alice.id}>" in posted and "Epoch\n0" in posted and "Transfers\n0" in posted
+    assert "🧱 Epoch 0 · slot 1 — block 1" in posted
+    assert f"Proposer\n<@{w.alice.id}>" in posted and "Transfers\n0" in posted
+    assert "Finality\njustified epoch 0 · finalized epoch 0" in posted
     assert "Votes toward 2/3\n`░░░░░░░░░░░░░░░░░░░░ 0%`" in posted
     [button] = [c for c in message.iter_components() if c.get("type") == 2]
     assert button["label"] == "Attest" and button["custom_id"].startswith("pg:attest:1:")
@@ -453,12 +461,16 @@ async def test_blocks_are_posted_with_an_attest_button_that_counts_the_vote(pos)
     await sb.wait_until(lambda: "(100% of it" in text(sb.message(message.id)), timeout=5, describe="the vote count")
     assert "2/3 reached" in text(sb.message(message.id))
 
-    # A block that lost its chance (the next slot's block is up for votes now) is refused, privately.
+    # The next slots of the epoch are shown on the same message, its button on their block.
     await pos.step(2)
+    await sb.wait_until(lambda: slot_message(pos, w.blocks, 3), timeout=5, describe="slot 3 on the message")
+    assert [m.id for m in slot_messages(pos, w.blocks)] == [message.id]
+    [button] = [c for c in sb.message(message.id).iter_components() if c.get("type") == 2]
+    assert button["custom_id"].startswith("pg:attest:3:")
+    # alice voted for this epoch already: another vote for another block would be slashable.
     click = await sb.click(message, member=w.alice, label="Attest")
     reply = await click.wait_response()
-    assert reply.ephemeral and "no longer up for a vote" in text(reply)
-    assert slot_message(pos, w.blocks, 2) is not None
+    assert reply.ephemeral and "Vote signed" not in text(reply)
 
 
 async def test_presses_at_once_all_end_up_in_the_count(pos):
@@ -541,6 +553,14 @@ async def test_chaos_double_vote_is_caught_included_slashed_and_announced(pos):
     assert f"<@{w.bob.id}> — 🔪 slashed" in text(listing)
     _h, status = await pos.run(w.bob, "stake status")
     assert "🔪 slashed" in text(status) and "Net rewards/penalties\n-" in text(status)
+
+    # Members must see it: the epoch message is posted anew (its Attest button below the news).
+    news = await sb.wait_until(
+        lambda: next((m for m in slot_messages(pos, w.blocks) if "1 validator slashed at slot" in text(m)), None),
+        timeout=5, describe="the slashing on the epoch message",
+    )
+    assert news.id == slot_messages(pos, w.blocks)[-1].id
+    assert "1 validator slashed at slot" in embed_text(list(news.revisions[0].embeds))  # posted with it
 
     # The webhook announces it.
     await sb.wait_until(lambda: f"Validator #{bob.index} slashed" in webhook_text(pos, w.blocks), timeout=5,
@@ -634,6 +654,7 @@ async def test_the_attest_button_keeps_working_after_a_restart(sb, tmp_path, mon
         assert reply.ephemeral and "Vote signed" in text(reply) and "voted at slot 2" in text(reply)
         # Not in the new process's memory: the button's own message is updated.
         await sb.wait_until(lambda: "(100% of it" in text(sb.message(message.id)), timeout=5, describe="the vote count")
+        assert [m.id for m in slot_messages(pos, w.blocks)] == [message.id]
 
 
 async def test_hybrid_auto_attest_votes_on_mined_blocks_and_finalizes(pos):
@@ -737,9 +758,10 @@ async def test_a_rate_limited_channel_gets_the_newest_block_not_a_pile_of_old_on
     w, sb = pos.w, pos.sb
     await pos.start()
     await pos.run(w.alice, "playground setup", {"channel": w.blocks})
-    # One message per 2 s in the playground channel: slots (here, milliseconds apart) outrun it.
+    # One post or edit per 2 s in the playground channel: slots (here, milliseconds apart) outrun it.
     sb.faults.enforce_bucket(
-        lambda r: r.method == "POST" and r.path == f"/channels/{w.blocks.id}/messages", limit=1, per=2.0
+        lambda r: r.method in ("POST", "PATCH") and r.path.startswith(f"/channels/{w.blocks.id}/messages"),
+        limit=1, per=2.0,
     )
     await pos.step()
     await sb.wait_until(lambda: slot_message(pos, w.blocks, 1), timeout=5, describe="slot 1's message")
@@ -748,16 +770,18 @@ async def test_a_rate_limited_channel_gets_the_newest_block_not_a_pile_of_old_on
     for _ in range(6):
         await pos.step()
         in_flight.append(len(cog.posts))
-    assert max(in_flight) <= 1  # one post at a time per server, never a pile
+    assert max(in_flight) <= 1  # one write at a time per server, never a pile
 
-    async def skipped():
-        return cog.skipped_posts >= 2
-    await pos.step_until(skipped, max_slots=30, what="blocks skipped while the channel is behind")
+    async def coalesced():
+        return cog.board.coalesced >= 2
+    await pos.step_until(coalesced, max_slots=30, what="slots coalesced while the channel is behind")
     last = pos.slot()
     await sb.wait_until(lambda: slot_message(pos, w.blocks, last), timeout=15, describe="the newest slot's message")
 
-    posted = [int(m.embeds[0]["title"].split()[2].replace(",", "")) for m in slot_messages(pos, w.blocks)]
-    assert posted == sorted(set(posted)) and posted[0] == 1 and posted[-1] == last
-    # Every block was posted or skipped (and counted), none posted late after a newer one.
-    assert len(posted) + cog.skipped_posts == last
-    await sb.wait_until(lambda: not cog.posts, timeout=5, describe="the poster to finish")
+    # Every message only ever moved forward (no stale edit after a newer one), one message per epoch.
+    messages = slot_messages(pos, w.blocks)
+    epochs = [int(m.embeds[0]["title"].split()[2].replace(",", "")) for m in messages]
+    assert epochs == sorted(set(epochs)) and len(messages) <= last // SLOTS_PER_EPOCH + 1
+    shown_slots = [shown_slot(r.embeds) for m in messages for r in m.revisions]
+    assert shown_slots == sorted(set(shown_slots)) and shown_slots[0] == 1 and shown_slots[-1] == last
+    await sb.wait_until(lambda: not cog.posts, timeout=5, describe="the writer to finish")
