@@ -108,14 +108,14 @@ async def test_terminal_session_against_the_bot(sb: Sandbox, world: DemoWorld, b
     assert "number=2 word=TWO WORDS who=bob (Member, admin=False)" in text
     assert "[Fork Town #general] Consensus Playground [BOT] ↳ bob used /play echo\n  number=3 word=FORK" in text
     assert "[1 Bump] [2 Later] [3 Shout]" in text
-    assert "Bumped 1 time(s) by bob" in text and "✎ edit 1 of message" in text
+    assert "✎ [Genesis Guild #general] Consensus Playground [BOT] ↳ alice used /play buttons (edited) (msg 1)\n  Bumped 1 time(s) by bob\n" in text
     assert "suggestions for carol in /play pick:\n  1) banana x1  → 'banana'" in text
     assert "Consensus Playground is thinking…" in text and "Mining... 2/2" in text
     assert "⚓ webhook 'Chain Feed' created in #general" in text
     assert "Chain Feed [WEBHOOK]" in text and "│ **Block 3**" in text
     assert "✗ /nope is not registered in Genesis Guild" in text
     assert "✗ 'mallory' is not a member of Genesis Guild" in text
-    assert "✗ no component number 99 on screen" in text
+    assert "✗ message (msg 1) has 3 button(s); there is no 99" in text
     assert "option 'number': invalid literal" in text
     assert "✗ start with who is speaking" in text
     assert "/play echo number:integer word:text [who:@member]" in text
