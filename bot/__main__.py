@@ -12,14 +12,18 @@ import asyncio
 import contextlib
 import errno
 import logging
+import logging.handlers
+import os
 import signal
 import sys
+from pathlib import Path
 
 import aiohttp
 import discord
 
 from bot.app import PlaygroundBot, point_discord_at
 from bot.preflight import Preflight, StartupRefusedError, run_preflight
+from bot.private_files import PRIVATE_FILE_MODE, make_private_files, make_private_folder
 from bot.settings import Settings, SettingsError
 from sandbox import Sandbox, point_discord_py_at, run_terminal
 from sandbox.demo import populate_demo
@@ -27,8 +31,63 @@ from sandbox.demo import populate_demo
 log = logging.getLogger("bot")
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+# In the sandbox the log goes to this file next to the database, so the terminal shows only
+# what the bot says; it is rotated at this size, keeping this many old files.
+LOG_FILE_NAME = "playground.log"
+LOG_FILE_BYTES = 5 * 1024 * 1024
+LOG_FILE_BACKUPS = 2
+# Where the terminal's !save puts the files the bot sends (exports, protection files).
+SAVED_FOLDER_NAME = "saved"
+
+
+class OneLineFormatter(logging.Formatter):
+    """A record as one terminal line: no traceback (that is in the log file), no line breaks."""
+
+    def __init__(self, log_file: Path) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+        self.log_file = log_file
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = " ".join(record.getMessage().split())
+        line = f"{record.levelname} {record.name}: {text}"
+        if record.exc_info or record.stack_info:
+            line += f" (details in {self.log_file})"
+        return line
+
+
+def _not_voice_notice(record: logging.LogRecord) -> bool:
+    # discord.py warns at every start that voice is unsupported; the bot has no voice.
+    return "voice will NOT be supported" not in record.getMessage()
+
+
+def configure_logging(level: str, log_file: Path | None = None) -> None:
+    """Logs on stderr; with ``log_file`` (the sandbox terminal) everything goes to that file and
+    only warnings and errors, one line each, to the terminal, so log lines do not land between
+    the prompts and the bot's answers."""
+    root = logging.getLogger()
+    if log_file is not None:
+        try:
+            make_private_folder(log_file.parent)
+            # Created private: a log can name servers, members and paths.
+            os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE))
+            make_private_files([log_file])
+            to_file: logging.Handler | None = logging.handlers.RotatingFileHandler(
+                log_file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+            )
+        except OSError:
+            to_file = None  # the preflight says what is wrong with the data folder, in one line
+        if to_file is not None:
+            to_file.setFormatter(logging.Formatter(LOG_FORMAT))
+            to_terminal = logging.StreamHandler(sys.stderr)
+            to_terminal.setLevel(logging.WARNING)
+            to_terminal.setFormatter(OneLineFormatter(log_file))
+            to_terminal.addFilter(_not_voice_notice)
+            root.setLevel(level)
+            root.addHandler(to_file)
+            root.addHandler(to_terminal)
+    if not root.handlers:
+        logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
     # discord.py is chatty at INFO about every gateway event.
     logging.getLogger("discord").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
@@ -87,12 +146,17 @@ def refuse(reason: str, status: int = EXIT_REFUSED) -> int:
     return status
 
 
+def log_file_for(settings: Settings) -> Path:
+    return settings.database_path.parent / LOG_FILE_NAME
+
+
 async def main() -> int:
     try:
         settings = Settings()
     except SettingsError as exc:
         return refuse(f"invalid setting: {exc}. Fix it in the environment or in .env (see .env.example).")
-    configure_logging(settings.log_level)
+    sandboxed = settings.discord_token is None
+    configure_logging(settings.log_level, log_file_for(settings) if sandboxed else None)
     # Before anything connects, listens or writes: the lock, the key, the file modes.
     try:
         preflight = await run_preflight(settings)
@@ -135,33 +199,45 @@ async def run(settings: Settings, preflight: Preflight) -> int:
                 "Stop it, or set SANDBOX_PORT to a free port (0 picks one)."
             )
         return refuse(f"cannot start the sandbox on 127.0.0.1:{settings.sandbox_port}: {exc.strerror or exc}")
-    async with sandbox as sb:
-        world = populate_demo(sb)
-        point_discord_py_at(sb.api_base, sb.gateway_url)
-        sys.stdout.write(
-            "No DISCORD_TOKEN: playing in the built-in Discord sandbox (local only).\n"
-            f"Servers: {world.genesis.name}, {world.fork.name}. Members: alice (admin), bob, carol, dave.\n"
-            "Try:  alice: /mine start    then   alice: /wallet pay member:@bob amount:5\n"
-        )
-        bot = PlaygroundBot(settings, preflight=preflight)
-        install_signal_handlers(stop, bot)
-        bot_task = asyncio.create_task(run_bot(bot, sb.bot_token, stop))
-        # Typed commands wait until the bot has logged in and synced its commands: on a slow
-        # machine the first lines would otherwise meet an unknown command (or a half-started bot).
-        ready = asyncio.create_task(sb.wait_commands_synced(timeout=STARTUP_TIMEOUT_S))
-        await asyncio.wait({bot_task, ready}, return_when=asyncio.FIRST_COMPLETED)
-        if bot_task.done():
-            ready.cancel()
-            await bot_task
-            return 1
-        await ready
-        await sb.wait_until_ready(timeout=STARTUP_TIMEOUT_S)
-        terminal = asyncio.create_task(run_terminal(sb, await stdin_reader(), sys.stdout))
-        await asyncio.wait({bot_task, terminal}, return_when=asyncio.FIRST_COMPLETED)
-        # The terminal ends at EOF or :quit, which also ends the bot.
-        stop.set()
+    # Started above (to refuse a taken port in one line): closed here, never started twice.
+    try:
+        return await play_in_sandbox(sandbox, settings, preflight, stop)
+    finally:
+        await sandbox.close()
+
+
+async def play_in_sandbox(sb: Sandbox, settings: Settings, preflight: Preflight, stop: asyncio.Event) -> int:
+    world = populate_demo(sb)
+    point_discord_py_at(sb.api_base, sb.gateway_url)
+    data = settings.database_path.parent
+    sys.stdout.write(
+        f"No DISCORD_TOKEN: playing in the built-in Discord sandbox (local only), servers {world.genesis.name} "
+        f"and {world.fork.name}.\n"
+        f"The log is in {log_file_for(settings)}; files you !save go to {data / SAVED_FOLDER_NAME}/.\n"
+        "New here? Type the walk-through of README.md (\"Play at once, without Discord\") line by line, "
+        "or  alice: /help\n"
+    )
+    bot = PlaygroundBot(settings, preflight=preflight)
+    install_signal_handlers(stop, bot)
+    bot_task = asyncio.create_task(run_bot(bot, sb.bot_token, stop))
+    # Typed commands wait until the bot has logged in and synced its commands: on a slow
+    # machine the first lines would otherwise meet an unknown command (or a half-started bot).
+    ready = asyncio.create_task(sb.wait_commands_synced(timeout=STARTUP_TIMEOUT_S))
+    await asyncio.wait({bot_task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if bot_task.done():
+        ready.cancel()
         await bot_task
-        terminal.cancel()
+        return 1
+    await ready
+    await sb.wait_until_ready(timeout=STARTUP_TIMEOUT_S)
+    terminal = asyncio.create_task(
+        run_terminal(sb, await stdin_reader(), sys.stdout, save_dir=data / SAVED_FOLDER_NAME)
+    )
+    await asyncio.wait({bot_task, terminal}, return_when=asyncio.FIRST_COMPLETED)
+    # The terminal ends at EOF or :quit, which also ends the bot.
+    stop.set()
+    await bot_task
+    terminal.cancel()
     return 0
 
 

@@ -479,6 +479,8 @@ class Terminal:
                 for msg in self.sb.channel_messages(channel)[-count:]:
                     self.show(msg)
             elif name == "use":
+                if not args:
+                    raise SandboxError("usage: :use SERVER [CHANNEL], e.g.  :use guild2 mempool")
                 g = self.sb.guild(args[0])
                 self.default_guild = g
                 if len(args) > 1:
