@@ -183,7 +183,10 @@ class Terminal:
             self.out.line("✎ " + lines[0])
             for line in shown:
                 self.out.line(line)
-        self._remember(msg, lines)
+            self._remember(msg, lines)
+        else:
+            # Nothing visible changed: it stays where it was on screen (``!press`` follows the screen).
+            self._printed[msg.id] = lines
 
     @staticmethod
     def _visible_to(msg: Message, member: Member) -> bool:
