@@ -128,6 +128,7 @@ class Terminal:
         # Messages with buttons get a short number, shown as "(msg 3)", for ``!press N@3``.
         self._refs: dict[int, Message] = {}
         self._ref_of: dict[int, int] = {}
+        self._last_ref = 0
         self.handles: list[InteractionHandle] = []
         self.modals: dict[int, InteractionHandle] = {}
         self._watchdogs: set[asyncio.Task[None]] = set()
@@ -149,9 +150,9 @@ class Terminal:
         if not self._pressable(msg):
             return self._ref_of.get(msg.id)
         if msg.id not in self._ref_of:
-            ref = len(self._refs) + 1
-            self._refs[ref] = msg
-            self._ref_of[msg.id] = ref
+            self._last_ref += 1
+            self._refs[self._last_ref] = msg
+            self._ref_of[msg.id] = self._last_ref
         return self._ref_of[msg.id]
 
     def _render(self, msg: Message) -> list[str]:
@@ -164,6 +165,8 @@ class Terminal:
         while len(self._recent) > REMEMBERED_MESSAGES:
             old, _ = self._recent.popitem(last=False)
             self._printed.pop(old, None)
+            # Forgotten for !press N@M too (a long proof-of-stake session shows a button per block).
+            self._refs.pop(self._ref_of.pop(old, 0), None)
 
     def show(self, msg: Message, *, edited: bool = False) -> None:
         lines = render_message(msg, self._numbers_for(msg), edited=edited, ref=self._ref_for(msg)).splitlines()
@@ -370,14 +373,16 @@ class Terminal:
             raise SandboxError("usage: !save [N] [PATH]")
         for attachment in attachments:
             path = target if target is not None else self._free_path(attachment.filename)
-            path.parent.mkdir(parents=True, exist_ok=True)
             try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if path.exists():
+                    raise SandboxError(f"{path} already exists; give another path")
                 # O_EXCL: never overwrite a file that is already there (an earlier export, say).
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                raise SandboxError(f"{path} already exists; give another path") from None
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(attachment.data)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(attachment.data)
+            except OSError as exc:  # a folder that cannot be made or written: say so, keep playing
+                raise SandboxError(f"cannot write {path}: {exc.strerror or exc}") from None
             self.out.line(f"💾 saved {attachment.filename} ({attachment.size:,} bytes) to {path.resolve()}")
 
     def _free_path(self, filename: str) -> Path:

@@ -288,3 +288,16 @@ def test_changed_lines_lists_new_changed_and_removed_lines() -> None:
     assert changed_lines(before, ["  a", "  b", "  c", "  d", "  [1 Yes] [2 No]"]) == ["  d"]
     assert changed_lines(before, ["  x"]) == ["  x"]  # a rewrite: whole
     assert changed_lines(before, before) == []
+
+
+async def test_save_to_a_path_that_cannot_be_written_is_an_error_line(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot, tmp_path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = io.StringIO()
+    script = lines("alice: /play upload", ":wait", f"alice: !save 1 {blocker / 'x.csv'}", "alice: !save")
+    await run_terminal(sb, script, out, banner=False, save_dir=blocker / "saved")
+    text = out.getvalue()
+    assert f"✗ cannot write {blocker / 'x.csv'}: " in text
+    assert f"✗ cannot write {blocker / 'saved' / 'chain.csv'}: " in text  # the terminal plays on
