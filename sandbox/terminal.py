@@ -60,6 +60,8 @@ HELP = __doc__ or ""
 # older ones are forgotten (an edit of one is then printed whole).
 REMEMBERED_MESSAGES = 500
 DEFAULT_WAIT_FOR_S = 180.0
+# How long !press / !select / !save wait for the answers to the lines typed before them.
+ANSWER_WAIT_S = 10.0
 
 
 @runtime_checkable
@@ -298,20 +300,24 @@ class Terminal:
             if isinstance(options[focused], str):
                 options[focused] = options[focused].rstrip("?")
             await self.sb.autocomplete(guild, channel, member, path, options, focused=focused)
-        elif rest.startswith("!press"):
-            msg, custom_id = self._component(member, rest[len("!press"):].strip())
-            if (msg.find_component(custom_id=custom_id) or {}).get("type") != 2:
-                raise SandboxError("that is a menu, not a button: choose with  !select N VALUE")
-            self._track(await self.sb.click(msg, custom_id, member))
-        elif rest.startswith("!select"):
-            args = shlex.split(rest[len("!select"):])
-            if len(args) < 2:
-                raise SandboxError("usage: !select N value[,value...]")
-            msg, custom_id = self._component(member, args[0])
-            values = [v for v in ",".join(args[1:]).split(",") if v]
-            self._track(await self.sb.select(msg, custom_id, values, member))
-        elif rest.startswith("!save"):
-            self._save(member, shlex.split(rest[len("!save"):]))
+        elif rest.startswith(("!press", "!select", "!save")):
+            # "The last message" is the one on screen once the bot has answered what was typed
+            # before: a pasted "/help" then "!press 2" presses /help's button, as a reader would.
+            await self.settle(ANSWER_WAIT_S)
+            if rest.startswith("!press"):
+                msg, custom_id = self._component(member, rest[len("!press"):].strip())
+                if (msg.find_component(custom_id=custom_id) or {}).get("type") != 2:
+                    raise SandboxError("that is a menu, not a button: choose with  !select N VALUE")
+                self._track(await self.sb.click(msg, custom_id, member))
+            elif rest.startswith("!select"):
+                args = shlex.split(rest[len("!select"):])
+                if len(args) < 2:
+                    raise SandboxError("usage: !select N value[,value...]")
+                msg, custom_id = self._component(member, args[0])
+                values = [v for v in ",".join(args[1:]).split(",") if v]
+                self._track(await self.sb.select(msg, custom_id, values, member))
+            else:
+                self._save(member, shlex.split(rest[len("!save"):]))
         elif rest.startswith("!submit"):
             modal_handle = self.modals.get(member.id)
             if modal_handle is None:
@@ -452,6 +458,7 @@ class Terminal:
                 for line in describe_world(self.sb):
                     self.out.line(line)
             elif name == "save":
+                await self.settle(ANSWER_WAIT_S)
                 self._save(None, args)
             elif name == "wait" and args and args[0].lower() == "for":
                 await self._wait_for(args[1:])

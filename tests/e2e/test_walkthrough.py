@@ -211,3 +211,23 @@ async def test_python_m_bot_logs_to_a_file_and_shows_only_warnings(tmp_path):
     assert log.count("sandbox listening on") == 1
     assert oct((tmp_path / "data" / "playground.log").stat().st_mode & 0o777) == "0o600"
     assert f"The log is in {tmp_path / 'data' / 'playground.log'}" in out
+
+
+async def test_pasted_lines_press_the_button_of_the_answer_to_the_line_before(playground, tmp_path):
+    """Pasted at once, "/help" then "!press 2" presses /help's second button: a press waits for the
+    answers to the lines before it, as someone reading the screen would."""
+    out = io.StringIO()
+    term = Terminal(playground.sb, out, save_dir=tmp_path / "saved")
+    playground.sb.add_listener(term.on_event)
+    try:
+        for line in ("alice: /help", "alice: !press 2", "alice: /chain export", "alice: !save"):
+            await term.handle_line(line)  # no settle in between: the next line comes at once
+        await term.settle(15)
+    finally:
+        playground.sb.remove_listener(term.on_event)
+        await term.close()
+    text = out.getvalue()
+    assert "✗" not in text, text
+    assert "**👛 Wallet**" in text
+    [saved] = (tmp_path / "saved").iterdir()
+    json.loads(saved.read_bytes())
