@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bot.__main__ import OneLineFormatter, _not_voice_notice
+from bot.log_output import OneLineFormatter, _not_voice_notice
 
 
 def record(message: str, *, exc: bool = False) -> logging.LogRecord:
