@@ -14,12 +14,14 @@ import errno
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import aiohttp
 import discord
 
 from bot.app import PlaygroundBot, point_discord_at
 from bot.preflight import Preflight, StartupRefusedError, run_preflight
+from bot.log_output import LOG_FILE_NAME, configure_logging
 from bot.settings import Settings, SettingsError
 from sandbox import Sandbox, point_discord_py_at, run_terminal
 from sandbox.demo import populate_demo
@@ -27,10 +29,8 @@ from sandbox.demo import populate_demo
 log = logging.getLogger("bot")
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
-    # discord.py is chatty at INFO about every gateway event.
-    logging.getLogger("discord").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+# Where the terminal's !save puts the files the bot sends (exports, protection files).
+SAVED_FOLDER_NAME = "saved"
 
 
 def install_signal_handlers(stop: asyncio.Event, bot: PlaygroundBot) -> None:
@@ -87,12 +87,17 @@ def refuse(reason: str, status: int = EXIT_REFUSED) -> int:
     return status
 
 
+def log_file_for(settings: Settings) -> Path:
+    return settings.database_path.parent / LOG_FILE_NAME
+
+
 async def main() -> int:
     try:
         settings = Settings()
     except SettingsError as exc:
         return refuse(f"invalid setting: {exc}. Fix it in the environment or in .env (see .env.example).")
-    configure_logging(settings.log_level)
+    sandboxed = settings.discord_token is None
+    configure_logging(settings.log_level, log_file_for(settings) if sandboxed else None)
     # Before anything connects, listens or writes: the lock, the key, the file modes.
     try:
         preflight = await run_preflight(settings)
@@ -135,33 +140,45 @@ async def run(settings: Settings, preflight: Preflight) -> int:
                 "Stop it, or set SANDBOX_PORT to a free port (0 picks one)."
             )
         return refuse(f"cannot start the sandbox on 127.0.0.1:{settings.sandbox_port}: {exc.strerror or exc}")
-    async with sandbox as sb:
-        world = populate_demo(sb)
-        point_discord_py_at(sb.api_base, sb.gateway_url)
-        sys.stdout.write(
-            "No DISCORD_TOKEN: playing in the built-in Discord sandbox (local only).\n"
-            f"Servers: {world.genesis.name}, {world.fork.name}. Members: alice (admin), bob, carol, dave.\n"
-            "Try:  alice: /mine start    then   alice: /wallet pay member:@bob amount:5\n"
-        )
-        bot = PlaygroundBot(settings, preflight=preflight)
-        install_signal_handlers(stop, bot)
-        bot_task = asyncio.create_task(run_bot(bot, sb.bot_token, stop))
-        # Typed commands wait until the bot has logged in and synced its commands: on a slow
-        # machine the first lines would otherwise meet an unknown command (or a half-started bot).
-        ready = asyncio.create_task(sb.wait_commands_synced(timeout=STARTUP_TIMEOUT_S))
-        await asyncio.wait({bot_task, ready}, return_when=asyncio.FIRST_COMPLETED)
-        if bot_task.done():
-            ready.cancel()
-            await bot_task
-            return 1
-        await ready
-        await sb.wait_until_ready(timeout=STARTUP_TIMEOUT_S)
-        terminal = asyncio.create_task(run_terminal(sb, await stdin_reader(), sys.stdout))
-        await asyncio.wait({bot_task, terminal}, return_when=asyncio.FIRST_COMPLETED)
-        # The terminal ends at EOF or :quit, which also ends the bot.
-        stop.set()
+    # Started above (to refuse a taken port in one line): closed here, never started twice.
+    try:
+        return await play_in_sandbox(sandbox, settings, preflight, stop)
+    finally:
+        await sandbox.close()
+
+
+async def play_in_sandbox(sb: Sandbox, settings: Settings, preflight: Preflight, stop: asyncio.Event) -> int:
+    world = populate_demo(sb)
+    point_discord_py_at(sb.api_base, sb.gateway_url)
+    data = settings.database_path.parent
+    sys.stdout.write(
+        f"No DISCORD_TOKEN: playing in the built-in Discord sandbox (local only), servers {world.genesis.name} "
+        f"and {world.fork.name}.\n"
+        f"The log is in {log_file_for(settings)}; files you !save go to {data / SAVED_FOLDER_NAME}/.\n"
+        "New here? Type the walk-through of README.md (\"Play at once, without Discord\") line by line, "
+        "or  alice: /help\n"
+    )
+    bot = PlaygroundBot(settings, preflight=preflight)
+    install_signal_handlers(stop, bot)
+    bot_task = asyncio.create_task(run_bot(bot, sb.bot_token, stop))
+    # Typed commands wait until the bot has logged in and synced its commands: on a slow
+    # machine the first lines would otherwise meet an unknown command (or a half-started bot).
+    ready = asyncio.create_task(sb.wait_commands_synced(timeout=STARTUP_TIMEOUT_S))
+    await asyncio.wait({bot_task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if bot_task.done():
+        ready.cancel()
         await bot_task
-        terminal.cancel()
+        return 1
+    await ready
+    await sb.wait_until_ready(timeout=STARTUP_TIMEOUT_S)
+    terminal = asyncio.create_task(
+        run_terminal(sb, await stdin_reader(), sys.stdout, save_dir=data / SAVED_FOLDER_NAME)
+    )
+    await asyncio.wait({bot_task, terminal}, return_when=asyncio.FIRST_COMPLETED)
+    # The terminal ends at EOF or :quit, which also ends the bot.
+    stop.set()
+    await bot_task
+    terminal.cancel()
     return 0
 
 

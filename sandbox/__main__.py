@@ -26,6 +26,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--token", default=None, help="bot token to accept (default: generated)")
     parser.add_argument("--no-demo", action="store_true", help="start with no guilds")
     parser.add_argument("--no-terminal", action="store_true", help="serve only; do not read stdin")
+    parser.add_argument("--save-dir", default="saved", help="where !save writes attachments (default ./saved)")
     parser.add_argument("--ack-deadline", type=float, default=3.0, help="seconds before an unanswered interaction fails")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     return parser.parse_args(argv)
@@ -55,7 +56,7 @@ async def _main(args: argparse.Namespace) -> None:
         if args.no_terminal:
             await asyncio.Event().wait()
         else:
-            await run_terminal(sb, await _stdin_reader(), out)
+            await run_terminal(sb, await _stdin_reader(), out, save_dir=args.save_dir)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,6 +16,7 @@ PermissionsLike = Union[int, discord.Permissions, Iterable[str], Mapping[str, bo
 ALL_PERMISSIONS: int = discord.Permissions.all().value
 ADMINISTRATOR: int = discord.Permissions(administrator=True).value
 MANAGE_WEBHOOKS: int = discord.Permissions(manage_webhooks=True).value
+MANAGE_GUILD: int = discord.Permissions(manage_guild=True).value
 SEND_MESSAGES: int = discord.Permissions(send_messages=True).value
 VIEW_CHANNEL: int = discord.Permissions(view_channel=True).value
 MANAGE_MESSAGES: int = discord.Permissions(manage_messages=True).value

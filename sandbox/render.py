@@ -6,6 +6,7 @@ exact text a newcomer would see.
 
 from __future__ import annotations
 
+import difflib
 import re
 import textwrap
 from collections.abc import Mapping
@@ -146,7 +147,43 @@ def render_components(
     return lines
 
 
-def render_header(message: Message, *, edited: bool = False) -> str:
+def _find_component(components: list[dict[str, Any]], custom_id: Any) -> Optional[dict[str, Any]]:
+    for comp in components:
+        if not isinstance(comp, dict):
+            continue
+        if comp.get("custom_id") == custom_id and comp.get("type") != 1:
+            return comp
+        nested = list(comp.get("components") or [])
+        for key in ("accessory", "component"):
+            if isinstance(comp.get(key), dict):
+                nested.append(comp[key])
+        found = _find_component(nested, custom_id)
+        if found is not None:
+            return found
+    return None
+
+
+def component_label(message: Optional[Message], custom_id: Any) -> str:
+    """What the member saw on the component with ``custom_id``: its label (or emoji), never the id.
+
+    The label is looked up in the message as it is now, then in its earlier states (a press
+    often edits the buttons away); only a component that never existed falls back to the id.
+    """
+    if message is not None:
+        states = [message.components] + [list(rev.components) for rev in reversed(message.revisions)]
+        for components in states:
+            comp = _find_component(components, custom_id)
+            if comp is None:
+                continue
+            emoji = (comp.get("emoji") or {}).get("name")
+            text = comp.get("label") or comp.get("placeholder") or ""
+            shown = " ".join(x for x in (emoji, text) if x)
+            if shown:
+                return shown
+    return str(custom_id)
+
+
+def render_header(message: Message, *, edited: bool = False, ref: Optional[int] = None) -> str:
     where = f"[{message.guild.name} #{message.channel.name}]"
     author = message.author.display_name
     if message.kind == KIND_WEBHOOK:
@@ -162,12 +199,17 @@ def render_header(message: Message, *, edited: bool = False) -> str:
         elif handle.type == 5:
             parts.append(f"↳ {who} submitted a form")
         else:
-            parts.append(f"↳ {who} pressed {handle.data.get('custom_id')!r}")
+            label = component_label(handle.source_message, handle.data.get("custom_id"))
+            verb = "chose in" if handle.data.get("values") is not None else "pressed"
+            parts.append(f"↳ {who} {verb} [{label}]")
     if message.ephemeral:
         viewer = message.guild.members.get(message.visible_to) if message.visible_to else None
         parts.append(f"(only {viewer.display_name if viewer else 'the caller'} can see this)")
     if edited or message.edited_at:
         parts.append("(edited)")
+    if ref is not None:
+        # Older messages' buttons are pressed with ``!press N@ref``.
+        parts.append(f"(msg {ref})")
     return " ".join(parts)
 
 
@@ -177,15 +219,17 @@ def render_message(
     *,
     width: int = 72,
     edited: bool = False,
+    ref: Optional[int] = None,
 ) -> str:
     """Render a message as the terminal shows it.
 
     ``numbers`` maps component custom_ids to the numbers a user types in
-    ``!press N`` / ``!select N``. The output depends only on the arguments.
+    ``!press N`` / ``!select N``; ``ref`` is the message's short number for
+    ``!press N@ref``. The output depends only on the arguments.
     """
     if message.deleted:
         return f"{render_header(message)}\n  (message deleted)"
-    lines = [render_header(message, edited=edited)]
+    lines = [render_header(message, edited=edited, ref=ref)]
     if message.loading:
         lines.append(f"  {message.author.display_name} is thinking…")
     if message.content:
@@ -199,6 +243,22 @@ def render_message(
         lines.append(f"  📎 {attachment.filename} ({kind}, {attachment.size} bytes)")
     lines += render_components(message.components, numbers)
     return "\n".join(lines)
+
+
+def changed_lines(before: list[str], after: list[str]) -> list[str]:
+    """The lines of ``after`` that are new or changed since ``before``, in order.
+
+    Lines that disappeared are listed once, marked ``(removed)``, so buttons that went away
+    are noticed; lines that stayed the same are not repeated.
+    """
+    out: list[str] = []
+    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag in ("replace", "insert"):
+            out.extend(after[j1:j2])
+        elif tag == "delete":
+            out.extend(f"  (removed) {line.strip()}" for line in before[i1:i2])
+    return out
 
 
 def render_choices(choices: list[dict[str, Any]]) -> str:

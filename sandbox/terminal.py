@@ -1,17 +1,31 @@
 """A line-based Discord client for humans: type as a member, watch the bot answer.
 
-    alice: /mine start amount:5          slash command as alice (default guild/channel)
-    bob@guild2: /wallet pay member:@alice amount:5
-    alice#blocks: /chain block height:12 in #blocks
-    alice: !complete /chain block height:1   ask for autocomplete (last option is focused)
-    alice: !press 1                       press button number 1
-    alice: !select 2 apple,banana          choose values in select menu 2
-    alice: !submit block_name="Genesis"    answer the form the bot opened for alice
-    alice: hello bot                       plain message
-    :help  :guilds  :members  :commands  :webhooks  :history  :wait  :quit
+Type as a member (NAME: ..., NAME@SERVER: ..., NAME#CHANNEL: ...):
 
-Output comes from sandbox events, so bot replies, edits (re-rendered as they
-arrive), followups and the webhook feed show up whenever they happen.
+    alice: /mine start                       a slash command as alice (Genesis Guild, #general)
+    alice: /wallet pay member:@bob amount:5 fee:1
+    bob@guild2: /mine start                  as bob in the second server (Fork Town)
+    alice#blocks: /chain block query:1       in #blocks (later lines of alice's stay there)
+    carol: !complete /chain block query:1    the suggestions the bot offers while typing query
+    alice: !press 1                          the 1st button of the last message with buttons alice can see
+    alice: !press 2@3                        the 2nd button of message (msg 3)
+    alice: !select 1 VALUE[,VALUE...]        choose in select menu 1 of that message
+    alice: !submit FIELD="text" ...          answer the form the bot opened for alice
+    alice: !save                             save the files of the last message with files alice can see
+    alice: hello bot                         a plain chat message
+
+Terminal commands:
+
+    :who                     servers, members, who is admin where, how to speak as each
+    :save [N] [PATH]         save file N (default: all) of the last message with files
+    :wait [SECONDS]          wait until the bot has answered and gone quiet
+    :wait for TEXT [SECONDS] wait until TEXT appears (say, "found" after /mine start)
+    :commands [SERVER]       every slash command with its options
+    :history [CHANNEL] [N]   the last N messages of a channel
+    :webhooks  :members  :channels  :guilds  :use SERVER [CHANNEL]  :requests  :quit
+    # or //                  a comment: the line is ignored
+
+Edits print only the lines that changed, under a "✎ ... (edited)" header.
 """
 
 from __future__ import annotations
@@ -19,18 +33,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import shlex
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
 from typing import Any, Optional, Protocol, Union, runtime_checkable
 
 from .errors import SandboxError, SandboxTimeout
 from .interactions import InteractionHandle
-from .models import KIND_USER, Channel, Guild, Member, Message
-from .permissions import ADMINISTRATOR
+from .models import KIND_USER, Attachment, Channel, Guild, Member, Message
+from .permissions import ADMINISTRATOR, MANAGE_GUILD
 from .records import RequestRecord, SandboxEvent
-from .render import render_choices, render_message, render_modal
+from .render import changed_lines, render_choices, render_message, render_modal
 from .server import Sandbox
 
 _log = logging.getLogger(__name__)
@@ -38,6 +55,13 @@ _log = logging.getLogger(__name__)
 _SPEAKER = re.compile(r"^(?P<name>[^\s:@#]+)(?:@(?P<guild>[^\s:#]+))?(?:#(?P<channel>[^\s:]+))?\s*:\s*(?P<rest>.*)$")
 
 HELP = __doc__ or ""
+
+# Messages remembered for ``!press``/``!save`` and for printing only what an edit changed;
+# older ones are forgotten (an edit of one is then printed whole).
+REMEMBERED_MESSAGES = 500
+DEFAULT_WAIT_FOR_S = 180.0
+# How long !press / !select / !save wait for the answers to the lines typed before them.
+ANSWER_WAIT_S = 10.0
 
 
 @runtime_checkable
@@ -50,8 +74,11 @@ class _Out:
 
     def __init__(self, writer: Any) -> None:
         self._writer = writer
+        # What was printed since the last typed action, for ``:wait for TEXT``.
+        self.since_action: list[str] = []
 
     def line(self, text: str = "") -> None:
+        self.since_action.append(text)
         data = text + "\n"
         try:
             self._writer.write(data)
@@ -79,16 +106,31 @@ async def _lines(reader: Reader) -> AsyncIterator[str]:
 
 
 class Terminal:
-    def __init__(self, sandbox: Sandbox, writer: Any, *, guild: Optional[Guild] = None, channel: Optional[Channel] = None) -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        writer: Any,
+        *,
+        guild: Optional[Guild] = None,
+        channel: Optional[Channel] = None,
+        save_dir: Union[str, Path, None] = None,
+    ) -> None:
         self.sb = sandbox
         self.out = _Out(writer)
         self.default_guild = guild
         self.current_channel: dict[int, Channel] = {}
         if guild is not None and channel is not None:
             self.current_channel[guild.id] = channel
-        # Buttons/selects get stable numbers the first time they are shown.
-        self.numbers: dict[int, tuple[Message, str]] = {}
-        self._number_of: dict[tuple[int, str], int] = {}
+        # Where ``!save`` writes files (python -m bot: the data folder's saved/).
+        self.save_dir = Path(save_dir) if save_dir is not None else Path("saved")
+        # Messages in the order they were last shown (created or edited), newest last, with the
+        # lines last printed for each: ``!press N`` looks here for "the last message with buttons".
+        self._recent: OrderedDict[int, Message] = OrderedDict()
+        self._printed: dict[int, list[str]] = {}
+        # Messages with buttons get a short number, shown as "(msg 3)", for ``!press N@3``.
+        self._refs: dict[int, Message] = {}
+        self._ref_of: dict[int, int] = {}
+        self._last_ref = 0
         self.handles: list[InteractionHandle] = []
         self.modals: dict[int, InteractionHandle] = {}
         self._watchdogs: set[asyncio.Task[None]] = set()
@@ -97,22 +139,77 @@ class Terminal:
 
     # --- output ---------------------------------------------------------
 
+    @staticmethod
+    def _pressable(msg: Message) -> list[dict[str, Any]]:
+        """Buttons and menus a member can use, in display order (link buttons open a page instead)."""
+        return [c for c in msg.iter_components() if c.get("custom_id") and c.get("style") != 5]
+
     def _numbers_for(self, msg: Message) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for comp in msg.iter_components():
-            custom_id = comp.get("custom_id")
-            if not custom_id or comp.get("style") == 5:
-                continue
-            key = (msg.id, custom_id)
-            if key not in self._number_of:
-                number = len(self.numbers) + 1
-                self._number_of[key] = number
-                self.numbers[number] = (msg, custom_id)
-            out[custom_id] = self._number_of[key]
-        return out
+        """Each message numbers its own buttons and menus from 1, in display order."""
+        return {comp["custom_id"]: i for i, comp in enumerate(self._pressable(msg), 1)}
+
+    def _ref_for(self, msg: Message) -> Optional[int]:
+        if not self._pressable(msg):
+            return self._ref_of.get(msg.id)
+        if msg.id not in self._ref_of:
+            self._last_ref += 1
+            self._refs[self._last_ref] = msg
+            self._ref_of[msg.id] = self._last_ref
+        return self._ref_of[msg.id]
+
+    def _render(self, msg: Message) -> list[str]:
+        return render_message(msg, self._numbers_for(msg), ref=self._ref_for(msg)).splitlines()
+
+    def _remember(self, msg: Message, lines: list[str]) -> None:
+        self._recent[msg.id] = msg
+        self._recent.move_to_end(msg.id)
+        self._printed[msg.id] = lines
+        while len(self._recent) > REMEMBERED_MESSAGES:
+            old, _ = self._recent.popitem(last=False)
+            self._printed.pop(old, None)
+            # Forgotten for !press N@M too (a long proof-of-stake session shows a button per block).
+            self._refs.pop(self._ref_of.pop(old, 0), None)
 
     def show(self, msg: Message, *, edited: bool = False) -> None:
-        self.out.line(render_message(msg, self._numbers_for(msg), edited=edited))
+        lines = render_message(msg, self._numbers_for(msg), edited=edited, ref=self._ref_for(msg)).splitlines()
+        for line in lines:
+            self.out.line(line)
+        self._remember(msg, lines)
+
+    def show_edit(self, msg: Message) -> None:
+        """Print the header and only the lines the edit changed; nothing if nothing visible changed."""
+        lines = self._render(msg)
+        before = self._printed.get(msg.id)
+        if before is None:
+            shown = lines[1:]
+        else:
+            shown = changed_lines(before[1:], lines[1:])
+        if shown or before is None:
+            self.out.line("✎ " + lines[0])
+            for line in shown:
+                self.out.line(line)
+            self._remember(msg, lines)
+        else:
+            # Nothing visible changed: it stays where it was on screen (``!press`` follows the screen).
+            self._printed[msg.id] = lines
+
+    @staticmethod
+    def _visible_to(msg: Message, member: Member) -> bool:
+        if msg.deleted or msg.guild.id != member.guild.id:
+            return False
+        return not msg.ephemeral or msg.visible_to in (None, member.id)
+
+    def _last_message(self, member: Optional[Member], wanted: str) -> Message:
+        """The newest message shown that ``member`` can see (any, for None) and that has ``wanted``."""
+        for msg in reversed(self._recent.values()):
+            if member is not None and not self._visible_to(msg, member):
+                continue
+            if wanted == "buttons" and self._pressable(msg):
+                return msg
+            if wanted == "files" and msg.attachments:
+                return msg
+        who = f" {member.name} can see" if member is not None else ""
+        raise SandboxError(f"no message with {wanted}{who} on screen yet")
 
     def on_event(self, event: SandboxEvent) -> None:
         self._last_activity = time.monotonic()
@@ -120,9 +217,7 @@ class Terminal:
             if event.message.kind != KIND_USER:
                 self.show(event.message)
         elif event.kind == "message_update" and event.message is not None:
-            msg = event.message
-            self.out.line(f"✎ edit {len(msg.edits)} of message {msg.id}:")
-            self.show(msg)
+            self.show_edit(event.message)
         elif event.kind == "message_delete" and event.message is not None:
             self.out.line(f"✖ message {event.message.id} in #{event.message.channel.name} was deleted")
         elif event.kind == "ack" and event.interaction is not None:
@@ -150,7 +245,7 @@ class Terminal:
 
     async def handle_line(self, line: str) -> None:
         line = line.strip()
-        if not line or line.startswith("//"):
+        if not line or line.startswith(("//", "#")):
             return
         if line.lower() in ("quit", "exit", ":quit", ":exit", ":q"):
             self.running = False
@@ -168,6 +263,7 @@ class Terminal:
             channel = self.sb.channel(guild, m.group("channel")) if m.group("channel") else self._channel_for(guild)
             if m.group("channel"):
                 self.current_channel[guild.id] = channel
+            self.out.since_action.clear()
             await self._act(guild, channel, member, m.group("rest").strip())
         except SandboxError as exc:
             self.out.line(f"✗ {exc}")
@@ -204,18 +300,24 @@ class Terminal:
             if isinstance(options[focused], str):
                 options[focused] = options[focused].rstrip("?")
             await self.sb.autocomplete(guild, channel, member, path, options, focused=focused)
-        elif rest.startswith("!press"):
-            number = self._number(rest[len("!press"):])
-            msg, custom_id = self.numbers[number]
-            self._track(await self.sb.click(msg, custom_id, member))
-        elif rest.startswith("!select"):
-            args = shlex.split(rest[len("!select"):])
-            if len(args) < 2:
-                raise SandboxError("usage: !select N value[,value...]")
-            number = self._number(args[0])
-            msg, custom_id = self.numbers[number]
-            values = [v for v in ",".join(args[1:]).split(",") if v]
-            self._track(await self.sb.select(msg, custom_id, values, member))
+        elif rest.startswith(("!press", "!select", "!save")):
+            # "The last message" is the one on screen once the bot has answered what was typed
+            # before: a pasted "/help" then "!press 2" presses /help's button, as a reader would.
+            await self.settle(ANSWER_WAIT_S)
+            if rest.startswith("!press"):
+                msg, custom_id = self._component(member, rest[len("!press"):].strip())
+                if (msg.find_component(custom_id=custom_id) or {}).get("type") != 2:
+                    raise SandboxError("that is a menu, not a button: choose with  !select N VALUE")
+                self._track(await self.sb.click(msg, custom_id, member))
+            elif rest.startswith("!select"):
+                args = shlex.split(rest[len("!select"):])
+                if len(args) < 2:
+                    raise SandboxError("usage: !select N value[,value...]")
+                msg, custom_id = self._component(member, args[0])
+                values = [v for v in ",".join(args[1:]).split(",") if v]
+                self._track(await self.sb.select(msg, custom_id, values, member))
+            else:
+                self._save(member, shlex.split(rest[len("!save"):]))
         elif rest.startswith("!submit"):
             modal_handle = self.modals.get(member.id)
             if modal_handle is None:
@@ -230,19 +332,75 @@ class Terminal:
             del self.modals[member.id]
             self._track(handle)
         elif rest.startswith("!"):
-            raise SandboxError(f"unknown action {rest.split()[0]!r}; try !press, !select, !submit, !complete")
+            raise SandboxError(f"unknown action {rest.split()[0]!r}; try !press, !select, !submit, !complete, !save")
         else:
             await self.sb.send_message(guild, channel, member, rest)
             self.out.line(f"[{guild.name} #{channel.name}] {member.display_name}: {rest}")
 
-    def _number(self, text: str) -> int:
-        try:
-            number = int(text.strip().lstrip("#"))
-        except ValueError:
-            raise SandboxError(f"expected a component number, got {text.strip()!r}") from None
-        if number not in self.numbers:
-            raise SandboxError(f"no component number {number} on screen")
-        return number
+    def _component(self, member: Member, spec: str) -> tuple[Message, str]:
+        """``N`` (the Nth button of the last message with buttons ``member`` can see), ``N@M``
+        (the Nth of message ``(msg M)``) or a button's label."""
+        number_text, _, ref_text = spec.strip().partition("@")
+        if ref_text:
+            try:
+                msg = self._refs[int(ref_text.strip().lstrip("#"))]
+            except (ValueError, KeyError):
+                raise SandboxError(f"no message (msg {ref_text.strip()}) on screen") from None
+        else:
+            msg = self._last_message(member, "buttons")
+        pressable = self._pressable(msg)
+        number_text = number_text.strip().lstrip("#")
+        if number_text.isdigit():
+            number = int(number_text)
+            if not 1 <= number <= len(pressable):
+                where = f"(msg {self._ref_of.get(msg.id)})"
+                raise SandboxError(f"message {where} has {len(pressable)} button(s); there is no {number}")
+            return msg, pressable[number - 1]["custom_id"]
+        for comp in pressable:
+            if (comp.get("label") or "").lower() == number_text.lower() and number_text:
+                return msg, comp["custom_id"]
+        raise SandboxError(f"expected a button number (or label), got {spec.strip()!r}")
+
+    def _save(self, member: Optional[Member], args: list[str]) -> None:
+        """Write the files of the last message with files to disk, each to a new file; print where."""
+        msg = self._last_message(member, "files")
+        attachments: list[Attachment] = list(msg.attachments)
+        target: Optional[Path] = None
+        if args and args[0].isdigit():
+            index = int(args.pop(0))
+            if not 1 <= index <= len(attachments):
+                raise SandboxError(f"that message has {len(attachments)} file(s); there is no {index}")
+            attachments = [attachments[index - 1]]
+        if args:
+            target = Path(args.pop(0)).expanduser()
+            if len(attachments) > 1:
+                raise SandboxError("a path names one file: say which, e.g.  !save 1 export.csv")
+        if args:
+            raise SandboxError("usage: !save [N] [PATH]")
+        for attachment in attachments:
+            path = target if target is not None else self._free_path(attachment.filename)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if path.exists():
+                    raise SandboxError(f"{path} already exists; give another path")
+                # O_EXCL: never overwrite a file that is already there (an earlier export, say).
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(attachment.data)
+            except OSError as exc:  # a folder that cannot be made or written: say so, keep playing
+                raise SandboxError(f"cannot write {path}: {exc.strerror or exc}") from None
+            self.out.line(f"💾 saved {attachment.filename} ({attachment.size:,} bytes) to {path.resolve()}")
+
+    def _free_path(self, filename: str) -> Path:
+        # Only the file's own name: a bot-chosen "../x" must not leave the folder.
+        name = Path(filename).name or "attachment"
+        stem, suffix = os.path.splitext(name)
+        path = self.save_dir / name
+        n = 1
+        while path.exists():
+            n += 1
+            path = self.save_dir / f"{stem}-{n}{suffix}"
+        return path
 
     def _track(self, handle: InteractionHandle) -> None:
         self.handles.append(handle)
@@ -286,19 +444,31 @@ class Terminal:
             await self.sb.wait_until(done, timeout, "pending interactions")
 
     async def _meta(self, command: str) -> None:
-        words = command.split()
+        try:
+            words = shlex.split(command)
+        except ValueError as exc:
+            self.out.line(f"✗ could not parse: {exc}")
+            return
         name = words[0].lower() if words else "help"
         args = words[1:]
         try:
             if name in ("help", "?"):
                 self.out.line(HELP.strip("\n"))
+            elif name == "who":
+                for line in describe_world(self.sb):
+                    self.out.line(line)
+            elif name == "save":
+                await self.settle(ANSWER_WAIT_S)
+                self._save(None, args)
+            elif name == "wait" and args and args[0].lower() == "for":
+                await self._wait_for(args[1:])
             elif name == "guilds":
                 for i, g in enumerate(self.sb.guilds.values(), 1):
                     self.out.line(f"  guild{i}: {g.name} ({len(g.members)} members, {len(g.channels)} channels)")
             elif name == "members":
                 g = self.sb.guild(args[0]) if args else self._default_guild()
                 for member in g.members.values():
-                    perms = "owner" if member.id == g.owner_id else ("admin" if member.base_permissions() & ADMINISTRATOR else "")
+                    perms = "owner" if member.id == g.owner_id else ("admin" if is_admin(member) else "")
                     roles = ", ".join(r.name for r in member.roles) or "-"
                     tags = " [BOT]" if member.user.bot else ""
                     self.out.line(f"  {member.name}{tags}  roles: {roles}" + (f"  ({perms})" if perms else ""))
@@ -324,6 +494,8 @@ class Terminal:
                 for msg in self.sb.channel_messages(channel)[-count:]:
                     self.show(msg)
             elif name == "use":
+                if not args:
+                    raise SandboxError("usage: :use SERVER [CHANNEL], e.g.  :use guild2 mempool")
                 g = self.sb.guild(args[0])
                 self.default_guild = g
                 if len(args) > 1:
@@ -342,6 +514,23 @@ class Terminal:
                 self.out.line(f"✗ unknown command :{name} (type :help)")
         except SandboxError as exc:
             self.out.line(f"✗ {exc}")
+        except ValueError as exc:  # a number that is not one (":wait soon")
+            self.out.line(f"✗ {exc}")
+
+    async def _wait_for(self, args: list[str]) -> None:
+        """Wait until TEXT was printed since the last typed action (case-insensitive)."""
+        if not args:
+            raise SandboxError('usage: :wait for TEXT [SECONDS], e.g.  :wait for "found"')
+        text = args[0].lower()
+        timeout = float(args[1]) if len(args) > 1 else DEFAULT_WAIT_FOR_S
+
+        def seen() -> bool:
+            return any(text in line.lower() for line in self.out.since_action)
+
+        try:
+            await self.sb.wait_until(seen, timeout, f"{args[0]!r}")
+        except SandboxTimeout:
+            raise SandboxError(f"waited {timeout:g}s and {args[0]!r} did not appear") from None
 
     async def close(self) -> None:
         for task in list(self._watchdogs):
@@ -349,6 +538,41 @@ class Terminal:
         for task in list(self._watchdogs):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def is_admin(member: Member) -> bool:
+    """What the bot's admin commands (/playground) ask for: Manage Server, or administrator."""
+    return bool(member.base_permissions() & (MANAGE_GUILD | ADMINISTRATOR))
+
+
+def describe_world(sb: Sandbox) -> list[str]:
+    """Who is where, and who is admin where: the banner and ``:who``.
+
+    The sandbox's own server-owner account is left out: nobody types as it.
+    """
+    lines = ["Servers and members (admin = Manage Server, what /playground asks for):"]
+    guilds = list(sb.guilds.values())
+
+    def people(g: Guild) -> list[Member]:
+        return [m for m in g.members.values() if not m.user.bot and m.id != g.owner_id]
+
+    for i, g in enumerate(guilds, 1):
+        members = people(g)
+        names = ", ".join(f"{m.name} (admin)" if is_admin(m) else m.name for m in members) or "nobody"
+        channels = " ".join("#" + c.name for c in g.channels.values())
+        example = f"{members[0].name}{'' if i == 1 else f'@guild{i}'}: /help" if members else ""
+        lines.append(f"  {g.name} (guild{i}): {names}; channels {channels}" + (f"; type  {example}" if example else ""))
+    names = sorted({m.name for g in guilds for m in people(g)})
+    for name in names:
+        inside = [g for g in guilds if any(m.name == name for m in people(g))]
+        admin_of = [g.name for g in inside if any(m.name == name and is_admin(m) for m in people(g))]
+        outside = [g.name for g in guilds if g not in inside]
+        text = f"  {name}: in {', '.join(g.name for g in inside)}; "
+        text += f"admin of {', '.join(admin_of)}" if admin_of else "admin nowhere"
+        if outside:
+            text += f"; not a member of {', '.join(outside)}"
+        lines.append(text)
+    return lines
 
 
 def parse_command(text: str) -> tuple[str, dict[str, Any]]:
@@ -401,19 +625,22 @@ async def run_terminal(
     channel: Optional[Channel] = None,
     banner: bool = True,
     settle_timeout: float = 5.0,
+    save_dir: Union[str, Path, None] = None,
 ) -> Terminal:
     """Read lines from ``reader`` (readline() coroutine or async iterable) and act on the sandbox.
 
     Everything the bot does is written to ``writer`` (anything with write(str) or
     write(bytes)). Returns at EOF or ``:quit`` once typed interactions have settled.
     """
-    term = Terminal(sandbox, writer, guild=guild, channel=channel)
+    term = Terminal(sandbox, writer, guild=guild, channel=channel, save_dir=save_dir)
     sandbox.add_listener(term.on_event)
     try:
         if banner:
             g = term._default_guild() if sandbox.guilds else None
             where = f"{g.name} #{term._channel_for(g).name}" if g is not None and g.channels else "no guild yet"
-            term.out.line(f"Discord sandbox terminal — speaking in {where}. Type :help for commands.")
+            for line in describe_world(sandbox):
+                term.out.line(line)
+            term.out.line(f"Discord sandbox terminal — speaking in {where}. Type :help for commands, :who for this list.")
         async for raw in _lines(reader):
             await term.handle_line(raw)
             if not term.running:
