@@ -23,6 +23,7 @@ from bot.preflight import Preflight, StartupRefusedError, run_preflight
 from bot.settings import Settings, SettingsError
 from sandbox import Sandbox, point_discord_py_at, run_terminal
 from sandbox.demo import populate_demo
+from sandbox.world_file import WorldFileError
 
 log = logging.getLogger("bot")
 
@@ -50,6 +51,9 @@ EXIT_REFUSED = 78
 # Discord (or DISCORD_API_BASE) could not be reached at login: sysexits' EX_UNAVAILABLE; starting
 # again later can work, so a supervisor may retry.
 EXIT_UNAVAILABLE = 69
+# Sandbox play keeps its servers, members, messages and webhooks here, beside the database whose
+# chains are keyed by those servers' ids: the two belong together.
+SANDBOX_WORLD_FILE = "sandbox-world.json"
 
 
 async def run_bot(bot: PlaygroundBot, token: str, stop: asyncio.Event) -> None:
@@ -125,7 +129,11 @@ async def run(settings: Settings, preflight: Preflight) -> int:
             )
         return 0
 
-    sandbox = Sandbox("127.0.0.1", settings.sandbox_port)
+    world_path = settings.database_path.parent / SANDBOX_WORLD_FILE
+    try:
+        sandbox = Sandbox("127.0.0.1", settings.sandbox_port, world_path=world_path)
+    except WorldFileError as exc:
+        return refuse(str(exc))
     try:
         await sandbox.start()
     except OSError as exc:
@@ -136,11 +144,17 @@ async def run(settings: Settings, preflight: Preflight) -> int:
             )
         return refuse(f"cannot start the sandbox on 127.0.0.1:{settings.sandbox_port}: {exc.strerror or exc}")
     async with sandbox as sb:
-        world = populate_demo(sb)
+        if sb.world_restored:
+            found = f"Back in the sandbox world saved in {world_path} (delete it to start a new one)."
+        else:
+            populate_demo(sb)
+            found = f"A new sandbox world, kept in {world_path} for the next start."
+        servers = ", ".join(g.name for g in sb.guilds.values())
         point_discord_py_at(sb.api_base, sb.gateway_url)
         sys.stdout.write(
             "No DISCORD_TOKEN: playing in the built-in Discord sandbox (local only).\n"
-            f"Servers: {world.genesis.name}, {world.fork.name}. Members: alice (admin), bob, carol, dave.\n"
+            f"{found}\n"
+            f"Servers: {servers}. Members: alice (admin), bob, carol, dave.\n"
             "Try:  alice: /mine start    then   alice: /wallet pay member:@bob amount:5\n"
         )
         bot = PlaygroundBot(settings, preflight=preflight)

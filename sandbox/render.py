@@ -163,6 +163,8 @@ def render_header(message: Message, *, edited: bool = False) -> str:
             parts.append(f"↳ {who} submitted a form")
         else:
             parts.append(f"↳ {who} pressed {handle.data.get('custom_id')!r}")
+    elif message.origin:
+        parts.append(f"↳ {message.origin}")
     if message.ephemeral:
         viewer = message.guild.members.get(message.visible_to) if message.visible_to else None
         parts.append(f"(only {viewer.display_name if viewer else 'the caller'} can see this)")
