@@ -58,7 +58,7 @@ from .permissions import (
 )
 from .records import ChangeNotifier, RequestRecord, SandboxEvent, UploadedFile
 from .rest import RestApi
-from .world_file import read_world, restore, snapshot, write_world
+from .world_file import WorldWriter, read_world, restore
 
 _log = logging.getLogger(__name__)
 
@@ -150,6 +150,7 @@ class Sandbox:
         self.bot_token_generated = bot_token is None
         self.commands = CommandRegistry(self.application_id, self.new_id)
         self.world_path = world_path
+        self._world_writer = WorldWriter(world_path) if world_path is not None else None
         self.world_restored = False
         self._world_dirty = False
         self._world_save_task: Optional[asyncio.Task[None]] = None
@@ -208,16 +209,19 @@ class Sandbox:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._world_save_task
             # Synchronous on purpose: the last state is on disk before close() returns.
-            self.save_world()
+            try:
+                self.save_world()
+            except OSError as exc:
+                _log.error("could not save the sandbox world to %s: %s", self.world_path, exc.strerror or exc)
 
     # --- the world on disk ----------------------------------------------------
 
     def save_world(self) -> None:
         """Write the world to ``world_path`` now (atomically; see sandbox.world_file)."""
-        if self.world_path is None:
+        if self._world_writer is None:
             raise SandboxError("this sandbox keeps its world in memory only (no world_path)")
         self._world_dirty = False
-        write_world(self.world_path, snapshot(self))
+        self._world_writer.write(*self._world_writer.take(self))
 
     def _world_changed(self) -> None:
         self._world_dirty = True
@@ -230,16 +234,17 @@ class Sandbox:
         self._world_save_task = loop.create_task(self._save_world_soon(), name="sandbox-world-save")
 
     async def _save_world_soon(self) -> None:
-        assert self.world_path is not None
+        writer = self._world_writer
+        assert writer is not None
         while self._world_dirty:
             await asyncio.sleep(WORLD_SAVE_DELAY_S)
             self._world_dirty = False
             # The snapshot is taken here, on the loop; only encoding and writing leave it.
-            data = snapshot(self)
+            generation, data = writer.take(self)
             try:
-                await asyncio.to_thread(write_world, self.world_path, data)
+                await asyncio.to_thread(writer.write, generation, data)
             except OSError as exc:
-                _log.warning("could not save the sandbox world to %s: %s", self.world_path, exc.strerror or exc)
+                _log.warning("could not save the sandbox world to %s: %s", writer.path, exc.strerror or exc)
 
     async def __aenter__(self) -> "Sandbox":
         return await self.start()

@@ -45,11 +45,6 @@ VERSION = 1
 # keeping the file, rewritten whole on each save, to a few megabytes at most per channel.
 MESSAGES_KEPT_PER_CHANNEL = 200
 
-# One writer at a time per process: a save still running on a worker thread finishes before
-# the final save at shutdown starts, so an older snapshot never lands after a newer one.
-_write_lock = threading.Lock()
-
-
 class WorldFileError(SandboxError):
     """The world file cannot be used; the message is one line saying which file and what to do."""
 
@@ -189,26 +184,54 @@ def write_world(path: Path, data: dict[str, Any]) -> None:
     """Replace ``path`` with ``data`` atomically: the old file stays whole until the rename."""
     text = json.dumps(data, separators=(",", ":"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _write_lock:
-        # mkstemp creates the file readable by its owner only: it holds webhook tokens.
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        # The rename itself is durable only once the folder is flushed too.
+    # mkstemp creates the file readable by its owner only: it holds webhook tokens.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
         with contextlib.suppress(OSError):
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            os.unlink(tmp)
+        raise
+    # The rename itself is durable only once the folder is flushed too.
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+class WorldWriter:
+    """Saves one sandbox's world to its file; of two saves that race, the newer one wins.
+
+    Snapshots are numbered on the event loop as they are taken; the writes run on worker
+    threads (and the last one on the loop, at close).  A write only happens under the lock,
+    and only if no newer snapshot is on disk yet, so a slow save of an older snapshot can
+    never land after the final one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._taken = 0
+        self._written = 0
+
+    def take(self, sb: "Sandbox") -> tuple[int, dict[str, Any]]:
+        self._taken += 1
+        return self._taken, snapshot(sb)
+
+    def write(self, generation: int, data: dict[str, Any]) -> bool:
+        """Write snapshot ``generation``; False (nothing written) if a newer one already was."""
+        with self._lock:
+            if generation <= self._written:
+                return False
+            write_world(self.path, data)
+            self._written = generation
+            return True
 
 
 # --- reading ------------------------------------------------------------------------------

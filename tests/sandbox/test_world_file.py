@@ -181,3 +181,20 @@ async def test_entering_a_started_sandbox_keeps_its_one_server():
             assert entered is sb and sb.port == port
     finally:
         await sb.close()
+
+
+async def test_a_slow_older_save_never_lands_after_the_final_one(tmp_path):
+    """A periodic save still encoding on a worker thread when close() saves the final world:
+    whichever write reaches the disk last, the file ends with the newest world."""
+    from sandbox.world_file import WorldWriter
+
+    path = tmp_path / "world.json"
+    async with Sandbox() as sb:
+        w = populate_demo(sb)
+        writer = WorldWriter(path)
+        older = writer.take(sb)  # the periodic save's snapshot, taken first...
+        await sb.send_message(w.genesis, w.general, w.alice, "the last word")
+        newer = writer.take(sb)
+        assert writer.write(*newer)  # ...but the final save gets to the disk first
+        assert not writer.write(*older)
+    assert "the last word" in path.read_text()
