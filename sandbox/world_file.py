@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import copy
 import json
 import logging
 import os
@@ -79,11 +78,12 @@ def interaction_note(message: Message) -> Optional[str]:
 def _message(msg: Message) -> dict[str, Any]:
     return {
         "id": msg.id,
+        "channel_id": msg.channel.id,
         "author": _user(msg.author),
         "kind": msg.kind,
         "content": msg.content,
-        "embeds": copy.deepcopy(msg.embeds),
-        "components": copy.deepcopy(msg.components),
+        "embeds": msg.embeds,
+        "components": msg.components,
         "flags": msg.flags,
         "attachments": [
             {
@@ -102,13 +102,12 @@ def _message(msg: Message) -> dict[str, Any]:
         "visible_to": msg.visible_to,
         "created_at": msg.created_at,
         "edited_at": msg.edited_at,
-        "message_reference": copy.deepcopy(msg.message_reference),
+        "message_reference": msg.message_reference,
         "origin": interaction_note(msg),
     }
 
 
 def _channel(channel: Channel) -> dict[str, Any]:
-    kept = [m for m in channel.messages if not m.deleted][-MESSAGES_KEPT_PER_CHANNEL:]
     return {
         "id": channel.id,
         "name": channel.name,
@@ -116,7 +115,6 @@ def _channel(channel: Channel) -> dict[str, Any]:
         "topic": channel.topic,
         "type": channel.type,
         "overwrites": [{"id": o.id, "type": o.type, "allow": o.allow, "deny": o.deny} for o in channel.overwrites.values()],
-        "messages": [_message(m) for m in kept],
     }
 
 
@@ -149,10 +147,24 @@ def _guild(guild: Guild) -> dict[str, Any]:
     }
 
 
-def snapshot(sb: "Sandbox") -> dict[str, Any]:
-    """The whole world as plain JSON data (a copy: the sandbox may change on while it is written)."""
+def _encode(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+# A message's JSON, and the revision count it was made at: every change to a message (create,
+# edit) records a revision, so an unchanged count means unchanged JSON.
+MessageCache = dict[int, tuple[int, str]]
+
+
+def snapshot(sb: "Sandbox", cache: Optional[MessageCache] = None) -> str:
+    """The whole world as JSON text, taken at once (the sandbox changes on while it is written).
+
+    Messages are most of the file and most of them never change again, so each one's JSON is
+    kept in ``cache`` and made again only after the message changed: a save during play then
+    costs about as much as the messages that changed since the last one.
+    """
     last_ms, increment = sb.ids.position()
-    return {
+    world = {
         "format": FORMAT,
         "version": VERSION,
         "ids": {"last_ms": last_ms, "increment": increment},
@@ -173,16 +185,29 @@ def snapshot(sb: "Sandbox") -> dict[str, Any]:
             }
             for w in sb.webhooks.values()
         ],
-        "commands": {
-            "global": copy.deepcopy(sb.commands.global_commands),
-            "guilds": {str(gid): copy.deepcopy(cmds) for gid, cmds in sb.commands.guild_commands.items()},
-        },
+        "commands": {"global": sb.commands.global_commands, "guilds": {str(g): c for g, c in sb.commands.guild_commands.items()}},
     }
+    old = cache if cache is not None else {}
+    fresh: MessageCache = {}
+    encoded: list[str] = []
+    for guild in sb.guilds.values():
+        for channel in guild.channels.values():
+            for msg in [m for m in channel.messages if not m.deleted][-MESSAGES_KEPT_PER_CHANNEL:]:
+                hit = old.get(msg.id)
+                if hit is None or hit[0] != len(msg.revisions):
+                    hit = (len(msg.revisions), _encode(_message(msg)))
+                fresh[msg.id] = hit
+                encoded.append(hit[1])
+    if cache is not None:
+        # Only what this snapshot holds: messages deleted or past the cap leave the cache too.
+        cache.clear()
+        cache.update(fresh)
+    # Messages last, in channel order, oldest first within a channel.
+    return _encode(world)[:-1] + ',"messages":[' + ",".join(encoded) + "]}"
 
 
-def write_world(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` with ``data`` atomically: the old file stays whole until the rename."""
-    text = json.dumps(data, separators=(",", ":"))
+def write_world(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically: the old file stays whole until the rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # mkstemp creates the file readable by its owner only: it holds webhook tokens.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -208,7 +233,7 @@ def write_world(path: Path, data: dict[str, Any]) -> None:
 class WorldWriter:
     """Saves one sandbox's world to its file; of two saves that race, the newer one wins.
 
-    Snapshots are numbered on the event loop as they are taken; the writes run on worker
+    Snapshots are taken (as text) and numbered on the event loop; the writes run on worker
     threads (and the last one on the loop, at close).  A write only happens under the lock,
     and only if no newer snapshot is on disk yet, so a slow save of an older snapshot can
     never land after the final one.
@@ -219,17 +244,18 @@ class WorldWriter:
         self._lock = threading.Lock()
         self._taken = 0
         self._written = 0
+        self._messages: MessageCache = {}
 
-    def take(self, sb: "Sandbox") -> tuple[int, dict[str, Any]]:
+    def take(self, sb: "Sandbox") -> tuple[int, str]:
         self._taken += 1
-        return self._taken, snapshot(sb)
+        return self._taken, snapshot(sb, self._messages)
 
-    def write(self, generation: int, data: dict[str, Any]) -> bool:
+    def write(self, generation: int, text: str) -> bool:
         """Write snapshot ``generation``; False (nothing written) if a newer one already was."""
         with self._lock:
             if generation <= self._written:
                 return False
-            write_world(self.path, data)
+            write_world(self.path, text)
             self._written = generation
             return True
 
@@ -325,9 +351,10 @@ def _restore(sb: "Sandbox", data: dict[str, Any]) -> None:
                 channel.overwrites[int(o["id"])] = Overwrite(id=int(o["id"]), type=int(o["type"]), allow=int(o["allow"]), deny=int(o["deny"]))
             guild.channels[channel.id] = channel
             sb.channels[channel.id] = channel
-            for m in c["messages"]:
-                channel.messages.append(_restore_message(sb, channel, m, user_of))
         sb.guilds[guild.id] = guild
+    for m in data["messages"]:
+        channel = sb.channels[int(m["channel_id"])]
+        channel.messages.append(_restore_message(sb, channel, m, user_of))
 
     for raw in data["webhooks"]:
         channel = sb.channels.get(int(raw["channel_id"]))

@@ -153,17 +153,17 @@ def test_a_damaged_or_foreign_file_is_refused_in_one_line(tmp_path, content, say
 async def test_a_save_that_fails_midway_leaves_the_previous_world_whole(tmp_path, monkeypatch):
     path = tmp_path / "world.json"
     before = await build_world(path)
-    async with Sandbox(world_path=path) as sb:
-        data = snapshot(sb)
     good = path.read_text()
+    async with Sandbox() as other:
+        other.add_guild("Newer Town")
+        text = snapshot(other)
 
     def killed(src, dst):  # the process dies after writing the new file, before the rename
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", killed)
-    data["guilds"] = []
     with pytest.raises(KeyboardInterrupt):
-        write_world(path, data)
+        write_world(path, text)
     assert path.read_text() == good
     assert [p.name for p in tmp_path.iterdir()] == ["world.json"]  # no temporary file left behind
     assert read_world(path)["guilds"][0]["id"] == before["guilds"]["Genesis Guild"]
@@ -198,3 +198,22 @@ async def test_a_slow_older_save_never_lands_after_the_final_one(tmp_path):
         assert writer.write(*newer)  # ...but the final save gets to the disk first
         assert not writer.write(*older)
     assert "the last word" in path.read_text()
+
+
+async def test_a_message_edited_after_a_save_is_saved_edited(tmp_path):
+    """Saves reuse each unchanged message's JSON: an edit (a new revision) must be encoded again."""
+    path = tmp_path / "world.json"
+    async with Sandbox(world_path=path) as sb:
+        w = populate_demo(sb)
+        msg = sb.create_message(w.general, sb.bot_user, KIND_BOT, {"content": "Mining block 1", "components": BUTTONS},
+                                [], source="bot")
+        sb.save_world()
+        sb.edit_message(msg, {"content": "Block 1 found!", "components": []}, [], source="bot")
+        sb.save_world()
+        gone = await sb.send_message(w.genesis, w.general, w.bob, "oops")
+        sb.save_world()
+        sb.delete_message(gone)
+    async with Sandbox(world_path=path) as sb:
+        restored = sb.message(msg.id)
+        assert restored.content == "Block 1 found!" and restored.components == [] and restored.edited_at
+        assert gone.id not in sb.messages
