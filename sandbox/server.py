@@ -58,7 +58,7 @@ from .permissions import (
 )
 from .records import ChangeNotifier, RequestRecord, SandboxEvent, UploadedFile
 from .rest import RestApi
-from .world_file import WorldWriter, read_world, restore
+from .world_file import WorldWriter, read_world, remove_leftovers, restore
 
 _log = logging.getLogger(__name__)
 
@@ -155,6 +155,7 @@ class Sandbox:
         self._world_dirty = False
         self._world_save_task: Optional[asyncio.Task[None]] = None
         if world_path is not None:
+            remove_leftovers(world_path)
             saved = read_world(world_path)
             if saved is not None:
                 restore(self, saved, world_path)

@@ -230,6 +230,13 @@ def write_world(path: Path, text: str) -> None:
             os.close(dir_fd)
 
 
+def remove_leftovers(path: Path) -> None:
+    """Delete temporary files of saves that a kill interrupted before their rename."""
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+
+
 class WorldWriter:
     """Saves one sandbox's world to its file; of two saves that race, the newer one wins.
 

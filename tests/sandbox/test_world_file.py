@@ -166,6 +166,10 @@ async def test_a_save_that_fails_midway_leaves_the_previous_world_whole(tmp_path
         write_world(path, text)
     assert path.read_text() == good
     assert [p.name for p in tmp_path.iterdir()] == ["world.json"]  # no temporary file left behind
+    # A kill -9 mid-write leaves its temporary file: the next start clears it away.
+    (tmp_path / ".world.json.k1ll3d.tmp").write_text('{"format": "consensus-pl')
+    Sandbox(world_path=path)
+    assert [p.name for p in tmp_path.iterdir()] == ["world.json"]
     assert read_world(path)["guilds"][0]["id"] == before["guilds"]["Genesis Guild"]
     json.loads(good)
 
