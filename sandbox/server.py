@@ -240,7 +240,7 @@ class Sandbox:
         while self._world_dirty:
             await asyncio.sleep(WORLD_SAVE_DELAY_S)
             self._world_dirty = False
-            # The snapshot is taken here, on the loop; only encoding and writing leave it.
+            # The snapshot (already JSON text) is made here, on the loop; only the write leaves it.
             generation, data = writer.take(self)
             try:
                 await asyncio.to_thread(writer.write, generation, data)
