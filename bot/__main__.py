@@ -25,6 +25,7 @@ from bot.log_output import LOG_FILE_NAME, configure_logging
 from bot.settings import Settings, SettingsError
 from sandbox import Sandbox, point_discord_py_at, run_terminal
 from sandbox.demo import populate_demo
+from sandbox.world_file import WorldFileError
 
 log = logging.getLogger("bot")
 
@@ -50,6 +51,9 @@ EXIT_REFUSED = 78
 # Discord (or DISCORD_API_BASE) could not be reached at login: sysexits' EX_UNAVAILABLE; starting
 # again later can work, so a supervisor may retry.
 EXIT_UNAVAILABLE = 69
+# Sandbox play keeps its servers, members, messages and webhooks here, beside the database whose
+# chains are keyed by those servers' ids: the two belong together.
+SANDBOX_WORLD_FILE = "sandbox-world.json"
 
 
 async def run_bot(bot: PlaygroundBot, token: str, stop: asyncio.Event) -> None:
@@ -130,7 +134,11 @@ async def run(settings: Settings, preflight: Preflight) -> int:
             )
         return 0
 
-    sandbox = Sandbox("127.0.0.1", settings.sandbox_port)
+    world_path = settings.database_path.parent / SANDBOX_WORLD_FILE
+    try:
+        sandbox = Sandbox("127.0.0.1", settings.sandbox_port, world_path=world_path)
+    except WorldFileError as exc:
+        return refuse(str(exc))
     try:
         await sandbox.start()
     except OSError as exc:
@@ -142,18 +150,25 @@ async def run(settings: Settings, preflight: Preflight) -> int:
         return refuse(f"cannot start the sandbox on 127.0.0.1:{settings.sandbox_port}: {exc.strerror or exc}")
     # Started above (to refuse a taken port in one line): closed here, never started twice.
     try:
-        return await play_in_sandbox(sandbox, settings, preflight, stop)
+        return await play_in_sandbox(sandbox, settings, preflight, stop, world_path)
     finally:
         await sandbox.close()
 
 
-async def play_in_sandbox(sb: Sandbox, settings: Settings, preflight: Preflight, stop: asyncio.Event) -> int:
-    world = populate_demo(sb)
+async def play_in_sandbox(
+    sb: Sandbox, settings: Settings, preflight: Preflight, stop: asyncio.Event, world_path: Path
+) -> int:
+    if sb.world_restored:
+        found = f"Back in the sandbox world saved in {world_path} (delete it and the database to start over)."
+    else:
+        populate_demo(sb)
+        found = f"A new sandbox world, kept in {world_path} for the next start."
+    servers = " and ".join(g.name for g in sb.guilds.values())
     point_discord_py_at(sb.api_base, sb.gateway_url)
     data = settings.database_path.parent
     sys.stdout.write(
-        f"No DISCORD_TOKEN: playing in the built-in Discord sandbox (local only), servers {world.genesis.name} "
-        f"and {world.fork.name}.\n"
+        f"No DISCORD_TOKEN: playing in the built-in Discord sandbox (local only), servers {servers}.\n"
+        f"{found}\n"
         f"The log is in {log_file_for(settings)}; files you !save go to {data / SAVED_FOLDER_NAME}/.\n"
         "New here? Type the walk-through of README.md (\"Play at once, without Discord\") line by line, "
         "or  alice: /help\n"

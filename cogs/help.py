@@ -86,9 +86,13 @@ def topic_embed(topic: str, tree: app_commands.CommandTree) -> discord.Embed:
 
 
 class HelpView(discord.ui.View):
-    """A button per topic; each shows that topic's page in place (the message is the member's own)."""
+    """A button per topic; each shows that topic's page in place (the message is the member's own).
 
-    def __init__(self, timeout_s: float = 600.0) -> None:
+    One copy without a timeout is registered at startup (``setup``): it answers the buttons of
+    any /help message, also those posted before a restart or whose own view timed out.
+    """
+
+    def __init__(self, timeout_s: float | None = 600.0) -> None:
         super().__init__(timeout=timeout_s)
         for topic, (label, emoji, _, _) in TOPICS.items():
             button = discord.ui.Button(label=label, emoji=emoji, style=discord.ButtonStyle.secondary,
@@ -98,7 +102,10 @@ class HelpView(discord.ui.View):
 
     def _show(self, topic: str):
         async def callback(interaction: discord.Interaction) -> None:
-            await interaction.response.edit_message(embed=topic_embed(topic, interaction.client.tree), view=self)
+            # The startup copy hands the message a timed view of its own: one bound to a message
+            # without a timeout would stay in discord.py's view store until the message is deleted.
+            view = self if self.timeout is not None else HelpView()
+            await interaction.response.edit_message(embed=topic_embed(topic, interaction.client.tree), view=view)
         return callback
 
 
@@ -137,3 +144,4 @@ class Help(PlaygroundCog):
 
 async def setup(bot: commands.Bot) -> None:
     await bot.add_cog(Help(bot))
+    bot.add_view(HelpView(timeout_s=None))

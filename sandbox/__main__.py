@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import logging
 import sys
+from pathlib import Path
 
 from .demo import populate_demo
 from .server import Sandbox
 from .terminal import run_terminal
+from .world_file import WorldFileError
 
 _log = logging.getLogger(__name__)
 
@@ -25,6 +27,10 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8765, help="port (0 = ephemeral; default 8765)")
     parser.add_argument("--token", default=None, help="bot token to accept (default: generated)")
     parser.add_argument("--no-demo", action="store_true", help="start with no guilds")
+    parser.add_argument(
+        "--world", type=Path, default=None, metavar="FILE",
+        help="keep the world in FILE: loaded at start if it exists, saved after changes (default: memory only)",
+    )
     parser.add_argument("--no-terminal", action="store_true", help="serve only; do not read stdin")
     parser.add_argument("--save-dir", default="saved", help="where !save writes attachments (default ./saved)")
     parser.add_argument("--ack-deadline", type=float, default=3.0, help="seconds before an unanswered interaction fails")
@@ -40,8 +46,9 @@ async def _stdin_reader() -> asyncio.StreamReader:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    async with Sandbox(args.host, args.port, bot_token=args.token, ack_deadline=args.ack_deadline) as sb:
-        if not args.no_demo:
+    sandbox = Sandbox(args.host, args.port, bot_token=args.token, ack_deadline=args.ack_deadline, world_path=args.world)
+    async with sandbox as sb:
+        if not args.no_demo and not sb.world_restored:
             populate_demo(sb)
         _log.info("sandbox started on %s", sb.base_url)
         out = sys.stdout
@@ -62,8 +69,12 @@ async def _main(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(args))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_main(args))
+    except WorldFileError as exc:
+        sys.stderr.write(f"python -m sandbox: {exc}\n")
+        sys.exit(2)
 
 
 if __name__ == "__main__":

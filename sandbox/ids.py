@@ -40,6 +40,18 @@ class SnowflakeGenerator:
             self._last_ms = now_ms
             return (now_ms << 22) | (self._worker << 17) | self._increment
 
+    def position(self) -> tuple[int, int]:
+        """Where the generator stands (last millisecond used, increment within it), to save."""
+        with self._lock:
+            return self._last_ms, self._increment
+
+    def advance_to(self, last_ms: int, increment: int) -> None:
+        """Continue after a saved position, so no new id repeats one minted before a restart
+        (even if the wall clock has gone back since)."""
+        with self._lock:
+            if (last_ms, increment) > (self._last_ms, self._increment):
+                self._last_ms, self._increment = last_ms, increment
+
 
 def snowflake_time(snowflake: int) -> datetime.datetime:
     ms = (snowflake >> 22) + DISCORD_EPOCH_MS

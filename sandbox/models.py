@@ -441,6 +441,9 @@ class Message:
     deleted: bool = False
     revisions: list[Revision] = field(default_factory=list, repr=False)
     message_reference: Optional[dict[str, Any]] = None
+    # For a message restored from a saved world: who did what to make it ("alice used /help"),
+    # since the interaction itself is not kept across a restart.
+    origin: Optional[str] = None
 
     @property
     def guild(self) -> Guild:

@@ -126,11 +126,15 @@ class ChangeNotifier:
     def __init__(self) -> None:
         self._event = asyncio.Event()
         self._listeners: list[Callable[[SandboxEvent], None]] = []
+        # Called on every change, with or without an event (the sandbox saves its world on it).
+        self.on_change: Optional[Callable[[], None]] = None
 
     def notify(self, event: Optional[SandboxEvent] = None) -> None:
         self._event.set()
         # A fresh event per change lets every waiter observe every change exactly once.
         self._event = asyncio.Event()
+        if self.on_change is not None:
+            self.on_change()
         if event is None:
             return
         for listener in list(self._listeners):

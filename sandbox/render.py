@@ -202,6 +202,8 @@ def render_header(message: Message, *, edited: bool = False, ref: Optional[int] 
             label = component_label(handle.source_message, handle.data.get("custom_id"))
             verb = "chose in" if handle.data.get("values") is not None else "pressed"
             parts.append(f"↳ {who} {verb} [{label}]")
+    elif message.origin:
+        parts.append(f"↳ {message.origin}")
     if message.ephemeral:
         viewer = message.guild.members.get(message.visible_to) if message.visible_to else None
         parts.append(f"(only {viewer.display_name if viewer else 'the caller'} can see this)")

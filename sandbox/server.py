@@ -9,11 +9,13 @@ the methods below.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import mimetypes
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, Optional, TypeVar, Union
 from urllib.parse import quote
 
@@ -56,6 +58,7 @@ from .permissions import (
 )
 from .records import ChangeNotifier, RequestRecord, SandboxEvent, UploadedFile
 from .rest import RestApi
+from .world_file import WorldWriter, read_world, remove_leftovers, restore
 
 _log = logging.getLogger(__name__)
 
@@ -73,6 +76,9 @@ _PNG_1X1 = bytes.fromhex(
 )
 
 _FILE_FIELD = re.compile(r"^files\[(\d+)\]$")
+
+# Changes come in bursts (a reply, its edits, the bot's next request): one save a second at most.
+WORLD_SAVE_DELAY_S = 1.0
 
 
 def _check_loopback(host: str) -> None:
@@ -110,7 +116,11 @@ class Sandbox:
         application_id: Optional[int] = None,
         heartbeat_interval_ms: int = 41250,
         ack_deadline: Optional[float] = 3.0,
+        world_path: Optional[Path] = None,
     ) -> None:
+        """``world_path``: keep the world in this JSON file (sandbox.world_file): load it now if
+        it exists (``WorldFileError`` if it cannot be used), save it after changes and at
+        ``close()``.  Without it the world lives in memory only, as tests want."""
         _check_loopback(host)
         self.host = host
         self._requested_port = port
@@ -137,7 +147,20 @@ class Sandbox:
         self.bot_user = self._register_user(User(id=bot_id, username=bot_name, bot=True))
         self.app_owner = self._register_user(User(id=self.ids.next(), username="app-developer"))
         self.bot_token = bot_token or bot_token_for(bot_id)
+        self.bot_token_generated = bot_token is None
         self.commands = CommandRegistry(self.application_id, self.new_id)
+        self.world_path = world_path
+        self._world_writer = WorldWriter(world_path) if world_path is not None else None
+        self.world_restored = False
+        self._world_dirty = False
+        self._world_save_task: Optional[asyncio.Task[None]] = None
+        if world_path is not None:
+            remove_leftovers(world_path)
+            saved = read_world(world_path)
+            if saved is not None:
+                restore(self, saved, world_path)
+                self.world_restored = True
+            self.notifier.on_change = self._world_changed
         self.gateway = Gateway(self, heartbeat_interval_ms=heartbeat_interval_ms)
         self.rest = RestApi(self)
         self._runner: Optional[web.AppRunner] = None
@@ -146,6 +169,10 @@ class Sandbox:
     # --- lifecycle --------------------------------------------------------
 
     async def start(self) -> "Sandbox":
+        if self._runner is not None:
+            # Already listening (started, then entered with ``async with``): a second bind of
+            # the same port would fail, and of port 0 would leave the first server orphaned.
+            return self
         # Files sent by bots are capped by Discord at 10 MiB per message for unboosted guilds; allow headroom.
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self.gateway.handle)
@@ -164,6 +191,9 @@ class Sandbox:
         self._runner = runner
         address = runner.addresses[0]
         self.port = int(address[1])
+        for attachment in self.attachments.values():
+            # Restored attachments: served from this run's port.
+            attachment.url = self._attachment_url(attachment.id, attachment.filename)
         _log.info("sandbox listening on %s (gateway %s)", self.api_base, self.gateway_url)
         return self
 
@@ -173,6 +203,49 @@ class Sandbox:
         await self.gateway.close_all()
         await self._runner.cleanup()
         self._runner = None
+        if self.world_path is not None:
+            self.notifier.on_change = None
+            if self._world_save_task is not None:
+                self._world_save_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._world_save_task
+            # Synchronous on purpose: the last state is on disk before close() returns.
+            try:
+                self.save_world()
+            except OSError as exc:
+                _log.error("could not save the sandbox world to %s: %s", self.world_path, exc.strerror or exc)
+
+    # --- the world on disk ----------------------------------------------------
+
+    def save_world(self) -> None:
+        """Write the world to ``world_path`` now (atomically; see sandbox.world_file)."""
+        if self._world_writer is None:
+            raise SandboxError("this sandbox keeps its world in memory only (no world_path)")
+        self._world_dirty = False
+        self._world_writer.write(*self._world_writer.take(self))
+
+    def _world_changed(self) -> None:
+        self._world_dirty = True
+        if self._world_save_task is not None and not self._world_save_task.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # changed outside an event loop (building a world before start): saved later
+        self._world_save_task = loop.create_task(self._save_world_soon(), name="sandbox-world-save")
+
+    async def _save_world_soon(self) -> None:
+        writer = self._world_writer
+        assert writer is not None
+        while self._world_dirty:
+            await asyncio.sleep(WORLD_SAVE_DELAY_S)
+            self._world_dirty = False
+            # The snapshot (already JSON text) is made here, on the loop; only the write leaves it.
+            generation, data = writer.take(self)
+            try:
+                await asyncio.to_thread(writer.write, generation, data)
+            except OSError as exc:
+                _log.warning("could not save the sandbox world to %s: %s", writer.path, exc.strerror or exc)
 
     async def __aenter__(self) -> "Sandbox":
         return await self.start()
@@ -563,11 +636,14 @@ class Sandbox:
             filename=filename,
             data=data,
             content_type=content_type,
-            url=f"{self.base_url}/attachments/{attachment_id}/{quote(filename)}",
+            url=self._attachment_url(attachment_id, filename),
             description=description,
         )
         self.attachments[attachment_id] = attachment
         return attachment
+
+    def _attachment_url(self, attachment_id: int, filename: str) -> str:
+        return f"{self.base_url}/attachments/{attachment_id}/{quote(filename)}"
 
     def _attachments_from(
         self,
