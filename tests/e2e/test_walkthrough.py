@@ -56,31 +56,37 @@ def readme_walkthrough() -> list[Step]:
 
 
 class Session:
-    """``bash scripts/run.sh`` in-process: the demo sandbox, the real bot, a terminal on a StringIO.
+    """``bash scripts/run.sh`` in-process: the sandbox (its world kept in the data folder, as
+    ``python -m bot`` keeps it), the real bot, a terminal on a StringIO.
 
-    ``restart`` stops the bot and starts it again on the same data folder, with a new terminal,
-    as ``:quit`` and ``bash scripts/run.sh`` do. The sandbox (its servers, members and messages)
-    is kept, standing in for a sandbox world that persists in the data folder; once it does,
-    ``restart`` can close the Sandbox too and open it again from that folder.
+    ``restart`` stops the terminal, the bot and the sandbox, then starts them again on the same
+    data folder, as ``:quit`` and ``bash scripts/run.sh`` do: everything the second run finds
+    comes from the files the first one left (``sandbox-world.json`` and the database).
     """
 
-    def __init__(self, sb: Sandbox, data: Path) -> None:
-        self.sb = sb
+    def __init__(self, data: Path) -> None:
         self.data = data
-        self.world = populate_demo(sb)
+        self.world_path = data / "sandbox-world.json"
         self.settings = make_settings(data / "playground.sqlite3")
         self.out = io.StringIO()
+        self.sb: Sandbox | None = None
         self.term: Terminal | None = None
         self._bot: Any = None
+        self.guild_ids: list[list[int]] = []  # the servers' ids at each start
 
     async def start(self) -> None:
+        self.sb = Sandbox(world_path=self.world_path)
+        await self.sb.__aenter__()
+        if not self.sb.world_restored:
+            populate_demo(self.sb)
+        self.guild_ids.append(sorted(self.sb.guilds))
         self._bot = running_bot(self.sb, self.settings)
         await self._bot.__aenter__()
         self.term = Terminal(self.sb, self.out, save_dir=self.data / "saved")
         self.sb.add_listener(self.term.on_event)
 
     async def stop(self) -> None:
-        if self.term is not None:
+        if self.term is not None and self.sb is not None:
             await self.term.settle(10)
             self.sb.remove_listener(self.term.on_event)
             await self.term.close()
@@ -88,6 +94,9 @@ class Session:
         if self._bot is not None:
             await self._bot.__aexit__(None, None, None)
             self._bot = None
+        if self.sb is not None:
+            await self.sb.__aexit__(None, None, None)
+            self.sb = None
 
     async def restart(self) -> None:
         await self.stop()
@@ -102,10 +111,11 @@ class Session:
         return self.out.getvalue()[start:]
 
 
-async def test_readme_walkthrough_runs_line_by_line(sb, tmp_path):
+async def test_readme_walkthrough_runs_line_by_line(tmp_path):
     steps = readme_walkthrough()
     assert any(s.line.startswith("alice: !press") for s in steps)  # the walk-through presses a button
-    session = Session(sb, tmp_path)
+    assert any(s.kind == "restart" for s in steps)  # ...and starts the program again in the middle
+    session = Session(tmp_path)
     await session.start()
     try:
         for number, step in enumerate(steps, 1):
@@ -119,6 +129,7 @@ async def test_readme_walkthrough_runs_line_by_line(sb, tmp_path):
     finally:
         await session.stop()
     # What the lines promise, beyond "no error":
+    assert len(session.guild_ids) == 2 and session.guild_ids[0] == session.guild_ids[1]  # the same servers
     text = session.out.getvalue()
     assert "Block 1 found!" in text
     saved = sorted((tmp_path / "saved").iterdir())
