@@ -19,7 +19,7 @@ from chain.compact import compute_block_work, compute_target
 from chain.params import ChainParams
 from chain.staking import ValidatorStatus
 from chain.state import ChainState, compute_difficulty, compute_kept_params, compute_next_bits
-from cogs.embeds import BLUE, GOLD, GREEN, GREY, PURPLE, RED, counted, points, short, stake_points
+from cogs.embeds import BLUE, GOLD, GREEN, GREY, PURPLE, RED, counted, duration, points, short, stake_points
 from cogs.errors import (
     PlaygroundCog,
     UserFacingError,
@@ -337,7 +337,7 @@ class ResetView(discord.ui.View):
             await self.message.edit(
                 embed=discord.Embed(
                     title=f"{self.what.capitalize()} not confirmed",
-                    description=f"Nobody confirmed within {self.timeout:.0f}s; nothing was changed.",
+                    description=f"Nobody confirmed within {duration(self.timeout)}; nothing was changed.",
                     colour=GREY,
                 ),
                 view=None,
@@ -574,7 +574,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             title=f"⚠️ Start a new {mode} chain?",
             description=f"{interaction.user.mention} asked to run this server's chain on "
             f"**{MODE_NAMES[mode]}**{again} (now: **{current}**). A chain cannot change its mode: this starts "
-            f"a new chain from a new genesis block. Only they can confirm, within {RESET_TIMEOUT_S:.0f}s.",
+            f"a new chain from a new genesis block. Only they can confirm, within {duration(RESET_TIMEOUT_S)}.",
             colour=ORANGE,
         )
         # The new chain keeps this one's slot, epoch and staking settings (switch_mode starts from them),
@@ -709,14 +709,14 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         elif webhook.disabled_reason is not None:
             health = f"<#{webhook.channel_id}> — ⛔ disabled: {webhook.disabled_reason}. Run `/playground setup` again."
         elif webhook.retry_in_s > 0:
-            health = f"<#{webhook.channel_id}> — ⏳ failing, next try in {webhook.retry_in_s:.0f}s"
+            health = f"<#{webhook.channel_id}> — ⏳ failing, next try in {duration(webhook.retry_in_s)}"
         elif webhook.rate_limited_for_s > 0:
             health = (
                 f"<#{webhook.channel_id}> — ⏳ rate-limited by Discord: the next post goes out in "
-                f"{webhook.rate_limited_for_s:.0f}s (waiting for {webhook.posting_for_s:.0f}s so far)"
+                f"{duration(webhook.rate_limited_for_s)} (waiting for {duration(webhook.posting_for_s)} so far)"
             )
         elif webhook.stalled:
-            health = f"<#{webhook.channel_id}> — ⏳ slow: a post has waited {webhook.posting_for_s:.0f}s for Discord"
+            health = f"<#{webhook.channel_id}> — ⏳ slow: a post has waited {duration(webhook.posting_for_s)} for Discord"
         else:
             health = f"<#{webhook.channel_id}> — ✅ ok"
         embed.add_field(name="Webhook", value=health, inline=False)
@@ -923,7 +923,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
                 title="⚠️ Reset this server's chain?",
                 description=f"{interaction.user.mention} asked to start over. The stored chain could not be "
                 f"loaded ({offline}); resetting deletes it and starts a new genesis block. Only they can "
-                f"confirm, within {RESET_TIMEOUT_S:.0f}s.",
+                f"confirm, within {duration(RESET_TIMEOUT_S)}.",
                 colour=ORANGE,
             )
             embed.add_field(name="Gone", value="the stored chain: every block, balance and pending transfer",
@@ -940,7 +940,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         embed = discord.Embed(
             title="⚠️ Reset this server's chain?",
             description=f"{interaction.user.mention} asked to start the chain over from a new genesis block. "
-            f"Only they can confirm, within {RESET_TIMEOUT_S:.0f}s.",
+            f"Only they can confirm, within {duration(RESET_TIMEOUT_S)}.",
             colour=ORANGE,
         )
         embed.add_field(

@@ -69,6 +69,31 @@ def counted(n: int, singular: str, plural: str | None = None) -> str:
     return f"{n:,} {singular if n == 1 else plural or singular + 's'}"
 
 
+def duration(seconds: float) -> str:
+    """A span of time as people say it: "45 s", "2 min 54 s", "12 min", "1 h 5 min", "3 days 4 h"
+    (a member reads "2 min 54 s", not "~174s")."""
+    total = max(0, round(seconds))
+    if total < 60:
+        return f"{total} s"
+    if total < 600:
+        minutes, secs = divmod(total, 60)
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    minutes = round(total / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return counted(days, "day") + (f" {hours} h" if hours else "")
+
+
+def relative_time(unix_s: float) -> str:
+    """An instant as Discord's relative timestamp: each reader's client shows "in 3 minutes" or
+    "5 minutes ago", kept up to date as time passes, in their own language."""
+    return f"<t:{int(unix_s)}:R>"
+
+
 def points(n: int) -> str:
     return f"{n:,} pts"
 

@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from chain.errors import ChainError
+from cogs.embeds import duration
 from cogs.options import OptionRefused
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def describe_error(error: app_commands.AppCommandError | Exception) -> str | Non
         return ("This command changed since your Discord app loaded it: reload Discord (Ctrl+R) and try again. "
                 "Nothing was changed.")
     if isinstance(error, app_commands.CommandOnCooldown):
-        return f"Slow down: you can do that again in {error.retry_after:.0f}s."
+        return f"Slow down: you can do that again in {duration(error.retry_after)}."
     if isinstance(error, app_commands.MissingPermissions):
         missing = ", ".join(DISCORD_PERMISSION_NAMES.get(p, p.replace("_", " ").title()) for p in error.missing_permissions)
         return f"You need the {missing} permission for this."

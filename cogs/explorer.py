@@ -40,6 +40,7 @@ from cogs.embeds import (
     PURPLE,
     block_embed,
     counted,
+    duration,
     is_proof_of_work_block,
     name_of,
     points,
@@ -634,12 +635,12 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         embed = discord.Embed(title="🎯 Difficulty", colour=BLUE)
         embed.add_field(name="Current bits", value=f"`{tip.bits:#010x}`")
         embed.add_field(name="Difficulty", value=f"{compute_difficulty(tip.bits, params):,}")
-        embed.add_field(name="Target spacing", value=f"{params.target_spacing_s}s per block")
+        embed.add_field(name="Target spacing", value=f"{duration(params.target_spacing_s)} per block")
         if params.no_retargeting:
             embed.description = "This chain never retargets: its difficulty is fixed."
             await interaction.response.send_message(embed=embed)
             return
-        embed.add_field(name="Retarget window", value=f"every {window} blocks ({params.target_timespan_s}s)")
+        embed.add_field(name="Retarget window", value=f"every {window} blocks ({duration(params.target_timespan_s)})")
         next_height = state.height + window - state.height % window
         embed.add_field(
             name="Next retarget",
@@ -649,11 +650,11 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         mined = state.height - window_start
         if mined > 0:
             average_s = (tip.time - state.headers[window_start].time) / mined
-            embed.add_field(name="This window so far", value=f"{counted(mined, 'block')}, ~{average_s:.0f}s apart")
+            embed.add_field(name="This window so far", value=f"{counted(mined, 'block')}, ~{duration(average_s)} apart")
         recent, last = await retarget_history(self.services.node.store, guild_id, state)
         embed.description = last.sentence() if last is not None else (
             f"No retarget yet: the first comes at height {window}, when the chain compares how long "
-            f"its first blocks took with {params.target_timespan_s}s."
+            f"its first blocks took with {duration(params.target_timespan_s)}."
         )
         embed.add_field(
             name="Recent retargets (bits changed)",
@@ -781,8 +782,8 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         ready_at = self._export_ready_at.get(key, 0.0)
         if now < ready_at:
             raise UserFacingError(
-                f"You can export this chain again in {math.ceil(ready_at - now)}s "
-                f"(one export a member every {EXPORT_COOLDOWN_S}s keeps the bot quick for everyone)."
+                f"You can export this chain again in {duration(math.ceil(ready_at - now))} "
+                f"(one export a member every {duration(EXPORT_COOLDOWN_S)} keeps the bot quick for everyone)."
             )
         if len(self._export_ready_at) >= EXPORT_COOLDOWNS_KEPT:
             self._export_ready_at = {k: t for k, t in self._export_ready_at.items() if t > now}

@@ -15,7 +15,7 @@ from chain.compact import compute_block_work, compute_target
 from chain.errors import MergeError
 from chain.hashcore import MiningSession, OutcomeKind, Progress
 from chain.node import MiningResult
-from cogs.embeds import BLUE, GOLD, GREY, PURPLE, counted, points, progress_bar
+from cogs.embeds import BLUE, GOLD, GREY, PURPLE, counted, duration, points, progress_bar, relative_time
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.options import Flag
 from cogs.services import MAX_SESSION_S, Services
@@ -138,7 +138,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         ready_at = self.cooldown_until.get(key, 0.0)
         if now < ready_at:
             raise UserFacingError(
-                f"Let the others have a go: you can mine again in {ready_at - now:.0f}s."
+                f"Let the others have a go: you can mine again {relative_time(ready_at)}."
             )
         if mining_is_over(self.services, guild_id):
             raise UserFacingError(merged_text(self.services, guild_id))
@@ -325,7 +325,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         if result.outcome.kind is OutcomeKind.TIMEOUT or self._time_left(live) <= 0:
             return self._with_summary(live, discord.Embed(
                 title="⌛ Time up",
-                description=f"Your {live.deadline_s}s of auto-continue mining are used up.",
+                description=f"Your {duration(live.deadline_s)} of auto-continue mining are used up.",
                 colour=GOLD if live.found else GREY,
             ))
         return None
@@ -336,7 +336,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             return embed
         embed.description = (
             f"{embed.description}\n{session_summary(live)}\n{live.hashes:,} hashes in "
-            f"{asyncio.get_running_loop().time() - live.started_at:.0f}s"
+            f"{duration(asyncio.get_running_loop().time() - live.started_at)}"
         )
         last = live.last_found
         if last is not None and last.block is not None and last.effects is not None:
@@ -369,11 +369,12 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         else:
             share, sessions = live.share
             expected_s = live.expected_hashes / p.rate if p.rate else 0
-            used = f"{p.elapsed:.0f}s on this block" if live.auto_continue else f"{p.elapsed:.0f}s of {live.deadline_s}s used"
+            used = (f"{duration(p.elapsed)} on this block" if live.auto_continue
+                    else f"{duration(p.elapsed)} of {duration(live.deadline_s)} used")
             embed.description = (
                 f"`{progress_bar(p.hashes_tried, live.expected_hashes)}` of the hashes a block takes on average"
                 f"{beyond_average(p.hashes_tried, live.expected_hashes)}\n"
-                f"expected time ~{expected_s:.0f}s · {used}"
+                f"expected time ~{duration(expected_s)} · {used}"
             )
             embed.add_field(name="Hashes tried", value=f"{p.hashes_tried:,}")
             embed.add_field(name="Rate", value=f"{p.rate:,} H/s")
@@ -382,7 +383,8 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         if live.auto_continue:
             left = max(0.0, self._time_left(live))
             embed.add_field(name="Auto-continue", value=(
-                f"{session_summary(live)} · time left: {left:.0f}s of {live.deadline_s}s · `/mine stop` ends it"
+                f"{session_summary(live)} · time left: {duration(left)} of {duration(live.deadline_s)} · "
+                "`/mine stop` ends it"
             ), inline=False)
         return embed
 
@@ -422,7 +424,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         if outcome.kind is OutcomeKind.TIMEOUT:
             return discord.Embed(
                 title="⌛ Time up",
-                description=f"No block in {live.deadline_s}s after {outcome.hashes_tried:,} hashes. "
+                description=f"No block in {duration(live.deadline_s)} after {outcome.hashes_tried:,} hashes. "
                 "Proof of work is a lottery: try again!",
                 colour=GREY,
             )

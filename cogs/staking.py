@@ -35,7 +35,7 @@ from chain.errors import StaleBlockError
 from chain.hashing import hash_to_display
 from chain.rewards import UNITS_PER_POINT
 from chain.staking import FAR_FUTURE_EPOCH, WHISTLEBLOWER_REWARD_QUOTIENT, ValidatorStatus
-from cogs.embeds import BLUE, GOLD, GREEN, counted, progress_bar
+from cogs.embeds import BLUE, GOLD, GREEN, counted, duration, progress_bar, relative_time
 from cogs.epoch_board import BoardState, EpochBoard
 from cogs.errors import PlaygroundCog, UserFacingError, describe_error, reply_ephemeral, require_guild
 from cogs.options import Flag, OneOf, Range
@@ -76,17 +76,6 @@ def format_units(units: int, *, signed: bool = False) -> str:
     if fraction:
         text += "." + f"{fraction:09d}".rstrip("0")
     return f"{sign}{text} pts"
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
 
 def vote_progress_text(progress: VoteProgress) -> str:
@@ -280,7 +269,7 @@ def validator_embed(view: ValidatorView, beacon: BeaconNode, guild_id: int) -> d
     elif view.unlock_in_s == 0:
         unlock = "unlocked: the stake is paid back to your wallet in the coming blocks"
     else:
-        unlock = f"in {format_duration(view.unlock_in_s)}"
+        unlock = f"in {duration(view.unlock_in_s)}"
         withdrawable = known_epoch(view.withdrawable_epoch)
         if withdrawable is not None:
             unlock += f" (epoch {withdrawable:,})"
@@ -406,7 +395,7 @@ class Staking(
             now = self._now()
             next_slot = beacon.current_slot(guild_id, now) + 1
             wait = max(0, beacon.slot_time(guild_id, next_slot) - now)
-            return f"It waits for the next block: slot {next_slot:,} starts in {format_duration(wait)}."
+            return f"It waits for the next block: slot {next_slot:,} starts in {duration(wait)}."
         return "It waits for the next block mined (`/mine start`)."
 
     def _activation_text(self, beacon: BeaconNode, guild_id: int) -> str:
@@ -420,7 +409,7 @@ class Staking(
         next_slot = beacon.current_slot(guild_id, now) + 1
         epoch = next_slot // per_epoch + 1
         wait = max(0, beacon.slot_time(guild_id, epoch * per_epoch) - now)
-        return f"epoch {epoch:,}, in about {format_duration(wait)}: {rule}"
+        return f"epoch {epoch:,}, in about {duration(wait)}: {rule}"
 
     async def _require_chaos(self, guild_id: int, what: str) -> None:
         if not await self.services.node.store.get_chaos_mode(guild_id):
@@ -489,7 +478,7 @@ class Staking(
             lock += f", withdrawable from epoch {withdrawable:,}"
         embed.add_field(name="Unbonding lock", value=lock)
         left = view.unlock_in_s if view.unlock_in_s is not None else (config.unbonding_epochs + 1) * epoch_s
-        embed.add_field(name="Time left", value=f"about {format_duration(left)}")
+        embed.add_field(name="Time left", value=f"about {duration(left)}")
         embed.add_field(name="Stake", value=format_units(view.balance_units))
         embed.set_footer(text="The balance then returns to your wallet in the following blocks.")
         await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import difflib
 import re
 import textwrap
+import time
+from datetime import datetime, timezone
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -17,7 +19,7 @@ from .models import KIND_FOLLOWUP, KIND_INTERACTION, KIND_WEBHOOK, Message
 _USER = re.compile(r"<@!?(\d+)>")
 _ROLE = re.compile(r"<@&(\d+)>")
 _CHANNEL = re.compile(r"<#(\d+)>")
-_TIMESTAMP = re.compile(r"<t:(\d+)(?::[tTdDfFR])?>")
+_TIMESTAMP = re.compile(r"<t:(-?\d+)(?::([tTdDfFR]))?>")
 
 BAR = "│ "
 
@@ -41,7 +43,29 @@ def humanize_mentions(text: str, message: Message) -> str:
     text = _USER.sub(user, text)
     text = _ROLE.sub(role, text)
     text = _CHANNEL.sub(channel, text)
-    return _TIMESTAMP.sub(lambda m: f"<time {m.group(1)}>", text)
+    return _TIMESTAMP.sub(lambda m: format_timestamp(int(m.group(1)), m.group(2) or "f"), text)
+
+
+# Discord's timestamp styles (developer docs, "Message Formatting": t, T, d, D, f, F, R), shown in
+# UTC as the sandbox has no reader's time zone.
+_STYLES = {"t": "%H:%M", "T": "%H:%M:%S", "d": "%Y-%m-%d", "D": "%d %B %Y", "f": "%d %B %Y %H:%M",
+           "F": "%A, %d %B %Y %H:%M"}
+
+
+def format_timestamp(unix_s: int, style: str, now: float | None = None) -> str:
+    """``<t:unix:style>`` as a Discord client shows it: R is relative ("in 3 minutes", "5 minutes
+    ago"), the others a UTC date and/or time."""
+    if style != "R":
+        return datetime.fromtimestamp(unix_s, timezone.utc).strftime(_STYLES[style]) + " UTC"
+    delta = unix_s - (time.time() if now is None else now)
+    seconds = abs(round(delta))
+    for unit, size in (("year", 31_536_000), ("month", 2_592_000), ("day", 86_400), ("hour", 3_600),
+                       ("minute", 60), ("second", 1)):
+        if seconds >= size or unit == "second":
+            count = seconds // size
+            amount = f"{count} {unit}{'s' if count != 1 else ''}"
+            break
+    return f"in {amount}" if delta > 0 else f"{amount} ago" if delta < 0 else "now"
 
 
 def _wrap(text: str, width: int, prefix: str) -> list[str]:

@@ -459,3 +459,17 @@ def test_counts_read_as_real_singulars_and_plurals():
     assert counted(1_234, "epoch") == "1,234 epochs"
     assert counted(1, "entry", "entries") == "1 entry" and counted(2, "entry", "entries") == "2 entries"
     assert counted(1, "pending transfer") == "1 pending transfer"
+
+
+def test_durations_read_in_minutes_hours_and_days_not_hundreds_of_seconds():
+    """Issue 9 item 7: "~174s" read badly; people count in minutes."""
+    from cogs.embeds import duration, relative_time
+
+    cases = {
+        0: "0 s", 44.6: "45 s", 59.4: "59 s", 60: "1 min", 174: "2 min 54 s", 599: "9 min 59 s",
+        600: "10 min", 3_569: "59 min", 3_599: "1 h", 3_725: "1 h 2 min", 7_200: "2 h",
+        47 * 3_600: "47 h", 48 * 3_600: "2 days", 49 * 3_600 + 59: "2 days 1 h", 86_400 * 30: "30 days",
+        -5: "0 s",
+    }
+    assert {s: duration(s) for s in cases} == cases
+    assert relative_time(1_700_000_123.9) == "<t:1700000123:R>"

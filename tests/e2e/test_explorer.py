@@ -312,8 +312,8 @@ async def test_difficulty_before_and_after_a_retarget_and_verify_counts(playgrou
     assert embed["description"].startswith("At height 10, blocks came ")
     assert "faster than the target, so the target shrank by 75% (mining got harder)." in embed["description"]
     assert field(embed, "Current bits") == f"`{new_bits:#010x}`"
-    assert field(embed, "Target spacing") == "60s per block"
-    assert field(embed, "Retarget window") == "every 10 blocks (600s)"
+    assert field(embed, "Target spacing") == "1 min per block"
+    assert field(embed, "Retarget window") == "every 10 blocks (10 min)"
     assert field(embed, "Next retarget") == "at height 20, in 9 blocks"
     assert field(embed, "This window so far").startswith("1 block,")
     assert field(embed, "Recent retargets (bits changed)") == (

@@ -1,6 +1,7 @@
 """/mine end to end: progress edits, found blocks, stale races, stop, stats, cooldown."""
 
 import asyncio
+import re
 
 from tests.chainkit import solve
 from tests.e2e.text import reply_text, shown
@@ -41,7 +42,7 @@ async def test_progress_is_edited_then_time_is_up(playground):
     sample = progress[-1]
     for expected in ("░", " 0%", "Hashes tried", "H/s", "100% of this server's hash power", "Best hash so far"):
         assert expected in sample, (expected, sample)
-    assert "Time up" in reply_text(h) and "No block in 2s" in reply_text(h)
+    assert "Time up" in reply_text(h) and "No block in 2 s" in reply_text(h)
     assert p.bot.services.node.chain(w.genesis.id).state.height == 0
 
 
@@ -103,7 +104,10 @@ async def test_cooldown_after_a_session(playground):
     h = await p.run(w.alice, "mine start")
     await h.wait_for(final, timeout=20)
     again = await p.run(w.alice, "mine start")
-    assert again.ephemeral and "you can mine again in" in reply_text(again)
+    # When, as Discord's relative timestamp (each member's app counts it down): about 600 s from now.
+    when = re.search(r"you can mine again <t:(\d+):R>\.", reply_text(again))
+    assert again.ephemeral and when is not None, reply_text(again)
+    assert 0 < int(when.group(1)) - p.bot.services.node.now() <= 600
     assert p.bot.services.node.chain(w.genesis.id).state.height == 1
 
 

@@ -301,3 +301,19 @@ async def test_save_to_a_path_that_cannot_be_written_is_an_error_line(
     text = out.getvalue()
     assert f"✗ cannot write {blocker / 'x.csv'}: " in text
     assert f"✗ cannot write {blocker / 'saved' / 'chain.csv'}: " in text  # the terminal plays on
+
+
+def test_discord_timestamps_render_as_a_client_shows_them():
+    """`<t:…:R>` is how the bot says "when" (issue 9 item 7); the terminal shows it as Discord's
+    client does (developer docs, Message Formatting: styles t T d D f F R) instead of raw markup."""
+    from sandbox.render import format_timestamp
+
+    now = 1_700_000_000
+    assert format_timestamp(now + 174, "R", now=now) == "in 2 minutes"
+    assert format_timestamp(now + 60, "R", now=now) == "in 1 minute"
+    assert format_timestamp(now - 7_200, "R", now=now) == "2 hours ago"
+    assert format_timestamp(now + 3 * 86_400, "R", now=now) == "in 3 days"
+    assert format_timestamp(now, "R", now=now) == "now"
+    assert format_timestamp(0, "f") == "01 January 1970 00:00 UTC"
+    assert format_timestamp(3_723, "T") == "01:02:03 UTC"
+    assert format_timestamp(0, "d") == "1970-01-01 UTC"
