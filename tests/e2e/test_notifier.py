@@ -335,7 +335,7 @@ async def test_status_shows_a_feed_held_back_by_discords_rate_limit(playground, 
     await eventually(lambda: _rate_limited(p, w.genesis.id), 10, "the rate limit to be seen")
     _h, reply = await answer(p, w.alice, "playground status")
     assert field(reply, "Webhook").startswith(
-        f"<#{w.blocks.id}> — ⏳ rate-limited by Discord: the next post goes out in 2s"
+        f"<#{w.blocks.id}> — ⏳ rate-limited by Discord: the next post goes out in 2 s"
     )
 
     held.release()
