@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from chain.attestation import (
+    AttestationData,
     AttesterSlashing,
     Checkpoint,
     ProposerSlashing,
@@ -113,14 +114,14 @@ from chain.rewards import (
     units_to_points,
 )
 from chain.staking import (
-    apply_deposit,
-    apply_full_withdrawal,
-    apply_voluntary_exit,
     FAR_FUTURE_EPOCH,
     MIN_SLASHING_PENALTY_QUOTIENT_BELLATRIX,
     Registry,
     StakingParams,
     Validator,
+    apply_deposit,
+    apply_full_withdrawal,
+    apply_voluntary_exit,
     initiate_validator_exit,
     is_active_validator,
     is_slashable_validator,
@@ -987,27 +988,50 @@ def process_withdrawals(
             f"the block carries {len(withdrawals)} withdrawal(s) but exactly {len(expected)} are due "
             f"(to validators {[w.validator_index for w in expected]}), with these indices and amounts"
         )
-    registry = state.registry
+    pre = state
     changes: dict[bytes, Account] = {}
-    burned = 0
-    events = []
-    withdrawn = list(state.withdrawn_units)
     for withdrawal in withdrawals:
-        index = withdrawal.validator_index
-        validator = registry.validators[index]
-        full = is_fully_withdrawable_validator(validator, registry.balances[index], state.epoch)
-        if full:
-            registry, amount = apply_full_withdrawal(registry, index, state.epoch)
-        else:
-            amount = withdrawal.amount
-            balances = list(registry.balances)
-            balances[index] -= amount
-            registry = Registry(registry.validators, tuple(balances))
-        points, dust = units_to_points(amount)
-        withdrawn[index] += amount
+        state, points = pay_withdrawal(state, withdrawal)
         account = changes.get(withdrawal.address) or accounts.get(withdrawal.address) or Account()
         changes[withdrawal.address] = Account(account.balance + points, account.nonce)
-        burned += dust
+    state = replace(
+        state,
+        next_withdrawal_index=pre.next_withdrawal_index + len(withdrawals),
+        next_withdrawal_validator_index=compute_next_withdrawal_validator_index(pre, withdrawals),
+    )
+    return _append_events(state, *compute_withdrawal_events(pre, withdrawals)), changes
+
+
+def pay_withdrawal(state: BeaconState, withdrawal: Withdrawal) -> tuple[BeaconState, int]:
+    """Take one expected withdrawal out of its validator's balance (the whole balance of an unlocked
+    validator, else the partial amount); returns the state, with the dust below one point burned,
+    and the whole points to credit to the withdrawal address."""
+    index = withdrawal.validator_index
+    registry = state.registry
+    if is_fully_withdrawable_validator(registry.validators[index], registry.balances[index], state.epoch):
+        registry, amount = apply_full_withdrawal(registry, index, state.epoch)
+    else:
+        amount = withdrawal.amount
+        balances = list(registry.balances)
+        balances[index] -= amount
+        registry = Registry(registry.validators, tuple(balances))
+    points, dust = units_to_points(amount)
+    withdrawn = list(state.withdrawn_units)
+    withdrawn[index] += amount
+    new_state = replace(
+        state, registry=registry, burned_units=state.burned_units + dust, withdrawn_units=tuple(withdrawn)
+    )
+    return new_state, points
+
+
+def compute_withdrawal_events(pre: BeaconState, withdrawals: tuple[Withdrawal, ...]) -> tuple[ChainEvent, ...]:
+    """A STAKE_WITHDRAWN event per withdrawal paid from ``pre`` (each validator is swept at most
+    once a block, so ``pre`` says whether it was a full withdrawal and the amount is the withdrawal's)."""
+    events = []
+    for withdrawal in withdrawals:
+        index = withdrawal.validator_index
+        points, dust = units_to_points(withdrawal.amount)
+        full = is_fully_withdrawable_validator(pre.registry.validators[index], pre.registry.balances[index], pre.epoch)
         events.append(
             ChainEvent(
                 STAKE_WITHDRAWN,
@@ -1020,16 +1044,7 @@ def process_withdrawals(
                 },
             )
         )
-    new_state = replace(
-        state,
-        registry=registry,
-        next_withdrawal_index=state.next_withdrawal_index + len(withdrawals),
-        next_withdrawal_validator_index=compute_next_withdrawal_validator_index(state, withdrawals),
-        burned_units=state.burned_units + burned,
-        withdrawn_units=tuple(withdrawn),
-        events=state.events + tuple(events),
-    )
-    return new_state, changes
+    return tuple(events)
 
 
 def process_attestation(
@@ -1043,9 +1058,24 @@ def process_attestation(
     (``beacon_block_root``) is not checked here: it only feeds the fork choice
     (chain/forkchoice.py), and may name a block that lost its slot.
     """
+    data = attestation.data
+    check_attestation_data(state, data, block_slot, chain_id)
+    index = get_attesting_index(state, attestation)
+    is_current = data.target.epoch == state.epoch
+    voters = state.current_attesters if is_current else state.previous_attesters
+    if index in voters:
+        raise DuplicateAttestationError(f"validator {index}'s vote for epoch {data.target.epoch} is already counted")
+    check_attestation_signature(attestation)
+    if is_current:
+        return replace(state, current_attesters=state.current_attesters | {index})
+    return replace(state, previous_attesters=state.previous_attesters | {index})
+
+
+def check_attestation_data(state: BeaconState, data: AttestationData, block_slot: int, chain_id: int) -> None:
+    """The vote itself: this chain, a target in the current or previous epoch matching its slot,
+    included in time, from the justified checkpoint, to this chain's checkpoint."""
     if not state.ffg_enabled:
         raise OperationsError("this pow chain has not merged: its blocks carry no attestations")
-    data = attestation.data
     if data.chain_id != chain_id:
         raise WrongChainError(f"the attestation is for chain {data.chain_id}, not this chain ({chain_id})")
     previous_epoch = max(state.epoch - 1, 0)
@@ -1072,21 +1102,20 @@ def process_attestation(
         )
     if data.target.root != get_checkpoint_root(state, data.target.epoch):
         raise AttestationError(f"target root is not this chain's checkpoint of epoch {data.target.epoch}")
+
+
+def get_attesting_index(state: BeaconState, attestation: SignedAttestation) -> int:
+    """The voter's validator index: a validator of this chain, active in the target epoch, not slashed."""
     index = state.registry.index_of(attestation.validator)
     if index is None:
         raise UnknownValidatorError(f"{attestation.validator.hex()[:16]}… is not a validator of this chain")
     validator = state.registry.validators[index]
-    if not is_active_validator(validator, data.target.epoch):
-        raise ValidatorStatusError(f"validator {index} is not active in epoch {data.target.epoch}")
+    target_epoch = attestation.data.target.epoch
+    if not is_active_validator(validator, target_epoch):
+        raise ValidatorStatusError(f"validator {index} is not active in epoch {target_epoch}")
     if validator.slashed:
         raise ValidatorStatusError(f"validator {index} was slashed; its votes no longer count")
-    voters = state.current_attesters if is_current else state.previous_attesters
-    if index in voters:
-        raise DuplicateAttestationError(f"validator {index}'s vote for epoch {data.target.epoch} is already counted")
-    check_attestation_signature(attestation)
-    if is_current:
-        return replace(state, current_attesters=state.current_attesters | {index})
-    return replace(state, previous_attesters=state.previous_attesters | {index})
+    return index
 
 
 def _slash(

@@ -124,7 +124,8 @@ GENESIS_MINER = bytes(32)  # nobody: the genesis block mints nothing
 GENESIS_TAG = b"consensus-playground genesis "
 PARAMS_CHANGE_TAG = b"consensus-playground params "
 MERGE_SCHEDULE_TAG = b"consensus-playground merge "
-# One kind of block operation, for ``for_ops``.
+# ``for_ops``'s state and one kind of block operation.
+_State = TypeVar("_State")
 _Op = TypeVar("_Op")
 # Rules a running chain may change; the rest (proof-of-work limit, name...) are fixed at genesis.
 CHANGEABLE_PARAMS = frozenset(
@@ -830,18 +831,16 @@ def process_block_operations(
     return for_ops(beacon, "deposit", operations.deposits, deposit_from_wallet)
 
 
-def for_ops(
-    beacon: BeaconState, kind: str, items: Sequence[_Op], step: Callable[[BeaconState, _Op], BeaconState]
-) -> BeaconState:
+def for_ops(state: _State, kind: str, items: Sequence[_Op], step: Callable[[_State, _Op], _State]) -> _State:
     """consensus-specs' ``for_ops``: apply ``step`` to each operation in order; a refused one's
     error gets a note naming it (``kind`` and its index in the block)."""
     for index, item in enumerate(items):
         try:
-            beacon = step(beacon, item)
+            state = step(state, item)
         except ChainError as exc:
             exc.add_note(f"{kind} {index}")
             raise
-    return beacon
+    return state
 
 
 def process_consensus_block(
