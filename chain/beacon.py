@@ -863,7 +863,29 @@ def process_deposit(
     state: BeaconState, wallet: Account | None, deposit: Deposit, chain_id: int, max_amount_points: int
 ) -> tuple[BeaconState, Account]:
     """A deposit: checks the signatures, nonce and balance, then locks the points (phase0 ``process_deposit``;
-    ``chain.staking.apply_deposit`` is the registry part)."""
+    ``chain.staking.apply_deposit`` is the registry part).  Returns the state and the wallet after it."""
+    paying = check_deposit(wallet, deposit, chain_id, max_amount_points)
+    known = state.registry.index_of(deposit.validator)
+    registry = apply_deposit(
+        state.registry, deposit.validator, points_to_units(deposit.amount), state.epoch, state.config.staking_params()
+    )
+    addresses = state.withdrawal_addresses if known is not None else state.withdrawal_addresses + (deposit.wallet,)
+    index = known if known is not None else len(registry.validators) - 1
+    deposited, withdrawn = list(state.deposited_units), list(state.withdrawn_units)
+    if known is None:
+        deposited.append(0)
+        withdrawn.append(0)
+    deposited[index] += points_to_units(deposit.amount)
+    new_state = replace(
+        state, registry=registry, withdrawal_addresses=addresses,
+        deposited_units=tuple(deposited), withdrawn_units=tuple(withdrawn),
+    )
+    new_state = _append_events(new_state, compute_deposit_event(state, new_state, deposit))
+    return new_state, Account(paying.balance - deposit.amount, paying.nonce + 1)
+
+
+def check_deposit(wallet: Account | None, deposit: Deposit, chain_id: int, max_amount_points: int) -> Account:
+    """A deposit's amount, signatures, nonce and the wallet's balance; returns the paying wallet."""
     if not _is_int(deposit.amount) or deposit.amount < 1:
         raise InvalidAmountError(f"a deposit is a positive whole number of points, got {deposit.amount!r}")
     if deposit.amount > max_amount_points:
@@ -877,13 +899,15 @@ def process_deposit(
         raise NonceGapError(f"deposit nonce {deposit.nonce} is out of order; the next nonce is {wallet.nonce}")
     if deposit.amount > wallet.balance:
         raise InsufficientBalanceError(f"balance {wallet.balance} is less than the deposit of {deposit.amount}")
-    known = state.registry.index_of(deposit.validator)
-    registry = apply_deposit(
-        state.registry, deposit.validator, points_to_units(deposit.amount), state.epoch, state.config.staking_params()
-    )
-    addresses = state.withdrawal_addresses if known is not None else state.withdrawal_addresses + (deposit.wallet,)
-    index = known if known is not None else len(registry.validators) - 1
-    event = ChainEvent(
+    return wallet
+
+
+def compute_deposit_event(pre: BeaconState, post: BeaconState, deposit: Deposit) -> ChainEvent:
+    """STAKE_DEPOSITED for ``deposit``, from the registry before (a top-up's validator was there)
+    and after (a new validator is the last one)."""
+    known = pre.registry.index_of(deposit.validator)
+    index = known if known is not None else len(post.registry.validators) - 1
+    return ChainEvent(
         STAKE_DEPOSITED,
         {
             "validator_index": index,
@@ -891,19 +915,9 @@ def process_deposit(
             "wallet": deposit.wallet.hex(),
             "amount": deposit.amount,
             "top_up": known is not None,
-            "activation_epoch": registry.validators[index].activation_epoch,
+            "activation_epoch": post.registry.validators[index].activation_epoch,
         },
     )
-    deposited, withdrawn = list(state.deposited_units), list(state.withdrawn_units)
-    if known is None:
-        deposited.append(0)
-        withdrawn.append(0)
-    deposited[index] += points_to_units(deposit.amount)
-    new_state = replace(
-        state, registry=registry, withdrawal_addresses=addresses, events=state.events + (event,),
-        deposited_units=tuple(deposited), withdrawn_units=tuple(withdrawn),
-    )
-    return new_state, Account(wallet.balance - deposit.amount, wallet.nonce + 1)
 
 
 def process_voluntary_exit(state: BeaconState, exit_: VoluntaryExit, chain_id: int) -> BeaconState:
