@@ -117,6 +117,7 @@ from chain.staking import (
     FAR_FUTURE_EPOCH,
     MIN_SLASHING_PENALTY_QUOTIENT_BELLATRIX,
     Registry,
+    SlashingPenalty,
     StakingParams,
     Validator,
     apply_deposit,
@@ -1144,24 +1145,30 @@ def _slash(
     registry, outcome = slash_validator(
         state.registry, index, proposer_index, state.epoch, state.config.staking_params()
     )
-    event = ChainEvent(
+    post = replace(state, registry=registry, burned_units=state.burned_units + outcome.burned)
+    return _append_events(post, compute_slashing_event(state, post, outcome, offence, detail))
+
+
+def compute_slashing_event(
+    pre: BeaconState, post: BeaconState, outcome: SlashingPenalty, offence: str, detail: dict[str, Any]
+) -> ChainEvent:
+    """VALIDATOR_SLASHED: who (from ``pre``), what it cost (``outcome``) and when its stake unlocks (``post``)."""
+    index = outcome.slashed_index
+    return ChainEvent(
         VALIDATOR_SLASHED,
         {
             "validator_index": index,
-            "pubkey": pubkey.hex(),
+            "pubkey": pre.registry.validators[index].pubkey.hex(),
             # The wallet its stake is paid back to: whose history shows the penalty.
-            "wallet": state.withdrawal_addresses[index].hex(),
+            "wallet": pre.withdrawal_addresses[index].hex(),
             "offence": offence,
             **detail,
             "penalty_units": outcome.penalty,
             "whistleblower_reward_units": outcome.whistleblower_reward,
-            "proposer_index": proposer_index,
+            "proposer_index": outcome.proposer_index,
             "burned_units": outcome.burned,
-            "withdrawable_epoch": registry.validators[index].withdrawable_epoch,
+            "withdrawable_epoch": post.registry.validators[index].withdrawable_epoch,
         },
-    )
-    return replace(
-        state, registry=registry, burned_units=state.burned_units + outcome.burned, events=state.events + (event,)
     )
 
 
