@@ -605,7 +605,7 @@ def compute_block_events(
     """Block, reward, retarget (proof of work only) and milestone events; ``extra`` joins the first."""
     height = state.height + 1
     miner = block.coinbase.miner.hex()
-    events = [
+    events: list[ChainEvent] = [
         ChainEvent(
             BLOCK_MINED,
             {
@@ -625,23 +625,38 @@ def compute_block_events(
              **({"proof_of_stake": True} if block.seal is not None else {})},
         ),
     ]
-    explanation = None
     if block.seal is None:
-        explanation = explain_retarget(state.headers, state.params, state.spacing_change_at(height))
-    if explanation is not None and explanation.new_bits != explanation.old_bits:
-        events.append(
-            ChainEvent(
-                DIFFICULTY_CHANGED,
-                {
-                    "height": height,
-                    "old_bits": explanation.old_bits,
-                    "new_bits": explanation.new_bits,
-                    "actual_timespan_s": explanation.actual_timespan_s,
-                    "target_timespan_s": explanation.target_timespan_s,
-                    "sentence": explanation.sentence(),
-                },
-            )
-        )
+        events += compute_retarget_events(state, height)
+    events += compute_milestone_events(state, changes, height)
+    return tuple(events)
+
+
+def compute_retarget_events(state: ChainState, height: int) -> tuple[ChainEvent, ...]:
+    """DIFFICULTY_CHANGED when proof-of-work block ``height`` carries new bits, with the reason."""
+    explanation = explain_retarget(state.headers, state.params, state.spacing_change_at(height))
+    if explanation is None or explanation.new_bits == explanation.old_bits:
+        return ()
+    return (
+        ChainEvent(
+            DIFFICULTY_CHANGED,
+            {
+                "height": height,
+                "old_bits": explanation.old_bits,
+                "new_bits": explanation.new_bits,
+                "actual_timespan_s": explanation.actual_timespan_s,
+                "target_timespan_s": explanation.target_timespan_s,
+                "sentence": explanation.sentence(),
+            },
+        ),
+    )
+
+
+def compute_milestone_events(
+    state: ChainState, changes: Mapping[bytes, Account], height: int
+) -> tuple[ChainEvent, ...]:
+    """MILESTONE_REACHED for each account whose balance crossed a milestone: before (the ledger)
+    against after (``changes``)."""
+    events = []
     for account, after in changes.items():
         before = state.ledger.get(account, Account()).balance
         milestone = compute_crossed_milestone(before, after.balance)
