@@ -18,6 +18,7 @@ never posts a batch that a worker is already posting.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -299,7 +300,7 @@ class WebhookNotifier:
             return  # it reads the outbox again before it stops; its end triggers another pass
         task = asyncio.create_task(self._drain_chain(chain_id), name=f"webhook-{chain_id}")
         self._workers[chain_id] = task
-        task.add_done_callback(lambda t, c=chain_id: self._worker_done(c, t))
+        task.add_done_callback(functools.partial(self._worker_done, chain_id))
 
     def _worker_done(self, chain_id: int, task: asyncio.Task[None]) -> None:
         if self._workers.get(chain_id) is task:

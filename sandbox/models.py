@@ -546,9 +546,9 @@ class Message:
         if self.message_reference is not None:
             data["message_reference"] = dict(self.message_reference)
         if self.kind in (KIND_BOT, KIND_USER) and self.webhook_id is None:
-            member = self.guild.members.get(self.author.id)
-            if member is not None:
-                data["member"] = member.payload(with_user=False)
+            author_member = self.guild.members.get(self.author.id)
+            if author_member is not None:
+                data["member"] = author_member.payload(with_user=False)
         if self.interaction is not None and self.kind in (KIND_INTERACTION, KIND_FOLLOWUP):
             data["interaction_metadata"] = self.interaction.metadata_payload()
         return data

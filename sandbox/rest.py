@@ -584,7 +584,7 @@ class RestApi:
         channel = self._channel(ctx)
         self._bot_can(channel, MANAGE_WEBHOOKS)
         payload = ctx.json_object()
-        name = payload.get("name")
+        name = payload.get("name", "")  # "" is missing too, as for Discord
         errors = FormErrors()
         if errors.required(("name",), name):
             if not 1 <= len(name) <= 80:
@@ -712,10 +712,10 @@ class RestApi:
         webhook = self._webhook(ctx, with_token=True)
         if message_id is None:
             raise unknown("Message", 10008)
-        msg = self.sb.messages.get(int(message_id)) if message_id.isdigit() else None
-        if msg is None or msg.webhook_id != webhook.id or msg.deleted:
+        posted = self.sb.messages.get(int(message_id)) if message_id.isdigit() else None
+        if posted is None or posted.webhook_id != webhook.id or posted.deleted:
             raise unknown("Message", 10008)
-        return msg
+        return posted
 
     async def get_webhook_message(self, ctx: Ctx) -> tuple[int, Any]:
         return 200, self._webhook_message(ctx).payload()

@@ -314,8 +314,8 @@ class Terminal:
                 if len(args) < 2:
                     raise SandboxError("usage: !select N value[,value...]")
                 msg, custom_id = self._component(member, args[0])
-                values = [v for v in ",".join(args[1:]).split(",") if v]
-                self._track(await self.sb.select(msg, custom_id, values, member))
+                chosen = [v for v in ",".join(args[1:]).split(",") if v]
+                self._track(await self.sb.select(msg, custom_id, chosen, member))
             else:
                 self._save(member, shlex.split(rest[len("!save"):]))
         elif rest.startswith("!submit"):
@@ -562,8 +562,7 @@ def describe_world(sb: Sandbox) -> list[str]:
         channels = " ".join("#" + c.name for c in g.channels.values())
         example = f"{members[0].name}{'' if i == 1 else f'@guild{i}'}: /help" if members else ""
         lines.append(f"  {g.name} (guild{i}): {names}; channels {channels}" + (f"; type  {example}" if example else ""))
-    names = sorted({m.name for g in guilds for m in people(g)})
-    for name in names:
+    for name in sorted({m.name for g in guilds for m in people(g)}):
         inside = [g for g in guilds if any(m.name == name for m in people(g))]
         admin_of = [g.name for g in inside if any(m.name == name and is_admin(m) for m in people(g))]
         outside = [g.name for g in guilds if g not in inside]
@@ -595,7 +594,11 @@ def parse_command(text: str) -> tuple[str, dict[str, Any]]:
 
 def describe_command(cmd: dict[str, Any]) -> list[str]:
     """Flatten a command definition into '/name sub option:type' usage lines."""
-    types = {3: "text", 4: "integer", 5: "true/false", 6: "@member", 7: "#channel", 8: "@role", 9: "@mention", 10: "number", 11: "file"}
+    # Keyed by whatever "type" the JSON carried: anything unknown shows as "?".
+    types: dict[object, str] = {
+        3: "text", 4: "integer", 5: "true/false", 6: "@member", 7: "#channel",
+        8: "@role", 9: "@mention", 10: "number", 11: "file",
+    }
     lines: list[str] = []
 
     def walk(prefix: str, options: list[dict[str, Any]], description: str) -> None:

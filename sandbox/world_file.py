@@ -364,13 +364,13 @@ def _restore(sb: "Sandbox", data: dict[str, Any]) -> None:
         channel.messages.append(_restore_message(sb, channel, m, user_of))
 
     for raw in data["webhooks"]:
-        channel = sb.channels.get(int(raw["channel_id"]))
-        if channel is None:
+        home = sb.channels.get(int(raw["channel_id"]))
+        if home is None:
             continue  # its channel is gone: nothing could post through it
         webhook = Webhook(
             id=int(raw["id"]),
             token=str(raw["token"]),
-            channel=channel,
+            channel=home,
             name=str(raw["name"]),
             creator=user_of(raw["creator"]),
             avatar=raw["avatar"],
