@@ -44,7 +44,7 @@ def build(validators: int):
     proposers = tuple(None if s == 3 else (s * 97) % validators for s in range(DEFAULT_REWARDS.slots_per_epoch))
     participation = EpochParticipation(effective, (True,) * validators, attested, proposers)
     total = sum(effective)
-    votes = sum(e for e, a in zip(effective, attested) if a)
+    votes = sum(e for e, a in zip(effective, attested, strict=True) if a)
     return balances, participation, total, votes
 
 
@@ -68,7 +68,7 @@ def main() -> int:
     def epoch_end():
         # The validators' vote totals are part of the work: the engine must add them up each epoch.
         attesting = sum(
-            e for e, a in zip(participation.effective_balances, participation.attested_target) if a
+            e for e, a in zip(participation.effective_balances, participation.attested_target, strict=True) if a
         )
         process_justification_and_finalization(state, total, attesting, attesting, previous_root, current_root)
         return process_rewards_and_penalties(balances, participation, DEFAULT_REWARDS, EPOCHS_SINCE_FINALITY)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -90,10 +91,8 @@ async def probe(sb: Sandbox, world: tuple, stop: asyncio.Event) -> list[float]:
         name, options = PROBE_COMMANDS[n % len(PROBE_COMMANDS)]
         handles.append(await sb.invoke(guild, channel, members[n % len(members)], name, options))
         n += 1
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), PROBE_INTERVAL_S)
-        except TimeoutError:
-            pass
     await sb.wait_until(
         lambda: all(h.original is not None and not h.original.loading for h in handles) or None, timeout=60
     )
@@ -133,7 +132,8 @@ async def export_waves(
         started = time.perf_counter()
         handles = await asyncio.gather(*calls)
         await sb.wait_until(
-            lambda: all(h.original is not None and not h.original.loading for h in handles) or None, timeout=300
+            lambda handles=handles: all(h.original is not None and not h.original.loading for h in handles) or None,
+            timeout=300,
         )
         took.append(time.perf_counter() - started)
         for h in handles:
@@ -153,7 +153,8 @@ async def verify_rounds(sb: Sandbox, big: list[tuple], seconds: float) -> list[f
         started = time.perf_counter()
         handles = await asyncio.gather(*(sb.invoke(g, ch, members[0], "chain verify", {}) for g, ch, members in big))
         await sb.wait_until(
-            lambda: all(h.original is not None and not h.original.loading for h in handles) or None, timeout=300
+            lambda handles=handles: all(h.original is not None and not h.original.loading for h in handles) or None,
+            timeout=300,
         )
         for h in handles:
             if "Chain verified" not in str(h.embeds):

@@ -18,6 +18,7 @@ never posts a batch that a worker is already posting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
@@ -269,10 +270,8 @@ class WebhookNotifier:
                     await self.prune()
                 except Exception:  # noqa: BLE001 - pruning is housekeeping: it must not stop delivery
                     log.exception("pruning delivered events failed; trying again in %.0fs", PRUNE_INTERVAL_S)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._next_wait())
-            except TimeoutError:
-                pass
 
     def _next_wait(self) -> float:
         now = self._clock()

@@ -811,10 +811,7 @@ class BeaconNode:
         beacon = state.beacon
         if not _is_pos(beacon):
             raise NotStakingChainError("proposers are drawn once the chain has merged; it is still mined")
-        if slot > beacon.slot:
-            pre = compute_pre_block_beacon(state, slot, state.tip_hash, True)
-        else:
-            pre = beacon
+        pre = compute_pre_block_beacon(state, slot, state.tip_hash, True) if slot > beacon.slot else beacon
         epoch = compute_epoch_at_slot(pre, slot)
         if epoch != pre.epoch:
             raise SlotError(

@@ -775,7 +775,9 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
     @app_commands.describe(
         state="on: members may sign conflicting votes and blocks, to watch slashing; off: the bot refuses"
     )
-    async def chaos(self, interaction: discord.Interaction, state: OneOf["on", "off"]) -> None:
+    async def chaos(
+        self, interaction: discord.Interaction, state: OneOf["on", "off"]  # noqa: F821 - OneOf is Literal to type checkers: its strings are choices, not names
+    ) -> None:
         """Let members break proof of stake's rules on purpose, to watch slashing catch them."""
         guild_id = require_guild(interaction)
         await self.services.ensure_chain(guild_id)

@@ -393,7 +393,7 @@ def energy_embed(report: EnergyReport, milliwatts_per_core: int) -> discord.Embe
     embed.add_field(
         name="Proof of work",
         value=f"{format_energy(report.pow_millijoules)}: the CPU time the hashing core actually spent on this "
-        f"chain × {milliwatts_per_core // 1_000:,}{'.%03d' % (milliwatts_per_core % 1_000) if milliwatts_per_core % 1_000 else ''} W a core",
+        f"chain × {milliwatts_per_core // 1_000:,}{f'.{milliwatts_per_core % 1_000:03d}' if milliwatts_per_core % 1_000 else ''} W a core",
         inline=False,
     )
     embed.add_field(

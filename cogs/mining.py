@@ -244,7 +244,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         for live in lives:
             self._cancel(live, reason)
         if lives:
-            await asyncio.wait([asyncio.ensure_future(l.done.wait()) for l in lives], timeout=timeout_s)
+            await asyncio.wait([asyncio.ensure_future(live.done.wait()) for live in lives], timeout=timeout_s)
 
     async def cog_unload(self) -> None:
         await self.stop_all_sessions("the mining module was unloaded")

@@ -522,7 +522,9 @@ class Staking(
 
     @app_commands.command(name="auto")
     @app_commands.describe(state="on: the bot votes for you once an epoch; off: you vote yourself (Attest button, /stake attest)")
-    async def auto(self, interaction: discord.Interaction, state: OneOf["on", "off"]) -> None:
+    async def auto(
+        self, interaction: discord.Interaction, state: OneOf["on", "off"]  # noqa: F821 - OneOf is Literal to type checkers: its strings are choices, not names
+    ) -> None:
         """Turn auto-attest on or off: the bot votes for you once an epoch, never anything slashable."""
         guild_id = require_guild(interaction)
         beacon = await self._staking_chain(guild_id)

@@ -7,6 +7,7 @@ a successful retry changes state exactly once, as on real Discord.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import time
@@ -95,10 +96,8 @@ class Fault:
         """Wait ``answer_delay`` seconds, or until ``release()``."""
         if self._released is None:
             self._released = asyncio.Event()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._released.wait(), self.answer_delay)
-        except asyncio.TimeoutError:
-            pass
 
     @property
     def active(self) -> bool:

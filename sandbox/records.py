@@ -140,7 +140,7 @@ class ChangeNotifier:
         for listener in list(self._listeners):
             try:
                 listener(event)
-            except Exception:  # a broken listener must not break the REST handler that notified it
+            except Exception:  # noqa: BLE001 - a broken listener must not break the REST handler that notified it
                 _log.exception("sandbox listener %r failed on %s", listener, event.kind)
 
     def add_listener(self, listener: Callable[[SandboxEvent], None]) -> None:

@@ -180,10 +180,7 @@ class Terminal:
         """Print the header and only the lines the edit changed; nothing if nothing visible changed."""
         lines = self._render(msg)
         before = self._printed.get(msg.id)
-        if before is None:
-            shown = lines[1:]
-        else:
-            shown = changed_lines(before[1:], lines[1:])
+        shown = lines[1:] if before is None else changed_lines(before[1:], lines[1:])
         if shown or before is None:
             self.out.line("✎ " + lines[0])
             for line in shown:

@@ -286,7 +286,7 @@ def test_supply_is_initial_plus_minted_minus_burned(case):
     for part, delay in steps:
         new, summary = process_rewards_and_penalties(balances, part, params, delay)
         assert all(b >= 0 for b in new)
-        assert tuple(n - o for n, o in zip(new, balances)) == summary.deltas
+        assert tuple(n - o for n, o in zip(new, balances, strict=True)) == summary.deltas
         assert summary.minted >= 0 and summary.burned >= 0
         minted += summary.minted
         burned += summary.burned

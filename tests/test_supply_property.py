@@ -4,6 +4,7 @@ After every block, the sum of all balances equals every subsidy minted so far,
 no balance is negative, and refused inputs leave the state exactly as it was.
 """
 
+import contextlib
 from collections import ChainMap
 
 from hypothesis import HealthCheck, event, given, settings
@@ -57,10 +58,8 @@ def test_supply_is_conserved(operations):
             if forge:
                 tx = Transfer(tx.sender, tx.recipient, tx.amount, tx.fee, tx.nonce, bytes(64))
             arrival += 1
-            try:
+            with contextlib.suppress(ChainError):
                 mempool.add(tx, state.ledger, arrival)
-            except ChainError:
-                pass
             continue
 
         _, m, smuggle = op

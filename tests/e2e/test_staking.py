@@ -680,7 +680,7 @@ async def test_hybrid_auto_attest_votes_on_mined_blocks_and_finalizes(pos):
         height = await mine_block(pos.p, w.bob)
         # The driver votes for the new block: wait for it before mining the next one.
         rt = pos.beacon._runtimes.get(gid)
-        await pos.sb.wait_until(lambda: rt is not None and rt.last_slot >= height, timeout=5, describe="a tick")
+        await pos.sb.wait_until(lambda rt=rt, height=height: rt is not None and rt.last_slot >= height, timeout=5, describe="a tick")
         if finalized() >= 2:
             break
     assert finalized() >= 2
