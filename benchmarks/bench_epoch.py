@@ -97,7 +97,10 @@ def main() -> int:
     ours_ms = statistics.median(ours) * 1_000
     base_ms = statistics.median(base) * 1_000
     print(f"validators: {args.validators:,}, repeats: {args.repeats}, epochs since finality: {EPOCHS_SINCE_FINALITY}")
-    print(f"epoch end (finality + rewards): median {ours_ms:.2f} ms (min {min(ours) * 1000:.2f}, max {max(ours) * 1000:.2f})")
+    print(
+        f"epoch end (finality + rewards): median {ours_ms:.2f} ms (min {min(ours) * 1000:.2f}, max "
+        f"{max(ours) * 1000:.2f})"
+    )
     print(f"baseline (loop summing balances): median {base_ms:.3f} ms")
     print(f"ratio {ours_ms / base_ms:.1f}x baseline; minted {summary.minted:,} burned {summary.burned:,} nanopoints")
     wired_ms = statistics.median(wired_epoch_transition(args.validators, args.repeats)) * 1_000

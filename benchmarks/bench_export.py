@@ -183,7 +183,9 @@ async def main(args: argparse.Namespace) -> int:
                 started = time.perf_counter()
                 for guild, _, _ in big:
                     await build_chain(built, guild.id, args.blocks)
-                print(f"built {args.big_servers} chains of {args.blocks:,} blocks in {time.perf_counter() - started:.0f}s")
+                print(
+                    f"built {args.big_servers} chains of {args.blocks:,} blocks in {time.perf_counter() - started:.0f}s"
+                )
                 shutil.copy(built, db)
             env = {
                 **os.environ,
@@ -247,7 +249,9 @@ async def main(args: argparse.Namespace) -> int:
         "pointed at that file)"
     )
     print(row(f"{len(rounds)} rounds of {args.big_servers} verifies", verifying, verifying_lag))
-    print(f"  a round (every big server's chain replayed, one at a time) took {statistics.median(rounds):.2f}s (median)")
+    print(
+        f"  a round (every big server's chain replayed, one at a time) took {statistics.median(rounds):.2f}s (median)"
+    )
     worst, lag99 = max(loaded), loaded_lag[1]
     print(
         f"  ratio loaded/baseline reply p99 {percentile(loaded, 0.99) / percentile(baseline, 0.99):.2f}\n"

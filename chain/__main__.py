@@ -72,7 +72,9 @@ async def open_node(args: argparse.Namespace, core: HashingCore | None = None, *
     master_key = None
     if wallets:
         master_key = load_master_key(db_path)
-        judge_master_key(master_key, await Store.sealed_secrets(db_path), source="the master key", database=str(db_path))
+        judge_master_key(
+            master_key, await Store.sealed_secrets(db_path), source="the master key", database=str(db_path)
+        )
     store = await Store.open(db_path)
     node = Node(store, clock=time.time, randomness=os.urandom, master_key=master_key, hashing_core=core)
     await node.load()

@@ -200,7 +200,9 @@ def compute_inactivity_penalty(effective_balance: int, epochs_since_finality: in
 def compute_total_active_balance(participation: EpochParticipation) -> int:
     # Not strict: process_epoch sums before the rewards step checks the lengths, and that step
     # is the one to refuse a mismatch, with a RewardsError that says which list is off.
-    total = sum(eb for eb, active in zip(participation.effective_balances, participation.active, strict=False) if active)
+    total = sum(
+        eb for eb, active in zip(participation.effective_balances, participation.active, strict=False) if active
+    )
     return max(EFFECTIVE_BALANCE_INCREMENT_UNITS, total)
 
 

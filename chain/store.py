@@ -698,7 +698,11 @@ class Store:
                     "validator key",
                     "SELECT chain_id, owner, sealed_key FROM validator_keys ORDER BY created_at LIMIT 1",
                 ),
-                ("webhooks", "webhook URL", "SELECT chain_id, NULL, sealed_url FROM webhooks ORDER BY updated_at LIMIT 1"),
+                (
+                    "webhooks",
+                    "webhook URL",
+                    "SELECT chain_id, NULL, sealed_url FROM webhooks ORDER BY updated_at LIMIT 1",
+                ),
             )
             for table, kind, query in queries:
                 if table in tables:
@@ -1580,7 +1584,8 @@ class Store:
         async with self._transaction() as db:
             if validator_key is not None:
                 await db.execute(
-                    "INSERT INTO validator_keys (chain_id, owner, pubkey, sealed_key, created_at) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO validator_keys (chain_id, owner, pubkey, sealed_key, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
                     (chain_id, validator_key.owner, validator_key.pubkey, validator_key.sealed_key, now),
                 )
             await db.execute(

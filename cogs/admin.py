@@ -115,16 +115,19 @@ def describe_consensus(config: ConsensusConfig, merged: bool) -> str:
     epoch = f"**{config.slots_per_epoch} slots** ({config.slots_per_epoch * config.slot_duration_s:,} s)"
     if config.mode != "pos" and not merged:
         epoch += f"; before the Merge, {counted(config.checkpoint_interval_blocks, 'block')}"
-    return "\n".join([
-        f"Mode: **{config.mode}** ({MODE_NAMES.get(config.mode, config.mode)})",
-        f"Slot length: **{config.slot_duration_s:,} s**",
-        f"Epoch length: {epoch}",
-        f"Minimum deposit: **{config.min_deposit_points:,} pts**",
-        f"Issuance rate: **{percent_from_bp(config.issuance_rate_bp)} a year** of the staked points",
-        f"Unbonding: **{counted(config.unbonding_epochs, 'epoch')}** ({config.slashed_unbonding_epochs:,} after a slashing)",
-        f"Slashing penalty: **1/{config.slashing_penalty_quotient}** of the effective stake burned",
-        f"The Merge: {describe_merge_schedule(config, merged)}",
-    ])
+    return "\n".join(
+        [
+            f"Mode: **{config.mode}** ({MODE_NAMES.get(config.mode, config.mode)})",
+            f"Slot length: **{config.slot_duration_s:,} s**",
+            f"Epoch length: {epoch}",
+            f"Minimum deposit: **{config.min_deposit_points:,} pts**",
+            f"Issuance rate: **{percent_from_bp(config.issuance_rate_bp)} a year** of the staked points",
+            f"Unbonding: **{counted(config.unbonding_epochs, 'epoch')}** "
+            f"({config.slashed_unbonding_epochs:,} after a slashing)",
+            f"Slashing penalty: **1/{config.slashing_penalty_quotient}** of the effective stake burned",
+            f"The Merge: {describe_merge_schedule(config, merged)}",
+        ]
+    )
 
 
 def describe_slot_budget(left: int, per_hour: int, idle: bool) -> str:
@@ -363,7 +366,9 @@ class ResetView(discord.ui.View):
 
 @app_commands.default_permissions(manage_guild=True)
 @app_commands.guild_only()
-class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_description="Run this server's playground"):
+class Admin(
+    PlaygroundCog, commands.GroupCog, group_name="playground", group_description="Run this server's playground"
+):
     def __init__(self, services: Services) -> None:
         self.services = services
         super().__init__()
@@ -589,7 +594,8 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         embed.add_field(
             name="Gone",
             value=f"all {counted(state.height, 'block')}, every balance ({points(sum(holders))} held by "
-            f"{counted(len(holders), 'member')}) and stake, pending transfers and rule changes; running mining sessions end",
+            f"{counted(len(holders), 'member')}) and stake, pending transfers and rule changes; "
+            "running mining sessions end",
             inline=False,
         )
         await ask_to_confirm(interaction, embed, view)
@@ -716,7 +722,9 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
                 f"{duration(webhook.rate_limited_for_s)} (waiting for {duration(webhook.posting_for_s)} so far)"
             )
         elif webhook.stalled:
-            health = f"<#{webhook.channel_id}> — ⏳ slow: a post has waited {duration(webhook.posting_for_s)} for Discord"
+            health = (
+                f"<#{webhook.channel_id}> — ⏳ slow: a post has waited {duration(webhook.posting_for_s)} for Discord"
+            )
         else:
             health = f"<#{webhook.channel_id}> — ✅ ok"
         embed.add_field(name="Webhook", value=health, inline=False)
@@ -724,7 +732,8 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         embed.add_field(name="Mining here", value=counted(len(here), "session"))
         rate = f"~{core.worker_rate * core.workers:,} H/s" if core.worker_rate else "rate measured when mining starts"
         embed.add_field(
-            name="Hashing core", value=f"{counted(core.workers, 'worker')}, {rate}, {counted(core.sessions, 'session')} in all"
+            name="Hashing core",
+            value=f"{counted(core.workers, 'worker')}, {rate}, {counted(core.sessions, 'session')} in all",
         )
         embed.add_field(
             name="Rule change",
@@ -948,7 +957,8 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         embed.add_field(
             name="Gone",
             value=f"all {counted(state.height, 'block')}, every balance ({points(sum(holders))} held by "
-            f"{counted(len(holders), 'member')}), {counted(pending_transfers, 'pending transfer')} and any pending rule change; "
+            f"{counted(len(holders), 'member')}), {counted(pending_transfers, 'pending transfer')} and any pending "
+            "rule change; "
             "running mining sessions end",
             inline=False,
         )

@@ -153,8 +153,11 @@ class CheckedFlag(app_commands.Transformer):
     async def transform(self, interaction: discord.Interaction, value: Any, /) -> bool:
         if not isinstance(value, bool):
             name = option_name(interaction, self)
-            raise OptionRefused(value, self, f"`{name}` must be true or false; you sent {shown_value(value, typed=True)}. "
-                                "Nothing was changed.")
+            raise OptionRefused(
+                value,
+                self,
+                f"`{name}` must be true or false; you sent {shown_value(value, typed=True)}. Nothing was changed.",
+            )
         return value
 
 

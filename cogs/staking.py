@@ -316,7 +316,10 @@ class AttestButton(discord.ui.DynamicItem[discord.ui.Button], template=ATTEST_TE
 # On the group: Discord ignores guild_only on subcommands, so only this keeps it out of DMs.
 @app_commands.guild_only()
 class Staking(
-    PlaygroundCog, commands.GroupCog, group_name="stake", group_description="Stake points and validate this server's chain"
+    PlaygroundCog,
+    commands.GroupCog,
+    group_name="stake",
+    group_description="Stake points and validate this server's chain",
 ):
     def __init__(self, bot: commands.Bot, services: Services) -> None:
         self.bot = bot
@@ -521,9 +524,13 @@ class Staking(
         await interaction.response.send_message(embed=vote_embed(receipt, double_vote=double_vote))
 
     @app_commands.command(name="auto")
-    @app_commands.describe(state="on: the bot votes for you once an epoch; off: you vote yourself (Attest button, /stake attest)")
+    @app_commands.describe(
+        state="on: the bot votes for you once an epoch; off: you vote yourself (Attest button, /stake attest)"
+    )
     async def auto(
-        self, interaction: discord.Interaction, state: OneOf["on", "off"]  # noqa: F821 - OneOf is Literal to type checkers: its strings are choices, not names
+        self,
+        interaction: discord.Interaction,
+        state: OneOf["on", "off"],  # noqa: F821 - OneOf is Literal to type checkers: its strings are choices, not names
     ) -> None:
         """Turn auto-attest on or off: the bot votes for you once an epoch, never anything slashable."""
         guild_id = require_guild(interaction)

@@ -29,7 +29,9 @@ class CommandRegistry:
             return self.global_commands
         return self.guild_commands.setdefault(guild_id, [])
 
-    def _normalise(self, raw: dict[str, Any], guild_id: Optional[int], existing: Optional[dict[str, Any]]) -> dict[str, Any]:
+    def _normalise(
+        self, raw: dict[str, Any], guild_id: Optional[int], existing: Optional[dict[str, Any]]
+    ) -> dict[str, Any]:
         cmd = copy.deepcopy(raw)
         cmd.setdefault("type", 1)
         cmd.setdefault("description", "" if cmd["type"] != 1 else cmd.get("description", ""))

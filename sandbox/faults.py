@@ -263,7 +263,9 @@ class FaultInjector:
         """
         return self.add(Fault(name="slow_answer", pattern=pattern, answer_delay=seconds, passthrough=True, times=times))
 
-    def enforce_bucket(self, pattern: Pattern, *, limit: int, per: float, name: Optional[str] = None) -> RateLimitBucket:
+    def enforce_bucket(
+        self, pattern: Pattern, *, limit: int, per: float, name: Optional[str] = None
+    ) -> RateLimitBucket:
         """Enforce a real rate limit so discord.py's pre-emptive bucket handling is exercised."""
         bucket = RateLimitBucket(pattern=pattern, limit=limit, per=per, name=name or str(pattern))
         self.buckets.append(bucket)

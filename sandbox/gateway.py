@@ -350,7 +350,9 @@ class Gateway:
                 members = [m for m in members if m.id in wanted]
                 not_found = [str(u) for u in wanted - {m.id for m in members}]
             elif query:
-                members = [m for m in members if m.name.lower().startswith(query) or m.display_name.lower().startswith(query)]
+                members = [
+                    m for m in members if m.name.lower().startswith(query) or m.display_name.lower().startswith(query)
+                ]
             if limit:
                 members = members[:limit]
             payload: dict[str, Any] = {

@@ -52,7 +52,14 @@ CALLBACK_NAMES = {
 # Which callback types each interaction type may use (Discord rejects the rest with 400).
 ALLOWED_CALLBACKS = {
     APPLICATION_COMMAND: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, MODAL, LAUNCH_ACTIVITY},
-    MESSAGE_COMPONENT: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE, MODAL, LAUNCH_ACTIVITY},
+    MESSAGE_COMPONENT: {
+        CHANNEL_MESSAGE,
+        DEFERRED_CHANNEL_MESSAGE,
+        DEFERRED_UPDATE_MESSAGE,
+        UPDATE_MESSAGE,
+        MODAL,
+        LAUNCH_ACTIVITY,
+    },
     AUTOCOMPLETE: {AUTOCOMPLETE_RESULT},
     MODAL_SUBMIT: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE},
 }
@@ -212,7 +219,9 @@ class InteractionHandle:
     def describe(self) -> str:
         parts = [repr(self)]
         if self.rejected:
-            parts.append("rejected requests: " + ", ".join(f"{r.key} -> {r.status} {r.response}" for r in self.rejected))
+            parts.append(
+                "rejected requests: " + ", ".join(f"{r.key} -> {r.status} {r.response}" for r in self.rejected)
+            )
         if self.original is not None:
             parts.append(f"original={self.original.content!r} loading={self.original.loading}")
         if self.followups:
@@ -278,7 +287,9 @@ def resolve_leaf(command: dict[str, Any], parts: list[str]) -> tuple[list[dict[s
     chain: list[dict[str, Any]] = []
     options: list[dict[str, Any]] = command.get("options") or []
     for part in parts[1:]:
-        sub = next((o for o in options if o.get("type") in (SUB_COMMAND, SUB_COMMAND_GROUP) and o["name"] == part), None)
+        sub = next(
+            (o for o in options if o.get("type") in (SUB_COMMAND, SUB_COMMAND_GROUP) and o["name"] == part), None
+        )
         if sub is None:
             names = [o["name"] for o in options if o.get("type") in (SUB_COMMAND, SUB_COMMAND_GROUP)]
             raise SandboxError(f"/{' '.join(parts)}: no subcommand {part!r} (available: {', '.join(names) or 'none'})")
@@ -336,7 +347,9 @@ class OptionBuilder:
         by_name = {d["name"]: d for d in definitions}
         unknown = [k for k in values if k not in by_name]
         if unknown:
-            raise SandboxError(f"/{path}: unknown option(s) {', '.join(unknown)}; expected {', '.join(by_name) or 'none'}")
+            raise SandboxError(
+                f"/{path}: unknown option(s) {', '.join(unknown)}; expected {', '.join(by_name) or 'none'}"
+            )
         if focused is not None and focused not in by_name:
             raise SandboxError(f"/{path}: focused option {focused!r} does not exist")
         out: list[dict[str, Any]] = []
@@ -345,7 +358,14 @@ class OptionBuilder:
             if name == focused:
                 # Autocomplete sends the user's partial input verbatim, as a string, whatever the type.
                 raw = values.get(name, "")
-                out.append({"type": definition["type"], "name": name, "value": "" if raw is None else str(raw), "focused": True})
+                out.append(
+                    {
+                        "type": definition["type"],
+                        "name": name,
+                        "value": "" if raw is None else str(raw),
+                        "focused": True,
+                    }
+                )
                 continue
             if name not in values or values[name] is None:
                 if definition.get("required") and focused is None and self.validate:

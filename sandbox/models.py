@@ -497,7 +497,9 @@ class Message:
         walk(self.components)
         return found
 
-    def find_component(self, *, custom_id: Optional[str] = None, label: Optional[str] = None) -> Optional[dict[str, Any]]:
+    def find_component(
+        self, *, custom_id: Optional[str] = None, label: Optional[str] = None
+    ) -> Optional[dict[str, Any]]:
         for comp in self.iter_components():
             if custom_id is not None and comp.get("custom_id") == custom_id:
                 return comp

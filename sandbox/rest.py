@@ -32,9 +32,23 @@ from .models import (
     Message,
     Webhook,
 )
-from .permissions import ADD_REACTIONS, MANAGE_MESSAGES, MANAGE_WEBHOOKS, READ_MESSAGE_HISTORY, SEND_MESSAGES, VIEW_CHANNEL
+from .permissions import (
+    ADD_REACTIONS,
+    MANAGE_MESSAGES,
+    MANAGE_WEBHOOKS,
+    READ_MESSAGE_HISTORY,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
+)
 from .records import CallbackRecord, RequestRecord, SandboxEvent, UploadedFile
-from .validation import FormErrors, is_empty_message, validate_choices, validate_command, validate_message, validate_modal
+from .validation import (
+    FormErrors,
+    is_empty_message,
+    validate_choices,
+    validate_command,
+    validate_message,
+    validate_modal,
+)
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -150,10 +164,25 @@ class RestApi:
         r("POST", "/webhooks/{webhook_id}/{webhook_token}", self.execute_webhook, auth=False)
         r("GET", "/webhooks/{webhook_id}/{webhook_token}/messages/@original", self.get_webhook_message, auth=False)
         r("PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/@original", self.edit_webhook_message, auth=False)
-        r("DELETE", "/webhooks/{webhook_id}/{webhook_token}/messages/@original", self.delete_webhook_message, auth=False)
+        r(
+            "DELETE",
+            "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
+            self.delete_webhook_message,
+            auth=False,
+        )
         r("GET", "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}", self.get_webhook_message, auth=False)
-        r("PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}", self.edit_webhook_message, auth=False)
-        r("DELETE", "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}", self.delete_webhook_message, auth=False)
+        r(
+            "PATCH",
+            "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
+            self.edit_webhook_message,
+            auth=False,
+        )
+        r(
+            "DELETE",
+            "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
+            self.delete_webhook_message,
+            auth=False,
+        )
         r("POST", "/interactions/{interaction_id}/{interaction_token}/callback", self.interaction_callback, auth=False)
 
     def _add(self, method: str, template: str, handler: Handler, *, auth: bool = True) -> None:
@@ -213,7 +242,13 @@ class RestApi:
             return self._respond(record, 401, {"message": "401: Unauthorized", "code": 0})
 
         extra_headers: dict[str, str] = {}
-        major = params.get("channel_id") or params.get("guild_id") or params.get("webhook_id") or params.get("interaction_id") or ""
+        major = (
+            params.get("channel_id")
+            or params.get("guild_id")
+            or params.get("webhook_id")
+            or params.get("interaction_id")
+            or ""
+        )
         for bucket in self.sb.faults.buckets_for(record):
             ok, headers, retry_after = bucket.take(record, major)
             extra_headers.update(headers)
@@ -297,7 +332,9 @@ class RestApi:
         if status != 429 and route is not None:
             # Generous static bucket info: exercises discord.py's bucket-hash bookkeeping without throttling it.
             out_headers.update(
-                rate_limit_headers(limit=50, remaining=49, reset_after=1.0, bucket=bucket_hash(route.method + route.template))
+                rate_limit_headers(
+                    limit=50, remaining=49, reset_after=1.0, bucket=bucket_hash(route.method + route.template)
+                )
             )
         if headers:
             out_headers.update(headers)
@@ -382,14 +419,18 @@ class RestApi:
             validate_command(cmd, errors, (str(i),))
             key = (cmd.get("name"), cmd.get("type", 1))
             if key in seen:
-                errors.add((str(i), "name"), "APPLICATION_COMMANDS_DUPLICATE_NAME", "Application command names must be unique")
+                errors.add(
+                    (str(i), "name"), "APPLICATION_COMMANDS_DUPLICATE_NAME", "Application command names must be unique"
+                )
             seen.add(key)
         if sum(1 for c in payload if c.get("type", 1) == 1) > 100:
             errors.add((), "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
         if errors:
             return 400, errors.body()
         result = self.sb.commands.bulk_overwrite(scope, payload)
-        _log.info("commands synced (%s): %s", "global" if scope is None else f"guild {scope}", [c["name"] for c in result])
+        _log.info(
+            "commands synced (%s): %s", "global" if scope is None else f"guild {scope}", [c["name"] for c in result]
+        )
         return 200, result
 
     async def upsert_command(self, ctx: Ctx) -> tuple[int, Any]:
@@ -417,7 +458,9 @@ class RestApi:
         return 200, cmd
 
     async def delete_command(self, ctx: Ctx) -> tuple[int, Any]:
-        if not self.sb.commands.delete(self._command_scope(ctx), ctx.int_param("command_id", "application command", 10063)):
+        if not self.sb.commands.delete(
+            self._command_scope(ctx), ctx.int_param("command_id", "application command", 10063)
+        ):
             raise unknown("application command", 10063)
         return 204, None
 
@@ -673,9 +716,16 @@ class RestApi:
             # Discord only creates the interaction webhook once the interaction is acknowledged.
             raise unknown("Webhook", 10015)
         original = handle.original
-        if handle.ack_type == ix.DEFERRED_CHANNEL_MESSAGE and original is not None and original.loading and not original.deleted:
+        if (
+            handle.ack_type == ix.DEFERRED_CHANNEL_MESSAGE
+            and original is not None
+            and original.loading
+            and not original.deleted
+        ):
             # Discord turns the first followup after a "thinking" defer into that message's content.
-            self.sb.edit_message(original, payload, ctx.files, source=ctx.record.key, validate=self._validate_edit, clear_loading=True)
+            self.sb.edit_message(
+                original, payload, ctx.files, source=ctx.record.key, validate=self._validate_edit, clear_loading=True
+            )
             return 200, original.payload()
         self._validate_create(payload, ctx.files)
         msg = self.sb.create_message(
@@ -722,7 +772,9 @@ class RestApi:
 
     async def edit_webhook_message(self, ctx: Ctx) -> tuple[int, Any]:
         msg = self._webhook_message(ctx)
-        self.sb.edit_message(msg, ctx.json_object(), ctx.files, source=ctx.record.key, validate=self._validate_edit, clear_loading=True)
+        self.sb.edit_message(
+            msg, ctx.json_object(), ctx.files, source=ctx.record.key, validate=self._validate_edit, clear_loading=True
+        )
         return 200, msg.payload()
 
     async def delete_webhook_message(self, ctx: Ctx) -> tuple[int, Any]:
@@ -747,12 +799,16 @@ class RestApi:
         data = payload.get("data")
 
         def reject(status: int, code: int, message: str, body: Optional[dict[str, Any]] = None) -> ApiError:
-            handle.callbacks.append(CallbackRecord(cb_type if isinstance(cb_type, int) else -1, data, now, latency, False, code))
+            handle.callbacks.append(
+                CallbackRecord(cb_type if isinstance(cb_type, int) else -1, data, now, latency, False, code)
+            )
             return ApiError(status, code, message, body)
 
         deadline = self.sb.ack_deadline
         if deadline is not None and latency > deadline and not handle.acknowledged:
-            _log.warning("interaction %s acknowledged after %.2fs (> %.1fs): Unknown interaction", handle.id, latency, deadline)
+            _log.warning(
+                "interaction %s acknowledged after %.2fs (> %.1fs): Unknown interaction", handle.id, latency, deadline
+            )
             raise reject(404, 10062, "Unknown interaction")
         if handle.acknowledged:
             raise reject(400, 40060, "Interaction has already been acknowledged.")
@@ -783,7 +839,9 @@ class RestApi:
                 raise reject(400, 50035, "Invalid Form Body", errors.body())
             if cb_type == ix.UPDATE_MESSAGE:
                 try:
-                    self.sb.edit_message(message, data_obj, ctx.files, source=ctx.record.key, validate=self._validate_edit)
+                    self.sb.edit_message(
+                        message, data_obj, ctx.files, source=ctx.record.key, validate=self._validate_edit
+                    )
                 except ApiError as exc:
                     raise reject(exc.status, exc.body.get("code", 0), exc.body.get("message", ""), exc.body) from None
             handle.original = message
@@ -814,7 +872,9 @@ class RestApi:
                 resource["message"] = message.payload()
         return 200, {"interaction": interaction, "resource": resource}
 
-    def _interaction_message(self, ctx: Ctx, handle: ix.InteractionHandle, data: dict[str, Any], *, loading: bool) -> Message:
+    def _interaction_message(
+        self, ctx: Ctx, handle: ix.InteractionHandle, data: dict[str, Any], *, loading: bool
+    ) -> Message:
         extra = LOADING if loading else 0
         msg = self.sb.create_message(
             handle.channel,

@@ -463,7 +463,9 @@ class Sandbox:
             role.permissions = to_permission_value(permissions)
         if flags:
             role.permissions = apply_flags(role.permissions, flags)
-        self.gateway.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(role.guild_id), "role": role.payload()}, intent=GUILDS)
+        self.gateway.dispatch(
+            "GUILD_ROLE_UPDATE", {"guild_id": str(role.guild_id), "role": role.payload()}, intent=GUILDS
+        )
         self.notifier.notify()
         return role.permissions
 
@@ -522,7 +524,9 @@ class Sandbox:
         g = self.guild(guild)
         channel = g.find_channel(ref)
         if channel is None:
-            raise SandboxError(f"no channel {ref!r} in {g.name} (known: {', '.join('#' + c.name for c in g.channels.values())})")
+            raise SandboxError(
+                f"no channel {ref!r} in {g.name} (known: {', '.join('#' + c.name for c in g.channels.values())})"
+            )
         return channel
 
     def member(self, guild: GuildRef, ref: MemberRef) -> Member:
@@ -771,7 +775,13 @@ class Sandbox:
             flags &= ~LOADING
         if not (content or embeds or components or attachments) and not (flags & LOADING) and not msg.deleted:
             raise ApiError(400, 50006, "Cannot send an empty message")
-        msg.content, msg.embeds, msg.components, msg.flags, msg.attachments = content, embeds, components, flags, attachments
+        msg.content, msg.embeds, msg.components, msg.flags, msg.attachments = (
+            content,
+            embeds,
+            components,
+            flags,
+            attachments,
+        )
         # Discord does not mark the first edit of a deferred "thinking" message as an edit.
         if not was_loading:
             msg.edited_at = iso_now()
@@ -821,7 +831,9 @@ class Sandbox:
         wh = webhook if isinstance(webhook, Webhook) else self.webhooks[webhook]
         wh.deleted = True
         self.gateway.dispatch(
-            "WEBHOOKS_UPDATE", {"guild_id": str(wh.channel.guild.id), "channel_id": str(wh.channel.id)}, intent=GUILD_WEBHOOKS
+            "WEBHOOKS_UPDATE",
+            {"guild_id": str(wh.channel.guild.id), "channel_id": str(wh.channel.id)},
+            intent=GUILD_WEBHOOKS,
         )
         self.notifier.notify(SandboxEvent("webhook_delete", detail=wh))
 
@@ -846,12 +858,18 @@ class Sandbox:
         return [
             m
             for m in channel.messages
-            if (include_ephemeral or not m.ephemeral) and (include_deleted or not m.deleted) and (kind is None or m.kind == kind)
+            if (include_ephemeral or not m.ephemeral)
+            and (include_deleted or not m.deleted)
+            and (kind is None or m.kind == kind)
         ]
 
     def find_requests(self, pattern: Optional[str] = None, *, status: Optional[int] = None) -> list[RequestRecord]:
         """Requests matching "METHOD /path-glob" or "METHOD /route/{template}" (see records.route_pattern_matches)."""
-        return [r for r in self.requests if (pattern is None or r.matches(pattern)) and (status is None or r.status == status)]
+        return [
+            r
+            for r in self.requests
+            if (pattern is None or r.matches(pattern)) and (status is None or r.status == status)
+        ]
 
     def add_listener(self, listener: Callable[[SandboxEvent], None]) -> None:
         self.notifier.add_listener(listener)
@@ -863,7 +881,10 @@ class Sandbox:
         self.notifier.notify(SandboxEvent(kind, interaction=handle))
 
     async def wait_until(
-        self, predicate: Callable[[], Optional[T]], timeout: float = 5.0, describe: Union[str, Callable[[], str]] = "condition"
+        self,
+        predicate: Callable[[], Optional[T]],
+        timeout: float = 5.0,
+        describe: Union[str, Callable[[], str]] = "condition",
     ) -> T:
         return await self.notifier.wait_until(predicate, timeout, describe)
 
@@ -926,7 +947,9 @@ class Sandbox:
         needed = int(required)
         # "0" hides a command from everyone but administrators.
         if (needed == 0 and perms != ALL_PERMISSIONS) or (perms & needed) != needed:
-            raise SandboxError(f"{member.name} cannot use /{path}: Discord hides it from members lacking permissions {needed}")
+            raise SandboxError(
+                f"{member.name} cannot use /{path}: Discord hides it from members lacking permissions {needed}"
+            )
 
     async def invoke(
         self,
@@ -1036,11 +1059,15 @@ class Sandbox:
         if comp.get("disabled"):
             raise SandboxError(f"button {comp.get('label')!r} is disabled")
         if comp.get("style") == 5 or not comp.get("custom_id"):
-            raise SandboxError(f"button {comp.get('label')!r} is a link button; Discord opens {comp.get('url')} instead")
+            raise SandboxError(
+                f"button {comp.get('label')!r} is a link button; Discord opens {comp.get('url')} instead"
+            )
         data = {"custom_id": comp["custom_id"], "component_type": 2}
         if "id" in comp:
             data["id"] = comp["id"]
-        return await self._dispatch_interaction(ix.MESSAGE_COMPONENT, msg.guild, msg.channel, m, data, source_message=msg)
+        return await self._dispatch_interaction(
+            ix.MESSAGE_COMPONENT, msg.guild, msg.channel, m, data, source_message=msg
+        )
 
     async def select(
         self,
@@ -1073,7 +1100,9 @@ class Sandbox:
             chosen = [builder.convert(custom_id, {"type": kind, "name": custom_id}, v, validate=False) for v in chosen]
             data["resolved"] = builder.resolved
         data["values"] = chosen
-        return await self._dispatch_interaction(ix.MESSAGE_COMPONENT, msg.guild, msg.channel, m, data, source_message=msg)
+        return await self._dispatch_interaction(
+            ix.MESSAGE_COMPONENT, msg.guild, msg.channel, m, data, source_message=msg
+        )
 
     async def submit_modal(
         self,
@@ -1112,7 +1141,9 @@ class Sandbox:
                     if value is None:
                         value = comp.get("value") or ""
                     if comp.get("required", True) and not value:
-                        raise SandboxError(f"modal field {comp.get('label') or label or comp['custom_id']!r} is required")
+                        raise SandboxError(
+                            f"modal field {comp.get('label') or label or comp['custom_id']!r} is required"
+                        )
                     out.append({"type": 4, "custom_id": comp["custom_id"], "value": str(value)})
                 elif ctype in (3, 5, 6, 7, 8):
                     value = pick(comp, label)

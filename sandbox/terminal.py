@@ -506,7 +506,10 @@ class Terminal:
             elif name == "requests":
                 count = int(args[0]) if args else 10
                 for rec in self.sb.requests[-count:]:
-                    self.out.line(f"  {rec.method} {rec.route or rec.path} → {rec.status}{' (' + rec.fault + ')' if rec.fault else ''}")
+                    self.out.line(
+                        f"  {rec.method} {rec.route or rec.path} → "
+                        f"{rec.status}{' (' + rec.fault + ')' if rec.fault else ''}"
+                    )
             else:
                 self.out.line(f"✗ unknown command :{name} (type :help)")
         except SandboxError as exc:
@@ -640,7 +643,9 @@ async def run_terminal(
             where = f"{g.name} #{term._channel_for(g).name}" if g is not None and g.channels else "no guild yet"
             for line in describe_world(sandbox):
                 term.out.line(line)
-            term.out.line(f"Discord sandbox terminal — speaking in {where}. Type :help for commands, :who for this list.")
+            term.out.line(
+                f"Discord sandbox terminal — speaking in {where}. Type :help for commands, :who for this list."
+            )
         async for raw in _lines(reader):
             await term.handle_line(raw)
             if not term.running:

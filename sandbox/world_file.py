@@ -31,7 +31,19 @@ from typing import TYPE_CHECKING, Any, Optional
 from .commands import CommandRegistry
 from .errors import SandboxError
 from .ids import bot_token_for
-from .models import KIND_FOLLOWUP, KIND_INTERACTION, Attachment, Channel, Guild, Member, Message, Overwrite, Role, User, Webhook
+from .models import (
+    KIND_FOLLOWUP,
+    KIND_INTERACTION,
+    Attachment,
+    Channel,
+    Guild,
+    Member,
+    Message,
+    Overwrite,
+    Role,
+    User,
+    Webhook,
+)
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -114,7 +126,9 @@ def _channel(channel: Channel) -> dict[str, Any]:
         "position": channel.position,
         "topic": channel.topic,
         "type": channel.type,
-        "overwrites": [{"id": o.id, "type": o.type, "allow": o.allow, "deny": o.deny} for o in channel.overwrites.values()],
+        "overwrites": [
+            {"id": o.id, "type": o.type, "allow": o.allow, "deny": o.deny} for o in channel.overwrites.values()
+        ],
     }
 
 
@@ -185,7 +199,10 @@ def snapshot(sb: "Sandbox", cache: Optional[MessageCache] = None) -> str:
             }
             for w in sb.webhooks.values()
         ],
-        "commands": {"global": sb.commands.global_commands, "guilds": {str(g): c for g, c in sb.commands.guild_commands.items()}},
+        "commands": {
+            "global": sb.commands.global_commands,
+            "guilds": {str(g): c for g, c in sb.commands.guild_commands.items()},
+        },
     }
     old = cache if cache is not None else {}
     fresh: MessageCache = {}
@@ -300,7 +317,9 @@ def restore(sb: "Sandbox", data: dict[str, Any], path: Path) -> None:
 def _restore(sb: "Sandbox", data: dict[str, Any]) -> None:
     users: dict[int, User] = {}
     for raw in data["users"]:
-        user = User(id=int(raw["id"]), username=str(raw["username"]), bot=bool(raw["bot"]), global_name=raw["global_name"])
+        user = User(
+            id=int(raw["id"]), username=str(raw["username"]), bot=bool(raw["bot"]), global_name=raw["global_name"]
+        )
         users[user.id] = user
 
     def user_of(raw: dict[str, Any]) -> User:
@@ -308,7 +327,9 @@ def _restore(sb: "Sandbox", data: dict[str, Any]) -> None:
         known = users.get(int(raw["id"]))
         if known is not None:
             return known
-        return User(id=int(raw["id"]), username=str(raw["username"]), bot=bool(raw["bot"]), global_name=raw["global_name"])
+        return User(
+            id=int(raw["id"]), username=str(raw["username"]), bot=bool(raw["bot"]), global_name=raw["global_name"]
+        )
 
     ids = data["ids"]
     sb.ids.advance_to(int(ids["last_ms"]), int(ids["increment"]))
@@ -348,14 +369,25 @@ def _restore(sb: "Sandbox", data: dict[str, Any]) -> None:
         for m in raw["members"]:
             user = users[int(m["user_id"])]
             guild.members[user.id] = Member(
-                user=user, guild=guild, role_ids=[int(r) for r in m["role_ids"]], nick=m["nick"], joined_at=str(m["joined_at"])
+                user=user,
+                guild=guild,
+                role_ids=[int(r) for r in m["role_ids"]],
+                nick=m["nick"],
+                joined_at=str(m["joined_at"]),
             )
         for c in raw["channels"]:
             channel = Channel(
-                id=int(c["id"]), guild=guild, name=str(c["name"]), position=int(c["position"]), topic=c["topic"], type=int(c["type"])
+                id=int(c["id"]),
+                guild=guild,
+                name=str(c["name"]),
+                position=int(c["position"]),
+                topic=c["topic"],
+                type=int(c["type"]),
             )
             for o in c["overwrites"]:
-                channel.overwrites[int(o["id"])] = Overwrite(id=int(o["id"]), type=int(o["type"]), allow=int(o["allow"]), deny=int(o["deny"]))
+                channel.overwrites[int(o["id"])] = Overwrite(
+                    id=int(o["id"]), type=int(o["type"]), allow=int(o["allow"]), deny=int(o["deny"])
+                )
             guild.channels[channel.id] = channel
             sb.channels[channel.id] = channel
         sb.guilds[guild.id] = guild

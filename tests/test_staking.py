@@ -293,7 +293,11 @@ def test_points_are_conserved(params, operations):
                 registry, penalty = slash_validator(registry, op[1], op[2], epoch, params, op[3])
                 burned += penalty.burned
             elif op[0] == "withdraw":
-                unlocked = [i for i, v in enumerate(registry.validators) if v.withdrawable_epoch <= epoch and registry.balances[i]]
+                unlocked = [
+                    i
+                    for i, v in enumerate(registry.validators)
+                    if v.withdrawable_epoch <= epoch and registry.balances[i]
+                ]
                 registry, amount = process_withdrawal(registry, unlocked[0] if unlocked else 0, epoch)
                 withdrawn += amount
             else:

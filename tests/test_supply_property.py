@@ -30,7 +30,9 @@ pay_op = st.tuples(
     st.sampled_from([0, 0, 0, -1, 1, 2]),  # nonce offset from the next free one (replays and gaps)
     st.sampled_from([False, False, False, True]),  # forge the signature
 )
-mine_op = st.tuples(st.just("mine"), st.integers(0, 3), st.sampled_from([False, False, False, True]))  # miner, smuggle a bad transfer in
+mine_op = st.tuples(
+    st.just("mine"), st.integers(0, 3), st.sampled_from([False, False, False, True])
+)  # miner, smuggle a bad transfer in
 ops = st.lists(st.one_of(pay_op, pay_op, mine_op), min_size=5, max_size=40)
 
 

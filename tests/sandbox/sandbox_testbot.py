@@ -27,7 +27,9 @@ class CounterView(discord.ui.View):
     async def bump(self, interaction: discord.Interaction, button: discord.ui.Button["CounterView"]) -> None:
         self.count += 1
         self.bot.clicks.append((interaction.user.name, interaction.message.id if interaction.message else None))
-        await interaction.response.edit_message(content=f"Bumped {self.count} time(s) by {interaction.user.name}", view=self)
+        await interaction.response.edit_message(
+            content=f"Bumped {self.count} time(s) by {interaction.user.name}", view=self
+        )
 
     @discord.ui.button(label="Later", style=discord.ButtonStyle.secondary, custom_id="later")
     async def later(self, interaction: discord.Interaction, button: discord.ui.Button["CounterView"]) -> None:
@@ -40,7 +42,13 @@ class CounterView(discord.ui.View):
 
 
 class ChooseView(discord.ui.View):
-    @discord.ui.select(custom_id="fruit", placeholder="Fruit", min_values=1, max_values=2, options=[discord.SelectOption(label=f.title(), value=f) for f in FRUITS[:4]])
+    @discord.ui.select(
+        custom_id="fruit",
+        placeholder="Fruit",
+        min_values=1,
+        max_values=2,
+        options=[discord.SelectOption(label=f.title(), value=f) for f in FRUITS[:4]],
+    )
     async def fruit(self, interaction: discord.Interaction, select: discord.ui.Select["ChooseView"]) -> None:
         await interaction.response.send_message(f"fruit: {', '.join(select.values)}")
 
@@ -65,11 +73,14 @@ class Play(commands.GroupCog, group_name="play", group_description="Sandbox exer
 
     @app_commands.command(name="echo", description="Echo typed options back")
     @app_commands.describe(number="An integer", word="A word", who="Somebody")
-    async def echo(self, interaction: discord.Interaction, number: int, word: str, who: Optional[discord.Member] = None) -> None:
+    async def echo(
+        self, interaction: discord.Interaction, number: int, word: str, who: Optional[discord.Member] = None
+    ) -> None:
         who_text = f"{who.name} ({type(who).__name__}, admin={who.guild_permissions.manage_guild})" if who else "nobody"
         await interaction.response.send_message(
             f"number={number + 1} word={word.upper()} who={who_text} guild={interaction.guild_id} "
-            f"caller_manage_guild={interaction.permissions.manage_guild} app_webhooks={interaction.app_permissions.manage_webhooks}"
+            f"caller_manage_guild={interaction.permissions.manage_guild} "
+            f"app_webhooks={interaction.app_permissions.manage_webhooks}"
         )
 
     @app_commands.command(name="secret", description="Ephemeral reply")
@@ -82,7 +93,8 @@ class Play(commands.GroupCog, group_name="play", group_description="Sandbox exer
         for i in range(1, steps + 1):
             await interaction.edit_original_response(content=f"Mining... {i}/{steps}")
         await interaction.edit_original_response(
-            content="Mined!", embed=discord.Embed(title="Block 1", description="nonce found").add_field(name="Hash", value="000abc")
+            content="Mined!",
+            embed=discord.Embed(title="Block 1", description="nonce found").add_field(name="Hash", value="000abc"),
         )
 
     @app_commands.command(name="buttons", description="Reply, then a followup with a view")
@@ -98,7 +110,9 @@ class Play(commands.GroupCog, group_name="play", group_description="Sandbox exer
     @pick.autocomplete("fruit")
     async def pick_fruit(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         count = interaction.namespace.count or 1
-        return [app_commands.Choice(name=f"{f} x{count}", value=f) for f in FRUITS if f.startswith(current.lower())][:25]
+        return [app_commands.Choice(name=f"{f} x{count}", value=f) for f in FRUITS if f.startswith(current.lower())][
+            :25
+        ]
 
     @app_commands.command(name="hook", description="Create a webhook and post embeds through it")
     async def hook(self, interaction: discord.Interaction, reuse: bool = False, blocks: int = 3) -> None:
@@ -110,7 +124,9 @@ class Play(commands.GroupCog, group_name="play", group_description="Sandbox exer
                 self.bot.webhook_url = created.url
             webhook = discord.Webhook.from_url(self.bot.webhook_url, session=self.bot.web)
             embeds = [
-                discord.Embed(title=f"Block {i}", description=f"height {i}", colour=0x2ECC71).add_field(name="txs", value=str(i * 2))
+                discord.Embed(title=f"Block {i}", description=f"height {i}", colour=0x2ECC71).add_field(
+                    name="txs", value=str(i * 2)
+                )
                 for i in range(1, blocks + 1)
             ]
             sent = await webhook.send(wait=True, embeds=embeds, username="Chain Feed")
@@ -132,7 +148,9 @@ class Play(commands.GroupCog, group_name="play", group_description="Sandbox exer
     async def inspect(self, interaction: discord.Interaction, file: discord.Attachment) -> None:
         data = await file.read()
         first = data.decode().splitlines()[0] if data else ""
-        await interaction.response.send_message(f"{file.filename}: {len(data)} bytes, first line {first!r} ({file.content_type})")
+        await interaction.response.send_message(
+            f"{file.filename}: {len(data)} bytes, first line {first!r} ({file.content_type})"
+        )
 
     @app_commands.command(name="form", description="Open a modal")
     async def form(self, interaction: discord.Interaction) -> None:
@@ -160,7 +178,9 @@ class PlaygroundTestBot(commands.Bot):
         self.view_messages: list[int] = []
         self.resumed = asyncio.Event()
 
-        @self.tree.command(name="guildping", description="Only registered in the test guild", guild=discord.Object(guild_id))
+        @self.tree.command(
+            name="guildping", description="Only registered in the test guild", guild=discord.Object(guild_id)
+        )
         async def guildping(interaction: discord.Interaction) -> None:
             await interaction.response.send_message(f"pong from guild {interaction.guild_id}")
 
