@@ -262,13 +262,13 @@ class WebhookNotifier:
             try:
                 for chain_id in await self._due_chains():
                     self._spawn(chain_id)
-            except Exception:  # noqa: BLE001 - the notifier must outlive any one failure
+            except Exception:  # the notifier must outlive any one failure
                 log.exception("webhook delivery pass failed; retrying")
             if self._clock() >= self._next_prune:
                 self._next_prune = self._clock() + PRUNE_INTERVAL_S
                 try:
                     await self.prune()
-                except Exception:  # noqa: BLE001 - pruning is housekeeping: it must not stop delivery
+                except Exception:  # pruning is housekeeping: it must not stop delivery
                     log.exception("pruning delivered events failed; trying again in %.0fs", PRUNE_INTERVAL_S)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._next_wait())
@@ -324,7 +324,7 @@ class WebhookNotifier:
                 return
             try:
                 await self._drain(stored)
-            except Exception:  # noqa: BLE001 - one server's failure must not stop the others
+            except Exception:  # one server's failure must not stop the others
                 log.exception("delivery to the webhook of server %d failed", chain_id)
                 self._back_off(chain_id, "unexpected error", None)
 

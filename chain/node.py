@@ -321,7 +321,7 @@ class Node:
         for chain_id in await self.store.chain_ids():
             try:
                 await self._load_chain(chain_id)
-            except Exception as exc:  # noqa: BLE001 - whatever broke one chain must not stop the others
+            except Exception as exc:  # whatever broke one chain must not stop the others
                 reason = f"{type(exc).__name__}: {exc}"
                 if len(reason) > MAX_OFFLINE_REASON_CHARS:
                     reason = reason[: MAX_OFFLINE_REASON_CHARS - 1] + "…"

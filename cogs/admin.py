@@ -785,7 +785,7 @@ class Admin(
         state="on: members may sign conflicting votes and blocks, to watch slashing; off: the bot refuses"
     )
     async def chaos(
-        self, interaction: discord.Interaction, state: OneOf["on", "off"]  # noqa: F821 - OneOf is Literal to type checkers: its strings are choices, not names
+        self, interaction: discord.Interaction, state: OneOf["on", "off"]  # noqa: F821, UP037 - OneOf is Literal to type checkers: its strings are choices
     ) -> None:
         """Let members break proof of stake's rules on purpose, to watch slashing catch them."""
         guild_id = require_guild(interaction)

@@ -160,7 +160,7 @@ class EpochBoard:
                 await self._write(guild_id, state)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - one failed write must not stop the board
+            except Exception:  # one failed write must not stop the board
                 log.exception("guild %d: could not update the epoch message", guild_id)
 
     async def _write(self, guild_id: int, state: BoardState) -> None:

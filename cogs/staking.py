@@ -362,7 +362,7 @@ class Staking(
             except TimeoutError:
                 log.warning("the slot driver did not stop within %.0fs; cancelling it", timeout_s)
                 driver.cancel()
-            except Exception:  # noqa: BLE001 - stopping must not fail the shutdown
+            except Exception:  # stopping must not fail the shutdown
                 log.exception("the slot driver failed while stopping")
         await self.board.stop()
 
@@ -530,7 +530,7 @@ class Staking(
     async def auto(
         self,
         interaction: discord.Interaction,
-        state: OneOf["on", "off"],  # noqa: F821 - OneOf is Literal to type checkers: its strings are choices, not names
+        state: OneOf["on", "off"],  # noqa: F821, UP037 - OneOf is Literal to type checkers: its strings are choices
     ) -> None:
         """Turn auto-attest on or off: the bot votes for you once an epoch, never anything slashable."""
         guild_id = require_guild(interaction)
@@ -601,7 +601,7 @@ class Staking(
                 # Checked before anything is signed: no vote exists yet, so this is the only one.
                 receipt = await self.beacon.attest(guild_id, owner)
                 moved_on = True
-        except Exception as exc:  # noqa: BLE001 - a refusal is a reply; a bug is logged and answered
+        except Exception as exc:  # a refusal is a reply; a bug is logged and answered
             text = describe_error(exc)
             if text is None:
                 log.exception("attest button (slot %d) failed", slot)
@@ -627,7 +627,7 @@ class Staking(
             started = loop.time()
             try:
                 await self.tick()
-            except Exception:  # noqa: BLE001 - the driver must outlive any one failure
+            except Exception:  # the driver must outlive any one failure
                 log.exception("slot driver pass failed")
             # Read each time, so the interval can be tuned (tests shorten it) without a restart.
             delay = max(0.0, SLOT_DRIVER_INTERVAL_S - (loop.time() - started))
@@ -650,7 +650,7 @@ class Staking(
                 if beacon.mode(guild_id) == "pow" and not beacon.is_merged(guild_id):  # hybrid votes on mined blocks
                     continue
                 outcome = await beacon.on_slot(guild_id, now)
-            except Exception:  # noqa: BLE001 - one server's failure must not stop the others
+            except Exception:  # one server's failure must not stop the others
                 log.exception("guild %d: the slot due at %d failed", guild_id, now)
                 continue
             if outcome is None:

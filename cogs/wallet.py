@@ -189,7 +189,7 @@ class Leaderboard(PlaygroundCog):
     @app_commands.guild_only()
     @app_commands.describe(by="Rank by balance or by blocks mined")
     async def leaderboard(
-        self, interaction: discord.Interaction, by: OneOf["balance", "blocks"] = "balance"  # noqa: F821 - OneOf is Literal to type checkers: its strings are choices, not names
+        self, interaction: discord.Interaction, by: OneOf["balance", "blocks"] = "balance"  # noqa: F821, UP037 - OneOf is Literal to type checkers: its strings are choices
     ) -> None:
         """The server's top members by balance or by blocks mined."""
         guild_id = require_guild(interaction)
