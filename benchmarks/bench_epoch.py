@@ -104,7 +104,7 @@ def main() -> int:
     print(f"baseline (loop summing balances): median {base_ms:.3f} ms")
     print(f"ratio {ours_ms / base_ms:.1f}x baseline; minted {summary.minted:,} burned {summary.burned:,} nanopoints")
     wired_ms = statistics.median(wired_epoch_transition(args.validators, args.repeats)) * 1_000
-    print(f"as wired (chain/beacon.py process_epoch_transition: the above plus activations, exits,")
+    print("as wired (chain/beacon.py process_epoch_transition: the above plus activations, exits,")
     print(f"  withdrawability and the events): median {wired_ms:.2f} ms")
     print(f"target: < {TARGET_MS} ms (both)")
     ok = ours_ms < TARGET_MS and wired_ms < TARGET_MS

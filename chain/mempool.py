@@ -30,15 +30,15 @@ from dataclasses import dataclass
 
 from chain.errors import (
     AlreadyKnownError,
-    MempoolError,
-    ValidationError,
     InsufficientBalanceError,
+    MempoolError,
     MempoolFullError,
     NonceGapError,
     NonceReplayError,
     ReplacementRejectedError,
     TooManyPendingError,
     UnknownAccountError,
+    ValidationError,
 )
 from chain.ledger import Account
 from chain.params import ChainParams

@@ -29,7 +29,6 @@ import aiosqlite
 
 from chain.beacon import ConsensusConfig
 from chain.block import Block
-from chain.header import HEADER_SIZE_BYTES, BlockHeader
 from chain.errors import (
     BlockNotFoundError,
     ChainExistsError,
@@ -40,6 +39,7 @@ from chain.errors import (
     StaleBlockError,
 )
 from chain.events import STAKE_DEPOSITED, STAKE_WITHDRAWN, VALIDATOR_SLASHED, ChainEvent
+from chain.header import HEADER_SIZE_BYTES, BlockHeader
 from chain.ledger import Account
 from chain.mempool import Admission, PendingTransfer
 from chain.op_pool import PooledOperation, deserialize_operation

@@ -20,6 +20,7 @@ from chain.block import Block
 from chain.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.errors import ExportTooLargeError, VerificationError
 from chain.hashing import HASH_SIZE_BYTES, hash_to_display
+from chain.node import TransactionMatches
 from chain.params import ChainParams
 from chain.pow import (
     RetargetExplanation,
@@ -29,10 +30,10 @@ from chain.pow import (
 )
 from chain.proposer import MAX_RANDOM_BYTE, ProposerDraw
 from chain.state import ChainState, compute_difficulty
-from chain.node import TransactionMatches
 from chain.store import Store, StoredTransaction
 from chain.transaction import Transfer
 from chain.verify import VerifyReport
+from cogs.core_pause import core_runs_while_waiting
 from cogs.embeds import (
     BLUE,
     GREEN,
@@ -49,7 +50,6 @@ from cogs.embeds import (
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.options import Range
 from cogs.services import Services
-from cogs.core_pause import core_runs_while_waiting
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from chain.errors import StaleBlockError
 from chain.hashing import hash_to_display
 from chain.rewards import UNITS_PER_POINT
 from chain.staking import FAR_FUTURE_EPOCH, WHISTLEBLOWER_REWARD_QUOTIENT, ValidatorStatus
-from cogs.embeds import BLUE, GOLD, GREEN, counted, duration, progress_bar, relative_time
+from cogs.embeds import BLUE, GOLD, GREEN, counted, duration, progress_bar
 from cogs.epoch_board import BoardState, EpochBoard
 from cogs.errors import PlaygroundCog, UserFacingError, describe_error, reply_ephemeral, require_guild
 from cogs.options import Flag, OneOf, Range

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -14,7 +13,6 @@ from chain.hashing import hash_to_display
 from chain.store import StoredStakeEntry
 from cogs.embeds import BLUE, GOLD, GREEN, counted, name_of, points, stake_points
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
-from cogs.services import FAUCET_NAME
 from cogs.options import OneOf, Range
 from cogs.services import Services
 

@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -74,7 +74,7 @@ class Ctx:
     params: dict[str, str]
     body: Any
     files: list[UploadedFile]
-    handle: Optional[ix.InteractionHandle] = None
+    handle: ix.InteractionHandle | None = None
 
     @property
     def query(self) -> dict[str, str]:
@@ -115,7 +115,7 @@ class Route:
 
 
 class RestApi:
-    def __init__(self, sandbox: "Sandbox") -> None:
+    def __init__(self, sandbox: Sandbox) -> None:
         self.sb = sandbox
         self.routes: list[Route] = []
         r = self._add
@@ -188,7 +188,7 @@ class RestApi:
     def _add(self, method: str, template: str, handler: Handler, *, auth: bool = True) -> None:
         self.routes.append(Route(method, template, handler, auth))
 
-    def match(self, method: str, path: str) -> Optional[tuple[Route, dict[str, str]]]:
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
             if route.method != method:
                 continue
@@ -213,7 +213,7 @@ class RestApi:
         )
         self.sb.requests.append(record)
         matched = self.match(request.method, path)
-        route: Optional[Route] = None
+        route: Route | None = None
         params: dict[str, str] = {}
         if matched is not None:
             route, params = matched
@@ -323,8 +323,8 @@ class RestApi:
         record: RequestRecord,
         status: int,
         body: Any,
-        headers: Optional[dict[str, str]] = None,
-        route: Optional[Route] = None,
+        headers: dict[str, str] | None = None,
+        route: Route | None = None,
     ) -> web.StreamResponse:
         record.status = status
         record.response = body
@@ -396,7 +396,7 @@ class RestApi:
 
     # --- application commands ------------------------------------------
 
-    def _command_scope(self, ctx: Ctx) -> Optional[int]:
+    def _command_scope(self, ctx: Ctx) -> int | None:
         self._check_app(ctx)
         if "guild_id" not in ctx.params:
             return None
@@ -654,7 +654,7 @@ class RestApi:
             self._bot_can(webhook.channel, MANAGE_WEBHOOKS)
         return webhook
 
-    def _interaction_for(self, ctx: Ctx) -> Optional[ix.InteractionHandle]:
+    def _interaction_for(self, ctx: Ctx) -> ix.InteractionHandle | None:
         """Interaction webhooks are addressed as /webhooks/{application_id}/{interaction_token}."""
         if ctx.params.get("webhook_id") != str(self.sb.application_id):
             return None
@@ -798,7 +798,7 @@ class RestApi:
         cb_type = payload.get("type")
         data = payload.get("data")
 
-        def reject(status: int, code: int, message: str, body: Optional[dict[str, Any]] = None) -> ApiError:
+        def reject(status: int, code: int, message: str, body: dict[str, Any] | None = None) -> ApiError:
             handle.callbacks.append(
                 CallbackRecord(cb_type if isinstance(cb_type, int) else -1, data, now, latency, False, code)
             )
@@ -821,7 +821,7 @@ class RestApi:
             )
             raise reject(400, 50035, "Invalid Form Body", errors.body())
 
-        message: Optional[Message] = None
+        message: Message | None = None
         data_obj = data if isinstance(data, dict) else {}
         if cb_type == ix.CHANNEL_MESSAGE:
             try:

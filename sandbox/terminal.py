@@ -40,7 +40,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
-from typing import Any, Optional, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .errors import SandboxError, SandboxTimeout
 from .interactions import InteractionHandle
@@ -66,7 +66,7 @@ ANSWER_WAIT_S = 10.0
 
 @runtime_checkable
 class LineReader(Protocol):
-    async def readline(self) -> Union[str, bytes]: ...
+    async def readline(self) -> str | bytes: ...
 
 
 class _Out:
@@ -90,7 +90,7 @@ class _Out:
                 flush()
 
 
-Reader = Union[LineReader, AsyncIterable[str], AsyncIterable[bytes]]
+Reader = LineReader | AsyncIterable[str] | AsyncIterable[bytes]
 
 
 async def _lines(reader: Reader) -> AsyncIterator[str]:
@@ -111,9 +111,9 @@ class Terminal:
         sandbox: Sandbox,
         writer: Any,
         *,
-        guild: Optional[Guild] = None,
-        channel: Optional[Channel] = None,
-        save_dir: Union[str, Path, None] = None,
+        guild: Guild | None = None,
+        channel: Channel | None = None,
+        save_dir: str | Path | None = None,
     ) -> None:
         self.sb = sandbox
         self.out = _Out(writer)
@@ -148,7 +148,7 @@ class Terminal:
         """Each message numbers its own buttons and menus from 1, in display order."""
         return {comp["custom_id"]: i for i, comp in enumerate(self._pressable(msg), 1)}
 
-    def _ref_for(self, msg: Message) -> Optional[int]:
+    def _ref_for(self, msg: Message) -> int | None:
         if not self._pressable(msg):
             return self._ref_of.get(msg.id)
         if msg.id not in self._ref_of:
@@ -196,7 +196,7 @@ class Terminal:
             return False
         return not msg.ephemeral or msg.visible_to in (None, member.id)
 
-    def _last_message(self, member: Optional[Member], wanted: str) -> Message:
+    def _last_message(self, member: Member | None, wanted: str) -> Message:
         """The newest message shown that ``member`` can see (any, for None) and that has ``wanted``."""
         for msg in reversed(self._recent.values()):
             if member is not None and not self._visible_to(msg, member):
@@ -358,11 +358,11 @@ class Terminal:
                 return msg, comp["custom_id"]
         raise SandboxError(f"expected a button number (or label), got {spec.strip()!r}")
 
-    def _save(self, member: Optional[Member], args: list[str]) -> None:
+    def _save(self, member: Member | None, args: list[str]) -> None:
         """Write the files of the last message with files to disk, each to a new file; print where."""
         msg = self._last_message(member, "files")
         attachments: list[Attachment] = list(msg.attachments)
-        target: Optional[Path] = None
+        target: Path | None = None
         if args and args[0].isdigit():
             index = int(args.pop(0))
             if not 1 <= index <= len(attachments):
@@ -624,11 +624,11 @@ async def run_terminal(
     reader: Reader,
     writer: Any,
     *,
-    guild: Optional[Guild] = None,
-    channel: Optional[Channel] = None,
+    guild: Guild | None = None,
+    channel: Channel | None = None,
     banner: bool = True,
     settle_timeout: float = 5.0,
-    save_dir: Union[str, Path, None] = None,
+    save_dir: str | Path | None = None,
 ) -> Terminal:
     """Read lines from ``reader`` (readline() coroutine or async iterable) and act on the sandbox.
 

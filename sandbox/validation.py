@@ -8,7 +8,7 @@ fewer in length.").
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any
 
 from .models import COMPONENTS_V2
 
@@ -232,8 +232,8 @@ def _validate_options(options: list[dict[str, Any]], errors: FormErrors, path: t
             validate_choices(opt["choices"], errors, opath + ("choices",))
 
 
-def first_error(errors: FormErrors) -> Optional[str]:
-    def walk(node: dict[str, Any], prefix: str) -> Optional[str]:
+def first_error(errors: FormErrors) -> str | None:
+    def walk(node: dict[str, Any], prefix: str) -> str | None:
         for key, value in node.items():
             if key == "_errors":
                 return f"{prefix}: {value[0]['message']}" if prefix else value[0]["message"]

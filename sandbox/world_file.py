@@ -26,7 +26,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from .commands import CommandRegistry
 from .errors import SandboxError
@@ -74,7 +74,7 @@ def _user(user: User) -> dict[str, Any]:
     return {"id": user.id, "username": user.username, "bot": user.bot, "global_name": user.global_name}
 
 
-def interaction_note(message: Message) -> Optional[str]:
+def interaction_note(message: Message) -> str | None:
     """What the terminal shows after the author for a message that answered an interaction."""
     handle = message.interaction
     if handle is None or message.kind not in (KIND_INTERACTION, KIND_FOLLOWUP):
@@ -170,7 +170,7 @@ def _encode(data: Any) -> str:
 MessageCache = dict[int, tuple[int, str]]
 
 
-def snapshot(sb: "Sandbox", cache: Optional[MessageCache] = None) -> str:
+def snapshot(sb: Sandbox, cache: MessageCache | None = None) -> str:
     """The whole world as JSON text, taken at once (the sandbox changes on while it is written).
 
     Messages are most of the file and most of them never change again, so each one's JSON is
@@ -270,7 +270,7 @@ class WorldWriter:
         self._written = 0
         self._messages: MessageCache = {}
 
-    def take(self, sb: "Sandbox") -> tuple[int, str]:
+    def take(self, sb: Sandbox) -> tuple[int, str]:
         self._taken += 1
         return self._taken, snapshot(sb, self._messages)
 
@@ -287,7 +287,7 @@ class WorldWriter:
 # --- reading ------------------------------------------------------------------------------
 
 
-def read_world(path: Path) -> Optional[dict[str, Any]]:
+def read_world(path: Path) -> dict[str, Any] | None:
     """The saved world, None if there is no file; ``WorldFileError`` if it cannot be used."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -306,7 +306,7 @@ def read_world(path: Path) -> Optional[dict[str, Any]]:
     return data
 
 
-def restore(sb: "Sandbox", data: dict[str, Any], path: Path) -> None:
+def restore(sb: Sandbox, data: dict[str, Any], path: Path) -> None:
     """Rebuild a saved world in ``sb``, which must be new (no guilds yet, not started)."""
     try:
         _restore(sb, data)
@@ -314,7 +314,7 @@ def restore(sb: "Sandbox", data: dict[str, Any], path: Path) -> None:
         raise _problem(path, f"is incomplete or damaged ({type(exc).__name__}: {exc})") from None
 
 
-def _restore(sb: "Sandbox", data: dict[str, Any]) -> None:
+def _restore(sb: Sandbox, data: dict[str, Any]) -> None:
     users: dict[int, User] = {}
     for raw in data["users"]:
         user = User(
@@ -411,7 +411,7 @@ def _restore(sb: "Sandbox", data: dict[str, Any]) -> None:
         sb.webhooks[webhook.id] = webhook
 
 
-def _restore_message(sb: "Sandbox", channel: Channel, raw: dict[str, Any], user_of: Any) -> Message:
+def _restore_message(sb: Sandbox, channel: Channel, raw: dict[str, Any], user_of: Any) -> Message:
     attachments = []
     for a in raw["attachments"]:
         attachment = Attachment(

@@ -12,6 +12,7 @@ import re
 import threading
 
 import discord
+
 from chain.block import Block
 from tests.e2e.test_explorer import answer, error_text, mine_blocks, state
 

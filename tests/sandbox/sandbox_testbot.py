@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from typing import Optional
 
 import aiohttp
 import discord
@@ -18,13 +17,13 @@ FRUITS = ["apple", "apricot", "banana", "blueberry", "cherry", "grape", "mango"]
 
 
 class CounterView(discord.ui.View):
-    def __init__(self, bot: "PlaygroundTestBot") -> None:
+    def __init__(self, bot: PlaygroundTestBot) -> None:
         super().__init__(timeout=60)
         self.bot = bot
         self.count = 0
 
     @discord.ui.button(label="Bump", style=discord.ButtonStyle.primary, custom_id="bump")
-    async def bump(self, interaction: discord.Interaction, button: discord.ui.Button["CounterView"]) -> None:
+    async def bump(self, interaction: discord.Interaction, button: discord.ui.Button[CounterView]) -> None:
         self.count += 1
         self.bot.clicks.append((interaction.user.name, interaction.message.id if interaction.message else None))
         await interaction.response.edit_message(
@@ -32,12 +31,12 @@ class CounterView(discord.ui.View):
         )
 
     @discord.ui.button(label="Later", style=discord.ButtonStyle.secondary, custom_id="later")
-    async def later(self, interaction: discord.Interaction, button: discord.ui.Button["CounterView"]) -> None:
+    async def later(self, interaction: discord.Interaction, button: discord.ui.Button[CounterView]) -> None:
         await interaction.response.defer()  # DEFERRED_UPDATE_MESSAGE for a component
         await interaction.edit_original_response(content=f"Deferred update by {interaction.user.name}")
 
     @discord.ui.button(label="Shout", style=discord.ButtonStyle.secondary, custom_id="shout")
-    async def shout(self, interaction: discord.Interaction, button: discord.ui.Button["CounterView"]) -> None:
+    async def shout(self, interaction: discord.Interaction, button: discord.ui.Button[CounterView]) -> None:
         await interaction.response.send_message(f"{interaction.user.name} shouted!", ephemeral=True)
 
 
@@ -49,16 +48,16 @@ class ChooseView(discord.ui.View):
         max_values=2,
         options=[discord.SelectOption(label=f.title(), value=f) for f in FRUITS[:4]],
     )
-    async def fruit(self, interaction: discord.Interaction, select: discord.ui.Select["ChooseView"]) -> None:
+    async def fruit(self, interaction: discord.Interaction, select: discord.ui.Select[ChooseView]) -> None:
         await interaction.response.send_message(f"fruit: {', '.join(select.values)}")
 
     @discord.ui.select(cls=discord.ui.UserSelect, custom_id="who", placeholder="Someone")
-    async def who(self, interaction: discord.Interaction, select: discord.ui.UserSelect["ChooseView"]) -> None:
+    async def who(self, interaction: discord.Interaction, select: discord.ui.UserSelect[ChooseView]) -> None:
         await interaction.response.send_message(f"user: {select.values[0].name} ({type(select.values[0]).__name__})")
 
 
 class NameModal(discord.ui.Modal, title="Name your block"):
-    name: discord.ui.TextInput["NameModal"] = discord.ui.TextInput(label="Block name", custom_id="block_name")
+    name: discord.ui.TextInput[NameModal] = discord.ui.TextInput(label="Block name", custom_id="block_name")
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_message(f"Named block: {self.name.value}")
@@ -67,14 +66,14 @@ class NameModal(discord.ui.Modal, title="Name your block"):
 class Play(commands.GroupCog, group_name="play", group_description="Sandbox exercise commands"):
     admin = app_commands.Group(name="admin", description="Admin-only tools")
 
-    def __init__(self, bot: "PlaygroundTestBot") -> None:
+    def __init__(self, bot: PlaygroundTestBot) -> None:
         self.bot = bot
         super().__init__()
 
     @app_commands.command(name="echo", description="Echo typed options back")
     @app_commands.describe(number="An integer", word="A word", who="Somebody")
     async def echo(
-        self, interaction: discord.Interaction, number: int, word: str, who: Optional[discord.Member] = None
+        self, interaction: discord.Interaction, number: int, word: str, who: discord.Member | None = None
     ) -> None:
         who_text = f"{who.name} ({type(who).__name__}, admin={who.guild_permissions.manage_guild})" if who else "nobody"
         await interaction.response.send_message(
@@ -171,10 +170,10 @@ class PlaygroundTestBot(commands.Bot):
         # A short guild_ready_timeout: discord.py otherwise waits 2s after the last GUILD_CREATE.
         super().__init__(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05)
         self.guild_id = guild_id
-        self.webhook_url: Optional[str] = None
+        self.webhook_url: str | None = None
         self.web: aiohttp.ClientSession
         self.errors: list[BaseException] = []
-        self.clicks: list[tuple[str, Optional[int]]] = []
+        self.clicks: list[tuple[str, int | None]] = []
         self.view_messages: list[int] = []
         self.resumed = asyncio.Event()
 
@@ -201,7 +200,7 @@ class PlaygroundTestBot(commands.Bot):
         await self.tree.sync()
         await self.tree.sync(guild=discord.Object(self.guild_id))
 
-    async def before_identify_hook(self, shard_id: Optional[int], *, initial: bool = False) -> None:
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         # discord.py sleeps 5s before every non-initial IDENTIFY (Discord's identify rate limit);
         # the sandbox does not enforce it, so tests skip the wait.
         return None

@@ -241,9 +241,8 @@ async def test_attachment_bytes_are_kept_and_served(sb: Sandbox, world: DemoWorl
     assert attachment.content_type == "text/csv"
     callback = sb.find_requests("POST /interactions/*")[-1]
     assert callback.files and callback.files[0].field_name == "files[0]"
-    async with aiohttp.ClientSession() as http:
-        async with http.get(attachment.url) as resp:
-            assert resp.status == 200 and await resp.read() == attachment.data
+    async with aiohttp.ClientSession() as http, http.get(attachment.url) as resp:
+        assert resp.status == 200 and await resp.read() == attachment.data
 
 
 async def test_modal_open_and_submit(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
