@@ -333,7 +333,8 @@ class ResetView(discord.ui.View):
         )
 
     async def on_timeout(self) -> None:
-        if self.finished or self.message is None:
+        # discord.py calls on_timeout only for a view that has a timeout.
+        if self.finished or self.message is None or self.timeout is None:
             return
         self.finished = True
         with contextlib.suppress(discord.HTTPException):
@@ -507,15 +508,16 @@ class Admin(
             return
 
         base = pending or state.params
+        chosen = {option: value for option, value in given.items() if value is not None}
         rules = {
-            field: given[option]
+            field: chosen[option]
             for option, (field, _, _) in CONSENSUS_OPTIONS.items()
-            if given[option] is not None and given[option] != getattr(base, field)
+            if option in chosen and chosen[option] != getattr(base, field)
         }
         server = {
-            key: given[option]
+            key: chosen[option]
             for option, (key, _, _) in SERVER_OPTIONS.items()
-            if given[option] is not None and given[option] != settings[key]
+            if option in chosen and chosen[option] != settings[key]
         }
         proposal: ChainParams | None = None
         if rules:
@@ -536,13 +538,13 @@ class Admin(
         for option, (field, label, fmt) in CONSENSUS_OPTIONS.items():
             if field in rules:
                 lines.append(f"{label}: {fmt(getattr(base, field))} → **{fmt(rules[field])}**")
-            elif given[option] is not None:
-                lines.append(f"{label}: already **{fmt(given[option])}**")
+            elif option in chosen:
+                lines.append(f"{label}: already **{fmt(chosen[option])}**")
         for option, (key, label, fmt) in SERVER_OPTIONS.items():
             if key in server:
                 lines.append(f"{label}: {fmt(settings[key])} → **{fmt(server[key])}**")
-            elif given[option] is not None:
-                lines.append(f"{label}: already **{fmt(given[option])}**")
+            elif option in chosen:
+                lines.append(f"{label}: already **{fmt(chosen[option])}**")
         embed.description = "\n".join(lines)
         if proposal is not None:
             embed.add_field(name="Chain rules take effect", value=when_rules_apply(state.height), inline=False)
@@ -702,7 +704,9 @@ class Admin(
 
         embed = discord.Embed(title="🛠️ Playground status", colour=BLUE)
         embed.add_field(name="Height", value=f"{state.height:,}")
-        if node.chain(guild_id).tip_block.seal is not None:
+        tip_block = node.chain(guild_id).tip_block
+        assert tip_block is not None  # the command loaded the chain, its tip block with it
+        if tip_block.seal is not None:
             embed.add_field(name="Difficulty", value="none: blocks are proof of stake")
         else:
             embed.add_field(

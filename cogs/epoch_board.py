@@ -196,7 +196,7 @@ class EpochBoard:
             recorded is not None and recorded.channel_id == getattr(channel, "id", None)
             and (recorded.epoch == epoch or target == recorded.message_id)
         )
-        if same and not fresh:
+        if same and not fresh and recorded is not None:  # `same` already implies a record
             kwargs: dict[str, Any] = {"embed": embed}
             if view is not None:
                 kwargs["view"] = view

@@ -517,6 +517,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         state = await self.services.ensure_chain(guild_id)
         names = await self.services.owner_names(guild_id)
         block = self.services.node.chain(guild_id).tip_block
+        assert block is not None  # ensure_chain loaded the chain, its tip block with it
         proposer = await self._proposer_label(guild_id, block)
         embed = block_embed(block, names, title=f"Tip: block {block.height}", proposer=proposer, beacon=state.beacon)
         if is_proof_of_work_block(block, state.beacon):
@@ -766,7 +767,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
                 async with core_runs_while_waiting():
                     posted = await asyncio.shield(job.posted)
                 if posted is not None:
-                    embed.description += (
+                    embed.description = (embed.description or "") + (
                         f"\nAn export of this chain was already being built when you asked: it is here, {posted}."
                     )
                     await interaction.followup.send(embed=embed)

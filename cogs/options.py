@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import discord
 from discord import app_commands
@@ -74,7 +74,7 @@ def shown_value(value: Any, *, typed: bool = False) -> str:
     return f"`{text}`"
 
 
-def is_integer(value: Any) -> bool:
+def is_integer(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

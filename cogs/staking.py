@@ -18,6 +18,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -298,7 +299,7 @@ class AttestButton(discord.ui.DynamicItem[discord.ui.Button], template=ATTEST_TE
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> AttestButton:
         return cls(int(match["slot"]), bytes.fromhex(match["root"]))
 
@@ -611,7 +612,7 @@ class Staking(
             return
         embed = vote_embed(receipt)
         if moved_on:
-            embed.description += (
+            embed.description = (embed.description or "") + (
                 f"\nThe block on that message (slot {slot:,}) is no longer up for a vote, so your vote went "
                 "to the newest block."
             )
