@@ -73,9 +73,9 @@ from chain.events import (
     EPOCH_REWARDS,
     INACTIVITY_LEAK_ENDED,
     INACTIVITY_LEAK_STARTED,
+    MERGE_DELAYED,
     STAKE_DEPOSITED,
     STAKE_WITHDRAWN,
-    MERGE_DELAYED,
     THE_MERGE,
     VALIDATOR_ACTIVATED,
     VALIDATOR_EXITED,
@@ -99,9 +99,9 @@ from chain.operations import (
 from chain.proposer import (
     ProposerDraw,
     compute_proposer_index,
-    explain_proposer_draw_at,
     compute_proposer_seed,
     compute_seed_mix_epoch,
+    explain_proposer_draw_at,
     get_seed,
 )
 from chain.rewards import (

@@ -107,7 +107,10 @@ def process_epoch_accounting(
     total = compute_total_active_balance(participation)
     current_target = sum(
         effective
-        for effective, is_active, voted in zip(state.effective_balances, participation.active, participation.attested_target)
+        # Not strict: the rewards step below refuses lists of the wrong length with a RewardsError.
+        for effective, is_active, voted in zip(
+            state.effective_balances, participation.active, participation.attested_target, strict=False
+        )
         if is_active and voted
     )
     # A previous-epoch balance carried over from a bigger validator set cannot exceed today's total.

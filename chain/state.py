@@ -1116,7 +1116,9 @@ def build_unsigned_pos_block(
         BLOCK_VERSION_OPERATIONS, state.tip_hash, compute_slot_time(beacon, slot), 0, coinbase, tuple(transfers),
         operations,
     )
-    header = ProposalHeader(state.chain_id, slot, proposer.pubkey, template.header.prev_hash, template.header.merkle_root)
+    header = ProposalHeader(
+        state.chain_id, slot, proposer.pubkey, template.header.prev_hash, template.header.merkle_root
+    )
     return template, header, proposer_index
 
 

@@ -29,7 +29,6 @@ import aiosqlite
 
 from chain.beacon import ConsensusConfig
 from chain.block import Block
-from chain.header import HEADER_SIZE_BYTES, BlockHeader
 from chain.errors import (
     BlockNotFoundError,
     ChainExistsError,
@@ -40,6 +39,7 @@ from chain.errors import (
     StaleBlockError,
 )
 from chain.events import STAKE_DEPOSITED, STAKE_WITHDRAWN, VALIDATOR_SLASHED, ChainEvent
+from chain.header import HEADER_SIZE_BYTES, BlockHeader
 from chain.ledger import Account
 from chain.mempool import Admission, PendingTransfer
 from chain.op_pool import PooledOperation, deserialize_operation
@@ -698,7 +698,11 @@ class Store:
                     "validator key",
                     "SELECT chain_id, owner, sealed_key FROM validator_keys ORDER BY created_at LIMIT 1",
                 ),
-                ("webhooks", "webhook URL", "SELECT chain_id, NULL, sealed_url FROM webhooks ORDER BY updated_at LIMIT 1"),
+                (
+                    "webhooks",
+                    "webhook URL",
+                    "SELECT chain_id, NULL, sealed_url FROM webhooks ORDER BY updated_at LIMIT 1",
+                ),
             )
             for table, kind, query in queries:
                 if table in tables:
@@ -1580,7 +1584,8 @@ class Store:
         async with self._transaction() as db:
             if validator_key is not None:
                 await db.execute(
-                    "INSERT INTO validator_keys (chain_id, owner, pubkey, sealed_key, created_at) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO validator_keys (chain_id, owner, pubkey, sealed_key, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
                     (chain_id, validator_key.owner, validator_key.pubkey, validator_key.sealed_key, now),
                 )
             await db.execute(

@@ -2,7 +2,8 @@
 
 Spec: consensus-specs phase0 beacon-chain.md (is_active_validator, is_slashable_validator,
 initiate_validator_exit, slash_validator, process_effective_balance_updates, here
-apply_effective_balance_updates); the penalty quotient is Bellatrix's MIN_SLASHING_PENALTY_QUOTIENT_BELLATRIX (specs/bellatrix/beacon-chain.md).
+apply_effective_balance_updates); the penalty quotient is Bellatrix's
+MIN_SLASHING_PENALTY_QUOTIENT_BELLATRIX (specs/bellatrix/beacon-chain.md).
 """
 
 import pytest
@@ -293,7 +294,11 @@ def test_points_are_conserved(params, operations):
                 registry, penalty = slash_validator(registry, op[1], op[2], epoch, params, op[3])
                 burned += penalty.burned
             elif op[0] == "withdraw":
-                unlocked = [i for i, v in enumerate(registry.validators) if v.withdrawable_epoch <= epoch and registry.balances[i]]
+                unlocked = [
+                    i
+                    for i, v in enumerate(registry.validators)
+                    if v.withdrawable_epoch <= epoch and registry.balances[i]
+                ]
                 registry, amount = apply_full_withdrawal(registry, unlocked[0] if unlocked else 0, epoch)
                 withdrawn += amount
             else:

@@ -251,7 +251,11 @@ async def test_tx_prefix_shared_by_several_transactions_lists_them(playground, m
     txids = [await pay(p, w.alice, w.bob, 1 + i) for i in range(8)]
     await mine_blocks(p, 1)
     txids += [await pay(p, w.alice, w.carol, 1 + i) for i in range(7)]
-    txids += [hash_to_display(t) for b in (1, 2) for t in (await p.bot.services.node.store.get_block(guild_id(p), height=b)).txids()[:1]]
+    txids += [
+        hash_to_display(t)
+        for b in (1, 2)
+        for t in (await p.bot.services.node.store.get_block(guild_id(p), height=b)).txids()[:1]
+    ]
     firsts = [t[0] for t in txids]
     shared = max(set(firsts), key=firsts.count)
     assert firsts.count(shared) >= 2
