@@ -500,6 +500,15 @@ class BeaconNode:
                 return runtime.fork_choice.slot, head
         return slot, state.tip_hash
 
+    async def _require_chaos(self, chain_id: int, what: str) -> None:
+        """The one place chaos mode is checked: before anything deliberately slashable is signed."""
+        if not await self.store.get_chaos_mode(chain_id):
+            raise ChaosModeOffError(
+                f"{what} only works in chaos mode, which is off on this server: your signer refuses to sign "
+                "anything slashable (EIP-3076 slashing protection). To demonstrate slashing, an admin can turn "
+                "chaos mode on with `/playground chaos`."
+            )
+
     async def attest(
         self, chain_id: int, owner: str, *, head_root: bytes | None = None, double_vote: bool = False,
         now: int | None = None,
@@ -510,12 +519,12 @@ class BeaconNode:
         """
         now = self.node.now() if now is None else now
         self._chain(chain_id)
+        if double_vote:
+            await self._require_chaos(chain_id, "`double_vote`")
         runtime = await self._runtime(chain_id)
         index = await self._index_of(chain_id, owner)
         if index is None:
             raise NoValidatorError("you have no validator on this chain; `/stake deposit` makes one")
-        if double_vote and not await self.store.get_chaos_mode(chain_id):
-            raise ChaosModeOffError("double votes need chaos mode, which an admin turns on with `/playground chaos`")
         beacon = self._beacon(chain_id)
         validator = beacon.registry.validators[index]
         if not is_active_validator(validator, beacon.epoch) or validator.slashed:
@@ -759,8 +768,7 @@ class BeaconNode:
 
     async def equivocate(self, chain_id: int, owner: str, now: int) -> Block:
         """Chaos mode: the slot's proposer signs a second, different block for the same slot."""
-        if not await self.store.get_chaos_mode(chain_id):
-            raise ChaosModeOffError("signing two blocks for one slot needs chaos mode (`/playground chaos`)")
+        await self._require_chaos(chain_id, "`/stake equivocate`")
         async with self._lock(chain_id):
             rt = await self._runtime(chain_id)
             if not rt.candidates or rt.fork_choice is None:

@@ -8,7 +8,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {"bot": 0, "cogs": 1, "chain": 2}
 # Modules of chain/ that talk to the outside world; everything else must be pure.
-CHAIN_ADAPTERS = {"store", "hashcore", "nonce_search", "node", "beacon_node", "signer", "worker_lifeline", "__main__"}
+CHAIN_ADAPTERS = {"store", "hashcore", "nonce_search", "node", "beacon_node", "playground", "signer", "worker_lifeline", "__main__"}
 IMPURE_MODULES = {"asyncio", "aiosqlite", "sqlite3", "time", "random", "os", "socket", "multiprocessing", "discord"}
 
 
