@@ -14,28 +14,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
 from chain.attestation import AttesterSlashing, ProposerSlashing
 from chain.beacon import ConsensusConfig, is_proposed_height
-from chain.beacon_node import BeaconNode, FinalityView, SlotOutcome, ValidatorView, VoteProgress, VoteReceipt
+from chain.beacon_node import GENESIS_ALLOCATION_POINTS, BeaconNode, FinalityView, SlotOutcome, ValidatorView, VoteProgress, VoteReceipt
 from chain.block import Block
+from chain.compact import compute_block_work, compute_target
+from chain.energy import EnergyReport
 from chain.errors import ChainError
 from chain.ledger import Account
 from chain.mempool import Admission, PendingTransfer
-from chain.node import FAUCET_OWNER, FaucetClaim, Node
+from chain.hashcore import MiningSession, OutcomeKind, Progress
+from chain.node import FAUCET_OWNER, FaucetClaim, MiningResult, Node, TransactionMatches
 from chain.params import ChainParams
-from chain.pow import compute_calibrated_bits
-from chain.state import ChainState
+from chain.pow import RetargetExplanation, compute_calibrated_bits
+from chain.proposer import ProposerDraw
+from chain.retargets import retarget_history
+from chain.state import ChainState, compute_difficulty, compute_kept_params, compute_next_bits
+from chain.verify import VerifyReport
 from chain.store import EpochMessage, StoredStakeEntry, StoredTransaction
 
 log = logging.getLogger(__name__)
 
 # Engine values the cogs format, handed on from here so that cogs import no engine internals.
 __all__ = [
-    "FAUCET_OWNER", "Admission", "ChainState", "EpochMessage", "FaucetClaim", "FinalityView", "SlotOutcome",
+    "FAUCET_OWNER", "GENESIS_ALLOCATION_POINTS", "MiningResult", "MiningSession", "OutcomeKind", "Progress",
+    "RetargetExplanation", "TransactionMatches", "VerifyReport", "Admission", "ChainState", "EpochMessage", "FaucetClaim", "FinalityView", "SlotOutcome",
     "StoredStakeEntry", "StoredTransaction", "ValidatorView", "VoteProgress", "VoteReceipt",
     "ChainDefaults", "ChainStatusView", "HistoryView", "NoStakingError", "Playground",
     "SlotReport", "WalletView",
@@ -395,8 +402,124 @@ class Playground:
     async def set_epoch_message(self, record: EpochMessage, now: int) -> None:
         await self._node.store.set_epoch_message(record, now)
 
+    # --- rules and modes (admins) ----------------------------------------------------------
+
+    def pending_params(self, guild_id: int) -> ChainParams | None:
+        return self._node.pending_params(guild_id)
+
+    async def propose_params(self, guild_id: int, params: ChainParams) -> None:
+        await self._node.propose_params(guild_id, params)
+
+    def kept_params(self, current: ChainParams) -> ChainParams:
+        """The rules a reset keeps: the chain's own, on top of today's defaults."""
+        return compute_kept_params(self._defaults.default_params, current)
+
+    async def switch_mode(self, guild_id: int, mode: str, admin: str, *, base: ConsensusConfig | None = None) -> ChainState:
+        """Start the chain over in ``mode`` (the beacon node swaps both halves' runtimes in one step)."""
+        await self.ensure_chain(guild_id)
+        await self._staking().switch_mode(guild_id, mode, admin, self.now(), base=base)
+        return self._node.chain(guild_id).state
+
+    async def schedule_merge(
+        self, guild_id: int, *, at_height: int | None = None, at_total_difficulty: int | None = None
+    ) -> ConsensusConfig:
+        return await self._staking().schedule_merge(guild_id, at_height=at_height, at_total_difficulty=at_total_difficulty)
+
+    def slot_budget(self, guild_id: int) -> tuple[int, int, bool]:
+        """(slot blocks left this hour, blocks an hour, idle) of the slot driver's budget."""
+        beacon, now = self._staking(), self.now()
+        return beacon.budget(guild_id, now), beacon.blocks_per_hour, beacon.is_idle(guild_id, now)
+
+    def vote_progress(self, guild_id: int) -> VoteProgress:
+        return self._staking().progress(guild_id)
+
+    def next_block_work(self, guild_id: int) -> int:
+        """About how many hashes the next block needs (its bits after any retarget)."""
+        state = self._node.chain(guild_id).state
+        return compute_block_work(compute_target(compute_next_bits(state), state.params.pow_limit))
+
+    # --- mining ---------------------------------------------------------------------------
+
+    @staticmethod
+    def difficulty(bits: int, params: ChainParams) -> int:
+        return compute_difficulty(bits, params)
+
+    @staticmethod
+    def work_for_bits(bits: int, pow_limit: int) -> int:
+        """Expected hashes to find a block at ``bits``."""
+        return compute_block_work(compute_target(bits, pow_limit))
+
+    @staticmethod
+    def work_for_target(target: int) -> int:
+        return compute_block_work(target)
+
+    def mining_is_over(self, guild_id: int) -> bool:
+        """Whether this server's chain takes no more proof-of-work blocks: merged, past its terminal block, or pos."""
+        if self._beacon is None or not self._node.has_chain(guild_id):
+            return False
+        if self._beacon.is_merged(guild_id):
+            return True
+        beacon = self._node.chain(guild_id).state.beacon
+        return beacon is not None and beacon.terminal is not None
+
+    def genesis_hash(self, guild_id: int) -> bytes | None:
+        """The chain's genesis hash, or None without a chain (a reset makes a new one)."""
+        return self._node.chain(guild_id).state.genesis_hash if self._node.has_chain(guild_id) else None
+
+    async def mine(
+        self,
+        guild_id: int,
+        owner: str,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_start: Callable[[MiningSession], None] | None = None,
+        deadline_s: float | None = None,
+    ) -> MiningResult:
+        return await self._node.mine(guild_id, owner, on_progress=on_progress, on_start=on_start, deadline_s=deadline_s)
+
     # --- explorer ------------------------------------------------------------------------
+
+    def tip_block(self, guild_id: int) -> Block:
+        return self._node.chain(guild_id).tip_block
+
+    async def get_block(self, guild_id: int, height: int) -> Block:
+        return await self._node.store.get_block(guild_id, height=height)
+
+    async def find_blocks_by_hash_prefix(self, guild_id: int, prefix: str, limit: int) -> tuple[int, list[tuple[int, bytes]]]:
+        return await self._node.store.find_blocks_by_hash_prefix(guild_id, prefix, limit)
+
+    async def block_hashes(self, guild_id: int, heights: Iterable[int]) -> dict[int, bytes]:
+        return await self._node.store.block_hashes(guild_id, heights)
+
+    async def retarget_history(self, guild_id: int) -> tuple[list[RetargetExplanation], RetargetExplanation | None]:
+        return await retarget_history(self._node.store, guild_id, self._node.chain(guild_id).state)
+
+    async def find_transactions(self, guild_id: int, prefix: str, limit: int) -> TransactionMatches:
+        return await self._node.find_transactions(guild_id, prefix, limit)
+
+    async def verify(self, guild_id: int) -> VerifyReport:
+        await self.ensure_chain(guild_id)
+        return await self._node.verify(guild_id)
 
     async def export_to(self, guild_id: int, out: BinaryIO, *, limit: int | None = None) -> Any:
         await self.ensure_chain(guild_id)
         return await self._node.export_to(guild_id, out, limit=limit)
+
+    async def validator_owners_by_index(self, guild_id: int) -> dict[int, str]:
+        """Validator index -> owner (member id), for the validators the bot holds keys for."""
+        beacon = self._beacon
+        if beacon is None or beacon.mode(guild_id) is None:
+            return {}
+        owners = await beacon.validator_owners(guild_id)
+        return {v.index: owners[v.pubkey] for v in beacon.validators(guild_id) if v.pubkey in owners}
+
+    def proposer_draw(self, guild_id: int, slot: int) -> ProposerDraw:
+        """Pure CPU (a slot ahead runs epoch transitions): callers run it in a thread."""
+        return self._staking().proposer_draw(guild_id, slot)
+
+    async def energy(self, guild_id: int) -> EnergyReport:
+        return await self._staking().energy(guild_id)
+
+    @property
+    def milliwatts_per_core(self) -> int:
+        return self._staking().milliwatts_per_core
