@@ -139,6 +139,22 @@ class Playground:
     def is_paused(self, guild_id: int) -> bool:
         return self._node.is_paused(guild_id)
 
+    def chain_ids(self) -> list[int]:
+        return self._node.chain_ids()
+
+    def offline_chain_ids(self) -> list[int]:
+        return self._node.offline_chain_ids()
+
+    def pause(self, guild_id: int) -> bool:
+        """The bot left this server: its chain makes no blocks (data kept). True if it was running."""
+        return self._node.pause(guild_id)
+
+    def resume(self, guild_id: int) -> bool:
+        return self._node.resume(guild_id)
+
+    def close(self) -> None:
+        self._node.close()
+
     async def ensure_chain(self, guild_id: int) -> ChainState:
         """This server's chain, created on first use with a calibrated difficulty.
 

@@ -100,10 +100,12 @@ class PlaygroundCog(commands.Cog):
             return True
         try:
             await self.playground.ensure_chain(guild_id)
-        except Exception as error:  # noqa: BLE001 - the tree only reports AppCommandError; keep the reply
-            # Raised from the check, an engine error would skip cog_app_command_error: wrapped, it is
-            # answered exactly as if the command body had raised it.
-            raise app_commands.CommandInvokeError(command, error) from error  # type: ignore[arg-type]
+        except Exception as error:
+            if command is None:
+                raise
+            # Raised from the check, an engine error would skip cog_app_command_error (the tree only
+            # reports AppCommandError): wrapped, it is answered exactly as if the command body raised it.
+            raise app_commands.CommandInvokeError(command, error) from error
         return True
 
     async def cog_app_command_error(
