@@ -207,7 +207,6 @@ class BeaconNode:
         self.node = node
         self.signer = signer
         self.store = node.store
-        self._runtimes: dict[int, BeaconRuntime] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         # Slot blocks each server may get (chain/budget.py): a token bucket per chain, in memory.
         self.blocks_per_hour = blocks_per_hour
@@ -232,13 +231,19 @@ class BeaconNode:
         return beacon
 
     async def _runtime(self, chain_id: int) -> BeaconRuntime:
-        runtime = self._runtimes.get(chain_id)
+        """This chain's consensus memory, kept in the node's runtime of the chain (one per server)."""
+        runtime = self.node.chain(chain_id).consensus
         if runtime is None:
             runtime = BeaconRuntime()
             for stored in await self.store.validator_keys(chain_id):
                 runtime.owners[stored.pubkey] = stored.owner
             runtime.auto_attest = set(await self.store.auto_attesters(chain_id))
-            runtime = self._runtimes.setdefault(chain_id, runtime)
+            # Read again after the awaits: another caller may have built it first (keep theirs), or a
+            # reset may have replaced the chain (the memory goes with the new one, read from the store).
+            chain = self.node.chain(chain_id)
+            if chain.consensus is None:
+                chain.consensus = runtime
+            runtime = chain.consensus
         return runtime
 
     def _lock(self, chain_id: int) -> asyncio.Lock:
@@ -251,11 +256,15 @@ class BeaconNode:
 
     async def validator_owners(self, chain_id: int) -> dict[bytes, str]:
         """Validator public key -> owner, for the keys the bot custodies on this chain."""
+        if not self.node.has_chain(chain_id):  # an offline chain's events still name their owners
+            return {stored.pubkey: stored.owner for stored in await self.store.validator_keys(chain_id)}
         return dict((await self._runtime(chain_id)).owners)
 
     def forget(self, chain_id: int) -> None:
-        """Drop the per-chain memory (after a reset): candidates, fork choice, detector, cached keys."""
-        self._runtimes.pop(chain_id, None)
+        """Drop the per-chain memory (after a reset): candidates, fork choice, detector, cached keys.
+        A reset's new chain runtime starts without it anyway; this also covers a chain that stays."""
+        if self.node.has_chain(chain_id):
+            self.node.chain(chain_id).consensus = None
         self.signer.forget(chain_id)
 
     def consensus_chain_ids(self) -> list[int]:
@@ -340,7 +349,7 @@ class BeaconNode:
 
     def validators(self, chain_id: int) -> list[ValidatorView]:
         beacon = self._beacon(chain_id)
-        runtime = self._runtimes.get(chain_id) or BeaconRuntime()
+        runtime = self.node.chain(chain_id).consensus or BeaconRuntime()
         _, voters = self._running_voters(chain_id)
         return [self._view(beacon, i, runtime, voters) for i in range(len(beacon.registry.validators))]
 

@@ -105,3 +105,17 @@ async def test_interaction_check_turns_an_engine_refusal_into_the_commands_reply
         await ChainCog(facade).interaction_check(interaction(CHAIN))
     assert "could not be loaded (the file is damaged)" in describe_error(raised.value)
     assert not node.has_chain(CHAIN)
+
+
+async def test_a_chain_replaced_under_the_beacon_node_takes_its_consensus_memory_with_it(playground):
+    """One runtime per server: the beacon node's memory of a chain (who voted when, candidates, owners)
+    lives in the node's runtime of it. Before, it sat in a dict of its own, and a chain replaced without
+    BeaconNode.reset kept the old chain's memory (here: a vote the new chain never saw)."""
+    facade, node, _ = playground
+    await facade.switch_mode(CHAIN, "pos", "alice")
+    beacon = facade._beacon
+    assert beacon is not None
+    (await beacon._runtime(CHAIN)).voted[0] = 99
+    await node.replace_chain(CHAIN, REGTEST, initial_bits=0x207FFFFF, consensus=CONFIG)
+    assert (await beacon._runtime(CHAIN)).voted == {}
+    assert node.chain(CHAIN).consensus is await beacon._runtime(CHAIN)
