@@ -246,6 +246,15 @@ class BeaconNode:
             runtime = chain.consensus
         return runtime
 
+    @property
+    def _runtimes(self) -> dict[int, BeaconRuntime]:
+        """The consensus memory of every loaded chain that has one, by chain id: a read-only view
+        (it lives in the node's runtimes; tests wait on a runtime's ``last_slot`` through it)."""
+        return {
+            chain_id: runtime for chain_id in self.node.chain_ids()
+            if (runtime := self.node.chain(chain_id).consensus) is not None
+        }
+
     def _lock(self, chain_id: int) -> asyncio.Lock:
         return self._locks.setdefault(chain_id, asyncio.Lock())
 

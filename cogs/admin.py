@@ -563,8 +563,8 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         mode: str,
         base: ConsensusConfig | None = None,
     ) -> None:
-        beacon = require_staking(self.playground)
-        current = beacon.mode(guild_id) or "pow"
+        playground = require_staking(self.playground)
+        current = playground.mode(guild_id) or "pow"
         holders = self.services.member_balances(guild_id)
         view = ResetView(self.services, guild_id, interaction.user.id, RESET_TIMEOUT_S, mode=mode, base=base)
         again = " again" if mode == current else ""
@@ -577,7 +577,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         )
         # The new chain keeps this one's slot, epoch and staking settings (switch_mode starts from them),
         # or takes the ones /playground staking asked for.
-        config = base or (beacon.consensus(guild_id) if beacon.mode(guild_id) is not None else None)
+        config = base or (playground.consensus(guild_id) if playground.mode(guild_id) is not None else None)
         embed.add_field(
             name="The new chain", value=mode_switch_text(mode, interaction.user.mention, config), inline=False
         )
@@ -616,8 +616,8 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         """Show or change the proof-of-stake settings; they are fixed at genesis, so a change starts a new chain."""
         guild_id = require_guild(interaction)
         state = await self.playground.ensure_chain(guild_id)
-        beacon = require_staking(self.playground)
-        current = beacon.consensus(guild_id) if beacon.mode(guild_id) is not None else self.services.default_consensus
+        playground = require_staking(self.playground)
+        current = playground.consensus(guild_id) if playground.mode(guild_id) is not None else self.services.default_consensus
         given = {
             "slot_duration_s": slot_length, "slots_per_epoch": epoch_slots, "min_deposit_points": min_deposit,
             "unbonding_epochs": unbonding_epochs, "issuance_rate_bp": issuance_bp,
@@ -626,7 +626,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         changes = {k: v for k, v in given.items() if v is not None and v != getattr(current, k)}
         if not changes:
             embed = discord.Embed(title="⚙️ Proof-of-stake settings", colour=BLUE,
-                                  description=describe_consensus(current, beacon.is_merged(guild_id)))
+                                  description=describe_consensus(current, playground.is_merged(guild_id)))
             embed.add_field(
                 name="Changing them",
                 value="They are committed in the genesis block, so `/playground staking` with new values "
@@ -734,23 +734,23 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
 
     async def _add_consensus_status(self, embed: discord.Embed, guild_id: int, state: ChainState) -> None:
         """Mode, the Merge, validators, finality and chaos mode."""
-        beacon = self.playground
-        chaos = await beacon.chaos_mode(guild_id)
-        mode = beacon.mode(guild_id)
+        playground = self.playground
+        chaos = await playground.chaos_mode(guild_id)
+        mode = playground.mode(guild_id)
         if mode is None:
             embed.add_field(name="Mode", value="pow (this chain predates proof of stake)")
         else:
-            config = beacon.consensus(guild_id)
-            merged = beacon.is_merged(guild_id)
+            config = playground.consensus(guild_id)
+            merged = playground.is_merged(guild_id)
             embed.add_field(name="Mode", value=f"{mode} ({MODE_NAMES.get(mode, mode)})")
             embed.add_field(name="The Merge", value=describe_merge_schedule(config, merged))
-            embed.add_field(name="Validators", value=describe_validators(beacon.validators(guild_id)), inline=False)
+            embed.add_field(name="Validators", value=describe_validators(playground.validators(guild_id)), inline=False)
             if merged or mode == "pos":
-                embed.add_field(name="Slot blocks", value=describe_slot_budget(*beacon.slot_budget(guild_id)),
+                embed.add_field(name="Slot blocks", value=describe_slot_budget(*playground.slot_budget(guild_id)),
                                 inline=False)
             if state.beacon is not None and state.beacon.ffg_enabled:
                 finalized = state.beacon.finality.finalized_checkpoint.epoch
-                progress = beacon.vote_progress(guild_id)
+                progress = playground.vote_progress(guild_id)
                 embed.add_field(
                     name="Finality",
                     value=f"finalized checkpoint: epoch {finalized:,}; epoch {progress.epoch:,} has votes from "
@@ -817,9 +817,9 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
                 "Give exactly one of `at_height` (the first proof-of-stake block) or `at_total_difficulty` "
                 "(like Ethereum's terminal total difficulty). Nothing was changed."
             )
-        beacon = require_staking(self.playground)
-        state = await beacon.ensure_chain(guild_id)
-        mode = beacon.mode(guild_id)
+        playground = require_staking(self.playground)
+        state = await playground.ensure_chain(guild_id)
+        mode = playground.mode(guild_id)
         if mode not in ("pow", "hybrid"):
             why = ("has proof of stake from genesis" if mode == "pos"
                    else "was created before proof of stake existed, so it has no validators")
@@ -827,12 +827,12 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
                 f"This chain {why}: there is no Merge to schedule. "
                 "`/playground config mode:pow` starts a proof-of-work chain that can merge. Nothing was changed."
             )
-        if beacon.is_merged(guild_id):
+        if playground.is_merged(guild_id):
             raise UserFacingError("This chain has already merged: its blocks are proof-of-stake blocks. "
                                   "Nothing was changed.")
-        validators = beacon.validators(guild_id)
+        validators = playground.validators(guild_id)
         live = [v for v in validators if v.status in LIVE_STATUSES]
-        config = beacon.consensus(guild_id)
+        config = playground.consensus(guild_id)
         if not live:
             raise UserFacingError(
                 "Nobody has staked yet, so nobody could propose blocks after the Merge. A member stakes with "
@@ -840,7 +840,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
                 "the deposit, schedule the Merge. Nothing was changed."
             )
         self._check_merge_margin(guild_id, state, at_height, at_total_difficulty)
-        config = await beacon.schedule_merge(guild_id, at_height=at_height, at_total_difficulty=at_total_difficulty)
+        config = await playground.schedule_merge(guild_id, at_height=at_height, at_total_difficulty=at_total_difficulty)
         log.info("server %d: Merge scheduled (height %s, total difficulty %s) by %d",
                  guild_id, at_height, at_total_difficulty, interaction.user.id)
         if at_height is not None:

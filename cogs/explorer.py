@@ -635,18 +635,18 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         """Who proposes a slot's block, and the draw that picked them, step by step."""
         guild_id = require_guild(interaction)
         state = self.playground.state(guild_id)
-        beacon = self.playground
-        if beacon.mode(guild_id) is None:
+        playground = self.playground
+        if playground.mode(guild_id) is None:
             raise UserFacingError("This chain was created before proof of stake: it has no validators to draw from.")
-        current = beacon.current_slot(guild_id, beacon.now())
+        current = playground.current_slot(guild_id, playground.now())
         if slot is None:
             slot = current
         ahead = False
-        if beacon.is_merged(guild_id) and state.beacon is not None:
+        if playground.is_merged(guild_id) and state.beacon is not None:
             check_proposer_slot(state.beacon, slot, current)
             ahead = slot >= compute_start_slot_at_epoch(state.beacon, state.beacon.epoch + 2)
         # Drawing a slot ahead runs epoch transitions: pure CPU, in a thread, never on the event loop.
-        draw = await asyncio.to_thread(beacon.proposer_draw, guild_id, slot)
+        draw = await asyncio.to_thread(playground.proposer_draw, guild_id, slot)
         embed = proposer_embed(draw, await self._validator_owners(guild_id), state.height_of(draw.mix))
         if ahead:
             embed.set_footer(
@@ -659,11 +659,11 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
     async def energy(self, interaction: discord.Interaction) -> None:
         """Energy this chain's proof of work used against its proof of stake, measured on the bot's CPU."""
         guild_id = require_guild(interaction)
-        beacon = self.playground
-        if beacon.mode(guild_id) is None:
+        playground = self.playground
+        if playground.mode(guild_id) is None:
             raise UserFacingError("This chain was created before proof of stake: there is nothing to compare with.")
-        report = await beacon.energy(guild_id)
-        await interaction.response.send_message(embed=energy_embed(report, beacon.milliwatts_per_core))
+        report = await playground.energy(guild_id)
+        await interaction.response.send_message(embed=energy_embed(report, playground.milliwatts_per_core))
 
     # Defers before the chain is created; the build creates it (Playground.export_to).
     @app_commands.command(name="export", extras={"chain": False})

@@ -85,9 +85,9 @@ def mining_is_over(services: Services, guild_id: int) -> bool:
 
 def merged_text(services: Services, guild_id: int) -> str:
     """Why there is nothing to mine, and what to do instead."""
-    beacon = services.playground
-    slot_s = beacon.consensus(guild_id).slot_duration_s
-    if beacon.mode(guild_id) == "pos":
+    playground = services.playground
+    slot_s = playground.consensus(guild_id).slot_duration_s
+    if playground.mode(guild_id) == "pos":
         return (
             "This chain runs on proof of stake from genesis: there is nothing to mine. Blocks now come from "
             f"validators every {slot_s:,} s; stake with `/stake deposit` to become one."

@@ -379,26 +379,26 @@ class Staking(
         return int(self.playground.clock())
 
     def _next_block_text(self, guild_id: int) -> str:
-        beacon = self.playground
-        if beacon.mode(guild_id) == "pos" or beacon.is_merged(guild_id):
+        playground = self.playground
+        if playground.mode(guild_id) == "pos" or playground.is_merged(guild_id):
             now = self._now()
-            next_slot = beacon.current_slot(guild_id, now) + 1
-            wait = max(0, beacon.slot_time(guild_id, next_slot) - now)
+            next_slot = playground.current_slot(guild_id, now) + 1
+            wait = max(0, playground.slot_time(guild_id, next_slot) - now)
             return f"It waits for the next block: slot {next_slot:,} starts in {duration(wait)}."
         return "It waits for the next block mined (`/mine start`)."
 
     def _activation_text(self, guild_id: int) -> str:
         """When a deposit made now activates: the epoch after the block that includes it."""
-        beacon = self.playground
+        playground = self.playground
         rule = "the epoch after the block that includes the deposit"
-        if beacon.mode(guild_id) != "pos":
+        if playground.mode(guild_id) != "pos":
             return f"at the start of {rule}"
         # A pos chain's slot clock starts at genesis: epoch e starts at slot e * slots_per_epoch.
-        per_epoch = beacon.consensus(guild_id).slots_per_epoch
+        per_epoch = playground.consensus(guild_id).slots_per_epoch
         now = self._now()
-        next_slot = beacon.current_slot(guild_id, now) + 1
+        next_slot = playground.current_slot(guild_id, now) + 1
         epoch = next_slot // per_epoch + 1
-        wait = max(0, beacon.slot_time(guild_id, epoch * per_epoch) - now)
+        wait = max(0, playground.slot_time(guild_id, epoch * per_epoch) - now)
         return f"epoch {epoch:,}, in about {duration(wait)}: {rule}"
 
     # --- commands -----------------------------------------------------------------
@@ -410,11 +410,11 @@ class Staking(
     ) -> None:
         """Lock points as stake: your validator activates the epoch after a block includes the deposit."""
         guild_id = require_guild(interaction)
-        beacon = self.playground
-        view = await beacon.deposit(guild_id, str(interaction.user.id), amount)
+        playground = self.playground
+        view = await playground.deposit(guild_id, str(interaction.user.id), amount)
         embed = discord.Embed(title="🪙 Stake deposited", colour=GREEN)
         warning = over_cap_text(
-            0 if view is None else view.balance_units, amount, beacon.consensus(guild_id).max_effective_balance_points
+            0 if view is None else view.balance_units, amount, playground.consensus(guild_id).max_effective_balance_points
         )
         if view is None:
             embed.description = (
@@ -430,7 +430,7 @@ class Staking(
             embed.add_field(
                 name="Effective stake",
                 value=f"{format_units(view.effective_balance_units)} now; it follows the balance at an epoch's end "
-                f"(capped at {beacon.consensus(guild_id).max_effective_balance_points:,} pts)",
+                f"(capped at {playground.consensus(guild_id).max_effective_balance_points:,} pts)",
                 inline=False,
             )
         if warning is not None:
@@ -442,9 +442,9 @@ class Staking(
     async def withdraw(self, interaction: discord.Interaction) -> None:
         """Start your validator's exit: the stake unbonds, then returns to your wallet."""
         guild_id = require_guild(interaction)
-        beacon = self.playground
-        view = await beacon.withdraw(guild_id, str(interaction.user.id))
-        config = beacon.consensus(guild_id)
+        playground = self.playground
+        view = await playground.withdraw(guild_id, str(interaction.user.id))
+        config = playground.consensus(guild_id)
         epoch_s = config.slots_per_epoch * config.slot_duration_s
         embed = discord.Embed(title="🚪 Exit started", colour=GOLD)
         embed.description = (
@@ -469,10 +469,10 @@ class Staking(
     async def status(self, interaction: discord.Interaction) -> None:
         """Your validator: state, stake, balance, rewards, votes and unlock time (only you see it)."""
         guild_id = require_guild(interaction)
-        beacon = self.playground
-        view = await beacon.validator(guild_id, str(interaction.user.id))
+        playground = self.playground
+        view = await playground.validator(guild_id, str(interaction.user.id))
         if view is None:
-            waiting = await beacon.pending_deposit_points(guild_id, str(interaction.user.id))
+            waiting = await playground.pending_deposit_points(guild_id, str(interaction.user.id))
             if waiting:
                 await interaction.response.send_message(
                     f"⏳ Your deposit of **{waiting:,} pts** waits for the next block. Your validator appears, "
@@ -480,11 +480,11 @@ class Staking(
                     ephemeral=True,
                 )
                 return
-            minimum = beacon.consensus(guild_id).min_deposit_points
+            minimum = playground.consensus(guild_id).min_deposit_points
             raise UserFacingError(
                 f"You have no validator on this server. `/stake deposit amount:{minimum}` stakes the minimum."
             )
-        await interaction.response.send_message(embed=validator_embed(view, beacon.current_epoch(guild_id)), ephemeral=True)
+        await interaction.response.send_message(embed=validator_embed(view, playground.current_epoch(guild_id)), ephemeral=True)
 
     @app_commands.command(name="attest")
     @app_commands.describe(
@@ -493,8 +493,8 @@ class Staking(
     async def attest(self, interaction: discord.Interaction, double_vote: Flag = False) -> None:
         """Vote now for the current head and checkpoint with your validator."""
         guild_id = require_guild(interaction)
-        beacon = self.playground
-        receipt = await beacon.attest(guild_id, str(interaction.user.id), double_vote=double_vote)
+        playground = self.playground
+        receipt = await playground.attest(guild_id, str(interaction.user.id), double_vote=double_vote)
         if receipt.evidence is not None:
             log.info("guild %d: %s signed a conflicting vote; evidence queued", guild_id, interaction.user.id)
         await interaction.response.send_message(embed=vote_embed(receipt, double_vote=double_vote))
@@ -504,12 +504,12 @@ class Staking(
     async def auto(self, interaction: discord.Interaction, state: OneOf["on", "off"]) -> None:
         """Turn auto-attest on or off: the bot votes for you once an epoch, never anything slashable."""
         guild_id = require_guild(interaction)
-        beacon = self.playground
+        playground = self.playground
         on = state == "on"
         # Refused (NoValidatorError, nothing stored) if "on" comes from someone who never deposited.
-        await beacon.set_auto_attest(guild_id, str(interaction.user.id), on)
+        await playground.set_auto_attest(guild_id, str(interaction.user.id), on)
         if on:
-            view = await beacon.validator(guild_id, str(interaction.user.id))
+            view = await playground.validator(guild_id, str(interaction.user.id))
             when = "once an epoch" if view is not None and view.status is ValidatorStatus.ACTIVE else (
                 "once an epoch from the moment your validator is active"
             )
@@ -525,8 +525,8 @@ class Staking(
     async def protection(self, interaction: discord.Interaction) -> None:
         """Your slashing protection history as an EIP-3076 interchange file (only you see it)."""
         guild_id = require_guild(interaction)
-        beacon = self.playground
-        document = await beacon.protection(guild_id, str(interaction.user.id))
+        playground = self.playground
+        document = await playground.protection(guild_id, str(interaction.user.id))
         data = json.dumps(document, indent=2).encode()
         filename = f"slashing-protection-{guild_id}-{interaction.user.id}.json"
         entries = document.get("data", []) if isinstance(document, dict) else []
@@ -542,9 +542,9 @@ class Staking(
     async def equivocate(self, interaction: discord.Interaction) -> None:
         """Chaos mode only: as this slot's proposer, sign a second block for the slot (a slashable offence)."""
         guild_id = require_guild(interaction)
-        beacon = self.playground
-        block = await beacon.equivocate(guild_id, str(interaction.user.id))
-        slot = block.seal.slot if block.seal is not None else beacon.current_slot(guild_id, self._now())
+        playground = self.playground
+        block = await playground.equivocate(guild_id, str(interaction.user.id))
+        slot = block.seal.slot if block.seal is not None else playground.current_slot(guild_id, self._now())
         embed = discord.Embed(title="😈 Second block signed", colour=RED)
         embed.description = (
             f"{interaction.user.mention} signed another block for slot {slot:,}: `{block.header.hash_hex()}`. "
@@ -706,15 +706,15 @@ class Report(PlaygroundCog, commands.GroupCog, group_name="report", group_descri
     ) -> None:
         """Report slashing evidence; a coming block includes it and slashes the offender."""
         guild_id = require_guild(interaction)
-        beacon = self.playground
-        queued = await beacon.report(guild_id, normalize_evidence(evidence))
+        playground = self.playground
+        queued = await playground.report(guild_id, normalize_evidence(evidence))
         if isinstance(queued, AttesterSlashing):
             verdict = check_attester_slashing(queued, guild_id)
         elif isinstance(queued, ProposerSlashing):
             verdict = check_proposer_slashing(queued, guild_id)
         else:  # pragma: no cover - the contract returns one of the two
             raise UserFacingError("The evidence was queued.")
-        offender = next((v for v in beacon.validators(guild_id) if v.pubkey == verdict.validator), None)
+        offender = next((v for v in playground.validators(guild_id) if v.pubkey == verdict.validator), None)
         who = f"{owner_mention(offender)} (validator #{offender.index})" if offender else (
             f"validator `{verdict.validator.hex()[:16]}…`"
         )
@@ -724,7 +724,7 @@ class Report(PlaygroundCog, commands.GroupCog, group_name="report", group_descri
             "A coming block includes the evidence."
         )
         if offender is not None:
-            config = beacon.consensus(guild_id)
+            config = playground.consensus(guild_id)
             effective = offender.effective_balance_units
             embed.add_field(name="Penalty", value=format_units(effective // config.slashing_penalty_quotient))
             embed.add_field(
