@@ -242,16 +242,17 @@ class PlaygroundBot(commands.Bot):
         its admins learn it there and then, not from the first member's failed command."""
         if self.services is None:
             return
-        node = self.services.node
-        for chain_id in node.offline_chain_ids():
+        playground = self.services.playground
+        for chain_id in playground.offline_chain_ids():
             if chain_id in self._offline_announced or self.get_guild(chain_id) is None:
                 continue
             self._offline_announced.add(chain_id)
-            webhook = await node.store.get_webhook(chain_id)
+            webhook = await playground.webhook(chain_id)
             if webhook is None:
                 continue  # no channel chosen yet: commands and /playground status say it
             text = (
-                f"⛔ This server's chain could not be loaded when the bot started ({node.offline_reason(chain_id)}). "
+                "⛔ This server's chain could not be loaded when the bot started "
+                f"({playground.offline_reason(chain_id)}). "
                 "Nothing on it can be used until an admin starts over with `/playground reset` (its blocks and "
                 "balances are lost; wallets and settings are kept). Other servers are not affected."
             )
@@ -268,29 +269,29 @@ class PlaygroundBot(commands.Bot):
         """
         if self.services is None:
             return
-        node = self.services.node
+        playground = self.services.playground
         present = {guild.id for guild in self.guilds}
-        absent = [chain_id for chain_id in node.chain_ids() if chain_id not in present]
-        for chain_id in node.chain_ids():
+        absent = [chain_id for chain_id in playground.chain_ids() if chain_id not in present]
+        for chain_id in playground.chain_ids():
             if chain_id in present:
-                node.resume(chain_id)
+                playground.resume(chain_id)
             else:
-                node.pause(chain_id)
+                playground.pause(chain_id)
         if absent:
             log.info("%d chain(s) paused, the bot is not in their servers (data kept): %s", len(absent),
                      ", ".join(map(str, absent)))
 
     async def on_guild_available(self, guild: discord.Guild) -> None:
-        if self.services is not None and self.services.node.resume(guild.id):
+        if self.services is not None and self.services.playground.resume(guild.id):
             log.info("chain %d resumed: its server is available", guild.id)
 
     async def on_guild_join(self, guild: discord.Guild) -> None:
-        if self.services is not None and self.services.node.resume(guild.id):
+        if self.services is not None and self.services.playground.resume(guild.id):
             log.info("chain %d resumed: the bot was added back to %s", guild.id, guild.name)
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         # Removed, or the server was deleted (an outage sends ``on_guild_unavailable`` instead).
-        if self.services is not None and self.services.node.pause(guild.id):
+        if self.services is not None and self.services.playground.pause(guild.id):
             log.info("chain %d paused: the bot was removed from %s (or it was deleted); data kept", guild.id,
                      guild.name)
 
@@ -311,7 +312,7 @@ class PlaygroundBot(commands.Bot):
         if self.hashing_core is not None:
             await self.hashing_core.close()
         if self.services is not None:
-            self.services.node.close()
+            self.services.playground.close()
         if self.store is not None:
             await self.store.close()
             self.store = None

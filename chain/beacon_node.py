@@ -207,7 +207,6 @@ class BeaconNode:
         self.node = node
         self.signer = signer
         self.store = node.store
-        self._runtimes: dict[int, BeaconRuntime] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         # Slot blocks each server may get (chain/budget.py): a token bucket per chain, in memory.
         self.blocks_per_hour = blocks_per_hour
@@ -232,14 +231,29 @@ class BeaconNode:
         return beacon
 
     async def _runtime(self, chain_id: int) -> BeaconRuntime:
-        runtime = self._runtimes.get(chain_id)
+        """This chain's consensus memory, kept in the node's runtime of the chain (one per server)."""
+        runtime = self.node.chain(chain_id).consensus
         if runtime is None:
             runtime = BeaconRuntime()
             for stored in await self.store.validator_keys(chain_id):
                 runtime.owners[stored.pubkey] = stored.owner
             runtime.auto_attest = set(await self.store.auto_attesters(chain_id))
-            runtime = self._runtimes.setdefault(chain_id, runtime)
+            # Read again after the awaits: another caller may have built it first (keep theirs), or a
+            # reset may have replaced the chain (the memory goes with the new one, read from the store).
+            chain = self.node.chain(chain_id)
+            if chain.consensus is None:
+                chain.consensus = runtime
+            runtime = chain.consensus
         return runtime
+
+    @property
+    def _runtimes(self) -> dict[int, BeaconRuntime]:
+        """The consensus memory of every loaded chain that has one, by chain id: a read-only view
+        (it lives in the node's runtimes; tests wait on a runtime's ``last_slot`` through it)."""
+        return {
+            chain_id: runtime for chain_id in self.node.chain_ids()
+            if (runtime := self.node.chain(chain_id).consensus) is not None
+        }
 
     def _lock(self, chain_id: int) -> asyncio.Lock:
         return self._locks.setdefault(chain_id, asyncio.Lock())
@@ -251,11 +265,15 @@ class BeaconNode:
 
     async def validator_owners(self, chain_id: int) -> dict[bytes, str]:
         """Validator public key -> owner, for the keys the bot custodies on this chain."""
+        if not self.node.has_chain(chain_id):  # an offline chain's events still name their owners
+            return {stored.pubkey: stored.owner for stored in await self.store.validator_keys(chain_id)}
         return dict((await self._runtime(chain_id)).owners)
 
     def forget(self, chain_id: int) -> None:
-        """Drop the per-chain memory (after a reset): candidates, fork choice, detector, cached keys."""
-        self._runtimes.pop(chain_id, None)
+        """Drop the per-chain memory (after a reset): candidates, fork choice, detector, cached keys.
+        A reset's new chain runtime starts without it anyway; this also covers a chain that stays."""
+        if self.node.has_chain(chain_id):
+            self.node.chain(chain_id).consensus = None
         self.signer.forget(chain_id)
 
     def consensus_chain_ids(self) -> list[int]:
@@ -342,7 +360,7 @@ class BeaconNode:
 
     def validators(self, chain_id: int) -> list[ValidatorView]:
         beacon = self._beacon(chain_id)
-        runtime = self._runtimes.get(chain_id) or BeaconRuntime()
+        runtime = self.node.chain(chain_id).consensus or BeaconRuntime()
         _, voters = self._running_voters(chain_id)
         return [self._view(beacon, i, runtime, voters) for i in range(len(beacon.registry.validators))]
 
@@ -506,6 +524,15 @@ class BeaconNode:
                 return runtime.fork_choice.slot, head
         return slot, state.tip_hash
 
+    async def _require_chaos(self, chain_id: int, what: str) -> None:
+        """The one place chaos mode is checked: before anything deliberately slashable is signed."""
+        if not await self.store.get_chaos_mode(chain_id):
+            raise ChaosModeOffError(
+                f"{what} only works in chaos mode, which is off on this server: your signer refuses to sign "
+                "anything slashable (EIP-3076 slashing protection). To demonstrate slashing, an admin can turn "
+                "chaos mode on with `/playground chaos`."
+            )
+
     async def attest(
         self, chain_id: int, owner: str, *, head_root: bytes | None = None, double_vote: bool = False,
         now: int | None = None,
@@ -516,12 +543,12 @@ class BeaconNode:
         """
         now = self.node.now() if now is None else now
         self._chain(chain_id)
+        if double_vote:
+            await self._require_chaos(chain_id, "`double_vote`")
         runtime = await self._runtime(chain_id)
         index = await self._index_of(chain_id, owner)
         if index is None:
             raise NoValidatorError("you have no validator on this chain; `/stake deposit` makes one")
-        if double_vote and not await self.store.get_chaos_mode(chain_id):
-            raise ChaosModeOffError("double votes need chaos mode, which an admin turns on with `/playground chaos`")
         beacon = self._beacon(chain_id)
         validator = beacon.registry.validators[index]
         if not is_active_validator(validator, beacon.epoch) or validator.slashed:
@@ -770,8 +797,7 @@ class BeaconNode:
 
     async def equivocate(self, chain_id: int, owner: str, now: int) -> Block:
         """Chaos mode: the slot's proposer signs a second, different block for the same slot."""
-        if not await self.store.get_chaos_mode(chain_id):
-            raise ChaosModeOffError("signing two blocks for one slot needs chaos mode (`/playground chaos`)")
+        await self._require_chaos(chain_id, "`/stake equivocate`")
         async with self._lock(chain_id):
             rt = await self._runtime(chain_id)
             if not rt.candidates or rt.fork_choice is None:

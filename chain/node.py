@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from chain.beacon import MODE_POS, ConsensusConfig, GenesisAllocation
 from chain.block import Block, BlockTemplate
@@ -62,6 +62,10 @@ from chain.state import (
 from chain.store import Store, StoredChainHead, StoredTransaction, StoredValidatorKey, StoredWallet
 from chain.transaction import Transfer, make_transfer
 from chain.verify import VerifyReport, verify_chain
+
+if TYPE_CHECKING:  # beacon_node imports this module; the runtime's type is named for checkers only
+    from chain.beacon_node import BeaconRuntime
+
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +142,10 @@ class ChainRuntime:
     last_activity: int = 0
     # The faucet wallet funded at this chain's genesis; None for a chain created without one.
     faucet: bytes | None = None
+    # The consensus client's memory of this chain (``chain.beacon_node.BeaconRuntime``: fork choice,
+    # candidates, validator owners, auto-attest), built by ``BeaconNode`` on first use. It lives here
+    # so that a server has one runtime: a reset or mode switch that replaces this object drops it too.
+    consensus: BeaconRuntime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from chain.beacon import ConsensusConfig
-from chain.beacon_node import GENESIS_ALLOCATION_POINTS, BeaconNode, ValidatorView
 from chain.budget import IDLE_AFTER_S, MIN_SLOT_DURATION_S
-from chain.compact import compute_block_work, compute_target
 from chain.params import ChainParams
+from chain.playground import GENESIS_ALLOCATION_POINTS, ChainState, Playground, ValidatorView
 from chain.staking import ValidatorStatus
-from chain.state import ChainState, compute_difficulty, compute_kept_params, compute_next_bits
 from cogs.embeds import BLUE, GOLD, GREEN, GREY, PURPLE, RED, counted, duration, points, short, stake_points
 from cogs.errors import (
     PlaygroundCog,
@@ -173,10 +171,10 @@ def mode_switch_text(mode: str, admin_mention: str, config: ConsensusConfig | No
     return "Proof of work: `/mine start` mines block 1. `/playground merge` can schedule the Merge later."
 
 
-def require_beacon(services: Services) -> BeaconNode:
-    if services.beacon is None:
+def require_staking(playground: Playground) -> Playground:
+    if not playground.can_stake:
         raise UserFacingError("Proof of stake is not available on this bot. Nothing was changed.")
-    return services.beacon
+    return playground
 
 
 def bot_role_name(guild: discord.Guild) -> str:
@@ -275,14 +273,14 @@ class ResetView(discord.ui.View):
             embed=discord.Embed(title="🔄 Resetting the chain…", colour=ORANGE), view=None
         )
         state, mode = await self._start_over(interaction)
-        beacon = self.services.beacon
+        playground = self.services.playground
         if mode is None:
             description = (
                 f"{interaction.user.mention} started the chain over. Block 0 is a new genesis block "
                 f"{short(state.tip.hash_hex(), 16)}; `/mine start` mines block 1."
             )
         else:
-            config = beacon.config(self.guild_id) if beacon is not None else None
+            config = playground.consensus(self.guild_id) if playground.can_stake else None
             description = (
                 f"{interaction.user.mention} started a new **{mode}** chain ({MODE_NAMES.get(mode, mode)}). "
                 f"Block 0 is a new genesis block {short(state.tip.hash_hex(), 16)}. "
@@ -302,24 +300,23 @@ class ResetView(discord.ui.View):
 
     async def _start_over(self, interaction: discord.Interaction) -> tuple[ChainState, str | None]:
         """Delete the chain and create a new one: in the asked mode, else in the mode it had."""
-        node, beacon = self.services.node, self.services.beacon
+        playground = self.services.playground
         mode = self.mode
-        if mode is None and not self.defaults and beacon is not None and node.has_chain(self.guild_id):
-            current = beacon.mode(self.guild_id)
+        if mode is None and not self.defaults and playground.can_stake and playground.has_chain(self.guild_id):
+            current = playground.mode(self.guild_id)
             if current is not None and current != self.services.default_consensus.mode:
                 mode = current  # a pos or hybrid chain starts over as one
-        if node.offline_reason(self.guild_id) is not None:
+        if playground.offline_reason(self.guild_id) is not None:
             # It could not be loaded: start over with the defaults, then in the asked mode if any.
-            state = await self.services.reset_chain(self.guild_id, defaults=True)
-            if mode is None or beacon is None:
+            state = await playground.reset_chain(self.guild_id, defaults=True)
+            if mode is None or not playground.can_stake:
                 return state, None
-        elif mode is None or beacon is None:
-            await self.services.ensure_chain(self.guild_id)
-            return await self.services.reset_chain(self.guild_id, defaults=self.defaults), None
-        await self.services.ensure_chain(self.guild_id)
-        await beacon.switch_mode(self.guild_id, mode, str(interaction.user.id), node.now(), base=self.base)
+        elif mode is None or not playground.can_stake:
+            await playground.ensure_chain(self.guild_id)
+            return await playground.reset_chain(self.guild_id, defaults=self.defaults), None
+        state = await playground.switch_mode(self.guild_id, mode, str(interaction.user.id), base=self.base)
         log.info("server %d switched to %s mode by %d", self.guild_id, mode, interaction.user.id)
-        return node.chain(self.guild_id).state, mode
+        return state, mode
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
@@ -372,8 +369,11 @@ class Admin(
 ):
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.playground: Playground = services.playground
         super().__init__()
 
+    # Replaces PlaygroundCog's check: admin commands must work on an offline chain (status, reset)
+    # or refuse bad input before a chain exists (merge), so each loads the chain itself.
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         # default_permissions only hides the command; a server can override it, so check again.
         if not interaction.permissions.manage_guild:
@@ -475,8 +475,8 @@ class Admin(
     ) -> None:
         """Show this server's chain rules and mining settings, or change them."""
         guild_id = require_guild(interaction)
-        state = await self.services.ensure_chain(guild_id)
-        node = self.services.node
+        playground = self.playground
+        state = await playground.ensure_chain(guild_id)
         if mode is not None:
             others = [block_time, reward, halving_interval, retarget_window, session_length, cooldown]
             if any(v is not None for v in others):
@@ -491,14 +491,13 @@ class Admin(
             "retarget_window": retarget_window, "session_length": session_length, "cooldown": cooldown,
         }
         settings = await self.services.server_settings(guild_id)
-        pending: ChainParams | None = node.pending_params(guild_id)
+        pending: ChainParams | None = playground.pending_params(guild_id)
         if all(v is None for v in given.values()):
             embed = self._settings_embed(state.params, pending, settings, state.height)
-            beacon = self.services.beacon
-            if beacon is not None and beacon.mode(guild_id) is not None:
+            if playground.mode(guild_id) is not None:
                 embed.add_field(
                     name="Consensus",
-                    value=describe_consensus(beacon.config(guild_id), beacon.is_merged(guild_id)),
+                    value=describe_consensus(playground.consensus(guild_id), playground.is_merged(guild_id)),
                     inline=False,
                 )
             else:
@@ -528,10 +527,9 @@ class Admin(
                     f"(a block may not be dated further ahead than that). Nothing was changed."
                 )
             proposal = base.evolve(**rules)
-            await node.propose_params(guild_id, proposal)
+            await playground.propose_params(guild_id, proposal)
         if server:
-            stored = await node.store.get_server_settings(guild_id)
-            await node.store.set_server_settings(guild_id, {**stored, **server})
+            await playground.update_server_settings(guild_id, server)
 
         embed = discord.Embed(title="⚙️ Settings changed" if rules or server else "⚙️ Nothing to change", colour=GOLD)
         lines = []
@@ -572,8 +570,8 @@ class Admin(
         mode: str,
         base: ConsensusConfig | None = None,
     ) -> None:
-        beacon = require_beacon(self.services)
-        current = beacon.mode(guild_id) or "pow"
+        playground = require_staking(self.playground)
+        current = playground.mode(guild_id) or "pow"
         holders = self.services.member_balances(guild_id)
         view = ResetView(self.services, guild_id, interaction.user.id, RESET_TIMEOUT_S, mode=mode, base=base)
         again = " again" if mode == current else ""
@@ -586,7 +584,7 @@ class Admin(
         )
         # The new chain keeps this one's slot, epoch and staking settings (switch_mode starts from them),
         # or takes the ones /playground staking asked for.
-        config = base or (beacon.config(guild_id) if beacon.mode(guild_id) is not None else None)
+        config = base or (playground.consensus(guild_id) if playground.mode(guild_id) is not None else None)
         embed.add_field(
             name="The new chain", value=mode_switch_text(mode, interaction.user.mention, config), inline=False
         )
@@ -625,9 +623,11 @@ class Admin(
     ) -> None:
         """Show or change the proof-of-stake settings; they are fixed at genesis, so a change starts a new chain."""
         guild_id = require_guild(interaction)
-        state = await self.services.ensure_chain(guild_id)
-        beacon = require_beacon(self.services)
-        current = beacon.config(guild_id) if beacon.mode(guild_id) is not None else self.services.default_consensus
+        state = await self.playground.ensure_chain(guild_id)
+        playground = require_staking(self.playground)
+        current = (
+            playground.consensus(guild_id) if playground.mode(guild_id) is not None else self.services.default_consensus
+        )
         given = {
             "slot_duration_s": slot_length, "slots_per_epoch": epoch_slots, "min_deposit_points": min_deposit,
             "unbonding_epochs": unbonding_epochs, "issuance_rate_bp": issuance_bp,
@@ -636,7 +636,7 @@ class Admin(
         changes = {k: v for k, v in given.items() if v is not None and v != getattr(current, k)}
         if not changes:
             embed = discord.Embed(title="⚙️ Proof-of-stake settings", colour=BLUE,
-                                  description=describe_consensus(current, beacon.is_merged(guild_id)))
+                                  description=describe_consensus(current, playground.is_merged(guild_id)))
             embed.add_field(
                 name="Changing them",
                 value="They are committed in the genesis block, so `/playground staking` with new values "
@@ -684,7 +684,7 @@ class Admin(
     async def status(self, interaction: discord.Interaction) -> None:
         """The chain, the webhook and the hashing core at a glance."""
         guild_id = require_guild(interaction)
-        offline = self.services.node.offline_reason(guild_id)
+        offline = self.playground.offline_reason(guild_id)
         if offline is not None:
             embed = discord.Embed(
                 title="🛠️ Playground status",
@@ -695,25 +695,22 @@ class Admin(
             )
             await interaction.response.send_message(embed=embed, ephemeral=True)
             return
-        state = await self.services.ensure_chain(guild_id)
-        node = self.services.node
+        state = await self.playground.ensure_chain(guild_id)
         webhook = await self.services.notifier.status(guild_id)
         core = self.services.hashing_core.stats()
         here = [s for s in core.per_session if s.chain_id == guild_id]
-        pending = node.pending_params(guild_id)
+        pending = self.playground.pending_params(guild_id)
 
         embed = discord.Embed(title="🛠️ Playground status", colour=BLUE)
         embed.add_field(name="Height", value=f"{state.height:,}")
-        tip_block = node.chain(guild_id).tip_block
-        assert tip_block is not None  # the command loaded the chain, its tip block with it
-        if tip_block.seal is not None:
+        if self.playground.tip_block(guild_id).seal is not None:
             embed.add_field(name="Difficulty", value="none: blocks are proof of stake")
         else:
             embed.add_field(
                 name="Difficulty",
-                value=f"{compute_difficulty(state.tip.bits, state.params):,} (bits `{state.tip.bits:#010x}`)",
+                value=f"{self.playground.difficulty(state.tip.bits, state.params):,} (bits `{state.tip.bits:#010x}`)",
             )
-        embed.add_field(name="Pending transfers", value=f"{len(node.chain(guild_id).mempool):,}")
+        embed.add_field(name="Pending transfers", value=f"{self.playground.status(guild_id).pending_transfers:,}")
         if webhook.channel_id is None:
             health = "not set up: `/playground setup` picks a channel"
         elif webhook.disabled_reason is not None:
@@ -750,25 +747,23 @@ class Admin(
 
     async def _add_consensus_status(self, embed: discord.Embed, guild_id: int, state: ChainState) -> None:
         """Mode, the Merge, validators, finality and chaos mode."""
-        beacon = self.services.beacon
-        chaos = await self.services.node.store.get_chaos_mode(guild_id)
-        mode = beacon.mode(guild_id) if beacon is not None else None
-        if beacon is None or mode is None:
+        playground = self.playground
+        chaos = await playground.chaos_mode(guild_id)
+        mode = playground.mode(guild_id)
+        if mode is None:
             embed.add_field(name="Mode", value="pow (this chain predates proof of stake)")
         else:
-            config = beacon.config(guild_id)
-            merged = beacon.is_merged(guild_id)
+            config = playground.consensus(guild_id)
+            merged = playground.is_merged(guild_id)
             embed.add_field(name="Mode", value=f"{mode} ({MODE_NAMES.get(mode, mode)})")
             embed.add_field(name="The Merge", value=describe_merge_schedule(config, merged))
-            embed.add_field(name="Validators", value=describe_validators(beacon.validators(guild_id)), inline=False)
+            embed.add_field(name="Validators", value=describe_validators(playground.validators(guild_id)), inline=False)
             if merged or mode == "pos":
-                now = self.services.node.now()
-                embed.add_field(name="Slot blocks", value=describe_slot_budget(
-                    beacon.budget(guild_id, now), beacon.blocks_per_hour, beacon.is_idle(guild_id, now)
-                ), inline=False)
+                embed.add_field(name="Slot blocks", value=describe_slot_budget(*playground.slot_budget(guild_id)),
+                                inline=False)
             if state.beacon is not None and state.beacon.ffg_enabled:
                 finalized = state.beacon.finality.finalized_checkpoint.epoch
-                progress = beacon.progress(guild_id)
+                progress = playground.vote_progress(guild_id)
                 embed.add_field(
                     name="Finality",
                     value=f"finalized checkpoint: epoch {finalized:,}; epoch {progress.epoch:,} has votes from "
@@ -793,11 +788,9 @@ class Admin(
     ) -> None:
         """Let members break proof of stake's rules on purpose, to watch slashing catch them."""
         guild_id = require_guild(interaction)
-        await self.services.ensure_chain(guild_id)
-        store = self.services.node.store
+        await self.playground.ensure_chain(guild_id)
         on = state == "on"
-        was = await store.get_chaos_mode(guild_id)
-        await store.set_chaos_mode(guild_id, on)
+        was = await self.playground.set_chaos_mode(guild_id, on)
         log.info("server %d: chaos mode %s by %d", guild_id, state, interaction.user.id)
         if on:
             embed = discord.Embed(
@@ -839,9 +832,9 @@ class Admin(
                 "Give exactly one of `at_height` (the first proof-of-stake block) or `at_total_difficulty` "
                 "(like Ethereum's terminal total difficulty). Nothing was changed."
             )
-        beacon = require_beacon(self.services)
-        state = await self.services.ensure_chain(guild_id)
-        mode = beacon.mode(guild_id)
+        playground = require_staking(self.playground)
+        state = await playground.ensure_chain(guild_id)
+        mode = playground.mode(guild_id)
         if mode not in ("pow", "hybrid"):
             why = ("has proof of stake from genesis" if mode == "pos"
                    else "was created before proof of stake existed, so it has no validators")
@@ -849,12 +842,12 @@ class Admin(
                 f"This chain {why}: there is no Merge to schedule. "
                 "`/playground config mode:pow` starts a proof-of-work chain that can merge. Nothing was changed."
             )
-        if beacon.is_merged(guild_id):
+        if playground.is_merged(guild_id):
             raise UserFacingError("This chain has already merged: its blocks are proof-of-stake blocks. "
                                   "Nothing was changed.")
-        validators = beacon.validators(guild_id)
+        validators = playground.validators(guild_id)
         live = [v for v in validators if v.status in LIVE_STATUSES]
-        config = beacon.config(guild_id)
+        config = playground.consensus(guild_id)
         if not live:
             raise UserFacingError(
                 "Nobody has staked yet, so nobody could propose blocks after the Merge. A member stakes with "
@@ -862,7 +855,7 @@ class Admin(
                 "the deposit, schedule the Merge. Nothing was changed."
             )
         self._check_merge_margin(guild_id, state, at_height, at_total_difficulty)
-        config = await beacon.schedule_merge(guild_id, at_height=at_height, at_total_difficulty=at_total_difficulty)
+        config = await playground.schedule_merge(guild_id, at_height=at_height, at_total_difficulty=at_total_difficulty)
         log.info("server %d: Merge scheduled (height %s, total difficulty %s) by %d",
                  guild_id, at_height, at_total_difficulty, interaction.user.id)
         if at_height is not None:
@@ -912,8 +905,7 @@ class Admin(
                     f"{earliest:,} or later. Nothing was changed."
                 )
         if at_total_difficulty is not None and state.beacon is not None:
-            bits = compute_next_bits(state)
-            per_block = compute_block_work(compute_target(bits, state.params.pow_limit))
+            per_block = self.playground.next_block_work(guild_id)
             earliest = state.beacon.total_difficulty + (blocks_before_commit + 1) * per_block
             if at_total_difficulty < earliest:
                 raise UserFacingError(
@@ -931,7 +923,7 @@ class Admin(
     async def reset(self, interaction: discord.Interaction, defaults: Flag = False) -> None:
         """Start this server's chain over from a new genesis block (asks for confirmation)."""
         guild_id = require_guild(interaction)
-        offline = self.services.node.offline_reason(guild_id)
+        offline = self.playground.offline_reason(guild_id)
         if offline is not None:
             # The one way out for a chain that failed to load: it cannot be read, only replaced.
             embed = discord.Embed(
@@ -948,9 +940,9 @@ class Admin(
             view = ResetView(self.services, guild_id, interaction.user.id, RESET_TIMEOUT_S)
             await ask_to_confirm(interaction, embed, view)
             return
-        state = await self.services.ensure_chain(guild_id)
+        state = await self.playground.ensure_chain(guild_id)
         holders = self.services.member_balances(guild_id)
-        pending_transfers = len(self.services.node.chain(guild_id).mempool)
+        pending_transfers = self.playground.status(guild_id).pending_transfers
         view = ResetView(self.services, guild_id, interaction.user.id, RESET_TIMEOUT_S, defaults=defaults)
         embed = discord.Embed(
             title="⚠️ Reset this server's chain?",
@@ -972,14 +964,13 @@ class Admin(
     def _rules_after_reset(self, guild_id: int, state: ChainState, defaults: bool) -> str:
         """What the confirmation prompt says about the new chain's rules: the server's, or the defaults."""
         default_mode = self.services.default_consensus.mode
-        beacon = self.services.beacon
-        mode = (beacon.mode(guild_id) if beacon is not None else None) or "pow"
+        mode = self.playground.mode(guild_id) or "pow"
         if defaults:
             return (
                 f"back to the defaults (`defaults:True`), mode **{default_mode}**:\n"
                 + describe_rules(self.services.default_params)
             )
-        kept = compute_kept_params(self.services.default_params, state.params)
+        kept = self.playground.kept_params(state.params)
         return (
             f"kept: this server's rules in force now, mode **{mode}** (`/playground reset defaults:True` "
             f"goes back to the defaults):\n" + describe_rules(kept)

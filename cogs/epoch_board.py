@@ -12,7 +12,7 @@ One task per server writes it to Discord, one request at a time, and always rend
 state when its request goes out: a busy or rate-limited channel gets fewer edits, never a queue of
 stale ones (``coalesced`` counts the states that were never shown because a newer one came first).
 
-The message id is stored (``chain.store.EpochMessage``) right after the post, so a restart keeps
+The message id is stored (an ``EpochMessage``, through the façade) right after the post, so a restart keeps
 editing the same message.  What can still go wrong: a crash between Discord's answer to the post
 and that write leaves the message unrecorded, and the restarted bot posts the epoch's message again
 (once); an edit that fails for any reason other than the message being gone is logged and dropped
@@ -30,7 +30,7 @@ from typing import Any
 
 import discord
 
-from chain.store import EpochMessage
+from chain.playground import EpochMessage
 
 log = logging.getLogger(__name__)
 

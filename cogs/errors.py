@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from chain.errors import ChainError
+from chain.playground import Playground
 from cogs.embeds import duration
 from cogs.options import OptionRefused
 
@@ -81,6 +82,34 @@ async def reply_ephemeral(interaction: discord.Interaction, text: str) -> None:
 
 
 class PlaygroundCog(commands.Cog):
+    """Base of every cog: errors become ephemeral replies; chain cogs check the server first.
+
+    A cog that sets ``playground`` (``chain.playground.Playground``) runs on a server's chain:
+    its ``interaction_check`` (discord.py calls it before any of the cog's commands) refuses DMs
+    and loads or creates this server's chain, so the commands start from a chain that exists.
+    A command that must check its input before a chain is created, or must run without one,
+    says ``extras={"chain": False}``.
+    """
+
+    playground: Playground | None = None
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        if self.playground is None:
+            return True
+        guild_id = require_guild(interaction)
+        command = interaction.command
+        if command is not None and command.extras.get("chain") is False:
+            return True
+        try:
+            await self.playground.ensure_chain(guild_id)
+        except Exception as error:
+            if command is None:
+                raise
+            # Raised from the check, an engine error would skip cog_app_command_error (the tree only
+            # reports AppCommandError): wrapped, it is answered exactly as if the command body raised it.
+            raise app_commands.CommandInvokeError(command, error) from error
+        return True
+
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:

@@ -7,9 +7,8 @@ import io
 import logging
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice
+from typing import Protocol
 
 import discord
 from discord import app_commands
@@ -20,19 +19,9 @@ from chain.block import Block
 from chain.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.errors import ExportTooLargeError, VerificationError
 from chain.hashing import HASH_SIZE_BYTES, hash_to_display
-from chain.node import TransactionMatches
-from chain.params import ChainParams
-from chain.pow import (
-    RetargetExplanation,
-    compute_calibration_anchor,
-    compute_retarget_window_start,
-    explain_retarget_between,
-)
+from chain.playground import Playground, RetargetExplanation, StoredTransaction, TransactionMatches, VerifyReport
 from chain.proposer import MAX_RANDOM_BYTE, ProposerDraw
-from chain.state import ChainState, compute_difficulty
-from chain.store import Store, StoredTransaction
 from chain.transaction import Transfer
-from chain.verify import VerifyReport
 from cogs.core_pause import core_runs_while_waiting
 from cogs.embeds import (
     BLUE,
@@ -58,12 +47,7 @@ MAX_QUERY_CHARS = 66  # a full hash, with room for the backticks it is shown in
 TXID_HEX_CHARS = 64
 MAX_AUTOCOMPLETE_CHOICES = 25  # Discord's limit
 BLOCK_TRANSFERS_SHOWN = 5
-RECENT_RETARGETS_SHOWN = 5
 AMBIGUOUS_HEIGHTS_SHOWN = 5
-# /chain difficulty looks for bit changes among this many latest retargets, reading their headers
-# RETARGET_BATCH retargets at a time (a chain stuck at its easiest target never changes bits).
-RETARGETS_SEARCHED = 1_000
-RETARGET_BATCH = 100
 # /chain proposer lists at most this many attempts of the draw (most draws take one or two).
 DRAW_ATTEMPTS_SHOWN = 10
 MAX_SLOT = 2**53 - 1  # Discord's integer options stop here
@@ -134,7 +118,17 @@ def parse_block_query(query: str, tip_height: int) -> int | str:
     return text
 
 
-async def resolve_block_height(store: Store, chain_id: int, tip_height: int, query: str) -> int:
+class BlockIndex(Protocol):
+    """Where block hashes are looked up (``Playground``; tests pass the store itself)."""
+
+    async def find_blocks_by_hash_prefix(
+        self, chain_id: int, prefix: str, limit: int
+    ) -> tuple[int, list[tuple[int, bytes]]]: ...
+
+    async def block_hashes(self, chain_id: int, heights: list[int]) -> dict[int, bytes]: ...
+
+
+async def resolve_block_height(store: BlockIndex, chain_id: int, tip_height: int, query: str) -> int:
     """The height of the block a member meant (see ``parse_block_query``); a hash prefix is looked up
     in the store's display-order hash index, not by reading the chain."""
     parsed = parse_block_query(query, tip_height)
@@ -173,7 +167,9 @@ def heights_with_prefix(digits: str, tip_height: int, limit: int) -> list[int]:
     return found
 
 
-async def block_choices(store: Store, chain_id: int, tip_height: int, typed: str) -> list[app_commands.Choice[str]]:
+async def block_choices(
+    store: BlockIndex, chain_id: int, tip_height: int, typed: str
+) -> list[app_commands.Choice[str]]:
     """Newest blocks first, filtered by what was typed (the start of a height or of a hash).
 
     Heights matching the digits are counted and hashes matching the prefix found in the store's
@@ -299,55 +295,6 @@ def transaction_choices(matches: TransactionMatches) -> list[app_commands.Choice
         label = f"{txid[:12]}… block {t.height}: {points(t.amount)} ({what})"
         choices.append(app_commands.Choice(name=label[:100], value=txid))
     return choices
-
-
-def retarget_heights(state: ChainState) -> Iterator[tuple[int, ChainParams]]:
-    """Every height at which a block retargeted, newest first, with the rules it was judged by
-    (a rule change can move the window: each stretch of rules has its own multiples)."""
-    height = state.height
-    while height > 0:
-        params = state.params_at(height)
-        # The first block these rules governed: the one after the block that committed to them.
-        stretch_start = max((at + 1 for at, _ in state.param_changes if at < height), default=1)
-        retarget = height - height % params.retarget_window_blocks
-        if not params.no_retargeting and retarget >= stretch_start:
-            yield retarget, params
-            height = retarget - 1
-        else:
-            height = stretch_start - 1
-
-
-async def retarget_history(
-    store: Store, chain_id: int, state: ChainState
-) -> tuple[list[RetargetExplanation], RetargetExplanation | None]:
-    """The latest retargets that changed the bits (among the last ``RETARGETS_SEARCHED``), newest
-    first, and the latest retarget of all.  Each needs three headers (the retarget block, and the
-    first and last of its window): read from the store a batch at a time, never the whole chain."""
-    recent: list[RetargetExplanation] = []
-    last: RetargetExplanation | None = None
-    heights = islice(retarget_heights(state), RETARGETS_SEARCHED)
-    while len(recent) < RECENT_RETARGETS_SHOWN:
-        batch = list(islice(heights, RETARGET_BATCH))
-        if not batch:
-            break
-        # A block time change restarts the window it falls in (chain/pow.py).
-        anchors = {
-            height: compute_calibration_anchor(params, state.spacing_change_at(height)) for height, params in batch
-        }
-        starts = {height: compute_retarget_window_start(height, params, anchors[height]) for height, params in batch}
-        wanted = {h for height, _ in batch for h in (height, height - 1, starts[height])}
-        headers = await store.headers_at(chain_id, wanted)
-        for height, params in batch:
-            first, before, block = headers[starts[height]], headers[height - 1], headers[height]
-            # The bits the block carries: an early retarget in the window measures work, not time alone.
-            explanation = explain_retarget_between(height, first, before, params, block.bits, anchors[height])
-            if explanation is None:
-                continue
-            if last is None:
-                last = explanation
-            if block.bits != before.bits and len(recent) < RECENT_RETARGETS_SHOWN:
-                recent.append(explanation)
-    return recent, last
 
 
 def describe_change(e: RetargetExplanation) -> str:
@@ -502,6 +449,7 @@ def verify_embed(report: VerifyReport, elapsed: float) -> discord.Embed:
 class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_description="Explore this server's chain"):
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.playground: Playground = services.playground
         # One replay per server at a time: a replay of a big chain is seconds of CPU.
         self._verifying: set[int] = set()
         # (server, member) -> monotonic time of their next allowed export.
@@ -514,23 +462,19 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
     async def tip(self, interaction: discord.Interaction) -> None:
         """The newest block of this server's chain."""
         guild_id = require_guild(interaction)
-        state = await self.services.ensure_chain(guild_id)
+        state = self.playground.state(guild_id)
         names = await self.services.owner_names(guild_id)
-        block = self.services.node.chain(guild_id).tip_block
-        assert block is not None  # ensure_chain loaded the chain, its tip block with it
+        block = self.playground.tip_block(guild_id)
         proposer = await self._proposer_label(guild_id, block)
         embed = block_embed(block, names, title=f"Tip: block {block.height}", proposer=proposer, beacon=state.beacon)
         if is_proof_of_work_block(block, state.beacon):
-            embed.add_field(name="Difficulty", value=f"{compute_difficulty(state.tip.bits, state.params):,}")
+            embed.add_field(name="Difficulty", value=f"{self.playground.difficulty(state.tip.bits, state.params):,}")
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
 
     async def _validator_owners(self, guild_id: int) -> dict[int, str]:
         """Validator index -> owner mention, for the validators the bot holds keys for."""
-        beacon = self.services.beacon
-        if beacon is None or beacon.mode(guild_id) is None:
-            return {}
-        owners = await beacon.validator_owners(guild_id)
-        return {v.index: f"<@{owners[v.pubkey]}>" for v in beacon.validators(guild_id) if v.pubkey in owners}
+        owners = await self.playground.validator_owners_by_index(guild_id)
+        return {index: f"<@{owner}>" for index, owner in owners.items()}
 
     async def _proposer_label(self, guild_id: int, block: Block) -> str | None:
         if block.seal is None:
@@ -544,15 +488,15 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
     async def block(self, interaction: discord.Interaction, query: Range[str, 1, MAX_QUERY_CHARS]) -> None:
         """A block of this server's chain, by height or by hash, with its transfers."""
         guild_id = require_guild(interaction)
-        state = await self.services.ensure_chain(guild_id)
-        height = await resolve_block_height(self.services.node.store, guild_id, state.height, query)
-        block = await self.services.node.store.get_block(guild_id, height=height)
+        state = self.playground.state(guild_id)
+        height = await resolve_block_height(self.playground, guild_id, state.height, query)
+        block = await self.playground.get_block(guild_id, height)
         names = await self.services.owner_names(guild_id)
         proposer = await self._proposer_label(guild_id, block)
         embed = block_embed(block, names, proposer=proposer, beacon=state.beacon)
         embed.description = self._transfer_lines(block, names)
         if is_proof_of_work_block(block, state.beacon):
-            embed.add_field(name="Difficulty", value=f"{compute_difficulty(block.header.bits, state.params):,}")
+            embed.add_field(name="Difficulty", value=f"{self.playground.difficulty(block.header.bits, state.params):,}")
         embed.add_field(name="Confirmations", value=str(state.height - height + 1))
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
 
@@ -562,11 +506,9 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
     ) -> list[app_commands.Choice[str]]:
         guild_id = interaction.guild_id
         # Typing must not create a chain; an empty list is the honest answer.
-        if guild_id is None or not self.services.node.has_chain(guild_id):
+        if guild_id is None or not self.playground.has_chain(guild_id):
             return []
-        return await block_choices(
-            self.services.node.store, guild_id, self.services.node.chain(guild_id).state.height, current
-        )
+        return await block_choices(self.playground, guild_id, self.playground.state(guild_id).height, current)
 
     @staticmethod
     def _transfer_lines(block: Block, names: dict[bytes, str]) -> str:
@@ -582,7 +524,8 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
             lines.append(f"…and {hidden} more")
         return "\n".join(lines)
 
-    @app_commands.command(name="tx")
+    # Checks the id's form before the chain is created.
+    @app_commands.command(name="tx", extras={"chain": False})
     @app_commands.describe(
         txid="The transaction id as /wallet pay shows it; its first 6 hex digits are enough (pick from the list)"
     )
@@ -590,9 +533,8 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         """A transaction: confirmed in a block, or pending in the mempool."""
         guild_id = require_guild(interaction)
         prefix = parse_txid_prefix(txid)
-        state = await self.services.ensure_chain(guild_id)
-        node = self.services.node
-        matches = await node.find_transactions(guild_id, prefix, AMBIGUOUS_HEIGHTS_SHOWN)
+        state = await self.playground.ensure_chain(guild_id)
+        matches = await self.playground.find_transactions(guild_id, prefix, AMBIGUOUS_HEIGHTS_SHOWN)
         if matches.count == 0:
             raise UserFacingError(
                 f"No transaction `{short_id(prefix)}` on this server's chain or in its mempool "
@@ -609,11 +551,11 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         names = await self.services.owner_names(guild_id)
         if matches.pending:
             pending = matches.pending[0]
-            embed = pending_transaction_embed(pending.tx, names, len(node.chain(guild_id).mempool))
+            embed = pending_transaction_embed(pending.tx, names, self.playground.status(guild_id).pending_transfers)
             raw_txid = pending.txid
         else:
             stored = matches.confirmed[0]
-            block_hash = (await node.store.block_hashes(guild_id, [stored.height]))[stored.height]
+            block_hash = (await self.playground.block_hashes(guild_id, [stored.height]))[stored.height]
             embed = confirmed_transaction_embed(stored, names, state.height, block_hash)
             raw_txid = bytes(stored.txid)
         embed.add_field(name="Transaction", value=f"`{hash_to_display(raw_txid)}`", inline=False)
@@ -623,24 +565,24 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
     async def tx_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         guild_id = interaction.guild_id
         # Typing must not create a chain, and half-typed text is no error: no choices.
-        if guild_id is None or not self.services.node.has_chain(guild_id):
+        if guild_id is None or not self.playground.has_chain(guild_id):
             return []
         typed = current.strip().strip("`").strip().lower()
         if len(typed) > TXID_HEX_CHARS or not all(c in "0123456789abcdef" for c in typed):
             return []
-        matches = await self.services.node.find_transactions(guild_id, typed, MAX_AUTOCOMPLETE_CHOICES)
+        matches = await self.playground.find_transactions(guild_id, typed, MAX_AUTOCOMPLETE_CHOICES)
         return transaction_choices(matches)[:MAX_AUTOCOMPLETE_CHOICES]
 
     @app_commands.command(name="difficulty")
     async def difficulty(self, interaction: discord.Interaction) -> None:
         """How hard mining is now, how it changed at recent retargets, and why."""
         guild_id = require_guild(interaction)
-        state = await self.services.ensure_chain(guild_id)
+        state = self.playground.state(guild_id)
         params, tip = state.params, state.tip
         window = params.retarget_window_blocks
         embed = discord.Embed(title="🎯 Difficulty", colour=BLUE)
         embed.add_field(name="Current bits", value=f"`{tip.bits:#010x}`")
-        embed.add_field(name="Difficulty", value=f"{compute_difficulty(tip.bits, params):,}")
+        embed.add_field(name="Difficulty", value=f"{self.playground.difficulty(tip.bits, params):,}")
         embed.add_field(name="Target spacing", value=f"{duration(params.target_spacing_s)} per block")
         if params.no_retargeting:
             embed.description = "This chain never retargets: its difficulty is fixed."
@@ -657,7 +599,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         if mined > 0:
             average_s = (tip.time - state.headers[window_start].time) / mined
             embed.add_field(name="This window so far", value=f"{counted(mined, 'block')}, ~{duration(average_s)} apart")
-        recent, last = await retarget_history(self.services.node.store, guild_id, state)
+        recent, last = await self.playground.retarget_history(guild_id)
         embed.description = last.sentence() if last is not None else (
             f"No retarget yet: the first comes at height {window}, when the chain compares how long "
             f"its first blocks took with {duration(params.target_timespan_s)}."
@@ -669,7 +611,8 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         )
         await interaction.response.send_message(embed=embed)
 
-    @app_commands.command(name="verify")
+    # Defers before the chain is created (a first chain measures the core's rate).
+    @app_commands.command(name="verify", extras={"chain": False})
     async def verify(self, interaction: discord.Interaction) -> None:
         """Replay this server's whole chain from genesis and check every rule again."""
         guild_id = require_guild(interaction)
@@ -678,13 +621,12 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         self._verifying.add(guild_id)
         try:
             await interaction.response.defer(thinking=True)
-            await self.services.ensure_chain(guild_id)
             started = time.perf_counter()
             try:
                 # Off the event loop and without the store's lock, from one read snapshot
                 # (blocks and balances of the same instant); mining goes on meanwhile.
                 async with core_runs_while_waiting():
-                    report = await self.services.node.verify(guild_id)
+                    report = await self.playground.verify(guild_id)
             except VerificationError as exc:
                 log.warning("chain %d failed verification at block %d: %s", guild_id, exc.height, exc.cause)
                 raise
@@ -701,19 +643,19 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
     ) -> None:
         """Who proposes a slot's block, and the draw that picked them, step by step."""
         guild_id = require_guild(interaction)
-        state = await self.services.ensure_chain(guild_id)
-        beacon = self.services.beacon
-        if beacon is None or beacon.mode(guild_id) is None:
+        state = self.playground.state(guild_id)
+        playground = self.playground
+        if playground.mode(guild_id) is None:
             raise UserFacingError("This chain was created before proof of stake: it has no validators to draw from.")
-        current = beacon.current_slot(guild_id, self.services.node.now())
+        current = playground.current_slot(guild_id, playground.now())
         if slot is None:
             slot = current
         ahead = False
-        if beacon.is_merged(guild_id) and state.beacon is not None:
+        if playground.is_merged(guild_id) and state.beacon is not None:
             check_proposer_slot(state.beacon, slot, current)
             ahead = slot >= compute_start_slot_at_epoch(state.beacon, state.beacon.epoch + 2)
         # Drawing a slot ahead runs epoch transitions: pure CPU, in a thread, never on the event loop.
-        draw = await asyncio.to_thread(beacon.proposer_draw, guild_id, slot)
+        draw = await asyncio.to_thread(playground.proposer_draw, guild_id, slot)
         embed = proposer_embed(draw, await self._validator_owners(guild_id), state.height_of(draw.mix))
         if ahead:
             embed.set_footer(
@@ -726,14 +668,14 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
     async def energy(self, interaction: discord.Interaction) -> None:
         """Energy this chain's proof of work used against its proof of stake, measured on the bot's CPU."""
         guild_id = require_guild(interaction)
-        await self.services.ensure_chain(guild_id)
-        beacon = self.services.beacon
-        if beacon is None or beacon.mode(guild_id) is None:
+        playground = self.playground
+        if playground.mode(guild_id) is None:
             raise UserFacingError("This chain was created before proof of stake: there is nothing to compare with.")
-        report = await beacon.energy(guild_id)
-        await interaction.response.send_message(embed=energy_embed(report, beacon.milliwatts_per_core))
+        report = await playground.energy(guild_id)
+        await interaction.response.send_message(embed=energy_embed(report, playground.milliwatts_per_core))
 
-    @app_commands.command(name="export")
+    # Defers before the chain is created; the build creates it (Playground.export_to).
+    @app_commands.command(name="export", extras={"chain": False})
     async def export(self, interaction: discord.Interaction) -> None:
         """This server's whole chain as a JSON file that anyone can verify offline."""
         guild_id = require_guild(interaction)
@@ -796,9 +738,8 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         self._export_ready_at[key] = now + EXPORT_COOLDOWN_S
 
     async def _build_export(self, guild_id: int, limit: int) -> BuiltExport:
-        await self.services.ensure_chain(guild_id)
         buffer = io.BytesIO()
-        summary = await self.services.node.export_to(guild_id, buffer, limit=limit)
+        summary = await self.playground.export_to(guild_id, buffer, limit=limit)
         log.info("chain %d exported: blocks 0 to %d, %d bytes", guild_id, summary.height, summary.size)
         return BuiltExport(summary.height, summary.tip, buffer.getvalue())
 

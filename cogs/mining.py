@@ -11,10 +11,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from chain.compact import compute_block_work, compute_target
 from chain.errors import MergeError
-from chain.hashcore import MiningSession, OutcomeKind, Progress
-from chain.node import MiningResult
+from chain.playground import MiningResult, MiningSession, OutcomeKind, Playground, Progress
 from cogs.embeds import BLUE, GOLD, GREY, PURPLE, counted, duration, points, progress_bar, relative_time
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.options import Flag
@@ -82,22 +80,14 @@ def compute_share(services: Services, guild_id: int, member_id: int) -> tuple[in
 
 def mining_is_over(services: Services, guild_id: int) -> bool:
     """Whether this server's chain takes no more proof-of-work blocks: merged, past its terminal block, or pos."""
-    beacon = services.beacon
-    node = services.node
-    if beacon is None or not node.has_chain(guild_id):
-        return False
-    if beacon.is_merged(guild_id):
-        return True
-    state = node.chain(guild_id).state
-    return state.beacon is not None and state.beacon.terminal is not None
+    return services.playground.mining_is_over(guild_id)
 
 
 def merged_text(services: Services, guild_id: int) -> str:
     """Why there is nothing to mine, and what to do instead."""
-    beacon = services.beacon
-    assert beacon is not None
-    slot_s = beacon.config(guild_id).slot_duration_s
-    if beacon.mode(guild_id) == "pos":
+    playground = services.playground
+    slot_s = playground.consensus(guild_id).slot_duration_s
+    if playground.mode(guild_id) == "pos":
         return (
             "This chain runs on proof of stake from genesis: there is nothing to mine. Blocks now come from "
             f"validators every {slot_s:,} s; stake with `/stake deposit` to become one."
@@ -120,13 +110,16 @@ class Mining(
 ):
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.playground: Playground = services.playground
         self.sessions: dict[SessionKey, LiveSession] = {}
         self.cooldown_until: dict[SessionKey, float] = {}
         super().__init__()
 
     # --- commands ---------------------------------------------------------------
 
-    @app_commands.command(name="start")
+    # Checks cooldown and the Merge first, and defers before the chain is created (a first chain
+    # measures the core's rate).
+    @app_commands.command(name="start", extras={"chain": False})
     @app_commands.describe(
         auto_continue="Mine block after block (yours or not) until /mine stop or the session's time is up"
     )
@@ -136,7 +129,7 @@ class Mining(
         key = (guild_id, interaction.user.id)
         if key in self.sessions:
             raise UserFacingError("You are already mining. `/mine stats` shows it, `/mine stop` ends it.")
-        now = self.services.node.clock()
+        now = self.playground.clock()
         ready_at = self.cooldown_until.get(key, 0.0)
         if now < ready_at:
             raise UserFacingError(
@@ -152,7 +145,7 @@ class Mining(
         self.sessions[key] = live
         try:
             await interaction.response.defer(thinking=True)
-            state = await self.services.ensure_chain(guild_id)
+            state = await self.playground.ensure_chain(guild_id)
             if mining_is_over(self.services, guild_id):  # a new chain in pos mode
                 self.sessions.pop(key, None)
                 await interaction.edit_original_response(embed=merged_embed(self.services, guild_id))
@@ -161,10 +154,9 @@ class Mining(
         except BaseException:
             self.sessions.pop(key, None)
             raise
-        target = compute_target(state.tip.bits, state.params.pow_limit)
         live.height = state.height + 1
         live.start_tip_height = state.height
-        live.expected_hashes = compute_block_work(target)
+        live.expected_hashes = self.playground.work_for_bits(state.tip.bits, state.params.pow_limit)
         live.deadline_s = int(settings["session_s"])
         if auto_continue:
             # The whole session edits one interaction reply, whose token lives 15 minutes: the budget
@@ -173,7 +165,8 @@ class Mining(
         live.genesis_hash = state.genesis_hash
         live.task = asyncio.create_task(self._run(key, live, int(settings["cooldown_s"])), name=f"mine-{key}")
 
-    @app_commands.command(name="stop")
+    # Ends a session: never creates a chain.
+    @app_commands.command(name="stop", extras={"chain": False})
     async def stop(self, interaction: discord.Interaction) -> None:
         """Stop your mining session."""
         key = (require_guild(interaction), interaction.user.id)
@@ -187,7 +180,7 @@ class Mining(
     async def stats(self, interaction: discord.Interaction) -> None:
         """Your mining session, and this server's mining so far."""
         guild_id = require_guild(interaction)
-        state = await self.services.ensure_chain(guild_id)
+        state = self.playground.state(guild_id)
         key = (guild_id, interaction.user.id)
         _, sessions = compute_share(self.services, guild_id, interaction.user.id)
         embed = discord.Embed(title="⛏️ Mining stats", colour=BLUE)
@@ -206,8 +199,8 @@ class Mining(
             embed.add_field(name="Your session", value=f"starting…{tally}", inline=False)
         else:
             embed.add_field(name="Your session", value="not mining (`/mine start`)", inline=False)
-        me = await self.services.node.address(guild_id, str(interaction.user.id))
-        mined = self.services.node.chain(guild_id).blocks_mined
+        me = await self.playground.address(guild_id, str(interaction.user.id))
+        mined = dict(self.playground.blocks_mined(guild_id))
         core = self.services.hashing_core.stats()
         embed.add_field(name="Blocks you mined", value=str(mined.get(me, 0)))
         embed.add_field(name="Chain height", value=str(state.height))
@@ -230,8 +223,8 @@ class Mining(
     def _on_start(self, live: LiveSession, session: MiningSession) -> None:
         # Called by the node right after the core took the session, before any chunk returns: the
         # job was built from this very state, so its height is the tip's next one.
-        live.height = self.services.node.chain(live.guild_id).state.height + 1
-        live.expected_hashes = compute_block_work(session.target)
+        live.height = self.playground.state(live.guild_id).height + 1
+        live.expected_hashes = self.playground.work_for_target(session.target)
         live.progress = None
         if live.stop_reason is not None:  # stopped while the node set the session up
             session.cancel()
@@ -279,14 +272,14 @@ class Mining(
         finally:
             updater.cancel()
             self.sessions.pop(key, None)
-            self.cooldown_until[key] = self.services.node.clock() + cooldown_s
+            self.cooldown_until[key] = self.playground.clock() + cooldown_s
             live.done.set()
 
     async def _mine(self, live: LiveSession) -> discord.Embed:
         """Mine one block, or with auto-continue block after block; returns the session's last word."""
         live.started_at = asyncio.get_running_loop().time()
         while True:
-            result = await self.services.node.mine(
+            result = await self.playground.mine(
                 live.guild_id,
                 live.owner,
                 on_progress=lambda p: self._on_progress(live, p),
@@ -397,8 +390,7 @@ class Mining(
         return embed
 
     def _same_chain(self, live: LiveSession) -> bool:
-        node = self.services.node
-        return node.has_chain(live.guild_id) and node.chain(live.guild_id).state.genesis_hash == live.genesis_hash
+        return self.playground.genesis_hash(live.guild_id) == live.genesis_hash
 
     def _final_embed(self, live: LiveSession, result: MiningResult) -> discord.Embed:
         outcome = result.outcome

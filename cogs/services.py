@@ -2,6 +2,9 @@
 
 Cogs never import ``bot/`` (imports point bot -> cogs -> chain); the bot
 builds one ``Services`` and every cog's ``setup`` reads it from ``bot.services``.
+This module is the wiring: it names the engine's two halves (``Node``, ``BeaconNode``) only to
+hand them to ``chain.playground.Playground``, the one thing cogs call for a server's chain
+(``services.playground``).
 """
 
 from __future__ import annotations
@@ -13,10 +16,9 @@ from typing import Any, Protocol
 from chain.beacon import ConsensusConfig
 from chain.beacon_node import BeaconNode
 from chain.hashcore import HashingCore
-from chain.node import FAUCET_OWNER, Node
+from chain.node import Node
 from chain.params import PLAYGROUND, ChainParams
-from chain.pow import compute_calibrated_bits
-from chain.state import ChainState
+from chain.playground import FAUCET_OWNER, ChainState, Playground
 
 # Interaction tokens live 15 minutes; a session must end (and edit) before that.
 MAX_SESSION_S = 14 * 60
@@ -56,8 +58,12 @@ class Services:
     # /wallet faucet: points per claim, and seconds between two claims of one member.
     faucet_points: int = 32
     faucet_cooldown_s: int = 3_600
-    _creating: dict[int, asyncio.Lock] = field(default_factory=dict)
     _calibration: asyncio.Task[int] | None = None
+    # The one front door cogs call for a server's chain; it reads the defaults above from here.
+    playground: Playground = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.playground = Playground(self.node, self.beacon, defaults=self)
 
     async def hash_rate(self) -> int:
         """The core's measured rate, measured once and then reused for every new chain.
@@ -86,54 +92,24 @@ class Services:
             )
 
     async def ensure_chain(self, guild_id: int) -> ChainState:
-        """This server's chain, created on first use with a calibrated difficulty.
-
-        A stored chain that failed to load raises ``ChainOfflineError`` (an ephemeral answer that
-        points to ``/playground reset``): it is never replaced behind the admins' back.
-        """
-        if self.node.has_chain(guild_id):
-            return self.node.chain(guild_id).state
-        lock = self._creating.setdefault(guild_id, asyncio.Lock())
-        async with lock:
-            self.node.require_online(guild_id)
-            if not self.node.has_chain(guild_id):
-                bits = compute_calibrated_bits(await self.hash_rate(), self.default_params)
-                await self.node.create_chain(
-                    guild_id, self.default_params, initial_bits=bits, consensus=self.default_consensus
-                )
-        return self.node.chain(guild_id).state
+        """This server's chain, created on first use (``Playground.ensure_chain``)."""
+        return await self.playground.ensure_chain(guild_id)
 
     async def reset_chain(self, guild_id: int, *, defaults: bool = False) -> ChainState:
-        """Start this server's chain over, as one atomic step: with the rules in force on the old
-        chain (block time, reward...), or with the default rules if ``defaults``."""
-        bits = compute_calibrated_bits(await self.hash_rate(), self.default_params)
-        keep = not defaults
-        if self.beacon is not None:
-            await self.beacon.reset(guild_id, self.default_params, initial_bits=bits, consensus=self.default_consensus,
-                                    keep_rules=keep)
-        else:
-            await self.node.replace_chain(guild_id, self.default_params, initial_bits=bits,
-                                          consensus=self.default_consensus, keep_rules=keep)
-        return self.node.chain(guild_id).state
+        """Start this server's chain over (``Playground.reset_chain``)."""
+        return await self.playground.reset_chain(guild_id, defaults=defaults)
 
     async def server_settings(self, guild_id: int) -> dict[str, Any]:
-        stored = await self.node.store.get_server_settings(guild_id)
+        stored = await self.playground.server_settings(guild_id)
         return {**DEFAULT_SERVER_SETTINGS, **stored}
 
     def member_balances(self, guild_id: int) -> list[int]:
         """Every positive balance on this server's chain but the faucet's (it is nobody's)."""
-        faucet = self.node.faucet_address(guild_id)
-        return [acc.balance for key, acc in self.node.chain(guild_id).state.ledger.items()
-                if acc.balance > 0 and key != faucet]
+        return [balance for balance, _key in self.playground.member_balances(guild_id)]
 
     async def owner_names(self, guild_id: int) -> dict[bytes, str]:
         """Public key -> mention of the member who owns it, for this server's chain."""
-        names = {
+        return {
             pubkey: FAUCET_NAME if owner == FAUCET_OWNER else f"<@{owner}>"
-            for pubkey, owner in (await self.node.owners(guild_id)).items()
+            for pubkey, owner in (await self.playground.owners(guild_id)).items()
         }
-        if self.beacon is not None:
-            names.update(
-                {pubkey: f"<@{owner}>" for pubkey, owner in (await self.beacon.validator_owners(guild_id)).items()}
-            )
-        return names

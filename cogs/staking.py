@@ -1,6 +1,6 @@
 """/stake, /validators, /report and the slot driver: proof of stake for members.
 
-The engine is ``chain.beacon_node.BeaconNode`` (``services.beacon``); this cog
+The engine is reached through ``chain.playground.Playground`` (``services.playground``); this cog
 only turns commands into its calls and its answers into embeds.  The slot
 driver is one background task: about every ``SLOT_DRIVER_INTERVAL_S`` it asks the
 beacon node to advance every proof-of-stake chain to the current slot, and shows
@@ -22,7 +22,7 @@ from typing import Any
 
 import discord
 from discord import app_commands
-from discord.ext import commands
+from discord.ext import commands, tasks
 
 from chain.attestation import (
     AttesterSlashing,
@@ -30,10 +30,10 @@ from chain.attestation import (
     check_attester_slashing,
     check_proposer_slashing,
 )
-from chain.beacon_node import BeaconNode, FinalityView, SlotOutcome, ValidatorView, VoteProgress, VoteReceipt
 from chain.block import Block
 from chain.errors import StaleBlockError
 from chain.hashing import hash_to_display
+from chain.playground import FinalityView, Playground, SlotOutcome, ValidatorView, VoteProgress, VoteReceipt
 from chain.rewards import UNITS_PER_POINT
 from chain.staking import FAR_FUTURE_EPOCH, WHISTLEBLOWER_REWARD_QUOTIENT, ValidatorStatus
 from cogs.embeds import BLUE, GOLD, GREEN, counted, duration, progress_bar
@@ -247,7 +247,7 @@ def vote_embed(receipt: VoteReceipt, *, double_vote: bool = False) -> discord.Em
     return embed
 
 
-def validator_embed(view: ValidatorView, beacon: BeaconNode, guild_id: int) -> discord.Embed:
+def validator_embed(view: ValidatorView, chain_epoch: int) -> discord.Embed:
     embed = discord.Embed(title=f"🪪 Your validator #{view.index}", colour=RED if view.slashed else BLUE)
     embed.add_field(name="State", value=status_label(view))
     embed.add_field(name="Effective stake", value=format_units(view.effective_balance_units))
@@ -275,7 +275,7 @@ def validator_embed(view: ValidatorView, beacon: BeaconNode, guild_id: int) -> d
         if withdrawable is not None:
             unlock += f" (epoch {withdrawable:,})"
     embed.add_field(name="Unlock", value=unlock)
-    embed.set_footer(text=f"pubkey {view.pubkey.hex()[:32]}… · chain epoch {beacon.current_epoch(guild_id):,}")
+    embed.set_footer(text=f"pubkey {view.pubkey.hex()[:32]}… · chain epoch {chain_epoch:,}")
     return embed
 
 
@@ -325,11 +325,12 @@ class Staking(
     def __init__(self, bot: commands.Bot, services: Services) -> None:
         self.bot = bot
         self.services = services
+        self.playground: Playground = services.playground
         self.driver: asyncio.Task[None] | None = None
         # One message per server and epoch, edited as slots pass and votes come (cogs/epoch_board.py).
         self.board = EpochBoard(
-            store=services.node.store, channel_of=self._playground_channel, render=render_board,
-            clock=services.node.clock,
+            store=services.playground, channel_of=self._playground_channel, render=render_board,
+            clock=services.playground.clock,
         )
         # Per server: the finality seen at the last slot, to tell what changed since.
         self._finality: dict[int, FinalityView] = {}
@@ -341,7 +342,9 @@ class Staking(
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(AttestButton)
         self._stopping.clear()
-        self.driver = asyncio.create_task(self._drive_slots(), name="slot-driver")
+        # Read at each start, so the cadence can be tuned (tests shorten it) without editing the loop.
+        self.slot_driver.change_interval(seconds=SLOT_DRIVER_INTERVAL_S)
+        self.driver = self.slot_driver.start()
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(AttestButton)
@@ -358,11 +361,13 @@ class Staking(
         self._stopping.set()
         driver, self.driver = self.driver, None
         if driver is not None:
+            # stop() lets the pass in progress finish; a pass that starts after it sees _stopping and does nothing.
+            self.slot_driver.stop()
             try:
                 await asyncio.wait_for(asyncio.shield(driver), timeout_s)
             except TimeoutError:
                 log.warning("the slot driver did not stop within %.0fs; cancelling it", timeout_s)
-                driver.cancel()
+                self.slot_driver.cancel()
             except Exception:  # stopping must not fail the shutdown
                 log.exception("the slot driver failed while stopping")
         await self.board.stop()
@@ -374,54 +379,31 @@ class Staking(
 
     # --- helpers ------------------------------------------------------------------
 
-    @property
-    def beacon(self) -> BeaconNode:
-        beacon = self.services.beacon
-        if beacon is None:
-            raise UserFacingError("Proof of stake is not available on this bot yet.")
-        return beacon
-
-    async def _staking_chain(self, guild_id: int) -> BeaconNode:
-        beacon = self.beacon
-        await self.services.ensure_chain(guild_id)
-        if beacon.mode(guild_id) is None:
-            raise UserFacingError(
-                "This server's chain was created before proof of stake existed, so it cannot stake. "
-                "An admin can start a new chain with `/playground reset`."
-            )
-        return beacon
-
     def _now(self) -> int:
-        return int(self.services.node.clock())
+        return int(self.playground.clock())
 
-    def _next_block_text(self, beacon: BeaconNode, guild_id: int) -> str:
-        if beacon.mode(guild_id) == "pos" or beacon.is_merged(guild_id):
+    def _next_block_text(self, guild_id: int) -> str:
+        playground = self.playground
+        if playground.mode(guild_id) == "pos" or playground.is_merged(guild_id):
             now = self._now()
-            next_slot = beacon.current_slot(guild_id, now) + 1
-            wait = max(0, beacon.slot_time(guild_id, next_slot) - now)
+            next_slot = playground.current_slot(guild_id, now) + 1
+            wait = max(0, playground.slot_time(guild_id, next_slot) - now)
             return f"It waits for the next block: slot {next_slot:,} starts in {duration(wait)}."
         return "It waits for the next block mined (`/mine start`)."
 
-    def _activation_text(self, beacon: BeaconNode, guild_id: int) -> str:
+    def _activation_text(self, guild_id: int) -> str:
         """When a deposit made now activates: the epoch after the block that includes it."""
+        playground = self.playground
         rule = "the epoch after the block that includes the deposit"
-        if beacon.mode(guild_id) != "pos":
+        if playground.mode(guild_id) != "pos":
             return f"at the start of {rule}"
         # A pos chain's slot clock starts at genesis: epoch e starts at slot e * slots_per_epoch.
-        per_epoch = beacon.config(guild_id).slots_per_epoch
+        per_epoch = playground.consensus(guild_id).slots_per_epoch
         now = self._now()
-        next_slot = beacon.current_slot(guild_id, now) + 1
+        next_slot = playground.current_slot(guild_id, now) + 1
         epoch = next_slot // per_epoch + 1
-        wait = max(0, beacon.slot_time(guild_id, epoch * per_epoch) - now)
+        wait = max(0, playground.slot_time(guild_id, epoch * per_epoch) - now)
         return f"epoch {epoch:,}, in about {duration(wait)}: {rule}"
-
-    async def _require_chaos(self, guild_id: int, what: str) -> None:
-        if not await self.services.node.store.get_chaos_mode(guild_id):
-            raise UserFacingError(
-                f"{what} only works in chaos mode, which is off on this server: your signer refuses to sign "
-                "anything slashable (EIP-3076 slashing protection). To demonstrate slashing, an admin can turn "
-                "chaos mode on with `/playground chaos`."
-            )
 
     # --- commands -----------------------------------------------------------------
 
@@ -432,27 +414,29 @@ class Staking(
     ) -> None:
         """Lock points as stake: your validator activates the epoch after a block includes the deposit."""
         guild_id = require_guild(interaction)
-        beacon = await self._staking_chain(guild_id)
-        view = await beacon.deposit(guild_id, str(interaction.user.id), amount)
+        playground = self.playground
+        view = await playground.deposit(guild_id, str(interaction.user.id), amount)
         embed = discord.Embed(title="🪙 Stake deposited", colour=GREEN)
         warning = over_cap_text(
-            0 if view is None else view.balance_units, amount, beacon.config(guild_id).max_effective_balance_points
+            0 if view is None else view.balance_units,
+            amount,
+            playground.consensus(guild_id).max_effective_balance_points,
         )
         if view is None:
             embed.description = (
                 f"{interaction.user.mention} locks **{amount:,} pts** in a new validator, **pending** until a block "
-                f"includes the deposit.\n{self._next_block_text(beacon, guild_id)}"
+                f"includes the deposit.\n{self._next_block_text(guild_id)}"
             )
-            embed.add_field(name="Activates", value=self._activation_text(beacon, guild_id), inline=False)
+            embed.add_field(name="Activates", value=self._activation_text(guild_id), inline=False)
         else:
             embed.description = (
                 f"{interaction.user.mention} adds **{amount:,} pts** to validator #{view.index} "
-                f"({status_label(view)}).\n{self._next_block_text(beacon, guild_id)}"
+                f"({status_label(view)}).\n{self._next_block_text(guild_id)}"
             )
             embed.add_field(
                 name="Effective stake",
                 value=f"{format_units(view.effective_balance_units)} now; it follows the balance at an epoch's end "
-                f"(capped at {beacon.config(guild_id).max_effective_balance_points:,} pts)",
+                f"(capped at {playground.consensus(guild_id).max_effective_balance_points:,} pts)",
                 inline=False,
             )
         if warning is not None:
@@ -464,14 +448,14 @@ class Staking(
     async def withdraw(self, interaction: discord.Interaction) -> None:
         """Start your validator's exit: the stake unbonds, then returns to your wallet."""
         guild_id = require_guild(interaction)
-        beacon = await self._staking_chain(guild_id)
-        view = await beacon.withdraw(guild_id, str(interaction.user.id))
-        config = beacon.config(guild_id)
+        playground = self.playground
+        view = await playground.withdraw(guild_id, str(interaction.user.id))
+        config = playground.consensus(guild_id)
         epoch_s = config.slots_per_epoch * config.slot_duration_s
         embed = discord.Embed(title="🚪 Exit started", colour=GOLD)
         embed.description = (
             f"{interaction.user.mention}'s validator #{view.index} stops validating once a block includes the exit. "
-            f"{self._next_block_text(beacon, guild_id)}"
+            f"{self._next_block_text(guild_id)}"
         )
         exit_epoch = known_epoch(view.exit_epoch)
         if exit_epoch is not None:
@@ -491,23 +475,24 @@ class Staking(
     async def status(self, interaction: discord.Interaction) -> None:
         """Your validator: state, stake, balance, rewards, votes and unlock time (only you see it)."""
         guild_id = require_guild(interaction)
-        beacon = await self._staking_chain(guild_id)
-        view = await beacon.validator(guild_id, str(interaction.user.id))
+        playground = self.playground
+        view = await playground.validator(guild_id, str(interaction.user.id))
         if view is None:
-            wallet = await self.services.node.address(guild_id, str(interaction.user.id))
-            waiting = beacon.pending_deposit_points(guild_id, wallet)
+            waiting = await playground.pending_deposit_points(guild_id, str(interaction.user.id))
             if waiting:
                 await interaction.response.send_message(
                     f"⏳ Your deposit of **{waiting:,} pts** waits for the next block. Your validator appears, "
-                    f"pending, with that block. {self._next_block_text(beacon, guild_id)}",
+                    f"pending, with that block. {self._next_block_text(guild_id)}",
                     ephemeral=True,
                 )
                 return
-            minimum = beacon.config(guild_id).min_deposit_points
+            minimum = playground.consensus(guild_id).min_deposit_points
             raise UserFacingError(
                 f"You have no validator on this server. `/stake deposit amount:{minimum}` stakes the minimum."
             )
-        await interaction.response.send_message(embed=validator_embed(view, beacon, guild_id), ephemeral=True)
+        await interaction.response.send_message(
+            embed=validator_embed(view, playground.current_epoch(guild_id)), ephemeral=True
+        )
 
     @app_commands.command(name="attest")
     @app_commands.describe(
@@ -516,10 +501,8 @@ class Staking(
     async def attest(self, interaction: discord.Interaction, double_vote: Flag = False) -> None:
         """Vote now for the current head and checkpoint with your validator."""
         guild_id = require_guild(interaction)
-        beacon = await self._staking_chain(guild_id)
-        if double_vote:
-            await self._require_chaos(guild_id, "`double_vote`")
-        receipt = await beacon.attest(guild_id, str(interaction.user.id), double_vote=double_vote)
+        playground = self.playground
+        receipt = await playground.attest(guild_id, str(interaction.user.id), double_vote=double_vote)
         if receipt.evidence is not None:
             log.info("guild %d: %s signed a conflicting vote; evidence queued", guild_id, interaction.user.id)
         await interaction.response.send_message(embed=vote_embed(receipt, double_vote=double_vote))
@@ -535,12 +518,12 @@ class Staking(
     ) -> None:
         """Turn auto-attest on or off: the bot votes for you once an epoch, never anything slashable."""
         guild_id = require_guild(interaction)
-        beacon = await self._staking_chain(guild_id)
+        playground = self.playground
         on = state == "on"
         # Refused (NoValidatorError, nothing stored) if "on" comes from someone who never deposited.
-        await beacon.set_auto_attest(guild_id, str(interaction.user.id), on)
+        await playground.set_auto_attest(guild_id, str(interaction.user.id), on)
         if on:
-            view = await beacon.validator(guild_id, str(interaction.user.id))
+            view = await playground.validator(guild_id, str(interaction.user.id))
             when = "once an epoch" if view is not None and view.status is ValidatorStatus.ACTIVE else (
                 "once an epoch from the moment your validator is active"
             )
@@ -556,8 +539,8 @@ class Staking(
     async def protection(self, interaction: discord.Interaction) -> None:
         """Your slashing protection history as an EIP-3076 interchange file (only you see it)."""
         guild_id = require_guild(interaction)
-        beacon = await self._staking_chain(guild_id)
-        document = await beacon.protection(guild_id, str(interaction.user.id))
+        playground = self.playground
+        document = await playground.protection(guild_id, str(interaction.user.id))
         data = json.dumps(document, indent=2).encode()
         filename = f"slashing-protection-{guild_id}-{interaction.user.id}.json"
         entries = document.get("data", []) if isinstance(document, dict) else []
@@ -573,10 +556,9 @@ class Staking(
     async def equivocate(self, interaction: discord.Interaction) -> None:
         """Chaos mode only: as this slot's proposer, sign a second block for the slot (a slashable offence)."""
         guild_id = require_guild(interaction)
-        beacon = await self._staking_chain(guild_id)
-        await self._require_chaos(guild_id, "`/stake equivocate`")
-        block = await beacon.equivocate(guild_id, str(interaction.user.id), self._now())
-        slot = block.seal.slot if block.seal is not None else beacon.current_slot(guild_id, self._now())
+        playground = self.playground
+        block = await playground.equivocate(guild_id, str(interaction.user.id))
+        slot = block.seal.slot if block.seal is not None else playground.current_slot(guild_id, self._now())
         embed = discord.Embed(title="😈 Second block signed", colour=RED)
         embed.description = (
             f"{interaction.user.mention} signed another block for slot {slot:,}: `{block.header.hash_hex()}`. "
@@ -597,10 +579,10 @@ class Staking(
             guild_id = require_guild(interaction)
             owner = str(interaction.user.id)
             try:
-                receipt = await self.beacon.attest(guild_id, owner, head_root=root)
+                receipt = await self.playground.attest(guild_id, owner, head_root=root)
             except StaleBlockError:
                 # Checked before anything is signed: no vote exists yet, so this is the only one.
-                receipt = await self.beacon.attest(guild_id, owner)
+                receipt = await self.playground.attest(guild_id, owner)
                 moved_on = True
         except Exception as exc:  # a refusal is a reply; a bug is logged and answered
             text = describe_error(exc)
@@ -622,46 +604,26 @@ class Staking(
 
     # --- slot driver ----------------------------------------------------------------
 
-    async def _drive_slots(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._stopping.is_set():
-            started = loop.time()
-            try:
-                await self.tick()
-            except Exception:  # the driver must outlive any one failure
-                log.exception("slot driver pass failed")
-            # Read each time, so the interval can be tuned (tests shorten it) without a restart.
-            delay = max(0.0, SLOT_DRIVER_INTERVAL_S - (loop.time() - started))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
+    @tasks.loop(seconds=SLOT_DRIVER_INTERVAL_S)
+    async def slot_driver(self) -> None:
+        """Every ``SLOT_DRIVER_INTERVAL_S``: one pass of ``tick`` (a pass that runs long delays the
+        next one, never overlaps it)."""
+        if self._stopping.is_set():
+            return
+        try:
+            await self.tick()
+        except Exception:  # the driver must outlive any one failure
+            log.exception("slot driver pass failed")
 
     async def tick(self) -> None:
         """One pass: advance every proof-of-stake chain to the current slot; post new blocks."""
-        beacon = self.services.beacon
-        if beacon is None:
-            return
-        now = self._now()
-        node = self.services.node
-        for guild_id in beacon.consensus_chain_ids():
-            if self._stopping.is_set():
-                return
-            if node.is_paused(guild_id):
-                continue  # the bot is not in that server: no block, no auto-attest vote
-            try:
-                if beacon.mode(guild_id) == "pow" and not beacon.is_merged(guild_id):  # hybrid votes on mined blocks
-                    continue
-                outcome = await beacon.on_slot(guild_id, now)
-            except Exception:  # one server's failure must not stop the others
-                log.exception("guild %d: the slot due at %d failed", guild_id, now)
-                continue
-            if outcome is None:
-                continue
+        async for report in self.playground.run_slots(self._now(), stopping=self._stopping.is_set):
+            guild_id, outcome, finality = report.guild_id, report.outcome, report.finality
             if outcome.evidence:
                 log.info(
                     "guild %d: slot %d: %d slashing evidence(s) found: %s", guild_id, outcome.slot,
                     len(outcome.evidence), ", ".join(type(e).__name__ for e in outcome.evidence),
                 )
-            finality = beacon.finality(guild_id)
             news, fresh = finality_news(self._finality.get(guild_id), finality, outcome.slot)
             self._finality[guild_id] = finality
             if outcome.block is not None:
@@ -702,6 +664,7 @@ class Staking(
 class Validators(PlaygroundCog):
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.playground: Playground = services.playground
 
     @app_commands.command(name="validators")
     @app_commands.guild_only()
@@ -711,11 +674,7 @@ class Validators(PlaygroundCog):
     ) -> None:
         """This server's validators: owner, state and effective stake."""
         guild_id = require_guild(interaction)
-        beacon = self.services.beacon
-        if beacon is None:
-            raise UserFacingError("Proof of stake is not available on this bot yet.")
-        await self.services.ensure_chain(guild_id)
-        views = beacon.validators(guild_id) if beacon.mode(guild_id) is not None else []
+        views = self.playground.validators(guild_id)
         pages = max(1, -(-len(views) // VALIDATORS_PER_PAGE))
         if page > pages:
             raise UserFacingError(
@@ -749,6 +708,7 @@ class Validators(PlaygroundCog):
 class Report(PlaygroundCog, commands.GroupCog, group_name="report", group_description="Report misbehaving validators"):
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.playground: Playground = services.playground
         super().__init__()
 
     @app_commands.command(name="evidence")
@@ -760,18 +720,15 @@ class Report(PlaygroundCog, commands.GroupCog, group_name="report", group_descri
     ) -> None:
         """Report slashing evidence; a coming block includes it and slashes the offender."""
         guild_id = require_guild(interaction)
-        beacon = self.services.beacon
-        if beacon is None:
-            raise UserFacingError("Proof of stake is not available on this bot yet.")
-        await self.services.ensure_chain(guild_id)
-        queued = await beacon.report(guild_id, normalize_evidence(evidence))
+        playground = self.playground
+        queued = await playground.report(guild_id, normalize_evidence(evidence))
         if isinstance(queued, AttesterSlashing):
             verdict = check_attester_slashing(queued, guild_id)
         elif isinstance(queued, ProposerSlashing):
             verdict = check_proposer_slashing(queued, guild_id)
         else:  # pragma: no cover - the contract returns one of the two
             raise UserFacingError("The evidence was queued.")
-        offender = next((v for v in beacon.validators(guild_id) if v.pubkey == verdict.validator), None)
+        offender = next((v for v in playground.validators(guild_id) if v.pubkey == verdict.validator), None)
         who = f"{owner_mention(offender)} (validator #{offender.index})" if offender else (
             f"validator `{verdict.validator.hex()[:16]}…`"
         )
@@ -781,7 +738,7 @@ class Report(PlaygroundCog, commands.GroupCog, group_name="report", group_descri
             "A coming block includes the evidence."
         )
         if offender is not None:
-            config = beacon.config(guild_id)
+            config = playground.consensus(guild_id)
             effective = offender.effective_balance_units
             embed.add_field(name="Penalty", value=format_units(effective // config.slashing_penalty_quotient))
             embed.add_field(

@@ -6,11 +6,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from chain.beacon import is_proposed_height
 from chain.errors import FaucetCooldownError
 from chain.events import STAKE_DEPOSITED, STAKE_WITHDRAWN
 from chain.hashing import hash_to_display
-from chain.store import StoredStakeEntry
+from chain.playground import Playground, StoredStakeEntry
 from cogs.embeds import BLUE, GOLD, GREEN, counted, name_of, points, stake_points
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.options import OneOf, Range
@@ -45,51 +44,39 @@ class Wallet(
 ):
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.playground: Playground = services.playground
         super().__init__()
 
     @app_commands.command(name="balance")
     async def balance(self, interaction: discord.Interaction) -> None:
         """Your balance, pending payments and address (only you see it)."""
-        guild_id = require_guild(interaction)
-        await self.services.ensure_chain(guild_id)
-        node = self.services.node
-        address = await node.address(guild_id, str(interaction.user.id))
-        account = node.account(guild_id, address)
-        pending = node.chain(guild_id).mempool.pending_for(address)
-        outgoing = sum(e.tx.amount + e.tx.fee for e in pending)
+        wallet = await self.playground.wallet(require_guild(interaction), str(interaction.user.id))
         embed = discord.Embed(title="👛 Your wallet", colour=BLUE)
-        embed.add_field(name="Balance", value=points(account.balance))
-        embed.add_field(name="Pending out", value=f"{points(outgoing)} in {counted(len(pending), 'transfer')}")
-        embed.add_field(name="Spendable", value=points(account.balance - outgoing))
-        embed.add_field(name="Address", value=f"`{address.hex()}`", inline=False)
-        embed.set_footer(
-            text=f"next nonce {node.chain(guild_id).mempool.next_nonce(address, node.chain(guild_id).state.ledger)}"
+        embed.add_field(name="Balance", value=points(wallet.balance))
+        embed.add_field(
+            name="Pending out", value=f"{points(wallet.pending_out)} in {counted(len(wallet.pending), 'transfer')}"
         )
+        embed.add_field(name="Spendable", value=points(wallet.balance - wallet.pending_out))
+        embed.add_field(name="Address", value=f"`{wallet.address.hex()}`", inline=False)
+        embed.set_footer(text=f"next nonce {wallet.next_nonce}")
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="history")
     async def history(self, interaction: discord.Interaction) -> None:
         """Your last payments, rewards, stake deposits, payouts and penalties (only you see it)."""
         guild_id = require_guild(interaction)
-        await self.services.ensure_chain(guild_id)
-        node = self.services.node
-        address = await node.address(guild_id, str(interaction.user.id))
+        view = await self.playground.history(guild_id, str(interaction.user.id), HISTORY_LIMIT)
         names = await self.services.owner_names(guild_id)
-        lines = []
-        faucet = node.faucet_address(guild_id)
-        if faucet is not None:
-            for entry in node.chain(guild_id).mempool.pending_for(faucet):
-                if entry.tx.recipient == address:
-                    lines.append(f"⏳ pending: +{points(entry.tx.amount)} faucet claim")
-        for entry in node.chain(guild_id).mempool.pending_for(address):
+        address, faucet = view.address, view.faucet
+        lines = [f"⏳ pending: +{points(entry.tx.amount)} faucet claim" for entry in view.pending_claims]
+        for entry in view.pending_out:
             lines.append(
                 f"⏳ pending: −{points(entry.tx.amount)} to {name_of(names, entry.tx.recipient)} (fee {entry.tx.fee})"
             )
-        beacon = node.chain(guild_id).state.beacon
         # (height, staking after transfers, position in the block) -> line; newest first, merged.
         entries: list[tuple[tuple[int, int, int], str]] = []
-        for tx in await node.store.history(guild_id, address, HISTORY_LIMIT):
-            if tx.sender is None and is_proposed_height(beacon, tx.height):
+        for tx in view.transactions:
+            if tx.sender is None and tx.height in view.proposed_heights:
                 line = f"block {tx.height}: +{points(tx.amount)} fees for proposing it"
             elif tx.sender is None:
                 line = f"block {tx.height}: +{points(tx.amount)} mining reward"
@@ -100,7 +87,7 @@ class Wallet(
             else:
                 line = f"block {tx.height}: +{points(tx.amount)} from {name_of(names, tx.sender)}"
             entries.append(((tx.height, 0, tx.position), line))
-        for stake in await node.store.stake_history(guild_id, address, HISTORY_LIMIT):
+        for stake in view.stakes:
             entries.append(((stake.height, 1, stake.seq), f"block {stake.height}: {describe_stake_entry(stake)}"))
         entries.sort(reverse=True)
         lines += [line for _key, line in entries[:HISTORY_LIMIT]]
@@ -115,10 +102,8 @@ class Wallet(
     async def faucet(self, interaction: discord.Interaction) -> None:
         """A starter allowance from the server's faucet, once per cooldown (only you see it)."""
         guild_id = require_guild(interaction)
-        await self.services.ensure_chain(guild_id)
-        node = self.services.node
         try:
-            claim = await node.faucet(
+            claim = await self.playground.faucet(
                 guild_id, str(interaction.user.id), self.services.faucet_points,
                 cooldown_s=self.services.faucet_cooldown_s,
             )
@@ -141,12 +126,13 @@ class Wallet(
 
     def _arrives(self, guild_id: int) -> str:
         """When a pooled transfer lands, in this chain's mode."""
-        beacon = self.services.beacon
-        if beacon is not None and beacon.is_merged(guild_id):
-            return f"it arrives with the next slot's block (a slot is {beacon.config(guild_id).slot_duration_s} s)."
+        if self.playground.is_merged(guild_id):
+            slot_s = self.playground.consensus(guild_id).slot_duration_s
+            return f"it arrives with the next slot's block (a slot is {slot_s} s)."
         return "it arrives with the next block mined (`/mine start` mines it yourself)."
 
-    @app_commands.command(name="pay")
+    # Checks its input before the chain is created: a refused payment creates nothing.
+    @app_commands.command(name="pay", extras={"chain": False})
     @app_commands.describe(
         member="Who receives the points",
         amount="How many points to send",
@@ -165,10 +151,7 @@ class Wallet(
             raise UserFacingError("Bots can't hold points: pay a member instead.")
         if member.id == interaction.user.id:
             raise UserFacingError("You can't pay yourself.")
-        await self.services.ensure_chain(guild_id)
-        node = self.services.node
-        recipient = await node.address(guild_id, str(member.id))
-        admission = await node.pay(guild_id, str(interaction.user.id), recipient, amount, fee)
+        admission = await self.playground.pay(guild_id, str(interaction.user.id), str(member.id), amount, fee)
         embed = discord.Embed(
             title="💸 Payment sent",
             description=f"{interaction.user.mention} → {member.mention}: **{points(amount)}** (fee {points(fee)})",
@@ -182,6 +165,7 @@ class Wallet(
 class Leaderboard(PlaygroundCog):
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.playground: Playground = services.playground
 
     @app_commands.command(name="leaderboard")
     @app_commands.guild_only()
@@ -191,20 +175,15 @@ class Leaderboard(PlaygroundCog):
     ) -> None:
         """The server's top members by balance or by blocks mined."""
         guild_id = require_guild(interaction)
-        state = await self.services.ensure_chain(guild_id)
         names = await self.services.owner_names(guild_id)
         if by == "balance":
-            ranked = sorted(
-                ((acc.balance, key) for key, acc in state.ledger.items()
-                 if acc.balance > 0 and key != self.services.node.faucet_address(guild_id)),
-                reverse=True,
-            )
+            ranked = sorted(self.playground.member_balances(guild_id), reverse=True)
             lines = [
                 f"**{i}.** {name_of(names, key)} — {points(v)}"
                 for i, (v, key) in enumerate(ranked[:LEADERBOARD_SIZE], 1)
             ]
         else:
-            mined = self.services.node.chain(guild_id).blocks_mined.most_common()
+            mined = self.playground.blocks_mined(guild_id)
             lines = [
                 f"**{i}.** {name_of(names, key)} — {counted(n, 'block')}"
                 for i, (key, n) in enumerate(mined[:LEADERBOARD_SIZE], 1)

@@ -207,7 +207,7 @@ async def test_auto_attest_never_signs_twice_for_an_epoch_across_restarts(world,
     await run_slots(clock, beacon, CONFIG.slots_per_epoch)
     # A fresh beacon node (restart): its memory of who voted is gone, the signer's record is not.
     fresh = BeaconNode(node, ValidatorSigner(node.store, clock=clock, randomness=os.urandom, master_key=MASTER))
-    fresh._runtimes.clear()
+    node.chain(CHAIN).consensus = None  # the consensus memory lives in the chain's one runtime
     outcomes = await run_slots(clock, fresh, CONFIG.slots_per_epoch)
     assert outcomes
     assert not [v for v in fresh.validators(CHAIN) if v.slashed]

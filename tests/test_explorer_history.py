@@ -8,8 +8,9 @@ from chain.hashing import hash_to_display
 from chain.node import Node
 from chain.params import PLAYGROUND
 from chain.pow import explain_retarget
+from chain.retargets import retarget_history
 from chain.store import Store
-from cogs.explorer import block_choices, resolve_block_height, retarget_history
+from cogs.explorer import block_choices, resolve_block_height
 from tests.chainkit import CHAIN_ID, GENESIS_TIME, solve
 
 

@@ -8,7 +8,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {"bot": 0, "cogs": 1, "chain": 2}
 # Modules of chain/ that talk to the outside world; everything else must be pure.
-CHAIN_ADAPTERS = {"store", "hashcore", "nonce_search", "node", "beacon_node", "signer", "worker_lifeline", "__main__"}
+CHAIN_ADAPTERS = {
+    "store",
+    "hashcore",
+    "nonce_search",
+    "node",
+    "beacon_node",
+    "playground",
+    "signer",
+    "worker_lifeline",
+    "__main__",
+}
 IMPURE_MODULES = {"asyncio", "aiosqlite", "sqlite3", "time", "random", "os", "socket", "multiprocessing", "discord"}
 
 
@@ -34,6 +44,40 @@ def test_imports_point_one_way(package):
             top = name.split(".")[0]
             if top in LAYERS:
                 assert LAYERS[top] >= LAYERS[package], f"{path.relative_to(ROOT)} imports {name}: upward import"
+
+
+# What a cog may import from the engine: the façade, and modules of values, read models, errors and
+# pure formatting math. Node, BeaconNode, the store, runtimes and the consensus internals (state,
+# verify, pow, compact, mempool...) are reached only through chain.playground.
+COG_CHAIN_IMPORTS = {
+    "chain.playground",  # the façade: the one thing cogs call for a server's chain
+    "chain.errors",  # typed refusals, turned into ephemeral replies
+    "chain.events", "chain.hashing", "chain.params", "chain.block", "chain.transaction",
+    "chain.attestation", "chain.staking", "chain.rewards", "chain.beacon", "chain.energy",
+    "chain.proposer", "chain.budget",  # value types and constants that embeds format
+}
+# The wiring the bot hands the cogs: it names the engine's halves only to build the façade.
+COG_WIRING = {ROOT / "cogs" / "services.py": {"chain.node", "chain.beacon_node", "chain.hashcore"}}
+
+
+def test_cogs_reach_the_engine_only_through_the_facade():
+    for path in python_files("cogs"):
+        allowed = COG_CHAIN_IMPORTS | COG_WIRING.get(path, set())
+        for name in imports_of(path):
+            if name.split(".")[0] == "chain":
+                assert name in allowed, (
+                    f"{path.relative_to(ROOT)} imports {name}: cogs call chain.playground (add a façade method "
+                    "or re-export the value type there)"
+                )
+
+
+def test_cogs_never_reach_into_engine_internals():
+    """The guard above checks imports; this one the calls that need no import: a store or a runtime
+    reached through an object the cog was handed."""
+    for path in python_files("cogs"):
+        text = path.read_text()
+        for reach in (".store.", "node.chain(", "services.node", "services.beacon", ".mempool", "._node", "._beacon"):
+            assert reach not in text, f"{path.relative_to(ROOT)} reaches past the façade: {reach!r}"
 
 
 def test_chain_never_imports_discord():

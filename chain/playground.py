@@ -1,0 +1,577 @@
+"""The one front door to a server's chain: what the cogs and the bot call.
+
+``Node`` (blocks, wallets, mempool, mining) and ``BeaconNode`` (validators, votes, slots, the
+Merge) are the engine's two halves; each keeps its own per-server runtime. Cogs used to reach
+into both, and into their store and runtimes, and had to keep them in step (create a chain
+through one, then tell the other). ``Playground`` owns that: a slash command converts its input,
+makes one call here, and formats what comes back (a frozen read model or an engine value).
+
+What lives here is orchestration and read models only: every rule stays in the engine below,
+and every check-then-act still happens under the engine's own per-chain lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Protocol
+
+from chain.attestation import AttesterSlashing, ProposerSlashing
+from chain.beacon import ConsensusConfig, is_proposed_height
+from chain.beacon_node import (
+    GENESIS_ALLOCATION_POINTS,
+    BeaconNode,
+    FinalityView,
+    SlotOutcome,
+    ValidatorView,
+    VoteProgress,
+    VoteReceipt,
+)
+from chain.block import Block
+from chain.compact import compute_block_work, compute_target
+from chain.energy import EnergyReport
+from chain.errors import ChainError
+from chain.hashcore import MiningSession, OutcomeKind, Progress
+from chain.ledger import Account
+from chain.mempool import Admission, PendingTransfer
+from chain.node import FAUCET_OWNER, FaucetClaim, MiningResult, Node, TransactionMatches
+from chain.params import ChainParams
+from chain.pow import RetargetExplanation, compute_calibrated_bits
+from chain.proposer import ProposerDraw
+from chain.retargets import retarget_history
+from chain.state import ChainState, compute_difficulty, compute_kept_params, compute_next_bits
+from chain.store import EpochMessage, StoredStakeEntry, StoredTransaction
+from chain.verify import VerifyReport
+
+log = logging.getLogger(__name__)
+
+# Engine values the cogs format, handed on from here so that cogs import no engine internals.
+__all__ = [
+    "FAUCET_OWNER",
+    "GENESIS_ALLOCATION_POINTS",
+    "MiningResult",
+    "MiningSession",
+    "OutcomeKind",
+    "Progress",
+    "RetargetExplanation",
+    "TransactionMatches",
+    "VerifyReport",
+    "Admission",
+    "ChainState",
+    "EpochMessage",
+    "FaucetClaim",
+    "FinalityView",
+    "SlotOutcome",
+    "StoredStakeEntry",
+    "StoredTransaction",
+    "ValidatorView",
+    "VoteProgress",
+    "VoteReceipt",
+    "ChainDefaults",
+    "ChainStatusView",
+    "HistoryView",
+    "NoStakingError",
+    "Playground",
+    "SlotReport",
+    "WalletView",
+]
+
+
+class NoStakingError(ChainError):
+    """This bot or this server's chain cannot stake (no beacon node, or a chain from before proof of stake)."""
+
+
+class ChainDefaults(Protocol):
+    """Where the rules of a new chain come from (the bot's settings; tests change them while running)."""
+
+    default_params: ChainParams
+    default_consensus: ConsensusConfig
+
+    async def hash_rate(self) -> int:
+        """The hashing core's measured rate, for a new chain's difficulty."""
+        ...
+
+
+@dataclass(frozen=True)
+class WalletView:
+    """A member's wallet on one server's chain, as /wallet balance shows it."""
+
+    address: bytes
+    balance: int
+    pending: tuple[PendingTransfer, ...]
+    next_nonce: int
+
+    @property
+    def pending_out(self) -> int:
+        return sum(e.tx.amount + e.tx.fee for e in self.pending)
+
+
+@dataclass(frozen=True)
+class HistoryView:
+    """What /wallet history lists: pooled transfers, then confirmed ones and staking entries."""
+
+    address: bytes
+    faucet: bytes | None
+    pending_out: tuple[PendingTransfer, ...]
+    # Faucet claims for this member still in the mempool.
+    pending_claims: tuple[PendingTransfer, ...]
+    transactions: tuple[StoredTransaction, ...]
+    stakes: tuple[StoredStakeEntry, ...]
+    # Heights whose block reward was a proposer's fees (proof of stake), not a mining reward.
+    proposed_heights: frozenset[int]
+
+
+@dataclass(frozen=True)
+class ChainStatusView:
+    """A server's chain at a glance: what several commands show beside their answer."""
+
+    state: ChainState
+    pending_transfers: int
+    mode: str | None
+    merged: bool
+    consensus: ConsensusConfig | None
+
+
+@dataclass(frozen=True)
+class SlotReport:
+    """One chain's slot that ran: the outcome, and the finality after it."""
+
+    guild_id: int
+    outcome: SlotOutcome
+    finality: FinalityView
+
+
+class Playground:
+    """One façade per bot over every server's chain (``guild_id`` is the chain id)."""
+
+    def __init__(self, node: Node, beacon: BeaconNode | None, defaults: ChainDefaults) -> None:
+        self._node = node
+        self._beacon = beacon
+        self._defaults = defaults
+        self._creating: dict[int, asyncio.Lock] = {}
+
+    # --- chains: creation, reset, modes -------------------------------------------------
+
+    def now(self) -> int:
+        return self._node.now()
+
+    def clock(self) -> float:
+        return self._node.clock()
+
+    def has_chain(self, guild_id: int) -> bool:
+        return self._node.has_chain(guild_id)
+
+    def offline_reason(self, guild_id: int) -> str | None:
+        return self._node.offline_reason(guild_id)
+
+    def is_paused(self, guild_id: int) -> bool:
+        return self._node.is_paused(guild_id)
+
+    def chain_ids(self) -> list[int]:
+        return self._node.chain_ids()
+
+    def offline_chain_ids(self) -> list[int]:
+        return self._node.offline_chain_ids()
+
+    def pause(self, guild_id: int) -> bool:
+        """The bot left this server: its chain makes no blocks (data kept). True if it was running."""
+        return self._node.pause(guild_id)
+
+    def resume(self, guild_id: int) -> bool:
+        return self._node.resume(guild_id)
+
+    def close(self) -> None:
+        self._node.close()
+
+    async def ensure_chain(self, guild_id: int) -> ChainState:
+        """This server's chain, created on first use with a calibrated difficulty.
+
+        A stored chain that failed to load raises ``ChainOfflineError`` (an ephemeral answer that
+        points to ``/playground reset``): it is never replaced behind the admins' back. Creation
+        goes through ``Node.create_chain``, which the beacon node reads its runtime from: the two
+        halves see one new chain, never one each.
+        """
+        if self._node.has_chain(guild_id):
+            return self._node.chain(guild_id).state
+        lock = self._creating.setdefault(guild_id, asyncio.Lock())
+        async with lock:
+            self._node.require_online(guild_id)
+            if not self._node.has_chain(guild_id):
+                params = self._defaults.default_params
+                bits = compute_calibrated_bits(await self._defaults.hash_rate(), params)
+                await self._node.create_chain(
+                    guild_id, params, initial_bits=bits, consensus=self._defaults.default_consensus
+                )
+        return self._node.chain(guild_id).state
+
+    async def reset_chain(self, guild_id: int, *, defaults: bool = False) -> ChainState:
+        """Start this server's chain over, as one atomic step: with the rules in force on the old
+        chain (block time, reward...), or with the default rules if ``defaults``."""
+        params = self._defaults.default_params
+        bits = compute_calibrated_bits(await self._defaults.hash_rate(), params)
+        keep = not defaults
+        consensus = self._defaults.default_consensus
+        if self._beacon is not None:
+            await self._beacon.reset(guild_id, params, initial_bits=bits, consensus=consensus, keep_rules=keep)
+        else:
+            await self._node.replace_chain(guild_id, params, initial_bits=bits, consensus=consensus, keep_rules=keep)
+        return self._node.chain(guild_id).state
+
+    def state(self, guild_id: int) -> ChainState:
+        """The chain's state now (the chain must exist: commands run after ``ensure_chain``)."""
+        return self._node.chain(guild_id).state
+
+    def status(self, guild_id: int) -> ChainStatusView:
+        runtime = self._node.chain(guild_id)
+        beacon = self._beacon
+        mode = beacon.mode(guild_id) if beacon is not None else None
+        return ChainStatusView(
+            state=runtime.state,
+            pending_transfers=len(runtime.mempool),
+            mode=mode,
+            merged=beacon is not None and beacon.is_merged(guild_id),
+            consensus=beacon.config(guild_id) if beacon is not None and mode is not None else None,
+        )
+
+    # --- server settings and chaos mode ---------------------------------------------------
+
+    async def server_settings(self, guild_id: int) -> dict[str, Any]:
+        return await self._node.store.get_server_settings(guild_id)
+
+    async def update_server_settings(self, guild_id: int, changes: Mapping[str, Any]) -> None:
+        stored = await self._node.store.get_server_settings(guild_id)
+        await self._node.store.set_server_settings(guild_id, {**stored, **changes})
+
+    async def chaos_mode(self, guild_id: int) -> bool:
+        return await self._node.store.get_chaos_mode(guild_id)
+
+    async def set_chaos_mode(self, guild_id: int, on: bool) -> bool:
+        """Turn chaos mode on or off; returns what it was."""
+        was = await self._node.store.get_chaos_mode(guild_id)
+        await self._node.store.set_chaos_mode(guild_id, on)
+        return was
+
+    async def webhook(self, guild_id: int) -> Any:
+        return await self._node.store.get_webhook(guild_id)
+
+    # --- wallets --------------------------------------------------------------------------
+
+    async def address(self, guild_id: int, owner: str) -> bytes:
+        return await self._node.address(guild_id, owner)
+
+    def account(self, guild_id: int, address: bytes) -> Account:
+        return self._node.account(guild_id, address)
+
+    def faucet_address(self, guild_id: int) -> bytes | None:
+        return self._node.faucet_address(guild_id)
+
+    async def wallet(self, guild_id: int, owner: str) -> WalletView:
+        await self.ensure_chain(guild_id)
+        address = await self._node.address(guild_id, owner)
+        runtime = self._node.chain(guild_id)
+        return WalletView(
+            address=address,
+            balance=self._node.account(guild_id, address).balance,
+            pending=tuple(runtime.mempool.pending_for(address)),
+            next_nonce=runtime.mempool.next_nonce(address, runtime.state.ledger),
+        )
+
+    async def history(self, guild_id: int, owner: str, limit: int) -> HistoryView:
+        await self.ensure_chain(guild_id)
+        address = await self._node.address(guild_id, owner)
+        runtime = self._node.chain(guild_id)
+        faucet = self._node.faucet_address(guild_id)
+        claims = () if faucet is None else tuple(
+            e for e in runtime.mempool.pending_for(faucet) if e.tx.recipient == address
+        )
+        transactions = tuple(await self._node.store.history(guild_id, address, limit))
+        beacon = runtime.state.beacon
+        return HistoryView(
+            address=address,
+            faucet=faucet,
+            pending_out=tuple(runtime.mempool.pending_for(address)),
+            pending_claims=claims,
+            transactions=transactions,
+            stakes=tuple(await self._node.store.stake_history(guild_id, address, limit)),
+            proposed_heights=frozenset(
+                tx.height for tx in transactions if tx.sender is None and is_proposed_height(beacon, tx.height)
+            ),
+        )
+
+    async def pay(self, guild_id: int, sender: str, recipient: str, amount: int, fee: int = 0) -> Admission:
+        """``sender`` pays ``recipient`` (both owners: member ids); pooled until a block includes it."""
+        await self.ensure_chain(guild_id)
+        to = await self._node.address(guild_id, recipient)
+        return await self._node.pay(guild_id, sender, to, amount, fee)
+
+    async def faucet(self, guild_id: int, owner: str, amount: int, *, cooldown_s: int) -> FaucetClaim:
+        await self.ensure_chain(guild_id)
+        return await self._node.faucet(guild_id, owner, amount, cooldown_s=cooldown_s)
+
+    def member_balances(self, guild_id: int) -> list[tuple[int, bytes]]:
+        """(balance, address) of every positive balance but the faucet's (it is nobody's)."""
+        faucet = self._node.faucet_address(guild_id)
+        return [(acc.balance, key) for key, acc in self._node.chain(guild_id).state.ledger.items()
+                if acc.balance > 0 and key != faucet]
+
+    def blocks_mined(self, guild_id: int) -> list[tuple[bytes, int]]:
+        return self._node.chain(guild_id).blocks_mined.most_common()
+
+    async def owners(self, guild_id: int) -> dict[bytes, str]:
+        """Public key -> owner (member id, or ``FAUCET_OWNER``) of wallets and validators."""
+        owners = dict(await self._node.owners(guild_id))
+        if self._beacon is not None:
+            owners.update(await self._beacon.validator_owners(guild_id))
+        return owners
+
+    # --- staking --------------------------------------------------------------------------
+
+    def _staking(self) -> BeaconNode:
+        if self._beacon is None:
+            raise NoStakingError("Proof of stake is not available on this bot yet.")
+        return self._beacon
+
+    @property
+    def can_stake(self) -> bool:
+        return self._beacon is not None
+
+    async def staking_chain(self, guild_id: int) -> None:
+        """Refuse, before anything runs, on a server whose chain cannot stake."""
+        beacon = self._staking()
+        await self.ensure_chain(guild_id)
+        if beacon.mode(guild_id) is None:
+            raise NoStakingError(
+                "This server's chain was created before proof of stake existed, so it cannot stake. "
+                "An admin can start a new chain with `/playground reset`."
+            )
+
+    def mode(self, guild_id: int) -> str | None:
+        return self._beacon.mode(guild_id) if self._beacon is not None else None
+
+    def is_merged(self, guild_id: int) -> bool:
+        return self._beacon is not None and self._beacon.is_merged(guild_id)
+
+    def consensus(self, guild_id: int) -> ConsensusConfig:
+        return self._staking().config(guild_id)
+
+    def current_slot(self, guild_id: int, now: int) -> int:
+        return self._staking().current_slot(guild_id, now)
+
+    def slot_time(self, guild_id: int, slot: int) -> int:
+        return self._staking().slot_time(guild_id, slot)
+
+    def current_epoch(self, guild_id: int) -> int:
+        return self._staking().current_epoch(guild_id)
+
+    def finality(self, guild_id: int) -> FinalityView:
+        return self._staking().finality(guild_id)
+
+    def validators(self, guild_id: int) -> list[ValidatorView]:
+        beacon = self._staking()
+        return beacon.validators(guild_id) if beacon.mode(guild_id) is not None else []
+
+    async def validator(self, guild_id: int, owner: str) -> ValidatorView | None:
+        await self.staking_chain(guild_id)
+        return await self._staking().validator(guild_id, owner)
+
+    async def pending_deposit_points(self, guild_id: int, owner: str) -> int:
+        """Points the owner's wallet has deposited in the pool, waiting for a block."""
+        wallet = await self._node.address(guild_id, owner)
+        return self._staking().pending_deposit_points(guild_id, wallet)
+
+    async def deposit(self, guild_id: int, owner: str, amount: int) -> ValidatorView | None:
+        await self.staking_chain(guild_id)
+        return await self._staking().deposit(guild_id, owner, amount)
+
+    async def withdraw(self, guild_id: int, owner: str) -> ValidatorView:
+        await self.staking_chain(guild_id)
+        return await self._staking().withdraw(guild_id, owner)
+
+    async def attest(
+        self, guild_id: int, owner: str, *, head_root: bytes | None = None, double_vote: bool = False
+    ) -> VoteReceipt:
+        """Sign the owner's vote; a double vote is refused unless the server is in chaos mode
+        (the beacon node checks it, the one place it is checked)."""
+        await self.staking_chain(guild_id)
+        return await self._staking().attest(guild_id, owner, head_root=head_root, double_vote=double_vote)
+
+    async def set_auto_attest(self, guild_id: int, owner: str, on: bool) -> None:
+        await self.staking_chain(guild_id)
+        await self._staking().set_auto_attest(guild_id, owner, on)
+
+    async def protection(self, guild_id: int, owner: str) -> dict:
+        await self.staking_chain(guild_id)
+        return await self._staking().protection(guild_id, owner)
+
+    async def equivocate(self, guild_id: int, owner: str) -> Block:
+        await self.staking_chain(guild_id)
+        return await self._staking().equivocate(guild_id, owner, self.now())
+
+    async def report(self, guild_id: int, evidence_hex: str) -> AttesterSlashing | ProposerSlashing:
+        self._staking()
+        await self.ensure_chain(guild_id)
+        return await self._staking().report(guild_id, evidence_hex)
+
+    # --- the slot clock -------------------------------------------------------------------
+
+    async def run_slots(self, now: int, *, stopping: Callable[[], bool] = lambda: False) -> AsyncIterator[SlotReport]:
+        """Advance every proof-of-stake chain to the slot due at ``now``; yield each slot that ran.
+
+        Paused servers (the bot is not in them) and unmerged hybrid chains (they vote on mined
+        blocks) are skipped; one server's failure is logged and never stops the others."""
+        beacon = self._beacon
+        if beacon is None:
+            return
+        for guild_id in beacon.consensus_chain_ids():
+            if stopping():
+                return
+            if self._node.is_paused(guild_id):
+                continue  # the bot is not in that server: no block, no auto-attest vote
+            try:
+                if beacon.mode(guild_id) == "pow" and not beacon.is_merged(guild_id):  # hybrid votes on mined blocks
+                    continue
+                outcome = await beacon.on_slot(guild_id, now)
+            except Exception:
+                log.exception("guild %d: the slot due at %d failed", guild_id, now)
+                continue
+            if outcome is None:
+                continue
+            yield SlotReport(guild_id, outcome, beacon.finality(guild_id))
+
+    # --- the epoch message record (cogs/epoch_board.py) -----------------------------------
+
+    async def get_epoch_message(self, guild_id: int) -> EpochMessage | None:
+        return await self._node.store.get_epoch_message(guild_id)
+
+    async def set_epoch_message(self, record: EpochMessage, now: int) -> None:
+        await self._node.store.set_epoch_message(record, now)
+
+    # --- rules and modes (admins) ----------------------------------------------------------
+
+    def pending_params(self, guild_id: int) -> ChainParams | None:
+        return self._node.pending_params(guild_id)
+
+    async def propose_params(self, guild_id: int, params: ChainParams) -> None:
+        await self._node.propose_params(guild_id, params)
+
+    def kept_params(self, current: ChainParams) -> ChainParams:
+        """The rules a reset keeps: the chain's own, on top of today's defaults."""
+        return compute_kept_params(self._defaults.default_params, current)
+
+    async def switch_mode(
+        self, guild_id: int, mode: str, admin: str, *, base: ConsensusConfig | None = None
+    ) -> ChainState:
+        """Start the chain over in ``mode`` (the beacon node swaps both halves' runtimes in one step)."""
+        await self.ensure_chain(guild_id)
+        await self._staking().switch_mode(guild_id, mode, admin, self.now(), base=base)
+        return self._node.chain(guild_id).state
+
+    async def schedule_merge(
+        self, guild_id: int, *, at_height: int | None = None, at_total_difficulty: int | None = None
+    ) -> ConsensusConfig:
+        return await self._staking().schedule_merge(
+            guild_id, at_height=at_height, at_total_difficulty=at_total_difficulty
+        )
+
+    def slot_budget(self, guild_id: int) -> tuple[int, int, bool]:
+        """(slot blocks left this hour, blocks an hour, idle) of the slot driver's budget."""
+        beacon, now = self._staking(), self.now()
+        return beacon.budget(guild_id, now), beacon.blocks_per_hour, beacon.is_idle(guild_id, now)
+
+    def vote_progress(self, guild_id: int) -> VoteProgress:
+        return self._staking().progress(guild_id)
+
+    def next_block_work(self, guild_id: int) -> int:
+        """About how many hashes the next block needs (its bits after any retarget)."""
+        state = self._node.chain(guild_id).state
+        return compute_block_work(compute_target(compute_next_bits(state), state.params.pow_limit))
+
+    # --- mining ---------------------------------------------------------------------------
+
+    @staticmethod
+    def difficulty(bits: int, params: ChainParams) -> int:
+        return compute_difficulty(bits, params)
+
+    @staticmethod
+    def work_for_bits(bits: int, pow_limit: int) -> int:
+        """Expected hashes to find a block at ``bits``."""
+        return compute_block_work(compute_target(bits, pow_limit))
+
+    @staticmethod
+    def work_for_target(target: int) -> int:
+        return compute_block_work(target)
+
+    def mining_is_over(self, guild_id: int) -> bool:
+        """Whether this server's chain takes no more proof-of-work blocks: merged, past its terminal block, or pos."""
+        if self._beacon is None or not self._node.has_chain(guild_id):
+            return False
+        if self._beacon.is_merged(guild_id):
+            return True
+        beacon = self._node.chain(guild_id).state.beacon
+        return beacon is not None and beacon.terminal is not None
+
+    def genesis_hash(self, guild_id: int) -> bytes | None:
+        """The chain's genesis hash, or None without a chain (a reset makes a new one)."""
+        return self._node.chain(guild_id).state.genesis_hash if self._node.has_chain(guild_id) else None
+
+    async def mine(
+        self,
+        guild_id: int,
+        owner: str,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_start: Callable[[MiningSession], None] | None = None,
+        deadline_s: float | None = None,
+    ) -> MiningResult:
+        return await self._node.mine(guild_id, owner, on_progress=on_progress, on_start=on_start, deadline_s=deadline_s)
+
+    # --- explorer ------------------------------------------------------------------------
+
+    def tip_block(self, guild_id: int) -> Block:
+        return self._node.chain(guild_id).tip_block
+
+    async def get_block(self, guild_id: int, height: int) -> Block:
+        return await self._node.store.get_block(guild_id, height=height)
+
+    async def find_blocks_by_hash_prefix(
+        self, guild_id: int, prefix: str, limit: int
+    ) -> tuple[int, list[tuple[int, bytes]]]:
+        return await self._node.store.find_blocks_by_hash_prefix(guild_id, prefix, limit)
+
+    async def block_hashes(self, guild_id: int, heights: Iterable[int]) -> dict[int, bytes]:
+        return await self._node.store.block_hashes(guild_id, heights)
+
+    async def retarget_history(self, guild_id: int) -> tuple[list[RetargetExplanation], RetargetExplanation | None]:
+        return await retarget_history(self._node.store, guild_id, self._node.chain(guild_id).state)
+
+    async def find_transactions(self, guild_id: int, prefix: str, limit: int) -> TransactionMatches:
+        return await self._node.find_transactions(guild_id, prefix, limit)
+
+    async def verify(self, guild_id: int) -> VerifyReport:
+        await self.ensure_chain(guild_id)
+        return await self._node.verify(guild_id)
+
+    async def export_to(self, guild_id: int, out: BinaryIO, *, limit: int | None = None) -> Any:
+        await self.ensure_chain(guild_id)
+        return await self._node.export_to(guild_id, out, limit=limit)
+
+    async def validator_owners_by_index(self, guild_id: int) -> dict[int, str]:
+        """Validator index -> owner (member id), for the validators the bot holds keys for."""
+        beacon = self._beacon
+        if beacon is None or beacon.mode(guild_id) is None:
+            return {}
+        owners = await beacon.validator_owners(guild_id)
+        return {v.index: owners[v.pubkey] for v in beacon.validators(guild_id) if v.pubkey in owners}
+
+    def proposer_draw(self, guild_id: int, slot: int) -> ProposerDraw:
+        """Pure CPU (a slot ahead runs epoch transitions): callers run it in a thread."""
+        return self._staking().proposer_draw(guild_id, slot)
+
+    async def energy(self, guild_id: int) -> EnergyReport:
+        return await self._staking().energy(guild_id)
+
+    @property
+    def milliwatts_per_core(self) -> int:
+        return self._staking().milliwatts_per_core
