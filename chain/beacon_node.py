@@ -235,9 +235,9 @@ class BeaconNode:
         runtime = self._runtimes.get(chain_id)
         if runtime is None:
             runtime = BeaconRuntime()
-            for stored in await self.store.validator_keys(chain_id):
+            for stored in await self.store.validator_keys.all(chain_id):
                 runtime.owners[stored.pubkey] = stored.owner
-            runtime.auto_attest = set(await self.store.auto_attesters(chain_id))
+            runtime.auto_attest = set(await self.store.validator_settings.auto_attesters(chain_id))
             runtime = self._runtimes.setdefault(chain_id, runtime)
         return runtime
 
@@ -452,7 +452,7 @@ class BeaconNode:
         self._chain(chain_id)
         if on and await self.signer.find_validator_key(chain_id, owner) is None:
             raise NoValidatorError("you have no validator on this chain; `/stake deposit` makes one, then turn auto-attest on")
-        await self.store.set_auto_attest(chain_id, owner, on)
+        await self.store.validator_settings.set_auto_attest(chain_id, owner, on)
         self.node.note_activity(chain_id)
         runtime = await self._runtime(chain_id)
         if on:
@@ -514,7 +514,7 @@ class BeaconNode:
         index = await self._index_of(chain_id, owner)
         if index is None:
             raise NoValidatorError("you have no validator on this chain; `/stake deposit` makes one")
-        if double_vote and not await self.store.get_chaos_mode(chain_id):
+        if double_vote and not await self.store.server_settings.get_chaos_mode(chain_id):
             raise ChaosModeOffError("double votes need chaos mode, which an admin turns on with `/playground chaos`")
         beacon = self._beacon(chain_id)
         validator = beacon.registry.validators[index]
@@ -660,7 +660,7 @@ class BeaconNode:
             log.exception("chain %d: the fork choice's block for slot %d no longer fits", chain_id, rt.fork_choice.slot)
             return None, tuple(candidates)
         if winner.seal is not None or winner.operations is not None:
-            await self.store.add_energy(chain_id, pos_verify_ops=1 + len(winner.operations.attestations))
+            await self.store.energy.add(chain_id, pos_verify_ops=1 + len(winner.operations.attestations))
         return winner, tuple(root for root in candidates if root != head)
 
     async def _propose(
@@ -676,7 +676,7 @@ class BeaconNode:
         )
         owner = rt.owners.get(header.proposer)
         if owner is None:
-            for stored in await self.store.validator_keys(chain_id):
+            for stored in await self.store.validator_keys.all(chain_id):
                 rt.owners[stored.pubkey] = stored.owner
             owner = rt.owners.get(header.proposer)
         if owner is None:
@@ -759,7 +759,7 @@ class BeaconNode:
 
     async def equivocate(self, chain_id: int, owner: str, now: int) -> Block:
         """Chaos mode: the slot's proposer signs a second, different block for the same slot."""
-        if not await self.store.get_chaos_mode(chain_id):
+        if not await self.store.server_settings.get_chaos_mode(chain_id):
             raise ChaosModeOffError("signing two blocks for one slot needs chaos mode (`/playground chaos`)")
         async with self._lock(chain_id):
             rt = await self._runtime(chain_id)
@@ -889,7 +889,7 @@ class BeaconNode:
         if self._signature_costs_ns is None:
             self._signature_costs_ns = await asyncio.to_thread(measure_signature_costs_ns)
         sign_ns, verify_ns = self._signature_costs_ns
-        counters = await self.store.energy(chain_id)
+        counters = await self.store.energy.counters(chain_id)
         return compute_energy_report(
             counters.pow_cpu_ns, counters.pos_sign_ops, counters.pos_verify_ops,
             sign_cost_ns=sign_ns, verify_cost_ns=verify_ns, milliwatts_per_core=self.milliwatts_per_core,

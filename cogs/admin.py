@@ -523,8 +523,8 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             proposal = base.evolve(**rules)
             await node.propose_params(guild_id, proposal)
         if server:
-            stored = await node.store.get_server_settings(guild_id)
-            await node.store.set_server_settings(guild_id, {**stored, **server})
+            stored = await node.store.server_settings.get(guild_id)
+            await node.store.server_settings.replace(guild_id, {**stored, **server})
 
         embed = discord.Embed(title="⚙️ Settings changed" if rules or server else "⚙️ Nothing to change", colour=GOLD)
         lines = []
@@ -738,7 +738,7 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
     async def _add_consensus_status(self, embed: discord.Embed, guild_id: int, state: ChainState) -> None:
         """Mode, the Merge, validators, finality and chaos mode."""
         beacon = self.services.beacon
-        chaos = await self.services.node.store.get_chaos_mode(guild_id)
+        chaos = await self.services.node.store.server_settings.get_chaos_mode(guild_id)
         mode = beacon.mode(guild_id) if beacon is not None else None
         if beacon is None or mode is None:
             embed.add_field(name="Mode", value="pow (this chain predates proof of stake)")
@@ -781,8 +781,8 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         await self.services.ensure_chain(guild_id)
         store = self.services.node.store
         on = state == "on"
-        was = await store.get_chaos_mode(guild_id)
-        await store.set_chaos_mode(guild_id, on)
+        was = await store.server_settings.get_chaos_mode(guild_id)
+        await store.server_settings.set_chaos_mode(guild_id, on)
         log.info("server %d: chaos mode %s by %d", guild_id, state, interaction.user.id)
         if on:
             embed = discord.Embed(

@@ -30,7 +30,8 @@ from chain.pow import (
 from chain.proposer import MAX_RANDOM_BYTE, ProposerDraw
 from chain.state import ChainState, compute_difficulty
 from chain.node import TransactionMatches
-from chain.store import Store, StoredTransaction
+from chain.storage import StoredTransaction
+from chain.storage.protocols import Blocks
 from chain.transaction import Transfer
 from chain.verify import VerifyReport
 from cogs.embeds import (
@@ -134,7 +135,7 @@ def parse_block_query(query: str, tip_height: int) -> int | str:
     return text
 
 
-async def resolve_block_height(store: Store, chain_id: int, tip_height: int, query: str) -> int:
+async def resolve_block_height(store: Blocks, chain_id: int, tip_height: int, query: str) -> int:
     """The height of the block a member meant (see ``parse_block_query``); a hash prefix is looked up
     in the store's display-order hash index, not by reading the chain."""
     parsed = parse_block_query(query, tip_height)
@@ -173,7 +174,7 @@ def heights_with_prefix(digits: str, tip_height: int, limit: int) -> list[int]:
     return found
 
 
-async def block_choices(store: Store, chain_id: int, tip_height: int, typed: str) -> list[app_commands.Choice[str]]:
+async def block_choices(store: Blocks, chain_id: int, tip_height: int, typed: str) -> list[app_commands.Choice[str]]:
     """Newest blocks first, filtered by what was typed (the start of a height or of a hash).
 
     Heights matching the digits are counted and hashes matching the prefix found in the store's
@@ -317,7 +318,7 @@ def retarget_heights(state: ChainState) -> Iterator[tuple[int, ChainParams]]:
 
 
 async def retarget_history(
-    store: Store, chain_id: int, state: ChainState
+    store: Blocks, chain_id: int, state: ChainState
 ) -> tuple[list[RetargetExplanation], RetargetExplanation | None]:
     """The latest retargets that changed the bits (among the last ``RETARGETS_SEARCHED``), newest
     first, and the latest retarget of all.  Each needs three headers (the retarget block, and the
@@ -541,8 +542,8 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         """A block of this server's chain, by height or by hash, with its transfers."""
         guild_id = require_guild(interaction)
         state = await self.services.ensure_chain(guild_id)
-        height = await resolve_block_height(self.services.node.store, guild_id, state.height, query)
-        block = await self.services.node.store.get_block(guild_id, height=height)
+        height = await resolve_block_height(self.services.node.store.blocks, guild_id, state.height, query)
+        block = await self.services.node.store.blocks.get_block(guild_id, height=height)
         names = await self.services.owner_names(guild_id)
         proposer = await self._proposer_label(guild_id, block)
         embed = block_embed(block, names, proposer=proposer, beacon=state.beacon)
@@ -559,7 +560,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         if guild_id is None or not self.services.node.has_chain(guild_id):
             return []
         return await block_choices(
-            self.services.node.store, guild_id, self.services.node.chain(guild_id).state.height, current
+            self.services.node.store.blocks, guild_id, self.services.node.chain(guild_id).state.height, current
         )
 
     @staticmethod
@@ -607,7 +608,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
             raw_txid = pending.txid
         else:
             stored = matches.confirmed[0]
-            block_hash = (await node.store.block_hashes(guild_id, [stored.height]))[stored.height]
+            block_hash = (await node.store.blocks.block_hashes(guild_id, [stored.height]))[stored.height]
             embed = confirmed_transaction_embed(stored, names, state.height, block_hash)
             raw_txid = bytes(stored.txid)
         embed.add_field(name="Transaction", value=f"`{hash_to_display(raw_txid)}`", inline=False)
@@ -651,7 +652,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         if mined > 0:
             average_s = (tip.time - state.headers[window_start].time) / mined
             embed.add_field(name="This window so far", value=f"{counted(mined, 'block')}, ~{duration(average_s)} apart")
-        recent, last = await retarget_history(self.services.node.store, guild_id, state)
+        recent, last = await retarget_history(self.services.node.store.blocks, guild_id, state)
         embed.description = last.sentence() if last is not None else (
             f"No retarget yet: the first comes at height {window}, when the chain compares how long "
             f"its first blocks took with {duration(params.target_timespan_s)}."

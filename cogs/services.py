@@ -117,7 +117,7 @@ class Services:
         return self.node.chain(guild_id).state
 
     async def server_settings(self, guild_id: int) -> dict[str, Any]:
-        stored = await self.node.store.get_server_settings(guild_id)
+        stored = await self.node.store.server_settings.get(guild_id)
         return {**DEFAULT_SERVER_SETTINGS, **stored}
 
     def member_balances(self, guild_id: int) -> list[int]:

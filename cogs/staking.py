@@ -324,7 +324,7 @@ class Staking(
         self.driver: asyncio.Task[None] | None = None
         # One message per server and epoch, edited as slots pass and votes come (cogs/epoch_board.py).
         self.board = EpochBoard(
-            store=services.node.store, channel_of=self._playground_channel, render=render_board,
+            store=services.node.store.epoch_messages, channel_of=self._playground_channel, render=render_board,
             clock=services.node.clock,
         )
         # Per server: the finality seen at the last slot, to tell what changed since.
@@ -412,7 +412,7 @@ class Staking(
         return f"epoch {epoch:,}, in about {duration(wait)}: {rule}"
 
     async def _require_chaos(self, guild_id: int, what: str) -> None:
-        if not await self.services.node.store.get_chaos_mode(guild_id):
+        if not await self.services.node.store.server_settings.get_chaos_mode(guild_id):
             raise UserFacingError(
                 f"{what} only works in chaos mode, which is off on this server: your signer refuses to sign "
                 "anything slashable (EIP-3076 slashing protection). To demonstrate slashing, an admin can turn "

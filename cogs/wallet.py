@@ -84,7 +84,7 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
         beacon = node.chain(guild_id).state.beacon
         # (height, staking after transfers, position in the block) -> line; newest first, merged.
         entries: list[tuple[tuple[int, int, int], str]] = []
-        for tx in await node.store.history(guild_id, address, HISTORY_LIMIT):
+        for tx in await node.store.blocks.history(guild_id, address, HISTORY_LIMIT):
             if tx.sender is None and is_proposed_height(beacon, tx.height):
                 line = f"block {tx.height}: +{points(tx.amount)} fees for proposing it"
             elif tx.sender is None:
@@ -96,7 +96,7 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
             else:
                 line = f"block {tx.height}: +{points(tx.amount)} from {name_of(names, tx.sender)}"
             entries.append(((tx.height, 0, tx.position), line))
-        for stake in await node.store.stake_history(guild_id, address, HISTORY_LIMIT):
+        for stake in await node.store.blocks.stake_history(guild_id, address, HISTORY_LIMIT):
             entries.append(((stake.height, 1, stake.seq), f"block {stake.height}: {describe_stake_entry(stake)}"))
         entries.sort(reverse=True)
         lines += [line for _key, line in entries[:HISTORY_LIMIT]]
