@@ -95,10 +95,16 @@ def main() -> int:
     ours_rate = count / statistics.median(ours_times)
     raw_rate = count / statistics.median(raw_times)
     overhead_us = (1 / ours_rate - 1 / raw_rate) * 1e6
-    print(f"attestations: {count:,} ({args.validators} validators x {args.epochs} epochs), one core, {args.repeats} repeats")
+    print(
+        f"attestations: {count:,} ({args.validators} validators x {args.epochs} epochs), "
+        f"one core, {args.repeats} repeats"
+    )
     print(f"check_attestation_signature: median {ours_rate:,.0f}/s (first pass, loading keys: {count / cold_s:,.0f}/s)")
     print(f"raw Ed25519 verify, same messages: median {raw_rate:,.0f}/s")
-    print(f"ratio {ours_rate / raw_rate:.3f}; overhead {overhead_us:.1f} µs per attestation  [target >= {TARGET_PER_S:,}/s]")
+    print(
+        f"ratio {ours_rate / raw_rate:.3f}; overhead {overhead_us:.1f} µs per attestation  [target >= "
+        f"{TARGET_PER_S:,}/s]"
+    )
     ok = ours_rate >= TARGET_PER_S
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1

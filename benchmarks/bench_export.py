@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -90,10 +91,8 @@ async def probe(sb: Sandbox, world: tuple, stop: asyncio.Event) -> list[float]:
         name, options = PROBE_COMMANDS[n % len(PROBE_COMMANDS)]
         handles.append(await sb.invoke(guild, channel, members[n % len(members)], name, options))
         n += 1
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), PROBE_INTERVAL_S)
-        except TimeoutError:
-            pass
     await sb.wait_until(
         lambda: all(h.original is not None and not h.original.loading for h in handles) or None, timeout=60
     )
@@ -133,7 +132,8 @@ async def export_waves(
         started = time.perf_counter()
         handles = await asyncio.gather(*calls)
         await sb.wait_until(
-            lambda: all(h.original is not None and not h.original.loading for h in handles) or None, timeout=300
+            lambda handles=handles: all(h.original is not None and not h.original.loading for h in handles) or None,
+            timeout=300,
         )
         took.append(time.perf_counter() - started)
         for h in handles:
@@ -153,7 +153,8 @@ async def verify_rounds(sb: Sandbox, big: list[tuple], seconds: float) -> list[f
         started = time.perf_counter()
         handles = await asyncio.gather(*(sb.invoke(g, ch, members[0], "chain verify", {}) for g, ch, members in big))
         await sb.wait_until(
-            lambda: all(h.original is not None and not h.original.loading for h in handles) or None, timeout=300
+            lambda handles=handles: all(h.original is not None and not h.original.loading for h in handles) or None,
+            timeout=300,
         )
         for h in handles:
             if "Chain verified" not in str(h.embeds):
@@ -182,7 +183,9 @@ async def main(args: argparse.Namespace) -> int:
                 started = time.perf_counter()
                 for guild, _, _ in big:
                     await build_chain(built, guild.id, args.blocks)
-                print(f"built {args.big_servers} chains of {args.blocks:,} blocks in {time.perf_counter() - started:.0f}s")
+                print(
+                    f"built {args.big_servers} chains of {args.blocks:,} blocks in {time.perf_counter() - started:.0f}s"
+                )
                 shutil.copy(built, db)
             env = {
                 **os.environ,
@@ -246,7 +249,9 @@ async def main(args: argparse.Namespace) -> int:
         "pointed at that file)"
     )
     print(row(f"{len(rounds)} rounds of {args.big_servers} verifies", verifying, verifying_lag))
-    print(f"  a round (every big server's chain replayed, one at a time) took {statistics.median(rounds):.2f}s (median)")
+    print(
+        f"  a round (every big server's chain replayed, one at a time) took {statistics.median(rounds):.2f}s (median)"
+    )
     worst, lag99 = max(loaded), loaded_lag[1]
     print(
         f"  ratio loaded/baseline reply p99 {percentile(loaded, 0.99) / percentile(baseline, 0.99):.2f}\n"

@@ -39,7 +39,9 @@ P99_ACK_TARGET_S = 0.250
 MAX_ACK_TARGET_S = 3.0
 LAG_P99_TARGET_MS = 10.0
 ROOT = Path(__file__).resolve().parents[1]
-LAG_LINE = re.compile(r"event loop lag since the last report: (\d+) ticks, p50 ([\d.]+) ms, p99 ([\d.]+) ms, max ([\d.]+) ms")
+LAG_LINE = re.compile(
+    r"event loop lag since the last report: (\d+) ticks, p50 ([\d.]+) ms, p99 ([\d.]+) ms, max ([\d.]+) ms"
+)
 # Every kind of quick command a member types, cycled through the burst.
 COMMANDS = [
     ("wallet balance", {}),
@@ -153,8 +155,10 @@ async def main() -> int:
 
     def row(label: str, acks: list[float], lag: tuple[float, float, float]) -> str:
         return (
-            f"  {label:<24} ack median {statistics.median(acks) * 1e3:6.1f} ms  p99 {percentile(acks, 0.99) * 1e3:6.1f} ms"
-            f"  max {max(acks) * 1e3:6.1f} ms   bot loop lag p50 {lag[0]:5.2f} ms  p99 {lag[1]:5.2f} ms  max {lag[2]:6.2f} ms"
+            f"  {label:<24} ack median {statistics.median(acks) * 1e3:6.1f} ms  p99 "
+            f"{percentile(acks, 0.99) * 1e3:6.1f} ms"
+            f"  max {max(acks) * 1e3:6.1f} ms   bot loop lag p50 {lag[0]:5.2f} ms  p99 {lag[1]:5.2f} ms  max "
+            f"{lag[2]:6.2f} ms"
         )
 
     print(f"{ROUNDS} bursts of {BURST} interactions over {SERVERS} servers; bot in its own process")

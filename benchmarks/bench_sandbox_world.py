@@ -35,7 +35,12 @@ EMBED = {
     "description": "`█░░░░░░░░░░░░░░░░░░░ 6%` of the hashes a block takes on average\n" * 4,
     "fields": [{"name": f"Field {i}", "value": "x" * 60, "inline": True} for i in range(8)],
 }
-BUTTONS = [{"type": 1, "components": [{"type": 2, "style": 2, "label": f"Topic {i}", "custom_id": f"pg:help:{i}"} for i in range(5)]}]
+BUTTONS = [
+    {
+        "type": 1,
+        "components": [{"type": 2, "style": 2, "label": f"Topic {i}", "custom_id": f"pg:help:{i}"} for i in range(5)],
+    }
+]
 
 
 async def measure(rounds: int) -> int:
@@ -44,7 +49,9 @@ async def measure(rounds: int) -> int:
         channels = list(sb.channels.values())
         for channel in channels:
             for _ in range(MESSAGES_KEPT_PER_CHANNEL):
-                sb.create_message(channel, sb.bot_user, KIND_BOT, {"embeds": [EMBED], "components": BUTTONS}, [], source="bot")
+                sb.create_message(
+                    channel, sb.bot_user, KIND_BOT, {"embeds": [EMBED], "components": BUTTONS}, [], source="bot"
+                )
         last = channels[0].messages[-1]
         with tempfile.TemporaryDirectory() as folder:
             writer = WorldWriter(Path(folder) / "world.json")
@@ -63,7 +70,10 @@ async def measure(rounds: int) -> int:
                 uncached.append((time.perf_counter() - start) * 1000)
             size = writer.path.stat().st_size
     got, base = statistics.median(cached), statistics.median(uncached)
-    print(f"world: {len(channels)} channels x {MESSAGES_KEPT_PER_CHANNEL} messages, file {size / 1e6:.2f} MB, {rounds} rounds")
+    print(
+        f"world: {len(channels)} channels x {MESSAGES_KEPT_PER_CHANNEL} messages, "
+        f"file {size / 1e6:.2f} MB, {rounds} rounds"
+    )
     print(f"on the loop, per save:  median {got:.2f} ms  (baseline, no cache: {base:.1f} ms; {base / got:.0f}x)")
     print(f"worker thread (write + fsync + rename): median {statistics.median(writes):.1f} ms")
     print(f"target: on the loop < {TARGET_MS} ms: {'met' if got < TARGET_MS else 'MISSED'}")

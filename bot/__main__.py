@@ -20,8 +20,8 @@ import aiohttp
 import discord
 
 from bot.app import PlaygroundBot, point_discord_at
-from bot.preflight import Preflight, StartupRefusedError, run_preflight
 from bot.log_output import LOG_FILE_NAME, configure_logging
+from bot.preflight import Preflight, StartupRefusedError, run_preflight
 from bot.settings import Settings, SettingsError
 from sandbox import Sandbox, point_discord_py_at, run_terminal
 from sandbox.demo import populate_demo

@@ -18,6 +18,8 @@ never posts a batch that a worker is already posting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,9 +28,9 @@ from dataclasses import dataclass
 import aiohttp
 import discord
 
+from bot.storage import OutboxEvent, OutboxRepository, StoredWebhook, WebhookRepository
 from chain.events import BLOCK_MINED, REWARD_PAID
 from chain.keys import open_bytes, seal_bytes, webhook_url_aad
-from bot.storage import OutboxEvent, OutboxRepository, StoredWebhook, WebhookRepository
 from chain.storage import Store
 from cogs.embeds import GREY, event_embed
 from cogs.services import WEBHOOK_NAME
@@ -263,18 +265,16 @@ class WebhookNotifier:
             try:
                 for chain_id in await self._due_chains():
                     self._spawn(chain_id)
-            except Exception:  # noqa: BLE001 - the notifier must outlive any one failure
+            except Exception:  # the notifier must outlive any one failure
                 log.exception("webhook delivery pass failed; retrying")
             if self._clock() >= self._next_prune:
                 self._next_prune = self._clock() + PRUNE_INTERVAL_S
                 try:
                     await self.prune()
-                except Exception:  # noqa: BLE001 - pruning is housekeeping: it must not stop delivery
+                except Exception:  # pruning is housekeeping: it must not stop delivery
                     log.exception("pruning delivered events failed; trying again in %.0fs", PRUNE_INTERVAL_S)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._next_wait())
-            except TimeoutError:
-                pass
 
     def _next_wait(self) -> float:
         now = self._clock()
@@ -302,7 +302,7 @@ class WebhookNotifier:
             return  # it reads the outbox again before it stops; its end triggers another pass
         task = asyncio.create_task(self._drain_chain(chain_id), name=f"webhook-{chain_id}")
         self._workers[chain_id] = task
-        task.add_done_callback(lambda t, c=chain_id: self._worker_done(c, t))
+        task.add_done_callback(functools.partial(self._worker_done, chain_id))
 
     def _worker_done(self, chain_id: int, task: asyncio.Task[None]) -> None:
         if self._workers.get(chain_id) is task:
@@ -327,7 +327,7 @@ class WebhookNotifier:
                 return
             try:
                 await self._drain(stored)
-            except Exception:  # noqa: BLE001 - one server's failure must not stop the others
+            except Exception:  # one server's failure must not stop the others
                 log.exception("delivery to the webhook of server %d failed", chain_id)
                 self._back_off(chain_id, "unexpected error", None)
 

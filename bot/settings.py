@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import string
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,9 @@ class Settings(BaseSettings):
             return "MASTER_KEY"
         return f"the key file {self.master_key_file}"
 
-    def load_master_key(self, randomness=os.urandom, *, may_create: bool = True) -> bytes:
+    def load_master_key(
+        self, randomness: Callable[[int], bytes] = os.urandom, *, may_create: bool = True
+    ) -> bytes:
         """The master key: from settings, else from its file, else a new one (with a warning).
 
         ``may_create=False`` (the database already holds sealed secrets) refuses to make a

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from chain.compact import decode_compact
@@ -72,7 +72,9 @@ async def open_node(args: argparse.Namespace, core: HashingCore | None = None, *
     master_key = None
     if wallets:
         master_key = load_master_key(db_path)
-        judge_master_key(master_key, await Database.sealed_secrets(db_path), source="the master key", database=str(db_path))
+        judge_master_key(
+            master_key, await Database.sealed_secrets(db_path), source="the master key", database=str(db_path)
+        )
     store = await Store.open(db_path)
     node = Node(store, clock=time.time, randomness=os.urandom, master_key=master_key, hashing_core=core)
     await node.load()
@@ -110,7 +112,7 @@ async def cmd_init(args: argparse.Namespace) -> int:
 CLEAR_LINE = "\r\x1b[2K"
 
 
-def _progress_printer(height: int, live: bool):
+def _progress_printer(height: int, live: bool) -> Callable[[Progress], None]:
     """Redraw one line on a terminal; elsewhere print a line every few seconds."""
     interval = 0.5 if live else 5.0
     last = [0.0]
@@ -329,7 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        return asyncio.run(args.func(args))
+        code: int = asyncio.run(args.func(args))
+        return code
     except ChainError as exc:
         out(f"error: {exc}")
         return 2

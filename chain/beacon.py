@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from chain.attestation import (
+    AttestationData,
     AttesterSlashing,
     Checkpoint,
     ProposerSlashing,
@@ -47,7 +48,7 @@ from chain.attestation import (
     check_attester_slashing,
     check_proposer_slashing,
 )
-from chain.epoch import EpochState, process_effective_balance_updates, process_epoch
+from chain.epoch import EpochReport, EpochState, process_effective_balance_updates, process_epoch_accounting
 from chain.errors import (
     AttestationError,
     ConsensusConfigError,
@@ -72,9 +73,9 @@ from chain.events import (
     EPOCH_REWARDS,
     INACTIVITY_LEAK_ENDED,
     INACTIVITY_LEAK_STARTED,
+    MERGE_DELAYED,
     STAKE_DEPOSITED,
     STAKE_WITHDRAWN,
-    MERGE_DELAYED,
     THE_MERGE,
     VALIDATOR_ACTIVATED,
     VALIDATOR_EXITED,
@@ -98,9 +99,9 @@ from chain.operations import (
 from chain.proposer import (
     ProposerDraw,
     compute_proposer_index,
-    explain_proposer_draw_at,
     compute_proposer_seed,
     compute_seed_mix_epoch,
+    explain_proposer_draw_at,
     get_seed,
 )
 from chain.rewards import (
@@ -116,14 +117,15 @@ from chain.staking import (
     FAR_FUTURE_EPOCH,
     MIN_SLASHING_PENALTY_QUOTIENT_BELLATRIX,
     Registry,
+    SlashingPenalty,
     StakingParams,
     Validator,
+    apply_deposit,
+    apply_full_withdrawal,
+    apply_voluntary_exit,
     initiate_validator_exit,
     is_active_validator,
     is_slashable_validator,
-    process_deposit,
-    process_voluntary_exit,
-    process_withdrawal,
     slash_validator,
 )
 
@@ -524,92 +526,110 @@ def _slot_seconds(state: BeaconState, epoch: int, pow_spacing_s: int) -> int:
     return pow_spacing_s
 
 
-def process_epoch_transition(state: BeaconState, pow_spacing_s: int) -> BeaconState:
-    """End ``state.epoch``: FFG, rewards and penalties, effective balances, ejections, then epoch + 1.
+def process_epoch(state: BeaconState, pow_spacing_s: int) -> BeaconState:
+    """phase0's ``process_epoch`` on the beacon state: end ``state.epoch`` and move to the next.
 
-    Activations, exits and withdrawability need no step of their own: the epochs
-    were set when the deposit, exit or slashing was processed; this announces them.
+    The steps, in order (each returns a new state; none builds events):
+
+    1. ``process_finality_and_rewards`` (votes count) or ``process_pre_merge_epoch`` (a pow chain
+       before its Merge);
+    2. ``process_registry_updates``: ejections (after the effective balances, which they read);
+    3. ``process_participation_record_updates``: this epoch's voters become the previous epoch's;
+    4. ``advance_epoch``: epoch + 1, with an empty proposer record for it;
+    5. ``compute_epoch_events``: what happened, by comparing the state before and after.
+
+    Activations, exits and withdrawability need no step of their own: their epochs were set when
+    the deposit, exit or slashing was processed; step 5 announces them.
     """
-    epoch = state.epoch
-    registry = state.registry
-    validators = registry.validators
-    config = state.config
-    events: list[ChainEvent] = []
-    active = tuple(is_active_validator(v, epoch) for v in validators)
-    effective = tuple(v.effective_balance for v in validators)
-    finality = state.finality
-    balances = registry.balances
-    minted = burned = 0
-    in_leak = state.in_leak
+    pre = state
+    report = None
     if state.ffg_enabled:
-        attested = tuple(
-            active[i] and i in state.current_attesters and not validators[i].slashed for i in range(len(validators))
-        )
-        previous_target = sum(effective[i] for i in state.previous_attesters if active[i] and not validators[i].slashed)
-        reward_params = RewardParams(
-            issuance_rate_bp=config.issuance_rate_bp,
-            slots_per_epoch=get_epoch_length(state, epoch),
-            slot_seconds=_slot_seconds(state, epoch, pow_spacing_s),
-        )
-        epoch_state = EpochState(finality, balances, effective, previous_target)
-        new_epoch_state, report = process_epoch(
-            epoch_state,
-            active,
-            attested,
-            state.epoch_proposers,
-            get_checkpoint_root(state, max(epoch - 1, 0)),
-            get_checkpoint_root(state, epoch),
-            reward_params,
-            config.max_effective_balance_units,
-        )
-        finality = new_epoch_state.finality
-        balances = new_epoch_state.balances
-        effective = new_epoch_state.effective_balances
-        minted, burned = report.rewards.minted, report.rewards.burned
-        any_active = any(active)
-        in_leak = report.rewards.in_inactivity_leak and any_active
-        if any_active:
-            events.append(
-                ChainEvent(
-                    EPOCH_REWARDS,
-                    {
-                        "epoch": epoch,
-                        "minted_units": minted,
-                        "burned_units": burned,
-                        "attesting_units": report.current_epoch_target_balance,
-                        "active_units": report.total_active_balance,
-                        "in_inactivity_leak": report.rewards.in_inactivity_leak,
-                        "finality_delay": report.finality_delay,
-                    },
-                )
-            )
-        old = state.finality
-        if finality.current_justified_checkpoint != old.current_justified_checkpoint:
-            checkpoint = finality.current_justified_checkpoint
-            events.append(
-                ChainEvent(CHECKPOINT_JUSTIFIED, {"epoch": checkpoint.epoch, "root": hash_to_display(checkpoint.root)})
-            )
-        if finality.finalized_checkpoint != old.finalized_checkpoint:
-            checkpoint = finality.finalized_checkpoint
-            events.append(
-                ChainEvent(CHECKPOINT_FINALIZED, {"epoch": checkpoint.epoch, "root": hash_to_display(checkpoint.root)})
-            )
-        if in_leak and not state.in_leak:
-            events.append(
-                ChainEvent(INACTIVITY_LEAK_STARTED, {"epoch": epoch, "finality_delay": report.finality_delay})
-            )
-        elif state.in_leak and not in_leak:
-            events.append(ChainEvent(INACTIVITY_LEAK_ENDED, {"epoch": epoch}))
+        state, report = process_finality_and_rewards(state, pow_spacing_s)
     else:
-        # A pow chain before its Merge: no votes, no rewards; deposits still settle.
-        effective = process_effective_balance_updates(balances, effective, config.max_effective_balance_units)
-        finality = replace(finality, current_epoch=epoch + 1)
+        state = process_pre_merge_epoch(state)
+    state = process_registry_updates(state)
+    state = process_participation_record_updates(state)
+    state = advance_epoch(state)
+    return _append_events(state, *compute_epoch_events(pre, state, report))
 
-    params = config.staking_params()
-    registry = Registry(
-        tuple(replace(v, effective_balance=eb) for v, eb in zip(validators, effective, strict=True)), balances
+
+def compute_epoch_participation(state: BeaconState) -> tuple[tuple[bool, ...], tuple[bool, ...], int]:
+    """Who counts at the end of ``state.epoch``: the active flags, this epoch's target voters (active,
+    not slashed) and the previous epoch's target votes weighed again (phase0 keeps the attestations)."""
+    epoch = state.epoch
+    validators = state.registry.validators
+    active = tuple(is_active_validator(v, epoch) for v in validators)
+    attested = tuple(
+        active[i] and i in state.current_attesters and not validators[i].slashed for i in range(len(validators))
     )
-    # phase0's process_registry_updates: eject what the leak drained below EJECTION_BALANCE.
+    previous_target = sum(
+        validators[i].effective_balance for i in state.previous_attesters if active[i] and not validators[i].slashed
+    )
+    return active, attested, previous_target
+
+
+def process_finality_and_rewards(state: BeaconState, pow_spacing_s: int) -> tuple[BeaconState, EpochReport]:
+    """phase0's justification and finalization, rewards and penalties, and effective balance
+    updates, in that order (``chain.epoch.process_epoch_accounting``), written into the beacon state."""
+    epoch = state.epoch
+    config = state.config
+    validators = state.registry.validators
+    active, attested, previous_target = compute_epoch_participation(state)
+    reward_params = RewardParams(
+        issuance_rate_bp=config.issuance_rate_bp,
+        slots_per_epoch=get_epoch_length(state, epoch),
+        slot_seconds=_slot_seconds(state, epoch, pow_spacing_s),
+    )
+    effective = tuple(v.effective_balance for v in validators)
+    accounts, report = process_epoch_accounting(
+        EpochState(state.finality, state.registry.balances, effective, previous_target),
+        active,
+        attested,
+        state.epoch_proposers,
+        get_checkpoint_root(state, max(epoch - 1, 0)),
+        get_checkpoint_root(state, epoch),
+        reward_params,
+        config.max_effective_balance_units,
+    )
+    registry = Registry(
+        tuple(replace(v, effective_balance=eb) for v, eb in zip(validators, accounts.effective_balances, strict=True)),
+        accounts.balances,
+    )
+    new_state = replace(
+        state,
+        registry=registry,
+        finality=accounts.finality,
+        minted_units=state.minted_units + report.rewards.minted,
+        burned_units=state.burned_units + report.rewards.burned,
+        # With nobody active there is nobody to leak from: no leak to announce.
+        in_leak=report.rewards.in_inactivity_leak and any(active),
+    )
+    return new_state, report
+
+
+def process_pre_merge_epoch(state: BeaconState) -> BeaconState:
+    """A pow chain before its Merge: no votes, no rewards; deposits still settle into effective balances."""
+    registry = state.registry
+    effective = process_effective_balance_updates(
+        registry.balances,
+        tuple(v.effective_balance for v in registry.validators),
+        state.config.max_effective_balance_units,
+    )
+    registry = Registry(
+        tuple(replace(v, effective_balance=eb) for v, eb in zip(registry.validators, effective, strict=True)),
+        registry.balances,
+    )
+    return replace(state, registry=registry, finality=replace(state.finality, current_epoch=state.epoch + 1))
+
+
+def process_registry_updates(state: BeaconState) -> BeaconState:
+    """phase0's ``process_registry_updates``, ejections only (activations are scheduled at deposit):
+    exit every active validator the leak drained to EJECTION_BALANCE or below.
+
+    Unlike phase0 it runs after the effective balance updates, so it reads this epoch's."""
+    epoch = state.epoch
+    params = state.config.staking_params()
+    registry = state.registry
     for index, validator in enumerate(registry.validators):
         if (
             is_active_validator(validator, epoch)
@@ -617,8 +637,60 @@ def process_epoch_transition(state: BeaconState, pow_spacing_s: int) -> BeaconSt
             and validator.effective_balance <= EJECTION_BALANCE_UNITS
         ):
             registry = initiate_validator_exit(registry, index, epoch, params)
-    next_epoch = epoch + 1
-    for index, validator in enumerate(registry.validators):
+    return replace(state, registry=registry)
+
+
+def process_participation_record_updates(state: BeaconState) -> BeaconState:
+    """phase0's step of the same name: this epoch's voters become the previous epoch's."""
+    return replace(state, current_attesters=frozenset(), previous_attesters=state.current_attesters)
+
+
+def advance_epoch(state: BeaconState) -> BeaconState:
+    """Epoch + 1, with an empty proposer record of the new epoch's length."""
+    next_epoch = state.epoch + 1
+    new_state = replace(state, epoch=next_epoch)
+    return replace(new_state, epoch_proposers=(None,) * get_epoch_length(new_state, next_epoch))
+
+
+def compute_epoch_events(pre: BeaconState, post: BeaconState, report: EpochReport | None) -> tuple[ChainEvent, ...]:
+    """What the epoch transition from ``pre`` to ``post`` announces, by comparing the two: the
+    rewards (when votes counted and someone was active), new justified and finalized checkpoints,
+    a leak starting or ending, and the validators activated, exited or withdrawable from the new epoch."""
+    epoch = pre.epoch
+    events: list[ChainEvent] = []
+    if report is not None and any(is_active_validator(v, epoch) for v in pre.registry.validators):
+        events.append(
+            ChainEvent(
+                EPOCH_REWARDS,
+                {
+                    "epoch": epoch,
+                    "minted_units": report.rewards.minted,
+                    "burned_units": report.rewards.burned,
+                    "attesting_units": report.current_epoch_target_balance,
+                    "active_units": report.total_active_balance,
+                    "in_inactivity_leak": report.rewards.in_inactivity_leak,
+                    "finality_delay": report.finality_delay,
+                },
+            )
+        )
+    old, new = pre.finality, post.finality
+    if new.current_justified_checkpoint != old.current_justified_checkpoint:
+        checkpoint = new.current_justified_checkpoint
+        events.append(
+            ChainEvent(CHECKPOINT_JUSTIFIED, {"epoch": checkpoint.epoch, "root": hash_to_display(checkpoint.root)})
+        )
+    if new.finalized_checkpoint != old.finalized_checkpoint:
+        checkpoint = new.finalized_checkpoint
+        events.append(
+            ChainEvent(CHECKPOINT_FINALIZED, {"epoch": checkpoint.epoch, "root": hash_to_display(checkpoint.root)})
+        )
+    if post.in_leak and not pre.in_leak:
+        delay = report.finality_delay if report is not None else 0
+        events.append(ChainEvent(INACTIVITY_LEAK_STARTED, {"epoch": epoch, "finality_delay": delay}))
+    elif pre.in_leak and not post.in_leak:
+        events.append(ChainEvent(INACTIVITY_LEAK_ENDED, {"epoch": epoch}))
+    next_epoch = post.epoch
+    for index, validator in enumerate(post.registry.validators):
         who = {"validator_index": index, "pubkey": validator.pubkey.hex(), "epoch": next_epoch}
         if validator.activation_epoch == next_epoch:
             events.append(ChainEvent(VALIDATOR_ACTIVATED, who))
@@ -626,27 +698,7 @@ def process_epoch_transition(state: BeaconState, pow_spacing_s: int) -> BeaconSt
             events.append(ChainEvent(VALIDATOR_EXITED, {**who, "slashed": validator.slashed}))
         if validator.withdrawable_epoch == next_epoch:
             events.append(ChainEvent(VALIDATOR_WITHDRAWABLE, who))
-    logger.debug(
-        "epoch %d ended: minted %d, burned %d nanopoints; justified %d, finalized %d",
-        epoch,
-        minted,
-        burned,
-        finality.current_justified_checkpoint.epoch,
-        finality.finalized_checkpoint.epoch,
-    )
-    new_state = replace(
-        state,
-        registry=registry,
-        finality=finality,
-        epoch=next_epoch,
-        current_attesters=frozenset(),
-        previous_attesters=state.current_attesters,
-        minted_units=state.minted_units + minted,
-        burned_units=state.burned_units + burned,
-        in_leak=in_leak,
-        events=state.events + tuple(events),
-    )
-    return replace(new_state, epoch_proposers=(None,) * get_epoch_length(new_state, next_epoch))
+    return tuple(events)
 
 
 def process_slots(
@@ -660,11 +712,24 @@ def process_slots(
     """
     target_epoch = compute_epoch_at_slot(state, slot)
     while state.epoch < target_epoch:
-        state = process_epoch_transition(state, pow_spacing_s)
+        pre = state
+        state = process_epoch(state, pow_spacing_s)
+        _log_epoch_end(pre, state)
         start = compute_start_slot_at_epoch(state, state.epoch)
         root = block_root if start == slot else parent_root
         state = replace(state, checkpoint_roots=(state.checkpoint_roots + (root,))[-CHECKPOINT_ROOTS_KEPT:])
     return state
+
+
+def _log_epoch_end(pre: BeaconState, post: BeaconState) -> None:
+    logger.debug(
+        "epoch %d ended: minted %d, burned %d nanopoints; justified %d, finalized %d",
+        pre.epoch,
+        post.minted_units - pre.minted_units,
+        post.burned_units - pre.burned_units,
+        post.finality.current_justified_checkpoint.epoch,
+        post.finality.finalized_checkpoint.epoch,
+    )
 
 
 # --- the Merge ------------------------------------------------------------------
@@ -795,10 +860,33 @@ def _append_events(state: BeaconState, *events: ChainEvent) -> BeaconState:
     return replace(state, events=state.events + events)
 
 
-def process_deposit_operation(
+def process_deposit(
     state: BeaconState, wallet: Account | None, deposit: Deposit, chain_id: int, max_amount_points: int
 ) -> tuple[BeaconState, Account]:
-    """A deposit: checks the signatures, nonce and balance, then locks the points (phase0 ``process_deposit``)."""
+    """A deposit: checks the signatures, nonce and balance, then locks the points (phase0 ``process_deposit``;
+    ``chain.staking.apply_deposit`` is the registry part).  Returns the state and the wallet after it."""
+    paying = check_deposit(wallet, deposit, chain_id, max_amount_points)
+    known = state.registry.index_of(deposit.validator)
+    registry = apply_deposit(
+        state.registry, deposit.validator, points_to_units(deposit.amount), state.epoch, state.config.staking_params()
+    )
+    addresses = state.withdrawal_addresses if known is not None else state.withdrawal_addresses + (deposit.wallet,)
+    index = known if known is not None else len(registry.validators) - 1
+    deposited, withdrawn = list(state.deposited_units), list(state.withdrawn_units)
+    if known is None:
+        deposited.append(0)
+        withdrawn.append(0)
+    deposited[index] += points_to_units(deposit.amount)
+    new_state = replace(
+        state, registry=registry, withdrawal_addresses=addresses,
+        deposited_units=tuple(deposited), withdrawn_units=tuple(withdrawn),
+    )
+    new_state = _append_events(new_state, compute_deposit_event(state, new_state, deposit))
+    return new_state, Account(paying.balance - deposit.amount, paying.nonce + 1)
+
+
+def check_deposit(wallet: Account | None, deposit: Deposit, chain_id: int, max_amount_points: int) -> Account:
+    """A deposit's amount, signatures, nonce and the wallet's balance; returns the paying wallet."""
     if not _is_int(deposit.amount) or deposit.amount < 1:
         raise InvalidAmountError(f"a deposit is a positive whole number of points, got {deposit.amount!r}")
     if deposit.amount > max_amount_points:
@@ -812,13 +900,15 @@ def process_deposit_operation(
         raise NonceGapError(f"deposit nonce {deposit.nonce} is out of order; the next nonce is {wallet.nonce}")
     if deposit.amount > wallet.balance:
         raise InsufficientBalanceError(f"balance {wallet.balance} is less than the deposit of {deposit.amount}")
-    known = state.registry.index_of(deposit.validator)
-    registry = process_deposit(
-        state.registry, deposit.validator, points_to_units(deposit.amount), state.epoch, state.config.staking_params()
-    )
-    addresses = state.withdrawal_addresses if known is not None else state.withdrawal_addresses + (deposit.wallet,)
-    index = known if known is not None else len(registry.validators) - 1
-    event = ChainEvent(
+    return wallet
+
+
+def compute_deposit_event(pre: BeaconState, post: BeaconState, deposit: Deposit) -> ChainEvent:
+    """STAKE_DEPOSITED for ``deposit``, from the registry before (a top-up's validator was there)
+    and after (a new validator is the last one)."""
+    known = pre.registry.index_of(deposit.validator)
+    index = known if known is not None else len(post.registry.validators) - 1
+    return ChainEvent(
         STAKE_DEPOSITED,
         {
             "validator_index": index,
@@ -826,22 +916,12 @@ def process_deposit_operation(
             "wallet": deposit.wallet.hex(),
             "amount": deposit.amount,
             "top_up": known is not None,
-            "activation_epoch": registry.validators[index].activation_epoch,
+            "activation_epoch": post.registry.validators[index].activation_epoch,
         },
     )
-    deposited, withdrawn = list(state.deposited_units), list(state.withdrawn_units)
-    if known is None:
-        deposited.append(0)
-        withdrawn.append(0)
-    deposited[index] += points_to_units(deposit.amount)
-    new_state = replace(
-        state, registry=registry, withdrawal_addresses=addresses, events=state.events + (event,),
-        deposited_units=tuple(deposited), withdrawn_units=tuple(withdrawn),
-    )
-    return new_state, Account(wallet.balance - deposit.amount, wallet.nonce + 1)
 
 
-def process_voluntary_exit_operation(state: BeaconState, exit_: VoluntaryExit, chain_id: int) -> BeaconState:
+def process_voluntary_exit(state: BeaconState, exit_: VoluntaryExit, chain_id: int) -> BeaconState:
     """phase0's ``process_voluntary_exit``: signed by the validator, active, not exiting, epoch reached."""
     index = exit_.validator_index
     if index >= len(state.registry.validators):
@@ -851,7 +931,7 @@ def process_voluntary_exit_operation(state: BeaconState, exit_: VoluntaryExit, c
     if state.epoch < exit_.epoch:
         raise ExitError(f"the exit is valid from epoch {exit_.epoch}; the chain is at epoch {state.epoch}")
     check_exit_signature(exit_, state.registry.validators[index].pubkey, chain_id)
-    registry = process_voluntary_exit(state.registry, index, state.epoch, state.config.staking_params())
+    registry = apply_voluntary_exit(state.registry, index, state.epoch, state.config.staking_params())
     return replace(state, registry=registry)
 
 
@@ -923,27 +1003,50 @@ def process_withdrawals(
             f"the block carries {len(withdrawals)} withdrawal(s) but exactly {len(expected)} are due "
             f"(to validators {[w.validator_index for w in expected]}), with these indices and amounts"
         )
-    registry = state.registry
+    pre = state
     changes: dict[bytes, Account] = {}
-    burned = 0
-    events = []
-    withdrawn = list(state.withdrawn_units)
     for withdrawal in withdrawals:
-        index = withdrawal.validator_index
-        validator = registry.validators[index]
-        full = is_fully_withdrawable_validator(validator, registry.balances[index], state.epoch)
-        if full:
-            registry, amount = process_withdrawal(registry, index, state.epoch)
-        else:
-            amount = withdrawal.amount
-            balances = list(registry.balances)
-            balances[index] -= amount
-            registry = Registry(registry.validators, tuple(balances))
-        points, dust = units_to_points(amount)
-        withdrawn[index] += amount
+        state, points = pay_withdrawal(state, withdrawal)
         account = changes.get(withdrawal.address) or accounts.get(withdrawal.address) or Account()
         changes[withdrawal.address] = Account(account.balance + points, account.nonce)
-        burned += dust
+    state = replace(
+        state,
+        next_withdrawal_index=pre.next_withdrawal_index + len(withdrawals),
+        next_withdrawal_validator_index=compute_next_withdrawal_validator_index(pre, withdrawals),
+    )
+    return _append_events(state, *compute_withdrawal_events(pre, withdrawals)), changes
+
+
+def pay_withdrawal(state: BeaconState, withdrawal: Withdrawal) -> tuple[BeaconState, int]:
+    """Take one expected withdrawal out of its validator's balance (the whole balance of an unlocked
+    validator, else the partial amount); returns the state, with the dust below one point burned,
+    and the whole points to credit to the withdrawal address."""
+    index = withdrawal.validator_index
+    registry = state.registry
+    if is_fully_withdrawable_validator(registry.validators[index], registry.balances[index], state.epoch):
+        registry, amount = apply_full_withdrawal(registry, index, state.epoch)
+    else:
+        amount = withdrawal.amount
+        balances = list(registry.balances)
+        balances[index] -= amount
+        registry = Registry(registry.validators, tuple(balances))
+    points, dust = units_to_points(amount)
+    withdrawn = list(state.withdrawn_units)
+    withdrawn[index] += amount
+    new_state = replace(
+        state, registry=registry, burned_units=state.burned_units + dust, withdrawn_units=tuple(withdrawn)
+    )
+    return new_state, points
+
+
+def compute_withdrawal_events(pre: BeaconState, withdrawals: tuple[Withdrawal, ...]) -> tuple[ChainEvent, ...]:
+    """A STAKE_WITHDRAWN event per withdrawal paid from ``pre`` (each validator is swept at most
+    once a block, so ``pre`` says whether it was a full withdrawal and the amount is the withdrawal's)."""
+    events = []
+    for withdrawal in withdrawals:
+        index = withdrawal.validator_index
+        points, dust = units_to_points(withdrawal.amount)
+        full = is_fully_withdrawable_validator(pre.registry.validators[index], pre.registry.balances[index], pre.epoch)
         events.append(
             ChainEvent(
                 STAKE_WITHDRAWN,
@@ -956,19 +1059,10 @@ def process_withdrawals(
                 },
             )
         )
-    new_state = replace(
-        state,
-        registry=registry,
-        next_withdrawal_index=state.next_withdrawal_index + len(withdrawals),
-        next_withdrawal_validator_index=compute_next_withdrawal_validator_index(state, withdrawals),
-        burned_units=state.burned_units + burned,
-        withdrawn_units=tuple(withdrawn),
-        events=state.events + tuple(events),
-    )
-    return new_state, changes
+    return tuple(events)
 
 
-def process_attestation_operation(
+def process_attestation(
     state: BeaconState, attestation: SignedAttestation, block_slot: int, chain_id: int
 ) -> BeaconState:
     """phase0's ``process_attestation`` for one validator's vote, cheapest checks first.
@@ -979,9 +1073,24 @@ def process_attestation_operation(
     (``beacon_block_root``) is not checked here: it only feeds the fork choice
     (chain/forkchoice.py), and may name a block that lost its slot.
     """
+    data = attestation.data
+    check_attestation_data(state, data, block_slot, chain_id)
+    index = get_attesting_index(state, attestation)
+    is_current = data.target.epoch == state.epoch
+    voters = state.current_attesters if is_current else state.previous_attesters
+    if index in voters:
+        raise DuplicateAttestationError(f"validator {index}'s vote for epoch {data.target.epoch} is already counted")
+    check_attestation_signature(attestation)
+    if is_current:
+        return replace(state, current_attesters=state.current_attesters | {index})
+    return replace(state, previous_attesters=state.previous_attesters | {index})
+
+
+def check_attestation_data(state: BeaconState, data: AttestationData, block_slot: int, chain_id: int) -> None:
+    """The vote itself: this chain, a target in the current or previous epoch matching its slot,
+    included in time, from the justified checkpoint, to this chain's checkpoint."""
     if not state.ffg_enabled:
         raise OperationsError("this pow chain has not merged: its blocks carry no attestations")
-    data = attestation.data
     if data.chain_id != chain_id:
         raise WrongChainError(f"the attestation is for chain {data.chain_id}, not this chain ({chain_id})")
     previous_epoch = max(state.epoch - 1, 0)
@@ -1008,21 +1117,20 @@ def process_attestation_operation(
         )
     if data.target.root != get_checkpoint_root(state, data.target.epoch):
         raise AttestationError(f"target root is not this chain's checkpoint of epoch {data.target.epoch}")
+
+
+def get_attesting_index(state: BeaconState, attestation: SignedAttestation) -> int:
+    """The voter's validator index: a validator of this chain, active in the target epoch, not slashed."""
     index = state.registry.index_of(attestation.validator)
     if index is None:
         raise UnknownValidatorError(f"{attestation.validator.hex()[:16]}… is not a validator of this chain")
     validator = state.registry.validators[index]
-    if not is_active_validator(validator, data.target.epoch):
-        raise ValidatorStatusError(f"validator {index} is not active in epoch {data.target.epoch}")
+    target_epoch = attestation.data.target.epoch
+    if not is_active_validator(validator, target_epoch):
+        raise ValidatorStatusError(f"validator {index} is not active in epoch {target_epoch}")
     if validator.slashed:
         raise ValidatorStatusError(f"validator {index} was slashed; its votes no longer count")
-    voters = state.current_attesters if is_current else state.previous_attesters
-    if index in voters:
-        raise DuplicateAttestationError(f"validator {index}'s vote for epoch {data.target.epoch} is already counted")
-    check_attestation_signature(attestation)
-    if is_current:
-        return replace(state, current_attesters=state.current_attesters | {index})
-    return replace(state, previous_attesters=state.previous_attesters | {index})
+    return index
 
 
 def _slash(
@@ -1037,28 +1145,34 @@ def _slash(
     registry, outcome = slash_validator(
         state.registry, index, proposer_index, state.epoch, state.config.staking_params()
     )
-    event = ChainEvent(
+    post = replace(state, registry=registry, burned_units=state.burned_units + outcome.burned)
+    return _append_events(post, compute_slashing_event(state, post, outcome, offence, detail))
+
+
+def compute_slashing_event(
+    pre: BeaconState, post: BeaconState, outcome: SlashingPenalty, offence: str, detail: dict[str, Any]
+) -> ChainEvent:
+    """VALIDATOR_SLASHED: who (from ``pre``), what it cost (``outcome``) and when its stake unlocks (``post``)."""
+    index = outcome.slashed_index
+    return ChainEvent(
         VALIDATOR_SLASHED,
         {
             "validator_index": index,
-            "pubkey": pubkey.hex(),
+            "pubkey": pre.registry.validators[index].pubkey.hex(),
             # The wallet its stake is paid back to: whose history shows the penalty.
-            "wallet": state.withdrawal_addresses[index].hex(),
+            "wallet": pre.withdrawal_addresses[index].hex(),
             "offence": offence,
             **detail,
             "penalty_units": outcome.penalty,
             "whistleblower_reward_units": outcome.whistleblower_reward,
-            "proposer_index": proposer_index,
+            "proposer_index": outcome.proposer_index,
             "burned_units": outcome.burned,
-            "withdrawable_epoch": registry.validators[index].withdrawable_epoch,
+            "withdrawable_epoch": post.registry.validators[index].withdrawable_epoch,
         },
     )
-    return replace(
-        state, registry=registry, burned_units=state.burned_units + outcome.burned, events=state.events + (event,)
-    )
 
 
-def process_attester_slashing_operation(
+def process_attester_slashing(
     state: BeaconState, evidence: AttesterSlashing, chain_id: int, proposer_index: int | None
 ) -> BeaconState:
     verdict = check_attester_slashing(evidence, chain_id)
@@ -1070,7 +1184,7 @@ def process_attester_slashing_operation(
     return _slash(state, verdict.validator, proposer_index, verdict.offence.value, detail)
 
 
-def process_proposer_slashing_operation(
+def process_proposer_slashing(
     state: BeaconState, evidence: ProposerSlashing, chain_id: int, proposer_index: int | None
 ) -> BeaconState:
     verdict = check_proposer_slashing(evidence, chain_id)

@@ -330,7 +330,9 @@ class BeaconNode:
             withdrawn_units=beacon.withdrawn_units[index],
             activation_epoch=validator.activation_epoch,
             exit_epoch=None if validator.exit_epoch == FAR_FUTURE_EPOCH else validator.exit_epoch,
-            withdrawable_epoch=None if validator.withdrawable_epoch == FAR_FUTURE_EPOCH else validator.withdrawable_epoch,
+            withdrawable_epoch=None
+            if validator.withdrawable_epoch == FAR_FUTURE_EPOCH
+            else validator.withdrawable_epoch,
             slashed=validator.slashed,
             voted_current_epoch=index in (beacon.current_attesters if voters is None else voters),
             voted_previous_epoch=index in beacon.previous_attesters,
@@ -451,7 +453,9 @@ class BeaconNode:
         active or not yet: votes start once it is active); without one it is refused, unchanged."""
         self._chain(chain_id)
         if on and await self.signer.find_validator_key(chain_id, owner) is None:
-            raise NoValidatorError("you have no validator on this chain; `/stake deposit` makes one, then turn auto-attest on")
+            raise NoValidatorError(
+                "you have no validator on this chain; `/stake deposit` makes one, then turn auto-attest on"
+            )
         await self.store.validator_settings.set_auto_attest(chain_id, owner, on)
         self.node.note_activity(chain_id)
         runtime = await self._runtime(chain_id)
@@ -478,7 +482,9 @@ class BeaconNode:
         if _is_pos(beacon):
             slot = compute_slot_at_time(beacon, self.node.now() if now is None else now)
             if slot > beacon.slot:
-                epoch = compute_epoch_at_slot(compute_pre_block_beacon(runtime.state, slot, runtime.state.tip_hash, True), slot)
+                epoch = compute_epoch_at_slot(
+                    compute_pre_block_beacon(runtime.state, slot, runtime.state.tip_hash, True), slot
+                )
         voters = set(beacon.current_attesters) if epoch == beacon.epoch else set()
         for entry in runtime.op_pool.of_kind(OP_ATTESTATION):
             att = entry.operation
@@ -519,7 +525,10 @@ class BeaconNode:
         beacon = self._beacon(chain_id)
         validator = beacon.registry.validators[index]
         if not is_active_validator(validator, beacon.epoch) or validator.slashed:
-            raise ValidatorStatusError(f"your validator is {compute_validator_status(validator, beacon.epoch).value}; only active validators vote")
+            raise ValidatorStatusError(
+                f"your validator is {compute_validator_status(validator, beacon.epoch).value}; "
+                "only active validators vote"
+            )
         slot, head = self._vote_slot_and_head(chain_id, runtime, now)
         if head_root is not None:
             if runtime.candidates and head_root in runtime.candidates:
@@ -680,7 +689,9 @@ class BeaconNode:
                 rt.owners[stored.pubkey] = stored.owner
             owner = rt.owners.get(header.proposer)
         if owner is None:
-            log.warning("chain %d: slot %d's proposer %d has no key here; the slot stays empty", chain_id, slot, proposer_index)
+            log.warning(
+                "chain %d: slot %d's proposer %d has no key here; the slot stays empty", chain_id, slot, proposer_index
+            )
             return proposer_index, None, None
         try:
             signed = await self.signer.sign_proposal(chain_id, owner, header, chaos=chaos)
@@ -786,7 +797,9 @@ class BeaconNode:
         try:
             raw = bytes.fromhex(evidence_hex.strip())
         except ValueError:
-            raise EncodingError("evidence is hex: two signed votes (896 hex digits) or two signed blocks (704)") from None
+            raise EncodingError(
+                "evidence is hex: two signed votes (896 hex digits) or two signed blocks (704)"
+            ) from None
         evidence: AttesterSlashing | ProposerSlashing
         if len(raw) == 2 * 224:
             evidence = AttesterSlashing.deserialize(raw)
@@ -811,10 +824,7 @@ class BeaconNode:
         beacon = state.beacon
         if not _is_pos(beacon):
             raise NotStakingChainError("proposers are drawn once the chain has merged; it is still mined")
-        if slot > beacon.slot:
-            pre = compute_pre_block_beacon(state, slot, state.tip_hash, True)
-        else:
-            pre = beacon
+        pre = compute_pre_block_beacon(state, slot, state.tip_hash, True) if slot > beacon.slot else beacon
         epoch = compute_epoch_at_slot(pre, slot)
         if epoch != pre.epoch:
             raise SlotError(

@@ -53,10 +53,7 @@ def encode_compact(value: int, negative: bool = False) -> int:
     if not 0 <= value <= UINT256_MASK:
         raise TargetOverflowError(f"value {value:#x} does not fit in 256 bits")
     size = (value.bit_length() + 7) // 8
-    if size <= 3:
-        compact = (value << (8 * (3 - size))) & 0xFFFFFFFF
-    else:
-        compact = (value >> (8 * (size - 3))) & 0xFFFFFFFF
+    compact = ((value << (8 * (3 - size))) if size <= 3 else (value >> (8 * (size - 3)))) & 0xFFFFFFFF
     # A set sign bit would flip the meaning, so move a byte into the size.
     if compact & COMPACT_SIGN_BIT:
         compact >>= 8

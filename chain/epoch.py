@@ -1,4 +1,4 @@
-"""End-of-epoch processing in phase0's order (beacon-chain.md, ``process_epoch``):
+"""The accounting part of phase0's ``process_epoch`` (beacon-chain.md), on plain balances, in its order:
 
 1. ``process_justification_and_finalization`` (chain/finality.py);
 2. ``process_rewards_and_penalties`` (chain/rewards.py), with the finality delay
@@ -9,7 +9,8 @@ phase0 weighs the previous epoch's target votes from ``previous_epoch_attestatio
 here ``EpochState`` carries the previous epoch's attesting balance forward instead,
 since the attestations themselves were already checked when they arrived.
 Registry changes (deposits, exits, slashings) stay in chain/staking.py; the caller
-passes this epoch's ``active`` flags.
+passes this epoch's ``active`` flags.  chain/beacon.py's ``process_epoch`` runs
+``process_epoch_accounting`` as its first step, then the registry updates.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def process_effective_balance_updates(
     return tuple(updated)
 
 
-def process_epoch(
+def process_epoch_accounting(
     state: EpochState,
     active: Sequence[bool],
     attested_target: Sequence[bool],
@@ -106,7 +107,10 @@ def process_epoch(
     total = compute_total_active_balance(participation)
     current_target = sum(
         effective
-        for effective, is_active, voted in zip(state.effective_balances, participation.active, participation.attested_target)
+        # Not strict: the rewards step below refuses lists of the wrong length with a RewardsError.
+        for effective, is_active, voted in zip(
+            state.effective_balances, participation.active, participation.attested_target, strict=False
+        )
         if is_active and voted
     )
     # A previous-epoch balance carried over from a bigger validator set cannot exceed today's total.

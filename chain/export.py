@@ -25,9 +25,9 @@ def export_chain(
     params: ChainParams,
     chain_id: int,
     blocks: list[Block],
-    param_changes: list[tuple[int, ChainParams]] = (),
+    param_changes: Iterable[tuple[int, ChainParams]] = (),
     consensus: ConsensusConfig | None = None,
-    consensus_changes: list[tuple[int, ConsensusConfig]] = (),
+    consensus_changes: Iterable[tuple[int, ConsensusConfig]] = (),
 ) -> dict[str, Any]:
     """``params`` are the genesis rules; ``param_changes`` the committed changes since;
     ``consensus`` the chain's consensus config (omitted for a plain proof-of-work chain)."""
@@ -76,7 +76,7 @@ def encode_export(
         "tip": tip_hex,
     }
     prefix = (json.dumps(head, separators=_COMPACT)[:-1] + ',"blocks":[').encode()
-    tail = {}
+    tail: dict[str, object] = {}
     if consensus is not None:
         tail["consensus"] = consensus.to_json()
         tail["consensus_changes"] = [{"height": h, "consensus": c.to_json()} for h, c in consensus_changes]

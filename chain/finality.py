@@ -57,7 +57,7 @@ class FinalityState:
 def genesis_finality_state(genesis_root: bytes = ZERO_HASH) -> FinalityState:
     """Epoch 0: nothing justified but genesis, which is final by definition."""
     genesis = Checkpoint(GENESIS_EPOCH, genesis_root)
-    return FinalityState(GENESIS_EPOCH, (False,) * JUSTIFICATION_BITS_LENGTH, genesis, genesis, genesis)
+    return FinalityState(GENESIS_EPOCH, (False, False, False, False), genesis, genesis, genesis)
 
 
 def is_supermajority(attesting_balance: int, total_active_balance: int) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Protocol, cast
 
 from chain.errors import EncodingError
 
@@ -38,7 +38,17 @@ def hash_to_int(h: bytes) -> int:
     return int.from_bytes(h, "little")
 
 
-def _fastest_sha256() -> Callable[[bytes], Any]:
+class Sha256Hash(Protocol):
+    """What a SHA-256 object offers (hashlib's and CPython's bundled one alike)."""
+
+    def copy(self) -> Sha256Hash: ...
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+
+def _fastest_sha256() -> Callable[[bytes], Sha256Hash]:
     # CPython's bundled SHA-256 (`_sha2` from 3.12, `_sha256` before) costs
     # much less per call than hashlib's OpenSSL wrapper for short inputs (the
     # nonce search and proposer shuffling hash millions of them). The
@@ -50,7 +60,7 @@ def _fastest_sha256() -> Callable[[bytes], Any]:
         except ImportError:
             continue
         if module.sha256(b"abc").digest() == expected:
-            return cast(Callable[[bytes], Any], module.sha256)
+            return cast(Callable[[bytes], Sha256Hash], module.sha256)
     return hashlib.sha256
 
 

@@ -30,15 +30,15 @@ from dataclasses import dataclass
 
 from chain.errors import (
     AlreadyKnownError,
-    MempoolError,
-    ValidationError,
     InsufficientBalanceError,
+    MempoolError,
     MempoolFullError,
     NonceGapError,
     NonceReplayError,
     ReplacementRejectedError,
     TooManyPendingError,
     UnknownAccountError,
+    ValidationError,
 )
 from chain.ledger import Account
 from chain.params import ChainParams
@@ -69,7 +69,9 @@ def compute_min_replacement_fee(old_fee: int, params: ChainParams) -> int:
 
 
 class Mempool:
-    def __init__(self, params: ChainParams, chain_id: int, *, unlimited_senders: frozenset[bytes] = frozenset()) -> None:
+    def __init__(
+        self, params: ChainParams, chain_id: int, *, unlimited_senders: frozenset[bytes] = frozenset()
+    ) -> None:
         self.params = params
         self.chain_id = chain_id
         self.unlimited_senders = unlimited_senders

@@ -46,23 +46,22 @@ from chain.op_pool import Operation, OpPool, PooledOperation, is_dead_operation
 from chain.operations import OP_DEPOSIT
 from chain.params import ChainParams
 from chain.pow import compute_calibrated_bits, compute_rescaled_bits
+from chain.snapshot import decode_beacon_state, encode_beacon_state
 from chain.state import (
     BlockEffects,
     ChainState,
     build_template,
     check_merge_schedule,
-    compute_next_block_time,
     check_params_change,
     compute_kept_params,
+    compute_next_block_time,
     compute_next_total_difficulty,
     make_genesis_block,
     process_block,
 )
-from chain.snapshot import decode_beacon_state, encode_beacon_state
 from chain.storage import Store, StoredChainHead, StoredTransaction, StoredValidatorKey, StoredWallet
 from chain.transaction import Transfer, make_transfer
 from chain.verify import VerifyReport, verify_chain
-
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +320,7 @@ class Node:
         for chain_id in await self.store.chains.chain_ids():
             try:
                 await self._load_chain(chain_id)
-            except Exception as exc:  # noqa: BLE001 - whatever broke one chain must not stop the others
+            except Exception as exc:  # whatever broke one chain must not stop the others
                 reason = f"{type(exc).__name__}: {exc}"
                 if len(reason) > MAX_OFFLINE_REASON_CHARS:
                     reason = reason[: MAX_OFFLINE_REASON_CHARS - 1] + "…"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -55,15 +55,7 @@ class NonceSearchBackend(Protocol):
         ...
 
 
-class _Sha256(Protocol):
-    def copy(self) -> _Sha256: ...
-
-    def update(self, data: bytes, /) -> None: ...
-
-    def digest(self) -> bytes: ...
-
-
-_sha256: Callable[[bytes], _Sha256] = fast_sha256
+_sha256 = fast_sha256
 
 
 def _nonce_stop(prefix76: bytes, target: int, start_nonce: int, count: int) -> int:

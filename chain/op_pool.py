@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chain.attestation import AttesterSlashing, ProposerSlashing, SignedAttestation
 from chain.errors import EncodingError
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 Operation = Deposit | VoluntaryExit | SignedAttestation | AttesterSlashing | ProposerSlashing
 
 # kind byte -> (Operations field, class); withdrawals are never pooled: the state dictates them.
-POOLED_KINDS: dict[int, tuple[str, type]] = {
+POOLED_KINDS: dict[int, tuple[str, type[Operation]]] = {
     OP_PROPOSER_SLASHING: ("proposer_slashings", ProposerSlashing),
     OP_ATTESTER_SLASHING: ("attester_slashings", AttesterSlashing),
     OP_ATTESTATION: ("attestations", SignedAttestation),
@@ -144,7 +144,9 @@ class OpPool:
         lists: dict[str, list[Operation]] = {name: [] for name, _ in POOLED_KINDS.values()}
         for entry in self:
             lists[POOLED_KINDS[entry.kind][0]].append(entry.operation)
-        return Operations(**{name: tuple(items) for name, items in lists.items()})
+        # Any: each field wants its own item type; Operations checks every item's class when built.
+        grouped: dict[str, Any] = {name: tuple(items) for name, items in lists.items()}
+        return Operations(**grouped)
 
     def of_kind(self, kind: int) -> list[PooledOperation]:
         return [e for e in self if e.kind == kind]

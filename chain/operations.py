@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, replace
+from typing import Any
 
 from chain.attestation import (
     SIGNED_ATTESTATION_SIZE_BYTES,
@@ -292,7 +293,8 @@ class Operations:
 
 
 def deserialize_operations(data: bytes, offset: int) -> tuple[Operations, int]:
-    lists = {}
+    # Any: each field wants its own item type; Operations checks every item's class when built.
+    lists: dict[str, Any] = {}
     for name, _, size, cls, cap in _LISTS:
         if len(data) < offset + _COUNT.size:
             raise EncodingError(f"truncated block: missing the count of {name.replace('_', ' ')}")

@@ -187,7 +187,7 @@ def compute_expected_bits(
     """
     height = len(headers)
     last = headers[-1]
-    if is_rescale_height(height, params, spacing_change):
+    if spacing_change is not None and is_rescale_height(height, params, spacing_change):
         return compute_rescaled_bits(last.bits, spacing_change.old_spacing_s, params.target_spacing_s, params)
     anchor = compute_calibration_anchor(params, spacing_change)
     if is_early_retarget_height(height, params, anchor):
@@ -279,7 +279,7 @@ def explain_retarget(
     height = len(headers)
     last = headers[-1]
     new_bits = compute_expected_bits(headers, params, spacing_change)
-    if is_rescale_height(height, params, spacing_change):
+    if spacing_change is not None and is_rescale_height(height, params, spacing_change):
         return RetargetExplanation(
             height, last.bits, new_bits, spacing_change.old_spacing_s, params.target_spacing_s, REASON_BLOCK_TIME
         )

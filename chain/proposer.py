@@ -132,7 +132,11 @@ class DrawAttempt:
 
 
 def _check_candidates(indices: Sequence[int], effective_balances: Sequence[int], max_effective_balance: int) -> None:
-    if isinstance(max_effective_balance, bool) or not isinstance(max_effective_balance, int) or max_effective_balance < 1:
+    if (
+        isinstance(max_effective_balance, bool)
+        or not isinstance(max_effective_balance, int)
+        or max_effective_balance < 1
+    ):
         raise ProposerSelectionError(f"the maximum effective balance must be at least 1, got {max_effective_balance!r}")
     if not indices:
         raise ProposerSelectionError("there are no active validators, so nobody can propose")

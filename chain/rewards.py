@@ -198,7 +198,11 @@ def compute_inactivity_penalty(effective_balance: int, epochs_since_finality: in
 
 
 def compute_total_active_balance(participation: EpochParticipation) -> int:
-    total = sum(eb for eb, active in zip(participation.effective_balances, participation.active) if active)
+    # Not strict: process_epoch sums before the rewards step checks the lengths, and that step
+    # is the one to refuse a mismatch, with a RewardsError that says which list is off.
+    total = sum(
+        eb for eb, active in zip(participation.effective_balances, participation.active, strict=False) if active
+    )
     return max(EFFECTIVE_BALANCE_INCREMENT_UNITS, total)
 
 
@@ -218,7 +222,7 @@ def _check_inputs(
             raise RewardsError(
                 f"effective balance of validator {index} must be whole nanopoints, at least 0, got {effective!r}"
             )
-    for index, (active, attested) in enumerate(zip(participation.active, participation.attested_target)):
+    for index, (active, attested) in enumerate(zip(participation.active, participation.attested_target, strict=True)):
         if not isinstance(active, bool) or not isinstance(attested, bool):
             raise RewardsError(f"participation flags of validator {index} must be booleans")
         if attested and not active:
@@ -284,7 +288,7 @@ def process_rewards_and_penalties(
     new_balances = []
     deltas = []
     minted = burned = 0
-    for balance, reward, penalty in zip(balances, rewards, penalties):
+    for balance, reward, penalty in zip(balances, rewards, penalties, strict=True):
         # phase0 applies increase_balance then decrease_balance, which floors at zero.
         raised = balance + reward
         taken = min(penalty, raised)

@@ -1,8 +1,8 @@
 """Validators: deposits, activation, exits, effective balance and ``slash_validator``.
 
 Modelled on phase0's registry (``Validator``, ``is_active_validator``,
-``initiate_validator_exit``, ``slash_validator``,
-``process_effective_balance_updates``) and scaled to a Discord server:
+``initiate_validator_exit``, ``slash_validator``, the effective balance
+hysteresis) and scaled to a Discord server:
 
 - a deposit activates at the next epoch (Ethereum queues it behind
   ``MAX_SEED_LOOKAHEAD`` epochs and a churn limit; a server has few validators);
@@ -17,7 +17,10 @@ Modelled on phase0's registry (``Validator``, ``is_active_validator``,
   paying it out of the penalty means slashing can never create points.
   Ethereum's later, correlated penalty (``process_slashings``) is left out.
 
-Every ``process_*`` checks all its preconditions, then returns a new ``Registry``.
+Every ``apply_*`` checks all its preconditions, then returns a new ``Registry``.  They are
+the registry part of a rule; phase0's ``process_*`` names belong to chain/beacon.py, whose
+``process_deposit``, ``process_voluntary_exit`` and ``process_withdrawals`` check the signed
+operation and then call ``apply_deposit``, ``apply_voluntary_exit`` and ``apply_full_withdrawal``.
 
 Units: the arithmetic is the same in any unit.  ``StakingParams`` are written in
 whole points; the chain's beacon state (chain/beacon.py) keeps the registry in
@@ -216,13 +219,13 @@ def _with(registry: Registry, index: int, validator: Validator, balance: int) ->
     return Registry(tuple(validators), tuple(balances))
 
 
-def process_deposit(
+def apply_deposit(
     registry: Registry, pubkey: bytes, amount: int, current_epoch: int, params: StakingParams
 ) -> Registry:
     """Lock ``amount`` points: a new validator that activates next epoch, or a top-up.
 
-    A top-up counts toward the effective balance at the next
-    ``process_effective_balance_updates``, as in phase0.
+    A top-up counts toward the effective balance at the next epoch's effective
+    balance update, as in phase0.
     """
     check_uint64("current epoch", current_epoch)
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
@@ -253,7 +256,7 @@ def initiate_validator_exit(registry: Registry, index: int, current_epoch: int, 
     return _with(registry, index, exiting, registry.balances[index])
 
 
-def process_voluntary_exit(registry: Registry, index: int, current_epoch: int, params: StakingParams) -> Registry:
+def apply_voluntary_exit(registry: Registry, index: int, current_epoch: int, params: StakingParams) -> Registry:
     """``/stake withdraw``: an active validator asks to leave."""
     validator = _validator(registry, index)
     if not is_active_validator(validator, current_epoch):
@@ -318,7 +321,7 @@ def slash_validator(
     return Registry(tuple(validators), tuple(balances)), outcome
 
 
-def process_effective_balance_updates(registry: Registry, params: StakingParams) -> Registry:
+def apply_effective_balance_updates(registry: Registry, params: StakingParams) -> Registry:
     """phase0's hysteresis, with our increment: small wobbles leave the effective balance alone."""
     hysteresis_increment = params.effective_balance_increment_points // HYSTERESIS_QUOTIENT
     downward = hysteresis_increment * HYSTERESIS_DOWNWARD_MULTIPLIER
@@ -338,7 +341,7 @@ def compute_epochs_until_withdrawable(validator: Validator, epoch: int) -> int |
     return max(0, validator.withdrawable_epoch - epoch)
 
 
-def process_withdrawal(registry: Registry, index: int, current_epoch: int) -> tuple[Registry, int]:
+def apply_full_withdrawal(registry: Registry, index: int, current_epoch: int) -> tuple[Registry, int]:
     """Return a withdrawable validator's whole balance; the caller credits it to the member."""
     validator = _validator(registry, index)
     if current_epoch < validator.withdrawable_epoch:

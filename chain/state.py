@@ -22,8 +22,9 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections import ChainMap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from typing import TypeVar
 
 from chain.attestation import (
     AttestationData,
@@ -48,14 +49,14 @@ from chain.beacon import (
     is_merge_delayed,
     is_terminal_block,
     mark_terminal_block,
-    process_attestation_operation,
-    process_attester_slashing_operation,
-    process_deposit_operation,
+    process_attestation,
+    process_attester_slashing,
+    process_deposit,
     process_merge,
     process_merge_delay,
-    process_proposer_slashing_operation,
+    process_proposer_slashing,
     process_slots,
-    process_voluntary_exit_operation,
+    process_voluntary_exit,
     process_withdrawals,
     record_proposer,
 )
@@ -103,6 +104,7 @@ from chain.operations import (
     MAX_DEPOSITS,
     MAX_PROPOSER_SLASHINGS,
     MAX_VOLUNTARY_EXITS,
+    Deposit,
     Operations,
 )
 from chain.params import MEDIAN_TIME_SPAN_BLOCKS, ChainParams
@@ -122,6 +124,9 @@ GENESIS_MINER = bytes(32)  # nobody: the genesis block mints nothing
 GENESIS_TAG = b"consensus-playground genesis "
 PARAMS_CHANGE_TAG = b"consensus-playground params "
 MERGE_SCHEDULE_TAG = b"consensus-playground merge "
+# ``for_ops``'s state and one kind of block operation.
+_State = TypeVar("_State")
+_Op = TypeVar("_Op")
 # Rules a running chain may change; the rest (proof-of-work limit, name...) are fixed at genesis.
 CHANGEABLE_PARAMS = frozenset(
     {"target_spacing_s", "retarget_window_blocks", "initial_subsidy_points", "halving_interval_blocks"}
@@ -507,34 +512,67 @@ def process_block(
     height = state.height + 1
     process_header(state, block.header, now)
     _check_body(state, block, height)
-    txids = block.txids()
-
     changes: dict[bytes, Account] = {}
     view = ChainMap(changes, state.ledger)
+    fees = process_transfers(state, block, view, changes)
+    subsidy = compute_block_subsidy(height, params)
+    process_coinbase(block, view, changes, subsidy, fees, is_pos=False)
+    params_change = process_params_commitment(state, block, proposed_params)
+    block_hash = block.hash()
+    events = compute_block_events(state, block, block_hash, subsidy, fees, changes)
+    events += compute_rule_change_events(height, params, params_change)
+    return BlockEffects(
+        height, block_hash, changes, subsidy, fees, events, count_block_signatures(block), params_change
+    )
+
+
+def process_transfers(
+    state: ChainState, block: Block, view: ChainMap[bytes, Account], changes: dict[bytes, Account]
+) -> int:
+    """Apply the block's transfers in order into ``changes`` (read through ``view``); returns their fees.
+
+    A failing transfer's error gets a note naming it (index and txid)."""
+    txids = block.txids()
     fees = 0
     for index, tx in enumerate(block.transfers):
         try:
-            changes.update(process_transfer(view, tx, state.chain_id, params))
+            changes.update(process_transfer(view, tx, state.chain_id, state.params))
         except Exception as exc:
             exc.add_note(f"transfer {index} ({hash_to_display(txids[index + 1])[:16]}…)")
             raise
         fees += tx.fee
+    return fees
 
-    subsidy = compute_block_subsidy(height, params)
+
+def process_coinbase(
+    block: Block,
+    view: ChainMap[bytes, Account],
+    changes: dict[bytes, Account],
+    subsidy: int,
+    fees: int,
+    is_pos: bool,
+) -> None:
+    """The coinbase pays exactly the subsidy plus the fees (fees only in a proof-of-stake block),
+    credited to its recipient in ``changes``."""
     if block.coinbase.amount != subsidy + fees:
+        what = "fees" if is_pos else f"subsidy {subsidy} plus fees"
         raise BadCoinbaseError(
-            f"coinbase pays {block.coinbase.amount}, but subsidy {subsidy} plus fees {fees} "
-            f"is {subsidy + fees}"
+            f"coinbase pays {block.coinbase.amount}, but {what} {fees} is {subsidy + fees}"
+            + (" (a proof-of-stake block pays fees only; issuance comes from epoch rewards)" if is_pos else "")
         )
     miner = view.get(block.coinbase.miner, Account())
     changes[block.coinbase.miner] = Account(miner.balance + block.coinbase.amount, miner.nonce)
 
-    params_change = process_params_commitment(state, block, proposed_params)
-    block_hash = block.hash()
-    events = _block_events(state, block, block_hash, subsidy, fees, changes)
-    if params_change is not None:
-        events += (ChainEvent(PARAMS_CHANGED, {"height": height, **describe_params_change(params, params_change)}),)
-    return BlockEffects(height, block_hash, changes, subsidy, fees, events, len(block.transfers), params_change)
+
+def count_block_signatures(block: Block) -> int:
+    """Signatures checked for ``block``: one per transfer, exit and vote, two per deposit (wallet and
+    validator key) and per piece of slashing evidence, and the proposer's seal."""
+    signatures = len(block.transfers) + (1 if block.seal is not None else 0)
+    if block.operations is not None:
+        ops = block.operations
+        signatures += 2 * len(ops.deposits) + len(ops.voluntary_exits) + len(ops.attestations)
+        signatures += 2 * len(ops.attester_slashings) + 2 * len(ops.proposer_slashings)
+    return signatures
 
 
 def process_params_commitment(
@@ -555,7 +593,7 @@ def describe_params_change(old: ChainParams, new: ChainParams) -> dict[str, list
             if getattr(old, name) != getattr(new, name)}
 
 
-def _block_events(
+def compute_block_events(
     state: ChainState,
     block: Block,
     block_hash: bytes,
@@ -567,7 +605,7 @@ def _block_events(
     """Block, reward, retarget (proof of work only) and milestone events; ``extra`` joins the first."""
     height = state.height + 1
     miner = block.coinbase.miner.hex()
-    events = [
+    events: list[ChainEvent] = [
         ChainEvent(
             BLOCK_MINED,
             {
@@ -587,23 +625,38 @@ def _block_events(
              **({"proof_of_stake": True} if block.seal is not None else {})},
         ),
     ]
-    explanation = None
     if block.seal is None:
-        explanation = explain_retarget(state.headers, state.params, state.spacing_change_at(height))
-    if explanation is not None and explanation.new_bits != explanation.old_bits:
-        events.append(
-            ChainEvent(
-                DIFFICULTY_CHANGED,
-                {
-                    "height": height,
-                    "old_bits": explanation.old_bits,
-                    "new_bits": explanation.new_bits,
-                    "actual_timespan_s": explanation.actual_timespan_s,
-                    "target_timespan_s": explanation.target_timespan_s,
-                    "sentence": explanation.sentence(),
-                },
-            )
-        )
+        events += compute_retarget_events(state, height)
+    events += compute_milestone_events(state, changes, height)
+    return tuple(events)
+
+
+def compute_retarget_events(state: ChainState, height: int) -> tuple[ChainEvent, ...]:
+    """DIFFICULTY_CHANGED when proof-of-work block ``height`` carries new bits, with the reason."""
+    explanation = explain_retarget(state.headers, state.params, state.spacing_change_at(height))
+    if explanation is None or explanation.new_bits == explanation.old_bits:
+        return ()
+    return (
+        ChainEvent(
+            DIFFICULTY_CHANGED,
+            {
+                "height": height,
+                "old_bits": explanation.old_bits,
+                "new_bits": explanation.new_bits,
+                "actual_timespan_s": explanation.actual_timespan_s,
+                "target_timespan_s": explanation.target_timespan_s,
+                "sentence": explanation.sentence(),
+            },
+        ),
+    )
+
+
+def compute_milestone_events(
+    state: ChainState, changes: Mapping[bytes, Account], height: int
+) -> tuple[ChainEvent, ...]:
+    """MILESTONE_REACHED for each account whose balance crossed a milestone: before (the ledger)
+    against after (``changes``)."""
+    events = []
     for account, after in changes.items():
         before = state.ledger.get(account, Account()).balance
         milestone = compute_crossed_milestone(before, after.balance)
@@ -615,6 +668,29 @@ def _block_events(
                 )
             )
     return tuple(events)
+
+
+def compute_rule_change_events(
+    height: int,
+    params: ChainParams,
+    params_change: ChainParams | None,
+    consensus_change: ConsensusConfig | None = None,
+    total_difficulty: int = 0,
+) -> tuple[ChainEvent, ...]:
+    """The rule changes block ``height`` commits to: new parameters, or a Merge schedule."""
+    events: tuple[ChainEvent, ...] = ()
+    if params_change is not None:
+        events += (ChainEvent(PARAMS_CHANGED, {"height": height, **describe_params_change(params, params_change)}),)
+    if consensus_change is not None:
+        events += (
+            ChainEvent(
+                MERGE_SCHEDULED,
+                {"height": height, "merge_at_height": consensus_change.merge_at_height,
+                 "merge_at_total_difficulty": consensus_change.merge_at_total_difficulty,
+                 "total_difficulty": total_difficulty},
+            ),
+        )
+    return events
 
 
 def compute_next_bits(state: ChainState) -> int:
@@ -751,33 +827,35 @@ def process_block_operations(
     fails the caller discards it with everything else, and nothing outside has changed."""
     beacon, paid = process_withdrawals(beacon, view, operations.withdrawals)
     changes.update(paid)
-    for kind, items, step in (
-        ("proposer slashing", operations.proposer_slashings,
-         lambda b, op: process_proposer_slashing_operation(b, op, chain_id, proposer_index)),
-        ("attester slashing", operations.attester_slashings,
-         lambda b, op: process_attester_slashing_operation(b, op, chain_id, proposer_index)),
-        ("attestation", operations.attestations, lambda b, op: process_attestation_operation(b, op, slot, chain_id)),
-        ("voluntary exit", operations.voluntary_exits,
-         lambda b, op: process_voluntary_exit_operation(b, op, chain_id)),
-    ):
-        for index, item in enumerate(items):
-            try:
-                beacon = step(beacon, item)
-            except ChainError as exc:
-                exc.add_note(f"{kind} {index}")
-                raise
+
+    def deposit_from_wallet(state: BeaconState, deposit: Deposit) -> BeaconState:
+        state, wallet = process_deposit(state, view.get(deposit.wallet), deposit, chain_id, params.max_amount_points)
+        changes[deposit.wallet] = wallet
+        return state
+
+    beacon = for_ops(beacon, "proposer slashing", operations.proposer_slashings,
+                     lambda b, op: process_proposer_slashing(b, op, chain_id, proposer_index))
+    beacon = for_ops(beacon, "attester slashing", operations.attester_slashings,
+                     lambda b, op: process_attester_slashing(b, op, chain_id, proposer_index))
+    beacon = for_ops(beacon, "attestation", operations.attestations,
+                     lambda b, op: process_attestation(b, op, slot, chain_id))
+    beacon = for_ops(beacon, "voluntary exit", operations.voluntary_exits,
+                     lambda b, op: process_voluntary_exit(b, op, chain_id))
     # Deposits move ledger points, so they run with the accounts (phase0 runs them before exits;
     # an exit cannot name a validator deposited in the same block, which is not active yet anyway).
-    for index, deposit in enumerate(operations.deposits):
+    return for_ops(beacon, "deposit", operations.deposits, deposit_from_wallet)
+
+
+def for_ops(state: _State, kind: str, items: Sequence[_Op], step: Callable[[_State, _Op], _State]) -> _State:
+    """consensus-specs' ``for_ops``: apply ``step`` to each operation in order; a refused one's
+    error gets a note naming it (``kind`` and its index in the block)."""
+    for index, item in enumerate(items):
         try:
-            beacon, wallet = process_deposit_operation(
-                beacon, view.get(deposit.wallet), deposit, chain_id, params.max_amount_points
-            )
+            state = step(state, item)
         except ChainError as exc:
-            exc.add_note(f"deposit {index}")
+            exc.add_note(f"{kind} {index}")
             raise
-        changes[deposit.wallet] = wallet
-    return beacon
+    return state
 
 
 def process_consensus_block(
@@ -792,102 +870,101 @@ def process_consensus_block(
 
     Checks everything, then returns the effects, including the new beacon state; nothing is changed.
     """
-    beacon = state.beacon
-    if beacon is None:
+    if state.beacon is None:
         raise MergeError("this chain has no consensus config")
     params = state.params
     height = state.height + 1
     block_hash = block.hash()
     is_pos = block.seal is not None
-    if is_pos:
-        if beacon.terminal is None and not beacon.merged:
-            raise MergeError(f"block {height} is a proof-of-stake block, but this chain has not merged yet")
-        slot = check_pos_header(state, block, now)
-    else:
-        if beacon.merged or beacon.terminal is not None:
-            raise MergeError(
-                f"block {height} is a proof-of-work block, but blocks after the Merge are proof-of-stake blocks"
-            )
-        process_header(state, block.header, now)
-        slot = height
+    slot = process_consensus_header(state, block, now)
     _check_body(state, block, height)
     pre = compute_pre_block_beacon(state, slot, block_hash, is_pos)
-    proposer_index = None
-    if is_pos:
-        seal = block.seal
-        proposer_index = get_beacon_proposer_index(pre, slot)
-        if seal is None or seal.proposer_index != proposer_index:
-            raise BadProposerError(
-                f"slot {slot}'s proposer is validator {proposer_index}, not validator "
-                f"{seal.proposer_index if seal else None}"
-            )
-        proposer = pre.registry.validators[proposer_index]
-        if proposer.slashed:
-            raise BadProposerError(f"validator {proposer_index} was slashed and may not propose")
-        header = compute_proposal_header(state, block, proposer.pubkey)
-        check_proposal_signature(SignedProposalHeader(header, seal.signature))
-
+    proposer_index = process_block_proposer(state, pre, block, slot)
     changes: dict[bytes, Account] = {}
     view = ChainMap(changes, state.ledger)
-    fees = 0
-    txids = block.txids()
-    for index, tx in enumerate(block.transfers):
-        try:
-            changes.update(process_transfer(view, tx, state.chain_id, params))
-        except Exception as exc:
-            exc.add_note(f"transfer {index} ({hash_to_display(txids[index + 1])[:16]}…)")
-            raise
-        fees += tx.fee
+    fees = process_transfers(state, block, view, changes)
     post = process_block_operations(
         pre, view, changes, block.operations or Operations(), state.chain_id, slot, proposer_index, params
     )
     subsidy = 0 if is_pos else compute_block_subsidy(height, params)
-    if block.coinbase.amount != subsidy + fees:
-        what = "fees" if is_pos else f"subsidy {subsidy} plus fees"
-        raise BadCoinbaseError(
-            f"coinbase pays {block.coinbase.amount}, but {what} {fees} is {subsidy + fees}"
-            + (" (a proof-of-stake block pays fees only; issuance comes from epoch rewards)" if is_pos else "")
-        )
-    miner = view.get(block.coinbase.miner, Account())
-    changes[block.coinbase.miner] = Account(miner.balance + block.coinbase.amount, miner.nonce)
-    if is_pos and proposer_index is not None:
-        post = record_proposer(post, slot, proposer_index)
-    else:
-        work = compute_block_work(compute_target(block.header.bits, params.pow_limit))
-        post = replace(post, total_difficulty=post.total_difficulty + work)
-        if is_terminal_block(post, height):
-            post = mark_terminal_block(post, height, block.header.time, block_hash)
-        elif is_merge_delayed(post, height, post.total_difficulty - work):
-            post = process_merge_delay(post, height)
-    post = replace(post, slot=slot)
-
+    process_coinbase(block, view, changes, subsidy, fees, is_pos)
+    post = process_block_slot(post, block, height, slot, block_hash, proposer_index, params)
     params_change = process_params_commitment(state, block, proposed_params)
     consensus_change = process_merge_schedule(state, block, height, proposed_consensus, post.total_difficulty)
     if consensus_change is not None:
         post = replace(post, config=consensus_change)
     extra = {"slot": slot, "proposer_index": proposer_index, "proof_of_stake": True} if is_pos else None
-    events = _block_events(state, block, block_hash, subsidy, fees, changes, extra)
+    events = compute_block_events(state, block, block_hash, subsidy, fees, changes, extra)
     events += post.events
-    if params_change is not None:
-        events += (ChainEvent(PARAMS_CHANGED, {"height": height, **describe_params_change(params, params_change)}),)
-    if consensus_change is not None:
-        events += (
-            ChainEvent(
-                MERGE_SCHEDULED,
-                {"height": height, "merge_at_height": consensus_change.merge_at_height,
-                 "merge_at_total_difficulty": consensus_change.merge_at_total_difficulty,
-                 "total_difficulty": post.total_difficulty},
-            ),
-        )
-    signatures = len(block.transfers) + (1 if is_pos else 0)
-    if block.operations is not None:
-        ops = block.operations
-        signatures += 2 * len(ops.deposits) + len(ops.voluntary_exits) + len(ops.attestations)
-        signatures += 2 * len(ops.attester_slashings) + 2 * len(ops.proposer_slashings)
+    events += compute_rule_change_events(height, params, params_change, consensus_change, post.total_difficulty)
     return BlockEffects(
-        height, block_hash, changes, subsidy, fees, events, signatures, params_change, replace(post, events=()),
-        consensus_change,
+        height, block_hash, changes, subsidy, fees, events, count_block_signatures(block), params_change,
+        replace(post, events=()), consensus_change,
     )
+
+
+def process_consensus_header(state: ChainState, block: Block, now: int) -> int:
+    """The header of a block on a chain with a consensus config: a proof-of-stake header only after
+    the Merge (``check_pos_header``), a proof-of-work one only before (``process_header``); returns
+    the block's slot (a proof-of-work block's slot is its height)."""
+    beacon = state.beacon
+    if beacon is None:
+        raise MergeError("this chain has no consensus config")
+    height = state.height + 1
+    merged = beacon.merged or beacon.terminal is not None
+    if block.seal is not None:
+        if not merged:
+            raise MergeError(f"block {height} is a proof-of-stake block, but this chain has not merged yet")
+        return check_pos_header(state, block, now)
+    if merged:
+        raise MergeError(
+            f"block {height} is a proof-of-work block, but blocks after the Merge are proof-of-stake blocks"
+        )
+    process_header(state, block.header, now)
+    return height
+
+
+def process_block_proposer(state: ChainState, pre: BeaconState, block: Block, slot: int) -> int | None:
+    """A proof-of-stake block's proposer: the slot's drawn validator, not slashed, whose signature
+    seals the block (phase0's ``process_block_header`` and ``verify_block_signature``).  Returns
+    its index; None for a proof-of-work block, which no validator proposes."""
+    seal = block.seal
+    if seal is None:
+        return None
+    proposer_index = get_beacon_proposer_index(pre, slot)
+    if seal.proposer_index != proposer_index:
+        raise BadProposerError(
+            f"slot {slot}'s proposer is validator {proposer_index}, not validator {seal.proposer_index}"
+        )
+    proposer = pre.registry.validators[proposer_index]
+    if proposer.slashed:
+        raise BadProposerError(f"validator {proposer_index} was slashed and may not propose")
+    header = compute_proposal_header(state, block, proposer.pubkey)
+    check_proposal_signature(SignedProposalHeader(header, seal.signature))
+    return proposer_index
+
+
+def process_block_slot(
+    beacon: BeaconState,
+    block: Block,
+    height: int,
+    slot: int,
+    block_hash: bytes,
+    proposer_index: int | None,
+    params: ChainParams,
+) -> BeaconState:
+    """Record the block in the beacon state: who proposed the slot, or (proof of work) its work,
+    and whether it is the terminal block or the one where a due Merge waits for a validator."""
+    if block.seal is not None and proposer_index is not None:
+        beacon = record_proposer(beacon, slot, proposer_index)
+    else:
+        work = compute_block_work(compute_target(block.header.bits, params.pow_limit))
+        beacon = replace(beacon, total_difficulty=beacon.total_difficulty + work)
+        if is_terminal_block(beacon, height):
+            beacon = mark_terminal_block(beacon, height, block.header.time, block_hash)
+        elif is_merge_delayed(beacon, height, beacon.total_difficulty - work):
+            beacon = process_merge_delay(beacon, height)
+    return replace(beacon, slot=slot)
 
 
 def compute_merge_schedule_commitment(consensus: ConsensusConfig) -> bytes:
@@ -1039,7 +1116,9 @@ def build_unsigned_pos_block(
         BLOCK_VERSION_OPERATIONS, state.tip_hash, compute_slot_time(beacon, slot), 0, coinbase, tuple(transfers),
         operations,
     )
-    header = ProposalHeader(state.chain_id, slot, proposer.pubkey, template.header.prev_hash, template.header.merkle_root)
+    header = ProposalHeader(
+        state.chain_id, slot, proposer.pubkey, template.header.prev_hash, template.header.merkle_root
+    )
     return template, header, proposer_index
 
 
@@ -1112,7 +1191,7 @@ def compute_attestation_data(state: ChainState, slot: int, head_root: bytes) -> 
 def admit_attestation(state: ChainState, attestation: SignedAttestation, slot: int) -> int:
     """Whether a vote may go into a block at ``slot`` on top of the current tip (the op pool's check).
 
-    Runs exactly the block rule (``process_attestation_operation``) against the state that
+    Runs exactly the block rule (``process_attestation``) against the state that
     block would see; returns the voter's validator index, or raises the rule's typed error.
     """
     beacon = state.beacon
@@ -1120,7 +1199,7 @@ def admit_attestation(state: ChainState, attestation: SignedAttestation, slot: i
         raise OperationsError("this chain has no consensus config: it takes no attestations")
     is_pos = beacon.merged or beacon.terminal is not None
     pre = compute_pre_block_beacon(state, slot, ZERO_HASH, is_pos)
-    process_attestation_operation(pre, attestation, slot, state.chain_id)
+    process_attestation(pre, attestation, slot, state.chain_id)
     index = pre.registry.index_of(attestation.validator)
     if index is None:  # unreachable: the rule above refuses strangers
         raise OperationsError("the voter is not a validator")

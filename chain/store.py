@@ -1,5 +1,5 @@
 """Where the store used to be: its names now live in ``chain.storage`` (re-exported here so that
 ``from chain.store import Store`` keeps working).  No SQL here."""
 
-from chain.storage import *  # noqa: F401,F403
+from chain.storage import *  # noqa: F403
 from chain.storage import __all__  # noqa: F401

@@ -115,16 +115,19 @@ def describe_consensus(config: ConsensusConfig, merged: bool) -> str:
     epoch = f"**{config.slots_per_epoch} slots** ({config.slots_per_epoch * config.slot_duration_s:,} s)"
     if config.mode != "pos" and not merged:
         epoch += f"; before the Merge, {counted(config.checkpoint_interval_blocks, 'block')}"
-    return "\n".join([
-        f"Mode: **{config.mode}** ({MODE_NAMES.get(config.mode, config.mode)})",
-        f"Slot length: **{config.slot_duration_s:,} s**",
-        f"Epoch length: {epoch}",
-        f"Minimum deposit: **{config.min_deposit_points:,} pts**",
-        f"Issuance rate: **{percent_from_bp(config.issuance_rate_bp)} a year** of the staked points",
-        f"Unbonding: **{counted(config.unbonding_epochs, 'epoch')}** ({config.slashed_unbonding_epochs:,} after a slashing)",
-        f"Slashing penalty: **1/{config.slashing_penalty_quotient}** of the effective stake burned",
-        f"The Merge: {describe_merge_schedule(config, merged)}",
-    ])
+    return "\n".join(
+        [
+            f"Mode: **{config.mode}** ({MODE_NAMES.get(config.mode, config.mode)})",
+            f"Slot length: **{config.slot_duration_s:,} s**",
+            f"Epoch length: {epoch}",
+            f"Minimum deposit: **{config.min_deposit_points:,} pts**",
+            f"Issuance rate: **{percent_from_bp(config.issuance_rate_bp)} a year** of the staked points",
+            f"Unbonding: **{counted(config.unbonding_epochs, 'epoch')}** "
+            f"({config.slashed_unbonding_epochs:,} after a slashing)",
+            f"Slashing penalty: **1/{config.slashing_penalty_quotient}** of the effective stake burned",
+            f"The Merge: {describe_merge_schedule(config, merged)}",
+        ]
+    )
 
 
 def describe_slot_budget(left: int, per_hour: int, idle: bool) -> str:
@@ -330,7 +333,8 @@ class ResetView(discord.ui.View):
         )
 
     async def on_timeout(self) -> None:
-        if self.finished or self.message is None:
+        # discord.py calls on_timeout only for a view that has a timeout.
+        if self.finished or self.message is None or self.timeout is None:
             return
         self.finished = True
         with contextlib.suppress(discord.HTTPException):
@@ -363,7 +367,9 @@ class ResetView(discord.ui.View):
 
 @app_commands.default_permissions(manage_guild=True)
 @app_commands.guild_only()
-class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_description="Run this server's playground"):
+class Admin(
+    PlaygroundCog, commands.GroupCog, group_name="playground", group_description="Run this server's playground"
+):
     def __init__(self, services: Services) -> None:
         self.services = services
         super().__init__()
@@ -502,15 +508,16 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
             return
 
         base = pending or state.params
+        chosen = {option: value for option, value in given.items() if value is not None}
         rules = {
-            field: given[option]
+            field: chosen[option]
             for option, (field, _, _) in CONSENSUS_OPTIONS.items()
-            if given[option] is not None and given[option] != getattr(base, field)
+            if option in chosen and chosen[option] != getattr(base, field)
         }
         server = {
-            key: given[option]
+            key: chosen[option]
             for option, (key, _, _) in SERVER_OPTIONS.items()
-            if given[option] is not None and given[option] != settings[key]
+            if option in chosen and chosen[option] != settings[key]
         }
         proposal: ChainParams | None = None
         if rules:
@@ -531,13 +538,13 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         for option, (field, label, fmt) in CONSENSUS_OPTIONS.items():
             if field in rules:
                 lines.append(f"{label}: {fmt(getattr(base, field))} → **{fmt(rules[field])}**")
-            elif given[option] is not None:
-                lines.append(f"{label}: already **{fmt(given[option])}**")
+            elif option in chosen:
+                lines.append(f"{label}: already **{fmt(chosen[option])}**")
         for option, (key, label, fmt) in SERVER_OPTIONS.items():
             if key in server:
                 lines.append(f"{label}: {fmt(settings[key])} → **{fmt(server[key])}**")
-            elif given[option] is not None:
-                lines.append(f"{label}: already **{fmt(given[option])}**")
+            elif option in chosen:
+                lines.append(f"{label}: already **{fmt(chosen[option])}**")
         embed.description = "\n".join(lines)
         if proposal is not None:
             embed.add_field(name="Chain rules take effect", value=when_rules_apply(state.height), inline=False)
@@ -589,7 +596,8 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         embed.add_field(
             name="Gone",
             value=f"all {counted(state.height, 'block')}, every balance ({points(sum(holders))} held by "
-            f"{counted(len(holders), 'member')}) and stake, pending transfers and rule changes; running mining sessions end",
+            f"{counted(len(holders), 'member')}) and stake, pending transfers and rule changes; "
+            "running mining sessions end",
             inline=False,
         )
         await ask_to_confirm(interaction, embed, view)
@@ -696,7 +704,9 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
 
         embed = discord.Embed(title="🛠️ Playground status", colour=BLUE)
         embed.add_field(name="Height", value=f"{state.height:,}")
-        if node.chain(guild_id).tip_block.seal is not None:
+        tip_block = node.chain(guild_id).tip_block
+        assert tip_block is not None  # the command loaded the chain, its tip block with it
+        if tip_block.seal is not None:
             embed.add_field(name="Difficulty", value="none: blocks are proof of stake")
         else:
             embed.add_field(
@@ -716,7 +726,9 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
                 f"{duration(webhook.rate_limited_for_s)} (waiting for {duration(webhook.posting_for_s)} so far)"
             )
         elif webhook.stalled:
-            health = f"<#{webhook.channel_id}> — ⏳ slow: a post has waited {duration(webhook.posting_for_s)} for Discord"
+            health = (
+                f"<#{webhook.channel_id}> — ⏳ slow: a post has waited {duration(webhook.posting_for_s)} for Discord"
+            )
         else:
             health = f"<#{webhook.channel_id}> — ✅ ok"
         embed.add_field(name="Webhook", value=health, inline=False)
@@ -724,7 +736,8 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         embed.add_field(name="Mining here", value=counted(len(here), "session"))
         rate = f"~{core.worker_rate * core.workers:,} H/s" if core.worker_rate else "rate measured when mining starts"
         embed.add_field(
-            name="Hashing core", value=f"{counted(core.workers, 'worker')}, {rate}, {counted(core.sessions, 'session')} in all"
+            name="Hashing core",
+            value=f"{counted(core.workers, 'worker')}, {rate}, {counted(core.sessions, 'session')} in all",
         )
         embed.add_field(
             name="Rule change",
@@ -775,7 +788,9 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
     @app_commands.describe(
         state="on: members may sign conflicting votes and blocks, to watch slashing; off: the bot refuses"
     )
-    async def chaos(self, interaction: discord.Interaction, state: OneOf["on", "off"]) -> None:
+    async def chaos(
+        self, interaction: discord.Interaction, state: OneOf["on", "off"]  # noqa: F821, UP037 - OneOf is Literal to type checkers: its strings are choices
+    ) -> None:
         """Let members break proof of stake's rules on purpose, to watch slashing catch them."""
         guild_id = require_guild(interaction)
         await self.services.ensure_chain(guild_id)
@@ -946,7 +961,8 @@ class Admin(PlaygroundCog, commands.GroupCog, group_name="playground", group_des
         embed.add_field(
             name="Gone",
             value=f"all {counted(state.height, 'block')}, every balance ({points(sum(holders))} held by "
-            f"{counted(len(holders), 'member')}), {counted(pending_transfers, 'pending transfer')} and any pending rule change; "
+            f"{counted(len(holders), 'member')}), {counted(pending_transfers, 'pending transfer')} and any pending "
+            "rule change; "
             "running mining sessions end",
             inline=False,
         )

@@ -17,13 +17,13 @@ from chain.events import (
     EPOCH_REWARDS,
     INACTIVITY_LEAK_ENDED,
     INACTIVITY_LEAK_STARTED,
+    MERGE_DELAYED,
     MERGE_SCHEDULED,
     MILESTONE_REACHED,
     PARAMS_CHANGED,
     REWARD_PAID,
     STAKE_DEPOSITED,
     STAKE_WITHDRAWN,
-    MERGE_DELAYED,
     THE_MERGE,
     VALIDATOR_ACTIVATED,
     VALIDATOR_EXITED,
@@ -413,7 +413,8 @@ def _validator_slashed(payload: Payload, names: Names) -> discord.Embed:
 def _leak_started(payload: Payload, names: Names) -> discord.Embed:
     return discord.Embed(
         title="🩸 Inactivity leak started",
-        description=f"Nothing has been finalized for {counted(payload['finality_delay'], 'epoch')} (epoch {payload['epoch']:,}). "
+        description=f"Nothing has been finalized for {counted(payload['finality_delay'], 'epoch')} (epoch "
+        f"{payload['epoch']:,}). "
         "Until two thirds of the stake vote again, nobody earns and every validator not voting loses "
         "a growing share of its stake each epoch.",
         colour=ORANGE,

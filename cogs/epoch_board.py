@@ -160,7 +160,7 @@ class EpochBoard:
                 await self._write(guild_id, state)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - one failed write must not stop the board
+            except Exception:  # one failed write must not stop the board
                 log.exception("guild %d: could not update the epoch message", guild_id)
 
     async def _write(self, guild_id: int, state: BoardState) -> None:
@@ -196,7 +196,7 @@ class EpochBoard:
             recorded is not None and recorded.channel_id == getattr(channel, "id", None)
             and (recorded.epoch == epoch or target == recorded.message_id)
         )
-        if same and not fresh:
+        if same and not fresh and recorded is not None:  # `same` already implies a record
             kwargs: dict[str, Any] = {"embed": embed}
             if view is not None:
                 kwargs["view"] = view

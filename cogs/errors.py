@@ -46,7 +46,9 @@ def describe_error(error: app_commands.AppCommandError | Exception) -> str | Non
     if isinstance(error, app_commands.CommandOnCooldown):
         return f"Slow down: you can do that again in {duration(error.retry_after)}."
     if isinstance(error, app_commands.MissingPermissions):
-        missing = ", ".join(DISCORD_PERMISSION_NAMES.get(p, p.replace("_", " ").title()) for p in error.missing_permissions)
+        missing = ", ".join(
+            DISCORD_PERMISSION_NAMES.get(p, p.replace("_", " ").title()) for p in error.missing_permissions
+        )
         return f"You need the {missing} permission for this."
     if isinstance(error, app_commands.NoPrivateMessage):
         return "This command only works inside a server."

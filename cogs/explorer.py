@@ -20,6 +20,7 @@ from chain.block import Block
 from chain.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.errors import ExportTooLargeError, VerificationError
 from chain.hashing import HASH_SIZE_BYTES, hash_to_display
+from chain.node import TransactionMatches
 from chain.params import ChainParams
 from chain.pow import (
     RetargetExplanation,
@@ -29,11 +30,11 @@ from chain.pow import (
 )
 from chain.proposer import MAX_RANDOM_BYTE, ProposerDraw
 from chain.state import ChainState, compute_difficulty
-from chain.node import TransactionMatches
 from chain.storage import StoredTransaction
 from chain.storage.protocols import Blocks
 from chain.transaction import Transfer
 from chain.verify import VerifyReport
+from cogs.core_pause import core_runs_while_waiting
 from cogs.embeds import (
     BLUE,
     GREEN,
@@ -50,7 +51,6 @@ from cogs.embeds import (
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.options import Range
 from cogs.services import Services
-from cogs.core_pause import core_runs_while_waiting
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,8 @@ def check_proposer_slot(beacon: BeaconState, slot: int, current: int) -> None:
             why = (f"this chain has made no block since slot {beacon.slot:,} (epoch {beacon.epoch:,}), and a draw "
                    f"replays every epoch from there: at most {MAX_DRAW_EPOCHS_PAST_STATE} epochs")
         else:
-            why = f"the current slot is {current:,}, and a draw can be shown up to {PROPOSER_LOOKAHEAD_EPOCHS} epochs ahead of it"
+            why = (f"the current slot is {current:,}, and a draw can be shown up to {PROPOSER_LOOKAHEAD_EPOCHS} "
+                   "epochs ahead of it")
         raise UserFacingError(f"Slot {slot:,} is too far ahead: {why}. Ask for a slot from {first:,} to {last:,}.")
 
 
@@ -391,10 +392,11 @@ def energy_embed(report: EnergyReport, milliwatts_per_core: int) -> discord.Embe
             f"So far proof of stake used {format_basis_points(-report.saved_bp)} **more** than proof of work: "
             "too little mining to compare with yet."
         )
+    watts_fraction = f".{milliwatts_per_core % 1_000:03d}" if milliwatts_per_core % 1_000 else ""
     embed.add_field(
         name="Proof of work",
         value=f"{format_energy(report.pow_millijoules)}: the CPU time the hashing core actually spent on this "
-        f"chain × {milliwatts_per_core // 1_000:,}{'.%03d' % (milliwatts_per_core % 1_000) if milliwatts_per_core % 1_000 else ''} W a core",
+        f"chain × {milliwatts_per_core // 1_000:,}{watts_fraction} W a core",
         inline=False,
     )
     embed.add_field(
@@ -466,7 +468,8 @@ def verify_embed(report: VerifyReport, elapsed: float) -> discord.Embed:
         checked = "every header, proof of work, retarget, signature and balance"
     embed = discord.Embed(
         title="✅ Chain verified",
-        description=f"Replayed all {counted(report.blocks, 'block')} from genesis in {elapsed:.2f}s: {checked} was checked "
+        description=f"Replayed all {counted(report.blocks, 'block')} from genesis in {elapsed:.2f}s: "
+        f"{checked} was checked "
         "again, and the stored balances match the replay.",
         colour=GREEN,
     )
@@ -515,6 +518,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         state = await self.services.ensure_chain(guild_id)
         names = await self.services.owner_names(guild_id)
         block = self.services.node.chain(guild_id).tip_block
+        assert block is not None  # ensure_chain loaded the chain, its tip block with it
         proposer = await self._proposer_label(guild_id, block)
         embed = block_embed(block, names, title=f"Tip: block {block.height}", proposer=proposer, beacon=state.beacon)
         if is_proof_of_work_block(block, state.beacon):
@@ -554,7 +558,9 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
 
     @block.autocomplete("query")
-    async def block_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    async def block_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
         guild_id = interaction.guild_id
         # Typing must not create a chain; an empty list is the honest answer.
         if guild_id is None or not self.services.node.has_chain(guild_id):
@@ -762,7 +768,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
                 async with core_runs_while_waiting():
                     posted = await asyncio.shield(job.posted)
                 if posted is not None:
-                    embed.description += (
+                    embed.description = (embed.description or "") + (
                         f"\nAn export of this chain was already being built when you asked: it is here, {posted}."
                     )
                     await interaction.followup.send(embed=embed)

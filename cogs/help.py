@@ -95,13 +95,15 @@ class HelpView(discord.ui.View):
     def __init__(self, timeout_s: float | None = 600.0) -> None:
         super().__init__(timeout=timeout_s)
         for topic, (label, emoji, _, _) in TOPICS.items():
-            button = discord.ui.Button(label=label, emoji=emoji, style=discord.ButtonStyle.secondary,
-                                       custom_id=f"pg:help:{topic}")
-            button.callback = self._show(topic)
+            button: discord.ui.Button[HelpView] = discord.ui.Button(
+                label=label, emoji=emoji, style=discord.ButtonStyle.secondary, custom_id=f"pg:help:{topic}"
+            )
+            # discord.py's documented way to give one Button its own callback; mypy sees a method.
+            button.callback = self._show(topic)  # type: ignore[method-assign]
             self.add_item(button)
 
     def _show(self, topic: str):
-        async def callback(interaction: discord.Interaction) -> None:
+        async def callback(interaction: discord.Interaction[commands.Bot]) -> None:
             # The startup copy hands the message a timed view of its own: one bound to a message
             # without a timeout would stay in discord.py's view store until the message is deleted.
             view = self if self.timeout is not None else HelpView()

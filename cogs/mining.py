@@ -115,7 +115,9 @@ def merged_embed(services: Services, guild_id: int) -> discord.Embed:
 
 # On the group: Discord ignores guild_only on subcommands, so only this keeps it out of DMs.
 @app_commands.guild_only()
-class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_description="Mine blocks on this server's chain"):
+class Mining(
+    PlaygroundCog, commands.GroupCog, group_name="mine", group_description="Mine blocks on this server's chain"
+):
     def __init__(self, services: Services) -> None:
         self.services = services
         self.sessions: dict[SessionKey, LiveSession] = {}
@@ -210,7 +212,9 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         embed.add_field(name="Blocks you mined", value=str(mined.get(me, 0)))
         embed.add_field(name="Chain height", value=str(state.height))
         embed.add_field(name="Miners now", value=f"{sessions} here, {core.sessions} on the core")
-        embed.add_field(name="Core", value=f"{counted(core.workers, 'worker')}, ~{core.worker_rate * core.workers:,} H/s")
+        embed.add_field(
+            name="Core", value=f"{counted(core.workers, 'worker')}, ~{core.worker_rate * core.workers:,} H/s"
+        )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     # --- sessions ---------------------------------------------------------------
@@ -244,7 +248,7 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         for live in lives:
             self._cancel(live, reason)
         if lives:
-            await asyncio.wait([asyncio.ensure_future(l.done.wait()) for l in lives], timeout=timeout_s)
+            await asyncio.wait([asyncio.ensure_future(live.done.wait()) for live in lives], timeout=timeout_s)
 
     async def cog_unload(self) -> None:
         await self.stop_all_sessions("the mining module was unloaded")
@@ -312,11 +316,15 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
     def _auto_ending(self, live: LiveSession, result: MiningResult) -> discord.Embed | None:
         """Why an auto-continue session ends after this block, as its last word; None mines the next."""
         if not self._same_chain(live):
-            return self._with_summary(live, discord.Embed(
-                title="Chain reset",
-                description="An admin reset this server's chain while you were mining. `/mine start` mines its block 1.",
-                colour=GREY,
-            ))
+            return self._with_summary(
+                live,
+                discord.Embed(
+                    title="Chain reset",
+                    description="An admin reset this server's chain while you were mining. "
+                    "`/mine start` mines its block 1.",
+                    colour=GREY,
+                ),
+            )
         if mining_is_over(self.services, live.guild_id):
             return self._with_summary(live, merged_embed(self.services, live.guild_id))
         if result.outcome.kind is OutcomeKind.CANCELLED or live.stop_reason is not None:
@@ -401,7 +409,11 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
             embed.add_field(name="Reward", value=points(result.block.coinbase.amount))
             embed.add_field(name="Hashes", value=f"{outcome.hashes_tried:,} in {outcome.elapsed:.1f}s")
             return embed
-        if outcome.kind is OutcomeKind.STALE and self._same_chain(live) and mining_is_over(self.services, live.guild_id):
+        if (
+            outcome.kind is OutcomeKind.STALE
+            and self._same_chain(live)
+            and mining_is_over(self.services, live.guild_id)
+        ):
             embed = merged_embed(self.services, live.guild_id)
             embed.description = (
                 f"The Merge happened while you were mining ({outcome.hashes_tried:,} hashes tried). "
@@ -411,7 +423,8 @@ class Mining(PlaygroundCog, commands.GroupCog, group_name="mine", group_descript
         if outcome.kind is OutcomeKind.STALE and not self._same_chain(live):
             return discord.Embed(
                 title="Chain reset",
-                description="An admin reset this server's chain while you were mining. `/mine start` mines its block 1.",
+                description="An admin reset this server's chain while you were mining. "
+                "`/mine start` mines its block 1.",
                 colour=GREY,
             )
         if outcome.kind is OutcomeKind.STALE:

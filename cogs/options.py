@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import discord
 from discord import app_commands
@@ -74,7 +74,7 @@ def shown_value(value: Any, *, typed: bool = False) -> str:
     return f"`{text}`"
 
 
-def is_integer(value: Any) -> bool:
+def is_integer(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -153,8 +153,11 @@ class CheckedFlag(app_commands.Transformer):
     async def transform(self, interaction: discord.Interaction, value: Any, /) -> bool:
         if not isinstance(value, bool):
             name = option_name(interaction, self)
-            raise OptionRefused(value, self, f"`{name}` must be true or false; you sent {shown_value(value, typed=True)}. "
-                                "Nothing was changed.")
+            raise OptionRefused(
+                value,
+                self,
+                f"`{name}` must be true or false; you sent {shown_value(value, typed=True)}. Nothing was changed.",
+            )
         return value
 
 

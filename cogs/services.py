@@ -133,5 +133,7 @@ class Services:
             for pubkey, owner in (await self.node.owners(guild_id)).items()
         }
         if self.beacon is not None:
-            names.update({pubkey: f"<@{owner}>" for pubkey, owner in (await self.beacon.validator_owners(guild_id)).items()})
+            names.update(
+                {pubkey: f"<@{owner}>" for pubkey, owner in (await self.beacon.validator_owners(guild_id)).items()}
+            )
         return names

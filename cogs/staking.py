@@ -18,6 +18,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -35,7 +36,7 @@ from chain.errors import StaleBlockError
 from chain.hashing import hash_to_display
 from chain.rewards import UNITS_PER_POINT
 from chain.staking import FAR_FUTURE_EPOCH, WHISTLEBLOWER_REWARD_QUOTIENT, ValidatorStatus
-from cogs.embeds import BLUE, GOLD, GREEN, counted, duration, progress_bar, relative_time
+from cogs.embeds import BLUE, GOLD, GREEN, counted, duration, progress_bar
 from cogs.epoch_board import BoardState, EpochBoard
 from cogs.errors import PlaygroundCog, UserFacingError, describe_error, reply_ephemeral, require_guild
 from cogs.options import Flag, OneOf, Range
@@ -298,7 +299,7 @@ class AttestButton(discord.ui.DynamicItem[discord.ui.Button], template=ATTEST_TE
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> AttestButton:
         return cls(int(match["slot"]), bytes.fromhex(match["root"]))
 
@@ -316,7 +317,10 @@ class AttestButton(discord.ui.DynamicItem[discord.ui.Button], template=ATTEST_TE
 # On the group: Discord ignores guild_only on subcommands, so only this keeps it out of DMs.
 @app_commands.guild_only()
 class Staking(
-    PlaygroundCog, commands.GroupCog, group_name="stake", group_description="Stake points and validate this server's chain"
+    PlaygroundCog,
+    commands.GroupCog,
+    group_name="stake",
+    group_description="Stake points and validate this server's chain",
 ):
     def __init__(self, bot: commands.Bot, services: Services) -> None:
         self.bot = bot
@@ -359,7 +363,7 @@ class Staking(
             except TimeoutError:
                 log.warning("the slot driver did not stop within %.0fs; cancelling it", timeout_s)
                 driver.cancel()
-            except Exception:  # noqa: BLE001 - stopping must not fail the shutdown
+            except Exception:  # stopping must not fail the shutdown
                 log.exception("the slot driver failed while stopping")
         await self.board.stop()
 
@@ -521,8 +525,14 @@ class Staking(
         await interaction.response.send_message(embed=vote_embed(receipt, double_vote=double_vote))
 
     @app_commands.command(name="auto")
-    @app_commands.describe(state="on: the bot votes for you once an epoch; off: you vote yourself (Attest button, /stake attest)")
-    async def auto(self, interaction: discord.Interaction, state: OneOf["on", "off"]) -> None:
+    @app_commands.describe(
+        state="on: the bot votes for you once an epoch; off: you vote yourself (Attest button, /stake attest)"
+    )
+    async def auto(
+        self,
+        interaction: discord.Interaction,
+        state: OneOf["on", "off"],  # noqa: F821, UP037 - OneOf is Literal to type checkers: its strings are choices
+    ) -> None:
         """Turn auto-attest on or off: the bot votes for you once an epoch, never anything slashable."""
         guild_id = require_guild(interaction)
         beacon = await self._staking_chain(guild_id)
@@ -592,7 +602,7 @@ class Staking(
                 # Checked before anything is signed: no vote exists yet, so this is the only one.
                 receipt = await self.beacon.attest(guild_id, owner)
                 moved_on = True
-        except Exception as exc:  # noqa: BLE001 - a refusal is a reply; a bug is logged and answered
+        except Exception as exc:  # a refusal is a reply; a bug is logged and answered
             text = describe_error(exc)
             if text is None:
                 log.exception("attest button (slot %d) failed", slot)
@@ -602,7 +612,7 @@ class Staking(
             return
         embed = vote_embed(receipt)
         if moved_on:
-            embed.description += (
+            embed.description = (embed.description or "") + (
                 f"\nThe block on that message (slot {slot:,}) is no longer up for a vote, so your vote went "
                 "to the newest block."
             )
@@ -618,7 +628,7 @@ class Staking(
             started = loop.time()
             try:
                 await self.tick()
-            except Exception:  # noqa: BLE001 - the driver must outlive any one failure
+            except Exception:  # the driver must outlive any one failure
                 log.exception("slot driver pass failed")
             # Read each time, so the interval can be tuned (tests shorten it) without a restart.
             delay = max(0.0, SLOT_DRIVER_INTERVAL_S - (loop.time() - started))
@@ -641,7 +651,7 @@ class Staking(
                 if beacon.mode(guild_id) == "pow" and not beacon.is_merged(guild_id):  # hybrid votes on mined blocks
                     continue
                 outcome = await beacon.on_slot(guild_id, now)
-            except Exception:  # noqa: BLE001 - one server's failure must not stop the others
+            except Exception:  # one server's failure must not stop the others
                 log.exception("guild %d: the slot due at %d failed", guild_id, now)
                 continue
             if outcome is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -14,7 +13,6 @@ from chain.hashing import hash_to_display
 from chain.store import StoredStakeEntry
 from cogs.embeds import BLUE, GOLD, GREEN, counted, name_of, points, stake_points
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
-from cogs.services import FAUCET_NAME
 from cogs.options import OneOf, Range
 from cogs.services import Services
 
@@ -42,7 +40,9 @@ def describe_stake_entry(entry: StoredStakeEntry) -> str:
 
 # On the group: Discord ignores guild_only on subcommands, so only this keeps it out of DMs.
 @app_commands.guild_only()
-class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_description="Your points on this server's chain"):
+class Wallet(
+    PlaygroundCog, commands.GroupCog, group_name="wallet", group_description="Your points on this server's chain"
+):
     def __init__(self, services: Services) -> None:
         self.services = services
         super().__init__()
@@ -62,7 +62,9 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
         embed.add_field(name="Pending out", value=f"{points(outgoing)} in {counted(len(pending), 'transfer')}")
         embed.add_field(name="Spendable", value=points(account.balance - outgoing))
         embed.add_field(name="Address", value=f"`{address.hex()}`", inline=False)
-        embed.set_footer(text=f"next nonce {node.chain(guild_id).mempool.next_nonce(address, node.chain(guild_id).state.ledger)}")
+        embed.set_footer(
+            text=f"next nonce {node.chain(guild_id).mempool.next_nonce(address, node.chain(guild_id).state.ledger)}"
+        )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="history")
@@ -80,7 +82,9 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
                 if entry.tx.recipient == address:
                     lines.append(f"⏳ pending: +{points(entry.tx.amount)} faucet claim")
         for entry in node.chain(guild_id).mempool.pending_for(address):
-            lines.append(f"⏳ pending: −{points(entry.tx.amount)} to {name_of(names, entry.tx.recipient)} (fee {entry.tx.fee})")
+            lines.append(
+                f"⏳ pending: −{points(entry.tx.amount)} to {name_of(names, entry.tx.recipient)} (fee {entry.tx.fee})"
+            )
         beacon = node.chain(guild_id).state.beacon
         # (height, staking after transfers, position in the block) -> line; newest first, merged.
         entries: list[tuple[tuple[int, int, int], str]] = []
@@ -101,7 +105,8 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
         entries.sort(reverse=True)
         lines += [line for _key, line in entries[:HISTORY_LIMIT]]
         embed = discord.Embed(
-            title="📜 Your history", description="\n".join(lines) or "Nothing yet: `/mine start` earns your first points.",
+            title="📜 Your history",
+            description="\n".join(lines) or "Nothing yet: `/mine start` earns your first points.",
             colour=BLUE,
         )
         await interaction.response.send_message(embed=embed, ephemeral=True)
@@ -124,7 +129,8 @@ class Wallet(PlaygroundCog, commands.GroupCog, group_name="wallet", group_descri
             ) from None
         embed = discord.Embed(
             title="🚰 Faucet claim",
-            description=f"**+{points(claim.amount)}** for {interaction.user.mention}, pending: {self._arrives(guild_id)}",
+            description=f"**+{points(claim.amount)}** for {interaction.user.mention}, pending: "
+            f"{self._arrives(guild_id)}",
             colour=GREEN,
         )
         embed.add_field(name="Next claim", value=f"<t:{claim.next_claim_at}:R>")
@@ -181,7 +187,7 @@ class Leaderboard(PlaygroundCog):
     @app_commands.guild_only()
     @app_commands.describe(by="Rank by balance or by blocks mined")
     async def leaderboard(
-        self, interaction: discord.Interaction, by: OneOf["balance", "blocks"] = "balance"
+        self, interaction: discord.Interaction, by: OneOf["balance", "blocks"] = "balance"  # noqa: F821, UP037 - OneOf is Literal to type checkers: its strings are choices
     ) -> None:
         """The server's top members by balance or by blocks mined."""
         guild_id = require_guild(interaction)
@@ -193,10 +199,16 @@ class Leaderboard(PlaygroundCog):
                  if acc.balance > 0 and key != self.services.node.faucet_address(guild_id)),
                 reverse=True,
             )
-            lines = [f"**{i}.** {name_of(names, key)} — {points(v)}" for i, (v, key) in enumerate(ranked[:LEADERBOARD_SIZE], 1)]
+            lines = [
+                f"**{i}.** {name_of(names, key)} — {points(v)}"
+                for i, (v, key) in enumerate(ranked[:LEADERBOARD_SIZE], 1)
+            ]
         else:
             mined = self.services.node.chain(guild_id).blocks_mined.most_common()
-            lines = [f"**{i}.** {name_of(names, key)} — {counted(n, 'block')}" for i, (key, n) in enumerate(mined[:LEADERBOARD_SIZE], 1)]
+            lines = [
+                f"**{i}.** {name_of(names, key)} — {counted(n, 'block')}"
+                for i, (key, n) in enumerate(mined[:LEADERBOARD_SIZE], 1)
+            ]
         embed = discord.Embed(
             title=f"🏆 Leaderboard by {'balance' if by == 'balance' else 'blocks mined'}",
             description="\n".join(lines) or "Nobody yet: `/mine start`!",

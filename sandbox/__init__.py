@@ -10,7 +10,7 @@ from .faults import Fault, FaultInjector, RateLimitBucket
 from .interactions import InteractionHandle, Upload
 from .models import Attachment, Channel, Guild, Member, Message, Revision, Role, User, Webhook
 from .records import CallbackRecord, GatewayEvent, RequestRecord, SandboxEvent, UploadedFile
-from .render import render_message  # noqa: E402
+from .render import render_message
 from .server import Sandbox
 from .terminal import run_terminal
 

@@ -33,7 +33,9 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--no-terminal", action="store_true", help="serve only; do not read stdin")
     parser.add_argument("--save-dir", default="saved", help="where !save writes attachments (default ./saved)")
-    parser.add_argument("--ack-deadline", type=float, default=3.0, help="seconds before an unanswered interaction fails")
+    parser.add_argument(
+        "--ack-deadline", type=float, default=3.0, help="seconds before an unanswered interaction fails"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     return parser.parse_args(argv)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 
 class CommandRegistry:
@@ -22,14 +22,16 @@ class CommandRegistry:
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}
         self.global_syncs = 0
         self.guild_syncs: dict[int, int] = {}
-        self.last_sync_at: Optional[float] = None
+        self.last_sync_at: float | None = None
 
-    def scope(self, guild_id: Optional[int]) -> list[dict[str, Any]]:
+    def scope(self, guild_id: int | None) -> list[dict[str, Any]]:
         if guild_id is None:
             return self.global_commands
         return self.guild_commands.setdefault(guild_id, [])
 
-    def _normalise(self, raw: dict[str, Any], guild_id: Optional[int], existing: Optional[dict[str, Any]]) -> dict[str, Any]:
+    def _normalise(
+        self, raw: dict[str, Any], guild_id: int | None, existing: dict[str, Any] | None
+    ) -> dict[str, Any]:
         cmd = copy.deepcopy(raw)
         cmd.setdefault("type", 1)
         cmd.setdefault("description", "" if cmd["type"] != 1 else cmd.get("description", ""))
@@ -52,7 +54,7 @@ class CommandRegistry:
             cmd.setdefault("integration_types", [0])
         return cmd
 
-    def bulk_overwrite(self, guild_id: Optional[int], payload: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def bulk_overwrite(self, guild_id: int | None, payload: list[dict[str, Any]]) -> list[dict[str, Any]]:
         current = {(c["name"], c.get("type", 1)): c for c in self.scope(guild_id)}
         result = [self._normalise(raw, guild_id, current.get((raw.get("name"), raw.get("type", 1)))) for raw in payload]
         if guild_id is None:
@@ -62,14 +64,14 @@ class CommandRegistry:
         self._count_sync(guild_id)
         return copy.deepcopy(result)
 
-    def _count_sync(self, guild_id: Optional[int]) -> None:
+    def _count_sync(self, guild_id: int | None) -> None:
         if guild_id is None:
             self.global_syncs += 1
         else:
             self.guild_syncs[guild_id] = self.guild_syncs.get(guild_id, 0) + 1
         self.last_sync_at = time.monotonic()
 
-    def upsert(self, guild_id: Optional[int], raw: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    def upsert(self, guild_id: int | None, raw: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         self._count_sync(guild_id)
         commands = self.scope(guild_id)
         key = (raw.get("name"), raw.get("type", 1))
@@ -81,10 +83,10 @@ class CommandRegistry:
         commands.append(cmd)
         return copy.deepcopy(cmd), True
 
-    def get(self, guild_id: Optional[int], command_id: int) -> Optional[dict[str, Any]]:
+    def get(self, guild_id: int | None, command_id: int) -> dict[str, Any] | None:
         return next((c for c in self.scope(guild_id) if int(c["id"]) == command_id), None)
 
-    def edit(self, guild_id: Optional[int], command_id: int, patch: dict[str, Any]) -> Optional[dict[str, Any]]:
+    def edit(self, guild_id: int | None, command_id: int, patch: dict[str, Any]) -> dict[str, Any] | None:
         commands = self.scope(guild_id)
         for i, existing in enumerate(commands):
             if int(existing["id"]) == command_id:
@@ -93,7 +95,7 @@ class CommandRegistry:
                 return copy.deepcopy(commands[i])
         return None
 
-    def delete(self, guild_id: Optional[int], command_id: int) -> bool:
+    def delete(self, guild_id: int | None, command_id: int) -> bool:
         commands = self.scope(guild_id)
         for i, existing in enumerate(commands):
             if int(existing["id"]) == command_id:
@@ -101,7 +103,7 @@ class CommandRegistry:
                 return True
         return False
 
-    def find(self, guild_id: int, name: str, type_: int = 1) -> Optional[dict[str, Any]]:
+    def find(self, guild_id: int, name: str, type_: int = 1) -> dict[str, Any] | None:
         """Guild commands shadow global ones of the same name, as in the Discord client."""
         for cmd in self.guild_commands.get(guild_id, []):
             if cmd["name"] == name and cmd.get("type", 1) == type_:

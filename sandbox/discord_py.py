@@ -18,7 +18,6 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Optional
 
 import discord.asset
 import discord.gateway
@@ -37,7 +36,7 @@ class DiscordPyTarget:
     previous_cdn_base: str
     api_base: str
     gateway_url: str
-    cdn_base: Optional[str]
+    cdn_base: str | None
 
     def restore(self) -> None:
         discord.http.Route.BASE = self.previous_api_base
@@ -45,14 +44,14 @@ class DiscordPyTarget:
         discord.asset.Asset.BASE = self.previous_cdn_base
         _log.debug("discord.py endpoints restored to %s", self.previous_api_base)
 
-    def __enter__(self) -> "DiscordPyTarget":
+    def __enter__(self) -> DiscordPyTarget:
         return self
 
     def __exit__(
         self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.restore()
 
@@ -72,7 +71,7 @@ def _require_loopback(url: yarl.URL) -> None:
         raise ValueError(f"refusing to point discord.py at non-loopback host {host!r}; the sandbox is local-only")
 
 
-def point_discord_py_at(api_base: str, gateway_url: str, cdn_base: Optional[str] = None) -> DiscordPyTarget:
+def point_discord_py_at(api_base: str, gateway_url: str, cdn_base: str | None = None) -> DiscordPyTarget:
     """Send all of discord.py's REST, webhook, gateway (and optionally CDN) traffic to a local sandbox.
 
     ``api_base`` is e.g. ``http://127.0.0.1:PORT/api/v10`` and ``gateway_url``

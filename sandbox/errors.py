@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 
 class SandboxError(Exception):
@@ -16,7 +16,7 @@ class SandboxTimeout(TimeoutError):
 class ApiError(Exception):
     """Raised while handling a REST request; rendered as Discord's JSON error body."""
 
-    def __init__(self, status: int, code: int, message: str, body: Optional[dict[str, Any]] = None) -> None:
+    def __init__(self, status: int, code: int, message: str, body: dict[str, Any] | None = None) -> None:
         super().__init__(f"{status} {code} {message}")
         self.status = status
         self.body: dict[str, Any] = body if body is not None else {"message": message, "code": code}

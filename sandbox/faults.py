@@ -7,16 +7,17 @@ a successful retry changes state exactly once, as on real Discord.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any
 
 from .records import RequestRecord, route_pattern_matches
 
-Pattern = Union[str, Callable[[RequestRecord], bool]]
+Pattern = str | Callable[[RequestRecord], bool]
 
 # discord.py treats a 429 without a Via header as a Cloudflare ban and raises instead of
 # retrying (http.py and webhook/async_.py both check it), so every 429 must carry one.
@@ -39,9 +40,9 @@ def rate_limit_headers(
     remaining: int,
     reset_after: float,
     bucket: str,
-    scope: Optional[str] = None,
+    scope: str | None = None,
     is_global: bool = False,
-    retry_after: Optional[float] = None,
+    retry_after: float | None = None,
 ) -> dict[str, str]:
     headers = {
         "X-RateLimit-Limit": str(limit),
@@ -77,13 +78,13 @@ class Fault:
     status: int = 0
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
-    times: Optional[int] = 1
+    times: int | None = 1
     delay: float = 0.0
     # Seconds to hold the answer back after the request was handled (its effects already made).
     answer_delay: float = 0.0
     passthrough: bool = False
     hits: list[RequestRecord] = field(default_factory=list, repr=False)
-    _released: Optional[asyncio.Event] = field(default=None, repr=False)
+    _released: asyncio.Event | None = field(default=None, repr=False)
 
     def release(self) -> None:
         """Send the answers this fault holds back now, and let later ones through at once."""
@@ -95,10 +96,8 @@ class Fault:
         """Wait ``answer_delay`` seconds, or until ``release()``."""
         if self._released is None:
             self._released = asyncio.Event()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._released.wait(), self.answer_delay)
-        except asyncio.TimeoutError:
-            pass
 
     @property
     def active(self) -> bool:
@@ -184,7 +183,7 @@ class FaultInjector:
         self,
         pattern: Pattern,
         *,
-        times: Optional[int] = 1,
+        times: int | None = 1,
         retry_after: float = 0.25,
         global_: bool = False,
         scope: str = "user",
@@ -204,22 +203,22 @@ class FaultInjector:
             )
         )
 
-    def server_error(self, pattern: Pattern, *, times: Optional[int] = 1, status: int = 500) -> Fault:
+    def server_error(self, pattern: Pattern, *, times: int | None = 1, status: int = 500) -> Fault:
         """5xx; discord.py retries 500/502/504 (after 1s, 3s, ...) and raises DiscordServerError otherwise."""
         body = {"message": f"{status}: Internal Server Error", "code": 0}
         return self.add(Fault(name="server_error", pattern=pattern, status=status, body=body, times=times))
 
-    def unknown_webhook(self, pattern: Pattern = "* /webhooks/*", *, times: Optional[int] = None) -> Fault:
+    def unknown_webhook(self, pattern: Pattern = "* /webhooks/*", *, times: int | None = None) -> Fault:
         """404 Unknown Webhook (10015), what Discord answers once a webhook was deleted."""
         body = {"message": "Unknown Webhook", "code": 10015}
         return self.add(Fault(name="unknown_webhook", pattern=pattern, status=404, body=body, times=times))
 
-    def unknown_interaction(self, pattern: Pattern = "POST /interactions/*", *, times: Optional[int] = None) -> Fault:
+    def unknown_interaction(self, pattern: Pattern = "POST /interactions/*", *, times: int | None = None) -> Fault:
         """404 Unknown interaction (10062): the callback came too late or the token is invalid."""
         body = {"message": "Unknown interaction", "code": 10062}
         return self.add(Fault(name="unknown_interaction", pattern=pattern, status=404, body=body, times=times))
 
-    def unauthorized(self, pattern: Pattern, *, times: Optional[int] = None) -> Fault:
+    def unauthorized(self, pattern: Pattern, *, times: int | None = None) -> Fault:
         body = {"message": "401: Unauthorized", "code": 0}
         return self.add(Fault(name="unauthorized", pattern=pattern, status=401, body=body, times=times))
 
@@ -227,7 +226,7 @@ class FaultInjector:
         self,
         pattern: Pattern,
         *,
-        times: Optional[int] = None,
+        times: int | None = None,
         code: int = 50013,
         message: str = "Missing Permissions",
     ) -> Fault:
@@ -242,19 +241,19 @@ class FaultInjector:
         code: int = 0,
         message: str = "Injected error",
         body: Any = None,
-        headers: Optional[dict[str, str]] = None,
-        times: Optional[int] = 1,
+        headers: dict[str, str] | None = None,
+        times: int | None = 1,
     ) -> Fault:
         payload = body if body is not None else {"message": message, "code": code}
         return self.add(
             Fault(name="error", pattern=pattern, status=status, body=payload, headers=dict(headers or {}), times=times)
         )
 
-    def delay(self, pattern: Pattern, seconds: float, *, times: Optional[int] = None) -> Fault:
+    def delay(self, pattern: Pattern, seconds: float, *, times: int | None = None) -> Fault:
         """Slow responses down (then handle them normally), e.g. to push an ack past 3 s."""
         return self.add(Fault(name="delay", pattern=pattern, delay=seconds, passthrough=True, times=times))
 
-    def slow_answer(self, pattern: Pattern, seconds: float, *, times: Optional[int] = None) -> Fault:
+    def slow_answer(self, pattern: Pattern, seconds: float, *, times: int | None = None) -> Fault:
         """Handle the request at once (the message is posted), but answer only ``seconds`` later.
 
         What a slow Discord looks like to a client whose timeout is shorter: the request had its
@@ -264,7 +263,9 @@ class FaultInjector:
         """
         return self.add(Fault(name="slow_answer", pattern=pattern, answer_delay=seconds, passthrough=True, times=times))
 
-    def enforce_bucket(self, pattern: Pattern, *, limit: int, per: float, name: Optional[str] = None) -> RateLimitBucket:
+    def enforce_bucket(
+        self, pattern: Pattern, *, limit: int, per: float, name: str | None = None
+    ) -> RateLimitBucket:
         """Enforce a real rate limit so discord.py's pre-emptive bucket handling is exercised."""
         bucket = RateLimitBucket(pattern=pattern, limit=limit, per=per, name=name or str(pattern))
         self.buckets.append(bucket)

@@ -15,7 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -66,7 +66,7 @@ HEARTBEAT_ACK_DELAY_S = 0.1
 class GatewaySession:
     """An identified session; outlives individual websocket connections so it can be resumed."""
 
-    def __init__(self, session_id: str, intents: int, shard: Optional[list[int]], identify: dict[str, Any]) -> None:
+    def __init__(self, session_id: str, intents: int, shard: list[int] | None, identify: dict[str, Any]) -> None:
         self.session_id = session_id
         self.intents = intents
         self.shard = shard
@@ -74,11 +74,11 @@ class GatewaySession:
         self.seq = 0
         self.frames: dict[int, dict[str, Any]] = {}
         self.on_sent: dict[int, Callable[[float], None]] = {}
-        self.connection: Optional[GatewayConnection] = None
+        self.connection: GatewayConnection | None = None
         self.ready = False
-        self.presence: Optional[dict[str, Any]] = None
+        self.presence: dict[str, Any] | None = None
 
-    def push(self, t: str, d: Any, on_sent: Optional[Callable[[float], None]] = None) -> int:
+    def push(self, t: str, d: Any, on_sent: Callable[[float], None] | None = None) -> int:
         self.seq += 1
         self.frames[self.seq] = {"op": DISPATCH, "t": t, "s": self.seq, "d": d}
         if on_sent is not None:
@@ -98,10 +98,10 @@ class GatewayConnection:
     def __init__(self, ws: web.WebSocketResponse, query: dict[str, str]) -> None:
         self.ws = ws
         self.query = query
-        self.session: Optional[GatewaySession] = None
+        self.session: GatewaySession | None = None
         self.sent_upto = 0
         self.wake = asyncio.Event()
-        self.writer: Optional[asyncio.Task[None]] = None
+        self.writer: asyncio.Task[None] | None = None
         self.heartbeats = 0
         self.opened_at = time.monotonic()
         self.pending_acks: set[asyncio.Task[None]] = set()
@@ -110,7 +110,7 @@ class GatewayConnection:
 class Gateway:
     def __init__(
         self,
-        sandbox: "Sandbox",
+        sandbox: Sandbox,
         *,
         heartbeat_interval_ms: int = 41250,
         heartbeat_ack_delay_s: float = HEARTBEAT_ACK_DELAY_S,
@@ -119,7 +119,7 @@ class Gateway:
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.heartbeat_ack_delay_s = heartbeat_ack_delay_s
         self.sessions: dict[str, GatewaySession] = {}
-        self.current: Optional[GatewaySession] = None
+        self.current: GatewaySession | None = None
         self.connections: list[GatewayConnection] = []
         self.log: deque[GatewayEvent] = deque(maxlen=20000)
         self.identify_count = 0
@@ -137,9 +137,9 @@ class Gateway:
         t: str,
         d: Any,
         *,
-        intent: Optional[int] = None,
-        on_sent: Optional[Callable[[float], None]] = None,
-    ) -> Optional[int]:
+        intent: int | None = None,
+        on_sent: Callable[[float], None] | None = None,
+    ) -> int | None:
         """Queue an event for the current session; returns its sequence number, or None if not delivered."""
         session = self.current
         if session is None:
@@ -237,7 +237,7 @@ class Gateway:
             await self._send_op(conn, HEARTBEAT_ACK, None)
             self.sb.notifier.notify()
 
-    def _log(self, direction: str, frame: dict[str, Any], session_id: Optional[str]) -> None:
+    def _log(self, direction: str, frame: dict[str, Any], session_id: str | None) -> None:
         self.log.append(
             GatewayEvent(
                 direction=direction,
@@ -350,7 +350,9 @@ class Gateway:
                 members = [m for m in members if m.id in wanted]
                 not_found = [str(u) for u in wanted - {m.id for m in members}]
             elif query:
-                members = [m for m in members if m.name.lower().startswith(query) or m.display_name.lower().startswith(query)]
+                members = [
+                    m for m in members if m.name.lower().startswith(query) or m.display_name.lower().startswith(query)
+                ]
             if limit:
                 members = members[:limit]
             payload: dict[str, Any] = {

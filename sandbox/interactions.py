@@ -12,10 +12,10 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any
 
-from .models import Attachment, Channel, Guild, Member, Message, Revision, Role, User
 from .errors import SandboxError
+from .models import Attachment, Channel, Guild, Member, Message, Revision, Role, User
 from .records import CallbackRecord, RequestRecord
 
 if TYPE_CHECKING:
@@ -52,7 +52,14 @@ CALLBACK_NAMES = {
 # Which callback types each interaction type may use (Discord rejects the rest with 400).
 ALLOWED_CALLBACKS = {
     APPLICATION_COMMAND: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, MODAL, LAUNCH_ACTIVITY},
-    MESSAGE_COMPONENT: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE, MODAL, LAUNCH_ACTIVITY},
+    MESSAGE_COMPONENT: {
+        CHANNEL_MESSAGE,
+        DEFERRED_CHANNEL_MESSAGE,
+        DEFERRED_UPDATE_MESSAGE,
+        UPDATE_MESSAGE,
+        MODAL,
+        LAUNCH_ACTIVITY,
+    },
     AUTOCOMPLETE: {AUTOCOMPLETE_RESULT},
     MODAL_SUBMIT: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE},
 }
@@ -79,7 +86,7 @@ class Upload:
 
     filename: str
     data: bytes
-    content_type: Optional[str] = None
+    content_type: str | None = None
 
 
 class InteractionHandle:
@@ -91,7 +98,7 @@ class InteractionHandle:
 
     def __init__(
         self,
-        sandbox: "Sandbox",
+        sandbox: Sandbox,
         *,
         id: int,
         token: str,
@@ -100,9 +107,9 @@ class InteractionHandle:
         channel: Channel,
         member: Member,
         data: dict[str, Any],
-        command_path: Optional[str] = None,
-        source_message: Optional[Message] = None,
-        parent: Optional["InteractionHandle"] = None,
+        command_path: str | None = None,
+        source_message: Message | None = None,
+        parent: InteractionHandle | None = None,
     ) -> None:
         self._sandbox = sandbox
         self.id = id
@@ -116,13 +123,13 @@ class InteractionHandle:
         self.source_message = source_message
         self.parent = parent
         self.created_at = time.monotonic()
-        self.dispatched_at: Optional[float] = None
+        self.dispatched_at: float | None = None
         self.callbacks: list[CallbackRecord] = []
-        self.original: Optional[Message] = None
+        self.original: Message | None = None
         self.original_deleted = False
         self.followups: list[Message] = []
-        self.choices: Optional[list[dict[str, Any]]] = None
-        self.modal: Optional[dict[str, Any]] = None
+        self.choices: list[dict[str, Any]] | None = None
+        self.modal: dict[str, Any] | None = None
         self.rejected: list[RequestRecord] = []
         self.payload: dict[str, Any] = {}
         # Component updates edit a message that pre-dates the interaction; remember where "its" edits begin.
@@ -135,7 +142,7 @@ class InteractionHandle:
     # --- derived state -------------------------------------------------
 
     @property
-    def ack(self) -> Optional[CallbackRecord]:
+    def ack(self) -> CallbackRecord | None:
         return next((c for c in self.callbacks if c.accepted), None)
 
     @property
@@ -143,17 +150,17 @@ class InteractionHandle:
         return self.ack is not None
 
     @property
-    def ack_type(self) -> Optional[int]:
+    def ack_type(self) -> int | None:
         ack = self.ack
         return ack.type if ack else None
 
     @property
-    def ack_type_name(self) -> Optional[str]:
+    def ack_type_name(self) -> str | None:
         t = self.ack_type
         return CALLBACK_NAMES.get(t, str(t)) if t is not None else None
 
     @property
-    def ack_latency(self) -> Optional[float]:
+    def ack_latency(self) -> float | None:
         ack = self.ack
         return ack.latency if ack else None
 
@@ -162,7 +169,7 @@ class InteractionHandle:
         return self.ack_type in (DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE)
 
     @property
-    def response(self) -> Optional[Message]:
+    def response(self) -> Message | None:
         """The original response message (for component updates: the message that was updated)."""
         return self.original
 
@@ -171,7 +178,7 @@ class InteractionHandle:
         return bool(self.original is not None and self.original.ephemeral)
 
     @property
-    def content(self) -> Optional[str]:
+    def content(self) -> str | None:
         return self.original.content if self.original is not None else None
 
     @property
@@ -212,7 +219,9 @@ class InteractionHandle:
     def describe(self) -> str:
         parts = [repr(self)]
         if self.rejected:
-            parts.append("rejected requests: " + ", ".join(f"{r.key} -> {r.status} {r.response}" for r in self.rejected))
+            parts.append(
+                "rejected requests: " + ", ".join(f"{r.key} -> {r.status} {r.response}" for r in self.rejected)
+            )
         if self.original is not None:
             parts.append(f"original={self.original.content!r} loading={self.original.loading}")
         if self.followups:
@@ -222,8 +231,8 @@ class InteractionHandle:
     # --- waiting -------------------------------------------------------
 
     async def wait_for(
-        self, predicate: Callable[["InteractionHandle"], Any], timeout: float = 5.0, what: str = "predicate"
-    ) -> "InteractionHandle":
+        self, predicate: Callable[[InteractionHandle], Any], timeout: float = 5.0, what: str = "predicate"
+    ) -> InteractionHandle:
         await self._sandbox.wait_until(
             lambda: predicate(self) or None, timeout=timeout, describe=lambda: f"{what} on {self.describe()}"
         )
@@ -278,7 +287,9 @@ def resolve_leaf(command: dict[str, Any], parts: list[str]) -> tuple[list[dict[s
     chain: list[dict[str, Any]] = []
     options: list[dict[str, Any]] = command.get("options") or []
     for part in parts[1:]:
-        sub = next((o for o in options if o.get("type") in (SUB_COMMAND, SUB_COMMAND_GROUP) and o["name"] == part), None)
+        sub = next(
+            (o for o in options if o.get("type") in (SUB_COMMAND, SUB_COMMAND_GROUP) and o["name"] == part), None
+        )
         if sub is None:
             names = [o["name"] for o in options if o.get("type") in (SUB_COMMAND, SUB_COMMAND_GROUP)]
             raise SandboxError(f"/{' '.join(parts)}: no subcommand {part!r} (available: {', '.join(names) or 'none'})")
@@ -315,7 +326,7 @@ class OptionBuilder:
     """Turns simple Python values into Discord option payloads plus ``resolved`` data."""
 
     def __init__(
-        self, sandbox: "Sandbox", guild: Guild, channel: Channel, member: Member, *, validate: bool = True
+        self, sandbox: Sandbox, guild: Guild, channel: Channel, member: Member, *, validate: bool = True
     ) -> None:
         self.sandbox = sandbox
         # False: a modified client's raw values (see ``Sandbox.invoke(validate=False)``).
@@ -331,12 +342,14 @@ class OptionBuilder:
         definitions: list[dict[str, Any]],
         values: Mapping[str, Any],
         *,
-        focused: Optional[str] = None,
+        focused: str | None = None,
     ) -> list[dict[str, Any]]:
         by_name = {d["name"]: d for d in definitions}
         unknown = [k for k in values if k not in by_name]
         if unknown:
-            raise SandboxError(f"/{path}: unknown option(s) {', '.join(unknown)}; expected {', '.join(by_name) or 'none'}")
+            raise SandboxError(
+                f"/{path}: unknown option(s) {', '.join(unknown)}; expected {', '.join(by_name) or 'none'}"
+            )
         if focused is not None and focused not in by_name:
             raise SandboxError(f"/{path}: focused option {focused!r} does not exist")
         out: list[dict[str, Any]] = []
@@ -345,7 +358,14 @@ class OptionBuilder:
             if name == focused:
                 # Autocomplete sends the user's partial input verbatim, as a string, whatever the type.
                 raw = values.get(name, "")
-                out.append({"type": definition["type"], "name": name, "value": "" if raw is None else str(raw), "focused": True})
+                out.append(
+                    {
+                        "type": definition["type"],
+                        "name": name,
+                        "value": "" if raw is None else str(raw),
+                        "focused": True,
+                    }
+                )
                 continue
             if name not in values or values[name] is None:
                 if definition.get("required") and focused is None and self.validate:
@@ -433,7 +453,7 @@ class OptionBuilder:
             )
 
     def _user(self, value: Any) -> str:
-        user: Optional[User] = None
+        user: User | None = None
         if isinstance(value, Member):
             user = value.user
         elif isinstance(value, User):
@@ -493,4 +513,4 @@ class OptionBuilder:
         return str(attachment.id)
 
 
-OptionValues = Union[Mapping[str, Any], None]
+OptionValues = Mapping[str, Any] | None

@@ -11,7 +11,7 @@ import copy
 import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from .ids import iso_now
 from .permissions import ADMINISTRATOR, ALL_PERMISSIONS
@@ -42,7 +42,7 @@ class User:
     id: int
     username: str
     bot: bool = False
-    global_name: Optional[str] = None
+    global_name: str | None = None
 
     @property
     def mention(self) -> str:
@@ -79,7 +79,7 @@ class Role:
     position: int = 0
     color: int = 0
     managed: bool = False
-    bot_id: Optional[int] = None
+    bot_id: int | None = None
     hoist: bool = False
     mentionable: bool = False
 
@@ -127,9 +127,9 @@ class Attachment:
     id: int
     filename: str
     data: bytes
-    content_type: Optional[str]
+    content_type: str | None
     url: str
-    description: Optional[str] = None
+    description: str | None = None
 
     @property
     def size(self) -> int:
@@ -156,13 +156,13 @@ class Attachment:
 @dataclass(eq=False)
 class Channel:
     id: int
-    guild: "Guild" = field(repr=False)
+    guild: Guild = field(repr=False)
     name: str
     position: int = 0
-    topic: Optional[str] = None
+    topic: str | None = None
     type: int = TEXT_CHANNEL
     overwrites: dict[int, Overwrite] = field(default_factory=dict, repr=False)
-    messages: list["Message"] = field(default_factory=list, repr=False)
+    messages: list[Message] = field(default_factory=list, repr=False)
 
     @property
     def guild_id(self) -> int:
@@ -173,7 +173,7 @@ class Channel:
         return f"<#{self.id}>"
 
     @property
-    def last_message_id(self) -> Optional[int]:
+    def last_message_id(self) -> int | None:
         # Newest first: channels collect thousands of messages over a long session.
         return next((m.id for m in reversed(self.messages) if not m.deleted and not m.ephemeral), None)
 
@@ -199,9 +199,9 @@ class Channel:
 @dataclass(eq=False)
 class Member:
     user: User
-    guild: "Guild" = field(repr=False)
+    guild: Guild = field(repr=False)
     role_ids: list[int] = field(default_factory=list)
-    nick: Optional[str] = None
+    nick: str | None = None
     joined_at: str = field(default_factory=iso_now)
 
     @property
@@ -235,7 +235,7 @@ class Member:
             return ALL_PERMISSIONS
         return perms
 
-    def permissions_in(self, channel: Optional[Channel]) -> int:
+    def permissions_in(self, channel: Channel | None) -> int:
         """Discord's documented overwrite order: @everyone, then all roles together, then the member."""
         base = self.base_permissions()
         if channel is None or base & ADMINISTRATOR:
@@ -259,7 +259,7 @@ class Member:
             perms |= mine.allow
         return perms
 
-    def payload(self, *, with_user: bool = True, permissions: Optional[int] = None) -> dict[str, Any]:
+    def payload(self, *, with_user: bool = True, permissions: int | None = None) -> dict[str, Any]:
         data: dict[str, Any] = {
             "nick": self.nick,
             "avatar": None,
@@ -290,13 +290,13 @@ class Guild:
     members: dict[int, Member] = field(default_factory=dict, repr=False)
     joined_at: str = field(default_factory=iso_now)
     # Where Discord posts join notices: a new server's first text channel, as Discord sets it up.
-    system_channel_id: Optional[int] = None
+    system_channel_id: int | None = None
 
     @property
     def everyone_role(self) -> Role:
         return self.roles[self.id]
 
-    def find_channel(self, ref: "int | str | Channel") -> Optional[Channel]:
+    def find_channel(self, ref: int | str | Channel) -> Channel | None:
         if isinstance(ref, Channel):
             return ref if ref.guild is self else None
         if isinstance(ref, int):
@@ -306,7 +306,7 @@ class Guild:
             return self.channels[int(name)]
         return next((c for c in self.channels.values() if c.name == name), None)
 
-    def find_member(self, ref: "int | str | Member | User") -> Optional[Member]:
+    def find_member(self, ref: int | str | Member | User) -> Member | None:
         if isinstance(ref, Member):
             return self.members.get(ref.id)
         if isinstance(ref, User):
@@ -328,7 +328,7 @@ class Guild:
             None,
         )
 
-    def find_role(self, ref: "int | str | Role") -> Optional[Role]:
+    def find_role(self, ref: int | str | Role) -> Role | None:
         if isinstance(ref, Role):
             return self.roles.get(ref.id)
         if isinstance(ref, int):
@@ -431,19 +431,19 @@ class Message:
     attachments: list[Attachment] = field(default_factory=list)
     tts: bool = False
     type: int = 0
-    webhook_id: Optional[int] = None
-    application_id: Optional[int] = None
-    interaction: Optional["InteractionHandle"] = field(default=None, repr=False)
+    webhook_id: int | None = None
+    application_id: int | None = None
+    interaction: InteractionHandle | None = field(default=None, repr=False)
     # Ephemeral messages exist only for the user who triggered the interaction.
-    visible_to: Optional[int] = None
+    visible_to: int | None = None
     created_at: str = field(default_factory=iso_now)
-    edited_at: Optional[str] = None
+    edited_at: str | None = None
     deleted: bool = False
     revisions: list[Revision] = field(default_factory=list, repr=False)
-    message_reference: Optional[dict[str, Any]] = None
+    message_reference: dict[str, Any] | None = None
     # For a message restored from a saved world: who did what to make it ("alice used /help"),
     # since the interaction itself is not kept across a restart.
-    origin: Optional[str] = None
+    origin: str | None = None
 
     @property
     def guild(self) -> Guild:
@@ -497,7 +497,9 @@ class Message:
         walk(self.components)
         return found
 
-    def find_component(self, *, custom_id: Optional[str] = None, label: Optional[str] = None) -> Optional[dict[str, Any]]:
+    def find_component(
+        self, *, custom_id: str | None = None, label: str | None = None
+    ) -> dict[str, Any] | None:
         for comp in self.iter_components():
             if custom_id is not None and comp.get("custom_id") == custom_id:
                 return comp
@@ -546,9 +548,9 @@ class Message:
         if self.message_reference is not None:
             data["message_reference"] = dict(self.message_reference)
         if self.kind in (KIND_BOT, KIND_USER) and self.webhook_id is None:
-            member = self.guild.members.get(self.author.id)
-            if member is not None:
-                data["member"] = member.payload(with_user=False)
+            author_member = self.guild.members.get(self.author.id)
+            if author_member is not None:
+                data["member"] = author_member.payload(with_user=False)
         if self.interaction is not None and self.kind in (KIND_INTERACTION, KIND_FOLLOWUP):
             data["interaction_metadata"] = self.interaction.metadata_payload()
         return data
@@ -561,7 +563,7 @@ class Webhook:
     channel: Channel = field(repr=False)
     name: str
     creator: User = field(repr=False)
-    avatar: Optional[str] = None
+    avatar: str | None = None
     deleted: bool = False
 
     @property
@@ -586,6 +588,6 @@ class Webhook:
             data["url"] = self.url
         return data
 
-    def author_for(self, username: Optional[str]) -> User:
+    def author_for(self, username: str | None) -> User:
         """Webhook messages are authored by a pseudo-user carrying the webhook id."""
         return User(id=self.id, username=username or self.name, bot=True)

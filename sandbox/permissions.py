@@ -7,11 +7,10 @@ discord.Permissions is reused for flag names -> bits so that tests can say
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Union
 
 import discord
 
-PermissionsLike = Union[int, discord.Permissions, Iterable[str], Mapping[str, bool], None]
+PermissionsLike = int | discord.Permissions | Iterable[str] | Mapping[str, bool] | None
 
 ALL_PERMISSIONS: int = discord.Permissions.all().value
 ADMINISTRATOR: int = discord.Permissions(administrator=True).value

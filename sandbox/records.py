@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 from .errors import SandboxError, SandboxTimeout
 
@@ -35,7 +35,7 @@ class UploadedFile:
 
     field_name: str
     filename: str
-    content_type: Optional[str]
+    content_type: str | None
     data: bytes
 
 
@@ -51,10 +51,10 @@ class RequestRecord:
     headers: dict[str, str]
     at: float = field(default_factory=time.monotonic)
     wall: float = field(default_factory=time.time)
-    route: Optional[str] = None
-    status: Optional[int] = None
+    route: str | None = None
+    status: int | None = None
     response: Any = None
-    fault: Optional[str] = None
+    fault: str | None = None
 
     @property
     def key(self) -> str:
@@ -64,7 +64,7 @@ class RequestRecord:
         return route_pattern_matches(pattern, self.method, self.path, self.route)
 
 
-def route_pattern_matches(pattern: str, method: str, path: str, route: Optional[str]) -> bool:
+def route_pattern_matches(pattern: str, method: str, path: str, route: str | None) -> bool:
     """Match "METHOD /path" patterns.
 
     METHOD may be omitted or "*". A path containing "{" is compared with the route
@@ -88,11 +88,11 @@ class CallbackRecord:
     """An interaction callback (POST /interactions/{id}/{token}/callback)."""
 
     type: int
-    data: Optional[dict[str, Any]]
+    data: dict[str, Any] | None
     at: float
     latency: float
     accepted: bool
-    error_code: Optional[int] = None
+    error_code: int | None = None
 
 
 @dataclass
@@ -101,10 +101,10 @@ class GatewayEvent:
 
     direction: str  # "send" or "recv"
     op: int
-    t: Optional[str]
-    s: Optional[int]
+    t: str | None
+    s: int | None
     d: Any
-    session_id: Optional[str]
+    session_id: str | None
     at: float = field(default_factory=time.monotonic)
 
 
@@ -127,9 +127,9 @@ class ChangeNotifier:
         self._event = asyncio.Event()
         self._listeners: list[Callable[[SandboxEvent], None]] = []
         # Called on every change, with or without an event (the sandbox saves its world on it).
-        self.on_change: Optional[Callable[[], None]] = None
+        self.on_change: Callable[[], None] | None = None
 
-    def notify(self, event: Optional[SandboxEvent] = None) -> None:
+    def notify(self, event: SandboxEvent | None = None) -> None:
         self._event.set()
         # A fresh event per change lets every waiter observe every change exactly once.
         self._event = asyncio.Event()
@@ -140,7 +140,7 @@ class ChangeNotifier:
         for listener in list(self._listeners):
             try:
                 listener(event)
-            except Exception:  # a broken listener must not break the REST handler that notified it
+            except Exception:  # noqa: BLE001 - a broken listener must not break the REST handler that notified it
                 _log.exception("sandbox listener %r failed on %s", listener, event.kind)
 
     def add_listener(self, listener: Callable[[SandboxEvent], None]) -> None:
@@ -152,7 +152,7 @@ class ChangeNotifier:
 
     async def wait_until(
         self,
-        predicate: Callable[[], Optional[T]],
+        predicate: Callable[[], T | None],
         timeout: float,
         describe: Callable[[], str] | str = "condition",
     ) -> T:
@@ -172,5 +172,5 @@ class ChangeNotifier:
                 # Re-check periodically too: predicates may also read state the sandbox does not
                 # own (e.g. the bot's cache), which changes without a sandbox notification.
                 await asyncio.wait_for(event.wait(), timeout=min(remaining, self.poll_interval))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue

@@ -10,9 +10,9 @@ import difflib
 import re
 import textwrap
 import time
-from datetime import datetime, timezone
 from collections.abc import Mapping
-from typing import Any, Optional
+from datetime import UTC, datetime
+from typing import Any
 
 from .models import KIND_FOLLOWUP, KIND_INTERACTION, KIND_WEBHOOK, Message
 
@@ -56,7 +56,7 @@ def format_timestamp(unix_s: int, style: str, now: float | None = None) -> str:
     """``<t:unix:style>`` as a Discord client shows it: R is relative ("in 3 minutes", "5 minutes
     ago"), the others a UTC date and/or time."""
     if style != "R":
-        return datetime.fromtimestamp(unix_s, timezone.utc).strftime(_STYLES[style]) + " UTC"
+        return datetime.fromtimestamp(unix_s, UTC).strftime(_STYLES[style]) + " UTC"
     delta = unix_s - (time.time() if now is None else now)
     seconds = abs(round(delta))
     for unit, size in (("year", 31_536_000), ("month", 2_592_000), ("day", 86_400), ("hour", 3_600),
@@ -121,7 +121,7 @@ def render_embed(embed: Mapping[str, Any], message: Message, *, width: int = 72,
 
 
 def render_components(
-    components: list[dict[str, Any]], numbers: Optional[Mapping[str, int]] = None, *, indent: str = "  "
+    components: list[dict[str, Any]], numbers: Mapping[str, int] | None = None, *, indent: str = "  "
 ) -> list[str]:
     """One line per action row; interactive items carry the number a terminal user presses."""
     numbers = numbers or {}
@@ -171,7 +171,7 @@ def render_components(
     return lines
 
 
-def _find_component(components: list[dict[str, Any]], custom_id: Any) -> Optional[dict[str, Any]]:
+def _find_component(components: list[dict[str, Any]], custom_id: Any) -> dict[str, Any] | None:
     for comp in components:
         if not isinstance(comp, dict):
             continue
@@ -187,7 +187,7 @@ def _find_component(components: list[dict[str, Any]], custom_id: Any) -> Optiona
     return None
 
 
-def component_label(message: Optional[Message], custom_id: Any) -> str:
+def component_label(message: Message | None, custom_id: Any) -> str:
     """What the member saw on the component with ``custom_id``: its label (or emoji), never the id.
 
     The label is looked up in the message as it is now, then in its earlier states (a press
@@ -207,7 +207,7 @@ def component_label(message: Optional[Message], custom_id: Any) -> str:
     return str(custom_id)
 
 
-def render_header(message: Message, *, edited: bool = False, ref: Optional[int] = None) -> str:
+def render_header(message: Message, *, edited: bool = False, ref: int | None = None) -> str:
     where = f"[{message.guild.name} #{message.channel.name}]"
     author = message.author.display_name
     if message.kind == KIND_WEBHOOK:
@@ -241,11 +241,11 @@ def render_header(message: Message, *, edited: bool = False, ref: Optional[int] 
 
 def render_message(
     message: Message,
-    numbers: Optional[Mapping[str, int]] = None,
+    numbers: Mapping[str, int] | None = None,
     *,
     width: int = 72,
     edited: bool = False,
-    ref: Optional[int] = None,
+    ref: int | None = None,
 ) -> str:
     """Render a message as the terminal shows it.
 
@@ -296,7 +296,7 @@ def render_choices(choices: list[dict[str, Any]]) -> str:
 def render_modal(modal: Mapping[str, Any]) -> str:
     lines = [f"  ┌ form: {modal.get('title')}"]
 
-    def walk(items: list[dict[str, Any]], label: Optional[str] = None) -> None:
+    def walk(items: list[dict[str, Any]], label: str | None = None) -> None:
         for comp in items:
             ctype = comp.get("type")
             if ctype == 1:

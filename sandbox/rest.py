@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -32,9 +32,23 @@ from .models import (
     Message,
     Webhook,
 )
-from .permissions import ADD_REACTIONS, MANAGE_MESSAGES, MANAGE_WEBHOOKS, READ_MESSAGE_HISTORY, SEND_MESSAGES, VIEW_CHANNEL
+from .permissions import (
+    ADD_REACTIONS,
+    MANAGE_MESSAGES,
+    MANAGE_WEBHOOKS,
+    READ_MESSAGE_HISTORY,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
+)
 from .records import CallbackRecord, RequestRecord, SandboxEvent, UploadedFile
-from .validation import FormErrors, is_empty_message, validate_choices, validate_command, validate_message, validate_modal
+from .validation import (
+    FormErrors,
+    is_empty_message,
+    validate_choices,
+    validate_command,
+    validate_message,
+    validate_modal,
+)
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -60,7 +74,7 @@ class Ctx:
     params: dict[str, str]
     body: Any
     files: list[UploadedFile]
-    handle: Optional[ix.InteractionHandle] = None
+    handle: ix.InteractionHandle | None = None
 
     @property
     def query(self) -> dict[str, str]:
@@ -101,7 +115,7 @@ class Route:
 
 
 class RestApi:
-    def __init__(self, sandbox: "Sandbox") -> None:
+    def __init__(self, sandbox: Sandbox) -> None:
         self.sb = sandbox
         self.routes: list[Route] = []
         r = self._add
@@ -150,16 +164,31 @@ class RestApi:
         r("POST", "/webhooks/{webhook_id}/{webhook_token}", self.execute_webhook, auth=False)
         r("GET", "/webhooks/{webhook_id}/{webhook_token}/messages/@original", self.get_webhook_message, auth=False)
         r("PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/@original", self.edit_webhook_message, auth=False)
-        r("DELETE", "/webhooks/{webhook_id}/{webhook_token}/messages/@original", self.delete_webhook_message, auth=False)
+        r(
+            "DELETE",
+            "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
+            self.delete_webhook_message,
+            auth=False,
+        )
         r("GET", "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}", self.get_webhook_message, auth=False)
-        r("PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}", self.edit_webhook_message, auth=False)
-        r("DELETE", "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}", self.delete_webhook_message, auth=False)
+        r(
+            "PATCH",
+            "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
+            self.edit_webhook_message,
+            auth=False,
+        )
+        r(
+            "DELETE",
+            "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
+            self.delete_webhook_message,
+            auth=False,
+        )
         r("POST", "/interactions/{interaction_id}/{interaction_token}/callback", self.interaction_callback, auth=False)
 
     def _add(self, method: str, template: str, handler: Handler, *, auth: bool = True) -> None:
         self.routes.append(Route(method, template, handler, auth))
 
-    def match(self, method: str, path: str) -> Optional[tuple[Route, dict[str, str]]]:
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
             if route.method != method:
                 continue
@@ -184,7 +213,7 @@ class RestApi:
         )
         self.sb.requests.append(record)
         matched = self.match(request.method, path)
-        route: Optional[Route] = None
+        route: Route | None = None
         params: dict[str, str] = {}
         if matched is not None:
             route, params = matched
@@ -213,7 +242,13 @@ class RestApi:
             return self._respond(record, 401, {"message": "401: Unauthorized", "code": 0})
 
         extra_headers: dict[str, str] = {}
-        major = params.get("channel_id") or params.get("guild_id") or params.get("webhook_id") or params.get("interaction_id") or ""
+        major = (
+            params.get("channel_id")
+            or params.get("guild_id")
+            or params.get("webhook_id")
+            or params.get("interaction_id")
+            or ""
+        )
         for bucket in self.sb.faults.buckets_for(record):
             ok, headers, retry_after = bucket.take(record, major)
             extra_headers.update(headers)
@@ -288,8 +323,8 @@ class RestApi:
         record: RequestRecord,
         status: int,
         body: Any,
-        headers: Optional[dict[str, str]] = None,
-        route: Optional[Route] = None,
+        headers: dict[str, str] | None = None,
+        route: Route | None = None,
     ) -> web.StreamResponse:
         record.status = status
         record.response = body
@@ -297,7 +332,9 @@ class RestApi:
         if status != 429 and route is not None:
             # Generous static bucket info: exercises discord.py's bucket-hash bookkeeping without throttling it.
             out_headers.update(
-                rate_limit_headers(limit=50, remaining=49, reset_after=1.0, bucket=bucket_hash(route.method + route.template))
+                rate_limit_headers(
+                    limit=50, remaining=49, reset_after=1.0, bucket=bucket_hash(route.method + route.template)
+                )
             )
         if headers:
             out_headers.update(headers)
@@ -359,7 +396,7 @@ class RestApi:
 
     # --- application commands ------------------------------------------
 
-    def _command_scope(self, ctx: Ctx) -> Optional[int]:
+    def _command_scope(self, ctx: Ctx) -> int | None:
         self._check_app(ctx)
         if "guild_id" not in ctx.params:
             return None
@@ -382,14 +419,18 @@ class RestApi:
             validate_command(cmd, errors, (str(i),))
             key = (cmd.get("name"), cmd.get("type", 1))
             if key in seen:
-                errors.add((str(i), "name"), "APPLICATION_COMMANDS_DUPLICATE_NAME", "Application command names must be unique")
+                errors.add(
+                    (str(i), "name"), "APPLICATION_COMMANDS_DUPLICATE_NAME", "Application command names must be unique"
+                )
             seen.add(key)
         if sum(1 for c in payload if c.get("type", 1) == 1) > 100:
             errors.add((), "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
         if errors:
             return 400, errors.body()
         result = self.sb.commands.bulk_overwrite(scope, payload)
-        _log.info("commands synced (%s): %s", "global" if scope is None else f"guild {scope}", [c["name"] for c in result])
+        _log.info(
+            "commands synced (%s): %s", "global" if scope is None else f"guild {scope}", [c["name"] for c in result]
+        )
         return 200, result
 
     async def upsert_command(self, ctx: Ctx) -> tuple[int, Any]:
@@ -417,7 +458,9 @@ class RestApi:
         return 200, cmd
 
     async def delete_command(self, ctx: Ctx) -> tuple[int, Any]:
-        if not self.sb.commands.delete(self._command_scope(ctx), ctx.int_param("command_id", "application command", 10063)):
+        if not self.sb.commands.delete(
+            self._command_scope(ctx), ctx.int_param("command_id", "application command", 10063)
+        ):
             raise unknown("application command", 10063)
         return 204, None
 
@@ -584,7 +627,7 @@ class RestApi:
         channel = self._channel(ctx)
         self._bot_can(channel, MANAGE_WEBHOOKS)
         payload = ctx.json_object()
-        name = payload.get("name")
+        name = payload.get("name", "")  # "" is missing too, as for Discord
         errors = FormErrors()
         if errors.required(("name",), name):
             if not 1 <= len(name) <= 80:
@@ -611,7 +654,7 @@ class RestApi:
             self._bot_can(webhook.channel, MANAGE_WEBHOOKS)
         return webhook
 
-    def _interaction_for(self, ctx: Ctx) -> Optional[ix.InteractionHandle]:
+    def _interaction_for(self, ctx: Ctx) -> ix.InteractionHandle | None:
         """Interaction webhooks are addressed as /webhooks/{application_id}/{interaction_token}."""
         if ctx.params.get("webhook_id") != str(self.sb.application_id):
             return None
@@ -673,9 +716,16 @@ class RestApi:
             # Discord only creates the interaction webhook once the interaction is acknowledged.
             raise unknown("Webhook", 10015)
         original = handle.original
-        if handle.ack_type == ix.DEFERRED_CHANNEL_MESSAGE and original is not None and original.loading and not original.deleted:
+        if (
+            handle.ack_type == ix.DEFERRED_CHANNEL_MESSAGE
+            and original is not None
+            and original.loading
+            and not original.deleted
+        ):
             # Discord turns the first followup after a "thinking" defer into that message's content.
-            self.sb.edit_message(original, payload, ctx.files, source=ctx.record.key, validate=self._validate_edit, clear_loading=True)
+            self.sb.edit_message(
+                original, payload, ctx.files, source=ctx.record.key, validate=self._validate_edit, clear_loading=True
+            )
             return 200, original.payload()
         self._validate_create(payload, ctx.files)
         msg = self.sb.create_message(
@@ -712,17 +762,19 @@ class RestApi:
         webhook = self._webhook(ctx, with_token=True)
         if message_id is None:
             raise unknown("Message", 10008)
-        msg = self.sb.messages.get(int(message_id)) if message_id.isdigit() else None
-        if msg is None or msg.webhook_id != webhook.id or msg.deleted:
+        posted = self.sb.messages.get(int(message_id)) if message_id.isdigit() else None
+        if posted is None or posted.webhook_id != webhook.id or posted.deleted:
             raise unknown("Message", 10008)
-        return msg
+        return posted
 
     async def get_webhook_message(self, ctx: Ctx) -> tuple[int, Any]:
         return 200, self._webhook_message(ctx).payload()
 
     async def edit_webhook_message(self, ctx: Ctx) -> tuple[int, Any]:
         msg = self._webhook_message(ctx)
-        self.sb.edit_message(msg, ctx.json_object(), ctx.files, source=ctx.record.key, validate=self._validate_edit, clear_loading=True)
+        self.sb.edit_message(
+            msg, ctx.json_object(), ctx.files, source=ctx.record.key, validate=self._validate_edit, clear_loading=True
+        )
         return 200, msg.payload()
 
     async def delete_webhook_message(self, ctx: Ctx) -> tuple[int, Any]:
@@ -746,13 +798,17 @@ class RestApi:
         cb_type = payload.get("type")
         data = payload.get("data")
 
-        def reject(status: int, code: int, message: str, body: Optional[dict[str, Any]] = None) -> ApiError:
-            handle.callbacks.append(CallbackRecord(cb_type if isinstance(cb_type, int) else -1, data, now, latency, False, code))
+        def reject(status: int, code: int, message: str, body: dict[str, Any] | None = None) -> ApiError:
+            handle.callbacks.append(
+                CallbackRecord(cb_type if isinstance(cb_type, int) else -1, data, now, latency, False, code)
+            )
             return ApiError(status, code, message, body)
 
         deadline = self.sb.ack_deadline
         if deadline is not None and latency > deadline and not handle.acknowledged:
-            _log.warning("interaction %s acknowledged after %.2fs (> %.1fs): Unknown interaction", handle.id, latency, deadline)
+            _log.warning(
+                "interaction %s acknowledged after %.2fs (> %.1fs): Unknown interaction", handle.id, latency, deadline
+            )
             raise reject(404, 10062, "Unknown interaction")
         if handle.acknowledged:
             raise reject(400, 40060, "Interaction has already been acknowledged.")
@@ -765,7 +821,7 @@ class RestApi:
             )
             raise reject(400, 50035, "Invalid Form Body", errors.body())
 
-        message: Optional[Message] = None
+        message: Message | None = None
         data_obj = data if isinstance(data, dict) else {}
         if cb_type == ix.CHANNEL_MESSAGE:
             try:
@@ -783,7 +839,9 @@ class RestApi:
                 raise reject(400, 50035, "Invalid Form Body", errors.body())
             if cb_type == ix.UPDATE_MESSAGE:
                 try:
-                    self.sb.edit_message(message, data_obj, ctx.files, source=ctx.record.key, validate=self._validate_edit)
+                    self.sb.edit_message(
+                        message, data_obj, ctx.files, source=ctx.record.key, validate=self._validate_edit
+                    )
                 except ApiError as exc:
                     raise reject(exc.status, exc.body.get("code", 0), exc.body.get("message", ""), exc.body) from None
             handle.original = message
@@ -814,7 +872,9 @@ class RestApi:
                 resource["message"] = message.payload()
         return 200, {"interaction": interaction, "resource": resource}
 
-    def _interaction_message(self, ctx: Ctx, handle: ix.InteractionHandle, data: dict[str, Any], *, loading: bool) -> Message:
+    def _interaction_message(
+        self, ctx: Ctx, handle: ix.InteractionHandle, data: dict[str, Any], *, loading: bool
+    ) -> Message:
         extra = LOADING if loading else 0
         msg = self.sb.create_message(
             handle.channel,

@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from aiohttp import web
@@ -64,9 +64,9 @@ _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-GuildRef = Union[Guild, int, str]
-ChannelRef = Union[Channel, int, str]
-MemberRef = Union[Member, User, int, str]
+GuildRef = Guild | int | str
+ChannelRef = Channel | int | str
+MemberRef = Member | User | int | str
 
 # A 1x1 transparent PNG served for every CDN asset (avatars, icons) so nothing leaves the machine.
 _PNG_1X1 = bytes.fromhex(
@@ -112,11 +112,11 @@ class Sandbox:
         port: int = 0,
         *,
         bot_name: str = "Consensus Playground",
-        bot_token: Optional[str] = None,
-        application_id: Optional[int] = None,
+        bot_token: str | None = None,
+        application_id: int | None = None,
         heartbeat_interval_ms: int = 41250,
-        ack_deadline: Optional[float] = 3.0,
-        world_path: Optional[Path] = None,
+        ack_deadline: float | None = 3.0,
+        world_path: Path | None = None,
     ) -> None:
         """``world_path``: keep the world in this JSON file (sandbox.world_file): load it now if
         it exists (``WorldFileError`` if it cannot be used), save it after changes and at
@@ -124,7 +124,7 @@ class Sandbox:
         _check_loopback(host)
         self.host = host
         self._requested_port = port
-        self.port: Optional[int] = None
+        self.port: int | None = None
         self.ids = SnowflakeGenerator()
         self.notifier = ChangeNotifier()
         self.faults = FaultInjector()
@@ -153,7 +153,7 @@ class Sandbox:
         self._world_writer = WorldWriter(world_path) if world_path is not None else None
         self.world_restored = False
         self._world_dirty = False
-        self._world_save_task: Optional[asyncio.Task[None]] = None
+        self._world_save_task: asyncio.Task[None] | None = None
         if world_path is not None:
             remove_leftovers(world_path)
             saved = read_world(world_path)
@@ -163,12 +163,12 @@ class Sandbox:
             self.notifier.on_change = self._world_changed
         self.gateway = Gateway(self, heartbeat_interval_ms=heartbeat_interval_ms)
         self.rest = RestApi(self)
-        self._runner: Optional[web.AppRunner] = None
+        self._runner: web.AppRunner | None = None
         self._resumes_at_disconnect = 0
 
     # --- lifecycle --------------------------------------------------------
 
-    async def start(self) -> "Sandbox":
+    async def start(self) -> Sandbox:
         if self._runner is not None:
             # Already listening (started, then entered with ``async with``): a second bind of
             # the same port would fail, and of port 0 would leave the first server orphaned.
@@ -247,7 +247,7 @@ class Sandbox:
             except OSError as exc:
                 _log.warning("could not save the sandbox world to %s: %s", writer.path, exc.strerror or exc)
 
-    async def __aenter__(self) -> "Sandbox":
+    async def __aenter__(self) -> Sandbox:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -281,7 +281,7 @@ class Sandbox:
         self.users[user.id] = user
         return user
 
-    def find_user(self, ref: Union[User, Member, int, str]) -> Optional[User]:
+    def find_user(self, ref: User | Member | int | str) -> User | None:
         if isinstance(ref, User):
             return ref
         if isinstance(ref, Member):
@@ -297,7 +297,7 @@ class Sandbox:
             return self.users.get(int(text))
         return next((u for u in self.users.values() if u.username == text), None)
 
-    def add_guild(self, name: str, *, owner: Optional[Union[str, User]] = None) -> Guild:
+    def add_guild(self, name: str, *, owner: str | User | None = None) -> Guild:
         guild = Guild(id=self.new_id(), name=name)
         guild.roles[guild.id] = Role(id=guild.id, guild_id=guild.id, name="@everyone", permissions=DEFAULT_EVERYONE)
         self._join_bot(guild)
@@ -372,14 +372,14 @@ class Sandbox:
         self.notifier.notify()
         return member
 
-    def _user_named(self, name: str, *, bot: bool, global_name: Optional[str] = None) -> User:
+    def _user_named(self, name: str, *, bot: bool, global_name: str | None = None) -> User:
         # The same name means the same person across guilds, so "alice" in two servers shares one id.
         existing = next((u for u in self.users.values() if u.username == name and u.bot == bot), None)
         if existing is not None:
             return existing
         return self._register_user(User(id=self.new_id(), username=name, bot=bot, global_name=global_name))
 
-    def add_channel(self, guild: GuildRef, name: str, *, topic: Optional[str] = None, type: int = 0) -> Channel:
+    def add_channel(self, guild: GuildRef, name: str, *, topic: str | None = None, type: int = 0) -> Channel:
         """A channel; ``type`` is Discord's channel type (0 text, 2 voice, 4 category)."""
         g = self.guild(guild)
         if g.find_channel(name) is not None:
@@ -414,10 +414,10 @@ class Sandbox:
         name: str,
         *,
         permissions: PermissionsLike = None,
-        roles: Iterable[Union[Role, str, int]] = (),
+        roles: Iterable[Role | str | int] = (),
         bot: bool = False,
-        nick: Optional[str] = None,
-        global_name: Optional[str] = None,
+        nick: str | None = None,
+        global_name: str | None = None,
     ) -> Member:
         """Add a member; ``permissions`` creates a role "<name> perms" granting exactly those.
 
@@ -438,12 +438,12 @@ class Sandbox:
         self.notifier.notify()
         return member
 
-    def set_member_roles(self, member: Member, roles: Iterable[Union[Role, str, int]]) -> None:
+    def set_member_roles(self, member: Member, roles: Iterable[Role | str | int]) -> None:
         member.role_ids = self._role_ids(member.guild, roles)
         self._member_updated(member)
 
     @staticmethod
-    def _role_ids(g: Guild, roles: Iterable[Union[Role, str, int]]) -> list[int]:
+    def _role_ids(g: Guild, roles: Iterable[Role | str | int]) -> list[int]:
         ids: list[int] = []
         for ref in roles:
             role = g.find_role(ref)
@@ -463,7 +463,9 @@ class Sandbox:
             role.permissions = to_permission_value(permissions)
         if flags:
             role.permissions = apply_flags(role.permissions, flags)
-        self.gateway.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(role.guild_id), "role": role.payload()}, intent=GUILDS)
+        self.gateway.dispatch(
+            "GUILD_ROLE_UPDATE", {"guild_id": str(role.guild_id), "role": role.payload()}, intent=GUILDS
+        )
         self.notifier.notify()
         return role.permissions
 
@@ -478,7 +480,7 @@ class Sandbox:
     def set_channel_overwrite(
         self,
         channel: Channel,
-        target: Union[Role, Member],
+        target: Role | Member,
         *,
         allow: PermissionsLike = 0,
         deny: PermissionsLike = 0,
@@ -522,7 +524,9 @@ class Sandbox:
         g = self.guild(guild)
         channel = g.find_channel(ref)
         if channel is None:
-            raise SandboxError(f"no channel {ref!r} in {g.name} (known: {', '.join('#' + c.name for c in g.channels.values())})")
+            raise SandboxError(
+                f"no channel {ref!r} in {g.name} (known: {', '.join('#' + c.name for c in g.channels.values())})"
+            )
         return channel
 
     def member(self, guild: GuildRef, ref: MemberRef) -> Member:
@@ -532,7 +536,7 @@ class Sandbox:
             raise SandboxError(f"{ref!r} is not a member of {g.name}")
         return member
 
-    def message(self, ref: Union[Message, int]) -> Message:
+    def message(self, ref: Message | int) -> Message:
         if isinstance(ref, Message):
             return ref
         msg = self.messages.get(ref)
@@ -624,8 +628,8 @@ class Sandbox:
         channel: Channel,
         filename: str,
         data: bytes,
-        content_type: Optional[str] = None,
-        description: Optional[str] = None,
+        content_type: str | None = None,
+        description: str | None = None,
     ) -> Attachment:
         attachment_id = self.new_id()
         if not content_type or content_type == "application/octet-stream":
@@ -693,13 +697,13 @@ class Sandbox:
         files: list[UploadedFile],
         *,
         source: str,
-        webhook_id: Optional[int] = None,
-        application_id: Optional[int] = None,
-        interaction: Optional[InteractionHandle] = None,
+        webhook_id: int | None = None,
+        application_id: int | None = None,
+        interaction: InteractionHandle | None = None,
         type_: int = 0,
-        flags: Optional[int] = None,
+        flags: int | None = None,
         allowed_flags: int = SUPPRESS_EMBEDS | COMPONENTS_V2,
-        visible_to: Optional[int] = None,
+        visible_to: int | None = None,
     ) -> Message:
         if flags is None:
             flags = int(payload.get("flags") or 0) & allowed_flags
@@ -744,7 +748,7 @@ class Sandbox:
         files: list[UploadedFile],
         *,
         source: str,
-        validate: Optional[Callable[[dict[str, Any]], None]] = None,
+        validate: Callable[[dict[str, Any]], None] | None = None,
         clear_loading: bool = False,
     ) -> Message:
         if validate is not None:
@@ -771,7 +775,13 @@ class Sandbox:
             flags &= ~LOADING
         if not (content or embeds or components or attachments) and not (flags & LOADING) and not msg.deleted:
             raise ApiError(400, 50006, "Cannot send an empty message")
-        msg.content, msg.embeds, msg.components, msg.flags, msg.attachments = content, embeds, components, flags, attachments
+        msg.content, msg.embeds, msg.components, msg.flags, msg.attachments = (
+            content,
+            embeds,
+            components,
+            flags,
+            attachments,
+        )
         # Discord does not mark the first edit of a deferred "thinking" message as an edit.
         if not was_loading:
             msg.edited_at = iso_now()
@@ -801,7 +811,7 @@ class Sandbox:
 
     # --- webhooks --------------------------------------------------------------
 
-    def create_webhook(self, channel: Channel, name: str, *, creator: Optional[User] = None) -> Webhook:
+    def create_webhook(self, channel: Channel, name: str, *, creator: User | None = None) -> Webhook:
         webhook = Webhook(
             id=self.new_id(),
             token=new_webhook_token(),
@@ -816,19 +826,21 @@ class Sandbox:
         self.notifier.notify(SandboxEvent("webhook_create", detail=webhook))
         return webhook
 
-    def delete_webhook(self, webhook: Union[Webhook, int]) -> None:
+    def delete_webhook(self, webhook: Webhook | int) -> None:
         """Delete a webhook (as an admin would); later executions get 404 Unknown Webhook."""
         wh = webhook if isinstance(webhook, Webhook) else self.webhooks[webhook]
         wh.deleted = True
         self.gateway.dispatch(
-            "WEBHOOKS_UPDATE", {"guild_id": str(wh.channel.guild.id), "channel_id": str(wh.channel.id)}, intent=GUILD_WEBHOOKS
+            "WEBHOOKS_UPDATE",
+            {"guild_id": str(wh.channel.guild.id), "channel_id": str(wh.channel.id)},
+            intent=GUILD_WEBHOOKS,
         )
         self.notifier.notify(SandboxEvent("webhook_delete", detail=wh))
 
     def webhooks_in(self, channel: Channel, *, include_deleted: bool = False) -> list[Webhook]:
         return [w for w in self.webhooks.values() if w.channel is channel and (include_deleted or not w.deleted)]
 
-    def webhook_feed(self, channel: Optional[Channel] = None) -> list[Message]:
+    def webhook_feed(self, channel: Channel | None = None) -> list[Message]:
         """Messages posted through channel webhooks (not interaction webhooks), oldest first."""
         source = channel.messages if channel is not None else sorted(self.messages.values(), key=lambda m: m.id)
         return [m for m in source if m.kind == KIND_WEBHOOK and not m.deleted]
@@ -841,17 +853,23 @@ class Sandbox:
         *,
         include_ephemeral: bool = True,
         include_deleted: bool = False,
-        kind: Optional[str] = None,
+        kind: str | None = None,
     ) -> list[Message]:
         return [
             m
             for m in channel.messages
-            if (include_ephemeral or not m.ephemeral) and (include_deleted or not m.deleted) and (kind is None or m.kind == kind)
+            if (include_ephemeral or not m.ephemeral)
+            and (include_deleted or not m.deleted)
+            and (kind is None or m.kind == kind)
         ]
 
-    def find_requests(self, pattern: Optional[str] = None, *, status: Optional[int] = None) -> list[RequestRecord]:
+    def find_requests(self, pattern: str | None = None, *, status: int | None = None) -> list[RequestRecord]:
         """Requests matching "METHOD /path-glob" or "METHOD /route/{template}" (see records.route_pattern_matches)."""
-        return [r for r in self.requests if (pattern is None or r.matches(pattern)) and (status is None or r.status == status)]
+        return [
+            r
+            for r in self.requests
+            if (pattern is None or r.matches(pattern)) and (status is None or r.status == status)
+        ]
 
     def add_listener(self, listener: Callable[[SandboxEvent], None]) -> None:
         self.notifier.add_listener(listener)
@@ -863,7 +881,10 @@ class Sandbox:
         self.notifier.notify(SandboxEvent(kind, interaction=handle))
 
     async def wait_until(
-        self, predicate: Callable[[], Optional[T]], timeout: float = 5.0, describe: Union[str, Callable[[], str]] = "condition"
+        self,
+        predicate: Callable[[], T | None],
+        timeout: float = 5.0,
+        describe: str | Callable[[], str] = "condition",
     ) -> T:
         return await self.notifier.wait_until(predicate, timeout, describe)
 
@@ -880,9 +901,9 @@ class Sandbox:
 
     async def wait_commands_synced(
         self,
-        guild: Optional[GuildRef] = None,
+        guild: GuildRef | None = None,
         *,
-        names: Optional[Iterable[str]] = None,
+        names: Iterable[str] | None = None,
         timeout: float = 10.0,
     ) -> list[dict[str, Any]]:
         """Wait for a global (or guild) bulk overwrite/upsert containing ``names``; returns the commands."""
@@ -926,7 +947,9 @@ class Sandbox:
         needed = int(required)
         # "0" hides a command from everyone but administrators.
         if (needed == 0 and perms != ALL_PERMISSIONS) or (perms & needed) != needed:
-            raise SandboxError(f"{member.name} cannot use /{path}: Discord hides it from members lacking permissions {needed}")
+            raise SandboxError(
+                f"{member.name} cannot use /{path}: Discord hides it from members lacking permissions {needed}"
+            )
 
     async def invoke(
         self,
@@ -934,7 +957,7 @@ class Sandbox:
         channel: ChannelRef,
         member: MemberRef,
         command: str,
-        options: Optional[Mapping[str, Any]] = None,
+        options: Mapping[str, Any] | None = None,
         *,
         check_permissions: bool = True,
         validate: bool = True,
@@ -979,7 +1002,7 @@ class Sandbox:
         channel: ChannelRef,
         member: MemberRef,
         command: str,
-        options: Optional[Mapping[str, Any]] = None,
+        options: Mapping[str, Any] | None = None,
         *,
         focused: str,
         timeout: float = 3.0,
@@ -1008,7 +1031,7 @@ class Sandbox:
             await handle.wait_choices(timeout)
         return handle
 
-    def _component_target(self, message: Union[Message, int], member: Optional[MemberRef]) -> tuple[Message, Member]:
+    def _component_target(self, message: Message | int, member: MemberRef | None) -> tuple[Message, Member]:
         if member is None:
             raise SandboxError("say which member clicks (member=...)")
         msg = self.message(message)
@@ -1021,11 +1044,11 @@ class Sandbox:
 
     async def click(
         self,
-        message: Union[Message, int],
-        custom_id: Optional[str] = None,
-        member: Optional[MemberRef] = None,
+        message: Message | int,
+        custom_id: str | None = None,
+        member: MemberRef | None = None,
         *,
-        label: Optional[str] = None,
+        label: str | None = None,
     ) -> InteractionHandle:
         """Press a button (by custom_id or label) on a message, as ``member``."""
         msg, m = self._component_target(message, member)
@@ -1036,15 +1059,19 @@ class Sandbox:
         if comp.get("disabled"):
             raise SandboxError(f"button {comp.get('label')!r} is disabled")
         if comp.get("style") == 5 or not comp.get("custom_id"):
-            raise SandboxError(f"button {comp.get('label')!r} is a link button; Discord opens {comp.get('url')} instead")
+            raise SandboxError(
+                f"button {comp.get('label')!r} is a link button; Discord opens {comp.get('url')} instead"
+            )
         data = {"custom_id": comp["custom_id"], "component_type": 2}
         if "id" in comp:
             data["id"] = comp["id"]
-        return await self._dispatch_interaction(ix.MESSAGE_COMPONENT, msg.guild, msg.channel, m, data, source_message=msg)
+        return await self._dispatch_interaction(
+            ix.MESSAGE_COMPONENT, msg.guild, msg.channel, m, data, source_message=msg
+        )
 
     async def select(
         self,
-        message: Union[Message, int],
+        message: Message | int,
         custom_id: str,
         values: Iterable[str],
         member: MemberRef,
@@ -1073,13 +1100,15 @@ class Sandbox:
             chosen = [builder.convert(custom_id, {"type": kind, "name": custom_id}, v, validate=False) for v in chosen]
             data["resolved"] = builder.resolved
         data["values"] = chosen
-        return await self._dispatch_interaction(ix.MESSAGE_COMPONENT, msg.guild, msg.channel, m, data, source_message=msg)
+        return await self._dispatch_interaction(
+            ix.MESSAGE_COMPONENT, msg.guild, msg.channel, m, data, source_message=msg
+        )
 
     async def submit_modal(
         self,
         handle: InteractionHandle,
         values: Mapping[str, str],
-        member: Optional[MemberRef] = None,
+        member: MemberRef | None = None,
     ) -> InteractionHandle:
         """Fill in and submit the modal the bot opened on ``handle`` (values keyed by custom_id or label)."""
         modal = handle.modal
@@ -1090,14 +1119,14 @@ class Sandbox:
         m = self.member(handle.guild, member) if member is not None else handle.member
         used: set[str] = set()
 
-        def pick(comp: dict[str, Any], label: Optional[str]) -> Optional[str]:
+        def pick(comp: dict[str, Any], label: str | None) -> str | None:
             for key in (comp.get("custom_id"), label, comp.get("label")):
                 if key is not None and key in values:
                     used.add(key)
                     return values[key]
             return None
 
-        def fill(components: list[dict[str, Any]], label: Optional[str] = None) -> list[dict[str, Any]]:
+        def fill(components: list[dict[str, Any]], label: str | None = None) -> list[dict[str, Any]]:
             out: list[dict[str, Any]] = []
             for comp in components:
                 ctype = comp.get("type")
@@ -1112,7 +1141,9 @@ class Sandbox:
                     if value is None:
                         value = comp.get("value") or ""
                     if comp.get("required", True) and not value:
-                        raise SandboxError(f"modal field {comp.get('label') or label or comp['custom_id']!r} is required")
+                        raise SandboxError(
+                            f"modal field {comp.get('label') or label or comp['custom_id']!r} is required"
+                        )
                     out.append({"type": 4, "custom_id": comp["custom_id"], "value": str(value)})
                 elif ctype in (3, 5, 6, 7, 8):
                     value = pick(comp, label)
@@ -1138,9 +1169,9 @@ class Sandbox:
         member: Member,
         data: dict[str, Any],
         *,
-        command_path: Optional[str] = None,
-        source_message: Optional[Message] = None,
-        parent: Optional[InteractionHandle] = None,
+        command_path: str | None = None,
+        source_message: Message | None = None,
+        parent: InteractionHandle | None = None,
     ) -> InteractionHandle:
         if self.gateway.current is None:
             raise SandboxError("the bot has not connected to the gateway yet (no IDENTIFY received)")

@@ -40,7 +40,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
-from typing import Any, Optional, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .errors import SandboxError, SandboxTimeout
 from .interactions import InteractionHandle
@@ -66,7 +66,7 @@ ANSWER_WAIT_S = 10.0
 
 @runtime_checkable
 class LineReader(Protocol):
-    async def readline(self) -> Union[str, bytes]: ...
+    async def readline(self) -> str | bytes: ...
 
 
 class _Out:
@@ -90,7 +90,7 @@ class _Out:
                 flush()
 
 
-Reader = Union[LineReader, AsyncIterable[str], AsyncIterable[bytes]]
+Reader = LineReader | AsyncIterable[str] | AsyncIterable[bytes]
 
 
 async def _lines(reader: Reader) -> AsyncIterator[str]:
@@ -111,9 +111,9 @@ class Terminal:
         sandbox: Sandbox,
         writer: Any,
         *,
-        guild: Optional[Guild] = None,
-        channel: Optional[Channel] = None,
-        save_dir: Union[str, Path, None] = None,
+        guild: Guild | None = None,
+        channel: Channel | None = None,
+        save_dir: str | Path | None = None,
     ) -> None:
         self.sb = sandbox
         self.out = _Out(writer)
@@ -148,7 +148,7 @@ class Terminal:
         """Each message numbers its own buttons and menus from 1, in display order."""
         return {comp["custom_id"]: i for i, comp in enumerate(self._pressable(msg), 1)}
 
-    def _ref_for(self, msg: Message) -> Optional[int]:
+    def _ref_for(self, msg: Message) -> int | None:
         if not self._pressable(msg):
             return self._ref_of.get(msg.id)
         if msg.id not in self._ref_of:
@@ -180,10 +180,7 @@ class Terminal:
         """Print the header and only the lines the edit changed; nothing if nothing visible changed."""
         lines = self._render(msg)
         before = self._printed.get(msg.id)
-        if before is None:
-            shown = lines[1:]
-        else:
-            shown = changed_lines(before[1:], lines[1:])
+        shown = lines[1:] if before is None else changed_lines(before[1:], lines[1:])
         if shown or before is None:
             self.out.line("✎ " + lines[0])
             for line in shown:
@@ -199,7 +196,7 @@ class Terminal:
             return False
         return not msg.ephemeral or msg.visible_to in (None, member.id)
 
-    def _last_message(self, member: Optional[Member], wanted: str) -> Message:
+    def _last_message(self, member: Member | None, wanted: str) -> Message:
         """The newest message shown that ``member`` can see (any, for None) and that has ``wanted``."""
         for msg in reversed(self._recent.values()):
             if member is not None and not self._visible_to(msg, member):
@@ -314,8 +311,8 @@ class Terminal:
                 if len(args) < 2:
                     raise SandboxError("usage: !select N value[,value...]")
                 msg, custom_id = self._component(member, args[0])
-                values = [v for v in ",".join(args[1:]).split(",") if v]
-                self._track(await self.sb.select(msg, custom_id, values, member))
+                chosen = [v for v in ",".join(args[1:]).split(",") if v]
+                self._track(await self.sb.select(msg, custom_id, chosen, member))
             else:
                 self._save(member, shlex.split(rest[len("!save"):]))
         elif rest.startswith("!submit"):
@@ -361,11 +358,11 @@ class Terminal:
                 return msg, comp["custom_id"]
         raise SandboxError(f"expected a button number (or label), got {spec.strip()!r}")
 
-    def _save(self, member: Optional[Member], args: list[str]) -> None:
+    def _save(self, member: Member | None, args: list[str]) -> None:
         """Write the files of the last message with files to disk, each to a new file; print where."""
         msg = self._last_message(member, "files")
         attachments: list[Attachment] = list(msg.attachments)
-        target: Optional[Path] = None
+        target: Path | None = None
         if args and args[0].isdigit():
             index = int(args.pop(0))
             if not 1 <= index <= len(attachments):
@@ -509,7 +506,10 @@ class Terminal:
             elif name == "requests":
                 count = int(args[0]) if args else 10
                 for rec in self.sb.requests[-count:]:
-                    self.out.line(f"  {rec.method} {rec.route or rec.path} → {rec.status}{' (' + rec.fault + ')' if rec.fault else ''}")
+                    self.out.line(
+                        f"  {rec.method} {rec.route or rec.path} → "
+                        f"{rec.status}{' (' + rec.fault + ')' if rec.fault else ''}"
+                    )
             else:
                 self.out.line(f"✗ unknown command :{name} (type :help)")
         except SandboxError as exc:
@@ -562,8 +562,7 @@ def describe_world(sb: Sandbox) -> list[str]:
         channels = " ".join("#" + c.name for c in g.channels.values())
         example = f"{members[0].name}{'' if i == 1 else f'@guild{i}'}: /help" if members else ""
         lines.append(f"  {g.name} (guild{i}): {names}; channels {channels}" + (f"; type  {example}" if example else ""))
-    names = sorted({m.name for g in guilds for m in people(g)})
-    for name in names:
+    for name in sorted({m.name for g in guilds for m in people(g)}):
         inside = [g for g in guilds if any(m.name == name for m in people(g))]
         admin_of = [g.name for g in inside if any(m.name == name and is_admin(m) for m in people(g))]
         outside = [g.name for g in guilds if g not in inside]
@@ -595,7 +594,11 @@ def parse_command(text: str) -> tuple[str, dict[str, Any]]:
 
 def describe_command(cmd: dict[str, Any]) -> list[str]:
     """Flatten a command definition into '/name sub option:type' usage lines."""
-    types = {3: "text", 4: "integer", 5: "true/false", 6: "@member", 7: "#channel", 8: "@role", 9: "@mention", 10: "number", 11: "file"}
+    # Keyed by whatever "type" the JSON carried: anything unknown shows as "?".
+    types: dict[object, str] = {
+        3: "text", 4: "integer", 5: "true/false", 6: "@member", 7: "#channel",
+        8: "@role", 9: "@mention", 10: "number", 11: "file",
+    }
     lines: list[str] = []
 
     def walk(prefix: str, options: list[dict[str, Any]], description: str) -> None:
@@ -621,11 +624,11 @@ async def run_terminal(
     reader: Reader,
     writer: Any,
     *,
-    guild: Optional[Guild] = None,
-    channel: Optional[Channel] = None,
+    guild: Guild | None = None,
+    channel: Channel | None = None,
     banner: bool = True,
     settle_timeout: float = 5.0,
-    save_dir: Union[str, Path, None] = None,
+    save_dir: str | Path | None = None,
 ) -> Terminal:
     """Read lines from ``reader`` (readline() coroutine or async iterable) and act on the sandbox.
 
@@ -640,7 +643,9 @@ async def run_terminal(
             where = f"{g.name} #{term._channel_for(g).name}" if g is not None and g.channels else "no guild yet"
             for line in describe_world(sandbox):
                 term.out.line(line)
-            term.out.line(f"Discord sandbox terminal — speaking in {where}. Type :help for commands, :who for this list.")
+            term.out.line(
+                f"Discord sandbox terminal — speaking in {where}. Type :help for commands, :who for this list."
+            )
         async for raw in _lines(reader):
             await term.handle_line(raw)
             if not term.running:

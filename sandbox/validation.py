@@ -8,7 +8,7 @@ fewer in length.").
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any
 
 from .models import COMPONENTS_V2
 
@@ -88,7 +88,9 @@ def validate_message(payload: dict[str, Any], errors: FormErrors, *, prefix: tup
                 errors.add(prefix + ("embeds",), "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
     components = payload.get("components")
     if components is not None:
-        validate_components(components, errors, prefix + ("components",), v2=bool((payload.get("flags") or 0) & COMPONENTS_V2))
+        validate_components(
+            components, errors, prefix + ("components",), v2=bool((payload.get("flags") or 0) & COMPONENTS_V2)
+        )
 
 
 def validate_components(components: Any, errors: FormErrors, path: tuple[Any, ...], *, v2: bool) -> None:
@@ -109,7 +111,11 @@ def validate_components(components: Any, errors: FormErrors, path: tuple[Any, ..
             errors.add(path + (i, "components"), "BASE_TYPE_MIN_LENGTH", "Must be 1 or more in length.")
         selects = [c for c in children if c.get("type") in (3, 5, 6, 7, 8)]
         if len(children) > 5 or (selects and len(children) > 1):
-            errors.add(path + (i, "components"), "COMPONENT_LAYOUT_WIDTH_EXCEEDED", "The specified component exceeds the maximum width")
+            errors.add(
+                path + (i, "components"),
+                "COMPONENT_LAYOUT_WIDTH_EXCEEDED",
+                "The specified component exceeds the maximum width",
+            )
         for j, comp in enumerate(children):
             cpath = path + (i, "components", j)
             errors.max_len(cpath + ("label",), comp.get("label"), 80)
@@ -121,7 +127,11 @@ def validate_components(components: Any, errors: FormErrors, path: tuple[Any, ..
             elif errors.required(cpath + ("custom_id",), custom_id):
                 errors.max_len(cpath + ("custom_id",), custom_id, 100)
                 if custom_id in seen:
-                    errors.add(cpath + ("custom_id",), "COMPONENT_CUSTOM_ID_DUPLICATED", "Component custom id cannot be duplicated")
+                    errors.add(
+                        cpath + ("custom_id",),
+                        "COMPONENT_CUSTOM_ID_DUPLICATED",
+                        "Component custom id cannot be duplicated",
+                    )
                 seen.add(custom_id)
 
 
@@ -186,7 +196,9 @@ def _validate_options(options: list[dict[str, Any]], errors: FormErrors, path: t
         if not _NAME_RE.match(name) or name != name.lower():
             errors.add(opath + ("name",), "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
         if name in names:
-            errors.add(opath + ("name",), "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS", "Option names must be unique")
+            errors.add(
+                opath + ("name",), "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS", "Option names must be unique"
+            )
         names.add(name)
         desc = opt.get("description") or ""
         if not 1 <= len(desc) <= 100:
@@ -194,22 +206,34 @@ def _validate_options(options: list[dict[str, Any]], errors: FormErrors, path: t
         otype = opt.get("type")
         if otype in (1, 2):
             if depth >= 2 or (otype == 2 and depth >= 1):
-                errors.add(opath + ("type",), "APPLICATION_COMMAND_SUBCOMMAND_TOO_DEEP", "Sub-command groups cannot be nested this deep")
+                errors.add(
+                    opath + ("type",),
+                    "APPLICATION_COMMAND_SUBCOMMAND_TOO_DEEP",
+                    "Sub-command groups cannot be nested this deep",
+                )
             _validate_options(opt.get("options") or [], errors, opath + ("options",), depth + 1)
             continue
         if opt.get("required"):
             if seen_optional:
-                errors.add(opath + ("required",), "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID", "Required options must be placed before non-required options")
+                errors.add(
+                    opath + ("required",),
+                    "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
+                    "Required options must be placed before non-required options",
+                )
         else:
             seen_optional = True
         if opt.get("choices"):
             if opt.get("autocomplete"):
-                errors.add(opath + ("autocomplete",), "AUTOCOMPLETE_AND_CHOICES", "Autocomplete and choices are mutually exclusive")
+                errors.add(
+                    opath + ("autocomplete",),
+                    "AUTOCOMPLETE_AND_CHOICES",
+                    "Autocomplete and choices are mutually exclusive",
+                )
             validate_choices(opt["choices"], errors, opath + ("choices",))
 
 
-def first_error(errors: FormErrors) -> Optional[str]:
-    def walk(node: dict[str, Any], prefix: str) -> Optional[str]:
+def first_error(errors: FormErrors) -> str | None:
+    def walk(node: dict[str, Any], prefix: str) -> str | None:
         for key, value in node.items():
             if key == "_errors":
                 return f"{prefix}: {value[0]['message']}" if prefix else value[0]["message"]

@@ -26,12 +26,24 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from .commands import CommandRegistry
 from .errors import SandboxError
 from .ids import bot_token_for
-from .models import KIND_FOLLOWUP, KIND_INTERACTION, Attachment, Channel, Guild, Member, Message, Overwrite, Role, User, Webhook
+from .models import (
+    KIND_FOLLOWUP,
+    KIND_INTERACTION,
+    Attachment,
+    Channel,
+    Guild,
+    Member,
+    Message,
+    Overwrite,
+    Role,
+    User,
+    Webhook,
+)
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -62,7 +74,7 @@ def _user(user: User) -> dict[str, Any]:
     return {"id": user.id, "username": user.username, "bot": user.bot, "global_name": user.global_name}
 
 
-def interaction_note(message: Message) -> Optional[str]:
+def interaction_note(message: Message) -> str | None:
     """What the terminal shows after the author for a message that answered an interaction."""
     handle = message.interaction
     if handle is None or message.kind not in (KIND_INTERACTION, KIND_FOLLOWUP):
@@ -114,7 +126,9 @@ def _channel(channel: Channel) -> dict[str, Any]:
         "position": channel.position,
         "topic": channel.topic,
         "type": channel.type,
-        "overwrites": [{"id": o.id, "type": o.type, "allow": o.allow, "deny": o.deny} for o in channel.overwrites.values()],
+        "overwrites": [
+            {"id": o.id, "type": o.type, "allow": o.allow, "deny": o.deny} for o in channel.overwrites.values()
+        ],
     }
 
 
@@ -156,7 +170,7 @@ def _encode(data: Any) -> str:
 MessageCache = dict[int, tuple[int, str]]
 
 
-def snapshot(sb: "Sandbox", cache: Optional[MessageCache] = None) -> str:
+def snapshot(sb: Sandbox, cache: MessageCache | None = None) -> str:
     """The whole world as JSON text, taken at once (the sandbox changes on while it is written).
 
     Messages are most of the file and most of them never change again, so each one's JSON is
@@ -185,7 +199,10 @@ def snapshot(sb: "Sandbox", cache: Optional[MessageCache] = None) -> str:
             }
             for w in sb.webhooks.values()
         ],
-        "commands": {"global": sb.commands.global_commands, "guilds": {str(g): c for g, c in sb.commands.guild_commands.items()}},
+        "commands": {
+            "global": sb.commands.global_commands,
+            "guilds": {str(g): c for g, c in sb.commands.guild_commands.items()},
+        },
     }
     old = cache if cache is not None else {}
     fresh: MessageCache = {}
@@ -253,7 +270,7 @@ class WorldWriter:
         self._written = 0
         self._messages: MessageCache = {}
 
-    def take(self, sb: "Sandbox") -> tuple[int, str]:
+    def take(self, sb: Sandbox) -> tuple[int, str]:
         self._taken += 1
         return self._taken, snapshot(sb, self._messages)
 
@@ -270,7 +287,7 @@ class WorldWriter:
 # --- reading ------------------------------------------------------------------------------
 
 
-def read_world(path: Path) -> Optional[dict[str, Any]]:
+def read_world(path: Path) -> dict[str, Any] | None:
     """The saved world, None if there is no file; ``WorldFileError`` if it cannot be used."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -289,7 +306,7 @@ def read_world(path: Path) -> Optional[dict[str, Any]]:
     return data
 
 
-def restore(sb: "Sandbox", data: dict[str, Any], path: Path) -> None:
+def restore(sb: Sandbox, data: dict[str, Any], path: Path) -> None:
     """Rebuild a saved world in ``sb``, which must be new (no guilds yet, not started)."""
     try:
         _restore(sb, data)
@@ -297,10 +314,12 @@ def restore(sb: "Sandbox", data: dict[str, Any], path: Path) -> None:
         raise _problem(path, f"is incomplete or damaged ({type(exc).__name__}: {exc})") from None
 
 
-def _restore(sb: "Sandbox", data: dict[str, Any]) -> None:
+def _restore(sb: Sandbox, data: dict[str, Any]) -> None:
     users: dict[int, User] = {}
     for raw in data["users"]:
-        user = User(id=int(raw["id"]), username=str(raw["username"]), bot=bool(raw["bot"]), global_name=raw["global_name"])
+        user = User(
+            id=int(raw["id"]), username=str(raw["username"]), bot=bool(raw["bot"]), global_name=raw["global_name"]
+        )
         users[user.id] = user
 
     def user_of(raw: dict[str, Any]) -> User:
@@ -308,7 +327,9 @@ def _restore(sb: "Sandbox", data: dict[str, Any]) -> None:
         known = users.get(int(raw["id"]))
         if known is not None:
             return known
-        return User(id=int(raw["id"]), username=str(raw["username"]), bot=bool(raw["bot"]), global_name=raw["global_name"])
+        return User(
+            id=int(raw["id"]), username=str(raw["username"]), bot=bool(raw["bot"]), global_name=raw["global_name"]
+        )
 
     ids = data["ids"]
     sb.ids.advance_to(int(ids["last_ms"]), int(ids["increment"]))
@@ -348,14 +369,25 @@ def _restore(sb: "Sandbox", data: dict[str, Any]) -> None:
         for m in raw["members"]:
             user = users[int(m["user_id"])]
             guild.members[user.id] = Member(
-                user=user, guild=guild, role_ids=[int(r) for r in m["role_ids"]], nick=m["nick"], joined_at=str(m["joined_at"])
+                user=user,
+                guild=guild,
+                role_ids=[int(r) for r in m["role_ids"]],
+                nick=m["nick"],
+                joined_at=str(m["joined_at"]),
             )
         for c in raw["channels"]:
             channel = Channel(
-                id=int(c["id"]), guild=guild, name=str(c["name"]), position=int(c["position"]), topic=c["topic"], type=int(c["type"])
+                id=int(c["id"]),
+                guild=guild,
+                name=str(c["name"]),
+                position=int(c["position"]),
+                topic=c["topic"],
+                type=int(c["type"]),
             )
             for o in c["overwrites"]:
-                channel.overwrites[int(o["id"])] = Overwrite(id=int(o["id"]), type=int(o["type"]), allow=int(o["allow"]), deny=int(o["deny"]))
+                channel.overwrites[int(o["id"])] = Overwrite(
+                    id=int(o["id"]), type=int(o["type"]), allow=int(o["allow"]), deny=int(o["deny"])
+                )
             guild.channels[channel.id] = channel
             sb.channels[channel.id] = channel
         sb.guilds[guild.id] = guild
@@ -364,13 +396,13 @@ def _restore(sb: "Sandbox", data: dict[str, Any]) -> None:
         channel.messages.append(_restore_message(sb, channel, m, user_of))
 
     for raw in data["webhooks"]:
-        channel = sb.channels.get(int(raw["channel_id"]))
-        if channel is None:
+        home = sb.channels.get(int(raw["channel_id"]))
+        if home is None:
             continue  # its channel is gone: nothing could post through it
         webhook = Webhook(
             id=int(raw["id"]),
             token=str(raw["token"]),
-            channel=channel,
+            channel=home,
             name=str(raw["name"]),
             creator=user_of(raw["creator"]),
             avatar=raw["avatar"],
@@ -379,7 +411,7 @@ def _restore(sb: "Sandbox", data: dict[str, Any]) -> None:
         sb.webhooks[webhook.id] = webhook
 
 
-def _restore_message(sb: "Sandbox", channel: Channel, raw: dict[str, Any], user_of: Any) -> Message:
+def _restore_message(sb: Sandbox, channel: Channel, raw: dict[str, Any], user_of: Any) -> Message:
     attachments = []
     for a in raw["attachments"]:
         attachment = Attachment(

@@ -57,7 +57,9 @@ def mine(
     return block
 
 
-def pay(state: ChainState, sender: SigningKey, recipient: bytes, amount: int, fee: int = 0, nonce: int | None = None) -> Transfer:
+def pay(
+    state: ChainState, sender: SigningKey, recipient: bytes, amount: int, fee: int = 0, nonce: int | None = None
+) -> Transfer:
     if nonce is None:
         nonce = state.ledger.get(sender.public_key).nonce if sender.public_key in state.ledger else 0
     return make_transfer(sender, recipient, amount, fee, nonce, state.chain_id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import discord
-import discord.client
 import discord.asset
+import discord.client
 import discord.gateway
 import discord.http
 import pytest

@@ -46,7 +46,7 @@ def pos_config(count: int = 4, stake_points: int = 32, allocation: int = 1_000, 
     return ConsensusConfig(
         mode=MODE_POS,
         genesis_validators=tuple(
-            GenesisValidator(v.public_key, w.public_key, stake_points) for v, w in zip(vals, wallets)
+            GenesisValidator(v.public_key, w.public_key, stake_points) for v, w in zip(vals, wallets, strict=True)
         ),
         genesis_allocations=tuple(GenesisAllocation(w.public_key, allocation) for w in wallets),
         **overrides,

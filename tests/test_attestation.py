@@ -62,7 +62,9 @@ def root(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
 
 
-def vote(source: int, target: int, label: str = "A", chain_id: int = CHAIN_ID, slot: int | None = None) -> AttestationData:
+def vote(
+    source: int, target: int, label: str = "A", chain_id: int = CHAIN_ID, slot: int | None = None
+) -> AttestationData:
     """A vote whose head and target are block ``label``; the source root names its epoch."""
     return AttestationData(
         chain_id=chain_id,
@@ -76,7 +78,9 @@ def vote(source: int, target: int, label: str = "A", chain_id: int = CHAIN_ID, s
 # --- is_slashable_attestation_data ------------------------------------------
 
 
-@pytest.mark.parametrize("a, b, slashable, why", SLASHABLE_ATTESTATION_CASES, ids=[c[3] for c in SLASHABLE_ATTESTATION_CASES])
+@pytest.mark.parametrize(
+    "a, b, slashable, why", SLASHABLE_ATTESTATION_CASES, ids=[c[3] for c in SLASHABLE_ATTESTATION_CASES]
+)
 def test_spec_cases(a, b, slashable, why):
     assert is_slashable_attestation_data(vote(*a), vote(*b)) is slashable, why
 
@@ -86,7 +90,11 @@ def test_spec_cases_match_the_shared_vectors():
     shared = json.loads(SHARED.read_text())["ethereum_slashable_attestation_data"]["cases"]
     ours = [((a[0], a[1], a[2]), (b[0], b[1], b[2]), s) for a, b, s, _ in SLASHABLE_ATTESTATION_CASES]
     theirs = [
-        ((c["a"]["source"], c["a"]["target"], c["a"]["root"]), (c["b"]["source"], c["b"]["target"], c["b"]["root"]), c["slashable"])
+        (
+            (c["a"]["source"], c["a"]["target"], c["a"]["root"]),
+            (c["b"]["source"], c["b"]["target"], c["b"]["root"]),
+            c["slashable"],
+        )
         for c in shared
     ]
     assert ours == theirs
@@ -341,7 +349,9 @@ def test_invalid_proposer_slashing_other_chain():
 
 def test_invalid_proposer_slashing_forged_signature():
     real = proposal(BOB)
-    forged = SignedProposalHeader(ProposalHeader(CHAIN_ID, 812, BOB.public_key, root("parent"), root("two")), real.signature)
+    forged = SignedProposalHeader(
+        ProposalHeader(CHAIN_ID, 812, BOB.public_key, root("parent"), root("two")), real.signature
+    )
     with pytest.raises(BadSignatureError, match="slot 812 is not signed by proposer"):
         check_proposer_slashing(ProposerSlashing(real, forged), CHAIN_ID)
 

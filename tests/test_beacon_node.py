@@ -17,8 +17,8 @@ from chain.errors import (
     ChaosModeOffError,
     DepositError,
     DepositPendingError,
-    NoValidatorError,
     NotStakingChainError,
+    NoValidatorError,
 )
 from chain.events import THE_MERGE, VALIDATOR_SLASHED
 from chain.node import Node

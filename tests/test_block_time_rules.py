@@ -222,7 +222,7 @@ def test_no_early_retarget_after_the_first_window():
     for i in range(1, 12):
         mine(state, MINER, time=GENESIS_TIME + 60 * i)
     bits = state.tip.bits
-    for i in range(1, 4):
+    for _ in range(1, 4):
         mine(state, MINER, time=state.tip.time + 600)  # ten times slow: waits for block 20
         assert state.tip.bits == bits
 

@@ -10,7 +10,9 @@ from chain.params import BITCOIN_POW_LIMIT
 from tests.vectors import COMPACT_CASES, COMPACT_OVERFLOW
 
 
-@pytest.mark.parametrize("bits,value,negative,overflow,reencoded", COMPACT_CASES, ids=lambda v: f"{v:#010x}" if isinstance(v, int) else None)
+@pytest.mark.parametrize(
+    "bits,value,negative,overflow,reencoded", COMPACT_CASES, ids=lambda v: f"{v:#010x}" if isinstance(v, int) else None
+)
 def test_core_set_compact_get_compact(bits, value, negative, overflow, reencoded):
     decoded = decode_compact(bits)
     assert (decoded.value, decoded.negative, decoded.overflow) == (value, negative, overflow)

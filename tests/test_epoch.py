@@ -10,7 +10,7 @@ from chain.epoch import (
     DEFAULT_MAX_EFFECTIVE_BALANCE_UNITS,
     EpochState,
     process_effective_balance_updates,
-    process_epoch,
+    process_epoch_accounting,
 )
 from chain.errors import EncodingError, RewardsError
 from chain.finality import genesis_finality_state
@@ -32,7 +32,7 @@ def genesis(count: int) -> EpochState:
 def run(state: EpochState, online: set[int], count: int):
     epoch = state.finality.current_epoch
     proposers = tuple(sorted(online)[s % len(online)] for s in range(SLOTS))
-    return process_epoch(
+    return process_epoch_accounting(
         state,
         (True,) * count,
         tuple(i in online for i in range(count)),
@@ -106,8 +106,8 @@ def test_mismatched_state_is_refused():
 def test_bad_inputs_change_nothing():
     state = genesis(2)
     with pytest.raises(RewardsError, match="8 slots, got 3"):
-        process_epoch(state, (True, True), (True, True), (0, 1, None), root(0), root(0), DEFAULT_REWARDS)
+        process_epoch_accounting(state, (True, True), (True, True), (0, 1, None), root(0), root(0), DEFAULT_REWARDS)
     with pytest.raises(EncodingError):
-        process_epoch(state, (True, True), (True, True), (0,) * SLOTS, b"short", root(0), DEFAULT_REWARDS)
+        process_epoch_accounting(state, (True, True), (True, True), (0,) * SLOTS, b"short", root(0), DEFAULT_REWARDS)
     # Frozen inputs: the state the caller holds is still the genesis state.
     assert state == genesis(2)

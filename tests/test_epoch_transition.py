@@ -9,7 +9,7 @@ from chain.beacon import (
     ConsensusConfig,
     get_beacon_proposer_index,
     get_checkpoint_root,
-    process_epoch_transition,
+    process_epoch,
 )
 from chain.errors import AttestationError
 from chain.events import (
@@ -127,7 +127,7 @@ def test_epoch_transition_is_pure():
     h = Harness(new_consensus_chain(pos_config()), KEYS)
     h.propose(1)
     before = h.state.beacon
-    after = process_epoch_transition(before, 60)
+    after = process_epoch(before, 60)
     assert h.state.beacon is before and after.epoch == before.epoch + 1
     assert before.epoch == 0
 

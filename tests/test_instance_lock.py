@@ -49,7 +49,7 @@ def test_sigkill_frees_the_lock(tmp_path):
     holder = start_holder(database)
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
-    with InstanceLock.acquire(database) as lock:
+    with InstanceLock.acquire(database):
         assert lock_path_for(database).read_text() == f"{os.getpid()}\n"
 
 

@@ -11,7 +11,7 @@ import pytest
 from bot.instance_lock import InstanceLock
 from bot.preflight import StartupRefusedError, run_preflight
 from bot.settings import Settings
-from chain.storage import database as store_module
+from bot.storage import StoredWebhook, WebhookRepository
 from chain.errors import MasterKeyMismatchError
 from chain.key_check import (
     Verdict,
@@ -21,8 +21,8 @@ from chain.key_check import (
     seal_key_check,
 )
 from chain.keys import SigningKey, seal_bytes, seal_key, validator_key_aad, wallet_aad
-from bot.storage import WebhookRepository, StoredWebhook
 from chain.storage import Database, SealedSample, SealedSecrets, Store, StoredValidatorKey, StoredWallet
+from chain.storage import database as store_module
 
 RIGHT = bytes.fromhex("a0b0ab5c" * 8)
 WRONG = bytes.fromhex("5ca0b0ab" * 8)

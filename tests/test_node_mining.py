@@ -36,7 +36,13 @@ def deterministic_randomness():
 async def node(tmp_path, core):
     store = await Store.open(tmp_path / "mining.sqlite3")
     # Fixed clock and randomness: the same templates, hence the same nonces, every run.
-    n = Node(store, clock=lambda: 1_900_000_000.0, randomness=deterministic_randomness(), master_key=bytes(32), hashing_core=core)
+    n = Node(
+        store,
+        clock=lambda: 1_900_000_000.0,
+        randomness=deterministic_randomness(),
+        master_key=bytes(32),
+        hashing_core=core,
+    )
     yield n
     await store.close()
 

@@ -63,9 +63,11 @@ def test_supply_is_conserved_at_every_block(steps):
             ops["voluntary_exits"] = (make_voluntary_exit(h.key_of(a), a, 0, CHAIN_ID),)
         elif action == "slash":
 
-            def vote(head):
+            key = h.key_of(a)
+
+            def vote(head, key=key):
                 data = AttestationData(CHAIN_ID, 0, head, Checkpoint(0, bytes(32)), Checkpoint(0, bytes(32)))
-                return sign_attestation(h.key_of(a), data)
+                return sign_attestation(key, data)
 
             ops["attester_slashings"] = (AttesterSlashing(vote(b"\x01" * 32), vote(b"\x02" * 32)),)
         try:

@@ -148,7 +148,9 @@ def test_invalid_coinbase_overpays():
     state = funded_chain()
     now = state.tip.time + 60
     template = build_template(state, MINER.public_key, [], now)
-    greedy = type(template).build(1, state.tip_hash, now, template.header.bits, replace(template.coinbase, amount=51), ())
+    greedy = type(template).build(
+        1, state.tip_hash, now, template.header.bits, replace(template.coinbase, amount=51), ()
+    )
     _refused(state, solve(greedy, REGTEST), now, BadCoinbaseError, "subsidy 50 plus fees 0")
 
 

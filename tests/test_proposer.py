@@ -263,7 +263,7 @@ def phase0_shares(balances, max_effective_balance):
         polynomial = [Fraction(1)]
         for u, p_u in enumerate(p):
             if u != v:
-                polynomial = [a - b * p_u for a, b in zip(polynomial + [0], [0] + polynomial)]
+                polynomial = [a - b * p_u for a, b in zip(polynomial + [0], [0] + polynomial, strict=True)]
         integral = sum(c / (k + 1) for k, c in enumerate(polynomial))
         shares.append(p_v * integral / (1 - nobody))
     assert sum(shares) == 1

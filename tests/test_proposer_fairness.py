@@ -26,7 +26,7 @@ def draws():
         mode="pos",
         genesis_validators=tuple(
             GenesisValidator(key(f"fair-{i}").public_key, key(owner).public_key, stake)
-            for i, (owner, stake) in enumerate(zip(OWNERS, STAKES))
+            for i, (owner, stake) in enumerate(zip(OWNERS, STAKES, strict=True))
         ),
     )
     beacon = new_consensus_chain(config).beacon

@@ -269,7 +269,9 @@ def epochs(draw):
         attested = [a and draw(st.booleans()) for a in active]
         effective = draw(st.lists(st.integers(0, 32).map(lambda p: p * U), min_size=count, max_size=count))
         candidates = [i for i in range(count) if active[i]]
-        proposers = [draw(st.sampled_from(candidates)) if candidates and draw(st.booleans()) else None for _ in range(SLOTS)]
+        proposers = [
+            draw(st.sampled_from(candidates)) if candidates and draw(st.booleans()) else None for _ in range(SLOTS)
+        ]
         delay = draw(st.integers(0, 3_000))
         steps.append((participation(effective, attested, proposers, active), delay))
     rate = draw(st.integers(300, 1_500))
@@ -286,7 +288,7 @@ def test_supply_is_initial_plus_minted_minus_burned(case):
     for part, delay in steps:
         new, summary = process_rewards_and_penalties(balances, part, params, delay)
         assert all(b >= 0 for b in new)
-        assert tuple(n - o for n, o in zip(new, balances)) == summary.deltas
+        assert tuple(n - o for n, o in zip(new, balances, strict=True)) == summary.deltas
         assert summary.minted >= 0 and summary.burned >= 0
         minted += summary.minted
         burned += summary.burned

@@ -56,7 +56,9 @@ def root(label: str) -> bytes:
 
 
 def vote(source: int, target: int, head: str = "A") -> AttestationData:
-    return AttestationData(CHAIN_ID, target * 8, root(head), Checkpoint(source, root(f"cp{source}")), Checkpoint(target, root(head)))
+    return AttestationData(
+        CHAIN_ID, target * 8, root(head), Checkpoint(source, root(f"cp{source}")), Checkpoint(target, root(head))
+    )
 
 
 def block(slot: int, body: str = "one", signer=VALIDATOR) -> ProposalHeader:
@@ -206,7 +208,11 @@ def test_export_format():
 
 
 def test_round_trip():
-    records = [full_record(), signed((4, 5), record=SlashingProtectionRecord(OTHER.public_key)), SlashingProtectionRecord(key("idle").public_key)]
+    records = [
+        full_record(),
+        signed((4, 5), record=SlashingProtectionRecord(OTHER.public_key)),
+        SlashingProtectionRecord(key("idle").public_key),
+    ]
     imported = import_interchange(export_interchange(records, GENESIS), GENESIS)
     assert imported == {r.pubkey: r for r in records}
 
@@ -309,7 +315,10 @@ def mutate(path, value):
         (mutate(["data", 0, "signed_blocks", 0, "slot"], str(1 << 64)), "64 bits"),
         (mutate(["data", 0, "signed_attestations", 1, "target_epoch"], KeyError), "has no 'target_epoch'"),
         (mutate(["data", 0, "signed_attestations", 0, "signing_root"], "0xabc"), "signing_root must be"),
-        (mutate(["data", 0, "signed_attestations", 0, "source_epoch"], "3008"), "source epoch 3008 after target epoch 3007"),
+        (
+            mutate(["data", 0, "signed_attestations", 0, "source_epoch"], "3008"),
+            "source epoch 3008 after target epoch 3007",
+        ),
     ],
 )
 def test_invalid_interchange(text, message):
@@ -320,7 +329,9 @@ def test_invalid_interchange(text, message):
 def test_invalid_import_changes_nothing():
     known = {VALIDATOR.public_key: full_record()}
     document = eip_example_for_us()
-    document["data"].append({"pubkey": "0x" + OTHER.public_key.hex(), "signed_blocks": "nope", "signed_attestations": []})
+    document["data"].append(
+        {"pubkey": "0x" + OTHER.public_key.hex(), "signed_blocks": "nope", "signed_attestations": []}
+    )
     with pytest.raises(InterchangeError, match=r"data\[1\] signed_blocks must be a list"):
         import_interchange(json.dumps(document), GENESIS, known)
     assert known == {VALIDATOR.public_key: full_record()}
@@ -330,7 +341,9 @@ def test_invalid_import_changes_nothing():
 
 # Votes are drawn around a clock that moves forward, so that runs sign long histories with
 # conflicts mixed in: target = clock + target_shift, source = target - source_lag.
-vote_shape = st.tuples(st.sampled_from([-3, -1, 0, 0, 1, 1, 2]), st.sampled_from([0, 1, 1, 2, 4]), st.sampled_from("AB"))
+vote_shape = st.tuples(
+    st.sampled_from([-3, -1, 0, 0, 1, 1, 2]), st.sampled_from([0, 1, 1, 2, 4]), st.sampled_from("AB")
+)
 attest_op = st.tuples(st.just("attest"), vote_shape)
 # The same key signed a vote on another machine; its history arrives in an interchange file.
 elsewhere_op = st.tuples(st.just("elsewhere"), vote_shape)
@@ -346,7 +359,9 @@ def interchange_with(data: AttestationData) -> str:
     return json.dumps(
         {
             "metadata": {"interchange_format_version": "5", "genesis_validators_root": "0x" + hash_to_display(GENESIS)},
-            "data": [{"pubkey": "0x" + VALIDATOR.public_key.hex(), "signed_blocks": [], "signed_attestations": [entry]}],
+            "data": [
+                {"pubkey": "0x" + VALIDATOR.public_key.hex(), "signed_blocks": [], "signed_attestations": [entry]}
+            ],
         }
     )
 

@@ -1,8 +1,9 @@
 """Validators: deposits, activation, exits, effective balance and slashing arithmetic.
 
 Spec: consensus-specs phase0 beacon-chain.md (is_active_validator, is_slashable_validator,
-initiate_validator_exit, slash_validator, process_effective_balance_updates); the penalty
-quotient is Bellatrix's MIN_SLASHING_PENALTY_QUOTIENT_BELLATRIX (specs/bellatrix/beacon-chain.md).
+initiate_validator_exit, slash_validator, process_effective_balance_updates, here
+apply_effective_balance_updates); the penalty quotient is Bellatrix's
+MIN_SLASHING_PENALTY_QUOTIENT_BELLATRIX (specs/bellatrix/beacon-chain.md).
 """
 
 import pytest
@@ -29,14 +30,14 @@ from chain.staking import (
     Registry,
     StakingParams,
     ValidatorStatus,
+    apply_deposit,
+    apply_effective_balance_updates,
+    apply_full_withdrawal,
+    apply_voluntary_exit,
     compute_epochs_until_withdrawable,
     compute_validator_status,
     get_active_validator_indices,
     get_total_active_balance,
-    process_deposit,
-    process_effective_balance_updates,
-    process_voluntary_exit,
-    process_withdrawal,
     slash_validator,
 )
 from tests.chainkit import CHAIN_ID, key
@@ -48,7 +49,7 @@ PARAMS = DEFAULT_STAKING
 def registry_of(*amounts: int, epoch: int = 0, params: StakingParams = PARAMS) -> Registry:
     registry = Registry()
     for i, amount in enumerate(amounts):
-        registry = process_deposit(registry, KEYS[i].public_key, amount, epoch, params)
+        registry = apply_deposit(registry, KEYS[i].public_key, amount, epoch, params)
     return registry
 
 
@@ -75,9 +76,9 @@ def test_effective_balance_is_capped():
 
 def test_top_up_counts_after_the_effective_balance_update():
     params = StakingParams(max_effective_balance_points=2048)
-    registry = process_deposit(registry_of(40, params=params), KEYS[0].public_key, 60, 3, params)
+    registry = apply_deposit(registry_of(40, params=params), KEYS[0].public_key, 60, 3, params)
     assert registry.balances == (100,) and registry.validators[0].effective_balance == 40
-    assert process_effective_balance_updates(registry, params).validators[0].effective_balance == 100
+    assert apply_effective_balance_updates(registry, params).validators[0].effective_balance == 100
 
 
 def test_effective_balance_hysteresis():
@@ -85,7 +86,7 @@ def test_effective_balance_hysteresis():
     params = StakingParams(max_effective_balance_points=128, effective_balance_increment_points=4)
     registry = registry_of(64, params=params)
     for balance, effective in [(63, 64), (62, 60), (64, 60), (65, 60), (66, 64), (200, 128)]:
-        registry = process_effective_balance_updates(Registry(registry.validators, (balance,)), params)
+        registry = apply_effective_balance_updates(Registry(registry.validators, (balance,)), params)
         assert registry.validators[0].effective_balance == effective, balance
 
 
@@ -97,12 +98,12 @@ def test_invalid_deposit_below_minimum():
 @pytest.mark.parametrize("amount", [0, -5, True, 2.5])
 def test_invalid_deposit_amount(amount):
     with pytest.raises(DepositError, match="positive whole number"):
-        process_deposit(Registry(), KEYS[0].public_key, amount, 0, PARAMS)
+        apply_deposit(Registry(), KEYS[0].public_key, amount, 0, PARAMS)
 
 
 def test_invalid_deposit_key():
     with pytest.raises(DepositError, match="Ed25519"):
-        process_deposit(Registry(), b"\x01" * 31, 32, 0, PARAMS)
+        apply_deposit(Registry(), b"\x01" * 31, 32, 0, PARAMS)
 
 
 def test_invalid_params():
@@ -117,7 +118,7 @@ def test_invalid_params():
 
 def test_exit_then_unbonding_then_withdrawal():
     registry = registry_of(32, 40)
-    registry = process_voluntary_exit(registry, 1, 7, PARAMS)
+    registry = apply_voluntary_exit(registry, 1, 7, PARAMS)
     validator = registry.validators[1]
     assert validator.exit_epoch == 8 and validator.withdrawable_epoch == 8 + PARAMS.unbonding_epochs
     assert compute_validator_status(validator, 7) is ValidatorStatus.EXITING
@@ -125,12 +126,12 @@ def test_exit_then_unbonding_then_withdrawal():
     assert compute_validator_status(validator, 8) is ValidatorStatus.EXITING
     assert compute_epochs_until_withdrawable(validator, 10) == 8 + PARAMS.unbonding_epochs - 10
     with pytest.raises(ValidatorStatusError, match="still locked: it unlocks in 1 epoch"):
-        process_withdrawal(registry, 1, validator.withdrawable_epoch - 1)
-    after, amount = process_withdrawal(registry, 1, validator.withdrawable_epoch)
+        apply_full_withdrawal(registry, 1, validator.withdrawable_epoch - 1)
+    after, amount = apply_full_withdrawal(registry, 1, validator.withdrawable_epoch)
     assert amount == 40 and after.balances == (32, 0)
     assert compute_validator_status(after.validators[1], validator.withdrawable_epoch) is ValidatorStatus.WITHDRAWABLE
     with pytest.raises(ValidatorStatusError, match="nothing left"):
-        process_withdrawal(after, 1, validator.withdrawable_epoch)
+        apply_full_withdrawal(after, 1, validator.withdrawable_epoch)
 
 
 def is_active_at(registry, index, epoch):
@@ -139,23 +140,23 @@ def is_active_at(registry, index, epoch):
 
 def test_invalid_exit_while_pending():
     with pytest.raises(ValidatorStatusError, match="validator 0 is pending, not active"):
-        process_voluntary_exit(registry_of(32, epoch=4), 0, 4, PARAMS)
+        apply_voluntary_exit(registry_of(32, epoch=4), 0, 4, PARAMS)
 
 
 def test_invalid_exit_twice():
-    registry = process_voluntary_exit(registry_of(32), 0, 3, PARAMS)
+    registry = apply_voluntary_exit(registry_of(32), 0, 3, PARAMS)
     with pytest.raises(ValidatorStatusError, match="already exiting at epoch 4"):
-        process_voluntary_exit(registry, 0, 3, PARAMS)
+        apply_voluntary_exit(registry, 0, 3, PARAMS)
 
 
 def test_invalid_withdrawal_without_exit():
     with pytest.raises(ValidatorStatusError, match="no exit was requested"):
-        process_withdrawal(registry_of(32), 0, 100)
+        apply_full_withdrawal(registry_of(32), 0, 100)
 
 
 def test_invalid_unknown_validator():
     with pytest.raises(UnknownValidatorError, match="no validator 3"):
-        process_voluntary_exit(registry_of(32), 3, 1, PARAMS)
+        apply_voluntary_exit(registry_of(32), 3, 1, PARAMS)
 
 
 # --- slashing -----------------------------------------------------------------
@@ -204,7 +205,7 @@ def test_slashing_forces_an_exit_and_a_longer_lock():
 
 
 def test_slashing_an_exiting_validator_extends_its_lock():
-    registry = process_voluntary_exit(registry_of(32, 32), 0, 2, PARAMS)
+    registry = apply_voluntary_exit(registry_of(32, 32), 0, 2, PARAMS)
     after, _ = slash_validator(registry, 0, proposer_index=1, current_epoch=4, params=PARAMS)
     assert after.validators[0].exit_epoch == 3
     assert after.validators[0].withdrawable_epoch == 4 + PARAMS.slashed_unbonding_epochs
@@ -243,7 +244,7 @@ def test_invalid_slashing_twice():
 def test_invalid_slashing_before_activation_or_after_the_lock():
     with pytest.raises(ValidatorStatusError, match="pending"):
         slash_validator(registry_of(32, 32, epoch=5), 0, 1, 5, PARAMS)
-    registry = process_voluntary_exit(registry_of(32, 32), 0, 1, PARAMS)
+    registry = apply_voluntary_exit(registry_of(32, 32), 0, 1, PARAMS)
     unlocked = registry.validators[0].withdrawable_epoch
     with pytest.raises(ValidatorStatusError, match="withdrawable"):
         slash_validator(registry, 0, 1, unlocked, PARAMS)
@@ -285,20 +286,24 @@ def test_points_are_conserved(params, operations):
         before = registry
         try:
             if op[0] == "deposit":
-                registry = process_deposit(registry, KEYS[op[1]].public_key, op[2], epoch, params)
+                registry = apply_deposit(registry, KEYS[op[1]].public_key, op[2], epoch, params)
                 deposited += op[2]
             elif op[0] == "exit":
-                registry = process_voluntary_exit(registry, op[1], epoch, params)
+                registry = apply_voluntary_exit(registry, op[1], epoch, params)
             elif op[0] == "slash":
                 registry, penalty = slash_validator(registry, op[1], op[2], epoch, params, op[3])
                 burned += penalty.burned
             elif op[0] == "withdraw":
-                unlocked = [i for i, v in enumerate(registry.validators) if v.withdrawable_epoch <= epoch and registry.balances[i]]
-                registry, amount = process_withdrawal(registry, unlocked[0] if unlocked else 0, epoch)
+                unlocked = [
+                    i
+                    for i, v in enumerate(registry.validators)
+                    if v.withdrawable_epoch <= epoch and registry.balances[i]
+                ]
+                registry, amount = apply_full_withdrawal(registry, unlocked[0] if unlocked else 0, epoch)
                 withdrawn += amount
             else:
                 epoch += op[1]
-                registry = process_effective_balance_updates(registry, params)
+                registry = apply_effective_balance_updates(registry, params)
             done.add(op[0])
         except (ValidatorStatusError, UnknownValidatorError, DepositError):
             assert registry is before
@@ -319,7 +324,7 @@ def test_in_units_scales_every_amount_and_nothing_else():
     # With nanopoint amounts the hysteresis band is a quarter point, not zero (1 // 4 in whole points).
     scaled = PARAMS.in_units(10**9)
     registry = Registry(registry_of(32 * 10**9, params=scaled).validators, (32 * 10**9 - 10**8,))
-    assert process_effective_balance_updates(registry, scaled).validators[0].effective_balance == 32 * 10**9
+    assert apply_effective_balance_updates(registry, scaled).validators[0].effective_balance == 32 * 10**9
 
 
 def test_slashing_in_a_proof_of_work_block_burns_the_whole_penalty():

@@ -8,8 +8,7 @@ import pytest
 
 from bot.storage import Outbox, OutboxRepository, WebhookRepository, Webhooks
 from chain.params import REGTEST
-from chain.storage import Store, StoredKey
-from chain.storage import protocols
+from chain.storage import Store, StoredKey, protocols
 from chain.storage.blocks import BlockRepository
 from chain.storage.chains import ChainRepository
 from chain.storage.energy import EnergyRepository

@@ -222,7 +222,7 @@ async def test_no_snapshot_without_its_block(store, monkeypatch):
 
 async def test_prune_beacon_snapshots(store):
     state = await create(store, snapshot=b"s0")
-    for height in (1, 2, 3):
+    for _ in range(3):
         block, effects = next_block(state)
         # Blocks written without a snapshot leave the older ones for prune_beacon_snapshots.
         await store.append_block(1, block, effects, [], 100)

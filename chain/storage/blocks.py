@@ -84,7 +84,7 @@ class BlockRepository:
             [(chain_id, key, acc.balance, acc.nonce) for key, acc in effects.accounts.items()],
         )
         txids = block.txids()
-        rows = [
+        rows: list[tuple[Any, ...]] = [
             (chain_id, txids[0], txids[0][::-1], height, 0, None, block.coinbase.miner, block.coinbase.amount, 0)
         ]
         rows += [
@@ -130,6 +130,7 @@ class BlockRepository:
         return Block.deserialize(bytes(row[0]))
 
     async def get_block(self, chain_id: int, *, height: int | None = None, block_hash: bytes | None = None) -> Block:
+        arg: int | bytes
         if height is not None:
             query, arg = "SELECT raw FROM blocks WHERE chain_id = ? AND height = ?", height
         elif block_hash is not None:

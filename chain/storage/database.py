@@ -234,7 +234,11 @@ class Database:
                     "validator key",
                     "SELECT chain_id, owner, sealed_key FROM validator_keys ORDER BY created_at LIMIT 1",
                 ),
-                ("webhooks", "webhook URL", "SELECT chain_id, NULL, sealed_url FROM webhooks ORDER BY updated_at LIMIT 1"),
+                (
+                    "webhooks",
+                    "webhook URL",
+                    "SELECT chain_id, NULL, sealed_url FROM webhooks ORDER BY updated_at LIMIT 1",
+                ),
             )
             for table, kind, query in queries:
                 if table in tables:

@@ -77,4 +77,4 @@ class KeyCheckRepository:
                 (sealed, now),
             )
             row = await tx.fetchone("SELECT sealed FROM key_check WHERE id = 1")
-        return row[0]
+        return bytes(row[0])

@@ -79,7 +79,7 @@ class ChainSnapshot:
         ).fetchone()
         if row is None:
             raise BlockNotFoundError(f"chain {self.chain_id} has no block {height}")
-        return row[0]
+        return bytes(row[0])
 
     def raw_size(self) -> int:
         """Bytes of every stored block together (SQLite knows a blob's length without reading it)."""

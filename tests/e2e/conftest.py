@@ -55,7 +55,9 @@ def make_settings(db: Path, **overrides) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(sb: Sandbox, settings: Settings, *, hash_rate: int = EASY_HASH_RATE) -> AsyncIterator[PlaygroundBot]:
+async def running_bot(
+    sb: Sandbox, settings: Settings, *, hash_rate: int = EASY_HASH_RATE
+) -> AsyncIterator[PlaygroundBot]:
     target = point_discord_py_at(sb.api_base, sb.gateway_url)
     bot = PlaygroundBot(settings, guild_ready_timeout=0.1)
     task = asyncio.create_task(bot.start(sb.bot_token), name="playground-bot")

@@ -12,6 +12,7 @@ import re
 import threading
 
 import discord
+
 from chain.block import Block
 from tests.e2e.test_explorer import answer, error_text, mine_blocks, state
 
@@ -150,7 +151,11 @@ async def test_an_export_over_the_upload_limit_is_refused(playground, monkeypatc
     # After the public "thinking…", the refusal takes its place (as /chain verify's failures do).
     assert not h.original.attachments
     text = h.embeds[0]["description"]
-    assert text.startswith("❌") and "over this server's upload limit of 1.0 KB" in text and "python -m chain export" in text, text
+    assert (
+        text.startswith("❌")
+        and "over this server's upload limit of 1.0 KB" in text
+        and "python -m chain export" in text
+    ), text
 
 
 async def test_the_command_turn_is_free_while_an_export_is_built(playground, monkeypatch):

@@ -12,7 +12,7 @@ import time
 import cogs.staking as staking_cog
 import tests.e2e.conftest as e2e_conftest
 from sandbox.demo import populate_demo
-from tests.e2e.test_staking import (  # noqa: F401 - pos: the real bot on a fake slot clock
+from tests.e2e.test_staking import (  # pos: the real bot on a fake slot clock
     FakeClock,
     bot_with_clock,
     pos,
@@ -36,7 +36,7 @@ async def shows(pos, slot: int):
     )
 
 
-async def test_one_message_per_epoch_edited_as_its_slots_pass(pos):  # noqa: F811
+async def test_one_message_per_epoch_edited_as_its_slots_pass(pos):
     w, sb = pos.w, pos.sb
     await pos.start(slots_per_epoch=PER_EPOCH)
     await pos.run(w.alice, "playground setup", {"channel": w.blocks})
@@ -97,7 +97,7 @@ async def test_a_restart_keeps_editing_the_same_message(sb, tmp_path, monkeypatc
         assert shown_slots[:2] == [1, 2] and shown_slots[-2:] == [3, 4] and shown_slots == sorted(shown_slots)
 
 
-async def test_a_deleted_epoch_message_is_posted_again(pos):  # noqa: F811
+async def test_a_deleted_epoch_message_is_posted_again(pos):
     w, sb = pos.w, pos.sb
     await pos.start(slots_per_epoch=PER_EPOCH)
     await pos.run(w.alice, "playground setup", {"channel": w.blocks})

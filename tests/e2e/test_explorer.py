@@ -251,7 +251,11 @@ async def test_tx_prefix_shared_by_several_transactions_lists_them(playground, m
     txids = [await pay(p, w.alice, w.bob, 1 + i) for i in range(8)]
     await mine_blocks(p, 1)
     txids += [await pay(p, w.alice, w.carol, 1 + i) for i in range(7)]
-    txids += [hash_to_display(t) for b in (1, 2) for t in (await p.bot.services.node.store.blocks.get_block(guild_id(p), height=b)).txids()[:1]]
+    txids += [
+        hash_to_display(t)
+        for b in (1, 2)
+        for t in (await p.bot.services.node.store.blocks.get_block(guild_id(p), height=b)).txids()[:1]
+    ]
     firsts = [t[0] for t in txids]
     shared = max(set(firsts), key=firsts.count)
     assert firsts.count(shared) >= 2
@@ -344,7 +348,9 @@ async def test_verify_reports_the_height_and_reason_of_a_failure(playground):
     block = await p.bot.services.node.store.blocks.get_block(guild_id(p), height=2)
     forged = replace(block, coinbase=replace(block.coinbase, amount=block.coinbase.amount + 1))
     async with db.transaction(guild_id(p)) as tx:
-        await tx.execute("UPDATE blocks SET raw = ? WHERE chain_id = ? AND height = 2", (forged.serialize(), guild_id(p)))
+        await tx.execute(
+            "UPDATE blocks SET raw = ? WHERE chain_id = ? AND height = 2", (forged.serialize(), guild_id(p))
+        )
 
     h = await p.run(w.bob, "chain verify")
     await h.wait_response(15)
@@ -352,7 +358,9 @@ async def test_verify_reports_the_height_and_reason_of_a_failure(playground):
     assert text.startswith("❌ block 2: ") and "merkle" in text.lower(), text
 
     async with db.transaction(guild_id(p)) as tx:
-        await tx.execute("UPDATE blocks SET raw = ? WHERE chain_id = ? AND height = 2", (block.serialize(), guild_id(p)))
+        await tx.execute(
+            "UPDATE blocks SET raw = ? WHERE chain_id = ? AND height = 2", (block.serialize(), guild_id(p))
+        )
         await tx.execute("UPDATE accounts SET balance = balance + 1 WHERE chain_id = ?", (guild_id(p),))
     h = await p.run(w.bob, "chain verify")
     await h.wait_response(15)

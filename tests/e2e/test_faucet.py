@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from chain.node import FAUCET_OWNER
-from tests.e2e.test_staking import pos  # noqa: F401 - the proof-of-stake bot fixture
-from tests.e2e.test_staking import text
+from tests.e2e.test_staking import (
+    pos,  # noqa: F401 - the proof-of-stake bot fixture
+    text,
+)
 from tests.e2e.test_wallet import mine_one, no_cooldown
 from tests.e2e.text import reply_text
 

@@ -98,7 +98,9 @@ class Case:
     focused: str | None = None  # an autocomplete request for this option, not the command itself
 
     def __str__(self) -> str:
-        shown = {k: (v if not isinstance(v, str) or len(v) < 20 else f"<{len(v)} chars>") for k, v in self.options.items()}
+        shown = {
+            k: (v if not isinstance(v, str) or len(v) < 20 else f"<{len(v)} chars>") for k, v in self.options.items()
+        }
         what = f" (autocomplete {self.focused})" if self.focused else " (raw)" if self.past else ""
         return f"/{self.path} {shown}{what}"
 
@@ -164,7 +166,9 @@ def past(option: dict, server: Server) -> list[Any]:
         return [option.get("min_value", -DISCORD_MAX_INTEGER) - 1, option.get("max_value", DISCORD_MAX_INTEGER) + 1]
     if kind == STRING:
         shortest = option.get("min_length", 0)
-        return (["9" * (shortest - 1)] if shortest > 0 else []) + ["9" * (option.get("max_length", DISCORD_MAX_STRING) + 1)]
+        return (["9" * (shortest - 1)] if shortest > 0 else []) + [
+            "9" * (option.get("max_length", DISCORD_MAX_STRING) + 1)
+        ]
     if kind == BOOLEAN:
         return ["evil"]
     if kind == CHANNEL:

@@ -9,9 +9,8 @@ import time
 
 import pytest
 
-from sandbox.errors import SandboxError
-
 from chain.beacon import ConsensusConfig
+from sandbox.errors import SandboxError
 from tests.e2e.test_admin import answer, event_titles, field, mine_block, text_of
 from tests.e2e.text import reply_text
 
@@ -128,7 +127,9 @@ async def test_a_pow_chain_merges_and_proof_of_stake_blocks_follow(playground):
     assert "less** energy than proof of work" in text and "99.992% less energy" in text
 
     _h, reply = await answer(p, w.alice, "playground status")
-    assert field(reply, "Mode").startswith("pow") and field(reply, "The Merge") == "done: blocks are proof-of-stake blocks"
+    assert (
+        field(reply, "Mode").startswith("pow") and field(reply, "The Merge") == "done: blocks are proof-of-stake blocks"
+    )
     assert field(reply, "Validators").startswith("1 active (32 pts effective stake)")
     assert field(reply, "Difficulty") == "none: blocks are proof of stake"
 

@@ -188,7 +188,10 @@ async def test_auto_continue_mines_block_after_block_until_stopped(playground):
     p, w = playground, playground.world
     await set_server(p, w.genesis, cooldown_s=0)
     node = p.bot.services.node
-    height = lambda: node.chain(w.genesis.id).state.height if node.has_chain(w.genesis.id) else 0  # noqa: E731
+
+    def height() -> int:
+        return node.chain(w.genesis.id).state.height if node.has_chain(w.genesis.id) else 0
+
     h = await p.run(w.alice, "mine start", {"auto_continue": True})
     assert h.deferred and not h.ephemeral
     live = live_session(p, w.alice)

@@ -37,7 +37,8 @@ def announced(sb, channel) -> list[str]:
 
 async def expected_titles(p, guild) -> list[str]:
     """What the outbox holds for this server, as the titles its embeds carry, in outbox order."""
-    return [event_embed(e.kind, e.payload, {}).title for e in await OutboxRepository(p.bot.store.db).all_events(guild.id)]
+    events = await OutboxRepository(p.bot.store.db).all_events(guild.id)
+    return [event_embed(e.kind, e.payload, {}).title for e in events]
 
 
 async def eventually(check, timeout: float = 10.0, what: str = "condition"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.e2e.test_staking import pos  # noqa: F401 - the fixture: the real bot on a fake slot clock
+from tests.e2e.test_staking import pos  # the fixture: the real bot on a fake slot clock
 
 __all__ = ["pos"]
 
@@ -11,7 +11,7 @@ def fields(embed: dict) -> dict[str, str]:
     return {f["name"]: f["value"] for f in embed.get("fields", [])}
 
 
-async def test_pos_genesis_and_blocks_show_slots_not_proof_of_work(pos):  # noqa: F811
+async def test_pos_genesis_and_blocks_show_slots_not_proof_of_work(pos):
     w = pos.w
     await pos.start(wallets=[w.bob])
     await pos.step(3)
@@ -34,7 +34,7 @@ async def test_pos_genesis_and_blocks_show_slots_not_proof_of_work(pos):  # noqa
     assert first["Slot"] == "1" and first["Epoch"] == "0" and "Bits" not in first
 
 
-async def test_wallet_history_shows_fees_stake_penalty_and_payback_not_zero_rewards(pos):  # noqa: F811
+async def test_wallet_history_shows_fees_stake_penalty_and_payback_not_zero_rewards(pos):
     from tests.e2e.test_staking import SLOTS_PER_EPOCH, activate, text, until_next_proposer_is
 
     w = pos.w

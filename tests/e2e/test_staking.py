@@ -106,7 +106,9 @@ class Pos:
             self.clock.now += SLOT_S
             target = int(self.clock())
             await self.sb.wait_until(
-                lambda target=target: self.recorder.ran.get(guild.id, 0) >= target, timeout=5, describe=f"the slot at {target}"
+                lambda target=target: self.recorder.ran.get(guild.id, 0) >= target,
+                timeout=5,
+                describe=f"the slot at {target}",
             )
 
     async def step_until(self, predicate, *, max_slots: int, guild=None, what: str = "condition"):
@@ -681,7 +683,9 @@ async def test_hybrid_auto_attest_votes_on_mined_blocks_and_finalizes(pos):
         height = await mine_block(pos.p, w.bob)
         # The driver votes for the new block: wait for it before mining the next one.
         rt = pos.beacon._runtimes.get(gid)
-        await pos.sb.wait_until(lambda: rt is not None and rt.last_slot >= height, timeout=5, describe="a tick")
+        await pos.sb.wait_until(
+            lambda rt=rt, height=height: rt is not None and rt.last_slot >= height, timeout=5, describe="a tick"
+        )
         if finalized() >= 2:
             break
     assert finalized() >= 2
@@ -701,7 +705,8 @@ async def test_a_chain_pauses_while_the_bot_is_out_of_its_server_and_resumes_whe
     await pos.step(3)
     chain = node.chain(w.genesis.id)
     assert chain.state.height >= 2
-    height, tip, events = chain.state.height, chain.state.tip_hash, len(await OutboxRepository(node.store.db).all_events(w.genesis.id))
+    events = len(await OutboxRepository(node.store.db).all_events(w.genesis.id))
+    height, tip = chain.state.height, chain.state.tip_hash
     bob_wallet = await node.address(w.genesis.id, str(w.bob.id))
 
     sb.remove_bot(w.genesis)
@@ -727,7 +732,9 @@ async def test_a_chain_pauses_while_the_bot_is_out_of_its_server_and_resumes_whe
     assert len(sb.webhooks_in(w.blocks)) == 1  # the old one went with the bot; the new one
     await pos.step()
     slot = pos.slot()
-    await sb.wait_until(lambda: slot_message(pos, w.blocks, slot), timeout=5, describe="a block posted after the return")
+    await sb.wait_until(
+        lambda: slot_message(pos, w.blocks, slot), timeout=5, describe="a block posted after the return"
+    )
 
 
 async def test_after_a_restart_only_the_chains_of_servers_the_bot_is_in_run(sb, tmp_path, monkeypatch):

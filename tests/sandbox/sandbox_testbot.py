@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from typing import Optional
 
 import aiohttp
 import discord
@@ -18,39 +17,47 @@ FRUITS = ["apple", "apricot", "banana", "blueberry", "cherry", "grape", "mango"]
 
 
 class CounterView(discord.ui.View):
-    def __init__(self, bot: "PlaygroundTestBot") -> None:
+    def __init__(self, bot: PlaygroundTestBot) -> None:
         super().__init__(timeout=60)
         self.bot = bot
         self.count = 0
 
     @discord.ui.button(label="Bump", style=discord.ButtonStyle.primary, custom_id="bump")
-    async def bump(self, interaction: discord.Interaction, button: discord.ui.Button["CounterView"]) -> None:
+    async def bump(self, interaction: discord.Interaction, button: discord.ui.Button[CounterView]) -> None:
         self.count += 1
         self.bot.clicks.append((interaction.user.name, interaction.message.id if interaction.message else None))
-        await interaction.response.edit_message(content=f"Bumped {self.count} time(s) by {interaction.user.name}", view=self)
+        await interaction.response.edit_message(
+            content=f"Bumped {self.count} time(s) by {interaction.user.name}", view=self
+        )
 
     @discord.ui.button(label="Later", style=discord.ButtonStyle.secondary, custom_id="later")
-    async def later(self, interaction: discord.Interaction, button: discord.ui.Button["CounterView"]) -> None:
+    async def later(self, interaction: discord.Interaction, button: discord.ui.Button[CounterView]) -> None:
         await interaction.response.defer()  # DEFERRED_UPDATE_MESSAGE for a component
         await interaction.edit_original_response(content=f"Deferred update by {interaction.user.name}")
 
     @discord.ui.button(label="Shout", style=discord.ButtonStyle.secondary, custom_id="shout")
-    async def shout(self, interaction: discord.Interaction, button: discord.ui.Button["CounterView"]) -> None:
+    async def shout(self, interaction: discord.Interaction, button: discord.ui.Button[CounterView]) -> None:
         await interaction.response.send_message(f"{interaction.user.name} shouted!", ephemeral=True)
 
 
 class ChooseView(discord.ui.View):
-    @discord.ui.select(custom_id="fruit", placeholder="Fruit", min_values=1, max_values=2, options=[discord.SelectOption(label=f.title(), value=f) for f in FRUITS[:4]])
-    async def fruit(self, interaction: discord.Interaction, select: discord.ui.Select["ChooseView"]) -> None:
+    @discord.ui.select(
+        custom_id="fruit",
+        placeholder="Fruit",
+        min_values=1,
+        max_values=2,
+        options=[discord.SelectOption(label=f.title(), value=f) for f in FRUITS[:4]],
+    )
+    async def fruit(self, interaction: discord.Interaction, select: discord.ui.Select[ChooseView]) -> None:
         await interaction.response.send_message(f"fruit: {', '.join(select.values)}")
 
     @discord.ui.select(cls=discord.ui.UserSelect, custom_id="who", placeholder="Someone")
-    async def who(self, interaction: discord.Interaction, select: discord.ui.UserSelect["ChooseView"]) -> None:
+    async def who(self, interaction: discord.Interaction, select: discord.ui.UserSelect[ChooseView]) -> None:
         await interaction.response.send_message(f"user: {select.values[0].name} ({type(select.values[0]).__name__})")
 
 
 class NameModal(discord.ui.Modal, title="Name your block"):
-    name: discord.ui.TextInput["NameModal"] = discord.ui.TextInput(label="Block name", custom_id="block_name")
+    name: discord.ui.TextInput[NameModal] = discord.ui.TextInput(label="Block name", custom_id="block_name")
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_message(f"Named block: {self.name.value}")
@@ -59,17 +66,20 @@ class NameModal(discord.ui.Modal, title="Name your block"):
 class Play(commands.GroupCog, group_name="play", group_description="Sandbox exercise commands"):
     admin = app_commands.Group(name="admin", description="Admin-only tools")
 
-    def __init__(self, bot: "PlaygroundTestBot") -> None:
+    def __init__(self, bot: PlaygroundTestBot) -> None:
         self.bot = bot
         super().__init__()
 
     @app_commands.command(name="echo", description="Echo typed options back")
     @app_commands.describe(number="An integer", word="A word", who="Somebody")
-    async def echo(self, interaction: discord.Interaction, number: int, word: str, who: Optional[discord.Member] = None) -> None:
+    async def echo(
+        self, interaction: discord.Interaction, number: int, word: str, who: discord.Member | None = None
+    ) -> None:
         who_text = f"{who.name} ({type(who).__name__}, admin={who.guild_permissions.manage_guild})" if who else "nobody"
         await interaction.response.send_message(
             f"number={number + 1} word={word.upper()} who={who_text} guild={interaction.guild_id} "
-            f"caller_manage_guild={interaction.permissions.manage_guild} app_webhooks={interaction.app_permissions.manage_webhooks}"
+            f"caller_manage_guild={interaction.permissions.manage_guild} "
+            f"app_webhooks={interaction.app_permissions.manage_webhooks}"
         )
 
     @app_commands.command(name="secret", description="Ephemeral reply")
@@ -82,7 +92,8 @@ class Play(commands.GroupCog, group_name="play", group_description="Sandbox exer
         for i in range(1, steps + 1):
             await interaction.edit_original_response(content=f"Mining... {i}/{steps}")
         await interaction.edit_original_response(
-            content="Mined!", embed=discord.Embed(title="Block 1", description="nonce found").add_field(name="Hash", value="000abc")
+            content="Mined!",
+            embed=discord.Embed(title="Block 1", description="nonce found").add_field(name="Hash", value="000abc"),
         )
 
     @app_commands.command(name="buttons", description="Reply, then a followup with a view")
@@ -98,7 +109,9 @@ class Play(commands.GroupCog, group_name="play", group_description="Sandbox exer
     @pick.autocomplete("fruit")
     async def pick_fruit(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         count = interaction.namespace.count or 1
-        return [app_commands.Choice(name=f"{f} x{count}", value=f) for f in FRUITS if f.startswith(current.lower())][:25]
+        return [app_commands.Choice(name=f"{f} x{count}", value=f) for f in FRUITS if f.startswith(current.lower())][
+            :25
+        ]
 
     @app_commands.command(name="hook", description="Create a webhook and post embeds through it")
     async def hook(self, interaction: discord.Interaction, reuse: bool = False, blocks: int = 3) -> None:
@@ -110,7 +123,9 @@ class Play(commands.GroupCog, group_name="play", group_description="Sandbox exer
                 self.bot.webhook_url = created.url
             webhook = discord.Webhook.from_url(self.bot.webhook_url, session=self.bot.web)
             embeds = [
-                discord.Embed(title=f"Block {i}", description=f"height {i}", colour=0x2ECC71).add_field(name="txs", value=str(i * 2))
+                discord.Embed(title=f"Block {i}", description=f"height {i}", colour=0x2ECC71).add_field(
+                    name="txs", value=str(i * 2)
+                )
                 for i in range(1, blocks + 1)
             ]
             sent = await webhook.send(wait=True, embeds=embeds, username="Chain Feed")
@@ -132,7 +147,9 @@ class Play(commands.GroupCog, group_name="play", group_description="Sandbox exer
     async def inspect(self, interaction: discord.Interaction, file: discord.Attachment) -> None:
         data = await file.read()
         first = data.decode().splitlines()[0] if data else ""
-        await interaction.response.send_message(f"{file.filename}: {len(data)} bytes, first line {first!r} ({file.content_type})")
+        await interaction.response.send_message(
+            f"{file.filename}: {len(data)} bytes, first line {first!r} ({file.content_type})"
+        )
 
     @app_commands.command(name="form", description="Open a modal")
     async def form(self, interaction: discord.Interaction) -> None:
@@ -153,14 +170,16 @@ class PlaygroundTestBot(commands.Bot):
         # A short guild_ready_timeout: discord.py otherwise waits 2s after the last GUILD_CREATE.
         super().__init__(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05)
         self.guild_id = guild_id
-        self.webhook_url: Optional[str] = None
+        self.webhook_url: str | None = None
         self.web: aiohttp.ClientSession
         self.errors: list[BaseException] = []
-        self.clicks: list[tuple[str, Optional[int]]] = []
+        self.clicks: list[tuple[str, int | None]] = []
         self.view_messages: list[int] = []
         self.resumed = asyncio.Event()
 
-        @self.tree.command(name="guildping", description="Only registered in the test guild", guild=discord.Object(guild_id))
+        @self.tree.command(
+            name="guildping", description="Only registered in the test guild", guild=discord.Object(guild_id)
+        )
         async def guildping(interaction: discord.Interaction) -> None:
             await interaction.response.send_message(f"pong from guild {interaction.guild_id}")
 
@@ -181,7 +200,7 @@ class PlaygroundTestBot(commands.Bot):
         await self.tree.sync()
         await self.tree.sync(guild=discord.Object(self.guild_id))
 
-    async def before_identify_hook(self, shard_id: Optional[int], *, initial: bool = False) -> None:
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         # discord.py sleeps 5s before every non-initial IDENTIFY (Discord's identify rate limit);
         # the sandbox does not enforce it, so tests skip the wait.
         return None

@@ -58,8 +58,12 @@ async def test_login_ready_and_commands_synced(sb: Sandbox, world: DemoWorld, bo
     assert sb.commands.global_syncs == 2
 
 
-async def test_slash_command_with_typed_options_and_member_resolution(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
-    handle = await sb.invoke(world.genesis, world.general, world.alice, "play echo", {"number": "4", "word": "hi", "who": "@bob"})
+async def test_slash_command_with_typed_options_and_member_resolution(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot
+) -> None:
+    handle = await sb.invoke(
+        world.genesis, world.general, world.alice, "play echo", {"number": "4", "word": "hi", "who": "@bob"}
+    )
     latency = await handle.wait_ack()
     assert 0 <= latency < 3.0
     response = await handle.wait_response()
@@ -109,8 +113,12 @@ async def test_guild_command_and_two_guilds_isolated(sb: Sandbox, world: DemoWor
     assert world.bob.id == world.bob_in_fork.id
 
 
-async def test_subcommand_group_permissions_and_ephemeral(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
-    handle = await sb.invoke(world.genesis, world.general, world.alice, "play admin reset", {"member": world.carol, "hard": "yes"})
+async def test_subcommand_group_permissions_and_ephemeral(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot
+) -> None:
+    handle = await sb.invoke(
+        world.genesis, world.general, world.alice, "play admin reset", {"member": world.carol, "hard": "yes"}
+    )
     response = await handle.wait_response()
     assert response.content == "reset carol hard=True"
     assert handle.ephemeral and response.flags & 64 and response.visible_to == world.alice.id
@@ -205,7 +213,9 @@ async def test_followup_with_view_and_button_click(sb: Sandbox, world: DemoWorld
 
 
 async def test_autocomplete_returns_bot_choices(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
-    handle = await sb.autocomplete(world.genesis, world.general, world.alice, "play pick", {"fruit": "ap", "count": 2}, focused="fruit")
+    handle = await sb.autocomplete(
+        world.genesis, world.general, world.alice, "play pick", {"fruit": "ap", "count": 2}, focused="fruit"
+    )
     assert handle.type == 4 and handle.ack_type == 8
     assert handle.choices == [{"name": "apple x2", "value": "apple"}, {"name": "apricot x2", "value": "apricot"}]
     options = handle.payload["data"]["options"][0]["options"]
@@ -231,9 +241,8 @@ async def test_attachment_bytes_are_kept_and_served(sb: Sandbox, world: DemoWorl
     assert attachment.content_type == "text/csv"
     callback = sb.find_requests("POST /interactions/*")[-1]
     assert callback.files and callback.files[0].field_name == "files[0]"
-    async with aiohttp.ClientSession() as http:
-        async with http.get(attachment.url) as resp:
-            assert resp.status == 200 and await resp.read() == attachment.data
+    async with aiohttp.ClientSession() as http, http.get(attachment.url) as resp:
+        assert resp.status == 200 and await resp.read() == attachment.data
 
 
 async def test_modal_open_and_submit(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
@@ -261,7 +270,9 @@ async def test_late_ack_gets_unknown_interaction(sb: Sandbox, world: DemoWorld, 
     assert not handle.acknowledged
     assert handle.callbacks[0].error_code == 10062 and handle.callbacks[0].latency > 0.2
     assert handle.rejected and handle.rejected[0].status == 404
-    await sb.wait_until(lambda: any(isinstance(getattr(e, "original", e), discord.NotFound) for e in bot.errors), 3, "bot error")
+    await sb.wait_until(
+        lambda: any(isinstance(getattr(e, "original", e), discord.NotFound) for e in bot.errors), 3, "bot error"
+    )
 
 
 async def test_bot_channel_messages_and_upload_limits(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
@@ -294,7 +305,9 @@ async def test_bot_channel_messages_and_upload_limits(sb: Sandbox, world: DemoWo
     assert message.content == ""  # no MESSAGE_CONTENT intent: Discord blanks other users' content
 
 
-async def test_attachment_option_is_resolved_and_downloadable(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
+async def test_attachment_option_is_resolved_and_downloadable(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot
+) -> None:
     handle = await sb.invoke(
         world.genesis, world.general, world.bob, "play inspect", {"file": Upload("blocks.txt", b"block 1\nblock 2\n")}
     )
@@ -302,7 +315,13 @@ async def test_attachment_option_is_resolved_and_downloadable(sb: Sandbox, world
     resolved = handle.payload["data"]["resolved"]["attachments"]
     assert list(resolved.values())[0]["filename"] == "blocks.txt"
     with pytest.raises(SandboxError, match="unknown option"):
-        await sb.invoke(world.genesis, world.general, world.alice, "play echo", {"number": 1, "word": "a", "file": Upload("a.txt", b"x")})
+        await sb.invoke(
+            world.genesis,
+            world.general,
+            world.alice,
+            "play echo",
+            {"number": 1, "word": "a", "file": Upload("a.txt", b"x")},
+        )
 
 
 async def test_select_menus(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:

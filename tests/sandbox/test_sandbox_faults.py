@@ -49,7 +49,9 @@ async def test_webhook_created_and_executed_with_embeds(sb: Sandbox, world: Demo
     assert create.json == {"name": "Chain Feed"}
 
 
-async def test_429_on_webhook_is_retried_and_recorded_once(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
+async def test_429_on_webhook_is_retried_and_recorded_once(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot
+) -> None:
     webhook = await first_webhook(sb, world)
     fault = sb.faults.rate_limit(f"POST /webhooks/{webhook.id}/*", times=1, retry_after=0.3)
 

@@ -13,7 +13,9 @@ from sandbox.errors import SandboxError
 from sandbox_testbot import PlaygroundTestBot
 
 
-async def test_disconnect_then_resume_and_interactions_still_work(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
+async def test_disconnect_then_resume_and_interactions_still_work(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot
+) -> None:
     session_id = sb.gateway.current.session_id if sb.gateway.current else None
     last_seq = sb.gateway.current.seq if sb.gateway.current else 0
     await sb.disconnect_gateway(code=4000)
@@ -30,7 +32,9 @@ async def test_disconnect_then_resume_and_interactions_still_work(sb: Sandbox, w
     assert "word=AGAIN" in (await handle.wait_response()).content
 
 
-async def test_events_sent_while_disconnected_are_replayed_on_resume(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
+async def test_events_sent_while_disconnected_are_replayed_on_resume(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot
+) -> None:
     await sb.disconnect_gateway()
     # Dispatched while the bot is offline: buffered and replayed after RESUME, like Discord.
     handle = await sb.invoke(world.genesis, world.general, world.bob, "play echo", {"number": 41, "word": "late"})
@@ -44,7 +48,9 @@ async def test_events_sent_while_disconnected_are_replayed_on_resume(sb: Sandbox
     assert frames[resumed_at - 1].t == "INTERACTION_CREATE"  # replay precedes RESUMED
 
 
-async def test_invalid_session_makes_the_bot_identify_again(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
+async def test_invalid_session_makes_the_bot_identify_again(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot
+) -> None:
     first = sb.gateway.current
     await sb.invalidate_session(resumable=False)
     await sb.wait_until(lambda: sb.gateway.identify_count == 2 and sb.ready, 10, "a second IDENTIFY")
@@ -119,7 +125,9 @@ async def test_removing_the_bot_sends_guild_delete_and_adding_it_back_guild_crea
     assert sb.message(message.id).content == "back"
 
 
-async def test_ready_leaves_out_guilds_the_bot_was_removed_from(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
+async def test_ready_leaves_out_guilds_the_bot_was_removed_from(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot
+) -> None:
     sb.remove_bot(world.fork)
     await sb.wait_until(lambda: bot.get_guild(world.fork.id) is None, 3, "GUILD_DELETE")
     await sb.invalidate_session(resumable=False)

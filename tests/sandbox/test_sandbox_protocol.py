@@ -45,8 +45,12 @@ async def test_auth_content_type_and_unknown_routes(sb: Sandbox, world: DemoWorl
     assert unknown.path == "/voice/regions" and unknown.route is None and unknown.status == 404
 
 
-async def test_webhook_rest_validation_multipart_and_tokens(sb: Sandbox, world: DemoWorld, http: aiohttp.ClientSession) -> None:
-    async with http.post(f"{sb.api_base}/channels/{world.general.id}/webhooks", json={"name": "Feed"}, headers=auth(sb)) as resp:
+async def test_webhook_rest_validation_multipart_and_tokens(
+    sb: Sandbox, world: DemoWorld, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(
+        f"{sb.api_base}/channels/{world.general.id}/webhooks", json={"name": "Feed"}, headers=auth(sb)
+    ) as resp:
         assert resp.status == 200
         hook = await resp.json()
     base = f"{sb.api_base}/webhooks/{hook['id']}/{hook['token']}"
@@ -62,7 +66,9 @@ async def test_webhook_rest_validation_multipart_and_tokens(sb: Sandbox, world: 
         assert resp.status == 401 and (await resp.json())["code"] == 50027
 
     form = aiohttp.FormData(quote_fields=False)
-    form.add_field("payload_json", json.dumps({"content": "export", "attachments": [{"id": 0, "filename": "chain.json"}]}))
+    form.add_field(
+        "payload_json", json.dumps({"content": "export", "attachments": [{"id": 0, "filename": "chain.json"}]})
+    )
     form.add_field("files[0]", b'{"height": 7}', filename="chain.json", content_type="application/octet-stream")
     async with http.post(base, data=form, params={"wait": "true"}) as resp:
         assert resp.status == 200
@@ -124,7 +130,9 @@ class RawGateway:
                 return frame
 
 
-async def test_raw_gateway_protocol_and_interaction_callbacks(sb: Sandbox, world: DemoWorld, http: aiohttp.ClientSession) -> None:
+async def test_raw_gateway_protocol_and_interaction_callbacks(
+    sb: Sandbox, world: DemoWorld, http: aiohttp.ClientSession
+) -> None:
     async with http.ws_connect(sb.gateway_url + "?v=10&encoding=json") as ws:
         gw = RawGateway(ws)
         hello = await gw.recv()
@@ -156,7 +164,9 @@ async def test_raw_gateway_protocol_and_interaction_callbacks(sb: Sandbox, world
         with pytest.raises(SandboxError, match="not registered"):
             await sb.invoke(world.genesis, world.general, world.alice, "hello")
         cmds = [{"name": "hello", "description": "Say hi", "type": 1}]
-        async with http.put(f"{sb.api_base}/applications/{sb.application_id}/commands", json=cmds, headers=auth(sb)) as resp:
+        async with http.put(
+            f"{sb.api_base}/applications/{sb.application_id}/commands", json=cmds, headers=auth(sb)
+        ) as resp:
             assert resp.status == 200
 
         handle = await sb.invoke(world.genesis, world.general, world.alice, "hello")
@@ -164,7 +174,9 @@ async def test_raw_gateway_protocol_and_interaction_callbacks(sb: Sandbox, world
         assert event["d"]["id"] == str(handle.id) and event["d"]["data"]["name"] == "hello"
 
         # A followup before any acknowledgement does not exist yet.
-        async with http.post(f"{sb.api_base}/webhooks/{sb.application_id}/{handle.token}", json={"content": "early"}) as resp:
+        async with http.post(
+            f"{sb.api_base}/webhooks/{sb.application_id}/{handle.token}", json={"content": "early"}
+        ) as resp:
             assert resp.status == 404 and (await resp.json())["code"] == 10015
         callback = f"{sb.api_base}/interactions/{handle.id}/{handle.token}/callback"
         async with http.post(callback, json={"type": 8, "data": {"choices": []}}) as resp:
@@ -204,7 +216,9 @@ async def identify(sb: Sandbox, http: aiohttp.ClientSession) -> tuple[aiohttp.Cl
     return ws, gw
 
 
-async def test_original_response_and_followup_routes(sb: Sandbox, world: DemoWorld, http: aiohttp.ClientSession) -> None:
+async def test_original_response_and_followup_routes(
+    sb: Sandbox, world: DemoWorld, http: aiohttp.ClientSession
+) -> None:
     ws, gw = await identify(sb, http)
     try:
         cmds = [{"name": "hello", "description": "Say hi", "type": 1}]
@@ -218,7 +232,9 @@ async def test_original_response_and_followup_routes(sb: Sandbox, world: DemoWor
         assert handle.deferred and handle.ephemeral and handle.response is not None and handle.response.loading
         async with http.get(f"{hook}/messages/@original") as resp:
             assert resp.status == 200 and (await resp.json())["flags"] == 64 | 128
-        async with http.patch(f"{hook}/messages/@original", json={"content": "done", "embeds": [{"title": "t"}]}) as resp:
+        async with http.patch(
+            f"{hook}/messages/@original", json={"content": "done", "embeds": [{"title": "t"}]}
+        ) as resp:
             assert resp.status == 200 and (await resp.json())["flags"] == 64
         async with http.post(hook, json={"content": "first followup"}, params={"wait": "1"}) as resp:
             followup = await resp.json()
@@ -235,13 +251,17 @@ async def test_original_response_and_followup_routes(sb: Sandbox, world: DemoWor
             assert resp.status == 404 and (await resp.json())["code"] == 10008
 
         # Channel webhooks are listed per channel and need MANAGE_WEBHOOKS.
-        async with http.post(f"{sb.api_base}/channels/{world.blocks.id}/webhooks", json={"name": "Feed"}, headers=auth(sb)) as resp:
+        async with http.post(
+            f"{sb.api_base}/channels/{world.blocks.id}/webhooks", json={"name": "Feed"}, headers=auth(sb)
+        ) as resp:
             created = await resp.json()
         async with http.get(f"{sb.api_base}/channels/{world.blocks.id}/webhooks", headers=auth(sb)) as resp:
             assert [w["id"] for w in await resp.json()] == [created["id"]]
         async with http.get(f"{sb.api_base}/channels/{world.general.id}/webhooks", headers=auth(sb)) as resp:
             assert await resp.json() == []
-        async with http.post(f"{sb.api_base}/channels/{world.blocks.id}/webhooks", json={"name": "discord feed"}, headers=auth(sb)) as resp:
+        async with http.post(
+            f"{sb.api_base}/channels/{world.blocks.id}/webhooks", json={"name": "discord feed"}, headers=auth(sb)
+        ) as resp:
             assert resp.status == 400
         sb.set_bot_permissions(world.genesis, manage_webhooks=False)
         async with http.get(f"{sb.api_base}/channels/{world.blocks.id}/webhooks", headers=auth(sb)) as resp:

@@ -53,7 +53,9 @@ async def test_render_message_with_embed(sb: Sandbox, world: DemoWorld) -> None:
             }
         ],
     }
-    msg = sb.create_message(world.blocks, webhook.author_for(None), KIND_WEBHOOK, payload, [], source="test", webhook_id=webhook.id)
+    msg = sb.create_message(
+        world.blocks, webhook.author_for(None), KIND_WEBHOOK, payload, [], source="test", webhook_id=webhook.id
+    )
     assert render_message(msg, {"again": 1, "stop": 2}) == EXPECTED
     assert render_message(msg, {"again": 1, "stop": 2}) == EXPECTED  # pure: same state, same text
     sb.edit_message(msg, {"content": "Block 12 confirmed", "embeds": []}, [], source="test")
@@ -108,7 +110,11 @@ async def test_terminal_session_against_the_bot(sb: Sandbox, world: DemoWorld, b
     assert "number=2 word=TWO WORDS who=bob (Member, admin=False)" in text
     assert "[Fork Town #general] Consensus Playground [BOT] ↳ bob used /play echo\n  number=3 word=FORK" in text
     assert "[1 Bump] [2 Later] [3 Shout]" in text
-    assert "✎ [Genesis Guild #general] Consensus Playground [BOT] ↳ alice used /play buttons (edited) (msg 1)\n  Bumped 1 time(s) by bob\n" in text
+    assert (
+        "✎ [Genesis Guild #general] Consensus Playground [BOT] ↳ alice used /play buttons (edited) (msg 1)\n  Bumped "
+        "1 time(s) by bob\n"
+        in text
+    )
     assert "suggestions for carol in /play pick:\n  1) banana x1  → 'banana'" in text
     assert "Consensus Playground is thinking…" in text and "Mining... 2/2" in text
     assert "⚓ webhook 'Chain Feed' created in #general" in text
@@ -120,20 +126,32 @@ async def test_terminal_session_against_the_bot(sb: Sandbox, world: DemoWorld, b
     assert "✗ start with who is speaking" in text
     assert "/play echo number:integer word:text [who:@member]" in text
     assert "/play pick fruit:text… [count:integer]" in text
-    assert "[Genesis Guild #blocks] Consensus Playground [BOT] ↳ alice used /play upload\n  chain export\n  📎 chain.csv (text/csv, 21 bytes)" in text
+    assert (
+        "[Genesis Guild #blocks] Consensus Playground [BOT] ↳ alice used /play upload\n  chain export\n  📎 chain.csv "
+        "(text/csv, 21 bytes)"
+        in text
+    )
     assert len(term.handles) == 7 and all(h.acknowledged for h in term.handles)
 
 
-async def test_terminal_reports_unanswered_interactions_and_forms(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
+async def test_terminal_reports_unanswered_interactions_and_forms(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot
+) -> None:
     sb.ack_deadline = 0.2
     out = io.StringIO()
     await run_terminal(sb, lines("alice: /play slow seconds:0.5", ":wait 1"), out, banner=False)
     assert "✗ alice: The application did not respond" in out.getvalue()
-    assert "⚠ bot request POST /interactions/{interaction_id}/{interaction_token}/callback → 404 Unknown interaction (code 10062)" in out.getvalue()
+    assert (
+        "⚠ bot request POST /interactions/{interaction_id}/{interaction_token}/callback → 404 "
+        "Unknown interaction (code 10062)"
+        in out.getvalue()
+    )
 
     sb.ack_deadline = 3.0
     out = io.StringIO()
-    await run_terminal(sb, lines("bob: /play form", ":wait", 'bob: !submit block_name="Big One"', ":wait"), out, banner=False)
+    await run_terminal(
+        sb, lines("bob: /play form", ":wait", 'bob: !submit block_name="Big One"', ":wait"), out, banner=False
+    )
     text = out.getvalue()
     assert "opened a form for bob" in text and "Block name (required)  → field id 'block_name'" in text
     assert "↳ bob submitted a form\n  Named block: Big One" in text
@@ -185,7 +203,9 @@ async def test_press_n_means_the_nth_button_of_the_last_message_with_buttons(
     assert "↳ alice used /play buttons (msg 1)" in text and "↳ alice used /play buttons (msg 2)" in text
 
 
-async def test_press_skips_messages_the_member_cannot_see(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
+async def test_press_skips_messages_the_member_cannot_see(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot
+) -> None:
     out = io.StringIO()
     script = lines("alice: /play buttons", ":wait", "dave@guild2: !press 1", "bob: !press 9")
     await run_terminal(sb, script, out, banner=False)
@@ -195,7 +215,9 @@ async def test_press_skips_messages_the_member_cannot_see(sb: Sandbox, world: De
     assert bot.clicks == []
 
 
-async def test_a_press_is_shown_by_its_label_not_its_custom_id(sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot) -> None:
+async def test_a_press_is_shown_by_its_label_not_its_custom_id(
+    sb: Sandbox, world: DemoWorld, bot: PlaygroundTestBot
+) -> None:
     out = io.StringIO()
     await run_terminal(sb, lines("alice: /play buttons", ":wait", "alice: !press 3", ":wait"), out, banner=False)
     text = out.getvalue()
@@ -213,21 +235,30 @@ async def test_an_edit_prints_only_the_lines_that_changed(sb: Sandbox, world: De
     fields = [{"name": name, "value": "0", "inline": False} for name in ("Hashes", "Rate", "Best", "Share")]
     payload = {"embeds": [{"title": "Mining block 1", "description": "progress", "fields": fields}]}
     start = len(out.getvalue())
-    msg = sb.create_message(world.blocks, webhook.author_for(None), KIND_WEBHOOK, payload, [], source="test", webhook_id=webhook.id)
+    msg = sb.create_message(
+        world.blocks, webhook.author_for(None), KIND_WEBHOOK, payload, [], source="test", webhook_id=webhook.id
+    )
     full = out.getvalue()
     assert full[start:].count("\n") == 11  # header, title, description, 4 × (name, value)
 
     fields[0]["value"] = "12,345"
-    sb.edit_message(msg, {"embeds": [{"title": "Mining block 1", "description": "progress", "fields": fields}]}, [], source="test")
+    sb.edit_message(
+        msg, {"embeds": [{"title": "Mining block 1", "description": "progress", "fields": fields}]}, [], source="test"
+    )
     edit = out.getvalue()[len(full):]
     assert edit == "✎ [Genesis Guild #blocks] Chain Feed [WEBHOOK] (edited)\n  │   12,345\n"
 
-    sb.edit_message(msg, {"embeds": [{"title": "Mining block 1", "description": "progress", "fields": fields}]}, [], source="test")
+    sb.edit_message(
+        msg, {"embeds": [{"title": "Mining block 1", "description": "progress", "fields": fields}]}, [], source="test"
+    )
     assert out.getvalue() == full + edit  # nothing visible changed: nothing printed
 
     sb.edit_message(msg, {"content": "Block 1 found!", "embeds": []}, [], source="test")
     # Hardly anything kept: printed whole, as a new message would be.
-    assert out.getvalue()[len(full + edit):] == "✎ [Genesis Guild #blocks] Chain Feed [WEBHOOK] (edited)\n  Block 1 found!\n"
+    assert (
+        out.getvalue()[len(full + edit) :]
+        == "✎ [Genesis Guild #blocks] Chain Feed [WEBHOOK] (edited)\n  Block 1 found!\n"
+    )
     sb.remove_listener(term.on_event)
 
 
