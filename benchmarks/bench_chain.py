@@ -29,7 +29,7 @@ from chain.keys import verify_signature
 from chain.node import Node
 from chain.params import REGTEST
 from chain.pow import is_valid_proof_of_work
-from chain.store import Store
+from chain.storage import Store
 from chain.verify import verify_chain
 
 APPEND_TARGET_BLOCKS_S = 100

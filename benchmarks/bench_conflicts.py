@@ -86,7 +86,7 @@ class Bench:
         services.measured_hash_rate = EASY_HASH_RATE
         await services.ensure_chain(self.world.genesis.id)
         await services.reset_chain(self.world.genesis.id)
-        await services.node.store.set_server_settings(self.world.genesis.id, {"cooldown_s": 0})
+        await services.node.store.server_settings.replace(self.world.genesis.id, {"cooldown_s": 0})
 
     async def payments(self) -> None:
         w, node = self.world, self.bot.services.node
@@ -104,7 +104,7 @@ class Bench:
         await self.mine(w.carol)
         lost = 0
         for txid in set(sent):
-            if await node.store.get_transaction(w.genesis.id, bytes.fromhex(txid)[::-1]) is None:
+            if await node.store.blocks.get_transaction(w.genesis.id, bytes.fromhex(txid)[::-1]) is None:
                 lost += 1
         self.count("payments", "lost", lost)
         state = node.chain(w.genesis.id).state
@@ -192,7 +192,7 @@ class Bench:
         await prompt_handle.wait_for(lambda h: finished(), timeout=20)
         failed = "failed" in text_of_message(self.sb.message(prompt.id))
         self.count("mode switch", "lost", int(failed or services.beacon.mode(w.genesis.id) != "pos"))
-        await services.node.store.set_server_settings(w.genesis.id, {"cooldown_s": 0})
+        await services.node.store.server_settings.replace(w.genesis.id, {"cooldown_s": 0})
 
 
 def text_of_message(message) -> str:

@@ -48,7 +48,7 @@ from chain.keys import SigningKey
 from chain.node import Node
 from chain.params import REGTEST
 from chain.pow import is_valid_proof_of_work
-from chain.store import Store
+from chain.storage import Store
 from sandbox import Sandbox
 
 PROBE_INTERVAL_S = 0.1

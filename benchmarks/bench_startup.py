@@ -52,7 +52,7 @@ from chain.params import REGTEST
 from chain.pow import is_valid_proof_of_work
 from chain.snapshot import encode_beacon_state
 from chain.state import ChainState
-from chain.store import Store
+from chain.storage import Store
 from chain.transaction import Coinbase
 
 CHAIN = 1

@@ -34,7 +34,7 @@ from chain.keys import SigningKey, verify_signature
 from chain.node import Node
 from chain.params import PLAYGROUND
 from chain.signer import ValidatorSigner
-from chain.store import Store
+from chain.storage import Store
 
 VALIDATORS = 1_000
 SLOT_S = 30

@@ -28,7 +28,7 @@ from chain.hashcore import HashingCore
 from chain.key_check import record_key_check
 from chain.node import Node
 from chain.signer import ValidatorSigner
-from chain.store import Store
+from chain.storage import Store
 from cogs.core_pause import core_paused_for_command
 from cogs.services import Services
 
@@ -167,7 +167,7 @@ class PlaygroundBot(commands.Bot):
         master_key = self.preflight.master_key
         self.store = await Store.open(settings.database_path)
         # From now on the database itself names its key (an old database learns it here).
-        await record_key_check(self.store, master_key, self.randomness(12), int(self.clock()))
+        await record_key_check(self.store.key_checks, master_key, self.randomness(12), int(self.clock()))
         make_private_files(database_files(settings.database_path))
         self.hashing_core = HashingCore(settings.hashing_workers)
         await self.hashing_core.start()
@@ -247,7 +247,7 @@ class PlaygroundBot(commands.Bot):
             if chain_id in self._offline_announced or self.get_guild(chain_id) is None:
                 continue
             self._offline_announced.add(chain_id)
-            webhook = await playground.webhook(chain_id)
+            webhook = await self.notifier.webhooks.get(chain_id) if self.notifier is not None else None
             if webhook is None:
                 continue  # no channel chosen yet: commands and /playground status say it
             text = (

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 import aiohttp
 import discord
 
+from bot.storage import OutboxEvent, OutboxRepository, StoredWebhook, WebhookRepository
 from chain.events import BLOCK_MINED, REWARD_PAID
 from chain.keys import open_bytes, seal_bytes, webhook_url_aad
-from chain.store import OutboxEvent, Store, StoredWebhook
+from chain.storage import Store
 from cogs.embeds import GREY, event_embed
 from cogs.services import WEBHOOK_NAME
 
@@ -111,7 +112,9 @@ class WebhookNotifier:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         retention_s: float = 7 * 86_400.0,
     ) -> None:
-        self._store = store
+        # The bot's own tables, in the engine's database.
+        self.outbox = OutboxRepository(store.db)
+        self.webhooks = WebhookRepository(store.db)
         self._master_key = master_key
         self._names = names
         self._alert = alert
@@ -195,7 +198,7 @@ class WebhookNotifier:
         delivered_before = int(self._clock() - self._retention_s)
         total = 0
         while not self._closing:
-            deleted = await self._store.prune_delivered_events(delivered_before, limit=PRUNE_BATCH)
+            deleted = await self.outbox.prune_delivered_events(delivered_before, limit=PRUNE_BATCH)
             total += deleted
             if deleted < PRUNE_BATCH:
                 break
@@ -213,13 +216,13 @@ class WebhookNotifier:
     async def register(self, chain_id: int, channel_id: int, webhook_id: int, url: str) -> None:
         """Use this webhook from now on; undelivered events (kept while none worked) go out."""
         sealed = seal_bytes(self._master_key, url.encode(), self._randomness(12), self._aad(chain_id))
-        await self._store.set_webhook(StoredWebhook(chain_id, channel_id, webhook_id, sealed, None), int(self._clock()))
+        await self.webhooks.set(StoredWebhook(chain_id, channel_id, webhook_id, sealed, None), int(self._clock()))
         self._backoff.pop(chain_id, None)
         self.wake()
 
     async def status(self, chain_id: int) -> WebhookStatus:
-        webhook = await self._store.get_webhook(chain_id)
-        backlog = (await self._store.backlog()).get(chain_id, 0)
+        webhook = await self.webhooks.get(chain_id)
+        backlog = (await self.outbox.backlog()).get(chain_id, 0)
         if webhook is None:
             return WebhookStatus(None, None, None, backlog, 0.0)
         now = self._clock()
@@ -284,12 +287,12 @@ class WebhookNotifier:
 
     async def _due_chains(self) -> list[int]:
         """Servers with undelivered events, a working webhook and no back-off running."""
-        backlog = await self._store.backlog()
+        backlog = await self.outbox.backlog()
         if not backlog:
             return []
         return [
             w.chain_id
-            for w in await self._store.webhooks()
+            for w in await self.webhooks.all()
             if w.disabled_reason is None and backlog.get(w.chain_id) and self._due(w.chain_id)
         ]
 
@@ -319,7 +322,7 @@ class WebhookNotifier:
     async def _drain_chain(self, chain_id: int) -> None:
         async with self._lock(chain_id):
             # Read again under the lock: it may have been disabled or replaced meanwhile.
-            stored = await self._store.get_webhook(chain_id)
+            stored = await self.webhooks.get(chain_id)
             if stored is None or stored.disabled_reason is not None or not self._due(chain_id):
                 return
             try:
@@ -337,14 +340,14 @@ class WebhookNotifier:
         webhook = discord.Webhook.from_url(url, session=self._session)
         while True:
             limit = 1 if stored.chain_id in self._careful else EMBEDS_PER_MESSAGE
-            events = await self._store.pending_events(stored.chain_id, limit=limit)
+            events = await self.outbox.pending_events(stored.chain_id, limit=limit)
             if not events:
                 return
             quiet = [e.id for e in events if not is_announced(e)]
             if quiet:
                 # Already in the channel another way: the slot driver shows each proof-of-stake
                 # block itself, on the epoch message with its Attest button.
-                await self._store.mark_delivered(quiet, int(self._clock()))
+                await self.outbox.mark_delivered(quiet, int(self._clock()))
                 events = [e for e in events if is_announced(e)]
                 if not events:
                     continue
@@ -407,7 +410,7 @@ class WebhookNotifier:
             self._posting_since.pop(stored.chain_id, None)
         # Only now is the batch known to be in Discord; a crash before this
         # commit re-posts it on restart.
-        await self._store.mark_delivered([e.id for e in events], int(self._clock()))
+        await self.outbox.mark_delivered([e.id for e in events], int(self._clock()))
         self._backoff.pop(stored.chain_id, None)
         self._careful.discard(stored.chain_id)
         self.delivered_batches += 1
@@ -438,7 +441,7 @@ class WebhookNotifier:
             return await self._post(stored, webhook, events, plain=True)
         log.error("server %d: Discord refused event %d (%s) even plainly (%s %s); giving up on it",
                   stored.chain_id, event.id, event.kind, exc.status, exc.text)
-        await self._store.mark_delivered([event.id], int(self._clock()))
+        await self.outbox.mark_delivered([event.id], int(self._clock()))
         self.refused_events += 1
         return True
 
@@ -449,7 +452,7 @@ class WebhookNotifier:
         log.warning("webhook of server %d failed (%s); retrying in %.1fs", chain_id, reason, delay)
 
     async def _disable(self, stored: StoredWebhook, reason: str) -> None:
-        await self._store.disable_webhook(stored.chain_id, stored.webhook_id, reason, int(self._clock()))
+        await self.webhooks.disable(stored.chain_id, stored.webhook_id, reason, int(self._clock()))
         log.warning("webhook of server %d disabled: %s", stored.chain_id, reason)
         text = (
             f"⚠️ Consensus Playground can no longer post to this channel's webhook: {reason}. "

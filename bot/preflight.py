@@ -20,7 +20,7 @@ from bot.private_files import database_files, make_private_files, make_private_f
 from bot.settings import Settings, SettingsError
 from chain.errors import MasterKeyMismatchError
 from chain.key_check import judge_master_key
-from chain.store import Store
+from chain.storage import Database
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ async def run_preflight(settings: Settings, randomness: Callable[[int], bytes] =
         raise StartupRefusedError(f"cannot use the data folder {database.parent}: {exc.strerror}") from None
     try:
         # Read-only: a refusal below leaves the database exactly as it was.
-        secrets = await Store.sealed_secrets(database)
+        secrets = await Database.sealed_secrets(database)
         master_key = settings.load_master_key(randomness, may_create=secrets is None or not secrets.present)
         judge_master_key(master_key, secrets, source=settings.master_key_source(), database=str(database))
     except (SettingsError, MasterKeyMismatchError) as exc:

@@ -26,7 +26,7 @@ from chain.keys import MASTER_KEY_SIZE_BYTES
 from chain.node import Node
 from chain.params import PLAYGROUND
 from chain.state import compute_difficulty
-from chain.store import Store
+from chain.storage import Database, Store
 from chain.verify import verify_chain
 
 log = logging.getLogger("chain.cli")
@@ -73,7 +73,7 @@ async def open_node(args: argparse.Namespace, core: HashingCore | None = None, *
     if wallets:
         master_key = load_master_key(db_path)
         judge_master_key(
-            master_key, await Store.sealed_secrets(db_path), source="the master key", database=str(db_path)
+            master_key, await Database.sealed_secrets(db_path), source="the master key", database=str(db_path)
         )
     store = await Store.open(db_path)
     node = Node(store, clock=time.time, randomness=os.urandom, master_key=master_key, hashing_core=core)
@@ -181,7 +181,7 @@ async def cmd_pay(args: argparse.Namespace) -> int:
 async def cmd_balance(args: argparse.Namespace) -> int:
     node = await open_node(args)
     node.chain(args.chain_id)  # a clear error for a chain that does not exist
-    wallets = await node.store.wallets(args.chain_id)
+    wallets = await node.store.wallets.all(args.chain_id)
     if args.name:
         wallets = [w for w in wallets if w.owner == args.name]
     for wallet in wallets:
@@ -195,9 +195,9 @@ async def cmd_show(args: argparse.Namespace) -> int:
     node = await open_node(args)
     params = node.chain(args.chain_id).state.params
     if args.block.isdigit():
-        block = await node.store.get_block(args.chain_id, height=int(args.block))
+        block = await node.store.blocks.get_block(args.chain_id, height=int(args.block))
     else:
-        block = await node.store.get_block(args.chain_id, block_hash=hash_from_display(args.block))
+        block = await node.store.blocks.get_block(args.chain_id, block_hash=hash_from_display(args.block))
     header = block.header
     out(f"block {block.height}  {header.hash_hex()}")
     out(f"  prev      {hash_to_display(header.prev_hash)}")

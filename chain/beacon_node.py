@@ -235,9 +235,9 @@ class BeaconNode:
         runtime = self.node.chain(chain_id).consensus
         if runtime is None:
             runtime = BeaconRuntime()
-            for stored in await self.store.validator_keys(chain_id):
+            for stored in await self.store.validator_keys.all(chain_id):
                 runtime.owners[stored.pubkey] = stored.owner
-            runtime.auto_attest = set(await self.store.auto_attesters(chain_id))
+            runtime.auto_attest = set(await self.store.validator_settings.auto_attesters(chain_id))
             # Read again after the awaits: another caller may have built it first (keep theirs), or a
             # reset may have replaced the chain (the memory goes with the new one, read from the store).
             chain = self.node.chain(chain_id)
@@ -266,7 +266,7 @@ class BeaconNode:
     async def validator_owners(self, chain_id: int) -> dict[bytes, str]:
         """Validator public key -> owner, for the keys the bot custodies on this chain."""
         if not self.node.has_chain(chain_id):  # an offline chain's events still name their owners
-            return {stored.pubkey: stored.owner for stored in await self.store.validator_keys(chain_id)}
+            return {stored.pubkey: stored.owner for stored in await self.store.validator_keys.all(chain_id)}
         return dict((await self._runtime(chain_id)).owners)
 
     def forget(self, chain_id: int) -> None:
@@ -474,7 +474,7 @@ class BeaconNode:
             raise NoValidatorError(
                 "you have no validator on this chain; `/stake deposit` makes one, then turn auto-attest on"
             )
-        await self.store.set_auto_attest(chain_id, owner, on)
+        await self.store.validator_settings.set_auto_attest(chain_id, owner, on)
         self.node.note_activity(chain_id)
         runtime = await self._runtime(chain_id)
         if on:
@@ -526,7 +526,7 @@ class BeaconNode:
 
     async def _require_chaos(self, chain_id: int, what: str) -> None:
         """The one place chaos mode is checked: before anything deliberately slashable is signed."""
-        if not await self.store.get_chaos_mode(chain_id):
+        if not await self.store.server_settings.get_chaos_mode(chain_id):
             raise ChaosModeOffError(
                 f"{what} only works in chaos mode, which is off on this server: your signer refuses to sign "
                 "anything slashable (EIP-3076 slashing protection). To demonstrate slashing, an admin can turn "
@@ -696,7 +696,7 @@ class BeaconNode:
             log.exception("chain %d: the fork choice's block for slot %d no longer fits", chain_id, rt.fork_choice.slot)
             return None, tuple(candidates)
         if winner.seal is not None or winner.operations is not None:
-            await self.store.add_energy(chain_id, pos_verify_ops=1 + len(winner.operations.attestations))
+            await self.store.energy.add(chain_id, pos_verify_ops=1 + len(winner.operations.attestations))
         return winner, tuple(root for root in candidates if root != head)
 
     async def _propose(
@@ -712,7 +712,7 @@ class BeaconNode:
         )
         owner = rt.owners.get(header.proposer)
         if owner is None:
-            for stored in await self.store.validator_keys(chain_id):
+            for stored in await self.store.validator_keys.all(chain_id):
                 rt.owners[stored.pubkey] = stored.owner
             owner = rt.owners.get(header.proposer)
         if owner is None:
@@ -925,7 +925,7 @@ class BeaconNode:
         if self._signature_costs_ns is None:
             self._signature_costs_ns = await asyncio.to_thread(measure_signature_costs_ns)
         sign_ns, verify_ns = self._signature_costs_ns
-        counters = await self.store.energy(chain_id)
+        counters = await self.store.energy.counters(chain_id)
         return compute_energy_report(
             counters.pow_cpu_ns, counters.pos_sign_ops, counters.pos_verify_ops,
             sign_cost_ns=sign_ns, verify_cost_ns=verify_ns, milliwatts_per_core=self.milliwatts_per_core,

@@ -59,7 +59,7 @@ from chain.state import (
     make_genesis_block,
     process_block,
 )
-from chain.store import Store, StoredChainHead, StoredTransaction, StoredValidatorKey, StoredWallet
+from chain.storage import Store, StoredChainHead, StoredTransaction, StoredValidatorKey, StoredWallet
 from chain.transaction import Transfer, make_transfer
 from chain.verify import VerifyReport, verify_chain
 
@@ -325,7 +325,7 @@ class Node:
         One by one, and each on its own: a chain that cannot be loaded (a corrupt row, a bug) is
         logged and taken offline (``offline_reason``), and every other chain loads and plays on.
         """
-        for chain_id in await self.store.chain_ids():
+        for chain_id in await self.store.chains.chain_ids():
             try:
                 await self._load_chain(chain_id)
             except Exception as exc:  # whatever broke one chain must not stop the others
@@ -336,7 +336,7 @@ class Node:
                 log.exception("chain %d could not be loaded and is offline until it is reset", chain_id)
 
     async def _load_chain(self, chain_id: int) -> ChainRuntime:
-        """The chain from its stored tables and recent end (chain/store.py ``load_chain_head``):
+        """The chain from its stored tables and recent end (``Store.load_chain_head``, chain/storage/store.py):
         no replay, a bounded number of blocks read, whatever the chain's length.
 
         A chain with a consensus config resumes from the beacon-state snapshot stored with its
@@ -374,7 +374,7 @@ class Node:
         mempool = Mempool(head.params, chain_id, unlimited_senders=_unlimited(faucet))
         dropped = mempool.restore(head.mempool, state.ledger)
         if dropped:
-            await self.store.remove_from_mempool(chain_id, [e.txid for e in dropped])
+            await self.store.mempool.remove(chain_id, [e.txid for e in dropped])
         next_arrival = max((e.arrival for e in head.mempool), default=0) + 1
         runtime = ChainRuntime(
             state, mempool, next_arrival, head.proposed_params, tip_block=head.tip_block,
@@ -397,10 +397,10 @@ class Node:
         schedules = dict(head.consensus_changes)
         state.reserve_history(head.proposed_params, *changes.values())
         # Block times are judged against the latest one, as when the newest block arrived.
-        now = await self.store.latest_block_time(chain_id)
+        now = await self.store.blocks.latest_block_time(chain_id)
         for start in range(1, head.tip_height + 1, REPLAY_BATCH_BLOCKS):
             stop = min(start + REPLAY_BATCH_BLOCKS, head.tip_height + 1)
-            blocks = [b async for b in self.store.iter_blocks(chain_id, start, stop)]
+            blocks = [b async for b in self.store.blocks.iter_blocks(chain_id, start, stop)]
             await asyncio.to_thread(_replay_blocks, state, blocks, now, changes, schedules)
         stored = {k: v for k, v in head.accounts.items() if v.balance or v.nonce}
         if {k: v for k, v in state.ledger.items() if v.balance or v.nonce} != stored:
@@ -587,11 +587,11 @@ class Node:
         """The owner's key on this chain, created (and sealed at rest) on first use."""
         if self._master_key is None:
             raise WalletError("this node was opened without a master key: it reads chains but opens no wallet")
-        stored = self._sealed_wallets.get((chain_id, owner)) or await self.store.get_wallet(chain_id, owner)
+        stored = self._sealed_wallets.get((chain_id, owner)) or await self.store.wallets.get(chain_id, owner)
         if stored is None:
             key = SigningKey(self.randomness(32))
             sealed = seal_key(self._master_key, key, self.randomness(12), self._wallet_aad(chain_id, owner))
-            stored = await self.store.insert_wallet(chain_id, StoredWallet(owner, key.public_key, sealed), self.now())
+            stored = await self.store.wallets.insert(chain_id, StoredWallet(owner, key.public_key, sealed), self.now())
             self._wallets_created += 1
             if chain_id in self._owners:
                 self._owners[chain_id][stored.pubkey] = owner
@@ -614,7 +614,7 @@ class Node:
         owners = self._owners.get(chain_id)
         if owners is None:
             created = self._wallets_created
-            owners = {w.pubkey: w.owner for w in await self.store.wallets(chain_id)}
+            owners = {w.pubkey: w.owner for w in await self.store.wallets.all(chain_id)}
             # A wallet created while we read may be missing: use the read, but don't keep it.
             if created == self._wallets_created:
                 owners = self._owners.setdefault(chain_id, owners)
@@ -641,7 +641,7 @@ class Node:
         admission = runtime.mempool.check_admission(
             tx, runtime.state.ledger, runtime.next_arrival, replace=replace, evict=evict
         )
-        await self.store.add_to_mempool(chain_id, admission)
+        await self.store.mempool.admit(chain_id, admission)
         runtime.mempool.commit(admission)
         runtime.next_arrival += 1
         runtime.pool_version += 1
@@ -685,7 +685,7 @@ class Node:
         """The faucet wallet if this chain's genesis funded it (read, never created here)."""
         if consensus is None:
             return None
-        stored = self._sealed_wallets.get((chain_id, FAUCET_OWNER)) or await self.store.get_wallet(
+        stored = self._sealed_wallets.get((chain_id, FAUCET_OWNER)) or await self.store.wallets.get(
             chain_id, FAUCET_OWNER
         )
         if stored is None or not any(a.address == stored.pubkey for a in consensus.genesis_allocations):
@@ -717,7 +717,7 @@ class Node:
             if runtime.faucet != key.public_key:
                 raise NoFaucetError("this server's chain has no faucet; an admin's `/playground reset` makes one")
             now = self.now()
-            claimed_at = await self.store.faucet_claimed_at(chain_id, owner)
+            claimed_at = await self.store.mempool.faucet_claimed_at(chain_id, owner)
             if claimed_at is not None and now < claimed_at + cooldown_s:
                 raise FaucetCooldownError(
                     f"you claimed from the faucet {now - claimed_at} s ago; the next claim opens "
@@ -735,7 +735,7 @@ class Node:
                 )
             tx = make_transfer(key, recipient, amount, 0, runtime.mempool.next_nonce(key.public_key, ledger), chain_id)
             admission = runtime.mempool.check_admission(tx, ledger, runtime.next_arrival, replace=False, evict=False)
-            await self.store.add_to_mempool(chain_id, admission, faucet_claim=(owner, now))
+            await self.store.mempool.admit(chain_id, admission, faucet_claim=(owner, now))
             runtime.mempool.commit(admission)
             runtime.next_arrival += 1
             runtime.pool_version += 1
@@ -757,9 +757,9 @@ class Node:
             e for e in reversed(runtime.mempool.entries()) if e.txid[::-1].hex().startswith(prefix)
         )
         if prefix:
-            count, confirmed = await self.store.find_transactions_by_txid_prefix(chain_id, prefix, limit)
+            count, confirmed = await self.store.blocks.find_transactions_by_txid_prefix(chain_id, prefix, limit)
         else:
-            confirmed = await self.store.recent_transactions(chain_id, limit)
+            confirmed = await self.store.blocks.recent_transactions(chain_id, limit)
             count = len(confirmed)
         pending_ids = {e.txid for e in pending}
         fresh = [t for t in confirmed if bytes(t.txid) not in pending_ids]
@@ -779,9 +779,9 @@ class Node:
             missing = state.history_shortfall(params)
             if missing:
                 oldest = state.headers.oldest_kept
-                state.prepend_history(await self.store.headers_between(chain_id, oldest - missing, oldest))
+                state.prepend_history(await self.store.blocks.headers_between(chain_id, oldest - missing, oldest))
             state.reserve_history(params)
-            await self.store.set_proposed_params(chain_id, params)
+            await self.store.chains.set_proposed_params(chain_id, params)
             runtime.proposed_params = params
 
     def pending_params(self, chain_id: int) -> ChainParams | None:
@@ -797,7 +797,7 @@ class Node:
             check_merge_schedule(
                 runtime.state, runtime.state.height + 1, consensus, compute_next_total_difficulty(runtime.state)
             )
-            await self.store.set_proposed_consensus(chain_id, consensus)
+            await self.store.chains.set_proposed_consensus(chain_id, consensus)
             runtime.proposed_consensus = consensus
 
     async def drop_stale_consensus_proposal(self, chain_id: int) -> None:
@@ -813,7 +813,7 @@ class Node:
             )
         except ChainError as stale:
             log.warning("chain %d: the scheduled Merge can no longer be committed (%s); withdrawn", chain_id, stale)
-            await self.store.set_proposed_consensus(chain_id, None)
+            await self.store.chains.set_proposed_consensus(chain_id, None)
             runtime.proposed_consensus = None
 
     # --- operations (proof of stake) -------------------------------------------------
@@ -842,13 +842,13 @@ class Node:
             lambda e: is_dead_operation(e.operation, runtime.state.beacon, runtime.state.ledger)
         )
         if dead:
-            await self.store.remove_operations(chain_id, dead)
+            await self.store.operations.remove(chain_id, dead)
             runtime.op_pool.discard(dead)
             log.info("chain %d: dropped %d operation(s) no block can include any more", chain_id, len(dead))
 
     async def drop_operations(self, chain_id: int, op_ids: list[bytes]) -> None:
         if op_ids:
-            await self.store.remove_operations(chain_id, op_ids)
+            await self.store.operations.remove(chain_id, op_ids)
             self.chain(chain_id).op_pool.discard(op_ids)
 
     def pending_deposits(self, chain_id: int, wallet: bytes) -> list:
@@ -1009,7 +1009,7 @@ class Node:
             return
         for chain_id, cpu_ns in self.hashing_core.drain_cpu_ns().items():
             if cpu_ns > 0 and chain_id in self._chains:
-                await self.store.add_energy(chain_id, pow_cpu_ns=cpu_ns)
+                await self.store.energy.add(chain_id, pow_cpu_ns=cpu_ns)
 
     # --- reading ------------------------------------------------------------------
 
@@ -1023,7 +1023,7 @@ class Node:
         return await self._bulk_read(self._verify_snapshot, chain_id, self.now())
 
     def _verify_snapshot(self, chain_id: int, now: int) -> VerifyReport:
-        with self.store.read_snapshot(chain_id) as snapshot:
+        with self.store.db.read_snapshot(chain_id) as snapshot:
             _, report = verify_chain(
                 snapshot.params, chain_id, snapshot.blocks(), now, snapshot.accounts(), snapshot.param_changes,
                 snapshot.consensus, snapshot.consensus_changes,
@@ -1040,7 +1040,7 @@ class Node:
         return await self._bulk_read(self._write_export, chain_id, out, limit)
 
     def _write_export(self, chain_id: int, out: BinaryIO, limit: int | None) -> ExportSummary:
-        with self.store.read_snapshot(chain_id) as snapshot:
+        with self.store.db.read_snapshot(chain_id) as snapshot:
             tip = Block.deserialize(snapshot.raw_block(snapshot.height)).header.hash_hex()
             size = 0
             for chunk in encode_export(

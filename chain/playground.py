@@ -238,23 +238,20 @@ class Playground:
     # --- server settings and chaos mode ---------------------------------------------------
 
     async def server_settings(self, guild_id: int) -> dict[str, Any]:
-        return await self._node.store.get_server_settings(guild_id)
+        return await self._node.store.server_settings.get(guild_id)
 
     async def update_server_settings(self, guild_id: int, changes: Mapping[str, Any]) -> None:
-        stored = await self._node.store.get_server_settings(guild_id)
-        await self._node.store.set_server_settings(guild_id, {**stored, **changes})
+        # Merged in one transaction: two admins changing different settings at once keep both.
+        await self._node.store.server_settings.update(guild_id, dict(changes))
 
     async def chaos_mode(self, guild_id: int) -> bool:
-        return await self._node.store.get_chaos_mode(guild_id)
+        return await self._node.store.server_settings.get_chaos_mode(guild_id)
 
     async def set_chaos_mode(self, guild_id: int, on: bool) -> bool:
         """Turn chaos mode on or off; returns what it was."""
-        was = await self._node.store.get_chaos_mode(guild_id)
-        await self._node.store.set_chaos_mode(guild_id, on)
+        was = await self._node.store.server_settings.get_chaos_mode(guild_id)
+        await self._node.store.server_settings.set_chaos_mode(guild_id, on)
         return was
-
-    async def webhook(self, guild_id: int) -> Any:
-        return await self._node.store.get_webhook(guild_id)
 
     # --- wallets --------------------------------------------------------------------------
 
@@ -286,7 +283,7 @@ class Playground:
         claims = () if faucet is None else tuple(
             e for e in runtime.mempool.pending_for(faucet) if e.tx.recipient == address
         )
-        transactions = tuple(await self._node.store.history(guild_id, address, limit))
+        transactions = tuple(await self._node.store.blocks.history(guild_id, address, limit))
         beacon = runtime.state.beacon
         return HistoryView(
             address=address,
@@ -294,7 +291,7 @@ class Playground:
             pending_out=tuple(runtime.mempool.pending_for(address)),
             pending_claims=claims,
             transactions=transactions,
-            stakes=tuple(await self._node.store.stake_history(guild_id, address, limit)),
+            stakes=tuple(await self._node.store.blocks.stake_history(guild_id, address, limit)),
             proposed_heights=frozenset(
                 tx.height for tx in transactions if tx.sender is None and is_proposed_height(beacon, tx.height)
             ),
@@ -443,10 +440,10 @@ class Playground:
     # --- the epoch message record (cogs/epoch_board.py) -----------------------------------
 
     async def get_epoch_message(self, guild_id: int) -> EpochMessage | None:
-        return await self._node.store.get_epoch_message(guild_id)
+        return await self._node.store.epoch_messages.get_epoch_message(guild_id)
 
     async def set_epoch_message(self, record: EpochMessage, now: int) -> None:
-        await self._node.store.set_epoch_message(record, now)
+        await self._node.store.epoch_messages.set_epoch_message(record, now)
 
     # --- rules and modes (admins) ----------------------------------------------------------
 
@@ -533,18 +530,18 @@ class Playground:
         return self._node.chain(guild_id).tip_block
 
     async def get_block(self, guild_id: int, height: int) -> Block:
-        return await self._node.store.get_block(guild_id, height=height)
+        return await self._node.store.blocks.get_block(guild_id, height=height)
 
     async def find_blocks_by_hash_prefix(
         self, guild_id: int, prefix: str, limit: int
     ) -> tuple[int, list[tuple[int, bytes]]]:
-        return await self._node.store.find_blocks_by_hash_prefix(guild_id, prefix, limit)
+        return await self._node.store.blocks.find_blocks_by_hash_prefix(guild_id, prefix, limit)
 
     async def block_hashes(self, guild_id: int, heights: Iterable[int]) -> dict[int, bytes]:
-        return await self._node.store.block_hashes(guild_id, heights)
+        return await self._node.store.blocks.block_hashes(guild_id, heights)
 
     async def retarget_history(self, guild_id: int) -> tuple[list[RetargetExplanation], RetargetExplanation | None]:
-        return await retarget_history(self._node.store, guild_id, self._node.chain(guild_id).state)
+        return await retarget_history(self._node.store.blocks, guild_id, self._node.chain(guild_id).state)
 
     async def find_transactions(self, guild_id: int, prefix: str, limit: int) -> TransactionMatches:
         return await self._node.find_transactions(guild_id, prefix, limit)

@@ -20,7 +20,7 @@ Each signature is counted into the chain's energy counters in the same
 transaction (``pos_sign_ops``); ``measure_signature_costs_ns`` gives the CPU
 cost per operation that ``chain.energy`` multiplies the counts by.
 
-Chaos mode (an admin toggle, see ``Store.get_server_settings``) lets members
+Chaos mode (an admin toggle, see ``ServerSettingsRepository.get_chaos_mode``) lets members
 get slashed on purpose: with ``chaos=True`` the signer signs a conflicting
 message instead of refusing it, and still records it.  It is a keyword that
 callers must pass explicitly; the default is the honest signer.
@@ -62,7 +62,7 @@ from chain.slashing_protection import (
     record_attestation_signing,
     record_block_signing,
 )
-from chain.store import Store, StoredValidatorKey
+from chain.storage import Store, StoredValidatorKey
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +128,12 @@ class ValidatorSigner:
     # --- keys -------------------------------------------------------------------
 
     async def _stored_key(self, chain_id: int, owner: str) -> StoredValidatorKey:
-        stored = self._sealed.get((chain_id, owner)) or await self.store.get_validator_key(chain_id, owner)
+        stored = self._sealed.get((chain_id, owner)) or await self.store.validator_keys.get(chain_id, owner)
         if stored is None:
             key = SigningKey(self.randomness(32))
             sealed = seal_key(self._master_key, key, self.randomness(12), validator_key_aad(chain_id, owner))
             # If another writer got there first, the store returns its key and ours is dropped.
-            stored = await self.store.insert_validator_key(
+            stored = await self.store.validator_keys.insert(
                 chain_id, StoredValidatorKey(owner, key.public_key, sealed), self.now()
             )
             log.info("chain %d: created validator key %s for %s", chain_id, stored.pubkey.hex()[:16], owner)
@@ -164,7 +164,7 @@ class ValidatorSigner:
         cached = self._pubkeys.get((chain_id, owner))
         if cached is not None:
             return cached
-        stored = self._sealed.get((chain_id, owner)) or await self.store.get_validator_key(chain_id, owner)
+        stored = self._sealed.get((chain_id, owner)) or await self.store.validator_keys.get(chain_id, owner)
         if stored is None:
             return None
         self._sealed[(chain_id, owner)] = stored
@@ -193,7 +193,7 @@ class ValidatorSigner:
         if pubkey is None:
             raise NoValidatorError("you have no validator on this chain; `/stake deposit` makes one")
         async with self._lock(chain_id, owner):
-            return await self.store.get_protection_record(chain_id, pubkey) or SlashingProtectionRecord(pubkey)
+            return await self.store.protection.get(chain_id, pubkey) or SlashingProtectionRecord(pubkey)
 
     # --- signing -------------------------------------------------------------------
 

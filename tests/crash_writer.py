@@ -15,7 +15,7 @@ import time
 from chain.beacon import ConsensusConfig
 from chain.node import Node
 from chain.params import REGTEST
-from chain.store import Store
+from chain.storage import Store
 from tests.chainkit import solve
 
 CHAIN_ID = 77

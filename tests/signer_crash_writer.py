@@ -13,7 +13,7 @@ import sys
 import time
 
 from chain.signer import ValidatorSigner
-from chain.store import Store
+from chain.storage import Store
 from tests.test_signer import CHAIN, MASTER, vote
 
 

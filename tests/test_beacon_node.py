@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from bot.storage import OutboxRepository
 from chain.beacon import ConsensusConfig
 from chain.beacon_node import BeaconNode
 from chain.errors import (
@@ -25,7 +26,7 @@ from chain.params import REGTEST
 from chain.rewards import UNITS_PER_POINT
 from chain.signer import ValidatorSigner
 from chain.staking import ValidatorStatus
-from chain.store import Store
+from chain.storage import Store
 from tests.chainkit import solve
 
 CHAIN = 7
@@ -63,7 +64,7 @@ async def mine(node, clock, owner, blocks=1):
 
 
 async def events_of(node, kind):
-    return [e for e in await node.store.all_events(CHAIN) if e.kind == kind]
+    return [e for e in await OutboxRepository(node.store.db).all_events(CHAIN) if e.kind == kind]
 
 
 async def staked_world(world):
@@ -182,7 +183,7 @@ async def test_chaos_double_vote_is_detected_included_and_slashed(world):
     clock, node, beacon = await merge(world)
     await beacon.set_auto_attest(CHAIN, "alice", True)
     await run_slots(clock, beacon, 2)
-    await node.store.set_chaos_mode(CHAIN, True)
+    await node.store.server_settings.set_chaos_mode(CHAIN, True)
     receipt = await beacon.attest(CHAIN, "bob", double_vote=True)
     assert receipt.evidence is not None
     bob_before = await beacon.validator(CHAIN, "bob")

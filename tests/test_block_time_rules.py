@@ -13,7 +13,7 @@ from chain.node import Node
 from chain.params import BITCOIN_MAINNET, PLAYGROUND, ChainParams
 from chain.pow import SpacingChange, compute_calibrated_bits, compute_expected_bits, compute_rescaled_bits
 from chain.state import ChainState, build_template, compute_kept_params, compute_next_bits, process_block
-from chain.store import Store
+from chain.storage import Store
 from chain.verify import verify_chain
 from tests.chainkit import CHAIN_ID, GENESIS_TIME, genesis_block, key, mine, new_chain, solve
 

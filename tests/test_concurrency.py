@@ -13,13 +13,14 @@ import os
 
 import pytest
 
+from bot.storage import OutboxRepository
 from chain.beacon import ConsensusConfig
 from chain.beacon_node import BeaconNode
 from chain.errors import ChainError, DepositError, DepositPendingError
 from chain.node import Node
 from chain.params import REGTEST
 from chain.signer import ValidatorSigner
-from chain.store import Store
+from chain.storage import Store
 from tests.chainkit import solve
 
 CHAIN = 11
@@ -206,11 +207,11 @@ async def test_first_deposits_at_once_make_one_validator_key_and_refusals_make_n
     for amount in (5, 10**9):
         with pytest.raises(DepositError):
             await beacon.deposit(CHAIN, "alice", amount)
-    assert await store.validator_keys(CHAIN) == []
+    assert await store.validator_keys.all(CHAIN) == []
     # Two first deposits at once: one is pooled with the one key; the other is refused.
     results = await settle([beacon.deposit(CHAIN, "alice", 32), beacon.deposit(CHAIN, "alice", 40)])
     assert sum(not isinstance(r, BaseException) for r in results) == 1, results
-    [key] = await store.validator_keys(CHAIN)
+    [key] = await store.validator_keys.all(CHAIN)
     [deposit] = node.pending_deposits(CHAIN, (await node.wallet(CHAIN, "alice")).public_key)
     assert key.owner == "alice" and deposit.validator == key.pubkey
     assert await beacon.signer.find_validator_key(CHAIN, "alice") == key.pubkey
@@ -228,7 +229,7 @@ async def test_a_deposit_refused_by_the_block_rules_leaves_no_key(world, monkeyp
     monkeypatch.setattr(beacon, "_check_operation", refuse)
     with pytest.raises(DepositError):
         await beacon.deposit(CHAIN, "alice", 32)
-    assert await node.store.validator_keys(CHAIN) == []
+    assert await node.store.validator_keys.all(CHAIN) == []
     assert await beacon.signer.find_validator_key(CHAIN, "alice") is None
 
 
@@ -236,11 +237,11 @@ async def test_a_reset_drops_the_old_chains_undelivered_announcements(world):
     """Issue 9: a channel set up after a reset announced blocks of the chain that was thrown away."""
     clock, node, beacon = world
     await mine(node, clock, "alice", 2)
-    assert await node.store.pending_events(CHAIN)
+    assert await OutboxRepository(node.store.db).pending_events(CHAIN)
     await beacon.reset(CHAIN, REGTEST, initial_bits=0x207FFFFF, consensus=CONFIG)
-    assert await node.store.pending_events(CHAIN) == []
+    assert await OutboxRepository(node.store.db).pending_events(CHAIN) == []
     await mine(node, clock, "bob")
-    assert {e.payload["height"] for e in await node.store.pending_events(CHAIN)} == {1}
+    assert {e.payload["height"] for e in await OutboxRepository(node.store.db).pending_events(CHAIN)} == {1}
 
 
 @pytest.mark.parametrize("reset_first", [True, False])

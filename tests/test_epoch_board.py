@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import discord
 
 from chain.beacon_node import FinalityView, VoteProgress
-from chain.store import EpochMessage
+from chain.storage import EpochMessage
 from cogs.epoch_board import EpochBoard
 from cogs.staking import finality_news
 

@@ -9,7 +9,7 @@ from chain.node import Node
 from chain.params import PLAYGROUND
 from chain.pow import explain_retarget
 from chain.retargets import retarget_history
-from chain.store import Store
+from chain.storage import Store
 from cogs.explorer import block_choices, resolve_block_height
 from tests.chainkit import CHAIN_ID, GENESIS_TIME, solve
 
@@ -44,7 +44,7 @@ async def test_retarget_history_from_the_store_matches_the_whole_chain(tmp_path)
     assert len(changed) > 5
     expected = [explain_retarget(headers[:h], PLAYGROUND) for h in reversed(changed[-5:])]
     last_height = state.height - state.height % PLAYGROUND.retarget_window_blocks
-    recent, last = await retarget_history(node.store, CHAIN_ID, state)
+    recent, last = await retarget_history(node.store.blocks, CHAIN_ID, state)
     assert recent == expected
     assert last == explain_retarget(headers[:last_height], PLAYGROUND)
     await node.store.close()
@@ -61,12 +61,12 @@ async def test_block_choices_and_hash_lookups_match_a_scan_of_the_chain(tmp_path
                 if not text or str(h).startswith(text) or shown[h].startswith(text)][:25]
 
     for typed in ("", "1", "12", "149", "0", "00", "7", shown[3][:4], shown[140][:8], "zz"):
-        choices = await block_choices(node.store, CHAIN_ID, state.height, typed)
+        choices = await block_choices(node.store.blocks, CHAIN_ID, state.height, typed)
         assert [c.value for c in choices] == scanned(typed), typed
         for c in choices:
             assert c.name == f"#{c.value} {shown[int(c.value)][:16]}…"
-    assert await resolve_block_height(node.store, CHAIN_ID, state.height, shown[5][:12]) == 5
-    assert await resolve_block_height(node.store, CHAIN_ID, state.height, shown[5]) == 5
+    assert await resolve_block_height(node.store.blocks, CHAIN_ID, state.height, shown[5][:12]) == 5
+    assert await resolve_block_height(node.store.blocks, CHAIN_ID, state.height, shown[5]) == 5
     await node.store.close()
 
 
@@ -123,7 +123,7 @@ async def test_a_retarget_after_a_block_time_change_is_explained_from_the_change
         await node.submit_block(CHAIN_ID, solve(node.template(CHAIN_ID, miner), state.params))
     state = node.chain(CHAIN_ID).state
     headers = [b.header for b in (await node.store.load_chain(CHAIN_ID)).blocks]
-    _recent, last = await retarget_history(node.store, CHAIN_ID, state)
+    _recent, last = await retarget_history(node.store.blocks, CHAIN_ID, state)
     assert last == explain_retarget(headers[:10], state.params, SpacingChange(5, 60))
     assert (last.height, last.actual_timespan_s, last.target_timespan_s) == (10, 600, 600)
     assert last.new_bits == headers[10].bits

@@ -12,7 +12,7 @@ from chain.errors import ExportTooLargeError, SnapshotUnavailableError
 from chain.export import export_chain
 from chain.node import Node
 from chain.params import REGTEST
-from chain.store import ChainSnapshot, Store
+from chain.storage import ChainSnapshot, Store
 from tests.test_node import CHAIN, MASTER, FakeClock, mine_block, open_node
 
 
@@ -31,7 +31,7 @@ async def node(tmp_path, request):
 
 async def test_the_streamed_export_is_the_document_json_dumps_made(node):
     state = node.chain(CHAIN).state
-    blocks = [b async for b in node.store.iter_blocks(CHAIN)]
+    blocks = [b async for b in node.store.blocks.iter_blocks(CHAIN)]
     expected = json.dumps(
         export_chain(state.genesis_params, CHAIN, blocks, state.param_changes, state.consensus,
                      state.consensus_changes),

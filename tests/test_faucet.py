@@ -17,7 +17,7 @@ from chain.errors import ChainError, FaucetCooldownError, FaucetEmptyError, NoFa
 from chain.node import FAUCET_OWNER, Node
 from chain.params import REGTEST
 from chain.signer import ValidatorSigner
-from chain.store import Store
+from chain.storage import Store
 from tests.chainkit import solve
 
 CHAIN = 12
@@ -216,4 +216,4 @@ async def test_members_draining_the_last_points_at_once_never_overdraw(world):
     assert len(node.chain(CHAIN).mempool) == 0 and supply_adds_up(node)
     # The refused members started no cooldown: they may ask again once the faucet has points.
     refused = [f"m{i}" for i, r in enumerate(results) if isinstance(r, BaseException)]
-    assert await node.store.faucet_claimed_at(CHAIN, refused[0]) is None
+    assert await node.store.mempool.faucet_claimed_at(CHAIN, refused[0]) is None

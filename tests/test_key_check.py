@@ -11,7 +11,7 @@ import pytest
 from bot.instance_lock import InstanceLock
 from bot.preflight import StartupRefusedError, run_preflight
 from bot.settings import Settings
-from chain import store as store_module
+from bot.storage import StoredWebhook, WebhookRepository
 from chain.errors import MasterKeyMismatchError
 from chain.key_check import (
     Verdict,
@@ -21,7 +21,8 @@ from chain.key_check import (
     seal_key_check,
 )
 from chain.keys import SigningKey, seal_bytes, seal_key, validator_key_aad, wallet_aad
-from chain.store import SealedSample, SealedSecrets, Store, StoredValidatorKey, StoredWallet, StoredWebhook
+from chain.storage import Database, SealedSample, SealedSecrets, Store, StoredValidatorKey, StoredWallet
+from chain.storage import database as store_module
 
 RIGHT = bytes.fromhex("a0b0ab5c" * 8)
 WRONG = bytes.fromhex("5ca0b0ab" * 8)
@@ -82,10 +83,10 @@ async def legacy_database(path: Path, monkeypatch, *, key: bytes = RIGHT) -> Non
         m.setattr(store_module, "MIGRATIONS", tuple(x for x in store_module.MIGRATIONS if x[0] <= 5))
         store = await Store.open(path)
     signing = SigningKey(b"\x05" * 32)
-    await store.insert_validator_key(
+    await store.validator_keys.insert(
         3, StoredValidatorKey("9", signing.public_key, seal_key(key, signing, NONCE, validator_key_aad(3, "9"))), 0
     )
-    await store.set_webhook(
+    await WebhookRepository(store.db).set(
         StoredWebhook(3, 1, 2, seal_bytes(key, b"https://hook", NONCE, b"consensus-playground/webhook/3"), None), 0
     )
     await store.close()
@@ -93,32 +94,32 @@ async def legacy_database(path: Path, monkeypatch, *, key: bytes = RIGHT) -> Non
 
 async def test_reading_the_sealed_secrets_changes_nothing(tmp_path, monkeypatch):
     missing = tmp_path / "missing.sqlite3"
-    assert await Store.sealed_secrets(missing) is None
+    assert await Database.sealed_secrets(missing) is None
     assert not missing.exists()
 
     db = tmp_path / "old.sqlite3"
     await legacy_database(db, monkeypatch)
     before = digest(db)
-    secrets = await Store.sealed_secrets(db)
+    secrets = await Database.sealed_secrets(db)
     assert secrets.key_check is None and secrets.sample.kind == "validator key"
     assert digest(db) == before
 
 
 async def test_the_key_check_is_recorded_once(tmp_path):
     store = await Store.open(tmp_path / "db.sqlite3")
-    assert await store.key_check() is None
+    assert await store.key_checks.get() is None
     # Two starts racing (in one process, as the instance lock rules out two): one check wins.
     await asyncio.gather(
-        record_key_check(store, RIGHT, NONCE, 1),
-        record_key_check(store, RIGHT, b"\x44" * 12, 2),
+        record_key_check(store.key_checks, RIGHT, NONCE, 1),
+        record_key_check(store.key_checks, RIGHT, b"\x44" * 12, 2),
     )
-    first = await store.key_check()
+    first = await store.key_checks.get()
     assert key_check_opens(RIGHT, first)
-    await record_key_check(store, RIGHT, b"\x55" * 12, 3)
-    assert await store.key_check() == first
+    await record_key_check(store.key_checks, RIGHT, b"\x55" * 12, 3)
+    assert await store.key_checks.get() == first
     with pytest.raises(MasterKeyMismatchError):
-        await record_key_check(store, WRONG, NONCE, 4)
-    assert await store.key_check() == first
+        await record_key_check(store.key_checks, WRONG, NONCE, 4)
+    assert await store.key_checks.get() == first
     await store.close()
 
 
@@ -162,7 +163,7 @@ async def test_preflight_makes_a_key_for_a_new_database(tmp_path):
 async def test_a_recorded_key_check_refuses_a_wrong_key_once_the_secrets_are_gone(tmp_path):
     db = tmp_path / "data" / "db.sqlite3"
     store = await Store.open(db)
-    await record_key_check(store, RIGHT, NONCE, 0)
+    await record_key_check(store.key_checks, RIGHT, NONCE, 0)
     await store.close()
     with pytest.raises(StartupRefusedError, match="is not the key this database's wallets"):
         await run_preflight(settings_for(tmp_path, WRONG))
@@ -181,9 +182,9 @@ async def test_an_old_database_is_judged_by_its_oldest_secret(tmp_path, monkeypa
     for owner, key, created_at in (("late", WRONG, 20), ("first", RIGHT, 10)):
         signing = SigningKey(owner.encode().ljust(32, b"."))
         sealed = seal_key(key, signing, NONCE, wallet_aad(1, owner))
-        await store.insert_wallet(1, StoredWallet(owner, signing.public_key, sealed), created_at)
+        await store.wallets.insert(1, StoredWallet(owner, signing.public_key, sealed), created_at)
     await store.close()
-    assert (await Store.sealed_secrets(db)).sample.owner == "first"
+    assert (await Database.sealed_secrets(db)).sample.owner == "first"
     (await run_preflight(settings_for(tmp_path, RIGHT))).release()
     with pytest.raises(StartupRefusedError):
         await run_preflight(settings_for(tmp_path, WRONG))

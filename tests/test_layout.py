@@ -85,10 +85,19 @@ def test_chain_never_imports_discord():
         assert not any(n.split(".")[0] == "discord" for n in imports_of(path)), path
 
 
+# The storage modules: the only places SQL is written (the engine's tables, and the bot's own).
+STORAGE_PACKAGE = ROOT / "chain" / "storage"
+BOT_STORAGE = ROOT / "bot" / "storage.py"
+
+
+def is_storage_module(path: Path) -> bool:
+    return path.parent == STORAGE_PACKAGE or path == BOT_STORAGE
+
+
 def test_consensus_modules_are_pure():
     checked = 0
     for path in python_files("chain"):
-        if path.stem in CHAIN_ADAPTERS:
+        if path.stem in CHAIN_ADAPTERS or path.parent == STORAGE_PACKAGE:
             continue
         checked += 1
         impure = {n for n in imports_of(path) if n.split(".")[0] in IMPURE_MODULES}
@@ -96,14 +105,35 @@ def test_consensus_modules_are_pure():
     assert checked >= 10
 
 
-def test_sql_lives_only_in_the_store():
+def test_sql_lives_only_in_the_storage_modules():
     for package in LAYERS:
         for path in python_files(package):
-            if path == ROOT / "chain" / "store.py":
+            if is_storage_module(path):
                 continue
             text = path.read_text()
             for keyword in ("SELECT ", "INSERT INTO", "UPDATE ", "DELETE FROM", "CREATE TABLE"):
                 assert keyword not in text or path.parent.name == "tests", f"{keyword!r} in {path}"
+
+
+def test_statements_run_only_in_the_storage_modules():
+    """``execute``/``executemany`` of SQL is a storage module's job; the rest call repositories."""
+    for package in LAYERS:
+        for path in python_files(package):
+            if is_storage_module(path):
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in {"execute", "executemany", "executescript"}
+                ):
+                    raise AssertionError(f"{path.relative_to(ROOT)}:{node.lineno} runs SQL outside chain/storage")
+
+
+def test_storage_modules_exist_and_hold_the_migrations():
+    assert (STORAGE_PACKAGE / "migrations.py").exists() and BOT_STORAGE.exists()
+    migrations = [p for p in python_files("chain") + python_files("bot") if "\nMIGRATIONS:" in p.read_text()]
+    assert migrations == [STORAGE_PACKAGE / "migrations.py"], migrations
 
 
 def test_no_print_and_no_bare_except():

@@ -20,7 +20,7 @@ from chain.errors import (
 from chain.export import import_chain
 from chain.node import Node
 from chain.params import REGTEST
-from chain.store import Store
+from chain.storage import Store
 from chain.verify import verify_chain
 from tests.chainkit import key, solve
 
@@ -81,7 +81,7 @@ async def test_pay_then_mine_confirms_and_emits_events(node):
     assert node.account(CHAIN, bob).balance == 20
     assert node.account(CHAIN, await node.address(CHAIN, "alice")).balance == 28
     assert len(node.chain(CHAIN).mempool) == 0
-    stored = await node.store.get_transaction(CHAIN, admission.entry.txid)
+    stored = await node.store.blocks.get_transaction(CHAIN, admission.entry.txid)
     assert stored is not None and stored.height == 2
 
 
@@ -163,7 +163,7 @@ async def test_crash_loses_nothing_acknowledged(tmp_path):
     for height, block_hash in acked_blocks.items():
         assert state.headers[height].hash().hex() == bytes.fromhex(block_hash)[::-1].hex()
     for txid in acked_txs:
-        assert (await node.store.get_transaction(77, bytes.fromhex(txid))) is not None or bytes.fromhex(
+        assert (await node.store.blocks.get_transaction(77, bytes.fromhex(txid))) is not None or bytes.fromhex(
             txid
         ) in node.chain(77).mempool
     report = await node.verify(77)
@@ -198,7 +198,8 @@ async def test_verify_detects_stored_balance_drift(node):
     await mine_block(node, "alice")
     alice = await node.address(CHAIN, "alice")
     # Simulate corruption outside the engine.
-    await node.store._db.execute("UPDATE accounts SET balance = 999 WHERE pubkey = ?", (alice,))
+    async with node.store.db.transaction(CHAIN) as tx:
+        await tx.execute("UPDATE accounts SET balance = 999 WHERE pubkey = ?", (alice,))
     with pytest.raises(VerificationError, match="stored balances differ"):
         await node.verify(CHAIN)
 
@@ -219,7 +220,7 @@ async def test_in_memory_views_match_the_store_before_and_after_restart(tmp_path
         return runtime.tip_block, dict(runtime.blocks_mined)
 
     live = views(node)
-    assert live[0] == await node.store.get_block(CHAIN, height=3)
+    assert live[0] == await node.store.blocks.get_block(CHAIN, height=3)
     assert live[1] == {alice: 2, bob: 1}
     assert await node.owners(CHAIN) == {alice: "alice", bob: "bob", carol: "carol"}
     await node.store.close()

@@ -11,7 +11,7 @@ from chain.hashcore import HashingCore, OutcomeKind
 from chain.node import Node
 from chain.params import PLAYGROUND, REGTEST
 from chain.pow import compute_calibrated_bits
-from chain.store import Store
+from chain.storage import Store
 from chain.verify import verify_chain
 
 CHAIN = 3

@@ -9,9 +9,10 @@ import pytest
 
 import bot.notifier
 from bot.notifier import WebhookNotifier
+from bot.storage import OutboxRepository
 from chain.params import REGTEST
 from chain.state import process_block
-from chain.store import Store
+from chain.storage import Store
 from tests.chainkit import genesis_block, key, mine, new_chain
 
 DAY = 86_400
@@ -59,55 +60,55 @@ def notifier(store: Store, clock: Clock, **kwargs) -> WebhookNotifier:
 
 async def test_store_prunes_only_events_delivered_before_the_cutoff_at_most_limit_at_a_time(store):
     ids = await events(store, 3)
-    await store.mark_delivered(ids[:3], 100)
-    await store.mark_delivered(ids[3:5], 1_000)
-    assert await store.prune_delivered_events(500, limit=2) == 2
-    assert await store.prune_delivered_events(500, limit=2) == 1
-    assert await store.prune_delivered_events(500, limit=2) == 0
-    assert [e.id for e in await store.all_events(1)] == ids[3:]
+    await OutboxRepository(store.db).mark_delivered(ids[:3], 100)
+    await OutboxRepository(store.db).mark_delivered(ids[3:5], 1_000)
+    assert await OutboxRepository(store.db).prune_delivered_events(500, limit=2) == 2
+    assert await OutboxRepository(store.db).prune_delivered_events(500, limit=2) == 1
+    assert await OutboxRepository(store.db).prune_delivered_events(500, limit=2) == 0
+    assert [e.id for e in await OutboxRepository(store.db).all_events(1)] == ids[3:]
     # However old, an undelivered event stays.
-    assert await store.prune_delivered_events(10**12, limit=100) == 2
-    assert [e.id for e in await store.all_events(1)] == ids[5:]
-    assert [e.id for e in await store.pending_events(1)] == ids[5:]
+    assert await OutboxRepository(store.db).prune_delivered_events(10**12, limit=100) == 2
+    assert [e.id for e in await OutboxRepository(store.db).all_events(1)] == ids[5:]
+    assert [e.id for e in await OutboxRepository(store.db).pending_events(1)] == ids[5:]
 
 
 async def test_delivered_events_go_after_the_retention_period_in_bounded_batches(store, monkeypatch):
     monkeypatch.setattr(bot.notifier, "PRUNE_BATCH", 2)
     ids = await events(store, 4)
-    await store.mark_delivered(ids[:7], 1_000)
+    await OutboxRepository(store.db).mark_delivered(ids[:7], 1_000)
     clock = Clock(1_000 + 7 * DAY)
     batches: list[int] = []
-    prune = store.prune_delivered_events
+    n = notifier(store, clock)
+    prune = n.outbox.prune_delivered_events
 
     async def counted(before, limit):
         deleted = await prune(before, limit=limit)
         batches.append(deleted)
         return deleted
 
-    monkeypatch.setattr(store, "prune_delivered_events", counted)
-    n = notifier(store, clock)
+    monkeypatch.setattr(n.outbox, "prune_delivered_events", counted)
     assert await n.prune() == 0  # exactly the retention period: kept
     clock.now += 1
     assert await n.prune() == 7
     assert batches == [0, 2, 2, 2, 1]  # never more than PRUNE_BATCH in one transaction
-    assert [e.id for e in await store.all_events(1)] == ids[7:]  # the undelivered one stays
+    assert [e.id for e in await OutboxRepository(store.db).all_events(1)] == ids[7:]  # the undelivered one stays
 
 
 async def test_the_notifier_prunes_at_start_and_then_once_an_interval(store):
     ids = await events(store, 2)
-    await store.mark_delivered(ids[:2], 0)
+    await OutboxRepository(store.db).mark_delivered(ids[:2], 0)
     clock = Clock(8 * DAY)
     n = notifier(store, clock)
     await n.start()
     try:
         await asyncio.wait_for(_until(lambda: n.pruned_events == 2), 5)
-        await store.mark_delivered(ids[2:], 0)
+        await OutboxRepository(store.db).mark_delivered(ids[2:], 0)
         # The next pass is due one interval later on the injected clock, not at the next wake.
         assert n._next_prune == clock.now + bot.notifier.PRUNE_INTERVAL_S
         clock.now += bot.notifier.PRUNE_INTERVAL_S
         n.wake()
         await asyncio.wait_for(_until(lambda: n.pruned_events == len(ids)), 5)
-        assert await store.all_events(1) == []
+        assert await OutboxRepository(store.db).all_events(1) == []
     finally:
         await n.close()
 

@@ -11,7 +11,7 @@ from chain.export import import_chain, import_param_changes
 from chain.node import Node
 from chain.params import REGTEST
 from chain.state import build_template, compute_params_commitment, process_block
-from chain.store import Store
+from chain.storage import Store
 from chain.verify import verify_chain
 from tests.chainkit import key, mine, new_chain, solve
 

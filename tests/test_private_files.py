@@ -12,7 +12,7 @@ import pytest
 from bot.preflight import run_preflight
 from bot.private_files import database_files, make_private_files, make_private_folder
 from bot.settings import Settings
-from chain.store import Store
+from chain.storage import Store
 
 
 def mode(path: Path) -> int:
@@ -30,7 +30,7 @@ def open_umask():
 async def test_the_store_creates_its_folder_and_files_private(tmp_path, open_umask):
     db = tmp_path / "data" / "playground.sqlite3"
     store = await Store.open(db)
-    await store.record_key_check(b"x" * 40, 0)  # a write, so the -wal exists
+    await store.key_checks.record_key_check(b"x" * 40, 0)  # a write, so the -wal exists
     assert mode(db.parent) == 0o700
     for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
         assert mode(path) == 0o600, path

@@ -42,7 +42,7 @@ from chain.keys import open_key
 from chain.params import REGTEST
 from chain.signer import ValidatorSigner, measure_signature_costs_ns, validator_key_aad
 from chain.slashing_protection import SlashingProtectionRecord, import_interchange
-from chain.store import Store, StoredValidatorKey
+from chain.storage import Store, StoredValidatorKey
 from tests.chainkit import genesis_block
 
 CHAIN = 9
@@ -100,13 +100,13 @@ async def test_one_validator_key_per_member_and_chain(signer, store):
     assert await signer.validator_key(CHAIN + 1, "alice") != alice
     # Another signer on the same store (a restart) finds the same key.
     assert await make_signer(store).validator_key(CHAIN, "alice") == alice
-    assert [k.owner for k in await store.validator_keys(CHAIN)] == ["alice", "bob"]
+    assert [k.owner for k in await store.validator_keys.all(CHAIN)] == ["alice", "bob"]
 
 
 async def test_concurrent_first_use_creates_one_key(signer, store):
     keys = await asyncio.gather(*(make_signer(store).validator_key(CHAIN, "alice") for _ in range(5)))
     assert len(set(keys)) == 1
-    assert len(await store.validator_keys(CHAIN)) == 1
+    assert len(await store.validator_keys.all(CHAIN)) == 1
 
 
 async def test_sealed_at_rest_with_a_validator_aad(tmp_path):
@@ -115,7 +115,7 @@ async def test_sealed_at_rest_with_a_validator_aad(tmp_path):
     signer = make_signer(store)
     pubkey = await signer.validator_key(CHAIN, "alice")
     await signer.sign_attestation(CHAIN, "alice", vote(0, 1))
-    stored = await store.get_validator_key(CHAIN, "alice")
+    stored = await store.validator_keys.get(CHAIN, "alice")
     seed = open_key(MASTER, stored.sealed_key, validator_key_aad(CHAIN, "alice")).seed
     # Opening needs the exact purpose and owner: not a wallet's AAD, not another member's.
     with pytest.raises(WalletError):
@@ -131,9 +131,9 @@ async def test_sealed_at_rest_with_a_validator_aad(tmp_path):
 
 async def test_a_key_sealed_for_someone_else_is_refused(signer, store):
     await signer.validator_key(CHAIN, "alice")
-    alice_row = await store.get_validator_key(CHAIN, "alice")
+    alice_row = await store.validator_keys.get(CHAIN, "alice")
     # Simulate a row copied under another owner's name: its AAD no longer matches.
-    await store.insert_validator_key(CHAIN, StoredValidatorKey("mallory", os.urandom(32), alice_row.sealed_key), 1)
+    await store.validator_keys.insert(CHAIN, StoredValidatorKey("mallory", os.urandom(32), alice_row.sealed_key), 1)
     with pytest.raises(WalletError, match="belongs to someone else"):
         await make_signer(store).sign_attestation(CHAIN, "mallory", vote(0, 1))
 
@@ -149,12 +149,12 @@ async def test_an_honest_sequence_is_signed_and_verifies(signer, store):
         check_attestation_signature(signed)
     for slot in (3, 4, 10):
         check_proposal_signature(await signer.sign_proposal(CHAIN, "alice", block(pubkey, slot)))
-    record = await store.get_protection_record(CHAIN, pubkey)
+    record = await store.protection.get(CHAIN, pubkey)
     assert record.highest_attestation.target_epoch == 9
     assert record.highest_source_epoch == 6
     assert record.highest_block.slot == 10
     assert signer.sign_ops == 10
-    assert (await store.energy(CHAIN)).pos_sign_ops == 10
+    assert (await store.energy.counters(CHAIN)).pos_sign_ops == 10
 
 
 async def test_signing_the_same_message_again_is_allowed(signer):
@@ -180,11 +180,11 @@ async def test_signing_the_same_message_again_is_allowed(signer):
 )
 async def test_conflicting_votes_are_refused_with_the_offence(signer, store, signed, refused, error):
     await signer.sign_attestation(CHAIN, "alice", vote(*signed))
-    before = await store.get_protection_record(CHAIN, await signer.validator_key(CHAIN, "alice"))
+    before = await store.protection.get(CHAIN, await signer.validator_key(CHAIN, "alice"))
     with pytest.raises(error):
         await signer.sign_attestation(CHAIN, "alice", vote(*refused))
-    assert await store.get_protection_record(CHAIN, before.pubkey) == before
-    assert signer.sign_ops == 1 and (await store.energy(CHAIN)).pos_sign_ops == 1
+    assert await store.protection.get(CHAIN, before.pubkey) == before
+    assert signer.sign_ops == 1 and (await store.energy.counters(CHAIN)).pos_sign_ops == 1
 
 
 async def test_refusal_names_the_offence(signer):
@@ -250,7 +250,7 @@ async def test_a_reset_chain_gets_a_new_key_so_old_votes_cannot_frame_it(signer,
     await store.create_chain(CHAIN, REGTEST, genesis_block(REGTEST, CHAIN), 0)
     new_key = await signer.validator_key(CHAIN, "alice")
     assert new_key != old_key
-    assert await store.get_protection_record(CHAIN, old_key) is None
+    assert await store.protection.get(CHAIN, old_key) is None
     signed = await signer.sign_attestation(CHAIN, "alice", vote(2, 5, "B"))  # epochs start over, honestly
     assert signed.validator == new_key
 
@@ -265,12 +265,12 @@ async def test_chaos_signs_a_double_vote_and_still_records_it(signer, store):
 
     verdict = check_attester_slashing(AttesterSlashing(first, second), CHAIN)
     assert verdict.offence is Offence.DOUBLE_VOTE and verdict.validator == pubkey
-    record = await store.get_protection_record(CHAIN, pubkey)
+    record = await store.protection.get(CHAIN, pubkey)
     # Two roots for target 5 are known: neither counts as a harmless repeat any more.
     assert record.highest_attestation.target_epoch == 5 and record.highest_attestation.signing_root is None
     with pytest.raises(DoubleVoteRefusedError):
         await signer.sign_attestation(CHAIN, "alice", vote(2, 5))
-    assert (await store.energy(CHAIN)).pos_sign_ops == 2
+    assert (await store.energy.counters(CHAIN)).pos_sign_ops == 2
 
 
 @pytest.mark.parametrize(
@@ -287,7 +287,7 @@ async def test_chaos_signs_surround_votes_in_both_directions(signer, store, firs
     verdict = check_attester_slashing(AttesterSlashing(first, second), CHAIN)
     assert verdict.offence is Offence.SURROUND_VOTE
     # The record still refuses what either vote refuses.
-    record = await store.get_protection_record(CHAIN, first.validator)
+    record = await store.protection.get(CHAIN, first.validator)
     assert record.highest_attestation.target_epoch == max(first_vote[1], second_vote[1])
     assert record.highest_source_epoch == max(first_vote[0], second_vote[0])
     with pytest.raises(SurroundVoteRefusedError):
@@ -301,7 +301,7 @@ async def test_chaos_signs_a_double_proposal(signer, store):
     assert check_proposer_slashing(ProposerSlashing(one, two), CHAIN).offence is Offence.DOUBLE_PROPOSAL
     with pytest.raises(DoubleProposalRefusedError):
         await signer.sign_proposal(CHAIN, "alice", block(pubkey, 7))
-    assert (await store.get_protection_record(CHAIN, pubkey)).highest_block.slot == 7
+    assert (await store.protection.get(CHAIN, pubkey)).highest_block.slot == 7
 
 
 async def test_chaos_does_not_sign_impossible_votes(signer):
@@ -345,7 +345,7 @@ async def test_import_moves_protection_to_another_signer(tmp_path, signer):
     document = json.dumps(await signer.export_protection(CHAIN, "alice", GENESIS))
     # Same key, another database (the validator moved): before the import it would sign anything.
     other_store = await Store.open(tmp_path / "other.sqlite3")
-    await other_store.insert_validator_key(CHAIN, await signer.store.get_validator_key(CHAIN, "alice"), 1)
+    await other_store.validator_keys.insert(CHAIN, await signer.store.validator_keys.get(CHAIN, "alice"), 1)
     other = make_signer(other_store)
     merged = await other.import_protection(CHAIN, "alice", document, GENESIS)
     assert merged == await signer.protection_record(CHAIN, "alice")

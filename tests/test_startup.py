@@ -20,7 +20,7 @@ from chain.node import Node
 from chain.params import PLAYGROUND, REGTEST
 from chain.snapshot import decode_beacon_state
 from chain.state import ChainState
-from chain.store import Store
+from chain.storage import Store
 from chain.verify import verify_chain
 from tests.chainkit import CHAIN_ID, GENESIS_TIME, solve
 from tests.poskit import merged_chain_with_exit_and_slashing, pos_chain, staked_chain
@@ -109,7 +109,7 @@ async def test_startup_from_the_snapshot_equals_a_full_replay(kind, tmp_path):
     assert node.chain(CHAIN_ID).tip_block == blocks[-1]
     assert node.chain(CHAIN_ID).blocks_mined == Counter(b.coinbase.miner for b in blocks[1:])
     # One snapshot per chain: the tip's.
-    assert await node.store.get_beacon_snapshot(CHAIN_ID, loaded.height - 1) is None
+    assert await node.store.snapshots.get(CHAIN_ID, loaded.height - 1) is None
     await node.store.close()
 
 
@@ -118,12 +118,12 @@ async def test_a_chain_without_a_snapshot_is_replayed_once_and_gets_one(tmp_path
     path = tmp_path / "old.sqlite3"
     await store_chain(path, blocks, engine.consensus)
     store = await Store.open(path)
-    await store.prune_beacon_snapshots(CHAIN_ID, below_height=10**9)  # a database from before snapshots
+    await store.snapshots.prune(CHAIN_ID, below_height=10**9)  # a database from before snapshots
     await store.close()
 
     node = await open_node(path)
     assert_same_state(node.chain(CHAIN_ID).state, engine)
-    height, blob = await node.store.latest_beacon_snapshot(CHAIN_ID)
+    height, blob = await node.store.snapshots.latest(CHAIN_ID)
     assert height == engine.height and decode_beacon_state(blob, [engine.consensus]) == engine.beacon
     await node.store.close()
 
@@ -145,7 +145,7 @@ async def test_a_corrupt_snapshot_costs_a_replay_not_the_chain(tmp_path):
     node = await open_node(path)
     assert node.offline_chain_ids() == []
     assert_same_state(node.chain(CHAIN_ID).state, engine)
-    _, blob = await node.store.latest_beacon_snapshot(CHAIN_ID)
+    _, blob = await node.store.snapshots.latest(CHAIN_ID)
     assert decode_beacon_state(blob, [engine.consensus]) == engine.beacon
     await node.store.close()
 
@@ -268,8 +268,8 @@ async def test_a_killed_writer_never_leaves_a_snapshot_that_disagrees_with_its_b
             await proc.wait()
 
         store = await Store.open(path)
-        tip = await store.tip_height(77)
-        height, blob = await store.latest_beacon_snapshot(77)
+        tip = await store.blocks.tip_height(77)
+        height, blob = await store.snapshots.latest(77)
         stored = await store.load_chain(77)
         await store.close()
         assert height == tip
@@ -298,7 +298,7 @@ async def test_a_window_change_and_a_block_at_the_same_moment_keep_the_headers_i
     # block is stored (a block waiting for the lock never is: then the read goes on after a second).
     appended = asyncio.Event()
     store = node.store
-    append_block, headers_between = store.append_block, store.headers_between
+    append_block, headers_between = store.append_block, store.blocks.headers_between
 
     async def append_then_signal(*args, **kwargs):
         try:
@@ -311,14 +311,14 @@ async def test_a_window_change_and_a_block_at_the_same_moment_keep_the_headers_i
             await asyncio.wait_for(appended.wait(), 1)
         return await headers_between(*args, **kwargs)
 
-    store.append_block, store.headers_between = append_then_signal, read_after_the_block
+    store.append_block, store.blocks.headers_between = append_then_signal, read_after_the_block
     await asyncio.gather(
         node.propose_params(CHAIN_ID, PLAYGROUND.evolve(retarget_window_blocks=150)),
         node.submit_block(CHAIN_ID, next_block()),
     )
-    del store.append_block, store.headers_between
+    del store.append_block, store.blocks.headers_between
     oldest = state.headers.oldest_kept
-    stored = await node.store.headers_between(CHAIN_ID, oldest, state.height + 1)
+    stored = await node.store.blocks.headers_between(CHAIN_ID, oldest, state.height + 1)
     assert [h for h, _ in stored] == [state.headers[i] for i in range(oldest, state.height + 1)]
     assert [b for _, b in stored] == [state.hashes[i] for i in range(oldest, state.height + 1)]
     assert all(state.height_of(b) == oldest + i for i, (_, b) in enumerate(stored))

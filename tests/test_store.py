@@ -2,11 +2,12 @@
 
 import pytest
 
+from bot.storage import OutboxRepository
 from chain.errors import ChainExistsError, ChainNotFoundError, StaleBlockError
 from chain.events import BLOCK_MINED, REWARD_PAID
 from chain.params import REGTEST
 from chain.state import process_block
-from chain.store import MIGRATIONS, Store
+from chain.storage import MIGRATIONS, Store
 from tests.chainkit import genesis_block, key, mine, new_chain
 
 MINER = key("miner")
@@ -33,8 +34,8 @@ async def append(store, state):
 
 
 async def test_migrations_and_durability_settings(store):
-    assert await store.schema_version() == MIGRATIONS[-1][0]
-    settings = await store.durability_settings()
+    assert await store.db.schema_version() == MIGRATIONS[-1][0]
+    settings = await store.db.durability_settings()
     assert settings["journal_mode"] == "wal"
     assert settings["synchronous"] == 2  # FULL
     assert settings["foreign_keys"] == 1
@@ -46,7 +47,7 @@ async def test_reopen_does_not_rerun_migrations(tmp_path):
     await create(first)
     await first.close()
     second = await Store.open(path)
-    assert await second.chain_ids() == [1]
+    assert await second.chains.chain_ids() == [1]
     await second.close()
 
 
@@ -56,9 +57,9 @@ async def test_append_writes_block_balances_index_and_events(store):
     loaded = await store.load_chain(1)
     assert [b.hash() for b in loaded.blocks] == state.hashes
     assert loaded.accounts == dict(state.ledger.items())
-    tx = await store.get_transaction(1, block.coinbase.txid())
+    tx = await store.blocks.get_transaction(1, block.coinbase.txid())
     assert tx is not None and tx.amount == 50 and tx.sender is None
-    events = await store.pending_events(1)
+    events = await OutboxRepository(store.db).pending_events(1)
     assert [e.id for e in events] == ids
     assert [e.kind for e in events] == [BLOCK_MINED, REWARD_PAID]
     assert events[0].payload["hash"] == block.header.hash_hex()
@@ -70,12 +71,12 @@ async def test_append_is_one_transaction(store, monkeypatch):
     async def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(store, "_insert_events", explode)
+    monkeypatch.setattr(store.outbox_writer, "insert_events", explode)
     with pytest.raises(RuntimeError):
         await append(store, state)
     loaded = await store.load_chain(1)
     assert len(loaded.blocks) == 1 and loaded.accounts == {}
-    assert await store.pending_events(1) == []
+    assert await OutboxRepository(store.db).pending_events(1) == []
 
 
 async def test_invalid_append_on_a_moved_tip(store):
@@ -85,17 +86,17 @@ async def test_invalid_append_on_a_moved_tip(store):
     await append(store, state)  # another block takes height 1 first
     with pytest.raises(StaleBlockError):
         await store.append_block(1, stale_block, effects, [], 0)
-    assert await store.tip_height(1) == 1
+    assert await store.blocks.tip_height(1) == 1
 
 
 async def test_chains_are_isolated(store):
     a = await create(store, chain_id=10)
     await create(store, chain_id=20)
     await append(store, a)
-    assert await store.tip_height(10) == 1
-    assert await store.tip_height(20) == 0
+    assert await store.blocks.tip_height(10) == 1
+    assert await store.blocks.tip_height(20) == 0
     assert (await store.load_chain(20)).accounts == {}
-    assert await store.pending_events(20) == []
+    assert await OutboxRepository(store.db).pending_events(20) == []
 
 
 async def test_invalid_duplicate_and_missing_chains(store):
@@ -109,17 +110,17 @@ async def test_invalid_duplicate_and_missing_chains(store):
 async def test_outbox_delivery_marks(store):
     state = await create(store)
     _, ids = await append(store, state)
-    await store.mark_delivered(ids[:1], 500)
-    assert [e.id for e in await store.pending_events()] == ids[1:]
+    await OutboxRepository(store.db).mark_delivered(ids[:1], 500)
+    assert [e.id for e in await OutboxRepository(store.db).pending_events()] == ids[1:]
 
 
 async def test_delete_chain_removes_its_rows(store):
     state = await create(store)
     await append(store, state)
     await store.delete_chain(1)
-    assert await store.chain_ids() == []
+    assert await store.chains.chain_ids() == []
     with pytest.raises(ChainNotFoundError):
-        await store.tip_height(1)
+        await store.blocks.tip_height(1)
 
 
 async def test_hash_prefixes_are_found_by_the_display_order_index(store):
@@ -131,12 +132,12 @@ async def test_hash_prefixes_are_found_by_the_display_order_index(store):
     shown = {h: hash_to_display(state.hashes[h]) for h in range(41)}
     for prefix in ("0", "1", "7", "ab", "f", shown[17][:5], shown[17][:6], shown[17]):
         expected = sorted((h for h, s in shown.items() if s.startswith(prefix)), reverse=True)
-        count, found = await store.find_blocks_by_hash_prefix(1, prefix, 5)
+        count, found = await store.blocks.find_blocks_by_hash_prefix(1, prefix, 5)
         assert count == len(expected), prefix
         assert found == [(h, state.hashes[h]) for h in expected[:5]], prefix
-    assert (await store.find_blocks_by_hash_prefix(2, shown[17][:6], 5)) == (0, [])  # other chains: none
+    assert (await store.blocks.find_blocks_by_hash_prefix(2, shown[17][:6], 5)) == (0, [])  # other chains: none
     with pytest.raises(ValueError):
-        await store.find_blocks_by_hash_prefix(1, "xyz", 5)
+        await store.blocks.find_blocks_by_hash_prefix(1, "xyz", 5)
 
 
 # How to take a database the newest schema wrote back to before a migration (old code cannot
@@ -184,27 +185,27 @@ async def test_migration_7_fills_the_display_hashes_of_existing_blocks(tmp_path)
         undo_migrations(db, 7)
 
     store = await Store.open(path)
-    assert await store.schema_version() == MIGRATIONS[-1][0]
-    count, found = await store.find_blocks_by_hash_prefix(1, hash_to_display(state.hashes[2])[:8], 5)
+    assert await store.db.schema_version() == MIGRATIONS[-1][0]
+    count, found = await store.blocks.find_blocks_by_hash_prefix(1, hash_to_display(state.hashes[2])[:8], 5)
     assert (count, found) == (1, [(2, state.hashes[2])])
     assert (await store.load_chain_head(1)).blocks_mined == {MINER.public_key: 3}
     await store.close()
 
 
 async def test_the_epoch_message_is_durable_replaced_and_gone_with_its_chain(tmp_path):
-    from chain.store import EpochMessage
+    from chain.storage import EpochMessage
 
     path = tmp_path / "epoch-message.sqlite3"
     store = await Store.open(path)
     await create(store)
-    assert await store.get_epoch_message(1) is None
-    await store.set_epoch_message(EpochMessage(1, 10, 100, 3), now=5)
+    assert await store.epoch_messages.get_epoch_message(1) is None
+    await store.epoch_messages.set_epoch_message(EpochMessage(1, 10, 100, 3), now=5)
     await store.close()
 
     store = await Store.open(path)  # a restart finds the message to keep editing
-    assert await store.get_epoch_message(1) == EpochMessage(1, 10, 100, 3)
-    await store.set_epoch_message(EpochMessage(1, 11, 101, 4), now=6)  # one message per chain: replaced
-    assert await store.get_epoch_message(1) == EpochMessage(1, 11, 101, 4)
+    assert await store.epoch_messages.get_epoch_message(1) == EpochMessage(1, 10, 100, 3)
+    await store.epoch_messages.set_epoch_message(EpochMessage(1, 11, 101, 4), now=6)  # one message per chain: replaced
+    assert await store.epoch_messages.get_epoch_message(1) == EpochMessage(1, 11, 101, 4)
     await store.delete_chain(1)  # a reset: the new chain posts its own message
-    assert await store.get_epoch_message(1) is None
+    assert await store.epoch_messages.get_epoch_message(1) is None
     await store.close()

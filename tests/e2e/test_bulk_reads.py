@@ -47,7 +47,7 @@ async def test_verify_reads_a_snapshot_while_other_writes_go_on(playground, monk
 
     async def writes_meanwhile() -> None:
         # Another server's write, then a block on the very chain being verified.
-        await store.set_server_settings(w.fork.id, {"cooldown_s": 3})
+        await store.server_settings.replace(w.fork.id, {"cooldown_s": 3})
         await mine_blocks(p, 1)
 
     def hook() -> None:
@@ -57,7 +57,7 @@ async def test_verify_reads_a_snapshot_while_other_writes_go_on(playground, monk
             return
         if threading.get_ident() == loop_thread:
             # Reading on the event loop: a write could not even start until the read ends.
-            seen.append(f"read on the event loop, store lock held: {store._lock.locked()}")
+            seen.append(f"read on the event loop, store lock held: {store.db.lock.locked()}")
             return
         # The verify's read waits here until the writes are committed: were they queued
         # behind it (the store's lock), this would never return.
@@ -72,7 +72,7 @@ async def test_verify_reads_a_snapshot_while_other_writes_go_on(playground, monk
     # The replay saw the chain as it was when its read began: blocks and balances of one instant.
     assert {f["name"]: f["value"] for f in embed["fields"]}["Blocks"] == str(height_before + 1)
     assert state(p).height == height_before + 1
-    assert (await store.get_server_settings(w.fork.id)) == {"cooldown_s": 3}
+    assert (await store.server_settings.get(w.fork.id)) == {"cooldown_s": 3}
 
 
 # --- /chain export ------------------------------------------------------------

@@ -54,7 +54,7 @@ def state(p):
 
 async def mine_blocks(p, count: int) -> None:
     """Mine ``count`` blocks through /mine start, one session at a time (so none goes stale)."""
-    await p.bot.services.node.store.set_server_settings(guild_id(p), {"cooldown_s": 0})
+    await p.bot.services.node.store.server_settings.replace(guild_id(p), {"cooldown_s": 0})
     mining = p.bot.get_cog("Mining")
     for _ in range(count):
         h = await p.run(p.world.alice, "mine start")
@@ -205,7 +205,7 @@ async def test_tx_pending_then_confirmed(playground):
     assert field(embed, "Fee") == "1 pts"
     assert field(embed, "Block hash") == f"`{hash_to_display(state(p).hashes[2])}`"
 
-    block = await p.bot.services.node.store.get_block(guild_id(p), height=1)
+    block = await p.bot.services.node.store.blocks.get_block(guild_id(p), height=1)
     reward = await answer(p, w.carol, "chain tx", {"txid": hash_to_display(block.txids()[0])})
     embed = reward.embeds[0]
     assert embed["description"] == "In block 1 at position 0 (2 confirmations)."
@@ -254,7 +254,7 @@ async def test_tx_prefix_shared_by_several_transactions_lists_them(playground, m
     txids += [
         hash_to_display(t)
         for b in (1, 2)
-        for t in (await p.bot.services.node.store.get_block(guild_id(p), height=b)).txids()[:1]
+        for t in (await p.bot.services.node.store.blocks.get_block(guild_id(p), height=b)).txids()[:1]
     ]
     firsts = [t[0] for t in txids]
     shared = max(set(firsts), key=firsts.count)
@@ -344,18 +344,24 @@ async def test_verify_reports_the_height_and_reason_of_a_failure(playground):
     p, w = playground, playground.world
     await mine_blocks(p, 3)
     # Someone edits the database behind the engine's back: block 2's reward grows by one point.
-    db = p.bot.store._db
-    block = await p.bot.services.node.store.get_block(guild_id(p), height=2)
+    db = p.bot.store.db
+    block = await p.bot.services.node.store.blocks.get_block(guild_id(p), height=2)
     forged = replace(block, coinbase=replace(block.coinbase, amount=block.coinbase.amount + 1))
-    await db.execute("UPDATE blocks SET raw = ? WHERE chain_id = ? AND height = 2", (forged.serialize(), guild_id(p)))
+    async with db.transaction(guild_id(p)) as tx:
+        await tx.execute(
+            "UPDATE blocks SET raw = ? WHERE chain_id = ? AND height = 2", (forged.serialize(), guild_id(p))
+        )
 
     h = await p.run(w.bob, "chain verify")
     await h.wait_response(15)
     text = h.embeds[0]["description"]
     assert text.startswith("❌ block 2: ") and "merkle" in text.lower(), text
 
-    await db.execute("UPDATE blocks SET raw = ? WHERE chain_id = ? AND height = 2", (block.serialize(), guild_id(p)))
-    await db.execute("UPDATE accounts SET balance = balance + 1 WHERE chain_id = ?", (guild_id(p),))
+    async with db.transaction(guild_id(p)) as tx:
+        await tx.execute(
+            "UPDATE blocks SET raw = ? WHERE chain_id = ? AND height = 2", (block.serialize(), guild_id(p))
+        )
+        await tx.execute("UPDATE accounts SET balance = balance + 1 WHERE chain_id = ?", (guild_id(p),))
     h = await p.run(w.bob, "chain verify")
     await h.wait_response(15)
     # The miner's account and the faucet's (funded at genesis) were both edited.

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 import bot.notifier
-from chain.store import Store
+from bot.storage import OutboxRepository
+from chain.storage import Store
 from cogs.embeds import event_embed
 from sandbox.demo import populate_demo
 from tests.e2e.conftest import Playground, make_settings, running_bot
@@ -36,7 +37,8 @@ def announced(sb, channel) -> list[str]:
 
 async def expected_titles(p, guild) -> list[str]:
     """What the outbox holds for this server, as the titles its embeds carry, in outbox order."""
-    return [event_embed(e.kind, e.payload, {}).title for e in await p.bot.store.all_events(guild.id)]
+    events = await OutboxRepository(p.bot.store.db).all_events(guild.id)
+    return [event_embed(e.kind, e.payload, {}).title for e in events]
 
 
 async def eventually(check, timeout: float = 10.0, what: str = "condition"):
@@ -54,7 +56,7 @@ async def eventually(check, timeout: float = 10.0, what: str = "condition"):
 
 
 async def backlog_is_empty(p) -> bool:
-    return not await p.bot.store.backlog()
+    return not await OutboxRepository(p.bot.store.db).backlog()
 
 
 async def test_429_then_500_then_success_delivers_every_event_once(playground):
@@ -229,7 +231,7 @@ async def test_one_failing_webhook_does_not_hold_up_another_server(playground):
 async def _pending_after_restart(sb, settings) -> dict[int, int]:
     store = await Store.open(settings.database_path)
     try:
-        return await store.backlog()
+        return await OutboxRepository(store.db).backlog()
     finally:
         await store.close()
 

@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from chain.store import Store
+from chain.storage import Store
 from tests.e2e.conftest import make_settings, running_bot
 from tests.e2e.text import reply_text, shown
 
@@ -87,7 +87,7 @@ async def test_python_m_bot_stops_cleanly_on_sigterm(sb, tmp_path):
     assert "the bot is restarting" in text or "found!" in text
 
     store = await Store.open(db)
-    assert await store.chain_ids() == [w.genesis.id]
+    assert await store.chains.chain_ids() == [w.genesis.id]
     await store.close()
 
 

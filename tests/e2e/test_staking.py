@@ -19,6 +19,7 @@ import pytest
 import cogs.staking as staking_cog
 import tests.e2e.conftest as e2e_conftest
 from bot.app import PlaygroundBot
+from bot.storage import OutboxRepository
 from chain.attestation import AttesterSlashing
 from chain.beacon import ConsensusConfig
 from chain.rewards import UNITS_PER_POINT
@@ -302,10 +303,10 @@ async def test_commands_of_a_member_who_never_staked_create_no_validator_key(pos
     await pos.start(wallets=[w.bob])
     await pos.run(w.alice, "playground setup", {"channel": w.blocks})
     store, guild_id = pos.services.node.store, w.genesis.id
-    genesis_keys = {k.owner for k in await store.validator_keys(guild_id)}
+    genesis_keys = {k.owner for k in await store.validator_keys.all(guild_id)}
 
     async def owners() -> set[str]:
-        return {k.owner for k in await store.validator_keys(guild_id)} - genesis_keys
+        return {k.owner for k in await store.validator_keys.all(guild_id)} - genesis_keys
 
     # carol has no points: her deposit is refused.
     h, reply = await pos.run(w.carol, "stake deposit", {"amount": 32})
@@ -319,7 +320,7 @@ async def test_commands_of_a_member_who_never_staked_create_no_validator_key(pos
     assert h.ephemeral and "you have no validator" in text(reply)
     h, reply = await pos.run(w.carol, "stake auto", {"state": "on"})
     assert h.ephemeral and "you have no validator" in text(reply) and "Auto-attest is" not in text(reply)
-    assert str(w.carol.id) not in await store.auto_attesters(guild_id)
+    assert str(w.carol.id) not in await store.validator_settings.auto_attesters(guild_id)
 
     await pos.step()
     message = await sb.wait_until(lambda: slot_message(pos, w.blocks, 1), timeout=5, describe="slot 1's message")
@@ -519,7 +520,7 @@ async def test_chaos_double_vote_is_caught_included_slashed_and_announced(pos):
     guild_id = w.genesis.id
     await pos.start(wallets=[w.bob])
     await pos.run(w.alice, "playground setup", {"channel": w.blocks})
-    await pos.services.node.store.set_chaos_mode(guild_id, True)
+    await pos.services.node.store.server_settings.set_chaos_mode(guild_id, True)
     await activate(pos, w.bob)
     alice_index = (await pos.view(w.alice)).index
     await until_next_proposer_is(pos, alice_index)
@@ -608,7 +609,7 @@ async def test_equivocation_by_the_proposer_is_a_proposer_slashing(pos):
     w = pos.w
     guild_id = w.genesis.id
     await pos.start(wallets=[w.bob])
-    await pos.services.node.store.set_chaos_mode(guild_id, True)
+    await pos.services.node.store.server_settings.set_chaos_mode(guild_id, True)
     await activate(pos, w.bob)
     bob_index = (await pos.view(w.bob)).index
     # Alice proposes the next slot; bob must be this slot's proposer to equivocate: wait for it.
@@ -704,7 +705,8 @@ async def test_a_chain_pauses_while_the_bot_is_out_of_its_server_and_resumes_whe
     await pos.step(3)
     chain = node.chain(w.genesis.id)
     assert chain.state.height >= 2
-    height, tip, events = chain.state.height, chain.state.tip_hash, len(await node.store.all_events(w.genesis.id))
+    events = len(await OutboxRepository(node.store.db).all_events(w.genesis.id))
+    height, tip = chain.state.height, chain.state.tip_hash
     bob_wallet = await node.address(w.genesis.id, str(w.bob.id))
 
     sb.remove_bot(w.genesis)
@@ -714,14 +716,14 @@ async def test_a_chain_pauses_while_the_bot_is_out_of_its_server_and_resumes_whe
     assert node.chain(w.fork.id).state.height >= 3
     assert pos.recorder.ran[w.genesis.id] == ran_before  # not even asked to run a slot
     assert chain.state.height == height and chain.state.tip_hash == tip
-    assert len(await node.store.all_events(w.genesis.id)) == events
+    assert len(await OutboxRepository(node.store.db).all_events(w.genesis.id)) == events
 
     sb.add_bot(w.genesis)
     await sb.wait_until(lambda: not node.is_paused(w.genesis.id), timeout=5, describe="the chain to resume")
     await pos.step(2)
     assert node.chain(w.genesis.id).state.height > height
     # Nothing was lost while away: the old blocks, the wallets, the validators.
-    assert (await node.store.get_block(w.genesis.id, height=height)).hash() == tip
+    assert (await node.store.blocks.get_block(w.genesis.id, height=height)).hash() == tip
     assert await node.address(w.genesis.id, str(w.bob.id)) == bob_wallet
     assert [v.owner for v in pos.beacon.validators(w.genesis.id)] == [str(w.alice.id)]
     # Discord deleted the webhook along with the bot: a new setup, and blocks are posted again.

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from chain import store as store_module
 from chain.keys import SigningKey, seal_key, wallet_aad
-from chain.store import Store, StoredWallet
+from chain.storage import Store, StoredWallet
+from chain.storage import database as store_module
 
 ROOT = Path(__file__).resolve().parents[2]
 RIGHT_KEY = "a0b0ab5c" * 8
@@ -100,8 +100,8 @@ async def make_legacy_database(path: Path, master_key: bytes, monkeypatch) -> No
         store = await Store.open(path)
     key = SigningKey(b"\x11" * 32)
     sealed = seal_key(master_key, key, b"\x22" * 12, wallet_aad(1, "42"))
-    await store.insert_wallet(1, StoredWallet("42", key.public_key, sealed), 0)
-    assert await store.schema_version() == LEGACY_SCHEMA
+    await store.wallets.insert(1, StoredWallet("42", key.public_key, sealed), 0)
+    assert await store.db.schema_version() == LEGACY_SCHEMA
     await store.close()
 
 
@@ -156,7 +156,7 @@ async def test_the_right_key_opens_an_old_database_and_records_the_key_check(tmp
     # From now on the database itself says which key it belongs to: a wrong one is refused
     # even once the sealed wallet is gone.
     store = await Store.open(db)
-    assert await store.key_check() is not None
+    assert await store.key_checks.get() is not None
     await store.close()
     code, _, stderr = await run_to_end(bot_env(tmp_path, MASTER_KEY=WRONG_KEY))
     assert code != 0

@@ -13,7 +13,7 @@ async def mine_one(p, member, guild=None):
 
 
 async def no_cooldown(p, guild):
-    await p.bot.services.node.store.set_server_settings(guild.id, {"cooldown_s": 0})
+    await p.bot.services.node.store.server_settings.replace(guild.id, {"cooldown_s": 0})
 
 
 async def test_pay_confirms_in_the_next_block_and_shows_in_history(playground):
@@ -130,7 +130,7 @@ async def test_200_payments_at_once_every_acknowledged_one_confirms(playground):
 
     await mine_one(p, w.carol)  # carol's reward comes with the block: count bob's points below
     for txid in txids:
-        stored = await node.store.get_transaction(chain, bytes.fromhex(txid)[::-1])
+        stored = await node.store.blocks.get_transaction(chain, bytes.fromhex(txid)[::-1])
         assert stored is not None and stored.height == 2, txid  # every acknowledged payment confirmed
     state = node.chain(chain).state
     fees = sum(int(re.search(r"fee (\d+) pts", reply_text(h)).group(1)) for h in sent)
