@@ -145,3 +145,15 @@ def test_no_print_and_no_bare_except():
                     assert node.type is not None, f"bare except in {path}"
                 if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
                     raise AssertionError(f"print() in {path}; use logging")
+
+
+def test_each_layer_opens_with_a_docstring_that_says_what_it_may_import():
+    """Issue 10: each layer's folder says what lives there and what it may import."""
+    import ast
+
+    for package in ("bot", "cogs", "chain", "chain/storage", "sandbox"):
+        source = (ROOT / package / "__init__.py").read_text(encoding="utf-8")
+        doc = ast.get_docstring(ast.parse(source))
+        assert doc, f"{package}/__init__.py has no docstring"
+        if package in ("bot", "cogs", "chain"):
+            assert "May import" in doc, f"{package}/__init__.py does not say what it may import"
