@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import ChainMap
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from chain.attestation import (
     AttesterSlashing,
@@ -57,6 +57,7 @@ from chain.errors import (
     ChaosModeOffError,
     DepositError,
     EncodingError,
+    ForkChoiceError,
     NotProposerError,
     NotStakingChainError,
     NoValidatorError,
@@ -65,13 +66,16 @@ from chain.errors import (
     ValidatorStatusError,
 )
 from chain.forkchoice import ForkChoiceStore, SlashingDetector, get_fork_choice_weights
+from chain.ledger import Account, LedgerView
 from chain.node import ChainRuntime, Node
-from chain.op_pool import Operation, is_dead_operation
-from chain.operations import OP_ATTESTATION, OP_VOLUNTARY_EXIT, Deposit, Operations
+from chain.op_pool import is_dead_operation
+from chain.operations import Deposit, Operations, VoluntaryExit
+from chain.params import ChainParams
 from chain.proposer import ProposerDraw
 from chain.signer import ValidatorSigner, measure_signature_costs_ns
 from chain.staking import FAR_FUTURE_EPOCH, ValidatorStatus, compute_validator_status, is_active_validator
 from chain.state import (
+    ChainState,
     build_unsigned_pos_block,
     compute_attestation_data,
     compute_pre_block_beacon,
@@ -79,6 +83,7 @@ from chain.state import (
     process_block_operations,
     seal_pos_block,
 )
+from chain.storage.records import StoredKey
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +196,16 @@ DEFAULT_MILLIWATTS_PER_CORE = 15_000
 GENESIS_ALLOCATION_POINTS = 100
 
 
+def _require_beacon(state: ChainState) -> BeaconState:
+    """The chain's beacon state; a chain without one has no proof-of-stake side to act on."""
+    if state.beacon is None:
+        raise NotStakingChainError(
+            "this chain was created before proof of stake existed; an admin can start a new one "
+            "with `/playground reset` (or pick a mode with `/playground config mode`)"
+        )
+    return state.beacon
+
+
 def _is_pos(beacon: BeaconState) -> bool:
     return beacon.merged or beacon.terminal is not None
 
@@ -218,17 +233,11 @@ class BeaconNode:
 
     def _chain(self, chain_id: int) -> ChainRuntime:
         runtime = self.node.chain(chain_id)
-        if runtime.state.beacon is None:
-            raise NotStakingChainError(
-                "this chain was created before proof of stake existed; an admin can start a new one "
-                "with `/playground reset` (or pick a mode with `/playground config mode`)"
-            )
+        _require_beacon(runtime.state)
         return runtime
 
     def _beacon(self, chain_id: int) -> BeaconState:
-        beacon = self._chain(chain_id).state.beacon
-        assert beacon is not None  # _chain checked it; narrowing for type checkers only
-        return beacon
+        return _require_beacon(self.node.chain(chain_id).state)
 
     async def _runtime(self, chain_id: int) -> BeaconRuntime:
         """This chain's consensus memory, kept in the node's runtime of the chain (one per server)."""
@@ -306,7 +315,7 @@ class BeaconNode:
 
     def current_slot(self, chain_id: int, now: int) -> int:
         runtime = self._chain(chain_id)
-        beacon = runtime.state.beacon
+        beacon = _require_beacon(runtime.state)
         if not _is_pos(beacon):
             return runtime.state.height
         return compute_slot_at_time(beacon, now)
@@ -438,8 +447,8 @@ class BeaconNode:
                 raise ValidatorStatusError(
                     f"your validator is not active yet (it activates in epoch {validator.activation_epoch})"
                 )
-            pending = self._chain(chain_id).op_pool.of_kind(OP_VOLUNTARY_EXIT)
-            if any(e.operation.validator_index == index for e in pending):
+            pending = self._chain(chain_id).op_pool.pending(VoluntaryExit)
+            if any(exit_.validator_index == index for exit_ in pending):
                 raise ValidatorStatusError("your exit is already waiting for the next block")
             exit_ = await self.signer.sign_exit(chain_id, owner, index, beacon.epoch)
             await self._check_operation(chain_id, exit_)
@@ -449,19 +458,20 @@ class BeaconNode:
         assert view is not None
         return view
 
-    async def _check_operation(self, chain_id: int, operation: Operation) -> None:
+    async def _check_operation(self, chain_id: int, operation: Deposit | VoluntaryExit) -> None:
         """Would the next block take it?  Raises the block rule's own typed error if not."""
-        runtime = self._chain(chain_id)
-        state = runtime.state
-        beacon = state.beacon
+        state = self._chain(chain_id).state
+        beacon = _require_beacon(state)
         is_pos = _is_pos(beacon)
         slot = max(compute_slot_at_time(beacon, self.node.now()) + 1, beacon.slot + 1) if is_pos else state.height + 1
         pre = compute_pre_block_beacon(state, slot, state.tip_hash, is_pos)
-        name = "deposits" if isinstance(operation, Deposit) else "voluntary_exits"
-        changes: dict = {}
+        operations = (
+            Operations(deposits=(operation,)) if isinstance(operation, Deposit)
+            else Operations(voluntary_exits=(operation,))
+        )
+        changes: dict[bytes, Account] = {}
         process_block_operations(
-            pre, ChainMap(changes, state.ledger), changes, Operations(**{name: (operation,)}), state.chain_id, slot,
-            None, state.params,
+            pre, LedgerView(changes, state.ledger), changes, operations, state.chain_id, slot, None, state.params,
         )
 
     # --- votes -------------------------------------------------------------------------------
@@ -495,7 +505,7 @@ class BeaconNode:
     def _running_voters(self, chain_id: int, now: int | None = None) -> tuple[int, set[int]]:
         """The running epoch and the validators whose vote for it a block counted or the pool holds."""
         runtime = self._chain(chain_id)
-        beacon = runtime.state.beacon
+        beacon = _require_beacon(runtime.state)
         epoch = beacon.epoch
         if _is_pos(beacon):
             slot = compute_slot_at_time(beacon, self.node.now() if now is None else now)
@@ -504,8 +514,7 @@ class BeaconNode:
                     compute_pre_block_beacon(runtime.state, slot, runtime.state.tip_hash, True), slot
                 )
         voters = set(beacon.current_attesters) if epoch == beacon.epoch else set()
-        for entry in runtime.op_pool.of_kind(OP_ATTESTATION):
-            att = entry.operation
+        for att in runtime.op_pool.pending(SignedAttestation):
             if att.data.target.epoch == epoch:
                 index = beacon.registry.index_of(att.validator)
                 if index is not None:
@@ -514,7 +523,7 @@ class BeaconNode:
 
     def _vote_slot_and_head(self, chain_id: int, runtime: BeaconRuntime, now: int) -> tuple[int, bytes]:
         state = self.node.chain(chain_id).state
-        beacon = state.beacon
+        beacon = _require_beacon(state)
         if not _is_pos(beacon):
             return state.height, state.tip_hash
         slot = max(compute_slot_at_time(beacon, now), beacon.slot)
@@ -558,7 +567,7 @@ class BeaconNode:
             )
         slot, head = self._vote_slot_and_head(chain_id, runtime, now)
         if head_root is not None:
-            if runtime.candidates and head_root in runtime.candidates:
+            if runtime.fork_choice is not None and runtime.candidates and head_root in runtime.candidates:
                 slot, head = runtime.fork_choice.slot, head_root
             elif head_root == self.node.chain(chain_id).state.tip_hash:
                 head = head_root
@@ -611,13 +620,14 @@ class BeaconNode:
             return None
         async with self._lock(chain_id):
             rt = await self._runtime(chain_id)
-            slot = compute_slot_at_time(self.node.chain(chain_id).state.beacon, now)
-            if slot <= rt.last_slot or slot <= self.node.chain(chain_id).state.beacon.slot:
+            beacon = self._beacon(chain_id)
+            slot = compute_slot_at_time(beacon, now)
+            if slot <= rt.last_slot or slot <= beacon.slot:
                 return None
             settled, orphaned = await self._settle(chain_id, rt)
             rt.last_slot = slot
             state = self.node.chain(chain_id).state
-            finalized = state.beacon.finality.finalized_checkpoint
+            finalized = _require_beacon(state).finality.finalized_checkpoint
             rt.fork_choice = ForkChoiceStore(
                 state.tip_hash, state.height, slot, finalized.root, state.height_of(finalized.root) or 0
             )
@@ -625,8 +635,8 @@ class BeaconNode:
             await self._prune_pool(chain_id)
             runtime = self.node.chain(chain_id)
             skipped = (len(runtime.mempool) == 0 and len(runtime.op_pool) == 0 and should_skip_empty_slot(
-                last_activity=runtime.last_activity, now=now, slots_since_block=slot - state.beacon.slot,
-                slots_per_epoch=state.beacon.config.slots_per_epoch, budget_left=self.budget(chain_id, now),
+                last_activity=runtime.last_activity, now=now, slots_since_block=slot - _require_beacon(state).slot,
+                slots_per_epoch=_require_beacon(state).config.slots_per_epoch, budget_left=self.budget(chain_id, now),
             ))
             if skipped:
                 proposer_index, owner, block = None, None, None
@@ -675,7 +685,7 @@ class BeaconNode:
             await self._prune_pool(chain_id)
             votes, evidence = await self._auto_attest(chain_id, rt, state.height, state.tip_hash)
             return SlotOutcome(
-                slot=state.height, epoch=state.beacon.epoch, settled=None, orphaned=(), proposer_index=None,
+                slot=state.height, epoch=_require_beacon(state).epoch, settled=None, orphaned=(), proposer_index=None,
                 proposer_owner=None, block=None, auto_votes=votes, progress=self.progress(chain_id),
                 evidence=tuple(evidence),
             )
@@ -695,7 +705,8 @@ class BeaconNode:
         except ChainError:
             log.exception("chain %d: the fork choice's block for slot %d no longer fits", chain_id, rt.fork_choice.slot)
             return None, tuple(candidates)
-        if winner.seal is not None or winner.operations is not None:
+        # A proof-of-stake seal comes only with a version-2 block, which always has operations.
+        if winner.operations is not None:
             await self.store.energy.add(chain_id, pos_verify_ops=1 + len(winner.operations.attestations))
         return winner, tuple(root for root in candidates if root != head)
 
@@ -734,6 +745,8 @@ class BeaconNode:
             log.warning("chain %d: slot %d: no block from %s: %s", chain_id, slot, owner, refusal)
             return proposer_index, owner, None
         root = block.hash()
+        if rt.fork_choice is None:
+            raise ForkChoiceError(f"chain {chain_id}: slot {slot}'s block has no fork choice to join (no slot started)")
         rt.fork_choice = rt.fork_choice.on_block(root, slot, state.tip_hash, state.height, proposer_index)
         rt.candidates[root] = block
         evidence = rt.detector.observe_proposal(signed)
@@ -758,7 +771,8 @@ class BeaconNode:
         except ChainError:
             log.exception("chain %d: no vote possible at slot %d", chain_id, slot)
             return 0, []
-        beacon = compute_pre_block_beacon(state, slot, head, True) if _is_pos(state.beacon) else state.beacon
+        current = _require_beacon(state)
+        beacon = compute_pre_block_beacon(state, slot, head, True) if _is_pos(current) else current
         epoch_length = get_epoch_length(beacon, data.target.epoch)
         slot_in_epoch = slot - compute_start_slot_at_epoch(beacon, data.target.epoch)
         votes, evidence = 0, []
@@ -841,13 +855,13 @@ class BeaconNode:
         self.node.note_activity(chain_id)
         return evidence
 
-    async def protection(self, chain_id: int, owner: str) -> dict:
+    async def protection(self, chain_id: int, owner: str) -> dict[str, Any]:
         state = self._chain(chain_id).state
         return await self.signer.export_protection(chain_id, owner, state.genesis_hash)
 
     def proposer_draw(self, chain_id: int, slot: int) -> ProposerDraw:
         state = self._chain(chain_id).state
-        beacon = state.beacon
+        beacon = _require_beacon(state)
         if not _is_pos(beacon):
             raise NotStakingChainError("proposers are drawn once the chain has merged; it is still mined")
         pre = compute_pre_block_beacon(state, slot, state.tip_hash, True) if slot > beacon.slot else beacon
@@ -887,7 +901,7 @@ class BeaconNode:
             validators: tuple[GenesisValidator, ...] = ()
             allocations: tuple[GenesisAllocation, ...] = ()
             # Validator keys go with the old chain; the admin's is made anew, stored with the new chain.
-            keys = ()
+            keys: tuple[StoredKey, ...] = ()
             if mode == MODE_POS:
                 admin_key = self.signer.new_validator_key(chain_id, admin_owner)
                 keys = (admin_key,)
@@ -911,7 +925,8 @@ class BeaconNode:
         return config
 
     async def reset(
-        self, chain_id: int, params, *, initial_bits: int, consensus: ConsensusConfig | None, keep_rules: bool = False
+        self, chain_id: int, params: ChainParams, *, initial_bits: int, consensus: ConsensusConfig | None,
+        keep_rules: bool = False,
     ) -> None:
         """A plain reset (same mode): the chain starts over atomically, and its memory here with it.
         ``keep_rules``: as ``Node.replace_chain``."""

@@ -219,6 +219,10 @@ class MasterKeyMismatchError(WalletError):
     """The master key is not the one this database's secrets are sealed under."""
 
 
+class HashingCoreError(ChainError):
+    """The hashing core broke its own contract (a found outcome without its nonces): no block."""
+
+
 class VerificationError(ChainError):
     """Replaying a chain from genesis found a problem at a given height."""
 

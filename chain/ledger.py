@@ -47,6 +47,36 @@ class Ledger(Mapping[bytes, Account]):
         self.minted += minted
 
 
+class LedgerView(Mapping[bytes, Account]):
+    """A block's pending account changes read over the ledger: ``changes`` first, then ``ledger``.
+
+    What ``ChainMap(changes, ledger)`` did, typed: ``ChainMap`` wants every map mutable, and a
+    ``Ledger`` changes only through ``apply``.  Read-only: callers write into ``changes`` itself.
+    """
+
+    __slots__ = ("changes", "ledger")
+
+    def __init__(self, changes: Mapping[bytes, Account], ledger: Mapping[bytes, Account]) -> None:
+        self.changes = changes
+        self.ledger = ledger
+
+    def __getitem__(self, key: bytes) -> Account:
+        try:
+            return self.changes[key]
+        except KeyError:
+            return self.ledger[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.changes or key in self.ledger
+
+    def __iter__(self) -> Iterator[bytes]:
+        # ChainMap's order: the ledger's keys, then the accounts the changes add.
+        return iter({**dict.fromkeys(self.ledger), **dict.fromkeys(self.changes)})
+
+    def __len__(self) -> int:
+        return len(self.ledger) + sum(1 for key in self.changes if key not in self.ledger)
+
+
 def compute_block_subsidy(height: int, params: ChainParams) -> int:
     """New points a block at ``height`` mints; genesis mints none."""
     if height == 0:

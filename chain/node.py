@@ -15,12 +15,12 @@ import functools
 import io
 import json
 import logging
-from collections import ChainMap, Counter
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from chain.beacon import MODE_POS, ConsensusConfig, GenesisAllocation
 from chain.block import Block, BlockTemplate
@@ -32,6 +32,7 @@ from chain.errors import (
     DepositPendingError,
     FaucetCooldownError,
     FaucetEmptyError,
+    HashingCoreError,
     NoFaucetError,
     SnapshotError,
     StaleBlockError,
@@ -40,10 +41,10 @@ from chain.errors import (
 from chain.export import encode_export
 from chain.hashcore import HashingCore, MiningOutcome, MiningSession, OutcomeKind, Progress
 from chain.keys import SigningKey, open_key, seal_key, wallet_aad
-from chain.ledger import Account
+from chain.ledger import Account, LedgerView
 from chain.mempool import Admission, Mempool, PendingTransfer
 from chain.op_pool import Operation, OpPool, PooledOperation, is_dead_operation
-from chain.operations import OP_DEPOSIT
+from chain.operations import Deposit
 from chain.params import ChainParams
 from chain.pow import compute_calibrated_bits, compute_rescaled_bits
 from chain.snapshot import decode_beacon_state, encode_beacon_state
@@ -130,8 +131,9 @@ class ChainRuntime:
     # Rules the next mined block will commit to (see ``Node.propose_params``).
     proposed_params: ChainParams | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Kept in memory so that the commands members type most never wait on SQLite.
-    tip_block: Block | None = None
+    # Kept in memory so that the commands members type most never wait on SQLite. Keyword-only
+    # and required: every runtime is built with its tip (genesis, or the stored tip at load).
+    tip_block: Block = field(kw_only=True)
     blocks_mined: Counter[bytes] = field(default_factory=Counter)
     # Proof of stake: operations waiting for a block, and a Merge schedule the next block commits to.
     op_pool: OpPool = field(default_factory=OpPool)
@@ -851,14 +853,14 @@ class Node:
             await self.store.operations.remove(chain_id, op_ids)
             self.chain(chain_id).op_pool.discard(op_ids)
 
-    def pending_deposits(self, chain_id: int, wallet: bytes) -> list:
-        return [e.operation for e in self.chain(chain_id).op_pool.of_kind(OP_DEPOSIT) if e.operation.wallet == wallet]
+    def pending_deposits(self, chain_id: int, wallet: bytes) -> list[Deposit]:
+        return [d for d in self.chain(chain_id).op_pool.pending(Deposit) if d.wallet == wallet]
 
     @staticmethod
     def _check_no_pending_deposit(runtime: ChainRuntime, wallet: bytes) -> None:
         """Deposits and transfers share the wallet's nonces; one kind waits for the other's block
         (called under the chain's lock)."""
-        pending = [e.operation for e in runtime.op_pool.of_kind(OP_DEPOSIT) if e.operation.wallet == wallet]
+        pending = [d for d in runtime.op_pool.pending(Deposit) if d.wallet == wallet]
         if pending:
             raise DepositPendingError(
                 f"your deposit of {pending[0].amount} points is waiting for the next block; "
@@ -931,7 +933,7 @@ class Node:
                 _process_and_snapshot, runtime.state, block, self.now(), runtime.proposed_params,
                 runtime.proposed_consensus,
             )
-            after = ChainMap(effects.accounts, runtime.state.ledger)
+            after = LedgerView(effects.accounts, runtime.state.ledger)
             invalidated = runtime.mempool.invalidated_by(after)
             included = runtime.op_pool.included_by(block.operations) if block.operations is not None else []
             # Operations this block made impossible go in the same transaction, in every mode: a
@@ -996,6 +998,8 @@ class Node:
         await self._record_pow_energy()
         if outcome.kind is not OutcomeKind.FOUND:
             return MiningResult(outcome, tip_height=runtime.state.height)
+        if outcome.extra_nonce is None or outcome.nonce is None:
+            raise HashingCoreError(f"the hashing core reported a found block without its nonces: {outcome!r}")
         block = job.template_for(outcome.extra_nonce).solve(outcome.extra_nonce, outcome.nonce)
         try:
             effects = await self.submit_block(chain_id, block)
@@ -1051,8 +1055,9 @@ class Node:
                 size += len(chunk)
         return ExportSummary(snapshot.height, tip, size)
 
-    async def export(self, chain_id: int) -> dict:
+    async def export(self, chain_id: int) -> dict[str, Any]:
         """The export as a document (for callers that want one in memory; ``export_to`` streams)."""
         buffer = io.BytesIO()
         await self.export_to(chain_id, buffer)
-        return json.loads(buffer.getvalue())
+        document: dict[str, Any] = json.loads(buffer.getvalue())
+        return document

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chain.attestation import AttesterSlashing, ProposerSlashing, SignedAttestation
 from chain.errors import EncodingError
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from chain.ledger import Account
 
 Operation = Deposit | VoluntaryExit | SignedAttestation | AttesterSlashing | ProposerSlashing
+_OperationT = TypeVar("_OperationT", bound=Operation)
 
 # kind byte -> (Operations field, class); withdrawals are never pooled: the state dictates them.
 POOLED_KINDS: dict[int, tuple[str, type[Operation]]] = {
@@ -148,8 +149,10 @@ class OpPool:
         grouped: dict[str, Any] = {name: tuple(items) for name, items in lists.items()}
         return Operations(**grouped)
 
-    def of_kind(self, kind: int) -> list[PooledOperation]:
-        return [e for e in self if e.kind == kind]
+    def pending(self, cls: type[_OperationT]) -> list[_OperationT]:
+        """The pending operations of one class (``Deposit``, ``VoluntaryExit``...), in arrival order,
+        typed as that class.  A class has exactly one kind (``kind_of``)."""
+        return [e.operation for e in self if isinstance(e.operation, cls)]
 
     def included_by(self, operations: Operations) -> list[bytes]:
         """Ids of pooled entries that a block carrying ``operations`` has included."""

@@ -398,7 +398,7 @@ class Playground:
         await self.staking_chain(guild_id)
         await self._staking().set_auto_attest(guild_id, owner, on)
 
-    async def protection(self, guild_id: int, owner: str) -> dict:
+    async def protection(self, guild_id: int, owner: str) -> dict[str, Any]:
         await self.staking_chain(guild_id)
         return await self._staking().protection(guild_id, owner)
 

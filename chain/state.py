@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections import ChainMap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from chain.attestation import (
     AttestationData,
@@ -97,7 +96,7 @@ from chain.events import (
 from chain.hashing import ZERO_HASH, hash_to_display
 from chain.header import BlockHeader
 from chain.keys import SigningKey
-from chain.ledger import Account, Ledger, compute_block_subsidy, compute_subsidy_total, process_transfer
+from chain.ledger import Account, Ledger, LedgerView, compute_block_subsidy, compute_subsidy_total, process_transfer
 from chain.operations import (
     MAX_ATTESTATIONS,
     MAX_ATTESTER_SLASHINGS,
@@ -513,7 +512,7 @@ def process_block(
     process_header(state, block.header, now)
     _check_body(state, block, height)
     changes: dict[bytes, Account] = {}
-    view = ChainMap(changes, state.ledger)
+    view = LedgerView(changes, state.ledger)
     fees = process_transfers(state, block, view, changes)
     subsidy = compute_block_subsidy(height, params)
     process_coinbase(block, view, changes, subsidy, fees, is_pos=False)
@@ -527,7 +526,7 @@ def process_block(
 
 
 def process_transfers(
-    state: ChainState, block: Block, view: ChainMap[bytes, Account], changes: dict[bytes, Account]
+    state: ChainState, block: Block, view: Mapping[bytes, Account], changes: dict[bytes, Account]
 ) -> int:
     """Apply the block's transfers in order into ``changes`` (read through ``view``); returns their fees.
 
@@ -546,7 +545,7 @@ def process_transfers(
 
 def process_coinbase(
     block: Block,
-    view: ChainMap[bytes, Account],
+    view: Mapping[bytes, Account],
     changes: dict[bytes, Account],
     subsidy: int,
     fees: int,
@@ -600,7 +599,7 @@ def compute_block_events(
     subsidy: int,
     fees: int,
     changes: dict[bytes, Account],
-    extra: dict[str, object] | None = None,
+    extra: Mapping[str, object] | None = None,
 ) -> tuple[ChainEvent, ...]:
     """Block, reward, retarget (proof of work only) and milestone events; ``extra`` joins the first."""
     height = state.height + 1
@@ -811,7 +810,7 @@ def compute_pre_block_beacon(state: ChainState, slot: int, block_root: bytes, is
 
 def process_block_operations(
     beacon: BeaconState,
-    view: ChainMap[bytes, Account],
+    view: Mapping[bytes, Account],
     changes: dict[bytes, Account],
     operations: Operations,
     chain_id: int,
@@ -881,7 +880,7 @@ def process_consensus_block(
     pre = compute_pre_block_beacon(state, slot, block_hash, is_pos)
     proposer_index = process_block_proposer(state, pre, block, slot)
     changes: dict[bytes, Account] = {}
-    view = ChainMap(changes, state.ledger)
+    view = LedgerView(changes, state.ledger)
     fees = process_transfers(state, block, view, changes)
     post = process_block_operations(
         pre, view, changes, block.operations or Operations(), state.chain_id, slot, proposer_index, params
@@ -1046,7 +1045,7 @@ def select_operations(
     op pool keeps it or drops it; this only decides what goes into the next block)."""
     pre = compute_pre_block_beacon(state, slot, ZERO_HASH, is_pos)
     changes: dict[bytes, Account] = {}
-    view = ChainMap(changes, state.ledger)
+    view = LedgerView(changes, state.ledger)
     for tx in transfers:
         changes.update(process_transfer(view, tx, state.chain_id, state.params))
     ops = Operations(withdrawals=get_expected_withdrawals(pre))
@@ -1058,13 +1057,14 @@ def select_operations(
         "deposits": MAX_DEPOSITS,
         "voluntary_exits": MAX_VOLUNTARY_EXITS,
     }
-    chosen: dict[str, list] = {name: [] for name in caps}
+    # Any: each field wants its own item type; Operations checks every item's class when built.
+    chosen: dict[str, list[Any]] = {name: [] for name in caps}
     for name, cap in caps.items():
         for item in getattr(pool, name):
             if len(chosen[name]) == cap:
                 break
             trial_changes = dict(changes)
-            trial_view = ChainMap(trial_changes, state.ledger)
+            trial_view = LedgerView(trial_changes, state.ledger)
             try:
                 trial = process_block_operations(
                     beacon,

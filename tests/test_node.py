@@ -241,3 +241,36 @@ async def test_pausing_a_chain_keeps_it_and_says_whether_anything_changed(node):
     assert node.resume(CHAIN) is True
     assert node.resume(CHAIN) is False
     assert not node.is_paused(CHAIN)
+
+
+class _FoundWithoutNonces:
+    """A hashing core that breaks its contract: FOUND, but no nonces to rebuild the block from."""
+
+    def __init__(self) -> None:
+        from chain.hashcore import MiningOutcome, OutcomeKind
+
+        self.outcome = MiningOutcome(OutcomeKind.FOUND, hashes_tried=1, elapsed=0.0)
+
+    def start_session(self, job, **_kwargs):
+        core = self
+
+        class Session:
+            def cancel(self) -> None:
+                pass
+
+            async def wait(self):
+                return core.outcome
+
+        return Session()
+
+    def drain_cpu_ns(self) -> dict[int, int]:
+        return {}
+
+
+async def test_mine_refuses_a_found_outcome_without_nonces(node):
+    from chain.errors import HashingCoreError
+
+    node.hashing_core = _FoundWithoutNonces()
+    with pytest.raises(HashingCoreError, match="without its nonces"):
+        await node.mine(CHAIN, "alice")
+    assert node.chain(CHAIN).state.height == 0
