@@ -14,6 +14,7 @@ from discord.ext import commands
 
 from chain.beacon import ConsensusConfig
 from chain.budget import IDLE_AFTER_S, MIN_SLOT_DURATION_S
+from chain.mode import Mode, parse_mode
 from chain.params import ChainParams
 from chain.playground import GENESIS_ALLOCATION_POINTS, ChainState, Playground, ValidatorView
 from chain.staking import ValidatorStatus
@@ -45,11 +46,12 @@ MAX_WEBHOOKS_ERROR = 30007  # Discord: "Maximum number of webhooks reached (15)"
 MAX_MERGE_HEIGHT = 1_000_000_000
 MAX_DISCORD_INTEGER = 2**53 - 1
 
-Mode = OneOf["pow", "pos", "hybrid"]
+# The option publishes the plain strings; the command turns the choice into a Mode (tests check they match).
+ModeChoice = OneOf["pow", "pos", "hybrid"]
 MODE_NAMES = {
-    "pow": "proof of work",
-    "pos": "proof of stake",
-    "hybrid": "hybrid: proof of work with proof-of-stake finality",
+    Mode.POW: "proof of work",
+    Mode.POS: "proof of stake",
+    Mode.HYBRID: "hybrid: proof of work with proof-of-stake finality",
 }
 # Validators that will propose and vote: already active, or deposited and waiting for their epoch.
 LIVE_STATUSES = (ValidatorStatus.PENDING, ValidatorStatus.ACTIVE)
@@ -97,7 +99,7 @@ def percent_from_bp(bp: int) -> str:
 
 
 def describe_merge_schedule(config: ConsensusConfig, merged: bool) -> str:
-    if config.mode == "pos":
+    if config.mode is Mode.POS:
         return "none: proof of stake from genesis"
     if merged:
         return "done: blocks are proof-of-stake blocks"
@@ -111,11 +113,11 @@ def describe_merge_schedule(config: ConsensusConfig, merged: bool) -> str:
 def describe_consensus(config: ConsensusConfig, merged: bool) -> str:
     """The proof-of-stake settings a server's chain committed to in its genesis block."""
     epoch = f"**{config.slots_per_epoch} slots** ({config.slots_per_epoch * config.slot_duration_s:,} s)"
-    if config.mode != "pos" and not merged:
+    if config.mode is not Mode.POS and not merged:
         epoch += f"; before the Merge, {counted(config.checkpoint_interval_blocks, 'block')}"
     return "\n".join(
         [
-            f"Mode: **{config.mode}** ({MODE_NAMES.get(config.mode, config.mode)})",
+            f"Mode: **{config.mode}** ({MODE_NAMES[config.mode]})",
             f"Slot length: **{config.slot_duration_s:,} s**",
             f"Epoch length: {epoch}",
             f"Minimum deposit: **{config.min_deposit_points:,} pts**",
@@ -152,9 +154,9 @@ def describe_validators(validators: list[ValidatorView]) -> str:
     return text
 
 
-def mode_switch_text(mode: str, admin_mention: str, config: ConsensusConfig | None) -> str:
+def mode_switch_text(mode: Mode, admin_mention: str, config: ConsensusConfig | None) -> str:
     """What a new chain in ``mode`` is like, in a sentence or two."""
-    if mode == "pos":
+    if mode is Mode.POS:
         slot = f"every {config.slot_duration_s:,} s" if config is not None else "every slot"
         return (
             f"{admin_mention} is the genesis validator (voting automatically: `/stake auto state:off` stops it), "
@@ -162,7 +164,7 @@ def mode_switch_text(mode: str, admin_mention: str, config: ConsensusConfig | No
             f"mining: a block comes {slot} from a validator drawn in proportion to its stake. `/stake deposit` "
             "makes you one."
         )
-    if mode == "hybrid":
+    if mode is Mode.HYBRID:
         every = config.checkpoint_interval_blocks if config is not None else 8
         return (
             f"Blocks are mined as before (`/mine start`), and every {every} blocks is a checkpoint that "
@@ -231,7 +233,7 @@ class ResetView(discord.ui.View):
         guild_id: int,
         admin_id: int,
         timeout_s: float,
-        mode: str | None = None,
+        mode: Mode | None = None,
         base: ConsensusConfig | None = None,
         defaults: bool = False,
     ) -> None:
@@ -282,7 +284,7 @@ class ResetView(discord.ui.View):
         else:
             config = playground.consensus(self.guild_id) if playground.can_stake else None
             description = (
-                f"{interaction.user.mention} started a new **{mode}** chain ({MODE_NAMES.get(mode, mode)}). "
+                f"{interaction.user.mention} started a new **{mode}** chain ({MODE_NAMES[mode]}). "
                 f"Block 0 is a new genesis block {short(state.tip.hash_hex(), 16)}. "
                 + mode_switch_text(mode, interaction.user.mention, config)
             )
@@ -298,7 +300,7 @@ class ResetView(discord.ui.View):
             embed.add_field(name="Announcements", value=NO_FEED_YET, inline=False)
         await interaction.edit_original_response(embed=embed, view=None)
 
-    async def _start_over(self, interaction: discord.Interaction) -> tuple[ChainState, str | None]:
+    async def _start_over(self, interaction: discord.Interaction) -> tuple[ChainState, Mode | None]:
         """Delete the chain and create a new one: in the asked mode, else in the mode it had."""
         playground = self.services.playground
         mode = self.mode
@@ -471,7 +473,7 @@ class Admin(
         retarget_window: Range[int, 2, MAX_RETARGET_BLOCKS] | None = None,
         session_length: Range[int, 10, MAX_SESSION_S] | None = None,
         cooldown: Range[int, 0, MAX_COOLDOWN_S] | None = None,
-        mode: Mode | None = None,
+        mode: ModeChoice | None = None,
     ) -> None:
         """Show this server's chain rules and mining settings, or change them."""
         guild_id = require_guild(interaction)
@@ -484,7 +486,7 @@ class Admin(
                     "Change the mode on its own: it starts a new chain, so the other settings would be lost "
                     "with the old one. Nothing was changed."
                 )
-            await self._ask_mode_switch(interaction, guild_id, state, mode)
+            await self._ask_mode_switch(interaction, guild_id, state, parse_mode(mode))
             return
         given = {
             "block_time": block_time, "reward": reward, "halving_interval": halving_interval,
@@ -567,11 +569,11 @@ class Admin(
         interaction: discord.Interaction,
         guild_id: int,
         state: ChainState,
-        mode: str,
+        mode: Mode,
         base: ConsensusConfig | None = None,
     ) -> None:
         playground = require_staking(self.playground)
-        current = playground.mode(guild_id) or "pow"
+        current = playground.mode(guild_id) or Mode.POW
         holders = self.services.member_balances(guild_id)
         view = ResetView(self.services, guild_id, interaction.user.id, RESET_TIMEOUT_S, mode=mode, base=base)
         again = " again" if mode == current else ""
@@ -653,7 +655,7 @@ class Admin(
         base = ConsensusConfig(**{
             **{f.name: getattr(current, f.name) for f in dataclasses.fields(current)},
             **changes, "merge_at_height": 0, "merge_at_total_difficulty": 0,
-            "genesis_validators": (), "genesis_allocations": (), "mode": "pow",
+            "genesis_validators": (), "genesis_allocations": (), "mode": Mode.POW,
         })
         await self._ask_mode_switch(interaction, guild_id, state, current.mode, base=base)
 
@@ -755,10 +757,10 @@ class Admin(
         else:
             config = playground.consensus(guild_id)
             merged = playground.is_merged(guild_id)
-            embed.add_field(name="Mode", value=f"{mode} ({MODE_NAMES.get(mode, mode)})")
+            embed.add_field(name="Mode", value=f"{mode} ({MODE_NAMES[mode]})")
             embed.add_field(name="The Merge", value=describe_merge_schedule(config, merged))
             embed.add_field(name="Validators", value=describe_validators(playground.validators(guild_id)), inline=False)
-            if merged or mode == "pos":
+            if merged or mode is Mode.POS:
                 embed.add_field(name="Slot blocks", value=describe_slot_budget(*playground.slot_budget(guild_id)),
                                 inline=False)
             if state.beacon is not None and state.beacon.ffg_enabled:
@@ -835,8 +837,8 @@ class Admin(
         playground = require_staking(self.playground)
         state = await playground.ensure_chain(guild_id)
         mode = playground.mode(guild_id)
-        if mode not in ("pow", "hybrid"):
-            why = ("has proof of stake from genesis" if mode == "pos"
+        if mode is None or mode is Mode.POS:
+            why = ("has proof of stake from genesis" if mode is Mode.POS
                    else "was created before proof of stake existed, so it has no validators")
             raise UserFacingError(
                 f"This chain {why}: there is no Merge to schedule. "
@@ -964,7 +966,7 @@ class Admin(
     def _rules_after_reset(self, guild_id: int, state: ChainState, defaults: bool) -> str:
         """What the confirmation prompt says about the new chain's rules: the server's, or the defaults."""
         default_mode = self.services.default_consensus.mode
-        mode = self.playground.mode(guild_id) or "pow"
+        mode = self.playground.mode(guild_id) or Mode.POW
         if defaults:
             return (
                 f"back to the defaults (`defaults:True`), mode **{default_mode}**:\n"

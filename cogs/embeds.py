@@ -7,7 +7,7 @@ from typing import Any
 
 import discord
 
-from chain.beacon import MODE_POS, BeaconState, compute_epoch_at_slot
+from chain.beacon import BeaconState, compute_epoch_at_slot
 from chain.block import Block
 from chain.events import (
     BLOCK_MINED,
@@ -31,6 +31,7 @@ from chain.events import (
     VALIDATOR_WITHDRAWABLE,
 )
 from chain.hashing import hash_to_display
+from chain.mode import Mode
 from chain.rewards import UNITS_PER_POINT
 
 BAR_WIDTH = 20
@@ -153,7 +154,7 @@ def is_proof_of_work_block(block: Block, beacon: BeaconState | None) -> bool:
     genesis of a proof-of-stake chain (its bits and nonce are zeros, its miner a placeholder)."""
     if block.seal is not None:
         return False
-    return not (block.height == 0 and beacon is not None and beacon.config.mode == MODE_POS)
+    return not (block.height == 0 and beacon is not None and beacon.config.mode is Mode.POS)
 
 
 def block_embed(

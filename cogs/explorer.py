@@ -19,6 +19,7 @@ from chain.block import Block
 from chain.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.errors import ExportTooLargeError, VerificationError
 from chain.hashing import HASH_SIZE_BYTES, hash_to_display
+from chain.mode import Mode
 from chain.playground import Playground, RetargetExplanation, StoredTransaction, TransactionMatches, VerifyReport
 from chain.proposer import MAX_RANDOM_BYTE, ProposerDraw
 from chain.transaction import Transfer
@@ -406,7 +407,9 @@ def proposer_embed(draw: ProposerDraw, owners: dict[int, str], mix_height: int |
 
 def verify_embed(report: VerifyReport, elapsed: float) -> discord.Embed:
     # Proof-of-stake figures only once the chain has any: a pow chain nobody staked on reads as before.
-    staking = report.mode is not None and (report.mode != "pow" or report.pos_blocks > 0 or report.validators > 0)
+    staking = report.mode is not None and (
+        report.mode is not Mode.POW or report.pos_blocks > 0 or report.validators > 0
+    )
     if staking:
         checked = ("every header, proof of work, retarget, proof-of-stake proposer and seal, operation, "
                    "epoch transition, signature and balance")

@@ -33,6 +33,7 @@ from chain.attestation import (
 from chain.block import Block
 from chain.errors import StaleBlockError
 from chain.hashing import hash_to_display
+from chain.mode import Mode
 from chain.playground import FinalityView, Playground, SlotOutcome, ValidatorView, VoteProgress, VoteReceipt
 from chain.rewards import UNITS_PER_POINT
 from chain.staking import FAR_FUTURE_EPOCH, WHISTLEBLOWER_REWARD_QUOTIENT, ValidatorStatus
@@ -384,7 +385,7 @@ class Staking(
 
     def _next_block_text(self, guild_id: int) -> str:
         playground = self.playground
-        if playground.mode(guild_id) == "pos" or playground.is_merged(guild_id):
+        if playground.mode(guild_id) is Mode.POS or playground.is_merged(guild_id):
             now = self._now()
             next_slot = playground.current_slot(guild_id, now) + 1
             wait = max(0, playground.slot_time(guild_id, next_slot) - now)
@@ -395,7 +396,7 @@ class Staking(
         """When a deposit made now activates: the epoch after the block that includes it."""
         playground = self.playground
         rule = "the epoch after the block that includes the deposit"
-        if playground.mode(guild_id) != "pos":
+        if playground.mode(guild_id) is not Mode.POS:
             return f"at the start of {rule}"
         # A pos chain's slot clock starts at genesis: epoch e starts at slot e * slots_per_epoch.
         per_epoch = playground.consensus(guild_id).slots_per_epoch

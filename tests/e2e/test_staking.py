@@ -22,6 +22,7 @@ from bot.app import PlaygroundBot
 from bot.storage import OutboxRepository
 from chain.attestation import AttesterSlashing
 from chain.beacon import ConsensusConfig
+from chain.mode import Mode
 from chain.rewards import UNITS_PER_POINT
 from chain.slashing_protection import INTERCHANGE_FORMAT_VERSION, import_interchange
 from chain.staking import ValidatorStatus
@@ -94,7 +95,7 @@ class Pos:
         for member in wallets:
             await self.services.node.address(guild.id, str(member.id))
         base = ConsensusConfig(**{"slot_duration_s": SLOT_S, "slots_per_epoch": SLOTS_PER_EPOCH, **config})
-        await self.beacon.switch_mode(guild.id, "pos", str(admin.id), int(self.clock()), base=base)
+        await self.beacon.switch_mode(guild.id, Mode.POS, str(admin.id), int(self.clock()), base=base)
         assert (await self.beacon.validator(guild.id, str(admin.id))).auto_attest
         if not auto_attest:
             await self.beacon.set_auto_attest(guild.id, str(admin.id), False)
@@ -666,7 +667,7 @@ async def test_hybrid_auto_attest_votes_on_mined_blocks_and_finalizes(pos):
     w, gid = pos.w, pos.w.genesis.id
     await pos.services.ensure_chain(gid)
     await pos.beacon.switch_mode(
-        gid, "hybrid", str(w.alice.id), int(pos.clock()), base=ConsensusConfig(checkpoint_interval_blocks=2)
+        gid, Mode.HYBRID, str(w.alice.id), int(pos.clock()), base=ConsensusConfig(checkpoint_interval_blocks=2)
     )
     for _ in range(2):
         pos.clock.now += 60  # past the mining cooldown, on the bot's (fake) clock
