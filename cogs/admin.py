@@ -18,7 +18,21 @@ from chain.mode import Mode, parse_mode
 from chain.params import ChainParams
 from chain.playground import GENESIS_ALLOCATION_POINTS, ChainState, Playground, ValidatorView
 from chain.staking import ValidatorStatus
-from cogs.embeds import BLUE, GOLD, GREEN, GREY, PURPLE, RED, counted, duration, points, short, stake_points
+from cogs.embeds import (
+    BLUE,
+    GOLD,
+    GREEN,
+    GREY,
+    PURPLE,
+    RED,
+    counted,
+    duration,
+    percent_from_bp,
+    points,
+    seconds,
+    short,
+    stake_points,
+)
 from cogs.errors import (
     PlaygroundCog,
     UserFacingError,
@@ -58,15 +72,15 @@ LIVE_STATUSES = (ValidatorStatus.PENDING, ValidatorStatus.ACTIVE)
 
 # option -> (ChainParams field, label, how a value reads)
 CONSENSUS_OPTIONS: dict[str, tuple[str, str, Callable[[int], str]]] = {
-    "block_time": ("target_spacing_s", "Block time", lambda v: f"{v:,} s"),
+    "block_time": ("target_spacing_s", "Block time", seconds),
     "reward": ("initial_subsidy_points", "Reward", points),
     "halving_interval": ("halving_interval_blocks", "Halving interval", lambda v: counted(v, "block")),
     "retarget_window": ("retarget_window_blocks", "Retarget window", lambda v: counted(v, "block")),
 }
 # option -> (server settings key, label, how a value reads)
 SERVER_OPTIONS: dict[str, tuple[str, str, Callable[[int], str]]] = {
-    "session_length": ("session_s", "Mining session length", lambda v: f"{v:,} s"),
-    "cooldown": ("cooldown_s", "Cooldown between sessions", lambda v: f"{v:,} s"),
+    "session_length": ("session_s", "Mining session length", seconds),
+    "cooldown": ("cooldown_s", "Cooldown between sessions", seconds),
 }
 
 
@@ -92,12 +106,6 @@ def when_rules_apply(height: int) -> str:
     )
 
 
-def percent_from_bp(bp: int) -> str:
-    """Basis points as a percentage, exactly: 500 -> ``5%``, 350 -> ``3.5%``."""
-    whole, rest = divmod(bp, 100)
-    return f"{whole}%" if rest == 0 else f"{whole}.{rest:02d}".rstrip("0") + "%"
-
-
 def describe_merge_schedule(config: ConsensusConfig, merged: bool) -> str:
     if config.mode is Mode.POS:
         return "none: proof of stake from genesis"
@@ -112,15 +120,15 @@ def describe_merge_schedule(config: ConsensusConfig, merged: bool) -> str:
 
 def describe_consensus(config: ConsensusConfig, merged: bool) -> str:
     """The proof-of-stake settings a server's chain committed to in its genesis block."""
-    epoch = f"**{config.slots_per_epoch} slots** ({config.slots_per_epoch * config.slot_duration_s:,} s)"
+    epoch = f"**{config.slots_per_epoch} slots** ({seconds(config.slots_per_epoch * config.slot_duration_s)})"
     if config.mode is not Mode.POS and not merged:
         epoch += f"; before the Merge, {counted(config.checkpoint_interval_blocks, 'block')}"
     return "\n".join(
         [
             f"Mode: **{config.mode}** ({MODE_NAMES[config.mode]})",
-            f"Slot length: **{config.slot_duration_s:,} s**",
+            f"Slot length: **{seconds(config.slot_duration_s)}**",
             f"Epoch length: {epoch}",
-            f"Minimum deposit: **{config.min_deposit_points:,} pts**",
+            f"Minimum deposit: **{points(config.min_deposit_points)}**",
             f"Issuance rate: **{percent_from_bp(config.issuance_rate_bp)} a year** of the staked points",
             f"Unbonding: **{counted(config.unbonding_epochs, 'epoch')}** "
             f"({config.slashed_unbonding_epochs:,} after a slashing)",
@@ -157,7 +165,7 @@ def describe_validators(validators: list[ValidatorView]) -> str:
 def mode_switch_text(mode: Mode, admin_mention: str, config: ConsensusConfig | None) -> str:
     """What a new chain in ``mode`` is like, in a sentence or two."""
     if mode is Mode.POS:
-        slot = f"every {config.slot_duration_s:,} s" if config is not None else "every slot"
+        slot = f"every {seconds(config.slot_duration_s)}" if config is not None else "every slot"
         return (
             f"{admin_mention} is the genesis validator (voting automatically: `/stake auto state:off` stops it), "
             f"and every member with a wallet gets {points(GENESIS_ALLOCATION_POINTS)} at genesis. There is no "
@@ -525,7 +533,7 @@ class Admin(
             spacing = rules.get("target_spacing_s", base.target_spacing_s)
             if spacing > base.max_future_block_time_s:
                 raise UserFacingError(
-                    f"This chain accepts block times up to {base.max_future_block_time_s:,} s "
+                    f"This chain accepts block times up to {seconds(base.max_future_block_time_s)} "
                     f"(a block may not be dated further ahead than that). Nothing was changed."
                 )
             proposal = base.evolve(**rules)
@@ -853,7 +861,7 @@ class Admin(
         if not live:
             raise UserFacingError(
                 "Nobody has staked yet, so nobody could propose blocks after the Merge. A member stakes with "
-                f"`/stake deposit` (at least {config.min_deposit_points:,} pts); once a mined block includes "
+                f"`/stake deposit` (at least {points(config.min_deposit_points)}); once a mined block includes "
                 "the deposit, schedule the Merge. Nothing was changed."
             )
         self._check_merge_margin(guild_id, state, at_height, at_total_difficulty)
@@ -878,8 +886,9 @@ class Admin(
                 "• Members whose deposits are in a block by then are the first validators (the Merge waits "
                 "until at least one is active).\n"
                 "• After the last proof-of-work block, mining stops: `/mine start` says why.\n"
-                f"• Blocks then come every {config.slot_duration_s:,} s, one a slot, each from a validator drawn in "
-                "proportion to its stake (`/chain proposer` shows the draw); the last mined block's epoch is final.\n"
+                f"• Blocks then come every {seconds(config.slot_duration_s)}, one a slot, each from a validator "
+                "drawn in proportion to its stake (`/chain proposer` shows the draw); "
+                "the last mined block's epoch is final.\n"
                 "• The proof-of-work history stays verifiable (`/chain verify`)."
             ),
             inline=False,

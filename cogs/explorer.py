@@ -34,6 +34,7 @@ from cogs.embeds import (
     duration,
     is_proof_of_work_block,
     name_of,
+    percent_from_bp,
     points,
     stake_points,
 )
@@ -313,13 +314,6 @@ def format_energy(millijoules: int) -> str:
     return f"{millijoules / MILLIJOULES_PER_WATT_HOUR:,.2f} Wh"
 
 
-def format_basis_points(bp: int) -> str:
-    """Basis points as a percentage with two decimals: 9_987 -> ``99.87%``."""
-    sign = "-" if bp < 0 else ""
-    whole, rest = divmod(abs(bp), 100)
-    return f"{sign}{whole}.{rest:02d}%"
-
-
 def ethereum_merge_percent() -> str:
     whole, rest = divmod(ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, 1_000)
     return f"{whole}.{rest:03d}%"
@@ -331,12 +325,12 @@ def energy_embed(report: EnergyReport, milliwatts_per_core: int) -> discord.Embe
         embed.description = "Nothing to compare yet: no proof-of-work hashing has been measured on this chain."
     elif report.saved_bp >= 0:
         embed.description = (
-            f"Proof of stake used **{format_basis_points(report.saved_bp)} less** energy than proof of work "
+            f"Proof of stake used **{percent_from_bp(report.saved_bp, fixed=True)} less** energy than proof of work "
             "on this chain."
         )
     else:
         embed.description = (
-            f"So far proof of stake used {format_basis_points(-report.saved_bp)} **more** than proof of work: "
+            f"So far proof of stake used {percent_from_bp(-report.saved_bp, fixed=True)} **more** than proof of work: "
             "too little mining to compare with yet."
         )
     watts_fraction = f".{milliwatts_per_core % 1_000:03d}" if milliwatts_per_core % 1_000 else ""

@@ -14,7 +14,7 @@ from discord.ext import commands
 from chain.errors import MergeError
 from chain.mode import Mode
 from chain.playground import MiningResult, MiningSession, OutcomeKind, Playground, Progress
-from cogs.embeds import BLUE, GOLD, GREY, PURPLE, counted, duration, points, progress_bar, relative_time
+from cogs.embeds import BLUE, GOLD, GREY, PURPLE, counted, duration, points, progress_bar, relative_time, seconds
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.options import Flag
 from cogs.services import MAX_SESSION_S, Services
@@ -91,11 +91,11 @@ def merged_text(services: Services, guild_id: int) -> str:
     if playground.mode(guild_id) is Mode.POS:
         return (
             "This chain runs on proof of stake from genesis: there is nothing to mine. Blocks now come from "
-            f"validators every {slot_s:,} s; stake with `/stake deposit` to become one."
+            f"validators every {seconds(slot_s)}; stake with `/stake deposit` to become one."
         )
     return (
         "This chain has merged: proof of work is over, so there is nothing left to mine. Blocks now come from "
-        f"validators every {slot_s:,} s; stake with `/stake deposit` to become one."
+        f"validators every {seconds(slot_s)}; stake with `/stake deposit` to become one."
     )
 
 

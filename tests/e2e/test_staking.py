@@ -27,6 +27,7 @@ from chain.rewards import UNITS_PER_POINT
 from chain.slashing_protection import INTERCHANGE_FORMAT_VERSION, import_interchange
 from chain.staking import ValidatorStatus
 from chain.state import compute_attestation_data
+from cogs.embeds import stake_points
 from sandbox.demo import populate_demo
 from tests.e2e.conftest import Playground
 from tests.e2e.text import embed_text, shown
@@ -208,11 +209,11 @@ async def until_next_proposer_is(pos: Pos, index: int) -> None:
 
 
 def test_points_show_nanopoints_with_up_to_nine_decimals():
-    assert staking_cog.format_units(32 * POINTS + 123_000) == "32.000123 pts"
-    assert staking_cog.format_units(1_234 * POINTS) == "1,234 pts"
-    assert staking_cog.format_units(0, signed=True) == "0 pts"
-    assert staking_cog.format_units(5, signed=True) == "+0.000000005 pts"
-    assert staking_cog.format_units(-(POINTS + 560), signed=True) == "-1.00000056 pts"
+    assert stake_points(32 * POINTS + 123_000) == "32.000123 pts"
+    assert stake_points(1_234 * POINTS) == "1,234 pts"
+    assert stake_points(0, signed=True) == "0 pts"
+    assert stake_points(5, signed=True) == "+0.000000005 pts"
+    assert stake_points(-(POINTS + 560), signed=True) == "-1.00000056 pts"
     assert staking_cog.normalize_evidence(" 0xAB cd ") == "abcd"
 
 
