@@ -42,10 +42,11 @@ import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 
-from chain.beacon import MODE_POS, ConsensusConfig, GenesisAllocation, GenesisValidator
+from chain.beacon import ConsensusConfig, GenesisAllocation, GenesisValidator
 from chain.block import BLOCK_VERSION, BLOCK_VERSION_OPERATIONS, Block, BlockTemplate, PosSeal
 from chain.keys import SigningKey
 from chain.ledger import compute_block_subsidy
+from chain.mode import Mode
 from chain.node import Node
 from chain.operations import Operations
 from chain.params import REGTEST
@@ -77,7 +78,7 @@ def _config(validators: int) -> ConsensusConfig | None:
     keys = [_key(f"validator-{i}").public_key for i in range(validators)]
     wallets = [_key(f"wallet-{i}").public_key for i in range(validators)]
     return ConsensusConfig(
-        mode=MODE_POS,
+        mode=Mode.POS,
         slot_duration_s=SLOT_S,
         genesis_validators=tuple(GenesisValidator(k, w, 32) for k, w in zip(keys, wallets, strict=True)),
         genesis_allocations=tuple(GenesisAllocation(w, 100) for w in wallets),

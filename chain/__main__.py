@@ -18,6 +18,7 @@ from pathlib import Path
 
 from chain.compact import decode_compact
 from chain.errors import ChainError, EncodingError
+from chain.events import DIFFICULTY_CHANGED
 from chain.export import import_chain, import_consensus, import_consensus_changes, import_param_changes
 from chain.hashcore import HashingCore, OutcomeKind, Progress
 from chain.hashing import hash_from_display, hash_to_display
@@ -158,7 +159,7 @@ async def cmd_mine(args: argparse.Namespace) -> int:
                 f"({rate:,} H/s)  reward {format_points(result.block.coinbase.amount)} to {args.miner}"
             )
             for event in result.effects.events:
-                if event.kind == "difficulty_changed":
+                if event.kind == DIFFICULTY_CHANGED:
                     out(f"  retarget: {event.payload['sentence']}")
         await node.store.close()
     finally:

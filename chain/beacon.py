@@ -87,6 +87,7 @@ from chain.finality import FinalityState, genesis_finality_state
 from chain.hashing import hash_to_display
 from chain.keys import PUBLIC_KEY_SIZE_BYTES, is_valid_public_key
 from chain.ledger import Account
+from chain.mode import Mode, parse_mode
 from chain.operations import (
     MAX_VALIDATORS_PER_WITHDRAWALS_SWEEP,
     MAX_WITHDRAWALS_PER_PAYLOAD,
@@ -131,10 +132,6 @@ from chain.staking import (
 
 logger = logging.getLogger(__name__)
 
-MODE_POW = "pow"
-MODE_POS = "pos"
-MODE_HYBRID = "hybrid"
-MODES = (MODE_POW, MODE_POS, MODE_HYBRID)
 # phase0's EJECTION_BALANCE (16 ETH) as 16 points: a leaked-out validator is exited.
 EJECTION_BALANCE_UNITS = 16 * UNITS_PER_POINT
 # phase0's MIN_ATTESTATION_INCLUSION_DELAY: a vote is included from the next slot on.
@@ -169,7 +166,7 @@ def _is_int(value: object) -> bool:
 class ConsensusConfig:
     """A chain's consensus rules beyond ``ChainParams``; amounts in whole points."""
 
-    mode: str = MODE_POW
+    mode: Mode = Mode.POW
     slot_duration_s: int = 30
     slots_per_epoch: int = 8
     min_deposit_points: int = 32
@@ -189,6 +186,8 @@ class ConsensusConfig:
     genesis_allocations: tuple[GenesisAllocation, ...] = ()
 
     def __post_init__(self) -> None:
+        # A plain string ("pos", as stored or typed) becomes its Mode here, through the one parser.
+        object.__setattr__(self, "mode", parse_mode(self.mode))
         check_consensus_config(self)
 
     @property
@@ -214,6 +213,7 @@ class ConsensusConfig:
 
     def to_json(self) -> str:
         raw = asdict(self)
+        raw["mode"] = self.mode.value  # the plain string, as committed before Mode existed
         raw["genesis_validators"] = [
             {
                 "pubkey": v.pubkey.hex(),
@@ -242,6 +242,8 @@ class ConsensusConfig:
         unknown = set(raw) - {f.name for f in fields(cls)}
         if unknown:
             raise ConsensusConfigError(f"unknown consensus settings: {sorted(unknown)}")
+        if "mode" in raw:
+            raw["mode"] = parse_mode(raw["mode"])
         try:
             raw["genesis_validators"] = tuple(
                 GenesisValidator(bytes.fromhex(v["pubkey"]), bytes.fromhex(v["withdrawal_address"]), v["amount_points"])
@@ -261,8 +263,7 @@ class ConsensusConfig:
 
 def check_consensus_config(config: ConsensusConfig) -> None:
     """Refuse configs that cannot make a working chain; each refusal names the setting."""
-    if config.mode not in MODES:
-        raise ConsensusConfigError(f"mode must be one of {', '.join(MODES)}, got {config.mode!r}")
+    parse_mode(config.mode)
     for f in fields(config):
         if f.name in ("mode", "genesis_validators", "genesis_allocations"):
             continue
@@ -290,9 +291,9 @@ def check_consensus_config(config: ConsensusConfig) -> None:
         raise ConsensusConfigError("slashed_unbonding_epochs must be at least unbonding_epochs")
     if config.merge_at_height and config.merge_at_total_difficulty:
         raise ConsensusConfigError("schedule the Merge at a height or at a total difficulty, not both")
-    if config.mode == MODE_POS and config.has_merge:
+    if config.mode is Mode.POS and config.has_merge:
         raise ConsensusConfigError("a pos chain has no proof of work, so there is no Merge to schedule")
-    if config.mode == MODE_POS and not config.genesis_validators:
+    if config.mode is Mode.POS and not config.genesis_validators:
         raise ConsensusConfigError("a pos chain needs at least one genesis validator to propose its first block")
     seen: set[bytes] = set()
     for validator in config.genesis_validators:
@@ -373,7 +374,7 @@ class BeaconState:
     @property
     def ffg_enabled(self) -> bool:
         """Votes count in hybrid and pos chains, and in a pow chain once it has merged."""
-        return self.config.mode != MODE_POW or self.merged
+        return self.config.mode is not Mode.POW or self.merged
 
 
 # --- slot clock ----------------------------------------------------------------
@@ -442,7 +443,7 @@ def genesis_beacon_state(
             )
         )
         balances.append(units)
-    is_pos = config.mode == MODE_POS
+    is_pos = config.mode is Mode.POS
     state = BeaconState(
         config=config,
         genesis_time=genesis_time,
@@ -746,7 +747,7 @@ def is_proposed_height(state: BeaconState | None, height: int) -> bool:
     after genesis of a chain started in proof of stake, every block after the terminal one of a merged chain."""
     if state is None or height == 0:
         return False
-    if state.config.mode == MODE_POS:
+    if state.config.mode is Mode.POS:
         return True
     return state.terminal is not None and height > state.terminal.height
 
@@ -760,7 +761,7 @@ def is_terminal_block(state: BeaconState, height: int) -> bool:
     server that scheduled it before anyone staked keeps mining instead of halting for good.
     """
     config = state.config
-    if state.terminal is not None or config.mode == MODE_POS:
+    if state.terminal is not None or config.mode is Mode.POS:
         return False
     if config.merge_at_height:
         reached = height >= config.merge_at_height - 1
@@ -776,7 +777,7 @@ def is_merge_delayed(state: BeaconState, height: int, previous_total_difficulty:
     propose the next slot, so it is not the terminal block and mining goes on (once per schedule:
     the due block itself, or the first block whose total difficulty reaches the terminal one)."""
     config = state.config
-    if state.terminal is not None or config.mode == MODE_POS or has_proposer_after(state, height):
+    if state.terminal is not None or config.mode is Mode.POS or has_proposer_after(state, height):
         return False
     if config.merge_at_height:
         return height == config.merge_at_height - 1

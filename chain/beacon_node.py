@@ -36,7 +36,6 @@ from chain.attestation import (
     check_proposer_slashing,
 )
 from chain.beacon import (
-    MODE_POS,
     BeaconState,
     ConsensusConfig,
     GenesisAllocation,
@@ -67,6 +66,7 @@ from chain.errors import (
 )
 from chain.forkchoice import ForkChoiceStore, SlashingDetector, get_fork_choice_weights
 from chain.ledger import Account, LedgerView
+from chain.mode import Mode
 from chain.node import ChainRuntime, Node
 from chain.op_pool import is_dead_operation
 from chain.operations import Deposit, Operations, VoluntaryExit
@@ -288,7 +288,7 @@ class BeaconNode:
     def consensus_chain_ids(self) -> list[int]:
         return [c for c in self.node.chain_ids() if self.node.chain(c).state.beacon is not None]
 
-    def mode(self, chain_id: int) -> str | None:
+    def mode(self, chain_id: int) -> Mode | None:
         beacon = self.node.chain(chain_id).state.beacon
         return None if beacon is None else beacon.config.mode
 
@@ -883,7 +883,7 @@ class BeaconNode:
         return proposed
 
     async def switch_mode(
-        self, chain_id: int, mode: str, admin_owner: str, now: int, *, base: ConsensusConfig | None = None,
+        self, chain_id: int, mode: Mode, admin_owner: str, now: int, *, base: ConsensusConfig | None = None,
         initial_bits: int | None = None,
     ) -> ConsensusConfig:
         """Start the chain over in ``mode``.  In pos the admin is the genesis validator and every
@@ -902,7 +902,7 @@ class BeaconNode:
             allocations: tuple[GenesisAllocation, ...] = ()
             # Validator keys go with the old chain; the admin's is made anew, stored with the new chain.
             keys: tuple[StoredKey, ...] = ()
-            if mode == MODE_POS:
+            if mode is Mode.POS:
                 admin_key = self.signer.new_validator_key(chain_id, admin_owner)
                 keys = (admin_key,)
                 validators = (GenesisValidator(admin_key.pubkey, admin_wallet, base.min_deposit_points),)

@@ -352,6 +352,10 @@ class ConsensusConfigError(ParamsError):
     """A consensus configuration (mode, slots, Merge schedule...) that cannot make a working chain."""
 
 
+class UnknownModeError(ConsensusConfigError):
+    """A consensus mode other than pow, pos or hybrid (in a stored or exported config, or an input)."""
+
+
 class MergeError(BlockError):
     """A proof-of-work block after the Merge, or a proof-of-stake block before it."""
 

@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
-from chain.beacon import MODE_POS, ConsensusConfig, GenesisAllocation
+from chain.beacon import ConsensusConfig, GenesisAllocation
 from chain.block import Block, BlockTemplate
 from chain.compact import compute_target
 from chain.errors import (
@@ -43,6 +43,7 @@ from chain.hashcore import HashingCore, MiningOutcome, MiningSession, OutcomeKin
 from chain.keys import SigningKey, open_key, seal_key, wallet_aad
 from chain.ledger import Account, LedgerView
 from chain.mempool import Admission, Mempool, PendingTransfer
+from chain.mode import Mode
 from chain.op_pool import Operation, OpPool, PooledOperation, is_dead_operation
 from chain.operations import Deposit
 from chain.params import ChainParams
@@ -470,7 +471,7 @@ class Node:
         With a ``consensus`` config the chain can stake (and merge, or run pos or
         hybrid); without one it is the plain proof-of-work chain of old.
         """
-        if consensus is not None and consensus.mode == MODE_POS:
+        if consensus is not None and consensus.mode is Mode.POS:
             initial_bits = 0
         if initial_bits is None:
             if self.hashing_core is None:
@@ -550,7 +551,7 @@ class Node:
         # The old chain's sessions end as stale; the cog tells a reset from a lost race by the genesis.
         if self.hashing_core is not None:
             self.hashing_core.notify_tip(chain_id, state.tip_hash)
-        log.info("chain %d started over (%s)", chain_id, "pow" if consensus is None else consensus.mode)
+        log.info("chain %d started over (%s)", chain_id, Mode.POW if consensus is None else consensus.mode)
         return state
 
     # --- pausing ----------------------------------------------------------------

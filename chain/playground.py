@@ -36,6 +36,7 @@ from chain.errors import ChainError
 from chain.hashcore import MiningSession, OutcomeKind, Progress
 from chain.ledger import Account
 from chain.mempool import Admission, PendingTransfer
+from chain.mode import Mode
 from chain.node import FAUCET_OWNER, FaucetClaim, MiningResult, Node, TransactionMatches
 from chain.params import ChainParams
 from chain.pow import RetargetExplanation, compute_calibrated_bits
@@ -129,7 +130,7 @@ class ChainStatusView:
 
     state: ChainState
     pending_transfers: int
-    mode: str | None
+    mode: Mode | None
     merged: bool
     consensus: ConsensusConfig | None
 
@@ -344,7 +345,7 @@ class Playground:
                 "An admin can start a new chain with `/playground reset`."
             )
 
-    def mode(self, guild_id: int) -> str | None:
+    def mode(self, guild_id: int) -> Mode | None:
         return self._beacon.mode(guild_id) if self._beacon is not None else None
 
     def is_merged(self, guild_id: int) -> bool:
@@ -427,7 +428,7 @@ class Playground:
             if self._node.is_paused(guild_id):
                 continue  # the bot is not in that server: no block, no auto-attest vote
             try:
-                if beacon.mode(guild_id) == "pow" and not beacon.is_merged(guild_id):  # hybrid votes on mined blocks
+                if beacon.mode(guild_id) is Mode.POW and not beacon.is_merged(guild_id):  # hybrid votes on mined blocks
                     continue
                 outcome = await beacon.on_slot(guild_id, now)
             except Exception:
@@ -458,7 +459,7 @@ class Playground:
         return compute_kept_params(self._defaults.default_params, current)
 
     async def switch_mode(
-        self, guild_id: int, mode: str, admin: str, *, base: ConsensusConfig | None = None
+        self, guild_id: int, mode: Mode, admin: str, *, base: ConsensusConfig | None = None
     ) -> ChainState:
         """Start the chain over in ``mode`` (the beacon node swaps both halves' runtimes in one step)."""
         await self.ensure_chain(guild_id)

@@ -35,7 +35,6 @@ from chain.attestation import (
     sign_proposal_header,
 )
 from chain.beacon import (
-    MODE_POS,
     BeaconState,
     ConsensusConfig,
     compute_epoch_at_slot,
@@ -97,6 +96,7 @@ from chain.hashing import ZERO_HASH, hash_to_display
 from chain.header import BlockHeader
 from chain.keys import SigningKey
 from chain.ledger import Account, Ledger, LedgerView, compute_block_subsidy, compute_subsidy_total, process_transfer
+from chain.mode import Mode
 from chain.operations import (
     MAX_ATTESTATIONS,
     MAX_ATTESTER_SLASHINGS,
@@ -187,7 +187,7 @@ def make_genesis_block(
     params: ChainParams, chain_id: int, time: int, bits: int, consensus: ConsensusConfig | None = None
 ) -> Block:
     """The anchor block: no proof of work, its ``bits`` set the first difficulty (0 in a pos chain)."""
-    if consensus is not None and consensus.mode == MODE_POS:
+    if consensus is not None and consensus.mode is Mode.POS:
         bits = 0
     else:
         compute_target(bits, params.pow_limit)
@@ -208,7 +208,7 @@ def check_genesis_block(
         raise BadCoinbaseError("genesis does not commit to this chain id, these parameters and this consensus config")
     if block.compute_merkle_root() != block.header.merkle_root:
         raise MerkleRootMismatchError("genesis merkle root does not match its coinbase")
-    if consensus is not None and consensus.mode == MODE_POS:
+    if consensus is not None and consensus.mode is Mode.POS:
         if block.header.bits != 0 or block.header.nonce != 0:
             raise MergeError("a pos chain's genesis has no proof of work: bits and nonce are 0")
     else:
@@ -267,7 +267,7 @@ class ChainState:
         self.beacon: BeaconState | None = None
         if consensus is not None:
             work = 0
-            if consensus.mode != MODE_POS:
+            if consensus.mode is not Mode.POS:
                 work = compute_block_work(compute_target(genesis.header.bits, params.pow_limit))
             self.beacon = genesis_beacon_state(consensus, self.genesis_hash, genesis.header.time, work)
             allocations: dict[bytes, Account] = {}
@@ -335,7 +335,7 @@ class ChainState:
                 raise MergeError("a chain with a consensus config resumes from its beacon state")
             # Blocks after the terminal proof-of-work block (every block of a pos chain) mint nothing.
             last_pow = beacon.terminal.height if beacon.terminal is not None else tip_height
-            if consensus.mode == MODE_POS:
+            if consensus.mode is Mode.POS:
                 last_pow = 0
             minted = state.ledger.minted + compute_minted_subsidies(params, state.param_changes, last_pow)
             state.beacon = beacon

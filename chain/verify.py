@@ -10,6 +10,7 @@ from chain.block import Block
 from chain.errors import ChainError, VerificationError
 from chain.hashing import hash_to_display
 from chain.ledger import Account
+from chain.mode import Mode
 from chain.params import ChainParams
 from chain.state import ChainState, check_genesis_block, process_block
 
@@ -26,7 +27,7 @@ class VerifyReport:
     supply: int
     tip_hash: str
     # Chains with a consensus config only.
-    mode: str | None = None
+    mode: Mode | None = None
     pos_blocks: int = 0
     operations: int = 0
     epochs: int = 0
@@ -106,7 +107,7 @@ def verify_chain(
             raise VerificationError(height, ChainError("a listed Merge schedule is not committed in this block"))
         if block.seal is not None:
             pos_blocks += 1
-            if merge_height is None and consensus is not None and consensus.mode != "pos":
+            if merge_height is None and consensus is not None and consensus.mode is not Mode.POS:
                 merge_height = height
         elif block.header.bits != state.tip.bits:
             retargets += 1

@@ -14,10 +14,25 @@ from discord.ext import commands
 
 from chain.beacon import ConsensusConfig
 from chain.budget import IDLE_AFTER_S, MIN_SLOT_DURATION_S
+from chain.mode import Mode, parse_mode
 from chain.params import ChainParams
 from chain.playground import GENESIS_ALLOCATION_POINTS, ChainState, Playground, ValidatorView
 from chain.staking import ValidatorStatus
-from cogs.embeds import BLUE, GOLD, GREEN, GREY, PURPLE, RED, counted, duration, points, short, stake_points
+from cogs.embeds import (
+    BLUE,
+    GOLD,
+    GREEN,
+    GREY,
+    PURPLE,
+    RED,
+    counted,
+    duration,
+    percent_from_bp,
+    points,
+    seconds,
+    short,
+    stake_points,
+)
 from cogs.errors import (
     PlaygroundCog,
     UserFacingError,
@@ -45,26 +60,27 @@ MAX_WEBHOOKS_ERROR = 30007  # Discord: "Maximum number of webhooks reached (15)"
 MAX_MERGE_HEIGHT = 1_000_000_000
 MAX_DISCORD_INTEGER = 2**53 - 1
 
-Mode = OneOf["pow", "pos", "hybrid"]
+# The option publishes the plain strings; the command turns the choice into a Mode (tests check they match).
+ModeChoice = OneOf["pow", "pos", "hybrid"]
 MODE_NAMES = {
-    "pow": "proof of work",
-    "pos": "proof of stake",
-    "hybrid": "hybrid: proof of work with proof-of-stake finality",
+    Mode.POW: "proof of work",
+    Mode.POS: "proof of stake",
+    Mode.HYBRID: "hybrid: proof of work with proof-of-stake finality",
 }
 # Validators that will propose and vote: already active, or deposited and waiting for their epoch.
 LIVE_STATUSES = (ValidatorStatus.PENDING, ValidatorStatus.ACTIVE)
 
 # option -> (ChainParams field, label, how a value reads)
 CONSENSUS_OPTIONS: dict[str, tuple[str, str, Callable[[int], str]]] = {
-    "block_time": ("target_spacing_s", "Block time", lambda v: f"{v:,} s"),
+    "block_time": ("target_spacing_s", "Block time", seconds),
     "reward": ("initial_subsidy_points", "Reward", points),
     "halving_interval": ("halving_interval_blocks", "Halving interval", lambda v: counted(v, "block")),
     "retarget_window": ("retarget_window_blocks", "Retarget window", lambda v: counted(v, "block")),
 }
 # option -> (server settings key, label, how a value reads)
 SERVER_OPTIONS: dict[str, tuple[str, str, Callable[[int], str]]] = {
-    "session_length": ("session_s", "Mining session length", lambda v: f"{v:,} s"),
-    "cooldown": ("cooldown_s", "Cooldown between sessions", lambda v: f"{v:,} s"),
+    "session_length": ("session_s", "Mining session length", seconds),
+    "cooldown": ("cooldown_s", "Cooldown between sessions", seconds),
 }
 
 
@@ -90,14 +106,8 @@ def when_rules_apply(height: int) -> str:
     )
 
 
-def percent_from_bp(bp: int) -> str:
-    """Basis points as a percentage, exactly: 500 -> ``5%``, 350 -> ``3.5%``."""
-    whole, rest = divmod(bp, 100)
-    return f"{whole}%" if rest == 0 else f"{whole}.{rest:02d}".rstrip("0") + "%"
-
-
 def describe_merge_schedule(config: ConsensusConfig, merged: bool) -> str:
-    if config.mode == "pos":
+    if config.mode is Mode.POS:
         return "none: proof of stake from genesis"
     if merged:
         return "done: blocks are proof-of-stake blocks"
@@ -110,15 +120,15 @@ def describe_merge_schedule(config: ConsensusConfig, merged: bool) -> str:
 
 def describe_consensus(config: ConsensusConfig, merged: bool) -> str:
     """The proof-of-stake settings a server's chain committed to in its genesis block."""
-    epoch = f"**{config.slots_per_epoch} slots** ({config.slots_per_epoch * config.slot_duration_s:,} s)"
-    if config.mode != "pos" and not merged:
+    epoch = f"**{config.slots_per_epoch} slots** ({seconds(config.slots_per_epoch * config.slot_duration_s)})"
+    if config.mode is not Mode.POS and not merged:
         epoch += f"; before the Merge, {counted(config.checkpoint_interval_blocks, 'block')}"
     return "\n".join(
         [
-            f"Mode: **{config.mode}** ({MODE_NAMES.get(config.mode, config.mode)})",
-            f"Slot length: **{config.slot_duration_s:,} s**",
+            f"Mode: **{config.mode}** ({MODE_NAMES[config.mode]})",
+            f"Slot length: **{seconds(config.slot_duration_s)}**",
             f"Epoch length: {epoch}",
-            f"Minimum deposit: **{config.min_deposit_points:,} pts**",
+            f"Minimum deposit: **{points(config.min_deposit_points)}**",
             f"Issuance rate: **{percent_from_bp(config.issuance_rate_bp)} a year** of the staked points",
             f"Unbonding: **{counted(config.unbonding_epochs, 'epoch')}** "
             f"({config.slashed_unbonding_epochs:,} after a slashing)",
@@ -152,17 +162,17 @@ def describe_validators(validators: list[ValidatorView]) -> str:
     return text
 
 
-def mode_switch_text(mode: str, admin_mention: str, config: ConsensusConfig | None) -> str:
+def mode_switch_text(mode: Mode, admin_mention: str, config: ConsensusConfig | None) -> str:
     """What a new chain in ``mode`` is like, in a sentence or two."""
-    if mode == "pos":
-        slot = f"every {config.slot_duration_s:,} s" if config is not None else "every slot"
+    if mode is Mode.POS:
+        slot = f"every {seconds(config.slot_duration_s)}" if config is not None else "every slot"
         return (
             f"{admin_mention} is the genesis validator (voting automatically: `/stake auto state:off` stops it), "
             f"and every member with a wallet gets {points(GENESIS_ALLOCATION_POINTS)} at genesis. There is no "
             f"mining: a block comes {slot} from a validator drawn in proportion to its stake. `/stake deposit` "
             "makes you one."
         )
-    if mode == "hybrid":
+    if mode is Mode.HYBRID:
         every = config.checkpoint_interval_blocks if config is not None else 8
         return (
             f"Blocks are mined as before (`/mine start`), and every {every} blocks is a checkpoint that "
@@ -231,7 +241,7 @@ class ResetView(discord.ui.View):
         guild_id: int,
         admin_id: int,
         timeout_s: float,
-        mode: str | None = None,
+        mode: Mode | None = None,
         base: ConsensusConfig | None = None,
         defaults: bool = False,
     ) -> None:
@@ -282,7 +292,7 @@ class ResetView(discord.ui.View):
         else:
             config = playground.consensus(self.guild_id) if playground.can_stake else None
             description = (
-                f"{interaction.user.mention} started a new **{mode}** chain ({MODE_NAMES.get(mode, mode)}). "
+                f"{interaction.user.mention} started a new **{mode}** chain ({MODE_NAMES[mode]}). "
                 f"Block 0 is a new genesis block {short(state.tip.hash_hex(), 16)}. "
                 + mode_switch_text(mode, interaction.user.mention, config)
             )
@@ -298,7 +308,7 @@ class ResetView(discord.ui.View):
             embed.add_field(name="Announcements", value=NO_FEED_YET, inline=False)
         await interaction.edit_original_response(embed=embed, view=None)
 
-    async def _start_over(self, interaction: discord.Interaction) -> tuple[ChainState, str | None]:
+    async def _start_over(self, interaction: discord.Interaction) -> tuple[ChainState, Mode | None]:
         """Delete the chain and create a new one: in the asked mode, else in the mode it had."""
         playground = self.services.playground
         mode = self.mode
@@ -471,7 +481,7 @@ class Admin(
         retarget_window: Range[int, 2, MAX_RETARGET_BLOCKS] | None = None,
         session_length: Range[int, 10, MAX_SESSION_S] | None = None,
         cooldown: Range[int, 0, MAX_COOLDOWN_S] | None = None,
-        mode: Mode | None = None,
+        mode: ModeChoice | None = None,
     ) -> None:
         """Show this server's chain rules and mining settings, or change them."""
         guild_id = require_guild(interaction)
@@ -484,7 +494,7 @@ class Admin(
                     "Change the mode on its own: it starts a new chain, so the other settings would be lost "
                     "with the old one. Nothing was changed."
                 )
-            await self._ask_mode_switch(interaction, guild_id, state, mode)
+            await self._ask_mode_switch(interaction, guild_id, state, parse_mode(mode))
             return
         given = {
             "block_time": block_time, "reward": reward, "halving_interval": halving_interval,
@@ -523,7 +533,7 @@ class Admin(
             spacing = rules.get("target_spacing_s", base.target_spacing_s)
             if spacing > base.max_future_block_time_s:
                 raise UserFacingError(
-                    f"This chain accepts block times up to {base.max_future_block_time_s:,} s "
+                    f"This chain accepts block times up to {seconds(base.max_future_block_time_s)} "
                     f"(a block may not be dated further ahead than that). Nothing was changed."
                 )
             proposal = base.evolve(**rules)
@@ -567,11 +577,11 @@ class Admin(
         interaction: discord.Interaction,
         guild_id: int,
         state: ChainState,
-        mode: str,
+        mode: Mode,
         base: ConsensusConfig | None = None,
     ) -> None:
         playground = require_staking(self.playground)
-        current = playground.mode(guild_id) or "pow"
+        current = playground.mode(guild_id) or Mode.POW
         holders = self.services.member_balances(guild_id)
         view = ResetView(self.services, guild_id, interaction.user.id, RESET_TIMEOUT_S, mode=mode, base=base)
         again = " again" if mode == current else ""
@@ -653,7 +663,7 @@ class Admin(
         base = ConsensusConfig(**{
             **{f.name: getattr(current, f.name) for f in dataclasses.fields(current)},
             **changes, "merge_at_height": 0, "merge_at_total_difficulty": 0,
-            "genesis_validators": (), "genesis_allocations": (), "mode": "pow",
+            "genesis_validators": (), "genesis_allocations": (), "mode": Mode.POW,
         })
         await self._ask_mode_switch(interaction, guild_id, state, current.mode, base=base)
 
@@ -755,10 +765,10 @@ class Admin(
         else:
             config = playground.consensus(guild_id)
             merged = playground.is_merged(guild_id)
-            embed.add_field(name="Mode", value=f"{mode} ({MODE_NAMES.get(mode, mode)})")
+            embed.add_field(name="Mode", value=f"{mode} ({MODE_NAMES[mode]})")
             embed.add_field(name="The Merge", value=describe_merge_schedule(config, merged))
             embed.add_field(name="Validators", value=describe_validators(playground.validators(guild_id)), inline=False)
-            if merged or mode == "pos":
+            if merged or mode is Mode.POS:
                 embed.add_field(name="Slot blocks", value=describe_slot_budget(*playground.slot_budget(guild_id)),
                                 inline=False)
             if state.beacon is not None and state.beacon.ffg_enabled:
@@ -835,8 +845,8 @@ class Admin(
         playground = require_staking(self.playground)
         state = await playground.ensure_chain(guild_id)
         mode = playground.mode(guild_id)
-        if mode not in ("pow", "hybrid"):
-            why = ("has proof of stake from genesis" if mode == "pos"
+        if mode is None or mode is Mode.POS:
+            why = ("has proof of stake from genesis" if mode is Mode.POS
                    else "was created before proof of stake existed, so it has no validators")
             raise UserFacingError(
                 f"This chain {why}: there is no Merge to schedule. "
@@ -851,7 +861,7 @@ class Admin(
         if not live:
             raise UserFacingError(
                 "Nobody has staked yet, so nobody could propose blocks after the Merge. A member stakes with "
-                f"`/stake deposit` (at least {config.min_deposit_points:,} pts); once a mined block includes "
+                f"`/stake deposit` (at least {points(config.min_deposit_points)}); once a mined block includes "
                 "the deposit, schedule the Merge. Nothing was changed."
             )
         self._check_merge_margin(guild_id, state, at_height, at_total_difficulty)
@@ -876,8 +886,9 @@ class Admin(
                 "• Members whose deposits are in a block by then are the first validators (the Merge waits "
                 "until at least one is active).\n"
                 "• After the last proof-of-work block, mining stops: `/mine start` says why.\n"
-                f"• Blocks then come every {config.slot_duration_s:,} s, one a slot, each from a validator drawn in "
-                "proportion to its stake (`/chain proposer` shows the draw); the last mined block's epoch is final.\n"
+                f"• Blocks then come every {seconds(config.slot_duration_s)}, one a slot, each from a validator "
+                "drawn in proportion to its stake (`/chain proposer` shows the draw); "
+                "the last mined block's epoch is final.\n"
                 "• The proof-of-work history stays verifiable (`/chain verify`)."
             ),
             inline=False,
@@ -964,7 +975,7 @@ class Admin(
     def _rules_after_reset(self, guild_id: int, state: ChainState, defaults: bool) -> str:
         """What the confirmation prompt says about the new chain's rules: the server's, or the defaults."""
         default_mode = self.services.default_consensus.mode
-        mode = self.playground.mode(guild_id) or "pow"
+        mode = self.playground.mode(guild_id) or Mode.POW
         if defaults:
             return (
                 f"back to the defaults (`defaults:True`), mode **{default_mode}**:\n"

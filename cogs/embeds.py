@@ -7,7 +7,7 @@ from typing import Any
 
 import discord
 
-from chain.beacon import MODE_POS, BeaconState, compute_epoch_at_slot
+from chain.beacon import BeaconState, compute_epoch_at_slot
 from chain.block import Block
 from chain.events import (
     BLOCK_MINED,
@@ -31,6 +31,7 @@ from chain.events import (
     VALIDATOR_WITHDRAWABLE,
 )
 from chain.hashing import hash_to_display
+from chain.mode import Mode
 from chain.rewards import UNITS_PER_POINT
 
 BAR_WIDTH = 20
@@ -88,6 +89,11 @@ def duration(seconds: float) -> str:
     return counted(days, "day") + (f" {hours} h" if hours else "")
 
 
+def seconds(n: int) -> str:
+    """A configured length, exactly as set: ``90 s``, ``1,800 s`` (``duration`` is for spans people read)."""
+    return f"{n:,} s"
+
+
 def relative_time(unix_s: float) -> str:
     """An instant as Discord's relative timestamp: each reader's client shows "in 3 minutes" or
     "5 minutes ago", kept up to date as time passes, in their own language."""
@@ -98,14 +104,26 @@ def points(n: int) -> str:
     return f"{n:,} pts"
 
 
-def stake_points(units: int) -> str:
-    """Nanopoints as points, exactly: ``32 pts``, ``0.000012345 pts`` (no float rounding)."""
-    sign = "-" if units < 0 else ""
+def stake_points(units: int, *, signed: bool = False) -> str:
+    """Nanopoints as points, exactly: ``32 pts``, ``0.000012345 pts`` (no float rounding); ``signed``
+    puts ``+`` before a gain.  The one formatter of nanopoints: balances, stakes, rewards, penalties."""
+    sign = "-" if units < 0 else ("+" if signed and units > 0 else "")
     whole, frac = divmod(abs(units), UNITS_PER_POINT)
     if frac == 0:
         return f"{sign}{whole:,} pts"
     decimals = f"{frac:0{STAKE_DECIMALS}d}".rstrip("0")
     return f"{sign}{whole:,}.{decimals} pts"
+
+
+def percent_from_bp(bp: int, *, fixed: bool = False) -> str:
+    """Basis points as a percentage, exactly (no float): 500 -> ``5%``, 350 -> ``3.5%``; ``fixed`` keeps
+    both decimals, for measured shares: 9_987 -> ``99.87%``, 500 -> ``5.00%``.  The one formatter of
+    basis points."""
+    sign = "-" if bp < 0 else ""
+    whole, rest = divmod(abs(bp), 100)
+    if fixed:
+        return f"{sign}{whole}.{rest:02d}%"
+    return f"{sign}{whole}%" if rest == 0 else f"{sign}{whole}.{rest:02d}".rstrip("0") + "%"
 
 
 def short(hex_text: str, n: int = 12) -> str:
@@ -153,7 +171,7 @@ def is_proof_of_work_block(block: Block, beacon: BeaconState | None) -> bool:
     genesis of a proof-of-stake chain (its bits and nonce are zeros, its miner a placeholder)."""
     if block.seal is not None:
         return False
-    return not (block.height == 0 and beacon is not None and beacon.config.mode == MODE_POS)
+    return not (block.height == 0 and beacon is not None and beacon.config.mode is Mode.POS)
 
 
 def block_embed(

@@ -19,6 +19,7 @@ from chain.block import Block
 from chain.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.errors import ExportTooLargeError, VerificationError
 from chain.hashing import HASH_SIZE_BYTES, hash_to_display
+from chain.mode import Mode
 from chain.playground import Playground, RetargetExplanation, StoredTransaction, TransactionMatches, VerifyReport
 from chain.proposer import MAX_RANDOM_BYTE, ProposerDraw
 from chain.transaction import Transfer
@@ -33,6 +34,7 @@ from cogs.embeds import (
     duration,
     is_proof_of_work_block,
     name_of,
+    percent_from_bp,
     points,
     stake_points,
 )
@@ -312,13 +314,6 @@ def format_energy(millijoules: int) -> str:
     return f"{millijoules / MILLIJOULES_PER_WATT_HOUR:,.2f} Wh"
 
 
-def format_basis_points(bp: int) -> str:
-    """Basis points as a percentage with two decimals: 9_987 -> ``99.87%``."""
-    sign = "-" if bp < 0 else ""
-    whole, rest = divmod(abs(bp), 100)
-    return f"{sign}{whole}.{rest:02d}%"
-
-
 def ethereum_merge_percent() -> str:
     whole, rest = divmod(ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, 1_000)
     return f"{whole}.{rest:03d}%"
@@ -330,12 +325,12 @@ def energy_embed(report: EnergyReport, milliwatts_per_core: int) -> discord.Embe
         embed.description = "Nothing to compare yet: no proof-of-work hashing has been measured on this chain."
     elif report.saved_bp >= 0:
         embed.description = (
-            f"Proof of stake used **{format_basis_points(report.saved_bp)} less** energy than proof of work "
+            f"Proof of stake used **{percent_from_bp(report.saved_bp, fixed=True)} less** energy than proof of work "
             "on this chain."
         )
     else:
         embed.description = (
-            f"So far proof of stake used {format_basis_points(-report.saved_bp)} **more** than proof of work: "
+            f"So far proof of stake used {percent_from_bp(-report.saved_bp, fixed=True)} **more** than proof of work: "
             "too little mining to compare with yet."
         )
     watts_fraction = f".{milliwatts_per_core % 1_000:03d}" if milliwatts_per_core % 1_000 else ""
@@ -406,7 +401,9 @@ def proposer_embed(draw: ProposerDraw, owners: dict[int, str], mix_height: int |
 
 def verify_embed(report: VerifyReport, elapsed: float) -> discord.Embed:
     # Proof-of-stake figures only once the chain has any: a pow chain nobody staked on reads as before.
-    staking = report.mode is not None and (report.mode != "pow" or report.pos_blocks > 0 or report.validators > 0)
+    staking = report.mode is not None and (
+        report.mode is not Mode.POW or report.pos_blocks > 0 or report.validators > 0
+    )
     if staking:
         checked = ("every header, proof of work, retarget, proof-of-stake proposer and seal, operation, "
                    "epoch transition, signature and balance")

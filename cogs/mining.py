@@ -12,8 +12,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from chain.errors import MergeError
+from chain.mode import Mode
 from chain.playground import MiningResult, MiningSession, OutcomeKind, Playground, Progress
-from cogs.embeds import BLUE, GOLD, GREY, PURPLE, counted, duration, points, progress_bar, relative_time
+from cogs.embeds import BLUE, GOLD, GREY, PURPLE, counted, duration, points, progress_bar, relative_time, seconds
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.options import Flag
 from cogs.services import MAX_SESSION_S, Services
@@ -87,14 +88,14 @@ def merged_text(services: Services, guild_id: int) -> str:
     """Why there is nothing to mine, and what to do instead."""
     playground = services.playground
     slot_s = playground.consensus(guild_id).slot_duration_s
-    if playground.mode(guild_id) == "pos":
+    if playground.mode(guild_id) is Mode.POS:
         return (
             "This chain runs on proof of stake from genesis: there is nothing to mine. Blocks now come from "
-            f"validators every {slot_s:,} s; stake with `/stake deposit` to become one."
+            f"validators every {seconds(slot_s)}; stake with `/stake deposit` to become one."
         )
     return (
         "This chain has merged: proof of work is over, so there is nothing left to mine. Blocks now come from "
-        f"validators every {slot_s:,} s; stake with `/stake deposit` to become one."
+        f"validators every {seconds(slot_s)}; stake with `/stake deposit` to become one."
     )
 
 

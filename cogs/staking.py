@@ -33,10 +33,11 @@ from chain.attestation import (
 from chain.block import Block
 from chain.errors import StaleBlockError
 from chain.hashing import hash_to_display
+from chain.mode import Mode
 from chain.playground import FinalityView, Playground, SlotOutcome, ValidatorView, VoteProgress, VoteReceipt
 from chain.rewards import UNITS_PER_POINT
 from chain.staking import FAR_FUTURE_EPOCH, WHISTLEBLOWER_REWARD_QUOTIENT, ValidatorStatus
-from cogs.embeds import BLUE, GOLD, GREEN, counted, duration, progress_bar
+from cogs.embeds import BLUE, GOLD, GREEN, counted, duration, points, progress_bar, stake_points
 from cogs.epoch_board import BoardState, EpochBoard
 from cogs.errors import PlaygroundCog, UserFacingError, describe_error, reply_ephemeral, require_guild
 from cogs.options import Flag, OneOf, Range
@@ -69,22 +70,12 @@ STATUS_LABELS = {
 # --- formatting (pure) ---------------------------------------------------------------
 
 
-def format_units(units: int, *, signed: bool = False) -> str:
-    """Nanopoints as points with up to 9 decimals, trailing zeros trimmed: ``32.000123 pts``."""
-    sign = "-" if units < 0 else ("+" if signed and units > 0 else "")
-    whole, fraction = divmod(abs(units), UNITS_PER_POINT)
-    text = f"{whole:,}"
-    if fraction:
-        text += "." + f"{fraction:09d}".rstrip("0")
-    return f"{sign}{text} pts"
-
-
 def vote_progress_text(progress: VoteProgress) -> str:
     """A bar toward the 2/3 of active stake that justifies the epoch's checkpoint."""
     bar = progress_bar(progress.attesting_units * 3, progress.total_active_units * 2)
     share = f" ({progress.percent}% of it; 2/3 is needed)" if progress.total_active_units else ""
     text = (
-        f"`{bar}`\n{format_units(progress.attesting_units)} of {format_units(progress.total_active_units)} "
+        f"`{bar}`\n{stake_points(progress.attesting_units)} of {stake_points(progress.total_active_units)} "
         f"active stake voted for epoch {progress.epoch}{share}"
     )
     if progress.justifies:
@@ -99,8 +90,8 @@ def over_cap_text(balance_units: int, amount_points: int, cap_points: int) -> st
     if excess <= 0:
         return None
     return (
-        f"⚠️ Only {cap_points:,} pts of a validator's balance count as stake (the cap). The "
-        f"{format_units(excess)} above it earn nothing: the withdrawal sweep pays them back to your "
+        f"⚠️ Only {points(cap_points)} of a validator's balance count as stake (the cap). The "
+        f"{stake_points(excess)} above it earn nothing: the withdrawal sweep pays them back to your "
         "wallet in the coming blocks."
     )
 
@@ -250,9 +241,9 @@ def vote_embed(receipt: VoteReceipt, *, double_vote: bool = False) -> discord.Em
 def validator_embed(view: ValidatorView, chain_epoch: int) -> discord.Embed:
     embed = discord.Embed(title=f"🪪 Your validator #{view.index}", colour=RED if view.slashed else BLUE)
     embed.add_field(name="State", value=status_label(view))
-    embed.add_field(name="Effective stake", value=format_units(view.effective_balance_units))
-    embed.add_field(name="Balance", value=format_units(view.balance_units))
-    embed.add_field(name="Net rewards/penalties", value=format_units(view.net_rewards_units, signed=True))
+    embed.add_field(name="Effective stake", value=stake_points(view.effective_balance_units))
+    embed.add_field(name="Balance", value=stake_points(view.balance_units))
+    embed.add_field(name="Net rewards/penalties", value=stake_points(view.net_rewards_units, signed=True))
     embed.add_field(
         name="Participation",
         value=f"this epoch {'✅' if view.voted_current_epoch else '❌'} · "
@@ -384,7 +375,7 @@ class Staking(
 
     def _next_block_text(self, guild_id: int) -> str:
         playground = self.playground
-        if playground.mode(guild_id) == "pos" or playground.is_merged(guild_id):
+        if playground.mode(guild_id) is Mode.POS or playground.is_merged(guild_id):
             now = self._now()
             next_slot = playground.current_slot(guild_id, now) + 1
             wait = max(0, playground.slot_time(guild_id, next_slot) - now)
@@ -395,7 +386,7 @@ class Staking(
         """When a deposit made now activates: the epoch after the block that includes it."""
         playground = self.playground
         rule = "the epoch after the block that includes the deposit"
-        if playground.mode(guild_id) != "pos":
+        if playground.mode(guild_id) is not Mode.POS:
             return f"at the start of {rule}"
         # A pos chain's slot clock starts at genesis: epoch e starts at slot e * slots_per_epoch.
         per_epoch = playground.consensus(guild_id).slots_per_epoch
@@ -424,19 +415,19 @@ class Staking(
         )
         if view is None:
             embed.description = (
-                f"{interaction.user.mention} locks **{amount:,} pts** in a new validator, **pending** until a block "
+                f"{interaction.user.mention} locks **{points(amount)}** in a new validator, **pending** until a block "
                 f"includes the deposit.\n{self._next_block_text(guild_id)}"
             )
             embed.add_field(name="Activates", value=self._activation_text(guild_id), inline=False)
         else:
             embed.description = (
-                f"{interaction.user.mention} adds **{amount:,} pts** to validator #{view.index} "
+                f"{interaction.user.mention} adds **{points(amount)}** to validator #{view.index} "
                 f"({status_label(view)}).\n{self._next_block_text(guild_id)}"
             )
             embed.add_field(
                 name="Effective stake",
-                value=f"{format_units(view.effective_balance_units)} now; it follows the balance at an epoch's end "
-                f"(capped at {playground.consensus(guild_id).max_effective_balance_points:,} pts)",
+                value=f"{stake_points(view.effective_balance_units)} now; it follows the balance at an epoch's end "
+                f"(capped at {points(playground.consensus(guild_id).max_effective_balance_points)})",
                 inline=False,
             )
         if warning is not None:
@@ -467,7 +458,7 @@ class Staking(
         embed.add_field(name="Unbonding lock", value=lock)
         left = view.unlock_in_s if view.unlock_in_s is not None else (config.unbonding_epochs + 1) * epoch_s
         embed.add_field(name="Time left", value=f"about {duration(left)}")
-        embed.add_field(name="Stake", value=format_units(view.balance_units))
+        embed.add_field(name="Stake", value=stake_points(view.balance_units))
         embed.set_footer(text="The balance then returns to your wallet in the following blocks.")
         await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
 
@@ -481,7 +472,7 @@ class Staking(
             waiting = await playground.pending_deposit_points(guild_id, str(interaction.user.id))
             if waiting:
                 await interaction.response.send_message(
-                    f"⏳ Your deposit of **{waiting:,} pts** waits for the next block. Your validator appears, "
+                    f"⏳ Your deposit of **{points(waiting)}** waits for the next block. Your validator appears, "
                     f"pending, with that block. {self._next_block_text(guild_id)}",
                     ephemeral=True,
                 )
@@ -682,7 +673,7 @@ class Validators(PlaygroundCog):
             )
         shown = views[(page - 1) * VALIDATORS_PER_PAGE : page * VALIDATORS_PER_PAGE]
         lines = [
-            f"`#{v.index}` {owner_mention(v)} — {status_label(v)} · {format_units(v.effective_balance_units)}"
+            f"`#{v.index}` {owner_mention(v)} — {status_label(v)} · {stake_points(v.effective_balance_units)}"
             for v in shown
         ]
         active = [v for v in views if v.status is ValidatorStatus.ACTIVE]
@@ -694,7 +685,7 @@ class Validators(PlaygroundCog):
         if views:
             embed.set_footer(
                 text=f"{counted(len(views), 'validator')} in total, {len(active)} active with "
-                f"{format_units(sum(v.effective_balance_units for v in active))} effective stake · "
+                f"{stake_points(sum(v.effective_balance_units for v in active))} effective stake · "
                 f"page {page} of {pages}"
             )
         await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
@@ -740,10 +731,10 @@ class Report(PlaygroundCog, commands.GroupCog, group_name="report", group_descri
         if offender is not None:
             config = playground.consensus(guild_id)
             effective = offender.effective_balance_units
-            embed.add_field(name="Penalty", value=format_units(effective // config.slashing_penalty_quotient))
+            embed.add_field(name="Penalty", value=stake_points(effective // config.slashing_penalty_quotient))
             embed.add_field(
                 name="Whistleblower reward",
-                value=f"{format_units(effective // WHISTLEBLOWER_REWARD_QUOTIENT)} to the block's proposer",
+                value=f"{stake_points(effective // WHISTLEBLOWER_REWARD_QUOTIENT)} to the block's proposer",
             )
             embed.add_field(name="Stake locked", value=counted(config.slashed_unbonding_epochs, "epoch"))
         embed.set_footer(text=f"reported by {interaction.user.display_name}")

@@ -11,7 +11,6 @@ from chain.attestation import (
     sign_attestation,
 )
 from chain.beacon import (
-    MODE_POS,
     ConsensusConfig,
     GenesisAllocation,
     GenesisValidator,
@@ -20,6 +19,7 @@ from chain.beacon import (
 )
 from chain.block import Block
 from chain.keys import SigningKey
+from chain.mode import Mode
 from chain.operations import Operations
 from chain.params import REGTEST, ChainParams
 from chain.state import (
@@ -44,7 +44,7 @@ def pos_config(count: int = 4, stake_points: int = 32, allocation: int = 1_000, 
     vals = validator_keys(count)
     wallets = [key(f"wallet-{i}") for i in range(count)]
     return ConsensusConfig(
-        mode=MODE_POS,
+        mode=Mode.POS,
         genesis_validators=tuple(
             GenesisValidator(v.public_key, w.public_key, stake_points) for v, w in zip(vals, wallets, strict=True)
         ),

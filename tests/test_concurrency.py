@@ -17,6 +17,7 @@ from bot.storage import OutboxRepository
 from chain.beacon import ConsensusConfig
 from chain.beacon_node import BeaconNode
 from chain.errors import ChainError, DepositError, DepositPendingError
+from chain.mode import Mode
 from chain.node import Node
 from chain.params import REGTEST
 from chain.signer import ValidatorSigner
@@ -171,7 +172,7 @@ async def test_a_command_during_a_mode_switch_never_slips_a_chain_in(world):
     clock, node, beacon = world
     await mine(node, clock, "alice", 2)
     services = Services(node=node, hashing_core=None, notifier=None, beacon=beacon, measured_hash_rate=1)
-    switching = asyncio.create_task(beacon.switch_mode(CHAIN, "pos", "alice", int(clock())))
+    switching = asyncio.create_task(beacon.switch_mode(CHAIN, Mode.POS, "alice", int(clock())))
     seen = []
     while not switching.done():
         seen.append(await services.ensure_chain(CHAIN))  # what any command does first

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from chain.attestation import (
@@ -35,8 +38,9 @@ from chain.events import (
     ChainEvent,
 )
 from chain.operations import Operations, make_voluntary_exit
+from chain.rewards import UNITS_PER_POINT
 from chain.state import build_template, get_slot_proposer, process_block
-from cogs.embeds import RENDERERS, block_embed, event_embed, stake_points
+from cogs.embeds import RENDERERS, block_embed, event_embed, percent_from_bp, points, seconds, stake_points
 from tests.chainkit import CHAIN_ID, key, solve
 from tests.poskit import (
     Harness,
@@ -473,3 +477,37 @@ def test_durations_read_in_minutes_hours_and_days_not_hundreds_of_seconds():
     }
     assert {s: duration(s) for s in cases} == cases
     assert relative_time(1_700_000_123.9) == "<t:1700000123:R>"
+
+
+# --- one formatter per quantity -------------------------------------------------------------
+
+
+def test_stake_points_is_the_one_nanopoint_formatter() -> None:
+    assert stake_points(32 * UNITS_PER_POINT + 123_000) == "32.000123 pts"
+    assert stake_points(5, signed=True) == "+0.000000005 pts"
+    assert stake_points(0, signed=True) == "0 pts"
+    assert stake_points(-(UNITS_PER_POINT + 560), signed=True) == "-1.00000056 pts"
+    assert stake_points(-(UNITS_PER_POINT + 560)) == "-1.00000056 pts"
+
+
+@pytest.mark.parametrize(
+    ("bp", "fixed", "text"),
+    [(500, False, "5%"), (350, False, "3.5%"), (1_505, False, "15.05%"), (-350, False, "-3.5%"),
+     (9_987, True, "99.87%"), (500, True, "5.00%"), (-42, True, "-0.42%")],
+)
+def test_percent_from_bp_is_the_one_basis_point_formatter(bp: int, fixed: bool, text: str) -> None:
+    assert percent_from_bp(bp, fixed=fixed) == text
+
+
+def test_points_and_seconds_read_as_before() -> None:
+    assert points(1_234) == "1,234 pts" and seconds(1_800) == "1,800 s"
+
+
+def test_cogs_format_points_seconds_and_percentages_only_through_embeds() -> None:
+    """A second formatter of a quantity drifts from the first (two nanopoint formatters once did)."""
+    inline = re.compile(r":,\} (pts|s)\b|def (format_units|format_basis_points|percent_from_bp|stake_points)\b")
+    for path in sorted((Path(__file__).parent.parent / "cogs").glob("*.py")):
+        if path.name == "embeds.py":
+            continue
+        found = inline.findall(path.read_text())
+        assert not found, f"{path.name} formats a quantity itself ({found}): use cogs/embeds.py's formatter"

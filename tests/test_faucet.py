@@ -14,6 +14,7 @@ import pytest
 from chain.beacon import ConsensusConfig
 from chain.beacon_node import BeaconNode
 from chain.errors import ChainError, FaucetCooldownError, FaucetEmptyError, NoFaucetError
+from chain.mode import Mode
 from chain.node import FAUCET_OWNER, Node
 from chain.params import REGTEST
 from chain.signer import ValidatorSigner
@@ -184,7 +185,7 @@ async def test_a_pos_switch_funds_the_faucet_once_not_as_a_member(world, tmp_pat
     signer = ValidatorSigner(node.store, clock=clock, randomness=os.urandom, master_key=MASTER)
     beacon = BeaconNode(node, signer)
     await node.address(CHAIN, "bob")
-    await beacon.switch_mode(CHAIN, "pos", "alice", node.now())
+    await beacon.switch_mode(CHAIN, Mode.POS, "alice", node.now())
     faucet = node.faucet_address(CHAIN)
     allocations = [a for a in node.chain(CHAIN).state.consensus.genesis_allocations if a.address == faucet]
     assert [a.amount_points for a in allocations] == [FUND]

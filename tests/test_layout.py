@@ -54,7 +54,7 @@ COG_CHAIN_IMPORTS = {
     "chain.errors",  # typed refusals, turned into ephemeral replies
     "chain.events", "chain.hashing", "chain.params", "chain.block", "chain.transaction",
     "chain.attestation", "chain.staking", "chain.rewards", "chain.beacon", "chain.energy",
-    "chain.proposer", "chain.budget",  # value types and constants that embeds format
+    "chain.proposer", "chain.budget", "chain.mode",  # value types and constants that embeds format
 }
 # The wiring the bot hands the cogs: it names the engine's halves only to build the façade.
 COG_WIRING = {ROOT / "cogs" / "services.py": {"chain.node", "chain.beacon_node", "chain.hashcore"}}

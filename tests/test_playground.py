@@ -12,6 +12,7 @@ from discord import app_commands
 from chain.beacon import ConsensusConfig
 from chain.beacon_node import BeaconNode
 from chain.errors import ChaosModeOffError, NoValidatorError
+from chain.mode import Mode
 from chain.node import Node
 from chain.params import REGTEST
 from chain.playground import Playground
@@ -67,7 +68,7 @@ async def test_a_double_vote_is_refused_for_chaos_mode_before_anything_else(play
     """The one chaos check (BeaconNode) comes first: a member without a validator asking for a double
     vote hears about chaos mode, as the cog used to say before it asked the engine."""
     facade, _, _ = playground
-    await facade.switch_mode(CHAIN, "pos", "alice")
+    await facade.switch_mode(CHAIN, Mode.POS, "alice")
     with pytest.raises(ChaosModeOffError, match="`double_vote` only works in chaos mode"):
         await facade.attest(CHAIN, "carol", double_vote=True)
     with pytest.raises(NoValidatorError):
@@ -112,7 +113,7 @@ async def test_a_chain_replaced_under_the_beacon_node_takes_its_consensus_memory
     lives in the node's runtime of it. Before, it sat in a dict of its own, and a chain replaced without
     BeaconNode.reset kept the old chain's memory (here: a vote the new chain never saw)."""
     facade, node, _ = playground
-    await facade.switch_mode(CHAIN, "pos", "alice")
+    await facade.switch_mode(CHAIN, Mode.POS, "alice")
     beacon = facade._beacon
     assert beacon is not None
     (await beacon._runtime(CHAIN)).voted[0] = 99

@@ -24,6 +24,7 @@ from typing import Any
 
 from bot.app import MAX_CONCURRENT_COMMANDS
 from chain.beacon import ConsensusConfig
+from chain.mode import Mode
 from sandbox import Upload
 from sandbox.interactions import (
     ATTACHMENT,
@@ -240,7 +241,7 @@ async def test_every_command_at_its_extremes_answers_in_time_without_stalling_th
     await services.ensure_chain(w.genesis.id)
     await services.node.address(w.genesis.id, str(w.bob.id))
     config = ConsensusConfig(slot_duration_s=2, slots_per_epoch=4)
-    await services.beacon.switch_mode(w.genesis.id, "pos", str(w.alice.id), services.node.now(), base=config)
+    await services.beacon.switch_mode(w.genesis.id, Mode.POS, str(w.alice.id), services.node.now(), base=config)
     await services.ensure_chain(w.fork.id)
     await sb.wait_until(lambda: services.node.chain(w.genesis.id).state.height >= 1, timeout=10,
                         describe="the first proof-of-stake block")
@@ -279,7 +280,7 @@ async def test_a_proposer_draw_far_ahead_is_refused_with_the_slots_it_can_draw(p
     services = p.bot.services
     await services.ensure_chain(w.genesis.id)
     config = ConsensusConfig(slot_duration_s=2, slots_per_epoch=4)
-    await services.beacon.switch_mode(w.genesis.id, "pos", str(w.alice.id), services.node.now(), base=config)
+    await services.beacon.switch_mode(w.genesis.id, Mode.POS, str(w.alice.id), services.node.now(), base=config)
 
     with stall_watchdog(asyncio.get_running_loop()):
         h = await sb.invoke(w.genesis, w.general, w.bob, "chain proposer", {"slot": 2_000_000_000})

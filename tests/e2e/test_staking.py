@@ -22,10 +22,12 @@ from bot.app import PlaygroundBot
 from bot.storage import OutboxRepository
 from chain.attestation import AttesterSlashing
 from chain.beacon import ConsensusConfig
+from chain.mode import Mode
 from chain.rewards import UNITS_PER_POINT
 from chain.slashing_protection import INTERCHANGE_FORMAT_VERSION, import_interchange
 from chain.staking import ValidatorStatus
 from chain.state import compute_attestation_data
+from cogs.embeds import stake_points
 from sandbox.demo import populate_demo
 from tests.e2e.conftest import Playground
 from tests.e2e.text import embed_text, shown
@@ -94,7 +96,7 @@ class Pos:
         for member in wallets:
             await self.services.node.address(guild.id, str(member.id))
         base = ConsensusConfig(**{"slot_duration_s": SLOT_S, "slots_per_epoch": SLOTS_PER_EPOCH, **config})
-        await self.beacon.switch_mode(guild.id, "pos", str(admin.id), int(self.clock()), base=base)
+        await self.beacon.switch_mode(guild.id, Mode.POS, str(admin.id), int(self.clock()), base=base)
         assert (await self.beacon.validator(guild.id, str(admin.id))).auto_attest
         if not auto_attest:
             await self.beacon.set_auto_attest(guild.id, str(admin.id), False)
@@ -207,11 +209,11 @@ async def until_next_proposer_is(pos: Pos, index: int) -> None:
 
 
 def test_points_show_nanopoints_with_up_to_nine_decimals():
-    assert staking_cog.format_units(32 * POINTS + 123_000) == "32.000123 pts"
-    assert staking_cog.format_units(1_234 * POINTS) == "1,234 pts"
-    assert staking_cog.format_units(0, signed=True) == "0 pts"
-    assert staking_cog.format_units(5, signed=True) == "+0.000000005 pts"
-    assert staking_cog.format_units(-(POINTS + 560), signed=True) == "-1.00000056 pts"
+    assert stake_points(32 * POINTS + 123_000) == "32.000123 pts"
+    assert stake_points(1_234 * POINTS) == "1,234 pts"
+    assert stake_points(0, signed=True) == "0 pts"
+    assert stake_points(5, signed=True) == "+0.000000005 pts"
+    assert stake_points(-(POINTS + 560), signed=True) == "-1.00000056 pts"
     assert staking_cog.normalize_evidence(" 0xAB cd ") == "abcd"
 
 
@@ -666,7 +668,7 @@ async def test_hybrid_auto_attest_votes_on_mined_blocks_and_finalizes(pos):
     w, gid = pos.w, pos.w.genesis.id
     await pos.services.ensure_chain(gid)
     await pos.beacon.switch_mode(
-        gid, "hybrid", str(w.alice.id), int(pos.clock()), base=ConsensusConfig(checkpoint_interval_blocks=2)
+        gid, Mode.HYBRID, str(w.alice.id), int(pos.clock()), base=ConsensusConfig(checkpoint_interval_blocks=2)
     )
     for _ in range(2):
         pos.clock.now += 60  # past the mining cooldown, on the bot's (fake) clock
