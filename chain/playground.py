@@ -32,7 +32,7 @@ from chain.beacon_node import (
 from chain.block import Block
 from chain.compact import compute_block_work, compute_target
 from chain.energy import EnergyReport
-from chain.errors import ChainError
+from chain.errors import NotStakingChainError
 from chain.hashcore import MiningSession, OutcomeKind, Progress
 from chain.ledger import Account
 from chain.mempool import Admission, PendingTransfer
@@ -73,15 +73,10 @@ __all__ = [
     "ChainDefaults",
     "ChainStatusView",
     "HistoryView",
-    "NoStakingError",
     "Playground",
     "SlotReport",
     "WalletView",
 ]
-
-
-class NoStakingError(ChainError):
-    """This bot or this server's chain cannot stake (no beacon node, or a chain from before proof of stake)."""
 
 
 class ChainDefaults(Protocol):
@@ -328,7 +323,7 @@ class Playground:
 
     def _staking(self) -> BeaconNode:
         if self._beacon is None:
-            raise NoStakingError("Proof of stake is not available on this bot yet.")
+            raise NotStakingChainError("Proof of stake is not available on this bot yet.")
         return self._beacon
 
     @property
@@ -340,7 +335,7 @@ class Playground:
         beacon = self._staking()
         await self.ensure_chain(guild_id)
         if beacon.mode(guild_id) is None:
-            raise NoStakingError(
+            raise NotStakingChainError(
                 "This server's chain was created before proof of stake existed, so it cannot stake. "
                 "An admin can start a new chain with `/playground reset`."
             )
