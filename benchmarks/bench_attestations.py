@@ -26,13 +26,13 @@ import time
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from chain.attestation import (
+from chain.keys import SigningKey
+from chain.pos.attestation import (
     AttestationData,
     Checkpoint,
     check_attestation_signature,
     sign_attestation,
 )
-from chain.keys import SigningKey
 
 TARGET_PER_S = 5_000
 CHAIN_ID = 1

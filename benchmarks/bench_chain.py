@@ -24,13 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from chain.block import Block
+from chain.adapters.node import Node
+from chain.adapters.storage import Store
+from chain.consensus.block import Block
+from chain.consensus.verify import verify_chain
 from chain.keys import verify_signature
-from chain.node import Node
 from chain.params import REGTEST
-from chain.pow import is_valid_proof_of_work
-from chain.storage import Store
-from chain.verify import verify_chain
+from chain.pow.difficulty import is_valid_proof_of_work
 
 APPEND_TARGET_BLOCKS_S = 100
 VERIFY_TARGET_BLOCKS_S = 1_000

@@ -1,5 +1,5 @@
 """How long a new chain's first blocks take when its calibration is off, with the early retarget
-(chain/pow.py, ``ChainParams.early_retarget``) and, as the same-run baseline, without it.
+(chain/pow/difficulty.py, ``ChainParams.early_retarget``) and, as the same-run baseline, without it.
 
 Run: .venv/bin/python -m benchmarks.bench_early_retarget [--runs 400] [--seed 12]
 
@@ -17,10 +17,10 @@ import argparse
 import random
 import statistics
 
-from chain.compact import compute_block_work, compute_target
-from chain.header import BlockHeader
 from chain.params import PLAYGROUND, ChainParams
-from chain.pow import compute_calibrated_bits, compute_expected_bits
+from chain.pow.compact import compute_block_work, compute_target
+from chain.pow.difficulty import compute_calibrated_bits, compute_expected_bits
+from chain.pow.header import BlockHeader
 
 CALIBRATED_RATE = 1_400_000
 BLOCKS = 20

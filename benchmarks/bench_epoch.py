@@ -22,11 +22,11 @@ import statistics
 import sys
 import time
 
-from chain.finality import (
+from chain.pos.finality import (
     genesis_finality_state,
     process_justification_and_finalization,
 )
-from chain.rewards import (
+from chain.pos.rewards import (
     DEFAULT_REWARDS,
     UNITS_PER_POINT,
     EpochParticipation,
@@ -104,7 +104,7 @@ def main() -> int:
     print(f"baseline (loop summing balances): median {base_ms:.3f} ms")
     print(f"ratio {ours_ms / base_ms:.1f}x baseline; minted {summary.minted:,} burned {summary.burned:,} nanopoints")
     wired_ms = statistics.median(wired_epoch_transition(args.validators, args.repeats)) * 1_000
-    print("as wired (chain/beacon.py process_epoch: the above plus activations, exits,")
+    print("as wired (chain/pos/beacon.py process_epoch: the above plus activations, exits,")
     print(f"  withdrawability and the events): median {wired_ms:.2f} ms")
     print(f"target: < {TARGET_MS} ms (both)")
     ok = ours_ms < TARGET_MS and wired_ms < TARGET_MS
@@ -116,8 +116,8 @@ def wired_epoch_transition(validators: int, repeats: int) -> list[float]:
     """The epoch end the beacon node really runs, for ``validators`` genesis validators, 90% voting."""
     from dataclasses import replace
 
-    from chain.beacon import ConsensusConfig, GenesisValidator, genesis_beacon_state, process_epoch
     from chain.keys import SigningKey
+    from chain.pos.beacon import ConsensusConfig, GenesisValidator, genesis_beacon_state, process_epoch
 
     keys = [SigningKey(hashlib.sha256(b"validator %d" % i).digest()).public_key for i in range(validators)]
     config = ConsensusConfig(

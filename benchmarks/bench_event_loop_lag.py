@@ -14,7 +14,7 @@ import statistics
 import sys
 import time
 
-from chain.hashcore import HashingCore, Progress
+from chain.adapters.hashcore import HashingCore, Progress
 
 REPEATS = 3
 PHASE_SECONDS = 5.0

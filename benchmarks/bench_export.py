@@ -44,11 +44,11 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_interactions import BotProcess, percentile
+from chain.adapters.node import Node
+from chain.adapters.storage import Store
 from chain.keys import SigningKey
-from chain.node import Node
 from chain.params import REGTEST
-from chain.pow import is_valid_proof_of_work
-from chain.storage import Store
+from chain.pow.difficulty import is_valid_proof_of_work
 from sandbox import Sandbox
 
 PROBE_INTERVAL_S = 0.1

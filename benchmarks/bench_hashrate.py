@@ -17,8 +17,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from chain.hashcore import HashingCore, Progress
-from chain.nonce_search import DEFAULT_BACKEND, SearchResult, get_backend, naive_search
+from chain.adapters.hashcore import HashingCore, Progress
+from chain.adapters.nonce_search import DEFAULT_BACKEND, SearchResult, get_backend, naive_search
 
 REPEATS = 5
 CORE_REPEATS = 3

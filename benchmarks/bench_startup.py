@@ -42,19 +42,19 @@ import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 
-from chain.beacon import ConsensusConfig, GenesisAllocation, GenesisValidator
-from chain.block import BLOCK_VERSION, BLOCK_VERSION_OPERATIONS, Block, BlockTemplate, PosSeal
+from chain.adapters.node import Node
+from chain.adapters.storage import Store
+from chain.consensus.block import BLOCK_VERSION, BLOCK_VERSION_OPERATIONS, Block, BlockTemplate, PosSeal
+from chain.consensus.state import ChainState
 from chain.keys import SigningKey
-from chain.ledger import compute_block_subsidy
+from chain.ledger.accounts import compute_block_subsidy
+from chain.ledger.transaction import Coinbase
 from chain.mode import Mode
-from chain.node import Node
-from chain.operations import Operations
 from chain.params import REGTEST
-from chain.pow import is_valid_proof_of_work
-from chain.snapshot import encode_beacon_state
-from chain.state import ChainState
-from chain.storage import Store
-from chain.transaction import Coinbase
+from chain.pos.beacon import ConsensusConfig, GenesisAllocation, GenesisValidator
+from chain.pos.operations import Operations
+from chain.pos.snapshot import encode_beacon_state
+from chain.pow.difficulty import is_valid_proof_of_work
 
 CHAIN = 1
 MASTER = b"\x5b" * 32

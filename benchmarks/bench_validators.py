@@ -28,13 +28,13 @@ import time
 from pathlib import Path
 
 from bot.health import LoopLagMonitor
-from chain.beacon import ConsensusConfig, GenesisAllocation, GenesisValidator
-from chain.beacon_node import BeaconNode
+from chain.adapters.beacon_node import BeaconNode
+from chain.adapters.node import Node
+from chain.adapters.signer import ValidatorSigner
+from chain.adapters.storage import Store
 from chain.keys import SigningKey, verify_signature
-from chain.node import Node
 from chain.params import PLAYGROUND
-from chain.signer import ValidatorSigner
-from chain.storage import Store
+from chain.pos.beacon import ConsensusConfig, GenesisAllocation, GenesisValidator
 
 VALIDATORS = 1_000
 SLOT_S = 30

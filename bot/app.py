@@ -23,12 +23,12 @@ from bot.notifier import WebhookNotifier
 from bot.preflight import Preflight, run_preflight
 from bot.private_files import database_files, make_private_files
 from bot.settings import Settings
-from chain.beacon_node import BeaconNode
-from chain.hashcore import HashingCore
-from chain.key_check import record_key_check
-from chain.node import Node
-from chain.signer import ValidatorSigner
-from chain.storage import Store
+from chain.adapters.beacon_node import BeaconNode
+from chain.adapters.hashcore import HashingCore
+from chain.adapters.key_check import record_key_check
+from chain.adapters.node import Node
+from chain.adapters.signer import ValidatorSigner
+from chain.adapters.storage import Store
 from cogs.core_pause import core_paused_for_command
 from cogs.services import Services
 

@@ -29,9 +29,9 @@ import aiohttp
 import discord
 
 from bot.storage import OutboxEvent, OutboxRepository, StoredWebhook, WebhookRepository
+from chain.adapters.storage import Store
 from chain.events import BLOCK_MINED, REWARD_PAID
 from chain.keys import open_bytes, seal_bytes, webhook_url_aad
-from chain.storage import Store
 from cogs.embeds import GREY, event_embed
 from cogs.services import WEBHOOK_NAME
 

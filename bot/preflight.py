@@ -2,7 +2,7 @@
 
 In order: the data folder is private; this is the only bot on the database
 (``InstanceLock``); the master key is there and is the database's own
-(``chain.key_check``), never replaced by a new one next to sealed secrets.  Any
+(``chain.adapters.key_check``), never replaced by a new one next to sealed secrets.  Any
 failure is a ``StartupRefusedError``: one line that says what is wrong and what
 to do, never a key.  After the store is open, ``PlaygroundBot.setup_hook``
 records the key check and tightens the files SQLite added.
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from bot.instance_lock import InstanceLock, InstanceLockedError
 from bot.private_files import database_files, make_private_files, make_private_folder
 from bot.settings import Settings, SettingsError
+from chain.adapters.key_check import judge_master_key
+from chain.adapters.storage import Database
 from chain.errors import MasterKeyMismatchError
-from chain.key_check import judge_master_key
-from chain.storage import Database
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """The bot's own tables: webhooks (where a server's announcements go) and the outbox's
 delivery side (what is still to announce, what was delivered, pruning).
 
-Same database and transactions as the engine's repositories (``chain.storage.Database``).
+Same database and transactions as the engine's repositories (``chain.adapters.storage.Database``).
 The engine writes outbox rows itself, inside the transaction of the block that caused
-them (``chain.storage.outbox.OutboxWriter``); this module reads and marks them.
+them (``chain.adapters.storage.outbox.OutboxWriter``); this module reads and marks them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chain.storage import Database
+from chain.adapters.storage import Database
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,19 +16,19 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from chain.compact import decode_compact
+from chain.adapters.hashcore import HashingCore, OutcomeKind, Progress
+from chain.adapters.key_check import judge_master_key
+from chain.adapters.node import Node
+from chain.adapters.storage import Database, Store
+from chain.consensus.export import import_chain, import_consensus, import_consensus_changes, import_param_changes
+from chain.consensus.state import compute_difficulty
+from chain.consensus.verify import verify_chain
 from chain.errors import ChainError, EncodingError
 from chain.events import DIFFICULTY_CHANGED
-from chain.export import import_chain, import_consensus, import_consensus_changes, import_param_changes
-from chain.hashcore import HashingCore, OutcomeKind, Progress
 from chain.hashing import hash_from_display, hash_to_display
-from chain.key_check import judge_master_key
 from chain.keys import MASTER_KEY_SIZE_BYTES
-from chain.node import Node
 from chain.params import PLAYGROUND
-from chain.state import compute_difficulty
-from chain.storage import Database, Store
-from chain.verify import verify_chain
+from chain.pow.compact import decode_compact
 
 log = logging.getLogger("chain.cli")
 

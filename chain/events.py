@@ -30,7 +30,7 @@ class ChainEvent:
     def payload_json(self) -> str:
         return json.dumps(self.payload, sort_keys=True, separators=(",", ":"))
 
-# Proof of stake (chain/beacon.py, chain/state.py).
+# Proof of stake (chain/pos/beacon.py, chain/consensus/state.py).
 VALIDATOR_ACTIVATED = "validator_activated"
 VALIDATOR_EXITED = "validator_exited"
 VALIDATOR_WITHDRAWABLE = "validator_withdrawable"

@@ -46,12 +46,12 @@ class ChainParams:
     # Absent from the JSON of chains created before it existed: they keep Core's rule.
     retarget_full_window: bool = False
     # A change of target_spacing_s rescales the target for the very next block (new/old spacing),
-    # and the next retarget measures only the blocks mined for the new spacing (chain/pow.py
+    # and the next retarget measures only the blocks mined for the new spacing (chain/pow/difficulty.py
     # ``compute_rescaled_bits``).  Without it a new block time waits for the next retarget.
     rescale_on_spacing_change: bool = False
     # Calibration stretch: before the first retarget of a chain (or after a block time change),
     # a block whose stretch so far came more than 2x off the target is retargeted at once toward
-    # the measured hash rate (chain/pow.py ``is_early_retarget_height``).
+    # the measured hash rate (chain/pow/difficulty.py ``is_early_retarget_height``).
     # Both are absent from the JSON of chains created before them: those keep the older rules.
     early_retarget: bool = False
 

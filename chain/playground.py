@@ -18,9 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
-from chain.attestation import AttesterSlashing, ProposerSlashing
-from chain.beacon import ConsensusConfig, is_proposed_height
-from chain.beacon_node import (
+from chain.adapters.beacon_node import (
     GENESIS_ALLOCATION_POINTS,
     BeaconNode,
     FinalityView,
@@ -29,27 +27,34 @@ from chain.beacon_node import (
     VoteProgress,
     VoteReceipt,
 )
-from chain.block import Block
-from chain.compact import compute_block_work, compute_target
-from chain.energy import EnergyReport
+from chain.adapters.budget import IDLE_AFTER_S, MIN_SLOT_DURATION_S
+from chain.adapters.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
+from chain.adapters.hashcore import MiningSession, OutcomeKind, Progress
+from chain.adapters.node import FAUCET_OWNER, FaucetClaim, MiningResult, Node, TransactionMatches
+from chain.adapters.storage import EpochMessage, StoredStakeEntry, StoredTransaction
+from chain.consensus.block import Block
+from chain.consensus.retargets import retarget_history
+from chain.consensus.state import ChainState, compute_difficulty, compute_kept_params, compute_next_bits
+from chain.consensus.verify import VerifyReport
 from chain.errors import NotStakingChainError
-from chain.hashcore import MiningSession, OutcomeKind, Progress
-from chain.ledger import Account
-from chain.mempool import Admission, PendingTransfer
+from chain.ledger.accounts import Account
+from chain.ledger.mempool import Admission, PendingTransfer
 from chain.mode import Mode
-from chain.node import FAUCET_OWNER, FaucetClaim, MiningResult, Node, TransactionMatches
 from chain.params import ChainParams
-from chain.pow import RetargetExplanation, compute_calibrated_bits
-from chain.proposer import ProposerDraw
-from chain.retargets import retarget_history
-from chain.state import ChainState, compute_difficulty, compute_kept_params, compute_next_bits
-from chain.store import EpochMessage, StoredStakeEntry, StoredTransaction
-from chain.verify import VerifyReport
+from chain.pos.attestation import AttesterSlashing, ProposerSlashing
+from chain.pos.beacon import ConsensusConfig, is_proposed_height
+from chain.pos.proposer import ProposerDraw
+from chain.pow.compact import compute_block_work, compute_target
+from chain.pow.difficulty import RetargetExplanation, compute_calibrated_bits
 
 log = logging.getLogger(__name__)
 
 # Engine values the cogs format, handed on from here so that cogs import no engine internals.
 __all__ = [
+    "ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS",
+    "IDLE_AFTER_S",
+    "MIN_SLOT_DURATION_S",
+    "EnergyReport",
     "FAUCET_OWNER",
     "GENESIS_ALLOCATION_POINTS",
     "MiningResult",

@@ -12,12 +12,18 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from chain.beacon import ConsensusConfig
-from chain.budget import IDLE_AFTER_S, MIN_SLOT_DURATION_S
 from chain.mode import Mode, parse_mode
 from chain.params import ChainParams
-from chain.playground import GENESIS_ALLOCATION_POINTS, ChainState, Playground, ValidatorView
-from chain.staking import ValidatorStatus
+from chain.playground import (
+    GENESIS_ALLOCATION_POINTS,
+    IDLE_AFTER_S,
+    MIN_SLOT_DURATION_S,
+    ChainState,
+    Playground,
+    ValidatorView,
+)
+from chain.pos.beacon import ConsensusConfig
+from chain.pos.staking import ValidatorStatus
 from cogs.embeds import (
     BLUE,
     GOLD,
@@ -139,7 +145,7 @@ def describe_consensus(config: ConsensusConfig, merged: bool) -> str:
 
 
 def describe_slot_budget(left: int, per_hour: int, idle: bool) -> str:
-    """The slot driver's budget and idle state (chain/budget.py), for admins."""
+    """The slot driver's budget and idle state (chain/adapters/budget.py), for admins."""
     text = f"{left:,} of {per_hour:,} left this hour"
     if idle:
         text += (f"; idle (nobody acted for {IDLE_AFTER_S // 60} minutes): empty slots are skipped, "

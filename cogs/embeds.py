@@ -7,8 +7,7 @@ from typing import Any
 
 import discord
 
-from chain.beacon import BeaconState, compute_epoch_at_slot
-from chain.block import Block
+from chain.consensus.block import Block
 from chain.events import (
     BLOCK_MINED,
     CHECKPOINT_FINALIZED,
@@ -32,7 +31,8 @@ from chain.events import (
 )
 from chain.hashing import hash_to_display
 from chain.mode import Mode
-from chain.rewards import UNITS_PER_POINT
+from chain.pos.beacon import BeaconState, compute_epoch_at_slot
+from chain.pos.rewards import UNITS_PER_POINT
 
 BAR_WIDTH = 20
 GOLD = discord.Colour.gold()
@@ -284,7 +284,7 @@ def _milestone(payload: Payload, names: Names) -> discord.Embed:
 
 def _params_changed(payload: Payload, names: Names) -> discord.Embed:
     # The payload is flat: ``height`` beside one ``name: [old, new]`` pair per changed rule
-    # (chain/state.py describe_params_change), so ``height`` must be skipped before unpacking.
+    # (chain/consensus/state.py describe_params_change), so ``height`` must be skipped before unpacking.
     changes = [
         f"{PARAM_LABELS.get(name, name)}: {pair[0]:,} → **{pair[1]:,}**"
         for name, pair in sorted(payload.items())

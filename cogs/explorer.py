@@ -14,15 +14,22 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from chain.beacon import BeaconState, compute_start_slot_at_epoch
-from chain.block import Block
-from chain.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
+from chain.consensus.block import Block
 from chain.errors import ExportTooLargeError, VerificationError
 from chain.hashing import HASH_SIZE_BYTES, hash_to_display
+from chain.ledger.transaction import Transfer
 from chain.mode import Mode
-from chain.playground import Playground, RetargetExplanation, StoredTransaction, TransactionMatches, VerifyReport
-from chain.proposer import MAX_RANDOM_BYTE, ProposerDraw
-from chain.transaction import Transfer
+from chain.playground import (
+    ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS,
+    EnergyReport,
+    Playground,
+    RetargetExplanation,
+    StoredTransaction,
+    TransactionMatches,
+    VerifyReport,
+)
+from chain.pos.beacon import BeaconState, compute_start_slot_at_epoch
+from chain.pos.proposer import MAX_RANDOM_BYTE, ProposerDraw
 from cogs.core_pause import core_runs_while_waiting
 from cogs.embeds import (
     BLUE,

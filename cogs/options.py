@@ -12,7 +12,7 @@ Every bounded option of every cog is declared with these types instead:
 
 Each re-checks the value's JSON type and bounds in ``transform``, before the command
 runs, and refuses with ``OptionRefused`` (a ``TransformerError``), which
-``cogs.errors.describe_error`` shows to the member as is.  ``tests/test_options.py``
+``cogs.errors.describe_error`` shows to the member as is.  ``tests/cogs/test_options.py``
 checks that every option of every command uses one of them.
 """
 

@@ -13,12 +13,12 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chain.beacon import ConsensusConfig
-from chain.beacon_node import BeaconNode
-from chain.hashcore import HashingCore
-from chain.node import Node
+from chain.adapters.beacon_node import BeaconNode
+from chain.adapters.hashcore import HashingCore
+from chain.adapters.node import Node
 from chain.params import PLAYGROUND, ChainParams
 from chain.playground import FAUCET_OWNER, ChainState, Playground
+from chain.pos.beacon import ConsensusConfig
 
 # Interaction tokens live 15 minutes; a session must end (and edit) before that.
 MAX_SESSION_S = 14 * 60

@@ -24,19 +24,19 @@ import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
-from chain.attestation import (
+from chain.consensus.block import Block
+from chain.errors import StaleBlockError
+from chain.hashing import hash_to_display
+from chain.mode import Mode
+from chain.playground import FinalityView, Playground, SlotOutcome, ValidatorView, VoteProgress, VoteReceipt
+from chain.pos.attestation import (
     AttesterSlashing,
     ProposerSlashing,
     check_attester_slashing,
     check_proposer_slashing,
 )
-from chain.block import Block
-from chain.errors import StaleBlockError
-from chain.hashing import hash_to_display
-from chain.mode import Mode
-from chain.playground import FinalityView, Playground, SlotOutcome, ValidatorView, VoteProgress, VoteReceipt
-from chain.rewards import UNITS_PER_POINT
-from chain.staking import FAR_FUTURE_EPOCH, WHISTLEBLOWER_REWARD_QUOTIENT, ValidatorStatus
+from chain.pos.rewards import UNITS_PER_POINT
+from chain.pos.staking import FAR_FUTURE_EPOCH, WHISTLEBLOWER_REWARD_QUOTIENT, ValidatorStatus
 from cogs.embeds import BLUE, GOLD, GREEN, counted, duration, points, progress_bar, stake_points
 from cogs.epoch_board import BoardState, EpochBoard
 from cogs.errors import PlaygroundCog, UserFacingError, describe_error, reply_ephemeral, require_guild

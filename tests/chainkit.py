@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from chain.block import Block, BlockTemplate
-from chain.compact import encode_compact
+from chain.consensus.block import Block, BlockTemplate
+from chain.consensus.state import ChainState, build_template, make_genesis_block, process_block
 from chain.keys import SigningKey
+from chain.ledger.transaction import Transfer, make_transfer
 from chain.params import REGTEST, ChainParams
-from chain.pow import is_valid_proof_of_work
-from chain.state import ChainState, build_template, make_genesis_block, process_block
-from chain.transaction import Transfer, make_transfer
+from chain.pow.compact import encode_compact
+from chain.pow.difficulty import is_valid_proof_of_work
 
 CHAIN_ID = 424242
 GENESIS_TIME = 1_700_000_000

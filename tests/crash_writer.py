@@ -12,10 +12,10 @@ import hashlib
 import sys
 import time
 
-from chain.beacon import ConsensusConfig
-from chain.node import Node
+from chain.adapters.node import Node
+from chain.adapters.storage import Store
 from chain.params import REGTEST
-from chain.storage import Store
+from chain.pos.beacon import ConsensusConfig
 from tests.chainkit import solve
 
 CHAIN_ID = 77

@@ -4,32 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chain.attestation import (
-    AttestationData,
-    Checkpoint,
-    SignedAttestation,
-    sign_attestation,
-)
-from chain.beacon import (
-    ConsensusConfig,
-    GenesisAllocation,
-    GenesisValidator,
-    compute_slot_time,
-    get_checkpoint_root,
-)
-from chain.block import Block
-from chain.keys import SigningKey
-from chain.mode import Mode
-from chain.operations import Operations
-from chain.params import REGTEST, ChainParams
-from chain.state import (
+from chain.consensus.block import Block
+from chain.consensus.state import (
     ChainState,
     build_pos_block,
     get_slot_proposer,
     make_genesis_block,
     process_block,
 )
-from chain.transaction import Transfer
+from chain.keys import SigningKey
+from chain.ledger.transaction import Transfer
+from chain.mode import Mode
+from chain.params import REGTEST, ChainParams
+from chain.pos.attestation import (
+    AttestationData,
+    Checkpoint,
+    SignedAttestation,
+    sign_attestation,
+)
+from chain.pos.beacon import (
+    ConsensusConfig,
+    GenesisAllocation,
+    GenesisValidator,
+    compute_slot_time,
+    get_checkpoint_root,
+)
+from chain.pos.operations import Operations
 from tests.chainkit import CHAIN_ID, GENESIS_TIME, key
 
 VALIDATOR_NAMES = ("val-alice", "val-bob", "val-carol", "val-dave")
@@ -127,7 +127,7 @@ def mine_v2(
     apply: bool = True,
 ) -> Block:
     """Build, solve and (by default) apply a proof-of-work block on a consensus chain."""
-    from chain.state import build_template
+    from chain.consensus.state import build_template
     from tests.chainkit import solve
 
     now = time if time is not None else state.tip.time + state.params.target_spacing_s
@@ -160,9 +160,9 @@ def forge_pos_block(
     parent: bytes | None = None,
 ) -> Block:
     """A proof-of-stake block with exactly these operations (no filtering), for refusal tests."""
-    from chain.attestation import ProposalHeader
-    from chain.block import BLOCK_VERSION_OPERATIONS, BlockTemplate, PosSeal
-    from chain.transaction import Coinbase
+    from chain.consensus.block import BLOCK_VERSION_OPERATIONS, BlockTemplate, PosSeal
+    from chain.ledger.transaction import Coinbase
+    from chain.pos.attestation import ProposalHeader
 
     keys = keys or validator_keys(len(state.beacon.registry.validators))
     by_pubkey = {k.public_key: k for k in keys}
@@ -209,8 +209,8 @@ def assert_refused(state: ChainState, block: Block, error: type[Exception], now:
 def staked_chain(mode: str = "pow", merge_at_height: int = 0, blocks: int = 20) -> tuple[ChainState, list[Block]]:
     """A mined chain where three validators stake at block 3; in hybrid mode they vote on every
     checkpoint.  With ``merge_at_height`` it stops at the terminal block."""
-    from chain.beacon import ConsensusConfig
-    from chain.operations import make_deposit
+    from chain.pos.beacon import ConsensusConfig
+    from chain.pos.operations import make_deposit
 
     miner = key("miner")
     vals = validator_keys(3)
@@ -230,8 +230,8 @@ def staked_chain(mode: str = "pow", merge_at_height: int = 0, blocks: int = 20) 
 def merged_chain_with_exit_and_slashing() -> tuple[ChainState, list[Block]]:
     """A pow chain that merged at block 10, then proof of stake in which validator 2 exits and
     validator 1 is slashed for a double vote, and a few epochs more."""
-    from chain.attestation import AttesterSlashing
-    from chain.operations import make_voluntary_exit
+    from chain.pos.attestation import AttesterSlashing
+    from chain.pos.operations import make_voluntary_exit
 
     state, chain = staked_chain("pow", merge_at_height=10)
     vals = validator_keys(3)

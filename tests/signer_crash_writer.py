@@ -12,9 +12,9 @@ import os
 import sys
 import time
 
-from chain.signer import ValidatorSigner
-from chain.storage import Store
-from tests.test_signer import CHAIN, MASTER, vote
+from chain.adapters.signer import ValidatorSigner
+from chain.adapters.storage import Store
+from tests.chain.adapters.test_signer import CHAIN, MASTER, vote
 
 
 async def main(path: str) -> None:

@@ -7,18 +7,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {"bot": 0, "cogs": 1, "chain": 2}
-# Modules of chain/ that talk to the outside world; everything else must be pure.
-CHAIN_ADAPTERS = {
-    "store",
-    "hashcore",
-    "nonce_search",
-    "node",
-    "beacon_node",
-    "playground",
-    "signer",
-    "worker_lifeline",
-    "__main__",
-}
+# chain/'s folders are its layers, in order; a module may import its own folder and the layers
+# before it (pow and ledger share a rank and never import each other). The top-level modules are the
+# vocabulary every layer uses, except the front door (playground) and the command line.
+CHAIN_LAYERS = {"vocabulary": 0, "pow": 1, "ledger": 1, "pos": 2, "consensus": 3, "adapters": 4, "front door": 5}
+CHAIN_FRONT_DOOR = {"playground", "__main__"}
 IMPURE_MODULES = {"asyncio", "aiosqlite", "sqlite3", "time", "random", "os", "socket", "multiprocessing", "discord"}
 
 
@@ -52,12 +45,14 @@ def test_imports_point_one_way(package):
 COG_CHAIN_IMPORTS = {
     "chain.playground",  # the façade: the one thing cogs call for a server's chain
     "chain.errors",  # typed refusals, turned into ephemeral replies
-    "chain.events", "chain.hashing", "chain.params", "chain.block", "chain.transaction",
-    "chain.attestation", "chain.staking", "chain.rewards", "chain.beacon", "chain.energy",
-    "chain.proposer", "chain.budget", "chain.mode",  # value types and constants that embeds format
+    "chain.events", "chain.hashing", "chain.params", "chain.mode", "chain.consensus.block",
+    "chain.ledger.transaction", "chain.pos.attestation", "chain.pos.staking", "chain.pos.rewards",
+    "chain.pos.beacon", "chain.pos.proposer",  # value types and constants that embeds format
 }
 # The wiring the bot hands the cogs: it names the engine's halves only to build the façade.
-COG_WIRING = {ROOT / "cogs" / "services.py": {"chain.node", "chain.beacon_node", "chain.hashcore"}}
+COG_WIRING = {
+    ROOT / "cogs" / "services.py": {"chain.adapters.node", "chain.adapters.beacon_node", "chain.adapters.hashcore"}
+}
 
 
 def test_cogs_reach_the_engine_only_through_the_facade():
@@ -86,7 +81,7 @@ def test_chain_never_imports_discord():
 
 
 # The storage modules: the only places SQL is written (the engine's tables, and the bot's own).
-STORAGE_PACKAGE = ROOT / "chain" / "storage"
+STORAGE_PACKAGE = ROOT / "chain" / "adapters" / "storage"
 BOT_STORAGE = ROOT / "bot" / "storage.py"
 
 
@@ -94,10 +89,47 @@ def is_storage_module(path: Path) -> bool:
     return path.parent == STORAGE_PACKAGE or path == BOT_STORAGE
 
 
+def chain_layer_of(path: Path) -> str:
+    """The layer a module of chain/ belongs to: its folder, or the vocabulary/front door at the top."""
+    parts = path.relative_to(ROOT / "chain").parts
+    if len(parts) == 1:
+        return "front door" if path.stem in CHAIN_FRONT_DOOR else "vocabulary"
+    return parts[0]
+
+
+def chain_layer_of_module(name: str) -> str:
+    parts = name.split(".")[1:]
+    if len(parts) <= 1:
+        return "front door" if parts and parts[0] in CHAIN_FRONT_DOOR else "vocabulary"
+    return parts[0]
+
+
+def test_chain_folders_are_the_layers_and_nothing_sits_outside_them():
+    folders = {p.name for p in (ROOT / "chain").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders == set(CHAIN_LAYERS) - {"vocabulary", "front door"}, folders
+    for path in python_files("chain"):
+        assert chain_layer_of(path) in CHAIN_LAYERS, path
+
+
+def test_chain_layers_import_only_their_own_folder_and_the_layers_before_it():
+    checked = 0
+    for path in python_files("chain"):
+        layer = chain_layer_of(path)
+        for name in imports_of(path):
+            if name.split(".")[0] != "chain" or name == "chain":
+                continue
+            target = chain_layer_of_module(name)
+            checked += 1
+            assert target == layer or CHAIN_LAYERS[target] < CHAIN_LAYERS[layer], (
+                f"{path.relative_to(ROOT)} ({layer}) imports {name} ({target}): chain/'s layers import downward only"
+            )
+    assert checked > 100
+
+
 def test_consensus_modules_are_pure():
     checked = 0
     for path in python_files("chain"):
-        if path.stem in CHAIN_ADAPTERS or path.parent == STORAGE_PACKAGE:
+        if chain_layer_of(path) in ("adapters", "front door"):
             continue
         checked += 1
         impure = {n for n in imports_of(path) if n.split(".")[0] in IMPURE_MODULES}
@@ -127,7 +159,9 @@ def test_statements_run_only_in_the_storage_modules():
                     and isinstance(node.func, ast.Attribute)
                     and node.func.attr in {"execute", "executemany", "executescript"}
                 ):
-                    raise AssertionError(f"{path.relative_to(ROOT)}:{node.lineno} runs SQL outside chain/storage")
+                    raise AssertionError(
+                        f"{path.relative_to(ROOT)}:{node.lineno} runs SQL outside chain/adapters/storage"
+                    )
 
 
 def test_storage_modules_exist_and_hold_the_migrations():
@@ -151,9 +185,10 @@ def test_each_layer_opens_with_a_docstring_that_says_what_it_may_import():
     """Issue 10: each layer's folder says what lives there and what it may import."""
     import ast
 
-    for package in ("bot", "cogs", "chain", "chain/storage", "sandbox"):
+    chain_folders = ("chain/pow", "chain/ledger", "chain/pos", "chain/consensus", "chain/adapters")
+    for package in ("bot", "cogs", "chain", *chain_folders, "chain/adapters/storage", "sandbox"):
         source = (ROOT / package / "__init__.py").read_text(encoding="utf-8")
         doc = ast.get_docstring(ast.parse(source))
         assert doc, f"{package}/__init__.py has no docstring"
-        if package in ("bot", "cogs", "chain"):
+        if package in ("bot", "cogs", "chain", *chain_folders):
             assert "May import" in doc, f"{package}/__init__.py does not say what it may import"

@@ -19,8 +19,8 @@ from sandbox.demo import DemoWorld, populate_demo
 # About 60 hashes per block with the playground's 60 s spacing: blocks in milliseconds.
 EASY_HASH_RATE = 1
 # Blocks milliseconds apart are thousands of times faster than the minute they aim for: the early
-# retarget (chain/pow.py) would make each of the first ten 4x harder, and the tests' blocks slow.
-# tests/test_block_time_rules.py checks it on simulated chains.
+# retarget (chain/pow/difficulty.py) would make each of the first ten 4x harder, and the tests' blocks slow.
+# tests/chain/consensus/test_block_time_rules.py checks it on simulated chains.
 E2E_PARAMS = PLAYGROUND.evolve(early_retarget=False)
 COMMANDS = ["mine", "wallet", "leaderboard", "chain", "playground"]
 

@@ -3,7 +3,7 @@ that commits it, and a reset keeps the server's rules unless the admin asks for 
 
 from __future__ import annotations
 
-from chain.pow import compute_calibrated_bits, compute_rescaled_bits
+from chain.pow.difficulty import compute_calibrated_bits, compute_rescaled_bits
 from tests.e2e.test_admin import answer, mine_block, text_of
 
 

@@ -13,7 +13,7 @@ import threading
 
 import discord
 
-from chain.block import Block
+from chain.consensus.block import Block
 from tests.e2e.test_explorer import answer, error_text, mine_blocks, state
 
 # How long a paused read may wait for the test to let it go: a guard against a hang, never a measure.

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from chain.block import Block
+from chain.consensus.block import Block
+from chain.consensus.export import import_chain, import_consensus, import_consensus_changes, import_param_changes
+from chain.consensus.verify import verify_chain
 from chain.errors import VerificationError
-from chain.export import import_chain, import_consensus, import_consensus_changes, import_param_changes
 from chain.hashing import hash_to_display
-from chain.verify import verify_chain
 from cogs.errors import UserFacingError
 from cogs.explorer import resolve_block_height
 from sandbox.errors import SandboxError

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chain.node import FAUCET_OWNER
+from chain.adapters.node import FAUCET_OWNER
 from tests.e2e.test_staking import (
     pos,  # noqa: F401 - the proof-of-stake bot fixture
     text,

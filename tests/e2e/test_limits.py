@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.app import MAX_CONCURRENT_COMMANDS
-from chain.beacon import ConsensusConfig
 from chain.mode import Mode
+from chain.pos.beacon import ConsensusConfig
 from sandbox import Upload
 from sandbox.interactions import (
     ATTACHMENT,

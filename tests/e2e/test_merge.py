@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from chain.beacon import ConsensusConfig
+from chain.pos.beacon import ConsensusConfig
 from sandbox.errors import SandboxError
 from tests.e2e.test_admin import answer, event_titles, field, mine_block, text_of
 from tests.e2e.text import reply_text

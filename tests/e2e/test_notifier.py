@@ -8,7 +8,7 @@ from pathlib import Path
 
 import bot.notifier
 from bot.storage import OutboxRepository
-from chain.storage import Store
+from chain.adapters.storage import Store
 from cogs.embeds import event_embed
 from sandbox.demo import populate_demo
 from tests.e2e.conftest import Playground, make_settings, running_bot

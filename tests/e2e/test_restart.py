@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from chain.storage import Store
+from chain.adapters.storage import Store
 from tests.e2e.conftest import make_settings, running_bot
 from tests.e2e.text import reply_text, shown
 
@@ -120,7 +120,7 @@ async def test_python_m_bot_without_token_plays_in_the_sandbox(tmp_path):
 
 
 async def test_a_new_servers_chain_is_calibrated_to_the_hashing_core(sb, tmp_path):
-    from chain.compact import compute_block_work, decode_compact
+    from chain.pow.compact import compute_block_work, decode_compact
     from sandbox.demo import populate_demo
 
     w = populate_demo(sb)

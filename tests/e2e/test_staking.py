@@ -20,13 +20,13 @@ import cogs.staking as staking_cog
 import tests.e2e.conftest as e2e_conftest
 from bot.app import PlaygroundBot
 from bot.storage import OutboxRepository
-from chain.attestation import AttesterSlashing
-from chain.beacon import ConsensusConfig
+from chain.consensus.state import compute_attestation_data
 from chain.mode import Mode
-from chain.rewards import UNITS_PER_POINT
-from chain.slashing_protection import INTERCHANGE_FORMAT_VERSION, import_interchange
-from chain.staking import ValidatorStatus
-from chain.state import compute_attestation_data
+from chain.pos.attestation import AttesterSlashing
+from chain.pos.beacon import ConsensusConfig
+from chain.pos.rewards import UNITS_PER_POINT
+from chain.pos.slashing_protection import INTERCHANGE_FORMAT_VERSION, import_interchange
+from chain.pos.staking import ValidatorStatus
 from cogs.embeds import stake_points
 from sandbox.demo import populate_demo
 from tests.e2e.conftest import Playground

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from chain.adapters.storage import Store, StoredWallet
+from chain.adapters.storage import database as store_module
 from chain.keys import SigningKey, seal_key, wallet_aad
-from chain.storage import Store, StoredWallet
-from chain.storage import database as store_module
 
 ROOT = Path(__file__).resolve().parents[2]
 RIGHT_KEY = "a0b0ab5c" * 8

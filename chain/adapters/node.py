@@ -1,0 +1,1064 @@
+"""The engine's async façade: chains, wallets, mempools, mining, verification.
+
+``Node`` wires the pure engine to the store and the hashing core.  It owns no
+clock and no randomness of its own: both are passed in.  Every state change
+is validated in memory first, committed to the store in one transaction, and
+only then applied in memory, so a crash between the two loses nothing that
+was acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import io
+import json
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+
+from chain.adapters.hashcore import HashingCore, MiningOutcome, MiningSession, OutcomeKind, Progress
+from chain.adapters.storage import Store, StoredChainHead, StoredTransaction, StoredValidatorKey, StoredWallet
+from chain.consensus.block import Block, BlockTemplate
+from chain.consensus.export import encode_export
+from chain.consensus.state import (
+    BlockEffects,
+    ChainState,
+    build_template,
+    check_merge_schedule,
+    check_params_change,
+    compute_kept_params,
+    compute_next_block_time,
+    compute_next_total_difficulty,
+    make_genesis_block,
+    process_block,
+)
+from chain.consensus.verify import VerifyReport, verify_chain
+from chain.errors import (
+    ChainError,
+    ChainNotFoundError,
+    ChainOfflineError,
+    DepositPendingError,
+    FaucetCooldownError,
+    FaucetEmptyError,
+    HashingCoreError,
+    NoFaucetError,
+    SnapshotError,
+    StaleBlockError,
+    WalletError,
+)
+from chain.keys import SigningKey, open_key, seal_key, wallet_aad
+from chain.ledger.accounts import Account, LedgerView
+from chain.ledger.mempool import Admission, Mempool, PendingTransfer
+from chain.ledger.transaction import Transfer, make_transfer
+from chain.mode import Mode
+from chain.params import ChainParams
+from chain.pos.beacon import ConsensusConfig, GenesisAllocation
+from chain.pos.op_pool import Operation, OpPool, PooledOperation, is_dead_operation
+from chain.pos.operations import Deposit
+from chain.pos.snapshot import decode_beacon_state, encode_beacon_state
+from chain.pow.compact import compute_target
+from chain.pow.difficulty import compute_calibrated_bits, compute_rescaled_bits
+
+if TYPE_CHECKING:  # beacon_node imports this module; the runtime's type is named for checkers only
+    from chain.adapters.beacon_node import BeaconRuntime
+
+
+log = logging.getLogger(__name__)
+
+# A chain that fails to load is logged in full; members see the first characters of why.
+MAX_OFFLINE_REASON_CHARS = 200
+# Blocks read per batch when a chain without a usable snapshot is replayed (memory stays flat).
+REPLAY_BATCH_BLOCKS = 500
+
+Clock = Callable[[], float]
+Randomness = Callable[[int], bytes]
+T = TypeVar("T")
+
+# The owner name of the bot's faucet wallet. Members' owners are Discord ids (digits only), so
+# no member can ever own this wallet; it is custodied and sealed like theirs.
+FAUCET_OWNER = "faucet"
+
+# Whole-chain reads (verify, export) run here, one at a time: never in the default pool that
+# block checks use, and one CPU-bound thread is all the event loop has to share the GIL with.
+BULK_READ_THREADS = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    """What an export holds: blocks 0 to ``height``, ``size`` bytes of JSON."""
+
+    height: int
+    tip: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionMatches:
+    """Transactions whose id, as shown, starts with a prefix: pending ones (all of them, the mempool
+    is bounded) and up to a limit of the confirmed ones, newest first, with how many confirmed
+    ones there are in all (with no prefix, only those listed are counted)."""
+
+    pending: tuple[PendingTransfer, ...]
+    confirmed: tuple[StoredTransaction, ...]
+    confirmed_count: int
+
+    @property
+    def count(self) -> int:
+        return len(self.pending) + self.confirmed_count
+
+
+@dataclass(frozen=True, slots=True)
+class FaucetClaim:
+    """A faucet payout pooled for a member: ``amount`` points, in the next block."""
+
+    admission: Admission
+    amount: int
+    # When the member may claim again (node clock), and the faucet's points left after this payout.
+    next_claim_at: int
+    left: int
+
+
+@dataclass
+class ChainRuntime:
+    state: ChainState
+    mempool: Mempool
+    next_arrival: int
+    # Rules the next mined block will commit to (see ``Node.propose_params``).
+    proposed_params: ChainParams | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Kept in memory so that the commands members type most never wait on SQLite. Keyword-only
+    # and required: every runtime is built with its tip (genesis, or the stored tip at load).
+    tip_block: Block = field(kw_only=True)
+    blocks_mined: Counter[bytes] = field(default_factory=Counter)
+    # Proof of stake: operations waiting for a block, and a Merge schedule the next block commits to.
+    op_pool: OpPool = field(default_factory=OpPool)
+    proposed_consensus: ConsensusConfig | None = None
+    # Bumped whenever the mempool or the op pool changes: mining templates refresh their body then.
+    pool_version: int = 0
+    # When a member last acted on the chain (node clock): an idle chain skips its empty slots.
+    last_activity: int = 0
+    # The faucet wallet funded at this chain's genesis; None for a chain created without one.
+    faucet: bytes | None = None
+    # The consensus client's memory of this chain (``chain.adapters.beacon_node.BeaconRuntime``: fork choice,
+    # candidates, validator owners, auto-attest), built by ``BeaconNode`` on first use. It lives here
+    # so that a server has one runtime: a reset or mode switch that replaces this object drops it too.
+    consensus: BeaconRuntime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MiningResult:
+    outcome: MiningOutcome
+    block: Block | None = None
+    effects: BlockEffects | None = None
+    # For a stale result: the height that was won by someone else.
+    tip_height: int = 0
+
+    @property
+    def found(self) -> bool:
+        return self.block is not None
+
+
+# How stale a mining session's header may get (seconds of the node's clock) before it is refreshed
+# with the current time and the mempool's current transfers (BIP 22 ``curtime``, BIP 23 time rolling).
+TEMPLATE_REFRESH_S = 2
+# Templates kept per session for the chunks still in flight (each refresh moves to the next extra nonce).
+TEMPLATES_KEPT = 16
+
+
+class TemplateJob:
+    """A mining session's work for the hashing core: block templates, refreshed while it searches.
+
+    Every ``refresh_s`` of the node's clock the core asks for the next extra
+    nonce (``refresh_due``), and ``header_prefix`` hands out a template dated now
+    (``refresh``).  A template with a new body (the mempool's and op pool's current
+    contents) is built off the event loop and ``offer``-ed; the core then moves to
+    it at once.  A found block is solved from the template of the extra nonce it
+    was found with, so it carries the time it was found, within ``refresh_s``.
+    """
+
+    def __init__(
+        self,
+        chain_id: int,
+        template: BlockTemplate,
+        target: int,
+        *,
+        refresh: Callable[[BlockTemplate], BlockTemplate] | None = None,
+        clock: Clock | None = None,
+        refresh_s: float = TEMPLATE_REFRESH_S,
+        max_nonce: int = 0xFFFFFFFF,
+    ) -> None:
+        self.chain_id = chain_id
+        self.tip = template.header.prev_hash
+        self.target = target
+        self.max_nonce = max_nonce
+        self._latest = template
+        self._refresh = refresh
+        self._clock = clock
+        self._refresh_s = refresh_s
+        self._built_at = clock() if clock is not None else 0.0
+        self._templates: dict[int, BlockTemplate] = {}
+        self._offered: BlockTemplate | None = None
+        # The body being rebuilt in a thread, if any (``Node.mining_job``); tests await it.
+        self.rebuilding: asyncio.Task[None] | None = None
+
+    @property
+    def template(self) -> BlockTemplate:
+        """The newest template (without its extra nonce)."""
+        return self._latest
+
+    def offer(self, template: BlockTemplate) -> None:
+        """A template with a fresher body, built elsewhere: handed out from the next extra nonce."""
+        if template.header.prev_hash == self.tip:
+            self._offered = template
+
+    def take_offer(self) -> BlockTemplate | None:
+        offered, self._offered = self._offered, None
+        return offered
+
+    def refresh_due(self) -> bool:
+        if self._refresh is None or self._clock is None:
+            return False
+        return self._offered is not None or self._clock() - self._built_at >= self._refresh_s
+
+    def header_prefix(self, extra_nonce: int) -> bytes:
+        template = self._templates.get(extra_nonce)
+        if template is None:
+            if extra_nonce > 0 and self.refresh_due():
+                self._latest = self._refresh(self._latest)  # type: ignore[misc]
+                self._built_at = self._clock()  # type: ignore[misc]
+            template = self._latest.with_extra_nonce(extra_nonce)
+            self._templates[extra_nonce] = template
+            for old in sorted(self._templates)[:-TEMPLATES_KEPT]:
+                del self._templates[old]
+        return template.header.prefix()
+
+    def template_for(self, extra_nonce: int) -> BlockTemplate:
+        """The template a result found at ``extra_nonce`` was hashed from."""
+        template = self._templates.get(extra_nonce)
+        if template is None:
+            raise ChainError(f"no template for extra nonce {extra_nonce} (it was never handed out, or is too old)")
+        return template
+
+
+def _process_and_snapshot(
+    state: ChainState,
+    block: Block,
+    now: int,
+    proposed_params: ChainParams | None,
+    proposed_consensus: ConsensusConfig | None,
+) -> tuple[BlockEffects, bytes | None]:
+    """``process_block`` plus the bytes of the beacon state after the block (None without one)."""
+    effects = process_block(state, block, now, proposed_params, proposed_consensus)
+    return effects, None if effects.beacon is None else encode_beacon_state(effects.beacon)
+
+
+def _unlimited(faucet: bytes | None) -> frozenset[bytes]:
+    """Senders exempt from the mempool's per-sender limit: the faucet, whose payouts the claim
+    cooldown bounds (a class claiming at once must not wait a block per 25 members)."""
+    return frozenset() if faucet is None else frozenset((faucet,))
+
+
+def _replay_blocks(
+    state: ChainState,
+    blocks: list[Block],
+    now: int,
+    changes: dict[int, ChainParams],
+    schedules: dict[int, ConsensusConfig],
+) -> None:
+    for block in blocks:
+        height = state.height + 1
+        state.apply(block, process_block(state, block, now, changes.get(height), schedules.get(height)))
+
+
+class Node:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        randomness: Randomness,
+        master_key: bytes | None,
+        hashing_core: HashingCore | None = None,
+        faucet_fund_points: int = 0,
+    ) -> None:
+        self.store = store
+        # Points every chain this node creates with a consensus config allocates at genesis to
+        # its faucet (``FAUCET_OWNER``'s wallet); 0: chains get no faucet.
+        self.faucet_fund_points = faucet_fund_points
+        self.clock = clock
+        self.randomness = randomness
+        self.hashing_core = hashing_core
+        self._master_key = master_key
+        self._chains: dict[int, ChainRuntime] = {}
+        # Stored chains that failed to load at startup -> why; offline until reset.
+        self._offline: dict[int, str] = {}
+        # Public keys only: wallets outlive chain resets, so entries never go stale.
+        self._addresses: dict[tuple[int, str], bytes] = {}
+        # Sealed as stored: keys stay encrypted in memory too, and are opened per use.
+        self._sealed_wallets: dict[tuple[int, str], StoredWallet] = {}
+        # Per chain, public key -> owner, read from the store once and then kept current.
+        self._owners: dict[int, dict[bytes, str]] = {}
+        self._wallets_created = 0
+        # Chains whose server the bot is not in (see ``pause``); kept in memory only.
+        self._paused: set[int] = set()
+        self._bulk_reads = ThreadPoolExecutor(BULK_READ_THREADS, thread_name_prefix="chain-bulk-read")
+
+    def close(self) -> None:
+        """Stop the whole-chain reader thread; a read under way finishes on its own connection."""
+        self._bulk_reads.shutdown(wait=False, cancel_futures=True)
+
+    async def _bulk_read(self, function: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._bulk_reads, functools.partial(function, *args))
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    # --- chains ---------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Load every stored chain: tip, balances and mempool.
+
+        One by one, and each on its own: a chain that cannot be loaded (a corrupt row, a bug) is
+        logged and taken offline (``offline_reason``), and every other chain loads and plays on.
+        """
+        for chain_id in await self.store.chains.chain_ids():
+            try:
+                await self._load_chain(chain_id)
+            except Exception as exc:  # whatever broke one chain must not stop the others
+                reason = f"{type(exc).__name__}: {exc}"
+                if len(reason) > MAX_OFFLINE_REASON_CHARS:
+                    reason = reason[: MAX_OFFLINE_REASON_CHARS - 1] + "…"
+                self._offline[chain_id] = reason
+                log.exception("chain %d could not be loaded and is offline until it is reset", chain_id)
+
+    async def _load_chain(self, chain_id: int) -> ChainRuntime:
+        """The chain from its stored tables and recent end (``Store.load_chain_head``, chain/adapters/storage/store.py):
+        no replay, a bounded number of blocks read, whatever the chain's length.
+
+        A chain with a consensus config resumes from the beacon-state snapshot stored with its
+        tip.  Without a usable one (a database from before snapshots, or a corrupt one) the chain
+        is replayed once, off the event loop, and the snapshot written.
+        """
+        head = await self.store.load_chain_head(chain_id)
+        state: ChainState | None = None
+        if head.consensus is None:
+            state = ChainState.resume(
+                head.params, chain_id, head.genesis, head.tip_height, head.recent, head.accounts, head.param_changes
+            )
+        elif head.snapshot is not None and head.snapshot[0] == head.tip_height:
+            try:
+                beacon = decode_beacon_state(
+                    head.snapshot[1], [head.consensus, *(config for _, config in head.consensus_changes)]
+                )
+            except SnapshotError as exc:
+                log.warning("chain %d: the beacon snapshot of block %d is unusable (%s); replaying",
+                            chain_id, head.tip_height, exc)
+            else:
+                state = ChainState.resume(
+                    head.params, chain_id, head.genesis, head.tip_height, head.recent, head.accounts,
+                    head.param_changes, head.consensus, head.consensus_changes, beacon,
+                )
+        else:
+            log.info("chain %d has no beacon snapshot of its tip (block %d); replaying it once",
+                     chain_id, head.tip_height)
+        if state is None:
+            state = await self._replay_stored(head)
+        if state.tip_hash != head.tip_block.hash():
+            raise ChainError(f"chain {chain_id}: the stored tip block does not match the headers read with it")
+        state.reserve_history(head.proposed_params)
+        faucet = await self._genesis_faucet(chain_id, state.consensus)
+        mempool = Mempool(head.params, chain_id, unlimited_senders=_unlimited(faucet))
+        dropped = mempool.restore(head.mempool, state.ledger)
+        if dropped:
+            await self.store.mempool.remove(chain_id, [e.txid for e in dropped])
+        next_arrival = max((e.arrival for e in head.mempool), default=0) + 1
+        runtime = ChainRuntime(
+            state, mempool, next_arrival, head.proposed_params, tip_block=head.tip_block,
+            proposed_consensus=head.proposed_consensus, last_activity=self.now(), faucet=faucet,
+        )
+        runtime.blocks_mined.update(head.blocks_mined)
+        runtime.op_pool.restore(head.operations)
+        await self._prune_dead_operations(chain_id, runtime)
+        self._chains[chain_id] = runtime
+        self._offline.pop(chain_id, None)
+        log.info("loaded chain %d at height %d with %d pending transfers", chain_id, state.height, len(mempool))
+        return runtime
+
+    async def _replay_stored(self, head: StoredChainHead) -> ChainState:
+        """Process every stored block again (batches read here, processed in a thread), then store
+        the beacon snapshot of the tip so that the next start needs no replay."""
+        chain_id = head.chain_id
+        state = ChainState(head.params, chain_id, head.genesis, head.consensus)
+        changes = dict(head.param_changes)
+        schedules = dict(head.consensus_changes)
+        state.reserve_history(head.proposed_params, *changes.values())
+        # Block times are judged against the latest one, as when the newest block arrived.
+        now = await self.store.blocks.latest_block_time(chain_id)
+        for start in range(1, head.tip_height + 1, REPLAY_BATCH_BLOCKS):
+            stop = min(start + REPLAY_BATCH_BLOCKS, head.tip_height + 1)
+            blocks = [b async for b in self.store.blocks.iter_blocks(chain_id, start, stop)]
+            await asyncio.to_thread(_replay_blocks, state, blocks, now, changes, schedules)
+        stored = {k: v for k, v in head.accounts.items() if v.balance or v.nonce}
+        if {k: v for k, v in state.ledger.items() if v.balance or v.nonce} != stored:
+            log.warning("chain %d: stored balances differ from the replayed ones; using the replay", chain_id)
+        if state.beacon is not None:
+            blob = await asyncio.to_thread(encode_beacon_state, state.beacon)
+            await self.store.replace_beacon_snapshot(chain_id, state.height, blob)
+        return state
+
+    def offline_reason(self, chain_id: int) -> str | None:
+        """Why a stored chain could not be loaded at startup, or None if it is not offline."""
+        return self._offline.get(chain_id)
+
+    def offline_chain_ids(self) -> list[int]:
+        return sorted(self._offline)
+
+    def has_chain(self, chain_id: int) -> bool:
+        return chain_id in self._chains
+
+    def require_online(self, chain_id: int) -> None:
+        """Raise ``ChainOfflineError`` (saying why and what to do) if the chain failed to load."""
+        reason = self._offline.get(chain_id)
+        if reason is not None:
+            raise ChainOfflineError(
+                f"This server's chain could not be loaded ({reason}). An admin can start over with "
+                "`/playground reset` (the old chain's blocks and balances are lost); other servers are not "
+                "affected."
+            )
+
+    def chain(self, chain_id: int) -> ChainRuntime:
+        try:
+            return self._chains[chain_id]
+        except KeyError:
+            self.require_online(chain_id)
+            raise ChainNotFoundError(f"there is no chain {chain_id} yet") from None
+
+    def chain_ids(self) -> list[int]:
+        return sorted(self._chains)
+
+    @asynccontextmanager
+    async def locked(self, chain_id: int) -> AsyncIterator[ChainRuntime]:
+        """The chain's runtime under its lock: every check-then-act on a chain happens in here.
+
+        Nonces, pending deposits, the mempool, the op pool and the tip change only
+        under this lock.  A reset replaces the runtime while holding the old one's
+        lock; a caller that was waiting for it then takes the new chain's lock.
+        """
+        while True:
+            runtime = self.chain(chain_id)
+            async with runtime.lock:
+                if self._chains.get(chain_id) is runtime:
+                    yield runtime
+                    return
+
+    async def create_chain(
+        self,
+        chain_id: int,
+        params: ChainParams,
+        *,
+        initial_bits: int | None = None,
+        consensus: ConsensusConfig | None = None,
+    ) -> ChainState:
+        """Create a chain whose first blocks arrive near the target spacing on this machine.
+
+        With a ``consensus`` config the chain can stake (and merge, or run pos or
+        hybrid); without one it is the plain proof-of-work chain of old.
+        """
+        if consensus is not None and consensus.mode is Mode.POS:
+            initial_bits = 0
+        if initial_bits is None:
+            if self.hashing_core is None:
+                raise ValueError("initial_bits is required when no hashing core is attached")
+            rate = await self.hashing_core.measure_rate()
+            initial_bits = compute_calibrated_bits(rate, params)
+            log.info("chain %d calibrated to bits %#010x from %d hashes/s", chain_id, initial_bits, rate)
+        consensus = await self._fund_faucet(chain_id, consensus)
+        genesis = make_genesis_block(params, chain_id, self.now(), initial_bits, consensus)
+        initial = ChainState(params, chain_id, genesis, consensus)
+        allocations = dict(initial.ledger.items())
+        snapshot = None if initial.beacon is None else encode_beacon_state(initial.beacon)
+        await self.store.create_chain(
+            chain_id, params, genesis, self.now(), consensus=consensus, accounts=allocations,
+            beacon_snapshot=snapshot,
+        )
+        state = (await self._load_chain(chain_id)).state
+        if self.hashing_core is not None:
+            self.hashing_core.notify_tip(chain_id, state.tip_hash)
+        return state
+
+    async def delete_chain(self, chain_id: int) -> None:
+        await self.store.delete_chain(chain_id)
+        self._chains.pop(chain_id, None)
+        self._offline.pop(chain_id, None)
+        # Only now: sessions that end see the chain gone, not a moved tip.
+        if self.hashing_core is not None:
+            self.hashing_core.notify_tip(chain_id, b"deleted")
+
+    async def replace_chain(
+        self,
+        chain_id: int,
+        params: ChainParams,
+        *,
+        initial_bits: int,
+        consensus: ConsensusConfig | None = None,
+        validator_keys: tuple[StoredValidatorKey, ...] = (),
+        auto_attest: tuple[str, ...] = (),
+        keep_rules: bool = False,
+    ) -> ChainState:
+        """Start a chain over (a reset or a mode switch) as one atomic step.
+
+        ``keep_rules``: the new chain keeps the changeable rules in force on the old one
+        (``compute_kept_params`` over ``params``), read under the old chain's lock so a rule change
+        landing meanwhile is not lost; ``initial_bits`` (calibrated for ``params``) is rescaled to
+        the kept block time the way a block time change rescales it (``compute_rescaled_bits``).
+        A chain that failed to load has no rules to keep: it starts with ``params``.
+
+        The old chain's lock is held throughout, the store swaps old for new in one
+        transaction, and the new runtime replaces the old one without an await in
+        between: no command can see the chain missing, create a default chain in
+        the gap, or land a block or payment on the old chain meanwhile.  Commands
+        waiting for the old chain's lock go on with the new chain.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            if chain_id in self._chains:
+                await stack.enter_async_context(self.locked(chain_id))
+            # else: a chain that failed to load (offline) has no runtime to lock, and no command
+            # can act on it (they are refused until this returns).
+            if keep_rules and chain_id in self._chains:
+                kept = compute_kept_params(params, self._chains[chain_id].state.params)
+                initial_bits = compute_rescaled_bits(initial_bits, params.target_spacing_s, kept.target_spacing_s, kept)
+                params = kept
+            consensus = await self._fund_faucet(chain_id, consensus)
+            genesis = make_genesis_block(params, chain_id, self.now(), initial_bits, consensus)
+            state = ChainState(params, chain_id, genesis, consensus)
+            faucet = await self._genesis_faucet(chain_id, consensus)
+            await self.store.replace_chain(
+                chain_id, params, genesis, self.now(), consensus=consensus,
+                accounts=dict(state.ledger.items()), validator_keys=validator_keys, auto_attest=auto_attest,
+            )
+            self._chains[chain_id] = ChainRuntime(
+                state, Mempool(params, chain_id, unlimited_senders=_unlimited(faucet)), 1,
+                tip_block=genesis, last_activity=self.now(), faucet=faucet,
+            )
+            self._offline.pop(chain_id, None)
+        # The old chain's sessions end as stale; the cog tells a reset from a lost race by the genesis.
+        if self.hashing_core is not None:
+            self.hashing_core.notify_tip(chain_id, state.tip_hash)
+        log.info("chain %d started over (%s)", chain_id, Mode.POW if consensus is None else consensus.mode)
+        return state
+
+    # --- pausing ----------------------------------------------------------------
+    # A chain whose server the bot left (or that is gone) keeps all its data but makes no
+    # blocks: the slot driver asks ``is_paused`` first.  The set lives in memory: the bot
+    # rebuilds it from the guild list it gets at every connection.
+
+    def pause(self, chain_id: int) -> bool:
+        """Stop making blocks for this chain; True if it was running."""
+        if chain_id in self._paused:
+            return False
+        self._paused.add(chain_id)
+        log.info("chain %d paused", chain_id)
+        return True
+
+    def resume(self, chain_id: int) -> bool:
+        """Make blocks for this chain again; True if it was paused."""
+        if chain_id not in self._paused:
+            return False
+        self._paused.discard(chain_id)
+        log.info("chain %d resumed", chain_id)
+        return True
+
+    def is_paused(self, chain_id: int) -> bool:
+        return chain_id in self._paused
+
+    def paused_chain_ids(self) -> list[int]:
+        return sorted(self._paused)
+
+    # --- wallets ----------------------------------------------------------------
+
+    def _wallet_aad(self, chain_id: int, owner: str) -> bytes:
+        return wallet_aad(chain_id, owner)
+
+    async def wallet(self, chain_id: int, owner: str) -> SigningKey:
+        """The owner's key on this chain, created (and sealed at rest) on first use."""
+        if self._master_key is None:
+            raise WalletError("this node was opened without a master key: it reads chains but opens no wallet")
+        stored = self._sealed_wallets.get((chain_id, owner)) or await self.store.wallets.get(chain_id, owner)
+        if stored is None:
+            key = SigningKey(self.randomness(32))
+            sealed = seal_key(self._master_key, key, self.randomness(12), self._wallet_aad(chain_id, owner))
+            stored = await self.store.wallets.insert(chain_id, StoredWallet(owner, key.public_key, sealed), self.now())
+            self._wallets_created += 1
+            if chain_id in self._owners:
+                self._owners[chain_id][stored.pubkey] = owner
+        key = open_key(self._master_key, stored.sealed_key, self._wallet_aad(chain_id, owner))
+        if key.public_key != stored.pubkey:
+            raise WalletError(f"wallet of {owner} does not match its public key")
+        self._sealed_wallets[(chain_id, owner)] = stored
+        return key
+
+    async def address(self, chain_id: int, owner: str) -> bytes:
+        """The owner's public key; remembered, since almost every command needs it."""
+        cached = self._addresses.get((chain_id, owner))
+        if cached is None:
+            cached = (await self.wallet(chain_id, owner)).public_key
+            self._addresses[(chain_id, owner)] = cached
+        return cached
+
+    async def owners(self, chain_id: int) -> dict[bytes, str]:
+        """Public key -> owner of every wallet on this chain (a live view: do not mutate)."""
+        owners = self._owners.get(chain_id)
+        if owners is None:
+            created = self._wallets_created
+            owners = {w.pubkey: w.owner for w in await self.store.wallets.all(chain_id)}
+            # A wallet created while we read may be missing: use the read, but don't keep it.
+            if created == self._wallets_created:
+                owners = self._owners.setdefault(chain_id, owners)
+        return owners
+
+    def note_activity(self, chain_id: int) -> None:
+        """A member acted on the chain (a vote, a deposit...): it is not idle (chain/adapters/budget.py)."""
+        self.chain(chain_id).last_activity = self.now()
+
+    def account(self, chain_id: int, pubkey: bytes) -> Account:
+        return self.chain(chain_id).state.ledger.get(pubkey, Account())
+
+    # --- transfers ---------------------------------------------------------------
+
+    async def submit_transfer(self, chain_id: int, tx: Transfer) -> Admission:
+        """Admit a transfer signed elsewhere; it may replace a pending one as a fee bump."""
+        async with self.locked(chain_id) as runtime:
+            return await self._admit(chain_id, runtime, tx)
+
+    async def _admit(
+        self, chain_id: int, runtime: ChainRuntime, tx: Transfer, *, replace: bool = True, evict: bool = True
+    ) -> Admission:
+        """Check, persist, then apply one admission; the caller holds the chain's lock."""
+        admission = runtime.mempool.check_admission(
+            tx, runtime.state.ledger, runtime.next_arrival, replace=replace, evict=evict
+        )
+        await self.store.mempool.admit(chain_id, admission)
+        runtime.mempool.commit(admission)
+        runtime.next_arrival += 1
+        runtime.pool_version += 1
+        return admission
+
+    async def pay(self, chain_id: int, owner: str, recipient: bytes, amount: int, fee: int = 0) -> Admission:
+        """Sign a transfer with the owner's custodied key and queue it.
+
+        The nonce is chosen, the transfer signed and admitted under the chain's
+        lock, so payments fired at the same moment get consecutive nonces.  A
+        payment the bot builds never replaces or evicts another pending one:
+        each was acknowledged to a member.
+        """
+        key = await self.wallet(chain_id, owner)
+        async with self.locked(chain_id) as runtime:
+            self._check_no_pending_deposit(runtime, key.public_key)
+            nonce = runtime.mempool.next_nonce(key.public_key, runtime.state.ledger)
+            tx = make_transfer(key, recipient, amount, fee, nonce, chain_id)
+            admission = await self._admit(chain_id, runtime, tx, replace=False, evict=False)
+            runtime.last_activity = self.now()
+            return admission
+
+    # --- faucet --------------------------------------------------------------------
+    # Points do not come from nowhere: the faucet is a wallet the genesis block allocates
+    # ``faucet_fund_points`` to (committed with the consensus config, so a replay counts them as
+    # issued), and a claim is an ordinary signed transfer from it. Supply checks, ``verify`` and
+    # offline replays hold as for any payment.
+
+    async def _fund_faucet(self, chain_id: int, consensus: ConsensusConfig | None) -> ConsensusConfig | None:
+        """``consensus`` with this node's faucet allocation (in place of any other allocation to
+        the faucet wallet: a pos switch funds every wallet, and the faucet's is one of them)."""
+        if consensus is None or self.faucet_fund_points <= 0:
+            return consensus
+        faucet = await self.address(chain_id, FAUCET_OWNER)
+        allocations = tuple(a for a in consensus.genesis_allocations if a.address != faucet)
+        return consensus.evolve(
+            genesis_allocations=(*allocations, GenesisAllocation(faucet, self.faucet_fund_points))
+        )
+
+    async def _genesis_faucet(self, chain_id: int, consensus: ConsensusConfig | None) -> bytes | None:
+        """The faucet wallet if this chain's genesis funded it (read, never created here)."""
+        if consensus is None:
+            return None
+        stored = self._sealed_wallets.get((chain_id, FAUCET_OWNER)) or await self.store.wallets.get(
+            chain_id, FAUCET_OWNER
+        )
+        if stored is None or not any(a.address == stored.pubkey for a in consensus.genesis_allocations):
+            return None
+        return stored.pubkey
+
+    def faucet_address(self, chain_id: int) -> bytes | None:
+        """The chain's faucet wallet, or None if it was created without one."""
+        return self.chain(chain_id).faucet
+
+    async def faucet(self, chain_id: int, owner: str, amount: int, *, cooldown_s: int) -> FaucetClaim:
+        """Pay ``owner`` a starter allowance from the faucet: at most one claim per ``cooldown_s``.
+
+        Under the chain's lock, the cooldown is read, the faucet's points left after its pending
+        payouts checked, the transfer signed with the next nonce, and the claim recorded in the
+        transaction that pools the transfer: claims at the same moment are served one after the
+        other, and a refused claim writes nothing (no transfer, no cooldown).
+        """
+        if self.chain(chain_id).faucet is None:
+            raise NoFaucetError(
+                "this server's chain was created before the faucet existed, so it holds no points to give. "
+                "An admin's `/playground reset` starts a new chain with a faucet (the old chain's blocks "
+                "and balances are lost)."
+            )
+        key = await self.wallet(chain_id, FAUCET_OWNER)
+        recipient = await self.address(chain_id, owner)
+        async with self.locked(chain_id) as runtime:
+            # A reset while we waited for the lock may have made a chain without one.
+            if runtime.faucet != key.public_key:
+                raise NoFaucetError("this server's chain has no faucet; an admin's `/playground reset` makes one")
+            now = self.now()
+            claimed_at = await self.store.mempool.faucet_claimed_at(chain_id, owner)
+            if claimed_at is not None and now < claimed_at + cooldown_s:
+                raise FaucetCooldownError(
+                    f"you claimed from the faucet {now - claimed_at} s ago; the next claim opens "
+                    f"{claimed_at + cooldown_s - now} s from now",
+                    claimed_at + cooldown_s,
+                )
+            ledger = runtime.state.ledger
+            pending = runtime.mempool.pending_for(key.public_key)
+            left = ledger.get(key.public_key, Account()).balance - sum(e.tx.amount + e.tx.fee for e in pending)
+            if left < amount:
+                raise FaucetEmptyError(
+                    f"the faucet has {max(left, 0)} points left, fewer than the {amount} a claim gives. "
+                    "Earn points by mining or staking, or ask a member to `/wallet pay` you; "
+                    "an admin's `/playground reset` refills it with a new chain."
+                )
+            tx = make_transfer(key, recipient, amount, 0, runtime.mempool.next_nonce(key.public_key, ledger), chain_id)
+            admission = runtime.mempool.check_admission(tx, ledger, runtime.next_arrival, replace=False, evict=False)
+            await self.store.mempool.admit(chain_id, admission, faucet_claim=(owner, now))
+            runtime.mempool.commit(admission)
+            runtime.next_arrival += 1
+            runtime.pool_version += 1
+            runtime.last_activity = now
+            log.info("chain %d: faucet pays %d points to %s", chain_id, amount, owner)
+            return FaucetClaim(admission, amount, now + cooldown_s, left - amount)
+
+    # --- blocks --------------------------------------------------------------------
+
+    async def find_transactions(self, chain_id: int, prefix: str, limit: int) -> TransactionMatches:
+        """Pending and confirmed transactions whose id, as shown (byte-reversed hex), starts with
+        ``prefix`` (lowercase hex; empty: the newest ones).
+
+        The mempool is read before the store: a block is committed to the store before its
+        transfers leave the mempool, so a transfer confirming meanwhile is found in one of them.
+        """
+        runtime = self.chain(chain_id)
+        pending = tuple(
+            e for e in reversed(runtime.mempool.entries()) if e.txid[::-1].hex().startswith(prefix)
+        )
+        if prefix:
+            count, confirmed = await self.store.blocks.find_transactions_by_txid_prefix(chain_id, prefix, limit)
+        else:
+            confirmed = await self.store.blocks.recent_transactions(chain_id, limit)
+            count = len(confirmed)
+        pending_ids = {e.txid for e in pending}
+        fresh = [t for t in confirmed if bytes(t.txid) not in pending_ids]
+        return TransactionMatches(pending, tuple(fresh), count - (len(confirmed) - len(fresh)))
+
+    async def propose_params(self, chain_id: int, params: ChainParams) -> None:
+        """Change the rules from the next block mined; that block commits to them on chain.
+
+        Running mining sessions keep their templates: a block they find is
+        valid under the old rules and the change waits for the next one.
+        """
+        async with self.locked(chain_id) as runtime:
+            check_params_change(runtime.state.params, params)
+            # A longer retarget window reads further back than the headers kept in memory: fetch
+            # them now, before a block adopts it (under the lock: a block check may be reading them).
+            state = runtime.state
+            missing = state.history_shortfall(params)
+            if missing:
+                oldest = state.headers.oldest_kept
+                state.prepend_history(await self.store.blocks.headers_between(chain_id, oldest - missing, oldest))
+            state.reserve_history(params)
+            await self.store.chains.set_proposed_params(chain_id, params)
+            runtime.proposed_params = params
+
+    def pending_params(self, chain_id: int) -> ChainParams | None:
+        return self.chain(chain_id).proposed_params
+
+    async def propose_consensus(self, chain_id: int, consensus: ConsensusConfig) -> None:
+        """Schedule the Merge: the next proof-of-work block commits to ``consensus`` on chain.
+
+        Checked as that block will check it: at its height and with its own work added,
+        so a total difficulty the committing block itself would reach is refused now.
+        """
+        async with self.locked(chain_id) as runtime:
+            check_merge_schedule(
+                runtime.state, runtime.state.height + 1, consensus, compute_next_total_difficulty(runtime.state)
+            )
+            await self.store.chains.set_proposed_consensus(chain_id, consensus)
+            runtime.proposed_consensus = consensus
+
+    async def drop_stale_consensus_proposal(self, chain_id: int) -> None:
+        """Withdraw a Merge schedule the next block could no longer commit to (the chain passed
+        its height or total difficulty first): left in place it would make every template fail."""
+        runtime = self.chain(chain_id)
+        proposed = runtime.proposed_consensus
+        if proposed is None:
+            return
+        try:
+            check_merge_schedule(
+                runtime.state, runtime.state.height + 1, proposed, compute_next_total_difficulty(runtime.state)
+            )
+        except ChainError as stale:
+            log.warning("chain %d: the scheduled Merge can no longer be committed (%s); withdrawn", chain_id, stale)
+            await self.store.chains.set_proposed_consensus(chain_id, None)
+            runtime.proposed_consensus = None
+
+    # --- operations (proof of stake) -------------------------------------------------
+
+    async def add_operation(
+        self, chain_id: int, operation: Operation, *, verify_ops: int = 0,
+        validator_key: StoredValidatorKey | None = None,
+    ) -> PooledOperation:
+        """Queue a deposit, exit, vote or slashing evidence for the next block (durably);
+        ``verify_ops`` signature checks it took are counted with it, and ``validator_key`` (the new
+        key a first deposit is signed with) is stored in the same transaction."""
+        runtime = self.chain(chain_id)
+        entry = runtime.op_pool.prepare(operation)
+        if entry.op_id in runtime.op_pool:
+            return entry
+        await self.store.add_operation(
+            chain_id, entry, verify_ops=verify_ops, validator_key=validator_key, now=self.now()
+        )
+        runtime.op_pool.commit(entry)
+        runtime.pool_version += 1
+        return entry
+
+    async def _prune_dead_operations(self, chain_id: int, runtime: ChainRuntime) -> None:
+        """Drop pooled operations no block can take any more (stored by a version that never pruned)."""
+        dead = runtime.op_pool.select_ids(
+            lambda e: is_dead_operation(e.operation, runtime.state.beacon, runtime.state.ledger)
+        )
+        if dead:
+            await self.store.operations.remove(chain_id, dead)
+            runtime.op_pool.discard(dead)
+            log.info("chain %d: dropped %d operation(s) no block can include any more", chain_id, len(dead))
+
+    async def drop_operations(self, chain_id: int, op_ids: list[bytes]) -> None:
+        if op_ids:
+            await self.store.operations.remove(chain_id, op_ids)
+            self.chain(chain_id).op_pool.discard(op_ids)
+
+    def pending_deposits(self, chain_id: int, wallet: bytes) -> list[Deposit]:
+        return [d for d in self.chain(chain_id).op_pool.pending(Deposit) if d.wallet == wallet]
+
+    @staticmethod
+    def _check_no_pending_deposit(runtime: ChainRuntime, wallet: bytes) -> None:
+        """Deposits and transfers share the wallet's nonces; one kind waits for the other's block
+        (called under the chain's lock)."""
+        pending = [d for d in runtime.op_pool.pending(Deposit) if d.wallet == wallet]
+        if pending:
+            raise DepositPendingError(
+                f"your deposit of {pending[0].amount} points is waiting for the next block; "
+                "pay once it is included"
+            )
+
+    def template(self, chain_id: int, miner: bytes, message: bytes = b"") -> BlockTemplate:
+        runtime = self.chain(chain_id)
+        transfers = runtime.mempool.select(runtime.state.params.max_block_transfers)
+        pool = runtime.op_pool.operations() if runtime.state.beacon is not None else None
+        return build_template(
+            runtime.state, miner, transfers, self.now(), message, runtime.proposed_params, pool,
+            runtime.proposed_consensus,
+        )
+
+    def mining_job(self, chain_id: int, miner: bytes, *, max_nonce: int = 0xFFFFFFFF) -> TemplateJob:
+        """Work for the hashing core on the chain's tip, refreshed while it is searched.
+
+        A refresh dates the header now.  When the mempool or op pool changed, a new body
+        (their current contents: payments sent while a session runs go into its block)
+        is built in a thread under the chain's lock, since choosing a consensus chain's
+        operations checks every pooled vote, and the job takes it at the next chunk.
+        A session whose tip moved is about to end as stale; its template is left as it was.
+        """
+        runtime = self.chain(chain_id)
+        template = self.template(chain_id, miner)
+        seen = runtime.pool_version
+
+        def refresh(previous: BlockTemplate) -> BlockTemplate:
+            nonlocal seen
+            if self._chains.get(chain_id) is not runtime or runtime.state.tip_hash != previous.header.prev_hash:
+                return previous
+            base = job.take_offer() or previous
+            if runtime.pool_version != seen and (job.rebuilding is None or job.rebuilding.done()):
+                seen = runtime.pool_version
+                job.rebuilding = asyncio.get_running_loop().create_task(
+                    self._rebuild_template(chain_id, runtime, miner, job), name=f"template-{chain_id}"
+                )
+            return base.with_time(compute_next_block_time(runtime.state, self.now()))
+
+        target = compute_target(template.header.bits, runtime.state.params.pow_limit)
+        job = TemplateJob(chain_id, template, target, refresh=refresh, clock=self.clock, max_nonce=max_nonce)
+        return job
+
+    async def _rebuild_template(self, chain_id: int, runtime: ChainRuntime, miner: bytes, job: TemplateJob) -> None:
+        """A new body for a running session, from the pools as they are now (``mining_job``)."""
+        try:
+            async with self.locked(chain_id) as current:
+                if current is not runtime or runtime.state.tip_hash != job.tip:
+                    return
+                transfers = runtime.mempool.select(runtime.state.params.max_block_transfers)
+                pool = runtime.op_pool.operations() if runtime.state.beacon is not None else None
+                # Writers hold this lock, so the state stays as it is while the thread reads it.
+                template = await asyncio.to_thread(
+                    build_template, runtime.state, miner, transfers, self.now(), b"", runtime.proposed_params,
+                    pool, runtime.proposed_consensus,
+                )
+            job.offer(template)
+        except ChainError as refusal:  # e.g. a Merge schedule the next block can no longer carry
+            log.warning("chain %d: mining template not rebuilt: %s", chain_id, refusal)
+
+    async def submit_block(self, chain_id: int, block: Block) -> BlockEffects:
+        """Validate, persist (block, balances, events: one transaction), then apply."""
+        async with self.locked(chain_id) as runtime:
+            # In a thread: a proof-of-stake block checks every vote's signature, tens of ms the
+            # event loop (and the Discord heartbeat on it) must not wait for. Nothing changes the
+            # state meanwhile: writers hold the chain's lock.
+            # The beacon snapshot is encoded there too (a 1,000-validator state is milliseconds).
+            effects, snapshot = await asyncio.to_thread(
+                _process_and_snapshot, runtime.state, block, self.now(), runtime.proposed_params,
+                runtime.proposed_consensus,
+            )
+            after = LedgerView(effects.accounts, runtime.state.ledger)
+            invalidated = runtime.mempool.invalidated_by(after)
+            included = runtime.op_pool.included_by(block.operations) if block.operations is not None else []
+            # Operations this block made impossible go in the same transaction, in every mode: a
+            # deposit whose nonce a transfer used would otherwise hold the wallet for ever.
+            beacon_after = effects.beacon if effects.beacon is not None else runtime.state.beacon
+            taken = set(included)
+            dead = runtime.op_pool.select_ids(
+                lambda e: e.op_id not in taken and is_dead_operation(e.operation, beacon_after, after)
+            )
+            included = included + dead
+            await self.store.append_block(
+                chain_id, block, effects, [e.txid for e in invalidated], self.now(), included_operations=included,
+                beacon_snapshot=snapshot,
+            )
+            runtime.state.apply(block, effects)
+            runtime.tip_block = block
+            runtime.blocks_mined[block.coinbase.miner] += 1
+            runtime.mempool.discard(invalidated)
+            runtime.op_pool.discard(included)
+            if effects.params_change is not None:
+                runtime.proposed_params = None
+            if effects.consensus_change is not None:
+                runtime.proposed_consensus = None
+        if self.hashing_core is not None:
+            self.hashing_core.notify_tip(chain_id, effects.block_hash)
+        log.info("chain %d: block %d %s", chain_id, effects.height, block.header.hash_hex())
+        return effects
+
+    async def mine(
+        self,
+        chain_id: int,
+        owner: str,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_start: Callable[[MiningSession], None] | None = None,
+        deadline_s: float | None = None,
+        weight: int = 1,
+        max_nonce: int = 0xFFFFFFFF,
+    ) -> MiningResult:
+        """One mining session on the hashing core: found, stale, cancelled or timed out.
+
+        ``on_start`` is called with the core's session as soon as it exists, before any chunk
+        can return: the moment a caller that was told to stop while this method awaited can
+        cancel it (on an easy chain the first chunk finds the block, before any progress report).
+        """
+        if self.hashing_core is None:
+            raise RuntimeError("this node has no hashing core")
+        runtime = self.chain(chain_id)
+        miner = await self.address(chain_id, owner)
+        await self.drop_stale_consensus_proposal(chain_id)
+        job = self.mining_job(chain_id, miner, max_nonce=max_nonce)
+        session = self.hashing_core.start_session(
+            job, weight=weight, on_progress=on_progress, key=(chain_id, owner), deadline=deadline_s
+        )
+        if on_start is not None:
+            try:
+                on_start(session)
+            except BaseException:
+                session.cancel()  # nobody would wait for it: it must not hash on until its deadline
+                raise
+        outcome = await session.wait()
+        await self._record_pow_energy()
+        if outcome.kind is not OutcomeKind.FOUND:
+            return MiningResult(outcome, tip_height=runtime.state.height)
+        if outcome.extra_nonce is None or outcome.nonce is None:
+            raise HashingCoreError(f"the hashing core reported a found block without its nonces: {outcome!r}")
+        block = job.template_for(outcome.extra_nonce).solve(outcome.extra_nonce, outcome.nonce)
+        try:
+            effects = await self.submit_block(chain_id, block)
+        except StaleBlockError:
+            return MiningResult(replace(outcome, kind=OutcomeKind.STALE), tip_height=runtime.state.height)
+        return MiningResult(outcome, block, effects, effects.height)
+
+    async def _record_pow_energy(self) -> None:
+        """Hand the hashing core's CPU time per chain to the store (for ``/chain energy``)."""
+        if self.hashing_core is None:
+            return
+        for chain_id, cpu_ns in self.hashing_core.drain_cpu_ns().items():
+            if cpu_ns > 0 and chain_id in self._chains:
+                await self.store.energy.add(chain_id, pow_cpu_ns=cpu_ns)
+
+    # --- reading ------------------------------------------------------------------
+
+    async def verify(self, chain_id: int) -> VerifyReport:
+        """Replay the stored chain from genesis and compare with the stored balances.
+
+        Off the event loop and without the store's lock: blocks stream from one
+        read snapshot into the replay, and the balances come from the same one.
+        """
+        self.chain(chain_id)
+        return await self._bulk_read(self._verify_snapshot, chain_id, self.now())
+
+    def _verify_snapshot(self, chain_id: int, now: int) -> VerifyReport:
+        with self.store.db.read_snapshot(chain_id) as snapshot:
+            _, report = verify_chain(
+                snapshot.params, chain_id, snapshot.blocks(), now, snapshot.accounts(), snapshot.param_changes,
+                snapshot.consensus, snapshot.consensus_changes,
+            )
+        return report
+
+    async def export_to(self, chain_id: int, out: BinaryIO, *, limit: int | None = None) -> ExportSummary:
+        """Write the chain as compact JSON (``chain.consensus.export``'s format) to ``out``, off the event loop.
+
+        Read from one snapshot and streamed block by block; over ``limit`` bytes it
+        raises ``ExportTooLargeError`` before a block is read, having written nothing.
+        """
+        self.chain(chain_id)
+        return await self._bulk_read(self._write_export, chain_id, out, limit)
+
+    def _write_export(self, chain_id: int, out: BinaryIO, limit: int | None) -> ExportSummary:
+        with self.store.db.read_snapshot(chain_id) as snapshot:
+            tip = Block.deserialize(snapshot.raw_block(snapshot.height)).header.hash_hex()
+            size = 0
+            for chunk in encode_export(
+                snapshot.params, chain_id, snapshot.height, tip, snapshot.raw_blocks(), snapshot.raw_size(),
+                snapshot.param_changes, snapshot.consensus, snapshot.consensus_changes, limit=limit,
+            ):
+                out.write(chunk)
+                size += len(chunk)
+        return ExportSummary(snapshot.height, tip, size)
+
+    async def export(self, chain_id: int) -> dict[str, Any]:
+        """The export as a document (for callers that want one in memory; ``export_to`` streams)."""
+        buffer = io.BytesIO()
+        await self.export_to(chain_id, buffer)
+        document: dict[str, Any] = json.loads(buffer.getvalue())
+        return document

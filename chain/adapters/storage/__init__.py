@@ -1,0 +1,32 @@
+"""Durable storage: one SQLite database behind small repositories (see README "Durable store").
+
+Every SQL statement of ``chain/`` lives in this package (the bot's own tables are in
+``bot/storage.py``); statements use bound parameters only.
+"""
+
+from chain.adapters.storage.blocks import STAKE_HISTORY_WALLET_KEYS
+from chain.adapters.storage.database import Database, Reader, Transaction
+from chain.adapters.storage.migrations import MIGRATIONS
+from chain.adapters.storage.protection import decode_protection_record, encode_protection_record
+from chain.adapters.storage.read_snapshot import HANDOFF_S, READ_BATCH_ROWS, ChainSnapshot
+from chain.adapters.storage.records import (
+    EnergyCounters,
+    EpochMessage,
+    SealedSample,
+    SealedSecrets,
+    StoredChain,
+    StoredChainHead,
+    StoredKey,
+    StoredStakeEntry,
+    StoredTransaction,
+    StoredValidatorKey,
+    StoredWallet,
+)
+from chain.adapters.storage.store import Store
+
+__all__ = [
+    "HANDOFF_S", "MIGRATIONS", "READ_BATCH_ROWS", "STAKE_HISTORY_WALLET_KEYS", "ChainSnapshot", "Database",
+    "EnergyCounters", "EpochMessage", "Reader", "SealedSample", "SealedSecrets", "Store", "StoredChain",
+    "StoredChainHead", "StoredKey", "StoredStakeEntry", "StoredTransaction", "StoredValidatorKey", "StoredWallet",
+    "Transaction", "decode_protection_record", "encode_protection_record",
+]

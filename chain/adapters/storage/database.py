@@ -1,0 +1,248 @@
+"""The SQLite database every repository shares: the connection, the write lock and transactions.
+
+SQLite through aiosqlite, in WAL mode with ``synchronous=FULL`` so a commit that
+returned survives a power cut.  Many chains (one per Discord server) share one
+database, keyed by ``chain_id``.
+
+Transactions are explicit: a write happens on a ``Transaction`` handle obtained from
+``async with db.transaction(chain_id) as tx``, and a repository's write method takes
+that handle (``tx=``) so that several repositories' writes commit together.  A write
+method called without one opens its own transaction: one statement group, one commit.
+Reads that need no consistency with other reads go straight to the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.request import pathname2url
+
+import aiosqlite
+
+from chain.adapters.storage.migrations import MIGRATIONS, REVERSE_BYTES, reverse_bytes
+from chain.adapters.storage.read_snapshot import ChainSnapshot
+from chain.adapters.storage.records import SealedSample, SealedSecrets
+from chain.errors import SnapshotUnavailableError
+
+log = logging.getLogger(__name__)
+
+_DURABILITY_PRAGMAS = {
+    "journal_mode": "PRAGMA journal_mode",
+    "synchronous": "PRAGMA synchronous",
+    "foreign_keys": "PRAGMA foreign_keys",
+}
+
+Params = Iterable[Any]
+
+
+class Reader(Protocol):
+    """What a repository reads through: the database itself, or a transaction (to read its own writes)."""
+
+    async def fetchone(self, sql: str, args: Params = ()) -> Any: ...
+
+    async def fetchall(self, sql: str, args: Params = ()) -> list[Any]: ...
+
+
+class Transaction:
+    """One open write transaction (``BEGIN IMMEDIATE`` .. ``COMMIT``) on the shared connection.
+
+    Only the coroutine that opened it writes through it; it is valid until its
+    ``async with`` block ends (commit) or raises (rollback).
+    """
+
+    def __init__(self, connection: aiosqlite.Connection, chain_id: int | None) -> None:
+        self._connection = connection
+        # Which chain the transaction is for (None: not one chain's, e.g. the outbox's delivery
+        # marks).  SQLite has one writer anyway; a server database could lock per chain.
+        self.chain_id = chain_id
+
+    async def execute(self, sql: str, args: Params = ()) -> aiosqlite.Cursor:
+        return await self._connection.execute(sql, tuple(args))
+
+    async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        await self._connection.executemany(sql, rows)
+
+    async def fetchone(self, sql: str, args: Params = ()) -> Any:
+        return await (await self._connection.execute(sql, tuple(args))).fetchone()
+
+    async def fetchall(self, sql: str, args: Params = ()) -> list[Any]:
+        return list(await (await self._connection.execute(sql, tuple(args))).fetchall())
+
+
+class Database:
+    """One SQLite database; open with ``await Database.open(path)``."""
+
+    def __init__(self, connection: aiosqlite.Connection, path: Path | None = None) -> None:
+        self._connection = connection
+        # aiosqlite serialises statements, not transactions: this lock keeps each BEGIN..COMMIT whole.
+        self._lock = asyncio.Lock()
+        # The database file, for read-only snapshot connections (None: in memory, none possible).
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Database:
+        in_memory = str(path) == ":memory:"
+        if not in_memory:
+            # Only the owner may read the database; SQLite gives its -wal and -shm
+            # files the database file's mode, so creating it 0600 covers them too.
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        connection = await aiosqlite.connect(str(path), isolation_level=None)
+        db = cls(connection, None if in_memory else Path(path).resolve())
+        try:
+            await connection.execute("PRAGMA journal_mode=WAL")
+            await connection.execute("PRAGMA synchronous=FULL")
+            await connection.execute("PRAGMA foreign_keys=ON")
+            await connection.execute("PRAGMA busy_timeout=5000")
+            await connection.create_function(REVERSE_BYTES, 1, reverse_bytes, deterministic=True)
+            await db._migrate()
+        except BaseException:
+            await connection.close()
+            raise
+        return db
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._connection.close()
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held for the whole of every transaction (tests check reads never wait on it)."""
+        return self._lock
+
+    @asynccontextmanager
+    async def transaction(
+        self, chain_id: int | None = None, *, within: Transaction | None = None
+    ) -> AsyncIterator[Transaction]:
+        """A write transaction: commits when the block ends, rolls back if it raises.
+
+        ``within``: a transaction the caller already holds; then this joins it (no new
+        BEGIN, no commit here), so a repository method is one commit alone and part of
+        the caller's commit when given one.
+        """
+        if within is not None:
+            yield within
+            return
+        async with self._lock:
+            await self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self._connection, chain_id)
+            except BaseException:
+                await self._connection.execute("ROLLBACK")
+                raise
+            await self._connection.execute("COMMIT")
+
+    @asynccontextmanager
+    async def read_transaction(self, chain_id: int | None = None) -> AsyncIterator[Transaction]:
+        """A read transaction (``BEGIN`` deferred): every read through it sees one instant of the database."""
+        async with self._lock:
+            await self._connection.execute("BEGIN")
+            try:
+                yield Transaction(self._connection, chain_id)
+            finally:
+                await self._connection.execute("COMMIT")
+
+    async def fetchone(self, sql: str, args: Params = ()) -> Any:
+        return await (await self._connection.execute(sql, tuple(args))).fetchone()
+
+    async def fetchall(self, sql: str, args: Params = ()) -> list[Any]:
+        return list(await (await self._connection.execute(sql, tuple(args))).fetchall())
+
+    async def rows(self, sql: str, args: Params = ()) -> AsyncIterator[Any]:
+        """Rows one at a time, for a result too long to hold at once."""
+        cursor = await self._connection.execute(sql, tuple(args))
+        async for row in cursor:
+            yield row
+
+    async def _migrate(self) -> None:
+        async with self.transaction() as tx:
+            await tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = await tx.fetchone("SELECT MAX(version) FROM schema_version")
+            current = row[0] or 0
+            for version, statements in MIGRATIONS:
+                if version <= current:
+                    continue
+                for statement in statements:
+                    await tx.execute(statement)
+                await tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                log.info("database migrated to schema version %d", version)
+
+    async def schema_version(self) -> int:
+        row = await self.fetchone("SELECT MAX(version) FROM schema_version")
+        return int(row[0] or 0)
+
+    async def durability_settings(self) -> dict[str, Any]:
+        """The pragmas durability depends on, as SQLite reports them."""
+        settings = {}
+        for name, query in _DURABILITY_PRAGMAS.items():
+            row = await self.fetchone(query)
+            settings[name] = row[0]
+        return settings
+
+    @contextmanager
+    def read_snapshot(self, chain_id: int) -> Iterator[ChainSnapshot]:
+        """The chain at one instant, read without the write lock: blocks, so call it in a worker thread.
+
+        A read-only connection of its own, opened, used and closed in the calling
+        thread, inside one read transaction: WAL gives it a consistent snapshot
+        while this database's writers (for this chain or any other) go on
+        committing.  Long reads hold back WAL checkpoints, not writes.
+        """
+        if self.path is None:
+            raise SnapshotUnavailableError("an in-memory database cannot be read from a second connection")
+        connection = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, isolation_level=None)
+        try:
+            connection.execute("PRAGMA busy_timeout=5000")
+            connection.execute("BEGIN")
+            try:
+                yield ChainSnapshot(connection, chain_id)
+            finally:
+                connection.execute("COMMIT")
+        finally:
+            connection.close()
+
+    @staticmethod
+    async def sealed_secrets(path: str | Path) -> SealedSecrets | None:
+        """The key check and one sealed secret of the database at ``path``; None if there is no file.
+
+        Read-only: no migration, no pragma that writes. Used before the master key is
+        trusted, so a wrong key is refused with the database untouched.
+        """
+        path = Path(path)
+        if not path.exists():
+            return None
+        uri = f"file:{pathname2url(str(path.resolve()))}?mode=ro"
+        async with aiosqlite.connect(uri, uri=True) as db:
+            rows = await (await db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")).fetchall()
+            tables = {name for (name,) in rows}
+            key_check = None
+            if "key_check" in tables:
+                row = await (await db.execute("SELECT sealed FROM key_check WHERE id = 1")).fetchone()
+                key_check = row[0] if row else None
+            # The oldest secret: a database that once ran under a wrong key may hold newer
+            # wallets sealed under that key, never older ones.
+            queries = (
+                ("wallets", "wallet", "SELECT chain_id, owner, sealed_key FROM wallets ORDER BY created_at LIMIT 1"),
+                (
+                    "validator_keys",
+                    "validator key",
+                    "SELECT chain_id, owner, sealed_key FROM validator_keys ORDER BY created_at LIMIT 1",
+                ),
+                (
+                    "webhooks",
+                    "webhook URL",
+                    "SELECT chain_id, NULL, sealed_url FROM webhooks ORDER BY updated_at LIMIT 1",
+                ),
+            )
+            for table, kind, query in queries:
+                if table in tables:
+                    row = await (await db.execute(query)).fetchone()
+                    if row is not None:
+                        return SealedSecrets(key_check, SealedSample(kind, row[0], row[1], row[2]))
+            return SealedSecrets(key_check, None)

@@ -1,0 +1,135 @@
+"""What the repositories return: plain frozen records, no database handle inside."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chain.consensus.block import Block
+from chain.ledger.accounts import Account
+from chain.ledger.mempool import PendingTransfer
+from chain.params import ChainParams
+from chain.pos.beacon import ConsensusConfig
+from chain.pos.op_pool import PooledOperation
+from chain.pow.header import BlockHeader
+
+
+@dataclass(frozen=True, slots=True)
+class EpochMessage:
+    """Where a server's running epoch is shown: one Discord message, edited as slots pass."""
+
+    chain_id: int
+    channel_id: int
+    message_id: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChain:
+    chain_id: int
+    params: ChainParams
+    blocks: list[Block]
+    accounts: dict[bytes, Account]
+    mempool: list[PendingTransfer]
+    param_changes: list[tuple[int, ChainParams]]
+    proposed_params: ChainParams | None
+    consensus: ConsensusConfig | None = None
+    consensus_changes: list[tuple[int, ConsensusConfig]] = field(default_factory=list)
+    proposed_consensus: ConsensusConfig | None = None
+    operations: list[PooledOperation] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChainHead:
+    """What startup reads of a chain: its current tables and recent end, never every block.
+
+    ``recent`` is (header, hash) of the last ``compute_history_blocks`` blocks before and
+    including the tip (from block 1 on), oldest first; ``snapshot`` the newest beacon-state
+    snapshot as ``(height, blob)``; ``blocks_mined`` how many blocks each miner (or fee
+    recipient) got, genesis left out.
+    """
+
+    chain_id: int
+    params: ChainParams
+    genesis: Block
+    tip_height: int
+    tip_block: Block
+    recent: list[tuple[BlockHeader, bytes]]
+    accounts: dict[bytes, Account]
+    mempool: list[PendingTransfer]
+    param_changes: list[tuple[int, ChainParams]]
+    proposed_params: ChainParams | None
+    consensus: ConsensusConfig | None
+    consensus_changes: list[tuple[int, ConsensusConfig]]
+    proposed_consensus: ConsensusConfig | None
+    operations: list[PooledOperation]
+    snapshot: tuple[int, bytes] | None
+    blocks_mined: dict[bytes, int]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTransaction:
+    chain_id: int
+    txid: bytes
+    height: int
+    position: int
+    sender: bytes | None
+    recipient: bytes
+    amount: int
+    fee: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStakeEntry:
+    """One ``stake_history`` row: an engine event (``chain/events.py``) that concerned a wallet."""
+
+    height: int
+    seq: int
+    kind: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A custodied signing key: whose it is, its public key, and its private key sealed under the master key."""
+
+    owner: str
+    pubkey: bytes
+    sealed_key: bytes
+
+
+# Wallet keys and validator keys are stored alike (``KeyStore``), in tables of their own.
+StoredWallet = StoredKey
+StoredValidatorKey = StoredKey
+
+
+@dataclass(frozen=True, slots=True)
+class SealedSample:
+    """One secret sealed under the master key, with what names it (its associated data)."""
+
+    kind: str
+    """``wallet``, ``validator key`` or ``webhook URL``."""
+    chain_id: int
+    owner: str | None
+    sealed: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SealedSecrets:
+    """What a database holds that only its master key opens, read without changing anything."""
+
+    key_check: bytes | None
+    sample: SealedSample | None
+
+    @property
+    def present(self) -> bool:
+        return self.key_check is not None or self.sample is not None
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyCounters:
+    """Work done for one chain: CPU time of proof-of-work hashing, signatures made and checked."""
+
+    pow_cpu_ns: int = 0
+    pos_sign_ops: int = 0
+    pos_verify_ops: int = 0

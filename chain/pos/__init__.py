@@ -1,0 +1,8 @@
+"""Proof of stake, shaped after consensus-specs phase0: votes and slashing evidence
+(``attestation``), validators (``staking``), rewards, epoch accounting, Casper FFG finality,
+proposer selection, block operations and their pool, fork choice, EIP-3076 slashing protection,
+and the beacon state with its transitions (``beacon``) and bytes (``snapshot``).
+
+Pure: no clock, no randomness, no I/O. May import the vocabulary at ``chain/``'s top and the
+ledger (deposits and withdrawals move points); never proof of work's rules, ``consensus`` or adapters.
+"""

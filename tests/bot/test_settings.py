@@ -1,0 +1,119 @@
+"""Bot settings: documented in .env.example, secrets never shown, master key handling."""
+
+import logging
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from bot.settings import MasterKeyMissingError, Settings, SettingsError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_setting_is_documented_in_env_example():
+    documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert documented == {name.upper() for name in Settings.model_fields}
+
+
+def test_secrets_never_appear_in_repr_or_str():
+    settings = Settings(discord_token="super-secret-token", master_key="ab" * 32, _env_file=None)
+    for text in (repr(settings), str(settings), str(settings.model_dump())):
+        assert "super-secret-token" not in text and "ab" * 32 not in text
+
+
+def test_master_key_is_created_once_with_a_warning(tmp_path, caplog):
+    settings = Settings(master_key_file=tmp_path / "keys" / "master.key", _env_file=None)
+    with caplog.at_level(logging.WARNING):
+        key = settings.load_master_key(lambda n: b"\x07" * n)
+    assert key == b"\x07" * 32
+    path = tmp_path / "keys" / "master.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "created a new one" in caplog.text and key.hex() not in caplog.text
+    assert settings.load_master_key(lambda n: b"\x09" * n) == key  # read back, not recreated
+
+
+def test_master_key_from_settings_wins(tmp_path):
+    settings = Settings(master_key="cd" * 32, master_key_file=tmp_path / "unused.key", _env_file=None)
+    assert settings.load_master_key() == b"\xcd" * 32
+    assert not (tmp_path / "unused.key").exists()
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        ("a0b0ab5c" * 7 + "a0b0ab5", "must be 64 hex digits, got 63"),
+        ("ab" * 31, "must be 64 hex digits, got 62"),
+        ("zz" * 32, "must be 64 hex digits (0-9, a-f)"),
+        ("0x" + "a0b0ab5c" * 8, "without a 0x prefix"),
+    ],
+)
+def test_an_invalid_master_key_is_named_without_its_value(bad, says, monkeypatch):
+    for make in (lambda: Settings(master_key=bad, _env_file=None), lambda: Settings(_env_file=None)):
+        monkeypatch.setenv("MASTER_KEY", bad)
+        with pytest.raises(SettingsError) as caught:
+            make()
+        error = caught.value
+        assert str(error).startswith("MASTER_KEY ") and says in str(error)
+        # Not in the message, nor anywhere a traceback printer or error reporter could find it.
+        for text in (str(error), repr(error), *map(str, error.args)):
+            assert bad not in text and bad[2:18] not in text and "input" not in text
+        assert error.__context__ is None and error.__cause__ is None
+
+
+def test_every_bad_setting_is_named_in_one_line():
+    with pytest.raises(SettingsError) as caught:
+        Settings(master_key="ab" * 31, hashing_workers="many", log_level="LOUD", _env_file=None)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "MASTER_KEY must be 64 hex digits" in message
+    assert "HASHING_WORKERS: Input should be a valid integer" in message and "many" not in message
+    assert "LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR" in message and "LOUD" not in message
+
+
+def test_a_key_with_surrounding_blanks_is_accepted(tmp_path):
+    settings = Settings(master_key=" " + "cd" * 32 + "\n", master_key_file=tmp_path / "unused.key", _env_file=None)
+    assert settings.load_master_key() == b"\xcd" * 32
+
+
+def test_no_new_key_is_made_when_the_database_needs_the_old_one(tmp_path):
+    settings = Settings(master_key_file=tmp_path / "master.key", _env_file=None)
+    with pytest.raises(MasterKeyMissingError) as caught:
+        settings.load_master_key(may_create=False)
+    assert "no master key" in str(caught.value) and str(tmp_path / "master.key") in str(caught.value)
+    assert not (tmp_path / "master.key").exists()
+
+
+def test_a_bad_key_file_is_named_without_its_content(tmp_path):
+    path = tmp_path / "master.key"
+    path.write_text("a0b0ab5c" * 7 + "\n")
+    with pytest.raises(SettingsError) as caught:
+        Settings(master_key_file=path, _env_file=None).load_master_key()
+    assert "must be 64 hex digits, got 56" in str(caught.value) and "a0b0ab5c" not in str(caught.value)
+
+
+def test_the_key_files_new_folder_is_private(tmp_path):
+    settings = Settings(master_key_file=tmp_path / "keys" / "master.key", _env_file=None)
+    settings.load_master_key()
+    assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
+
+
+def test_invalid_values_are_refused():
+    with pytest.raises(SettingsError):
+        Settings(hashing_workers=0, _env_file=None)
+    with pytest.raises(SettingsError):
+        Settings(log_level="LOUD", _env_file=None)
+    with pytest.raises(SettingsError):
+        Settings(watts_per_core=0, _env_file=None)
+
+
+def test_environment_variables_are_read(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "x.sqlite3"))
+    monkeypatch.setenv("HASHING_WORKERS", "3")
+    monkeypatch.setenv("DEV_GUILD_ID", "42")
+    monkeypatch.setenv("WATTS_PER_CORE", "40")
+    settings = Settings(_env_file=None)
+    assert settings.watts_per_core == 40
+    assert settings.database_path == tmp_path / "x.sqlite3"
+    assert settings.hashing_workers == 3 and settings.dev_guild_id == 42
