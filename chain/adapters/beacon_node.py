@@ -43,6 +43,7 @@ from chain.consensus.state import (
     seal_pos_block,
 )
 from chain.errors import (
+    ChainBeforeStakingError,
     ChainError,
     ChaosModeOffError,
     DepositError,
@@ -199,10 +200,7 @@ GENESIS_ALLOCATION_POINTS = 100
 def _require_beacon(state: ChainState) -> BeaconState:
     """The chain's beacon state; a chain without one has no proof-of-stake side to act on."""
     if state.beacon is None:
-        raise NotStakingChainError(
-            "this chain was created before proof of stake existed; an admin can start a new one "
-            "with `/playground reset` (or pick a mode with `/playground config mode`)"
-        )
+        raise ChainBeforeStakingError(state.chain_id)
     return state.beacon
 
 
@@ -439,7 +437,7 @@ class BeaconNode:
             beacon = self._beacon(chain_id)
             index = await self._index_of(chain_id, owner)
             if index is None:
-                raise NoValidatorError("you have no validator on this chain; `/stake deposit` makes one")
+                raise NoValidatorError(chain_id, owner, "withdraw")
             validator = beacon.registry.validators[index]
             if validator.exit_epoch != FAR_FUTURE_EPOCH:
                 raise ValidatorStatusError(f"your validator is already exiting (exit epoch {validator.exit_epoch})")
@@ -481,9 +479,7 @@ class BeaconNode:
         active or not yet: votes start once it is active); without one it is refused, unchanged."""
         self._chain(chain_id)
         if on and await self.signer.find_validator_key(chain_id, owner) is None:
-            raise NoValidatorError(
-                "you have no validator on this chain; `/stake deposit` makes one, then turn auto-attest on"
-            )
+            raise NoValidatorError(chain_id, owner, "auto_attest")
         await self.store.validator_settings.set_auto_attest(chain_id, owner, on)
         self.node.note_activity(chain_id)
         runtime = await self._runtime(chain_id)
@@ -536,11 +532,7 @@ class BeaconNode:
     async def _require_chaos(self, chain_id: int, what: str) -> None:
         """The one place chaos mode is checked: before anything deliberately slashable is signed."""
         if not await self.store.server_settings.get_chaos_mode(chain_id):
-            raise ChaosModeOffError(
-                f"{what} only works in chaos mode, which is off on this server: your signer refuses to sign "
-                "anything slashable (EIP-3076 slashing protection). To demonstrate slashing, an admin can turn "
-                "chaos mode on with `/playground chaos`."
-            )
+            raise ChaosModeOffError(chain_id, what)
 
     async def attest(
         self, chain_id: int, owner: str, *, head_root: bytes | None = None, double_vote: bool = False,
@@ -553,11 +545,11 @@ class BeaconNode:
         now = self.node.now() if now is None else now
         self._chain(chain_id)
         if double_vote:
-            await self._require_chaos(chain_id, "`double_vote`")
+            await self._require_chaos(chain_id, "double_vote")
         runtime = await self._runtime(chain_id)
         index = await self._index_of(chain_id, owner)
         if index is None:
-            raise NoValidatorError("you have no validator on this chain; `/stake deposit` makes one")
+            raise NoValidatorError(chain_id, owner, "attest")
         beacon = self._beacon(chain_id)
         validator = beacon.registry.validators[index]
         if not is_active_validator(validator, beacon.epoch) or validator.slashed:
@@ -811,7 +803,7 @@ class BeaconNode:
 
     async def equivocate(self, chain_id: int, owner: str, now: int) -> Block:
         """Chaos mode: the slot's proposer signs a second, different block for the same slot."""
-        await self._require_chaos(chain_id, "`/stake equivocate`")
+        await self._require_chaos(chain_id, "equivocate")
         async with self._lock(chain_id):
             rt = await self._runtime(chain_id)
             if not rt.candidates or rt.fork_choice is None:
