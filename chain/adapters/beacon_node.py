@@ -33,15 +33,11 @@ from chain.adapters.node import ChainRuntime, Node
 from chain.adapters.signer import ValidatorSigner, measure_signature_costs_ns
 from chain.adapters.storage.records import StoredKey
 from chain.consensus.block import Block
-from chain.consensus.state import (
-    ChainState,
-    build_unsigned_pos_block,
-    compute_attestation_data,
-    compute_pre_block_beacon,
-    process_block,
-    process_block_operations,
-    seal_pos_block,
-)
+from chain.consensus.consensus_block import compute_pre_block_beacon, process_block_operations
+from chain.consensus.duties import compute_attestation_data
+from chain.consensus.state import ChainState
+from chain.consensus.templates import build_unsigned_pos_block, seal_pos_block
+from chain.consensus.transition import process_block
 from chain.errors import (
     ChainError,
     ChaosModeOffError,

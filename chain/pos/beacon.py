@@ -13,7 +13,7 @@ A chain's ``ConsensusConfig`` picks its mode:
 - ``pos``: no proof of work at all: genesis validators propose from slot 1.
 
 The config is committed in the genesis coinbase with the chain parameters
-(``chain.consensus.state.compute_genesis_commitment``), so ``verify`` replays it.
+(``chain.consensus.genesis.compute_genesis_commitment``), so ``verify`` replays it.
 
 ``BeaconState`` is the proof-of-stake part of a chain's state (phase0's
 ``BeaconState`` trimmed to what a server needs): the validator registry (in
