@@ -192,3 +192,25 @@ def test_each_layer_opens_with_a_docstring_that_says_what_it_may_import():
         assert doc, f"{package}/__init__.py has no docstring"
         if package in ("bot", "cogs", "chain", *chain_folders):
             assert "May import" in doc, f"{package}/__init__.py does not say what it may import"
+
+
+# Public function names of chain/ that two modules define on purpose, each with its reason. Empty:
+# every name means one thing (consensus-specs' sense where it has one).
+SHARED_PUBLIC_FUNCTION_NAMES: dict[str, str] = {}
+
+
+def test_each_public_function_name_of_chain_is_defined_once():
+    """Issue 10: a module-level public function name defined in two modules of chain/ means two
+    things (``compute_epoch_at_slot(slot, slots_per_epoch)`` and ``(state, slot)``), and which one a
+    reader gets depends on an import line."""
+    homes: dict[str, list[str]] = {}
+    for path in python_files("chain"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not node.name.startswith("_"):
+                homes.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+    shared = {
+        name: paths for name, paths in homes.items() if len(paths) > 1 and name not in SHARED_PUBLIC_FUNCTION_NAMES
+    }
+    assert not shared, f"public function names defined in more than one module of chain/: {shared}"
+    stale = set(SHARED_PUBLIC_FUNCTION_NAMES) - {name for name, paths in homes.items() if len(paths) > 1}
+    assert not stale, f"listed as shared but defined once (drop them from the list): {stale}"

@@ -9,7 +9,7 @@ from chain.consensus.state import ChainState
 from chain.errors import OperationsError
 from chain.hashing import ZERO_HASH
 from chain.pos.attestation import AttestationData, Checkpoint, SignedAttestation
-from chain.pos.beacon import compute_epoch_at_slot, get_beacon_proposer_index, get_checkpoint_root, process_attestation
+from chain.pos.beacon import get_beacon_proposer_index, get_checkpoint_root, get_epoch_at_slot, process_attestation
 
 
 def get_slot_proposer(state: ChainState, slot: int) -> int:
@@ -34,7 +34,7 @@ def compute_attestation_data(state: ChainState, slot: int, head_root: bytes) -> 
         pre = beacon
     else:
         pre = compute_pre_block_beacon(state, slot, head_root, True)
-    epoch = compute_epoch_at_slot(pre, slot)
+    epoch = get_epoch_at_slot(pre, slot)
     target = Checkpoint(epoch, get_checkpoint_root(pre, epoch))
     return AttestationData(state.chain_id, slot, head_root, pre.finality.current_justified_checkpoint, target)
 
