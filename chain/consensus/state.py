@@ -506,6 +506,8 @@ def compute_difficulty(bits: int, params: ChainParams) -> int:
 
 
 def check_block_body(state: ChainState, block: Block, height: int) -> None:
+    """The body's shape: within the transfer limit, the coinbase at ``height``, no transaction or
+    operation twice, and the merkle root of exactly these leaves."""
     params = state.params
     if len(block.transfers) > params.max_block_transfers:
         raise BlockTooLargeError(
