@@ -34,7 +34,8 @@ from chain.adapters.node import FAUCET_OWNER, FaucetClaim, MiningResult, Node, T
 from chain.adapters.storage import EpochMessage, StoredStakeEntry, StoredTransaction
 from chain.consensus.block import Block
 from chain.consensus.retargets import retarget_history
-from chain.consensus.state import ChainState, compute_difficulty, compute_kept_params, compute_next_bits
+from chain.consensus.rule_changes import compute_kept_params
+from chain.consensus.state import ChainState, compute_difficulty, compute_next_bits
 from chain.consensus.verify import VerifyReport
 from chain.errors import ChainBeforeStakingError, StakingUnavailableError
 from chain.ledger.accounts import Account

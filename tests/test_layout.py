@@ -262,3 +262,25 @@ def test_engine_strings_name_no_discord_command():
         for phrase in discord_phrases(text, commands)
     ]
     assert not found, "Discord wording in the engine (cogs/refusals.py adds it):\n" + "\n".join(found)
+
+
+# Public function names of chain/ that two modules define on purpose, each with its reason. Empty:
+# every name means one thing (consensus-specs' sense where it has one).
+SHARED_PUBLIC_FUNCTION_NAMES: dict[str, str] = {}
+
+
+def test_each_public_function_name_of_chain_is_defined_once():
+    """Issue 10: a module-level public function name defined in two modules of chain/ means two
+    things (``compute_epoch_at_slot(slot, slots_per_epoch)`` and ``(state, slot)``), and which one a
+    reader gets depends on an import line."""
+    homes: dict[str, list[str]] = {}
+    for path in python_files("chain"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not node.name.startswith("_"):
+                homes.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+    shared = {
+        name: paths for name, paths in homes.items() if len(paths) > 1 and name not in SHARED_PUBLIC_FUNCTION_NAMES
+    }
+    assert not shared, f"public function names defined in more than one module of chain/: {shared}"
+    stale = set(SHARED_PUBLIC_FUNCTION_NAMES) - {name for name, paths in homes.items() if len(paths) > 1}
+    assert not stale, f"listed as shared but defined once (drop them from the list): {stale}"

@@ -33,15 +33,11 @@ from chain.adapters.node import ChainRuntime, Node
 from chain.adapters.signer import ValidatorSigner, measure_signature_costs_ns
 from chain.adapters.storage.records import StoredKey
 from chain.consensus.block import Block
-from chain.consensus.state import (
-    ChainState,
-    build_unsigned_pos_block,
-    compute_attestation_data,
-    compute_pre_block_beacon,
-    process_block,
-    process_block_operations,
-    seal_pos_block,
-)
+from chain.consensus.consensus_block import compute_pre_block_beacon, process_block_operations
+from chain.consensus.duties import compute_attestation_data
+from chain.consensus.state import ChainState
+from chain.consensus.templates import build_unsigned_pos_block, seal_pos_block
+from chain.consensus.transition import process_block
 from chain.errors import (
     ChainBeforeStakingError,
     ChainError,
@@ -73,12 +69,12 @@ from chain.pos.beacon import (
     GenesisAllocation,
     GenesisValidator,
     check_slot_has_proposers,
-    compute_epoch_at_slot,
     compute_slot_at_time,
     compute_slot_time,
-    compute_start_slot_at_epoch,
     explain_beacon_proposer,
+    get_epoch_at_slot,
     get_epoch_length,
+    get_start_slot_at_epoch,
 )
 from chain.pos.forkchoice import ForkChoiceStore, SlashingDetector, get_fork_choice_weights
 from chain.pos.op_pool import is_dead_operation
@@ -506,7 +502,7 @@ class BeaconNode:
         if _is_pos(beacon):
             slot = compute_slot_at_time(beacon, self.node.now() if now is None else now)
             if slot > beacon.slot:
-                epoch = compute_epoch_at_slot(
+                epoch = get_epoch_at_slot(
                     compute_pre_block_beacon(runtime.state, slot, runtime.state.tip_hash, True), slot
                 )
         voters = set(beacon.current_attesters) if epoch == beacon.epoch else set()
@@ -640,7 +636,7 @@ class BeaconNode:
             auto_votes, evidence = await self._auto_attest(chain_id, rt, slot, head)
             return SlotOutcome(
                 slot=slot,
-                epoch=compute_epoch_at_slot(compute_pre_block_beacon(state, slot, head, True), slot),
+                epoch=get_epoch_at_slot(compute_pre_block_beacon(state, slot, head, True), slot),
                 settled=settled,
                 orphaned=orphaned,
                 proposer_index=proposer_index,
@@ -766,7 +762,7 @@ class BeaconNode:
         current = _require_beacon(state)
         beacon = compute_pre_block_beacon(state, slot, head, True) if _is_pos(current) else current
         epoch_length = get_epoch_length(beacon, data.target.epoch)
-        slot_in_epoch = slot - compute_start_slot_at_epoch(beacon, data.target.epoch)
+        slot_in_epoch = slot - get_start_slot_at_epoch(beacon, data.target.epoch)
         votes, evidence = 0, []
         for owner in sorted(rt.auto_attest):
             pubkey = await self.signer.find_validator_key(chain_id, owner)
@@ -857,7 +853,7 @@ class BeaconNode:
         if not _is_pos(beacon):
             raise NotStakingChainError("proposers are drawn once the chain has merged; it is still mined")
         pre = compute_pre_block_beacon(state, slot, state.tip_hash, True) if slot > beacon.slot else beacon
-        epoch = compute_epoch_at_slot(pre, slot)
+        epoch = get_epoch_at_slot(pre, slot)
         if epoch != pre.epoch:
             raise SlotError(
                 f"slot {slot} is in epoch {epoch}; draws can be redone here for epoch {beacon.epoch} on "

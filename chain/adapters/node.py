@@ -25,19 +25,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from chain.adapters.hashcore import HashingCore, MiningOutcome, MiningSession, OutcomeKind, Progress
 from chain.adapters.storage import Store, StoredChainHead, StoredTransaction, StoredValidatorKey, StoredWallet
 from chain.consensus.block import Block, BlockTemplate
+from chain.consensus.consensus_block import check_merge_schedule, compute_next_total_difficulty
 from chain.consensus.export import encode_export
-from chain.consensus.state import (
-    BlockEffects,
-    ChainState,
-    build_template,
-    check_merge_schedule,
-    check_params_change,
-    compute_kept_params,
-    compute_next_block_time,
-    compute_next_total_difficulty,
-    make_genesis_block,
-    process_block,
-)
+from chain.consensus.genesis import make_genesis_block
+from chain.consensus.rule_changes import check_params_change, compute_kept_params
+from chain.consensus.state import BlockEffects, ChainState
+from chain.consensus.templates import build_template, compute_next_block_time
+from chain.consensus.transition import process_block
 from chain.consensus.verify import VerifyReport, verify_chain
 from chain.errors import (
     ChainError,
