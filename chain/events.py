@@ -130,6 +130,18 @@ def _decode_value(hint: Any, raw: Any, display: bool) -> Any:
     return raw
 
 
+def _check_codable(hint: Any) -> None:
+    """Refuse a field type the codec above does not check on the way in (a programming error, found
+    by the first encode or decode of the class, so by any test that builds one)."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union, tuple):
+        for inner in typing.get_args(hint):
+            if inner is not type(None):
+                _check_codable(inner)
+    elif hint not in (int, bool, str, bytes):
+        raise TypeError(f"event fields are int, bool, str, bytes, tuples and optionals of them, not {hint!r}")
+
+
 _LAYOUTS: dict[type[Any], tuple[tuple[Field[Any], Any], ...]] = {}
 
 
@@ -138,6 +150,8 @@ def _layout(cls: type[ChainEvent]) -> tuple[tuple[Field[Any], Any], ...]:
     layout = _LAYOUTS.get(cls)
     if layout is None:
         hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            _check_codable(hints[f.name])
         layout = _LAYOUTS[cls] = tuple((f, hints[f.name]) for f in fields(cls))
     return layout
 
@@ -166,7 +180,7 @@ class ChainEvent:
         return json.dumps(self.payload, sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> ChainEvent:
+    def _from_payload(cls, payload: dict[str, Any]) -> ChainEvent:
         """The event ``payload`` stores; raises ``_Misfit`` when it does not fit (``decode_event`` catches)."""
         layout = _layout(cls)
         extra = sorted(set(payload) - {f.name for f, _ in layout})
@@ -438,6 +452,6 @@ def decode_event(kind: str, payload_json: str) -> ChainEvent:
     if cls is None:
         return UnknownEvent(kind, payload, "a kind this version does not know")
     try:
-        return cls.from_payload(payload)
+        return cls._from_payload(payload)
     except _Misfit as exc:
         return UnknownEvent(kind, payload, f"the payload does not fit {cls.__name__}: {exc}")

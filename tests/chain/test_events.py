@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import ClassVar
 
 import pytest
 
@@ -30,6 +31,7 @@ from chain.events import (
     VALIDATOR_SLASHED,
     VALIDATOR_WITHDRAWABLE,
     BlockMined,
+    ChainEvent,
     ParamsChanged,
     StakeWithdrawn,
     UnknownEvent,
@@ -231,3 +233,15 @@ def test_keys_older_renderers_defaulted_may_be_missing():
     event = decode_event(STAKE_WITHDRAWN, '{"address":"03f1ab9d","points":2,"validator_index":0}')
     assert event == StakeWithdrawn(validator_index=0, address=bytes.fromhex("03f1ab9d"), points=2)
     assert (event.dust_burned_units, event.full) == (0, False)
+
+
+def test_a_field_type_the_codec_cannot_check_is_refused_at_once():
+    """A float (or any type the decoder would pass through unchecked) fails the first encode, so
+    the golden and round-trip tests catch it before a row is ever written."""
+    @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+    class Comet(ChainEvent):
+        kind: ClassVar[str] = "comet"
+        brightness: float
+
+    with pytest.raises(TypeError, match="float"):
+        Comet(brightness=1.5).payload_json()
