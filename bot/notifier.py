@@ -30,7 +30,7 @@ import discord
 
 from bot.storage import OutboxEvent, OutboxRepository, StoredWebhook, WebhookRepository
 from chain.adapters.storage import Store
-from chain.events import BLOCK_MINED, REWARD_PAID
+from chain.events import BlockMined, RewardPaid, UnknownEvent
 from chain.keys import open_bytes, seal_bytes, webhook_url_aad
 from cogs.embeds import GREY, event_embed
 from cogs.services import WEBHOOK_NAME
@@ -79,7 +79,7 @@ class WebhookStatus:
 def is_announced(event: OutboxEvent) -> bool:
     """Whether the webhook posts this event (a proof-of-stake block and its fees are posted by the
     slot driver instead, as the message members press Attest on)."""
-    return not (event.kind in (BLOCK_MINED, REWARD_PAID) and event.payload.get("proof_of_stake"))
+    return not (isinstance(event.event, (BlockMined, RewardPaid)) and event.event.proof_of_stake)
 
 
 def _header_seconds(headers: Mapping[str, str], *names: str) -> float | None:
@@ -355,8 +355,10 @@ class WebhookNotifier:
                 return
 
     def _embed(self, event: OutboxEvent, names: Mapping[bytes, str]) -> discord.Embed:
+        if isinstance(event.event, UnknownEvent):
+            log.warning("event %d (%s) is posted plainly: %s", event.id, event.kind, event.event.reason)
         try:
-            return event_embed(event.kind, event.payload, names)
+            return event_embed(event.event, names)
         except (KeyError, TypeError, ValueError):
             # A malformed event must not hold back every event after it.
             log.exception("event %d (%s) could not be rendered; posting it plainly", event.id, event.kind)

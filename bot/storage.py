@@ -8,21 +8,26 @@ them (``chain.adapters.storage.outbox.OutboxWriter``); this module reads and mar
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from chain.adapters.storage import Database
+from chain.events import ChainEvent, decode_event
 
 
 @dataclass(frozen=True, slots=True)
 class OutboxEvent:
     id: int
     chain_id: int
-    kind: str
-    payload: dict[str, Any]
+    # The row's kind and payload, typed (chain.events.decode_event): an UnknownEvent when this
+    # version cannot read them, so one odd row never stops the rows after it.
+    event: ChainEvent
     created_at: int
+
+    @property
+    def kind(self) -> str:
+        return self.event.kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +71,7 @@ class OutboxRepository:
                 f"SELECT {_EVENT_COLUMNS} FROM outbox WHERE delivered_at IS NULL AND chain_id = ? ORDER BY id LIMIT ?",
                 (chain_id, limit),
             )
-        return [OutboxEvent(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+        return [OutboxEvent(r[0], r[1], decode_event(r[2], r[3]), r[4]) for r in rows]
 
     async def mark_delivered(self, event_ids: Iterable[int], now: int) -> None:
         async with self._db.transaction() as tx:
@@ -91,7 +96,7 @@ class OutboxRepository:
         rows = await self._db.fetchall(
             f"SELECT {_EVENT_COLUMNS} FROM outbox WHERE chain_id = ? ORDER BY id", (chain_id,)
         )
-        return [OutboxEvent(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+        return [OutboxEvent(r[0], r[1], decode_event(r[2], r[3]), r[4]) for r in rows]
 
     async def backlog(self) -> dict[int, int]:
         """Undelivered events per chain."""

@@ -24,7 +24,7 @@ from chain.consensus.export import import_chain, import_consensus, import_consen
 from chain.consensus.state import compute_difficulty
 from chain.consensus.verify import verify_chain
 from chain.errors import ChainError, EncodingError
-from chain.events import DIFFICULTY_CHANGED
+from chain.events import DifficultyChanged
 from chain.hashing import hash_from_display, hash_to_display
 from chain.keys import MASTER_KEY_SIZE_BYTES
 from chain.params import PLAYGROUND
@@ -159,8 +159,8 @@ async def cmd_mine(args: argparse.Namespace) -> int:
                 f"({rate:,} H/s)  reward {format_points(result.block.coinbase.amount)} to {args.miner}"
             )
             for event in result.effects.events:
-                if event.kind == DIFFICULTY_CHANGED:
-                    out(f"  retarget: {event.payload['sentence']}")
+                if isinstance(event, DifficultyChanged):
+                    out(f"  retarget: {event.sentence}")
         await node.store.close()
     finally:
         await core.close()

@@ -7,7 +7,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from chain.errors import FaucetCooldownError
-from chain.events import STAKE_DEPOSITED, STAKE_WITHDRAWN
+from chain.events import StakeDeposited, StakeWithdrawn, ValidatorSlashed
 from chain.hashing import hash_to_display
 from chain.playground import Playground, StoredStakeEntry
 from cogs.embeds import BLUE, GOLD, GREEN, counted, name_of, points, stake_points
@@ -23,18 +23,20 @@ MAX_FEE_POINTS = 1_000_000
 
 def describe_stake_entry(entry: StoredStakeEntry) -> str:
     """One staking line of /wallet history, from the engine event that recorded it."""
-    payload = entry.payload
-    index = payload["validator_index"]
-    if entry.kind == STAKE_DEPOSITED:
-        if payload.get("top_up"):
-            return f"−{points(payload['amount'])} staked: added to validator #{index}"
-        return f"−{points(payload['amount'])} staked: new validator #{index}"
-    if entry.kind == STAKE_WITHDRAWN:
-        if payload.get("full"):
-            return f"+{points(payload['points'])} stake returned by validator #{index}"
-        return f"+{points(payload['points'])} paid back from above validator #{index}'s stake cap"
-    offence = payload.get("offence") or "a slashing rule"
-    return f"⚔️ validator #{index} slashed ({offence}): −{stake_points(payload['penalty_units'])} of its stake"
+    match entry.event:
+        case StakeDeposited(validator_index=index, amount=amount, top_up=True):
+            return f"−{points(amount)} staked: added to validator #{index}"
+        case StakeDeposited(validator_index=index, amount=amount):
+            return f"−{points(amount)} staked: new validator #{index}"
+        case StakeWithdrawn(validator_index=index, points=paid, full=True):
+            return f"+{points(paid)} stake returned by validator #{index}"
+        case StakeWithdrawn(validator_index=index, points=paid):
+            return f"+{points(paid)} paid back from above validator #{index}'s stake cap"
+        case ValidatorSlashed(validator_index=index, offence=offence, penalty_units=penalty):
+            offence = offence or "a slashing rule"
+            return f"⚔️ validator #{index} slashed ({offence}): −{stake_points(penalty)} of its stake"
+    # A row this version cannot read (chain.events.UnknownEvent): say what it was, not nothing.
+    return f"{entry.event.kind.replace('_', ' ')} (not readable by this version)"
 
 
 # On the group: Discord ignores guild_only on subcommands, so only this keeps it out of DMs.

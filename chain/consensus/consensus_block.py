@@ -186,8 +186,8 @@ def process_consensus_block(
     consensus_change = process_merge_schedule(state, block, height, proposed_consensus, post.total_difficulty)
     if consensus_change is not None:
         post = replace(post, config=consensus_change)
-    extra = {"slot": slot, "proposer_index": proposer_index, "proof_of_stake": True} if is_pos else None
-    events = compute_block_events(state, block, block_hash, subsidy, fees, changes, extra)
+    sealed_by = (slot, proposer_index) if is_pos else None
+    events = compute_block_events(state, block, block_hash, subsidy, fees, changes, sealed_by)
     events += post.events
     events += compute_rule_change_events(height, params, params_change, consensus_change, post.total_difficulty)
     return BlockEffects(

@@ -30,13 +30,13 @@ from chain.errors import (
     TimeTooOldError,
 )
 from chain.events import (
-    BLOCK_MINED,
-    DIFFICULTY_CHANGED,
-    MERGE_SCHEDULED,
-    MILESTONE_REACHED,
-    PARAMS_CHANGED,
-    REWARD_PAID,
+    BlockMined,
     ChainEvent,
+    DifficultyChanged,
+    MergeScheduled,
+    MilestoneReached,
+    ParamsChanged,
+    RewardPaid,
     compute_crossed_milestone,
 )
 from chain.hashing import hash_to_display
@@ -388,8 +388,8 @@ def process_params_commitment(
     return proposed
 
 
-def describe_params_change(old: ChainParams, new: ChainParams) -> dict[str, list[int]]:
-    return {name: [getattr(old, name), getattr(new, name)] for name in sorted(CHANGEABLE_PARAMS)
+def describe_params_change(old: ChainParams, new: ChainParams) -> dict[str, tuple[int, int]]:
+    return {name: (getattr(old, name), getattr(new, name)) for name in sorted(CHANGEABLE_PARAMS)
             if getattr(old, name) != getattr(new, name)}
 
 
@@ -400,30 +400,20 @@ def compute_block_events(
     subsidy: int,
     fees: int,
     changes: dict[bytes, Account],
-    extra: Mapping[str, object] | None = None,
+    sealed_by: tuple[int, int | None] | None = None,
 ) -> tuple[ChainEvent, ...]:
-    """Block, reward, retarget (proof of work only) and milestone events; ``extra`` joins the first."""
+    """Block, reward, retarget (proof of work only) and milestone events; ``sealed_by`` is a
+    proof-of-stake block's ``(slot, proposer index)``."""
     height = state.height + 1
-    miner = block.coinbase.miner.hex()
+    miner = block.coinbase.miner
+    slot, proposer_index = sealed_by if sealed_by is not None else (None, None)
     events: list[ChainEvent] = [
-        ChainEvent(
-            BLOCK_MINED,
-            {
-                "height": height,
-                "hash": hash_to_display(block_hash),
-                "miner": miner,
-                "reward": block.coinbase.amount,
-                "transfers": len(block.transfers),
-                "time": block.header.time,
-                "bits": block.header.bits,
-                **(extra or {}),
-            },
+        BlockMined(
+            height=height, hash=block_hash, miner=miner, reward=block.coinbase.amount,
+            transfers=len(block.transfers), time=block.header.time, bits=block.header.bits,
+            slot=slot, proposer_index=proposer_index, proof_of_stake=sealed_by is not None,
         ),
-        ChainEvent(
-            REWARD_PAID,
-            {"height": height, "miner": miner, "subsidy": subsidy, "fees": fees,
-             **({"proof_of_stake": True} if block.seal is not None else {})},
-        ),
+        RewardPaid(height=height, miner=miner, subsidy=subsidy, fees=fees, proof_of_stake=block.seal is not None),
     ]
     if block.seal is None:
         events += compute_retarget_events(state, height)
@@ -437,16 +427,13 @@ def compute_retarget_events(state: ChainState, height: int) -> tuple[ChainEvent,
     if explanation is None or explanation.new_bits == explanation.old_bits:
         return ()
     return (
-        ChainEvent(
-            DIFFICULTY_CHANGED,
-            {
-                "height": height,
-                "old_bits": explanation.old_bits,
-                "new_bits": explanation.new_bits,
-                "actual_timespan_s": explanation.actual_timespan_s,
-                "target_timespan_s": explanation.target_timespan_s,
-                "sentence": explanation.sentence(),
-            },
+        DifficultyChanged(
+            height=height,
+            old_bits=explanation.old_bits,
+            new_bits=explanation.new_bits,
+            actual_timespan_s=explanation.actual_timespan_s,
+            target_timespan_s=explanation.target_timespan_s,
+            sentence=explanation.sentence(),
         ),
     )
 
@@ -456,16 +443,13 @@ def compute_milestone_events(
 ) -> tuple[ChainEvent, ...]:
     """MILESTONE_REACHED for each account whose balance crossed a milestone: before (the ledger)
     against after (``changes``)."""
-    events = []
+    events: list[ChainEvent] = []
     for account, after in changes.items():
         before = state.ledger.get(account, Account()).balance
         milestone = compute_crossed_milestone(before, after.balance)
         if milestone is not None:
             events.append(
-                ChainEvent(
-                    MILESTONE_REACHED,
-                    {"height": height, "account": account.hex(), "milestone": milestone, "balance": after.balance},
-                )
+                MilestoneReached(height=height, account=account, milestone=milestone, balance=after.balance)
             )
     return tuple(events)
 
@@ -480,14 +464,13 @@ def compute_rule_change_events(
     """The rule changes block ``height`` commits to: new parameters, or a Merge schedule."""
     events: tuple[ChainEvent, ...] = ()
     if params_change is not None:
-        events += (ChainEvent(PARAMS_CHANGED, {"height": height, **describe_params_change(params, params_change)}),)
+        events += (ParamsChanged(height=height, **describe_params_change(params, params_change)),)
     if consensus_change is not None:
         events += (
-            ChainEvent(
-                MERGE_SCHEDULED,
-                {"height": height, "merge_at_height": consensus_change.merge_at_height,
-                 "merge_at_total_difficulty": consensus_change.merge_at_total_difficulty,
-                 "total_difficulty": total_difficulty},
+            MergeScheduled(
+                height=height, merge_at_height=consensus_change.merge_at_height,
+                merge_at_total_difficulty=consensus_change.merge_at_total_difficulty,
+                total_difficulty=total_difficulty,
             ),
         )
     return events

@@ -57,20 +57,21 @@ from chain.errors import (
     WrongChainError,
 )
 from chain.events import (
-    CHECKPOINT_FINALIZED,
-    CHECKPOINT_JUSTIFIED,
-    EPOCH_REWARDS,
-    INACTIVITY_LEAK_ENDED,
-    INACTIVITY_LEAK_STARTED,
-    MERGE_DELAYED,
-    STAKE_DEPOSITED,
-    STAKE_WITHDRAWN,
-    THE_MERGE,
-    VALIDATOR_ACTIVATED,
-    VALIDATOR_EXITED,
-    VALIDATOR_SLASHED,
-    VALIDATOR_WITHDRAWABLE,
     ChainEvent,
+    CheckpointFinalized,
+    CheckpointJustified,
+    EpochRewards,
+    InactivityLeakEnded,
+    InactivityLeakStarted,
+    MergeDelayed,
+    SlashedVotes,
+    StakeDeposited,
+    StakeWithdrawn,
+    TheMerge,
+    ValidatorActivated,
+    ValidatorExited,
+    ValidatorSlashed,
+    ValidatorWithdrawable,
 )
 from chain.hashing import hash_to_display
 from chain.keys import PUBLIC_KEY_SIZE_BYTES, is_valid_public_key
@@ -665,44 +666,39 @@ def compute_epoch_events(pre: BeaconState, post: BeaconState, report: EpochRepor
     events: list[ChainEvent] = []
     if report is not None and any(is_active_validator(v, epoch) for v in pre.registry.validators):
         events.append(
-            ChainEvent(
-                EPOCH_REWARDS,
-                {
-                    "epoch": epoch,
-                    "minted_units": report.rewards.minted,
-                    "burned_units": report.rewards.burned,
-                    "attesting_units": report.current_epoch_target_balance,
-                    "active_units": report.total_active_balance,
-                    "in_inactivity_leak": report.rewards.in_inactivity_leak,
-                    "finality_delay": report.finality_delay,
-                },
+            EpochRewards(
+                epoch=epoch,
+                minted_units=report.rewards.minted,
+                burned_units=report.rewards.burned,
+                attesting_units=report.current_epoch_target_balance,
+                active_units=report.total_active_balance,
+                in_inactivity_leak=report.rewards.in_inactivity_leak,
+                finality_delay=report.finality_delay,
             )
         )
     old, new = pre.finality, post.finality
     if new.current_justified_checkpoint != old.current_justified_checkpoint:
         checkpoint = new.current_justified_checkpoint
-        events.append(
-            ChainEvent(CHECKPOINT_JUSTIFIED, {"epoch": checkpoint.epoch, "root": hash_to_display(checkpoint.root)})
-        )
+        events.append(CheckpointJustified(epoch=checkpoint.epoch, root=checkpoint.root))
     if new.finalized_checkpoint != old.finalized_checkpoint:
         checkpoint = new.finalized_checkpoint
-        events.append(
-            ChainEvent(CHECKPOINT_FINALIZED, {"epoch": checkpoint.epoch, "root": hash_to_display(checkpoint.root)})
-        )
+        events.append(CheckpointFinalized(epoch=checkpoint.epoch, root=checkpoint.root))
     if post.in_leak and not pre.in_leak:
         delay = report.finality_delay if report is not None else 0
-        events.append(ChainEvent(INACTIVITY_LEAK_STARTED, {"epoch": epoch, "finality_delay": delay}))
+        events.append(InactivityLeakStarted(epoch=epoch, finality_delay=delay))
     elif pre.in_leak and not post.in_leak:
-        events.append(ChainEvent(INACTIVITY_LEAK_ENDED, {"epoch": epoch}))
+        events.append(InactivityLeakEnded(epoch=epoch))
     next_epoch = post.epoch
     for index, validator in enumerate(post.registry.validators):
-        who = {"validator_index": index, "pubkey": validator.pubkey.hex(), "epoch": next_epoch}
         if validator.activation_epoch == next_epoch:
-            events.append(ChainEvent(VALIDATOR_ACTIVATED, who))
+            events.append(ValidatorActivated(validator_index=index, pubkey=validator.pubkey, epoch=next_epoch))
         if validator.exit_epoch == next_epoch:
-            events.append(ChainEvent(VALIDATOR_EXITED, {**who, "slashed": validator.slashed}))
+            events.append(
+                ValidatorExited(validator_index=index, pubkey=validator.pubkey, epoch=next_epoch,
+                                slashed=validator.slashed)
+            )
         if validator.withdrawable_epoch == next_epoch:
-            events.append(ChainEvent(VALIDATOR_WITHDRAWABLE, who))
+            events.append(ValidatorWithdrawable(validator_index=index, pubkey=validator.pubkey, epoch=next_epoch))
     return tuple(events)
 
 
@@ -792,15 +788,12 @@ def is_merge_delayed(state: BeaconState, height: int, previous_total_difficulty:
 
 def process_merge_delay(state: BeaconState, height: int) -> BeaconState:
     """Announce that the Merge waits for a validator (``is_merge_delayed``)."""
-    event = ChainEvent(
-        MERGE_DELAYED,
-        {
-            "height": height,
-            "merge_at_height": state.config.merge_at_height,
-            "merge_at_total_difficulty": state.config.merge_at_total_difficulty,
-            "total_difficulty": state.total_difficulty,
-            "pending_validators": sum(1 for v in state.registry.validators if v.activation_epoch > state.epoch),
-        },
+    event = MergeDelayed(
+        height=height,
+        merge_at_height=state.config.merge_at_height,
+        merge_at_total_difficulty=state.config.merge_at_total_difficulty,
+        total_difficulty=state.total_difficulty,
+        pending_validators=sum(1 for v in state.registry.validators if v.activation_epoch > state.epoch),
     )
     return _append_events(state, event)
 
@@ -840,20 +833,17 @@ def process_merge(state: BeaconState, first_pos_height: int) -> BeaconState:
         current_justified_checkpoint=checkpoint,
         finalized_checkpoint=checkpoint,
     )
-    event = ChainEvent(
-        THE_MERGE,
-        {
-            "height": first_pos_height,
-            "terminal_height": terminal.height,
-            "terminal_hash": hash_to_display(terminal.root),
-            "total_difficulty": terminal.total_difficulty,
-            # Active in the first proof-of-stake epoch: the ones who propose from now on (at the terminal
-            # block's epoch they may still be pending, which read "Validators: 0" next to "#0 is active").
-            "validators": sum(
-                1 for v in state.registry.validators
-                if is_active_validator(v, state.merge_epoch if state.merge_epoch is not None else state.epoch)
-            ),
-        },
+    event = TheMerge(
+        height=first_pos_height,
+        terminal_height=terminal.height,
+        terminal_hash=terminal.root,
+        total_difficulty=terminal.total_difficulty,
+        # Active in the first proof-of-stake epoch: the ones who propose from now on (at the terminal
+        # block's epoch they may still be pending, which read "Validators: 0" next to "#0 is active").
+        validators=sum(
+            1 for v in state.registry.validators
+            if is_active_validator(v, state.merge_epoch if state.merge_epoch is not None else state.epoch)
+        ),
     )
     return replace(state, finality=finality, merged=True, events=state.events + (event,))
 
@@ -913,16 +903,13 @@ def compute_deposit_event(pre: BeaconState, post: BeaconState, deposit: Deposit)
     and after (a new validator is the last one)."""
     known = pre.registry.index_of(deposit.validator)
     index = known if known is not None else len(post.registry.validators) - 1
-    return ChainEvent(
-        STAKE_DEPOSITED,
-        {
-            "validator_index": index,
-            "pubkey": deposit.validator.hex(),
-            "wallet": deposit.wallet.hex(),
-            "amount": deposit.amount,
-            "top_up": known is not None,
-            "activation_epoch": post.registry.validators[index].activation_epoch,
-        },
+    return StakeDeposited(
+        validator_index=index,
+        pubkey=deposit.validator,
+        wallet=deposit.wallet,
+        amount=deposit.amount,
+        top_up=known is not None,
+        activation_epoch=post.registry.validators[index].activation_epoch,
     )
 
 
@@ -1047,21 +1034,14 @@ def pay_withdrawal(state: BeaconState, withdrawal: Withdrawal) -> tuple[BeaconSt
 def compute_withdrawal_events(pre: BeaconState, withdrawals: tuple[Withdrawal, ...]) -> tuple[ChainEvent, ...]:
     """A STAKE_WITHDRAWN event per withdrawal paid from ``pre`` (each validator is swept at most
     once a block, so ``pre`` says whether it was a full withdrawal and the amount is the withdrawal's)."""
-    events = []
+    events: list[ChainEvent] = []
     for withdrawal in withdrawals:
         index = withdrawal.validator_index
         points, dust = units_to_points(withdrawal.amount)
         full = is_fully_withdrawable_validator(pre.registry.validators[index], pre.registry.balances[index], pre.epoch)
         events.append(
-            ChainEvent(
-                STAKE_WITHDRAWN,
-                {
-                    "validator_index": index,
-                    "address": withdrawal.address.hex(),
-                    "points": points,
-                    "dust_burned_units": dust,
-                    "full": full,
-                },
+            StakeWithdrawn(
+                validator_index=index, address=withdrawal.address, points=points, dust_burned_units=dust, full=full
             )
         )
     return tuple(events)
@@ -1140,8 +1120,18 @@ def get_attesting_index(state: BeaconState, attestation: SignedAttestation) -> i
     return index
 
 
+@dataclass(frozen=True, slots=True)
+class SlashingDetail:
+    """What a slashing announcement says of the evidence: the offence in words, and the slot of a
+    double proposal or the ``(source, target)`` epochs of the two votes."""
+
+    description: str
+    slot: int | None = None
+    votes: SlashedVotes | None = None
+
+
 def _slash(
-    state: BeaconState, pubkey: bytes, proposer_index: int | None, offence: str, detail: dict[str, Any]
+    state: BeaconState, pubkey: bytes, proposer_index: int | None, offence: str, detail: SlashingDetail
 ) -> BeaconState:
     index = state.registry.index_of(pubkey)
     if index is None:
@@ -1157,25 +1147,24 @@ def _slash(
 
 
 def compute_slashing_event(
-    pre: BeaconState, post: BeaconState, outcome: SlashingPenalty, offence: str, detail: dict[str, Any]
+    pre: BeaconState, post: BeaconState, outcome: SlashingPenalty, offence: str, detail: SlashingDetail
 ) -> ChainEvent:
     """VALIDATOR_SLASHED: who (from ``pre``), what it cost (``outcome``) and when its stake unlocks (``post``)."""
     index = outcome.slashed_index
-    return ChainEvent(
-        VALIDATOR_SLASHED,
-        {
-            "validator_index": index,
-            "pubkey": pre.registry.validators[index].pubkey.hex(),
-            # The wallet its stake is paid back to: whose history shows the penalty.
-            "wallet": pre.withdrawal_addresses[index].hex(),
-            "offence": offence,
-            **detail,
-            "penalty_units": outcome.penalty,
-            "whistleblower_reward_units": outcome.whistleblower_reward,
-            "proposer_index": outcome.proposer_index,
-            "burned_units": outcome.burned,
-            "withdrawable_epoch": post.registry.validators[index].withdrawable_epoch,
-        },
+    return ValidatorSlashed(
+        validator_index=index,
+        pubkey=pre.registry.validators[index].pubkey,
+        # The wallet its stake is paid back to: whose history shows the penalty.
+        wallet=pre.withdrawal_addresses[index],
+        offence=offence,
+        description=detail.description,
+        slot=detail.slot,
+        votes=detail.votes,
+        penalty_units=outcome.penalty,
+        whistleblower_reward_units=outcome.whistleblower_reward,
+        proposer_index=outcome.proposer_index,
+        burned_units=outcome.burned,
+        withdrawable_epoch=post.registry.validators[index].withdrawable_epoch,
     )
 
 
@@ -1184,10 +1173,9 @@ def process_attester_slashing(
 ) -> BeaconState:
     verdict = check_attester_slashing(evidence, chain_id)
     d1, d2 = evidence.attestation_1.data, evidence.attestation_2.data
-    detail = {
-        "description": verdict.description,
-        "votes": [[d1.source.epoch, d1.target.epoch], [d2.source.epoch, d2.target.epoch]],
-    }
+    detail = SlashingDetail(
+        verdict.description, votes=((d1.source.epoch, d1.target.epoch), (d2.source.epoch, d2.target.epoch))
+    )
     return _slash(state, verdict.validator, proposer_index, verdict.offence.value, detail)
 
 
@@ -1195,7 +1183,7 @@ def process_proposer_slashing(
     state: BeaconState, evidence: ProposerSlashing, chain_id: int, proposer_index: int | None
 ) -> BeaconState:
     verdict = check_proposer_slashing(evidence, chain_id)
-    detail = {"description": verdict.description, "slot": evidence.signed_header_1.header.slot}
+    detail = SlashingDetail(verdict.description, slot=evidence.signed_header_1.header.slot)
     return _slash(state, verdict.validator, proposer_index, verdict.offence.value, detail)
 
 

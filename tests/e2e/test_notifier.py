@@ -38,7 +38,7 @@ def announced(sb, channel) -> list[str]:
 async def expected_titles(p, guild) -> list[str]:
     """What the outbox holds for this server, as the titles its embeds carry, in outbox order."""
     events = await OutboxRepository(p.bot.store.db).all_events(guild.id)
-    return [event_embed(e.kind, e.payload, {}).title for e in events]
+    return [event_embed(e.event, {}).title for e in events]
 
 
 async def eventually(check, timeout: float = 10.0, what: str = "condition"):
@@ -89,6 +89,29 @@ async def test_a_refused_batch_is_split_and_every_event_still_arrives_once(playg
     # Setup's confirmation, the refused batch, then each event on its own.
     assert [r.status for r in posts_to(sb, webhook)] == [200, 400] + [200] * len(expected)
     assert refused.hit_count == 1 and p.bot.notifier.refused_events == 0
+
+
+async def test_rows_this_version_cannot_read_are_posted_plainly_and_the_rest_flow(playground):
+    """An outbox row of an unknown kind, with a payload that does not fit its kind, or with text
+    that is not JSON (a newer version's, a hand-edited database) is posted as its kind and fields,
+    and the events after it still arrive: the notifier never chokes on a stored row."""
+    p, w, sb = playground, playground.world, playground.sb
+    await set_up_webhook(p)
+    async with p.bot.store.db.transaction() as tx:
+        await tx.executemany(
+            "INSERT INTO outbox (chain_id, kind, payload, created_at) VALUES (?, ?, ?, 0)",
+            [(w.genesis.id, "comet_sighted", '{"height":3,"tail":"long"}'),
+             (w.genesis.id, "stake_withdrawn", '{"points":"many"}'),
+             (w.genesis.id, "block_mined", "{not json")],
+        )
+
+    await mine_block(p, w.alice)
+    await eventually(lambda: backlog_is_empty(p), 15, "delivery")
+    feed = [e for m in sb.webhook_feed(w.blocks) for e in m.embeds]
+    assert [e.get("title") for e in feed[:5]] == [
+        "Comet sighted", "Stake withdrawn", "Block mined", "⛏️ Block 1 mined", "💰 Reward for block 1"
+    ]
+    assert feed[0]["description"] == "height: 3\ntail: long" and feed[1]["description"] == "points: many"
 
 
 async def test_an_event_refused_even_plainly_is_given_up_and_the_rest_flow(playground):

@@ -4,7 +4,7 @@ Every SQL statement of ``chain/`` lives in this package (the bot's own tables ar
 ``bot/storage.py``); statements use bound parameters only.
 """
 
-from chain.adapters.storage.blocks import STAKE_HISTORY_WALLET_KEYS
+from chain.adapters.storage.blocks import stake_history_wallet
 from chain.adapters.storage.database import Database, Reader, Transaction
 from chain.adapters.storage.migrations import MIGRATIONS
 from chain.adapters.storage.protection import decode_protection_record, encode_protection_record
@@ -25,8 +25,8 @@ from chain.adapters.storage.records import (
 from chain.adapters.storage.store import Store
 
 __all__ = [
-    "HANDOFF_S", "MIGRATIONS", "READ_BATCH_ROWS", "STAKE_HISTORY_WALLET_KEYS", "ChainSnapshot", "Database",
+    "HANDOFF_S", "MIGRATIONS", "READ_BATCH_ROWS", "ChainSnapshot", "Database",
     "EnergyCounters", "EpochMessage", "Reader", "SealedSample", "SealedSecrets", "Store", "StoredChain",
     "StoredChainHead", "StoredKey", "StoredStakeEntry", "StoredTransaction", "StoredValidatorKey", "StoredWallet",
-    "Transaction", "decode_protection_record", "encode_protection_record",
+    "Transaction", "decode_protection_record", "encode_protection_record", "stake_history_wallet",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -11,12 +10,20 @@ from chain.adapters.storage.records import StoredStakeEntry, StoredTransaction
 from chain.consensus.block import Block
 from chain.consensus.state import BlockEffects
 from chain.errors import BlockNotFoundError, ChainNotFoundError, EncodingError, StaleBlockError
-from chain.events import STAKE_DEPOSITED, STAKE_WITHDRAWN, VALIDATOR_SLASHED
+from chain.events import ChainEvent, StakeDeposited, StakeWithdrawn, ValidatorSlashed, decode_event
 from chain.ledger.accounts import Account
 from chain.pow.header import HEADER_SIZE_BYTES, BlockHeader
 
-# Event kinds recorded in ``stake_history``, with the payload key naming the wallet concerned.
-STAKE_HISTORY_WALLET_KEYS = {STAKE_DEPOSITED: "wallet", STAKE_WITHDRAWN: "address", VALIDATOR_SLASHED: "wallet"}
+
+def stake_history_wallet(event: ChainEvent) -> bytes | None:
+    """The wallet a ``stake_history`` row of ``event`` belongs to; None for an event not recorded there."""
+    match event:
+        case StakeDeposited(wallet=wallet) | ValidatorSlashed(wallet=wallet):
+            return wallet
+        case StakeWithdrawn(address=address):
+            return address
+    return None
+
 
 # Bound parameters per statement, well under SQLite's smallest default limit (999).
 _MAX_BOUND_PARAMETERS = 500
@@ -99,10 +106,9 @@ class BlockRepository:
         await tx.executemany(
             "INSERT INTO stake_history (chain_id, height, seq, wallet, kind, payload) VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (chain_id, height, seq, bytes.fromhex(e.payload[STAKE_HISTORY_WALLET_KEYS[e.kind]]),
-                 e.kind, e.payload_json())
+                (chain_id, height, seq, wallet, e.kind, e.payload_json())
                 for seq, e in enumerate(effects.events)
-                if e.kind in STAKE_HISTORY_WALLET_KEYS
+                if (wallet := stake_history_wallet(e)) is not None
             ],
         )
 
@@ -288,4 +294,4 @@ class BlockRepository:
             "ORDER BY height DESC, seq DESC LIMIT ?",
             (chain_id, wallet, limit),
         )
-        return [StoredStakeEntry(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+        return [StoredStakeEntry(r[0], r[1], decode_event(r[2], r[3])) for r in rows]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from chain.consensus.block import Block
+from chain.events import ChainEvent
 from chain.ledger.accounts import Account
 from chain.ledger.mempool import PendingTransfer
 from chain.params import ChainParams
@@ -85,8 +85,8 @@ class StoredStakeEntry:
 
     height: int
     seq: int
-    kind: str
-    payload: dict[str, Any]
+    # A StakeDeposited, StakeWithdrawn or ValidatorSlashed; an UnknownEvent for a row this version cannot read.
+    event: ChainEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,9 +193,10 @@ async def test_chaos_double_vote_is_detected_included_and_slashed(world):
     [slashed] = await events_of(node, VALIDATOR_SLASHED)
     # Bellatrix's quotient 32, and phase0's whistleblower reward of 1/512 to the including proposer.
     penalty, reward = bob_before.effective_balance_units // 32, bob_before.effective_balance_units // 512
-    assert slashed.payload["validator_index"] == bob.index and slashed.payload["offence"]
-    assert (slashed.payload["penalty_units"], slashed.payload["whistleblower_reward_units"]) == (penalty, reward)
-    assert slashed.payload["burned_units"] == penalty - reward
+    slashed = slashed.event
+    assert slashed.validator_index == bob.index and slashed.offence
+    assert (slashed.penalty_units, slashed.whistleblower_reward_units) == (penalty, reward)
+    assert slashed.burned_units == penalty - reward
     # At most an epoch of rewards moves the balance besides the slashing (plus the reward if bob included it).
     assert bob.balance_units <= bob_before.balance_units - penalty + reward
     state = node.chain(CHAIN).state

@@ -242,7 +242,7 @@ async def test_a_reset_drops_the_old_chains_undelivered_announcements(world):
     await beacon.reset(CHAIN, REGTEST, initial_bits=0x207FFFFF, consensus=CONFIG)
     assert await OutboxRepository(node.store.db).pending_events(CHAIN) == []
     await mine(node, clock, "bob")
-    assert {e.payload["height"] for e in await OutboxRepository(node.store.db).pending_events(CHAIN)} == {1}
+    assert {e.event.height for e in await OutboxRepository(node.store.db).pending_events(CHAIN)} == {1}
 
 
 @pytest.mark.parametrize("reset_first", [True, False])

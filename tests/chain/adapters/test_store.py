@@ -62,7 +62,7 @@ async def test_append_writes_block_balances_index_and_events(store):
     events = await OutboxRepository(store.db).pending_events(1)
     assert [e.id for e in events] == ids
     assert [e.kind for e in events] == [BLOCK_MINED, REWARD_PAID]
-    assert events[0].payload["hash"] == block.header.hash_hex()
+    assert events[0].event.payload["hash"] == block.header.hash_hex()
 
 
 async def test_append_is_one_transaction(store, monkeypatch):
