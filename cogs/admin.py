@@ -24,8 +24,10 @@ from cogs.admin_text import (
     describe_merge_schedule,
     describe_rule_change,
     describe_rules,
+    describe_setting_changes,
     describe_slot_budget,
     describe_validators,
+    describe_webhook,
     missing_webhooks_text,
     mode_switch_text,
     when_rules_apply,
@@ -234,18 +236,7 @@ class Admin(
             await playground.update_server_settings(guild_id, server)
 
         embed = discord.Embed(title="⚙️ Settings changed" if rules or server else "⚙️ Nothing to change", colour=GOLD)
-        lines = []
-        for option, (field, label, fmt) in CONSENSUS_OPTIONS.items():
-            if field in rules:
-                lines.append(f"{label}: {fmt(getattr(base, field))} → **{fmt(rules[field])}**")
-            elif option in chosen:
-                lines.append(f"{label}: already **{fmt(chosen[option])}**")
-        for option, (key, label, fmt) in SERVER_OPTIONS.items():
-            if key in server:
-                lines.append(f"{label}: {fmt(settings[key])} → **{fmt(server[key])}**")
-            elif option in chosen:
-                lines.append(f"{label}: already **{fmt(chosen[option])}**")
-        embed.description = "\n".join(lines)
+        embed.description = describe_setting_changes(base, rules, settings, server, chosen)
         if proposal is not None:
             embed.add_field(name="Chain rules take effect", value=when_rules_apply(state.height), inline=False)
             if "target_spacing_s" in rules and proposal.rescale_on_spacing_change:
@@ -413,24 +404,7 @@ class Admin(
                 value=f"{self.playground.difficulty(state.tip.bits, state.params):,} (bits `{state.tip.bits:#010x}`)",
             )
         embed.add_field(name="Pending transfers", value=f"{self.playground.status(guild_id).pending_transfers:,}")
-        if webhook.channel_id is None:
-            health = "not set up: `/playground setup` picks a channel"
-        elif webhook.disabled_reason is not None:
-            health = f"<#{webhook.channel_id}> — ⛔ disabled: {webhook.disabled_reason}. Run `/playground setup` again."
-        elif webhook.retry_in_s > 0:
-            health = f"<#{webhook.channel_id}> — ⏳ failing, next try in {duration(webhook.retry_in_s)}"
-        elif webhook.rate_limited_for_s > 0:
-            health = (
-                f"<#{webhook.channel_id}> — ⏳ rate-limited by Discord: the next post goes out in "
-                f"{duration(webhook.rate_limited_for_s)} (waiting for {duration(webhook.posting_for_s)} so far)"
-            )
-        elif webhook.stalled:
-            health = (
-                f"<#{webhook.channel_id}> — ⏳ slow: a post has waited {duration(webhook.posting_for_s)} for Discord"
-            )
-        else:
-            health = f"<#{webhook.channel_id}> — ✅ ok"
-        embed.add_field(name="Webhook", value=health, inline=False)
+        embed.add_field(name="Webhook", value=describe_webhook(webhook), inline=False)
         embed.add_field(name="Undelivered events", value=f"{webhook.backlog:,}")
         embed.add_field(name="Mining here", value=counted(len(here), "session"))
         rate = f"~{core.worker_rate * core.workers:,} H/s" if core.worker_rate else "rate measured when mining starts"

@@ -8,6 +8,7 @@ Pure text from values the façade returns; the Admin cog (cogs/admin.py) and its
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import discord
 
@@ -16,7 +17,7 @@ from chain.params import ChainParams
 from chain.playground import GENESIS_ALLOCATION_POINTS, IDLE_AFTER_S, ValidatorView
 from chain.pos.beacon import ConsensusConfig
 from chain.pos.staking import ValidatorStatus
-from cogs.embeds import counted, percent_from_bp, points, seconds, stake_points
+from cogs.embeds import counted, duration, percent_from_bp, points, seconds, stake_points
 
 MODE_NAMES = {
     Mode.POW: "proof of work",
@@ -90,6 +91,50 @@ def describe_consensus(config: ConsensusConfig, merged: bool) -> str:
             f"The Merge: {describe_merge_schedule(config, merged)}",
         ]
     )
+
+
+def describe_setting_changes(
+    base: ChainParams, rules: dict[str, int], settings: dict[str, Any], server: dict[str, int], chosen: dict[str, int]
+) -> str:
+    """What ``/playground config`` changed: each chosen option, old → new, or "already" its value.
+
+    ``rules``: the ChainParams fields proposed (from ``base``); ``server``: the server settings changed
+    (from ``settings``); ``chosen``: every option given, by option name.
+    """
+    lines = []
+    for option, (field, label, fmt) in CONSENSUS_OPTIONS.items():
+        if field in rules:
+            lines.append(f"{label}: {fmt(getattr(base, field))} → **{fmt(rules[field])}**")
+        elif option in chosen:
+            lines.append(f"{label}: already **{fmt(chosen[option])}**")
+    for option, (key, label, fmt) in SERVER_OPTIONS.items():
+        if key in server:
+            lines.append(f"{label}: {fmt(settings[key])} → **{fmt(server[key])}**")
+        elif option in chosen:
+            lines.append(f"{label}: already **{fmt(chosen[option])}**")
+    return "\n".join(lines)
+
+
+def describe_webhook(webhook: Any) -> str:
+    """The announcement webhook's health in one line (``services.notifier.status``), for /playground status."""
+    if webhook.channel_id is None:
+        health = "not set up: `/playground setup` picks a channel"
+    elif webhook.disabled_reason is not None:
+        health = f"<#{webhook.channel_id}> — ⛔ disabled: {webhook.disabled_reason}. Run `/playground setup` again."
+    elif webhook.retry_in_s > 0:
+        health = f"<#{webhook.channel_id}> — ⏳ failing, next try in {duration(webhook.retry_in_s)}"
+    elif webhook.rate_limited_for_s > 0:
+        health = (
+            f"<#{webhook.channel_id}> — ⏳ rate-limited by Discord: the next post goes out in "
+            f"{duration(webhook.rate_limited_for_s)} (waiting for {duration(webhook.posting_for_s)} so far)"
+        )
+    elif webhook.stalled:
+        health = (
+            f"<#{webhook.channel_id}> — ⏳ slow: a post has waited {duration(webhook.posting_for_s)} for Discord"
+        )
+    else:
+        health = f"<#{webhook.channel_id}> — ✅ ok"
+    return health
 
 
 def describe_slot_budget(left: int, per_hour: int, idle: bool) -> str:
