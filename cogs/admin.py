@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import discord
@@ -14,38 +13,28 @@ from discord.ext import commands
 
 from chain.mode import Mode, parse_mode
 from chain.params import ChainParams
-from chain.playground import (
-    GENESIS_ALLOCATION_POINTS,
-    IDLE_AFTER_S,
-    MIN_SLOT_DURATION_S,
-    ChainState,
-    Playground,
-    ValidatorView,
-)
+from chain.playground import MIN_SLOT_DURATION_S, ChainState, Playground
 from chain.pos.beacon import ConsensusConfig
 from chain.pos.staking import ValidatorStatus
-from cogs.embeds import (
-    BLUE,
-    GOLD,
-    GREEN,
-    GREY,
-    PURPLE,
-    RED,
-    counted,
-    duration,
-    percent_from_bp,
-    points,
-    seconds,
-    short,
-    stake_points,
+from cogs.admin_text import (
+    CONSENSUS_OPTIONS,
+    MODE_NAMES,
+    SERVER_OPTIONS,
+    describe_consensus,
+    describe_merge_schedule,
+    describe_rule_change,
+    describe_rules,
+    describe_setting_changes,
+    describe_slot_budget,
+    describe_validators,
+    describe_webhook,
+    missing_webhooks_text,
+    mode_switch_text,
+    when_rules_apply,
 )
-from cogs.errors import (
-    PlaygroundCog,
-    UserFacingError,
-    describe_error,
-    reply_ephemeral,
-    require_guild,
-)
+from cogs.admin_views import ResetView, ask_to_confirm
+from cogs.embeds import BLUE, GOLD, GREEN, ORANGE, PURPLE, RED, counted, duration, points, seconds
+from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.options import Flag, OneOf, Range
 from cogs.services import MAX_SESSION_S, WEBHOOK_NAME, Services
 
@@ -58,7 +47,6 @@ MAX_REWARD_POINTS = 1_000_000
 MAX_HALVING_BLOCKS = 1_000_000
 MAX_RETARGET_BLOCKS = 1000
 MAX_COOLDOWN_S = 3600
-ORANGE = discord.Colour.orange()
 # A slashed validator's stake stays locked this many times as long as an honest exit's.
 SLASHED_UNBONDING_FACTOR = 24
 MAX_WEBHOOKS_ERROR = 30007  # Discord: "Maximum number of webhooks reached (15)"
@@ -68,314 +56,14 @@ MAX_DISCORD_INTEGER = 2**53 - 1
 
 # The option publishes the plain strings; the command turns the choice into a Mode (tests check they match).
 ModeChoice = OneOf["pow", "pos", "hybrid"]
-MODE_NAMES = {
-    Mode.POW: "proof of work",
-    Mode.POS: "proof of stake",
-    Mode.HYBRID: "hybrid: proof of work with proof-of-stake finality",
-}
 # Validators that will propose and vote: already active, or deposited and waiting for their epoch.
 LIVE_STATUSES = (ValidatorStatus.PENDING, ValidatorStatus.ACTIVE)
-
-# option -> (ChainParams field, label, how a value reads)
-CONSENSUS_OPTIONS: dict[str, tuple[str, str, Callable[[int], str]]] = {
-    "block_time": ("target_spacing_s", "Block time", seconds),
-    "reward": ("initial_subsidy_points", "Reward", points),
-    "halving_interval": ("halving_interval_blocks", "Halving interval", lambda v: counted(v, "block")),
-    "retarget_window": ("retarget_window_blocks", "Retarget window", lambda v: counted(v, "block")),
-}
-# option -> (server settings key, label, how a value reads)
-SERVER_OPTIONS: dict[str, tuple[str, str, Callable[[int], str]]] = {
-    "session_length": ("session_s", "Mining session length", seconds),
-    "cooldown": ("cooldown_s", "Cooldown between sessions", seconds),
-}
-
-
-def describe_rules(params: ChainParams) -> str:
-    return "\n".join(
-        f"{label}: **{fmt(getattr(params, field))}**" for field, label, fmt in CONSENSUS_OPTIONS.values()
-    )
-
-
-def describe_rule_change(old: ChainParams, new: ChainParams) -> str:
-    return ", ".join(
-        f"{label.lower()} {fmt(getattr(old, field))} → {fmt(getattr(new, field))}"
-        for field, label, fmt in CONSENSUS_OPTIONS.values()
-        if getattr(old, field) != getattr(new, field)
-    )
-
-
-def when_rules_apply(height: int) -> str:
-    return (
-        f"Block {height + 1:,}, the next one mined, commits to the new rules in its coinbase; "
-        f"they govern every block after it, from block {height + 2:,} on. "
-        "(A session already mining finishes its block under the current rules; the change then waits a block.)"
-    )
-
-
-def describe_merge_schedule(config: ConsensusConfig, merged: bool) -> str:
-    if config.mode is Mode.POS:
-        return "none: proof of stake from genesis"
-    if merged:
-        return "done: blocks are proof-of-stake blocks"
-    if config.merge_at_height:
-        return f"scheduled at block {config.merge_at_height:,}"
-    if config.merge_at_total_difficulty:
-        return f"scheduled at total difficulty {config.merge_at_total_difficulty:,}"
-    return "not scheduled (`/playground merge`)"
-
-
-def describe_consensus(config: ConsensusConfig, merged: bool) -> str:
-    """The proof-of-stake settings a server's chain committed to in its genesis block."""
-    epoch = f"**{config.slots_per_epoch} slots** ({seconds(config.slots_per_epoch * config.slot_duration_s)})"
-    if config.mode is not Mode.POS and not merged:
-        epoch += f"; before the Merge, {counted(config.checkpoint_interval_blocks, 'block')}"
-    return "\n".join(
-        [
-            f"Mode: **{config.mode}** ({MODE_NAMES[config.mode]})",
-            f"Slot length: **{seconds(config.slot_duration_s)}**",
-            f"Epoch length: {epoch}",
-            f"Minimum deposit: **{points(config.min_deposit_points)}**",
-            f"Issuance rate: **{percent_from_bp(config.issuance_rate_bp)} a year** of the staked points",
-            f"Unbonding: **{counted(config.unbonding_epochs, 'epoch')}** "
-            f"({config.slashed_unbonding_epochs:,} after a slashing)",
-            f"Slashing penalty: **1/{config.slashing_penalty_quotient}** of the effective stake burned",
-            f"The Merge: {describe_merge_schedule(config, merged)}",
-        ]
-    )
-
-
-def describe_slot_budget(left: int, per_hour: int, idle: bool) -> str:
-    """The slot driver's budget and idle state (chain/adapters/budget.py), for admins."""
-    text = f"{left:,} of {per_hour:,} left this hour"
-    if idle:
-        text += (f"; idle (nobody acted for {IDLE_AFTER_S // 60} minutes): empty slots are skipped, "
-                 "one block an epoch at least")
-    elif left < 1:
-        text += "; over budget: empty slots are skipped, blocks with members' actions still come"
-    return text
-
-
-def describe_validators(validators: list[ValidatorView]) -> str:
-    active = [v for v in validators if v.status is ValidatorStatus.ACTIVE]
-    pending = [v for v in validators if v.status is ValidatorStatus.PENDING]
-    stake = sum(v.effective_balance_units for v in active)
-    text = f"{len(active):,} active ({stake_points(stake)} effective stake)"
-    if pending:
-        text += f", {len(pending):,} waiting for their epoch"
-    others = len(validators) - len(active) - len(pending)
-    if others:
-        text += f", {others:,} exited or slashed"
-    return text
-
-
-def mode_switch_text(mode: Mode, admin_mention: str, config: ConsensusConfig | None) -> str:
-    """What a new chain in ``mode`` is like, in a sentence or two."""
-    if mode is Mode.POS:
-        slot = f"every {seconds(config.slot_duration_s)}" if config is not None else "every slot"
-        return (
-            f"{admin_mention} is the genesis validator (voting automatically: `/stake auto state:off` stops it), "
-            f"and every member with a wallet gets {points(GENESIS_ALLOCATION_POINTS)} at genesis. There is no "
-            f"mining: a block comes {slot} from a validator drawn in proportion to its stake. `/stake deposit` "
-            "makes you one."
-        )
-    if mode is Mode.HYBRID:
-        every = config.checkpoint_interval_blocks if config is not None else 8
-        return (
-            f"Blocks are mined as before (`/mine start`), and every {every} blocks is a checkpoint that "
-            "validators vote on: once final, no miner can undo it. `/stake deposit` makes you a validator."
-        )
-    return "Proof of work: `/mine start` mines block 1. `/playground merge` can schedule the Merge later."
 
 
 def require_staking(playground: Playground) -> Playground:
     if not playground.can_stake:
         raise UserFacingError("Proof of stake is not available on this bot. Nothing was changed.")
     return playground
-
-
-def bot_role_name(guild: discord.Guild) -> str:
-    role = guild.self_role
-    return role.name if role is not None else guild.me.display_name
-
-
-def missing_webhooks_text(channel: discord.abc.GuildChannel, guild: discord.Guild, *, refused: bool = False) -> str:
-    """Exactly what an admin has to grant so the bot can create a webhook in ``channel``.
-
-    ``refused``: Discord said no although the bot's cache said yes, so where it is missing is unknown.
-    """
-    role = bot_role_name(guild)
-    where = f"{channel.mention} → Edit Channel → Permissions → **{role}** → Manage Webhooks"
-    if guild.me.guild_permissions.manage_webhooks and not refused:
-        how = f"My role has it, but {channel.mention}'s permission overrides take it away: allow it in {where}."
-    else:
-        how = (
-            f"Grant it in Server Settings → Roles → **{role}** → Manage Webhooks, "
-            f"or for this channel only in {where}."
-        )
-    return (
-        f"I need the **Manage Webhooks** permission in {channel.mention} to announce blocks there. {how} "
-        "Then run `/playground setup` again. Nothing was changed."
-    )
-
-
-KEPT_BY_A_RESET = (
-    "the webhook (announcements of the old chain not delivered yet are dropped: they tell of blocks that "
-    "no longer exist), every member's wallet key and address, session length and cooldown"
-)
-NO_FEED_YET = (
-    "No channel yet: nobody sees this chain's blocks until an admin runs `/playground setup channel:#…` "
-    "(proof-of-stake blocks are posted there with their Attest button)."
-)
-
-
-async def ask_to_confirm(interaction: discord.Interaction, embed: discord.Embed, view: ResetView) -> None:
-    """Post a reset or mode-switch prompt (what is kept, then the buttons); the view edits it on time-out."""
-    embed.add_field(name="Kept", value=KEPT_BY_A_RESET, inline=False)
-    callback = await interaction.response.send_message(
-        embed=embed, view=view, allowed_mentions=discord.AllowedMentions.none()
-    )
-    if isinstance(callback.resource, discord.InteractionMessage):
-        view.message = callback.resource
-
-
-class ResetView(discord.ui.View):
-    """Confirm or cancel a reset; only the admin who asked may press the buttons."""
-
-    def __init__(
-        self,
-        services: Services,
-        guild_id: int,
-        admin_id: int,
-        timeout_s: float,
-        mode: Mode | None = None,
-        base: ConsensusConfig | None = None,
-        defaults: bool = False,
-    ) -> None:
-        super().__init__(timeout=timeout_s)
-        self.services = services
-        self.guild_id = guild_id
-        self.admin_id = admin_id
-        # A mode switch (``/playground config mode``) starts the new chain in that mode; None: a plain reset.
-        self.mode = mode
-        # Staking settings for the new chain (``/playground staking``); None: the old chain's.
-        self.base = base
-        # ``/playground reset defaults:True``: the default rules and mode, not the server's own.
-        self.defaults = defaults
-        if mode is not None:
-            self.confirm.label = f"Start a new {mode} chain"
-        self.what = "reset" if mode is None else "mode switch"
-        self.message: discord.InteractionMessage | None = None
-        self.finished = False
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id != self.admin_id:
-            await reply_ephemeral(
-                interaction, f"Only <@{self.admin_id}>, who asked for this {self.what}, can confirm or cancel it."
-            )
-            return False
-        if not interaction.permissions.manage_guild:
-            await reply_ephemeral(interaction, "You need the Manage Server permission for this.")
-            return False
-        if self.finished:
-            await reply_ephemeral(interaction, f"This {self.what} was already answered.")
-            return False
-        return True
-
-    @discord.ui.button(label="Reset the chain", style=discord.ButtonStyle.danger)
-    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        self.finished = True
-        self.stop()
-        await interaction.response.edit_message(
-            embed=discord.Embed(title="🔄 Resetting the chain…", colour=ORANGE), view=None
-        )
-        state, mode = await self._start_over(interaction)
-        playground = self.services.playground
-        if mode is None:
-            description = (
-                f"{interaction.user.mention} started the chain over. Block 0 is a new genesis block "
-                f"{short(state.tip.hash_hex(), 16)}; `/mine start` mines block 1."
-            )
-        else:
-            config = playground.consensus(self.guild_id) if playground.can_stake else None
-            description = (
-                f"{interaction.user.mention} started a new **{mode}** chain ({MODE_NAMES[mode]}). "
-                f"Block 0 is a new genesis block {short(state.tip.hash_hex(), 16)}. "
-                + mode_switch_text(mode, interaction.user.mention, config)
-            )
-        embed = discord.Embed(
-            title="🔄 Chain reset" if self.mode is None else f"🔄 New {self.mode} chain",
-            description=description,
-            colour=GREEN,
-        )
-        embed.add_field(name="Gone", value="every block, balance, pending transfer and rule change", inline=False)
-        embed.add_field(name="Kept", value=KEPT_BY_A_RESET, inline=False)
-        embed.add_field(name="Rules", value=describe_rules(state.params), inline=False)
-        if (await self.services.notifier.status(self.guild_id)).channel_id is None:
-            embed.add_field(name="Announcements", value=NO_FEED_YET, inline=False)
-        await interaction.edit_original_response(embed=embed, view=None)
-
-    async def _start_over(self, interaction: discord.Interaction) -> tuple[ChainState, Mode | None]:
-        """Delete the chain and create a new one: in the asked mode, else in the mode it had."""
-        playground = self.services.playground
-        mode = self.mode
-        if mode is None and not self.defaults and playground.can_stake and playground.has_chain(self.guild_id):
-            current = playground.mode(self.guild_id)
-            if current is not None and current != self.services.default_consensus.mode:
-                mode = current  # a pos or hybrid chain starts over as one
-        if playground.offline_reason(self.guild_id) is not None:
-            # It could not be loaded: start over with the defaults, then in the asked mode if any.
-            state = await playground.reset_chain(self.guild_id, defaults=True)
-            if mode is None or not playground.can_stake:
-                return state, None
-        elif mode is None or not playground.can_stake:
-            await playground.ensure_chain(self.guild_id)
-            return await playground.reset_chain(self.guild_id, defaults=self.defaults), None
-        state = await playground.switch_mode(self.guild_id, mode, str(interaction.user.id), base=self.base)
-        log.info("server %d switched to %s mode by %d", self.guild_id, mode, interaction.user.id)
-        return state, mode
-
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
-    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        self.finished = True
-        self.stop()
-        await interaction.response.edit_message(
-            embed=discord.Embed(
-                title=f"{self.what.capitalize()} cancelled", description="Nothing was changed.", colour=GREY
-            ),
-            view=None,
-        )
-
-    async def on_timeout(self) -> None:
-        # discord.py calls on_timeout only for a view that has a timeout.
-        if self.finished or self.message is None or self.timeout is None:
-            return
-        self.finished = True
-        with contextlib.suppress(discord.HTTPException):
-            await self.message.edit(
-                embed=discord.Embed(
-                    title=f"{self.what.capitalize()} not confirmed",
-                    description=f"Nobody confirmed within {duration(self.timeout)}; nothing was changed.",
-                    colour=GREY,
-                ),
-                view=None,
-            )
-
-    async def on_error(self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any]) -> None:
-        text = describe_error(error)
-        if text is None:
-            log.exception("%s of server %d failed", self.what, self.guild_id, exc_info=error)
-            text = "Something went wrong on our side; please try again."
-        if self.finished and interaction.response.is_done():
-            # The prompt already says "Resetting…": say it did not happen.
-            with contextlib.suppress(discord.HTTPException):
-                await interaction.edit_original_response(
-                    embed=discord.Embed(
-                        title=f"{self.what.capitalize()} failed", description=f"❌ {text}", colour=GREY
-                    ),
-                    view=None,
-                )
-        with contextlib.suppress(discord.HTTPException):
-            await reply_ephemeral(interaction, text)
 
 
 @app_commands.default_permissions(manage_guild=True)
@@ -548,18 +236,7 @@ class Admin(
             await playground.update_server_settings(guild_id, server)
 
         embed = discord.Embed(title="⚙️ Settings changed" if rules or server else "⚙️ Nothing to change", colour=GOLD)
-        lines = []
-        for option, (field, label, fmt) in CONSENSUS_OPTIONS.items():
-            if field in rules:
-                lines.append(f"{label}: {fmt(getattr(base, field))} → **{fmt(rules[field])}**")
-            elif option in chosen:
-                lines.append(f"{label}: already **{fmt(chosen[option])}**")
-        for option, (key, label, fmt) in SERVER_OPTIONS.items():
-            if key in server:
-                lines.append(f"{label}: {fmt(settings[key])} → **{fmt(server[key])}**")
-            elif option in chosen:
-                lines.append(f"{label}: already **{fmt(chosen[option])}**")
-        embed.description = "\n".join(lines)
+        embed.description = describe_setting_changes(base, rules, settings, server, chosen)
         if proposal is not None:
             embed.add_field(name="Chain rules take effect", value=when_rules_apply(state.height), inline=False)
             if "target_spacing_s" in rules and proposal.rescale_on_spacing_change:
@@ -727,24 +404,7 @@ class Admin(
                 value=f"{self.playground.difficulty(state.tip.bits, state.params):,} (bits `{state.tip.bits:#010x}`)",
             )
         embed.add_field(name="Pending transfers", value=f"{self.playground.status(guild_id).pending_transfers:,}")
-        if webhook.channel_id is None:
-            health = "not set up: `/playground setup` picks a channel"
-        elif webhook.disabled_reason is not None:
-            health = f"<#{webhook.channel_id}> — ⛔ disabled: {webhook.disabled_reason}. Run `/playground setup` again."
-        elif webhook.retry_in_s > 0:
-            health = f"<#{webhook.channel_id}> — ⏳ failing, next try in {duration(webhook.retry_in_s)}"
-        elif webhook.rate_limited_for_s > 0:
-            health = (
-                f"<#{webhook.channel_id}> — ⏳ rate-limited by Discord: the next post goes out in "
-                f"{duration(webhook.rate_limited_for_s)} (waiting for {duration(webhook.posting_for_s)} so far)"
-            )
-        elif webhook.stalled:
-            health = (
-                f"<#{webhook.channel_id}> — ⏳ slow: a post has waited {duration(webhook.posting_for_s)} for Discord"
-            )
-        else:
-            health = f"<#{webhook.channel_id}> — ✅ ok"
-        embed.add_field(name="Webhook", value=health, inline=False)
+        embed.add_field(name="Webhook", value=describe_webhook(webhook), inline=False)
         embed.add_field(name="Undelivered events", value=f"{webhook.backlog:,}")
         embed.add_field(name="Mining here", value=counted(len(here), "session"))
         rate = f"~{core.worker_rate * core.workers:,} H/s" if core.worker_rate else "rate measured when mining starts"

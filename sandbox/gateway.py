@@ -23,6 +23,7 @@ from .ids import session_id as new_session_id
 from .records import GatewayEvent
 
 if TYPE_CHECKING:
+    from .models import Guild, Message
     from .server import Sandbox
 
 _log = logging.getLogger(__name__)
@@ -152,6 +153,60 @@ class Gateway:
     def connected(self) -> bool:
         session = self.current
         return session is not None and session.connection is not None and not session.connection.ws.closed
+
+    # --- the payloads of READY, GUILD_CREATE and message events ---------
+
+    def ready_payload(self, session: GatewaySession) -> dict[str, Any]:
+        user = self.sb.bot_user.payload()
+        user.update({"verified": True, "mfa_enabled": False, "email": None, "locale": "en-US"})
+        data: dict[str, Any] = {
+            "v": 10,
+            "user": user,
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in self.sb.bot_guilds()],
+            "session_id": session.session_id,
+            "session_type": "normal",
+            # discord.py reconnects (and RESUMEs) to this URL, so it must point back at the sandbox.
+            "resume_gateway_url": self.sb.gateway_url,
+            "application": {"id": str(self.sb.application_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "user_settings": {},
+            "geo_ordered_rtc_regions": [],
+            "auth": {},
+        }
+        if session.shard is not None:
+            data["shard"] = session.shard
+        return data
+
+    def guild_create_payload(self, guild: Guild, session: GatewaySession, *, joined: bool = False) -> dict[str, Any]:
+        # Without the GUILD_MEMBERS intent Discord only includes the bot itself.
+        if session.has_intent(GUILD_MEMBERS):
+            members = list(guild.members.values())
+        else:
+            members = [guild.members[self.sb.bot_user.id]]
+        payload = guild.payload(members=members)
+        if joined:
+            # Discord leaves ``unavailable`` out when the bot just joined (``false`` means "available
+            # again"): discord.py tells on_guild_join from on_guild_available by it.
+            payload.pop("unavailable", None)
+        return payload
+
+    def _message_event_payload(self, msg: Message, session: GatewaySession) -> dict[str, Any]:
+        data = msg.payload()
+        mentioned = any(m.id == self.sb.bot_user.id for m in msg.mentioned_users())
+        if not session.has_intent(MESSAGE_CONTENT) and msg.author.id != self.sb.bot_user.id and not mentioned:
+            # MESSAGE_CONTENT is privileged: without it Discord blanks other users' message bodies.
+            data.update(content="", embeds=[], attachments=[], components=[])
+        return data
+
+    def dispatch_message(self, event: str, msg: Message) -> None:
+        session = self.current
+        # Like Discord, send nothing to a bot that did not ask for message events
+        # (and skip building the payload: bursts of replies are a hot path).
+        if session is None or msg.ephemeral or not session.has_intent(GUILD_MESSAGES):
+            return
+        self.dispatch(event, self._message_event_payload(msg, session), intent=GUILD_MESSAGES)
 
     # --- websocket endpoint ------------------------------------------
 
@@ -299,7 +354,7 @@ class Gateway:
         session.connection = conn
         self.identify_count += 1
         guilds = self.sb.bot_guilds()
-        session.push("READY", self.sb.ready_payload(session))
+        session.push("READY", self.ready_payload(session))
 
         def mark_ready(_: float) -> None:
             session.ready = True
@@ -308,7 +363,7 @@ class Gateway:
             session.on_sent[session.seq] = mark_ready
         for i, guild in enumerate(guilds):
             hook = mark_ready if i == len(guilds) - 1 else None
-            session.push("GUILD_CREATE", self.sb.guild_create_payload(guild, session), hook)
+            session.push("GUILD_CREATE", self.guild_create_payload(guild, session), hook)
         conn.wake.set()
         _log.info("bot identified (session %s, intents %s)", session.session_id, session.intents)
 

@@ -508,7 +508,9 @@ class OptionBuilder:
                 upload = Upload(*value)
             else:
                 raise SandboxError("attachments must be Upload(filename, data) or (filename, data)")
-            attachment = self.sandbox.store_attachment(self.channel, upload.filename, upload.data, upload.content_type)
+            attachment = self.sandbox.messaging.store_attachment(
+                self.channel, upload.filename, upload.data, upload.content_type
+            )
         self.resolved.setdefault("attachments", {})[str(attachment.id)] = attachment.payload()
         return str(attachment.id)
 

@@ -591,3 +591,10 @@ class Webhook:
     def author_for(self, username: str | None) -> User:
         """Webhook messages are authored by a pseudo-user carrying the webhook id."""
         return User(id=self.id, username=username or self.name, bot=True)
+
+
+# How tests and the terminal name a guild, channel or member: the object, its id, or a name
+# (``Sandbox.guild``, ``channel`` and ``member`` say which names they accept).
+GuildRef = Guild | int | str
+ChannelRef = Channel | int | str
+MemberRef = Member | User | int | str

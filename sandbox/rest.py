@@ -381,8 +381,31 @@ class RestApi:
             raise unknown("User", 10013)
         return 200, user.payload()
 
+    def application_payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.sb.application_id),
+            "name": self.sb.bot_user.username,
+            "icon": None,
+            "description": "Sandbox application",
+            "summary": "",
+            "type": None,
+            "hook": True,
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "verify_key": "0" * 64,
+            "flags": 0,
+            "owner": self.sb.app_owner.payload(),
+            "team": None,
+            "bot": self.sb.bot_user.payload(),
+            "rpc_origins": [],
+            "redirect_uris": [],
+            "interactions_endpoint_url": None,
+            "tags": [],
+            "approximate_guild_count": len(self.sb.guilds),
+        }
+
     async def get_application(self, ctx: Ctx) -> tuple[int, Any]:
-        return 200, self.sb.application_payload()
+        return 200, self.application_payload()
 
     async def get_gateway(self, ctx: Ctx) -> tuple[int, Any]:
         return 200, {"url": self.sb.gateway_url}
@@ -569,7 +592,7 @@ class RestApi:
                 errors = FormErrors()
                 errors.add(("message_reference",), "REPLIES_UNKNOWN_MESSAGE", "Unknown message")
                 raise ApiError(400, 50035, "Invalid Form Body", errors.body())
-        msg = self.sb.create_message(
+        msg = self.sb.messaging.create_message(
             channel,
             self.sb.bot_user,
             KIND_BOT,
@@ -592,7 +615,7 @@ class RestApi:
             if set(payload) - {"flags"}:
                 raise ApiError(403, 50005, "Cannot edit a message authored by another user")
             self._bot_can(channel, MANAGE_MESSAGES)
-        self.sb.edit_message(msg, payload, ctx.files, source=ctx.record.key, validate=self._validate_edit)
+        self.sb.messaging.edit_message(msg, payload, ctx.files, source=ctx.record.key, validate=self._validate_edit)
         return 200, msg.payload()
 
     async def delete_message(self, ctx: Ctx) -> tuple[int, Any]:
@@ -601,7 +624,7 @@ class RestApi:
         msg = self._message(channel, ctx)
         if msg.author.id != self.sb.bot_user.id:
             self._bot_can(channel, MANAGE_MESSAGES)
-        self.sb.delete_message(msg)
+        self.sb.messaging.delete_message(msg)
         return 204, None
 
     async def typing(self, ctx: Ctx) -> tuple[int, Any]:
@@ -636,7 +659,7 @@ class RestApi:
                 errors.add(("name",), "WEBHOOK_INVALID_USERNAME", 'Username cannot contain "discord"')
         if errors:
             return 400, errors.body()
-        webhook = self.sb.create_webhook(channel, name, creator=self.sb.bot_user)
+        webhook = self.sb.messaging.create_webhook(channel, name, creator=self.sb.bot_user)
         return 200, webhook.payload()
 
     async def get_channel_webhooks(self, ctx: Ctx) -> tuple[int, Any]:
@@ -682,7 +705,7 @@ class RestApi:
 
     async def delete_webhook(self, ctx: Ctx) -> tuple[int, Any]:
         webhook = self._webhook(ctx, with_token="webhook_token" in ctx.params)
-        self.sb.delete_webhook(webhook)
+        self.sb.messaging.delete_webhook(webhook)
         return 204, None
 
     async def execute_webhook(self, ctx: Ctx) -> tuple[int, Any]:
@@ -697,7 +720,7 @@ class RestApi:
             errors = FormErrors()
             errors.add(("username",), "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 80 in length.")
             return 400, errors.body()
-        msg = self.sb.create_message(
+        msg = self.sb.messaging.create_message(
             webhook.channel,
             webhook.author_for(username),
             KIND_WEBHOOK,
@@ -723,12 +746,12 @@ class RestApi:
             and not original.deleted
         ):
             # Discord turns the first followup after a "thinking" defer into that message's content.
-            self.sb.edit_message(
+            self.sb.messaging.edit_message(
                 original, payload, ctx.files, source=ctx.record.key, validate=self._validate_edit, clear_loading=True
             )
             return 200, original.payload()
         self._validate_create(payload, ctx.files)
-        msg = self.sb.create_message(
+        msg = self.sb.messaging.create_message(
             handle.channel,
             self.sb.bot_user,
             KIND_FOLLOWUP,
@@ -772,14 +795,14 @@ class RestApi:
 
     async def edit_webhook_message(self, ctx: Ctx) -> tuple[int, Any]:
         msg = self._webhook_message(ctx)
-        self.sb.edit_message(
+        self.sb.messaging.edit_message(
             msg, ctx.json_object(), ctx.files, source=ctx.record.key, validate=self._validate_edit, clear_loading=True
         )
         return 200, msg.payload()
 
     async def delete_webhook_message(self, ctx: Ctx) -> tuple[int, Any]:
         msg = self._webhook_message(ctx)
-        self.sb.delete_message(msg)
+        self.sb.messaging.delete_message(msg)
         if ctx.handle is not None and msg is ctx.handle.original:
             ctx.handle.original_deleted = True
         return 204, None
@@ -839,7 +862,7 @@ class RestApi:
                 raise reject(400, 50035, "Invalid Form Body", errors.body())
             if cb_type == ix.UPDATE_MESSAGE:
                 try:
-                    self.sb.edit_message(
+                    self.sb.messaging.edit_message(
                         message, data_obj, ctx.files, source=ctx.record.key, validate=self._validate_edit
                     )
                 except ApiError as exc:
@@ -876,7 +899,7 @@ class RestApi:
         self, ctx: Ctx, handle: ix.InteractionHandle, data: dict[str, Any], *, loading: bool
     ) -> Message:
         extra = LOADING if loading else 0
-        msg = self.sb.create_message(
+        msg = self.sb.messaging.create_message(
             handle.channel,
             self.sb.bot_user,
             KIND_INTERACTION,

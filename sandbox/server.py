@@ -1,72 +1,58 @@
 """The Sandbox: a loopback-only Discord look-alike that a real discord.py client connects to.
 
-State lives in plain objects (sandbox.models); REST handlers (sandbox.rest) and
-the gateway (sandbox.gateway) mutate it, and tests or the terminal observe it
-and trigger user actions (slash commands, clicks, modals, messages) through
-the methods below.
+State lives in plain objects (sandbox.models) held here; the behaviour is split by concern:
+REST handlers (sandbox.rest) and the gateway (sandbox.gateway) answer the bot, world building
+(sandbox.world), messages and webhooks (sandbox.messaging) and simulated users
+(sandbox.actions) change the state, and the world file (sandbox.world_file) keeps it.  Tests
+and the terminal observe the state and act through the methods below, which hand each call
+to the collaborator that owns it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import mimetypes
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from aiohttp import web
 
-from . import interactions as ix
+from .actions import UserActions
 from .commands import CommandRegistry
 from .discord_py import is_loopback_host
-from .errors import ApiError, SandboxError
+from .errors import SandboxError
 from .faults import FaultInjector
-from .gateway import GUILD_MEMBERS, GUILD_MESSAGES, GUILD_WEBHOOKS, GUILDS, MESSAGE_CONTENT, Gateway, GatewaySession
-from .ids import SnowflakeGenerator, bot_token_for, iso_now
-from .ids import interaction_token as new_interaction_token
-from .ids import webhook_token as new_webhook_token
-from .interactions import InteractionHandle, OptionBuilder, nest_options, resolve_leaf, split_path
+from .gateway import Gateway
+from .ids import SnowflakeGenerator, bot_token_for
+from .interactions import InteractionHandle
+from .messaging import Messaging
 from .models import (
     COMPONENTS_V2,
-    EPHEMERAL,
-    KIND_USER,
     KIND_WEBHOOK,
-    LOADING,
     SUPPRESS_EMBEDS,
     Attachment,
     Channel,
+    ChannelRef,
     Guild,
+    GuildRef,
     Member,
+    MemberRef,
     Message,
-    Overwrite,
     Role,
     User,
     Webhook,
 )
-from .permissions import (
-    ALL_PERMISSIONS,
-    DEFAULT_BOT,
-    DEFAULT_EVERYONE,
-    PermissionsLike,
-    apply_flags,
-    to_permission_value,
-)
+from .permissions import PermissionsLike
 from .records import ChangeNotifier, RequestRecord, SandboxEvent, UploadedFile
 from .rest import RestApi
-from .world_file import WorldWriter, read_world, remove_leftovers, restore
+from .world import World
+from .world_file import WorldAutosave, read_world, remove_leftovers, restore
 
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-GuildRef = Guild | int | str
-ChannelRef = Channel | int | str
-MemberRef = Member | User | int | str
 
 # A 1x1 transparent PNG served for every CDN asset (avatars, icons) so nothing leaves the machine.
 _PNG_1X1 = bytes.fromhex(
@@ -74,11 +60,6 @@ _PNG_1X1 = bytes.fromhex(
     "1f15c4890000000d49444154789c6300010000050001"
     "0d0a2db40000000049454e44ae426082"
 )
-
-_FILE_FIELD = re.compile(r"^files\[(\d+)\]$")
-
-# Changes come in bursts (a reply, its edits, the bot's next request): one save a second at most.
-WORLD_SAVE_DELAY_S = 1.0
 
 
 def _check_loopback(host: str) -> None:
@@ -140,27 +121,30 @@ class Sandbox:
         self.attachments: dict[int, Attachment] = {}
         self.interactions: dict[int, InteractionHandle] = {}
         self.interactions_by_token: dict[str, InteractionHandle] = {}
+        # The behaviour, one collaborator per concern; each works on the state above through this sandbox.
+        self.world = World(self)
+        self.messaging = Messaging(self)
+        self.actions = UserActions(self)
 
         # Modern Discord apps share one id between the application and its bot user.
         bot_id = application_id or self.ids.next()
         self.application_id = bot_id
-        self.bot_user = self._register_user(User(id=bot_id, username=bot_name, bot=True))
-        self.app_owner = self._register_user(User(id=self.ids.next(), username="app-developer"))
+        self.bot_user = self.world.register_user(User(id=bot_id, username=bot_name, bot=True))
+        self.app_owner = self.world.register_user(User(id=self.ids.next(), username="app-developer"))
         self.bot_token = bot_token or bot_token_for(bot_id)
         self.bot_token_generated = bot_token is None
         self.commands = CommandRegistry(self.application_id, self.new_id)
         self.world_path = world_path
-        self._world_writer = WorldWriter(world_path) if world_path is not None else None
+        self._autosave: WorldAutosave | None = None
         self.world_restored = False
-        self._world_dirty = False
-        self._world_save_task: asyncio.Task[None] | None = None
         if world_path is not None:
+            self._autosave = WorldAutosave(self, world_path)
             remove_leftovers(world_path)
             saved = read_world(world_path)
             if saved is not None:
                 restore(self, saved, world_path)
                 self.world_restored = True
-            self.notifier.on_change = self._world_changed
+            self.notifier.on_change = self._autosave.changed
         self.gateway = Gateway(self, heartbeat_interval_ms=heartbeat_interval_ms)
         self.rest = RestApi(self)
         self._runner: web.AppRunner | None = None
@@ -193,7 +177,7 @@ class Sandbox:
         self.port = int(address[1])
         for attachment in self.attachments.values():
             # Restored attachments: served from this run's port.
-            attachment.url = self._attachment_url(attachment.id, attachment.filename)
+            attachment.url = self.messaging.attachment_url(attachment.id, attachment.filename)
         _log.info("sandbox listening on %s (gateway %s)", self.api_base, self.gateway_url)
         return self
 
@@ -203,49 +187,22 @@ class Sandbox:
         await self.gateway.close_all()
         await self._runner.cleanup()
         self._runner = None
-        if self.world_path is not None:
+        if self._autosave is not None:
             self.notifier.on_change = None
-            if self._world_save_task is not None:
-                self._world_save_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._world_save_task
+            await self._autosave.stop()
             # Synchronous on purpose: the last state is on disk before close() returns.
             try:
                 self.save_world()
             except OSError as exc:
                 _log.error("could not save the sandbox world to %s: %s", self.world_path, exc.strerror or exc)
 
-    # --- the world on disk ----------------------------------------------------
+    # --- the world on disk (sandbox.world_file.WorldAutosave) ----------------
 
     def save_world(self) -> None:
         """Write the world to ``world_path`` now (atomically; see sandbox.world_file)."""
-        if self._world_writer is None:
+        if self._autosave is None:
             raise SandboxError("this sandbox keeps its world in memory only (no world_path)")
-        self._world_dirty = False
-        self._world_writer.write(*self._world_writer.take(self))
-
-    def _world_changed(self) -> None:
-        self._world_dirty = True
-        if self._world_save_task is not None and not self._world_save_task.done():
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # changed outside an event loop (building a world before start): saved later
-        self._world_save_task = loop.create_task(self._save_world_soon(), name="sandbox-world-save")
-
-    async def _save_world_soon(self) -> None:
-        writer = self._world_writer
-        assert writer is not None
-        while self._world_dirty:
-            await asyncio.sleep(WORLD_SAVE_DELAY_S)
-            self._world_dirty = False
-            # The snapshot (already JSON text) is made here, on the loop; only the write leaves it.
-            generation, data = writer.take(self)
-            try:
-                await asyncio.to_thread(writer.write, generation, data)
-            except OSError as exc:
-                _log.warning("could not save the sandbox world to %s: %s", writer.path, exc.strerror or exc)
+        self._autosave.save_now()
 
     async def __aenter__(self) -> Sandbox:
         return await self.start()
@@ -275,11 +232,58 @@ class Sandbox:
     def new_id(self) -> int:
         return self.ids.next()
 
-    # --- world building ---------------------------------------------------
+    # --- world building (sandbox.world.World) --------------------------------
 
-    def _register_user(self, user: User) -> User:
-        self.users[user.id] = user
-        return user
+    def add_guild(self, name: str, *, owner: str | User | None = None) -> Guild:
+        return self.world.add_guild(name, owner=owner)
+
+    def remove_bot(self, guild: GuildRef) -> None:
+        self.world.remove_bot(guild)
+
+    def add_bot(self, guild: GuildRef) -> Member:
+        return self.world.add_bot(guild)
+
+    def add_channel(self, guild: GuildRef, name: str, *, topic: str | None = None, type: int = 0) -> Channel:
+        return self.world.add_channel(guild, name, topic=topic, type=type)
+
+    def add_role(self, guild: GuildRef, name: str, permissions: PermissionsLike = 0, *, color: int = 0) -> Role:
+        return self.world.add_role(guild, name, permissions, color=color)
+
+    def add_member(
+        self,
+        guild: GuildRef,
+        name: str,
+        *,
+        permissions: PermissionsLike = None,
+        roles: Iterable[Role | str | int] = (),
+        bot: bool = False,
+        nick: str | None = None,
+        global_name: str | None = None,
+    ) -> Member:
+        return self.world.add_member(
+            guild, name, permissions=permissions, roles=roles, bot=bot, nick=nick, global_name=global_name
+        )
+
+    def set_member_roles(self, member: Member, roles: Iterable[Role | str | int]) -> None:
+        self.world.set_member_roles(member, roles)
+
+    def set_role_permissions(self, role: Role, permissions: PermissionsLike = None, **flags: bool) -> int:
+        return self.world.set_role_permissions(role, permissions, **flags)
+
+    def set_bot_permissions(self, guild: GuildRef, permissions: PermissionsLike = None, **flags: bool) -> int:
+        return self.world.set_bot_permissions(guild, permissions, **flags)
+
+    def set_channel_overwrite(
+        self,
+        channel: Channel,
+        target: Role | Member,
+        *,
+        allow: PermissionsLike = 0,
+        deny: PermissionsLike = 0,
+    ) -> None:
+        self.world.set_channel_overwrite(channel, target, allow=allow, deny=deny)
+
+    # --- lookups -----------------------------------------------------------
 
     def find_user(self, ref: User | Member | int | str) -> User | None:
         if isinstance(ref, User):
@@ -297,37 +301,6 @@ class Sandbox:
             return self.users.get(int(text))
         return next((u for u in self.users.values() if u.username == text), None)
 
-    def add_guild(self, name: str, *, owner: str | User | None = None) -> Guild:
-        guild = Guild(id=self.new_id(), name=name)
-        guild.roles[guild.id] = Role(id=guild.id, guild_id=guild.id, name="@everyone", permissions=DEFAULT_EVERYONE)
-        self._join_bot(guild)
-        owner_user = owner if isinstance(owner, User) else self._user_named(owner or "server-owner", bot=False)
-        guild.owner_id = owner_user.id
-        guild.members[owner_user.id] = Member(user=owner_user, guild=guild)
-        self.guilds[guild.id] = guild
-        session = self.gateway.current
-        if session is not None:
-            self.gateway.dispatch("GUILD_CREATE", self.guild_create_payload(guild, session, joined=True), intent=GUILDS)
-        self.notifier.notify()
-        return guild
-
-    def _join_bot(self, guild: Guild) -> Member:
-        # Discord gives a bot its own managed role when it joins, and deletes it when the bot leaves.
-        bot_role = Role(
-            id=self.new_id(),
-            guild_id=guild.id,
-            name=self.bot_user.username,
-            permissions=DEFAULT_BOT,
-            position=1,
-            managed=True,
-            bot_id=self.bot_user.id,
-        )
-        guild.roles[bot_role.id] = bot_role
-        member = Member(user=self.bot_user, guild=guild, role_ids=[bot_role.id])
-        guild.members[self.bot_user.id] = member
-        guild.joined_at = iso_now()
-        return member
-
     def has_bot(self, guild: GuildRef) -> bool:
         return self.bot_user.id in self.guild(guild).members
 
@@ -335,167 +308,12 @@ class Sandbox:
         """The guilds the bot is a member of: the ones READY lists."""
         return [g for g in self.guilds.values() if self.bot_user.id in g.members]
 
-    def remove_bot(self, guild: GuildRef) -> None:
-        """Kick the bot from ``guild`` (to the bot this looks exactly like the guild being deleted).
-
-        As on Discord: the bot's managed role goes, so do the webhooks the bot created (Discord
-        removes an app's webhooks with it; its docs do not say so, bot developers report it), the
-        bot gets GUILD_DELETE without an ``unavailable`` field (the sign of a removal rather than an
-        outage), the guild is left out of later READYs, and REST calls about it answer 403 Missing
-        Access.  Everything else in the guild (channels, messages, other webhooks) stays.
-        """
-        g = self.guild(guild)
-        member = g.members.pop(self.bot_user.id, None)
-        if member is None:
-            raise SandboxError(f"the bot is not in {g.name}")
-        for role_id in member.role_ids:
-            role = g.roles.get(role_id)
-            if role is not None and role.managed and role.bot_id == self.bot_user.id:
-                del g.roles[role_id]
-        for webhook in self.webhooks.values():
-            if webhook.channel.guild is g and webhook.creator is self.bot_user and not webhook.deleted:
-                webhook.deleted = True
-                self.notifier.notify(SandboxEvent("webhook_delete", detail=webhook))
-        self.gateway.dispatch("GUILD_DELETE", {"id": str(g.id)}, intent=GUILDS)
-        self.notifier.notify()
-
-    def add_bot(self, guild: GuildRef) -> Member:
-        """Add the bot (back) to ``guild``, as when someone authorizes it there: a new managed role,
-        then GUILD_CREATE with the whole guild."""
-        g = self.guild(guild)
-        if self.bot_user.id in g.members:
-            raise SandboxError(f"the bot is already in {g.name}")
-        member = self._join_bot(g)
-        session = self.gateway.current
-        if session is not None:
-            self.gateway.dispatch("GUILD_CREATE", self.guild_create_payload(g, session, joined=True), intent=GUILDS)
-        self.notifier.notify()
-        return member
-
-    def _user_named(self, name: str, *, bot: bool, global_name: str | None = None) -> User:
-        # The same name means the same person across guilds, so "alice" in two servers shares one id.
-        existing = next((u for u in self.users.values() if u.username == name and u.bot == bot), None)
-        if existing is not None:
-            return existing
-        return self._register_user(User(id=self.new_id(), username=name, bot=bot, global_name=global_name))
-
-    def add_channel(self, guild: GuildRef, name: str, *, topic: str | None = None, type: int = 0) -> Channel:
-        """A channel; ``type`` is Discord's channel type (0 text, 2 voice, 4 category)."""
-        g = self.guild(guild)
-        if g.find_channel(name) is not None:
-            raise SandboxError(f"#{name} already exists in {g.name}")
-        channel = Channel(id=self.new_id(), guild=g, name=name, position=len(g.channels), topic=topic, type=type)
-        g.channels[channel.id] = channel
-        self.channels[channel.id] = channel
-        if g.system_channel_id is None and type == 0:
-            g.system_channel_id = channel.id
-        self.gateway.dispatch("CHANNEL_CREATE", channel.payload(), intent=GUILDS)
-        self.notifier.notify()
-        return channel
-
-    def add_role(self, guild: GuildRef, name: str, permissions: PermissionsLike = 0, *, color: int = 0) -> Role:
-        g = self.guild(guild)
-        role = Role(
-            id=self.new_id(),
-            guild_id=g.id,
-            name=name,
-            permissions=to_permission_value(permissions),
-            position=len(g.roles),
-            color=color,
-        )
-        g.roles[role.id] = role
-        self.gateway.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(g.id), "role": role.payload()}, intent=GUILDS)
-        self.notifier.notify()
-        return role
-
-    def add_member(
-        self,
-        guild: GuildRef,
-        name: str,
-        *,
-        permissions: PermissionsLike = None,
-        roles: Iterable[Role | str | int] = (),
-        bot: bool = False,
-        nick: str | None = None,
-        global_name: str | None = None,
-    ) -> Member:
-        """Add a member; ``permissions`` creates a role "<name> perms" granting exactly those.
-
-        The same ``name`` in several guilds is the same Discord user (same id).
-        """
-        g = self.guild(guild)
-        user = self._user_named(name, bot=bot, global_name=global_name)
-        if user.id in g.members:
-            raise SandboxError(f"{name} is already a member of {g.name}")
-        member = Member(user=user, guild=g, role_ids=self._role_ids(g, roles), nick=nick)
-        g.members[user.id] = member
-        if permissions is not None:
-            role = self.add_role(g, f"{name} perms", permissions)
-            member.role_ids.append(role.id)
-        payload = member.payload()
-        payload["guild_id"] = str(g.id)
-        self.gateway.dispatch("GUILD_MEMBER_ADD", payload, intent=GUILD_MEMBERS)
-        self.notifier.notify()
-        return member
-
-    def set_member_roles(self, member: Member, roles: Iterable[Role | str | int]) -> None:
-        member.role_ids = self._role_ids(member.guild, roles)
-        self._member_updated(member)
-
-    @staticmethod
-    def _role_ids(g: Guild, roles: Iterable[Role | str | int]) -> list[int]:
-        ids: list[int] = []
-        for ref in roles:
-            role = g.find_role(ref)
-            if role is None:
-                raise SandboxError(f"no role {ref!r} in {g.name}")
-            ids.append(role.id)
-        return ids
-
-    def _member_updated(self, member: Member) -> None:
-        payload = member.payload()
-        payload["guild_id"] = str(member.guild.id)
-        self.gateway.dispatch("GUILD_MEMBER_UPDATE", payload, intent=GUILD_MEMBERS)
-        self.notifier.notify()
-
-    def set_role_permissions(self, role: Role, permissions: PermissionsLike = None, **flags: bool) -> int:
-        if permissions is not None:
-            role.permissions = to_permission_value(permissions)
-        if flags:
-            role.permissions = apply_flags(role.permissions, flags)
-        self.gateway.dispatch(
-            "GUILD_ROLE_UPDATE", {"guild_id": str(role.guild_id), "role": role.payload()}, intent=GUILDS
-        )
-        self.notifier.notify()
-        return role.permissions
-
     def bot_role(self, guild: GuildRef) -> Role:
         g = self.guild(guild)
         return next(r for r in g.roles.values() if r.bot_id == self.bot_user.id)
 
-    def set_bot_permissions(self, guild: GuildRef, permissions: PermissionsLike = None, **flags: bool) -> int:
-        """Set the bot's managed role: an exact value, and/or flag toggles like ``manage_webhooks=False``."""
-        return self.set_role_permissions(self.bot_role(guild), permissions, **flags)
-
-    def set_channel_overwrite(
-        self,
-        channel: Channel,
-        target: Role | Member,
-        *,
-        allow: PermissionsLike = 0,
-        deny: PermissionsLike = 0,
-    ) -> None:
-        kind = 0 if isinstance(target, Role) else 1
-        channel.overwrites[target.id] = Overwrite(
-            id=target.id, type=kind, allow=to_permission_value(allow), deny=to_permission_value(deny)
-        )
-        self.gateway.dispatch("CHANNEL_UPDATE", channel.payload(), intent=GUILDS)
-        self.notifier.notify()
-
     def bot_member(self, guild: GuildRef) -> Member:
         return self.guild(guild).members[self.bot_user.id]
-
-    # --- lookups -----------------------------------------------------------
 
     def guild(self, ref: GuildRef) -> Guild:
         """Find a guild by object, id, name, slug ("fork-town") or creation index ("guild2")."""
@@ -544,149 +362,7 @@ class Sandbox:
             raise SandboxError(f"no message {ref}")
         return msg
 
-    # --- payloads used by the gateway and REST -----------------------------
-
-    def application_payload(self) -> dict[str, Any]:
-        return {
-            "id": str(self.application_id),
-            "name": self.bot_user.username,
-            "icon": None,
-            "description": "Sandbox application",
-            "summary": "",
-            "type": None,
-            "hook": True,
-            "bot_public": True,
-            "bot_require_code_grant": False,
-            "verify_key": "0" * 64,
-            "flags": 0,
-            "owner": self.app_owner.payload(),
-            "team": None,
-            "bot": self.bot_user.payload(),
-            "rpc_origins": [],
-            "redirect_uris": [],
-            "interactions_endpoint_url": None,
-            "tags": [],
-            "approximate_guild_count": len(self.guilds),
-        }
-
-    def ready_payload(self, session: GatewaySession) -> dict[str, Any]:
-        user = self.bot_user.payload()
-        user.update({"verified": True, "mfa_enabled": False, "email": None, "locale": "en-US"})
-        data: dict[str, Any] = {
-            "v": 10,
-            "user": user,
-            "guilds": [{"id": str(g.id), "unavailable": True} for g in self.bot_guilds()],
-            "session_id": session.session_id,
-            "session_type": "normal",
-            # discord.py reconnects (and RESUMEs) to this URL, so it must point back at the sandbox.
-            "resume_gateway_url": self.gateway_url,
-            "application": {"id": str(self.application_id), "flags": 0},
-            "private_channels": [],
-            "relationships": [],
-            "presences": [],
-            "user_settings": {},
-            "geo_ordered_rtc_regions": [],
-            "auth": {},
-        }
-        if session.shard is not None:
-            data["shard"] = session.shard
-        return data
-
-    def guild_create_payload(self, guild: Guild, session: GatewaySession, *, joined: bool = False) -> dict[str, Any]:
-        # Without the GUILD_MEMBERS intent Discord only includes the bot itself.
-        if session.has_intent(GUILD_MEMBERS):
-            members = list(guild.members.values())
-        else:
-            members = [guild.members[self.bot_user.id]]
-        payload = guild.payload(members=members)
-        if joined:
-            # Discord leaves ``unavailable`` out when the bot just joined (``false`` means "available
-            # again"): discord.py tells on_guild_join from on_guild_available by it.
-            payload.pop("unavailable", None)
-        return payload
-
-    def _message_event_payload(self, msg: Message, session: GatewaySession) -> dict[str, Any]:
-        data = msg.payload()
-        mentioned = any(m.id == self.bot_user.id for m in msg.mentioned_users())
-        if not session.has_intent(MESSAGE_CONTENT) and msg.author.id != self.bot_user.id and not mentioned:
-            # MESSAGE_CONTENT is privileged: without it Discord blanks other users' message bodies.
-            data.update(content="", embeds=[], attachments=[], components=[])
-        return data
-
-    def _dispatch_message(self, event: str, msg: Message) -> None:
-        session = self.gateway.current
-        # Like Discord, send nothing to a bot that did not ask for message events
-        # (and skip building the payload: bursts of replies are a hot path).
-        if session is None or msg.ephemeral or not session.has_intent(GUILD_MESSAGES):
-            return
-        self.gateway.dispatch(event, self._message_event_payload(msg, session), intent=GUILD_MESSAGES)
-
-    # --- messages ------------------------------------------------------------
-
-    def store_attachment(
-        self,
-        channel: Channel,
-        filename: str,
-        data: bytes,
-        content_type: str | None = None,
-        description: str | None = None,
-    ) -> Attachment:
-        attachment_id = self.new_id()
-        if not content_type or content_type == "application/octet-stream":
-            # discord.py uploads everything as octet-stream; Discord derives the type from the name.
-            content_type = mimetypes.guess_type(filename)[0] or content_type
-        attachment = Attachment(
-            id=attachment_id,
-            filename=filename,
-            data=data,
-            content_type=content_type,
-            url=self._attachment_url(attachment_id, filename),
-            description=description,
-        )
-        self.attachments[attachment_id] = attachment
-        return attachment
-
-    def _attachment_url(self, attachment_id: int, filename: str) -> str:
-        return f"{self.base_url}/attachments/{attachment_id}/{quote(filename)}"
-
-    def _attachments_from(
-        self,
-        channel: Channel,
-        entries: Any,
-        files: list[UploadedFile],
-        existing: list[Attachment],
-    ) -> list[Attachment]:
-        uploads: dict[int, UploadedFile] = {}
-        for i, upload in enumerate(files):
-            m = _FILE_FIELD.match(upload.field_name)
-            uploads[int(m.group(1)) if m else i] = upload
-        if not isinstance(entries, list):
-            new = [self.store_attachment(channel, u.filename, u.data, u.content_type) for u in uploads.values()]
-            return list(existing) + new
-        by_id = {a.id: a for a in existing}
-        result: list[Attachment] = []
-        for entry in entries:
-            try:
-                ref = int(entry.get("id"))
-            except (TypeError, ValueError):
-                continue
-            if ref in by_id:
-                kept = by_id[ref]
-                if entry.get("description") is not None:
-                    kept.description = entry["description"]
-                result.append(kept)
-            elif ref in uploads:
-                upload = uploads[ref]
-                result.append(
-                    self.store_attachment(
-                        channel,
-                        entry.get("filename") or upload.filename,
-                        upload.data,
-                        upload.content_type,
-                        entry.get("description"),
-                    )
-                )
-        return result
+    # --- messages and webhooks (sandbox.messaging.Messaging) ------------------
 
     def create_message(
         self,
@@ -705,41 +381,21 @@ class Sandbox:
         allowed_flags: int = SUPPRESS_EMBEDS | COMPONENTS_V2,
         visible_to: int | None = None,
     ) -> Message:
-        if flags is None:
-            flags = int(payload.get("flags") or 0) & allowed_flags
-        msg = Message(
-            id=self.new_id(),
-            channel=channel,
-            author=author,
-            kind=kind,
-            content=str(payload.get("content") or ""),
-            embeds=[dict(e, type=e.get("type", "rich")) for e in (payload.get("embeds") or [])],
-            components=list(payload.get("components") or []),
-            flags=flags,
-            attachments=self._attachments_from(channel, payload.get("attachments"), files, []),
-            tts=bool(payload.get("tts")),
-            type=type_,
+        return self.messaging.create_message(
+            channel,
+            author,
+            kind,
+            payload,
+            files,
+            source=source,
             webhook_id=webhook_id,
             application_id=application_id,
             interaction=interaction,
-            visible_to=visible_to if flags & EPHEMERAL else None,
-            message_reference=(
-                {
-                    "type": 0,
-                    "message_id": str(payload["message_reference"].get("message_id")),
-                    "channel_id": str(channel.id),
-                    "guild_id": str(channel.guild.id),
-                }
-                if payload.get("message_reference")
-                else None
-            ),
+            type_=type_,
+            flags=flags,
+            allowed_flags=allowed_flags,
+            visible_to=visible_to,
         )
-        msg.record_revision(source)
-        channel.messages.append(msg)
-        self.messages[msg.id] = msg
-        self._dispatch_message("MESSAGE_CREATE", msg)
-        self.notifier.notify(SandboxEvent("message_create", message=msg, interaction=interaction))
-        return msg
 
     def edit_message(
         self,
@@ -751,91 +407,20 @@ class Sandbox:
         validate: Callable[[dict[str, Any]], None] | None = None,
         clear_loading: bool = False,
     ) -> Message:
-        if validate is not None:
-            validate(dict(payload))
-        was_loading = msg.loading
-        content = msg.content
-        embeds = msg.embeds
-        components = msg.components
-        flags = msg.flags
-        attachments = msg.attachments
-        if "content" in payload:
-            content = str(payload.get("content") or "")
-        if "embeds" in payload:
-            embeds = [dict(e, type=e.get("type", "rich")) for e in (payload.get("embeds") or [])]
-        if "components" in payload:
-            components = list(payload.get("components") or [])
-        if payload.get("flags") is not None:
-            # Ephemerality and the loading state are fixed at creation; edits may only toggle these.
-            mutable = SUPPRESS_EMBEDS | COMPONENTS_V2
-            flags = (flags & ~mutable) | (int(payload["flags"]) & mutable)
-        if "attachments" in payload or files:
-            attachments = self._attachments_from(msg.channel, payload.get("attachments"), files, msg.attachments)
-        if clear_loading:
-            flags &= ~LOADING
-        if not (content or embeds or components or attachments) and not (flags & LOADING) and not msg.deleted:
-            raise ApiError(400, 50006, "Cannot send an empty message")
-        msg.content, msg.embeds, msg.components, msg.flags, msg.attachments = (
-            content,
-            embeds,
-            components,
-            flags,
-            attachments,
+        return self.messaging.edit_message(
+            msg, payload, files, source=source, validate=validate, clear_loading=clear_loading
         )
-        # Discord does not mark the first edit of a deferred "thinking" message as an edit.
-        if not was_loading:
-            msg.edited_at = iso_now()
-        msg.record_revision(source)
-        self._dispatch_message("MESSAGE_UPDATE", msg)
-        self.notifier.notify(SandboxEvent("message_update", message=msg, interaction=msg.interaction))
-        return msg
 
     def delete_message(self, msg: Message) -> None:
-        msg.deleted = True
-        if not msg.ephemeral:
-            self.gateway.dispatch(
-                "MESSAGE_DELETE",
-                {"id": str(msg.id), "channel_id": str(msg.channel.id), "guild_id": str(msg.guild.id)},
-                intent=GUILD_MESSAGES,
-            )
-        self.notifier.notify(SandboxEvent("message_delete", message=msg, interaction=msg.interaction))
-
-    async def send_message(self, guild: GuildRef, channel: ChannelRef, member: MemberRef, content: str) -> Message:
-        """A simulated user posts a plain message (delivered to the bot as MESSAGE_CREATE)."""
-        g = self.guild(guild)
-        ch = self.channel(g, channel)
-        m = self.member(g, member)
-        msg = self.create_message(ch, m.user, KIND_USER, {"content": content}, [], source="user")
-        await asyncio.sleep(0)
-        return msg
-
-    # --- webhooks --------------------------------------------------------------
+        self.messaging.delete_message(msg)
 
     def create_webhook(self, channel: Channel, name: str, *, creator: User | None = None) -> Webhook:
-        webhook = Webhook(
-            id=self.new_id(),
-            token=new_webhook_token(),
-            channel=channel,
-            name=name,
-            creator=creator or self.bot_user,
-        )
-        self.webhooks[webhook.id] = webhook
-        self.gateway.dispatch(
-            "WEBHOOKS_UPDATE", {"guild_id": str(channel.guild.id), "channel_id": str(channel.id)}, intent=GUILD_WEBHOOKS
-        )
-        self.notifier.notify(SandboxEvent("webhook_create", detail=webhook))
-        return webhook
+        return self.messaging.create_webhook(channel, name, creator=creator)
 
     def delete_webhook(self, webhook: Webhook | int) -> None:
-        """Delete a webhook (as an admin would); later executions get 404 Unknown Webhook."""
-        wh = webhook if isinstance(webhook, Webhook) else self.webhooks[webhook]
-        wh.deleted = True
-        self.gateway.dispatch(
-            "WEBHOOKS_UPDATE",
-            {"guild_id": str(wh.channel.guild.id), "channel_id": str(wh.channel.id)},
-            intent=GUILD_WEBHOOKS,
-        )
-        self.notifier.notify(SandboxEvent("webhook_delete", detail=wh))
+        self.messaging.delete_webhook(webhook)
+
+    # --- observation -----------------------------------------------------------
 
     def webhooks_in(self, channel: Channel, *, include_deleted: bool = False) -> list[Webhook]:
         return [w for w in self.webhooks.values() if w.channel is channel and (include_deleted or not w.deleted)]
@@ -844,8 +429,6 @@ class Sandbox:
         """Messages posted through channel webhooks (not interaction webhooks), oldest first."""
         source = channel.messages if channel is not None else sorted(self.messages.values(), key=lambda m: m.id)
         return [m for m in source if m.kind == KIND_WEBHOOK and not m.deleted]
-
-    # --- observation -----------------------------------------------------------
 
     def channel_messages(
         self,
@@ -937,19 +520,10 @@ class Sandbox:
     async def request_reconnect(self) -> None:
         await self.gateway.request_reconnect()
 
-    # --- simulated user actions -----------------------------------------------------
+    # --- simulated user actions (sandbox.actions.UserActions) ----------------------
 
-    def _check_can_use(self, cmd: dict[str, Any], member: Member, channel: Channel, path: str) -> None:
-        required = cmd.get("default_member_permissions")
-        if required is None:
-            return
-        perms = member.permissions_in(channel)
-        needed = int(required)
-        # "0" hides a command from everyone but administrators.
-        if (needed == 0 and perms != ALL_PERMISSIONS) or (perms & needed) != needed:
-            raise SandboxError(
-                f"{member.name} cannot use /{path}: Discord hides it from members lacking permissions {needed}"
-            )
+    async def send_message(self, guild: GuildRef, channel: ChannelRef, member: MemberRef, content: str) -> Message:
+        return await self.actions.send_message(guild, channel, member, content)
 
     async def invoke(
         self,
@@ -962,39 +536,9 @@ class Sandbox:
         check_permissions: bool = True,
         validate: bool = True,
     ) -> InteractionHandle:
-        """Run a slash command as ``member``: ``invoke(g, ch, alice, "wallet pay", {"member": bob, "amount": 5})``.
-
-        Options are typed from the synced definition (strings are coerced, users/channels/roles
-        accept objects, ids or names, attachments accept Upload(...)). Returns immediately after
-        dispatching; wait on the handle.
-
-        ``validate=False`` sends what a modified client can send: string, integer, number and
-        boolean values exactly as given (any JSON value, out of range, not a choice, of the
-        wrong type), required options may be left out, and a channel of any type is accepted.
-        The API forwards such interactions to the bot; only the official client checks.
-        """
-        g = self.guild(guild)
-        ch = self.channel(g, channel)
-        m = self.member(g, member)
-        parts = split_path(command)
-        cmd = self.commands.find(g.id, parts[0])
-        if cmd is None:
-            known = ", ".join(sorted("/" + c["name"] for c in self.commands.visible(g.id))) or "none"
-            raise SandboxError(f"/{parts[0]} is not registered in {g.name} (synced commands: {known})")
-        path = " ".join(parts)
-        if check_permissions:
-            self._check_can_use(cmd, m, ch, path)
-        chain, leaf = resolve_leaf(cmd, parts)
-        builder = OptionBuilder(self, g, ch, m, validate=validate)
-        options_payload = nest_options(chain, builder.build(path, leaf, options or {}))
-        data: dict[str, Any] = {"id": cmd["id"], "name": cmd["name"], "type": 1}
-        if options_payload:
-            data["options"] = options_payload
-        if builder.resolved:
-            data["resolved"] = builder.resolved
-        if cmd.get("guild_id"):
-            data["guild_id"] = cmd["guild_id"]
-        return await self._dispatch_interaction(ix.APPLICATION_COMMAND, g, ch, m, data, command_path=path)
+        return await self.actions.invoke(
+            guild, channel, member, command, options, check_permissions=check_permissions, validate=validate
+        )
 
     async def autocomplete(
         self,
@@ -1008,39 +552,9 @@ class Sandbox:
         timeout: float = 3.0,
         wait: bool = True,
     ) -> InteractionHandle:
-        """Send an autocomplete interaction and (by default) wait for the bot's choices (handle.choices)."""
-        g = self.guild(guild)
-        ch = self.channel(g, channel)
-        m = self.member(g, member)
-        parts = split_path(command)
-        cmd = self.commands.find(g.id, parts[0])
-        if cmd is None:
-            raise SandboxError(f"/{parts[0]} is not registered in {g.name}")
-        path = " ".join(parts)
-        chain, leaf = resolve_leaf(cmd, parts)
-        definition = next((o for o in leaf if o["name"] == focused), None)
-        if definition is None or not definition.get("autocomplete"):
-            raise SandboxError(f"/{path}: option {focused!r} does not have autocomplete enabled")
-        builder = OptionBuilder(self, g, ch, m)
-        options_payload = nest_options(chain, builder.build(path, leaf, options or {}, focused=focused))
-        data: dict[str, Any] = {"id": cmd["id"], "name": cmd["name"], "type": 1, "options": options_payload}
-        if cmd.get("guild_id"):
-            data["guild_id"] = cmd["guild_id"]
-        handle = await self._dispatch_interaction(ix.AUTOCOMPLETE, g, ch, m, data, command_path=path)
-        if wait:
-            await handle.wait_choices(timeout)
-        return handle
-
-    def _component_target(self, message: Message | int, member: MemberRef | None) -> tuple[Message, Member]:
-        if member is None:
-            raise SandboxError("say which member clicks (member=...)")
-        msg = self.message(message)
-        if msg.deleted:
-            raise SandboxError(f"message {msg.id} was deleted")
-        m = self.member(msg.guild, member)
-        if msg.ephemeral and msg.visible_to not in (None, m.id):
-            raise SandboxError(f"{m.name} cannot see ephemeral message {msg.id}")
-        return msg, m
+        return await self.actions.autocomplete(
+            guild, channel, member, command, options, focused=focused, timeout=timeout, wait=wait
+        )
 
     async def click(
         self,
@@ -1050,24 +564,7 @@ class Sandbox:
         *,
         label: str | None = None,
     ) -> InteractionHandle:
-        """Press a button (by custom_id or label) on a message, as ``member``."""
-        msg, m = self._component_target(message, member)
-        comp = msg.find_component(custom_id=custom_id, label=label)
-        if comp is None or comp.get("type") != 2:
-            buttons = [c.get("label") or c.get("custom_id") for c in msg.iter_components() if c.get("type") == 2]
-            raise SandboxError(f"no button {custom_id or label!r} on message {msg.id} (buttons: {buttons})")
-        if comp.get("disabled"):
-            raise SandboxError(f"button {comp.get('label')!r} is disabled")
-        if comp.get("style") == 5 or not comp.get("custom_id"):
-            raise SandboxError(
-                f"button {comp.get('label')!r} is a link button; Discord opens {comp.get('url')} instead"
-            )
-        data = {"custom_id": comp["custom_id"], "component_type": 2}
-        if "id" in comp:
-            data["id"] = comp["id"]
-        return await self._dispatch_interaction(
-            ix.MESSAGE_COMPONENT, msg.guild, msg.channel, m, data, source_message=msg
-        )
+        return await self.actions.click(message, custom_id, member, label=label)
 
     async def select(
         self,
@@ -1076,33 +573,7 @@ class Sandbox:
         values: Iterable[str],
         member: MemberRef,
     ) -> InteractionHandle:
-        """Choose values in a select menu on a message, as ``member``."""
-        msg, m = self._component_target(message, member)
-        comp = msg.find_component(custom_id=custom_id)
-        if comp is None or comp.get("type") not in (3, 5, 6, 7, 8):
-            raise SandboxError(f"no select menu {custom_id!r} on message {msg.id}")
-        chosen = [str(v) for v in values]
-        if comp.get("type") == 3:
-            allowed = {o["value"] for o in comp.get("options", [])}
-            labels = {o["label"]: o["value"] for o in comp.get("options", [])}
-            chosen = [labels.get(v, v) for v in chosen]
-            bad = [v for v in chosen if v not in allowed]
-            if bad:
-                raise SandboxError(f"select {custom_id!r} has no option(s) {bad}")
-        lo, hi = comp.get("min_values", 1), comp.get("max_values", 1)
-        if not lo <= len(chosen) <= hi:
-            raise SandboxError(f"select {custom_id!r} needs between {lo} and {hi} values")
-        data: dict[str, Any] = {"custom_id": custom_id, "component_type": comp["type"]}
-        if comp["type"] != 3:
-            # Entity selects carry ids plus resolved objects, like slash command options.
-            builder = OptionBuilder(self, msg.guild, msg.channel, m)
-            kind = {5: ix.USER, 6: ix.ROLE, 7: ix.MENTIONABLE, 8: ix.CHANNEL}[comp["type"]]
-            chosen = [builder.convert(custom_id, {"type": kind, "name": custom_id}, v, validate=False) for v in chosen]
-            data["resolved"] = builder.resolved
-        data["values"] = chosen
-        return await self._dispatch_interaction(
-            ix.MESSAGE_COMPONENT, msg.guild, msg.channel, m, data, source_message=msg
-        )
+        return await self.actions.select(message, custom_id, values, member)
 
     async def submit_modal(
         self,
@@ -1110,125 +581,7 @@ class Sandbox:
         values: Mapping[str, str],
         member: MemberRef | None = None,
     ) -> InteractionHandle:
-        """Fill in and submit the modal the bot opened on ``handle`` (values keyed by custom_id or label)."""
-        modal = handle.modal
-        if modal is None:
-            raise SandboxError(f"{handle!r} did not open a modal")
-        if any(h.parent is handle and h.type == ix.MODAL_SUBMIT for h in self.interactions.values()):
-            raise SandboxError("that modal was already submitted (Discord closes it on submit)")
-        m = self.member(handle.guild, member) if member is not None else handle.member
-        used: set[str] = set()
-
-        def pick(comp: dict[str, Any], label: str | None) -> str | None:
-            for key in (comp.get("custom_id"), label, comp.get("label")):
-                if key is not None and key in values:
-                    used.add(key)
-                    return values[key]
-            return None
-
-        def fill(components: list[dict[str, Any]], label: str | None = None) -> list[dict[str, Any]]:
-            out: list[dict[str, Any]] = []
-            for comp in components:
-                ctype = comp.get("type")
-                if ctype == 1:
-                    out.append({"type": 1, "components": fill(comp.get("components") or [])})
-                elif ctype == 18:
-                    inner = fill([comp["component"]], comp.get("label")) if comp.get("component") else []
-                    if inner:
-                        out.append({"type": 18, "component": inner[0]})
-                elif ctype == 4:
-                    value = pick(comp, label)
-                    if value is None:
-                        value = comp.get("value") or ""
-                    if comp.get("required", True) and not value:
-                        raise SandboxError(
-                            f"modal field {comp.get('label') or label or comp['custom_id']!r} is required"
-                        )
-                    out.append({"type": 4, "custom_id": comp["custom_id"], "value": str(value)})
-                elif ctype in (3, 5, 6, 7, 8):
-                    value = pick(comp, label)
-                    chosen = [] if value is None else ([value] if isinstance(value, str) else list(value))
-                    out.append({"type": ctype, "custom_id": comp["custom_id"], "values": chosen})
-            return out
-
-        components = fill(modal.get("components") or [])
-        unknown_keys = set(values) - used
-        if unknown_keys:
-            raise SandboxError(f"modal has no field(s) {sorted(unknown_keys)}")
-        data = {"custom_id": modal["custom_id"], "components": components}
-        source = handle.source_message
-        return await self._dispatch_interaction(
-            ix.MODAL_SUBMIT, handle.guild, handle.channel, m, data, source_message=source, parent=handle
-        )
-
-    async def _dispatch_interaction(
-        self,
-        type_: int,
-        guild: Guild,
-        channel: Channel,
-        member: Member,
-        data: dict[str, Any],
-        *,
-        command_path: str | None = None,
-        source_message: Message | None = None,
-        parent: InteractionHandle | None = None,
-    ) -> InteractionHandle:
-        if self.gateway.current is None:
-            raise SandboxError("the bot has not connected to the gateway yet (no IDENTIFY received)")
-        if self.bot_user.id not in guild.members:
-            # Discord offers no command or component of an app that is not in the guild.
-            raise SandboxError(f"the bot is not in {guild.name} (sb.add_bot adds it back)")
-        handle = InteractionHandle(
-            self,
-            id=self.new_id(),
-            token=new_interaction_token(),
-            type=type_,
-            guild=guild,
-            channel=channel,
-            member=member,
-            data=data,
-            command_path=command_path,
-            source_message=source_message,
-            parent=parent,
-        )
-        channel_data = channel.payload()
-        channel_data["permissions"] = str(member.permissions_in(channel))
-        payload: dict[str, Any] = {
-            "id": str(handle.id),
-            "application_id": str(self.application_id),
-            "type": type_,
-            "data": data,
-            "guild_id": str(guild.id),
-            "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
-            "channel_id": str(channel.id),
-            "channel": channel_data,
-            "member": member.payload(permissions=member.permissions_in(channel)),
-            "token": handle.token,
-            "version": 1,
-            "app_permissions": str(self.bot_member(guild).permissions_in(channel)),
-            "locale": "en-US",
-            "guild_locale": "en-US",
-            "entitlements": [],
-            "authorizing_integration_owners": {"0": str(guild.id)},
-            "context": 0,
-            "attachment_size_limit": 10 * 1024 * 1024,
-        }
-        if source_message is not None:
-            payload["message"] = source_message.payload()
-        handle.payload = payload
-        self.interactions[handle.id] = handle
-        self.interactions_by_token[handle.token] = handle
-
-        def on_sent(at: float) -> None:
-            if handle.dispatched_at is None:
-                handle.dispatched_at = at
-
-        self.gateway.dispatch("INTERACTION_CREATE", payload, on_sent=on_sent)
-        self.notifier.notify(SandboxEvent("interaction", interaction=handle))
-        _log.debug("dispatched interaction %s (%s)", handle.id, command_path or data.get("custom_id"))
-        # Yield so the gateway writer can put the event on the wire before the caller starts timing.
-        await asyncio.sleep(0)
-        return handle
+        return await self.actions.submit_modal(handle, values, member)
 
     # --- static endpoints -----------------------------------------------------------
 

@@ -18,6 +18,7 @@ over the old file: a crash or kill mid-save leaves the previous world whole.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -55,6 +56,8 @@ VERSION = 1
 # Enough scrollback for buttons pressed later (a /help page, a block's Attest button) while
 # keeping the file, rewritten whole on each save, to a few megabytes at most per channel.
 MESSAGES_KEPT_PER_CHANNEL = 200
+# Changes come in bursts (a reply, its edits, the bot's next request): one save a second at most.
+WORLD_SAVE_DELAY_S = 1.0
 
 class WorldFileError(SandboxError):
     """The world file cannot be used; the message is one line saying which file and what to do."""
@@ -282,6 +285,50 @@ class WorldWriter:
             write_world(self.path, text)
             self._written = generation
             return True
+
+
+class WorldAutosave:
+    """Keeps ``sb``'s world file current: saved about ``WORLD_SAVE_DELAY_S`` after a change
+    (one save for a burst of changes), or at once with ``save_now``."""
+
+    def __init__(self, sb: Sandbox, path: Path) -> None:
+        self.sb = sb
+        self._world_writer = WorldWriter(path)
+        self._world_dirty = False
+        self._world_save_task: asyncio.Task[None] | None = None
+
+    def save_now(self) -> None:
+        self._world_dirty = False
+        self._world_writer.write(*self._world_writer.take(self.sb))
+
+    def changed(self) -> None:
+        self._world_dirty = True
+        if self._world_save_task is not None and not self._world_save_task.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # changed outside an event loop (building a world before start): saved later
+        self._world_save_task = loop.create_task(self._save_world_soon(), name="sandbox-world-save")
+
+    async def _save_world_soon(self) -> None:
+        writer = self._world_writer
+        while self._world_dirty:
+            await asyncio.sleep(WORLD_SAVE_DELAY_S)
+            self._world_dirty = False
+            # The snapshot (already JSON text) is made here, on the loop; only the write leaves it.
+            generation, data = writer.take(self.sb)
+            try:
+                await asyncio.to_thread(writer.write, generation, data)
+            except OSError as exc:
+                _log.warning("could not save the sandbox world to %s: %s", writer.path, exc.strerror or exc)
+
+    async def stop(self) -> None:
+        """Cancel a save that is waiting; the caller saves the last state itself."""
+        if self._world_save_task is not None:
+            self._world_save_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._world_save_task
 
 
 # --- reading ------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import pytest
 from chain.errors import ConsensusConfigError, UnknownModeError
 from chain.mode import Mode, parse_mode
 from chain.pos.beacon import ConsensusConfig
-from cogs.admin import MODE_NAMES, ModeChoice
+from cogs.admin import ModeChoice
+from cogs.admin_text import MODE_NAMES
 
 
 def test_values_are_the_stored_strings() -> None:
