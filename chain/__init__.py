@@ -12,6 +12,9 @@ layers before it, and ``tests/test_layout.py`` checks it:
    which may use the ledger;
 3. ``consensus/``, one chain from all three: blocks, the state and ``process_block``, replay
    (``verify``), export and the difficulty explainer.
+   Beside it, ``games/``: the attack games' mathematics (the Bitcoin paper's double-spend chance
+   and the exact race, selfish mining's state machine and closed-form revenue), with seeded
+   simulations; it and ``consensus/`` never import each other.
 4. **Adapters**, ``adapters/``, the only modules that touch the outside world: ``node`` and
    ``beacon_node`` (the runtime per server), ``storage/`` (SQLite: every SQL statement of chain/),
    ``hashcore`` and ``nonce_search`` (worker processes), ``signer`` (validator keys), budgets and energy counters.

@@ -612,3 +612,43 @@ class FaucetCooldownError(FaucetError):
     def __init__(self, message: str, available_at: int) -> None:
         super().__init__(message)
         self.available_at = available_at
+
+
+# --- games: attack mathematics (issue 11) ------------------------------------
+
+
+class GameError(ChainError):
+    """Inputs from which a game's figure or simulation cannot be computed; nothing was played."""
+
+
+class InvalidHashShareError(GameError):
+    """A share of the hash power (an attacker's q, a selfish pool's α) outside the range its figure is
+    defined for, or not an exact fraction."""
+
+
+class InvalidTieBreakError(GameError):
+    """A tie-break share γ outside [0, 1], or not an exact fraction."""
+
+
+class InvalidConfirmationsError(GameError):
+    """A number of confirmations z that is negative, not an integer, or too large to compute."""
+
+
+class InvalidGiveUpError(GameError):
+    """A give-up depth that is not an integer deeper than the confirmations the merchant waits for."""
+
+
+class InvalidSimulationLengthError(GameError):
+    """A simulation length (rounds, blocks) that is not a positive integer within the cap."""
+
+
+class InvalidRiskError(GameError):
+    """A risk bound (for the confirmations needed) outside (0, 1], or not an exact fraction."""
+
+
+class NoSafeConfirmationsError(GameError):
+    """No number of confirmations (up to the cap) brings the attacker's chance below the bound asked for."""
+
+
+class InvalidPlacesError(GameError):
+    """A number of decimal places to round a figure to that is not a whole number in the supported range."""
