@@ -620,35 +620,53 @@ class FaucetCooldownError(FaucetError):
 class GameError(ChainError):
     """Inputs from which a game's figure or simulation cannot be computed; nothing was played."""
 
+    code = "game"
+
 
 class InvalidHashShareError(GameError):
     """A share of the hash power (an attacker's q, a selfish pool's α) outside the range its figure is
     defined for, or not an exact fraction."""
 
+    code = "invalid_hash_share"
+
 
 class InvalidTieBreakError(GameError):
     """A tie-break share γ outside [0, 1], or not an exact fraction."""
+
+    code = "invalid_tie_break"
 
 
 class InvalidConfirmationsError(GameError):
     """A number of confirmations z that is negative, not an integer, or too large to compute."""
 
+    code = "invalid_confirmations"
+
 
 class InvalidGiveUpError(GameError):
     """A give-up depth that is not an integer deeper than the confirmations the merchant waits for."""
+
+    code = "invalid_give_up"
 
 
 class InvalidSimulationLengthError(GameError):
     """A simulation length (rounds, blocks) that is not a positive integer within the cap."""
 
+    code = "invalid_simulation_length"
+
 
 class InvalidRiskError(GameError):
     """A risk bound (for the confirmations needed) outside (0, 1], or not an exact fraction."""
+
+    code = "invalid_risk"
 
 
 class NoSafeConfirmationsError(GameError):
     """No number of confirmations (up to the cap) brings the attacker's chance below the bound asked for."""
 
+    code = "no_safe_confirmations"
+
 
 class InvalidPlacesError(GameError):
     """A number of decimal places to round a figure to that is not a whole number in the supported range."""
+
+    code = "invalid_places"
