@@ -24,6 +24,7 @@ core adds it up in total (``stats().cpu_ns_total``), per session
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import multiprocessing
@@ -53,6 +54,8 @@ Clock = Callable[[], float]
 DEFAULT_CHUNK_SECONDS = 0.075
 # A guess for the first chunks, before any rate has been observed.
 INITIAL_WORKER_RATE = 500_000
+# How much longer than asked ``measure_rate`` waits for a first full chunk on a loaded host, in seconds.
+MEASURE_PATIENCE_S = 10.0
 MIN_CHUNK = 1_024
 MAX_CHUNK = 1 << 24
 RATE_SMOOTHING = 0.3
@@ -322,6 +325,8 @@ class HashingCore:
         self._cpu_ns_undrained: dict[int, int] = {}
         self._busy_hashes = 0
         self._busy_seconds = 0.0
+        # Set whenever a full chunk's rate is recorded (``measure_rate`` waits on it).
+        self._rate_recorded = asyncio.Event()
 
     @property
     def workers(self) -> int:
@@ -465,8 +470,10 @@ class HashingCore:
 
         Runs a throwaway session for ``seconds`` alongside any others and
         divides the hashes of all chunks completed meanwhile by the time they
-        took; so it holds while other sessions are mining too. It relies on
-        the core's clock and reads 0 if that clock does not move.
+        took; so it holds while other sessions are mining too. When no full
+        chunk is back after ``seconds`` it waits for the first one, at most
+        ``MEASURE_PATIENCE_S`` more. It relies on the core's clock and reads 0
+        if that clock does not move or no chunk comes back in time.
         """
         hashes_before, seconds_before = self._busy_hashes, self._busy_seconds
         session = self.start_session(_CalibrationJob())
@@ -474,6 +481,14 @@ class HashingCore:
         self._pump()
         try:
             await asyncio.sleep(seconds)
+            # On a loaded host (or with a window shorter than a chunk) no full chunk may be back yet,
+            # and a rate from no chunk is no measurement: a new chain calibrated from 0 starts at the
+            # easiest target.  Wait for the first one, within reason.
+            deadline = self.loop.time() + MEASURE_PATIENCE_S
+            while self._busy_seconds == seconds_before and (left := deadline - self.loop.time()) > 0:
+                self._rate_recorded.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._rate_recorded.wait(), left)
         finally:
             session.cancel()
         busy_seconds = self._busy_seconds - seconds_before
@@ -596,6 +611,7 @@ class HashingCore:
             return
         self._busy_hashes += hashes
         self._busy_seconds += seconds
+        self._rate_recorded.set()
         self._worker_rate += RATE_SMOOTHING * (hashes / seconds - self._worker_rate)
 
     def _record_cpu(self, session: MiningSession, cpu_ns: int) -> None:

@@ -356,6 +356,13 @@ async def test_measure_rate_and_stats(core):
     assert core.stats().sessions == 0
 
 
+async def test_measure_rate_waits_for_a_first_full_chunk_instead_of_reading_zero(core):
+    """A window no full chunk fits in (as on a loaded host, where the 0.3 s measurement of the test
+    above once read 0) used to return 0 hashes/s, and a new chain calibrated from 0 starts at the
+    easiest target. It now waits for the first full chunk."""
+    assert await core.measure_rate(0.001) > 10_000
+
+
 async def test_close_cancels_sessions_and_leaves_no_worker_processes():
     before = set(multiprocessing.active_children())
     core = make_core()
