@@ -65,8 +65,8 @@ from chain.pos.snapshot import decode_beacon_state, encode_beacon_state
 from chain.pow.compact import compute_target
 from chain.pow.difficulty import compute_calibrated_bits, compute_rescaled_bits
 
-if TYPE_CHECKING:  # beacon_node imports this module; the runtime's type is named for checkers only
-    from chain.adapters.beacon_node import BeaconRuntime
+if TYPE_CHECKING:  # beacon_runtime imports this module; the runtime's type is named for checkers only
+    from chain.adapters.beacon_runtime import BeaconRuntime
 
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class ChainRuntime:
     last_activity: int = 0
     # The faucet wallet funded at this chain's genesis; None for a chain created without one.
     faucet: bytes | None = None
-    # The consensus client's memory of this chain (``chain.adapters.beacon_node.BeaconRuntime``: fork choice,
+    # The consensus client's memory of this chain (``chain.adapters.beacon_runtime.BeaconRuntime``: fork choice,
     # candidates, validator owners, auto-attest), built by ``BeaconNode`` on first use. It lives here
     # so that a server has one runtime: a reset or mode switch that replaces this object drops it too.
     consensus: BeaconRuntime | None = None
