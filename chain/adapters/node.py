@@ -1,5 +1,8 @@
 """The engine's async façade: chains, wallets, mempools, mining, verification.
 
+(Verify and export run in ``chain.adapters.chain_reads``; a mining session's templates are a
+``chain.adapters.template_job.TemplateJob``.)
+
 ``Node`` wires the pure engine to the store and the hashing core.  It owns no
 clock and no randomness of its own: both are passed in.  Every state change
 is validated in memory first, committed to the store in one transaction, and
@@ -11,21 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import io
-import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from chain.adapters.chain_reads import ChainReads, ExportSummary
 from chain.adapters.hashcore import HashingCore, MiningOutcome, MiningSession, OutcomeKind, Progress
 from chain.adapters.storage import Store, StoredChainHead, StoredTransaction, StoredValidatorKey, StoredWallet
+from chain.adapters.template_job import TemplateJob
 from chain.consensus.block import Block, BlockTemplate
-from chain.consensus.export import encode_export
 from chain.consensus.state import (
     BlockEffects,
     ChainState,
@@ -38,7 +38,7 @@ from chain.consensus.state import (
     make_genesis_block,
     process_block,
 )
-from chain.consensus.verify import VerifyReport, verify_chain
+from chain.consensus.verify import VerifyReport
 from chain.errors import (
     ChainError,
     ChainNotFoundError,
@@ -78,25 +78,10 @@ REPLAY_BATCH_BLOCKS = 500
 
 Clock = Callable[[], float]
 Randomness = Callable[[int], bytes]
-T = TypeVar("T")
 
 # The owner name of the bot's faucet wallet. Members' owners are Discord ids (digits only), so
 # no member can ever own this wallet; it is custodied and sealed like theirs.
 FAUCET_OWNER = "faucet"
-
-# Whole-chain reads (verify, export) run here, one at a time: never in the default pool that
-# block checks use, and one CPU-bound thread is all the event loop has to share the GIL with.
-BULK_READ_THREADS = 1
-
-
-@dataclass(frozen=True, slots=True)
-class ExportSummary:
-    """What an export holds: blocks 0 to ``height``, ``size`` bytes of JSON."""
-
-    height: int
-    tip: str
-    size: int
-
 
 @dataclass(frozen=True, slots=True)
 class TransactionMatches:
@@ -164,88 +149,6 @@ class MiningResult:
         return self.block is not None
 
 
-# How stale a mining session's header may get (seconds of the node's clock) before it is refreshed
-# with the current time and the mempool's current transfers (BIP 22 ``curtime``, BIP 23 time rolling).
-TEMPLATE_REFRESH_S = 2
-# Templates kept per session for the chunks still in flight (each refresh moves to the next extra nonce).
-TEMPLATES_KEPT = 16
-
-
-class TemplateJob:
-    """A mining session's work for the hashing core: block templates, refreshed while it searches.
-
-    Every ``refresh_s`` of the node's clock the core asks for the next extra
-    nonce (``refresh_due``), and ``header_prefix`` hands out a template dated now
-    (``refresh``).  A template with a new body (the mempool's and op pool's current
-    contents) is built off the event loop and ``offer``-ed; the core then moves to
-    it at once.  A found block is solved from the template of the extra nonce it
-    was found with, so it carries the time it was found, within ``refresh_s``.
-    """
-
-    def __init__(
-        self,
-        chain_id: int,
-        template: BlockTemplate,
-        target: int,
-        *,
-        refresh: Callable[[BlockTemplate], BlockTemplate] | None = None,
-        clock: Clock | None = None,
-        refresh_s: float = TEMPLATE_REFRESH_S,
-        max_nonce: int = 0xFFFFFFFF,
-    ) -> None:
-        self.chain_id = chain_id
-        self.tip = template.header.prev_hash
-        self.target = target
-        self.max_nonce = max_nonce
-        self._latest = template
-        self._refresh = refresh
-        self._clock = clock
-        self._refresh_s = refresh_s
-        self._built_at = clock() if clock is not None else 0.0
-        self._templates: dict[int, BlockTemplate] = {}
-        self._offered: BlockTemplate | None = None
-        # The body being rebuilt in a thread, if any (``Node.mining_job``); tests await it.
-        self.rebuilding: asyncio.Task[None] | None = None
-
-    @property
-    def template(self) -> BlockTemplate:
-        """The newest template (without its extra nonce)."""
-        return self._latest
-
-    def offer(self, template: BlockTemplate) -> None:
-        """A template with a fresher body, built elsewhere: handed out from the next extra nonce."""
-        if template.header.prev_hash == self.tip:
-            self._offered = template
-
-    def take_offer(self) -> BlockTemplate | None:
-        offered, self._offered = self._offered, None
-        return offered
-
-    def refresh_due(self) -> bool:
-        if self._refresh is None or self._clock is None:
-            return False
-        return self._offered is not None or self._clock() - self._built_at >= self._refresh_s
-
-    def header_prefix(self, extra_nonce: int) -> bytes:
-        template = self._templates.get(extra_nonce)
-        if template is None:
-            if extra_nonce > 0 and self.refresh_due():
-                self._latest = self._refresh(self._latest)  # type: ignore[misc]
-                self._built_at = self._clock()  # type: ignore[misc]
-            template = self._latest.with_extra_nonce(extra_nonce)
-            self._templates[extra_nonce] = template
-            for old in sorted(self._templates)[:-TEMPLATES_KEPT]:
-                del self._templates[old]
-        return template.header.prefix()
-
-    def template_for(self, extra_nonce: int) -> BlockTemplate:
-        """The template a result found at ``extra_nonce`` was hashed from."""
-        template = self._templates.get(extra_nonce)
-        if template is None:
-            raise ChainError(f"no template for extra nonce {extra_nonce} (it was never handed out, or is too old)")
-        return template
-
-
 def _process_and_snapshot(
     state: ChainState,
     block: Block,
@@ -307,15 +210,12 @@ class Node:
         self._wallets_created = 0
         # Chains whose server the bot is not in (see ``pause``); kept in memory only.
         self._paused: set[int] = set()
-        self._bulk_reads = ThreadPoolExecutor(BULK_READ_THREADS, thread_name_prefix="chain-bulk-read")
+        # Verify and export (chain/adapters/chain_reads.py), in a reader thread of their own.
+        self.reads = ChainReads(store)
 
     def close(self) -> None:
         """Stop the whole-chain reader thread; a read under way finishes on its own connection."""
-        self._bulk_reads.shutdown(wait=False, cancel_futures=True)
-
-    async def _bulk_read(self, function: Callable[..., T], *args: object) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._bulk_reads, functools.partial(function, *args))
+        self.reads.close()
 
     def now(self) -> int:
         return int(self.clock())
@@ -1019,46 +919,16 @@ class Node:
     # --- reading ------------------------------------------------------------------
 
     async def verify(self, chain_id: int) -> VerifyReport:
-        """Replay the stored chain from genesis and compare with the stored balances.
-
-        Off the event loop and without the store's lock: blocks stream from one
-        read snapshot into the replay, and the balances come from the same one.
-        """
+        """Replay the stored chain from genesis and compare with the stored balances (``ChainReads``)."""
         self.chain(chain_id)
-        return await self._bulk_read(self._verify_snapshot, chain_id, self.now())
-
-    def _verify_snapshot(self, chain_id: int, now: int) -> VerifyReport:
-        with self.store.db.read_snapshot(chain_id) as snapshot:
-            _, report = verify_chain(
-                snapshot.params, chain_id, snapshot.blocks(), now, snapshot.accounts(), snapshot.param_changes,
-                snapshot.consensus, snapshot.consensus_changes,
-            )
-        return report
+        return await self.reads.verify(chain_id, self.now())
 
     async def export_to(self, chain_id: int, out: BinaryIO, *, limit: int | None = None) -> ExportSummary:
-        """Write the chain as compact JSON (``chain.consensus.export``'s format) to ``out``, off the event loop.
-
-        Read from one snapshot and streamed block by block; over ``limit`` bytes it
-        raises ``ExportTooLargeError`` before a block is read, having written nothing.
-        """
+        """Stream the chain as compact JSON to ``out``, off the event loop (``ChainReads``)."""
         self.chain(chain_id)
-        return await self._bulk_read(self._write_export, chain_id, out, limit)
-
-    def _write_export(self, chain_id: int, out: BinaryIO, limit: int | None) -> ExportSummary:
-        with self.store.db.read_snapshot(chain_id) as snapshot:
-            tip = Block.deserialize(snapshot.raw_block(snapshot.height)).header.hash_hex()
-            size = 0
-            for chunk in encode_export(
-                snapshot.params, chain_id, snapshot.height, tip, snapshot.raw_blocks(), snapshot.raw_size(),
-                snapshot.param_changes, snapshot.consensus, snapshot.consensus_changes, limit=limit,
-            ):
-                out.write(chunk)
-                size += len(chunk)
-        return ExportSummary(snapshot.height, tip, size)
+        return await self.reads.export_to(chain_id, out, limit=limit)
 
     async def export(self, chain_id: int) -> dict[str, Any]:
         """The export as a document (for callers that want one in memory; ``export_to`` streams)."""
-        buffer = io.BytesIO()
-        await self.export_to(chain_id, buffer)
-        document: dict[str, Any] = json.loads(buffer.getvalue())
-        return document
+        self.chain(chain_id)
+        return await self.reads.export(chain_id)
