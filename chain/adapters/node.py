@@ -1,6 +1,7 @@
 """The engine's async façade: chains, wallets, mempools, mining, verification.
 
-(Verify and export run in ``chain.adapters.chain_reads``; a mining session's templates are a
+(Wallet keys are kept by ``chain.adapters.wallet_keys``; verify and export run in
+``chain.adapters.chain_reads``; a mining session's templates are a
 ``chain.adapters.template_job.TemplateJob``.)
 
 ``Node`` wires the pure engine to the store and the hashing core.  It owns no
@@ -23,8 +24,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from chain.adapters.chain_reads import ChainReads, ExportSummary
 from chain.adapters.hashcore import HashingCore, MiningOutcome, MiningSession, OutcomeKind, Progress
-from chain.adapters.storage import Store, StoredChainHead, StoredTransaction, StoredValidatorKey, StoredWallet
+from chain.adapters.storage import Store, StoredChainHead, StoredTransaction, StoredValidatorKey
 from chain.adapters.template_job import TemplateJob
+from chain.adapters.wallet_keys import WalletKeys
 from chain.consensus.block import Block, BlockTemplate
 from chain.consensus.state import (
     BlockEffects,
@@ -50,9 +52,8 @@ from chain.errors import (
     NoFaucetError,
     SnapshotError,
     StaleBlockError,
-    WalletError,
 )
-from chain.keys import SigningKey, open_key, seal_key, wallet_aad
+from chain.keys import SigningKey
 from chain.ledger.accounts import Account, LedgerView
 from chain.ledger.mempool import Admission, Mempool, PendingTransfer
 from chain.ledger.transaction import Transfer, make_transfer
@@ -197,17 +198,11 @@ class Node:
         self.clock = clock
         self.randomness = randomness
         self.hashing_core = hashing_core
-        self._master_key = master_key
         self._chains: dict[int, ChainRuntime] = {}
         # Stored chains that failed to load at startup -> why; offline until reset.
         self._offline: dict[int, str] = {}
-        # Public keys only: wallets outlive chain resets, so entries never go stale.
-        self._addresses: dict[tuple[int, str], bytes] = {}
-        # Sealed as stored: keys stay encrypted in memory too, and are opened per use.
-        self._sealed_wallets: dict[tuple[int, str], StoredWallet] = {}
-        # Per chain, public key -> owner, read from the store once and then kept current.
-        self._owners: dict[int, dict[bytes, str]] = {}
-        self._wallets_created = 0
+        # The members' wallet keys (chain/adapters/wallet_keys.py): made on first use, sealed at rest.
+        self.wallet_keys = WalletKeys(store, master_key=master_key, randomness=randomness, now=self.now)
         # Chains whose server the bot is not in (see ``pause``); kept in memory only.
         self._paused: set[int] = set()
         # Verify and export (chain/adapters/chain_reads.py), in a reader thread of their own.
@@ -483,45 +478,17 @@ class Node:
 
     # --- wallets ----------------------------------------------------------------
 
-    def _wallet_aad(self, chain_id: int, owner: str) -> bytes:
-        return wallet_aad(chain_id, owner)
-
     async def wallet(self, chain_id: int, owner: str) -> SigningKey:
         """The owner's key on this chain, created (and sealed at rest) on first use."""
-        if self._master_key is None:
-            raise WalletError("this node was opened without a master key: it reads chains but opens no wallet")
-        stored = self._sealed_wallets.get((chain_id, owner)) or await self.store.wallets.get(chain_id, owner)
-        if stored is None:
-            key = SigningKey(self.randomness(32))
-            sealed = seal_key(self._master_key, key, self.randomness(12), self._wallet_aad(chain_id, owner))
-            stored = await self.store.wallets.insert(chain_id, StoredWallet(owner, key.public_key, sealed), self.now())
-            self._wallets_created += 1
-            if chain_id in self._owners:
-                self._owners[chain_id][stored.pubkey] = owner
-        key = open_key(self._master_key, stored.sealed_key, self._wallet_aad(chain_id, owner))
-        if key.public_key != stored.pubkey:
-            raise WalletError(f"wallet of {owner} does not match its public key")
-        self._sealed_wallets[(chain_id, owner)] = stored
-        return key
+        return await self.wallet_keys.wallet(chain_id, owner)
 
     async def address(self, chain_id: int, owner: str) -> bytes:
         """The owner's public key; remembered, since almost every command needs it."""
-        cached = self._addresses.get((chain_id, owner))
-        if cached is None:
-            cached = (await self.wallet(chain_id, owner)).public_key
-            self._addresses[(chain_id, owner)] = cached
-        return cached
+        return await self.wallet_keys.address(chain_id, owner)
 
     async def owners(self, chain_id: int) -> dict[bytes, str]:
         """Public key -> owner of every wallet on this chain (a live view: do not mutate)."""
-        owners = self._owners.get(chain_id)
-        if owners is None:
-            created = self._wallets_created
-            owners = {w.pubkey: w.owner for w in await self.store.wallets.all(chain_id)}
-            # A wallet created while we read may be missing: use the read, but don't keep it.
-            if created == self._wallets_created:
-                owners = self._owners.setdefault(chain_id, owners)
-        return owners
+        return await self.wallet_keys.owners(chain_id)
 
     def note_activity(self, chain_id: int) -> None:
         """A member acted on the chain (a vote, a deposit...): it is not idle (chain/adapters/budget.py)."""
@@ -588,9 +555,7 @@ class Node:
         """The faucet wallet if this chain's genesis funded it (read, never created here)."""
         if consensus is None:
             return None
-        stored = self._sealed_wallets.get((chain_id, FAUCET_OWNER)) or await self.store.wallets.get(
-            chain_id, FAUCET_OWNER
-        )
+        stored = await self.wallet_keys.stored(chain_id, FAUCET_OWNER)
         if stored is None or not any(a.address == stored.pubkey for a in consensus.genesis_allocations):
             return None
         return stored.pubkey
