@@ -3,21 +3,53 @@
 Modelled on python-bitcoinlib's hierarchy (``ValidationError`` ->
 ``CheckProofOfWorkError``): callers catch the family they care about, and every
 message says what was wrong with which value.
+
+Every class names a stable ``code`` (snake_case, unique across the hierarchy, checked
+when the class is defined): a front end looks its words up by code, never by parsing
+the message.  Errors whose values a front end needs to word its own answer keep them as
+attributes (``FaucetEmptyError.left``...).  ``str(error)`` is a plain, complete English
+sentence for the command line and the logs; it names no command of any front end (the
+Discord cogs add their own hints, cogs/refusals.py).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
+
+# code -> class: filled as the classes below are defined, so a second class with a taken code fails at import.
+CODES: dict[str, type[ChainError]] = {}
 
 
 class ChainError(Exception):
     """Base class of every error the engine raises on purpose."""
 
+    code: ClassVar[str] = "chain_error"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        # Explicit, not derived from the class name: renaming a class must not change what front ends key on.
+        code = cls.__dict__.get("code")
+        if not isinstance(code, str) or not code:
+            raise TypeError(f"{cls.__name__} must set its own code (a stable snake_case string)")
+        taken = CODES.get(code)
+        if taken is not None:
+            raise TypeError(f"{cls.__name__}.code {code!r} is already {taken.__name__}'s")
+        CODES[code] = cls
+
+
+CODES[ChainError.code] = ChainError
+
 
 class ValidationError(ChainError):
     """An input broke a consensus rule; nothing was changed."""
 
+    code = "validation"
+
 
 class EncodingError(ValidationError):
     """Bytes that do not decode into the expected structure."""
+
+    code = "encoding"
 
 
 # --- compact bits -----------------------------------------------------------
@@ -26,21 +58,23 @@ class EncodingError(ValidationError):
 class CompactBitsError(ValidationError):
     """A compact ``bits`` value that does not describe a usable target."""
 
+    code = "compact_bits"
+
 
 class NegativeTargetError(CompactBitsError):
-    pass
+    code = "negative_target"
 
 
 class TargetOverflowError(CompactBitsError):
-    pass
+    code = "target_overflow"
 
 
 class ZeroTargetError(CompactBitsError):
-    pass
+    code = "zero_target"
 
 
 class TargetAbovePowLimitError(CompactBitsError):
-    pass
+    code = "target_above_pow_limit"
 
 
 # --- headers ----------------------------------------------------------------
@@ -49,33 +83,37 @@ class TargetAbovePowLimitError(CompactBitsError):
 class HeaderError(ValidationError):
     """A block header failed a contextual or context-free check."""
 
+    code = "header"
+
 
 class BadParentError(HeaderError):
-    pass
+    code = "bad_parent"
 
 
 class BadDifficultyBitsError(HeaderError):
-    pass
+    code = "bad_difficulty_bits"
 
 
 class CheckProofOfWorkError(HeaderError):
-    pass
+    code = "check_proof_of_work"
 
 
 class TimeTooOldError(HeaderError):
-    pass
+    code = "time_too_old"
 
 
 class TimeTooNewError(HeaderError):
-    pass
+    code = "time_too_new"
 
 
 class MerkleRootMismatchError(HeaderError):
-    pass
+    code = "merkle_root_mismatch"
 
 
 class StaleBlockError(BadParentError):
     """A block built on a tip that has since moved on."""
+
+    code = "stale_block"
 
 
 # --- transactions -----------------------------------------------------------
@@ -84,41 +122,43 @@ class StaleBlockError(BadParentError):
 class TransactionError(ValidationError):
     """A transfer that cannot be applied to the current state."""
 
+    code = "transaction"
+
 
 class BadSignatureError(TransactionError):
-    pass
+    code = "bad_signature"
 
 
 class NonceError(TransactionError):
-    pass
+    code = "nonce"
 
 
 class NonceReplayError(NonceError):
-    pass
+    code = "nonce_replay"
 
 
 class NonceGapError(NonceError):
-    pass
+    code = "nonce_gap"
 
 
 class InsufficientBalanceError(TransactionError):
-    pass
+    code = "insufficient_balance"
 
 
 class InvalidAmountError(TransactionError):
-    pass
+    code = "invalid_amount"
 
 
 class InvalidFeeError(TransactionError):
-    pass
+    code = "invalid_fee"
 
 
 class UnknownAccountError(TransactionError):
-    pass
+    code = "unknown_account"
 
 
 class SelfTransferError(TransactionError):
-    pass
+    code = "self_transfer"
 
 
 # --- blocks -----------------------------------------------------------------
@@ -127,17 +167,19 @@ class SelfTransferError(TransactionError):
 class BlockError(ValidationError):
     """A block body that breaks a rule (coinbase, size, duplicates)."""
 
+    code = "block"
+
 
 class BadCoinbaseError(BlockError):
-    pass
+    code = "bad_coinbase"
 
 
 class DuplicateTransactionError(BlockError):
-    pass
+    code = "duplicate_transaction"
 
 
 class BlockTooLargeError(BlockError):
-    pass
+    code = "block_too_large"
 
 
 # --- mempool ----------------------------------------------------------------
@@ -146,60 +188,77 @@ class BlockTooLargeError(BlockError):
 class MempoolError(ChainError):
     """The mempool refused a transaction that may be valid on its own."""
 
+    code = "mempool"
+
 
 class MempoolFullError(MempoolError):
-    pass
+    code = "mempool_full"
 
 
 class ReplacementRejectedError(MempoolError):
-    pass
+    code = "replacement_rejected"
 
 
 class AlreadyKnownError(MempoolError):
-    pass
+    code = "already_known"
 
 
 class TooManyPendingError(MempoolError):
-    pass
+    code = "too_many_pending"
 
 
 # --- storage and lookup -----------------------------------------------------
 
 
 class ChainNotFoundError(ChainError):
-    pass
+    code = "chain_not_found"
 
 
 class ChainExistsError(ChainError):
-    pass
+    code = "chain_exists"
 
 
 class BlockNotFoundError(ChainError):
-    pass
+    code = "block_not_found"
 
 
 class TransactionNotFoundError(ChainError):
-    pass
+    code = "transaction_not_found"
 
 
 class ChainOfflineError(ChainError):
     """A stored chain that could not be loaded at startup: taken offline until an admin resets it."""
 
+    code = "chain_offline"
+
+    def __init__(self, chain_id: int, reason: str) -> None:
+        super().__init__(f"chain {chain_id} could not be loaded ({reason}); it is offline until it is reset")
+        self.chain_id = chain_id
+        self.reason = reason
+
 
 class HistoryUnavailableError(ChainError):
     """A header or hash older than the recent window a ``ChainState`` keeps in memory (ask the store)."""
+
+    code = "history_unavailable"
 
 
 class SnapshotError(EncodingError):
     """A stored beacon-state snapshot that cannot be decoded (corrupt, truncated or an unknown version)."""
 
+    code = "snapshot"
+
 
 class SnapshotUnavailableError(ChainError):
     """A consistent read needs a second connection, which an in-memory database cannot give."""
 
+    code = "snapshot_unavailable"
+
 
 class ExportTooLargeError(ChainError):
     """A chain export would be bigger than the caller allowed; nothing of it was built."""
+
+    code = "export_too_large"
 
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"the export is {size:,} bytes, over the limit of {limit:,} bytes")
@@ -210,21 +269,31 @@ class ExportTooLargeError(ChainError):
 class ParamsError(ChainError):
     """Chain parameters that do not make a workable chain."""
 
+    code = "params"
+
 
 class WalletError(ChainError):
     """A wallet key that cannot be created, opened or used."""
+
+    code = "wallet"
 
 
 class MasterKeyMismatchError(WalletError):
     """The master key is not the one this database's secrets are sealed under."""
 
+    code = "master_key_mismatch"
+
 
 class HashingCoreError(ChainError):
     """The hashing core broke its own contract (a found outcome without its nonces): no block."""
 
+    code = "hashing_core"
+
 
 class VerificationError(ChainError):
     """Replaying a chain from genesis found a problem at a given height."""
+
+    code = "verification"
 
     def __init__(self, height: int, cause: Exception) -> None:
         super().__init__(f"block {height}: {cause}")
@@ -238,89 +307,107 @@ class VerificationError(ChainError):
 class StakingError(ValidationError):
     """A proof-of-stake message, piece of evidence or registry change that breaks a rule."""
 
+    code = "staking"
+
 
 class AttestationError(StakingError):
     """An attestation whose fields cannot describe a real vote."""
+
+    code = "attestation"
 
 
 class WrongChainError(StakingError):
     """A signed message made for another server's chain."""
 
+    code = "wrong_chain"
+
 
 class SlashingEvidenceError(StakingError):
     """Evidence that does not prove a slashable offence; nobody is slashed."""
 
+    code = "slashing_evidence"
+
 
 class ValidatorMismatchError(SlashingEvidenceError):
-    pass
+    code = "validator_mismatch"
 
 
 class SlotMismatchError(SlashingEvidenceError):
-    pass
+    code = "slot_mismatch"
 
 
 class IdenticalMessagesError(SlashingEvidenceError):
-    pass
+    code = "identical_messages"
 
 
 class NotSlashableError(SlashingEvidenceError):
-    pass
+    code = "not_slashable"
 
 
 class ProposerSelectionError(StakingError):
     """Inputs from which no proposer can be drawn (no validators, bad seed, zero stake)."""
 
+    code = "proposer_selection"
+
 
 class FinalityError(StakingError):
     """Justification inputs that do not describe a possible epoch."""
 
+    code = "finality"
+
 
 class DepositError(StakingError):
-    pass
+    code = "deposit"
 
 
 class UnknownValidatorError(StakingError):
-    pass
+    code = "unknown_validator"
 
 
 class ValidatorStatusError(StakingError):
     """An operation the validator's current status does not allow (not active, already exiting...)."""
 
+    code = "validator_status"
+
 
 class SlashingProtectionError(ChainError):
     """The signer refused: signing this message could get the validator slashed."""
 
+    code = "slashing_protection"
+
 
 class DoubleVoteRefusedError(SlashingProtectionError):
-    pass
+    code = "double_vote_refused"
 
 
 class SurroundVoteRefusedError(SlashingProtectionError):
-    pass
+    code = "surround_vote_refused"
 
 
 class SourceEpochTooLowError(SlashingProtectionError):
-    pass
+    code = "source_epoch_too_low"
 
 
 class TargetEpochTooLowError(SlashingProtectionError):
-    pass
+    code = "target_epoch_too_low"
 
 
 class DoubleProposalRefusedError(SlashingProtectionError):
-    pass
+    code = "double_proposal_refused"
 
 
 class BlockSlotTooLowError(SlashingProtectionError):
-    pass
+    code = "block_slot_too_low"
 
 
 class InterchangeError(EncodingError):
     """An EIP-3076 slashing-protection file that cannot be imported."""
 
+    code = "interchange"
+
 
 class InterchangeGenesisMismatchError(InterchangeError):
-    pass
+    code = "interchange_genesis_mismatch"
 
 
 # --- rewards and penalties --------------------------------------------------
@@ -329,9 +416,13 @@ class InterchangeGenesisMismatchError(InterchangeError):
 class RewardsError(StakingError):
     """Epoch participation or balances from which no rewards can be computed; nothing was paid."""
 
+    code = "rewards"
+
 
 class IssuanceRateError(ParamsError):
     """A yearly issuance rate outside the range a server may choose."""
+
+    code = "issuance_rate"
 
 
 # --- signer / store (PoS adapters) -------------------------------------------
@@ -340,9 +431,13 @@ class IssuanceRateError(ParamsError):
 class ValidatorKeyError(WalletError):
     """A validator key that cannot be opened, or cannot sign this message (it names another validator)."""
 
+    code = "validator_key"
+
 
 class EnergyError(ChainError):
     """Counts or costs from which no energy figure can be computed (negative, or no baseline)."""
+
+    code = "energy"
 
 
 # --- consensus modes, proof-of-stake blocks and operations -------------------
@@ -351,45 +446,67 @@ class EnergyError(ChainError):
 class ConsensusConfigError(ParamsError):
     """A consensus configuration (mode, slots, Merge schedule...) that cannot make a working chain."""
 
+    code = "consensus_config"
+
 
 class UnknownModeError(ConsensusConfigError):
     """A consensus mode other than pow, pos or hybrid (in a stored or exported config, or an input)."""
+
+    code = "unknown_mode"
 
 
 class MergeError(BlockError):
     """A proof-of-work block after the Merge, or a proof-of-stake block before it."""
 
+    code = "merge"
+
 
 class SlotError(BlockError):
     """A proof-of-stake block whose slot or time does not fit the slot clock."""
+
+    code = "slot"
 
 
 class BadProposerError(BlockError):
     """A proof-of-stake block proposed by a validator other than the slot's drawn proposer."""
 
+    code = "bad_proposer"
+
 
 class OperationsError(BlockError):
     """Block operations this block kind or mode may not carry (attestations in pure PoW...)."""
+
+    code = "operations"
 
 
 class WithdrawalMismatchError(BlockError):
     """A block whose withdrawals are not exactly ``get_expected_withdrawals`` (Capella)."""
 
+    code = "withdrawal_mismatch"
+
 
 class ExitError(StakingError):
     """A voluntary exit that is badly signed or too early."""
+
+    code = "exit"
 
 
 class DuplicateAttestationError(AttestationError):
     """A validator's vote for this target is already counted."""
 
+    code = "duplicate_attestation"
+
 
 class ForkChoiceError(StakingError):
     """A candidate block or vote the fork choice cannot accept."""
 
+    code = "fork_choice"
+
 
 class FinalizedConflictError(ForkChoiceError):
     """A candidate that would revert a finalized block."""
+
+    code = "finalized_conflict"
 
 
 # --- beacon node (staking as members use it) ---------------------------------
@@ -398,21 +515,62 @@ class FinalizedConflictError(ForkChoiceError):
 class DepositPendingError(DepositError):
     """A deposit and a transfer would share a wallet nonce: one waits for the other's block."""
 
+    code = "deposit_pending"
+
 
 class NotStakingChainError(StakingError):
     """The chain has no proof-of-stake side (created before it existed, or not in that mode)."""
 
+    code = "not_staking_chain"
+
+
+class StakingUnavailableError(NotStakingChainError):
+    """This program runs no beacon node, so no chain of it can stake."""
+
+    code = "staking_unavailable"
+
+
+class ChainBeforeStakingError(NotStakingChainError):
+    """The chain was created before proof of stake existed: it has no beacon state (a reset gives it one)."""
+
+    code = "chain_before_staking"
+
+    def __init__(self, chain_id: int) -> None:
+        super().__init__(f"chain {chain_id} was created before proof of stake existed, so it cannot stake")
+        self.chain_id = chain_id
+
 
 class NoValidatorError(StakingError):
-    """The member has no validator on this chain."""
+    """The member has no validator on this chain; ``action`` is what they asked for that needs one."""
+
+    code = "no_validator"
+
+    def __init__(self, chain_id: int, owner: str, action: str) -> None:
+        super().__init__("you have no validator on this chain")
+        self.chain_id = chain_id
+        self.owner = owner
+        self.action = action
 
 
 class ChaosModeOffError(StakingError):
-    """A deliberately slashable action while the server's chaos mode is off."""
+    """A deliberately slashable action while the server's chaos mode is off; ``action`` names it
+    (``"double_vote"`` or ``"equivocate"``)."""
+
+    code = "chaos_mode_off"
+
+    def __init__(self, chain_id: int, action: str) -> None:
+        super().__init__(
+            f"{action} only works in chaos mode, which is off on chain {chain_id}: the signer refuses to sign "
+            "anything slashable (EIP-3076 slashing protection)"
+        )
+        self.chain_id = chain_id
+        self.action = action
 
 
 class NotProposerError(StakingError):
     """Only this slot's drawn proposer can do this."""
+
+    code = "not_proposer"
 
 
 # --- faucet --------------------------------------------------------------------
@@ -421,18 +579,35 @@ class NotProposerError(StakingError):
 class FaucetError(ChainError):
     """A faucet claim that cannot be paid; nothing was changed (no transfer, no cooldown)."""
 
+    code = "faucet"
+
 
 class NoFaucetError(FaucetError):
     """The chain was created without a faucet account at genesis."""
+
+    code = "no_faucet"
+
+    def __init__(self, chain_id: int, message: str) -> None:
+        super().__init__(message)
+        self.chain_id = chain_id
 
 
 class FaucetEmptyError(FaucetError):
     """The faucet's points left (after its pending payouts) do not cover a claim."""
 
+    code = "faucet_empty"
+
+    def __init__(self, left: int, amount: int) -> None:
+        super().__init__(f"the faucet has {left} points left, fewer than the {amount} a claim gives")
+        self.left = left
+        self.amount = amount
+
 
 class FaucetCooldownError(FaucetError):
     """The member claimed less than the cooldown ago; ``available_at`` is when they may claim again
     (node clock, whole seconds)."""
+
+    code = "faucet_cooldown"
 
     def __init__(self, message: str, available_at: int) -> None:
         super().__init__(message)

@@ -30,9 +30,10 @@ from chain.adapters.storage import EpochMessage, StoredStakeEntry, StoredTransac
 from chain.adapters.votes import VoteReceipt
 from chain.consensus.block import Block
 from chain.consensus.retargets import retarget_history
-from chain.consensus.state import ChainState, compute_difficulty, compute_kept_params, compute_next_bits
+from chain.consensus.rule_changes import compute_kept_params
+from chain.consensus.state import ChainState, compute_difficulty, compute_next_bits
 from chain.consensus.verify import VerifyReport
-from chain.errors import NotStakingChainError
+from chain.errors import ChainBeforeStakingError, StakingUnavailableError
 from chain.ledger.accounts import Account
 from chain.ledger.mempool import Admission, PendingTransfer
 from chain.mode import Mode
@@ -324,7 +325,7 @@ class Playground:
 
     def _staking(self) -> BeaconNode:
         if self._beacon is None:
-            raise NotStakingChainError("Proof of stake is not available on this bot yet.")
+            raise StakingUnavailableError("Proof of stake is not available on this bot yet.")
         return self._beacon
 
     @property
@@ -336,10 +337,7 @@ class Playground:
         beacon = self._staking()
         await self.ensure_chain(guild_id)
         if beacon.mode(guild_id) is None:
-            raise NotStakingChainError(
-                "This server's chain was created before proof of stake existed, so it cannot stake. "
-                "An admin can start a new chain with `/playground reset`."
-            )
+            raise ChainBeforeStakingError(guild_id)
 
     def mode(self, guild_id: int) -> Mode | None:
         return self._beacon.mode(guild_id) if self._beacon is not None else None

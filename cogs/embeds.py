@@ -31,7 +31,7 @@ from chain.events import (
 )
 from chain.hashing import hash_to_display
 from chain.mode import Mode
-from chain.pos.beacon import BeaconState, compute_epoch_at_slot
+from chain.pos.beacon import BeaconState, get_epoch_at_slot
 from chain.pos.rewards import UNITS_PER_POINT
 
 BAR_WIDTH = 20
@@ -196,7 +196,7 @@ def block_embed(
     if seal is not None:
         embed.add_field(name="Slot", value=f"{seal.slot:,}")
         if beacon is not None:
-            embed.add_field(name="Epoch", value=f"{compute_epoch_at_slot(beacon, seal.slot):,}")
+            embed.add_field(name="Epoch", value=f"{get_epoch_at_slot(beacon, seal.slot):,}")
         embed.add_field(name="Proposer", value=proposer or f"validator #{seal.proposer_index}")
         embed.add_field(name="Fees to", value=name_of(names, block.coinbase.miner))
         embed.add_field(name="Fees", value=points(block.coinbase.amount))

@@ -1,8 +1,8 @@
 """Turning failures into clear, ephemeral replies.
 
 Every cog inherits ``PlaygroundCog``; its ``cog_app_command_error`` is the one
-place where engine errors (``chain.errors.ChainError``) and check failures
-become messages.  A failed command has changed nothing, because the engine
+place where engine errors (``chain.errors.ChainError``, worded by their code in
+``cogs.refusals``) and check failures become messages.  A failed command has changed nothing, because the engine
 checks every precondition before it writes.
 """
 
@@ -19,6 +19,7 @@ from chain.errors import ChainError
 from chain.playground import Playground
 from cogs.embeds import duration
 from cogs.options import OptionRefused
+from cogs.refusals import refusal
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,9 @@ def describe_error(error: app_commands.AppCommandError | Exception) -> str | Non
     """The message for a known failure, or None for a bug."""
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
-    if isinstance(error, ChainError | UserFacingError | OptionRefused):
+    if isinstance(error, ChainError):
+        return refusal(error)
+    if isinstance(error, UserFacingError | OptionRefused):
         return str(error)
     if isinstance(error, app_commands.TransformerError):
         return describe_transformer_error(error)

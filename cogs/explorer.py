@@ -28,7 +28,7 @@ from chain.playground import (
     TransactionMatches,
     VerifyReport,
 )
-from chain.pos.beacon import BeaconState, compute_start_slot_at_epoch
+from chain.pos.beacon import BeaconState, get_start_slot_at_epoch
 from chain.pos.proposer import MAX_RANDOM_BYTE, ProposerDraw
 from cogs.core_pause import core_runs_while_waiting
 from cogs.embeds import (
@@ -211,7 +211,7 @@ def proposer_slot_range(beacon: BeaconState, current: int) -> tuple[int, int]:
     (a chain that made no block for long is far behind its current slot).
     """
     per_epoch = beacon.config.slots_per_epoch
-    first = compute_start_slot_at_epoch(beacon, beacon.epoch)
+    first = get_start_slot_at_epoch(beacon, beacon.epoch)
     last = min(current + PROPOSER_LOOKAHEAD_EPOCHS * per_epoch, first + MAX_DRAW_EPOCHS_PAST_STATE * per_epoch)
     return first, last
 
@@ -657,7 +657,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         ahead = False
         if playground.is_merged(guild_id) and state.beacon is not None:
             check_proposer_slot(state.beacon, slot, current)
-            ahead = slot >= compute_start_slot_at_epoch(state.beacon, state.beacon.epoch + 2)
+            ahead = slot >= get_start_slot_at_epoch(state.beacon, state.beacon.epoch + 2)
         # Drawing a slot ahead runs epoch transitions: pure CPU, in a thread, never on the event loop.
         draw = await asyncio.to_thread(playground.proposer_draw, guild_id, slot)
         embed = proposer_embed(draw, await self._validator_owners(guild_id), state.height_of(draw.mix))

@@ -6,7 +6,10 @@ import hashlib
 from collections.abc import Sequence
 
 from chain.consensus.block import Block, BlockTemplate
-from chain.consensus.state import ChainState, build_template, make_genesis_block, process_block
+from chain.consensus.genesis import make_genesis_block
+from chain.consensus.state import ChainState
+from chain.consensus.templates import build_template
+from chain.consensus.transition import process_block
 from chain.keys import SigningKey
 from chain.ledger.transaction import Transfer, make_transfer
 from chain.params import REGTEST, ChainParams

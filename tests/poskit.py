@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chain.consensus.block import Block
-from chain.consensus.state import (
-    ChainState,
-    build_pos_block,
-    get_slot_proposer,
-    make_genesis_block,
-    process_block,
-)
+from chain.consensus.duties import get_slot_proposer
+from chain.consensus.genesis import make_genesis_block
+from chain.consensus.state import ChainState
+from chain.consensus.templates import build_pos_block
+from chain.consensus.transition import process_block
 from chain.keys import SigningKey
 from chain.ledger.transaction import Transfer
 from chain.mode import Mode
@@ -127,7 +125,7 @@ def mine_v2(
     apply: bool = True,
 ) -> Block:
     """Build, solve and (by default) apply a proof-of-work block on a consensus chain."""
-    from chain.consensus.state import build_template
+    from chain.consensus.templates import build_template
     from tests.chainkit import solve
 
     now = time if time is not None else state.tip.time + state.params.target_spacing_s

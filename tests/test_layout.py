@@ -1,6 +1,7 @@
 """Architecture rules, checked on the source: import direction and engine purity."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,94 @@ def test_each_layer_opens_with_a_docstring_that_says_what_it_may_import():
         assert doc, f"{package}/__init__.py has no docstring"
         if package in ("bot", "cogs", "chain", *chain_folders):
             assert "May import" in doc, f"{package}/__init__.py does not say what it may import"
+
+
+# Issue 10: the engine's words name no Discord command; the cogs add those (cogs/refusals.py).
+# The commands are read from the cogs, so a new command is guarded without touching this list.
+COMMAND_NAME = re.compile(r'group_name="([a-z_]+)"|@app_commands\.command\(name="([a-z_]+)"')
+
+
+def discord_command_names() -> set[str]:
+    names: set[str] = set()
+    for path in python_files("cogs"):
+        for group, command in COMMAND_NAME.findall(path.read_text()):
+            names.add(group or command)
+    return names
+
+
+def discord_phrases(text: str, commands: set[str]) -> list[str]:
+    """The slash-command mentions in ``text``: anything in backticks that starts with ``/``, and
+    ``/name`` for a command or group the cogs declare (not inside a path like ``data/chain``)."""
+    found = re.findall(r"`/[^`]*`?", text)
+    found += [m.group(0) for m in re.finditer(r"(?<![\w/.`-])/([a-z_]+)\b", text) if m.group(1) in commands]
+    return found
+
+
+def docstring_nodes(tree: ast.Module) -> set[int]:
+    """The docstrings of a module, its classes and functions. They are left out of the guard on
+    purpose: they orient a reader of the engine ("``/stake withdraw``: an active validator asks to
+    leave") and never reach a member, a log or the command line."""
+    ids: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                ids.add(id(body[0].value))
+    return ids
+
+
+def engine_strings(source: str) -> list[tuple[int, str]]:
+    """Every string constant of a chain/ module (f-string parts included) but its docstrings."""
+    tree = ast.parse(source)
+    skip = docstring_nodes(tree)
+    return [
+        (node.lineno, node.value) for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip
+    ]
+
+
+def test_the_guard_finds_a_discord_phrase_in_an_engine_string():
+    commands = discord_command_names()
+    assert {"stake", "playground", "wallet", "mine", "chain", "help"} <= commands
+    planted = (
+        'def f():\n    """``/stake withdraw``: fine in a docstring."""\n'
+        '    raise E(f"no {x}; `/stake deposit` makes one")\n'
+    )
+    assert [phrase for _, s in engine_strings(planted) for phrase in discord_phrases(s, commands)] == [
+        "`/stake deposit`"
+    ]
+    assert discord_phrases("an admin's /playground reset refills it", commands) == ["/playground"]
+    assert discord_phrases("consensus-playground/chain/v1 in data/chain.sqlite3", commands) == []
+
+
+def test_engine_strings_name_no_discord_command():
+    commands = discord_command_names()
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {phrase}"
+        for path in python_files("chain")
+        for line, text in engine_strings(path.read_text())
+        for phrase in discord_phrases(text, commands)
+    ]
+    assert not found, "Discord wording in the engine (cogs/refusals.py adds it):\n" + "\n".join(found)
+
+
+# Public function names of chain/ that two modules define on purpose, each with its reason. Empty:
+# every name means one thing (consensus-specs' sense where it has one).
+SHARED_PUBLIC_FUNCTION_NAMES: dict[str, str] = {}
+
+
+def test_each_public_function_name_of_chain_is_defined_once():
+    """Issue 10: a module-level public function name defined in two modules of chain/ means two
+    things (``compute_epoch_at_slot(slot, slots_per_epoch)`` and ``(state, slot)``), and which one a
+    reader gets depends on an import line."""
+    homes: dict[str, list[str]] = {}
+    for path in python_files("chain"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not node.name.startswith("_"):
+                homes.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+    shared = {
+        name: paths for name, paths in homes.items() if len(paths) > 1 and name not in SHARED_PUBLIC_FUNCTION_NAMES
+    }
+    assert not shared, f"public function names defined in more than one module of chain/: {shared}"
+    stale = set(SHARED_PUBLIC_FUNCTION_NAMES) - {name for name, paths in homes.items() if len(paths) > 1}
+    assert not stale, f"listed as shared but defined once (drop them from the list): {stale}"

@@ -20,7 +20,7 @@ from chain.adapters.node import ChainRuntime, Node
 from chain.adapters.signer import ValidatorSigner
 from chain.consensus.block import Block
 from chain.consensus.state import ChainState
-from chain.errors import ChaosModeOffError, NotStakingChainError
+from chain.errors import ChainBeforeStakingError, ChaosModeOffError
 from chain.pos.beacon import BeaconState
 from chain.pos.forkchoice import ForkChoiceStore, SlashingDetector
 
@@ -44,10 +44,7 @@ class BeaconRuntime:
 def require_beacon(state: ChainState) -> BeaconState:
     """The chain's beacon state; a chain without one has no proof-of-stake side to act on."""
     if state.beacon is None:
-        raise NotStakingChainError(
-            "this chain was created before proof of stake existed; an admin can start a new one "
-            "with `/playground reset` (or pick a mode with `/playground config mode`)"
-        )
+        raise ChainBeforeStakingError(state.chain_id)
     return state.beacon
 
 
@@ -133,8 +130,4 @@ class BeaconChains:
     async def require_chaos(self, chain_id: int, what: str) -> None:
         """The one place chaos mode is checked: before anything deliberately slashable is signed."""
         if not await self.store.server_settings.get_chaos_mode(chain_id):
-            raise ChaosModeOffError(
-                f"{what} only works in chaos mode, which is off on this server: your signer refuses to sign "
-                "anything slashable (EIP-3076 slashing protection). To demonstrate slashing, an admin can turn "
-                "chaos mode on with `/playground chaos`."
-            )
+            raise ChaosModeOffError(chain_id, what)

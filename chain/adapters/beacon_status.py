@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chain.adapters.beacon_runtime import BeaconChains, BeaconRuntime, is_pos, require_beacon
-from chain.consensus.state import compute_pre_block_beacon
+from chain.consensus.consensus_block import compute_pre_block_beacon
 from chain.errors import NotStakingChainError, SlotError
 from chain.mode import Mode
 from chain.pos.attestation import SignedAttestation
@@ -19,10 +19,10 @@ from chain.pos.beacon import (
     BeaconState,
     ConsensusConfig,
     check_slot_has_proposers,
-    compute_epoch_at_slot,
     compute_slot_at_time,
     compute_slot_time,
     explain_beacon_proposer,
+    get_epoch_at_slot,
 )
 from chain.pos.forkchoice import get_fork_choice_weights
 from chain.pos.proposer import ProposerDraw
@@ -135,7 +135,7 @@ class BeaconStatus:
         if not is_pos(beacon):
             raise NotStakingChainError("proposers are drawn once the chain has merged; it is still mined")
         pre = compute_pre_block_beacon(state, slot, state.tip_hash, True) if slot > beacon.slot else beacon
-        epoch = compute_epoch_at_slot(pre, slot)
+        epoch = get_epoch_at_slot(pre, slot)
         if epoch != pre.epoch:
             raise SlotError(
                 f"slot {slot} is in epoch {epoch}; draws can be redone here for epoch {beacon.epoch} on "
@@ -216,7 +216,7 @@ class BeaconStatus:
         if is_pos(beacon):
             slot = compute_slot_at_time(beacon, self.chains.node.now() if now is None else now)
             if slot > beacon.slot:
-                epoch = compute_epoch_at_slot(
+                epoch = get_epoch_at_slot(
                     compute_pre_block_beacon(runtime.state, slot, runtime.state.tip_hash, True), slot
                 )
         voters = set(beacon.current_attesters) if epoch == beacon.epoch else set()

@@ -28,18 +28,12 @@ from chain.adapters.storage import Store, StoredChainHead, StoredTransaction, St
 from chain.adapters.template_job import TemplateJob
 from chain.adapters.wallet_keys import WalletKeys
 from chain.consensus.block import Block, BlockTemplate
-from chain.consensus.state import (
-    BlockEffects,
-    ChainState,
-    build_template,
-    check_merge_schedule,
-    check_params_change,
-    compute_kept_params,
-    compute_next_block_time,
-    compute_next_total_difficulty,
-    make_genesis_block,
-    process_block,
-)
+from chain.consensus.consensus_block import check_merge_schedule, compute_next_total_difficulty
+from chain.consensus.genesis import make_genesis_block
+from chain.consensus.rule_changes import check_params_change, compute_kept_params
+from chain.consensus.state import BlockEffects, ChainState
+from chain.consensus.templates import build_template, compute_next_block_time
+from chain.consensus.transition import process_block
 from chain.consensus.verify import VerifyReport
 from chain.errors import (
     ChainError,
@@ -322,11 +316,7 @@ class Node:
         """Raise ``ChainOfflineError`` (saying why and what to do) if the chain failed to load."""
         reason = self._offline.get(chain_id)
         if reason is not None:
-            raise ChainOfflineError(
-                f"This server's chain could not be loaded ({reason}). An admin can start over with "
-                "`/playground reset` (the old chain's blocks and balances are lost); other servers are not "
-                "affected."
-            )
+            raise ChainOfflineError(chain_id, reason)
 
     def chain(self, chain_id: int) -> ChainRuntime:
         try:
@@ -574,16 +564,14 @@ class Node:
         """
         if self.chain(chain_id).faucet is None:
             raise NoFaucetError(
-                "this server's chain was created before the faucet existed, so it holds no points to give. "
-                "An admin's `/playground reset` starts a new chain with a faucet (the old chain's blocks "
-                "and balances are lost)."
+                chain_id, "this server's chain was created before the faucet existed, so it holds no points to give"
             )
         key = await self.wallet(chain_id, FAUCET_OWNER)
         recipient = await self.address(chain_id, owner)
         async with self.locked(chain_id) as runtime:
             # A reset while we waited for the lock may have made a chain without one.
             if runtime.faucet != key.public_key:
-                raise NoFaucetError("this server's chain has no faucet; an admin's `/playground reset` makes one")
+                raise NoFaucetError(chain_id, "this server's chain has no faucet")
             now = self.now()
             claimed_at = await self.store.mempool.faucet_claimed_at(chain_id, owner)
             if claimed_at is not None and now < claimed_at + cooldown_s:
@@ -596,11 +584,7 @@ class Node:
             pending = runtime.mempool.pending_for(key.public_key)
             left = ledger.get(key.public_key, Account()).balance - sum(e.tx.amount + e.tx.fee for e in pending)
             if left < amount:
-                raise FaucetEmptyError(
-                    f"the faucet has {max(left, 0)} points left, fewer than the {amount} a claim gives. "
-                    "Earn points by mining or staking, or ask a member to `/wallet pay` you; "
-                    "an admin's `/playground reset` refills it with a new chain."
-                )
+                raise FaucetEmptyError(max(left, 0), amount)
             tx = make_transfer(key, recipient, amount, 0, runtime.mempool.next_nonce(key.public_key, ledger), chain_id)
             admission = runtime.mempool.check_admission(tx, ledger, runtime.next_arrival, replace=False, evict=False)
             await self.store.mempool.admit(chain_id, admission, faucet_claim=(owner, now))

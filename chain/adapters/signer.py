@@ -191,7 +191,7 @@ class ValidatorSigner:
         Raises ``NoValidatorError`` if the owner has no validator key (looking creates none)."""
         pubkey = await self.find_validator_key(chain_id, owner)
         if pubkey is None:
-            raise NoValidatorError("you have no validator on this chain; `/stake deposit` makes one")
+            raise NoValidatorError(chain_id, owner, "protection")
         async with self._lock(chain_id, owner):
             return await self.store.protection.get(chain_id, pubkey) or SlashingProtectionRecord(pubkey)
 

@@ -20,10 +20,12 @@ from chain.adapters.beacon_status import BeaconStatus, VoteProgress
 from chain.adapters.budget import DEFAULT_BLOCKS_PER_HOUR, BlockBudget, is_idle, should_skip_empty_slot
 from chain.adapters.votes import Votes
 from chain.consensus.block import Block
-from chain.consensus.state import build_unsigned_pos_block, compute_pre_block_beacon, process_block, seal_pos_block
+from chain.consensus.consensus_block import compute_pre_block_beacon
+from chain.consensus.templates import build_unsigned_pos_block, seal_pos_block
+from chain.consensus.transition import process_block
 from chain.errors import ChainError, ForkChoiceError, NotProposerError
 from chain.pos.attestation import AttesterSlashing, ProposerSlashing
-from chain.pos.beacon import compute_epoch_at_slot, compute_slot_at_time
+from chain.pos.beacon import compute_slot_at_time, get_epoch_at_slot
 from chain.pos.forkchoice import ForkChoiceStore, get_fork_choice_weights
 from chain.pos.op_pool import is_dead_operation
 
@@ -105,7 +107,7 @@ class SlotDriver:
             auto_votes, evidence = await self.votes.auto_attest(chain_id, rt, slot, head)
             return SlotOutcome(
                 slot=slot,
-                epoch=compute_epoch_at_slot(compute_pre_block_beacon(state, slot, head, True), slot),
+                epoch=get_epoch_at_slot(compute_pre_block_beacon(state, slot, head, True), slot),
                 settled=settled,
                 orphaned=orphaned,
                 proposer_index=proposer_index,
@@ -222,7 +224,7 @@ class SlotDriver:
 
     async def equivocate(self, chain_id: int, owner: str, now: int) -> Block:
         """Chaos mode: the slot's proposer signs a second, different block for the same slot."""
-        await self.chains.require_chaos(chain_id, "`/stake equivocate`")
+        await self.chains.require_chaos(chain_id, "equivocate")
         async with self.chains.lock(chain_id):
             rt = await self.chains.runtime(chain_id)
             if not rt.candidates or rt.fork_choice is None:

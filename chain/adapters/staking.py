@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from chain.adapters.beacon_runtime import BeaconChains, is_pos, require_beacon
 from chain.adapters.beacon_status import BeaconStatus, ValidatorView
-from chain.consensus.state import compute_pre_block_beacon, process_block_operations
+from chain.consensus.consensus_block import compute_pre_block_beacon, process_block_operations
 from chain.errors import DepositError, NoValidatorError, ValidatorStatusError
 from chain.ledger.accounts import Account, LedgerView
 from chain.pos.beacon import compute_slot_at_time
@@ -84,7 +84,7 @@ class Staking:
             beacon = self.chains.beacon(chain_id)
             index = await self.chains.index_of(chain_id, owner)
             if index is None:
-                raise NoValidatorError("you have no validator on this chain; `/stake deposit` makes one")
+                raise NoValidatorError(chain_id, owner, "withdraw")
             validator = beacon.registry.validators[index]
             if validator.exit_epoch != FAR_FUTURE_EPOCH:
                 raise ValidatorStatusError(f"your validator is already exiting (exit epoch {validator.exit_epoch})")

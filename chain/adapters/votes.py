@@ -14,10 +14,11 @@ from dataclasses import dataclass, replace
 
 from chain.adapters.beacon_runtime import BeaconChains, BeaconRuntime, is_pos, require_beacon
 from chain.adapters.beacon_status import BeaconStatus, VoteProgress
-from chain.consensus.state import compute_attestation_data, compute_pre_block_beacon
+from chain.consensus.consensus_block import compute_pre_block_beacon
+from chain.consensus.duties import compute_attestation_data
 from chain.errors import ChainError, NoValidatorError, StaleBlockError, ValidatorStatusError
 from chain.pos.attestation import AttesterSlashing, SignedAttestation, check_attestation_signature
-from chain.pos.beacon import compute_slot_at_time, compute_start_slot_at_epoch, get_epoch_length
+from chain.pos.beacon import compute_slot_at_time, get_epoch_length, get_start_slot_at_epoch
 from chain.pos.forkchoice import get_fork_choice_weights
 from chain.pos.staking import compute_validator_status, is_active_validator
 
@@ -45,9 +46,7 @@ class Votes:
         active or not yet: votes start once it is active); without one it is refused, unchanged."""
         self.chains.chain(chain_id)
         if on and await self.chains.signer.find_validator_key(chain_id, owner) is None:
-            raise NoValidatorError(
-                "you have no validator on this chain; `/stake deposit` makes one, then turn auto-attest on"
-            )
+            raise NoValidatorError(chain_id, owner, "auto_attest")
         await self.chains.store.validator_settings.set_auto_attest(chain_id, owner, on)
         self.chains.node.note_activity(chain_id)
         runtime = await self.chains.runtime(chain_id)
@@ -80,11 +79,11 @@ class Votes:
         now = node.now() if now is None else now
         self.chains.chain(chain_id)
         if double_vote:
-            await self.chains.require_chaos(chain_id, "`double_vote`")
+            await self.chains.require_chaos(chain_id, "double_vote")
         runtime = await self.chains.runtime(chain_id)
         index = await self.chains.index_of(chain_id, owner)
         if index is None:
-            raise NoValidatorError("you have no validator on this chain; `/stake deposit` makes one")
+            raise NoValidatorError(chain_id, owner, "attest")
         beacon = self.chains.beacon(chain_id)
         validator = beacon.registry.validators[index]
         if not is_active_validator(validator, beacon.epoch) or validator.slashed:
@@ -153,7 +152,7 @@ class Votes:
         current = require_beacon(state)
         beacon = compute_pre_block_beacon(state, slot, head, True) if is_pos(current) else current
         epoch_length = get_epoch_length(beacon, data.target.epoch)
-        slot_in_epoch = slot - compute_start_slot_at_epoch(beacon, data.target.epoch)
+        slot_in_epoch = slot - get_start_slot_at_epoch(beacon, data.target.epoch)
         votes, evidence = 0, []
         for owner in sorted(rt.auto_attest):
             pubkey = await signer.find_validator_key(chain_id, owner)

@@ -6,7 +6,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from chain.consensus.block import Block
-from chain.consensus.state import ChainState, check_genesis_block, process_block
+from chain.consensus.genesis import check_genesis_block
+from chain.consensus.state import ChainState
+from chain.consensus.transition import process_block
 from chain.errors import ChainError, VerificationError
 from chain.hashing import hash_to_display
 from chain.ledger.accounts import Account

@@ -13,7 +13,7 @@ A chain's ``ConsensusConfig`` picks its mode:
 - ``pos``: no proof of work at all: genesis validators propose from slot 1.
 
 The config is committed in the genesis coinbase with the chain parameters
-(``chain.consensus.state.compute_genesis_commitment``), so ``verify`` replays it.
+(``chain.consensus.genesis.compute_genesis_commitment``), so ``verify`` replays it.
 
 ``BeaconState`` is the proof-of-stake part of a chain's state (phase0's
 ``BeaconState`` trimmed to what a server needs): the validator registry (in
@@ -386,13 +386,17 @@ def get_epoch_length(state: BeaconState, epoch: int) -> int:
     return state.config.checkpoint_interval_blocks
 
 
-def compute_epoch_at_slot(state: BeaconState, slot: int) -> int:
+def get_epoch_at_slot(state: BeaconState, slot: int) -> int:
+    """The epoch of ``slot`` on this chain's timeline: ``checkpoint_interval_blocks`` slots an epoch
+    before the Merge, ``slots_per_epoch`` after it, counted from the Merge's slot (see the module
+    docstring).  chain/pos/attestation.py's ``compute_epoch_at_slot`` is the fixed-length primitive."""
     if state.merge_slot is not None and state.merge_epoch is not None and slot >= state.merge_slot:
         return state.merge_epoch + (slot - state.merge_slot) // state.config.slots_per_epoch
     return slot // state.config.checkpoint_interval_blocks
 
 
-def compute_start_slot_at_epoch(state: BeaconState, epoch: int) -> int:
+def get_start_slot_at_epoch(state: BeaconState, epoch: int) -> int:
+    """The first slot of ``epoch`` on this chain's timeline (``get_epoch_at_slot``'s inverse)."""
     if state.merge_slot is not None and state.merge_epoch is not None and epoch >= state.merge_epoch:
         return state.merge_slot + (epoch - state.merge_epoch) * state.config.slots_per_epoch
     return epoch * state.config.checkpoint_interval_blocks
@@ -475,7 +479,7 @@ def get_beacon_proposer_index(state: BeaconState, slot: int) -> int:
     ``compute_proposer_seed``; candidates are the active validators, weighted by
     effective balance (nanopoints, capped at the max effective balance).
     """
-    epoch = compute_epoch_at_slot(state, slot)
+    epoch = get_epoch_at_slot(state, slot)
     if epoch != state.epoch:
         raise AttestationError(f"slot {slot} is in epoch {epoch}, but the state is at epoch {state.epoch}")
     mix = get_checkpoint_root(state, compute_seed_mix_epoch(epoch))
@@ -491,7 +495,7 @@ def check_slot_has_proposers(current: BeaconState, projected: BeaconState, slot:
     """Refuse, saying why, a draw for a slot where no validator will be active although some are
     now: every one of them has an exit epoch at or before the slot's (a voluntary exit, a slashing or
     an ejection already under way), and nobody waits to take their place."""
-    epoch = compute_epoch_at_slot(projected, slot)
+    epoch = get_epoch_at_slot(projected, slot)
     if any(is_active_validator(v, epoch) and v.effective_balance > 0 for v in projected.registry.validators):
         return
     now = [v for v in current.registry.validators if is_active_validator(v, current.epoch)]
@@ -507,7 +511,7 @@ def check_slot_has_proposers(current: BeaconState, projected: BeaconState, slot:
 
 def explain_beacon_proposer(state: BeaconState, slot: int) -> ProposerDraw:
     """``get_beacon_proposer_index`` with every input and attempt kept (for ``/chain proposer``)."""
-    epoch = compute_epoch_at_slot(state, slot)
+    epoch = get_epoch_at_slot(state, slot)
     if epoch != state.epoch:
         raise AttestationError(f"slot {slot} is in epoch {epoch}, but the state is at epoch {state.epoch}")
     mix = get_checkpoint_root(state, compute_seed_mix_epoch(epoch))
@@ -711,12 +715,12 @@ def process_slots(
     latest block before it (the parent): this block's own root when it sits on
     that first slot.
     """
-    target_epoch = compute_epoch_at_slot(state, slot)
+    target_epoch = get_epoch_at_slot(state, slot)
     while state.epoch < target_epoch:
         pre = state
         state = process_epoch(state, pow_spacing_s)
         _log_epoch_end(pre, state)
-        start = compute_start_slot_at_epoch(state, state.epoch)
+        start = get_start_slot_at_epoch(state, state.epoch)
         root = block_root if start == slot else parent_root
         state = replace(state, checkpoint_roots=(state.checkpoint_roots + (root,))[-CHECKPOINT_ROOTS_KEPT:])
     return state
@@ -738,7 +742,7 @@ def _log_epoch_end(pre: BeaconState, post: BeaconState) -> None:
 
 def has_proposer_after(state: BeaconState, height: int) -> bool:
     """Whether a validator could propose the slot after block ``height`` (not slashed, active then)."""
-    epoch = compute_epoch_at_slot(state, height + 1)
+    epoch = get_epoch_at_slot(state, height + 1)
     return any(is_active_validator(v, epoch) and not v.slashed for v in state.registry.validators)
 
 
@@ -803,7 +807,7 @@ def process_merge_delay(state: BeaconState, height: int) -> BeaconState:
 
 def mark_terminal_block(state: BeaconState, height: int, time: int, root: bytes) -> BeaconState:
     """Fix the post-Merge slot clock on the terminal block: the next slots are proof-of-stake slots."""
-    terminal_epoch = compute_epoch_at_slot(state, height)
+    terminal_epoch = get_epoch_at_slot(state, height)
     merge_epoch = terminal_epoch + 1
     terminal = TerminalBlock(height, height, time, root, state.total_difficulty)
     return replace(
@@ -827,7 +831,7 @@ def process_merge(state: BeaconState, first_pos_height: int) -> BeaconState:
     terminal = state.terminal
     if terminal is None:
         raise OperationsError("the Merge needs a terminal proof-of-work block")
-    epoch = compute_epoch_at_slot(state, terminal.slot)
+    epoch = get_epoch_at_slot(state, terminal.slot)
     checkpoint = Checkpoint(epoch, get_checkpoint_root(state, epoch))
     finality = replace(
         state.finality,
@@ -1075,7 +1079,7 @@ def process_attestation(
     (chain/pos/forkchoice.py), and may name a block that lost its slot.
     """
     data = attestation.data
-    check_attestation_data(state, data, block_slot, chain_id)
+    check_attestation_data_against_state(state, data, block_slot, chain_id)
     index = get_attesting_index(state, attestation)
     is_current = data.target.epoch == state.epoch
     voters = state.current_attesters if is_current else state.previous_attesters
@@ -1087,7 +1091,9 @@ def process_attestation(
     return replace(state, previous_attesters=state.previous_attesters | {index})
 
 
-def check_attestation_data(state: BeaconState, data: AttestationData, block_slot: int, chain_id: int) -> None:
+def check_attestation_data_against_state(
+    state: BeaconState, data: AttestationData, block_slot: int, chain_id: int
+) -> None:
     """The vote itself: this chain, a target in the current or previous epoch matching its slot,
     included in time, from the justified checkpoint, to this chain's checkpoint."""
     if not state.ffg_enabled:
@@ -1099,7 +1105,7 @@ def check_attestation_data(state: BeaconState, data: AttestationData, block_slot
         raise AttestationError(
             f"target epoch {data.target.epoch} is neither the current epoch {state.epoch} nor the previous one"
         )
-    slot_epoch = compute_epoch_at_slot(state, data.slot)
+    slot_epoch = get_epoch_at_slot(state, data.slot)
     if data.target.epoch != slot_epoch:
         raise AttestationError(f"target epoch {data.target.epoch} is not the epoch {slot_epoch} of slot {data.slot}")
     if not data.slot + MIN_ATTESTATION_INCLUSION_DELAY <= block_slot <= data.slot + get_epoch_length(state, slot_epoch):
@@ -1195,7 +1201,7 @@ def process_proposer_slashing(
 
 def record_proposer(state: BeaconState, slot: int, proposer_index: int) -> BeaconState:
     """Note who filled ``slot`` of the current epoch (proposer rewards at the epoch's end)."""
-    offset = slot - compute_start_slot_at_epoch(state, state.epoch)
+    offset = slot - get_start_slot_at_epoch(state, state.epoch)
     proposers = list(state.epoch_proposers)
     proposers[offset] = proposer_index
     return replace(state, epoch_proposers=tuple(proposers))

@@ -30,7 +30,7 @@ How a node drives it, slot by slot:
 2. each block for ``s`` that ``process_block`` accepts: ``store = store.on_block(...)``, and
    its signed header goes to the ``SlashingDetector``;
 3. each vote: the detector checks its signature (and may return evidence), then
-   ``store = store.on_attestation(index, slot, head)``; ``admit_attestation`` (chain/consensus/state.py)
+   ``store = store.on_attestation(index, slot, head)``; ``admit_attestation`` (chain/consensus/duties.py)
    decides whether it also goes to the op pool;
 4. at the start of ``s + 1``: ``process_block`` + ``apply`` the block ``get_head(weights)``
    names, with ``weights = get_fork_choice_weights(state.beacon)``.

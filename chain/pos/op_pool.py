@@ -3,7 +3,7 @@
 The proof-of-stake counterpart of chain/ledger/mempool.py.  Whatever a member did
 (staked, asked to exit, voted, reported) is acknowledged once it is in the
 pool, so the node persists the pool and restores it after a restart.  The pool
-itself judges nothing: ``chain.consensus.state.select_operations`` decides, against the
+itself judges nothing: ``chain.consensus.templates.select_operations`` decides, against the
 state the next block will see, which entries go into it, so an entry that has
 become invalid (a vote too old to include, a deposit whose wallet nonce was
 used) simply stops being chosen, and ``prune`` drops it.

@@ -216,7 +216,7 @@ def compute_proposer_seed(epoch_seed: bytes, slot: int) -> bytes:
     return _sha256(epoch_seed + _U64.pack(slot))
 
 
-def get_beacon_proposer_index(
+def compute_proposer_index_at_slot(
     slot: int,
     slots_per_epoch: int,
     mix: bytes,
@@ -224,7 +224,9 @@ def get_beacon_proposer_index(
     effective_balances: Sequence[int],
     max_effective_balance: int,
 ) -> int:
-    """The proposer of ``slot``; ``mix`` is the root of ``compute_seed_mix_epoch``'s checkpoint block."""
+    """The proposer of ``slot`` on a timeline of fixed ``slots_per_epoch``; ``mix`` is the root of
+    ``compute_seed_mix_epoch``'s checkpoint block.  (chain/pos/beacon.py's ``get_beacon_proposer_index``
+    is phase0's: it reads all of this from a beacon state.)"""
     epoch = compute_epoch_at_slot(slot, slots_per_epoch)
     seed = compute_proposer_seed(get_seed(epoch, mix), slot)
     return compute_proposer_index(indices, effective_balances, seed, max_effective_balance)
@@ -286,6 +288,6 @@ def explain_proposer_draw(
     effective_balances: Sequence[int],
     max_effective_balance: int,
 ) -> ProposerDraw:
-    """``get_beacon_proposer_index`` with its inputs and every attempt kept."""
+    """``compute_proposer_index_at_slot`` with its inputs and every attempt kept."""
     epoch = compute_epoch_at_slot(slot, slots_per_epoch)
     return explain_proposer_draw_at(slot, epoch, mix, indices, effective_balances, max_effective_balance)

@@ -11,7 +11,7 @@ import bot.notifier
 from bot.notifier import WebhookNotifier
 from bot.storage import OutboxRepository
 from chain.adapters.storage import Store
-from chain.consensus.state import process_block
+from chain.consensus.transition import process_block
 from chain.params import REGTEST
 from tests.chainkit import genesis_block, key, mine, new_chain
 

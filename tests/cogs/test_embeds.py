@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from chain.consensus.block import Block
-from chain.consensus.state import build_template, get_slot_proposer, process_block
+from chain.consensus.duties import get_slot_proposer
+from chain.consensus.templates import build_template
+from chain.consensus.transition import process_block
 from chain.events import (
     BLOCK_MINED,
     CHECKPOINT_FINALIZED,

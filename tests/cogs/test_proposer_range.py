@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from chain.consensus.state import compute_pre_block_beacon
+from chain.consensus.consensus_block import compute_pre_block_beacon
 from cogs.errors import UserFacingError
 from cogs.explorer import (
     MAX_DRAW_EPOCHS_PAST_STATE,

@@ -20,7 +20,7 @@ import cogs.staking as staking_cog
 import tests.e2e.conftest as e2e_conftest
 from bot.app import PlaygroundBot
 from bot.storage import OutboxRepository
-from chain.consensus.state import compute_attestation_data
+from chain.consensus.duties import compute_attestation_data
 from chain.mode import Mode
 from chain.pos.attestation import AttesterSlashing
 from chain.pos.beacon import ConsensusConfig

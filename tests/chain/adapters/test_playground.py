@@ -69,12 +69,14 @@ async def test_a_double_vote_is_refused_for_chaos_mode_before_anything_else(play
     vote hears about chaos mode, as the cog used to say before it asked the engine."""
     facade, _, _ = playground
     await facade.switch_mode(CHAIN, Mode.POS, "alice")
-    with pytest.raises(ChaosModeOffError, match="`double_vote` only works in chaos mode"):
+    with pytest.raises(ChaosModeOffError, match="double_vote only works in chaos mode") as refused:
         await facade.attest(CHAIN, "carol", double_vote=True)
+    assert refused.value.action == "double_vote"
     with pytest.raises(NoValidatorError):
         await facade.attest(CHAIN, "carol")
-    with pytest.raises(ChaosModeOffError, match="`/stake equivocate` only works in chaos mode"):
+    with pytest.raises(ChaosModeOffError, match="equivocate only works in chaos mode") as refused:
         await facade.equivocate(CHAIN, "alice")
+    assert refused.value.action == "equivocate"
 
 
 class ChainCog(PlaygroundCog):

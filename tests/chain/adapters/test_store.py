@@ -4,7 +4,7 @@ import pytest
 
 from bot.storage import OutboxRepository
 from chain.adapters.storage import MIGRATIONS, Store
-from chain.consensus.state import process_block
+from chain.consensus.transition import process_block
 from chain.errors import ChainExistsError, ChainNotFoundError, StaleBlockError
 from chain.events import BLOCK_MINED, REWARD_PAID
 from chain.params import REGTEST

@@ -12,7 +12,7 @@ from chain.adapters.storage import (
     decode_protection_record,
     encode_protection_record,
 )
-from chain.consensus.state import process_block
+from chain.consensus.transition import process_block
 from chain.errors import (
     DoubleProposalRefusedError,
     EncodingError,

@@ -7,7 +7,10 @@ import pytest
 
 from chain.adapters.node import Node
 from chain.adapters.storage import Store
-from chain.consensus.state import ChainState, build_template, compute_kept_params, compute_next_bits, process_block
+from chain.consensus.rule_changes import compute_kept_params
+from chain.consensus.state import ChainState, compute_next_bits
+from chain.consensus.templates import build_template
+from chain.consensus.transition import process_block, replay_chain
 from chain.consensus.verify import verify_chain
 from chain.errors import BadDifficultyBitsError
 from chain.events import DIFFICULTY_CHANGED
@@ -130,7 +133,7 @@ def test_verify_and_replay_agree_with_block_building():
     verified, report = verify_chain(PLAYGROUND, CHAIN_ID, all_blocks, GENESIS_TIME + 10_000,
                                     param_changes=[(4, faster)])
     assert verified.tip_hash == replayed.tip_hash and report.blocks == 16
-    again = ChainState.replay(PLAYGROUND, CHAIN_ID, all_blocks, param_changes=[(4, faster)])
+    again = replay_chain(PLAYGROUND, CHAIN_ID, all_blocks, param_changes=[(4, faster)])
     assert compute_next_bits(again) == compute_next_bits(replayed)
 
 

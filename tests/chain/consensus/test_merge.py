@@ -15,7 +15,9 @@ from chain.consensus.export import (
     import_consensus,
     import_param_changes,
 )
-from chain.consensus.state import build_pos_block, make_genesis_block, process_block
+from chain.consensus.genesis import make_genesis_block
+from chain.consensus.templates import build_pos_block
+from chain.consensus.transition import process_block, replay_chain
 from chain.consensus.verify import verify_chain
 from chain.errors import (
     ConsensusConfigError,
@@ -187,7 +189,7 @@ def test_consensus_config_roundtrips_through_json():
 
 
 def test_merge_scheduled_on_a_running_chain_is_committed_and_replayed():
-    from chain.consensus.state import build_template
+    from chain.consensus.templates import build_template
     from chain.events import MERGE_SCHEDULED
     from tests.chainkit import solve
 
@@ -228,7 +230,7 @@ def test_merge_scheduled_on_a_running_chain_is_committed_and_replayed():
 
 
 def test_invalid_merge_schedules():
-    from chain.consensus.state import check_merge_schedule
+    from chain.consensus.consensus_block import check_merge_schedule
     from chain.errors import ParamsError
 
     state, _, _ = staked_pow_chain(merge_at_height=0, stop_at=5)
@@ -280,7 +282,7 @@ def test_a_delayed_merge_is_announced_and_the_merge_post_has_the_real_numbers():
     is the last proof-of-work block") and, later, a Merge post saying "Validators: 0" just before
     "Validator #0 is active". Now the due block says the Merge waits, and the Merge names the real
     terminal block and the validators of the first proof-of-stake epoch."""
-    from chain.consensus.state import process_block
+    from chain.consensus.transition import process_block
     from chain.events import MERGE_DELAYED, THE_MERGE
 
     config = ConsensusConfig(mode="pow", checkpoint_interval_blocks=4, merge_at_height=3)
@@ -304,11 +306,9 @@ def test_a_delayed_merge_is_announced_and_the_merge_post_has_the_real_numbers():
 
 
 def test_replay_rebuilds_the_beacon_state_for_a_restart():
-    from chain.consensus.state import ChainState
-
     state, blocks, _ = staked_pow_chain(merge_at_height=10)
     h = Harness(state, VALS)
     h.run_epochs(1)
-    restarted = ChainState.replay(REGTEST, CHAIN_ID, blocks + h.blocks, state.consensus)
+    restarted = replay_chain(REGTEST, CHAIN_ID, blocks + h.blocks, state.consensus)
     assert restarted.beacon == state.beacon and restarted.tip_hash == state.tip_hash
     assert dict(restarted.ledger.items()) == dict(state.ledger.items())

@@ -8,7 +8,9 @@ import pytest
 from chain.adapters.node import Node
 from chain.adapters.storage import Store
 from chain.consensus.export import import_chain, import_param_changes
-from chain.consensus.state import build_template, compute_params_commitment, process_block
+from chain.consensus.rule_changes import compute_params_commitment
+from chain.consensus.templates import build_template
+from chain.consensus.transition import process_block
 from chain.consensus.verify import verify_chain
 from chain.errors import BadCoinbaseError, ParamsError, VerificationError
 from chain.events import PARAMS_CHANGED

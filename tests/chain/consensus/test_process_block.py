@@ -5,7 +5,8 @@ from dataclasses import replace
 import pytest
 
 from chain.consensus.block import Block
-from chain.consensus.state import build_template, process_block
+from chain.consensus.templates import build_template
+from chain.consensus.transition import process_block
 from chain.errors import (
     BadCoinbaseError,
     BadParentError,

@@ -10,7 +10,8 @@ from collections import ChainMap
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from chain.consensus.state import build_template, process_block
+from chain.consensus.templates import build_template
+from chain.consensus.transition import process_block
 from chain.errors import ChainError
 from chain.ledger.accounts import compute_block_subsidy
 from chain.ledger.mempool import Mempool

@@ -1,4 +1,4 @@
-"""The named steps of chain/pos/beacon.py's ``process_epoch`` and chain/consensus/state.py's block processing,
+"""The named steps of chain/pos/beacon.py's ``process_epoch`` and chain/consensus/consensus_block.py's block processing,
 each on its own: the top-level functions must equal their steps run in order, and the event
 step must tell what changed by comparing the states before and after."""
 
@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from chain.consensus.state import count_block_signatures, for_ops
+from chain.consensus.consensus_block import for_ops
+from chain.consensus.state import count_block_signatures
 from chain.errors import AttestationError, ChainError
 from chain.events import (
     EPOCH_REWARDS,

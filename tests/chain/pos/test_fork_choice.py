@@ -8,12 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from chain.consensus.state import (
-    build_pos_block,
-    compute_proposal_header,
-    get_slot_proposer,
-    process_block,
-)
+from chain.consensus.consensus_block import compute_proposal_header
+from chain.consensus.duties import get_slot_proposer
+from chain.consensus.templates import build_pos_block
+from chain.consensus.transition import process_block
 from chain.errors import (
     BadSignatureError,
     FinalizedConflictError,

@@ -136,7 +136,7 @@ def test_invalid_attestation_in_a_pow_chain_before_the_merge():
     import pytest
 
     from chain.consensus.block import BlockTemplate
-    from chain.consensus.state import process_block
+    from chain.consensus.transition import process_block
     from tests.chainkit import solve
 
     template = BlockTemplate.build(
@@ -154,7 +154,7 @@ def test_invalid_attestation_in_a_pow_chain_before_the_merge():
 
 
 def test_op_pool_admission_runs_the_block_rule():
-    from chain.consensus.state import admit_attestation
+    from chain.consensus.duties import admit_attestation
 
     h = harness()
     votes = h.attest(1)

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from chain.consensus.state import get_slot_proposer
+from chain.consensus.duties import get_slot_proposer
 from chain.errors import (
     BadSignatureError,
     NotSlashableError,

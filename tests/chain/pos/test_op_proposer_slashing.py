@@ -5,7 +5,7 @@ exit, the longer lock, and the whistleblower reward effective // 512 of which th
 
 from dataclasses import replace
 
-from chain.consensus.state import get_slot_proposer
+from chain.consensus.duties import get_slot_proposer
 from chain.errors import (
     BadSignatureError,
     IdenticalMessagesError,

@@ -4,7 +4,7 @@ withdrawals of withdrawable validators, paid in whole points, the dust below a p
 
 from dataclasses import replace
 
-from chain.consensus.state import compute_pre_block_beacon
+from chain.consensus.consensus_block import compute_pre_block_beacon
 from chain.errors import WithdrawalMismatchError
 from chain.events import STAKE_WITHDRAWN
 from chain.pos.beacon import get_expected_withdrawals

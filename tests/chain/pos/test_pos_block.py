@@ -8,12 +8,9 @@ from dataclasses import replace
 import pytest
 
 from chain.consensus.block import Block
-from chain.consensus.state import (
-    build_pos_block,
-    build_template,
-    get_slot_proposer,
-    process_block,
-)
+from chain.consensus.duties import get_slot_proposer
+from chain.consensus.templates import build_pos_block, build_template
+from chain.consensus.transition import process_block
 from chain.errors import (
     BadCoinbaseError,
     BadProposerError,
@@ -187,7 +184,7 @@ def test_version_1_blocks_keep_their_exact_layout_and_genesis_commitment():
     import hashlib
     import struct
 
-    from chain.consensus.state import GENESIS_TAG, compute_genesis_commitment
+    from chain.consensus.genesis import GENESIS_TAG, compute_genesis_commitment
     from tests.chainkit import mine, pay
 
     state = new_chain()

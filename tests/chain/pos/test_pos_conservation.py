@@ -6,7 +6,8 @@ exits, withdrawals and slashings; and a verifier replaying the chain reaches the
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from chain.consensus.state import get_slot_proposer, make_genesis_block
+from chain.consensus.duties import get_slot_proposer
+from chain.consensus.genesis import make_genesis_block
 from chain.consensus.verify import verify_chain
 from chain.errors import ProposerSelectionError
 from chain.ledger.transaction import make_transfer

@@ -22,11 +22,11 @@ from chain.pos.proposer import (
     MAX_RANDOM_BYTE,
     _Shuffle,
     compute_proposer_index,
+    compute_proposer_index_at_slot,
     compute_proposer_seed,
     compute_seed_mix_epoch,
     compute_shuffled_index,
     explain_proposer_draw,
-    get_beacon_proposer_index,
     get_seed,
 )
 from tests.vectors import PRYSM_SHUFFLE_LIST_CASES
@@ -199,7 +199,7 @@ def test_explained_draw_can_be_redone_by_hand():
     balances = [32, 4, 2, 1, 3]
     for slot in range(40):
         draw = explain_proposer_draw(slot, SLOTS_PER_EPOCH, MIX, [1, 2, 3, 4], balances, MAX)
-        assert draw.proposer == get_beacon_proposer_index(slot, SLOTS_PER_EPOCH, MIX, [1, 2, 3, 4], balances, MAX)
+        assert draw.proposer == compute_proposer_index_at_slot(slot, SLOTS_PER_EPOCH, MIX, [1, 2, 3, 4], balances, MAX)
         assert draw.epoch == slot // SLOTS_PER_EPOCH and draw.mix_epoch == compute_seed_mix_epoch(draw.epoch)
         assert draw.seed == compute_proposer_seed(get_seed(draw.epoch, MIX), slot)
         assert draw.total_effective_balance == 10 and draw.candidates == (1, 2, 3, 4)
@@ -217,7 +217,7 @@ def test_explained_draw_can_be_redone_by_hand():
 
 def draw_counts(indices, balances, draws):
     return Counter(
-        get_beacon_proposer_index(slot, SLOTS_PER_EPOCH, MIX, indices, balances, MAX) for slot in range(draws)
+        compute_proposer_index_at_slot(slot, SLOTS_PER_EPOCH, MIX, indices, balances, MAX) for slot in range(draws)
     )
 
 

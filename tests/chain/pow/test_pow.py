@@ -2,7 +2,7 @@
 
 import pytest
 
-from chain.consensus.state import process_block
+from chain.consensus.transition import process_block
 from chain.errors import BadDifficultyBitsError, CheckProofOfWorkError
 from chain.params import BITCOIN_MAINNET, PLAYGROUND, REGTEST, ChainParams
 from chain.pow.compact import compute_block_work, decode_compact, encode_compact
@@ -166,7 +166,7 @@ def test_invalid_bits_not_equal_to_retarget():
 def test_invalid_block_with_wrong_bits_is_refused_by_process_block():
     from dataclasses import replace
 
-    from chain.consensus.state import build_template
+    from chain.consensus.templates import build_template
 
     state = _chain_with_spacing(30, 9)
     template = build_template(state, key("m").public_key, [], state.tip.time + 30)
