@@ -18,20 +18,16 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
-from chain.adapters.beacon_node import (
-    GENESIS_ALLOCATION_POINTS,
-    BeaconNode,
-    FinalityView,
-    SlotOutcome,
-    ValidatorView,
-    VoteProgress,
-    VoteReceipt,
-)
+from chain.adapters.beacon_lifecycle import GENESIS_ALLOCATION_POINTS
+from chain.adapters.beacon_node import BeaconNode
+from chain.adapters.beacon_status import FinalityView, ValidatorView, VoteProgress
 from chain.adapters.budget import IDLE_AFTER_S, MIN_SLOT_DURATION_S
 from chain.adapters.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.adapters.hashcore import MiningSession, OutcomeKind, Progress
 from chain.adapters.node import FAUCET_OWNER, FaucetClaim, MiningResult, Node, TransactionMatches
+from chain.adapters.slot_driver import SlotOutcome
 from chain.adapters.storage import EpochMessage, StoredStakeEntry, StoredTransaction
+from chain.adapters.votes import VoteReceipt
 from chain.consensus.block import Block
 from chain.consensus.retargets import retarget_history
 from chain.consensus.rule_changes import compute_kept_params

@@ -5,7 +5,9 @@ measure it themselves, see ``chain.adapters.hashcore``) times the power one busy
 draws.  Proof of stake's is the signatures made and checked, times the CPU
 time one such operation takes on this machine (measured once, passed in),
 times the same power.  Both are estimates of CPU energy only, and both use
-the same power figure, so their ratio does not depend on it.
+the same power figure, so their ratio does not depend on it.  ``EnergyMeter``
+puts them together for one chain: its counters as the store keeps them, and the
+signature costs measured once, the first time a report is asked for.
 
 No floats: time in nanoseconds, power in watts or milliwatts, energy in
 joules or millijoules, every division rounded down and said so.  Savings are
@@ -19,13 +21,19 @@ percent; 9_999 in whole basis points, rounded down).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
+from chain.adapters.signer import measure_signature_costs_ns
+from chain.adapters.storage import Store
 from chain.errors import EnergyError
 
 NS_PER_SECOND = 1_000_000_000
 MILLI = 1_000
 BASIS_POINTS_PER_WHOLE = 10_000
+# A server core under load, roughly (a 2-core VM's share of a ~30 W desktop CPU): the default of
+# the WATTS_PER_CORE setting.  Only the ratio matters for the percentage saved.
+DEFAULT_MILLIWATTS_PER_CORE = 15_000
 # Ethereum's Merge, from the seed article: 99.992 % less energy.
 ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS = 99_992
 ETHEREUM_MERGE_SAVED_BP = ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS * BASIS_POINTS_PER_WHOLE // (100 * 1_000)
@@ -111,3 +119,24 @@ def compute_energy_report(
         compute_energy_millijoules(pos_cpu_ns, milliwatts_per_core),
         saved,
     )
+
+
+class EnergyMeter:
+    """A chain's energy report (``/chain energy``): its stored counters times this machine's costs."""
+
+    def __init__(self, store: Store, milliwatts_per_core: int = DEFAULT_MILLIWATTS_PER_CORE) -> None:
+        self.store = store
+        # Power of one busy core: what /chain energy multiplies CPU time by (the WATTS_PER_CORE setting).
+        self.milliwatts_per_core = milliwatts_per_core
+        # Measured once (chain/adapters/signer.py); what PoS signing and checking cost in CPU time.
+        self._signature_costs_ns: tuple[int, int] | None = None
+
+    async def report(self, chain_id: int) -> EnergyReport:
+        if self._signature_costs_ns is None:
+            self._signature_costs_ns = await asyncio.to_thread(measure_signature_costs_ns)
+        sign_ns, verify_ns = self._signature_costs_ns
+        counters = await self.store.energy.counters(chain_id)
+        return compute_energy_report(
+            counters.pow_cpu_ns, counters.pos_sign_ops, counters.pos_verify_ops,
+            sign_cost_ns=sign_ns, verify_cost_ns=verify_ns, milliwatts_per_core=self.milliwatts_per_core,
+        )

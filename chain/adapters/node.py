@@ -1,5 +1,9 @@
 """The engine's async façade: chains, wallets, mempools, mining, verification.
 
+(Wallet keys are kept by ``chain.adapters.wallet_keys``; verify and export run in
+``chain.adapters.chain_reads``; a mining session's templates are a
+``chain.adapters.template_job.TemplateJob``.)
+
 ``Node`` wires the pure engine to the store and the hashing core.  It owns no
 clock and no randomness of its own: both are passed in.  Every state change
 is validated in memory first, committed to the store in one transaction, and
@@ -11,28 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import io
-import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from chain.adapters.chain_reads import ChainReads, ExportSummary
 from chain.adapters.hashcore import HashingCore, MiningOutcome, MiningSession, OutcomeKind, Progress
-from chain.adapters.storage import Store, StoredChainHead, StoredTransaction, StoredValidatorKey, StoredWallet
+from chain.adapters.storage import Store, StoredChainHead, StoredTransaction, StoredValidatorKey
+from chain.adapters.template_job import TemplateJob
+from chain.adapters.wallet_keys import WalletKeys
 from chain.consensus.block import Block, BlockTemplate
 from chain.consensus.consensus_block import check_merge_schedule, compute_next_total_difficulty
-from chain.consensus.export import encode_export
 from chain.consensus.genesis import make_genesis_block
 from chain.consensus.rule_changes import check_params_change, compute_kept_params
 from chain.consensus.state import BlockEffects, ChainState
 from chain.consensus.templates import build_template, compute_next_block_time
 from chain.consensus.transition import process_block
-from chain.consensus.verify import VerifyReport, verify_chain
+from chain.consensus.verify import VerifyReport
 from chain.errors import (
     ChainError,
     ChainNotFoundError,
@@ -44,9 +46,8 @@ from chain.errors import (
     NoFaucetError,
     SnapshotError,
     StaleBlockError,
-    WalletError,
 )
-from chain.keys import SigningKey, open_key, seal_key, wallet_aad
+from chain.keys import SigningKey
 from chain.ledger.accounts import Account, LedgerView
 from chain.ledger.mempool import Admission, Mempool, PendingTransfer
 from chain.ledger.transaction import Transfer, make_transfer
@@ -59,8 +60,8 @@ from chain.pos.snapshot import decode_beacon_state, encode_beacon_state
 from chain.pow.compact import compute_target
 from chain.pow.difficulty import compute_calibrated_bits, compute_rescaled_bits
 
-if TYPE_CHECKING:  # beacon_node imports this module; the runtime's type is named for checkers only
-    from chain.adapters.beacon_node import BeaconRuntime
+if TYPE_CHECKING:  # beacon_runtime imports this module; the runtime's type is named for checkers only
+    from chain.adapters.beacon_runtime import BeaconRuntime
 
 
 log = logging.getLogger(__name__)
@@ -72,25 +73,10 @@ REPLAY_BATCH_BLOCKS = 500
 
 Clock = Callable[[], float]
 Randomness = Callable[[int], bytes]
-T = TypeVar("T")
 
 # The owner name of the bot's faucet wallet. Members' owners are Discord ids (digits only), so
 # no member can ever own this wallet; it is custodied and sealed like theirs.
 FAUCET_OWNER = "faucet"
-
-# Whole-chain reads (verify, export) run here, one at a time: never in the default pool that
-# block checks use, and one CPU-bound thread is all the event loop has to share the GIL with.
-BULK_READ_THREADS = 1
-
-
-@dataclass(frozen=True, slots=True)
-class ExportSummary:
-    """What an export holds: blocks 0 to ``height``, ``size`` bytes of JSON."""
-
-    height: int
-    tip: str
-    size: int
-
 
 @dataclass(frozen=True, slots=True)
 class TransactionMatches:
@@ -139,7 +125,7 @@ class ChainRuntime:
     last_activity: int = 0
     # The faucet wallet funded at this chain's genesis; None for a chain created without one.
     faucet: bytes | None = None
-    # The consensus client's memory of this chain (``chain.adapters.beacon_node.BeaconRuntime``: fork choice,
+    # The consensus client's memory of this chain (``chain.adapters.beacon_runtime.BeaconRuntime``: fork choice,
     # candidates, validator owners, auto-attest), built by ``BeaconNode`` on first use. It lives here
     # so that a server has one runtime: a reset or mode switch that replaces this object drops it too.
     consensus: BeaconRuntime | None = None
@@ -156,88 +142,6 @@ class MiningResult:
     @property
     def found(self) -> bool:
         return self.block is not None
-
-
-# How stale a mining session's header may get (seconds of the node's clock) before it is refreshed
-# with the current time and the mempool's current transfers (BIP 22 ``curtime``, BIP 23 time rolling).
-TEMPLATE_REFRESH_S = 2
-# Templates kept per session for the chunks still in flight (each refresh moves to the next extra nonce).
-TEMPLATES_KEPT = 16
-
-
-class TemplateJob:
-    """A mining session's work for the hashing core: block templates, refreshed while it searches.
-
-    Every ``refresh_s`` of the node's clock the core asks for the next extra
-    nonce (``refresh_due``), and ``header_prefix`` hands out a template dated now
-    (``refresh``).  A template with a new body (the mempool's and op pool's current
-    contents) is built off the event loop and ``offer``-ed; the core then moves to
-    it at once.  A found block is solved from the template of the extra nonce it
-    was found with, so it carries the time it was found, within ``refresh_s``.
-    """
-
-    def __init__(
-        self,
-        chain_id: int,
-        template: BlockTemplate,
-        target: int,
-        *,
-        refresh: Callable[[BlockTemplate], BlockTemplate] | None = None,
-        clock: Clock | None = None,
-        refresh_s: float = TEMPLATE_REFRESH_S,
-        max_nonce: int = 0xFFFFFFFF,
-    ) -> None:
-        self.chain_id = chain_id
-        self.tip = template.header.prev_hash
-        self.target = target
-        self.max_nonce = max_nonce
-        self._latest = template
-        self._refresh = refresh
-        self._clock = clock
-        self._refresh_s = refresh_s
-        self._built_at = clock() if clock is not None else 0.0
-        self._templates: dict[int, BlockTemplate] = {}
-        self._offered: BlockTemplate | None = None
-        # The body being rebuilt in a thread, if any (``Node.mining_job``); tests await it.
-        self.rebuilding: asyncio.Task[None] | None = None
-
-    @property
-    def template(self) -> BlockTemplate:
-        """The newest template (without its extra nonce)."""
-        return self._latest
-
-    def offer(self, template: BlockTemplate) -> None:
-        """A template with a fresher body, built elsewhere: handed out from the next extra nonce."""
-        if template.header.prev_hash == self.tip:
-            self._offered = template
-
-    def take_offer(self) -> BlockTemplate | None:
-        offered, self._offered = self._offered, None
-        return offered
-
-    def refresh_due(self) -> bool:
-        if self._refresh is None or self._clock is None:
-            return False
-        return self._offered is not None or self._clock() - self._built_at >= self._refresh_s
-
-    def header_prefix(self, extra_nonce: int) -> bytes:
-        template = self._templates.get(extra_nonce)
-        if template is None:
-            if extra_nonce > 0 and self.refresh_due():
-                self._latest = self._refresh(self._latest)  # type: ignore[misc]
-                self._built_at = self._clock()  # type: ignore[misc]
-            template = self._latest.with_extra_nonce(extra_nonce)
-            self._templates[extra_nonce] = template
-            for old in sorted(self._templates)[:-TEMPLATES_KEPT]:
-                del self._templates[old]
-        return template.header.prefix()
-
-    def template_for(self, extra_nonce: int) -> BlockTemplate:
-        """The template a result found at ``extra_nonce`` was hashed from."""
-        template = self._templates.get(extra_nonce)
-        if template is None:
-            raise ChainError(f"no template for extra nonce {extra_nonce} (it was never handed out, or is too old)")
-        return template
 
 
 def _process_and_snapshot(
@@ -288,28 +192,19 @@ class Node:
         self.clock = clock
         self.randomness = randomness
         self.hashing_core = hashing_core
-        self._master_key = master_key
         self._chains: dict[int, ChainRuntime] = {}
         # Stored chains that failed to load at startup -> why; offline until reset.
         self._offline: dict[int, str] = {}
-        # Public keys only: wallets outlive chain resets, so entries never go stale.
-        self._addresses: dict[tuple[int, str], bytes] = {}
-        # Sealed as stored: keys stay encrypted in memory too, and are opened per use.
-        self._sealed_wallets: dict[tuple[int, str], StoredWallet] = {}
-        # Per chain, public key -> owner, read from the store once and then kept current.
-        self._owners: dict[int, dict[bytes, str]] = {}
-        self._wallets_created = 0
+        # The members' wallet keys (chain/adapters/wallet_keys.py): made on first use, sealed at rest.
+        self.wallet_keys = WalletKeys(store, master_key=master_key, randomness=randomness, now=self.now)
         # Chains whose server the bot is not in (see ``pause``); kept in memory only.
         self._paused: set[int] = set()
-        self._bulk_reads = ThreadPoolExecutor(BULK_READ_THREADS, thread_name_prefix="chain-bulk-read")
+        # Verify and export (chain/adapters/chain_reads.py), in a reader thread of their own.
+        self.reads = ChainReads(store)
 
     def close(self) -> None:
         """Stop the whole-chain reader thread; a read under way finishes on its own connection."""
-        self._bulk_reads.shutdown(wait=False, cancel_futures=True)
-
-    async def _bulk_read(self, function: Callable[..., T], *args: object) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._bulk_reads, functools.partial(function, *args))
+        self.reads.close()
 
     def now(self) -> int:
         return int(self.clock())
@@ -573,45 +468,17 @@ class Node:
 
     # --- wallets ----------------------------------------------------------------
 
-    def _wallet_aad(self, chain_id: int, owner: str) -> bytes:
-        return wallet_aad(chain_id, owner)
-
     async def wallet(self, chain_id: int, owner: str) -> SigningKey:
         """The owner's key on this chain, created (and sealed at rest) on first use."""
-        if self._master_key is None:
-            raise WalletError("this node was opened without a master key: it reads chains but opens no wallet")
-        stored = self._sealed_wallets.get((chain_id, owner)) or await self.store.wallets.get(chain_id, owner)
-        if stored is None:
-            key = SigningKey(self.randomness(32))
-            sealed = seal_key(self._master_key, key, self.randomness(12), self._wallet_aad(chain_id, owner))
-            stored = await self.store.wallets.insert(chain_id, StoredWallet(owner, key.public_key, sealed), self.now())
-            self._wallets_created += 1
-            if chain_id in self._owners:
-                self._owners[chain_id][stored.pubkey] = owner
-        key = open_key(self._master_key, stored.sealed_key, self._wallet_aad(chain_id, owner))
-        if key.public_key != stored.pubkey:
-            raise WalletError(f"wallet of {owner} does not match its public key")
-        self._sealed_wallets[(chain_id, owner)] = stored
-        return key
+        return await self.wallet_keys.wallet(chain_id, owner)
 
     async def address(self, chain_id: int, owner: str) -> bytes:
         """The owner's public key; remembered, since almost every command needs it."""
-        cached = self._addresses.get((chain_id, owner))
-        if cached is None:
-            cached = (await self.wallet(chain_id, owner)).public_key
-            self._addresses[(chain_id, owner)] = cached
-        return cached
+        return await self.wallet_keys.address(chain_id, owner)
 
     async def owners(self, chain_id: int) -> dict[bytes, str]:
         """Public key -> owner of every wallet on this chain (a live view: do not mutate)."""
-        owners = self._owners.get(chain_id)
-        if owners is None:
-            created = self._wallets_created
-            owners = {w.pubkey: w.owner for w in await self.store.wallets.all(chain_id)}
-            # A wallet created while we read may be missing: use the read, but don't keep it.
-            if created == self._wallets_created:
-                owners = self._owners.setdefault(chain_id, owners)
-        return owners
+        return await self.wallet_keys.owners(chain_id)
 
     def note_activity(self, chain_id: int) -> None:
         """A member acted on the chain (a vote, a deposit...): it is not idle (chain/adapters/budget.py)."""
@@ -678,9 +545,7 @@ class Node:
         """The faucet wallet if this chain's genesis funded it (read, never created here)."""
         if consensus is None:
             return None
-        stored = self._sealed_wallets.get((chain_id, FAUCET_OWNER)) or await self.store.wallets.get(
-            chain_id, FAUCET_OWNER
-        )
+        stored = await self.wallet_keys.stored(chain_id, FAUCET_OWNER)
         if stored is None or not any(a.address == stored.pubkey for a in consensus.genesis_allocations):
             return None
         return stored.pubkey
@@ -1003,46 +868,16 @@ class Node:
     # --- reading ------------------------------------------------------------------
 
     async def verify(self, chain_id: int) -> VerifyReport:
-        """Replay the stored chain from genesis and compare with the stored balances.
-
-        Off the event loop and without the store's lock: blocks stream from one
-        read snapshot into the replay, and the balances come from the same one.
-        """
+        """Replay the stored chain from genesis and compare with the stored balances (``ChainReads``)."""
         self.chain(chain_id)
-        return await self._bulk_read(self._verify_snapshot, chain_id, self.now())
-
-    def _verify_snapshot(self, chain_id: int, now: int) -> VerifyReport:
-        with self.store.db.read_snapshot(chain_id) as snapshot:
-            _, report = verify_chain(
-                snapshot.params, chain_id, snapshot.blocks(), now, snapshot.accounts(), snapshot.param_changes,
-                snapshot.consensus, snapshot.consensus_changes,
-            )
-        return report
+        return await self.reads.verify(chain_id, self.now())
 
     async def export_to(self, chain_id: int, out: BinaryIO, *, limit: int | None = None) -> ExportSummary:
-        """Write the chain as compact JSON (``chain.consensus.export``'s format) to ``out``, off the event loop.
-
-        Read from one snapshot and streamed block by block; over ``limit`` bytes it
-        raises ``ExportTooLargeError`` before a block is read, having written nothing.
-        """
+        """Stream the chain as compact JSON to ``out``, off the event loop (``ChainReads``)."""
         self.chain(chain_id)
-        return await self._bulk_read(self._write_export, chain_id, out, limit)
-
-    def _write_export(self, chain_id: int, out: BinaryIO, limit: int | None) -> ExportSummary:
-        with self.store.db.read_snapshot(chain_id) as snapshot:
-            tip = Block.deserialize(snapshot.raw_block(snapshot.height)).header.hash_hex()
-            size = 0
-            for chunk in encode_export(
-                snapshot.params, chain_id, snapshot.height, tip, snapshot.raw_blocks(), snapshot.raw_size(),
-                snapshot.param_changes, snapshot.consensus, snapshot.consensus_changes, limit=limit,
-            ):
-                out.write(chunk)
-                size += len(chunk)
-        return ExportSummary(snapshot.height, tip, size)
+        return await self.reads.export_to(chain_id, out, limit=limit)
 
     async def export(self, chain_id: int) -> dict[str, Any]:
         """The export as a document (for callers that want one in memory; ``export_to`` streams)."""
-        buffer = io.BytesIO()
-        await self.export_to(chain_id, buffer)
-        document: dict[str, Any] = json.loads(buffer.getvalue())
-        return document
+        self.chain(chain_id)
+        return await self.reads.export(chain_id)

@@ -367,7 +367,7 @@ def test_energy_embed_compares_with_ethereums_merge():
 
 def test_bars_stop_at_100_percent_and_the_words_say_the_rest():
     """Issue 9: the vote bar read "150%" once every validator had voted (its goal is 2/3)."""
-    from chain.adapters.beacon_node import VoteProgress
+    from chain.adapters.beacon_status import VoteProgress
     from cogs.embeds import progress_bar
     from cogs.mining import beyond_average
     from cogs.staking import vote_progress_text

@@ -684,7 +684,7 @@ async def test_hybrid_auto_attest_votes_on_mined_blocks_and_finalizes(pos):
         pos.clock.now += 60
         height = await mine_block(pos.p, w.bob)
         # The driver votes for the new block: wait for it before mining the next one.
-        rt = pos.beacon._runtimes.get(gid)
+        rt = pos.beacon.chains.runtimes.get(gid)
         await pos.sb.wait_until(
             lambda rt=rt, height=height: rt is not None and rt.last_slot >= height, timeout=5, describe="a tick"
         )

@@ -258,8 +258,8 @@ async def test_an_idle_chain_skips_empty_slots_but_never_a_whole_epoch(world):
 
 async def test_a_server_over_its_block_budget_skips_empty_slots_only(world):
     clock, node, beacon = await merge(world)
-    beacon.blocks_per_hour = 2
-    beacon._budgets.clear()
+    beacon.slots.blocks_per_hour = 2
+    beacon.slots.budgets.clear()
     await beacon.set_auto_attest(CHAIN, "alice", False)
     outcomes = await run_slots(clock, beacon, CONFIG.slots_per_epoch)
     assert sum(o.block is not None for o in outcomes) <= 3  # the budget, plus the one-a-epoch floor

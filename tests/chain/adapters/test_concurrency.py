@@ -227,7 +227,7 @@ async def test_a_deposit_refused_by_the_block_rules_leaves_no_key(world, monkeyp
 
     async def refuse(chain_id, operation):
         raise DepositError("the next block would not take it")
-    monkeypatch.setattr(beacon, "_check_operation", refuse)
+    monkeypatch.setattr(beacon.staking, "_check_operation", refuse)
     with pytest.raises(DepositError):
         await beacon.deposit(CHAIN, "alice", 32)
     assert await node.store.validator_keys.all(CHAIN) == []
@@ -267,3 +267,44 @@ async def test_a_reset_racing_a_block_time_change_keeps_the_rules_the_old_chain_
     assert state.height == 0
     assert state.params.target_spacing_s == (120 if committed else 60)
     assert (await node.store.load_chain(CHAIN)).params == state.params  # the store agrees
+
+
+async def test_a_reset_fired_during_a_slot_tick_waits_for_the_tick(world, monkeypatch):
+    """The beacon node's parts share one ``BeaconChains``, so one slot lock per chain: a reset fired
+    while the slot driver is proposing replaces the chain only once the tick is over, and the tick
+    never mixes the old chain with the new one. (Issue 10's split of BeaconNode: a part built with a
+    ``BeaconChains`` of its own would let the two overlap.)"""
+    clock, node, beacon = world
+    await mine(node, clock, "alice", 2)
+    await beacon.switch_mode(CHAIN, Mode.POS, "alice", int(clock()))
+    old_genesis = node.chain(CHAIN).state.genesis_hash
+    await node.pay(CHAIN, "alice", await node.address(CHAIN, "bob"), 1)  # the slot has something to carry
+    proposing, release = asyncio.Event(), asyncio.Event()
+    propose, replace_chain = beacon.slots._propose, node.replace_chain
+
+    async def slow_propose(*args, **kwargs):
+        proposing.set()
+        await release.wait()
+        return await propose(*args, **kwargs)
+
+    replaced_after_tick = []
+
+    async def recording_replace_chain(*args, **kwargs):
+        replaced_after_tick.append(tick.done())
+        return await replace_chain(*args, **kwargs)
+
+    monkeypatch.setattr(beacon.slots, "_propose", slow_propose)
+    monkeypatch.setattr(node, "replace_chain", recording_replace_chain)
+    clock.now += 60
+    tick = asyncio.create_task(beacon.on_slot(CHAIN, int(clock())))
+    await proposing.wait()
+    reset = asyncio.create_task(beacon.reset(CHAIN, REGTEST, initial_bits=0x207FFFFF, consensus=CONFIG))
+    for _ in range(5):  # the reset's first steps: it takes the slot lock, or waits for it
+        await asyncio.sleep(0)
+    assert node.chain(CHAIN).state.genesis_hash == old_genesis
+    release.set()
+    outcome, _ = await asyncio.gather(tick, reset)
+    assert replaced_after_tick == [True]
+    assert outcome is not None and outcome.block is not None  # proposed on the old chain, before the reset
+    assert node.chain(CHAIN).state.genesis_hash != old_genesis and node.chain(CHAIN).state.height == 0
+    assert node.chain(CHAIN).consensus is None  # the tick's memory went with the old chain

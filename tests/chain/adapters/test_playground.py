@@ -118,7 +118,7 @@ async def test_a_chain_replaced_under_the_beacon_node_takes_its_consensus_memory
     await facade.switch_mode(CHAIN, Mode.POS, "alice")
     beacon = facade._beacon
     assert beacon is not None
-    (await beacon._runtime(CHAIN)).voted[0] = 99
+    (await beacon.chains.runtime(CHAIN)).voted[0] = 99
     await node.replace_chain(CHAIN, REGTEST, initial_bits=0x207FFFFF, consensus=CONFIG)
-    assert (await beacon._runtime(CHAIN)).voted == {}
-    assert node.chain(CHAIN).consensus is await beacon._runtime(CHAIN)
+    assert (await beacon.chains.runtime(CHAIN)).voted == {}
+    assert node.chain(CHAIN).consensus is await beacon.chains.runtime(CHAIN)
