@@ -117,7 +117,8 @@ def wired_epoch_transition(validators: int, repeats: int) -> list[float]:
     from dataclasses import replace
 
     from chain.keys import SigningKey
-    from chain.pos.beacon import ConsensusConfig, GenesisValidator, genesis_beacon_state, process_epoch
+    from chain.pos.beacon import ConsensusConfig, GenesisValidator, genesis_beacon_state
+    from chain.pos.epoch_transition import process_epoch
 
     keys = [SigningKey(hashlib.sha256(b"validator %d" % i).digest()).public_key for i in range(validators)]
     config = ConsensusConfig(

@@ -42,7 +42,7 @@ def compute_crossed_milestone(before: int, after: int) -> int | None:
     return crossed[-1] if crossed else None
 
 
-# Proof of stake (chain/pos/beacon.py, chain/consensus/state.py).
+# Proof of stake (chain/pos/: epoch_transition, operation_rules, withdrawals, merge).
 VALIDATOR_ACTIVATED = "validator_activated"
 VALIDATOR_EXITED = "validator_exited"
 VALIDATOR_WITHDRAWABLE = "validator_withdrawable"

@@ -39,7 +39,8 @@ from chain.ledger.mempool import Admission, PendingTransfer
 from chain.mode import Mode
 from chain.params import ChainParams
 from chain.pos.attestation import AttesterSlashing, ProposerSlashing
-from chain.pos.beacon import ConsensusConfig, is_proposed_height
+from chain.pos.beacon import ConsensusConfig
+from chain.pos.merge import is_proposed_height
 from chain.pos.proposer import ProposerDraw
 from chain.pow.compact import compute_block_work, compute_target
 from chain.pow.difficulty import RetargetExplanation, compute_calibrated_bits

@@ -41,26 +41,19 @@ from chain.errors import (
 from chain.ledger.accounts import Account, LedgerView, compute_block_subsidy
 from chain.params import ChainParams
 from chain.pos.attestation import ProposalHeader, SignedProposalHeader, check_proposal_signature
-from chain.pos.beacon import (
-    BeaconState,
-    ConsensusConfig,
-    compute_slot_time,
-    get_beacon_proposer_index,
-    is_merge_delayed,
-    is_terminal_block,
-    mark_terminal_block,
+from chain.pos.beacon import BeaconState, ConsensusConfig, compute_slot_time, get_beacon_proposer_index
+from chain.pos.epoch_transition import process_slots
+from chain.pos.merge import is_merge_delayed, is_terminal_block, mark_terminal_block, process_merge, process_merge_delay
+from chain.pos.operation_rules import (
     process_attestation,
     process_attester_slashing,
     process_deposit,
-    process_merge,
-    process_merge_delay,
     process_proposer_slashing,
-    process_slots,
     process_voluntary_exit,
-    process_withdrawals,
     record_proposer,
 )
 from chain.pos.operations import Deposit, Operations
+from chain.pos.withdrawals import process_withdrawals
 from chain.pow.compact import compute_block_work, compute_target
 
 # ``for_ops``'s state and one kind of block operation.

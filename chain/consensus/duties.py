@@ -9,7 +9,8 @@ from chain.consensus.state import ChainState
 from chain.errors import OperationsError
 from chain.hashing import ZERO_HASH
 from chain.pos.attestation import AttestationData, Checkpoint, SignedAttestation
-from chain.pos.beacon import get_beacon_proposer_index, get_checkpoint_root, get_epoch_at_slot, process_attestation
+from chain.pos.beacon import get_beacon_proposer_index, get_checkpoint_root, get_epoch_at_slot
+from chain.pos.operation_rules import process_attestation
 
 
 def get_slot_proposer(state: ChainState, slot: int) -> int:

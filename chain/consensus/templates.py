@@ -19,7 +19,7 @@ from chain.ledger.accounts import Account, LedgerView, compute_block_subsidy, pr
 from chain.ledger.transaction import Coinbase, Transfer
 from chain.params import ChainParams
 from chain.pos.attestation import ProposalHeader, sign_proposal_header
-from chain.pos.beacon import ConsensusConfig, compute_slot_time, get_beacon_proposer_index, get_expected_withdrawals
+from chain.pos.beacon import ConsensusConfig, compute_slot_time, get_beacon_proposer_index
 from chain.pos.operations import (
     MAX_ATTESTATIONS,
     MAX_ATTESTER_SLASHINGS,
@@ -28,6 +28,7 @@ from chain.pos.operations import (
     MAX_VOLUNTARY_EXITS,
     Operations,
 )
+from chain.pos.withdrawals import get_expected_withdrawals
 from chain.pow.difficulty import compute_median_time_past
 
 

@@ -1,4 +1,6 @@
-"""Proof of stake wired into a chain: the consensus config, the beacon state and its transitions.
+"""Proof of stake wired into a chain: the consensus config, the beacon state, its slot clock,
+genesis and proposer draw.  The transitions live beside it: ``epoch_transition`` (``process_epoch``,
+``process_slots``), ``operation_rules`` (each block operation), ``withdrawals`` and ``merge``.
 
 A chain's ``ConsensusConfig`` picks its mode:
 
@@ -33,71 +35,21 @@ genesis (slot 0 at genesis time).
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from chain.errors import (
     AttestationError,
     ConsensusConfigError,
-    DuplicateAttestationError,
-    ExitError,
-    InsufficientBalanceError,
-    InvalidAmountError,
     IssuanceRateError,
-    NonceGapError,
-    NonceReplayError,
-    OperationsError,
     ProposerSelectionError,
-    UnknownAccountError,
-    UnknownValidatorError,
-    ValidatorStatusError,
-    WithdrawalMismatchError,
-    WrongChainError,
 )
 from chain.events import (
     ChainEvent,
-    CheckpointFinalized,
-    CheckpointJustified,
-    EpochRewards,
-    InactivityLeakEnded,
-    InactivityLeakStarted,
-    MergeDelayed,
-    SlashedVotes,
-    StakeDeposited,
-    StakeWithdrawn,
-    TheMerge,
-    ValidatorActivated,
-    ValidatorExited,
-    ValidatorSlashed,
-    ValidatorWithdrawable,
 )
-from chain.hashing import hash_to_display
 from chain.keys import PUBLIC_KEY_SIZE_BYTES, is_valid_public_key
-from chain.ledger.accounts import Account
 from chain.mode import Mode, parse_mode
-from chain.pos.attestation import (
-    AttestationData,
-    AttesterSlashing,
-    Checkpoint,
-    ProposerSlashing,
-    SignedAttestation,
-    check_attestation_signature,
-    check_attester_slashing,
-    check_proposer_slashing,
-)
-from chain.pos.epoch import EpochReport, EpochState, process_effective_balance_updates, process_epoch_accounting
 from chain.pos.finality import FinalityState, genesis_finality_state
-from chain.pos.operations import (
-    MAX_VALIDATORS_PER_WITHDRAWALS_SWEEP,
-    MAX_WITHDRAWALS_PER_PAYLOAD,
-    Deposit,
-    VoluntaryExit,
-    Withdrawal,
-    check_deposit_signatures,
-    check_exit_signature,
-)
 from chain.pos.proposer import (
     ProposerDraw,
     compute_proposer_index,
@@ -111,27 +63,16 @@ from chain.pos.rewards import (
     MAX_ISSUANCE_RATE_BP,
     MIN_ISSUANCE_RATE_BP,
     UNITS_PER_POINT,
-    RewardParams,
+    is_plain_int,
     points_to_units,
-    units_to_points,
 )
 from chain.pos.staking import (
-    FAR_FUTURE_EPOCH,
     MIN_SLASHING_PENALTY_QUOTIENT_BELLATRIX,
     Registry,
-    SlashingPenalty,
     StakingParams,
     Validator,
-    apply_deposit,
-    apply_full_withdrawal,
-    apply_voluntary_exit,
-    initiate_validator_exit,
     is_active_validator,
-    is_slashable_validator,
-    slash_validator,
 )
-
-logger = logging.getLogger(__name__)
 
 # phase0's EJECTION_BALANCE (16 ETH) as 16 points: a leaked-out validator is exited.
 EJECTION_BALANCE_UNITS = 16 * UNITS_PER_POINT
@@ -157,10 +98,6 @@ class GenesisAllocation:
 
     address: bytes
     amount_points: int
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +206,7 @@ def check_consensus_config(config: ConsensusConfig) -> None:
         if f.name in ("mode", "genesis_validators", "genesis_allocations"):
             continue
         value = getattr(config, f.name)
-        if not _is_int(value) or value < 0:
+        if not is_plain_int(value) or value < 0:
             raise ConsensusConfigError(f"{f.name} must be a whole number of at least 0, got {value!r}")
     for name in (
         "slot_duration_s",
@@ -308,7 +245,7 @@ def check_consensus_config(config: ConsensusConfig) -> None:
             or len(validator.withdrawal_address) != PUBLIC_KEY_SIZE_BYTES
         ):
             raise ConsensusConfigError("a genesis validator's withdrawal address is a 32-byte wallet key")
-        if not _is_int(validator.amount_points) or validator.amount_points < config.min_deposit_points:
+        if not is_plain_int(validator.amount_points) or validator.amount_points < config.min_deposit_points:
             raise ConsensusConfigError(
                 f"a genesis validator needs at least {config.min_deposit_points} points, "
                 f"got {validator.amount_points!r}"
@@ -320,7 +257,7 @@ def check_consensus_config(config: ConsensusConfig) -> None:
             or len(allocation.address) != PUBLIC_KEY_SIZE_BYTES
         ):
             raise ConsensusConfigError("a genesis allocation's address is a 32-byte wallet key")
-        if not _is_int(allocation.amount_points) or allocation.amount_points < 1:
+        if not is_plain_int(allocation.amount_points) or allocation.amount_points < 1:
             raise ConsensusConfigError(f"a genesis allocation is at least 1 point, got {allocation.amount_points!r}")
 
 
@@ -371,6 +308,10 @@ class BeaconState:
     deposited_units: tuple[int, ...] = ()
     withdrawn_units: tuple[int, ...] = ()
     events: tuple[ChainEvent, ...] = field(default=(), compare=False)
+
+    def with_events(self, *events: ChainEvent) -> BeaconState:
+        """This state with ``events`` appended to those its transition emits."""
+        return replace(self, events=self.events + events)
 
     @property
     def ffg_enabled(self) -> bool:
@@ -521,678 +462,6 @@ def explain_beacon_proposer(state: BeaconState, slot: int) -> ProposerDraw:
     ]
     effective = [v.effective_balance for v in state.registry.validators]
     return explain_proposer_draw_at(slot, epoch, mix, indices, effective, state.config.max_effective_balance_units)
-
-
-# --- epoch processing ---------------------------------------------------------
-
-
-def _slot_seconds(state: BeaconState, epoch: int, pow_spacing_s: int) -> int:
-    if state.merge_epoch is not None and epoch >= state.merge_epoch:
-        return state.config.slot_duration_s
-    return pow_spacing_s
-
-
-def process_epoch(state: BeaconState, pow_spacing_s: int) -> BeaconState:
-    """phase0's ``process_epoch`` on the beacon state: end ``state.epoch`` and move to the next.
-
-    The steps, in order (each returns a new state; none builds events):
-
-    1. ``process_finality_and_rewards`` (votes count) or ``process_pre_merge_epoch`` (a pow chain
-       before its Merge);
-    2. ``process_registry_updates``: ejections (after the effective balances, which they read);
-    3. ``process_participation_record_updates``: this epoch's voters become the previous epoch's;
-    4. ``advance_epoch``: epoch + 1, with an empty proposer record for it;
-    5. ``compute_epoch_events``: what happened, by comparing the state before and after.
-
-    Activations, exits and withdrawability need no step of their own: their epochs were set when
-    the deposit, exit or slashing was processed; step 5 announces them.
-    """
-    pre = state
-    report = None
-    if state.ffg_enabled:
-        state, report = process_finality_and_rewards(state, pow_spacing_s)
-    else:
-        state = process_pre_merge_epoch(state)
-    state = process_registry_updates(state)
-    state = process_participation_record_updates(state)
-    state = advance_epoch(state)
-    return _append_events(state, *compute_epoch_events(pre, state, report))
-
-
-def compute_epoch_participation(state: BeaconState) -> tuple[tuple[bool, ...], tuple[bool, ...], int]:
-    """Who counts at the end of ``state.epoch``: the active flags, this epoch's target voters (active,
-    not slashed) and the previous epoch's target votes weighed again (phase0 keeps the attestations)."""
-    epoch = state.epoch
-    validators = state.registry.validators
-    active = tuple(is_active_validator(v, epoch) for v in validators)
-    attested = tuple(
-        active[i] and i in state.current_attesters and not validators[i].slashed for i in range(len(validators))
-    )
-    previous_target = sum(
-        validators[i].effective_balance for i in state.previous_attesters if active[i] and not validators[i].slashed
-    )
-    return active, attested, previous_target
-
-
-def process_finality_and_rewards(state: BeaconState, pow_spacing_s: int) -> tuple[BeaconState, EpochReport]:
-    """phase0's justification and finalization, rewards and penalties, and effective balance
-    updates, in that order (``chain.pos.epoch.process_epoch_accounting``), written into the beacon state."""
-    epoch = state.epoch
-    config = state.config
-    validators = state.registry.validators
-    active, attested, previous_target = compute_epoch_participation(state)
-    reward_params = RewardParams(
-        issuance_rate_bp=config.issuance_rate_bp,
-        slots_per_epoch=get_epoch_length(state, epoch),
-        slot_seconds=_slot_seconds(state, epoch, pow_spacing_s),
-    )
-    effective = tuple(v.effective_balance for v in validators)
-    accounts, report = process_epoch_accounting(
-        EpochState(state.finality, state.registry.balances, effective, previous_target),
-        active,
-        attested,
-        state.epoch_proposers,
-        get_checkpoint_root(state, max(epoch - 1, 0)),
-        get_checkpoint_root(state, epoch),
-        reward_params,
-        config.max_effective_balance_units,
-    )
-    registry = Registry(
-        tuple(replace(v, effective_balance=eb) for v, eb in zip(validators, accounts.effective_balances, strict=True)),
-        accounts.balances,
-    )
-    new_state = replace(
-        state,
-        registry=registry,
-        finality=accounts.finality,
-        minted_units=state.minted_units + report.rewards.minted,
-        burned_units=state.burned_units + report.rewards.burned,
-        # With nobody active there is nobody to leak from: no leak to announce.
-        in_leak=report.rewards.in_inactivity_leak and any(active),
-    )
-    return new_state, report
-
-
-def process_pre_merge_epoch(state: BeaconState) -> BeaconState:
-    """A pow chain before its Merge: no votes, no rewards; deposits still settle into effective balances."""
-    registry = state.registry
-    effective = process_effective_balance_updates(
-        registry.balances,
-        tuple(v.effective_balance for v in registry.validators),
-        state.config.max_effective_balance_units,
-    )
-    registry = Registry(
-        tuple(replace(v, effective_balance=eb) for v, eb in zip(registry.validators, effective, strict=True)),
-        registry.balances,
-    )
-    return replace(state, registry=registry, finality=replace(state.finality, current_epoch=state.epoch + 1))
-
-
-def process_registry_updates(state: BeaconState) -> BeaconState:
-    """phase0's ``process_registry_updates``, ejections only (activations are scheduled at deposit):
-    exit every active validator the leak drained to EJECTION_BALANCE or below.
-
-    Unlike phase0 it runs after the effective balance updates, so it reads this epoch's."""
-    epoch = state.epoch
-    params = state.config.staking_params()
-    registry = state.registry
-    for index, validator in enumerate(registry.validators):
-        if (
-            is_active_validator(validator, epoch)
-            and validator.exit_epoch == FAR_FUTURE_EPOCH
-            and validator.effective_balance <= EJECTION_BALANCE_UNITS
-        ):
-            registry = initiate_validator_exit(registry, index, epoch, params)
-    return replace(state, registry=registry)
-
-
-def process_participation_record_updates(state: BeaconState) -> BeaconState:
-    """phase0's step of the same name: this epoch's voters become the previous epoch's."""
-    return replace(state, current_attesters=frozenset(), previous_attesters=state.current_attesters)
-
-
-def advance_epoch(state: BeaconState) -> BeaconState:
-    """Epoch + 1, with an empty proposer record of the new epoch's length."""
-    next_epoch = state.epoch + 1
-    new_state = replace(state, epoch=next_epoch)
-    return replace(new_state, epoch_proposers=(None,) * get_epoch_length(new_state, next_epoch))
-
-
-def compute_epoch_events(pre: BeaconState, post: BeaconState, report: EpochReport | None) -> tuple[ChainEvent, ...]:
-    """What the epoch transition from ``pre`` to ``post`` announces, by comparing the two: the
-    rewards (when votes counted and someone was active), new justified and finalized checkpoints,
-    a leak starting or ending, and the validators activated, exited or withdrawable from the new epoch."""
-    epoch = pre.epoch
-    events: list[ChainEvent] = []
-    if report is not None and any(is_active_validator(v, epoch) for v in pre.registry.validators):
-        events.append(
-            EpochRewards(
-                epoch=epoch,
-                minted_units=report.rewards.minted,
-                burned_units=report.rewards.burned,
-                attesting_units=report.current_epoch_target_balance,
-                active_units=report.total_active_balance,
-                in_inactivity_leak=report.rewards.in_inactivity_leak,
-                finality_delay=report.finality_delay,
-            )
-        )
-    old, new = pre.finality, post.finality
-    if new.current_justified_checkpoint != old.current_justified_checkpoint:
-        checkpoint = new.current_justified_checkpoint
-        events.append(CheckpointJustified(epoch=checkpoint.epoch, root=checkpoint.root))
-    if new.finalized_checkpoint != old.finalized_checkpoint:
-        checkpoint = new.finalized_checkpoint
-        events.append(CheckpointFinalized(epoch=checkpoint.epoch, root=checkpoint.root))
-    if post.in_leak and not pre.in_leak:
-        delay = report.finality_delay if report is not None else 0
-        events.append(InactivityLeakStarted(epoch=epoch, finality_delay=delay))
-    elif pre.in_leak and not post.in_leak:
-        events.append(InactivityLeakEnded(epoch=epoch))
-    next_epoch = post.epoch
-    for index, validator in enumerate(post.registry.validators):
-        if validator.activation_epoch == next_epoch:
-            events.append(ValidatorActivated(validator_index=index, pubkey=validator.pubkey, epoch=next_epoch))
-        if validator.exit_epoch == next_epoch:
-            events.append(
-                ValidatorExited(validator_index=index, pubkey=validator.pubkey, epoch=next_epoch,
-                                slashed=validator.slashed)
-            )
-        if validator.withdrawable_epoch == next_epoch:
-            events.append(ValidatorWithdrawable(validator_index=index, pubkey=validator.pubkey, epoch=next_epoch))
-    return tuple(events)
-
-
-def process_slots(
-    state: BeaconState, slot: int, parent_root: bytes, block_root: bytes, pow_spacing_s: int
-) -> BeaconState:
-    """phase0's ``process_slots`` up to a block at ``slot``: every epoch it crosses ends in turn.
-
-    Each new epoch's checkpoint root is the block at its first slot, or the
-    latest block before it (the parent): this block's own root when it sits on
-    that first slot.
-    """
-    target_epoch = get_epoch_at_slot(state, slot)
-    while state.epoch < target_epoch:
-        pre = state
-        state = process_epoch(state, pow_spacing_s)
-        _log_epoch_end(pre, state)
-        start = get_start_slot_at_epoch(state, state.epoch)
-        root = block_root if start == slot else parent_root
-        state = replace(state, checkpoint_roots=(state.checkpoint_roots + (root,))[-CHECKPOINT_ROOTS_KEPT:])
-    return state
-
-
-def _log_epoch_end(pre: BeaconState, post: BeaconState) -> None:
-    logger.debug(
-        "epoch %d ended: minted %d, burned %d nanopoints; justified %d, finalized %d",
-        pre.epoch,
-        post.minted_units - pre.minted_units,
-        post.burned_units - pre.burned_units,
-        post.finality.current_justified_checkpoint.epoch,
-        post.finality.finalized_checkpoint.epoch,
-    )
-
-
-# --- the Merge ------------------------------------------------------------------
-
-
-def has_proposer_after(state: BeaconState, height: int) -> bool:
-    """Whether a validator could propose the slot after block ``height`` (not slashed, active then)."""
-    epoch = get_epoch_at_slot(state, height + 1)
-    return any(is_active_validator(v, epoch) and not v.slashed for v in state.registry.validators)
-
-
-def is_proposed_height(state: BeaconState | None, height: int) -> bool:
-    """Whether block ``height`` of this chain was proposed by a validator (not mined): every block
-    after genesis of a chain started in proof of stake, every block after the terminal one of a merged chain."""
-    if state is None or height == 0:
-        return False
-    if state.config.mode is Mode.POS:
-        return True
-    return state.terminal is not None and height > state.terminal.height
-
-
-def is_terminal_block(state: BeaconState, height: int) -> bool:
-    """Whether the proof-of-work block just counted (``state.total_difficulty`` includes it) is the last.
-
-    Ethereum's rule (EIP-3675: the first block whose total difficulty reaches
-    TERMINAL_TOTAL_DIFFICULTY; here also: the block before ``merge_at_height``), with one
-    playground guard: the Merge waits until some validator can propose the next slot, so a
-    server that scheduled it before anyone staked keeps mining instead of halting for good.
-    """
-    config = state.config
-    if state.terminal is not None or config.mode is Mode.POS:
-        return False
-    if config.merge_at_height:
-        reached = height >= config.merge_at_height - 1
-    elif config.merge_at_total_difficulty:
-        reached = state.total_difficulty >= config.merge_at_total_difficulty
-    else:
-        return False
-    return reached and has_proposer_after(state, height)
-
-
-def is_merge_delayed(state: BeaconState, height: int, previous_total_difficulty: int) -> bool:
-    """Whether the block just counted is where the scheduled Merge was due, but no validator can
-    propose the next slot, so it is not the terminal block and mining goes on (once per schedule:
-    the due block itself, or the first block whose total difficulty reaches the terminal one)."""
-    config = state.config
-    if state.terminal is not None or config.mode is Mode.POS or has_proposer_after(state, height):
-        return False
-    if config.merge_at_height:
-        return height == config.merge_at_height - 1
-    if config.merge_at_total_difficulty:
-        return previous_total_difficulty < config.merge_at_total_difficulty <= state.total_difficulty
-    return False
-
-
-def process_merge_delay(state: BeaconState, height: int) -> BeaconState:
-    """Announce that the Merge waits for a validator (``is_merge_delayed``)."""
-    event = MergeDelayed(
-        height=height,
-        merge_at_height=state.config.merge_at_height,
-        merge_at_total_difficulty=state.config.merge_at_total_difficulty,
-        total_difficulty=state.total_difficulty,
-        pending_validators=sum(1 for v in state.registry.validators if v.activation_epoch > state.epoch),
-    )
-    return _append_events(state, event)
-
-
-def mark_terminal_block(state: BeaconState, height: int, time: int, root: bytes) -> BeaconState:
-    """Fix the post-Merge slot clock on the terminal block: the next slots are proof-of-stake slots."""
-    terminal_epoch = get_epoch_at_slot(state, height)
-    merge_epoch = terminal_epoch + 1
-    terminal = TerminalBlock(height, height, time, root, state.total_difficulty)
-    return replace(
-        state,
-        terminal=terminal,
-        merge_epoch=merge_epoch,
-        merge_slot=merge_epoch * state.config.checkpoint_interval_blocks,
-        anchor=(height, time),
-    )
-
-
-def process_merge(state: BeaconState, first_pos_height: int) -> BeaconState:
-    """At the first proof-of-stake block: the terminal block's checkpoint becomes final.
-
-    Proof of work cannot be reorganised past the Merge, so the checkpoint of the
-    terminal block's epoch is taken as finalized and justified (a pow chain
-    had no votes before; a hybrid chain's own justified checkpoints are older).
-    Without this, the finality delay of the whole proof-of-work history would
-    start an inactivity leak at once.
-    """
-    terminal = state.terminal
-    if terminal is None:
-        raise OperationsError("the Merge needs a terminal proof-of-work block")
-    epoch = get_epoch_at_slot(state, terminal.slot)
-    checkpoint = Checkpoint(epoch, get_checkpoint_root(state, epoch))
-    finality = replace(
-        state.finality,
-        justification_bits=(False, False, False, False),
-        previous_justified_checkpoint=checkpoint,
-        current_justified_checkpoint=checkpoint,
-        finalized_checkpoint=checkpoint,
-    )
-    event = TheMerge(
-        height=first_pos_height,
-        terminal_height=terminal.height,
-        terminal_hash=terminal.root,
-        total_difficulty=terminal.total_difficulty,
-        # Active in the first proof-of-stake epoch: the ones who propose from now on (at the terminal
-        # block's epoch they may still be pending, which read "Validators: 0" next to "#0 is active").
-        validators=sum(
-            1 for v in state.registry.validators
-            if is_active_validator(v, state.merge_epoch if state.merge_epoch is not None else state.epoch)
-        ),
-    )
-    return replace(state, finality=finality, merged=True, events=state.events + (event,))
-
-
-# --- operations ---------------------------------------------------------------
-
-
-def _append_events(state: BeaconState, *events: ChainEvent) -> BeaconState:
-    return replace(state, events=state.events + events)
-
-
-def process_deposit(
-    state: BeaconState, wallet: Account | None, deposit: Deposit, chain_id: int, max_amount_points: int
-) -> tuple[BeaconState, Account]:
-    """A deposit: checks the signatures, nonce and balance, then locks the points (phase0 ``process_deposit``;
-    ``chain.pos.staking.apply_deposit`` is the registry part).  Returns the state and the wallet after it."""
-    paying = check_deposit(wallet, deposit, chain_id, max_amount_points)
-    known = state.registry.index_of(deposit.validator)
-    registry = apply_deposit(
-        state.registry, deposit.validator, points_to_units(deposit.amount), state.epoch, state.config.staking_params()
-    )
-    addresses = state.withdrawal_addresses if known is not None else state.withdrawal_addresses + (deposit.wallet,)
-    index = known if known is not None else len(registry.validators) - 1
-    deposited, withdrawn = list(state.deposited_units), list(state.withdrawn_units)
-    if known is None:
-        deposited.append(0)
-        withdrawn.append(0)
-    deposited[index] += points_to_units(deposit.amount)
-    new_state = replace(
-        state, registry=registry, withdrawal_addresses=addresses,
-        deposited_units=tuple(deposited), withdrawn_units=tuple(withdrawn),
-    )
-    new_state = _append_events(new_state, compute_deposit_event(state, new_state, deposit))
-    return new_state, Account(paying.balance - deposit.amount, paying.nonce + 1)
-
-
-def check_deposit(wallet: Account | None, deposit: Deposit, chain_id: int, max_amount_points: int) -> Account:
-    """A deposit's amount, signatures, nonce and the wallet's balance; returns the paying wallet."""
-    if not _is_int(deposit.amount) or deposit.amount < 1:
-        raise InvalidAmountError(f"a deposit is a positive whole number of points, got {deposit.amount!r}")
-    if deposit.amount > max_amount_points:
-        raise InvalidAmountError(f"deposit {deposit.amount} is beyond the supported maximum of {max_amount_points}")
-    check_deposit_signatures(deposit, chain_id)
-    if wallet is None:
-        raise UnknownAccountError(f"wallet {deposit.wallet.hex()[:16]}… has never held any points")
-    if deposit.nonce < wallet.nonce:
-        raise NonceReplayError(f"deposit nonce {deposit.nonce} was already used; the next nonce is {wallet.nonce}")
-    if deposit.nonce > wallet.nonce:
-        raise NonceGapError(f"deposit nonce {deposit.nonce} is out of order; the next nonce is {wallet.nonce}")
-    if deposit.amount > wallet.balance:
-        raise InsufficientBalanceError(f"balance {wallet.balance} is less than the deposit of {deposit.amount}")
-    return wallet
-
-
-def compute_deposit_event(pre: BeaconState, post: BeaconState, deposit: Deposit) -> ChainEvent:
-    """STAKE_DEPOSITED for ``deposit``, from the registry before (a top-up's validator was there)
-    and after (a new validator is the last one)."""
-    known = pre.registry.index_of(deposit.validator)
-    index = known if known is not None else len(post.registry.validators) - 1
-    return StakeDeposited(
-        validator_index=index,
-        pubkey=deposit.validator,
-        wallet=deposit.wallet,
-        amount=deposit.amount,
-        top_up=known is not None,
-        activation_epoch=post.registry.validators[index].activation_epoch,
-    )
-
-
-def process_voluntary_exit(state: BeaconState, exit_: VoluntaryExit, chain_id: int) -> BeaconState:
-    """phase0's ``process_voluntary_exit``: signed by the validator, active, not exiting, epoch reached."""
-    index = exit_.validator_index
-    if index >= len(state.registry.validators):
-        raise UnknownValidatorError(
-            f"there is no validator {index} (the registry has {len(state.registry.validators)})"
-        )
-    if state.epoch < exit_.epoch:
-        raise ExitError(f"the exit is valid from epoch {exit_.epoch}; the chain is at epoch {state.epoch}")
-    check_exit_signature(exit_, state.registry.validators[index].pubkey, chain_id)
-    registry = apply_voluntary_exit(state.registry, index, state.epoch, state.config.staking_params())
-    return replace(state, registry=registry)
-
-
-def is_fully_withdrawable_validator(validator: Validator, balance: int, epoch: int) -> bool:
-    """Capella's rule: the stake has unlocked and something is left."""
-    return validator.withdrawable_epoch <= epoch and balance > 0
-
-
-def compute_partial_withdrawal_amount(validator: Validator, balance: int, state: BeaconState) -> int:
-    """Capella's ``is_partially_withdrawable_validator`` (effective balance at the cap, balance above
-    it), paying the excess in whole points only: wallets hold whole points, and burning the
-    nanopoint excess every sweep would burn the rewards.  0 when nothing is due."""
-    cap = state.config.max_effective_balance_units
-    if validator.effective_balance != cap or balance <= cap:
-        return 0
-    return (balance - cap) // UNITS_PER_POINT * UNITS_PER_POINT
-
-
-def get_expected_withdrawals(state: BeaconState) -> tuple[Withdrawal, ...]:
-    """Capella's ``get_expected_withdrawals``: a sweep from ``next_withdrawal_validator_index``
-    over at most MAX_VALIDATORS_PER_WITHDRAWALS_SWEEP validators, taking full withdrawals (the
-    whole balance of an unlocked validator) and partial ones (whole points above the cap), at
-    most MAX_WITHDRAWALS_PER_PAYLOAD."""
-    registry = state.registry
-    count = len(registry.validators)
-    withdrawals: list[Withdrawal] = []
-    index = state.next_withdrawal_validator_index % count if count else 0
-    for _ in range(min(count, MAX_VALIDATORS_PER_WITHDRAWALS_SWEEP)):
-        validator, balance = registry.validators[index], registry.balances[index]
-        amount = 0
-        if is_fully_withdrawable_validator(validator, balance, state.epoch):
-            amount = balance
-        else:
-            amount = compute_partial_withdrawal_amount(validator, balance, state)
-        if amount:
-            withdrawals.append(
-                Withdrawal(
-                    state.next_withdrawal_index + len(withdrawals), index, state.withdrawal_addresses[index], amount
-                )
-            )
-            if len(withdrawals) == MAX_WITHDRAWALS_PER_PAYLOAD:
-                break
-        index = (index + 1) % count
-    return tuple(withdrawals)
-
-
-def compute_next_withdrawal_validator_index(state: BeaconState, withdrawals: tuple[Withdrawal, ...]) -> int:
-    """Capella's cursor update: after the last one paid if the payload was full, else a sweep further."""
-    count = len(state.registry.validators)
-    if not count:
-        return 0
-    if len(withdrawals) == MAX_WITHDRAWALS_PER_PAYLOAD:
-        return (withdrawals[-1].validator_index + 1) % count
-    return (state.next_withdrawal_validator_index + MAX_VALIDATORS_PER_WITHDRAWALS_SWEEP) % count
-
-
-def process_withdrawals(
-    state: BeaconState, accounts: Mapping[bytes, Account], withdrawals: tuple[Withdrawal, ...]
-) -> tuple[BeaconState, dict[bytes, Account]]:
-    """Capella's ``process_withdrawals``: exactly the expected list, paid as whole points.
-
-    ``accounts`` maps addresses to their current state (missing: a new account).
-    A full withdrawal's dust below one point is burned and counted in ``burned_units``;
-    a partial one is whole points already.
-    """
-    expected = get_expected_withdrawals(state)
-    if withdrawals != expected:
-        raise WithdrawalMismatchError(
-            f"the block carries {len(withdrawals)} withdrawal(s) but exactly {len(expected)} are due "
-            f"(to validators {[w.validator_index for w in expected]}), with these indices and amounts"
-        )
-    pre = state
-    changes: dict[bytes, Account] = {}
-    for withdrawal in withdrawals:
-        state, points = pay_withdrawal(state, withdrawal)
-        account = changes.get(withdrawal.address) or accounts.get(withdrawal.address) or Account()
-        changes[withdrawal.address] = Account(account.balance + points, account.nonce)
-    state = replace(
-        state,
-        next_withdrawal_index=pre.next_withdrawal_index + len(withdrawals),
-        next_withdrawal_validator_index=compute_next_withdrawal_validator_index(pre, withdrawals),
-    )
-    return _append_events(state, *compute_withdrawal_events(pre, withdrawals)), changes
-
-
-def pay_withdrawal(state: BeaconState, withdrawal: Withdrawal) -> tuple[BeaconState, int]:
-    """Take one expected withdrawal out of its validator's balance (the whole balance of an unlocked
-    validator, else the partial amount); returns the state, with the dust below one point burned,
-    and the whole points to credit to the withdrawal address."""
-    index = withdrawal.validator_index
-    registry = state.registry
-    if is_fully_withdrawable_validator(registry.validators[index], registry.balances[index], state.epoch):
-        registry, amount = apply_full_withdrawal(registry, index, state.epoch)
-    else:
-        amount = withdrawal.amount
-        balances = list(registry.balances)
-        balances[index] -= amount
-        registry = Registry(registry.validators, tuple(balances))
-    points, dust = units_to_points(amount)
-    withdrawn = list(state.withdrawn_units)
-    withdrawn[index] += amount
-    new_state = replace(
-        state, registry=registry, burned_units=state.burned_units + dust, withdrawn_units=tuple(withdrawn)
-    )
-    return new_state, points
-
-
-def compute_withdrawal_events(pre: BeaconState, withdrawals: tuple[Withdrawal, ...]) -> tuple[ChainEvent, ...]:
-    """A STAKE_WITHDRAWN event per withdrawal paid from ``pre`` (each validator is swept at most
-    once a block, so ``pre`` says whether it was a full withdrawal and the amount is the withdrawal's)."""
-    events: list[ChainEvent] = []
-    for withdrawal in withdrawals:
-        index = withdrawal.validator_index
-        points, dust = units_to_points(withdrawal.amount)
-        full = is_fully_withdrawable_validator(pre.registry.validators[index], pre.registry.balances[index], pre.epoch)
-        events.append(
-            StakeWithdrawn(
-                validator_index=index, address=withdrawal.address, points=points, dust_burned_units=dust, full=full
-            )
-        )
-    return tuple(events)
-
-
-def process_attestation(
-    state: BeaconState, attestation: SignedAttestation, block_slot: int, chain_id: int
-) -> BeaconState:
-    """phase0's ``process_attestation`` for one validator's vote, cheapest checks first.
-
-    Unlike phase0, a vote whose target root is not this chain's checkpoint is
-    refused rather than included unrewarded, and a second vote of the same
-    validator for the same target is refused rather than ignored.  The head vote
-    (``beacon_block_root``) is not checked here: it only feeds the fork choice
-    (chain/pos/forkchoice.py), and may name a block that lost its slot.
-    """
-    data = attestation.data
-    check_attestation_data_against_state(state, data, block_slot, chain_id)
-    index = get_attesting_index(state, attestation)
-    is_current = data.target.epoch == state.epoch
-    voters = state.current_attesters if is_current else state.previous_attesters
-    if index in voters:
-        raise DuplicateAttestationError(f"validator {index}'s vote for epoch {data.target.epoch} is already counted")
-    check_attestation_signature(attestation)
-    if is_current:
-        return replace(state, current_attesters=state.current_attesters | {index})
-    return replace(state, previous_attesters=state.previous_attesters | {index})
-
-
-def check_attestation_data_against_state(
-    state: BeaconState, data: AttestationData, block_slot: int, chain_id: int
-) -> None:
-    """The vote itself: this chain, a target in the current or previous epoch matching its slot,
-    included in time, from the justified checkpoint, to this chain's checkpoint."""
-    if not state.ffg_enabled:
-        raise OperationsError("this pow chain has not merged: its blocks carry no attestations")
-    if data.chain_id != chain_id:
-        raise WrongChainError(f"the attestation is for chain {data.chain_id}, not this chain ({chain_id})")
-    previous_epoch = max(state.epoch - 1, 0)
-    if data.target.epoch not in (previous_epoch, state.epoch):
-        raise AttestationError(
-            f"target epoch {data.target.epoch} is neither the current epoch {state.epoch} nor the previous one"
-        )
-    slot_epoch = get_epoch_at_slot(state, data.slot)
-    if data.target.epoch != slot_epoch:
-        raise AttestationError(f"target epoch {data.target.epoch} is not the epoch {slot_epoch} of slot {data.slot}")
-    if not data.slot + MIN_ATTESTATION_INCLUSION_DELAY <= block_slot <= data.slot + get_epoch_length(state, slot_epoch):
-        raise AttestationError(
-            f"a vote for slot {data.slot} is included from slot {data.slot + MIN_ATTESTATION_INCLUSION_DELAY} to "
-            f"{data.slot + get_epoch_length(state, slot_epoch)}; this block is at slot {block_slot}"
-        )
-    is_current = data.target.epoch == state.epoch
-    expected_source = (
-        state.finality.current_justified_checkpoint if is_current else state.finality.previous_justified_checkpoint
-    )
-    if data.source != expected_source:
-        raise AttestationError(
-            f"source checkpoint (epoch {data.source.epoch}) is not the justified checkpoint "
-            f"(epoch {expected_source.epoch}, {hash_to_display(expected_source.root)[:16]}…)"
-        )
-    if data.target.root != get_checkpoint_root(state, data.target.epoch):
-        raise AttestationError(f"target root is not this chain's checkpoint of epoch {data.target.epoch}")
-
-
-def get_attesting_index(state: BeaconState, attestation: SignedAttestation) -> int:
-    """The voter's validator index: a validator of this chain, active in the target epoch, not slashed."""
-    index = state.registry.index_of(attestation.validator)
-    if index is None:
-        raise UnknownValidatorError(f"{attestation.validator.hex()[:16]}… is not a validator of this chain")
-    validator = state.registry.validators[index]
-    target_epoch = attestation.data.target.epoch
-    if not is_active_validator(validator, target_epoch):
-        raise ValidatorStatusError(f"validator {index} is not active in epoch {target_epoch}")
-    if validator.slashed:
-        raise ValidatorStatusError(f"validator {index} was slashed; its votes no longer count")
-    return index
-
-
-@dataclass(frozen=True, slots=True)
-class SlashingDetail:
-    """What a slashing announcement says of the evidence: the offence in words, and the slot of a
-    double proposal or the ``(source, target)`` epochs of the two votes."""
-
-    description: str
-    slot: int | None = None
-    votes: SlashedVotes | None = None
-
-
-def _slash(
-    state: BeaconState, pubkey: bytes, proposer_index: int | None, offence: str, detail: SlashingDetail
-) -> BeaconState:
-    index = state.registry.index_of(pubkey)
-    if index is None:
-        raise UnknownValidatorError(f"{pubkey.hex()[:16]}… is not a validator of this chain")
-    validator = state.registry.validators[index]
-    if not is_slashable_validator(validator, state.epoch):
-        raise ValidatorStatusError(f"validator {index} is already slashed or no longer slashable")
-    registry, outcome = slash_validator(
-        state.registry, index, proposer_index, state.epoch, state.config.staking_params()
-    )
-    post = replace(state, registry=registry, burned_units=state.burned_units + outcome.burned)
-    return _append_events(post, compute_slashing_event(state, post, outcome, offence, detail))
-
-
-def compute_slashing_event(
-    pre: BeaconState, post: BeaconState, outcome: SlashingPenalty, offence: str, detail: SlashingDetail
-) -> ChainEvent:
-    """VALIDATOR_SLASHED: who (from ``pre``), what it cost (``outcome``) and when its stake unlocks (``post``)."""
-    index = outcome.slashed_index
-    return ValidatorSlashed(
-        validator_index=index,
-        pubkey=pre.registry.validators[index].pubkey,
-        # The wallet its stake is paid back to: whose history shows the penalty.
-        wallet=pre.withdrawal_addresses[index],
-        offence=offence,
-        description=detail.description,
-        slot=detail.slot,
-        votes=detail.votes,
-        penalty_units=outcome.penalty,
-        whistleblower_reward_units=outcome.whistleblower_reward,
-        proposer_index=outcome.proposer_index,
-        burned_units=outcome.burned,
-        withdrawable_epoch=post.registry.validators[index].withdrawable_epoch,
-    )
-
-
-def process_attester_slashing(
-    state: BeaconState, evidence: AttesterSlashing, chain_id: int, proposer_index: int | None
-) -> BeaconState:
-    verdict = check_attester_slashing(evidence, chain_id)
-    d1, d2 = evidence.attestation_1.data, evidence.attestation_2.data
-    detail = SlashingDetail(
-        verdict.description, votes=((d1.source.epoch, d1.target.epoch), (d2.source.epoch, d2.target.epoch))
-    )
-    return _slash(state, verdict.validator, proposer_index, verdict.offence.value, detail)
-
-
-def process_proposer_slashing(
-    state: BeaconState, evidence: ProposerSlashing, chain_id: int, proposer_index: int | None
-) -> BeaconState:
-    verdict = check_proposer_slashing(evidence, chain_id)
-    detail = SlashingDetail(verdict.description, slot=evidence.signed_header_1.header.slot)
-    return _slash(state, verdict.validator, proposer_index, verdict.offence.value, detail)
-
-
-def record_proposer(state: BeaconState, slot: int, proposer_index: int) -> BeaconState:
-    """Note who filled ``slot`` of the current epoch (proposer rewards at the epoch's end)."""
-    offset = slot - get_start_slot_at_epoch(state, state.epoch)
-    proposers = list(state.epoch_proposers)
-    proposers[offset] = proposer_index
-    return replace(state, epoch_proposers=tuple(proposers))
 
 
 def compute_total_supply_units(ledger_points: int, state: BeaconState) -> int:

@@ -9,7 +9,7 @@ phase0 weighs the previous epoch's target votes from ``previous_epoch_attestatio
 here ``EpochState`` carries the previous epoch's attesting balance forward instead,
 since the attestations themselves were already checked when they arrived.
 Registry changes (deposits, exits, slashings) stay in chain/pos/staking.py; the caller
-passes this epoch's ``active`` flags.  chain/pos/beacon.py's ``process_epoch`` runs
+passes this epoch's ``active`` flags.  chain/pos/epoch_transition.py's ``process_epoch`` runs
 ``process_epoch_accounting`` as its first step, then the registry updates.
 """
 

@@ -22,7 +22,8 @@ the transfers):
   evidence types (448 B and 352 B).
 
 Every list is preceded by a u16 count.  This module holds the types, their
-bytes and their signatures; the state transitions are in chain/pos/beacon.py.
+bytes and their signatures; the state transitions are in chain/pos/operation_rules.py and
+chain/pos/withdrawals.py.
 """
 
 from __future__ import annotations

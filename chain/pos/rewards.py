@@ -73,19 +73,19 @@ INACTIVITY_PENALTY_QUOTIENT = 2**16
 EFFECTIVE_BALANCE_INCREMENT_UNITS = UNITS_PER_POINT
 
 
-def _is_int(value: object) -> bool:
+def is_plain_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def points_to_units(points: int) -> int:
-    if not _is_int(points) or points < 0:
+    if not is_plain_int(points) or points < 0:
         raise RewardsError(f"an amount of points is a whole number of at least 0, got {points!r}")
     return points * UNITS_PER_POINT
 
 
 def units_to_points(units: int) -> tuple[int, int]:
     """Whole points (floored) and the leftover dust in nanopoints, which stays where it was."""
-    if not _is_int(units) or units < 0:
+    if not is_plain_int(units) or units < 0:
         raise RewardsError(f"an amount of nanopoints is a whole number of at least 0, got {units!r}")
     return divmod(units, UNITS_PER_POINT)
 
@@ -103,16 +103,16 @@ class RewardParams:
 
     def __post_init__(self) -> None:
         rate = self.issuance_rate_bp
-        if not _is_int(rate) or not MIN_ISSUANCE_RATE_BP <= rate <= MAX_ISSUANCE_RATE_BP:
+        if not is_plain_int(rate) or not MIN_ISSUANCE_RATE_BP <= rate <= MAX_ISSUANCE_RATE_BP:
             raise IssuanceRateError(
                 f"issuance rate must be a whole number of basis points from {MIN_ISSUANCE_RATE_BP} "
                 f"to {MAX_ISSUANCE_RATE_BP} (3% to 15% a year), got {rate!r}"
             )
         for name in ("slots_per_epoch", "slot_seconds", "proposer_reward_quotient", "inactivity_penalty_quotient"):
             value = getattr(self, name)
-            if not _is_int(value) or value < 1:
+            if not is_plain_int(value) or value < 1:
                 raise ParamsError(f"{name} must be a whole number of at least 1, got {value!r}")
-        if not _is_int(self.min_epochs_to_inactivity_penalty) or self.min_epochs_to_inactivity_penalty < 0:
+        if not is_plain_int(self.min_epochs_to_inactivity_penalty) or self.min_epochs_to_inactivity_penalty < 0:
             raise ParamsError(
                 f"min_epochs_to_inactivity_penalty must be a whole number of at least 0, "
                 f"got {self.min_epochs_to_inactivity_penalty!r}"
@@ -215,10 +215,10 @@ def _check_inputs(
         if length != count:
             raise RewardsError(f"{name.replace('_', ' ')} has {length} entries for {count} validators")
     for index, balance in enumerate(balances):
-        if not _is_int(balance) or balance < 0:
+        if not is_plain_int(balance) or balance < 0:
             raise RewardsError(f"balance of validator {index} must be whole nanopoints, at least 0, got {balance!r}")
     for index, effective in enumerate(participation.effective_balances):
-        if not _is_int(effective) or effective < 0:
+        if not is_plain_int(effective) or effective < 0:
             raise RewardsError(
                 f"effective balance of validator {index} must be whole nanopoints, at least 0, got {effective!r}"
             )
@@ -234,11 +234,11 @@ def _check_inputs(
     for slot, proposer in enumerate(participation.proposers):
         if proposer is None:
             continue
-        if not _is_int(proposer) or not 0 <= proposer < count:
+        if not is_plain_int(proposer) or not 0 <= proposer < count:
             raise RewardsError(f"slot {slot}'s proposer {proposer!r} is not one of the {count} validators")
         if not participation.active[proposer]:
             raise RewardsError(f"slot {slot}'s proposer {proposer} is not active this epoch")
-    if not _is_int(epochs_since_finality) or epochs_since_finality < 0:
+    if not is_plain_int(epochs_since_finality) or epochs_since_finality < 0:
         raise RewardsError(f"epochs since finality must be a whole number of at least 0, got {epochs_since_finality!r}")
 
 

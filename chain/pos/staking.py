@@ -18,9 +18,10 @@ hysteresis) and scaled to a Discord server:
   Ethereum's later, correlated penalty (``process_slashings``) is left out.
 
 Every ``apply_*`` checks all its preconditions, then returns a new ``Registry``.  They are
-the registry part of a rule; phase0's ``process_*`` names belong to chain/pos/beacon.py, whose
-``process_deposit``, ``process_voluntary_exit`` and ``process_withdrawals`` check the signed
-operation and then call ``apply_deposit``, ``apply_voluntary_exit`` and ``apply_full_withdrawal``.
+the registry part of a rule; phase0's ``process_*`` names belong to chain/pos/operation_rules.py
+and chain/pos/withdrawals.py, whose ``process_deposit``, ``process_voluntary_exit`` and
+``process_withdrawals`` check the signed operation and then call ``apply_deposit``,
+``apply_voluntary_exit`` and ``apply_full_withdrawal``.
 
 Units: the arithmetic is the same in any unit.  ``StakingParams`` are written in
 whole points; the chain's beacon state (chain/pos/beacon.py) keeps the registry in

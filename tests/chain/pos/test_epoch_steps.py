@@ -16,11 +16,10 @@ from chain.events import (
     VALIDATOR_ACTIVATED,
     VALIDATOR_EXITED,
 )
-from chain.pos.beacon import (
-    EJECTION_BALANCE_UNITS,
+from chain.pos.beacon import EJECTION_BALANCE_UNITS, get_epoch_length
+from chain.pos.epoch_transition import (
     advance_epoch,
     compute_epoch_events,
-    get_epoch_length,
     process_epoch,
     process_finality_and_rewards,
     process_participation_record_updates,

@@ -15,12 +15,8 @@ from chain.events import (
     VALIDATOR_ACTIVATED,
     VALIDATOR_WITHDRAWABLE,
 )
-from chain.pos.beacon import (
-    ConsensusConfig,
-    get_beacon_proposer_index,
-    get_checkpoint_root,
-    process_epoch,
-)
+from chain.pos.beacon import ConsensusConfig, get_beacon_proposer_index, get_checkpoint_root
+from chain.pos.epoch_transition import process_epoch
 from chain.pos.operations import Operations, make_deposit, make_voluntary_exit
 from chain.pos.rewards import UNITS_PER_POINT
 from tests.chainkit import CHAIN_ID, key

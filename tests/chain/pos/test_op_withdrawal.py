@@ -7,9 +7,9 @@ from dataclasses import replace
 from chain.consensus.consensus_block import compute_pre_block_beacon
 from chain.errors import WithdrawalMismatchError
 from chain.events import STAKE_WITHDRAWN
-from chain.pos.beacon import get_expected_withdrawals
 from chain.pos.operations import Operations, Withdrawal, make_voluntary_exit
 from chain.pos.rewards import UNITS_PER_POINT
+from chain.pos.withdrawals import get_expected_withdrawals
 from tests.chainkit import CHAIN_ID, key
 from tests.poskit import (
     Harness,
