@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import discord
 
 from chain.adapters.beacon_status import FinalityView, VoteProgress
-from chain.adapters.storage import EpochMessage
 from cogs.epoch_board import EpochBoard
+from cogs.services import EpochMessage
 from cogs.staking import finality_news
 
 GUILD = 7
