@@ -236,11 +236,11 @@ class Playground:
     # --- chaos mode (the other server settings are the bot's: cogs/services.py) ------------
 
     async def chaos_mode(self, guild_id: int) -> bool:
-        return await self._node.store.server_settings.get_chaos_mode(guild_id)
+        return await self._node.store.chaos_mode.get_chaos_mode(guild_id)
 
     async def set_chaos_mode(self, guild_id: int, on: bool) -> bool:
         """Turn chaos mode on or off; returns what it was (read in the same transaction)."""
-        return await self._node.store.server_settings.set_chaos_mode(guild_id, on)
+        return await self._node.store.chaos_mode.set_chaos_mode(guild_id, on)
 
     # --- wallets --------------------------------------------------------------------------
 

@@ -51,12 +51,12 @@ async def test_a_database_written_before_the_move_keeps_its_chaos_mode_settings_
         )
     settings, messages = ServerSettingsRepository(store.db), EpochMessageRepository(store.db)
     try:
-        assert await store.server_settings.get_chaos_mode(1) is True
+        assert await store.chaos_mode.get_chaos_mode(1) is True
         assert await settings.get(1) == {"cooldown_s": 3, "session_s": 300}
         assert await messages.get_epoch_message(1) == EpochMessage(1, 10, 100, 3)
         # Each owner's write keeps the other's keys.
         assert await settings.update(1, {"cooldown_s": 0}) == {"cooldown_s": 0, "session_s": 300}
-        assert await store.server_settings.set_chaos_mode(1, False) is True
+        assert await store.chaos_mode.set_chaos_mode(1, False) is True
         assert stored_row(path) == {"chaos": False, "cooldown_s": 0, "session_s": 300}
     finally:
         await store.close()
@@ -68,28 +68,28 @@ async def test_conflicting_settings_changes_and_chaos_toggles_at_once_keep_every
     settings = ServerSettingsRepository(store.db)
     await asyncio.gather(
         settings.update(1, {"cooldown_s": 3}),
-        store.server_settings.set_chaos_mode(1, True),
+        store.chaos_mode.set_chaos_mode(1, True),
         settings.update(1, {"session_s": 60}),
-        store.server_settings.set_chaos_mode(1, True),
+        store.chaos_mode.set_chaos_mode(1, True),
         settings.update(1, {"cooldown_s": 3}),
     )
     assert await settings.get(1) == {"cooldown_s": 3, "session_s": 60}
-    assert await store.server_settings.get_chaos_mode(1) is True
+    assert await store.chaos_mode.get_chaos_mode(1) is True
     assert stored_row(tmp_path / "bot.sqlite3") == {"chaos": True, "cooldown_s": 3, "session_s": 60}
 
 
 async def test_the_bot_never_writes_the_engines_chaos_key(store):
     settings = ServerSettingsRepository(store.db)
-    await store.server_settings.set_chaos_mode(1, True)
+    await store.chaos_mode.set_chaos_mode(1, True)
     with pytest.raises(ValueError, match="chaos mode"):
         await settings.update(1, {"chaos": False, "cooldown_s": 1})
     assert await settings.get(1) == {}  # refused whole: the cooldown was not stored either
     await settings.replace(1, {"session_s": 30})  # replace keeps chaos mode, as stored
     await settings.replace(1, {"cooldown_s": 0})
     assert await settings.get(1) == {"cooldown_s": 0}
-    assert await store.server_settings.get_chaos_mode(1) is True
+    assert await store.chaos_mode.get_chaos_mode(1) is True
     assert await settings.get(2) == {}  # a server with no row: no settings, chaos off
-    assert await store.server_settings.get_chaos_mode(2) is False
+    assert await store.chaos_mode.get_chaos_mode(2) is False
 
 
 async def test_the_epoch_message_is_durable_replaced_and_gone_with_its_chain(tmp_path):

@@ -54,7 +54,7 @@ class Store:
         self.energy: protocols.Energy = EnergyRepository(db)
         # The engine's part of the server_settings table: chaos mode only (the other keys, and the
         # epoch message, are the bot's: bot/storage.py).  Named for the table it reads.
-        self.server_settings: protocols.ChaosMode = ChaosModeRepository(db)
+        self.chaos_mode: protocols.ChaosMode = ChaosModeRepository(db)
         self.outbox_writer: OutboxWriter = outbox or SqliteOutboxWriter()
 
     @classmethod
