@@ -40,7 +40,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.wallet",
     "cogs.explorer",
     "cogs.admin",
-    "cogs.staking",
+    "cogs.stake",
     "cogs.help",
 )
 FLUSH_ON_SHUTDOWN_S = 5.0

@@ -10,7 +10,7 @@ import discord
 from chain.adapters.beacon_status import FinalityView, VoteProgress
 from cogs.epoch_board import EpochBoard
 from cogs.services import EpochMessage
-from cogs.staking import finality_news
+from cogs.stake import finality_news
 
 GUILD = 7
 VIEW = object()  # the board only hands the view on

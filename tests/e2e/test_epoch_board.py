@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-import cogs.staking as staking_cog
+import cogs.stake as staking_cog
 import tests.e2e.conftest as e2e_conftest
 from sandbox.demo import populate_demo
 from tests.e2e.test_staking import (  # pos: the real bot on a fake slot clock

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-import cogs.staking as staking_cog
+import cogs.stake as staking_cog
 import tests.e2e.conftest as e2e_conftest
 from bot.app import PlaygroundBot
 from bot.storage import OutboxRepository

@@ -228,7 +228,7 @@ async def test_a_deposit_refused_by_the_block_rules_leaves_no_key(world, monkeyp
 
     async def refuse(chain_id, operation):
         raise DepositError("the next block would not take it")
-    monkeypatch.setattr(beacon.staking, "_check_operation", refuse)
+    monkeypatch.setattr(beacon.stake_requests, "_check_operation", refuse)
     with pytest.raises(DepositError):
         await beacon.deposit(CHAIN, "alice", 32)
     assert await node.store.validator_keys.all(CHAIN) == []
