@@ -176,7 +176,7 @@ class BlockTree:
         _check_hash(block_hash, "a block hash")
         if block_hash in entries:
             raise DuplicateBlockError(f"block {_short(block_hash)} is already in the tree")
-        parent = entries.get(parent_hash)
+        parent = entries.get(parent_hash) if isinstance(parent_hash, bytes) else None
         if parent is None:
             _check_hash(parent_hash, "a parent hash")
             raise UnknownParentError(
@@ -398,12 +398,12 @@ def compute_side_branches(tree: BlockTree, tip: bytes | None = None) -> tuple[Bl
     entry = tree.get(tip)
     # The chain ending at tip is the best chain up to the fork point, then tip's own branch.
     fork = compute_fork_point(tree, tip, tree.best.block_hash)
-    own_branch = {id(block) for block in _path_down(tree, entry, fork)}
+    own_branch = {block.block_hash for block in _path_down(tree, entry, fork)}
     return tuple(
         block
         for block in tree
         if not (
             (block.height <= fork.height and tree.best_chain_at(block.height) is block)
-            or id(block) in own_branch
+            or block.block_hash in own_branch
         )
     )

@@ -293,7 +293,7 @@ def test_invalid_work(work):
     assert_unchanged(tree, 1, tree.genesis)
 
 
-@pytest.mark.parametrize("bad", [b"short", "00" * 32, bytes(33), None])
+@pytest.mark.parametrize("bad", [b"short", "00" * 32, bytes(33), None, [1]])
 def test_invalid_hash(bad):
     tree = new_tree()
     with pytest.raises(BlockHashError, match="32 bytes"):
