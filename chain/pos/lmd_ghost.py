@@ -42,7 +42,7 @@ checkpoint, ``get_head`` never leaves its subtree, and ``check_head_change`` ref
 before finality moved past their fork stay in the store; ``get_refused_branches`` names those that
 votes would have chosen were it not for finality, so a front end can announce the refusal.
 
-Costs: ``get_head`` is linear in the blocks and validators (weights of all blocks in one pass,
+Costs: ``get_head`` is about linear in the blocks and votes (weights of all blocks in one pass,
 children first); the handlers copy the block mapping, linear in the blocks held.
 """
 
