@@ -28,7 +28,7 @@ from chain.consensus.tree import (
     compute_header_work,
     compute_reorg,
     compute_side_branches,
-    get_ancestor,
+    get_ancestor_at_height,
     is_ancestor,
     is_better,
     is_reorg,
@@ -184,12 +184,12 @@ def test_get_ancestor_on_the_best_chain_and_on_a_side_branch():
     tree = new_tree()
     main = extend(tree, GENESIS, "a", 10)
     side = extend(tree, main[3], "b", 3)  # heights 5, 6, 7 off block 4
-    assert get_ancestor(tree, main[-1], 0).block_hash == GENESIS
-    assert get_ancestor(tree, main[-1], 4).block_hash == main[3]
-    assert get_ancestor(tree, main[-1], 10).block_hash == main[-1]
-    assert get_ancestor(tree, side[-1], 6).block_hash == side[1]
-    assert get_ancestor(tree, side[-1], 4).block_hash == main[3]
-    assert get_ancestor(tree, side[-1], 1).block_hash == main[0]
+    assert get_ancestor_at_height(tree, main[-1], 0).block_hash == GENESIS
+    assert get_ancestor_at_height(tree, main[-1], 4).block_hash == main[3]
+    assert get_ancestor_at_height(tree, main[-1], 10).block_hash == main[-1]
+    assert get_ancestor_at_height(tree, side[-1], 6).block_hash == side[1]
+    assert get_ancestor_at_height(tree, side[-1], 4).block_hash == main[3]
+    assert get_ancestor_at_height(tree, side[-1], 1).block_hash == main[0]
     assert is_ancestor(tree, main[3], side[-1]) and not is_ancestor(tree, main[4], side[-1])
     assert not is_ancestor(tree, side[-1], main[3])
 
@@ -318,7 +318,7 @@ def test_invalid_block_not_in_tree():
         lambda: compute_reorg(tree, h("nowhere"), a[-1]),
         lambda: compute_reorg(tree, a[0], a[-1], finalized=h("nowhere")),
         lambda: compute_fork_point(tree, a[0], h("nowhere")),
-        lambda: get_ancestor(tree, h("nowhere"), 0),
+        lambda: get_ancestor_at_height(tree, h("nowhere"), 0),
         lambda: compute_best_tip(tree, finalized=h("nowhere")),
         lambda: compute_side_branches(tree, h("nowhere")),
     ):
@@ -331,7 +331,7 @@ def test_invalid_ancestor_height(height):
     tree = new_tree()
     a = extend(tree, GENESIS, "a", 2)
     with pytest.raises(AncestorHeightError, match="no ancestor at height"):
-        get_ancestor(tree, a[-1], height)
+        get_ancestor_at_height(tree, a[-1], height)
 
 
 def test_invalid_reorg_to_a_branch_without_the_finalized_block():
@@ -403,7 +403,7 @@ def test_the_tree_agrees_with_naive_walks(case):
         assert entry.sequence == i
     # Ancestors, fork point and side branches against parent walks.
     for height in range(tree.get(old).height + 1):
-        assert get_ancestor(tree, old, height).block_hash == path(tree, old)[height]
+        assert get_ancestor_at_height(tree, old, height).block_hash == path(tree, old)[height]
     old_path, new_path = path(tree, old), path(tree, new)
     common = [a for a, b in zip(old_path, new_path, strict=False) if a == b]
     assert compute_fork_point(tree, old, new).block_hash == common[-1]
