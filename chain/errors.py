@@ -727,16 +727,17 @@ class AncestorHeightError(BlockTreeError):
     code = "ancestor_height"
 
 
-class ReorgCrossesFinalityError(BlockTreeError):
+class ReorgPastFinalizedBlockError(BlockTreeError):
     """A reorg that would disconnect the finalized block (or end on a branch that does not contain it)."""
 
-    code = "reorg_crosses_finality"
+    code = "reorg_past_finalized_block"
 
     def __init__(self, message: str, finalized_hash: bytes, finalized_height: int, depth: int) -> None:
         super().__init__(message)
         self.finalized_hash = finalized_hash
         self.finalized_height = finalized_height
         self.depth = depth
+
 
 # --- fork choice over a block tree (chain/pos/lmd_ghost.py) -------------------
 
@@ -787,10 +788,10 @@ class NotFinalizedDescendantError(FinalizedConflictError):
     code = "not_finalized_descendant"
 
 
-class ReorgAcrossFinalityError(FinalizedConflictError):
+class HeadOffFinalizedCheckpointError(FinalizedConflictError):
     """A head change that would leave the finalized checkpoint's subtree: refused, whatever its weight."""
 
-    code = "reorg_across_finality"
+    code = "head_off_finalized_checkpoint"
 
     def __init__(self, message: str, head: bytes, finalized_epoch: int, finalized_root: bytes) -> None:
         super().__init__(message)

@@ -50,7 +50,7 @@ from chain.errors import (
     BlockNotInTreeError,
     BlockWorkError,
     DuplicateBlockError,
-    ReorgCrossesFinalityError,
+    ReorgPastFinalizedBlockError,
     UnknownParentError,
 )
 from chain.hashing import HASH_SIZE_BYTES, ZERO_HASH, hash_to_display
@@ -343,7 +343,7 @@ def compute_reorg(
 
 
 def check_reorg_allowed(tree: BlockTree, reorg: Reorg, finalized: bytes) -> None:
-    """Refuse a reorg that would leave the finalized block: ``ReorgCrossesFinalityError``.
+    """Refuse a reorg that would leave the finalized block: ``ReorgPastFinalizedBlockError``.
 
     Issue 11 item 2: "no reorg ever crosses a finalized checkpoint", as consensus-specs'
     ``get_filtered_block_tree`` keeps only branches descending from the finalized checkpoint. Refused
@@ -354,7 +354,7 @@ def check_reorg_allowed(tree: BlockTree, reorg: Reorg, finalized: bytes) -> None
         return
     crossed = any(entry is checkpoint for entry in reorg.disconnect)
     how = "would disconnect" if crossed else "does not descend from"
-    raise ReorgCrossesFinalityError(
+    raise ReorgPastFinalizedBlockError(
         f"the switch to block {reorg.new_tip.height} ({_short(reorg.new_tip.block_hash)}) {how} the "
         f"finalized block {checkpoint.height} ({_short(checkpoint.block_hash)}): no reorg crosses a "
         f"finalized checkpoint",

@@ -38,7 +38,7 @@ Simplifications, all deliberate:
 
 No reorg across finality: ``on_block`` refuses a block that does not descend from the finalized
 checkpoint, ``get_head`` never leaves its subtree, and ``check_head_change`` refuses with
-``ReorgAcrossFinalityError`` any head a caller would switch to outside it.  Blocks that arrived
+``HeadOffFinalizedCheckpointError`` any head a caller would switch to outside it.  Blocks that arrived
 before finality moved past their fork stay in the store; ``get_refused_branches`` names those that
 votes would have chosen were it not for finality, so a front end can announce the refusal.
 
@@ -58,10 +58,10 @@ from chain.errors import (
     ForkChoiceError,
     ForkChoiceTimingError,
     ForkChoiceUnknownParentError,
+    HeadOffFinalizedCheckpointError,
     InconsistentVoteError,
     JustifiedBalancesError,
     NotFinalizedDescendantError,
-    ReorgAcrossFinalityError,
     UnknownForkChoiceBlockError,
 )
 from chain.hashing import HASH_SIZE_BYTES, ZERO_HASH, hash_to_display
@@ -343,7 +343,7 @@ def check_head_change(store: Store, new_head: bytes) -> None:
     """Refuse a head outside the finalized checkpoint's subtree, however much stake backs it."""
     if not is_finalized_descendant(store, new_head):
         finalized = store.finalized_checkpoint
-        raise ReorgAcrossFinalityError(
+        raise HeadOffFinalizedCheckpointError(
             f"switching the head to {_short(new_head)} would revert the finalized checkpoint "
             f"(epoch {finalized.epoch}, block {_short(finalized.root)}): finalized blocks are never reverted",
             head=new_head,

@@ -41,7 +41,7 @@ from chain.errors import (
     BlockTreeError,
     BlockWorkError,
     DuplicateBlockError,
-    ReorgCrossesFinalityError,
+    ReorgPastFinalizedBlockError,
     UnknownParentError,
 )
 from chain.params import REGTEST
@@ -215,12 +215,12 @@ def test_a_reorg_across_a_finalized_block_is_refused():
     side = extend(tree, main[4], "b", 8)  # forks at height 5, heavier than the main chain
     assert compute_best_tip(tree).block_hash == side[-1]
     finalized = main[6]  # height 7, on the old branch above the fork point
-    with pytest.raises(ReorgCrossesFinalityError, match="would disconnect the finalized block 7") as info:
+    with pytest.raises(ReorgPastFinalizedBlockError, match="would disconnect the finalized block 7") as info:
         compute_reorg(tree, main[-1], side[-1], finalized=finalized)
-    assert info.value.code == "reorg_crosses_finality"
+    assert info.value.code == "reorg_past_finalized_block"
     assert info.value.finalized_hash == finalized and info.value.finalized_height == 7 and info.value.depth == 5
     reorg = compute_reorg(tree, main[-1], side[-1])  # the path itself is computable; only the check refuses
-    with pytest.raises(ReorgCrossesFinalityError):
+    with pytest.raises(ReorgPastFinalizedBlockError):
         check_reorg_allowed(tree, reorg, finalized)
     # With finality, the heavier conflicting branch is never the best tip: the finalized branch's is.
     assert compute_best_tip(tree, finalized=finalized).block_hash == main[-1]
@@ -341,14 +341,14 @@ def test_invalid_reorg_to_a_branch_without_the_finalized_block():
     a = extend(tree, GENESIS, "a", 3)
     b = extend(tree, a[0], "b", 3)
     c = extend(tree, a[0], "c", 4)
-    with pytest.raises(ReorgCrossesFinalityError, match="does not descend from the finalized block"):
+    with pytest.raises(ReorgPastFinalizedBlockError, match="does not descend from the finalized block"):
         compute_reorg(tree, b[-1], c[-1], finalized=a[1])
 
 
 def test_every_tree_error_is_a_block_tree_error_with_its_own_code():
     classes = [
         AncestorHeightError, BlockHashError, BlockHeightMismatchError, BlockNotInTreeError, BlockWorkError,
-        DuplicateBlockError, ReorgCrossesFinalityError, UnknownParentError,
+        DuplicateBlockError, ReorgPastFinalizedBlockError, UnknownParentError,
     ]
     assert all(issubclass(cls, BlockTreeError) for cls in classes)
     assert len({cls.code for cls in classes}) == len(classes)

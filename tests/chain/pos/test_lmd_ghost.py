@@ -16,10 +16,10 @@ from chain.errors import (
     ForkChoiceError,
     ForkChoiceTimingError,
     ForkChoiceUnknownParentError,
+    HeadOffFinalizedCheckpointError,
     InconsistentVoteError,
     JustifiedBalancesError,
     NotFinalizedDescendantError,
-    ReorgAcrossFinalityError,
     UnknownForkChoiceBlockError,
 )
 from chain.pos.attestation import AttestationData, Checkpoint
@@ -306,10 +306,10 @@ def test_branch_conflicting_with_finality_is_never_chosen_even_when_heavier():
 
 def test_reorg_across_finality_is_refused_with_its_code():
     store = finalize_x(finality_race())
-    with pytest.raises(ReorgAcrossFinalityError) as refused:
+    with pytest.raises(HeadOffFinalizedCheckpointError) as refused:
         check_head_change(store, r("Y1"))
     assert isinstance(refused.value, FinalizedConflictError)
-    assert refused.value.code == "reorg_across_finality"
+    assert refused.value.code == "head_off_finalized_checkpoint"
     assert refused.value.head == r("Y1")
     assert (refused.value.finalized_epoch, refused.value.finalized_root) == (1, r("X2"))
     check_head_change(store, r("X4"))  # inside the finalized subtree: allowed
