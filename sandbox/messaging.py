@@ -1,6 +1,6 @@
 """Messages, their attachments, and webhooks: posted, edited and deleted as Discord does it.
 
-REST handlers (sandbox.rest), simulated users (sandbox.actions) and tests post through here.
+REST handlers (sandbox.routes_*), simulated users (sandbox.actions) and tests post through here.
 Each change records a revision on the message, reaches the bot as its gateway event
 (MESSAGE_CREATE/UPDATE/DELETE, WEBHOOKS_UPDATE; never for an ephemeral message) and tells
 the sandbox's listeners.  The messages themselves live in the ``Sandbox``'s state.

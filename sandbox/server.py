@@ -1,9 +1,9 @@
 """The Sandbox: a loopback-only Discord look-alike that a real discord.py client connects to.
 
 State lives in plain objects (sandbox.models) held here; the behaviour is split by concern:
-REST handlers (sandbox.rest) and the gateway (sandbox.gateway) answer the bot, world building
-(sandbox.world), messages and webhooks (sandbox.messaging) and simulated users
-(sandbox.actions) change the state, and the world file (sandbox.world_file) keeps it.  Tests
+REST handlers (sandbox.rest, sandbox.routes_*) and the gateway (sandbox.gateway) answer the
+bot, world building (sandbox.world), messages and webhooks (sandbox.messaging) and simulated
+users (sandbox.actions) change the state, and the world file (sandbox.world_file) keeps it.  Tests
 and the terminal observe the state and act through the methods below, which hand each call
 to the collaborator that owns it.
 """
