@@ -670,3 +670,33 @@ class InvalidPlacesError(GameError):
     """A number of decimal places to round a figure to that is not a whole number in the supported range."""
 
     code = "invalid_places"
+
+
+# --- block undo and disconnect (issue 11) -------------------------------------
+
+
+class UndoError(ChainError):
+    """A block's undo record cannot take it back off the ledger it was given; nothing was changed."""
+
+    code = "undo"
+
+
+class UndoEncodingError(UndoError, EncodingError):
+    """Bytes that are not an undo record this code wrote: wrong magic or version, a checksum mismatch,
+    a truncated or overlong record, or a field out of its canonical form."""
+
+    code = "undo_encoding"
+
+
+class UndoMismatchError(UndoError):
+    """The ledger does not hold the values the block left behind (an account, or the points minted): the
+    record belongs to another block, or a later block has not been disconnected first."""
+
+    code = "undo_mismatch"
+
+
+class DisconnectOrderError(UndoError):
+    """Blocks disconnected out of order: the record is not the current tip's, or a sequence of records does
+    not walk back one parent at a time."""
+
+    code = "disconnect_order"
