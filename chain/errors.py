@@ -681,9 +681,10 @@ class UndoError(ChainError):
     code = "undo"
 
 
-class UndoEncodingError(UndoError, EncodingError):
+class UndoEncodingError(EncodingError):
     """Bytes that are not an undo record this code wrote: wrong magic or version, a checksum mismatch,
-    a truncated or overlong record, or a field out of its canonical form."""
+    a truncated or overlong record, or a field out of its canonical form (an encoding error, like a
+    corrupt beacon snapshot's ``SnapshotError``)."""
 
     code = "undo_encoding"
 

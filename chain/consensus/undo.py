@@ -9,7 +9,8 @@ block itself does not carry.  Bitcoin Core keeps them in a ``CBlockUndo`` per bl
 one ``CTxUndo`` per transaction but the coinbase, holding every spent output with its height and
 coinbase flag) written beside the block in ``rev?????.dat``, followed by a checksum over the
 parent's hash and the undo data, so that a record read back for the wrong block fails its check;
-``DisconnectBlock`` refuses a record that does not match the coins it is asked to remove.  An account
+``DisconnectBlock`` fails when a record and its block disagree, and reports an unclean disconnect
+when the coins it removes are not the ones the block created.  An account
 chain has no spent outputs: a ``BlockUndo`` holds, for every account the block touched, its value
 before (or that it did not exist) and its value after, plus the header-chain facts the node must
 restore (height, hash, parent hash, the points minted, a parameter change or a Merge schedule).

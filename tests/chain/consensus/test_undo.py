@@ -27,6 +27,7 @@ from chain.consensus.undo import (
 from chain.errors import (
     ChainError,
     DisconnectOrderError,
+    EncodingError,
     UndoEncodingError,
     UndoError,
     UndoMismatchError,
@@ -38,6 +39,7 @@ from chain.ledger.transaction import make_transfer
 from chain.params import REGTEST
 from tests.chain.ledger.test_supply_property import KEYS, PARAMS, ops
 from tests.chainkit import genesis_block, key, new_chain, pay, solve
+from tests.poskit import merged_chain_with_exit_and_slashing, new_consensus_chain
 
 ALICE, BOB, CAROL, MERCHANT, ATTACKER_TOO = (key(n) for n in ("alice", "bob", "carol", "merchant", "attacker-2"))
 
@@ -307,7 +309,7 @@ def test_invalid_undo_bytes_are_refused(name):
     with pytest.raises(UndoEncodingError) as caught:
         BlockUndo.deserialize(_corruptions()[name])
     assert caught.value.code == "undo_encoding"
-    assert isinstance(caught.value, UndoError)
+    assert isinstance(caught.value, EncodingError)
 
 
 def test_invalid_undo_that_cannot_be_encoded():
@@ -323,7 +325,7 @@ def test_invalid_disconnect_against_a_mismatched_ledger():
     connect(state, mine_block(state, BOB.public_key))
     with pytest.raises(UndoMismatchError) as caught:
         process_disconnect_block(state.ledger, undo)
-    assert caught.value.code == "undo_mismatch"
+    assert caught.value.code == "undo_mismatch" and isinstance(caught.value, UndoError)
     assert "left it at balance 52" in str(caught.value)
     # The ledger of the parent (the block was already taken off once), then one where nothing exists.
     with pytest.raises(UndoMismatchError, match="holds balance 50, nonce 0"):
@@ -343,7 +345,7 @@ def test_invalid_disconnect_out_of_order():
     # Block 2 (bob) touched nothing block 3 (carol) did: only the tip check stops it coming off first.
     with pytest.raises(DisconnectOrderError) as caught:
         process_disconnect_block(state.ledger, undos[1], tip_hash=state.tip_hash)
-    assert caught.value.code == "disconnect_order"
+    assert caught.value.code == "disconnect_order" and isinstance(caught.value, UndoError)
     with pytest.raises(DisconnectOrderError):
         process_disconnect_blocks(state.ledger, state.tip_hash, [undos[2], undos[0], undos[1]])
     with pytest.raises(DisconnectOrderError):
@@ -351,3 +353,24 @@ def test_invalid_disconnect_out_of_order():
     ledger, tip = process_disconnect_blocks(state.ledger, state.tip_hash, undos[::-1])
     assert view(ledger) == ({}, 0) and tip == state.genesis_hash
 
+
+
+def test_a_merged_chain_with_deposits_exits_and_slashing_disconnects_exactly():
+    """Proof of work, deposits (wallet debits), the Merge, fee-only proof-of-stake coinbases, an exit
+    and a slashing: every block comes back off exactly.  (The beacon state is restored from snapshots,
+    not from these records.)"""
+    original, chain = merged_chain_with_exit_and_slashing()
+    state = new_consensus_chain(original.consensus)
+    now = max(block.header.time for block in chain)
+    ledgers, undos = [view(state.ledger)], []
+    for block in chain[1:]:
+        undos.append(connect(state, block, now))
+        ledgers.append(view(state.ledger))
+    assert state.tip_hash == original.tip_hash and any(block.seal is not None for block in chain)
+    ledger, tip = state.ledger, state.tip_hash
+    for undo, expected in zip(undos[::-1], ledgers[-2::-1], strict=True):
+        assert BlockUndo.deserialize(undo.serialize()) == undo
+        ledger = process_disconnect_block(ledger, undo, tip_hash=tip)
+        tip = undo.parent_hash
+        assert view(ledger) == expected
+    assert tip == state.genesis_hash
