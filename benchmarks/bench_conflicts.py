@@ -86,7 +86,7 @@ class Bench:
         services.measured_hash_rate = EASY_HASH_RATE
         await services.ensure_chain(self.world.genesis.id)
         await services.reset_chain(self.world.genesis.id)
-        await services.node.store.server_settings.replace(self.world.genesis.id, {"cooldown_s": 0})
+        await services.server_settings_store.replace(self.world.genesis.id, {"cooldown_s": 0})
 
     async def payments(self) -> None:
         w, node = self.world, self.bot.services.node
@@ -192,7 +192,7 @@ class Bench:
         await prompt_handle.wait_for(lambda h: finished(), timeout=20)
         failed = "failed" in text_of_message(self.sb.message(prompt.id))
         self.count("mode switch", "lost", int(failed or services.beacon.mode(w.genesis.id) != "pos"))
-        await services.node.store.server_settings.replace(w.genesis.id, {"cooldown_s": 0})
+        await services.server_settings_store.replace(w.genesis.id, {"cooldown_s": 0})
 
 
 def text_of_message(message) -> str:

@@ -23,7 +23,7 @@ import discord
 
 from chain.adapters.beacon_status import FinalityView, VoteProgress
 from cogs.epoch_board import EpochBoard
-from cogs.staking import finality_news
+from cogs.stake import finality_news
 
 TARGET_RATIO = 1 / 6
 DAY_S = 86_400

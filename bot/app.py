@@ -23,6 +23,7 @@ from bot.notifier import WebhookNotifier
 from bot.preflight import Preflight, run_preflight
 from bot.private_files import database_files, make_private_files
 from bot.settings import Settings
+from bot.storage import EpochMessageRepository, ServerSettingsRepository
 from chain.adapters.beacon_node import BeaconNode
 from chain.adapters.hashcore import HashingCore
 from chain.adapters.key_check import record_key_check
@@ -39,7 +40,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.wallet",
     "cogs.explorer",
     "cogs.admin",
-    "cogs.staking",
+    "cogs.stake",
     "cogs.help",
 )
 FLUSH_ON_SHUTDOWN_S = 5.0
@@ -194,6 +195,8 @@ class PlaygroundBot(commands.Bot):
         await beacon.load()
         self.services = Services(
             node=node, hashing_core=self.hashing_core, notifier=self.notifier,
+            server_settings_store=ServerSettingsRepository(self.store.db),
+            epoch_messages=EpochMessageRepository(self.store.db),
             progress_interval_s=settings.progress_interval_s, beacon=beacon,
             faucet_points=settings.faucet_points, faucet_cooldown_s=settings.faucet_cooldown_s,
         )

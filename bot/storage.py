@@ -1,19 +1,27 @@
-"""The bot's own tables: webhooks (where a server's announcements go) and the outbox's
-delivery side (what is still to announce, what was delivered, pruning).
+"""The bot's own tables: webhooks (where a server's announcements go), the outbox's
+delivery side (what is still to announce, what was delivered, pruning), the server settings
+that are not consensus rules (session length, cooldown) and the epoch message (the one
+Discord message per server that shows the running epoch).
 
 Same database and transactions as the engine's repositories (``chain.adapters.storage.Database``).
 The engine writes outbox rows itself, inside the transaction of the block that caused
 them (``chain.adapters.storage.outbox.OutboxWriter``); this module reads and marks them.
+The ``server_settings`` row is shared with the engine, which owns its ``chaos`` key
+(``chain.adapters.storage.chaos_mode``): every write here is one read-modify-write in
+``Database.transaction(chain_id)`` that keeps that key as stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from chain.adapters.storage import Database
+from chain.adapters.storage import Database, Reader
+from chain.adapters.storage.chaos_mode import CHAOS_KEY
 from chain.events import ChainEvent, decode_event
+from cogs.services import EpochMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +148,66 @@ class WebhookRepository:
     async def get(self, chain_id: int) -> StoredWebhook | None:
         row = await self._db.fetchone(f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks WHERE chain_id = ?", (chain_id,))
         return StoredWebhook(*row) if row else None
+
+
+class ServerSettingsRepository:
+    """A server's settings that are not consensus rules: every key of its ``server_settings`` row but
+    the engine's ``chaos`` (read and written by ``chain.adapters.storage.chaos_mode`` only)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @staticmethod
+    async def _row(reader: Reader, chain_id: int) -> dict[str, Any]:
+        row = await reader.fetchone("SELECT settings FROM server_settings WHERE chain_id = ?", (chain_id,))
+        return json.loads(row[0]) if row else {}
+
+    async def get(self, chain_id: int) -> dict[str, Any]:
+        return {k: v for k, v in (await self._row(self._db, chain_id)).items() if k != CHAOS_KEY}
+
+    async def update(self, chain_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``changes`` into the stored settings (read and write: one transaction); the result."""
+        return await self._write(chain_id, changes, keep_others=True)
+
+    async def replace(self, chain_id: int, settings: Mapping[str, Any]) -> None:
+        """Store exactly ``settings`` (tests and benchmarks set a server up with it); chaos mode stays."""
+        await self._write(chain_id, settings, keep_others=False)
+
+    async def _write(self, chain_id: int, changes: Mapping[str, Any], *, keep_others: bool) -> dict[str, Any]:
+        if CHAOS_KEY in changes:
+            raise ValueError(f"{CHAOS_KEY!r} is chaos mode, the engine's: set it with Playground.set_chaos_mode")
+        async with self._db.transaction(chain_id) as tx:
+            stored = await self._row(tx, chain_id)
+            kept = stored if keep_others else {k: v for k, v in stored.items() if k == CHAOS_KEY}
+            row = {**kept, **changes}
+            await tx.execute(
+                "INSERT INTO server_settings (chain_id, settings) VALUES (?, ?) "
+                "ON CONFLICT (chain_id) DO UPDATE SET settings = excluded.settings",
+                (chain_id, json.dumps(row, sort_keys=True)),
+            )
+        return {k: v for k, v in row.items() if k != CHAOS_KEY}
+
+
+class EpochMessageRepository:
+    """The one message per server that shows the running epoch.  Its row goes with the chain
+    (``ON DELETE CASCADE``): a new chain's first slot posts a new message."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get_epoch_message(self, chain_id: int) -> EpochMessage | None:
+        """The message showing the chain's running epoch, as the epoch board last recorded it."""
+        row = await self._db.fetchone(
+            "SELECT channel_id, message_id, epoch FROM epoch_messages WHERE chain_id = ?", (chain_id,)
+        )
+        return None if row is None else EpochMessage(chain_id, row[0], row[1], row[2])
+
+    async def set_epoch_message(self, message: EpochMessage, now: int) -> None:
+        """Record (replacing any other) the message that shows the chain's running epoch."""
+        async with self._db.transaction(message.chain_id) as tx:
+            await tx.execute(
+                "INSERT INTO epoch_messages (chain_id, channel_id, message_id, epoch, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (chain_id) DO UPDATE SET channel_id = excluded.channel_id, "
+                "message_id = excluded.message_id, epoch = excluded.epoch, updated_at = excluded.updated_at",
+                (message.chain_id, message.channel_id, message.message_id, message.epoch, now),
+            )

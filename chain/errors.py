@@ -672,6 +672,73 @@ class InvalidPlacesError(GameError):
     code = "invalid_places"
 
 
+# --- block tree: fork choice by work and reorg paths (issue 11) ----------------
+
+
+class BlockTreeError(ChainError):
+    """The block tree refused a block or a question about one; the tree is unchanged."""
+
+    code = "block_tree"
+
+
+class BlockHashError(BlockTreeError):
+    """A block or parent hash that is not 32 bytes."""
+
+    code = "block_tree_bad_hash"
+
+
+class UnknownParentError(BlockTreeError):
+    """A block whose parent is not in the tree (the tree takes only blocks that extend a known block)."""
+
+    code = "unknown_parent"
+
+    def __init__(self, message: str, parent_hash: bytes) -> None:
+        super().__init__(message)
+        self.parent_hash = parent_hash
+
+
+class DuplicateBlockError(BlockTreeError):
+    """A block already in the tree."""
+
+    code = "duplicate_block"
+
+
+class BlockHeightMismatchError(BlockTreeError):
+    """A block whose height is not its parent's height plus one."""
+
+    code = "block_height_mismatch"
+
+
+class BlockWorkError(BlockTreeError):
+    """A block's own work that is not a positive integer (Core's GetBlockProof is at least 1)."""
+
+    code = "block_work"
+
+
+class BlockNotInTreeError(BlockTreeError):
+    """A question about a block the tree does not hold."""
+
+    code = "block_not_in_tree"
+
+
+class AncestorHeightError(BlockTreeError):
+    """An ancestor asked for at a height below 0 or above the block's own."""
+
+    code = "ancestor_height"
+
+
+class ReorgCrossesFinalityError(BlockTreeError):
+    """A reorg that would disconnect the finalized block (or end on a branch that does not contain it)."""
+
+    code = "reorg_crosses_finality"
+
+    def __init__(self, message: str, finalized_hash: bytes, finalized_height: int, depth: int) -> None:
+        super().__init__(message)
+        self.finalized_hash = finalized_hash
+        self.finalized_height = finalized_height
+        self.depth = depth
+
+
 # --- block undo and disconnect (issue 11) -------------------------------------
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
@@ -26,7 +26,7 @@ from chain.adapters.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, Ener
 from chain.adapters.hashcore import MiningSession, OutcomeKind, Progress
 from chain.adapters.node import FAUCET_OWNER, FaucetClaim, MiningResult, Node, TransactionMatches
 from chain.adapters.slot_driver import SlotOutcome
-from chain.adapters.storage import EpochMessage, StoredStakeEntry, StoredTransaction
+from chain.adapters.storage import StoredStakeEntry, StoredTransaction
 from chain.adapters.votes import VoteReceipt
 from chain.consensus.block import Block
 from chain.consensus.retargets import retarget_history
@@ -64,7 +64,6 @@ __all__ = [
     "VerifyReport",
     "Admission",
     "ChainState",
-    "EpochMessage",
     "FaucetClaim",
     "FinalityView",
     "SlotOutcome",
@@ -234,23 +233,14 @@ class Playground:
             consensus=beacon.config(guild_id) if beacon is not None and mode is not None else None,
         )
 
-    # --- server settings and chaos mode ---------------------------------------------------
-
-    async def server_settings(self, guild_id: int) -> dict[str, Any]:
-        return await self._node.store.server_settings.get(guild_id)
-
-    async def update_server_settings(self, guild_id: int, changes: Mapping[str, Any]) -> None:
-        # Merged in one transaction: two admins changing different settings at once keep both.
-        await self._node.store.server_settings.update(guild_id, dict(changes))
+    # --- chaos mode (the other server settings are the bot's: cogs/services.py) ------------
 
     async def chaos_mode(self, guild_id: int) -> bool:
-        return await self._node.store.server_settings.get_chaos_mode(guild_id)
+        return await self._node.store.chaos_mode.get_chaos_mode(guild_id)
 
     async def set_chaos_mode(self, guild_id: int, on: bool) -> bool:
-        """Turn chaos mode on or off; returns what it was."""
-        was = await self._node.store.server_settings.get_chaos_mode(guild_id)
-        await self._node.store.server_settings.set_chaos_mode(guild_id, on)
-        return was
+        """Turn chaos mode on or off; returns what it was (read in the same transaction)."""
+        return await self._node.store.chaos_mode.set_chaos_mode(guild_id, on)
 
     # --- wallets --------------------------------------------------------------------------
 
@@ -432,14 +422,6 @@ class Playground:
             if outcome is None:
                 continue
             yield SlotReport(guild_id, outcome, beacon.finality(guild_id))
-
-    # --- the epoch message record (cogs/epoch_board.py) -----------------------------------
-
-    async def get_epoch_message(self, guild_id: int) -> EpochMessage | None:
-        return await self._node.store.epoch_messages.get_epoch_message(guild_id)
-
-    async def set_epoch_message(self, record: EpochMessage, now: int) -> None:
-        await self._node.store.epoch_messages.set_epoch_message(record, now)
 
     # --- rules and modes (admins) ----------------------------------------------------------
 

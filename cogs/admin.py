@@ -233,7 +233,7 @@ class Admin(
             proposal = base.evolve(**rules)
             await playground.propose_params(guild_id, proposal)
         if server:
-            await playground.update_server_settings(guild_id, server)
+            await self.services.update_server_settings(guild_id, server)
 
         embed = discord.Embed(title="⚙️ Settings changed" if rules or server else "⚙️ Nothing to change", colour=GOLD)
         embed.description = describe_setting_changes(base, rules, settings, server, chosen)

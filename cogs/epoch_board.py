@@ -12,11 +12,11 @@ One task per server writes it to Discord, one request at a time, and always rend
 state when its request goes out: a busy or rate-limited channel gets fewer edits, never a queue of
 stale ones (``coalesced`` counts the states that were never shown because a newer one came first).
 
-The message id is stored (an ``EpochMessage``, through the façade) right after the post, so a restart keeps
-editing the same message.  What can still go wrong: a crash between Discord's answer to the post
-and that write leaves the message unrecorded, and the restarted bot posts the epoch's message again
-(once); an edit that fails for any reason other than the message being gone is logged and dropped
-(the next slot's edit shows the newer state anyway).
+The message id is stored (an ``EpochMessage``, through ``Services.epoch_messages``) right after
+the post, so a restart keeps editing the same message.  What can still go wrong: a crash between
+Discord's answer to the post and that write leaves the message unrecorded, and the restarted bot
+posts the epoch's message again (once); an edit that fails for any reason other than the message
+being gone is logged and dropped (the next slot's edit shows the newer state anyway).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 
 import discord
 
-from chain.playground import EpochMessage
+from cogs.services import EpochMessage, EpochMessageStore
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ ChannelOf = Callable[[int], Awaitable[discord.abc.Messageable | None]]
 
 class EpochBoard:
     def __init__(
-        self, *, store: Any, channel_of: ChannelOf, render: Renderer, clock: Callable[[], float]
+        self, *, store: EpochMessageStore, channel_of: ChannelOf, render: Renderer, clock: Callable[[], float]
     ) -> None:
         self._store = store
         self._channel_of = channel_of

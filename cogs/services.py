@@ -4,12 +4,15 @@ Cogs never import ``bot/`` (imports point bot -> cogs -> chain); the bot
 builds one ``Services`` and every cog's ``setup`` reads it from ``bot.services``.
 This module is the wiring: it names the engine's two halves (``Node``, ``BeaconNode``) only to
 hand them to ``chain.playground.Playground``, the one thing cogs call for a server's chain
-(``services.playground``).
+(``services.playground``).  What is the bot's and not the engine's (the non-consensus server
+settings, the epoch message) cogs reach through the small protocols below, which ``bot/``
+implements (``bot/storage.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -43,11 +46,43 @@ class Notifier(Protocol):
         ...
 
 
+class ServerSettingsStore(Protocol):
+    """A server's settings that are not consensus rules (``session_s``, ``cooldown_s``), as stored:
+    the defaults are ``Services.server_settings``'s.  Chaos mode is not among them: it is the
+    engine's (``Playground.chaos_mode``)."""
+
+    async def get(self, chain_id: int) -> dict[str, Any]: ...
+
+    async def update(self, chain_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``changes`` into the stored settings in one transaction; the result."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class EpochMessage:
+    """Where a server's running epoch is shown: one Discord message, edited as slots pass."""
+
+    chain_id: int
+    channel_id: int
+    message_id: int
+    epoch: int
+
+
+class EpochMessageStore(Protocol):
+    async def get_epoch_message(self, chain_id: int) -> EpochMessage | None: ...
+
+    async def set_epoch_message(self, message: EpochMessage, now: int) -> None:
+        """Record (replacing any other) the message that shows the chain's running epoch."""
+        ...
+
+
 @dataclass
 class Services:
     node: Node
     hashing_core: HashingCore
     notifier: Notifier
+    server_settings_store: ServerSettingsStore
+    epoch_messages: EpochMessageStore
     progress_interval_s: float = 3.0
     default_params: ChainParams = PLAYGROUND
     # Measured once, on the first new chain; tests may set it to choose difficulty.
@@ -100,8 +135,12 @@ class Services:
         return await self.playground.reset_chain(guild_id, defaults=defaults)
 
     async def server_settings(self, guild_id: int) -> dict[str, Any]:
-        stored = await self.playground.server_settings(guild_id)
+        stored = await self.server_settings_store.get(guild_id)
         return {**DEFAULT_SERVER_SETTINGS, **stored}
+
+    async def update_server_settings(self, guild_id: int, changes: Mapping[str, Any]) -> None:
+        # Merged in one transaction: two admins changing different settings at once keep both.
+        await self.server_settings_store.update(guild_id, changes)
 
     def member_balances(self, guild_id: int) -> list[int]:
         """Every positive balance on this server's chain but the faucet's (it is nobody's)."""

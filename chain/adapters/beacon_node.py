@@ -41,7 +41,7 @@ from chain.adapters.node import Node
 from chain.adapters.signer import ValidatorSigner
 from chain.adapters.slashing_reports import SlashingReports
 from chain.adapters.slot_driver import SlotDriver, SlotOutcome
-from chain.adapters.staking import Staking
+from chain.adapters.stake_requests import StakeRequests
 from chain.adapters.votes import VoteReceipt, Votes
 from chain.consensus.block import Block
 from chain.mode import Mode
@@ -64,7 +64,7 @@ class BeaconNode:
         self.signer = signer
         self.chains = BeaconChains(node, signer)
         self.status = BeaconStatus(self.chains)
-        self.staking = Staking(self.chains, self.status)
+        self.stake_requests = StakeRequests(self.chains, self.status)
         self.votes = Votes(self.chains, self.status)
         self.slots = SlotDriver(self.chains, self.status, self.votes, blocks_per_hour=blocks_per_hour)
         self.reports = SlashingReports(self.chains)
@@ -134,10 +134,10 @@ class BeaconNode:
     # --- staking, votes, evidence --------------------------------------------------------------
 
     async def deposit(self, chain_id: int, owner: str, amount_points: int) -> ValidatorView | None:
-        return await self.staking.deposit(chain_id, owner, amount_points)
+        return await self.stake_requests.deposit(chain_id, owner, amount_points)
 
     async def withdraw(self, chain_id: int, owner: str) -> ValidatorView:
-        return await self.staking.withdraw(chain_id, owner)
+        return await self.stake_requests.withdraw(chain_id, owner)
 
     async def set_auto_attest(self, chain_id: int, owner: str, on: bool) -> None:
         await self.votes.set_auto_attest(chain_id, owner, on)

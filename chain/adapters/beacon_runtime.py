@@ -129,5 +129,5 @@ class BeaconChains:
 
     async def require_chaos(self, chain_id: int, what: str) -> None:
         """The one place chaos mode is checked: before anything deliberately slashable is signed."""
-        if not await self.store.server_settings.get_chaos_mode(chain_id):
+        if not await self.store.chaos_mode.get_chaos_mode(chain_id):
             raise ChaosModeOffError(chain_id, what)

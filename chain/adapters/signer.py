@@ -20,7 +20,7 @@ Each signature is counted into the chain's energy counters in the same
 transaction (``pos_sign_ops``); ``measure_signature_costs_ns`` gives the CPU
 cost per operation that ``chain.adapters.energy`` multiplies the counts by.
 
-Chaos mode (an admin toggle, see ``ServerSettingsRepository.get_chaos_mode``) lets members
+Chaos mode (an admin toggle, see ``ChaosModeRepository.get_chaos_mode``) lets members
 get slashed on purpose: with ``chaos=True`` the signer signs a conflicting
 message instead of refusing it, and still records it.  It is a keyword that
 callers must pass explicitly; the default is the honest signer.

@@ -370,7 +370,7 @@ def test_bars_stop_at_100_percent_and_the_words_say_the_rest():
     from chain.adapters.beacon_status import VoteProgress
     from cogs.embeds import progress_bar
     from cogs.mining import beyond_average
-    from cogs.staking import vote_progress_text
+    from cogs.stake import vote_progress_text
 
     assert progress_bar(3, 2).endswith(" 100%") and progress_bar(1, 2).endswith(" 50%")
     everyone = vote_progress_text(VoteProgress(epoch=4, attesting_units=64 * 10**9, total_active_units=64 * 10**9))
@@ -383,7 +383,7 @@ def test_bars_stop_at_100_percent_and_the_words_say_the_rest():
 def test_a_deposit_past_the_stake_cap_is_warned_about():
     """Issue 9: an over-deposit was silently cut to the cap, and later explained as 'rewards above
     the stake cap'. The deposit's reply now says it at once."""
-    from cogs.staking import over_cap_text
+    from cogs.stake import over_cap_text
 
     assert over_cap_text(0, 32, 32) is None
     assert "8 pts above it earn nothing" in over_cap_text(0, 40, 32)

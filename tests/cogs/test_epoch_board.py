@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import discord
 
 from chain.adapters.beacon_status import FinalityView, VoteProgress
-from chain.adapters.storage import EpochMessage
 from cogs.epoch_board import EpochBoard
-from cogs.staking import finality_news
+from cogs.services import EpochMessage
+from cogs.stake import finality_news
 
 GUILD = 7
 VIEW = object()  # the board only hands the view on

@@ -47,7 +47,7 @@ async def test_verify_reads_a_snapshot_while_other_writes_go_on(playground, monk
 
     async def writes_meanwhile() -> None:
         # Another server's write, then a block on the very chain being verified.
-        await store.server_settings.replace(w.fork.id, {"cooldown_s": 3})
+        await services.server_settings_store.replace(w.fork.id, {"cooldown_s": 3})
         await mine_blocks(p, 1)
 
     def hook() -> None:
@@ -72,7 +72,7 @@ async def test_verify_reads_a_snapshot_while_other_writes_go_on(playground, monk
     # The replay saw the chain as it was when its read began: blocks and balances of one instant.
     assert {f["name"]: f["value"] for f in embed["fields"]}["Blocks"] == str(height_before + 1)
     assert state(p).height == height_before + 1
-    assert (await store.server_settings.get(w.fork.id)) == {"cooldown_s": 3}
+    assert (await services.server_settings_store.get(w.fork.id)) == {"cooldown_s": 3}
 
 
 # --- /chain export ------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-import cogs.staking as staking_cog
+import cogs.stake as staking_cog
 import tests.e2e.conftest as e2e_conftest
 from sandbox.demo import populate_demo
 from tests.e2e.test_staking import (  # pos: the real bot on a fake slot clock
@@ -82,7 +82,7 @@ async def test_a_restart_keeps_editing_the_same_message(sb, tmp_path, monkeypatc
         board = await shows(pos, 2)
 
     async with bot_with_clock(sb, w, settings, clock, monkeypatch) as pos:
-        record = await pos.services.node.store.epoch_messages.get_epoch_message(w.genesis.id)
+        record = await pos.services.epoch_messages.get_epoch_message(w.genesis.id)
         assert (record.channel_id, record.message_id, record.epoch) == (w.blocks.id, board.id, 0)
         # The button works in the new process (whether or not its driver ran a slot yet).
         click = await sb.click(board, member=w.alice, label="Attest")
@@ -111,6 +111,6 @@ async def test_a_deleted_epoch_message_is_posted_again(pos):
     await pos.step()
     await shows(pos, 3)
     assert [m.id for m in slot_messages(pos, w.blocks)] == [again.id]  # and that one is edited from then on
-    assert (await pos.services.node.store.epoch_messages.get_epoch_message(w.genesis.id)).message_id == again.id
+    assert (await pos.services.epoch_messages.get_epoch_message(w.genesis.id)).message_id == again.id
     click = await sb.click(again, member=w.alice, label="Attest")
     assert "Vote signed" in text(await click.wait_response())

@@ -54,7 +54,7 @@ def state(p):
 
 async def mine_blocks(p, count: int) -> None:
     """Mine ``count`` blocks through /mine start, one session at a time (so none goes stale)."""
-    await p.bot.services.node.store.server_settings.replace(guild_id(p), {"cooldown_s": 0})
+    await p.bot.services.server_settings_store.replace(guild_id(p), {"cooldown_s": 0})
     mining = p.bot.get_cog("Mining")
     for _ in range(count):
         h = await p.run(p.world.alice, "mine start")

@@ -260,15 +260,15 @@ async def test_chaos_mode_on_and_off_shows_in_status(playground):
     h, reply = await answer(p, w.alice, "playground chaos", {"state": "on"})
     assert h.ephemeral
     assert "Chaos mode is on" in text_of(reply) and "slashed" in text_of(reply)
-    assert await store.server_settings.get_chaos_mode(gid)
+    assert await store.chaos_mode.get_chaos_mode(gid)
     _h, reply = await answer(p, w.alice, "playground status")
     assert field(reply, "Chaos mode").startswith("on")
     _h, reply = await answer(p, w.alice, "playground chaos", {"state": "off"})
     assert "Chaos mode is off" in text_of(reply)
-    assert not await store.server_settings.get_chaos_mode(gid)
+    assert not await store.chaos_mode.get_chaos_mode(gid)
     _h, reply = await answer(p, w.bob, "playground chaos", {"state": "on"}, check_permissions=False)
     assert error_of(reply) == "❌ You need the Manage Server permission for this."
-    assert not await store.server_settings.get_chaos_mode(gid)
+    assert not await store.chaos_mode.get_chaos_mode(gid)
 
 
 async def test_staking_settings_show_and_a_change_starts_a_new_chain(playground):

@@ -12,7 +12,7 @@ RACE_RATE = 40_000
 
 
 async def set_server(p, guild, **settings):
-    await p.bot.services.node.store.server_settings.replace(guild.id, settings)
+    await p.bot.services.server_settings_store.replace(guild.id, settings)
 
 
 def final(handle):

@@ -34,7 +34,7 @@ def assert_refused(h, *needles: str) -> str:
 
 async def test_config_out_of_range_is_refused_and_nothing_is_stored(playground):
     p, w = playground, playground.world
-    store = p.bot.services.node.store
+    settings = p.bot.services.server_settings_store
     await p.bot.services.ensure_chain(w.genesis.id)
     params_before = p.bot.services.node.chain(w.genesis.id).state.params
 
@@ -48,7 +48,7 @@ async def test_config_out_of_range_is_refused_and_nothing_is_stored(playground):
     h = await raw(p, w.alice, "playground config", {"cooldown": "5"})
     assert_refused(h, "cooldown", "whole number")
 
-    assert await store.server_settings.get(w.genesis.id) == {}
+    assert await settings.get(w.genesis.id) == {}
     assert p.bot.services.node.pending_params(w.genesis.id) is None
     assert p.bot.services.node.chain(w.genesis.id).state.params == params_before
 

@@ -40,7 +40,7 @@ async def test_wallet_history_shows_fees_stake_penalty_and_payback_not_zero_rewa
     w = pos.w
     guild_id = w.genesis.id
     await pos.start(wallets=[w.bob], unbonding_epochs=1, slashed_unbonding_epochs=2)
-    await pos.services.node.store.server_settings.set_chaos_mode(guild_id, True)
+    await pos.services.node.store.chaos_mode.set_chaos_mode(guild_id, True)
     await pos.run(w.bob, "wallet pay", {"member": w.alice, "amount": 5, "fee": 2})
     await pos.step(2)  # a block includes the payment; its fees go to alice, the only proposer
     await activate(pos, w.bob)  # many slots alice proposed without fees

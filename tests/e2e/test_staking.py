@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-import cogs.staking as staking_cog
+import cogs.stake as staking_cog
 import tests.e2e.conftest as e2e_conftest
 from bot.app import PlaygroundBot
 from bot.storage import OutboxRepository
@@ -522,7 +522,7 @@ async def test_chaos_double_vote_is_caught_included_slashed_and_announced(pos):
     guild_id = w.genesis.id
     await pos.start(wallets=[w.bob])
     await pos.run(w.alice, "playground setup", {"channel": w.blocks})
-    await pos.services.node.store.server_settings.set_chaos_mode(guild_id, True)
+    await pos.services.node.store.chaos_mode.set_chaos_mode(guild_id, True)
     await activate(pos, w.bob)
     alice_index = (await pos.view(w.alice)).index
     await until_next_proposer_is(pos, alice_index)
@@ -611,7 +611,7 @@ async def test_equivocation_by_the_proposer_is_a_proposer_slashing(pos):
     w = pos.w
     guild_id = w.genesis.id
     await pos.start(wallets=[w.bob])
-    await pos.services.node.store.server_settings.set_chaos_mode(guild_id, True)
+    await pos.services.node.store.chaos_mode.set_chaos_mode(guild_id, True)
     await activate(pos, w.bob)
     bob_index = (await pos.view(w.bob)).index
     # Alice proposes the next slot; bob must be this slot's proposer to equivocate: wait for it.

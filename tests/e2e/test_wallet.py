@@ -13,7 +13,7 @@ async def mine_one(p, member, guild=None):
 
 
 async def no_cooldown(p, guild):
-    await p.bot.services.node.store.server_settings.replace(guild.id, {"cooldown_s": 0})
+    await p.bot.services.server_settings_store.replace(guild.id, {"cooldown_s": 0})
 
 
 async def test_pay_confirms_in_the_next_block_and_shows_in_history(playground):

@@ -1,6 +1,6 @@
 """Durable storage: one SQLite database behind small repositories (see README "Durable store").
 
-Every SQL statement of ``chain/`` lives in this package (the bot's own tables are in
+Every SQL statement of ``chain/`` lives in this package (the bot's own tables and keys are in
 ``bot/storage.py``); statements use bound parameters only.
 """
 
@@ -11,7 +11,6 @@ from chain.adapters.storage.protection import decode_protection_record, encode_p
 from chain.adapters.storage.read_snapshot import HANDOFF_S, READ_BATCH_ROWS, ChainSnapshot
 from chain.adapters.storage.records import (
     EnergyCounters,
-    EpochMessage,
     SealedSample,
     SealedSecrets,
     StoredChain,
@@ -26,7 +25,7 @@ from chain.adapters.storage.store import Store
 
 __all__ = [
     "HANDOFF_S", "MIGRATIONS", "READ_BATCH_ROWS", "ChainSnapshot", "Database",
-    "EnergyCounters", "EpochMessage", "Reader", "SealedSample", "SealedSecrets", "Store", "StoredChain",
+    "EnergyCounters", "Reader", "SealedSample", "SealedSecrets", "Store", "StoredChain",
     "StoredChainHead", "StoredKey", "StoredStakeEntry", "StoredTransaction", "StoredValidatorKey", "StoredWallet",
     "Transaction", "decode_protection_record", "encode_protection_record", "stake_history_wallet",
 ]

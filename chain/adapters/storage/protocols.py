@@ -9,10 +9,10 @@ without one it commits alone.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from chain.adapters.storage.database import Reader, Transaction
-from chain.adapters.storage.records import EnergyCounters, EpochMessage, StoredKey, StoredStakeEntry, StoredTransaction
+from chain.adapters.storage.records import EnergyCounters, StoredKey, StoredStakeEntry, StoredTransaction
 from chain.consensus.block import Block
 from chain.consensus.state import BlockEffects
 from chain.ledger.accounts import Account
@@ -145,14 +145,6 @@ class Energy(Protocol):
     async def delete(self, tx: Transaction, chain_id: int) -> None: ...
 
 
-class ServerSettings(Protocol):
-    async def get(self, chain_id: int, *, within: Reader | None = None) -> dict[str, Any]: ...
-    async def update(self, chain_id: int, changes: dict[str, Any]) -> dict[str, Any]: ...
-    async def replace(self, chain_id: int, settings: dict[str, Any]) -> None: ...
+class ChaosMode(Protocol):
     async def get_chaos_mode(self, chain_id: int) -> bool: ...
-    async def set_chaos_mode(self, chain_id: int, enabled: bool) -> None: ...
-
-
-class EpochMessages(Protocol):
-    async def get_epoch_message(self, chain_id: int) -> EpochMessage | None: ...
-    async def set_epoch_message(self, message: EpochMessage, now: int) -> None: ...
+    async def set_chaos_mode(self, chain_id: int, enabled: bool) -> bool: ...

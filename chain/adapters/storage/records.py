@@ -15,16 +15,6 @@ from chain.pow.header import BlockHeader
 
 
 @dataclass(frozen=True, slots=True)
-class EpochMessage:
-    """Where a server's running epoch is shown: one Discord message, edited as slots pass."""
-
-    chain_id: int
-    channel_id: int
-    message_id: int
-    epoch: int
-
-
-@dataclass(frozen=True, slots=True)
 class StoredChain:
     chain_id: int
     params: ChainParams

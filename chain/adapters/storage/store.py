@@ -14,16 +14,15 @@ from pathlib import Path
 from chain.adapters.storage import protocols
 from chain.adapters.storage.blocks import BlockRepository
 from chain.adapters.storage.chains import ChainRepository
+from chain.adapters.storage.chaos_mode import ChaosModeRepository
 from chain.adapters.storage.database import Database, Transaction
 from chain.adapters.storage.energy import EnergyRepository
-from chain.adapters.storage.epoch_messages import EpochMessageRepository
 from chain.adapters.storage.keys import KeyCheckRepository, KeyStore
 from chain.adapters.storage.mempool import MempoolRepository
 from chain.adapters.storage.operations import OperationRepository
 from chain.adapters.storage.outbox import OutboxWriter, SqliteOutboxWriter
 from chain.adapters.storage.protection import ProtectionRepository
 from chain.adapters.storage.records import StoredChain, StoredChainHead, StoredKey
-from chain.adapters.storage.settings import ServerSettingsRepository
 from chain.adapters.storage.snapshots import SnapshotRepository
 from chain.adapters.storage.validators import ValidatorSettingsRepository
 from chain.consensus.block import Block
@@ -53,8 +52,9 @@ class Store:
         self.protection: protocols.Protection = ProtectionRepository(db)
         self.validator_settings: protocols.ValidatorSettings = ValidatorSettingsRepository(db)
         self.energy: protocols.Energy = EnergyRepository(db)
-        self.server_settings: protocols.ServerSettings = ServerSettingsRepository(db)
-        self.epoch_messages: protocols.EpochMessages = EpochMessageRepository(db)
+        # The engine's part of the server_settings table: chaos mode only (the other keys, and the
+        # epoch message, are the bot's: bot/storage.py).  Named for the table it reads.
+        self.chaos_mode: protocols.ChaosMode = ChaosModeRepository(db)
         self.outbox_writer: OutboxWriter = outbox or SqliteOutboxWriter()
 
     @classmethod

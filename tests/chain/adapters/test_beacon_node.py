@@ -183,7 +183,7 @@ async def test_chaos_double_vote_is_detected_included_and_slashed(world):
     clock, node, beacon = await merge(world)
     await beacon.set_auto_attest(CHAIN, "alice", True)
     await run_slots(clock, beacon, 2)
-    await node.store.server_settings.set_chaos_mode(CHAIN, True)
+    await node.store.chaos_mode.set_chaos_mode(CHAIN, True)
     receipt = await beacon.attest(CHAIN, "bob", double_vote=True)
     assert receipt.evidence is not None
     bob_before = await beacon.validator(CHAIN, "bob")

@@ -171,7 +171,8 @@ async def test_a_command_during_a_mode_switch_never_slips_a_chain_in(world):
 
     clock, node, beacon = world
     await mine(node, clock, "alice", 2)
-    services = Services(node=node, hashing_core=None, notifier=None, beacon=beacon, measured_hash_rate=1)
+    services = Services(node=node, hashing_core=None, notifier=None, server_settings_store=None, epoch_messages=None,
+                        beacon=beacon, measured_hash_rate=1)
     switching = asyncio.create_task(beacon.switch_mode(CHAIN, Mode.POS, "alice", int(clock())))
     seen = []
     while not switching.done():
@@ -227,7 +228,7 @@ async def test_a_deposit_refused_by_the_block_rules_leaves_no_key(world, monkeyp
 
     async def refuse(chain_id, operation):
         raise DepositError("the next block would not take it")
-    monkeypatch.setattr(beacon.staking, "_check_operation", refuse)
+    monkeypatch.setattr(beacon.stake_requests, "_check_operation", refuse)
     with pytest.raises(DepositError):
         await beacon.deposit(CHAIN, "alice", 32)
     assert await node.store.validator_keys.all(CHAIN) == []
@@ -254,7 +255,8 @@ async def test_a_reset_racing_a_block_time_change_keeps_the_rules_the_old_chain_
 
     clock, node, beacon = world
     await mine(node, clock, "alice", 2)
-    services = Services(node=node, hashing_core=None, notifier=None, beacon=beacon, measured_hash_rate=1,
+    services = Services(node=node, hashing_core=None, notifier=None, server_settings_store=None, epoch_messages=None,
+                        beacon=beacon, measured_hash_rate=1,
                         default_params=REGTEST, default_consensus=CONFIG)
     slower = node.chain(CHAIN).state.params.evolve(target_spacing_s=120)
     await node.propose_params(CHAIN, slower)

@@ -122,3 +122,13 @@ async def test_a_chain_replaced_under_the_beacon_node_takes_its_consensus_memory
     await node.replace_chain(CHAIN, REGTEST, initial_bits=0x207FFFFF, consensus=CONFIG)
     assert (await beacon.chains.runtime(CHAIN)).voted == {}
     assert node.chain(CHAIN).consensus is await beacon.chains.runtime(CHAIN)
+
+
+async def test_two_admins_turning_chaos_mode_on_at_once_hear_once_that_it_was_off(playground):
+    """What chaos mode was is read in the transaction that sets it: before, both toggles read "off"
+    first and both admins were told they had turned it on."""
+    facade, _, _ = playground
+    await facade.ensure_chain(CHAIN)
+    was = await asyncio.gather(facade.set_chaos_mode(CHAIN, True), facade.set_chaos_mode(CHAIN, True))
+    assert sorted(was) == [False, True]
+    assert await facade.chaos_mode(CHAIN)

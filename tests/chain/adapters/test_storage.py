@@ -1,26 +1,32 @@
 """The storage layout: explicit transactions shared by repositories, one key store for both kinds
 of key, and SQLite classes that match the interfaces the engine is typed against."""
 
-import asyncio
 import inspect
 
 import pytest
 
-from bot.storage import Outbox, OutboxRepository, WebhookRepository, Webhooks
+from bot.storage import (
+    EpochMessageRepository,
+    Outbox,
+    OutboxRepository,
+    ServerSettingsRepository,
+    WebhookRepository,
+    Webhooks,
+)
 from chain.adapters.storage import Store, StoredKey, protocols
 from chain.adapters.storage.blocks import BlockRepository
 from chain.adapters.storage.chains import ChainRepository
+from chain.adapters.storage.chaos_mode import ChaosModeRepository
 from chain.adapters.storage.energy import EnergyRepository
-from chain.adapters.storage.epoch_messages import EpochMessageRepository
 from chain.adapters.storage.keys import KeyCheckRepository, KeyStore
 from chain.adapters.storage.mempool import MempoolRepository
 from chain.adapters.storage.operations import OperationRepository
 from chain.adapters.storage.outbox import OutboxWriter, SqliteOutboxWriter
 from chain.adapters.storage.protection import ProtectionRepository
-from chain.adapters.storage.settings import ServerSettingsRepository
 from chain.adapters.storage.snapshots import SnapshotRepository
 from chain.adapters.storage.validators import ValidatorSettingsRepository
 from chain.params import REGTEST
+from cogs.services import EpochMessageStore, ServerSettingsStore
 from tests.chainkit import genesis_block
 
 IMPLEMENTATIONS = [
@@ -34,11 +40,12 @@ IMPLEMENTATIONS = [
     (protocols.Protection, ProtectionRepository),
     (protocols.ValidatorSettings, ValidatorSettingsRepository),
     (protocols.Energy, EnergyRepository),
-    (protocols.ServerSettings, ServerSettingsRepository),
-    (protocols.EpochMessages, EpochMessageRepository),
+    (protocols.ChaosMode, ChaosModeRepository),
     (OutboxWriter, SqliteOutboxWriter),
     (Outbox, OutboxRepository),
     (Webhooks, WebhookRepository),
+    (ServerSettingsStore, ServerSettingsRepository),
+    (EpochMessageStore, EpochMessageRepository),
 ]
 
 
@@ -104,14 +111,3 @@ async def test_wallet_and_validator_keys_are_one_key_store_over_two_tables(store
 def test_a_key_store_names_only_a_key_table(store):
     with pytest.raises(ValueError, match="not 'outbox'"):
         KeyStore(store.db, "outbox")
-
-
-async def test_concurrent_chaos_toggles_and_settings_changes_keep_both(store):
-    """set_chaos_mode merges into the stored settings under one transaction: a settings change at
-    the same moment is never lost (the read and write of each happen under the write lock)."""
-    await asyncio.gather(
-        store.server_settings.set_chaos_mode(1, True),
-        store.server_settings.update(1, {"cooldown_s": 3}),
-        store.server_settings.set_chaos_mode(1, True),
-    )
-    assert await store.server_settings.get(1) == {"chaos": True, "cooldown_s": 3}

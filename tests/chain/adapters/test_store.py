@@ -190,22 +190,3 @@ async def test_migration_7_fills_the_display_hashes_of_existing_blocks(tmp_path)
     assert (count, found) == (1, [(2, state.hashes[2])])
     assert (await store.load_chain_head(1)).blocks_mined == {MINER.public_key: 3}
     await store.close()
-
-
-async def test_the_epoch_message_is_durable_replaced_and_gone_with_its_chain(tmp_path):
-    from chain.adapters.storage import EpochMessage
-
-    path = tmp_path / "epoch-message.sqlite3"
-    store = await Store.open(path)
-    await create(store)
-    assert await store.epoch_messages.get_epoch_message(1) is None
-    await store.epoch_messages.set_epoch_message(EpochMessage(1, 10, 100, 3), now=5)
-    await store.close()
-
-    store = await Store.open(path)  # a restart finds the message to keep editing
-    assert await store.epoch_messages.get_epoch_message(1) == EpochMessage(1, 10, 100, 3)
-    await store.epoch_messages.set_epoch_message(EpochMessage(1, 11, 101, 4), now=6)  # one message per chain: replaced
-    assert await store.epoch_messages.get_epoch_message(1) == EpochMessage(1, 11, 101, 4)
-    await store.delete_chain(1)  # a reset: the new chain posts its own message
-    assert await store.epoch_messages.get_epoch_message(1) is None
-    await store.close()

@@ -262,15 +262,15 @@ async def test_auto_attest_setting(store):
     assert await store.validator_settings.auto_attesters(1) == ["alice"]
 
 
-async def test_chaos_mode_lives_in_the_server_settings(store):
-    assert await store.server_settings.get_chaos_mode(1) is False
-    await store.server_settings.replace(1, {"session_length_s": 300})
-    await store.server_settings.set_chaos_mode(1, True)
-    assert await store.server_settings.get_chaos_mode(1) is True
-    assert await store.server_settings.get(1) == {"session_length_s": 300, "chaos": True}
-    await store.server_settings.set_chaos_mode(1, False)
-    assert await store.server_settings.get_chaos_mode(1) is False
-    assert await store.server_settings.get_chaos_mode(2) is False
+async def test_chaos_mode_is_off_until_turned_on_and_says_what_it_was(store):
+    # Its row is shared with the bot's settings: tests/bot/test_storage.py checks both keep their keys.
+    assert await store.chaos_mode.get_chaos_mode(1) is False
+    assert await store.chaos_mode.set_chaos_mode(1, True) is False
+    assert await store.chaos_mode.get_chaos_mode(1) is True
+    assert await store.chaos_mode.set_chaos_mode(1, True) is True
+    assert await store.chaos_mode.set_chaos_mode(1, False) is True
+    assert await store.chaos_mode.get_chaos_mode(1) is False
+    assert await store.chaos_mode.get_chaos_mode(2) is False
 
 
 async def test_energy_counters_add_up(store):
@@ -302,7 +302,7 @@ async def test_delete_chain_drops_validators_snapshots_and_energy_but_keeps_serv
     await store.validator_keys.insert(1, validator, 10)
     await store.save_protection_record(1, full_record(), 10, sign_ops=1)
     await store.validator_settings.set_auto_attest(1, "alice", True)
-    await store.server_settings.set_chaos_mode(1, True)
+    await store.chaos_mode.set_chaos_mode(1, True)
     await store.energy.add(1, pow_cpu_ns=99)
     await store.energy.add(2, pow_cpu_ns=7)
 
@@ -313,7 +313,7 @@ async def test_delete_chain_drops_validators_snapshots_and_energy_but_keeps_serv
     assert await store.validator_keys.get(1, "alice") is None
     assert await store.protection.get(1, VALIDATOR) is None
     assert await store.validator_settings.get_auto_attest(1, "alice") is None
-    assert await store.server_settings.get_chaos_mode(1) is True  # server settings outlive a reset, as before
+    assert await store.chaos_mode.get_chaos_mode(1) is True  # server settings outlive a reset, as before
     # The other chain is untouched.
     assert other.chain_id == 2
     assert await store.snapshots.latest(2) == (0, b"other")

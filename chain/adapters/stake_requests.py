@@ -19,7 +19,7 @@ from chain.pos.operations import Deposit, Operations, VoluntaryExit
 from chain.pos.staking import FAR_FUTURE_EPOCH, is_active_validator
 
 
-class Staking:
+class StakeRequests:
     """Deposits and exits of the validators the bot custodies."""
 
     def __init__(self, chains: BeaconChains, status: BeaconStatus) -> None:

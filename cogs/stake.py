@@ -320,7 +320,7 @@ class Staking(
         self.driver: asyncio.Task[None] | None = None
         # One message per server and epoch, edited as slots pass and votes come (cogs/epoch_board.py).
         self.board = EpochBoard(
-            store=services.playground, channel_of=self._playground_channel, render=render_board,
+            store=services.epoch_messages, channel_of=self._playground_channel, render=render_board,
             clock=services.playground.clock,
         )
         # Per server: the finality seen at the last slot, to tell what changed since.

@@ -1,0 +1,111 @@
+"""The bot's own tables and keys (bot/storage.py): the non-consensus server settings, which share
+their row with the engine's chaos mode, and the epoch message."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+
+import pytest
+
+from bot.storage import EpochMessageRepository, ServerSettingsRepository
+from chain.adapters.storage import Store
+from chain.params import REGTEST
+from cogs.services import EpochMessage
+from tests.chain.adapters.test_store import undo_migrations
+from tests.chainkit import genesis_block
+
+
+@pytest.fixture
+async def store(tmp_path):
+    s = await Store.open(tmp_path / "bot.sqlite3")
+    await s.create_chain(1, REGTEST, genesis_block(REGTEST, 1), 0)
+    yield s
+    await s.close()
+
+
+def stored_row(path, chain_id: int = 1) -> dict:
+    with sqlite3.connect(path) as db:
+        (settings,) = db.execute("SELECT settings FROM server_settings WHERE chain_id = ?", (chain_id,)).fetchone()
+    return json.loads(settings)
+
+
+async def test_a_database_written_before_the_move_keeps_its_chaos_mode_settings_and_epoch_message(tmp_path):
+    """Before this code, one repository of chain/ wrote the whole server_settings JSON (chaos mode
+    among the bot's keys) and the epoch message; the same rows must read the same through the new owners."""
+    path = tmp_path / "old.sqlite3"
+    store = await Store.open(path)
+    await store.create_chain(1, REGTEST, genesis_block(REGTEST, 1), 0)
+    await store.close()
+    with sqlite3.connect(path) as db:  # as migration 11 left it, with a row of the old layout
+        undo_migrations(db, 12)
+        db.execute(
+            "INSERT INTO server_settings (chain_id, settings) VALUES (?, ?)",
+            (1, json.dumps({"chaos": True, "cooldown_s": 3, "session_s": 300}, sort_keys=True)),
+        )
+    store = await Store.open(path)  # the existing migrations bring it up to date
+    with sqlite3.connect(path) as db:  # the epoch message, as the old repository wrote it
+        db.execute(
+            "INSERT INTO epoch_messages (chain_id, channel_id, message_id, epoch, updated_at) VALUES (1, 10, 100, 3, 5)"
+        )
+    settings, messages = ServerSettingsRepository(store.db), EpochMessageRepository(store.db)
+    try:
+        assert await store.chaos_mode.get_chaos_mode(1) is True
+        assert await settings.get(1) == {"cooldown_s": 3, "session_s": 300}
+        assert await messages.get_epoch_message(1) == EpochMessage(1, 10, 100, 3)
+        # Each owner's write keeps the other's keys.
+        assert await settings.update(1, {"cooldown_s": 0}) == {"cooldown_s": 0, "session_s": 300}
+        assert await store.chaos_mode.set_chaos_mode(1, False) is True
+        assert stored_row(path) == {"chaos": False, "cooldown_s": 0, "session_s": 300}
+    finally:
+        await store.close()
+
+
+async def test_conflicting_settings_changes_and_chaos_toggles_at_once_keep_every_key(store, tmp_path):
+    """Each write is one read-modify-write in Database.transaction(chain_id): fired at the same moment,
+    none loses another's key (with the read outside the transaction, the last write would win)."""
+    settings = ServerSettingsRepository(store.db)
+    await asyncio.gather(
+        settings.update(1, {"cooldown_s": 3}),
+        store.chaos_mode.set_chaos_mode(1, True),
+        settings.update(1, {"session_s": 60}),
+        store.chaos_mode.set_chaos_mode(1, True),
+        settings.update(1, {"cooldown_s": 3}),
+    )
+    assert await settings.get(1) == {"cooldown_s": 3, "session_s": 60}
+    assert await store.chaos_mode.get_chaos_mode(1) is True
+    assert stored_row(tmp_path / "bot.sqlite3") == {"chaos": True, "cooldown_s": 3, "session_s": 60}
+
+
+async def test_the_bot_never_writes_the_engines_chaos_key(store):
+    settings = ServerSettingsRepository(store.db)
+    await store.chaos_mode.set_chaos_mode(1, True)
+    with pytest.raises(ValueError, match="chaos mode"):
+        await settings.update(1, {"chaos": False, "cooldown_s": 1})
+    assert await settings.get(1) == {}  # refused whole: the cooldown was not stored either
+    await settings.replace(1, {"session_s": 30})  # replace keeps chaos mode, as stored
+    await settings.replace(1, {"cooldown_s": 0})
+    assert await settings.get(1) == {"cooldown_s": 0}
+    assert await store.chaos_mode.get_chaos_mode(1) is True
+    assert await settings.get(2) == {}  # a server with no row: no settings, chaos off
+    assert await store.chaos_mode.get_chaos_mode(2) is False
+
+
+async def test_the_epoch_message_is_durable_replaced_and_gone_with_its_chain(tmp_path):
+    path = tmp_path / "epoch-message.sqlite3"
+    store = await Store.open(path)
+    await store.create_chain(1, REGTEST, genesis_block(REGTEST, 1), 0)
+    messages = EpochMessageRepository(store.db)
+    assert await messages.get_epoch_message(1) is None
+    await messages.set_epoch_message(EpochMessage(1, 10, 100, 3), now=5)
+    await store.close()
+
+    store = await Store.open(path)  # a restart finds the message to keep editing
+    messages = EpochMessageRepository(store.db)
+    assert await messages.get_epoch_message(1) == EpochMessage(1, 10, 100, 3)
+    await messages.set_epoch_message(EpochMessage(1, 11, 101, 4), now=6)  # one message per chain: replaced
+    assert await messages.get_epoch_message(1) == EpochMessage(1, 11, 101, 4)
+    await store.delete_chain(1)  # a reset: the new chain posts its own message
+    assert await messages.get_epoch_message(1) is None
+    await store.close()
