@@ -727,16 +727,77 @@ class AncestorHeightError(BlockTreeError):
     code = "ancestor_height"
 
 
-class ReorgCrossesFinalityError(BlockTreeError):
+class ReorgPastFinalizedBlockError(BlockTreeError):
     """A reorg that would disconnect the finalized block (or end on a branch that does not contain it)."""
 
-    code = "reorg_crosses_finality"
+    code = "reorg_past_finalized_block"
 
     def __init__(self, message: str, finalized_hash: bytes, finalized_height: int, depth: int) -> None:
         super().__init__(message)
         self.finalized_hash = finalized_hash
         self.finalized_height = finalized_height
         self.depth = depth
+
+
+# --- fork choice over a block tree (chain/pos/lmd_ghost.py) -------------------
+
+
+class UnknownForkChoiceBlockError(ForkChoiceError):
+    """A root the fork choice store does not hold: a block, a vote's head or target, or a checkpoint."""
+
+    code = "fork_choice_unknown_block"
+
+    def __init__(self, message: str, root: bytes) -> None:
+        super().__init__(message)
+        self.root = root
+
+
+class ForkChoiceUnknownParentError(ForkChoiceError):
+    """A block whose parent the fork choice store does not hold (phase0 delays it until the parent arrives)."""
+
+    code = "fork_choice_unknown_parent"
+
+
+class BlockSlotOrderError(ForkChoiceError):
+    """A block whose slot is not after its parent's."""
+
+    code = "fork_choice_slot_order"
+
+
+class ForkChoiceTimingError(ForkChoiceError):
+    """A block or vote from a slot the store has not reached, a vote too old to count, or a clock going back."""
+
+    code = "fork_choice_timing"
+
+
+class InconsistentVoteError(ForkChoiceError):
+    """A vote whose head, target and slot do not agree (phase0 ``validate_on_attestation``)."""
+
+    code = "fork_choice_inconsistent_vote"
+
+
+class JustifiedBalancesError(ForkChoiceError):
+    """Missing or malformed effective balances for the justified checkpoint's state."""
+
+    code = "fork_choice_justified_balances"
+
+
+class NotFinalizedDescendantError(FinalizedConflictError):
+    """A block, checkpoint or finality update that does not descend from the finalized checkpoint."""
+
+    code = "not_finalized_descendant"
+
+
+class HeadOffFinalizedCheckpointError(FinalizedConflictError):
+    """A head change that would leave the finalized checkpoint's subtree: refused, whatever its weight."""
+
+    code = "head_off_finalized_checkpoint"
+
+    def __init__(self, message: str, head: bytes, finalized_epoch: int, finalized_root: bytes) -> None:
+        super().__init__(message)
+        self.head = head
+        self.finalized_epoch = finalized_epoch
+        self.finalized_root = finalized_root
 
 
 # --- block undo and disconnect (issue 11) -------------------------------------

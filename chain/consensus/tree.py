@@ -29,7 +29,7 @@ Per block: one ``BlockEntry`` (a slotted frozen dataclass; its parent hash is th
 bytes object, shared, not a copy), one dict slot and one list slot: about 0.3 KB in CPython
 (``benchmarks/bench_tree.py`` measures it), O(1) time to add.
 
-``get_ancestor`` uses the best-chain list instead of Core's skip list (``pskip``): O(1) for a block on
+``get_ancestor_at_height`` uses the best-chain list instead of Core's skip list (``pskip``): O(1) for a block on
 the best chain, O(distance to the best chain) for one on a side branch, and no extra pointer per
 block. ``compute_fork_point`` and ``compute_reorg`` therefore cost O(blocks disconnected + blocks
 connected) at most, never O(chain height).
@@ -50,7 +50,7 @@ from chain.errors import (
     BlockNotInTreeError,
     BlockWorkError,
     DuplicateBlockError,
-    ReorgCrossesFinalityError,
+    ReorgPastFinalizedBlockError,
     UnknownParentError,
 )
 from chain.hashing import HASH_SIZE_BYTES, ZERO_HASH, hash_to_display
@@ -255,7 +255,7 @@ class BlockTree:
         return tuple(self._tips.values())
 
 
-def get_ancestor(tree: BlockTree, block_hash: bytes, height: int) -> BlockEntry:
+def get_ancestor_at_height(tree: BlockTree, block_hash: bytes, height: int) -> BlockEntry:
     """The ancestor of ``block_hash`` at ``height`` (the block itself at its own height).
 
     Core's ``CBlockIndex::GetAncestor``, without its skip list: walk parents until the walk reaches
@@ -281,7 +281,7 @@ def is_ancestor(tree: BlockTree, ancestor_hash: bytes, block_hash: bytes) -> boo
     entry = tree.get(block_hash)
     if ancestor.height > entry.height:
         return False
-    return get_ancestor(tree, block_hash, ancestor.height) is ancestor
+    return get_ancestor_at_height(tree, block_hash, ancestor.height) is ancestor
 
 
 def is_reorg(tree: BlockTree, old_tip: bytes, new_tip: bytes) -> bool:
@@ -298,9 +298,9 @@ def compute_fork_point(tree: BlockTree, a: bytes, b: bytes) -> BlockEntry:
     """
     left, right = tree.get(a), tree.get(b)
     if left.height > right.height:
-        left = get_ancestor(tree, a, right.height)
+        left = get_ancestor_at_height(tree, a, right.height)
     elif right.height > left.height:
-        right = get_ancestor(tree, b, left.height)
+        right = get_ancestor_at_height(tree, b, left.height)
     while left is not right:
         left = tree.get(left.parent_hash)
         right = tree.get(right.parent_hash)
@@ -343,7 +343,7 @@ def compute_reorg(
 
 
 def check_reorg_allowed(tree: BlockTree, reorg: Reorg, finalized: bytes) -> None:
-    """Refuse a reorg that would leave the finalized block: ``ReorgCrossesFinalityError``.
+    """Refuse a reorg that would leave the finalized block: ``ReorgPastFinalizedBlockError``.
 
     Issue 11 item 2: "no reorg ever crosses a finalized checkpoint", as consensus-specs'
     ``get_filtered_block_tree`` keeps only branches descending from the finalized checkpoint. Refused
@@ -354,7 +354,7 @@ def check_reorg_allowed(tree: BlockTree, reorg: Reorg, finalized: bytes) -> None
         return
     crossed = any(entry is checkpoint for entry in reorg.disconnect)
     how = "would disconnect" if crossed else "does not descend from"
-    raise ReorgCrossesFinalityError(
+    raise ReorgPastFinalizedBlockError(
         f"the switch to block {reorg.new_tip.height} ({_short(reorg.new_tip.block_hash)}) {how} the "
         f"finalized block {checkpoint.height} ({_short(checkpoint.block_hash)}): no reorg crosses a "
         f"finalized checkpoint",

@@ -1,6 +1,7 @@
 """Proof of stake, shaped after consensus-specs phase0: votes and slashing evidence
 (``attestation``), validators (``staking``), rewards, epoch accounting, Casper FFG finality,
-proposer selection, block operations and their pool, fork choice, EIP-3076 slashing protection,
+proposer selection, block operations and their pool, fork choice (for one slot in ``forkchoice``,
+over a block tree in ``lmd_ghost``), EIP-3076 slashing protection,
 the beacon state (``beacon``) and its bytes (``snapshot``), and its transitions: epochs
 (``epoch_transition``), block operations (``operation_rules``), ``withdrawals`` and the ``merge``.
 

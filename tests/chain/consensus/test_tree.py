@@ -28,7 +28,7 @@ from chain.consensus.tree import (
     compute_header_work,
     compute_reorg,
     compute_side_branches,
-    get_ancestor,
+    get_ancestor_at_height,
     is_ancestor,
     is_better,
     is_reorg,
@@ -41,7 +41,7 @@ from chain.errors import (
     BlockTreeError,
     BlockWorkError,
     DuplicateBlockError,
-    ReorgCrossesFinalityError,
+    ReorgPastFinalizedBlockError,
     UnknownParentError,
 )
 from chain.params import REGTEST
@@ -184,12 +184,12 @@ def test_get_ancestor_on_the_best_chain_and_on_a_side_branch():
     tree = new_tree()
     main = extend(tree, GENESIS, "a", 10)
     side = extend(tree, main[3], "b", 3)  # heights 5, 6, 7 off block 4
-    assert get_ancestor(tree, main[-1], 0).block_hash == GENESIS
-    assert get_ancestor(tree, main[-1], 4).block_hash == main[3]
-    assert get_ancestor(tree, main[-1], 10).block_hash == main[-1]
-    assert get_ancestor(tree, side[-1], 6).block_hash == side[1]
-    assert get_ancestor(tree, side[-1], 4).block_hash == main[3]
-    assert get_ancestor(tree, side[-1], 1).block_hash == main[0]
+    assert get_ancestor_at_height(tree, main[-1], 0).block_hash == GENESIS
+    assert get_ancestor_at_height(tree, main[-1], 4).block_hash == main[3]
+    assert get_ancestor_at_height(tree, main[-1], 10).block_hash == main[-1]
+    assert get_ancestor_at_height(tree, side[-1], 6).block_hash == side[1]
+    assert get_ancestor_at_height(tree, side[-1], 4).block_hash == main[3]
+    assert get_ancestor_at_height(tree, side[-1], 1).block_hash == main[0]
     assert is_ancestor(tree, main[3], side[-1]) and not is_ancestor(tree, main[4], side[-1])
     assert not is_ancestor(tree, side[-1], main[3])
 
@@ -215,12 +215,12 @@ def test_a_reorg_across_a_finalized_block_is_refused():
     side = extend(tree, main[4], "b", 8)  # forks at height 5, heavier than the main chain
     assert compute_best_tip(tree).block_hash == side[-1]
     finalized = main[6]  # height 7, on the old branch above the fork point
-    with pytest.raises(ReorgCrossesFinalityError, match="would disconnect the finalized block 7") as info:
+    with pytest.raises(ReorgPastFinalizedBlockError, match="would disconnect the finalized block 7") as info:
         compute_reorg(tree, main[-1], side[-1], finalized=finalized)
-    assert info.value.code == "reorg_crosses_finality"
+    assert info.value.code == "reorg_past_finalized_block"
     assert info.value.finalized_hash == finalized and info.value.finalized_height == 7 and info.value.depth == 5
     reorg = compute_reorg(tree, main[-1], side[-1])  # the path itself is computable; only the check refuses
-    with pytest.raises(ReorgCrossesFinalityError):
+    with pytest.raises(ReorgPastFinalizedBlockError):
         check_reorg_allowed(tree, reorg, finalized)
     # With finality, the heavier conflicting branch is never the best tip: the finalized branch's is.
     assert compute_best_tip(tree, finalized=finalized).block_hash == main[-1]
@@ -318,7 +318,7 @@ def test_invalid_block_not_in_tree():
         lambda: compute_reorg(tree, h("nowhere"), a[-1]),
         lambda: compute_reorg(tree, a[0], a[-1], finalized=h("nowhere")),
         lambda: compute_fork_point(tree, a[0], h("nowhere")),
-        lambda: get_ancestor(tree, h("nowhere"), 0),
+        lambda: get_ancestor_at_height(tree, h("nowhere"), 0),
         lambda: compute_best_tip(tree, finalized=h("nowhere")),
         lambda: compute_side_branches(tree, h("nowhere")),
     ):
@@ -331,7 +331,7 @@ def test_invalid_ancestor_height(height):
     tree = new_tree()
     a = extend(tree, GENESIS, "a", 2)
     with pytest.raises(AncestorHeightError, match="no ancestor at height"):
-        get_ancestor(tree, a[-1], height)
+        get_ancestor_at_height(tree, a[-1], height)
 
 
 def test_invalid_reorg_to_a_branch_without_the_finalized_block():
@@ -341,14 +341,14 @@ def test_invalid_reorg_to_a_branch_without_the_finalized_block():
     a = extend(tree, GENESIS, "a", 3)
     b = extend(tree, a[0], "b", 3)
     c = extend(tree, a[0], "c", 4)
-    with pytest.raises(ReorgCrossesFinalityError, match="does not descend from the finalized block"):
+    with pytest.raises(ReorgPastFinalizedBlockError, match="does not descend from the finalized block"):
         compute_reorg(tree, b[-1], c[-1], finalized=a[1])
 
 
 def test_every_tree_error_is_a_block_tree_error_with_its_own_code():
     classes = [
         AncestorHeightError, BlockHashError, BlockHeightMismatchError, BlockNotInTreeError, BlockWorkError,
-        DuplicateBlockError, ReorgCrossesFinalityError, UnknownParentError,
+        DuplicateBlockError, ReorgPastFinalizedBlockError, UnknownParentError,
     ]
     assert all(issubclass(cls, BlockTreeError) for cls in classes)
     assert len({cls.code for cls in classes}) == len(classes)
@@ -403,7 +403,7 @@ def test_the_tree_agrees_with_naive_walks(case):
         assert entry.sequence == i
     # Ancestors, fork point and side branches against parent walks.
     for height in range(tree.get(old).height + 1):
-        assert get_ancestor(tree, old, height).block_hash == path(tree, old)[height]
+        assert get_ancestor_at_height(tree, old, height).block_hash == path(tree, old)[height]
     old_path, new_path = path(tree, old), path(tree, new)
     common = [a for a, b in zip(old_path, new_path, strict=False) if a == b]
     assert compute_fork_point(tree, old, new).block_hash == common[-1]
