@@ -798,3 +798,34 @@ class HeadOffFinalizedCheckpointError(FinalizedConflictError):
         self.head = head
         self.finalized_epoch = finalized_epoch
         self.finalized_root = finalized_root
+
+
+# --- block undo and disconnect (issue 11) -------------------------------------
+
+
+class UndoError(ChainError):
+    """A block's undo record cannot take it back off the ledger it was given; nothing was changed."""
+
+    code = "undo"
+
+
+class UndoEncodingError(EncodingError):
+    """Bytes that are not an undo record this code wrote: wrong magic or version, a checksum mismatch,
+    a truncated or overlong record, or a field out of its canonical form (an encoding error, like a
+    corrupt beacon snapshot's ``SnapshotError``)."""
+
+    code = "undo_encoding"
+
+
+class UndoMismatchError(UndoError):
+    """The ledger does not hold the values the block left behind (an account, or the points minted): the
+    record belongs to another block, or a later block has not been disconnected first."""
+
+    code = "undo_mismatch"
+
+
+class DisconnectOrderError(UndoError):
+    """Blocks disconnected out of order: the record is not the current tip's, or a sequence of records does
+    not walk back one parent at a time."""
+
+    code = "disconnect_order"
