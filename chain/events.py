@@ -271,7 +271,7 @@ class ParamsChanged(ChainEvent):
         return found
 
 
-# --- proof of stake (chain/pos/beacon.py) ----------------------------------------------------
+# --- proof of stake (chain/pos/) ---------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
