@@ -36,7 +36,9 @@ def words_for(error_class: type[E]) -> Callable[[Callable[[E], str]], Callable[[
     """Register the decorated function as the words for ``error_class``'s code."""
 
     def register(words: Callable[[E], str]) -> Callable[[E], str]:
-        assert error_class.code not in WORDS, f"{error_class.__name__} is worded twice"
+        # Raised, not asserted: python -O would drop an assert and let a second entry win silently.
+        if error_class.code in WORDS:
+            raise ValueError(f"{error_class.__name__} is worded twice")
         WORDS[error_class.code] = words
         return words
 
