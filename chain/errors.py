@@ -829,3 +829,13 @@ class DisconnectOrderError(UndoError):
     not walk back one parent at a time."""
 
     code = "disconnect_order"
+
+
+# --- reorg events (chain/consensus/reorg_events.py) ---------------------------
+
+
+class ReorgEventsMismatchError(ChainError):
+    """The facts given to announce a reorg do not belong together: the disconnected blocks are not the
+    reorg's, or a returned or reversed payment is in none of them; no event was built."""
+
+    code = "reorg_events_mismatch"

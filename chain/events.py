@@ -59,6 +59,12 @@ MERGE_DELAYED = "merge_delayed"
 STAKE_DEPOSITED = "stake_deposited"
 STAKE_WITHDRAWN = "stake_withdrawn"
 
+# Reorgs over the block tree (chain/consensus/reorg_events.py builds them; issue 11 item 3).
+CHAIN_REORGANIZED = "chain_reorganized"
+PAYMENT_RETURNED_TO_MEMPOOL = "payment_returned_to_mempool"
+PAYMENT_REVERSED = "payment_reversed"
+REORG_REFUSED_BY_FINALITY = "reorg_refused_by_finality"
+
 
 # --- the stored form -------------------------------------------------------------------------
 
@@ -416,6 +422,89 @@ class TheMerge(ChainEvent):
     validators: int
 
 
+# --- reorgs over the block tree (chain/consensus/reorg_events.py) ----------------------------
+# New kinds: no earlier version wrote them, so every key is always written (None as null).
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainReorganized(ChainEvent):
+    """The connected tip moved to another branch: ``depth`` blocks after the fork point were
+    disconnected (orphaned), ``connected`` blocks of the new branch connected.
+    ``payments_returned`` and ``payments_reversed`` count the payment events that follow it (one per
+    payment).  Proof of work carries both tips' cumulative work (the reason for the switch); proof of
+    stake has none (votes decide)."""
+
+    kind: ClassVar[str] = CHAIN_REORGANIZED
+    old_tip_height: int
+    old_tip_hash: bytes = _display_hash()
+    new_tip_height: int
+    new_tip_hash: bytes = _display_hash()
+    fork_height: int
+    fork_hash: bytes = _display_hash()
+    depth: int
+    connected: int
+    payments_returned: int
+    payments_reversed: int
+    old_chain_work: int | None = None
+    new_chain_work: int | None = None
+    proof_of_stake: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaymentReturnedToMempool(ChainEvent):
+    """A payment confirmed in an orphaned block (at ``height``) that is still valid on the new branch:
+    unconfirmed again, back in the mempool to be mined anew."""
+
+    kind: ClassVar[str] = PAYMENT_RETURNED_TO_MEMPOOL
+    txid: bytes = _display_hash()
+    sender: bytes
+    recipient: bytes
+    amount: int
+    fee: int
+    nonce: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaymentReversed(ChainEvent):
+    """A payment confirmed in an orphaned block (at ``height``) that the new branch makes invalid: it
+    never happened.  ``code`` is the refusal's error code (``nonce_replay``: a double spend,
+    ``insufficient_balance``, ``nonce_gap``, ``mempool_full``...) and ``reason`` its message."""
+
+    kind: ClassVar[str] = PAYMENT_REVERSED
+    txid: bytes = _display_hash()
+    sender: bytes
+    recipient: bytes
+    amount: int
+    fee: int
+    nonce: int
+    height: int
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReorgRefusedByFinality(ChainEvent):
+    """A branch the fork choice would have switched to, refused because it conflicts with a finalized
+    block: its tip, where it leaves the finalized chain (``fork_hash``), the finalized block, and the
+    ``depth`` the switch would have disconnected.  ``branch_weight`` against ``canonical_weight`` is
+    cumulative work with proof of work, the stake (nanopoints) of the latest votes with proof of stake.
+    Proof of work names heights (the tree's); proof of stake the tip's slot and the finalized epoch."""
+
+    kind: ClassVar[str] = REORG_REFUSED_BY_FINALITY
+    tip_hash: bytes = _display_hash()
+    fork_hash: bytes = _display_hash()
+    finalized_hash: bytes = _display_hash()
+    depth: int
+    branch_weight: int
+    canonical_weight: int
+    tip_height: int | None = None
+    finalized_height: int | None = None
+    tip_slot: int | None = None
+    finalized_epoch: int | None = None
+    proof_of_stake: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class UnknownEvent(ChainEvent):
     """A stored event this version cannot type: an unknown ``kind``, or a payload that does not fit
@@ -435,6 +524,7 @@ EVENT_TYPES: dict[str, type[ChainEvent]] = {
         StakeDeposited, StakeWithdrawn, ValidatorActivated, ValidatorExited, ValidatorWithdrawable,
         CheckpointJustified, CheckpointFinalized, EpochRewards, ValidatorSlashed,
         InactivityLeakStarted, InactivityLeakEnded, MergeScheduled, MergeDelayed, TheMerge,
+        ChainReorganized, PaymentReturnedToMempool, PaymentReversed, ReorgRefusedByFinality,
     )
 }
 

@@ -11,6 +11,7 @@ from chain.consensus.block import Block
 from chain.events import (
     BlockMined,
     ChainEvent,
+    ChainReorganized,
     CheckpointFinalized,
     CheckpointJustified,
     DifficultyChanged,
@@ -21,6 +22,9 @@ from chain.events import (
     MergeScheduled,
     MilestoneReached,
     ParamsChanged,
+    PaymentReturnedToMempool,
+    PaymentReversed,
+    ReorgRefusedByFinality,
     RewardPaid,
     StakeDeposited,
     StakeWithdrawn,
@@ -482,6 +486,114 @@ def _the_merge(event: TheMerge, names: Names) -> discord.Embed:
     return embed
 
 
+def _tip(height: int | None, block_hash: bytes) -> str:
+    """``block 7 (`00a1b2c3d4e5f6a7…`)``, or the hash alone when the height is not known."""
+    shown = f"`{hash_to_display(block_hash)[:16]}…`"
+    return f"block {height:,} ({shown})" if height is not None else shown
+
+
+def _chain_reorganized(event: ChainReorganized, names: Names) -> discord.Embed:
+    orphaned = counted(event.depth, "block")
+    if event.proof_of_stake:
+        why = "The validators' latest votes moved the head to another branch"
+    elif event.old_chain_work is not None and event.new_chain_work is not None:
+        why = (
+            f"A branch with more work ({event.new_chain_work:,} against {event.old_chain_work:,}) "
+            "replaced the chain's last blocks"
+        )
+    else:
+        why = "A branch with more work replaced the chain's last blocks"
+    payments = event.payments_returned + event.payments_reversed
+    if payments:
+        after = (
+            f"{counted(payments, 'payment')} confirmed there: {event.payments_returned:,} back in the "
+            f"mempool, {event.payments_reversed:,} reversed (each one below)."
+        )
+    else:
+        after = "No payment was confirmed there."
+    embed = discord.Embed(
+        title=f"🔀 The chain reorganized: {orphaned} orphaned",
+        description=f"{why}. The chain now ends at {_tip(event.new_tip_height, event.new_tip_hash)} "
+        f"instead of {_tip(event.old_tip_height, event.old_tip_hash)}; both branches share every block up "
+        f"to block {event.fork_height:,}. The old branch's {orphaned} after it are orphaned: their rewards "
+        f"no longer count. {after}",
+        colour=ORANGE,
+    )
+    embed.add_field(name="Orphaned", value=orphaned)
+    embed.add_field(name="Connected", value=counted(event.connected, "block"))
+    return embed
+
+
+def _payment(names: Names, sender: bytes, amount: int, recipient: bytes) -> str:
+    return f"{name_of(names, sender)}'s payment of {points(amount)} to {name_of(names, recipient)}"
+
+
+def _payment_returned(event: PaymentReturnedToMempool, names: Names) -> discord.Embed:
+    embed = discord.Embed(
+        title="↩️ Payment back in the mempool",
+        description=f"{_capitalized(_payment(names, event.sender, event.amount, event.recipient))} was in "
+        f"block {event.height:,}, which the reorg orphaned. It is still valid on the new chain, so it is "
+        "unconfirmed again and back in the mempool: its confirmations start over once a block includes it.",
+        colour=BLUE,
+    )
+    embed.add_field(name="Transaction", value=short(hash_to_display(event.txid), 16))
+    embed.add_field(name="Fee", value=points(event.fee))
+    return embed
+
+
+def _why_reversed(event: PaymentReversed, names: Names) -> str:
+    sender = name_of(names, event.sender)
+    if event.code == "nonce_replay":
+        return (
+            f"it is a double spend, since the new chain already holds another payment by {sender} with the "
+            f"same nonce ({event.nonce:,})"
+        )
+    if event.code == "insufficient_balance":
+        return f"on the new chain {sender} no longer has enough points for it"
+    if event.code == "nonce_gap":
+        return f"an earlier payment by {sender} was reversed, so this one (nonce {event.nonce:,}) cannot follow it"
+    if event.code == "unknown_account":
+        return f"on the new chain {sender} never received any points"
+    if event.code == "mempool_full":
+        return "it is still valid, but the mempool had no room for it (it may be sent again)"
+    return event.reason or event.code
+
+
+def _payment_reversed(event: PaymentReversed, names: Names) -> discord.Embed:
+    embed = discord.Embed(
+        title="❌ Payment reversed",
+        description=f"{_capitalized(_payment(names, event.sender, event.amount, event.recipient))} was in "
+        f"block {event.height:,}, which the reorg orphaned, and it no longer happened: "
+        f"{_why_reversed(event, names)}. {_capitalized(name_of(names, event.recipient))} does not have these "
+        "points.",
+        colour=RED,
+    )
+    embed.add_field(name="Transaction", value=short(hash_to_display(event.txid), 16))
+    embed.add_field(name="Refused as", value=f"`{event.code}`")
+    return embed
+
+
+def _reorg_refused(event: ReorgRefusedByFinality, names: Names) -> discord.Embed:
+    would_undo = counted(event.depth, "block")
+    if event.proof_of_stake:
+        epoch = f"epoch {event.finalized_epoch:,}'s " if event.finalized_epoch is not None else "the "
+        slot = f" (its tip at slot {event.tip_slot:,})" if event.tip_slot is not None else ""
+        text = (
+            f"Votes worth {stake_points(event.branch_weight)} of stake back another branch{slot}, against "
+            f"{stake_points(event.canonical_weight)} for the chain's own. It conflicts with {epoch}finalized "
+            f"checkpoint {_tip(None, event.finalized_hash)}: switching would undo {would_undo}. Finalized "
+            "blocks are never reverted, so the head stays where it is."
+        )
+    else:
+        text = (
+            f"A branch ending at {_tip(event.tip_height, event.tip_hash)} has more work "
+            f"({event.branch_weight:,} against {event.canonical_weight:,}), but it conflicts with finalized "
+            f"{_tip(event.finalized_height, event.finalized_hash)}: switching would undo {would_undo}. "
+            "Finalized blocks are never reverted, so the chain keeps its branch."
+        )
+    return discord.Embed(title="🛡️ Finality refused a reorg", description=text, colour=PURPLE)
+
+
 # One renderer per event class (chain.events.EVENT_TYPES); tests/cogs/test_embeds.py fails when a class has none.
 RENDERERS: dict[type[ChainEvent], Callable[[Any, Names], discord.Embed]] = {
     BlockMined: _block_mined,
@@ -503,6 +615,10 @@ RENDERERS: dict[type[ChainEvent], Callable[[Any, Names], discord.Embed]] = {
     MergeScheduled: _merge_scheduled,
     TheMerge: _the_merge,
     MergeDelayed: _merge_delayed,
+    ChainReorganized: _chain_reorganized,
+    PaymentReturnedToMempool: _payment_returned,
+    PaymentReversed: _payment_reversed,
+    ReorgRefusedByFinality: _reorg_refused,
 }
 
 

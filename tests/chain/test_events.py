@@ -11,6 +11,7 @@ import pytest
 
 from chain.events import (
     BLOCK_MINED,
+    CHAIN_REORGANIZED,
     CHECKPOINT_FINALIZED,
     CHECKPOINT_JUSTIFIED,
     DIFFICULTY_CHANGED,
@@ -22,6 +23,9 @@ from chain.events import (
     MERGE_SCHEDULED,
     MILESTONE_REACHED,
     PARAMS_CHANGED,
+    PAYMENT_RETURNED_TO_MEMPOOL,
+    PAYMENT_REVERSED,
+    REORG_REFUSED_BY_FINALITY,
     REWARD_PAID,
     STAKE_DEPOSITED,
     STAKE_WITHDRAWN,
@@ -32,7 +36,10 @@ from chain.events import (
     VALIDATOR_WITHDRAWABLE,
     BlockMined,
     ChainEvent,
+    ChainReorganized,
     ParamsChanged,
+    PaymentReversed,
+    ReorgRefusedByFinality,
     StakeWithdrawn,
     UnknownEvent,
     ValidatorSlashed,
@@ -146,7 +153,41 @@ GOLDEN_HAND_BUILT = [
     (MERGE_SCHEDULED,
      '{"height":5,"merge_at_height":0,"merge_at_total_difficulty":1000,"total_difficulty":640}'),
 ]
-GOLDEN = GOLDEN_FROM_ENGINE + GOLDEN_HAND_BUILT
+# Kinds added with the block tree (issue 11 item 3): no earlier version wrote them, so their bytes are
+# written here by hand from the fields (every key, sorted; hashes shown byte-reversed as block
+# explorers show them, keys and amounts as they are; null where a field does not apply).
+TIP_OLD = "0000" + "a1" * 30
+TIP_NEW = "0000" + "b2" * 30
+FORK = "0000" + "c3" * 30
+ALICE_KEY = "aa" * 32
+BOB_KEY = "bb" * 32
+TXID = "d4" * 32
+GOLDEN_REORG = [
+    (CHAIN_REORGANIZED,
+     f'{{"connected":2,"depth":1,"fork_hash":"{FORK}","fork_height":2,"new_chain_work":10,'
+     f'"new_tip_hash":"{TIP_NEW}","new_tip_height":4,"old_chain_work":8,"old_tip_hash":"{TIP_OLD}",'
+     '"old_tip_height":3,"payments_returned":1,"payments_reversed":1,"proof_of_stake":false}'),
+    (CHAIN_REORGANIZED,
+     f'{{"connected":1,"depth":2,"fork_hash":"{FORK}","fork_height":7,"new_chain_work":null,'
+     f'"new_tip_hash":"{TIP_NEW}","new_tip_height":8,"old_chain_work":null,"old_tip_hash":"{TIP_OLD}",'
+     '"old_tip_height":9,"payments_returned":0,"payments_reversed":0,"proof_of_stake":true}'),
+    (PAYMENT_RETURNED_TO_MEMPOOL,
+     f'{{"amount":10,"fee":1,"height":3,"nonce":0,"recipient":"{BOB_KEY}","sender":"{ALICE_KEY}",'
+     f'"txid":"{TXID}"}}'),
+    (PAYMENT_REVERSED,
+     f'{{"amount":30,"code":"nonce_replay","fee":2,"height":3,"nonce":0,'
+     '"reason":"nonce 0 was already used; the next nonce is 1",'
+     f'"recipient":"{BOB_KEY}","sender":"{ALICE_KEY}","txid":"{TXID}"}}'),
+    (REORG_REFUSED_BY_FINALITY,
+     f'{{"branch_weight":4,"canonical_weight":3,"depth":2,"finalized_epoch":null,"finalized_hash":"{FORK}",'
+     f'"finalized_height":1,"fork_hash":"{TIP_OLD}","proof_of_stake":false,"tip_hash":"{TIP_NEW}",'
+     '"tip_height":3,"tip_slot":null}'),
+    (REORG_REFUSED_BY_FINALITY,
+     f'{{"branch_weight":96000000000,"canonical_weight":32000000000,"depth":4,"finalized_epoch":1,'
+     f'"finalized_hash":"{FORK}","finalized_height":null,"fork_hash":"{TIP_OLD}","proof_of_stake":true,'
+     f'"tip_hash":"{TIP_NEW}","tip_height":null,"tip_slot":2}}'),
+]
+GOLDEN = GOLDEN_FROM_ENGINE + GOLDEN_HAND_BUILT + GOLDEN_REORG
 
 
 def test_every_kind_has_golden_bytes():
@@ -179,6 +220,20 @@ def test_fields_carry_the_values_not_their_encodings():
     changed = decode_event(PARAMS_CHANGED, stored)
     assert isinstance(changed, ParamsChanged)
     assert changed.changes() == [("initial_subsidy_points", 50, 60), ("target_spacing_s", 60, 15)]
+
+
+def test_reorg_events_carry_values_and_show_hashes_as_explorers_do():
+    reorg = decode_event(*GOLDEN_REORG[0])
+    assert isinstance(reorg, ChainReorganized)
+    assert reorg.new_tip_hash == bytes.fromhex(TIP_NEW)[::-1] and reorg.new_tip_hash.endswith(b"\x00\x00")
+    assert (reorg.depth, reorg.old_chain_work, reorg.proof_of_stake) == (1, 8, False)
+    assert decode_event(*GOLDEN_REORG[1]).old_chain_work is None
+    reversed_ = decode_event(*GOLDEN_REORG[3])
+    assert isinstance(reversed_, PaymentReversed)
+    assert reversed_.sender == bytes.fromhex(ALICE_KEY) and reversed_.code == "nonce_replay"
+    refused = decode_event(*GOLDEN_REORG[5])
+    assert isinstance(refused, ReorgRefusedByFinality)
+    assert (refused.tip_slot, refused.finalized_epoch, refused.tip_height) == (2, 1, None)
 
 
 def test_events_are_frozen_and_slotted():

@@ -416,6 +416,89 @@ def pow_events() -> list[ChainEvent]:
 
 
 @pytest.fixture(scope="module")
+def reorg_events() -> list[ChainEvent]:
+    """A double spend's reorg (one payment reversed, one back in the mempool, by proof of work and as
+    proof of stake would announce it) and finality refusing a heavier branch, work and votes: the
+    scenarios of tests/chain/consensus/test_reorg_events.py, through the engine's builders."""
+    from chain.consensus.reorg_events import (
+        compute_head_refusal_events,
+        compute_reorg_events,
+        compute_tree_refusal_events,
+    )
+    from chain.pos.lmd_ghost import decide_head
+    from tests.chain.consensus.test_reorg_events import double_spend_reorg, finality_fork, h
+    from tests.chain.pos.test_lmd_ghost import finality_race, finalize_x, r
+
+    reorg, block, returned, dropped, *_rest = double_spend_reorg()
+    events = [*compute_reorg_events(reorg, [block], returned, dropped)]
+    events += compute_reorg_events(reorg, [block], returned, dropped, proof_of_stake=True)[:1]
+    tree, before = finality_fork()
+    tree.add_block(h("b3"), h("b2"), 3, 1)
+    events += compute_tree_refusal_events(tree, h("f1"), before)
+    store = finalize_x(finality_race())
+    events += compute_head_refusal_events(store, (), decide_head(store, r("X3")))
+    return events
+
+
+def reorg_names() -> dict[bytes, str]:
+    from tests.chain.consensus.test_undo import ALICE, BOB, CAROL, MERCHANT
+
+    return {ALICE.public_key: "<@1>", BOB.public_key: "<@2>", CAROL.public_key: "<@3>", MERCHANT.public_key: "<@4>"}
+
+
+def test_a_reorg_reads_as_what_happened(reorg_events):
+    chain_reorganized, reversed_, returned, pos_reorg = (_through_outbox(e) for e in reorg_events[:4])
+    shown = render(chain_reorganized, reorg_names())
+    assert "🔀 The chain reorganized: 1 block orphaned" in shown
+    assert "A branch with more work (" in shown and "The chain now ends at block 4 (`" in shown
+    assert "instead of block 3 (`" in shown and "share every block up to block 2" in shown
+    assert "2 payments confirmed there: 1 back in the mempool, 1 reversed (each one below)." in shown
+    assert "Orphaned: 1 block" in shown and "Connected: 2 blocks" in shown
+    assert "The validators' latest votes moved the head to another branch." in render(pos_reorg)
+
+    shown = render(reversed_, reorg_names())
+    assert "❌ Payment reversed" in shown
+    assert "<@1>'s payment of 30 pts to <@4> was in block 3, which the reorg orphaned, and it no longer happened: it is a double spend, since the new chain already holds another payment by <@1> with the same nonce (0). <@4> does not have these points." in shown  # noqa: E501
+    assert "Refused as: `nonce_replay`" in shown
+
+    shown = render(returned, reorg_names())
+    assert "↩️ Payment back in the mempool" in shown
+    assert "<@2>'s payment of 10 pts to <@3> was in block 3, which the reorg orphaned. It is still valid" in shown
+    assert "Fee: 1 pts" in shown
+    # Without names, members still read whose payment it was (a short key).
+    assert "'s payment of 10 pts to `" in render(returned, {})
+
+
+def test_finality_refusing_a_reorg_says_why_and_that_nothing_moved(reorg_events):
+    by_work, by_votes = (_through_outbox(e) for e in reorg_events[4:])
+    shown = render(by_work)
+    assert "🛡️ Finality refused a reorg" in shown
+    assert "A branch ending at block 3 (`" in shown and "has more work (4 against 3)" in shown
+    assert "conflicts with finalized block 1 (`" in shown and "switching would undo 2 blocks" in shown
+    assert "so the chain keeps its branch" in shown
+    shown = render(by_votes)
+    assert "another branch (its tip at slot 2)" in shown and "epoch 1's finalized checkpoint `" in shown
+    assert "switching would undo 4 blocks" in shown and "the head stays where it is" in shown
+
+
+@pytest.mark.parametrize(
+    ("code", "says"),
+    [
+        ("insufficient_balance", "on the new chain <@1> no longer has enough points for it"),
+        ("nonce_gap", "an earlier payment by <@1> was reversed, so this one (nonce 0) cannot follow it"),
+        ("unknown_account", "on the new chain <@1> never received any points"),
+        ("mempool_full", "the mempool had no room for it"),
+        ("comet", "nonce 0 was already used"),
+    ],
+)
+def test_a_reversed_payment_says_why_in_words(reorg_events, code, says):
+    import dataclasses
+
+    event = dataclasses.replace(reorg_events[1], code=code)
+    assert says in render(event, reorg_names())
+
+
+@pytest.fixture(scope="module")
 def delayed_merge_events() -> list[ChainEvent]:
     """A pow chain whose scheduled Merge comes before anyone staked: it waits (merge_delayed)."""
     from chain.pos.beacon import ConsensusConfig
@@ -439,13 +522,14 @@ def _through_outbox(event: ChainEvent) -> ChainEvent:
 
 
 def test_every_kind_the_engine_emits_renders(pow_events, merge_events, exit_events, leak_events,
-                                             delayed_merge_events):
+                                             delayed_merge_events, reorg_events):
     """A kind without a renderer, or a renderer that raises on a real payload, fails here (the
     notifier would swallow the error and post a bare grey embed)."""
     from chain import events as kinds_module
 
     slashed = slashing_event(ProposerSlashing(_proposal(1, 812, b"\x01" * 32), _proposal(1, 812, b"\x02" * 32)), 1)
-    emitted = [*pow_events, *merge_events[0], *exit_events, *leak_events, *delayed_merge_events, slashed]
+    emitted = [*pow_events, *merge_events[0], *exit_events, *leak_events, *delayed_merge_events, slashed,
+               *reorg_events]
     defined = {v for k, v in vars(kinds_module).items() if k.isupper() and isinstance(v, str)}
     assert {e.kind for e in emitted} == defined
     for event in emitted:
