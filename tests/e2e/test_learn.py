@@ -111,3 +111,41 @@ async def test_teachers_see_who_completed_what_and_members_are_refused(playgroun
     assert f"<@{w.carol.id}> — 0 done · ⬜mine ⏳retarget" in text and "page 1 of 1 · 2 member(s)" in text
     beyond = await p.run(w.alice, "learn progress", {"page": 2})
     assert beyond.ephemeral and "only 1 page" in reply_text(beyond)
+
+
+async def test_watch_a_retarget_counts_from_the_start(playground):
+    from tests.e2e.conftest import E2E_PARAMS
+
+    p, w = playground, playground.world
+    await no_cooldown(p, w.genesis)
+    node, guild_id = p.bot.services.node, w.genesis.id
+    await mine_one(p, w.bob)
+    window = E2E_PARAMS.retarget_window_blocks
+    await p.run(w.carol, "learn start", {"lesson": "retarget"})
+    start = node.chain(guild_id).state.height
+    while node.chain(guild_id).state.height < (start // window + 1) * window - 1:
+        await mine_one(p, w.bob)
+    waiting = await p.run(w.carol, "learn check", {"lesson": "retarget"})
+    assert "not yet" in reply_text(waiting) and f"block {(start // window + 1) * window}" in reply_text(waiting)
+    await mine_one(p, w.bob)  # the retarget block
+    done = await p.run(w.carol, "learn check", {"lesson": "retarget"})
+    assert "recomputed at block" in reply_text(done) and "+10 pts" in reply_text(done), reply_text(done)
+
+
+async def test_a_chain_without_a_faucet_records_the_lesson_without_points(sb, tmp_path):
+    from sandbox.demo import populate_demo
+    from tests.e2e.conftest import Playground, make_settings, running_bot
+
+    w = populate_demo(sb)
+    settings = make_settings(tmp_path / "nofaucet.sqlite3", faucet_fund_points=0)  # as a chain from before
+    async with running_bot(sb, settings) as bot:
+        p = Playground(sb, w, bot, settings)
+        await mine_one(p, w.bob)
+        done = await p.run(w.bob, "learn check", {"lesson": "mine"})
+        shown = reply_text(done)
+        assert "done" in shown and "no faucet" in shown and "/playground reset" in shown, shown
+        assert len(bot.services.node.chain(w.genesis.id).mempool) == 0
+        row = (await bot.services.lessons.member_progress(w.genesis.id, str(w.bob.id)))["mine"]
+        assert row.completed_at is not None and (row.reward_txid, row.reward_points) == (None, 0)
+        again = await p.run(w.bob, "learn check", {"lesson": "mine"})
+        assert "already completed" in reply_text(again)
