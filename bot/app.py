@@ -23,7 +23,7 @@ from bot.notifier import WebhookNotifier
 from bot.preflight import Preflight, run_preflight
 from bot.private_files import database_files, make_private_files
 from bot.settings import Settings
-from bot.storage import EpochMessageRepository, ServerSettingsRepository
+from bot.storage import EpochMessageRepository, LessonProgressRepository, ServerSettingsRepository
 from chain.adapters.beacon_node import BeaconNode
 from chain.adapters.hashcore import HashingCore
 from chain.adapters.key_check import record_key_check
@@ -41,6 +41,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.explorer",
     "cogs.admin",
     "cogs.stake",
+    "cogs.learn",
     "cogs.help",
 )
 FLUSH_ON_SHUTDOWN_S = 5.0
@@ -199,6 +200,7 @@ class PlaygroundBot(commands.Bot):
             epoch_messages=EpochMessageRepository(self.store.db),
             progress_interval_s=settings.progress_interval_s, beacon=beacon,
             faucet_points=settings.faucet_points, faucet_cooldown_s=settings.faucet_cooldown_s,
+            lessons=LessonProgressRepository(self.store.db),
         )
         # The first new server's chain needs the core's hash rate: measured now, while the bot
         # logs in, not during that server's first command.

@@ -1,7 +1,7 @@
 """The bot's own tables: webhooks (where a server's announcements go), the outbox's
 delivery side (what is still to announce, what was delivered, pruning), the server settings
-that are not consensus rules (session length, cooldown) and the epoch message (the one
-Discord message per server that shows the running epoch).
+that are not consensus rules (session length, cooldown), the epoch message (the one
+Discord message per server that shows the running epoch) and lesson progress (/learn).
 
 Same database and transactions as the engine's repositories (``chain.adapters.storage.Database``).
 The engine writes outbox rows itself, inside the transaction of the block that caused
@@ -18,10 +18,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chain.adapters.storage import Database, Reader
+from chain.adapters.storage import Database, Reader, Transaction
 from chain.adapters.storage.chaos_mode import CHAOS_KEY
+from chain.errors import LessonAlreadyCompletedError
 from chain.events import ChainEvent, decode_event
-from cogs.services import EpochMessage
+from cogs.services import EpochMessage, LessonProgress
+
+_PROGRESS_COLUMNS = (
+    "member, lesson, started_at, start_height, completed_at, reward_txid, reward_points"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,3 +216,70 @@ class EpochMessageRepository:
                 "message_id = excluded.message_id, epoch = excluded.epoch, updated_at = excluded.updated_at",
                 (message.chain_id, message.channel_id, message.message_id, message.epoch, now),
             )
+
+
+class LessonProgressRepository:
+    """Who started and completed which lesson on a chain (``lesson_progress``, migration 14): the
+    bot's teaching record for /learn, not a consensus fact. Its rows go with the chain (``ON DELETE
+    CASCADE``): a reset starts everyone's lessons over, as the new chain's state is what they check."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def start(self, chain_id: int, member: str, lesson: str, now: int, height: int) -> LessonProgress:
+        """Record that ``member`` started ``lesson`` with the tip at ``height`` (a second start keeps
+        the first: a lesson's watch window never shrinks); the row as stored."""
+        async with self._db.transaction(chain_id) as tx:
+            await tx.execute(
+                "INSERT INTO lesson_progress (chain_id, member, lesson, started_at, start_height) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (chain_id, member, lesson) DO NOTHING",
+                (chain_id, member, lesson, now, height),
+            )
+            row = await tx.fetchone(
+                f"SELECT {_PROGRESS_COLUMNS} FROM lesson_progress WHERE chain_id = ? AND member = ? AND lesson = ?",
+                (chain_id, member, lesson),
+            )
+        assert row is not None
+        return LessonProgress(*row)
+
+    async def member_progress(self, chain_id: int, member: str) -> dict[str, LessonProgress]:
+        rows = await self._db.fetchall(
+            f"SELECT {_PROGRESS_COLUMNS} FROM lesson_progress WHERE chain_id = ? AND member = ?", (chain_id, member)
+        )
+        return {r[1]: LessonProgress(*r) for r in rows}
+
+    async def complete(
+        self, within: Transaction, chain_id: int, member: str, lesson: str, now: int, start_height: int,
+        reward_txid: bytes | None, reward_points: int,
+    ) -> None:
+        """Mark the lesson completed, inside the caller's transaction (the one that pools the reward).
+
+        Raises ``LessonAlreadyCompletedError`` if it was completed before: the caller's transaction
+        then rolls back, so the reward is not pooled either. The read and the write are one
+        transaction (``BEGIN IMMEDIATE``, one writer): two checks at the same moment complete it once."""
+        row = await within.fetchone(
+            "SELECT completed_at FROM lesson_progress WHERE chain_id = ? AND member = ? AND lesson = ?",
+            (chain_id, member, lesson),
+        )
+        if row is not None and row[0] is not None:
+            raise LessonAlreadyCompletedError(lesson, int(row[0]))
+        await within.execute(
+            "INSERT INTO lesson_progress (chain_id, member, lesson, started_at, start_height, completed_at, "
+            "reward_txid, reward_points) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain_id, member, lesson) "
+            "DO UPDATE SET completed_at = excluded.completed_at, reward_txid = excluded.reward_txid, "
+            "reward_points = excluded.reward_points",
+            (chain_id, member, lesson, now, start_height, now, reward_txid, reward_points),
+        )
+
+    async def class_progress(self, chain_id: int, limit: int, offset: int) -> tuple[int, list[LessonProgress]]:
+        """(members with any progress, every row of the ``limit`` members from ``offset``, by member id)."""
+        count_row = await self._db.fetchone(
+            "SELECT COUNT(DISTINCT member) FROM lesson_progress WHERE chain_id = ?", (chain_id,)
+        )
+        rows = await self._db.fetchall(
+            f"SELECT {_PROGRESS_COLUMNS} FROM lesson_progress WHERE chain_id = ? AND member IN "
+            "(SELECT DISTINCT member FROM lesson_progress WHERE chain_id = ? ORDER BY member LIMIT ? OFFSET ?) "
+            "ORDER BY member, lesson",
+            (chain_id, chain_id, limit, offset),
+        )
+        return (int(count_row[0]) if count_row else 0), [LessonProgress(*r) for r in rows]

@@ -839,3 +839,45 @@ class ReorgEventsMismatchError(ChainError):
     reorg's, or a returned or reversed payment is in none of them; no event was built."""
 
     code = "reorg_events_mismatch"
+
+
+# --- guided lessons (issue 11, item 7) -----------------------------------------
+
+
+class LessonError(ChainError):
+    """A lesson cannot be checked or rewarded as asked; nothing was changed."""
+
+    code = "lesson"
+
+
+class UnknownLessonError(LessonError):
+    """No lesson has this id."""
+
+    code = "unknown_lesson"
+
+    def __init__(self, lesson_id: str, known: tuple[str, ...]) -> None:
+        super().__init__(f"there is no lesson {lesson_id!r}; the lessons are {', '.join(known)}")
+        self.lesson_id = lesson_id
+        self.known = known
+
+
+class LessonUnavailableError(LessonError):
+    """The lesson exists but its check needs engine parts that are not running yet."""
+
+    code = "lesson_unavailable"
+
+    def __init__(self, lesson_id: str, reason: str) -> None:
+        super().__init__(f"lesson {lesson_id!r} is not available yet: {reason}")
+        self.lesson_id = lesson_id
+        self.reason = reason
+
+
+class LessonAlreadyCompletedError(LessonError):
+    """The member completed this lesson on this chain before: its reward is paid once."""
+
+    code = "lesson_already_completed"
+
+    def __init__(self, lesson_id: str, completed_at: int) -> None:
+        super().__init__(f"lesson {lesson_id!r} was already completed (at {completed_at}); its reward is paid once")
+        self.lesson_id = lesson_id
+        self.completed_at = completed_at

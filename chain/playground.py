@@ -24,16 +24,34 @@ from chain.adapters.beacon_status import FinalityView, ValidatorView, VoteProgre
 from chain.adapters.budget import IDLE_AFTER_S, MIN_SLOT_DURATION_S
 from chain.adapters.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.adapters.hashcore import MiningSession, OutcomeKind, Progress
-from chain.adapters.node import FAUCET_OWNER, FaucetClaim, MiningResult, Node, TransactionMatches
+from chain.adapters.node import (
+    FAUCET_OWNER,
+    FaucetClaim,
+    FaucetReward,
+    MiningResult,
+    Node,
+    RewardRecorder,
+    TransactionMatches,
+)
 from chain.adapters.slot_driver import SlotOutcome
 from chain.adapters.storage import StoredStakeEntry, StoredTransaction
+from chain.adapters.storage import Transaction as StoreTransaction
 from chain.adapters.votes import VoteReceipt
 from chain.consensus.block import Block
 from chain.consensus.retargets import retarget_history
 from chain.consensus.rule_changes import compute_kept_params
 from chain.consensus.state import ChainState, compute_difficulty, compute_next_bits
 from chain.consensus.verify import VerifyReport
-from chain.errors import ChainBeforeStakingError, StakingUnavailableError
+from chain.errors import ChainBeforeStakingError, LessonUnavailableError, StakingUnavailableError
+from chain.games.lessons import (
+    LESSONS,
+    PAYMENT_CONFIRMATIONS,
+    Lesson,
+    LessonFacts,
+    LessonResult,
+    check_lesson,
+    get_lesson,
+)
 from chain.ledger.accounts import Account
 from chain.ledger.mempool import Admission, PendingTransfer
 from chain.mode import Mode
@@ -65,6 +83,14 @@ __all__ = [
     "Admission",
     "ChainState",
     "FaucetClaim",
+    "FaucetReward",
+    "LESSONS",
+    "PAYMENT_CONFIRMATIONS",
+    "Lesson",
+    "LessonResult",
+    "RewardRecorder",
+    "StoreTransaction",
+    "get_lesson",
     "FinalityView",
     "SlotOutcome",
     "StoredStakeEntry",
@@ -311,6 +337,45 @@ class Playground:
         if self._beacon is not None:
             owners.update(await self._beacon.validator_owners(guild_id))
         return owners
+
+    # --- lessons (issue 11, item 7) -------------------------------------------------------
+
+    # Transactions of a member a lesson check reads, newest first: a payment older than the last
+    # this many is not seen (it has long had its confirmations; a newer one will be checked).
+    LESSON_HISTORY_LIMIT = 200
+
+    async def check_lesson(
+        self, guild_id: int, owner: str, lesson_id: str, *, start_height: int | None
+    ) -> LessonResult:
+        """Check a lesson on the chain as it is now (``start_height``: the tip when the member
+        started it); an unknown or unavailable lesson is refused before anything is read."""
+        lesson = get_lesson(lesson_id)
+        if not lesson.available:
+            raise LessonUnavailableError(lesson_id, lesson.unavailable_reason or "not available yet")
+        await self.ensure_chain(guild_id)
+        address = await self._node.address(guild_id, owner)
+        runtime = self._node.chain(guild_id)
+        state = runtime.state
+        transactions = await self._node.store.blocks.history(guild_id, address, self.LESSON_HISTORY_LIMIT)
+        validator = None
+        if self._beacon is not None and self._beacon.mode(guild_id) is not None:
+            validator = await self._beacon.validator(guild_id, owner)
+        facts = LessonFacts(
+            tip_height=state.height,
+            params=state.params,
+            blocks_mined=runtime.blocks_mined[address],
+            payment_heights=tuple(t.height for t in transactions if t.sender == address and t.recipient != address),
+            has_validator=validator is not None,
+            vote_counted=validator is not None and (validator.voted_current_epoch or validator.voted_previous_epoch),
+            start_height=start_height,
+        )
+        return check_lesson(lesson_id, facts)
+
+    async def reward_lesson(self, guild_id: int, owner: str, amount: int, record: RewardRecorder) -> FaucetReward:
+        """Pay a lesson's reward from the faucet, recorded by ``record`` in the same transaction
+        (``Node.faucet_reward``: ``record`` refuses by raising, and then nothing is paid)."""
+        await self.ensure_chain(guild_id)
+        return await self._node.faucet_reward(guild_id, owner, amount, record)
 
     # --- staking --------------------------------------------------------------------------
 

@@ -31,6 +31,9 @@ TOPICS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "staking": ("Staking", "🪙", ("stake", "validators", "report"),
                 "Proof of stake: lock points to become a validator, vote (Attest) once an epoch, and watch "
                 "two thirds of the stake justify and finalize checkpoints. Vote twice and you get slashed."),
+    "learn": ("Lessons", "🎓", ("learn",),
+              "Short guided lessons that check the real chain: mine a block, watch a retarget, pay and wait "
+              "for confirmations, stake and attest. The first completion of each pays a few points from the faucet."),
     "admin": ("Admin", "🛠️", ("playground",),
               "For members with Manage Server: the announcement channel, the rules, the mode (proof of "
               "work, proof of stake, hybrid), the Merge, chaos mode and resets."),
@@ -40,6 +43,7 @@ GETTING_STARTED = (
     "2. `/wallet pay member:@someone amount:5`: a signed transfer, in the next block.\n"
     "3. `/stake deposit amount:32`: become a validator, then press **Attest** on new blocks.\n"
     "No points yet (say, a proof-of-stake server, where nothing is mined)? `/wallet faucet` gives you a start.\n"
+    "New to all this? `/learn list`: short lessons, checked on the chain, with a small reward.\n"
     "Admins: `/playground setup channel:#blocks` announces every block there."
 )
 WELCOME_STEPS = (

@@ -19,6 +19,8 @@ from chain.errors import (
     ChainOfflineError,
     ChaosModeOffError,
     FaucetEmptyError,
+    LessonAlreadyCompletedError,
+    LessonUnavailableError,
     NoFaucetError,
     NoValidatorError,
 )
@@ -102,3 +104,15 @@ def _faucet_empty(error: FaucetEmptyError) -> str:
         "Earn points by mining or staking, or ask a member to `/wallet pay` you; "
         "an admin's `/playground reset` refills it with a new chain."
     )
+
+
+@words_for(LessonAlreadyCompletedError)
+def _lesson_already_completed(error: LessonAlreadyCompletedError) -> str:
+    return (f"You already completed the `{error.lesson_id}` lesson <t:{error.completed_at}:R>; its reward is paid "
+            "once; `/learn list` shows what is left. Nothing was changed.")
+
+
+@words_for(LessonUnavailableError)
+def _lesson_unavailable(error: LessonUnavailableError) -> str:
+    return (f"The `{error.lesson_id}` lesson is not available yet: {error.reason}. `/learn list` shows the lessons "
+            "you can do now. Nothing was changed.")

@@ -5,7 +5,7 @@ builds one ``Services`` and every cog's ``setup`` reads it from ``bot.services``
 This module is the wiring: it names the engine's two halves (``Node``, ``BeaconNode``) only to
 hand them to ``chain.playground.Playground``, the one thing cogs call for a server's chain
 (``services.playground``).  What is the bot's and not the engine's (the non-consensus server
-settings, the epoch message) cogs reach through the small protocols below, which ``bot/``
+settings, the epoch message, lesson progress) cogs reach through the small protocols below, which ``bot/``
 implements (``bot/storage.py``).
 """
 
@@ -20,7 +20,7 @@ from chain.adapters.beacon_node import BeaconNode
 from chain.adapters.hashcore import HashingCore
 from chain.adapters.node import Node
 from chain.params import PLAYGROUND, ChainParams
-from chain.playground import FAUCET_OWNER, ChainState, Playground
+from chain.playground import FAUCET_OWNER, ChainState, Playground, StoreTransaction
 from chain.pos.beacon import ConsensusConfig
 
 # Interaction tokens live 15 minutes; a session must end (and edit) before that.
@@ -76,6 +76,36 @@ class EpochMessageStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class LessonProgress:
+    """One member's record of one lesson on a server's chain (/learn)."""
+
+    member: str
+    lesson: str
+    started_at: int
+    start_height: int  # the tip when they started: a retarget counts from there
+    completed_at: int | None
+    reward_txid: bytes | None  # the faucet transfer that paid the reward; None: no points paid
+    reward_points: int
+
+
+class LessonStore(Protocol):
+    """The bot's teaching record (``bot/storage.py`` ``LessonProgressRepository``)."""
+
+    async def start(self, chain_id: int, member: str, lesson: str, now: int, height: int) -> LessonProgress: ...
+
+    async def member_progress(self, chain_id: int, member: str) -> dict[str, LessonProgress]: ...
+
+    async def complete(
+        self, within: StoreTransaction, chain_id: int, member: str, lesson: str, now: int, start_height: int,
+        reward_txid: bytes | None, reward_points: int,
+    ) -> None:
+        """Inside ``within`` (the reward's transaction); raises ``LessonAlreadyCompletedError`` if done before."""
+        ...
+
+    async def class_progress(self, chain_id: int, limit: int, offset: int) -> tuple[int, list[LessonProgress]]: ...
+
+
 @dataclass
 class Services:
     node: Node
@@ -93,6 +123,8 @@ class Services:
     # /wallet faucet: points per claim, and seconds between two claims of one member.
     faucet_points: int = 32
     faucet_cooldown_s: int = 3_600
+    # /learn: who started and completed which lesson (None: /learn refuses, the store is not wired).
+    lessons: LessonStore | None = None
     _calibration: asyncio.Task[int] | None = None
     # The one front door cogs call for a server's chain; it reads the defaults above from here.
     playground: Playground = field(init=False)

@@ -17,14 +17,14 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from chain.adapters.chain_reads import ChainReads, ExportSummary
 from chain.adapters.hashcore import HashingCore, MiningOutcome, MiningSession, OutcomeKind, Progress
-from chain.adapters.storage import Store, StoredChainHead, StoredTransaction, StoredValidatorKey
+from chain.adapters.storage import Store, StoredChainHead, StoredTransaction, StoredValidatorKey, Transaction
 from chain.adapters.template_job import TemplateJob
 from chain.adapters.wallet_keys import WalletKeys
 from chain.consensus.block import Block, BlockTemplate
@@ -102,6 +102,20 @@ class FaucetClaim:
     # When the member may claim again (node clock), and the faucet's points left after this payout.
     next_claim_at: int
     left: int
+
+
+@dataclass(frozen=True)
+class FaucetReward:
+    """A reward paid from the faucet (``admission``: the pooled transfer), or why none was
+    (``reason``: ``no_faucet`` or ``faucet_empty``; then ``admission`` is None and ``amount`` 0)."""
+
+    admission: Admission | None
+    amount: int
+    reason: str | None
+
+
+# Writes the caller's record inside the reward's transaction: (transaction, txid or None, points paid).
+RewardRecorder = Callable[[Transaction, bytes | None, int], Awaitable[None]]
 
 
 @dataclass
@@ -594,6 +608,52 @@ class Node:
             runtime.last_activity = now
             log.info("chain %d: faucet pays %d points to %s", chain_id, amount, owner)
             return FaucetClaim(admission, amount, now + cooldown_s, left - amount)
+
+    async def faucet_reward(
+        self, chain_id: int, owner: str, amount: int, record: RewardRecorder
+    ) -> FaucetReward:
+        """Pay ``owner`` a reward of ``amount`` points from the faucet, and have ``record`` write the
+        caller's own row in the transaction that pools the transfer.
+
+        Under the chain's lock and in one database transaction: ``record(tx, txid, paid)`` runs first
+        and refuses by raising (then nothing is written: no transfer, no record), then the signed
+        transfer is pooled; it lands in the next block like a claim. A reward is not a claim: it
+        neither reads nor starts the member's claim cooldown. Without a faucet, or with too few points
+        left in it, ``record`` still runs, with ``txid`` None and ``paid`` 0: the record is kept and
+        no points move (``FaucetReward.reason`` says why).
+        """
+        has_faucet = self.chain(chain_id).faucet is not None
+        key = await self.wallet(chain_id, FAUCET_OWNER) if has_faucet else None
+        recipient = await self.address(chain_id, owner)
+        async with self.locked(chain_id) as runtime:
+            admission: Admission | None = None
+            reason: str | None = None
+            if key is None or runtime.faucet != key.public_key:
+                reason = "no_faucet"
+            elif amount > 0:
+                ledger = runtime.state.ledger
+                pending = runtime.mempool.pending_for(key.public_key)
+                left = ledger.get(key.public_key, Account()).balance - sum(e.tx.amount + e.tx.fee for e in pending)
+                if left < amount:
+                    reason = "faucet_empty"
+                else:
+                    nonce = runtime.mempool.next_nonce(key.public_key, ledger)
+                    tx = make_transfer(key, recipient, amount, 0, nonce, chain_id)
+                    admission = runtime.mempool.check_admission(
+                        tx, ledger, runtime.next_arrival, replace=False, evict=False
+                    )
+            async with self.store.db.transaction(chain_id) as t:
+                await record(t, None if admission is None else admission.entry.txid, 0 if admission is None else amount)
+                if admission is not None:
+                    await self.store.mempool.admit(chain_id, admission, tx=t)
+            if admission is None:
+                return FaucetReward(None, 0, reason)
+            runtime.mempool.commit(admission)
+            runtime.next_arrival += 1
+            runtime.pool_version += 1
+            runtime.last_activity = self.now()
+            log.info("chain %d: faucet rewards %s with %d points", chain_id, owner, amount)
+            return FaucetReward(admission, amount, None)
 
     # --- blocks --------------------------------------------------------------------
 

@@ -109,3 +109,37 @@ async def test_the_epoch_message_is_durable_replaced_and_gone_with_its_chain(tmp
     await store.delete_chain(1)  # a reset: the new chain posts its own message
     assert await messages.get_epoch_message(1) is None
     await store.close()
+
+
+async def test_lesson_progress_completes_once_rolls_back_with_its_transaction_and_goes_with_the_chain(store):
+    from bot.storage import LessonProgressRepository
+    from chain.errors import LessonAlreadyCompletedError
+
+    lessons = LessonProgressRepository(store.db)
+    first = await lessons.start(1, "42", "retarget", now=10, height=3)
+    assert (first.start_height, first.completed_at) == (3, None)
+    assert (await lessons.start(1, "42", "retarget", now=20, height=9)).start_height == 3  # the first start stays
+
+    # A completion whose transaction fails afterwards (the reward could not be pooled) is not kept.
+    with pytest.raises(RuntimeError):
+        async with store.db.transaction(1) as tx:
+            await lessons.complete(tx, 1, "42", "retarget", 30, 3, b"\x01" * 32, 10)
+            raise RuntimeError("the reward's insert failed")
+    assert (await lessons.member_progress(1, "42"))["retarget"].completed_at is None
+
+    async with store.db.transaction(1) as tx:
+        await lessons.complete(tx, 1, "42", "retarget", 40, 3, b"\x02" * 32, 10)
+    with pytest.raises(LessonAlreadyCompletedError) as again:
+        async with store.db.transaction(1) as tx:
+            await lessons.complete(tx, 1, "42", "retarget", 50, 3, b"\x03" * 32, 10)
+    assert again.value.completed_at == 40
+    done = (await lessons.member_progress(1, "42"))["retarget"]
+    assert (done.completed_at, done.reward_txid, done.reward_points) == (40, b"\x02" * 32, 10)
+
+    for member in range(45):  # a class: bounded pages, by member id
+        await lessons.start(1, f"m{member:02d}", "mine", now=1, height=0)
+    total, rows = await lessons.class_progress(1, limit=20, offset=40)
+    assert total == 46 and sorted({r.member for r in rows}) == [f"m{i}" for i in range(39, 45)]  # "42" sorts first
+
+    await store.delete_chain(1)  # a reset: lessons start over on the new chain
+    assert await lessons.member_progress(1, "42") == {}

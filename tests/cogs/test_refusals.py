@@ -23,6 +23,8 @@ from chain.errors import (
     ChaosModeOffError,
     FaucetEmptyError,
     InsufficientBalanceError,
+    LessonAlreadyCompletedError,
+    LessonUnavailableError,
     NoFaucetError,
     NotStakingChainError,
     NoValidatorError,
@@ -97,6 +99,8 @@ def test_every_worded_code_is_an_engine_code_and_the_words_name_a_command():
         "no_validator": NoValidatorError(CHAIN, "42", "attest"), "chaos_mode_off": ChaosModeOffError(CHAIN, "x"),
         "chain_before_staking": ChainBeforeStakingError(CHAIN), "chain_offline": ChainOfflineError(CHAIN, "r"),
         "no_faucet": NoFaucetError(CHAIN, "no faucet"), "faucet_empty": FaucetEmptyError(0, 1),
+        "lesson_already_completed": LessonAlreadyCompletedError("mine", 1_800_000_000),
+        "lesson_unavailable": LessonUnavailableError("reorg", "not wired"),
     }
     assert set(samples) == set(WORDS)
     for code, error in samples.items():

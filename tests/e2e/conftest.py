@@ -22,7 +22,7 @@ EASY_HASH_RATE = 1
 # retarget (chain/pow/difficulty.py) would make each of the first ten 4x harder, and the tests' blocks slow.
 # tests/chain/consensus/test_block_time_rules.py checks it on simulated chains.
 E2E_PARAMS = PLAYGROUND.evolve(early_retarget=False)
-COMMANDS = ["mine", "wallet", "leaderboard", "chain", "playground"]
+COMMANDS = ["mine", "wallet", "leaderboard", "chain", "playground", "learn"]
 
 
 @dataclass

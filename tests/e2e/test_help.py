@@ -12,7 +12,8 @@ async def test_help_gives_an_overview_and_a_page_per_topic(playground):
     text = reply_text(h)
     assert "Get started" in text and "/mine start" in text and "/playground setup" in text
     labels = [c.get("label") for c in h.response.iter_components() if c.get("type") == 2]
-    assert labels == ["Mining", "Wallet", "Explorer", "Staking", "Admin"]
+    assert labels == ["Mining", "Wallet", "Explorer", "Staking", "Lessons", "Admin"]
+    assert "/learn list" in text
 
     click = await p.sb.click(h.response, member=w.bob, label="Staking")
     await click.wait_ack()
@@ -21,6 +22,12 @@ async def test_help_gives_an_overview_and_a_page_per_topic(playground):
     for command in ("/stake deposit", "/stake withdraw", "/stake attest", "/validators", "/report evidence"):
         assert command in page, command
     assert "Lock points as stake" in page
+
+    click = await p.sb.click(h.response, member=w.bob, label="Lessons")
+    await click.wait_ack()
+    page = shown(p.sb.message(h.response.id))
+    for command in ("/learn list", "/learn start", "/learn check", "/learn progress"):
+        assert command in page, command
 
 
 async def test_a_server_that_adds_the_bot_is_greeted_with_three_steps(playground):

@@ -273,4 +273,24 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        14,
+        (
+            # The bot's teaching record for /learn (bot/storage.py), not a consensus fact: when a member
+            # started each lesson (the tip then: a retarget counts from there), when they completed it
+            # and the reward transfer that paid them (NULL when the chain had no points to give).
+            # Gone with the chain: a reset starts everyone's lessons over on the new chain.
+            """CREATE TABLE lesson_progress (
+                chain_id INTEGER NOT NULL REFERENCES chains(chain_id) ON DELETE CASCADE,
+                member TEXT NOT NULL,
+                lesson TEXT NOT NULL,
+                started_at INTEGER NOT NULL,
+                start_height INTEGER NOT NULL CHECK (start_height >= 0),
+                completed_at INTEGER,
+                reward_txid BLOB,
+                reward_points INTEGER NOT NULL DEFAULT 0 CHECK (reward_points >= 0),
+                PRIMARY KEY (chain_id, member, lesson)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )
