@@ -341,3 +341,29 @@ async def test_a_block_without_proof_of_work_counts_work_one(store):
     await store.create_chain(5, REGTEST, genesis, 0)
     [entry] = await store.tree.entries(5)
     assert (entry.work, entry.chain_work, entry.has_undo) == (1, 1, False)
+
+
+@pytest.mark.parametrize("append_first", [False, True])
+async def test_a_reorg_and_an_append_fired_at_once_cannot_both_win(store, tmp_path, append_first):
+    prefix = grow(new_chain(REGTEST, chain_id=CHAIN_ID), 1, ALICE.public_key)
+    old = grow(replay(prefix.blocks), 2, ALICE.public_key)
+    new = grow(replay(prefix.blocks), 3, BOB.public_key)
+    await create_chain(store)
+    await append(store, prefix)
+    await append(store, old)
+    extension = grow(old.state, 1, ALICE.public_key)  # extends the old tip, which the reorg takes off
+    reorgs = [store.reorganize(CHAIN_ID, old.hashes[::-1], new.connect, [], 0) for _ in range(2)]  # the same twice
+    appending = store.append_block(CHAIN_ID, extension.blocks[0], extension.effects[0], [], 0)
+    calls = [appending, *reorgs] if append_first else [reorgs[0], appending, reorgs[1]]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    won = [r for r in results if not isinstance(r, BaseException)]
+    lost = [r for r in results if isinstance(r, BaseException)]
+    assert len(won) == 1 and len(lost) == 2
+    assert all(isinstance(e, (StaleBlockError, ReorgTipMismatchError)) for e in lost), lost
+    reorged = isinstance(results[calls.index(appending)], BaseException)  # the append lost: a reorg won
+    assert reorged is not append_first
+    direct = await direct_store(tmp_path, "direct", prefix, new if reorged else old)
+    if not reorged:
+        await append(direct, extension)
+    assert await contents(store) == await contents(direct)
+    await direct.close()
