@@ -881,3 +881,36 @@ class LessonAlreadyCompletedError(LessonError):
         super().__init__(f"lesson {lesson_id!r} was already completed (at {completed_at}); its reward is paid once")
         self.lesson_id = lesson_id
         self.completed_at = completed_at
+
+
+# --- the stored block tree and the reorg transaction (issue 11, storage) -------
+
+
+class StoredTreeError(ChainError):
+    """The store refused a side block or a reorg; nothing was written."""
+
+    code = "stored_tree"
+
+
+class ReorgTipMismatchError(StoredTreeError):
+    """A reorg whose blocks to disconnect are not the stored main chain from its tip downward (another
+    writer moved the tip, or the caller's tree disagrees with the store)."""
+
+    code = "reorg_tip_mismatch"
+
+
+class UndoRecordMissingError(StoredTreeError):
+    """A reorg would disconnect a block the store holds no undo record for (the genesis block, or a block
+    stored before undo records existed): a reorg cannot go below it."""
+
+    code = "undo_record_missing"
+
+    def __init__(self, message: str, height: int) -> None:
+        super().__init__(message)
+        self.height = height
+
+
+class SideBlockUndoError(StoredTreeError):
+    """A side block given with an undo record that is not its own (another block's hash, parent or height)."""
+
+    code = "side_block_undo_mismatch"

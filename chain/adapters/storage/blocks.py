@@ -9,7 +9,14 @@ from chain.adapters.storage.database import Database, Reader, Transaction
 from chain.adapters.storage.records import StoredStakeEntry, StoredTransaction
 from chain.consensus.block import Block
 from chain.consensus.state import BlockEffects
-from chain.errors import BlockNotFoundError, ChainNotFoundError, EncodingError, StaleBlockError
+from chain.consensus.undo import BlockUndo
+from chain.errors import (
+    BlockNotFoundError,
+    ChainNotFoundError,
+    EncodingError,
+    StaleBlockError,
+    UndoMismatchError,
+)
 from chain.events import ChainEvent, StakeDeposited, StakeWithdrawn, ValidatorSlashed, decode_event
 from chain.ledger.accounts import Account
 from chain.pow.header import HEADER_SIZE_BYTES, BlockHeader
@@ -111,6 +118,58 @@ class BlockRepository:
                 if (wallet := stake_history_wallet(e)) is not None
             ],
         )
+
+    async def accounts_of(self, tx: Transaction, chain_id: int, addresses: Iterable[bytes]) -> dict[bytes, Account]:
+        """The stored accounts among ``addresses`` (read under the write lock, for a block's undo record)."""
+        wanted = sorted(set(addresses))
+        found: dict[bytes, Account] = {}
+        for first in range(0, len(wanted), _MAX_BOUND_PARAMETERS):
+            batch = wanted[first:first + _MAX_BOUND_PARAMETERS]
+            rows = await tx.fetchall(
+                f"SELECT pubkey, balance, nonce FROM accounts WHERE chain_id = ? AND pubkey IN "
+                f"({', '.join('?' * len(batch))})",
+                (chain_id, *batch),
+            )
+            found.update((bytes(r[0]), Account(r[1], r[2])) for r in rows)
+        return found
+
+    async def tip(self, tx: Transaction, chain_id: int) -> tuple[int, bytes]:
+        """(height, hash) of the main chain's tip, read under the write lock."""
+        row = await tx.fetchone(
+            "SELECT height, hash FROM blocks WHERE chain_id = ? ORDER BY height DESC LIMIT 1", (chain_id,)
+        )
+        if row is None:
+            raise ChainNotFoundError(f"there is no chain {chain_id}")
+        return int(row[0]), bytes(row[1])
+
+    async def disconnect_tip(self, tx: Transaction, chain_id: int, undo: BlockUndo) -> bytes:
+        """Take the tip block ``undo`` describes off the main chain: its accounts back to their values
+        before it (``UndoMismatchError`` if they do not hold what it left), its ``blocks``,
+        ``transactions`` and ``stake_history`` rows deleted.  Returns the block's bytes."""
+        found = await self.accounts_of(tx, chain_id, (entry.address for entry in undo.accounts))
+        for entry in undo.accounts:
+            if found.get(entry.address) != entry.after:
+                raise UndoMismatchError(
+                    f"account {entry.address.hex()[:16]}… of chain {chain_id} does not hold what block "
+                    f"{undo.height} left it with: the stored accounts and the undo record disagree"
+                )
+        await tx.executemany(
+            "DELETE FROM accounts WHERE chain_id = ? AND pubkey = ?",
+            [(chain_id, e.address) for e in undo.accounts if e.before is None],
+        )
+        await tx.executemany(
+            "UPDATE accounts SET balance = ?, nonce = ? WHERE chain_id = ? AND pubkey = ?",
+            [(e.before.balance, e.before.nonce, chain_id, e.address) for e in undo.accounts if e.before is not None],
+        )
+        row = await tx.fetchone(
+            "SELECT raw FROM blocks WHERE chain_id = ? AND height = ? AND hash = ?",
+            (chain_id, undo.height, undo.block_hash),
+        )
+        if row is None:
+            raise BlockNotFoundError(f"chain {chain_id} has no block {undo.height} with the undo record's hash")
+        for table in ("blocks", "transactions", "stake_history"):
+            await tx.execute(f"DELETE FROM {table} WHERE chain_id = ? AND height = ?", (chain_id, undo.height))
+        return bytes(row[0])
 
     # --- blocks -------------------------------------------------------------------
 

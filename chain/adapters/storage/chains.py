@@ -99,3 +99,9 @@ class ChainRepository:
                 "INSERT INTO consensus_changes (chain_id, height, consensus) VALUES (?, ?, ?)",
                 (chain_id, height, consensus.to_json()),
             )
+
+    async def uncommit_changes(self, tx: Transaction, chain_id: int, height: int) -> None:
+        """The block at ``height`` was disconnected: the rules and Merge schedule it committed to are no
+        longer history.  They do not become the proposal again (the new branch may commit others)."""
+        await tx.execute("DELETE FROM param_changes WHERE chain_id = ? AND height = ?", (chain_id, height))
+        await tx.execute("DELETE FROM consensus_changes WHERE chain_id = ? AND height = ?", (chain_id, height))

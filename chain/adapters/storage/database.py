@@ -25,7 +25,15 @@ from urllib.request import pathname2url
 
 import aiosqlite
 
-from chain.adapters.storage.migrations import MIGRATIONS, REVERSE_BYTES, reverse_bytes
+from chain.adapters.storage.migrations import (
+    ADD_WORK,
+    HEADER_WORK,
+    MIGRATIONS,
+    REVERSE_BYTES,
+    add_work,
+    header_work,
+    reverse_bytes,
+)
 from chain.adapters.storage.read_snapshot import ChainSnapshot
 from chain.adapters.storage.records import SealedSample, SealedSecrets
 from chain.errors import SnapshotUnavailableError
@@ -101,6 +109,8 @@ class Database:
             await connection.execute("PRAGMA foreign_keys=ON")
             await connection.execute("PRAGMA busy_timeout=5000")
             await connection.create_function(REVERSE_BYTES, 1, reverse_bytes, deterministic=True)
+            await connection.create_function(HEADER_WORK, 1, header_work, deterministic=True)
+            await connection.create_function(ADD_WORK, 2, add_work, deterministic=True)
             await db._migrate()
         except BaseException:
             await connection.close()

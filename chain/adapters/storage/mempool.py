@@ -36,6 +36,14 @@ class MempoolRepository:
                 (chain_id, entry.txid, entry.arrival, entry.tx.serialize()),
             )
 
+    async def restore(self, tx: Transaction, chain_id: int, entries: Iterable[PendingTransfer]) -> None:
+        """Pool transfers a reorg returned (a transfer already pooled stays as it is)."""
+        await tx.executemany(
+            "INSERT INTO mempool (chain_id, txid, arrival, raw) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (chain_id, txid) DO NOTHING",
+            [(chain_id, e.txid, e.arrival, e.tx.serialize()) for e in entries],
+        )
+
     async def remove(self, chain_id: int, txids: Iterable[bytes], *, tx: Transaction | None = None) -> None:
         async with self._db.transaction(chain_id, within=tx) as t:
             await t.executemany("DELETE FROM mempool WHERE chain_id = ? AND txid = ?", [(chain_id, x) for x in txids])

@@ -3,12 +3,55 @@ and ``bot/storage.py`` (one database, one version number).  Never edit a migrati
 
 from __future__ import annotations
 
+from chain.consensus.tree import compute_header_work
+from chain.errors import CompactBitsError
+from chain.pow.compact import UINT256_MASK
+from chain.pow.header import HEADER_SIZE_BYTES, BlockHeader
+
 # An SQL function registered on every connection, for migration 7's back-fill of display hashes.
 REVERSE_BYTES = "playground_reverse_bytes"
+# Two more, for migration 13's back-fill of the block tree: a stored block's own work from its
+# header's bits, and the sum of two works (cumulative work exceeds SQLite's 64-bit integers).
+HEADER_WORK = "playground_header_work"
+ADD_WORK = "playground_add_work"
+# Work is stored as a 32-byte big-endian unsigned integer: byte order is numeric order.
+WORK_SIZE_BYTES = 32
 
 
 def reverse_bytes(value: bytes | None) -> bytes | None:
     return None if value is None else bytes(value)[::-1]
+
+
+def encode_work(work: int) -> bytes:
+    return work.to_bytes(WORK_SIZE_BYTES, "big")
+
+
+def decode_work(value: bytes) -> int:
+    return int.from_bytes(value, "big")
+
+
+def compute_stored_block_work(bits: int) -> int:
+    """The own work the tree records for a stored block with these header ``bits``.
+
+    Core's ``GetBlockProof``. The chain's proof-of-work limit is not needed: a stored block passed
+    validation, so its target is within the limit, and the work depends on the target alone. A
+    proof-of-stake block carries no proof of work (bits 0, no target): it counts 1, the least a
+    block can add (``BlockTree`` requires at least 1), so its work tree prefers the longer branch;
+    fork choice on a proof-of-stake chain is LMD-GHOST's votes, not this number."""
+    try:
+        return compute_header_work(bits, UINT256_MASK)
+    except CompactBitsError:
+        return 1
+
+
+def header_work(raw: bytes) -> bytes:
+    """The own work of a stored block (``raw`` starts with its 80-byte header), encoded."""
+    bits = BlockHeader.deserialize(bytes(raw)[:HEADER_SIZE_BYTES]).bits
+    return encode_work(compute_stored_block_work(bits))
+
+
+def add_work(a: bytes, b: bytes) -> bytes:
+    return encode_work(decode_work(a) + decode_work(b))
 
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
@@ -271,6 +314,46 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
                 epoch INTEGER NOT NULL CHECK (epoch >= 0),
                 updated_at INTEGER NOT NULL
             )""",
+        ),
+    ),
+    (
+        13,
+        (
+            # Every valid block, not only the main line (issue 11): one row per block of the tree.
+            # `blocks` stays the main chain, so every reader of it is unchanged; a block is on the
+            # main chain exactly when `raw` here is NULL (its `blocks` row holds it), and off it
+            # (a side block, or one a reorg disconnected) when `raw` holds it. `work` and
+            # `chain_work` (the block's own proof and the sum down to genesis, Core's nChainWork)
+            # are 32-byte big-endian integers: they exceed 64 bits. `sequence` is the order the
+            # node first saw the block, so a tree rebuilt at startup breaks ties the same way.
+            # `undo` is the BlockUndo record (chain/consensus/undo.py) that takes the block back;
+            # NULL for the genesis block and blocks stored before this migration: a reorg cannot
+            # disconnect them.
+            """CREATE TABLE block_tree (
+                chain_id INTEGER NOT NULL REFERENCES chains(chain_id) ON DELETE CASCADE,
+                hash BLOB NOT NULL,
+                parent_hash BLOB NOT NULL,
+                height INTEGER NOT NULL CHECK (height >= 0),
+                work BLOB NOT NULL CHECK (length(work) = 32),
+                chain_work BLOB NOT NULL CHECK (length(chain_work) = 32),
+                sequence INTEGER NOT NULL CHECK (sequence >= 0),
+                raw BLOB,
+                undo BLOB,
+                PRIMARY KEY (chain_id, hash),
+                UNIQUE (chain_id, sequence)
+            )""",
+            "CREATE INDEX block_tree_parent ON block_tree (chain_id, parent_hash)",
+            # Back-fill: each existing chain's main line, genesis up, seen in height order.
+            f"""INSERT INTO block_tree (chain_id, hash, parent_hash, height, work, chain_work, sequence)
+            WITH RECURSIVE line (chain_id, height, hash, parent_hash, work, chain_work) AS (
+                SELECT chain_id, 0, hash, substr(raw, 5, 32), {HEADER_WORK}(raw), {HEADER_WORK}(raw)
+                FROM blocks WHERE height = 0
+                UNION ALL
+                SELECT b.chain_id, b.height, b.hash, substr(b.raw, 5, 32), {HEADER_WORK}(b.raw),
+                       {ADD_WORK}(line.chain_work, {HEADER_WORK}(b.raw))
+                FROM line JOIN blocks AS b ON b.chain_id = line.chain_id AND b.height = line.height + 1
+            )
+            SELECT chain_id, hash, parent_hash, height, work, chain_work, height FROM line""",
         ),
     ),
     (

@@ -58,6 +58,23 @@ class StoredChainHead:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredTreeEntry:
+    """One ``block_tree`` row: what ``BlockTree.add_block`` needs, and where the block stands."""
+
+    block_hash: bytes
+    parent_hash: bytes
+    height: int
+    # The block's own proof (Core's GetBlockProof) and the sum down to genesis (nChainWork).
+    work: int
+    chain_work: int
+    # First-seen order: lower was seen earlier (ties in work go to it).
+    sequence: int
+    on_main_chain: bool
+    # False: no undo record is stored (genesis, or stored before migration 13); a reorg cannot disconnect it.
+    has_undo: bool
+
+
+@dataclass(frozen=True, slots=True)
 class StoredTransaction:
     chain_id: int
     txid: bytes

@@ -20,6 +20,10 @@ class SnapshotRepository:
             "INSERT INTO beacon_snapshots (chain_id, height, blob) VALUES (?, ?, ?)", (chain_id, height, blob)
         )
 
+    async def delete_from(self, tx: Transaction, chain_id: int, height: int) -> None:
+        """Forget the snapshots of blocks ``height`` and above (they were disconnected)."""
+        await tx.execute("DELETE FROM beacon_snapshots WHERE chain_id = ? AND height >= ?", (chain_id, height))
+
     async def delete_all(self, tx: Transaction, chain_id: int) -> None:
         await tx.execute("DELETE FROM beacon_snapshots WHERE chain_id = ?", (chain_id,))
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from chain.adapters.storage import protocols
+from chain.adapters.storage.block_tree import BlockTreeRepository
 from chain.adapters.storage.blocks import BlockRepository
 from chain.adapters.storage.chains import ChainRepository
 from chain.adapters.storage.chaos_mode import ChaosModeRepository
@@ -22,13 +23,17 @@ from chain.adapters.storage.mempool import MempoolRepository
 from chain.adapters.storage.operations import OperationRepository
 from chain.adapters.storage.outbox import OutboxWriter, SqliteOutboxWriter
 from chain.adapters.storage.protection import ProtectionRepository
-from chain.adapters.storage.records import StoredChain, StoredChainHead, StoredKey
+from chain.adapters.storage.records import StoredChain, StoredChainHead, StoredKey, StoredTreeEntry
 from chain.adapters.storage.snapshots import SnapshotRepository
 from chain.adapters.storage.validators import ValidatorSettingsRepository
 from chain.consensus.block import Block
 from chain.consensus.state import BlockEffects, compute_history_blocks
-from chain.errors import StaleBlockError
+from chain.consensus.undo import BlockUndo, compute_block_undo
+from chain.errors import ReorgTipMismatchError, StaleBlockError, UndoRecordMissingError
+from chain.events import ChainEvent
+from chain.hashing import hash_to_display
 from chain.ledger.accounts import Account
+from chain.ledger.mempool import PendingTransfer
 from chain.params import ChainParams
 from chain.pos.beacon import ConsensusConfig
 from chain.pos.op_pool import PooledOperation
@@ -42,6 +47,7 @@ class Store:
         self.db = db
         self.chains: protocols.Chains = ChainRepository(db)
         self.blocks: protocols.Blocks = BlockRepository(db)
+        self.tree: protocols.BlockTreeRows = BlockTreeRepository(db)
         self.mempool: protocols.Mempool = MempoolRepository(db)
         self.operations: protocols.Operations = OperationRepository(db)
         self.snapshots: protocols.Snapshots = SnapshotRepository(db)
@@ -72,6 +78,7 @@ class Store:
     ) -> None:
         await self.chains.insert(tx, chain_id, params, genesis.hash(), now, consensus)
         await self.blocks.insert_genesis(tx, chain_id, genesis, accounts)
+        await self.tree.insert_genesis(tx, chain_id, genesis)
         if beacon_snapshot is not None:
             await self.snapshots.insert(tx, chain_id, 0, beacon_snapshot)
 
@@ -191,15 +198,100 @@ class Store:
         chain's older snapshots are deleted in the same commit.
         """
         async with self.db.transaction(chain_id) as tx:
-            await self.blocks.check_extends_tip(tx, chain_id, block, effects.height)
-            await self.blocks.insert(tx, chain_id, block, effects)
+            await self._connect_block(tx, chain_id, block, effects)
             await self.mempool.remove(chain_id, removed_from_mempool, tx=tx)
-            await self.chains.commit_changes(tx, chain_id, effects.height, effects.params_change,
-                                             effects.consensus_change)
             await self.operations.remove(chain_id, included_operations, tx=tx)
             if beacon_snapshot is not None:
                 await self.snapshots.insert(tx, chain_id, effects.height, beacon_snapshot, only=True)
             return await self.outbox_writer.insert_events(tx, chain_id, effects.events, now)
+
+    async def _connect_block(self, tx: Transaction, chain_id: int, block: Block, effects: BlockEffects) -> None:
+        """The one path by which a block joins the main chain (appended, or connected by a reorg).
+
+        Refuses unless the stored tip is its parent; writes the block, the balances it changed, its
+        transactions' index and staking history, the rules it committed to, and its tree row with the
+        undo record, computed here from the stored accounts it is about to change (so every block
+        appended since migration 13 can be disconnected, whoever computed its effects).
+        """
+        await self.blocks.check_extends_tip(tx, chain_id, block, effects.height)
+        before = await self.blocks.accounts_of(tx, chain_id, effects.accounts)
+        undo = compute_block_undo(before, effects, block.header.prev_hash)
+        await self.blocks.insert(tx, chain_id, block, effects)
+        await self.tree.insert_main(tx, chain_id, block, effects.height, undo)
+        await self.chains.commit_changes(tx, chain_id, effects.height, effects.params_change,
+                                         effects.consensus_change)
+
+    # --- the block tree ---------------------------------------------------------
+
+    async def store_side_block(self, chain_id: int, block: Block, undo: BlockUndo) -> StoredTreeEntry:
+        """Keep a valid block off the main chain: its tree row, bytes and undo record (computed by
+        the caller against its own branch's state), in one transaction; the main chain, accounts and
+        index are untouched.  Refuses a block whose parent is not stored (``UnknownParentError``), one
+        already stored (``DuplicateBlockError``) and an undo record of another block (``SideBlockUndoError``)."""
+        async with self.db.transaction(chain_id) as tx:
+            return await self.tree.insert_side(tx, chain_id, block, undo)
+
+    async def reorganize(
+        self,
+        chain_id: int,
+        disconnect: Sequence[bytes],
+        connect: Sequence[tuple[Block, BlockEffects]],
+        events: Sequence[ChainEvent],
+        now: int,
+        *,
+        removed_from_mempool: Sequence[bytes] = (),
+        returned_to_mempool: Sequence[PendingTransfer] = (),
+        included_operations: Sequence[bytes] = (),
+        beacon_snapshot: bytes | None = None,
+    ) -> list[int]:
+        """Switch the main chain to another branch: ONE transaction, so a crash leaves the old branch
+        or the new one, never a mix.  Returns the outbox ids of the events written.
+
+        ``disconnect``: the hashes of the main chain's blocks to take off, newest first (the stored
+        tip first: ``ReorgTipMismatchError`` otherwise, e.g. when another writer moved the tip).
+        Each one's accounts go back to the values its undo record says (``UndoRecordMissingError``
+        for a block without one: a reorg cannot go below it; ``UndoMismatchError`` when the stored
+        accounts are not what it left), its ``transactions`` and ``stake_history`` rows and the rules
+        it committed to are deleted, its beacon snapshot too, and it stays in the tree as a side block.
+
+        ``connect``: the new branch oldest first, each block with its effects computed on top of the
+        one before (the first on the fork point); each joins the main chain through the same code as
+        ``append_block``.  Then the mempool loses ``removed_from_mempool`` (transfers the new branch
+        confirmed) and gains ``returned_to_mempool`` (transfers of disconnected blocks still valid),
+        the op pool loses ``included_operations``, ``beacon_snapshot`` becomes the only snapshot (the
+        state after the new tip), and the outbox gets ``events`` (the reorg's own) followed by each
+        connected block's events, in order.
+        """
+        async with self.db.transaction(chain_id) as tx:
+            for expected in disconnect:
+                height, tip_hash = await self.blocks.tip(tx, chain_id)
+                if tip_hash != expected:
+                    raise ReorgTipMismatchError(
+                        f"the reorg would disconnect block {hash_to_display(expected)[:16]}, but chain {chain_id}'s "
+                        f"stored tip is block {height} ({hash_to_display(tip_hash)[:16]})"
+                    )
+                undo = await self.tree.undo_record(chain_id, tip_hash, within=tx)
+                if undo is None:
+                    raise UndoRecordMissingError(
+                        f"block {height} of chain {chain_id} has no undo record (the genesis block, or stored "
+                        f"before undo records were kept): a reorg cannot go below it",
+                        height=height,
+                    )
+                raw = await self.blocks.disconnect_tip(tx, chain_id, undo)
+                await self.tree.move_off_main(tx, chain_id, tip_hash, raw)
+                await self.chains.uncommit_changes(tx, chain_id, height)
+                await self.snapshots.delete_from(tx, chain_id, height)
+            for block, effects in connect:
+                await self._connect_block(tx, chain_id, block, effects)
+            await self.mempool.remove(chain_id, removed_from_mempool, tx=tx)
+            await self.mempool.restore(tx, chain_id, returned_to_mempool)
+            await self.operations.remove(chain_id, included_operations, tx=tx)
+            if beacon_snapshot is not None and connect:
+                await self.snapshots.insert(tx, chain_id, connect[-1][1].height, beacon_snapshot, only=True)
+            ids = await self.outbox_writer.insert_events(tx, chain_id, events, now)
+            for _, effects in connect:
+                ids += await self.outbox_writer.insert_events(tx, chain_id, effects.events, now)
+            return ids
 
     async def replace_beacon_snapshot(self, chain_id: int, height: int, blob: bytes) -> None:
         """Store the snapshot of block ``height`` as the chain's only one, if that block is still the tip

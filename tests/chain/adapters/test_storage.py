@@ -14,6 +14,7 @@ from bot.storage import (
     Webhooks,
 )
 from chain.adapters.storage import Store, StoredKey, protocols
+from chain.adapters.storage.block_tree import BlockTreeRepository
 from chain.adapters.storage.blocks import BlockRepository
 from chain.adapters.storage.chains import ChainRepository
 from chain.adapters.storage.chaos_mode import ChaosModeRepository
@@ -32,6 +33,7 @@ from tests.chainkit import genesis_block
 IMPLEMENTATIONS = [
     (protocols.Chains, ChainRepository),
     (protocols.Blocks, BlockRepository),
+    (protocols.BlockTreeRows, BlockTreeRepository),
     (protocols.Mempool, MempoolRepository),
     (protocols.Operations, OperationRepository),
     (protocols.Snapshots, SnapshotRepository),

@@ -157,6 +157,7 @@ UNDO_MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     11: ("DROP TABLE faucet_claims",),
     12: ("DROP TABLE epoch_messages",),
+    13: ("DROP TABLE block_tree",),  # its index goes with it
     14: ("DROP TABLE lesson_progress",),
 }
 
