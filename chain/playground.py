@@ -26,6 +26,7 @@ from chain.adapters.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, Ener
 from chain.adapters.hashcore import MiningSession, OutcomeKind, Progress
 from chain.adapters.node import (
     FAUCET_OWNER,
+    ChainRuntime,
     FaucetClaim,
     FaucetReward,
     MiningResult,
@@ -344,17 +345,35 @@ class Playground:
     # this many is not seen (it has long had its confirmations; a newer one will be checked).
     LESSON_HISTORY_LIMIT = 200
 
-    async def check_lesson(
-        self, guild_id: int, owner: str, lesson_id: str, *, start_height: int | None
-    ) -> LessonResult:
-        """Check a lesson on the chain as it is now (``start_height``: the tip when the member
-        started it); an unknown or unavailable lesson is refused before anything is read."""
+    async def complete_lesson(
+        self, guild_id: int, owner: str, lesson_id: str, *, start_height: int | None, record: RewardRecorder
+    ) -> tuple[LessonResult, FaucetReward | None]:
+        """Check a lesson and, when it is done, pay its reward from the faucet with ``record`` writing
+        the completion in the same transaction (``Node.faucet_reward``). The check runs under the
+        chain's lock that the payment takes, so a reset or a block cannot land between them: a lesson
+        done on a chain that a reset then replaced is checked again on the new one."""
+        lesson = self._available_lesson(lesson_id)
+        await self.ensure_chain(guild_id)
+        results: list[LessonResult] = []
+
+        async def earned(runtime: ChainRuntime) -> bool:
+            results.append(await self._lesson_result(guild_id, owner, lesson_id, start_height, runtime))
+            return results[-1].done
+
+        reward = await self._node.faucet_reward(guild_id, owner, lesson.reward_points, record, earned=earned)
+        return results[-1], reward
+
+    @staticmethod
+    def _available_lesson(lesson_id: str) -> Lesson:
         lesson = get_lesson(lesson_id)
         if not lesson.available:
             raise LessonUnavailableError(lesson_id, lesson.unavailable_reason or "not available yet")
-        await self.ensure_chain(guild_id)
+        return lesson
+
+    async def _lesson_result(
+        self, guild_id: int, owner: str, lesson_id: str, start_height: int | None, runtime: ChainRuntime
+    ) -> LessonResult:
         address = await self._node.address(guild_id, owner)
-        runtime = self._node.chain(guild_id)
         state = runtime.state
         transactions = await self._node.store.blocks.history(guild_id, address, self.LESSON_HISTORY_LIMIT)
         validator = None
@@ -370,12 +389,6 @@ class Playground:
             start_height=start_height,
         )
         return check_lesson(lesson_id, facts)
-
-    async def reward_lesson(self, guild_id: int, owner: str, amount: int, record: RewardRecorder) -> FaucetReward:
-        """Pay a lesson's reward from the faucet, recorded by ``record`` in the same transaction
-        (``Node.faucet_reward``: ``record`` refuses by raising, and then nothing is paid)."""
-        await self.ensure_chain(guild_id)
-        return await self._node.faucet_reward(guild_id, owner, amount, record)
 
     # --- staking --------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 The lessons and their checks are the engine's (``chain.games.lessons``, through the façade);
 this cog adds what a member types for each (the steps), records who started and completed what
 (``services.lessons``, the bot's table), and pays the first completion's reward from the chain's
-faucet in the same database transaction that records it (``Playground.reward_lesson``).
+faucet in the same database transaction that records it (``Playground.complete_lesson``).
 """
 
 from __future__ import annotations
@@ -154,20 +154,21 @@ class Learn(
             progress = await store.start(
                 guild_id, member, chosen.id, self.playground.now(), self.playground.state(guild_id).height
             )
-        result = await self.playground.check_lesson(guild_id, member, chosen.id, start_height=progress.start_height)
-        if not result.done:
-            embed = discord.Embed(title=f"⏳ {chosen.title}: not yet", description=f"The chain says: {result.detail}.",
-                                  colour=BLUE)
-            embed.add_field(name="Steps", value=STEPS[chosen.id], inline=False)
-            await interaction.response.send_message(embed=embed, ephemeral=True)
-            return
         now, start_height = self.playground.now(), progress.start_height
 
         async def record(tx: StoreTransaction, txid: bytes | None, paid: int) -> None:
             await store.complete(tx, guild_id, member, chosen.id, now, start_height, txid, paid)
 
-        # One lock (the chain's) and one transaction: the completion and its reward, or neither.
-        reward = await self.playground.reward_lesson(guild_id, member, chosen.reward_points, record)
+        # One call: the check, the completion and its reward under the chain's lock, in one transaction.
+        result, reward = await self.playground.complete_lesson(
+            guild_id, member, chosen.id, start_height=start_height, record=record
+        )
+        if reward is None:
+            embed = discord.Embed(title=f"⏳ {chosen.title}: not yet", description=f"The chain says: {result.detail}.",
+                                  colour=BLUE)
+            embed.add_field(name="Steps", value=STEPS[chosen.id], inline=False)
+            await interaction.response.send_message(embed=embed, ephemeral=True)
+            return
         embed = discord.Embed(title=f"✅ {chosen.title}: done", description=f"The chain says: {result.detail}.",
                               colour=GREEN)
         if reward.admission is not None:

@@ -610,10 +610,15 @@ class Node:
             return FaucetClaim(admission, amount, now + cooldown_s, left - amount)
 
     async def faucet_reward(
-        self, chain_id: int, owner: str, amount: int, record: RewardRecorder
-    ) -> FaucetReward:
+        self, chain_id: int, owner: str, amount: int, record: RewardRecorder,
+        *, earned: Callable[[ChainRuntime], Awaitable[bool]] | None = None,
+    ) -> FaucetReward | None:
         """Pay ``owner`` a reward of ``amount`` points from the faucet, and have ``record`` write the
         caller's own row in the transaction that pools the transfer.
+
+        ``earned``, when given, decides under the same lock whether the reward is due, on the runtime
+        the payment will use: when it says no, nothing is recorded or paid and the result is None (so
+        no reset or block lands between the check and the payment).
 
         Under the chain's lock and in one database transaction: ``record(tx, txid, paid)`` runs first
         and refuses by raising (then nothing is written: no transfer, no record), then the signed
@@ -626,6 +631,8 @@ class Node:
         key = await self.wallet(chain_id, FAUCET_OWNER) if has_faucet else None
         recipient = await self.address(chain_id, owner)
         async with self.locked(chain_id) as runtime:
+            if earned is not None and not await earned(runtime):
+                return None
             admission: Admission | None = None
             reason: str | None = None
             if key is None or runtime.faucet != key.public_key:

@@ -132,3 +132,32 @@ async def test_two_admins_turning_chaos_mode_on_at_once_hear_once_that_it_was_of
     was = await asyncio.gather(facade.set_chaos_mode(CHAIN, True), facade.set_chaos_mode(CHAIN, True))
     assert sorted(was) == [False, True]
     assert await facade.chaos_mode(CHAIN)
+
+
+async def test_a_lesson_is_checked_under_the_lock_its_reward_is_paid_under(playground, monkeypatch):
+    """/learn check: the check and the reward are one step under the chain's lock, so a reset (or a
+    block) cannot land between a check on the old chain and a payment on the new one. A check run
+    before the lock, as the cog first did, sees ``locked() is False`` here."""
+    facade, node, _ = playground
+    await facade.ensure_chain(CHAIN)
+    seen: list[tuple[bool, bool]] = []
+    real = Playground._lesson_result
+
+    async def spy(self, guild_id, owner, lesson_id, start_height, runtime):
+        seen.append((runtime is node.chain(CHAIN), runtime.lock.locked()))
+        return await real(self, guild_id, owner, lesson_id, start_height, runtime)
+
+    monkeypatch.setattr(Playground, "_lesson_result", spy)
+    recorded: list[int] = []
+
+    async def record(tx, txid, paid):
+        recorded.append(paid)
+
+    result, reward = await facade.complete_lesson(CHAIN, "alice", "mine", start_height=0, record=record)
+    assert seen == [(True, True)]
+    assert not result.done and reward is None and recorded == []
+
+    node.chain(CHAIN).blocks_mined[await node.address(CHAIN, "alice")] += 1
+    result, reward = await facade.complete_lesson(CHAIN, "alice", "mine", start_height=0, record=record)
+    assert seen[-1] == (True, True)
+    assert result.done and reward is not None and len(recorded) == 1
