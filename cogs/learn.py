@@ -32,7 +32,9 @@ STEPS: dict[str, str] = {
     "mine": (
         "1. `/mine start`: the bot's hashing core tries nonces for you until a hash is below the target.\n"
         "2. When it says **found!**, the block is yours (it may take a minute, or lose a race).\n"
-        "3. `/learn check lesson:mine`."
+        "3. `/learn check lesson:mine`.\n"
+        "(A proof-of-stake chain mines nothing: there, validators propose the blocks. Try it on a "
+        "proof-of-work or hybrid chain.)"
     ),
     "retarget": (
         "1. `/learn start lesson:retarget` (done: the watch starts now), then `/chain difficulty`: "
