@@ -81,6 +81,10 @@ def progress_line(member: str, rows: list[LessonProgress]) -> str:
     return f"<@{member}> — {len(done)} done · {marks}"
 
 
+# The lesson ids as the option offers them (chain/games/lessons.py's LESSONS, in order; a test checks
+# they match): OneOf is a Literal to type checkers, so its strings are written out here once.
+LessonChoice = OneOf["mine", "retarget", "confirm", "stake", "reorg", "finality"]
+
 # On the group: Discord ignores guild_only on subcommands, so only this keeps it out of DMs.
 @app_commands.guild_only()
 class Learn(
@@ -112,7 +116,7 @@ class Learn(
     @app_commands.describe(lesson="Which lesson")
     async def start(
         self, interaction: discord.Interaction,
-        lesson: OneOf["mine", "retarget", "confirm", "stake", "reorg", "finality"],  # noqa: F821, UP037 - OneOf is Literal to type checkers: its strings are choices
+        lesson: LessonChoice,
     ) -> None:
         """A lesson's steps and why it matters (only you see it)."""
         guild_id = require_guild(interaction)
@@ -137,7 +141,7 @@ class Learn(
     @app_commands.describe(lesson="Which lesson")
     async def check(
         self, interaction: discord.Interaction,
-        lesson: OneOf["mine", "retarget", "confirm", "stake", "reorg", "finality"],  # noqa: F821, UP037 - OneOf is Literal to type checkers: its strings are choices
+        lesson: LessonChoice,
     ) -> None:
         """Check the chain for a lesson; the first completion pays its reward (only you see it)."""
         guild_id = require_guild(interaction)

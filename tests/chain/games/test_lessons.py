@@ -87,3 +87,11 @@ def test_every_available_lesson_pays_a_small_reward():
     ids = [lesson.id for lesson in LESSONS]
     assert len(ids) == len(set(ids)) == 6
     assert all(0 < lesson.reward_points <= 20 for lesson in LESSONS if lesson.available)
+
+
+def test_the_lesson_option_offers_exactly_the_lessons_in_order():
+    """/learn start and /learn check take LessonChoice: a lesson added to the engine but not to the
+    option (or the reverse) could not be picked, or would be refused as unknown."""
+    from cogs.learn import LessonChoice
+
+    assert [c.value for c in LessonChoice.choices] == [lesson.id for lesson in LESSONS]
