@@ -914,3 +914,34 @@ class SideBlockUndoError(StoredTreeError):
     """A side block given with an undo record that is not its own (another block's hash, parent or height)."""
 
     code = "side_block_undo_mismatch"
+
+
+# --- games running on a server's chain (issue 11, games) ----------------------------
+
+
+class GameSessionError(ChainError):
+    """A game could not be started, played or ended as asked; the chain is unchanged."""
+
+    code = "game_session"
+
+
+class GameAlreadyRunningError(GameSessionError):
+    """A game is already running on this chain: one game at a time, so that each one's summary is its own."""
+
+    code = "game_already_running"
+
+    def __init__(self, chain_id: int, kind: str) -> None:
+        super().__init__(f"a {kind} game is already running on chain {chain_id}; end it first")
+        self.chain_id = chain_id
+        self.kind = kind
+
+
+class NoGameRunningError(GameSessionError):
+    """A command for a running game, with none of that kind running on the chain."""
+
+    code = "no_game_running"
+
+    def __init__(self, chain_id: int, kind: str) -> None:
+        super().__init__(f"no {kind} game is running on chain {chain_id}")
+        self.chain_id = chain_id
+        self.kind = kind

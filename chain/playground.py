@@ -23,6 +23,7 @@ from chain.adapters.beacon_node import BeaconNode
 from chain.adapters.beacon_status import FinalityView, ValidatorView, VoteProgress
 from chain.adapters.budget import IDLE_AFTER_S, MIN_SLOT_DURATION_S
 from chain.adapters.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
+from chain.adapters.game_sessions import GameSessions
 from chain.adapters.hashcore import MiningSession, OutcomeKind, Progress
 from chain.adapters.node import (
     FAUCET_OWNER,
@@ -176,6 +177,8 @@ class Playground:
         self._beacon = beacon
         self._defaults = defaults
         self._creating: dict[int, asyncio.Lock] = {}
+        # The game running on each chain (one at a time): double spend, selfish mining, network split.
+        self.games = GameSessions()
 
     # --- chains: creation, reset, modes -------------------------------------------------
 

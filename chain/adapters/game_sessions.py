@@ -1,0 +1,68 @@
+"""Which game runs on which chain: one at a time per chain (issue 11, the games).
+
+A double spend, a selfish-mining pool and a network split each take over how blocks are found on a
+server's chain for a few minutes; two at once would mix their blocks and spoil both summaries. Every
+game starts through ``GameSessions.start``, a check-then-act done under one lock, so two admins
+starting games at the same moment get one game and one ``GameAlreadyRunningError``.
+
+Sessions live in memory: a restart ends every game (its blocks stay on the chain; only the summary
+is lost), as a game is minutes long and its state is the running tasks themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from chain.errors import GameAlreadyRunningError, NoGameRunningError
+
+GameT = TypeVar("GameT")
+
+
+@dataclass(frozen=True, slots=True)
+class RunningGame(Generic[GameT]):
+    """A started game: its kind (``double_spend``, ``selfish_mining``, ``network_split``) and its state."""
+
+    chain_id: int
+    kind: str
+    game: GameT
+
+
+class GameSessions:
+    """The running game of each chain, started and ended under one lock."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._running: dict[int, RunningGame[object]] = {}
+
+    async def start(self, chain_id: int, kind: str, game: GameT) -> RunningGame[GameT]:
+        """Register ``game`` as the chain's running game, or ``GameAlreadyRunningError``."""
+        async with self._lock:
+            current = self._running.get(chain_id)
+            if current is not None:
+                raise GameAlreadyRunningError(chain_id, current.kind)
+            running = RunningGame(chain_id, kind, game)
+            self._running[chain_id] = running  # type: ignore[assignment]  # stored erased, returned typed
+            return running
+
+    async def end(self, chain_id: int, kind: str) -> object:
+        """Remove the chain's running game of ``kind`` and return it, or ``NoGameRunningError``: of two
+        calls at the same moment (an admin's stop and the game's own ending) exactly one gets it."""
+        async with self._lock:
+            current = self._running.get(chain_id)
+            if current is None or current.kind != kind:
+                raise NoGameRunningError(chain_id, kind)
+            del self._running[chain_id]
+            return current.game
+
+    def current(self, chain_id: int) -> RunningGame[object] | None:
+        """The chain's running game, if any (a read: decisions go through ``start``/``end``)."""
+        return self._running.get(chain_id)
+
+    def get(self, chain_id: int, kind: str) -> object:
+        """The chain's running game of ``kind``, or ``NoGameRunningError``."""
+        current = self._running.get(chain_id)
+        if current is None or current.kind != kind:
+            raise NoGameRunningError(chain_id, kind)
+        return current.game
