@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from chain.adapters.branches import BeaconStates, Branch, load_branch
 from chain.adapters.chain_reads import ChainReads, ExportSummary
 from chain.adapters.hashcore import HashingCore, MiningOutcome, MiningSession, OutcomeKind, Progress
-from chain.adapters.storage import Store, StoredChainHead, StoredTransaction, StoredValidatorKey, Transaction
+from chain.adapters.storage import (
+    ReorgRecord,
+    Store,
+    StoredChainHead,
+    StoredTransaction,
+    StoredValidatorKey,
+    Transaction,
+)
 from chain.adapters.storage.migrations import compute_stored_block_work
 from chain.adapters.template_job import TemplateJob
 from chain.adapters.wallet_keys import WalletKeys
@@ -54,7 +61,7 @@ from chain.errors import (
     StaleBlockError,
     UnknownParentError,
 )
-from chain.events import ChainEvent
+from chain.events import ChainEvent, ReorgRefusedByFinality
 from chain.hashing import hash_to_display
 from chain.keys import SigningKey
 from chain.ledger.accounts import Account, LedgerView
@@ -1026,9 +1033,16 @@ class Node:
         added = tree.add_block(entry.block_hash, entry.parent_hash, entry.height, work)
         try:
             events: tuple[ChainEvent, ...] = ()
+            log_record = None
             if heavier and finalized is not None:
                 events = compute_tree_refusal_events(tree, finalized, previous_best)
-            await self.store.store_side_block(chain_id, block, undo, events, now)
+                refusal = next((e for e in events if isinstance(e, ReorgRefusedByFinality)), None)
+                if refusal is not None:  # logged once, as announced: /learn's finality lesson reads it
+                    log_record = ReorgRecord(
+                        "refused", entry.height, refusal.depth,
+                        branch=frozenset(b.coinbase.miner for b in (*(c for c, _ in branch.connected), block)),
+                    )
+            await self.store.store_side_block(chain_id, block, undo, events, now, log=log_record)
         except BaseException:
             runtime.tree = await self._load_tree(chain_id, runtime.genesis)
             raise
@@ -1084,10 +1098,16 @@ class Node:
             if connected.operations is not None:
                 included += runtime.op_pool.included_by(connected.operations)
         snapshot = None if state.beacon is None else await asyncio.to_thread(encode_beacon_state, state.beacon)
+        # Who took part, logged with the reorg (/learn's reorg lesson reads it).
+        log_record = ReorgRecord(
+            "reorg", entry.height, reorg.depth,
+            orphaned=frozenset(b.coinbase.miner for b in branch.disconnected),
+            branch=frozenset(b.coinbase.miner for b, _ in connect),
+        )
         await self.store.reorganize(
             chain_id, [b.hash() for b in branch.disconnected], connect, events, self.now(),
             removed_from_mempool=removed, returned_to_mempool=kept_returned, included_operations=included,
-            beacon_snapshot=snapshot,
+            beacon_snapshot=snapshot, log=log_record,
         )
         added = tree.add_block(entry.block_hash, entry.parent_hash, entry.height, entry.work)
         for _, connected_effects in connect:
