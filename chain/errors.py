@@ -961,3 +961,39 @@ class BranchStateUnavailableError(BranchError):
     memory, or the main chain above the fork committed a Merge schedule (a reorg does not take one back)."""
 
     code = "branch_state_unavailable"
+
+
+# --- /mine on_block: mining on an older block, for /learn's reorg lessons (issue 11, item 7) ---
+
+
+class MiningBaseError(ChainError):
+    """A block a member asked to mine on cannot be mined on; nothing was started."""
+
+    code = "mining_base"
+
+
+class BranchTooDeepError(MiningBaseError):
+    """The block is further below the main tip than a branch may fork: each block of such a branch
+    rebuilds the state back to the fork, and a class cannot outgrow that many blocks anyway."""
+
+    code = "branch_too_deep"
+
+    def __init__(self, fork_height: int, tip_height: int, limit: int) -> None:
+        super().__init__(
+            f"a branch from there would leave the main chain at block {fork_height}, {tip_height - fork_height} "
+            f"blocks below the tip (block {tip_height}); a branch may leave it at most {limit} blocks below"
+        )
+        self.fork_height = fork_height
+        self.tip_height = tip_height
+        self.limit = limit
+
+
+class MiningBaseDuringGameError(MiningBaseError):
+    """A running game decides where members mine (its route); a block chosen by hand would bypass it."""
+
+    code = "mining_base_during_game"
+
+    def __init__(self, chain_id: int, kind: str) -> None:
+        super().__init__(f"a {kind} game is running on chain {chain_id}: it decides where its players mine")
+        self.chain_id = chain_id
+        self.kind = kind

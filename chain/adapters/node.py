@@ -44,10 +44,19 @@ from chain.consensus.rule_changes import check_params_change, compute_kept_param
 from chain.consensus.state import BlockEffects, ChainState
 from chain.consensus.templates import build_template, compute_next_block_time
 from chain.consensus.transition import process_block
-from chain.consensus.tree import BlockEntry, BlockTree, Reorg, is_ancestor
+from chain.consensus.tree import (
+    BlockEntry,
+    BlockTree,
+    Reorg,
+    compute_fork_point,
+    get_ancestor_at_height,
+    is_ancestor,
+)
 from chain.consensus.undo import DroppedTransfer, compute_block_undo, compute_returned_transfers
 from chain.consensus.verify import VerifyReport
 from chain.errors import (
+    BranchStateUnavailableError,
+    BranchTooDeepError,
     ChainError,
     ChainNotFoundError,
     ChainOfflineError,
@@ -59,6 +68,7 @@ from chain.errors import (
     NoFaucetError,
     SnapshotError,
     StaleBlockError,
+    UndoRecordMissingError,
     UnknownParentError,
 )
 from chain.events import ChainEvent, ReorgRefusedByFinality
@@ -1128,6 +1138,44 @@ class Node:
             runtime.proposed_consensus = None
         runtime.pool_version += 1
         return BlockAcceptance(block, added, effects, True, reorg, events)
+
+    async def check_branch_base(self, chain_id: int, parent_hash: bytes, max_depth: int) -> BlockEntry:
+        """Refuse, before any hashing, a block that ``mine(parent_hash=...)`` could not build on; the
+        point where its branch leaves the main chain (the block itself when it is on the main chain).
+
+        ``UnknownParentError``: not in the tree; ``BranchTooDeepError``: the branch would leave the main
+        chain more than ``max_depth`` blocks below the tip; ``BranchStateUnavailableError``: its beacon
+        state is no longer kept; ``UndoRecordMissingError``: a main-chain block above the fork has no
+        undo record (``load_branch``'s checks, read without rebuilding the branch's state)."""
+        runtime = self.chain(chain_id)
+        tree, state = runtime.tree, runtime.state
+        if parent_hash not in tree:
+            raise UnknownParentError(
+                f"chain {chain_id} has no block {hash_to_display(parent_hash)[:16]} to build on",
+                parent_hash=parent_hash,
+            )
+        fork = compute_fork_point(tree, parent_hash, state.tip_hash)
+        if fork.block_hash == state.tip_hash:
+            return fork
+        if state.height - fork.height > max_depth:
+            raise BranchTooDeepError(fork.height, state.height, max_depth)
+        if state.beacon is not None and runtime.beacon_states.get(fork.block_hash) is None:
+            raise BranchStateUnavailableError(
+                f"the beacon state of block {fork.height}, where this branch leaves the main chain, is no longer kept"
+            )
+        for height in range(state.height, fork.height, -1):
+            main_block = get_ancestor_at_height(tree, state.tip_hash, height)
+            undo = await self.store.tree.undo_record(chain_id, main_block.block_hash)
+            if undo is None:
+                raise UndoRecordMissingError(
+                    f"block {height} was stored before undo records were kept: no branch can fork below it",
+                    height=height,
+                )
+            if undo.consensus_change_digest is not None:
+                raise BranchStateUnavailableError(
+                    f"main-chain block {height} committed a Merge schedule; a branch forking below it cannot be checked"
+                )
+        return fork
 
     def tree(self, chain_id: int) -> BlockTree:
         """The chain's block tree (read it only: the node adds to it under the chain's lock)."""

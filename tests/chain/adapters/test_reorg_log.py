@@ -13,10 +13,17 @@ import pytest
 
 from bot.storage import OutboxRepository
 from chain.adapters.beacon_node import BeaconNode
+from chain.adapters.branches import BeaconStates
 from chain.adapters.node import Node
 from chain.adapters.signer import ValidatorSigner
 from chain.adapters.storage import ReorgRecord, Store
-from chain.errors import ReorgTipMismatchError
+from chain.errors import (
+    BranchStateUnavailableError,
+    BranchTooDeepError,
+    ReorgTipMismatchError,
+    UndoRecordMissingError,
+    UnknownParentError,
+)
 from chain.events import ChainReorganized, ReorgRefusedByFinality
 from chain.params import REGTEST
 from chain.pos.beacon import ConsensusConfig
@@ -158,3 +165,38 @@ async def test_hybrid_finality_refuses_a_heavier_branch_from_below_the_checkpoin
     # The main chain still grows as before.
     await extend(node, clock, tip_before, 1, "bob")
     assert node.chain(CHAIN).state.height == height_before + 1
+
+
+async def test_invalid_bases_to_mine_on_are_refused_before_any_hashing(world):
+    clock, node = world
+    await node.create_chain(CHAIN, REGTEST, initial_bits=0x207FFFFF)
+    genesis = node.chain(CHAIN).state.tip_hash
+    main = await extend(node, clock, genesis, 4, "alice")
+    tip = main[-1].entry
+    assert await node.check_branch_base(CHAIN, tip.block_hash, 2) == tip  # the tip itself: no branch
+    assert await node.check_branch_base(CHAIN, main[1].entry.block_hash, 2) == main[1].entry
+    with pytest.raises(UnknownParentError):
+        await node.check_branch_base(CHAIN, b"\x05" * 32, 2)
+    with pytest.raises(BranchTooDeepError) as deep:
+        await node.check_branch_base(CHAIN, main[0].entry.block_hash, 2)
+    assert (deep.value.fork_height, deep.value.tip_height, deep.value.limit) == (1, 4, 2)
+    # A main-chain block stored before undo records were kept (migration 13): no branch below it.
+    async with node.store.db.transaction(CHAIN) as tx:
+        await tx.execute(
+            "UPDATE block_tree SET undo = NULL WHERE chain_id = ? AND hash = ?", (CHAIN, main[2].entry.block_hash)
+        )
+    with pytest.raises(UndoRecordMissingError) as missing:
+        await node.check_branch_base(CHAIN, main[1].entry.block_hash, 10)
+    assert missing.value.height == 3
+    assert await node.check_branch_base(CHAIN, main[2].entry.block_hash, 10) == main[2].entry
+
+
+async def test_invalid_base_whose_beacon_state_is_gone_is_refused(world):
+    clock, node = world
+    await finalized_hybrid_chain(clock, node)
+    state = node.chain(CHAIN).state
+    parent = node.tree(CHAIN).get(state.tip_hash).parent_hash
+    assert (await node.check_branch_base(CHAIN, parent, 10)).block_hash == parent
+    node.chain(CHAIN).beacon_states = BeaconStates()  # as after more blocks than are kept
+    with pytest.raises(BranchStateUnavailableError):
+        await node.check_branch_base(CHAIN, parent, 10)
