@@ -157,3 +157,87 @@ async def test_invalid_mining_base_while_a_game_routes_members_is_refused_and_st
     assert game.routed == 0 and node.chain(CHAIN).state.height == 0
     await facade.games.end(CHAIN, "network_split")
     assert (await facade.check_mining_base(CHAIN, genesis)).block_hash == genesis
+
+
+async def test_two_reorg_checks_at_the_same_moment_pay_once(playground):
+    from bot.storage import LessonProgressRepository
+    from chain.errors import LessonAlreadyCompletedError
+
+    facade, node = playground
+    lessons = LessonProgressRepository(node.store.db)
+    genesis = node.chain(CHAIN).state.tip_hash
+    await lessons.start(CHAIN, "bob", "reorg", 1, 0, await facade.reorg_log_seq(CHAIN))
+    await extend(node, genesis, 1, "alice")
+    await extend(node, genesis, 2, "bob")
+
+    async def one_check():
+        async def record(tx, txid, paid):
+            await lessons.complete(tx, CHAIN, "bob", "reorg", 2, 0, txid, paid)
+
+        return await facade.complete_lesson(CHAIN, "bob", "reorg", start_height=0, record=record, start_reorg_seq=0)
+
+    outcomes = await asyncio.gather(*(one_check() for _ in range(3)), return_exceptions=True)
+    paid = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert len(paid) == 1 and paid[0][1] is not None and paid[0][0].done
+    assert all(isinstance(o, LessonAlreadyCompletedError) for o in outcomes if isinstance(o, BaseException))
+    row = (await lessons.member_progress(CHAIN, "bob"))["reorg"]
+    assert row.completed_at == 2  # once (this chain has no faucet, so no points: the lesson still counts)
+
+
+class Clocked:
+    """The hybrid chain's clock, moved by the test (slots follow it)."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000
+
+    def __call__(self) -> float:
+        return float(self.now)
+
+
+async def test_finality_lesson_passes_on_a_hybrid_chain_when_a_branch_of_theirs_is_refused(tmp_path):
+    """The lesson's way on a hybrid chain: a branch mined from below the finalized block, longer than
+    the main chain, is refused; its miner passes, after the check first named the finalized block."""
+    clock = Clocked()
+    store = await Store.open(tmp_path / "hybrid.sqlite3")
+    try:
+        node = Node(store, clock=clock, randomness=os.urandom, master_key=MASTER)
+        await node.load()
+        beacon = BeaconNode(node, ValidatorSigner(store, clock=clock, randomness=os.urandom, master_key=MASTER))
+        defaults = Defaults()
+        defaults.default_consensus = CONFIG.evolve(mode="hybrid")
+        facade = Playground(node, beacon, defaults)
+        await facade.ensure_chain(CHAIN)
+
+        async def mine(owner: str) -> None:
+            clock.now += 60
+            tip = node.chain(CHAIN).state.tip_hash
+            await extend(node, tip, 1, owner)
+
+        for _ in range(2):
+            await mine("alice")
+        await beacon.deposit(CHAIN, "alice", 32)
+        await mine("bob")
+        await beacon.set_auto_attest(CHAIN, "alice", True)
+        for _ in range(6 * CONFIG.checkpoint_interval_blocks):
+            await mine("bob")
+            await beacon.on_slot(CHAIN, clock.now)
+        state = node.chain(CHAIN).state
+        finalized = node.tree(CHAIN).get(state.beacon.finality.finalized_checkpoint.root)
+        assert finalized.height > 0
+        seq = await facade.reorg_log_seq(CHAIN)
+        ready = await check(facade, "mallory", "finality", seq)
+        assert not ready.done and f"finalized block is {finalized.height}" in ready.detail, ready.detail
+
+        assert await facade.check_mining_base(CHAIN, finalized.parent_hash)  # /mine start on_block accepts it
+        parent = finalized.parent_hash
+        for _ in range(state.height - finalized.height + 2):
+            clock.now += 60
+            (accepted,) = await extend(node, parent, 1, "mallory")
+            assert not accepted.on_main
+            parent = accepted.entry.block_hash
+        done = await check(facade, "mallory", "finality", seq)
+        assert done.done and "was refused" in done.detail, done.detail
+        assert not (await check(facade, "bob", "finality", seq)).done  # no block of bob's in the refused branch
+        assert not (await check(facade, "mallory", "reorg", seq)).done  # a refusal is no reorg
+    finally:
+        await store.close()
