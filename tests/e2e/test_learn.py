@@ -232,3 +232,25 @@ async def test_a_chain_without_a_faucet_records_the_lesson_without_points(sb, tm
         assert row.completed_at is not None and (row.reward_txid, row.reward_points) == (None, 0)
         again = await p.run(w.bob, "learn check", {"lesson": "mine"})
         assert "already completed" in reply_text(again)
+
+
+async def test_an_auto_continue_session_on_a_block_grows_its_own_branch_until_it_wins(playground):
+    """auto_continue with on_block: each block builds on the session's previous one (a side block
+    included), so the branch overtakes the main chain without a second command."""
+    p, w = playground, playground.world
+    await no_cooldown(p, w.genesis)
+    node, guild_id = p.bot.services.node, w.genesis.id
+    for _ in range(2):
+        await mine_one(p, w.alice)
+        await session_over(p, w.alice)
+    await p.run(w.bob, "learn start", {"lesson": "reorg"})
+    tip = node.chain(guild_id).state.height
+    bob = await node.address(guild_id, str(w.bob.id))
+    await p.run(w.bob, "mine start", {"on_block": str(tip - 1), "auto_continue": True})
+    # Bob's side block and the one on it are on the main chain once his branch took over.
+    await p.sb.wait_until(lambda: node.chain(guild_id).blocks_mined[bob] >= 2, timeout=20)
+    await p.run(w.bob, "mine stop")
+    await session_over(p, w.bob)
+    assert await node.store.reorg_log.last_seq(guild_id) >= 1
+    done = await p.run(w.bob, "learn check", {"lesson": "reorg"})
+    assert "+15 pts" in reply_text(done) and "on the branch that took over" in reply_text(done), reply_text(done)
