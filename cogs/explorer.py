@@ -83,6 +83,8 @@ class BuiltExport:
     height: int
     tip: str
     data: bytes
+    # Blocks off the main chain the file carries too (the verifier checks each on its own branch).
+    orphans: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +97,14 @@ class ExportJob:
 
 
 def export_embed(built: BuiltExport, filename: str) -> discord.Embed:
+    orphans = f" and {counted(built.orphans, 'orphaned block')}" if built.orphans else ""
+    checked = " and checks every orphaned block on its own branch" if built.orphans else ""
     return discord.Embed(
         title="📦 Chain export",
-        description=f"Blocks 0 to {built.height} (tip `{built.tip[:16]}…`), {len(built.data) / 1024:,.1f} KB.\n"
+        description=f"Blocks 0 to {built.height}{orphans} (tip `{built.tip[:16]}…`), "
+        f"{len(built.data) / 1024:,.1f} KB.\n"
         f"Check it yourself, without the bot: `python -m chain verify {filename}` replays every block "
-        "from genesis.",
+        f"from genesis{checked}.",
         colour=BLUE,
     )
 
@@ -559,6 +564,12 @@ def verify_embed(report: VerifyReport, elapsed: float) -> discord.Embed:
         )
     else:
         embed.add_field(name="Supply", value=f"{points(report.supply)}, exactly what was minted", inline=False)
+    if report.orphans:
+        embed.add_field(
+            name="Orphaned blocks",
+            value=f"{report.orphans:,}, each fully checked on its own branch (they are off the main chain)",
+            inline=False,
+        )
     embed.add_field(name="Tip", value=f"`{report.tip_hash}`", inline=False)
     return embed
 
@@ -882,7 +893,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         buffer = io.BytesIO()
         summary = await self.playground.export_to(guild_id, buffer, limit=limit)
         log.info("chain %d exported: blocks 0 to %d, %d bytes", guild_id, summary.height, summary.size)
-        return BuiltExport(summary.height, summary.tip, buffer.getvalue())
+        return BuiltExport(summary.height, summary.tip, buffer.getvalue(), summary.orphans)
 
     def _export_done(self, guild_id: int, job: ExportJob, task: asyncio.Task[BuiltExport]) -> None:
         if self._exports.get(guild_id) is job:
