@@ -147,3 +147,22 @@ async def test_orphan_queries_use_the_orphan_index(store, tmp_path):
             (CHAIN_ID, 4),
         ).fetchall()
     assert any("block_tree_orphans" in str(row) for row in plan)
+
+
+async def test_after_a_reorg_the_old_branch_is_verified_and_exported_as_orphans(store, reads):
+    prefix = grow(new_chain(REGTEST, chain_id=CHAIN_ID), 2, ALICE.public_key)
+    transfer = make_transfer(ALICE, BOB.public_key, 7, 1, 0, CHAIN_ID)
+    old = grow(replay(prefix.blocks), 2, ALICE.public_key, {0: [transfer]})
+    new = grow(replay(prefix.blocks), 3, BOB.public_key)
+    await create_chain(store)
+    await append(store, prefix)
+    await append(store, old)
+    await store_side(store, new)
+    assert (await reads.verify(CHAIN_ID, NOW)).orphans == 3
+    await store.reorganize(CHAIN_ID, old.hashes[::-1], new.connect, [], 0)
+    report = await reads.verify(CHAIN_ID, NOW)
+    # The payment's block is an orphan now, checked on its own branch (where alice could pay).
+    assert (report.orphans, report.blocks, report.transfers) == (2, 6, 0)
+    document = await reads.export(CHAIN_ID)
+    assert [o["height"] for o in document["orphans"]] == [3, 4]
+    assert [o["block"] for o in document["orphans"]] == [b.serialize().hex() for b in old.blocks]

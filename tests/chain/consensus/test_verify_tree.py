@@ -213,3 +213,14 @@ def _resolve(block: Block) -> Block:
     raise AssertionError
 
 
+
+
+def test_a_branch_copy_grows_without_changing_the_state_it_was_copied_from():
+    state = replay([])
+    grow(state, 3, ALICE.public_key)
+    before = (state.height, state.tip_hash, dict(state.ledger.items()), state.ledger.minted, list(state.hashes))
+    twin = state.copy_for_branch()
+    grow(twin, 2, BOB.public_key)
+    assert (state.height, state.tip_hash, dict(state.ledger.items()), state.ledger.minted, list(state.hashes)) == before
+    assert twin.height == 5 and twin.ledger[BOB.public_key].balance == 100
+    assert BOB.public_key not in state.ledger and state.height_of(twin.tip_hash) is None
