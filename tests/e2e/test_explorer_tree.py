@@ -8,34 +8,32 @@ import json
 
 from chain.consensus.export import import_chain, import_consensus, import_orphans
 from chain.consensus.templates import build_template
-from chain.consensus.transition import process_block, replay_chain
-from chain.consensus.undo import compute_block_undo
+from chain.consensus.transition import replay_chain
 from chain.consensus.verify import verify_chain
 from chain.hashing import hash_to_display
 from tests.chainkit import solve
 from tests.e2e.test_explorer import answer, field, guild_id, mine_blocks, state
 
 
-async def store_competing_block(p, height: int):
-    """A real block competing with main-chain block ``height`` (bob's, on the same parent), stored
-    off the main chain as the node keeps a block that lost the race."""
+async def submit_competing_block(p, height: int):
+    """A real block competing with main-chain block ``height`` (bob's, on the same parent), handed to
+    the node as a block that lost the race: it keeps it off the main chain (equal work, seen later)."""
     gid = guild_id(p)
     node = p.bot.services.node
     live = state(p)
     blocks = [b async for b in node.store.blocks.iter_blocks(gid, 0, height)]
     fork = replay_chain(live.genesis_params, gid, blocks, live.consensus, live.param_changes, live.consensus_changes)
     bob = await p.bot.services.playground.address(gid, str(p.world.bob.id))
-    now = node.now()
-    block = solve(build_template(fork, bob, [], max(now, fork.tip.time + 1)), fork.params)
-    effects = process_block(fork, block, now)
-    await node.store.store_side_block(gid, block, compute_block_undo(fork.ledger, effects, block.header.prev_hash))
+    block = solve(build_template(fork, bob, [], max(node.now(), fork.tip.time + 1)), fork.params)
+    await node.accept_block(gid, block)
+    assert state(p).hashes[height] != block.hash()  # kept off the main chain
     return block
 
 
 async def test_an_orphan_in_chain_block_forks_verify_and_export(playground):
     p, w = playground, playground.world
     await mine_blocks(p, 3)
-    orphan = await store_competing_block(p, 2)
+    orphan = await submit_competing_block(p, 2)
     orphan_hash = hash_to_display(orphan.hash())
     main_hash = hash_to_display(state(p).hashes[2])
 
