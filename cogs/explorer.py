@@ -780,7 +780,8 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
                 async with core_runs_while_waiting():
                     report = await self.playground.verify(guild_id)
             except VerificationError as exc:
-                log.warning("chain %d failed verification at block %d: %s", guild_id, exc.height, exc.cause)
+                # The error names the block: a main-chain height, or an orphan's hash and height.
+                log.warning("chain %d failed verification: %s", guild_id, exc)
                 raise
             elapsed = time.perf_counter() - started
         finally:

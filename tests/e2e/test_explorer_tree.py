@@ -5,6 +5,7 @@ block at its height counts it, /chain forks lists its branch, and verify and exp
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from chain.consensus.export import import_chain, import_consensus, import_orphans
 from chain.consensus.templates import build_template
@@ -76,3 +77,21 @@ async def test_an_orphan_in_chain_block_forks_verify_and_export(playground):
     _, report = verify_chain(params, chain_id, blocks, p.bot.services.node.now(),
                              consensus=import_consensus(document), orphans=import_orphans(document))
     assert report.orphans == 1
+
+
+async def test_verify_names_an_orphan_edited_behind_the_engines_back(playground):
+    p, w = playground, playground.world
+    await mine_blocks(p, 3)
+    orphan = await submit_competing_block(p, 2)
+    # Someone edits the stored orphan: its reward grows by one point (its header, so its hash, unchanged).
+    forged = replace(orphan, coinbase=replace(orphan.coinbase, amount=orphan.coinbase.amount + 1))
+    async with p.bot.store.db.transaction(guild_id(p)) as tx:
+        await tx.execute(
+            "UPDATE block_tree SET raw = ? WHERE chain_id = ? AND hash = ?",
+            (forged.serialize(), guild_id(p), orphan.hash()),
+        )
+    h = await p.run(w.bob, "chain verify")
+    await h.wait_response(15)
+    text = h.embeds[0]["description"]
+    assert text.startswith("❌ orphaned block ") and "at height 2 (off the main chain)" in text, text
+    assert orphan.header.hash_hex()[:16] in text and "merkle root" in text, text
