@@ -183,7 +183,7 @@ def check_saw_a_reorg(facts: LessonFacts) -> LessonResult:
     if facts.finality == "votes":
         return LessonResult(
             False, "no reorg since you started; on this chain validators' votes choose the head and nobody mines, "
-            "so no mined branch can compete: this lesson needs a proof-of-work or hybrid chain",
+            "so you cannot make one by mining a branch: try it on a proof-of-work or hybrid chain",
         )
     return LessonResult(
         False, f"no reorg since you started at block {facts.start_height}: mine on an older block, then on your "

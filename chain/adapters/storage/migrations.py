@@ -379,6 +379,16 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (
         15,
         (
+            # The blocks off the main chain (orphans: their bytes are in the tree row), by height:
+            # /chain block counts the ones competing at a height, /chain forks, export and verify list
+            # them, all without scanning the chain's main line. Main-chain rows (raw NULL) are not in
+            # it, so appending a block costs nothing more.
+            "CREATE INDEX block_tree_orphans ON block_tree (chain_id, height) WHERE raw IS NOT NULL",
+        ),
+    ),
+    (
+        16,
+        (
             # Every switch of a chain's main branch (kind 'reorg') and every heavier branch refused
             # because it would take a finalized block off ('refused'), written by the store in the
             # reorg's or the side block's own transaction: /learn's reorg lessons check these, so a
