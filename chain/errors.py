@@ -995,3 +995,15 @@ class OrphanOnMainChainError(ChainError):
     """A block listed as orphaned is on the main chain, or listed twice, or does not match its listing."""
 
     code = "orphan_listing"
+
+
+class BranchTooDeepError(BranchError):
+    """A branch that leaves the main chain further below its tip, or runs longer above the fork point,
+    than the node checks under a chain's lock (``MAX_BRANCH_DEPTH_BLOCKS``)."""
+
+    code = "branch_too_deep"
+
+    def __init__(self, message: str, depth: int, limit: int) -> None:
+        super().__init__(message)
+        self.depth = depth
+        self.limit = limit
