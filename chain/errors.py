@@ -997,6 +997,18 @@ class OrphanOnMainChainError(ChainError):
     code = "orphan_listing"
 
 
+class BranchTooDeepError(BranchError):
+    """A branch that leaves the main chain further below its tip, or runs longer above the fork point,
+    than the node checks under a chain's lock (``MAX_BRANCH_DEPTH_BLOCKS``)."""
+
+    code = "branch_too_deep"
+
+    def __init__(self, message: str, depth: int, limit: int) -> None:
+        super().__init__(message)
+        self.depth = depth
+        self.limit = limit
+
+
 # --- /mine on_block: mining on an older block, for /learn's reorg lessons (issue 11, item 7) ---
 
 
@@ -1004,22 +1016,6 @@ class MiningBaseError(ChainError):
     """A block a member asked to mine on cannot be mined on; nothing was started."""
 
     code = "mining_base"
-
-
-class BranchTooDeepError(MiningBaseError):
-    """The block is further below the main tip than a branch may fork: each block of such a branch
-    rebuilds the state back to the fork, and a class cannot outgrow that many blocks anyway."""
-
-    code = "branch_too_deep"
-
-    def __init__(self, fork_height: int, tip_height: int, limit: int) -> None:
-        super().__init__(
-            f"a branch from there would leave the main chain at block {fork_height}, {tip_height - fork_height} "
-            f"blocks below the tip (block {tip_height}); a branch may leave it at most {limit} blocks below"
-        )
-        self.fork_height = fork_height
-        self.tip_height = tip_height
-        self.limit = limit
 
 
 class MiningBaseDuringGameError(MiningBaseError):

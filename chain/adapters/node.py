@@ -1195,7 +1195,12 @@ class Node:
         if fork.block_hash == state.tip_hash:
             return fork
         if state.height - fork.height > max_depth:
-            raise BranchTooDeepError(fork.height, state.height, max_depth)
+            raise BranchTooDeepError(
+                f"a branch from there would leave the main chain at block {fork.height}, "
+                f"{state.height - fork.height} blocks below the tip (block {state.height}); a branch may leave it "
+                f"at most {max_depth} blocks below",
+                depth=state.height - fork.height, limit=max_depth,
+            )
         if state.beacon is not None and runtime.beacon_states.get(fork.block_hash) is None:
             raise BranchStateUnavailableError(
                 f"the beacon state of block {fork.height}, where this branch leaves the main chain, is no longer kept"
