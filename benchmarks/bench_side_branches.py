@@ -347,6 +347,7 @@ class Startup:
     traced_peak_mb: float
     height: int
     tree_blocks: int
+    file_bytes: int
     runs: list[float] = field(default_factory=list)
 
 
@@ -364,7 +365,7 @@ def measure_startups(paths: Sequence[Path], runs: int) -> list[Startup]:
         out.append(Startup(
             statistics.median(seconds), statistics.median(r["rss_before_kb"] for r in found) / 1024,
             max(r["rss_peak_kb"] for r in found) / 1024, traced["peak_bytes"] / 1e6, found[0]["height"],
-            found[0]["tree_blocks"], seconds,
+            found[0]["tree_blocks"], path.stat().st_size, seconds,
         ))
     return out
 
@@ -674,7 +675,9 @@ def format_report(report: Report) -> list[str]:
         f"   baseline, no orphans {base.seconds:.3f} s (runs {', '.join(f'{x:.3f}' for x in base.runs)}); "
         f"RSS {base.rss_before_mb:.0f} -> peak {base.rss_peak_mb:.0f} MB; tracemalloc peak "
         f"{base.traced_peak_mb:.1f} MB",
-        f"   ratio {st.seconds / base.seconds:.2f}x",
+        f"   ratio {st.seconds / base.seconds:.2f}x; database files {st.file_bytes / 1e6:.1f} MB and "
+        f"{base.file_bytes / 1e6:.1f} MB: {(st.file_bytes - base.file_bytes) / max(report.orphans, 1):,.0f} bytes "
+        f"an orphan (coinbase-only blocks, not VACUUMed)",
         f"3. reorgs ({TRANSFERS_PER_BLOCK} transfers a block), median of {len(report.reorgs[0].reorg_s)}:",
     ]
     for r in report.reorgs:
