@@ -12,10 +12,15 @@ is lost), as a game is minutes long and its state is the running tasks themselve
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, runtime_checkable
 
 from chain.errors import GameAlreadyRunningError, NoGameRunningError
+from chain.ledger.transaction import Transfer
+
+if TYPE_CHECKING:  # the node imports nothing from here; named for checkers only
+    from chain.adapters.node import MiningResult
 
 GameT = TypeVar("GameT")
 
@@ -27,6 +32,33 @@ class RunningGame(Generic[GameT]):
     chain_id: int
     kind: str
     game: GameT
+
+
+@dataclass(frozen=True, slots=True)
+class MinerRoute:
+    """Where a member's ``/mine`` goes while a game runs: on ``parent_hash`` (a branch tip) instead of
+    the main tip, with exactly ``transfers`` (None: the mempool's when the parent is the main tip, else
+    none), published at once or kept by the game (``publish=False``: a private branch, a split's side).
+    ``label`` says where, in the member's words ("the attackers' private branch")."""
+
+    parent_hash: bytes
+    label: str
+    publish: bool = True
+    transfers: Sequence[Transfer] | None = None
+
+
+@runtime_checkable
+class MinerRouter(Protocol):
+    """A running game that decides where members mine (a network split's groups, an attacking team).
+
+    ``Playground.mine`` asks ``route_miner`` before a member's session starts (None: the main tip, as
+    usual) and hands the result to ``on_mined`` after it ends, found or not; the game keeps or publishes
+    the block there. Both run on the event loop; a game's own check-then-act happens under its lock.
+    """
+
+    async def route_miner(self, owner: str) -> MinerRoute | None: ...
+
+    async def on_mined(self, owner: str, route: MinerRoute, result: MiningResult) -> None: ...
 
 
 class GameSessions:
