@@ -44,6 +44,7 @@ from pathlib import Path
 
 from chain.adapters.node import Node
 from chain.adapters.storage import Store
+from chain.adapters.storage.migrations import compute_stored_block_work, encode_work
 from chain.consensus.block import BLOCK_VERSION, BLOCK_VERSION_OPERATIONS, Block, BlockTemplate, PosSeal
 from chain.consensus.state import ChainState
 from chain.consensus.transition import replay_chain
@@ -101,7 +102,10 @@ async def build(path: Path, validators: int, length: int) -> None:
     state = await node.create_chain(CHAIN, REGTEST, initial_bits=0x207FFFFF, consensus=config)
     await node.store.close()
     miner = _key("miner").public_key
-    prev, rows, minted = state.tip_hash, [], 0
+    prev, rows, tree_rows, minted = state.tip_hash, [], [], 0
+    # Each block's block_tree row, as migration 13's back-fill writes it for a stored main line (no
+    # undo record: startup reads only whether one exists); the node rebuilds its tree from them.
+    chain_work = compute_stored_block_work(state.tip.bits)
     db = sqlite3.connect(path)
     with db:
         for height in range(1, length + 1):
@@ -124,6 +128,9 @@ async def build(path: Path, validators: int, length: int) -> None:
                 block = Block(template.header, template.coinbase, (), Operations(), seal)
             block_hash = block.hash()
             rows.append((CHAIN, height, block_hash, block_hash[::-1], miner, block.header.time, block.serialize()))
+            work = compute_stored_block_work(block.header.bits)
+            chain_work += work
+            tree_rows.append((CHAIN, block_hash, prev, height, encode_work(work), encode_work(chain_work), height))
             prev = block_hash
             if len(rows) == BATCH or height == length:
                 db.executemany(
@@ -131,7 +138,12 @@ async def build(path: Path, validators: int, length: int) -> None:
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
-                rows = []
+                db.executemany(
+                    "INSERT INTO block_tree (chain_id, hash, parent_hash, height, work, chain_work, sequence) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    tree_rows,
+                )
+                rows, tree_rows = [], []
         if config is None:
             db.execute(
                 "INSERT INTO accounts (chain_id, pubkey, balance, nonce) VALUES (?, ?, ?, 0)", (CHAIN, miner, minted)
