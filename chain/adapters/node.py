@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from chain.adapters.branches import BeaconStates, Branch, load_branch
+from chain.adapters.branches import MAX_BRANCH_DEPTH_BLOCKS, BeaconStates, Branch, load_branch
 from chain.adapters.chain_reads import ChainReads, ExportSummary
 from chain.adapters.hashcore import HashingCore, MiningOutcome, MiningSession, OutcomeKind, Progress
 from chain.adapters.storage import (
@@ -94,6 +94,9 @@ log = logging.getLogger(__name__)
 
 # A chain that fails to load is logged in full; members see the first characters of why.
 MAX_OFFLINE_REASON_CHARS = 200
+# How far below the tip a node's in-memory block tree reaches after a start: one past the deepest
+# fork a branch may have, so every branch that can still be extended or switched to is in it.
+TREE_KEPT_BELOW_TIP_BLOCKS = MAX_BRANCH_DEPTH_BLOCKS + 1
 # Blocks read per batch when a chain without a usable snapshot is replayed (memory stays flat).
 REPLAY_BATCH_BLOCKS = 500
 
@@ -338,7 +341,7 @@ class Node:
         if dropped:
             await self.store.mempool.remove(chain_id, [e.txid for e in dropped])
         next_arrival = max((e.arrival for e in head.mempool), default=0) + 1
-        tree = await self._load_tree(chain_id, head.genesis)
+        tree = await self._load_tree(chain_id, head.genesis, head.tip_height)
         if state.tip_hash not in tree:
             raise ChainError(f"chain {chain_id}: the stored tip is not in its block tree")
         runtime = ChainRuntime(
@@ -355,13 +358,29 @@ class Node:
         log.info("loaded chain %d at height %d with %d pending transfers", chain_id, state.height, len(mempool))
         return runtime
 
-    async def _load_tree(self, chain_id: int, genesis: Block) -> BlockTree:
-        """The chain's block tree from its ``block_tree`` rows, added in first-seen order (so ties go
-        the same way after a restart)."""
-        entries = await self.store.tree.entries(chain_id)
-        tree = _genesis_tree(genesis)
+    async def _load_tree(self, chain_id: int, genesis: Block, tip_height: int) -> BlockTree:
+        """The recent part of the chain's block tree from its ``block_tree`` rows, added in first-seen
+        order (so ties go the same way after a restart).
+
+        Only blocks from ``TREE_KEPT_BELOW_TIP_BLOCKS`` below the tip up are read: no branch may fork
+        deeper (``MAX_BRANCH_DEPTH_BLOCKS``), so older side blocks can never be extended or switched
+        to, and startup reads and holds a few hundred entries, not one per block of the chain. The
+        tree is rooted at the main-chain block there, with its stored cumulative work; a side block
+        whose branch leaves the main chain below the root is not loaded (the store keeps it).
+        """
+        root_height = max(0, tip_height - TREE_KEPT_BELOW_TIP_BLOCKS)
+        entries = await self.store.tree.entries(chain_id, since_height=root_height)
+        if root_height == 0:
+            tree = _genesis_tree(genesis)
+        else:
+            root = next((e for e in entries if e.height == root_height and e.on_main_chain), None)
+            if root is None:
+                raise ChainError(f"chain {chain_id}: no main-chain block {root_height} in its block tree")
+            tree = BlockTree(
+                root.block_hash, root.work, root.parent_hash, height=root_height, chain_work=root.chain_work
+            )
         for entry in entries:
-            if entry.block_hash != tree.genesis.block_hash:
+            if entry.block_hash not in tree and entry.parent_hash in tree:
                 tree.add_block(entry.block_hash, entry.parent_hash, entry.height, entry.work)
         return tree
 
@@ -1060,7 +1079,7 @@ class Node:
                     )
             await self.store.store_side_block(chain_id, block, undo, events, now, log=log_record)
         except BaseException:
-            runtime.tree = await self._load_tree(chain_id, runtime.genesis)
+            runtime.tree = await self._load_tree(chain_id, runtime.genesis, runtime.state.height)
             raise
         runtime.beacon_states.keep(added.block_hash, effects.beacon)
         return BlockAcceptance(block, added, effects, False, None, events)

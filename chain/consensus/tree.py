@@ -140,24 +140,34 @@ def is_better(candidate: BlockEntry, incumbent: BlockEntry) -> bool:
 
 
 class BlockTree:
-    """Every block that extends a known block, from one root (the genesis block).
+    """Every block that extends a known block, from one root: the genesis block, or (``height``) a
+    main-chain block a node keeps the tree from, with its cumulative work (``chain_work``).
 
     Append-only: ``add_block`` is the only mutation; entries are frozen and never removed.
     """
 
-    __slots__ = ("_best", "_entries", "_main", "_tips")
+    __slots__ = ("_base", "_best", "_entries", "_main", "_tips")
 
-    def __init__(self, genesis_hash: bytes, genesis_work: int, genesis_parent: bytes = ZERO_HASH) -> None:
+    def __init__(
+        self, genesis_hash: bytes, genesis_work: int, genesis_parent: bytes = ZERO_HASH, *, height: int = 0,
+        chain_work: int | None = None,
+    ) -> None:
+        if isinstance(height, bool) or not isinstance(height, int) or height < 0:
+            raise BlockHeightMismatchError(f"the tree's root height must be a whole number from 0, got {height!r}")
+        total = _check_work(genesis_work) if chain_work is None else _check_work(chain_work)
+        if total < genesis_work:
+            raise BlockWorkError(f"the root's cumulative work {total} is below its own work {genesis_work}")
         root = BlockEntry(
             block_hash=_check_hash(genesis_hash, "the genesis block's hash"),
             parent_hash=_check_hash(genesis_parent, "the genesis block's parent hash"),
-            height=0,
+            height=height,
             work=_check_work(genesis_work),
-            chain_work=genesis_work,
+            chain_work=total,
             sequence=0,
         )
+        self._base = height
         self._entries: dict[bytes, BlockEntry] = {root.block_hash: root}
-        # The best chain by height (Core's CChain): _main[h] is the best chain's block at height h.
+        # The best chain by height (Core's CChain): _main[h - root height] is its block at height h.
         self._main: list[BlockEntry] = [root]
         self._best = root
         # Blocks with no child yet; a dict, not a set, so that iteration follows first-seen order.
@@ -208,13 +218,13 @@ class BlockTree:
 
     def _move_main(self, new_best: BlockEntry) -> None:
         """Make ``new_best`` the best chain's tip: O(1) to extend, O(depth) to switch branches."""
-        main = self._main
+        main, base = self._main, self._base
         path: list[BlockEntry] = []
         cursor = new_best
-        while not (cursor.height < len(main) and main[cursor.height] is cursor):
+        while not (cursor.height - base < len(main) and main[cursor.height - base] is cursor):
             path.append(cursor)
             cursor = self._entries[cursor.parent_hash]
-        del main[cursor.height + 1 :]
+        del main[cursor.height - base + 1 :]
         main.extend(reversed(path))
         self._best = new_best
 
@@ -237,6 +247,7 @@ class BlockTree:
 
     @property
     def genesis(self) -> BlockEntry:
+        """The root: the genesis block, or the oldest main-chain block the tree was built from."""
         return self._main[0]
 
     @property
@@ -245,9 +256,9 @@ class BlockTree:
         return self._best
 
     def best_chain_at(self, height: int) -> BlockEntry | None:
-        """The best chain's block at ``height``, or None above its tip: O(1)."""
-        if 0 <= height < len(self._main):
-            return self._main[height]
+        """The best chain's block at ``height``, or None above its tip or below the root: O(1)."""
+        if 0 <= height - self._base < len(self._main):
+            return self._main[height - self._base]
         return None
 
     def tips(self) -> tuple[BlockEntry, ...]:
@@ -263,7 +274,7 @@ def get_ancestor_at_height(tree: BlockTree, block_hash: bytes, height: int) -> B
     chain, O(distance to it) on a side branch. ``AncestorHeightError`` outside 0..the block's height.
     """
     entry = tree.get(block_hash)
-    if isinstance(height, bool) or not isinstance(height, int) or not 0 <= height <= entry.height:
+    if isinstance(height, bool) or not isinstance(height, int) or not tree.genesis.height <= height <= entry.height:
         raise AncestorHeightError(
             f"block {_short(block_hash)} is at height {entry.height}: it has no ancestor at height {height!r}"
         )

@@ -124,13 +124,15 @@ class BlockTreeRepository:
             raise BlockNotFoundError(f"chain {chain_id} has no block {_short(block_hash)} in its tree")
         return None if row[0] is None else BlockUndo.deserialize(bytes(row[0]))
 
-    async def entries(self, chain_id: int, *, within: Reader | None = None) -> list[StoredTreeEntry]:
-        """Every block of the chain's tree in first-seen order: adding them to a ``BlockTree`` in this
-        order (genesis first) rebuilds the same tree with the same tie-breaks."""
+    async def entries(
+        self, chain_id: int, *, since_height: int = 0, within: Reader | None = None
+    ) -> list[StoredTreeEntry]:
+        """Every block of the chain's tree (from ``since_height`` up) in first-seen order: adding them
+        to a ``BlockTree`` in this order (its root first) rebuilds the same tree with the same tie-breaks."""
         rows = await (within or self._db).fetchall(
             "SELECT hash, parent_hash, height, work, chain_work, sequence, raw IS NULL, undo IS NOT NULL "
-            "FROM block_tree WHERE chain_id = ? ORDER BY sequence",
-            (chain_id,),
+            "FROM block_tree WHERE chain_id = ? AND height >= ? ORDER BY sequence",
+            (chain_id, since_height),
         )
         return [
             StoredTreeEntry(bytes(r[0]), bytes(r[1]), r[2], decode_work(r[3]), decode_work(r[4]), r[5],

@@ -266,3 +266,33 @@ async def test_invalid_branch_forking_deeper_than_the_node_checks_changes_nothin
     recent = main[2].entry.block_hash  # block 3: 2 below the tip, within the limit
     side = await node.accept_block(CHAIN, await build_on(node, recent, "bob"))
     assert not side.on_main and len(node.tree(CHAIN)) == before + 1
+
+
+async def test_a_restart_reads_only_the_recent_tree_and_its_side_branches_still_win(node, tmp_path):
+    """Startup reads the tree from TREE_KEPT_BELOW_TIP_BLOCKS below the tip up, not one entry per block
+    of the chain: deeper forks are refused anyway (MAX_BRANCH_DEPTH_BLOCKS)."""
+    from chain.adapters.node import TREE_KEPT_BELOW_TIP_BLOCKS
+
+    tip_height = TREE_KEPT_BELOW_TIP_BLOCKS + 5
+    main = await extend(node, node.chain(CHAIN).state.tip_hash, 3, "alice")
+    early_side = await extend(node, main[1].entry.block_hash, 1, "carol")  # forks at block 2: below the window
+    main += await extend(node, main[-1].entry.block_hash, tip_height - 3, "alice")
+    side = await extend(node, main[-3].entry.block_hash, 2, "bob")  # forks 2 below the tip
+    await node.store.close()
+    node = await open_node(tmp_path / "reorg.sqlite3")
+    try:
+        tree = node.tree(CHAIN)
+        assert tree.genesis.height == tip_height - TREE_KEPT_BELOW_TIP_BLOCKS
+        assert tree.genesis.chain_work == main[tip_height - TREE_KEPT_BELOW_TIP_BLOCKS - 1].entry.chain_work
+        assert len(tree) == TREE_KEPT_BELOW_TIP_BLOCKS + 1 + 2
+        assert early_side[0].entry.block_hash not in tree  # kept in the store, not in memory
+        loaded, before = tree.get(side[-1].entry.block_hash), side[-1].entry
+        assert (loaded.height, loaded.chain_work, loaded.parent_hash) == (before.height, before.chain_work,
+                                                                          before.parent_hash)
+        # Numbered from the root, in the same first-seen order: the main tip was seen before the side tip.
+        assert tree.get(main[-1].entry.block_hash).sequence < loaded.sequence
+        won = await extend(node, side[-1].entry.block_hash, 1, "bob")
+        assert won[-1].reorg is not None and won[-1].reorg.depth == 2
+        await assert_matches_a_replay(node)
+    finally:
+        await node.store.close()
