@@ -945,3 +945,12 @@ class NoGameRunningError(GameSessionError):
         super().__init__(f"no {kind} game is running on chain {chain_id}")
         self.chain_id = chain_id
         self.kind = kind
+
+
+# --- selfish mining game (issue 11, item 5) -----------------------------------------
+
+
+class InvalidPoolStateError(GameError):
+    """A selfish pool's state or step that Algorithm 1 (Eyal and Sirer) has no transition for."""
+
+    code = "invalid_pool_state"
