@@ -130,6 +130,8 @@ class SelfishSnapshot:
     tally: SelfishTally
     started_at: float
     ends_at: float
+    at: float
+    """When this snapshot was taken (the node's clock): the end, for a summary."""
     start_height: int
     tip_height: int
     steps: int
@@ -311,6 +313,7 @@ class SelfishMiningGame:
             tally=self.tally(tree),
             started_at=self._started_at,
             ends_at=self.ends_at,
+            at=self.node.clock(),
             start_height=self._start_height,
             tip_height=tree.best.height,
             steps=len(self.steps),
