@@ -10,15 +10,17 @@ tests on the real node and hashing core are in test_selfish_mining_node.py.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import count
+from types import SimpleNamespace
 
 import pytest
 
-from chain.adapters.selfish_mining import SelfishMiningGame
+from chain.adapters.selfish_mining import HONEST_OWNER, HONEST_WEIGHT, POOL_OWNER, SelfishMiningGame
 from chain.consensus.tree import BlockTree
 from chain.errors import DuplicateBlockError, InvalidHashShareError, InvalidTieBreakError
 from chain.games.chance import happens
@@ -311,3 +313,143 @@ async def test_publishing_a_block_the_tree_has_already_is_harmless():
         await g.node.accept_block(CHAIN, block)
     await g.game.sync()  # lead 1: the pool "publishes" a block already in the tree
     assert g.game.state == state(1, 1, 1) and g.on_main(honest)
+
+
+# --- the mining loops, with the test deciding which side finds the next block ----------------------------
+
+
+class FakeSession:
+    """A hashing-core session as the game sees it: where it mines, its weight, cancel."""
+
+    def __init__(self, owner: str, tip: bytes, weight: float, publish: bool) -> None:
+        self.owner, self.tip, self.weight, self.publish = owner, tip, weight, publish
+        self.outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def cancel(self) -> None:
+        if not self.outcome.done():
+            self.outcome.set_result(False)
+
+    def done(self) -> bool:
+        return self.outcome.done()
+
+
+class MiningNode(TreeNode):
+    """``Node.mine`` as the game calls it: a session per call that finds a block when the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions: list[FakeSession] = []
+        self.changed = asyncio.Condition()
+
+    async def mine(self, chain_id, owner, *, parent_hash=None, transfers=None, publish=True, weight=1,
+                   on_start=None, **_):
+        tip = parent_hash or self._tree.best.block_hash
+        session = FakeSession(owner, tip, weight, publish)
+        self.sessions.append(session)
+        if on_start is not None:
+            on_start(session)
+        async with self.changed:
+            self.changed.notify_all()
+        found = await session.outcome
+        block = FakeBlock(Header(tip)) if found else None
+        if block is not None and publish:
+            await self.accept_block(chain_id, block)
+        return SimpleNamespace(block=block)
+
+    def live(self, owner: str) -> FakeSession | None:
+        return next((s for s in reversed(self.sessions) if s.owner == owner and not s.done()), None)
+
+    async def wait_live(self, owner: str, *, not_: FakeSession | None = None) -> FakeSession:
+        """The owner's live session, once there is one (other than ``not_``)."""
+        async with asyncio.timeout(10), self.changed:
+            await self.changed.wait_for(lambda: (s := self.live(owner)) is not None and s is not not_)
+        session = self.live(owner)
+        assert session is not None
+        return session
+
+    async def find(self, owner: str) -> FakeSession:
+        """The owner's live session finds its block; returns once the game has started its next session."""
+        session = await self.wait_live(owner)
+        session.outcome.set_result(True)
+        return await self.wait_live(owner, not_=session)
+
+
+async def playing(alpha=Fraction(1, 3), gamma=Fraction(0), duration_s=600.0):
+    node = MiningNode()
+    game = SelfishMiningGame(node, CHAIN, alpha, gamma, random.Random(0), duration_s)
+    await game.begin()
+    ended: list[object] = []
+    node.ended = asyncio.Event()
+
+    async def at_deadline() -> None:
+        ended.append(await game.finish("deadline"))
+        node.ended.set()
+
+    game.run(at_deadline)
+    return node, game, ended
+
+
+async def test_the_pool_mines_privately_on_its_tip_and_the_honest_miner_publishes_on_the_main_tip():
+    node, game, _ = await playing()
+    try:
+        pool = await node.wait_live(POOL_OWNER)
+        honest = await node.wait_live(HONEST_OWNER)
+        assert (pool.tip, pool.publish) == (GENESIS, False) and (honest.tip, honest.publish) == (GENESIS, True)
+        # α = 1/3 against the bot's honest weight alone: the pool weighs half as much.
+        assert pool.weight == pytest.approx(0.5 * HONEST_WEIGHT)
+        nxt = await node.find(POOL_OWNER)
+        assert game.state == PoolState(1, 0, 0) and nxt.tip == game.pool_tip != GENESIS
+        assert node.tree(CHAIN).best.block_hash == GENESIS  # withheld
+    finally:
+        await game.finish("stopped")
+
+
+async def test_an_honest_block_in_lead_1_starts_a_race_and_gamma_sends_the_bots_honest_miner_to_the_pool():
+    node, game, _ = await playing(gamma=Fraction(1))
+    try:
+        await node.find(POOL_OWNER)
+        pool_block = game.pool_tip
+        moved = await node.find(HONEST_OWNER)
+        assert game.state == PoolState(1, 1, 1)
+        # γ = 1: the bot's honest session now mines on the pool's block, published to match.
+        session = moved if moved.tip == pool_block else await node.wait_live(HONEST_OWNER, not_=moved)
+        assert session.tip == pool_block
+        await node.find(HONEST_OWNER)  # the honest block on the pool's branch settles the race for the pool
+        assert game.steps[-1].transition.finder is Finder.HONEST_ON_POOL and game.state.settled
+        tally = game.tally(node.tree(CHAIN))
+        assert (tally.pool.main, tally.honest.main, tally.honest.orphaned) == (1, 1, 1)
+    finally:
+        await game.finish("stopped")
+
+
+async def test_when_the_honest_side_wins_the_pool_starts_again_on_its_tip():
+    node, game, _ = await playing()
+    try:
+        await node.find(POOL_OWNER)
+        await node.find(HONEST_OWNER)  # race
+        await node.find(HONEST_OWNER)  # on the first-seen block: the honest branch wins
+        assert game.state.settled
+        tip = node.tree(CHAIN).best.block_hash
+        async with asyncio.timeout(10):
+            while (pool := node.live(POOL_OWNER)) is None or pool.tip != tip:
+                await node.wait_live(POOL_OWNER, not_=pool)
+    finally:
+        await game.finish("stopped")
+
+
+async def test_the_deadline_ends_the_game_and_stops_every_session():
+    node, game, ended = await playing(duration_s=0.01)
+    async with asyncio.timeout(10):
+        await node.ended.wait()
+    [summary] = ended
+    assert summary.reason == "deadline" and game.finished
+    assert all(s.done() for s in node.sessions)
+    assert await game.finish("stopped") is summary  # a stop that comes after gets the same summary
+
+
+async def test_two_finishes_at_the_same_moment_count_the_game_once():
+    node, game, _ = await playing()
+    await node.find(POOL_OWNER)
+    first, second = await asyncio.gather(game.finish("stopped"), game.finish("deadline"))
+    assert first is second and first.reason == "stopped"
+    assert first.tally.pool.main == 1  # the withheld block was published once, at the end
