@@ -210,6 +210,7 @@ class SelfishMiningGame:
     _started_at: float = 0.0
     _hashes_at_start: dict[Hashable, int] = field(default_factory=dict)
     _summary: SelfishSnapshot | None = None
+    _on_deadline: Callable[[], Awaitable[object]] | None = None
 
     def __post_init__(self) -> None:
         self.alpha = check_pool_share(self.alpha)
@@ -232,15 +233,22 @@ class SelfishMiningGame:
                  self._start_height, self.alpha, self.gamma)
 
     def run(self, on_deadline: Callable[[], Awaitable[object]]) -> None:
-        """Start the pool's and the honest side's mining loops, the tip watcher and the deadline."""
+        """Start the pool's and the honest side's mining loops, the tip watcher and the deadline
+        (which calls ``on_deadline``: the façade ends the game through ``GameSessions`` there)."""
+        self._on_deadline = on_deadline
         loop = asyncio.get_running_loop()
         name = f"selfish-{self.chain_id}"
         self._tasks = [
             loop.create_task(self._pool_loop(), name=f"{name}-pool"),
             loop.create_task(self._honest_loop(), name=f"{name}-honest"),
             loop.create_task(self._watch_loop(), name=f"{name}-watch"),
-            loop.create_task(self._deadline(on_deadline), name=f"{name}-deadline"),
+            loop.create_task(self._deadline(), name=f"{name}-deadline"),
         ]
+
+    async def expire(self) -> None:
+        """The deadline, now (the deadline task calls it; tests call it to race it with a stop)."""
+        if self._on_deadline is not None and not self._stopping.is_set():
+            await self._on_deadline()
 
     @property
     def ends_at(self) -> float:
@@ -493,6 +501,16 @@ class SelfishMiningGame:
 
     # --- the loops ----------------------------------------------------------------------------
 
+    def _pool_work(self) -> tuple[bytes, list[Block]]:
+        """Where the pool's next block goes: the newest of its blocks the tree has (or the fork point),
+        and the withheld ones above it, which the template is built on without publishing them."""
+        tree = self.node.tree(self.chain_id)
+        published = 0
+        while published < len(self._branch) and self._branch[published].hash() in tree:
+            published += 1
+        parent = self._branch[published - 1].hash() if published else self._base
+        return parent, self._branch[published:]
+
     def _honest_parent(self) -> bytes | None:
         """Where the bot's honest session mines: the pool's block in a race it drew γ for, else the main tip."""
         if self.state.race and self._race_on_pool:
@@ -543,8 +561,9 @@ class SelfishMiningGame:
     async def _pool_loop(self) -> None:
         try:
             while not self._stopping.is_set():
+                parent, private = self._pool_work()
                 result = await self.node.mine(
-                    self.chain_id, POOL_OWNER, parent_hash=self.pool_tip, transfers=(), publish=False,
+                    self.chain_id, POOL_OWNER, parent_hash=parent, private=private, transfers=(), publish=False,
                     weight=self._pool_weight(), on_start=self._on_start("pool"),
                 )
                 self._sessions.pool = None
@@ -584,14 +603,12 @@ class SelfishMiningGame:
         except Exception:
             log.exception("chain %d: the selfish game's tip watcher failed", self.chain_id)
 
-    async def _deadline(self, on_deadline: Callable[[], Awaitable[object]]) -> None:
+    async def _deadline(self) -> None:
         left = self.ends_at - self.node.clock()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), max(left, 0.0))
-        if self._stopping.is_set():
-            return
         try:
-            await on_deadline()
+            await self.expire()
         except Exception:
             log.exception("chain %d: ending the selfish game at its deadline failed", self.chain_id)
 

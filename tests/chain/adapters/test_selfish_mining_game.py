@@ -342,8 +342,9 @@ class MiningNode(TreeNode):
         self.changed = asyncio.Condition()
 
     async def mine(self, chain_id, owner, *, parent_hash=None, transfers=None, publish=True, weight=1,
-                   on_start=None, **_):
-        tip = parent_hash or self._tree.best.block_hash
+                   on_start=None, private=(), **_):
+        # A private branch's template extends its last block (Node.branch_template), not ``parent_hash``.
+        tip = private[-1].hash() if private else parent_hash or self._tree.best.block_hash
         session = FakeSession(owner, tip, weight, publish)
         self.sessions.append(session)
         if on_start is not None:
