@@ -217,6 +217,9 @@ class SelfishMining(
     async def stop(self, interaction: discord.Interaction) -> None:
         """End the game now: the pool publishes what it withholds, and the summary is posted."""
         guild_id = require_guild(interaction)
+        # No game: an ephemeral refusal, before the public "thinking" answer. (A deadline ending the
+        # game right after this look is settled under the game sessions' lock: the refusal is a followup.)
+        self.playground.selfish_mining_status(guild_id)
         await interaction.response.defer(thinking=True)
         snapshot = await self.playground.stop_selfish_mining(guild_id)
         self.channels.pop(guild_id, None)
