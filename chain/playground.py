@@ -678,8 +678,9 @@ class Playground:
     ) -> SelfishSnapshot:
         """Start a selfish pool of share ``alpha`` and tie-break ``gamma`` on this server's chain for
         ``duration_s`` (chain/adapters/selfish_mining.py). One game per chain (``GameSessions``): a
-        second start raises ``GameAlreadyRunningError`` and changes nothing. At the deadline the game
-        ends by itself and ``on_end`` gets its summary (unless a stop ended it first)."""
+        second start raises ``GameAlreadyRunningError`` and changes nothing. At the deadline (or when
+        the chain is started over under it) the game ends by itself and ``on_end`` gets its summary,
+        unless a stop ended it first."""
         alpha, gamma = check_pool_share(alpha), check_tie_break(gamma)
         if not isinstance(duration_s, int | float) or isinstance(duration_s, bool) or not (
             0 < duration_s <= SELFISH_MAX_DURATION_S
@@ -702,14 +703,14 @@ class Playground:
             await self.games.end(guild_id, SELFISH_KIND, game)
             raise
 
-        async def at_deadline() -> None:
+        async def by_itself(reason: str) -> None:
             try:
                 await self.games.end(guild_id, SELFISH_KIND, game)
             except NoGameRunningError:
                 return  # an admin's stop ended it first: that stop shows the summary
-            await on_end(await game.finish("deadline"))
+            await on_end(await game.finish(reason))
 
-        game.run(at_deadline)
+        game.run(by_itself)
         return game.snapshot()
 
     async def stop_selfish_mining(self, guild_id: int, reason: str = "stopped") -> SelfishSnapshot:

@@ -29,6 +29,7 @@ REASONS = {
     "deadline": "ended at its deadline",
     "stopped": "stopped by an admin",
     "shutdown": "ended because the bot is restarting",
+    "reset": "ended because the chain was started over (a reset or a mode switch)",
 }
 
 
@@ -47,6 +48,8 @@ def share_of(part: int, whole: int) -> Fraction | None:
 def verdict(snapshot: SelfishSnapshot) -> str:
     """Did selfish mining pay in this game, and what the paper predicts for these α and γ."""
     alpha, earned = snapshot.alpha, snapshot.tally.pool_share
+    if snapshot.chain_replaced:
+        return "The chain the game was played on is gone, and its blocks with it: nothing could be counted."
     predicted = "more" if snapshot.revenue > alpha else "less" if snapshot.revenue < alpha else "exactly"
     above = "above" if alpha > snapshot.threshold else "below" if alpha < snapshot.threshold else "at"
     paper = (f"With α = {percent(alpha)} {above} the threshold, the paper predicts the pool earns {predicted} "

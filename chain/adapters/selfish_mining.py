@@ -54,7 +54,7 @@ from chain.adapters.hashcore import MiningSession
 from chain.adapters.node import Node
 from chain.consensus.block import Block
 from chain.consensus.tree import BlockEntry, BlockTree
-from chain.errors import DuplicateBlockError
+from chain.errors import ChainError, DuplicateBlockError
 from chain.games.chance import RandomSource, happens
 from chain.games.selfish_mining import (
     SETTLED,
@@ -81,6 +81,8 @@ HONEST_WEIGHT = 1
 # How often the game looks at the main tip for blocks that came from elsewhere (members' sessions),
 # in seconds: how late the pool answers at most, its "network latency".
 DEFAULT_POLL_S = 0.05
+# After a failed step, a loop waits this long before trying again, in seconds (no busy loop on a bug).
+ERROR_PAUSE_S = 1.0
 # The pool's weight is set again when it differs from the right one by more than this share.
 WEIGHT_TOLERANCE = Fraction(1, 20)
 
@@ -143,6 +145,8 @@ class SelfishSnapshot:
     stale_finds: int
     """Pool blocks found on a branch the pool had already left (not in the tree, not counted)."""
     reason: str | None = None
+    chain_replaced: bool = False
+    """The chain was started over under the game (reset, mode switch): nothing could be counted."""
 
     @property
     def revenue(self) -> Fraction:
@@ -210,7 +214,8 @@ class SelfishMiningGame:
     _started_at: float = 0.0
     _hashes_at_start: dict[Hashable, int] = field(default_factory=dict)
     _summary: SelfishSnapshot | None = None
-    _on_deadline: Callable[[], Awaitable[object]] | None = None
+    _on_end: Callable[[str], Awaitable[object]] | None = None
+    _genesis: bytes = b""
 
     def __post_init__(self) -> None:
         self.alpha = check_pool_share(self.alpha)
@@ -223,6 +228,7 @@ class SelfishMiningGame:
         await self.node.address(self.chain_id, POOL_OWNER)
         await self.node.address(self.chain_id, HONEST_OWNER)
         tree = self.node.tree(self.chain_id)
+        self._genesis = tree.genesis.block_hash
         self._base = tree.best.block_hash
         self._start_height = tree.best.height
         self._start_sequence = len(tree)
@@ -232,10 +238,12 @@ class SelfishMiningGame:
         log.info("chain %d: selfish mining starts at height %d (α=%s, γ=%s)", self.chain_id,
                  self._start_height, self.alpha, self.gamma)
 
-    def run(self, on_deadline: Callable[[], Awaitable[object]]) -> None:
-        """Start the pool's and the honest side's mining loops, the tip watcher and the deadline
-        (which calls ``on_deadline``: the façade ends the game through ``GameSessions`` there)."""
-        self._on_deadline = on_deadline
+    def run(self, on_end: Callable[[str], Awaitable[object]]) -> None:
+        """Start the pool's and the honest side's mining loops, the tip watcher and the deadline.
+
+        ``on_end(reason)`` is how the game ends by itself: ``"deadline"``, or ``"reset"`` when the chain
+        was started over under it (the façade ends the game through ``GameSessions`` there)."""
+        self._on_end = on_end
         loop = asyncio.get_running_loop()
         name = f"selfish-{self.chain_id}"
         self._tasks = [
@@ -247,8 +255,20 @@ class SelfishMiningGame:
 
     async def expire(self) -> None:
         """The deadline, now (the deadline task calls it; tests call it to race it with a stop)."""
-        if self._on_deadline is not None and not self._stopping.is_set():
-            await self._on_deadline()
+        await self._end_by_itself("deadline")
+
+    async def _end_by_itself(self, reason: str) -> None:
+        if self._on_end is not None and not self._stopping.is_set():
+            await self._on_end(reason)
+
+    @property
+    def chain_replaced(self) -> bool:
+        """The chain was started over (reset, mode switch) under the game: its blocks are gone."""
+        try:
+            tree = self.node.tree(self.chain_id)
+        except ChainError:
+            return True  # no such chain any more
+        return tree.genesis.block_hash != self._genesis or self._base not in tree
 
     @property
     def ends_at(self) -> float:
@@ -263,7 +283,7 @@ class SelfishMiningGame:
     async def pool_found(self, block: Block) -> None:
         """The pool solved ``block`` (unpublished): withhold it, or in a race publish it and win."""
         async with self._lock:
-            if self._summary is not None:
+            if self._summary is not None or self.chain_replaced:
                 return
             await self._sync_locked()
             if block.header.prev_hash != self.pool_tip:
@@ -279,6 +299,8 @@ class SelfishMiningGame:
     async def sync(self) -> None:
         """Step the state machine through every honest block the main chain got since the last look."""
         async with self._lock:
+            if self._summary is not None or self.chain_replaced:
+                return
             await self._sync_locked()
         self._realign()
 
@@ -299,6 +321,10 @@ class SelfishMiningGame:
         async with self._lock:
             if self._summary is not None:
                 return self._summary
+            if self.chain_replaced:
+                self._summary = self.snapshot(reason)
+                log.info("chain %d: selfish mining ended (%s) on a chain started over", self.chain_id, reason)
+                return self._summary
             await self._sync_locked()
             if self.state.withheld:
                 log.info("chain %d: the game ends, the pool publishes its %d withheld block(s)",
@@ -312,24 +338,27 @@ class SelfishMiningGame:
     # --- reading ------------------------------------------------------------------------------
 
     def snapshot(self, reason: str | None = None) -> SelfishSnapshot:
-        tree = self.node.tree(self.chain_id)
+        """The game now; on a chain started over under it, with nothing counted (its blocks are gone)."""
+        replaced = self.chain_replaced
+        tree = None if replaced else self.node.tree(self.chain_id)
         return SelfishSnapshot(
             chain_id=self.chain_id,
             alpha=self.alpha,
             gamma=self.gamma,
             state=self.state,
-            tally=self.tally(tree),
+            tally=self.tally(tree) if tree is not None else SelfishTally(SideTally(0, 0, 0), SideTally(0, 0, 0), 0),
             started_at=self._started_at,
             ends_at=self.ends_at,
             at=self.node.clock(),
             start_height=self._start_height,
-            tip_height=tree.best.height,
+            tip_height=tree.best.height if tree is not None else self._start_height,
             steps=len(self.steps),
             races=self._races,
             races_on_pool=self._races_on_pool,
             late=self._late,
             stale_finds=self._stale_finds,
             reason=reason,
+            chain_replaced=replaced,
         )
 
     def tally(self, tree: BlockTree) -> SelfishTally:
@@ -558,9 +587,14 @@ class SelfishMiningGame:
             if session is not None:
                 session.cancel()
 
+    async def _pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the game stops meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
     async def _pool_loop(self) -> None:
-        try:
-            while not self._stopping.is_set():
+        while not self._stopping.is_set() and not self.chain_replaced:
+            try:
                 parent, private = self._pool_work()
                 result = await self.node.mine(
                     self.chain_id, POOL_OWNER, parent_hash=parent, private=private, transfers=(), publish=False,
@@ -569,12 +603,13 @@ class SelfishMiningGame:
                 self._sessions.pool = None
                 if result.block is not None and not self._stopping.is_set():
                     await self.pool_found(result.block)
-        except Exception:
-            log.exception("chain %d: the selfish pool's mining loop failed", self.chain_id)
+            except Exception:  # one failed block must not end the pool: log it and mine again
+                log.exception("chain %d: the selfish pool's mining failed; trying again", self.chain_id)
+                await self._pause(ERROR_PAUSE_S)
 
     async def _honest_loop(self) -> None:
-        try:
-            while not self._stopping.is_set():
+        while not self._stopping.is_set() and not self.chain_replaced:
+            try:
                 await self.node.mine(
                     self.chain_id, HONEST_OWNER, parent_hash=self._honest_parent(), weight=HONEST_WEIGHT,
                     on_start=self._on_start("honest"),
@@ -582,17 +617,22 @@ class SelfishMiningGame:
                 self._sessions.honest = None
                 if not self._stopping.is_set():
                     await self.sync()
-        except Exception:
-            log.exception("chain %d: the honest side's mining loop failed", self.chain_id)
+            except Exception:  # likewise for the honest side
+                log.exception("chain %d: the honest side's mining failed; trying again", self.chain_id)
+                await self._pause(ERROR_PAUSE_S)
 
     async def _watch_loop(self) -> None:
-        """Look at the main tip every ``poll_s``: members' blocks reach the state machine from here."""
+        """Look at the main tip every ``poll_s``: members' blocks reach the state machine from here; a
+        chain started over under the game ends it."""
         seen = b""
-        try:
-            while not self._stopping.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.poll_s)
-                if self._stopping.is_set():
+        while not self._stopping.is_set():
+            await self._pause(self.poll_s)
+            if self._stopping.is_set():
+                return
+            try:
+                if self.chain_replaced:
+                    log.info("chain %d was started over during a selfish mining game: the game ends", self.chain_id)
+                    await self._end_by_itself("reset")
                     return
                 tip = self.node.tree(self.chain_id).best.block_hash
                 if tip != seen:
@@ -600,13 +640,12 @@ class SelfishMiningGame:
                     await self.sync()
                 else:
                     self._realign()
-        except Exception:
-            log.exception("chain %d: the selfish game's tip watcher failed", self.chain_id)
+            except Exception:
+                log.exception("chain %d: the selfish game's tip watcher failed; looking again", self.chain_id)
+                await self._pause(ERROR_PAUSE_S)
 
     async def _deadline(self) -> None:
-        left = self.ends_at - self.node.clock()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), max(left, 0.0))
+        await self._pause(max(self.ends_at - self.node.clock(), 0.0))
         try:
             await self.expire()
         except Exception:

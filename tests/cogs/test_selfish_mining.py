@@ -64,3 +64,8 @@ def test_start_and_status_embeds():
     assert "`/mine start`" in started and "(1−γ)/(3−2γ) = **25.0%**" in started
     status = text(status_embed(snapshot(state=PoolState(3, 1, 1), reason=None)))
     assert "state **2**" in status and "3 blocks on its branch, 2 withheld" in status
+
+
+def test_the_summary_of_a_game_whose_chain_was_started_over():
+    shown = text(summary_embed(snapshot(reason="reset", chain_replaced=True, pool=(0, 0, 0), honest=(0, 0, 0))))
+    assert "chain was started over" in shown and "nothing could be counted" in shown

@@ -382,11 +382,11 @@ async def playing(alpha=Fraction(1, 3), gamma=Fraction(0), duration_s=600.0):
     ended: list[object] = []
     node.ended = asyncio.Event()
 
-    async def at_deadline() -> None:
-        ended.append(await game.finish("deadline"))
+    async def at_end(reason: str) -> None:
+        ended.append(await game.finish(reason))
         node.ended.set()
 
-    game.run(at_deadline)
+    game.run(at_end)
     return node, game, ended
 
 

@@ -136,7 +136,7 @@ async def test_a_stop_and_the_deadline_at_the_same_moment_end_the_game_once(faca
     # A second game starts on the freed chain, and the first one's deadline, firing late (past its own
     # check that it was stopped), leaves it alone: the façade ends only the game whose deadline it is.
     await start(playground)
-    await game._on_deadline()
+    await game._on_end("deadline")
     assert playground.games.current(CHAIN) is not None and playground.games.get(CHAIN, KIND) is not game
     await playground.stop_selfish_mining(CHAIN)
 
@@ -153,6 +153,23 @@ async def test_the_deadline_ends_the_game_and_hands_its_summary_on(facade):
     assert playground.games.current(CHAIN) is None
     with pytest.raises(NoGameRunningError):
         await playground.stop_selfish_mining(CHAIN)
+
+
+async def test_a_reset_under_a_running_game_ends_it(facade):
+    playground, node = facade
+    ended: list = []
+    await start(playground, ended=ended)
+    await blocks_since(node, node.tree(CHAIN).best.height, 2)
+    await playground.reset_chain(CHAIN)
+    async with asyncio.timeout(30):
+        while not ended:
+            await asyncio.sleep(0.01)
+    [summary] = ended
+    assert summary.reason == "reset" and summary.chain_replaced and summary.tally.main_chain == 0
+    assert playground.games.current(CHAIN) is None
+    assert not [s for s in node.hashing_core.stats().per_session if s.chain_id == CHAIN]
+    await start(playground)  # the new chain takes a new game
+    await playground.stop_selfish_mining(CHAIN)
 
 
 async def test_invalid_second_start_while_a_game_runs_changes_nothing(facade):
