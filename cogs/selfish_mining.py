@@ -8,7 +8,9 @@ each side's share of the main chain against its share of the hash power, beside 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from fractions import Fraction
 
 import discord
@@ -18,7 +20,7 @@ from discord.ext import commands
 from chain.errors import NoGameRunningError
 from chain.playground import SELFISH_MAX_DURATION_S, Playground, SelfishSnapshot
 from cogs.embeds import GOLD, GREY, ORANGE, counted, duration
-from cogs.errors import PlaygroundCog, require_guild
+from cogs.errors import PlaygroundCog, UserFacingError, require_guild
 from cogs.options import Range
 from cogs.services import Services
 
@@ -31,6 +33,18 @@ REASONS = {
     "shutdown": "ended because the bot is restarting",
     "reset": "ended because the chain was started over (a reset or a mode switch)",
 }
+
+
+@contextlib.contextmanager
+def no_game_is_an_answer() -> Iterator[None]:
+    """No game running (or another stop, or the deadline, ended it first): say so in the bot's words."""
+    try:
+        yield
+    except NoGameRunningError:
+        raise UserFacingError(
+            "No selfish-mining game is running on this server (it may have just ended: its summary is "
+            "posted where it was started). `/selfish start` starts one."
+        ) from None
 
 
 def percent(share: Fraction | None) -> str:
@@ -213,7 +227,8 @@ class SelfishMining(
     async def status(self, interaction: discord.Interaction) -> None:
         """The running game: the pool's state, each side's blocks so far, and the paper's figures."""
         guild_id = require_guild(interaction)
-        snapshot = self.playground.selfish_mining_status(guild_id)
+        with no_game_is_an_answer():
+            snapshot = self.playground.selfish_mining_status(guild_id)
         await interaction.response.send_message(embed=status_embed(snapshot), ephemeral=True)
 
     @app_commands.command(name="stop")
@@ -222,9 +237,11 @@ class SelfishMining(
         guild_id = require_guild(interaction)
         # No game: an ephemeral refusal, before the public "thinking" answer. (A deadline ending the
         # game right after this look is settled under the game sessions' lock: the refusal is a followup.)
-        self.playground.selfish_mining_status(guild_id)
+        with no_game_is_an_answer():
+            self.playground.selfish_mining_status(guild_id)
         await interaction.response.defer(thinking=True)
-        snapshot = await self.playground.stop_selfish_mining(guild_id)
+        with no_game_is_an_answer():
+            snapshot = await self.playground.stop_selfish_mining(guild_id)
         self.channels.pop(guild_id, None)
         await interaction.followup.send(embed=summary_embed(snapshot))
 

@@ -3,6 +3,7 @@ the real chain through to its summary."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 # same work, and ties go to the block seen first.
 GAME_HASH_RATE = 5_000
 GAME_PARAMS = E2E_PARAMS.evolve(no_retargeting=True)
-BLOCKS = 12
+BLOCKS = 24
 
 
 def game_chain(p) -> None:
@@ -50,8 +51,13 @@ async def test_a_selfish_pool_against_a_member_mining_honestly_through_to_the_su
     assert status.ephemeral and "Selfish mining: so far" in reply_text(status)
     assert re.search(r"state \*\*(0|0'|\d+)\*\*", reply_text(status)), reply_text(status)
 
-    stop = await p.run(w.alice, "selfish stop")
-    await stop.wait_for(lambda h: "the summary" in reply_text(h), timeout=30)
+    # Two stops at the same moment (two admins, or a double click): one summary, one refusal.
+    stops = [await p.sb.invoke(w.genesis, w.general, w.alice, "selfish stop", {}) for _ in range(2)]
+    await asyncio.gather(*(h.wait_ack(10) for h in stops))
+    await p.sb.wait_until(lambda: all(reply_text(h) for h in stops), timeout=30, describe="both stops answered")
+    [stop] = [h for h in stops if "the summary" in reply_text(h)]
+    [other] = [h for h in stops if h is not stop]
+    assert "No selfish-mining game is running" in reply_text(other), reply_text(other)
     text = reply_text(stop)
     log.info("selfish mining summary:\n%s", text)
     assert "Selfish mining: the summary" in text and "stopped by an admin" in text, text
@@ -86,4 +92,4 @@ async def test_the_deadline_posts_the_summary_where_the_game_started(playground)
     assert "ended at its deadline" in shown(posted) and "one third for γ = 0" in shown(posted)
     assert playground_.games.current(guild_id) is None
     stop = await p.run(w.alice, "selfish stop")
-    assert stop.ephemeral and "no selfish_mining game is running" in reply_text(stop).lower(), reply_text(stop)
+    assert stop.ephemeral and "No selfish-mining game is running" in reply_text(stop), reply_text(stop)
