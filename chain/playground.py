@@ -37,7 +37,9 @@ from chain.adapters.node import (
     TransactionMatches,
 )
 from chain.adapters.selfish_mining import DEFAULT_POLL_S as SELFISH_POLL_S
+from chain.adapters.selfish_mining import HONEST_OWNER as SELFISH_HONEST_OWNER
 from chain.adapters.selfish_mining import KIND as SELFISH_KIND
+from chain.adapters.selfish_mining import POOL_OWNER as SELFISH_POOL_OWNER
 from chain.adapters.selfish_mining import SelfishMiningGame, SelfishSnapshot, game_random
 from chain.adapters.slot_driver import SlotOutcome
 from chain.adapters.storage import StoredStakeEntry, StoredTransaction
@@ -103,7 +105,9 @@ __all__ = [
     "FaucetReward",
     "LESSONS",
     "PAYMENT_CONFIRMATIONS",
+    "SELFISH_HONEST_OWNER",
     "SELFISH_MAX_DURATION_S",
+    "SELFISH_POOL_OWNER",
     "SelfishSnapshot",
     "Lesson",
     "LessonResult",

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import re
 
-from chain.adapters.selfish_mining import KIND
+from chain.adapters.selfish_mining import HONEST_OWNER, KIND, POOL_OWNER
 from tests.e2e.conftest import E2E_PARAMS
 from tests.e2e.test_wallet import no_cooldown
 from tests.e2e.text import reply_text, shown
@@ -67,6 +67,10 @@ async def test_a_selfish_pool_against_a_member_mining_honestly_through_to_the_su
     mains = [int(n) for n in re.findall(r"On the main chain: \*\*(\d+)\*\*", text)]
     assert sum(mains) == node.tree(guild_id).best.height - start_height, text
     assert playground_.games.current(guild_id) is None
+    # The bot's two miners are named in announcements and the explorer, never mentioned as if members.
+    names = await p.bot.services.owner_names(guild_id)
+    assert names[await node.address(guild_id, POOL_OWNER)] == "🕵️ the selfish pool"
+    assert names[await node.address(guild_id, HONEST_OWNER)] == "⛏️ the bot's honest miner"
     # The chain replays from genesis to the same state, reorgs and all.
     assert (await node.verify(guild_id)).blocks == node.chain(guild_id).state.height + 1
     await p.run(w.bob, "mine stop")
