@@ -195,27 +195,27 @@ class SelfishMiningGame:
     on_change: Callable[[], None] | None = None
     """Called after the game published blocks (the bot wakes its announcer)."""
     # --- filled by ``begin`` and the game ---
-    state: PoolState = SETTLED
-    steps: list[StepRecord] = field(default_factory=list)
-    _base: bytes = b""
-    _branch: list[Block] = field(default_factory=list)
-    _found: set[bytes] = field(default_factory=set)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    _sessions: _Sessions = field(default_factory=_Sessions)
-    _race_on_pool: bool = False
-    _races: int = 0
-    _races_on_pool: int = 0
-    _late: int = 0
-    _stale_finds: int = 0
-    _start_height: int = 0
-    _start_sequence: int = 0
-    _started_at: float = 0.0
-    _hashes_at_start: dict[Hashable, int] = field(default_factory=dict)
-    _summary: SelfishSnapshot | None = None
-    _on_end: Callable[[str], Awaitable[object]] | None = None
-    _genesis: bytes = b""
+    state: PoolState = field(default=SETTLED, init=False)
+    steps: list[StepRecord] = field(default_factory=list, init=False)
+    _base: bytes = field(default=b"", init=False)
+    _branch: list[Block] = field(default_factory=list, init=False)
+    _found: set[bytes] = field(default_factory=set, init=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+    _sessions: _Sessions = field(default_factory=_Sessions, init=False)
+    _race_on_pool: bool = field(default=False, init=False)
+    _races: int = field(default=0, init=False)
+    _races_on_pool: int = field(default=0, init=False)
+    _late: int = field(default=0, init=False)
+    _stale_finds: int = field(default=0, init=False)
+    _start_height: int = field(default=0, init=False)
+    _start_sequence: int = field(default=0, init=False)
+    _started_at: float = field(default=0.0, init=False)
+    _hashes_at_start: dict[Hashable, int] = field(default_factory=dict, init=False)
+    _summary: SelfishSnapshot | None = field(default=None, init=False)
+    _on_end: Callable[[str], Awaitable[object]] | None = field(default=None, init=False)
+    _genesis: bytes = field(default=b"", init=False)
 
     def __post_init__(self) -> None:
         self.alpha = check_pool_share(self.alpha)
