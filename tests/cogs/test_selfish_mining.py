@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from types import SimpleNamespace
+
+import pytest
+from discord import app_commands
 
 from chain.adapters.selfish_mining import SelfishSnapshot, SelfishTally, SideTally
 from chain.games.selfish_mining import PoolState
-from cogs.selfish_mining import percent, start_embed, status_embed, summary_embed
+from cogs.errors import describe_error
+from cogs.selfish_mining import SelfishMining, percent, start_embed, status_embed, summary_embed
 
 
 def snapshot(alpha=Fraction(2, 5), gamma=Fraction(0), pool=(9, 1, 400), honest=(6, 4, 600), **changes):
@@ -69,3 +74,12 @@ def test_start_and_status_embeds():
 def test_the_summary_of_a_game_whose_chain_was_started_over():
     shown = text(summary_embed(snapshot(reason="reset", chain_replaced=True, pool=(0, 0, 0), honest=(0, 0, 0))))
     assert "chain was started over" in shown and "nothing could be counted" in shown
+
+
+async def test_a_member_without_manage_server_is_refused_even_from_a_modified_client():
+    """``default_permissions`` only hides /selfish; a server can override it, so the cog checks again."""
+    cog = SelfishMining.__new__(SelfishMining)  # the check reads nothing of the cog's services
+    member = SimpleNamespace(permissions=SimpleNamespace(manage_guild=False), guild_id=1, command=None)
+    with pytest.raises(app_commands.MissingPermissions) as refused:
+        await cog.interaction_check(member)
+    assert describe_error(refused.value) == "You need the Manage Server permission for this."
