@@ -97,3 +97,11 @@ async def test_the_deadline_posts_the_summary_where_the_game_started(playground)
     assert playground_.games.current(guild_id) is None
     stop = await p.run(w.alice, "selfish stop")
     assert stop.ephemeral and "No selfish-mining game is running" in reply_text(stop), reply_text(stop)
+
+    # A shutdown ends a running game too (bot.close asks every cog to stop its sessions), and says so.
+    await p.run(w.alice, "selfish start", {"alpha": 25})
+    await p.bot.get_cog("SelfishMining").stop_all_sessions("the bot is restarting")
+    [_, shutdown] = await p.sb.wait_until(lambda: len(summary_posted()) == 2 and summary_posted(), timeout=30,
+                                          describe="a second summary in #general")
+    assert "ended because the bot is restarting" in shown(shutdown)
+    assert playground_.games.current(guild_id) is None
