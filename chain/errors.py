@@ -1027,3 +1027,30 @@ class MiningBaseDuringGameError(MiningBaseError):
         super().__init__(f"a {kind} game is running on chain {chain_id}: it decides where its players mine")
         self.chain_id = chain_id
         self.kind = kind
+
+
+# --- selfish mining game (issue 11, item 5) -----------------------------------------
+
+
+class InvalidPoolStateError(GameError):
+    """A selfish pool's state or step that Algorithm 1 (Eyal and Sirer) has no transition for."""
+
+    code = "invalid_pool_state"
+
+
+class SelfishGameDurationError(GameSessionError):
+    """A selfish-mining game's length outside what a game may last (a positive number of seconds, capped)."""
+
+    code = "selfish_game_duration"
+
+
+class SelfishMiningUnavailableError(GameSessionError):
+    """Selfish mining needs proof-of-work mining: the chain is on proof of stake (from genesis, or merged)."""
+
+    code = "selfish_mining_unavailable"
+
+    def __init__(self, chain_id: int) -> None:
+        super().__init__(
+            f"chain {chain_id} takes no more proof-of-work blocks (proof of stake), so no pool can mine on it"
+        )
+        self.chain_id = chain_id

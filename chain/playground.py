@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, BinaryIO, Protocol
 
 from chain.adapters.beacon_lifecycle import GENESIS_ALLOCATION_POINTS
@@ -36,6 +37,11 @@ from chain.adapters.node import (
     RewardRecorder,
     TransactionMatches,
 )
+from chain.adapters.selfish_mining import DEFAULT_POLL_S as SELFISH_POLL_S
+from chain.adapters.selfish_mining import HONEST_OWNER as SELFISH_HONEST_OWNER
+from chain.adapters.selfish_mining import KIND as SELFISH_KIND
+from chain.adapters.selfish_mining import POOL_OWNER as SELFISH_POOL_OWNER
+from chain.adapters.selfish_mining import SelfishMiningGame, SelfishSnapshot, game_random
 from chain.adapters.slot_driver import SlotOutcome
 from chain.adapters.storage import (
     ReorgRecord,
@@ -56,6 +62,9 @@ from chain.errors import (
     ChainBeforeStakingError,
     LessonUnavailableError,
     MiningBaseDuringGameError,
+    NoGameRunningError,
+    SelfishGameDurationError,
+    SelfishMiningUnavailableError,
     StakingUnavailableError,
 )
 from chain.games.lessons import (
@@ -70,6 +79,7 @@ from chain.games.lessons import (
     check_lesson,
     get_lesson,
 )
+from chain.games.selfish_mining import check_pool_share, check_tie_break
 from chain.hashing import hash_to_display
 from chain.ledger.accounts import Account
 from chain.ledger.mempool import Admission, PendingTransfer
@@ -83,6 +93,9 @@ from chain.pow.compact import compute_block_work, compute_target
 from chain.pow.difficulty import RetargetExplanation, compute_calibrated_bits
 
 log = logging.getLogger(__name__)
+
+# The longest selfish-mining game, in seconds: games live in memory, and an hour is a long lesson.
+SELFISH_MAX_DURATION_S = 3600
 
 # Engine values the cogs format, handed on from here so that cogs import no engine internals.
 __all__ = [
@@ -106,6 +119,10 @@ __all__ = [
     "FaucetReward",
     "LESSONS",
     "PAYMENT_CONFIRMATIONS",
+    "SELFISH_HONEST_OWNER",
+    "SELFISH_MAX_DURATION_S",
+    "SELFISH_POOL_OWNER",
+    "SelfishSnapshot",
     "Lesson",
     "LessonResult",
     "RewardRecorder",
@@ -766,3 +783,71 @@ class Playground:
     async def side_branches(self, guild_id: int, limit: int) -> tuple[int, list[StoredSideBranch]]:
         """How many side branches the chain's tree has, and the ``limit`` newest."""
         return await self._node.store.tree.side_branches(guild_id, limit)
+
+    # --- selfish mining (issue 11, item 5) -------------------------------------------------
+
+    async def start_selfish_mining(
+        self,
+        guild_id: int,
+        *,
+        alpha: Fraction,
+        gamma: Fraction,
+        duration_s: float,
+        on_end: Callable[[SelfishSnapshot], Awaitable[None]],
+        on_change: Callable[[], None] | None = None,
+        poll_s: float = SELFISH_POLL_S,
+    ) -> SelfishSnapshot:
+        """Start a selfish pool of share ``alpha`` and tie-break ``gamma`` on this server's chain for
+        ``duration_s`` (chain/adapters/selfish_mining.py). One game per chain (``GameSessions``): a
+        second start raises ``GameAlreadyRunningError`` and changes nothing. At the deadline (or when
+        the chain is started over under it) the game ends by itself and ``on_end`` gets its summary,
+        unless a stop ended it first."""
+        alpha, gamma = check_pool_share(alpha), check_tie_break(gamma)
+        if not isinstance(duration_s, int | float) or isinstance(duration_s, bool) or not (
+            0 < duration_s <= SELFISH_MAX_DURATION_S
+        ):
+            raise SelfishGameDurationError(
+                f"a selfish-mining game lasts more than 0 and at most {SELFISH_MAX_DURATION_S} seconds, "
+                f"not {duration_s!r}"
+            )
+        await self.ensure_chain(guild_id)
+        if self.mining_is_over(guild_id) or self.mode(guild_id) is Mode.POS:
+            raise SelfishMiningUnavailableError(guild_id)
+        game = SelfishMiningGame(
+            self._node, guild_id, alpha, gamma, game_random(self._node.randomness), duration_s,
+            poll_s=poll_s, on_change=on_change,
+        )
+        await self.games.start(guild_id, SELFISH_KIND, game)
+        try:
+            await game.begin()
+        except BaseException:
+            await self.games.end(guild_id, SELFISH_KIND, game)
+            raise
+
+        async def by_itself(reason: str) -> None:
+            try:
+                await self.games.end(guild_id, SELFISH_KIND, game)
+            except NoGameRunningError:
+                return  # an admin's stop ended it first: that stop shows the summary
+            await on_end(await game.finish(reason))
+
+        game.run(by_itself)
+        return game.snapshot()
+
+    async def stop_selfish_mining(self, guild_id: int, reason: str = "stopped") -> SelfishSnapshot:
+        """End this chain's selfish-mining game now and return its summary; ``NoGameRunningError`` if
+        none runs (of a stop and the deadline at the same moment, exactly one ends it)."""
+        game = await self.games.end(guild_id, SELFISH_KIND)
+        assert isinstance(game, SelfishMiningGame)  # only this section starts games of this kind
+        return await game.finish(reason)
+
+    def selfish_mining_status(self, guild_id: int) -> SelfishSnapshot:
+        """The running game as it stands; ``NoGameRunningError`` if none runs."""
+        game = self.games.get(guild_id, SELFISH_KIND)
+        assert isinstance(game, SelfishMiningGame)
+        return game.snapshot()
+
+    def selfish_mining_games(self) -> list[int]:
+        """The chains running a selfish-mining game (the bot ends them when it shuts down)."""
+        return [chain_id for chain_id in self._node.chain_ids()
+                if (running := self.games.current(chain_id)) is not None and running.kind == SELFISH_KIND]

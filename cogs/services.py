@@ -20,7 +20,14 @@ from chain.adapters.beacon_node import BeaconNode
 from chain.adapters.hashcore import HashingCore
 from chain.adapters.node import Node
 from chain.params import PLAYGROUND, ChainParams
-from chain.playground import FAUCET_OWNER, ChainState, Playground, StoreTransaction
+from chain.playground import (
+    FAUCET_OWNER,
+    SELFISH_HONEST_OWNER,
+    SELFISH_POOL_OWNER,
+    ChainState,
+    Playground,
+    StoreTransaction,
+)
 from chain.pos.beacon import ConsensusConfig
 
 # Interaction tokens live 15 minutes; a session must end (and edit) before that.
@@ -29,6 +36,12 @@ MAX_SESSION_S = 14 * 60
 WEBHOOK_NAME = "Consensus Playground"
 # How the faucet's wallet is named wherever a member's mention would be (blocks, transfers).
 FAUCET_NAME = "🚰 the faucet"
+# The bot's own wallets' names, wherever a member's mention would be: they are nobody's to mention.
+BOT_OWNER_NAMES = {
+    FAUCET_OWNER: FAUCET_NAME,
+    SELFISH_POOL_OWNER: "🕵️ the selfish pool",
+    SELFISH_HONEST_OWNER: "⛏️ the bot's honest miner",
+}
 DEFAULT_SERVER_SETTINGS: dict[str, Any] = {"session_s": 120, "cooldown_s": 10}
 
 
@@ -184,6 +197,6 @@ class Services:
     async def owner_names(self, guild_id: int) -> dict[bytes, str]:
         """Public key -> mention of the member who owns it, for this server's chain."""
         return {
-            pubkey: FAUCET_NAME if owner == FAUCET_OWNER else f"<@{owner}>"
+            pubkey: BOT_OWNER_NAMES.get(owner, f"<@{owner}>")
             for pubkey, owner in (await self.playground.owners(guild_id)).items()
         }

@@ -78,12 +78,16 @@ class GameSessions:
             self._running[chain_id] = running  # type: ignore[assignment]  # stored erased, returned typed
             return running
 
-    async def end(self, chain_id: int, kind: str) -> object:
+    async def end(self, chain_id: int, kind: str, game: object | None = None) -> object:
         """Remove the chain's running game of ``kind`` and return it, or ``NoGameRunningError``: of two
-        calls at the same moment (an admin's stop and the game's own ending) exactly one gets it."""
+        calls at the same moment (an admin's stop and the game's own ending) exactly one gets it.
+
+        ``game``: end it only if it is this very game. A game's own deadline passes itself, so that a
+        deadline that fires after an admin stopped the game and started another ends nothing.
+        """
         async with self._lock:
             current = self._running.get(chain_id)
-            if current is None or current.kind != kind:
+            if current is None or current.kind != kind or (game is not None and current.game is not game):
                 raise NoGameRunningError(chain_id, kind)
             del self._running[chain_id]
             return current.game

@@ -332,6 +332,8 @@ class HashingCore:
         self._cpu_ns_total = 0
         # Per chain, CPU ns not yet handed out by ``drain_cpu_ns``.
         self._cpu_ns_undrained: dict[int, int] = {}
+        # Per session key, every hash its sessions' chunks completed (``hashes_by_key``); never drained.
+        self._hashes_by_key: dict[Hashable, int] = {}
         self._busy_hashes = 0
         self._busy_seconds = 0.0
         # Set whenever a full chunk's rate is recorded (``measure_rate`` waits on it).
@@ -546,6 +548,16 @@ class HashingCore:
         drained, self._cpu_ns_undrained = self._cpu_ns_undrained, {}
         return drained
 
+    def hashes_by_key(self) -> dict[Hashable, int]:
+        """Hashes completed per session key since the core started (a copy), for measuring hash power.
+
+        Counts every chunk of a keyed session, also those that returned after it ended (found, stale,
+        cancelled): they were hashed for it all the same, so the difference between two readings is
+        the hash power each key got in between. A game reads it to report each side's measured share
+        beside the share it set. One integer per key ever used (a key is a chain and an owner).
+        """
+        return dict(self._hashes_by_key)
+
     def _chunk_size(self) -> int:
         return max(MIN_CHUNK, min(MAX_CHUNK, int(self._worker_rate * self._chunk_seconds)))
 
@@ -618,6 +630,8 @@ class HashingCore:
         now = self._clock()
         self._record_rate(chunk, result.hashes_tried, now - chunk.dispatched_at)
         self._record_cpu(session, result.cpu_ns)
+        if session.key is not None:
+            self._hashes_by_key[session.key] = self._hashes_by_key.get(session.key, 0) + result.hashes_tried
         if not session.done():
             self._merge(session, chunk, result, now)
         self._pump()

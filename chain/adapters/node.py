@@ -1264,15 +1264,19 @@ class Node:
         miner: bytes,
         transfers: Sequence[Transfer] | None = None,
         message: bytes = b"",
+        private: Sequence[Block] = (),
     ) -> BlockTemplate:
         """A block template on any block of the chain's tree, built on that branch's state.
 
         ``transfers``: exactly these (each must be valid on the branch, in order); None takes the
         mempool's when ``parent_hash`` is the main tip and none otherwise (the mempool was checked
         against the main chain, not the branch). ``UnknownParentError`` for a block not in the tree.
+        ``private``: blocks nobody else has (a selfish pool's withheld branch), the first a child of
+        ``parent_hash`` and each the next one's parent; the template extends the last of them, on the
+        branch's state with them processed (in memory only: they are neither stored nor added to the tree).
         """
         async with self.locked(chain_id) as runtime:
-            if parent_hash == runtime.state.tip_hash:
+            if parent_hash == runtime.state.tip_hash and not private:
                 chosen = runtime.mempool.select(runtime.state.params.max_block_transfers) if transfers is None else (
                     list(transfers)
                 )
@@ -1290,6 +1294,11 @@ class Node:
                 self.store, chain_id, runtime.state, runtime.tree, runtime.beacon_states, runtime.genesis,
                 parent_hash, self.now(),
             )
+            now = self.now()
+            for block in private:
+                # The branch's state is a fresh object (``Branch.state``): applying changes nothing held.
+                effects = await asyncio.to_thread(process_block, branch.state, block, now)
+                branch.state.apply(block, effects)
             # A side branch's block carries no pooled votes or rule proposals: those were checked
             # against the main chain (a chain with a consensus config still gets its withdrawals).
             return await asyncio.to_thread(
@@ -1309,6 +1318,7 @@ class Node:
         parent_hash: bytes | None = None,
         transfers: Sequence[Transfer] | None = None,
         publish: bool = True,
+        private: Sequence[Block] = (),
     ) -> MiningResult:
         """One mining session on the hashing core: found, stale, cancelled or timed out.
 
@@ -1320,18 +1330,19 @@ class Node:
         STALE but is kept as a side block (``MiningResult.acceptance``). With ``parent_hash`` the
         session mines on that block of the tree (a private branch, one side of a network split) with
         ``transfers`` (see ``branch_template``), and a new main tip does not end it; with
-        ``publish=False`` the solved block is returned unaccepted, for the caller to publish later.
+        ``publish=False`` the solved block is returned unaccepted, for the caller to publish later;
+        ``private`` (with ``parent_hash``) mines on top of such unpublished blocks (``branch_template``).
         """
         if self.hashing_core is None:
             raise RuntimeError("this node has no hashing core")
         runtime = self.chain(chain_id)
         miner = await self.address(chain_id, owner)
         await self.drop_stale_consensus_proposal(chain_id)
-        on_branch = parent_hash is not None and parent_hash != runtime.state.tip_hash
+        on_branch = parent_hash is not None and (parent_hash != runtime.state.tip_hash or bool(private))
         if parent_hash is None or (not on_branch and transfers is None):
             job = self.mining_job(chain_id, miner, max_nonce=max_nonce)
         else:
-            template = await self.branch_template(chain_id, parent_hash, miner, transfers)
+            template = await self.branch_template(chain_id, parent_hash, miner, transfers, private=private)
             params = runtime.state.params
             job = TemplateJob(
                 chain_id, template, compute_target(template.header.bits, params.pow_limit), clock=self.clock,

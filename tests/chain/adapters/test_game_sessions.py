@@ -49,3 +49,15 @@ async def test_invalid_end_of_another_kind_leaves_the_running_game() -> None:
     with pytest.raises(NoGameRunningError):
         sessions.get(1, "network_split")
     assert sessions.get(1, "selfish_mining") == "pool"
+
+
+async def test_an_ending_for_a_game_that_is_no_longer_running_leaves_the_new_one() -> None:
+    sessions = GameSessions()
+    old, new = object(), object()
+    await sessions.start(1, "selfish_mining", old)
+    assert await sessions.end(1, "selfish_mining", old) is old
+    await sessions.start(1, "selfish_mining", new)
+    with pytest.raises(NoGameRunningError):
+        await sessions.end(1, "selfish_mining", old)  # the old game's late deadline
+    assert sessions.get(1, "selfish_mining") is new
+    assert await sessions.end(1, "selfish_mining", new) is new

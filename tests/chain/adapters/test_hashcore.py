@@ -476,3 +476,26 @@ async def test_calibration_measures_even_while_held(core):
     finally:
         core.release()
     assert rate > 10_000
+
+
+async def test_hashes_are_counted_per_key_including_chunks_that_return_after_the_end(core):
+    assert core.hashes_by_key() == {}
+    light = core.start_session(Job(chain_id=5, seed=b"light"), key=(5, "light"), weight=1)
+    heavy = core.start_session(Job(chain_id=5, seed=b"heavy"), key=(5, "heavy"), weight=3)
+    unkeyed = core.start_session(Job(chain_id=5, seed=b"none"))
+    await wait_for_hashes(light, 20_000)
+    for session in (light, heavy, unkeyed):
+        session.cancel()
+    outcomes = [await outcome_of(s) for s in (light, heavy)]
+    # Wait for the chunks still in flight: they come back and are counted for their key.
+    async with asyncio.timeout(10):
+        while core.stats().chunks_in_flight:
+            await asyncio.sleep(0.005)
+    counted = core.hashes_by_key()
+    assert set(counted) == {(5, "light"), (5, "heavy")}
+    for key, outcome in zip(((5, "light"), (5, "heavy")), outcomes, strict=True):
+        # At least what the session had merged when it ended; a chunk back after it, counted only here.
+        assert counted[key] >= outcome.hashes_tried and counted[key] > 0
+    # A copy: reading it changes nothing, and a new session under an old key adds to its count.
+    counted[(5, "light")] = -1
+    assert core.hashes_by_key()[(5, "light")] > 0

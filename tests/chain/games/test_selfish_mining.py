@@ -16,10 +16,20 @@ from fractions import Fraction
 
 import pytest
 
-from chain.errors import GameError, InvalidHashShareError, InvalidSimulationLengthError, InvalidTieBreakError
+from chain.errors import (
+    GameError,
+    InvalidHashShareError,
+    InvalidPoolStateError,
+    InvalidSimulationLengthError,
+    InvalidTieBreakError,
+)
+from chain.games.chance import happens
 from chain.games.selfish_mining import (
     MAX_BLOCKS,
+    Finder,
+    PoolState,
     SelfishMiningResult,
+    next_state,
     profitability_threshold,
     relative_revenue,
     simulate_selfish_mining,
@@ -171,3 +181,96 @@ def test_invalid_simulation_length(blocks):
 def test_every_refusal_is_a_game_error():
     for error in (InvalidHashShareError, InvalidTieBreakError, InvalidSimulationLengthError):
         assert issubclass(error, GameError)
+
+
+# --- Algorithm 1, one block at a time (the transition the simulation and the live game share) -----------
+
+
+def state(private, published, public):
+    return PoolState(private, published, public)
+
+
+@pytest.mark.parametrize(
+    ("before", "finder", "after", "publish", "settled"),
+    [
+        # The pool finds a block: kept private, whatever the lead (the paper: "append new block to private chain").
+        (state(0, 0, 0), Finder.POOL, state(1, 0, 0), 0, (0, 0, 0, 0)),
+        (state(1, 0, 0), Finder.POOL, state(2, 0, 0), 0, (0, 0, 0, 0)),
+        (state(3, 1, 1), Finder.POOL, state(4, 1, 1), 0, (0, 0, 0, 0)),
+        # State 0', the pool finds: it publishes and wins, its two blocks against the honest one.
+        (state(1, 1, 1), Finder.POOL, state(0, 0, 0), 1, (2, 0, 0, 1)),
+        # Honest block, lead 0: the honest miners win, no fork.
+        (state(0, 0, 0), Finder.HONEST, state(0, 0, 0), 0, (0, 1, 0, 0)),
+        # Lead 1: the pool publishes its block to match, a race (0').
+        (state(1, 0, 0), Finder.HONEST, state(1, 1, 1), 1, (0, 0, 0, 0)),
+        # Lead 2: the pool publishes everything and wins by one.
+        (state(2, 0, 0), Finder.HONEST, state(0, 0, 0), 2, (2, 0, 0, 1)),
+        (state(4, 2, 2), Finder.HONEST, state(0, 0, 0), 2, (4, 0, 0, 3)),
+        # Lead above 2: the pool publishes its oldest withheld block and keeps the lead.
+        (state(3, 0, 0), Finder.HONEST, state(3, 1, 1), 1, (0, 0, 0, 0)),
+        (state(5, 1, 1), Finder.HONEST, state(5, 2, 2), 1, (0, 0, 0, 0)),
+        # State 0', an honest block on the honest branch: the pool's block is orphaned.
+        (state(1, 1, 1), Finder.HONEST, state(0, 0, 0), 0, (0, 2, 1, 0)),
+        # State 0', an honest block on the pool's branch (γ): the pool's block stays, the first honest one is orphaned.
+        (state(1, 1, 1), Finder.HONEST_ON_POOL, state(0, 0, 0), 0, (1, 1, 0, 1)),
+        # A longer tie (two honest blocks arrived before the pool answered): the same rules.
+        (state(2, 2, 2), Finder.POOL, state(0, 0, 0), 1, (3, 0, 0, 2)),
+        (state(2, 2, 2), Finder.HONEST, state(0, 0, 0), 0, (0, 3, 2, 0)),
+    ],
+)
+def test_each_transition_is_algorithm_1(before, finder, after, publish, settled):
+    step = next_state(before, finder)
+    assert step.before == before and step.finder is finder
+    assert step.after == after
+    assert step.publish == publish
+    assert (step.pool_settled, step.honest_settled, step.pool_orphaned, step.honest_orphaned) == settled
+
+
+def test_state_names_are_the_papers():
+    assert [s.name for s in (state(0, 0, 0), state(1, 1, 1), state(1, 0, 0), state(2, 0, 0), state(5, 2, 2))] == [
+        "0", "0'", "1", "2", "3"]
+    assert state(1, 1, 1).race and not state(0, 0, 0).race and state(0, 0, 0).settled
+    assert state(4, 1, 1).withheld == 3
+
+
+def test_the_simulation_walks_the_same_transitions():
+    """Every step the simulation takes is ``next_state``'s: replaying its draws step by step gives its tallies."""
+    rng, replay = random.Random(11), random.Random(11)
+    result = simulate_selfish_mining(Fraction(1, 3), Fraction(1, 2), rng, blocks=3_000)
+    current, totals, found = PoolState(), [0, 0, 0, 0], 0
+    while found < 3_000 or not current.settled:
+        found += 1
+        if happens(replay, Fraction(1, 3)):
+            finder = Finder.POOL
+        elif current.race and happens(replay, Fraction(1, 2)):
+            finder = Finder.HONEST_ON_POOL
+        else:
+            finder = Finder.HONEST
+        step = next_state(current, finder)
+        for i, n in enumerate((step.pool_settled, step.honest_settled, step.pool_orphaned, step.honest_orphaned)):
+            totals[i] += n
+        current = step.after
+    assert tuple(totals) == (result.pool_blocks, result.honest_blocks, result.pool_orphaned, result.honest_orphaned)
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [(-1, 0, 0), (1, 2, 0), (1, 0, 2), (1, 0, 1), (2, 1, 2), (True, 0, 0), (1.0, 0, 0)],
+)
+def test_invalid_pool_state(counts):
+    with pytest.raises(InvalidPoolStateError):
+        PoolState(*counts)
+
+
+@pytest.mark.parametrize("before", [state(0, 0, 0), state(1, 0, 0), state(3, 1, 1)])
+def test_invalid_honest_block_on_the_pools_branch_outside_a_race(before):
+    with pytest.raises(InvalidPoolStateError, match="needs a race"):
+        next_state(before, Finder.HONEST_ON_POOL)
+
+
+def test_invalid_transition_arguments():
+    with pytest.raises(InvalidPoolStateError):
+        next_state((0, 0, 0), Finder.POOL)
+    with pytest.raises(InvalidPoolStateError):
+        next_state(PoolState(), "pool")
+    assert issubclass(InvalidPoolStateError, GameError)
