@@ -471,6 +471,16 @@ class Mining(
                 "`/mine start` mines its block 1.",
                 colour=GREY,
             )
+        if outcome.kind is OutcomeKind.STALE and result.acceptance is not None and live.on_block is not None:
+            mine = result.acceptance.entry  # mined on a block of the member's choosing: their own branch
+            short = hash_to_display(mine.block_hash)[:16]
+            return discord.Embed(
+                title=f"🌿 Block {mine.height:,} found, on your branch",
+                description=f"It is kept on a side branch (`/chain block {short}`): the main chain still has at "
+                f"least as much work. `/mine start on_block:{short}` grows your branch; the block that gives it "
+                f"more work than the main chain makes it the main chain (a reorg, announced to everyone).",
+                colour=GREY,
+            )
         if outcome.kind is OutcomeKind.STALE and result.acceptance is not None:
             orphan = result.acceptance.entry
             return discord.Embed(

@@ -125,7 +125,7 @@ async def test_see_a_reorg_by_mining_a_competing_branch(playground):
     orphan_to_be = node.chain(guild_id).state.tip_hash
 
     side = await p.run(w.bob, "mine start", {"on_block": str(tip - 1)})
-    await side.wait_for(lambda h: "Orphaned" in reply_text(h), timeout=20)
+    await side.wait_for(lambda h: "on your branch" in reply_text(h), timeout=20)
     await session_over(p, w.bob)
     [side_hash] = re.findall(r"/chain block ([0-9a-f]{16})", reply_text(side))
     assert node.chain(guild_id).state.height == tip and node.chain(guild_id).state.tip_hash == orphan_to_be
