@@ -42,6 +42,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.admin",
     "cogs.stake",
     "cogs.learn",
+    "cogs.double_spend",
     "cogs.help",
 )
 FLUSH_ON_SHUTDOWN_S = 5.0

@@ -18,6 +18,7 @@ from chain.errors import (
     ChainError,
     ChainOfflineError,
     ChaosModeOffError,
+    DoubleSpendBalanceError,
     FaucetEmptyError,
     LessonAlreadyCompletedError,
     LessonUnavailableError,
@@ -116,3 +117,10 @@ def _lesson_already_completed(error: LessonAlreadyCompletedError) -> str:
 def _lesson_unavailable(error: LessonUnavailableError) -> str:
     return (f"The `{error.lesson_id}` lesson is not available yet: {error.reason}. `/learn list` shows the lessons "
             "you can do now. Nothing was changed.")
+
+
+@words_for(DoubleSpendBalanceError)
+def _double_spend_balance(error: DoubleSpendBalanceError) -> str:
+    return (f"The attacker's wallet has {error.balance} points to spend, not the {error.amount} asked for: "
+            "`/wallet faucet` or `/mine start` earns some. Nothing was changed.")
+

@@ -204,6 +204,12 @@ def _process_and_snapshot(
     return effects, None if effects.beacon is None else encode_beacon_state(effects.beacon)
 
 
+def _process_above(state: ChainState, blocks: Sequence[Block], now: int) -> None:
+    """Apply unpublished blocks (a game's private branch) to a branch's own state copy, checking each."""
+    for block in blocks:
+        state.apply(block, process_block(state, block, now, None, None))
+
+
 def _unlimited(faucet: bytes | None) -> frozenset[bytes]:
     """Senders exempt from the mempool's per-sender limit: the faucet, whose payouts the claim
     cooldown bounds (a class claiming at once must not wait a block per 25 members)."""
@@ -1120,15 +1126,19 @@ class Node:
         miner: bytes,
         transfers: Sequence[Transfer] | None = None,
         message: bytes = b"",
+        above: Sequence[Block] = (),
     ) -> BlockTemplate:
         """A block template on any block of the chain's tree, built on that branch's state.
 
         ``transfers``: exactly these (each must be valid on the branch, in order); None takes the
         mempool's when ``parent_hash`` is the main tip and none otherwise (the mempool was checked
         against the main chain, not the branch). ``UnknownParentError`` for a block not in the tree.
+        ``above``: blocks not in the tree (a game's unpublished private branch), oldest first, the first
+        on ``parent_hash``: each is checked on the branch's state (any ``ValidationError``) and the
+        template builds on the last. Each call checks them all again: callers keep such branches short.
         """
         async with self.locked(chain_id) as runtime:
-            if parent_hash == runtime.state.tip_hash:
+            if parent_hash == runtime.state.tip_hash and not above:
                 chosen = runtime.mempool.select(runtime.state.params.max_block_transfers) if transfers is None else (
                     list(transfers)
                 )
@@ -1146,6 +1156,8 @@ class Node:
                 self.store, chain_id, runtime.state, runtime.tree, runtime.beacon_states, runtime.genesis,
                 parent_hash, self.now(),
             )
+            if above:
+                await asyncio.to_thread(_process_above, branch.state, above, self.now())
             # A side branch's block carries no pooled votes or rule proposals: those were checked
             # against the main chain (a chain with a consensus config still gets its withdrawals).
             return await asyncio.to_thread(
@@ -1165,6 +1177,7 @@ class Node:
         parent_hash: bytes | None = None,
         transfers: Sequence[Transfer] | None = None,
         publish: bool = True,
+        above: Sequence[Block] = (),
     ) -> MiningResult:
         """One mining session on the hashing core: found, stale, cancelled or timed out.
 
@@ -1175,7 +1188,8 @@ class Node:
         A found block joins the chain's tree (``accept_block``); one found a moment too late ends
         STALE but is kept as a side block (``MiningResult.acceptance``). With ``parent_hash`` the
         session mines on that block of the tree (a private branch, one side of a network split) with
-        ``transfers`` (see ``branch_template``), and a new main tip does not end it; with
+        ``transfers`` (see ``branch_template``; ``above``: unpublished blocks on top of it to mine on),
+        and a new main tip does not end it; with
         ``publish=False`` the solved block is returned unaccepted, for the caller to publish later.
         """
         if self.hashing_core is None:
@@ -1183,11 +1197,11 @@ class Node:
         runtime = self.chain(chain_id)
         miner = await self.address(chain_id, owner)
         await self.drop_stale_consensus_proposal(chain_id)
-        on_branch = parent_hash is not None and parent_hash != runtime.state.tip_hash
+        on_branch = parent_hash is not None and (parent_hash != runtime.state.tip_hash or bool(above))
         if parent_hash is None or (not on_branch and transfers is None):
             job = self.mining_job(chain_id, miner, max_nonce=max_nonce)
         else:
-            template = await self.branch_template(chain_id, parent_hash, miner, transfers)
+            template = await self.branch_template(chain_id, parent_hash, miner, transfers, above=above)
             params = runtime.state.params
             job = TemplateJob(
                 chain_id, template, compute_target(template.header.bits, params.pow_limit), clock=self.clock,

@@ -1,0 +1,61 @@
+"""/doublespend end to end (issue 11, item 4): a round played through to its summary in the sandbox."""
+
+from __future__ import annotations
+
+from chain.adapters.double_spend import ATTACKERS_OWNER
+from tests.e2e.test_wallet import mine_one, no_cooldown
+from tests.e2e.text import reply_text, shown
+
+
+def summary_in(p, channel, words):
+    return next((m for m in p.sb.channel_messages(channel, kind="bot") if words in shown(m)), None)
+
+
+async def test_a_double_spend_with_the_bot_lending_90_percent_to_the_attackers(playground):
+    p, w = playground, playground.world
+    await p.sb.wait_commands_synced(names=["doublespend"])
+    await no_cooldown(p, w.genesis)
+    node, guild_id = p.bot.services.node, w.genesis.id
+    await mine_one(p, w.bob)  # the attacker's 50 points
+
+    refused = await p.run(w.bob, "doublespend start", {"attacker": w.bob, "merchant": w.carol, "amount": 10})
+    assert refused.ephemeral and "Manage Server" in reply_text(refused)
+    same = await p.run(w.alice, "doublespend start", {"attacker": w.bob, "merchant": w.bob, "amount": 10})
+    assert same.ephemeral and "merchant must not be the attacker" in reply_text(same)
+    rich = await p.run(w.alice, "doublespend start", {"attacker": w.bob, "merchant": w.carol, "amount": 500})
+    assert rich.ephemeral and "has 50 points to spend, not the 500" in reply_text(rich)
+    none = await p.run(w.carol, "doublespend status")
+    assert none.ephemeral and "No double spend is running" in reply_text(none)
+
+    start = await p.run(w.alice, "doublespend start", {
+        "attacker": w.bob, "merchant": w.carol, "amount": 10, "confirmations": 1, "attack_share": 90,
+        "honest_share": 0,
+    })
+    plan = reply_text(start)
+    assert not start.ephemeral and "the attack begins" in plan, plan
+    assert "attackers 90 % · honest side 0 %" in plan and "P(q, k) before (Nakamoto 2008, §11)\n1.0000000" in plan
+    again = await p.run(w.alice, "doublespend start", {"attacker": w.bob, "merchant": w.carol, "amount": 1})
+    assert again.ephemeral and "already running" in reply_text(again)
+    status = await p.run(w.carol, "doublespend status")
+    assert status.ephemeral and "Payment confirmations\n0 of 1" in reply_text(status), reply_text(status)
+    outsider = await p.run(w.carol, "doublespend publish")
+    assert outsider.ephemeral and "only the attacking side" in reply_text(outsider)
+
+    # The honest side is carol, mining in public: her block confirms the payment to her; meanwhile the
+    # bot mines the attackers' private branch, and publishes it once it is heavier.
+    await mine_one(p, w.carol)
+    message = await p.sb.wait_until(lambda: summary_in(p, w.general, "Double spent"), timeout=60)
+    text = shown(message)
+    assert "**reversed** (nonce replay)" in text and "Reorg depth: **1**" in text, text
+    assert "published automatically" in text and "after (q measured): 1.0000000" in text
+    assert "before (q as set): 1.0000000" in text
+
+    carol = await node.address(guild_id, str(w.carol.id))
+    bob = await node.address(guild_id, str(w.bob.id))
+    stash = await node.address(guild_id, ATTACKERS_OWNER)
+    assert node.account(guild_id, bob).balance == 40  # paid 10 once: to the attackers' wallet, not carol
+    assert node.account(guild_id, stash).balance >= 10 + 50
+    assert node.account(guild_id, carol).balance == 0  # her payment and her block's reward were on the orphaned branch
+    assert (await node.verify(guild_id)).blocks == node.chain(guild_id).state.height + 1
+    over = await p.run(w.bob, "doublespend publish")
+    assert over.ephemeral and "No double spend is running" in reply_text(over)
