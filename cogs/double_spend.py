@@ -70,7 +70,7 @@ def start_embed(status: DoubleSpendStatus, team_role_id: int | None) -> discord.
         title="🕵️ Double spend: the attack begins",
         description=(
             f"{team_text(plan, team_role_id)} pay <@{plan.merchant}> **{points(plan.amount)}** "
-            f"(payment `{short(hash_to_display(status.payment_txid), 16)}`, in the mempool now). The merchant ships "
+            f"(payment {short(hash_to_display(status.payment_txid), 16)}, in the mempool now). The merchant ships "
             f"after **{counted(plan.confirmations, 'confirmation')}**.\n"
             f"Meanwhile the attackers mine a **private branch** from block #{status.fork_height}, where the same "
             "points go to the attackers' own wallet instead. If it ends up with more work than the public chain, "
@@ -131,16 +131,16 @@ def summary_embed(summary: DoubleSpendSummary) -> discord.Embed:
     plan, race = summary.plan, summary.race
     title, colour = TITLES[summary.verdict]
     embed = discord.Embed(title=title, colour=colour)
-    txid = short(hash_to_display(summary.payment_txid), 16)
+    txid = short(hash_to_display(summary.payment_txid), 16)  # in backticks already
     if summary.verdict is Verdict.PUBLIC_CHAIN_WON:
-        outcome = (f"Payment `{txid}` of {points(plan.amount)} to <@{plan.merchant}> stands; the private blocks "
+        outcome = (f"Payment {txid} of {points(plan.amount)} to <@{plan.merchant}> stands; the private blocks "
                    "stay in the block tree as orphans.")
     else:
-        outcome = (f"Payment `{txid}` of {points(plan.amount)} to <@{plan.merchant}> **reversed** (nonce replay): "
+        outcome = (f"Payment {txid} of {points(plan.amount)} to <@{plan.merchant}> **reversed** (nonce replay): "
                    "the same points went to the attackers' wallet.")
     embed.description = (
         f"{outcome}\nReorg depth: **{summary.reorg_depth}** · the merchant had seen "
-        f"{race.confirmations} of {plan.confirmations} confirmation(s) · ended by {REASONS[summary.reason]}."
+        f"{race.confirmations} of {plan.confirmations} confirmation(s) · ended: {REASONS[summary.reason]}."
     )
     member_honest = max(0, race.public_blocks - summary.honest_bot_blocks)
     embed.add_field(

@@ -59,3 +59,38 @@ async def test_a_double_spend_with_the_bot_lending_90_percent_to_the_attackers(p
     assert (await node.verify(guild_id)).blocks == node.chain(guild_id).state.height + 1
     over = await p.run(w.bob, "doublespend publish")
     assert over.ephemeral and "No double spend is running" in reply_text(over)
+
+
+async def test_the_attacker_mines_privately_and_two_publishes_at_the_same_moment_publish_once(playground):
+    p, w = playground, playground.world
+    await p.sb.wait_commands_synced(names=["doublespend"])
+    await no_cooldown(p, w.genesis)
+    node, guild_id = p.bot.services.node, w.genesis.id
+    await mine_one(p, w.bob)
+    start = await p.run(w.alice, "doublespend start", {
+        "attacker": w.bob, "merchant": w.carol, "amount": 10, "confirmations": 1,
+    })
+    assert "q (attackers' share, as set)\nnot known yet" in reply_text(start), reply_text(start)
+
+    # No hash power lent: the members play. Bob's /mine goes to the private branch, twice.
+    for _ in range(2):
+        kept = await p.run(w.bob, "mine start")
+        await kept.wait_for(lambda h: "kept private" in reply_text(h), timeout=20)
+    assert node.chain(guild_id).state.height == 1  # nothing published yet
+    await mine_one(p, w.carol)  # the payment's block, on the public chain: 1 confirmation
+    status = await p.run(w.bob, "doublespend status")
+    assert "Private branch: **2 blocks**" in reply_text(status) and "0 of 1" not in reply_text(status)
+
+    handles = [await p.sb.invoke(w.genesis, w.general, who, "doublespend publish", {}) for who in (w.bob, w.alice)]
+    for handle in handles:
+        await handle.wait_ack(10)
+    texts = [reply_text(h) for h in handles]
+    assert sum("Double spent" in t for t in texts) == 1, texts
+    [refused] = [h for h in handles if "Double spent" not in reply_text(h)]
+    assert refused.ephemeral and ("already published" in reply_text(refused) or "No double spend" in reply_text(refused))
+    summary = next(t for t in texts if "Double spent" in t)
+    assert "Reorg depth: **1**" in summary and "attackers 2 (bot 0, members 2)" in summary, summary
+    assert "as set not known yet · measured 0.667" in summary and "before (q as set): —" in summary
+    carol = await node.address(guild_id, str(w.carol.id))
+    assert node.account(guild_id, carol).balance == 0
+    assert node.chain(guild_id).state.height == 3
