@@ -87,7 +87,8 @@ async def test_the_attacker_mines_privately_and_two_publishes_at_the_same_moment
     texts = [reply_text(h) for h in handles]
     assert sum("Double spent" in t for t in texts) == 1, texts
     [refused] = [h for h in handles if "Double spent" not in reply_text(h)]
-    assert refused.ephemeral and ("already published" in reply_text(refused) or "No double spend" in reply_text(refused))
+    refusal = reply_text(refused)
+    assert refused.ephemeral and ("already published" in refusal or "No double spend" in refusal), refusal
     summary = next(t for t in texts if "Double spent" in t)
     assert "Reorg depth: **1**" in summary and "attackers 2 (bot 0, members 2)" in summary, summary
     assert "as set not known yet · measured 0.667" in summary and "before (q as set): —" in summary

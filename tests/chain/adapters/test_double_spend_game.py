@@ -24,6 +24,7 @@ from chain.errors import (
     DoubleSpendPlanError,
     GameAlreadyRunningError,
     NoGameRunningError,
+    ValidationError,
 )
 from chain.events import PaymentReversed
 from chain.games.double_spend import attacker_success_probability
@@ -311,3 +312,26 @@ async def test_a_shutdown_stops_the_bots_sessions_without_publishing(world, core
     assert game.phase is Phase.ENDED and not playground.has_double_spend(CHAIN)
     assert core.session((CHAIN, ATTACKERS_OWNER)) is None and core.session((CHAIN, HONEST_OWNER)) is None
     assert isinstance(game, DoubleSpendGame)
+
+
+async def test_a_reset_under_the_round_ends_it_without_a_summary(world):
+    node, playground = world
+    ending = Ending()
+    await start(playground, ending)
+    game = playground.double_spend(CHAIN)
+    await mine_privately(node, game)
+    await playground.reset_chain(CHAIN)
+    with pytest.raises(DoubleSpendOverError, match="the chain changed under the round"):
+        await game.publish()
+    assert game.phase is Phase.ENDED and not playground.has_double_spend(CHAIN) and ending.summaries == []
+
+
+async def test_invalid_unpublished_blocks_that_do_not_extend_the_parent_are_refused(world):
+    node, playground = world
+    await start(playground)
+    game = playground.double_spend(CHAIN)
+    block = await mine_privately(node, game)
+    genesis = node.tree(CHAIN).genesis.block_hash
+    with pytest.raises(ValidationError):
+        await node.branch_template(CHAIN, genesis, await node.address(CHAIN, PAYER), (), above=(block,))
+    assert node.chain(CHAIN).state.height == 1 and block.header.hash() not in node.tree(CHAIN)
