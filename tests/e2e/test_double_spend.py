@@ -95,3 +95,35 @@ async def test_the_attacker_mines_privately_and_two_publishes_at_the_same_moment
     carol = await node.address(guild_id, str(w.carol.id))
     assert node.account(guild_id, carol).balance == 0
     assert node.chain(guild_id).state.height == 3
+
+
+async def test_a_team_role_mines_with_the_attacker_and_the_merchant_cannot_be_in_it(playground):
+    p, w = playground, playground.world
+    await p.sb.wait_commands_synced(names=["doublespend"])
+    await no_cooldown(p, w.genesis)
+    node, guild_id = p.bot.services.node, w.genesis.id
+    red = p.sb.add_role(w.genesis, "red team")
+    dave = p.sb.add_member(w.genesis, "dave", roles=[red])
+    await mine_one(p, w.bob)
+
+    p.sb.set_member_roles(w.carol, [red])
+    inside = await p.run(w.alice, "doublespend start", {
+        "attacker": w.bob, "merchant": w.carol, "amount": 10, "team": red,
+    })
+    assert inside.ephemeral and "one of the attacking team" in reply_text(inside), reply_text(inside)
+    assert not p.bot.services.playground.has_double_spend(guild_id)
+    p.sb.set_member_roles(w.carol, [])
+
+    start = await p.run(w.alice, "doublespend start", {
+        "attacker": w.bob, "merchant": w.carol, "amount": 10, "team": red, "confirmations": 1,
+    })
+    assert f"<@{w.bob.id}> and <@&{red.id}> pay" in reply_text(start), reply_text(start)
+    # dave holds the role: his /mine goes to the private branch; carol's to the public chain.
+    for _ in range(2):
+        kept = await p.run(dave, "mine start")
+        await kept.wait_for(lambda h: "kept private" in reply_text(h), timeout=20)
+    await mine_one(p, w.carol)
+    published = await p.run(dave, "doublespend publish")
+    text = reply_text(published)
+    assert "Double spent" in text and "attackers 2 (bot 0, members 2)" in text, text
+    assert node.account(guild_id, await node.address(guild_id, str(dave.id))).balance == 100
