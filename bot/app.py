@@ -43,6 +43,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.stake",
     "cogs.learn",
     "cogs.selfish_mining",
+    "cogs.double_spend",
     "cogs.help",
 )
 FLUSH_ON_SHUTDOWN_S = 5.0

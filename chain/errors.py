@@ -1054,3 +1054,43 @@ class SelfishMiningUnavailableError(GameSessionError):
             f"chain {chain_id} takes no more proof-of-work blocks (proof of stake), so no pool can mine on it"
         )
         self.chain_id = chain_id
+
+
+# --- the double-spend game (issue 11, item 4) ----------------------------------------
+
+
+class DoubleSpendError(GameSessionError):
+    """The double-spend game refused a start, a publish or a status; nothing was changed."""
+
+    code = "double_spend"
+
+
+class DoubleSpendPlanError(DoubleSpendError):
+    """A double-spend game asked for with settings it cannot be played with (the merchant is an attacker,
+    a confirmation count or a lent share out of range, no points to pay); nothing was started."""
+
+    code = "double_spend_plan"
+
+
+class DoubleSpendBalanceError(DoubleSpendError):
+    """The attacker's wallet cannot pay the merchant the amount asked for; nothing was started."""
+
+    code = "double_spend_balance"
+
+    def __init__(self, message: str, balance: int, amount: int) -> None:
+        super().__init__(message)
+        self.balance = balance
+        self.amount = amount
+
+
+class DoubleSpendOverError(DoubleSpendError):
+    """The game was already published or ended (by another command, the automatic publish or the
+    deadline at the same moment): this command found nothing left to do."""
+
+    code = "double_spend_over"
+
+
+class DoubleSpendNotAttackerError(DoubleSpendError):
+    """Only the attacking side (or an admin) may publish the private branch."""
+
+    code = "double_spend_not_attacker"

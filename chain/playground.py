@@ -24,6 +24,8 @@ from chain.adapters.beacon_node import BeaconNode
 from chain.adapters.beacon_status import FinalityView, ValidatorView, VoteProgress
 from chain.adapters.branches import BEACON_STATES_KEPT
 from chain.adapters.budget import IDLE_AFTER_S, MIN_SLOT_DURATION_S
+from chain.adapters.double_spend import GAME_KIND as DOUBLE_SPEND_KIND
+from chain.adapters.double_spend import DoubleSpendGame, DoubleSpendStatus, DoubleSpendSummary, EndReason, IsAttacker
 from chain.adapters.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.adapters.game_sessions import GameSessions, MinerRouter
 from chain.adapters.hashcore import MiningSession, OutcomeKind, Progress
@@ -60,12 +62,24 @@ from chain.consensus.tree import BlockEntry, get_ancestor_at_height
 from chain.consensus.verify import VerifyReport
 from chain.errors import (
     ChainBeforeStakingError,
+    DoubleSpendNotAttackerError,
+    DoubleSpendPlanError,
     LessonUnavailableError,
     MiningBaseDuringGameError,
     NoGameRunningError,
     SelfishGameDurationError,
     SelfishMiningUnavailableError,
     StakingUnavailableError,
+)
+from chain.games.double_spend_plan import (
+    MAX_DEADLINE_MINUTES,
+    MAX_GAME_CONFIRMATIONS,
+    MAX_LENT_PERCENT,
+    MIN_GAME_CONFIRMATIONS,
+    BranchRace,
+    DoubleSpendPlan,
+    Verdict,
+    check_plan,
 )
 from chain.games.lessons import (
     LESSONS,
@@ -143,6 +157,16 @@ __all__ = [
     "Playground",
     "SlotReport",
     "WalletView",
+    "BranchRace",
+    "DoubleSpendPlan",
+    "DoubleSpendStatus",
+    "DoubleSpendSummary",
+    "EndReason",
+    "MAX_DEADLINE_MINUTES",
+    "MAX_GAME_CONFIRMATIONS",
+    "MAX_LENT_PERCENT",
+    "MIN_GAME_CONFIRMATIONS",
+    "Verdict",
 ]
 
 
@@ -709,7 +733,7 @@ class Playground:
             )
         result = await self._node.mine(
             guild_id, owner, on_progress=on_progress, on_start=on_start, deadline_s=deadline_s,
-            parent_hash=route.parent_hash, transfers=route.transfers, publish=route.publish,
+            parent_hash=route.parent_hash, transfers=route.transfers, publish=route.publish, private=route.private,
         )
         await router.on_mined(owner, route, result)
         return result
@@ -851,3 +875,62 @@ class Playground:
         """The chains running a selfish-mining game (the bot ends them when it shuts down)."""
         return [chain_id for chain_id in self._node.chain_ids()
                 if (running := self.games.current(chain_id)) is not None and running.kind == SELFISH_KIND]
+
+    # --- the double-spend game (issue 11, item 4) --------------------------------------------
+
+    async def start_double_spend(
+        self,
+        guild_id: int,
+        *,
+        payer: str,
+        merchant: str,
+        attackers: frozenset[str],
+        amount: int,
+        confirmations: int,
+        attack_percent: int,
+        honest_percent: int,
+        deadline_minutes: int,
+        is_attacker: IsAttacker,
+        on_end: Callable[[DoubleSpendSummary], Awaitable[None]] | None = None,
+    ) -> DoubleSpendStatus:
+        """Check the plan, then start the round (one game per chain): the payment is pooled, the
+        bot's lent sessions mine. A refused start changes nothing."""
+        plan = check_plan(
+            payer=payer, merchant=merchant, attackers=attackers, amount=amount, confirmations=confirmations,
+            attack_percent=attack_percent, honest_percent=honest_percent, deadline_minutes=deadline_minutes,
+        )
+        await self.ensure_chain(guild_id)
+        if self.mining_is_over(guild_id) or self.mode(guild_id) is Mode.POS:
+            raise DoubleSpendPlanError("a double spend races proof-of-work blocks, and this chain mines none")
+        game = await DoubleSpendGame.start(
+            self._node, self.games, guild_id, plan, is_attacker=is_attacker, on_end=on_end
+        )
+        return game.opening_status()
+
+    def has_double_spend(self, guild_id: int) -> bool:
+        running = self.games.current(guild_id)
+        return running is not None and running.kind == DOUBLE_SPEND_KIND
+
+    def double_spend(self, guild_id: int) -> DoubleSpendGame:
+        """The chain's running double spend, or ``NoGameRunningError``."""
+        game = self.games.get(guild_id, DOUBLE_SPEND_KIND)
+        if not isinstance(game, DoubleSpendGame):
+            raise NoGameRunningError(guild_id, DOUBLE_SPEND_KIND)
+        return game
+
+    async def double_spend_status(self, guild_id: int) -> DoubleSpendStatus:
+        return await self.double_spend(guild_id).status()
+
+    async def publish_double_spend(self, guild_id: int, owner: str, *, admin: bool) -> DoubleSpendSummary:
+        """Publish the private branch now: the attacking side or an admin (``admin``) only."""
+        game = self.double_spend(guild_id)
+        if not admin and not await game.is_attacker(owner):
+            raise DoubleSpendNotAttackerError("only the attacking side or an admin can publish the private branch")
+        return await game.publish()
+
+    async def stop_double_spends(self) -> None:
+        """Shutdown: every running double spend stops without publishing (``DoubleSpendGame.close``)."""
+        for guild_id in self._node.chain_ids():
+            running = self.games.current(guild_id)
+            if running is not None and isinstance(running.game, DoubleSpendGame):
+                await running.game.close()

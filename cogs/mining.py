@@ -453,6 +453,13 @@ class Mining(
                     inline=False,
                 )
             return embed
+        if result.block is not None and result.acceptance is None:  # a running game keeps it unpublished
+            return discord.Embed(
+                title=f"🕵️ Block {result.block.height} found, kept private",
+                description=f"The running game keeps your block `{result.block.header.hash_hex()[:16]}…` off the "
+                "public chain (`/doublespend status` shows the private branch). `/mine start` for the next one.",
+                colour=PURPLE,
+            )
         if (
             outcome.kind is OutcomeKind.STALE
             and self._same_chain(live)

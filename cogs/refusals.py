@@ -18,6 +18,7 @@ from chain.errors import (
     ChainError,
     ChainOfflineError,
     ChaosModeOffError,
+    DoubleSpendBalanceError,
     FaucetEmptyError,
     LessonAlreadyCompletedError,
     LessonUnavailableError,
@@ -125,3 +126,10 @@ def _mining_base_during_game(error: MiningBaseDuringGameError) -> str:
         f"A {error.kind.replace('_', ' ')} game is running: it decides where its players mine. "
         "`/mine start` without `on_block` mines where the game sends you. Nothing was changed."
     )
+
+
+@words_for(DoubleSpendBalanceError)
+def _double_spend_balance(error: DoubleSpendBalanceError) -> str:
+    return (f"The attacker's wallet has {error.balance} points to spend, not the {error.amount} asked for: "
+            "`/wallet faucet` or `/mine start` earns some. Nothing was changed.")
+

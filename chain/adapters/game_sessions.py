@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, runtime_checkable
 
+from chain.consensus.block import Block
 from chain.errors import GameAlreadyRunningError, NoGameRunningError
 from chain.ledger.transaction import Transfer
 
@@ -39,12 +40,15 @@ class MinerRoute:
     """Where a member's ``/mine`` goes while a game runs: on ``parent_hash`` (a branch tip) instead of
     the main tip, with exactly ``transfers`` (None: the mempool's when the parent is the main tip, else
     none), published at once or kept by the game (``publish=False``: a private branch, a split's side).
-    ``label`` says where, in the member's words ("the attackers' private branch")."""
+    ``label`` says where, in the member's words ("the attackers' private branch"). ``private``: blocks the
+    game holds unpublished on top of ``parent_hash``, oldest first (a private branch): the session mines
+    on the last of them, checked on the branch's state (``Node.branch_template``)."""
 
     parent_hash: bytes
     label: str
     publish: bool = True
     transfers: Sequence[Transfer] | None = None
+    private: Sequence[Block] = ()
 
 
 @runtime_checkable

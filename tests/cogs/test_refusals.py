@@ -21,6 +21,7 @@ from chain.errors import (
     ChainError,
     ChainOfflineError,
     ChaosModeOffError,
+    DoubleSpendBalanceError,
     FaucetEmptyError,
     InsufficientBalanceError,
     LessonAlreadyCompletedError,
@@ -103,6 +104,7 @@ def test_every_worded_code_is_an_engine_code_and_the_words_name_a_command():
         "lesson_already_completed": LessonAlreadyCompletedError("mine", 1_800_000_000),
         "lesson_unavailable": LessonUnavailableError("reorg", "not wired"),
         "mining_base_during_game": MiningBaseDuringGameError(CHAIN, "network_split"),
+        "double_spend_balance": DoubleSpendBalanceError("too few points", 3, 10),
     }
     assert set(samples) == set(WORDS)
     for code, error in samples.items():
