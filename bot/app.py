@@ -43,6 +43,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.stake",
     "cogs.learn",
     "cogs.help",
+    "cogs.network_split",
 )
 FLUSH_ON_SHUTDOWN_S = 5.0
 # Enough to overlap I/O waits, few enough to keep each loop iteration short.

@@ -395,6 +395,13 @@ class Mining(
 
     def _final_embed(self, live: LiveSession, result: MiningResult) -> discord.Embed:
         outcome = result.outcome
+        if result.block is not None and result.effects is None:  # kept off the main chain by a running game
+            where = self.playground.split_side_label(live.guild_id, live.owner) or "a branch the running game keeps"
+            return discord.Embed(
+                title=f"✅ Block {result.block.height} found!",
+                description=f"Mined on {where}: it stays there, unseen by the others, until the game publishes it.",
+                colour=GOLD,
+            )
         if result.block is not None and result.effects is not None:
             embed = discord.Embed(title=f"✅ Block {result.effects.height} found!", colour=GOLD)
             embed.add_field(name="Hash", value=f"`{result.block.header.hash_hex()}`", inline=False)
