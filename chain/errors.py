@@ -947,6 +947,22 @@ class NoGameRunningError(GameSessionError):
         self.kind = kind
 
 
+# --- the node's block tree: branches and reorgs (issue 11, node) ---------------------
+
+
+class BranchError(ChainError):
+    """A block off the main chain could not be checked or switched to; nothing was stored."""
+
+    code = "branch"
+
+
+class BranchStateUnavailableError(BranchError):
+    """The state a side branch forks from cannot be rebuilt here: its beacon state is no longer kept in
+    memory, or the main chain above the fork committed a Merge schedule (a reorg does not take one back)."""
+
+    code = "branch_state_unavailable"
+
+
 # --- the network-split game (issue 11, games item 6) --------------------------------
 
 

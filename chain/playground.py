@@ -23,7 +23,7 @@ from chain.adapters.beacon_node import BeaconNode
 from chain.adapters.beacon_status import FinalityView, ValidatorView, VoteProgress
 from chain.adapters.budget import IDLE_AFTER_S, MIN_SLOT_DURATION_S
 from chain.adapters.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
-from chain.adapters.game_sessions import GameSessions
+from chain.adapters.game_sessions import GameSessions, MinerRouter
 from chain.adapters.hashcore import MiningSession, OutcomeKind, Progress
 from chain.adapters.network_split import KIND as SPLIT_KIND
 from chain.adapters.network_split import (
@@ -605,7 +605,21 @@ class Playground:
         on_start: Callable[[MiningSession], None] | None = None,
         deadline_s: float | None = None,
     ) -> MiningResult:
-        return await self._node.mine(guild_id, owner, on_progress=on_progress, on_start=on_start, deadline_s=deadline_s)
+        """A member's mining session: on the main tip, or where the chain's running game sends it
+        (``MinerRouter``: one side of a network split, an attacking team's private branch)."""
+        running = self.games.current(guild_id)
+        router = running.game if running is not None and isinstance(running.game, MinerRouter) else None
+        route = None if router is None else await router.route_miner(owner)
+        if router is None or route is None:
+            return await self._node.mine(
+                guild_id, owner, on_progress=on_progress, on_start=on_start, deadline_s=deadline_s
+            )
+        result = await self._node.mine(
+            guild_id, owner, on_progress=on_progress, on_start=on_start, deadline_s=deadline_s,
+            parent_hash=route.parent_hash, transfers=route.transfers, publish=route.publish, private=route.private,
+        )
+        await router.on_mined(owner, route, result)
+        return result
 
     # --- explorer ------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from chain.errors import MergeError
+from chain.hashing import hash_to_display
 from chain.mode import Mode
 from chain.playground import MiningResult, MiningSession, OutcomeKind, Playground, Progress
 from cogs.embeds import BLUE, GOLD, GREY, PURPLE, counted, duration, points, progress_bar, relative_time, seconds
@@ -408,6 +409,14 @@ class Mining(
             embed.add_field(name="Nonce", value=f"{outcome.nonce:,} (extra nonce {outcome.extra_nonce})")
             embed.add_field(name="Reward", value=points(result.block.coinbase.amount))
             embed.add_field(name="Hashes", value=f"{outcome.hashes_tried:,} in {outcome.elapsed:.1f}s")
+            reorg = result.acceptance.reorg if result.acceptance is not None else None
+            if reorg is not None:
+                embed.add_field(
+                    name="🔀 Reorg",
+                    value=f"Your block gave its branch the most work: {counted(reorg.depth, 'block')} of the old "
+                    f"branch were taken off (from block {reorg.fork_point.height + 1}).",
+                    inline=False,
+                )
             return embed
         if (
             outcome.kind is OutcomeKind.STALE
@@ -425,6 +434,16 @@ class Mining(
                 title="Chain reset",
                 description="An admin reset this server's chain while you were mining. "
                 "`/mine start` mines its block 1.",
+                colour=GREY,
+            )
+        if outcome.kind is OutcomeKind.STALE and result.acceptance is not None:
+            orphan = result.acceptance.entry
+            return discord.Embed(
+                title="🌿 Orphaned",
+                description=f"You found block {orphan.height:,}, a moment too late: another block {orphan.height:,} "
+                f"came first, and a tie goes to the block seen first. Yours is kept on a side branch "
+                f"(`/chain block {hash_to_display(orphan.block_hash)[:16]}`): if a block is found on top of it "
+                f"before the main chain grows, its branch takes over. `/mine start` to race for the next one.",
                 colour=GREY,
             )
         if outcome.kind is OutcomeKind.STALE:

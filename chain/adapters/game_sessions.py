@@ -21,6 +21,7 @@ from chain.ledger.transaction import Transfer
 
 if TYPE_CHECKING:  # the node imports nothing from here; named for checkers only
     from chain.adapters.node import MiningResult
+    from chain.consensus.block import Block
 
 GameT = TypeVar("GameT")
 
@@ -39,12 +40,15 @@ class MinerRoute:
     """Where a member's ``/mine`` goes while a game runs: on ``parent_hash`` (a branch tip) instead of
     the main tip, with exactly ``transfers`` (None: the mempool's when the parent is the main tip, else
     none), published at once or kept by the game (``publish=False``: a private branch, a split's side).
-    ``label`` says where, in the member's words ("the attackers' private branch")."""
+    ``label`` says where, in the member's words ("the attackers' private branch"). ``private``: the
+    game's withheld blocks on top of ``parent_hash`` (oldest first, not in the node's tree), whose
+    tip the session mines on (``Node.mine(private=...)``)."""
 
     parent_hash: bytes
     label: str
     publish: bool = True
     transfers: Sequence[Transfer] | None = None
+    private: Sequence[Block] = ()
 
 
 @runtime_checkable

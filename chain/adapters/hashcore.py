@@ -95,7 +95,10 @@ class MiningJob(Protocol):
     nonce tried before the core moves to the next extra nonce; and
     ``refresh_due() -> bool``: asked before each chunk, True moves the session
     to the next extra nonce at once, so the job can hand out a fresher header
-    (a newer time, new transactions) as Bitcoin miners refresh their work.
+    (a newer time, new transactions) as Bitcoin miners refresh their work;
+    and ``follows_tip: bool`` (default True): False for a job on a block other
+    than the main tip on purpose (a private branch, one side of a network
+    split), which a new main tip does not make stale.
     """
 
     @property
@@ -209,6 +212,8 @@ class MiningSession:
         self.weight = weight
         self.chain_id = job.chain_id
         self.tip = job.tip
+        # A session on a side branch on purpose (``MiningJob.follows_tip`` False) outlives tip changes.
+        self.follows_tip: bool = getattr(job, "follows_tip", True)
         self.target = job.target
         self.max_nonce: int = getattr(job, "max_nonce", MAX_NONCE)
         if not 0 <= self.max_nonce <= MAX_NONCE:
@@ -430,7 +435,7 @@ class HashingCore:
         if key is not None:
             self._by_key[key] = session
         current_tip = self._tips.get(session.chain_id)
-        if current_tip is not None and current_tip != session.tip:
+        if current_tip is not None and current_tip != session.tip and session.follows_tip:
             self._end(session, OutcomeKind.STALE)
         else:
             self._pump()
@@ -453,14 +458,19 @@ class HashingCore:
     def session(self, key: Hashable) -> MiningSession | None:
         return self._by_key.get(key)
 
-    def notify_tip(self, chain_id: int, new_tip: bytes) -> int:
+    def notify_tip(self, chain_id: int, new_tip: bytes, *, started_over: bool = False) -> int:
         """Record a chain's new tip; sessions building on another tip end STALE now.
 
         Their chunks still in flight are discarded when they return. Returns
-        how many sessions were ended.
+        how many sessions were ended. Sessions on a side branch on purpose
+        (``follows_tip`` False) go on, unless the chain ``started_over`` (reset,
+        mode switch or deletion: their branch is gone).
         """
         self._tips[chain_id] = new_tip
-        stale = [s for s in self._sessions.values() if s.chain_id == chain_id and s.tip != new_tip]
+        stale = [
+            s for s in self._sessions.values()
+            if s.chain_id == chain_id and s.tip != new_tip and (s.follows_tip or started_over)
+        ]
         for session in stale:
             self._end(session, OutcomeKind.STALE)
         return len(stale)

@@ -17,36 +17,45 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from chain.adapters.branches import BeaconStates, Branch, load_branch
 from chain.adapters.chain_reads import ChainReads, ExportSummary
 from chain.adapters.hashcore import HashingCore, MiningOutcome, MiningSession, OutcomeKind, Progress
 from chain.adapters.storage import Store, StoredChainHead, StoredTransaction, StoredValidatorKey, Transaction
+from chain.adapters.storage.migrations import compute_stored_block_work
 from chain.adapters.template_job import TemplateJob
 from chain.adapters.wallet_keys import WalletKeys
 from chain.consensus.block import Block, BlockTemplate
 from chain.consensus.consensus_block import check_merge_schedule, compute_next_total_difficulty
 from chain.consensus.genesis import make_genesis_block
+from chain.consensus.reorg_events import compute_reorg_events, compute_tree_refusal_events
 from chain.consensus.rule_changes import check_params_change, compute_kept_params
 from chain.consensus.state import BlockEffects, ChainState
 from chain.consensus.templates import build_template, compute_next_block_time
 from chain.consensus.transition import process_block
+from chain.consensus.tree import BlockEntry, BlockTree, Reorg, is_ancestor
+from chain.consensus.undo import DroppedTransfer, compute_block_undo, compute_returned_transfers
 from chain.consensus.verify import VerifyReport
 from chain.errors import (
     ChainError,
     ChainNotFoundError,
     ChainOfflineError,
     DepositPendingError,
+    DuplicateBlockError,
     FaucetCooldownError,
     FaucetEmptyError,
     HashingCoreError,
     NoFaucetError,
     SnapshotError,
     StaleBlockError,
+    UnknownParentError,
 )
+from chain.events import ChainEvent
+from chain.hashing import hash_to_display
 from chain.keys import SigningKey
 from chain.ledger.accounts import Account, LedgerView
 from chain.ledger.mempool import Admission, Mempool, PendingTransfer
@@ -143,6 +152,28 @@ class ChainRuntime:
     # candidates, validator owners, auto-attest), built by ``BeaconNode`` on first use. It lives here
     # so that a server has one runtime: a reset or mode switch that replaces this object drops it too.
     consensus: BeaconRuntime | None = None
+    # Every valid block of the chain (chain/consensus/tree.py), rebuilt from the store at load; the
+    # main chain is ``state``'s line through it. Keyword-only and required, like the tip.
+    tree: BlockTree = field(kw_only=True)
+    genesis: Block = field(kw_only=True)
+    # The beacon states of recent blocks, main and side (chain/adapters/branches.py): how a side
+    # branch of a chain with a consensus config gets the state it forks from.
+    beacon_states: BeaconStates = field(default_factory=BeaconStates)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockAcceptance:
+    """What ``Node.accept_block`` did with a block: where it stands in the tree, and any reorg."""
+
+    block: Block
+    entry: BlockEntry
+    # The block's effects on its own branch (on a side branch they are not applied to the main chain).
+    effects: BlockEffects
+    on_main: bool
+    # Set when the main chain switched to the block's branch (``reorg.depth`` blocks taken off).
+    reorg: Reorg | None
+    # The reorg's events, or a heavier branch refused by finality; in the outbox with the block.
+    events: tuple[ChainEvent, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +183,19 @@ class MiningResult:
     effects: BlockEffects | None = None
     # For a stale result: the height that was won by someone else.
     tip_height: int = 0
+    # How the found block joined the tree (None when nothing was found or it was kept unpublished):
+    # a stale block is kept as a side block now, not thrown away.
+    acceptance: BlockAcceptance | None = None
 
     @property
     def found(self) -> bool:
         return self.block is not None
+
+
+def _process_withheld(state: ChainState, blocks: Sequence[Block], now: int) -> None:
+    """Apply a withheld branch's blocks (never accepted, so not in the tree) to a fresh branch state."""
+    for block in blocks:
+        state.apply(block, process_block(state, block, now))
 
 
 def _process_and_snapshot(
@@ -174,6 +214,11 @@ def _unlimited(faucet: bytes | None) -> frozenset[bytes]:
     """Senders exempt from the mempool's per-sender limit: the faucet, whose payouts the claim
     cooldown bounds (a class claiming at once must not wait a block per 25 members)."""
     return frozenset() if faucet is None else frozenset((faucet,))
+
+
+def _genesis_tree(genesis: Block) -> BlockTree:
+    """A chain's block tree holding its genesis block alone (work as the store records it)."""
+    return BlockTree(genesis.hash(), compute_stored_block_work(genesis.header.bits), genesis.header.prev_hash)
 
 
 def _replay_blocks(
@@ -282,10 +327,15 @@ class Node:
         if dropped:
             await self.store.mempool.remove(chain_id, [e.txid for e in dropped])
         next_arrival = max((e.arrival for e in head.mempool), default=0) + 1
+        tree = await self._load_tree(chain_id, head.genesis)
+        if state.tip_hash not in tree:
+            raise ChainError(f"chain {chain_id}: the stored tip is not in its block tree")
         runtime = ChainRuntime(
             state, mempool, next_arrival, head.proposed_params, tip_block=head.tip_block,
             proposed_consensus=head.proposed_consensus, last_activity=self.now(), faucet=faucet,
+            tree=tree, genesis=head.genesis,
         )
+        runtime.beacon_states.keep(state.tip_hash, state.beacon)
         runtime.blocks_mined.update(head.blocks_mined)
         runtime.op_pool.restore(head.operations)
         await self._prune_dead_operations(chain_id, runtime)
@@ -293,6 +343,16 @@ class Node:
         self._offline.pop(chain_id, None)
         log.info("loaded chain %d at height %d with %d pending transfers", chain_id, state.height, len(mempool))
         return runtime
+
+    async def _load_tree(self, chain_id: int, genesis: Block) -> BlockTree:
+        """The chain's block tree from its ``block_tree`` rows, added in first-seen order (so ties go
+        the same way after a restart)."""
+        entries = await self.store.tree.entries(chain_id)
+        tree = _genesis_tree(genesis)
+        for entry in entries:
+            if entry.block_hash != tree.genesis.block_hash:
+                tree.add_block(entry.block_hash, entry.parent_hash, entry.height, entry.work)
+        return tree
 
     async def _replay_stored(self, head: StoredChainHead) -> ChainState:
         """Process every stored block again (batches read here, processed in a thread), then store
@@ -398,7 +458,7 @@ class Node:
         self._offline.pop(chain_id, None)
         # Only now: sessions that end see the chain gone, not a moved tip.
         if self.hashing_core is not None:
-            self.hashing_core.notify_tip(chain_id, b"deleted")
+            self.hashing_core.notify_tip(chain_id, b"deleted", started_over=True)
 
     async def replace_chain(
         self,
@@ -445,11 +505,13 @@ class Node:
             self._chains[chain_id] = ChainRuntime(
                 state, Mempool(params, chain_id, unlimited_senders=_unlimited(faucet)), 1,
                 tip_block=genesis, last_activity=self.now(), faucet=faucet,
+                tree=_genesis_tree(genesis), genesis=genesis,
             )
+            self._chains[chain_id].beacon_states.keep(genesis.hash(), state.beacon)
             self._offline.pop(chain_id, None)
         # The old chain's sessions end as stale; the cog tells a reset from a lost race by the genesis.
         if self.hashing_core is not None:
-            self.hashing_core.notify_tip(chain_id, state.tip_hash)
+            self.hashing_core.notify_tip(chain_id, state.tip_hash, started_over=True)
         log.info("chain %d started over (%s)", chain_id, Mode.POW if consensus is None else consensus.mode)
         return state
 
@@ -840,44 +902,268 @@ class Node:
             log.warning("chain %d: mining template not rebuilt: %s", chain_id, refusal)
 
     async def submit_block(self, chain_id: int, block: Block) -> BlockEffects:
-        """Validate, persist (block, balances, events: one transaction), then apply."""
+        """Validate, persist (block, balances, events: one transaction), then apply.
+
+        For callers that want the block on the main chain: a block that ends off it (it built on an
+        older block, or its branch is not the best) is still kept as a side block by
+        ``accept_block``, and then ``StaleBlockError`` says it did not extend the chain."""
+        accepted = await self.accept_block(chain_id, block)
+        if not accepted.on_main:
+            raise StaleBlockError(
+                f"block {hash_to_display(accepted.entry.block_hash)[:16]} builds on block "
+                f"{accepted.entry.height - 1}, not on the tip; it is kept as a side block"
+            )
+        return accepted.effects
+
+    async def accept_block(self, chain_id: int, block: Block) -> BlockAcceptance:
+        """Any valid block whose parent is in the chain's tree (issue 11, item 1).
+
+        A block on the main tip extends the main chain, as before. A block on any other block is
+        checked against its own branch's state (``chain.adapters.branches.load_branch``) and kept as
+        a side block, unless its branch now has more work than the main chain (a tie stays with the
+        block seen first): then the main chain switches to it, a reorg done in ONE store transaction
+        (``Store.reorganize``) with its events, and the transfers of the blocks taken off go back to
+        the mempool when still valid or are announced as reversed. On a chain with a finalized
+        checkpoint, a heavier branch that would take a finalized block off is refused, kept as a side
+        block and announced (``ReorgRefusedByFinality``). A proof-of-stake chain's blocks are kept
+        in the tree, but its head is moved by votes, not work (the slot driver's fork choice).
+
+        Refuses ``DuplicateBlockError`` (already in the tree), ``UnknownParentError`` (a parent the
+        chain has not kept), and every rule ``process_block`` checks, changing nothing.
+        """
         async with self.locked(chain_id) as runtime:
-            # In a thread: a proof-of-stake block checks every vote's signature, tens of ms the
-            # event loop (and the Discord heartbeat on it) must not wait for. Nothing changes the
-            # state meanwhile: writers hold the chain's lock.
-            # The beacon snapshot is encoded there too (a 1,000-validator state is milliseconds).
-            effects, snapshot = await asyncio.to_thread(
-                _process_and_snapshot, runtime.state, block, self.now(), runtime.proposed_params,
-                runtime.proposed_consensus,
+            block_hash = block.hash()
+            if block_hash in runtime.tree:
+                raise DuplicateBlockError(
+                    f"block {hash_to_display(block_hash)[:16]} is already in chain {chain_id}'s tree"
+                )
+            parent = block.header.prev_hash
+            if parent == runtime.state.tip_hash:
+                accepted = await self._extend_main(chain_id, runtime, block)
+            elif parent not in runtime.tree:
+                raise UnknownParentError(
+                    f"block {hash_to_display(block_hash)[:16]} builds on {hash_to_display(parent)[:16]}, a block "
+                    f"chain {chain_id} has not kept",
+                    parent_hash=parent,
+                )
+            else:
+                accepted = await self._accept_off_tip(chain_id, runtime, block)
+        if accepted.on_main and self.hashing_core is not None:
+            self.hashing_core.notify_tip(chain_id, runtime.state.tip_hash)
+        if accepted.reorg is not None:
+            log.info("chain %d: reorg of depth %d to block %d %s", chain_id, accepted.reorg.depth,
+                     accepted.entry.height, block.header.hash_hex())
+        elif accepted.on_main:
+            log.info("chain %d: block %d %s", chain_id, accepted.entry.height, block.header.hash_hex())
+        else:
+            log.info("chain %d: side block %d %s", chain_id, accepted.entry.height, block.header.hash_hex())
+        return accepted
+
+    async def _extend_main(self, chain_id: int, runtime: ChainRuntime, block: Block) -> BlockAcceptance:
+        """The block builds on the main tip: validate, persist in one transaction, then apply."""
+        # In a thread: a proof-of-stake block checks every vote's signature, tens of ms the
+        # event loop (and the Discord heartbeat on it) must not wait for. Nothing changes the
+        # state meanwhile: writers hold the chain's lock.
+        # The beacon snapshot is encoded there too (a 1,000-validator state is milliseconds).
+        effects, snapshot = await asyncio.to_thread(
+            _process_and_snapshot, runtime.state, block, self.now(), runtime.proposed_params,
+            runtime.proposed_consensus,
+        )
+        after = LedgerView(effects.accounts, runtime.state.ledger)
+        invalidated = runtime.mempool.invalidated_by(after)
+        included = runtime.op_pool.included_by(block.operations) if block.operations is not None else []
+        # Operations this block made impossible go in the same transaction, in every mode: a
+        # deposit whose nonce a transfer used would otherwise hold the wallet for ever.
+        beacon_after = effects.beacon if effects.beacon is not None else runtime.state.beacon
+        taken = set(included)
+        dead = runtime.op_pool.select_ids(
+            lambda e: e.op_id not in taken and is_dead_operation(e.operation, beacon_after, after)
+        )
+        included = included + dead
+        await self.store.append_block(
+            chain_id, block, effects, [e.txid for e in invalidated], self.now(), included_operations=included,
+            beacon_snapshot=snapshot,
+        )
+        runtime.state.apply(block, effects)
+        entry = runtime.tree.add_block(
+            effects.block_hash, block.header.prev_hash, effects.height, compute_stored_block_work(block.header.bits)
+        )
+        runtime.beacon_states.keep(effects.block_hash, effects.beacon)
+        runtime.tip_block = block
+        runtime.blocks_mined[block.coinbase.miner] += 1
+        runtime.mempool.discard(invalidated)
+        runtime.op_pool.discard(included)
+        if effects.params_change is not None:
+            runtime.proposed_params = None
+        if effects.consensus_change is not None:
+            runtime.proposed_consensus = None
+        return BlockAcceptance(block, entry, effects, True, None, ())
+
+    async def _accept_off_tip(self, chain_id: int, runtime: ChainRuntime, block: Block) -> BlockAcceptance:
+        """A block on a block other than the main tip: a side block, or a reorg onto its branch."""
+        now = self.now()
+        tree, main_state = runtime.tree, runtime.state
+        branch = await load_branch(
+            self.store, chain_id, main_state, tree, runtime.beacon_states, runtime.genesis,
+            block.header.prev_hash, now,
+        )
+        effects = await asyncio.to_thread(
+            process_block, branch.state, block, now, runtime.proposed_params, runtime.proposed_consensus
+        )
+        undo = compute_block_undo(branch.state.ledger, effects, block.header.prev_hash)
+        work = compute_stored_block_work(block.header.bits)
+        entry = BlockEntry(effects.block_hash, branch.tip.block_hash, effects.height, work,
+                           branch.tip.chain_work + work, len(tree))
+        main_tip = tree.get(main_state.tip_hash)
+        beacon = main_state.beacon
+        finalized = None if beacon is None else beacon.finality.finalized_checkpoint.root
+        # After the Merge the head follows votes (the slot driver's fork choice), not work.
+        merged = beacon is not None and (beacon.merged or beacon.terminal is not None)
+        heavier = entry.chain_work > main_tip.chain_work and not merged
+        keeps_finality = finalized is None or finalized not in tree or finalized == entry.block_hash or (
+            is_ancestor(tree, finalized, branch.tip.block_hash)
+        )
+        if heavier and keeps_finality:
+            return await self._reorganize(chain_id, runtime, block, effects, branch, entry, main_tip)
+        previous_best = tree.best
+        # The tree is append-only, so it takes the block before the store does (the refusal is
+        # decided on the tree with the block in it); should the store refuse, the tree is read again
+        # from the store, which the failed transaction left as it was.
+        added = tree.add_block(entry.block_hash, entry.parent_hash, entry.height, work)
+        try:
+            events: tuple[ChainEvent, ...] = ()
+            if heavier and finalized is not None:
+                events = compute_tree_refusal_events(tree, finalized, previous_best)
+            await self.store.store_side_block(chain_id, block, undo, events, now)
+        except BaseException:
+            runtime.tree = await self._load_tree(chain_id, runtime.genesis)
+            raise
+        runtime.beacon_states.keep(added.block_hash, effects.beacon)
+        return BlockAcceptance(block, added, effects, False, None, events)
+
+    async def _reorganize(
+        self,
+        chain_id: int,
+        runtime: ChainRuntime,
+        block: Block,
+        effects: BlockEffects,
+        branch: Branch,
+        entry: BlockEntry,
+        main_tip: BlockEntry,
+    ) -> BlockAcceptance:
+        """Switch the main chain to ``block``'s branch: one store transaction, then memory."""
+        tree = runtime.tree
+        state = branch.state
+        connect = (*branch.connected, (block, effects))
+        # The effects of each block were computed on the one before, so the beacon after the new tip
+        # is the branch's latest; ``apply`` moves ``state`` to the new tip.
+        state.apply(block, effects)
+        reorg = Reorg(
+            old_tip=main_tip,
+            new_tip=entry,
+            fork_point=branch.fork,
+            disconnect=tuple(tree.get(b.hash()) for b in branch.disconnected),
+            connect=(*(tree.get(b.hash()) for b, _ in branch.connected), entry),
+        )
+        confirmed = {tx.txid() for connected, _ in connect for tx in connected.transfers}
+        returned, dropped = compute_returned_transfers(
+            branch.disconnected, state.ledger, chain_id, state.params, confirmed
+        )
+        # The mempool on the new tip: the returned transfers first (they were sent earlier), then
+        # what was pooled; whatever the new branch confirmed or made invalid leaves it.
+        mempool = Mempool(state.params, chain_id, unlimited_senders=_unlimited(runtime.faucet))
+        pooled = runtime.mempool.entries()
+        first = min((e.arrival for e in pooled), default=runtime.next_arrival) - len(returned)
+        candidates = [PendingTransfer(tx, tx.txid(), first + i) for i, tx in enumerate(returned)]
+        refused = {e.txid for e in mempool.restore([*candidates, *pooled], state.ledger)}
+        kept_returned = [e for e in candidates if e.txid not in refused]
+        dropped = (*dropped, *(
+            DroppedTransfer(e.tx, e.txid, "mempool_refused", "the mempool had no room for it on the new branch")
+            for e in candidates if e.txid in refused
+        ))
+        removed = [e.txid for e in pooled if e.txid not in mempool]
+        events = compute_reorg_events(
+            reorg, branch.disconnected, [e.tx for e in kept_returned], dropped,
+        )
+        included: list[bytes] = []
+        for connected, _ in connect:
+            if connected.operations is not None:
+                included += runtime.op_pool.included_by(connected.operations)
+        snapshot = None if state.beacon is None else await asyncio.to_thread(encode_beacon_state, state.beacon)
+        await self.store.reorganize(
+            chain_id, [b.hash() for b in branch.disconnected], connect, events, self.now(),
+            removed_from_mempool=removed, returned_to_mempool=kept_returned, included_operations=included,
+            beacon_snapshot=snapshot,
+        )
+        added = tree.add_block(entry.block_hash, entry.parent_hash, entry.height, entry.work)
+        for _, connected_effects in connect:
+            runtime.beacon_states.keep(connected_effects.block_hash, connected_effects.beacon)
+        state.reserve_history(runtime.proposed_params)
+        runtime.state = state
+        runtime.tip_block = block
+        runtime.mempool = mempool
+        for gone in branch.disconnected:
+            runtime.blocks_mined[gone.coinbase.miner] -= 1
+        for connected, _ in connect:
+            runtime.blocks_mined[connected.coinbase.miner] += 1
+        runtime.blocks_mined += Counter()  # drop miners left with no block
+        runtime.op_pool.discard(included)
+        if any(e.params_change is not None for _, e in connect):
+            runtime.proposed_params = None
+        if any(e.consensus_change is not None for _, e in connect):
+            runtime.proposed_consensus = None
+        runtime.pool_version += 1
+        return BlockAcceptance(block, added, effects, True, reorg, events)
+
+    def tree(self, chain_id: int) -> BlockTree:
+        """The chain's block tree (read it only: the node adds to it under the chain's lock)."""
+        return self.chain(chain_id).tree
+
+    async def branch_template(
+        self,
+        chain_id: int,
+        parent_hash: bytes,
+        miner: bytes,
+        transfers: Sequence[Transfer] | None = None,
+        message: bytes = b"",
+        private: Sequence[Block] = (),
+    ) -> BlockTemplate:
+        """A block template on any block of the chain's tree, built on that branch's state.
+
+        ``transfers``: exactly these (each must be valid on the branch, in order); None takes the
+        mempool's when ``parent_hash`` is the main tip and none otherwise (the mempool was checked
+        against the main chain, not the branch). ``UnknownParentError`` for a block not in the tree.
+        ``private``: a withheld branch on top of ``parent_hash`` (blocks the tree has not seen, oldest
+        first: a network split's side, a private pool), processed on a fresh copy of the branch's
+        state; the template builds on its last block. A block that does not follow is refused as
+        ``process_block`` refuses it.
+        """
+        async with self.locked(chain_id) as runtime:
+            if parent_hash == runtime.state.tip_hash and not private:
+                chosen = runtime.mempool.select(runtime.state.params.max_block_transfers) if transfers is None else (
+                    list(transfers)
+                )
+                pool = runtime.op_pool.operations() if runtime.state.beacon is not None else None
+                return await asyncio.to_thread(
+                    build_template, runtime.state, miner, chosen, self.now(), message, runtime.proposed_params, pool,
+                    runtime.proposed_consensus,
+                )
+            if parent_hash not in runtime.tree:
+                raise UnknownParentError(
+                    f"chain {chain_id} has no block {hash_to_display(parent_hash)[:16]} to build on",
+                    parent_hash=parent_hash,
+                )
+            branch = await load_branch(
+                self.store, chain_id, runtime.state, runtime.tree, runtime.beacon_states, runtime.genesis,
+                parent_hash, self.now(),
             )
-            after = LedgerView(effects.accounts, runtime.state.ledger)
-            invalidated = runtime.mempool.invalidated_by(after)
-            included = runtime.op_pool.included_by(block.operations) if block.operations is not None else []
-            # Operations this block made impossible go in the same transaction, in every mode: a
-            # deposit whose nonce a transfer used would otherwise hold the wallet for ever.
-            beacon_after = effects.beacon if effects.beacon is not None else runtime.state.beacon
-            taken = set(included)
-            dead = runtime.op_pool.select_ids(
-                lambda e: e.op_id not in taken and is_dead_operation(e.operation, beacon_after, after)
+            if private:
+                await asyncio.to_thread(_process_withheld, branch.state, private, self.now())
+            # A side branch's block carries no pooled votes or rule proposals: those were checked
+            # against the main chain (a chain with a consensus config still gets its withdrawals).
+            return await asyncio.to_thread(
+                build_template, branch.state, miner, list(transfers or ()), self.now(), message,
             )
-            included = included + dead
-            await self.store.append_block(
-                chain_id, block, effects, [e.txid for e in invalidated], self.now(), included_operations=included,
-                beacon_snapshot=snapshot,
-            )
-            runtime.state.apply(block, effects)
-            runtime.tip_block = block
-            runtime.blocks_mined[block.coinbase.miner] += 1
-            runtime.mempool.discard(invalidated)
-            runtime.op_pool.discard(included)
-            if effects.params_change is not None:
-                runtime.proposed_params = None
-            if effects.consensus_change is not None:
-                runtime.proposed_consensus = None
-        if self.hashing_core is not None:
-            self.hashing_core.notify_tip(chain_id, effects.block_hash)
-        log.info("chain %d: block %d %s", chain_id, effects.height, block.header.hash_hex())
-        return effects
 
     async def mine(
         self,
@@ -887,21 +1173,41 @@ class Node:
         on_progress: Callable[[Progress], None] | None = None,
         on_start: Callable[[MiningSession], None] | None = None,
         deadline_s: float | None = None,
-        weight: int = 1,
+        weight: float = 1,
         max_nonce: int = 0xFFFFFFFF,
+        parent_hash: bytes | None = None,
+        transfers: Sequence[Transfer] | None = None,
+        publish: bool = True,
+        private: Sequence[Block] = (),
     ) -> MiningResult:
         """One mining session on the hashing core: found, stale, cancelled or timed out.
 
         ``on_start`` is called with the core's session as soon as it exists, before any chunk
         can return: the moment a caller that was told to stop while this method awaited can
         cancel it (on an easy chain the first chunk finds the block, before any progress report).
+
+        A found block joins the chain's tree (``accept_block``); one found a moment too late ends
+        STALE but is kept as a side block (``MiningResult.acceptance``). With ``parent_hash`` the
+        session mines on that block of the tree (a private branch, one side of a network split) with
+        ``transfers`` (see ``branch_template``), and a new main tip does not end it; with
+        ``publish=False`` the solved block is returned unaccepted, for the caller to publish later;
+        ``private`` (with ``parent_hash``): such withheld blocks on top of it, to mine on their tip.
         """
         if self.hashing_core is None:
             raise RuntimeError("this node has no hashing core")
         runtime = self.chain(chain_id)
         miner = await self.address(chain_id, owner)
         await self.drop_stale_consensus_proposal(chain_id)
-        job = self.mining_job(chain_id, miner, max_nonce=max_nonce)
+        on_branch = parent_hash is not None and (parent_hash != runtime.state.tip_hash or bool(private))
+        if parent_hash is None or (not on_branch and transfers is None):
+            job = self.mining_job(chain_id, miner, max_nonce=max_nonce)
+        else:
+            template = await self.branch_template(chain_id, parent_hash, miner, transfers, private=private)
+            params = runtime.state.params
+            job = TemplateJob(
+                chain_id, template, compute_target(template.header.bits, params.pow_limit), clock=self.clock,
+                max_nonce=max_nonce, follows_tip=not on_branch,
+            )
         session = self.hashing_core.start_session(
             job, weight=weight, on_progress=on_progress, key=(chain_id, owner), deadline=deadline_s
         )
@@ -918,11 +1224,14 @@ class Node:
         if outcome.extra_nonce is None or outcome.nonce is None:
             raise HashingCoreError(f"the hashing core reported a found block without its nonces: {outcome!r}")
         block = job.template_for(outcome.extra_nonce).solve(outcome.extra_nonce, outcome.nonce)
-        try:
-            effects = await self.submit_block(chain_id, block)
-        except StaleBlockError:
-            return MiningResult(replace(outcome, kind=OutcomeKind.STALE), tip_height=runtime.state.height)
-        return MiningResult(outcome, block, effects, effects.height)
+        if not publish:
+            return MiningResult(outcome, block, None, block.height)
+        accepted = await self.accept_block(chain_id, block)
+        if not accepted.on_main:  # kept as a side block: found, but not the chain's block
+            return MiningResult(
+                replace(outcome, kind=OutcomeKind.STALE), tip_height=runtime.state.height, acceptance=accepted
+            )
+        return MiningResult(outcome, block, accepted.effects, accepted.entry.height, accepted)
 
     async def _record_pow_energy(self) -> None:
         """Hand the hashing core's CPU time per chain to the store (for ``/chain energy``)."""

@@ -45,9 +45,12 @@ class TemplateJob:
         clock: Clock | None = None,
         refresh_s: float = TEMPLATE_REFRESH_S,
         max_nonce: int = 0xFFFFFFFF,
+        follows_tip: bool = True,
     ) -> None:
         self.chain_id = chain_id
         self.tip = template.header.prev_hash
+        # False: mining a side branch on purpose; a new main tip does not end the session.
+        self.follows_tip = follows_tip
         self.target = target
         self.max_nonce = max_nonce
         self._latest = template

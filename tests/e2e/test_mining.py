@@ -221,15 +221,15 @@ async def test_stop_when_a_block_is_found_ends_an_auto_continue_session(playgrou
     counts (it was found before the stop) and nothing is mined after it."""
     p, w = playground, playground.world
     node = p.bot.services.node
-    real_submit = node.submit_block
+    real_accept = node.accept_block
 
-    async def submit_block(chain_id, block):
+    async def accept_block(chain_id, block):
         if node.chain(chain_id).state.height == 1:  # block 2 was just found
             stop = await p.run(w.alice, "mine stop")
             assert "Stopping" in reply_text(stop)
-        return await real_submit(chain_id, block)
+        return await real_accept(chain_id, block)
 
-    monkeypatch.setattr(node, "submit_block", submit_block)
+    monkeypatch.setattr(node, "accept_block", accept_block)
     h = await p.run(w.alice, "mine start", {"auto_continue": True})
     live = live_session(p, w.alice)
     await live.done.wait()
@@ -243,22 +243,22 @@ async def test_auto_continue_goes_on_after_someone_elses_block(playground, monke
     both blocks as seen, one of them as found."""
     p, w = playground, playground.world
     node = p.bot.services.node
-    real_submit = node.submit_block
+    real_accept = node.accept_block
     submitted = 0
 
-    async def submit_block(chain_id, block):
+    async def accept_block(chain_id, block):
         nonlocal submitted
         submitted += 1
-        if submitted == 1:  # Alice found block 1: Bob's comes first
+        if submitted == 1:  # Alice found block 1: Bob's comes first (hers is kept as a side block)
             state = node.chain(chain_id).state
             bob = await node.address(chain_id, str(w.bob.id))
-            await real_submit(chain_id, solve(node.template(chain_id, bob), state.params))
+            await real_accept(chain_id, solve(node.template(chain_id, bob), state.params))
         elif node.chain(chain_id).state.height == 1:  # Alice found block 2
             stop = await p.run(w.alice, "mine stop")
             assert "Stopping" in reply_text(stop)
-        return await real_submit(chain_id, block)
+        return await real_accept(chain_id, block)
 
-    monkeypatch.setattr(node, "submit_block", submit_block)
+    monkeypatch.setattr(node, "accept_block", accept_block)
     h = await p.run(w.alice, "mine start", {"auto_continue": True})
     live = live_session(p, w.alice)
     await live.done.wait()

@@ -223,13 +223,18 @@ class Store:
 
     # --- the block tree ---------------------------------------------------------
 
-    async def store_side_block(self, chain_id: int, block: Block, undo: BlockUndo) -> StoredTreeEntry:
+    async def store_side_block(
+        self, chain_id: int, block: Block, undo: BlockUndo, events: Sequence[ChainEvent] = (), now: int = 0
+    ) -> StoredTreeEntry:
         """Keep a valid block off the main chain: its tree row, bytes and undo record (computed by
-        the caller against its own branch's state), in one transaction; the main chain, accounts and
-        index are untouched.  Refuses a block whose parent is not stored (``UnknownParentError``), one
-        already stored (``DuplicateBlockError``) and an undo record of another block (``SideBlockUndoError``)."""
+        the caller against its own branch's state), and ``events`` (e.g. a heavier branch refused by
+        finality) in the outbox, in one transaction; the main chain, accounts and index are untouched.
+        Refuses a block whose parent is not stored (``UnknownParentError``), one already stored
+        (``DuplicateBlockError``) and an undo record of another block (``SideBlockUndoError``)."""
         async with self.db.transaction(chain_id) as tx:
-            return await self.tree.insert_side(tx, chain_id, block, undo)
+            entry = await self.tree.insert_side(tx, chain_id, block, undo)
+            await self.outbox_writer.insert_events(tx, chain_id, events, now)
+            return entry
 
     async def reorganize(
         self,
