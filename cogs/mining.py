@@ -397,10 +397,15 @@ class Mining(
     def _final_embed(self, live: LiveSession, result: MiningResult) -> discord.Embed:
         outcome = result.outcome
         if result.block is not None and result.effects is None:  # kept off the main chain by a running game
-            where = self.playground.split_side_label(live.guild_id, live.owner) or "a branch the running game keeps"
+            where = self.playground.split_side_label(live.guild_id, live.owner)
             return discord.Embed(
                 title=f"✅ Block {result.block.height} found!",
-                description=f"Mined on {where}: it stays there, unseen by the others, until the game publishes it.",
+                description=(
+                    f"Mined on {where}: it stays there, unseen by the others, until the game publishes it."
+                    if where is not None
+                    else "Mined on a branch a game kept off the main chain; the game has just ended, so the "
+                    "block was published where it fits."
+                ),
                 colour=GOLD,
             )
         if result.block is not None and result.effects is not None:

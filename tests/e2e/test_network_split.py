@@ -8,12 +8,13 @@ payment returns to the mempool and carol's mempool payment, confirmed only on si
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from bot.storage import OutboxRepository
 from chain.events import ChainReorganized, PaymentReturnedToMempool, PaymentReversed
 from tests.e2e.test_wallet import mine_one, no_cooldown
-from tests.e2e.text import reply_text
+from tests.e2e.text import reply_text, shown
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,36 @@ async def test_invalid_split_commands_are_refused_and_each_member_sees_their_own
     broke = await p.run(w.carol, "split pay", {"member": w.bob, "amount": 1})
     assert broke.ephemeral and "on side B of the split you have 0 points" in reply_text(broke)
 
-    healed = await p.run(w.alice, "split heal")
-    await healed.wait_for(lambda h: "The split healed" in reply_text(h), timeout=20)
-    assert "Neither side found a block: nothing changed." in reply_text(healed)
+    # Two admins heal at the same moment: one summary, and the other is told the split is over.
+    first, second = await asyncio.gather(p.run(w.alice, "split heal"), p.run(w.alice, "split heal"))
+    for handle in (first, second):
+        await handle.wait_for(lambda h: bool(shown(h.response) or h.followups), timeout=20)
+    texts = sorted(shown(h.response) + "".join(shown(m) for m in h.followups) for h in (first, second))
+    assert sum("The split healed" in t for t in texts) == 1
+    assert sum("No network split is running" in t for t in texts) == 1
+    assert "Neither side found a block: nothing changed." in "".join(texts)
+
+
+async def test_a_restart_heals_the_split_and_keeps_its_blocks(sb, tmp_path):
+    from sandbox.demo import populate_demo
+    from tests.e2e.conftest import Playground, make_settings, running_bot
+
+    w = populate_demo(sb)
+    settings = make_settings(tmp_path / "split_restart.sqlite3")
+    async with running_bot(sb, settings) as bot:
+        p = Playground(sb, w, bot, settings)
+        await no_cooldown(p, w.genesis)
+        north = sb.add_role(w.genesis, "north")
+        await mine_one(p, w.alice)
+        base = bot.services.node.chain(w.genesis.id).state.height
+        started = await p.run(w.alice, "split start", {"role": north, "minutes": 5})
+        shown_text = await mine_on_side(p, w.bob)
+        assert "group B (everyone else)'s side of the split" in shown_text
+        assert bot.services.node.chain(w.genesis.id).state.height == base
+    # running_bot's exit is bot.close(): the same path SIGTERM takes. The split heals on the way out.
+    await started.wait_for(lambda h: any("as the bot restarted" in shown(m) for m in h.followups), timeout=10)
+
+    async with running_bot(sb, settings) as bot:
+        node = bot.services.node
+        assert node.chain(w.genesis.id).state.height == base + 1
+        assert (await node.verify(w.genesis.id)).blocks == base + 2
