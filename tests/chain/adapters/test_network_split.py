@@ -19,6 +19,7 @@ from chain.adapters.node import Node
 from chain.adapters.signer import ValidatorSigner
 from chain.adapters.storage import Store
 from chain.errors import (
+    ChainError,
     GameAlreadyRunningError,
     NoGameRunningError,
     SplitDurationError,
@@ -276,3 +277,18 @@ async def test_invalid_split_on_a_hybrid_or_pos_chain_is_refused(facade, mode):
         await facade.start_split(CHAIN, groups=("@north", "everyone else"), in_group_a=in_group_a, minutes=3)
     assert refused.value.mode == str(mode)
     assert facade.games.current(CHAIN) is None
+
+
+async def test_a_withheld_branch_is_mined_on_its_own_tip(node):
+    """``Node.mine(private=...)``: blocks the tree never saw, replayed on the base's state."""
+    base = node.chain(CHAIN).state.tip_hash
+    first = await node.mine(CHAIN, "bob", parent_hash=base, transfers=(), publish=False)
+    second = await node.mine(CHAIN, "bob", parent_hash=base, transfers=(), private=(first.block,), publish=False)
+    assert second.block.header.prev_hash == first.block.hash() and second.block.height == first.block.height + 1
+    assert first.block.hash() not in node.tree(CHAIN) and node.chain(CHAIN).state.tip_hash == base
+    # Published in order later, they extend the main chain as any blocks do.
+    for found in (first, second):
+        assert (await node.accept_block(CHAIN, found.block)).on_main
+    # A withheld block that does not follow its parent is refused as process_block refuses it.
+    with pytest.raises(ChainError):
+        await node.branch_template(CHAIN, base, first.block.coinbase.miner, (), private=(second.block,))
