@@ -20,7 +20,13 @@ from chain.adapters.hashcore import HashingCore, OutcomeKind, Progress
 from chain.adapters.key_check import judge_master_key
 from chain.adapters.node import Node
 from chain.adapters.storage import Database, Store
-from chain.consensus.export import import_chain, import_consensus, import_consensus_changes, import_param_changes
+from chain.consensus.export import (
+    import_chain,
+    import_consensus,
+    import_consensus_changes,
+    import_orphans,
+    import_param_changes,
+)
 from chain.consensus.state import compute_difficulty
 from chain.consensus.verify import verify_chain
 from chain.errors import ChainError, EncodingError
@@ -231,6 +237,7 @@ async def cmd_verify(args: argparse.Namespace) -> int:
             param_changes=import_param_changes(document),
             consensus=import_consensus(document),
             consensus_changes=import_consensus_changes(document),
+            orphans=import_orphans(document),
         )
     else:
         node = await open_node(args)
@@ -249,7 +256,11 @@ async def cmd_export(args: argparse.Namespace) -> int:
     # Streamed from one read snapshot into the file: never the whole chain in memory.
     with open(args.file, "wb") as file:
         summary = await node.export_to(args.chain_id, file)
-    out(f"exported {summary.height + 1} blocks to {args.file}; check it with: python -m chain verify {args.file}")
+    orphans = f" and {summary.orphans} orphaned blocks" if summary.orphans else ""
+    out(
+        f"exported {summary.height + 1} blocks{orphans} to {args.file}; "
+        f"check it with: python -m chain verify {args.file}"
+    )
     node.close()
     await node.store.close()
     return 0
@@ -313,7 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("block")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("verify", help="replay the chain (or an exported FILE) from genesis")
+    p = sub.add_parser(
+        "verify", help="replay the chain (or an exported FILE) from genesis, and check every orphaned block"
+    )
     p.add_argument("file", nargs="?")
     p.set_defaults(func=cmd_verify)
 

@@ -963,6 +963,52 @@ class BranchStateUnavailableError(BranchError):
     code = "branch_state_unavailable"
 
 
+# --- orphaned blocks in verification and exports (issue 11, item 3) ------------------------------
+
+
+class OrphanVerificationError(VerificationError):
+    """An orphaned (side) block of the tree failed verification: named by hash, at its own height."""
+
+    code = "orphan_verification"
+
+    def __init__(self, height: int, block_hash: str, cause: Exception) -> None:
+        # Not VerificationError's "block N: ..." message: height N names a main-chain block.
+        ChainError.__init__(self, f"orphaned block {block_hash[:16]}… at height {height} (off the main chain): {cause}")
+        self.height = height
+        self.cause = cause
+        self.block_hash = block_hash
+
+
+class OrphanParentUnknownError(ChainError):
+    """An orphaned block builds on a block that is neither on the main chain nor among the orphans."""
+
+    code = "orphan_parent_unknown"
+
+
+class OrphanHeightError(ChainError):
+    """An orphaned block is listed at a height other than its parent's plus one."""
+
+    code = "orphan_height_mismatch"
+
+
+class OrphanOnMainChainError(ChainError):
+    """A block listed as orphaned is on the main chain, or listed twice, or does not match its listing."""
+
+    code = "orphan_listing"
+
+
+class BranchTooDeepError(BranchError):
+    """A branch that leaves the main chain further below its tip, or runs longer above the fork point,
+    than the node checks under a chain's lock (``MAX_BRANCH_DEPTH_BLOCKS``)."""
+
+    code = "branch_too_deep"
+
+    def __init__(self, message: str, depth: int, limit: int) -> None:
+        super().__init__(message)
+        self.depth = depth
+        self.limit = limit
+
+
 # --- the network-split game (issue 11, games item 6) --------------------------------
 
 

@@ -46,7 +46,7 @@ from chain.adapters.node import (
     TransactionMatches,
 )
 from chain.adapters.slot_driver import SlotOutcome
-from chain.adapters.storage import StoredStakeEntry, StoredTransaction
+from chain.adapters.storage import StoredOrphan, StoredSideBranch, StoredStakeEntry, StoredTransaction
 from chain.adapters.storage import Transaction as StoreTransaction
 from chain.adapters.votes import VoteReceipt
 from chain.consensus.block import Block
@@ -112,6 +112,8 @@ __all__ = [
     "get_lesson",
     "FinalityView",
     "SlotOutcome",
+    "StoredOrphan",
+    "StoredSideBranch",
     "StoredStakeEntry",
     "StoredTransaction",
     "ValidatorView",
@@ -669,6 +671,27 @@ class Playground:
     @property
     def milliwatts_per_core(self) -> int:
         return self._staking().milliwatts_per_core
+
+    # --- the block tree in the explorer: orphaned blocks and side branches (issue 11, item 3) ---
+
+    async def find_orphans_by_hash_prefix(
+        self, guild_id: int, prefix: str, limit: int
+    ) -> tuple[int, list[tuple[int, bytes]]]:
+        """Blocks off the main chain whose hash (as shown) starts with ``prefix``: how many, and up
+        to ``limit`` as (height, hash), newest first."""
+        return await self._node.store.tree.find_orphans_by_hash_prefix(guild_id, prefix, limit)
+
+    async def orphan(self, guild_id: int, block_hash: bytes) -> StoredOrphan:
+        """A block off the main chain, with the main chain's block and work at its height."""
+        return await self._node.store.tree.orphan(guild_id, block_hash)
+
+    async def orphans_at(self, guild_id: int, height: int) -> int:
+        """How many blocks off the main chain compete with the main chain's at ``height``."""
+        return await self._node.store.tree.count_orphans_at(guild_id, height)
+
+    async def side_branches(self, guild_id: int, limit: int) -> tuple[int, list[StoredSideBranch]]:
+        """How many side branches the chain's tree has, and the ``limit`` newest."""
+        return await self._node.store.tree.side_branches(guild_id, limit)
 
     # --- games: the network split (issue 11, games item 6) --------------------------------
 

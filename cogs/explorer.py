@@ -24,6 +24,8 @@ from chain.playground import (
     EnergyReport,
     Playground,
     RetargetExplanation,
+    StoredOrphan,
+    StoredSideBranch,
     StoredTransaction,
     TransactionMatches,
     VerifyReport,
@@ -57,6 +59,9 @@ TXID_HEX_CHARS = 64
 MAX_AUTOCOMPLETE_CHOICES = 25  # Discord's limit
 BLOCK_TRANSFERS_SHOWN = 5
 AMBIGUOUS_HEIGHTS_SHOWN = 5
+# Orphaned blocks autocomplete offers (by hash) beside the main chain's, and side branches /chain forks lists.
+ORPHAN_CHOICES = 5
+FORKS_SHOWN = 10
 # /chain proposer lists at most this many attempts of the draw (most draws take one or two).
 DRAW_ATTEMPTS_SHOWN = 10
 MAX_SLOT = 2**53 - 1  # Discord's integer options stop here
@@ -78,6 +83,8 @@ class BuiltExport:
     height: int
     tip: str
     data: bytes
+    # Blocks off the main chain the file carries too (the verifier checks each on its own branch).
+    orphans: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +97,14 @@ class ExportJob:
 
 
 def export_embed(built: BuiltExport, filename: str) -> discord.Embed:
+    orphans = f" and {counted(built.orphans, 'orphaned block')}" if built.orphans else ""
+    checked = " and checks every orphaned block on its own branch" if built.orphans else ""
     return discord.Embed(
         title="📦 Chain export",
-        description=f"Blocks 0 to {built.height} (tip `{built.tip[:16]}…`), {len(built.data) / 1024:,.1f} KB.\n"
+        description=f"Blocks 0 to {built.height}{orphans} (tip `{built.tip[:16]}…`), "
+        f"{len(built.data) / 1024:,.1f} KB.\n"
         f"Check it yourself, without the bot: `python -m chain verify {filename}` replays every block "
-        "from genesis.",
+        f"from genesis{checked}.",
         colour=BLUE,
     )
 
@@ -137,23 +147,49 @@ class BlockIndex(Protocol):
     async def block_hashes(self, chain_id: int, heights: list[int]) -> dict[int, bytes]: ...
 
 
-async def resolve_block_height(store: BlockIndex, chain_id: int, tip_height: int, query: str) -> int:
-    """The height of the block a member meant (see ``parse_block_query``); a hash prefix is looked up
-    in the store's display-order hash index, not by reading the chain."""
+class OrphanIndex(Protocol):
+    """Where the blocks off the main chain are looked up by hash (``Playground``)."""
+
+    async def find_orphans_by_hash_prefix(
+        self, chain_id: int, prefix: str, limit: int
+    ) -> tuple[int, list[tuple[int, bytes]]]: ...
+
+
+async def resolve_block(
+    store: BlockIndex, chain_id: int, tip_height: int, query: str, orphans: OrphanIndex | None = None
+) -> int | bytes:
+    """The block a member meant (see ``parse_block_query``): a main-chain block's height, or an
+    orphaned block's hash when a hash (prefix) names one of ``orphans``.  Both are index lookups,
+    never a read of the chain."""
     parsed = parse_block_query(query, tip_height)
     if isinstance(parsed, int):
         return parsed
     count, matches = await store.find_blocks_by_hash_prefix(chain_id, parsed, AMBIGUOUS_HEIGHTS_SHOWN)
-    if count == 0:
+    orphan_count, orphan_matches = (0, []) if orphans is None else await orphans.find_orphans_by_hash_prefix(
+        chain_id, parsed, AMBIGUOUS_HEIGHTS_SHOWN
+    )
+    if count + orphan_count == 0:
         also = (
             f", and there is no block {int(parsed)} (the chain is at height {tip_height})" if parsed.isdecimal() else ""
         )
         raise UserFacingError(f"No block's hash starts with `{parsed}`{also}.")
-    if count > 1:
-        shown = ", ".join(f"#{h}" for h in sorted(height for height, _ in matches))
-        more = ", …" if count > AMBIGUOUS_HEIGHTS_SHOWN else ""
-        raise UserFacingError(f"`{parsed}` starts the hashes of {count} blocks ({shown}{more}): type more of the hash.")
-    return matches[0][0]
+    if count + orphan_count > 1:
+        shown = [f"#{h}" for h in sorted(height for height, _ in matches)]
+        shown += [f"an orphan at #{h} (`{hash_to_display(b)[:12]}…`)" for h, b in orphan_matches]
+        more = ", …" if count > AMBIGUOUS_HEIGHTS_SHOWN or orphan_count > AMBIGUOUS_HEIGHTS_SHOWN else ""
+        raise UserFacingError(
+            f"`{parsed}` starts the hashes of {count + orphan_count} blocks ({', '.join(shown)}{more}): "
+            "type more of the hash."
+        )
+    return matches[0][0] if count else orphan_matches[0][1]
+
+
+async def resolve_block_height(store: BlockIndex, chain_id: int, tip_height: int, query: str) -> int:
+    """The height of the main-chain block a member meant (see ``parse_block_query``); a hash prefix is
+    looked up in the store's display-order hash index, not by reading the chain."""
+    found = await resolve_block(store, chain_id, tip_height, query)
+    assert isinstance(found, int)  # without an orphan index, only main-chain heights come back
+    return found
 
 
 def heights_with_prefix(digits: str, tip_height: int, limit: int) -> list[int]:
@@ -176,21 +212,41 @@ def heights_with_prefix(digits: str, tip_height: int, limit: int) -> list[int]:
     return found
 
 
+def is_hash_prefix(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text) and len(text) <= 2 * HASH_SIZE_BYTES
+
+
 async def block_choices(
-    store: BlockIndex, chain_id: int, tip_height: int, typed: str
+    store: BlockIndex, chain_id: int, tip_height: int, typed: str, orphans: OrphanIndex | None = None
 ) -> list[app_commands.Choice[str]]:
-    """Newest blocks first, filtered by what was typed (the start of a height or of a hash).
+    """Newest blocks first, filtered by what was typed (the start of a height or of a hash); then,
+    for a hash, up to ``ORPHAN_CHOICES`` orphaned blocks whose hash starts with it (their value is
+    their whole hash: a height would name the main chain's block).
 
     Heights matching the digits are counted and hashes matching the prefix found in the store's
     index, so a long chain costs two small queries, not a scan.
     """
     text = typed.strip().strip("`").removeprefix("#").strip().lower()
+    orphan_choices: list[app_commands.Choice[str]] = []
+    if orphans is not None and text and is_hash_prefix(text):
+        _, found_orphans = await orphans.find_orphans_by_hash_prefix(chain_id, text, ORPHAN_CHOICES)
+        orphan_choices = [
+            app_commands.Choice(name=f"orphan at #{height} {hash_to_display(h)[:16]}…", value=hash_to_display(h))
+            for height, h in found_orphans
+        ]
+    main_choices = await _main_block_choices(store, chain_id, tip_height, text)
+    return main_choices[:MAX_AUTOCOMPLETE_CHOICES - len(orphan_choices)] + orphan_choices
+
+
+async def _main_block_choices(
+    store: BlockIndex, chain_id: int, tip_height: int, text: str
+) -> list[app_commands.Choice[str]]:
     if not text:
         heights = list(range(tip_height, max(-1, tip_height - MAX_AUTOCOMPLETE_CHOICES), -1))
         found = await store.block_hashes(chain_id, heights)
     else:
         found = {}
-        if all(c in "0123456789abcdef" for c in text) and len(text) <= 2 * HASH_SIZE_BYTES:
+        if is_hash_prefix(text):
             _, matches = await store.find_blocks_by_hash_prefix(chain_id, text, MAX_AUTOCOMPLETE_CHOICES)
             found.update(matches)
         by_height = heights_with_prefix(text, tip_height, MAX_AUTOCOMPLETE_CHOICES)
@@ -200,6 +256,70 @@ async def block_choices(
         app_commands.Choice(name=f"#{height} {hash_to_display(found[height])[:16]}…", value=str(height))
         for height in newest
     ]
+
+
+def compare_work(work: int, main_work: int) -> str:
+    """A branch's cumulative work against the main chain's, in words (work decides which branch wins)."""
+    if work == main_work:
+        return "equal: the main chain was seen first, so it stays"
+    difference = abs(work - main_work)
+    return f"{difference:,} {'more' if work > main_work else 'less'} than the main chain's"
+
+
+def orphan_embed(
+    stored: StoredOrphan, names: dict[bytes, str], tip_height: int, proposer: str | None, beacon: BeaconState | None
+) -> discord.Embed:
+    """An orphaned block: what ``block_embed`` shows, said to be off the main chain, with the main
+    chain's block at its height and the work on both sides."""
+    height = stored.height
+    embed = block_embed(
+        stored.block, names, title=f"Orphaned block at height {height:,}", proposer=proposer, beacon=beacon
+    )
+    embed.colour = GREY
+    if stored.main_hash is None:
+        instead = f"The main chain has no block at this height yet (its tip is block {tip_height:,})."
+    else:
+        instead = f"Block {height:,} of the main chain is `{hash_to_display(stored.main_hash)[:16]}…` instead."
+    embed.description = (
+        "🪦 **Orphaned: not on the main chain.** Its transfers and reward do not count; its branch lost "
+        f"(or has not yet won) on cumulative work. {instead}"
+    )
+    embed.add_field(name="Main chain at this height", value=(
+        "none yet" if stored.main_hash is None else f"`{hash_to_display(stored.main_hash)}`"), inline=False)
+    main_work = f"{stored.main_chain_work:,}" if stored.main_chain_work is not None else "no block yet"
+    versus = "" if stored.main_chain_work is None else f" ({compare_work(stored.chain_work, stored.main_chain_work)})"
+    embed.add_field(
+        name="Chain work at this height",
+        value=f"this branch {stored.chain_work:,} · main chain {main_work}{versus}",
+        inline=False,
+    )
+    return embed
+
+
+def forks_embed(count: int, branches: list[StoredSideBranch], tip_height: int) -> discord.Embed:
+    """The newest side branches: where each forks, how long it is, its tip and its work against the main chain's."""
+    embed = discord.Embed(title="🌿 Side branches", colour=GREY)
+    if not branches:
+        embed.description = (
+            "No side branches: every block this chain kept is on the main chain. A block found a moment "
+            "too late, or a branch that loses a race, shows up here."
+        )
+        return embed
+    lines = []
+    for b in branches:
+        where = f"block {b.fork_height:,} (`{hash_to_display(b.fork_hash)[:12]}…`)"
+        main_at = f"main chain at {min(b.tip_height, tip_height):,}"
+        lines.append(
+            f"**{counted(b.length, 'block')}** forking at {where}; tip `{hash_to_display(b.tip_hash)[:16]}…` at "
+            f"height {b.tip_height:,}; work {b.chain_work:,} vs {main_at} {b.main_chain_work:,}: "
+            f"{compare_work(b.chain_work, b.main_chain_work)}"
+        )
+    shown = f"the {len(branches)} newest" if count > len(branches) else "newest first"
+    embed.description = (
+        f"{counted(count, 'side branch', 'side branches')} off the main chain ({shown}). Each is a run of "
+        "orphaned blocks; `/chain block` with a tip's hash shows it.\n\n" + "\n".join(lines)
+    )
+    return embed
 
 
 def proposer_slot_range(beacon: BeaconState, current: int) -> tuple[int, int]:
@@ -444,6 +564,12 @@ def verify_embed(report: VerifyReport, elapsed: float) -> discord.Embed:
         )
     else:
         embed.add_field(name="Supply", value=f"{points(report.supply)}, exactly what was minted", inline=False)
+    if report.orphans:
+        embed.add_field(
+            name="Orphaned blocks",
+            value=f"{report.orphans:,}, each fully checked on its own branch (they are off the main chain)",
+            inline=False,
+        )
     embed.add_field(name="Tip", value=f"`{report.tip_hash}`", inline=False)
     return embed
 
@@ -493,16 +619,36 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         """A block of this server's chain, by height or by hash, with its transfers."""
         guild_id = require_guild(interaction)
         state = self.playground.state(guild_id)
-        height = await resolve_block_height(self.playground, guild_id, state.height, query)
-        block = await self.playground.get_block(guild_id, height)
+        found = await resolve_block(self.playground, guild_id, state.height, query, self.playground)
         names = await self.services.owner_names(guild_id)
-        proposer = await self._proposer_label(guild_id, block)
-        embed = block_embed(block, names, proposer=proposer, beacon=state.beacon)
-        embed.description = self._transfer_lines(block, names)
+        if isinstance(found, bytes):
+            stored = await self.playground.orphan(guild_id, found)
+            block = stored.block
+            embed = orphan_embed(stored, names, state.height, await self._proposer_label(guild_id, block), state.beacon)
+            embed.description = f"{embed.description}\n\n{self._transfer_lines(block, names)}"
+        else:
+            block = await self.playground.get_block(guild_id, found)
+            embed = block_embed(block, names, proposer=await self._proposer_label(guild_id, block), beacon=state.beacon)
+            embed.description = self._transfer_lines(block, names)
         if is_proof_of_work_block(block, state.beacon):
             embed.add_field(name="Difficulty", value=f"{self.playground.difficulty(block.header.bits, state.params):,}")
-        embed.add_field(name="Confirmations", value=str(state.height - height + 1))
+        if isinstance(found, int):
+            embed.add_field(name="Confirmations", value=str(state.height - found + 1))
+            competing = await self.playground.orphans_at(guild_id, found)
+            embed.add_field(
+                name="Competing blocks",
+                value=f"{counted(competing, 'orphaned block')} at this height (off the main chain): see `/chain forks`"
+                if competing else "none",
+            )
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
+
+    @app_commands.command(name="forks")
+    async def forks(self, interaction: discord.Interaction) -> None:
+        """The newest side branches of this server's chain: orphaned blocks and where they fork."""
+        guild_id = require_guild(interaction)
+        state = self.playground.state(guild_id)
+        count, branches = await self.playground.side_branches(guild_id, FORKS_SHOWN)
+        await interaction.response.send_message(embed=forks_embed(count, branches, state.height))
 
     @block.autocomplete("query")
     async def block_autocomplete(
@@ -512,7 +658,9 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         # Typing must not create a chain; an empty list is the honest answer.
         if guild_id is None or not self.playground.has_chain(guild_id):
             return []
-        return await block_choices(self.playground, guild_id, self.playground.state(guild_id).height, current)
+        return await block_choices(
+            self.playground, guild_id, self.playground.state(guild_id).height, current, self.playground
+        )
 
     @staticmethod
     def _transfer_lines(block: Block, names: dict[bytes, str]) -> str:
@@ -632,7 +780,8 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
                 async with core_runs_while_waiting():
                     report = await self.playground.verify(guild_id)
             except VerificationError as exc:
-                log.warning("chain %d failed verification at block %d: %s", guild_id, exc.height, exc.cause)
+                # The error names the block: a main-chain height, or an orphan's hash and height.
+                log.warning("chain %d failed verification: %s", guild_id, exc)
                 raise
             elapsed = time.perf_counter() - started
         finally:
@@ -745,7 +894,7 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         buffer = io.BytesIO()
         summary = await self.playground.export_to(guild_id, buffer, limit=limit)
         log.info("chain %d exported: blocks 0 to %d, %d bytes", guild_id, summary.height, summary.size)
-        return BuiltExport(summary.height, summary.tip, buffer.getvalue())
+        return BuiltExport(summary.height, summary.tip, buffer.getvalue(), summary.orphans)
 
     def _export_done(self, guild_id: int, job: ExportJob, task: asyncio.Task[BuiltExport]) -> None:
         if self._exports.get(guild_id) is job:

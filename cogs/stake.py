@@ -183,10 +183,8 @@ def epoch_embed(state: BoardState) -> discord.Embed:
     notes = []
     if outcome.auto_votes:
         notes.append(counted(outcome.auto_votes, "auto-attest vote"))
-    if outcome.settled is not None:
-        notes.append(f"slot {outcome.slot - 1:,} settled with block {outcome.settled.height:,}")
     if outcome.orphaned:
-        notes.append(f"{counted(len(outcome.orphaned), 'competing block')} orphaned")
+        notes.append(f"the votes moved the head: {counted(len(outcome.orphaned), 'block')} orphaned")
     lines = [" · ".join(notes)] if notes else []
     lines.extend(state.news)
     if lines:

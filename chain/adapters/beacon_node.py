@@ -37,6 +37,7 @@ from chain.adapters.beacon_runtime import BeaconChains
 from chain.adapters.beacon_status import BeaconStatus, FinalityView, ValidatorView, VoteProgress
 from chain.adapters.budget import DEFAULT_BLOCKS_PER_HOUR
 from chain.adapters.energy import DEFAULT_MILLIWATTS_PER_CORE, EnergyMeter, EnergyReport
+from chain.adapters.head_choice import HeadChoice
 from chain.adapters.node import Node
 from chain.adapters.signer import ValidatorSigner
 from chain.adapters.slashing_reports import SlashingReports
@@ -65,8 +66,9 @@ class BeaconNode:
         self.chains = BeaconChains(node, signer)
         self.status = BeaconStatus(self.chains)
         self.stake_requests = StakeRequests(self.chains, self.status)
-        self.votes = Votes(self.chains, self.status)
-        self.slots = SlotDriver(self.chains, self.status, self.votes, blocks_per_hour=blocks_per_hour)
+        self.heads = HeadChoice(self.chains)
+        self.votes = Votes(self.chains, self.status, self.heads)
+        self.slots = SlotDriver(self.chains, self.status, self.votes, self.heads, blocks_per_hour=blocks_per_hour)
         self.reports = SlashingReports(self.chains)
         self.lifecycle = BeaconLifecycle(self.chains)
         self.energy_meter = EnergyMeter(node.store, milliwatts_per_core)

@@ -21,17 +21,21 @@ from chain.adapters.signer import ValidatorSigner
 from chain.consensus.block import Block
 from chain.consensus.state import ChainState
 from chain.errors import ChainBeforeStakingError, ChaosModeOffError
+from chain.pos import lmd_ghost
 from chain.pos.beacon import BeaconState
-from chain.pos.forkchoice import ForkChoiceStore, SlashingDetector
+from chain.pos.forkchoice import SlashingDetector
 
 
 @dataclass
 class BeaconRuntime:
     """The per-chain state a consensus client keeps beside the chain itself (memory only)."""
 
-    fork_choice: ForkChoiceStore | None = None
-    # Candidate blocks of the slot being filled, by root.
-    candidates: dict[bytes, Block] = field(default_factory=dict)
+    # The LMD-GHOST store over the chain's block tree (chain/adapters/head_choice.py), and the branches
+    # finality refused at the last decision (each announced once).
+    head_choice: lmd_ghost.Store | None = None
+    refused_branches: tuple[lmd_ghost.RefusedBranch, ...] = ()
+    # The blocks proposed in the slot running now, by root (all in the tree; a second one is chaos).
+    proposed: dict[bytes, Block] = field(default_factory=dict)
     detector: SlashingDetector = field(default_factory=SlashingDetector)
     last_slot: int = -1
     # Validator pubkey -> owner, for the keys the bot custodies on this chain.

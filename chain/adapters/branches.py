@@ -27,10 +27,15 @@ from chain.consensus.state import BlockEffects, ChainState, compute_history_bloc
 from chain.consensus.transition import process_block
 from chain.consensus.tree import BlockEntry, BlockTree, compute_fork_point
 from chain.consensus.undo import BlockUndo, process_disconnect_blocks
-from chain.errors import BranchStateUnavailableError, UndoRecordMissingError
+from chain.errors import BranchStateUnavailableError, BranchTooDeepError, UndoRecordMissingError
 from chain.hashing import hash_to_display
 from chain.params import ChainParams
 from chain.pos.beacon import BeaconState, ConsensusConfig
+
+# How far below the main tip a branch may fork, and how long it may run above its fork point: checking
+# one of its blocks reads and re-processes that many blocks under the chain's lock, which no member's
+# block may hold for long. A day of Bitcoin's blocks; a game's branches are minutes long.
+MAX_BRANCH_DEPTH_BLOCKS = 144
 
 # Beacon states kept in memory by block hash (main and side blocks, newest kept): how far back a side
 # branch of a chain with a consensus config may fork. A state is tens of kilobytes at 1,000 validators.
@@ -112,6 +117,14 @@ async def load_branch(
     a Merge schedule the main chain committed above the fork."""
     tip = tree.get(tip_hash)
     fork = compute_fork_point(tree, tip_hash, main.tip_hash)
+    depth = max(main.height - fork.height, tip.height - fork.height)
+    if depth > MAX_BRANCH_DEPTH_BLOCKS:
+        raise BranchTooDeepError(
+            f"block {_short(tip_hash)}'s branch leaves the main chain at block {fork.height}, "
+            f"{main.height - fork.height} below its tip, and runs {tip.height - fork.height} blocks above it: "
+            f"branches are checked up to {MAX_BRANCH_DEPTH_BLOCKS} blocks deep",
+            depth=depth, limit=MAX_BRANCH_DEPTH_BLOCKS,
+        )
     undos: list[BlockUndo] = []
     disconnected: list[Block] = []
     for height in range(main.height, fork.height, -1):

@@ -1,5 +1,8 @@
 """Whole-chain reads, off the event loop: ``verify`` (replay from genesis) and the export.
 
+Both cover the whole block tree: the orphaned (side) blocks are verified on their own branches
+and exported after the main chain, streamed from the same snapshot.
+
 Both read one snapshot of the store (``db.read_snapshot``: its own read-only connection, no store
 lock held), so the writes of the chain go on meanwhile and the read sees one consistent chain.
 They run in one thread of their own, one at a time: never in the default pool that block checks
@@ -31,11 +34,13 @@ BULK_READ_THREADS = 1
 
 @dataclass(frozen=True, slots=True)
 class ExportSummary:
-    """What an export holds: blocks 0 to ``height``, ``size`` bytes of JSON."""
+    """What an export holds: blocks 0 to ``height`` and ``orphans`` blocks off the main chain,
+    ``size`` bytes of JSON."""
 
     height: int
     tip: str
     size: int
+    orphans: int = 0
 
 
 class ChainReads:
@@ -54,9 +59,10 @@ class ChainReads:
         return await loop.run_in_executor(self._bulk_reads, functools.partial(function, *args))
 
     async def verify(self, chain_id: int, now: int) -> VerifyReport:
-        """Replay the stored chain from genesis and compare with the stored balances.
+        """Replay the stored chain from genesis and compare with the stored balances; check every
+        orphaned block of the tree on its own branch.
 
-        Off the event loop and without the store's lock: blocks stream from one
+        Off the event loop and without the store's lock: blocks (and orphans) stream from one
         read snapshot into the replay, and the balances come from the same one.
         """
         return await self._bulk_read(self._verify_snapshot, chain_id, now)
@@ -65,7 +71,7 @@ class ChainReads:
         with self.store.db.read_snapshot(chain_id) as snapshot:
             _, report = verify_chain(
                 snapshot.params, chain_id, snapshot.blocks(), now, snapshot.accounts(), snapshot.param_changes,
-                snapshot.consensus, snapshot.consensus_changes,
+                snapshot.consensus, snapshot.consensus_changes, snapshot.orphans(),
             )
         return report
 
@@ -81,13 +87,14 @@ class ChainReads:
         with self.store.db.read_snapshot(chain_id) as snapshot:
             tip = Block.deserialize(snapshot.raw_block(snapshot.height)).header.hash_hex()
             size = 0
+            orphans = snapshot.orphan_rows()
             for chunk in encode_export(
                 snapshot.params, chain_id, snapshot.height, tip, snapshot.raw_blocks(), snapshot.raw_size(),
-                snapshot.param_changes, snapshot.consensus, snapshot.consensus_changes, limit=limit,
+                snapshot.param_changes, snapshot.consensus, snapshot.consensus_changes, orphans=orphans, limit=limit,
             ):
                 out.write(chunk)
                 size += len(chunk)
-        return ExportSummary(snapshot.height, tip, size)
+        return ExportSummary(snapshot.height, tip, size, orphans.count)
 
     async def export(self, chain_id: int) -> dict[str, Any]:
         """The export as a document (for callers that want one in memory; ``export_to`` streams)."""

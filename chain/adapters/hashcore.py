@@ -221,6 +221,10 @@ class MiningSession:
         self.started_at = started_at
         self.deadline_at = deadline_at
         self.hashes_tried = 0
+        # Chunks of this session the workers are hashing now: a session past its deadline ends when
+        # the last one is back, so the hashes it was given count (and a timeout never reads 0 hashes
+        # because another session's chunk happened to come back first).
+        self.chunks_in_flight = 0
         # Worker CPU time of this session's chunks, including those that return after
         # it ended: they were hashed for it all the same.
         self.cpu_ns = 0
@@ -551,10 +555,13 @@ class HashingCore:
             return
         now = self._clock()
         for session in list(self._sessions.values()):
-            if session.deadline_at is not None and now >= session.deadline_at:
+            if session.deadline_at is not None and now >= session.deadline_at and not session.chunks_in_flight:
                 self._end(session, OutcomeKind.TIMEOUT)
         while len(self._in_flight) < self._workers:
-            runnable = [s for s in self._sessions.values() if not self._holds or s.ignores_holds]
+            runnable = [
+                s for s in self._sessions.values()
+                if (not self._holds or s.ignores_holds) and (s.deadline_at is None or now < s.deadline_at)
+            ]
             if not runnable:
                 break
             session = min(runnable, key=lambda s: s._pass)
@@ -575,6 +582,7 @@ class HashingCore:
                 continue
             self._virtual_time = session._pass
             session._pass += chunk.count / session.weight
+            session.chunks_in_flight += 1
             self._in_flight.add(future)
             future.add_done_callback(partial(self._chunk_done, chunk))
 
@@ -595,9 +603,10 @@ class HashingCore:
 
     def _chunk_done(self, chunk: _Chunk, future: asyncio.Future[SearchResult]) -> None:
         self._in_flight.discard(future)
+        session = chunk.session
+        session.chunks_in_flight -= 1
         if future.cancelled():
             return
-        session = chunk.session
         error = future.exception()
         if error is not None:
             if not session.done():

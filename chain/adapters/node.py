@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from chain.adapters.branches import BeaconStates, Branch, load_branch
+from chain.adapters.branches import MAX_BRANCH_DEPTH_BLOCKS, BeaconStates, Branch, load_branch
 from chain.adapters.chain_reads import ChainReads, ExportSummary
 from chain.adapters.hashcore import HashingCore, MiningOutcome, MiningSession, OutcomeKind, Progress
 from chain.adapters.storage import Store, StoredChainHead, StoredTransaction, StoredValidatorKey, Transaction
@@ -41,6 +41,7 @@ from chain.consensus.tree import BlockEntry, BlockTree, Reorg, is_ancestor
 from chain.consensus.undo import DroppedTransfer, compute_block_undo, compute_returned_transfers
 from chain.consensus.verify import VerifyReport
 from chain.errors import (
+    BranchTooDeepError,
     ChainError,
     ChainNotFoundError,
     ChainOfflineError,
@@ -1024,7 +1025,13 @@ class Node:
             is_ancestor(tree, finalized, branch.tip.block_hash)
         )
         if heavier and keeps_finality:
-            return await self._reorganize(chain_id, runtime, block, effects, branch, entry, main_tip)
+            state = branch.state
+            # ``apply`` moves the branch's state to the new block; the effects were computed on it.
+            state.apply(block, effects)
+            reorg, written = await self._reorganize(
+                chain_id, runtime, branch, (*branch.connected, (block, effects)), entry, block, ()
+            )
+            return BlockAcceptance(block, runtime.tree.get(entry.block_hash), effects, True, reorg, written)
         previous_best = tree.best
         # The tree is append-only, so it takes the block before the store does (the refusal is
         # decided on the tree with the block in it); should the store refuse, the tree is read again
@@ -1041,29 +1048,58 @@ class Node:
         runtime.beacon_states.keep(added.block_hash, effects.beacon)
         return BlockAcceptance(block, added, effects, False, None, events)
 
+    async def switch_to(
+        self, chain_id: int, block_hash: bytes, events: Sequence[ChainEvent] = ()
+    ) -> Reorg:
+        """Make the branch ending at ``block_hash`` (a side block already in the tree) the main chain:
+        the same one-transaction reorg as ``accept_block``'s, for a head chosen by votes (proof of
+        stake's LMD-GHOST), not by work. ``events`` (e.g. a branch finality refused) go in with it."""
+        async with self.locked(chain_id) as runtime:
+            tree = runtime.tree
+            if block_hash == runtime.state.tip_hash:
+                raise DuplicateBlockError(f"block {hash_to_display(block_hash)[:16]} is already the main tip")
+            branch = await load_branch(
+                self.store, chain_id, runtime.state, tree, runtime.beacon_states, runtime.genesis, block_hash,
+                self.now(),
+            )
+            if not branch.connected:
+                raise DuplicateBlockError(
+                    f"block {hash_to_display(block_hash)[:16]} is on the main chain already, below the tip"
+                )
+            tip_block, _ = branch.connected[-1]
+            reorg, _ = await self._reorganize(
+                chain_id, runtime, branch, branch.connected, tree.get(block_hash), tip_block, tuple(events), add=False
+            )
+        if self.hashing_core is not None:
+            self.hashing_core.notify_tip(chain_id, block_hash)
+        log.info("chain %d: head moved by votes to %s, %d block(s) taken off", chain_id,
+                 hash_to_display(block_hash)[:16], reorg.depth)
+        return reorg
+
     async def _reorganize(
         self,
         chain_id: int,
         runtime: ChainRuntime,
-        block: Block,
-        effects: BlockEffects,
         branch: Branch,
-        entry: BlockEntry,
-        main_tip: BlockEntry,
-    ) -> BlockAcceptance:
-        """Switch the main chain to ``block``'s branch: one store transaction, then memory."""
+        connect: tuple[tuple[Block, BlockEffects], ...],
+        new_tip: BlockEntry,
+        tip_block: Block,
+        extra_events: tuple[ChainEvent, ...],
+        *,
+        add: bool = True,
+    ) -> tuple[Reorg, tuple[ChainEvent, ...]]:
+        """Switch the main chain to ``branch`` extended by ``connect`` (``branch.state`` is already at
+        ``new_tip``): one store transaction, then memory. ``add``: ``new_tip`` is a new block the tree
+        takes once the store has committed it. Returns the reorg and the events written."""
         tree = runtime.tree
         state = branch.state
-        connect = (*branch.connected, (block, effects))
-        # The effects of each block were computed on the one before, so the beacon after the new tip
-        # is the branch's latest; ``apply`` moves ``state`` to the new tip.
-        state.apply(block, effects)
+        main_tip = tree.get(runtime.state.tip_hash)
         reorg = Reorg(
             old_tip=main_tip,
-            new_tip=entry,
+            new_tip=new_tip,
             fork_point=branch.fork,
             disconnect=tuple(tree.get(b.hash()) for b in branch.disconnected),
-            connect=(*(tree.get(b.hash()) for b, _ in branch.connected), entry),
+            connect=(*(tree.get(b.hash()) for b, _ in branch.connected), *((new_tip,) if add else ())),
         )
         confirmed = {tx.txid() for connected, _ in connect for tx in connected.transfers}
         returned, dropped = compute_returned_transfers(
@@ -1082,9 +1118,10 @@ class Node:
             for e in candidates if e.txid in refused
         ))
         removed = [e.txid for e in pooled if e.txid not in mempool]
-        events = compute_reorg_events(
-            reorg, branch.disconnected, [e.tx for e in kept_returned], dropped,
-        )
+        merged = state.beacon is not None and (state.beacon.merged or state.beacon.terminal is not None)
+        events = (*extra_events, *compute_reorg_events(
+            reorg, branch.disconnected, [e.tx for e in kept_returned], dropped, proof_of_stake=merged,
+        ))
         included: list[bytes] = []
         for connected, _ in connect:
             if connected.operations is not None:
@@ -1095,12 +1132,13 @@ class Node:
             removed_from_mempool=removed, returned_to_mempool=kept_returned, included_operations=included,
             beacon_snapshot=snapshot,
         )
-        added = tree.add_block(entry.block_hash, entry.parent_hash, entry.height, entry.work)
+        if add:
+            tree.add_block(new_tip.block_hash, new_tip.parent_hash, new_tip.height, new_tip.work)
         for _, connected_effects in connect:
             runtime.beacon_states.keep(connected_effects.block_hash, connected_effects.beacon)
         state.reserve_history(runtime.proposed_params)
         runtime.state = state
-        runtime.tip_block = block
+        runtime.tip_block = tip_block
         runtime.mempool = mempool
         for gone in branch.disconnected:
             runtime.blocks_mined[gone.coinbase.miner] -= 1
@@ -1113,11 +1151,26 @@ class Node:
         if any(e.consensus_change is not None for _, e in connect):
             runtime.proposed_consensus = None
         runtime.pool_version += 1
-        return BlockAcceptance(block, added, effects, True, reorg, events)
+        return reorg, events
 
     def tree(self, chain_id: int) -> BlockTree:
         """The chain's block tree (read it only: the node adds to it under the chain's lock)."""
         return self.chain(chain_id).tree
+
+    async def branch_state(self, chain_id: int, block_hash: bytes) -> ChainState:
+        """The state with ``block_hash`` (any block of the tree) as its tip: a fresh object, for
+        building a block on that branch (``UnknownParentError`` for a block not in the tree)."""
+        async with self.locked(chain_id) as runtime:
+            if block_hash not in runtime.tree:
+                raise UnknownParentError(
+                    f"chain {chain_id} has no block {hash_to_display(block_hash)[:16]} to build on",
+                    parent_hash=block_hash,
+                )
+            branch = await load_branch(
+                self.store, chain_id, runtime.state, runtime.tree, runtime.beacon_states, runtime.genesis,
+                block_hash, self.now(),
+            )
+            return branch.state
 
     async def branch_template(
         self,
@@ -1158,6 +1211,14 @@ class Node:
                 parent_hash, self.now(),
             )
             if private:
+                # Replayed under the chain's lock: bounded as a branch of the tree is (load_branch).
+                above = branch.tip.height - branch.fork.height + len(private)
+                if above > MAX_BRANCH_DEPTH_BLOCKS:
+                    raise BranchTooDeepError(
+                        f"a withheld branch of {len(private)} block(s) on block {branch.tip.height} runs {above} "
+                        f"blocks above the main chain: branches are checked up to {MAX_BRANCH_DEPTH_BLOCKS} deep",
+                        depth=above, limit=MAX_BRANCH_DEPTH_BLOCKS,
+                    )
                 await asyncio.to_thread(_process_withheld, branch.state, private, self.now())
             # A side branch's block carries no pooled votes or rule proposals: those were checked
             # against the main chain (a chain with a consensus config still gets its withdrawals).

@@ -1,9 +1,10 @@
 """The slot tick of a proof-of-stake chain (and the vote tick of a hybrid one).
 
-``SlotDriver.on_slot`` runs the slot due at ``now``, under the chain's slot lock: it settles the
-previous slot (the fork choice's winner among the slot's candidate blocks is appended to the
-chain), then has the slot's drawn proposer sign a block from the mempool and op pool, and lets
-validators with auto-attest on vote for it.  A slot whose block would carry nothing is skipped
+``SlotDriver.on_slot`` runs the slot due at ``now``, under the chain's slot lock: the fork choice
+first moves the main chain to the head the votes so far choose (``HeadChoice.decide``, LMD-GHOST over
+the block tree: mostly the tip already), then the slot's drawn proposer signs a block from the
+mempool and op pool, which joins the chain at once, in its own slot, and validators with
+auto-attest on vote for it.  A slot whose block would carry nothing is skipped
 while the chain is idle or over its block budget (chain/adapters/budget.py); the budgets, one
 token bucket per chain, live here, in memory.  In chaos mode a proposer can sign a second block
 for its slot (``equivocate``), which the ``SlashingDetector`` turns into evidence.
@@ -18,16 +19,16 @@ from dataclasses import dataclass
 from chain.adapters.beacon_runtime import BeaconChains, BeaconRuntime, is_pos, require_beacon
 from chain.adapters.beacon_status import BeaconStatus, VoteProgress
 from chain.adapters.budget import DEFAULT_BLOCKS_PER_HOUR, BlockBudget, is_idle, should_skip_empty_slot
+from chain.adapters.head_choice import HeadChoice
 from chain.adapters.votes import Votes
 from chain.consensus.block import Block
 from chain.consensus.consensus_block import compute_pre_block_beacon
 from chain.consensus.templates import build_unsigned_pos_block, seal_pos_block
-from chain.consensus.transition import process_block
-from chain.errors import ChainError, ForkChoiceError, NotProposerError
+from chain.errors import ChainError, NotProposerError
 from chain.pos.attestation import AttesterSlashing, ProposerSlashing
 from chain.pos.beacon import compute_slot_at_time, get_epoch_at_slot
-from chain.pos.forkchoice import ForkChoiceStore, get_fork_choice_weights
 from chain.pos.op_pool import is_dead_operation
+from chain.pos.operations import Operations
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,7 @@ class SlotOutcome:
 
     slot: int
     epoch: int
-    # The previous slot settled: the block appended (None for an empty slot) and candidates that lost.
-    settled: Block | None
+    # Blocks the fork choice took off the main chain at the slot's start (votes preferred another branch).
     orphaned: tuple[bytes, ...]
     # This slot's proposal (None when the proposer's key is not ours or nothing could be proposed).
     proposer_index: int | None
@@ -56,12 +56,13 @@ class SlotDriver:
     """Runs each chain's due slot: settle, propose, auto-attest; and the per-chain block budget."""
 
     def __init__(
-        self, chains: BeaconChains, status: BeaconStatus, votes: Votes, *,
+        self, chains: BeaconChains, status: BeaconStatus, votes: Votes, heads: HeadChoice, *,
         blocks_per_hour: int = DEFAULT_BLOCKS_PER_HOUR,
     ) -> None:
         self.chains = chains
         self.status = status
         self.votes = votes
+        self.heads = heads
         # Slot blocks each server may get (chain/adapters/budget.py): a token bucket per chain, in memory.
         self.blocks_per_hour = blocks_per_hour
         self.budgets: dict[int, BlockBudget] = {}
@@ -83,15 +84,11 @@ class SlotDriver:
             slot = compute_slot_at_time(beacon, now)
             if slot <= rt.last_slot or slot <= beacon.slot:
                 return None
-            settled, orphaned = await self._settle(chain_id, rt)
+            orphaned = await self.heads.decide(chain_id, rt, slot)
             rt.last_slot = slot
-            state = node.chain(chain_id).state
-            finalized = require_beacon(state).finality.finalized_checkpoint
-            rt.fork_choice = ForkChoiceStore(
-                state.tip_hash, state.height, slot, finalized.root, state.height_of(finalized.root) or 0
-            )
-            rt.candidates = {}
+            rt.proposed = {}
             await self._prune_pool(chain_id)
+            state = node.chain(chain_id).state
             runtime = node.chain(chain_id)
             skipped = (len(runtime.mempool) == 0 and len(runtime.op_pool) == 0 and should_skip_empty_slot(
                 last_activity=runtime.last_activity, now=now, slots_since_block=slot - require_beacon(state).slot,
@@ -103,12 +100,12 @@ class SlotDriver:
                 proposer_index, owner, block = await self._propose(chain_id, rt, slot, now)
                 if block is not None:
                     self._budget(chain_id, now).spend(now)
-            head = block.hash() if block is not None else state.tip_hash
+            state = node.chain(chain_id).state
+            head = state.tip_hash
             auto_votes, evidence = await self.votes.auto_attest(chain_id, rt, slot, head)
             return SlotOutcome(
                 slot=slot,
                 epoch=get_epoch_at_slot(compute_pre_block_beacon(state, slot, head, True), slot),
-                settled=settled,
                 orphaned=orphaned,
                 proposer_index=proposer_index,
                 proposer_owner=owner,
@@ -144,40 +141,28 @@ class SlotDriver:
             await self._prune_pool(chain_id)
             votes, evidence = await self.votes.auto_attest(chain_id, rt, state.height, state.tip_hash)
             return SlotOutcome(
-                slot=state.height, epoch=require_beacon(state).epoch, settled=None, orphaned=(), proposer_index=None,
+                slot=state.height, epoch=require_beacon(state).epoch, orphaned=(), proposer_index=None,
                 proposer_owner=None, block=None, auto_votes=votes, progress=self.status.progress(chain_id),
                 evidence=tuple(evidence),
             )
 
-    async def _settle(self, chain_id: int, rt: BeaconRuntime) -> tuple[Block | None, tuple[bytes, ...]]:
-        """Append the fork choice's winner among the last slot's candidates."""
-        if not rt.candidates or rt.fork_choice is None:
-            return None, ()
-        beacon = self.chains.beacon(chain_id)
-        head = rt.fork_choice.get_head(get_fork_choice_weights(beacon))
-        candidates, rt.candidates = rt.candidates, {}
-        winner = candidates.get(head) if head is not None else None
-        if winner is None:
-            return None, tuple(candidates)
-        try:
-            await self.chains.node.submit_block(chain_id, winner)
-        except ChainError:
-            log.exception("chain %d: the fork choice's block for slot %d no longer fits", chain_id, rt.fork_choice.slot)
-            return None, tuple(candidates)
-        # A proof-of-stake seal comes only with a version-2 block, which always has operations.
-        if winner.operations is not None:
-            await self.chains.store.energy.add(chain_id, pos_verify_ops=1 + len(winner.operations.attestations))
-        return winner, tuple(root for root in candidates if root != head)
-
     async def _propose(
-        self, chain_id: int, rt: BeaconRuntime, slot: int, now: int, *, chaos: bool = False, message: bytes = b""
+        self, chain_id: int, rt: BeaconRuntime, slot: int, now: int, *, chaos: bool = False, message: bytes = b"",
+        parent: bytes | None = None,
     ) -> tuple[int | None, str | None, Block | None]:
-        runtime = self.chains.node.chain(chain_id)
-        state = runtime.state
-        transfers = runtime.mempool.select(state.params.max_block_transfers)
+        """The slot's proposer signs a block on the main tip (or, chaos, on ``parent``: a second block
+        for the slot beside the first), and the node keeps it at once."""
+        node = self.chains.node
+        runtime = node.chain(chain_id)
+        if parent is None or parent == runtime.state.tip_hash:
+            state = runtime.state
+            transfers = runtime.mempool.select(state.params.max_block_transfers)
+            pool = runtime.op_pool.operations()
+        else:  # the mempool and op pool were checked against the main tip, not this branch
+            state, transfers, pool = await node.branch_state(chain_id, parent), [], Operations()
         # Choosing the operations checks every pooled vote: in a thread, off the event loop.
         template, header, proposer_index = await asyncio.to_thread(
-            build_unsigned_pos_block, state, slot, transfers, runtime.op_pool.operations(), None, message,
+            build_unsigned_pos_block, state, slot, transfers, pool, None, message,
             None if message else runtime.proposed_params,
         )
         owner = rt.owners.get(header.proposer)
@@ -197,17 +182,17 @@ class SlotDriver:
             return proposer_index, owner, None
         block = seal_pos_block(template, slot, proposer_index, signed.signature)
         try:
-            await asyncio.to_thread(
-                process_block, state, block, now, runtime.proposed_params, runtime.proposed_consensus
-            )
+            accepted = await node.accept_block(chain_id, block)
         except ChainError as refusal:  # e.g. a slashed validator drawn before its exit: the slot stays empty
             log.warning("chain %d: slot %d: no block from %s: %s", chain_id, slot, owner, refusal)
             return proposer_index, owner, None
-        root = block.hash()
-        if rt.fork_choice is None:
-            raise ForkChoiceError(f"chain {chain_id}: slot {slot}'s block has no fork choice to join (no slot started)")
-        rt.fork_choice = rt.fork_choice.on_block(root, slot, state.tip_hash, state.height, proposer_index)
-        rt.candidates[root] = block
+        # A proof-of-stake seal comes only with a version-2 block, which always has operations.
+        if block.operations is not None:
+            await self.chains.store.energy.add(chain_id, pos_verify_ops=1 + len(block.operations.attestations))
+        beacon_after = accepted.effects.beacon
+        if beacon_after is not None:
+            self.heads.on_block(chain_id, rt, block, beacon_after)
+        rt.proposed[block.hash()] = block
         evidence = rt.detector.observe_proposal(signed)
         if evidence is not None:
             log.warning("chain %d: %s signed two blocks for slot %d; evidence queued", chain_id, owner, slot)
@@ -227,16 +212,17 @@ class SlotDriver:
         await self.chains.require_chaos(chain_id, "equivocate")
         async with self.chains.lock(chain_id):
             rt = await self.chains.runtime(chain_id)
-            if not rt.candidates or rt.fork_choice is None:
+            if not rt.proposed:
                 raise NotProposerError("no block has been proposed in this slot yet; wait for the next one")
-            first = next(iter(rt.candidates.values()))
+            first = next(iter(rt.proposed.values()))
             pubkey = await self.chains.signer.find_validator_key(chain_id, owner)
             if pubkey is None or rt.owners.get(pubkey) != owner or first.seal is None or (
                 self.chains.beacon(chain_id).registry.index_of(pubkey) != first.seal.proposer_index
             ):
-                raise NotProposerError(f"only slot {rt.fork_choice.slot}'s proposer can sign a second block for it")
+                raise NotProposerError(f"only slot {rt.last_slot}'s proposer can sign a second block for it")
             _, _, block = await self._propose(
-                chain_id, rt, rt.fork_choice.slot, now, chaos=True, message=b"a second block for this slot"
+                chain_id, rt, rt.last_slot, now, chaos=True, message=b"a second block for this slot",
+                parent=first.header.prev_hash,
             )
             if block is None:
                 raise NotProposerError("the second block could not be made; see the bot's log")

@@ -14,12 +14,12 @@ from dataclasses import dataclass, replace
 
 from chain.adapters.beacon_runtime import BeaconChains, BeaconRuntime, is_pos, require_beacon
 from chain.adapters.beacon_status import BeaconStatus, VoteProgress
+from chain.adapters.head_choice import HeadChoice
 from chain.consensus.consensus_block import compute_pre_block_beacon
 from chain.consensus.duties import compute_attestation_data
 from chain.errors import ChainError, NoValidatorError, StaleBlockError, ValidatorStatusError
 from chain.pos.attestation import AttesterSlashing, SignedAttestation, check_attestation_signature
 from chain.pos.beacon import compute_slot_at_time, get_epoch_length, get_start_slot_at_epoch
-from chain.pos.forkchoice import get_fork_choice_weights
 from chain.pos.staking import compute_validator_status, is_active_validator
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,10 @@ class VoteReceipt:
 class Votes:
     """Signing, checking and pooling votes; the auto-attest setting and its votes."""
 
-    def __init__(self, chains: BeaconChains, status: BeaconStatus) -> None:
+    def __init__(self, chains: BeaconChains, status: BeaconStatus, heads: HeadChoice) -> None:
         self.chains = chains
         self.status = status
+        self.heads = heads
 
     async def set_auto_attest(self, chain_id: int, owner: str, on: bool) -> None:
         """Turn the owner's auto-attest on or off.  On needs a validator key (an accepted deposit,
@@ -60,12 +61,8 @@ class Votes:
         beacon = require_beacon(state)
         if not is_pos(beacon):
             return state.height, state.tip_hash
-        slot = max(compute_slot_at_time(beacon, now), beacon.slot)
-        if runtime.fork_choice is not None and runtime.candidates:
-            head = runtime.fork_choice.get_head(get_fork_choice_weights(beacon))
-            if head is not None:
-                return runtime.fork_choice.slot, head
-        return slot, state.tip_hash
+        # The main tip is the fork choice's head (HeadChoice.decide moves it at each slot's start).
+        return max(compute_slot_at_time(beacon, now), beacon.slot), state.tip_hash
 
     async def attest(
         self, chain_id: int, owner: str, *, head_root: bytes | None = None, double_vote: bool = False,
@@ -93,10 +90,8 @@ class Votes:
             )
         slot, head = self._vote_slot_and_head(chain_id, runtime, now)
         if head_root is not None:
-            if runtime.fork_choice is not None and runtime.candidates and head_root in runtime.candidates:
-                slot, head = runtime.fork_choice.slot, head_root
-            elif head_root == node.chain(chain_id).state.tip_hash:
-                head = head_root
+            if head_root in runtime.proposed or head_root == node.chain(chain_id).state.tip_hash:
+                head = head_root  # this slot's blocks: the head, or a second one a proposer signed
             else:
                 raise StaleBlockError("that block is no longer up for a vote; vote on the newest block")
         state = node.chain(chain_id).state
@@ -122,10 +117,8 @@ class Votes:
         evidence = runtime.detector.observe_attestation(attestation)
         beacon = self.chains.beacon(chain_id)
         index = beacon.registry.index_of(attestation.validator)
-        if runtime.fork_choice is not None and index is not None:
-            runtime.fork_choice = runtime.fork_choice.on_attestation(
-                index, attestation.data.slot, attestation.data.beacon_block_root
-            )
+        if index is not None and is_pos(beacon):
+            self.heads.on_vote(chain_id, runtime, index, attestation.data)
         await self.chains.node.add_operation(chain_id, attestation, verify_ops=1)
         if evidence is not None:
             log.warning("chain %d: validator %s voted twice in conflict; evidence queued", chain_id, index)

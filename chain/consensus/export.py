@@ -2,16 +2,24 @@
 
 The genesis block commits to the chain id and parameters, so a document whose
 parameters were edited fails verification at block 0.
+
+A chain whose tree has blocks off the main chain (orphaned: late blocks, lost branches) carries
+them too, under ``"orphans"`` after ``"blocks"``: each its height, its parent's hash (as shown) and
+its bytes, by ascending height, so the verifier checks the whole tree.  A chain without orphans
+exports exactly as before, and an export made before orphans were exported still verifies.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from chain.consensus.block import Block
+from chain.consensus.verify import NO_ORPHANS, OrphanListing, Orphans
 from chain.errors import EncodingError, ExportTooLargeError, ParamsError
+from chain.hashing import HASH_SIZE_BYTES, hash_from_display, hash_to_display
 from chain.params import ChainParams
 from chain.pos.beacon import ConsensusConfig
 
@@ -19,6 +27,28 @@ EXPORT_FORMAT = "consensus-playground/chain/v1"
 # Blocks per chunk ``encode_export`` yields: few writes, and never much more than one chunk in memory.
 BLOCKS_PER_CHUNK = 256
 _COMPACT = (",", ":")
+# One orphan's entry around its height's digits and its bytes' hex (the parent's hash is 64 digits).
+_ORPHAN_ENTRY_CHARS = len('{"height":,"parent":"","block":""}') + 2 * HASH_SIZE_BYTES
+_ORPHANS_OPEN = ',"orphans":['
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanRows:
+    """The orphaned blocks an export streams: ``rows`` yields (height, parent hash, stored bytes) by
+    ascending height; ``count``, ``raw_size`` (their bytes together) and ``height_digits`` (the
+    decimal digits of their heights together) size the export before a row is read."""
+
+    count: int
+    raw_size: int
+    height_digits: int
+    rows: Iterable[tuple[int, bytes, bytes]]
+
+
+NO_ORPHAN_ROWS = OrphanRows(0, 0, 0, ())
+
+
+def _orphan_entry(height: int, parent_hash: bytes, raw: bytes) -> str:
+    return f'{{"height":{height},"parent":"{hash_to_display(parent_hash)}","block":"{raw.hex()}"}}'
 
 
 def export_chain(
@@ -28,10 +58,12 @@ def export_chain(
     param_changes: Iterable[tuple[int, ChainParams]] = (),
     consensus: ConsensusConfig | None = None,
     consensus_changes: Iterable[tuple[int, ConsensusConfig]] = (),
+    orphans: Sequence[tuple[int, Block]] = (),
 ) -> dict[str, Any]:
     """``params`` are the genesis rules; ``param_changes`` the committed changes since;
-    ``consensus`` the chain's consensus config (omitted for a plain proof-of-work chain)."""
-    document = {
+    ``consensus`` the chain's consensus config (omitted for a plain proof-of-work chain);
+    ``orphans`` the blocks off the main chain as (height, block) (omitted when there are none)."""
+    document: dict[str, Any] = {
         "format": EXPORT_FORMAT,
         "chain_id": chain_id,
         "params": params.to_json(),
@@ -40,6 +72,11 @@ def export_chain(
         "tip": blocks[-1].header.hash_hex(),
         "blocks": [b.serialize().hex() for b in blocks],
     }
+    if orphans:
+        document["orphans"] = [
+            json.loads(_orphan_entry(h, b.header.prev_hash, b.serialize()))
+            for h, b in sorted(orphans, key=lambda item: item[0])
+        ]
     if consensus is not None:
         document["consensus"] = consensus.to_json()
         document["consensus_changes"] = [{"height": h, "consensus": c.to_json()} for h, c in consensus_changes]
@@ -57,6 +94,7 @@ def encode_export(
     consensus: ConsensusConfig | None = None,
     consensus_changes: Iterable[tuple[int, ConsensusConfig]] = (),
     *,
+    orphans: OrphanRows = NO_ORPHAN_ROWS,
     limit: int | None = None,
 ) -> Iterator[bytes]:
     """``export_chain``'s document as compact JSON, in chunks, from the blocks' stored bytes.
@@ -65,7 +103,8 @@ def encode_export(
     without holding a ``Block``, the document or its text: blocks stream from
     ``raw_blocks`` (``height + 1`` of them, ``raw_size`` bytes together).  The
     size is known before the first block is read, so an export over ``limit``
-    raises ``ExportTooLargeError`` before anything is built.
+    raises ``ExportTooLargeError`` before anything is built.  ``orphans`` stream the same way,
+    after the blocks.
     """
     head = {
         "format": EXPORT_FORMAT,
@@ -80,26 +119,43 @@ def encode_export(
     if consensus is not None:
         tail["consensus"] = consensus.to_json()
         tail["consensus_changes"] = [{"height": h, "consensus": c.to_json()} for h, c in consensus_changes]
-    suffix = ("]" + ("," + json.dumps(tail, separators=_COMPACT)[1:] if tail else "}")).encode()
+    suffix = ("," + json.dumps(tail, separators=_COMPACT)[1:] if tail else "}").encode()
     count = height + 1
     # Each block is its bytes in hex between quotes, with a comma between blocks.
-    size = len(prefix) + 2 * raw_size + 2 * count + (count - 1) + len(suffix)
+    size = len(prefix) + 2 * raw_size + 2 * count + (count - 1) + 1 + len(suffix)
+    if orphans.count:
+        size += len(_ORPHANS_OPEN) + 1 + (orphans.count - 1)
+        size += orphans.count * _ORPHAN_ENTRY_CHARS + orphans.height_digits + 2 * orphans.raw_size
     if limit is not None and size > limit:
         raise ExportTooLargeError(size, limit)
     yield prefix
+    written = yield from _stream_list(f'"{raw.hex()}"' for raw in raw_blocks)
+    if written != count:
+        raise EncodingError(f"the export was to hold {count} blocks, but {written} were read")
+    yield b"]"
+    if orphans.count:
+        yield _ORPHANS_OPEN.encode()
+        written = yield from _stream_list(_orphan_entry(*row) for row in orphans.rows)
+        if written != orphans.count:
+            raise EncodingError(f"the export was to hold {orphans.count} orphaned blocks, but {written} were read")
+        yield b"]"
+    yield suffix
+
+
+def _stream_list(items: Iterable[str]) -> Generator[bytes, None, int]:
+    """JSON list items (without the brackets), comma-separated, ``BLOCKS_PER_CHUNK`` to a chunk;
+    returns how many there were."""
     written = 0
     chunk: list[str] = []
-    for raw in raw_blocks:
-        chunk.append(f'"{raw.hex()}"')
+    for item in items:
+        chunk.append(item)
         written += 1
         if len(chunk) == BLOCKS_PER_CHUNK:
             yield (("," if written > len(chunk) else "") + ",".join(chunk)).encode()
             chunk = []
     if chunk:
         yield (("," if written > len(chunk) else "") + ",".join(chunk)).encode()
-    if written != count:
-        raise EncodingError(f"the export was to hold {count} blocks, but {written} were read")
-    yield suffix
+    return written
 
 
 def import_consensus_changes(document: Any) -> list[tuple[int, ConsensusConfig]]:
@@ -162,3 +218,35 @@ def import_param_changes(document: Any) -> list[tuple[int, ChainParams]]:
             raise EncodingError("each parameter change needs an integer height and params as a JSON string")
         changes.append((entry["height"], ChainParams.from_json(entry["params"])))
     return changes
+
+
+def import_orphans(document: Any) -> Orphans:
+    """The export's orphaned blocks, as listed (an export without any, or made before orphans were
+    exported, has none); ``verify_chain`` checks that they are listed by height and each block
+    matches its listing."""
+    raw = document.get("orphans", []) if isinstance(document, dict) else []
+    if not isinstance(raw, list):
+        raise EncodingError("orphans must be a list")
+    listings: list[OrphanListing] = []
+    blocks: list[Block] = []
+    for index, entry in enumerate(raw):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("height"), int)
+            or isinstance(entry.get("height"), bool)
+            or not isinstance(entry.get("parent"), str)
+            or not isinstance(entry.get("block"), str)
+        ):
+            raise EncodingError(
+                f"orphan {index} needs an integer height, its parent's hash and the block, both as hex strings"
+            )
+        try:
+            parent_hash = hash_from_display(entry["parent"])
+            block = Block.deserialize(bytes.fromhex(entry["block"]))
+        except (ValueError, TypeError) as exc:
+            raise EncodingError(f"orphan {index} is not valid hex: {exc}") from exc
+        listings.append(OrphanListing(block.hash(), parent_hash, entry["height"]))
+        blocks.append(block)
+    if not listings:
+        return NO_ORPHANS
+    return Orphans(listings, lambda: iter(blocks))

@@ -296,6 +296,27 @@ class ChainState:
             self.param_changes.append((effects.height, effects.params_change))
             self.reserve_history(effects.params_change)
 
+    def copy_for_branch(self) -> ChainState:
+        """The state at this block for another branch to grow from: applying blocks to either one
+        leaves the other as it was.
+
+        Costs one copy of the accounts and of the recent headers (bounded), not of the chain: the
+        beacon state is shared, as it is never changed in place (a block's effects replace it).
+        """
+        twin = object.__new__(ChainState)
+        twin.genesis_params = self.genesis_params
+        twin.param_changes = list(self.param_changes)
+        twin.chain_id = self.chain_id
+        twin.genesis_hash = self.genesis_hash
+        twin.headers = self.headers.copy()
+        twin.hashes = self.hashes.copy()
+        twin._height_of = dict(self._height_of)
+        twin.ledger = self.ledger.copy()
+        twin.consensus = self.consensus
+        twin.consensus_changes = list(self.consensus_changes)
+        twin.beacon = self.beacon
+        return twin
+
 
 def check_parent(state: ChainState, header: BlockHeader) -> None:
     if header.prev_hash != state.tip_hash:

@@ -46,6 +46,10 @@ class Ledger(Mapping[bytes, Account]):
         self._accounts.update(changes)
         self.minted += minted
 
+    def copy(self) -> Ledger:
+        """An independent ledger with the same accounts (one dict copy: ``Account`` is immutable)."""
+        return Ledger(self._accounts, self.minted)
+
 
 class LedgerView(Mapping[bytes, Account]):
     """A block's pending account changes read over the ledger: ``changes`` first, then ``ledger``.

@@ -105,6 +105,11 @@ class RecentWindow(Sequence[T]):
         self._items[:0] = list(older)
         self._start -= len(older)
 
+    def copy(self) -> RecentWindow[T]:
+        """The same window, on its own list: appending to one leaves the other as it was."""
+        twin: RecentWindow[T] = RecentWindow(self._first, self.capacity, self._items, self._start)
+        return twin
+
     def reserve(self, capacity: int) -> None:
         """Keep at least ``capacity`` recent items from now on (a longer retarget window needs more)."""
         self.capacity = max(self.capacity, capacity)

@@ -533,14 +533,14 @@ async def test_chaos_double_vote_is_caught_included_slashed_and_announced(pos):
     assert not h.ephemeral
     assert "Conflicting vote signed" in text(double) and "Caught" in text(double)
 
-    # The next slot's block (alice's) carries the evidence; the slot after appends it.
+    # The next slot's block (alice's) carries the evidence, and joins the chain in its own slot.
+    before = {v.index: v for v in pos.beacon.validators(guild_id)}
+    burned_before = pos.services.node.chain(guild_id).state.beacon.burned_units
     await pos.step()
     evidence_slot = pos.slot()
     assert any(o.slot == evidence_slot and o.block is not None and o.block.operations.attester_slashings
                for _, o in pos.recorder.outcomes)
-    before = {v.index: v for v in pos.beacon.validators(guild_id)}
-    burned_before = pos.services.node.chain(guild_id).state.beacon.burned_units
-    await pos.step()
+    assert pos.services.node.chain(guild_id).state.tip_hash == pos.recorder.outcomes[-1][1].block.hash()
     bob = await pos.view(w.bob)
     assert bob.slashed and bob.status is ValidatorStatus.SLASHED
 
@@ -643,9 +643,10 @@ async def test_the_attest_button_keeps_working_after_a_restart(sb, tmp_path, mon
         await pos.run(w.alice, "playground setup", {"channel": w.blocks})
         await pos.step()
         message = await sb.wait_until(lambda: slot_message(pos, w.blocks, 1), timeout=5, describe="slot 1's message")
-        await pos.step()  # slot 2 appends block 1: it is the chain's tip
+        assert pos.services.node.chain(w.genesis.id).state.height == 1  # slot 1's block joined in its slot
+        await pos.step()
         tip = pos.services.node.chain(w.genesis.id).state.tip_hash
-        assert pos.services.node.chain(w.genesis.id).state.height == 1
+        assert pos.services.node.chain(w.genesis.id).state.height == 2
         cog = pos.p.bot.get_cog("Staking")
         driver = cog.driver
     # bot.close() stopped the driver before the store closed.

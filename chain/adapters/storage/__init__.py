@@ -16,6 +16,8 @@ from chain.adapters.storage.records import (
     StoredChain,
     StoredChainHead,
     StoredKey,
+    StoredOrphan,
+    StoredSideBranch,
     StoredStakeEntry,
     StoredTransaction,
     StoredValidatorKey,
@@ -26,6 +28,7 @@ from chain.adapters.storage.store import Store
 __all__ = [
     "HANDOFF_S", "MIGRATIONS", "READ_BATCH_ROWS", "ChainSnapshot", "Database",
     "EnergyCounters", "Reader", "SealedSample", "SealedSecrets", "Store", "StoredChain",
-    "StoredChainHead", "StoredKey", "StoredStakeEntry", "StoredTransaction", "StoredValidatorKey", "StoredWallet",
+    "StoredChainHead", "StoredKey", "StoredOrphan", "StoredSideBranch", "StoredStakeEntry", "StoredTransaction",
+    "StoredValidatorKey", "StoredWallet",
     "Transaction", "decode_protection_record", "encode_protection_record", "stake_history_wallet",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from chain.adapters.storage.database import Database, Reader, Transaction
 from chain.adapters.storage.migrations import compute_stored_block_work, decode_work, encode_work
-from chain.adapters.storage.records import StoredTreeEntry
+from chain.adapters.storage.records import StoredOrphan, StoredSideBranch, StoredTreeEntry
 from chain.consensus.block import Block
 from chain.consensus.undo import BlockUndo
 from chain.errors import BlockNotFoundError, DuplicateBlockError, SideBlockUndoError, UnknownParentError
@@ -21,6 +21,10 @@ from chain.hashing import hash_to_display
 
 def _short(block_hash: bytes) -> str:
     return hash_to_display(block_hash)[:16]
+
+
+# Rows off the main chain; migration 15's partial index holds exactly these (by chain and height).
+_ORPHAN_ROWS = "block_tree WHERE chain_id = ? AND raw IS NOT NULL"
 
 
 def _block_work(block: Block) -> int:
@@ -142,3 +146,80 @@ class BlockTreeRepository:
         if row is None:
             raise BlockNotFoundError(f"chain {chain_id} has no side block {_short(block_hash)}")
         return Block.deserialize(bytes(row[0]))
+
+    # --- the explorer's reads of the blocks off the main chain (issue 11, item 3) -------------
+
+    async def find_orphans_by_hash_prefix(
+        self, chain_id: int, prefix: str, limit: int
+    ) -> tuple[int, list[tuple[int, bytes]]]:
+        """Orphans whose hash, as shown, starts with the hex ``prefix``: how many, and up to ``limit``
+        as (height, hash), newest first.  Reads the orphans' hashes only (migration 15's index), never
+        the main chain; a prefix is compared in display order, which the stored order reverses."""
+        rows = await self._db.fetchall(
+            f"SELECT height, hash FROM {_ORPHAN_ROWS} ORDER BY height DESC, sequence DESC", (chain_id,)
+        )
+        found = [(int(r[0]), bytes(r[1])) for r in rows if hash_to_display(bytes(r[1])).startswith(prefix)]
+        return len(found), found[:limit]
+
+    async def orphan(self, chain_id: int, block_hash: bytes) -> StoredOrphan:
+        """A block off the main chain and the main chain's block at its height (``BlockNotFoundError``
+        for a block on the main chain or not stored)."""
+        async with self._db.read_transaction(chain_id) as tx:
+            row = await tx.fetchone(
+                f"SELECT raw, height, chain_work, sequence FROM {_ORPHAN_ROWS} AND hash = ?", (chain_id, block_hash)
+            )
+            if row is None:
+                raise BlockNotFoundError(f"chain {chain_id} has no block {_short(block_hash)} off its main chain")
+            main = await self._main_at(tx, chain_id, int(row[1]))
+        return StoredOrphan(
+            Block.deserialize(bytes(row[0])), int(row[1]), decode_work(row[2]), int(row[3]),
+            None if main is None else main[0], None if main is None else main[1],
+        )
+
+    async def count_orphans_at(self, chain_id: int, height: int) -> int:
+        """How many blocks off the main chain compete at ``height``."""
+        (count,) = await self._db.fetchone(f"SELECT COUNT(*) FROM {_ORPHAN_ROWS} AND height = ?", (chain_id, height))
+        return int(count)
+
+    async def side_branches(self, chain_id: int, limit: int) -> tuple[int, list[StoredSideBranch]]:
+        """How many side branches there are (orphans with no child), and the ``limit`` newest (by when
+        their tip was first seen) with their fork point and the work on each side."""
+        async with self._db.read_transaction(chain_id) as tx:
+            tips = (
+                f"{_ORPHAN_ROWS} AND NOT EXISTS (SELECT 1 FROM block_tree c "
+                "WHERE c.chain_id = block_tree.chain_id AND c.parent_hash = block_tree.hash)"
+            )
+            (count,) = await tx.fetchone(f"SELECT COUNT(*) FROM {tips}", (chain_id,))
+            rows = await tx.fetchall(
+                f"SELECT hash, height, chain_work, sequence FROM {tips} ORDER BY sequence DESC LIMIT ?",
+                (chain_id, limit),
+            )
+            (main_height,) = await tx.fetchone("SELECT MAX(height) FROM blocks WHERE chain_id = ?", (chain_id,))
+            branches = []
+            for tip_hash, height, chain_work, sequence in rows:
+                fork = await tx.fetchone(
+                    # Down the tip's ancestors while they are off the main chain; the first on it is the fork.
+                    "WITH RECURSIVE up(hash, parent_hash, height, side) AS ("
+                    " SELECT hash, parent_hash, height, raw IS NOT NULL FROM block_tree WHERE chain_id = ? AND hash = ?"
+                    " UNION ALL SELECT t.hash, t.parent_hash, t.height, t.raw IS NOT NULL FROM block_tree t, up"
+                    " WHERE up.side AND t.chain_id = ? AND t.hash = up.parent_hash)"
+                    " SELECT hash, height FROM up WHERE NOT side",
+                    (chain_id, tip_hash, chain_id),
+                )
+                main = await self._main_at(tx, chain_id, min(int(height), int(main_height)))
+                if fork is None or main is None:
+                    continue  # a broken ancestry cannot be stored (every row's parent is); skip rather than guess
+                branches.append(StoredSideBranch(
+                    bytes(tip_hash), int(height), bytes(fork[0]), int(fork[1]), decode_work(chain_work), main[1],
+                    int(sequence),
+                ))
+        return int(count), branches
+
+    @staticmethod
+    async def _main_at(tx: Reader, chain_id: int, height: int) -> tuple[bytes, int] | None:
+        row = await tx.fetchone(
+            "SELECT t.hash, t.chain_work FROM blocks b "
+            "JOIN block_tree t ON t.chain_id = b.chain_id AND t.hash = b.hash WHERE b.chain_id = ? AND b.height = ?",
+            (chain_id, height),
+        )
+        return None if row is None else (bytes(row[0]), decode_work(row[1]))

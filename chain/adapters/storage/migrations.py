@@ -376,4 +376,14 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    (
+        15,
+        (
+            # The blocks off the main chain (orphans: their bytes are in the tree row), by height:
+            # /chain block counts the ones competing at a height, /chain forks, export and verify list
+            # them, all without scanning the chain's main line. Main-chain rows (raw NULL) are not in
+            # it, so appending a block costs nothing more.
+            "CREATE INDEX block_tree_orphans ON block_tree (chain_id, height) WHERE raw IS NOT NULL",
+        ),
+    ),
 )

@@ -5,8 +5,11 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from chain.consensus.block import Block
+from chain.consensus.export import OrphanRows
+from chain.consensus.verify import OrphanListing, Orphans
 from chain.errors import BlockNotFoundError, ChainNotFoundError
 from chain.ledger.accounts import Account
 from chain.params import ChainParams
@@ -59,6 +62,11 @@ class ChainSnapshot:
         cursor = self._db.execute(
             "SELECT raw FROM blocks WHERE chain_id = ? AND height <= ? ORDER BY height", (self.chain_id, self.height)
         )
+        for (raw,) in self._batches(cursor):
+            yield raw
+
+    def _batches(self, cursor: sqlite3.Cursor) -> Iterator[Any]:
+        """The cursor's rows, fetched a batch at a time (see below)."""
         # In batches, not row by row: sqlite3 lets go of the GIL around every row it steps, and a
         # thread that lets go and takes it back that often keeps the event loop's thread from ever
         # forcing its turn (measured: 30-150 ms stalls). Batched, the loop gets the GIL back within
@@ -67,8 +75,7 @@ class ChainSnapshot:
             # A real pause (not sleep(0), which lets go and takes back at once) hands the GIL to
             # a waiting event loop for certain: fetching the batch may have kept it waiting.
             time.sleep(HANDOFF_S)
-            for (raw,) in batch:
-                yield raw
+            yield from batch
 
     def blocks(self) -> Iterator[Block]:
         return (Block.deserialize(raw) for raw in self.raw_blocks())
@@ -88,3 +95,37 @@ class ChainSnapshot:
             (self.chain_id, self.height),
         ).fetchone()
         return int(row[0])
+
+    # --- the tree's blocks off the main chain (orphans) ----------------------------------
+    # Side rows carry their bytes (``raw IS NOT NULL``); migration 15 indexes exactly those, by height.
+    _ORPHANS = "FROM block_tree WHERE chain_id = ? AND raw IS NOT NULL"
+
+    def orphan_listings(self) -> list[OrphanListing]:
+        """Every orphan's hash, parent and height, by height then first seen (no block bytes)."""
+        rows = self._db.execute(
+            f"SELECT hash, parent_hash, height {self._ORPHANS} ORDER BY height, sequence", (self.chain_id,)
+        ).fetchall()
+        return [OrphanListing(bytes(r[0]), bytes(r[1]), int(r[2])) for r in rows]
+
+    def orphan_blocks(self) -> Iterator[Block]:
+        """The orphans' blocks in ``orphan_listings``' order, a batch of rows at a time."""
+        cursor = self._db.execute(f"SELECT raw {self._ORPHANS} ORDER BY height, sequence", (self.chain_id,))
+        for (raw,) in self._batches(cursor):
+            yield Block.deserialize(bytes(raw))
+
+    def orphans(self) -> Orphans:
+        """What ``verify_chain`` checks besides the main chain: listed now, streamed during the replay."""
+        return Orphans(self.orphan_listings(), self.orphan_blocks)
+
+    def orphan_rows(self) -> OrphanRows:
+        """The orphans an export streams, sized first: (height, parent hash, bytes) by height."""
+        count, raw_size, digits = self._db.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(length(raw)), 0), COALESCE(SUM(length(CAST(height AS TEXT))), 0) "
+            f"{self._ORPHANS}",
+            (self.chain_id,),
+        ).fetchone()
+        cursor = self._db.execute(
+            f"SELECT height, parent_hash, raw {self._ORPHANS} ORDER BY height, sequence", (self.chain_id,)
+        )
+        rows = ((int(h), bytes(p), bytes(r)) for h, p, r in self._batches(cursor))
+        return OrphanRows(int(count), int(raw_size), int(digits), rows)

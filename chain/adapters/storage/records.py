@@ -140,3 +140,35 @@ class EnergyCounters:
     pow_cpu_ns: int = 0
     pos_sign_ops: int = 0
     pos_verify_ops: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrphan:
+    """A block of the tree off the main chain, with where it stands (``/chain block``)."""
+
+    block: Block
+    height: int
+    chain_work: int
+    sequence: int
+    # The main chain's block at the same height and its cumulative work; None above the main tip.
+    main_hash: bytes | None
+    main_chain_work: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSideBranch:
+    """A branch off the main chain, from the main-chain block it forks at up to its tip (a block
+    off the main chain with no child); ``main_chain_work`` is the main chain's at the tip's height,
+    or at the main tip if the branch is higher."""
+
+    tip_hash: bytes
+    tip_height: int
+    fork_hash: bytes
+    fork_height: int
+    chain_work: int
+    main_chain_work: int
+    sequence: int
+
+    @property
+    def length(self) -> int:
+        return self.tip_height - self.fork_height

@@ -298,6 +298,12 @@ class Store:
                 ids += await self.outbox_writer.insert_events(tx, chain_id, effects.events, now)
             return ids
 
+    async def write_events(self, chain_id: int, events: Sequence[ChainEvent], now: int) -> list[int]:
+        """Events that no block or reorg carries (a branch the fork choice refused for finality), in one
+        transaction of their own; their outbox ids."""
+        async with self.db.transaction(chain_id) as tx:
+            return await self.outbox_writer.insert_events(tx, chain_id, events, now)
+
     async def replace_beacon_snapshot(self, chain_id: int, height: int, blob: bytes) -> None:
         """Store the snapshot of block ``height`` as the chain's only one, if that block is still the tip
         (written after a replay rebuilt a state that had none)."""

@@ -157,7 +157,7 @@ async def test_merge_then_slots_propose_settle_and_finalize(world):
     assert len(proposed) >= len(outcomes) - 1
     assert {o.proposer_owner for o in proposed} <= {"alice", "bob"}
     state = node.chain(CHAIN).state
-    assert state.height >= height + len(proposed) - 1  # each proposal lands one slot later
+    assert state.height == height + len(proposed)  # each proposal joins the chain in its own slot
     assert state.beacon.finality.finalized_checkpoint.epoch >= 2
     assert len(await events_of(node, THE_MERGE)) == 1
     assert state.total_supply_units() == state.issued_supply_units()
@@ -280,3 +280,48 @@ async def test_status_agrees_with_the_vote_just_signed(world):
     view = await beacon.validator(CHAIN, "alice")
     assert view.voted_current_epoch
     assert {v.owner: v.voted_current_epoch for v in beacon.validators(CHAIN)}["alice"]
+
+
+async def test_a_second_block_for_a_slot_joins_the_tree_and_the_votes_move_the_head_to_it(world):
+    """Issue 11, item 2: every proof-of-stake block joins the tree in its own slot, and the head is the
+    branch the votes choose (LMD-GHOST), switched to in one transaction, announced as a reorg."""
+    clock, node, beacon = await merge(world)
+    await node.store.chaos_mode.set_chaos_mode(CHAIN, True)
+    while True:  # a slot with a block, not the first of its epoch (there the votes' target is the block itself)
+        (outcome,) = await run_slots(clock, beacon, 1)
+        if outcome.block is not None and outcome.slot % CONFIG.slots_per_epoch != 0:
+            break
+    first = outcome.block
+    assert node.chain(CHAIN).state.tip_hash == first.hash()  # in its own slot, not the next
+    second = await beacon.equivocate(CHAIN, outcome.proposer_owner, clock.now)
+    assert second.header.prev_hash == first.header.prev_hash and second.hash() != first.hash()
+    assert second.hash() in node.tree(CHAIN) and node.chain(CHAIN).state.tip_hash == first.hash()
+    for owner in ("alice", "bob"):
+        await beacon.attest(CHAIN, owner, head_root=second.hash())
+    (moved,) = await run_slots(clock, beacon, 1)
+    assert moved.orphaned == (first.hash(),)
+    state = node.chain(CHAIN).state
+    assert state.height_of(second.hash()) is not None  # the second block is on the main chain now
+    assert moved.block is None or moved.block.header.prev_hash == second.hash()
+    [reorg] = await events_of(node, "chain_reorganized")
+    assert reorg.event.proof_of_stake and reorg.event.depth == 1 and reorg.event.fork_hash == first.header.prev_hash
+    report = await node.verify(CHAIN)
+    assert report.blocks == state.height + 1
+    assert state.total_supply_units() == state.issued_supply_units()
+
+
+async def test_without_votes_for_it_a_second_block_for_a_slot_stays_a_side_block(world):
+    clock, node, beacon = await merge(world)
+    await beacon.set_auto_attest(CHAIN, "alice", True)
+    await beacon.set_auto_attest(CHAIN, "bob", True)
+    await node.store.chaos_mode.set_chaos_mode(CHAIN, True)
+    while True:
+        (outcome,) = await run_slots(clock, beacon, 1)
+        if outcome.block is not None:
+            break
+    second = await beacon.equivocate(CHAIN, outcome.proposer_owner, clock.now)
+    outcomes = await run_slots(clock, beacon, 3)
+    assert all(o.orphaned == () for o in outcomes)
+    assert node.chain(CHAIN).state.height_of(outcome.block.hash()) is not None
+    assert second.hash() in node.tree(CHAIN) and node.chain(CHAIN).state.height_of(second.hash()) is None
+    assert await events_of(node, "chain_reorganized") == []

@@ -255,6 +255,19 @@ async def test_deadline_ends_the_session_with_timeout_on_the_injected_clock():
         assert outcome.elapsed == pytest.approx(31.0)
 
 
+async def test_a_session_past_its_deadline_ends_once_its_chunks_are_back_and_counts_their_hashes():
+    """Another session's pump used to end a timed-out session while its own chunk was still hashing,
+    reporting 0 hashes tried (a flaky ``test_timeout`` on a loaded machine)."""
+    clock = FakeClock()
+    async with make_core(clock=clock) as core:
+        timed = core.start_session(Job(), deadline=1.0)  # its first chunks go to the workers now
+        clock.now += 2.0
+        other = core.start_session(Job(seed=b"other"))  # pumps at once, with the chunks still out
+        outcome = await outcome_of(timed)
+        assert outcome.kind is OutcomeKind.TIMEOUT and outcome.hashes_tried > 0
+        other.cancel()
+
+
 async def run_side_by_side(core: HashingCore, weights: list[float], seconds: float) -> list[int]:
     sessions = [core.start_session(Job(seed=bytes([i])), weight=w) for i, w in enumerate(weights)]
     await asyncio.sleep(seconds)

@@ -19,6 +19,7 @@ from chain.adapters.node import Node
 from chain.adapters.signer import ValidatorSigner
 from chain.adapters.storage import Store
 from chain.errors import (
+    BranchTooDeepError,
     ChainError,
     GameAlreadyRunningError,
     NoGameRunningError,
@@ -292,3 +293,15 @@ async def test_a_withheld_branch_is_mined_on_its_own_tip(node):
     # A withheld block that does not follow its parent is refused as process_block refuses it.
     with pytest.raises(ChainError):
         await node.branch_template(CHAIN, base, first.block.coinbase.miner, (), private=(second.block,))
+
+
+async def test_a_withheld_branch_longer_than_the_node_checks_is_refused(node, monkeypatch):
+    """Replayed under the chain's lock, a withheld branch is bounded as the tree's branches are."""
+    monkeypatch.setattr("chain.adapters.node.MAX_BRANCH_DEPTH_BLOCKS", 1)
+    base = node.chain(CHAIN).state.tip_hash
+    withheld = []
+    for _ in range(2):
+        found = await node.mine(CHAIN, "bob", parent_hash=base, transfers=(), private=tuple(withheld), publish=False)
+        withheld.append(found.block)
+    with pytest.raises(BranchTooDeepError, match="a withheld branch of 2 block"):
+        await node.mine(CHAIN, "bob", parent_hash=base, transfers=(), private=tuple(withheld), publish=False)

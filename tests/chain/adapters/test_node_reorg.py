@@ -16,6 +16,7 @@ from chain.adapters.node import BlockAcceptance, Node
 from chain.adapters.storage import Store
 from chain.consensus.verify import verify_chain
 from chain.errors import (
+    BranchTooDeepError,
     DuplicateBlockError,
     InsufficientBalanceError,
     StaleBlockError,
@@ -247,3 +248,21 @@ async def test_a_payment_and_a_reorg_at_the_same_moment_leave_one_consistent_cha
     assert payment.entry.txid in node.chain(CHAIN).mempool
     assert [e.txid for e in await node.store.mempool.entries(CHAIN)] == [payment.entry.txid]
     await assert_matches_a_replay(node)
+
+
+async def test_invalid_branch_forking_deeper_than_the_node_checks_changes_nothing(node, monkeypatch):
+    """A block on a block far below the tip would have the node read and re-process its whole branch
+    under the chain's lock: refused past MAX_BRANCH_DEPTH_BLOCKS, so no member can stall a chain."""
+    from chain.adapters import branches
+
+    monkeypatch.setattr(branches, "MAX_BRANCH_DEPTH_BLOCKS", 3)
+    genesis = node.chain(CHAIN).state.tip_hash
+    main = await extend(node, genesis, 5, "alice")
+    old = main[0].entry.block_hash  # block 1: 4 below the tip
+    before = len(node.tree(CHAIN))
+    with pytest.raises(BranchTooDeepError) as refused:
+        await build_on(node, old, "bob")  # even a template on it is refused
+    assert (refused.value.depth, refused.value.limit) == (4, 3)
+    recent = main[2].entry.block_hash  # block 3: 2 below the tip, within the limit
+    side = await node.accept_block(CHAIN, await build_on(node, recent, "bob"))
+    assert not side.on_main and len(node.tree(CHAIN)) == before + 1

@@ -159,6 +159,7 @@ UNDO_MIGRATIONS: dict[int, tuple[str, ...]] = {
     12: ("DROP TABLE epoch_messages",),
     13: ("DROP TABLE block_tree",),  # its index goes with it
     14: ("DROP TABLE lesson_progress",),
+    15: ("DROP INDEX block_tree_orphans",),
 }
 
 

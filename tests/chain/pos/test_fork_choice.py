@@ -1,5 +1,4 @@
-"""Fork choice between a proposer's competing blocks for one slot (LMD-GHOST's latest-message rule,
-consensus-specs phase0 fork-choice.md, on a one-level tree), finality that is never reverted, and
+"""The fork choice's weights (a slashed validator has no say) and
 the slashing detector that turns conflicting signed messages into evidence (double vote, surround
 vote both ways, double proposal; the conditions of phase0 ``is_slashable_attestation_data``, the
 same ones EIP-3076 slashing protection refuses to sign)."""
@@ -11,13 +10,8 @@ import pytest
 from chain.consensus.consensus_block import compute_proposal_header
 from chain.consensus.duties import get_slot_proposer
 from chain.consensus.templates import build_pos_block
-from chain.consensus.transition import process_block
 from chain.errors import (
     BadSignatureError,
-    FinalizedConflictError,
-    ForkChoiceError,
-    SlotError,
-    StaleBlockError,
 )
 from chain.pos.attestation import (
     AttestationData,
@@ -28,7 +22,7 @@ from chain.pos.attestation import (
     check_proposer_slashing,
     sign_attestation,
 )
-from chain.pos.forkchoice import ForkChoiceStore, SlashingDetector, get_fork_choice_weights
+from chain.pos.forkchoice import SlashingDetector, get_fork_choice_weights
 from chain.pos.operations import Operations
 from tests.chainkit import CHAIN_ID
 from tests.poskit import Harness, new_consensus_chain, pos_config, validator_keys
@@ -49,56 +43,8 @@ def equivocation(h, slot):
     return proposer, a, b
 
 
-def store_for(h, slot):
-    finalized = h.state.beacon.finality.finalized_checkpoint
-    return ForkChoiceStore(
-        h.state.tip_hash, h.state.height, slot, finalized.root, h.state.height_of(finalized.root) or 0
-    )
-
-
 def effective(h):
     return get_fork_choice_weights(h.state.beacon)
-
-
-def test_the_block_with_the_most_attesting_stake_wins_and_is_appended():
-    h = harness()
-    proposer, a, b = equivocation(h, 2)
-    store = store_for(h, 2)
-    for block in (a, b):
-        process_block(h.state, block, h.slot_time(2))  # both are valid blocks
-        store = store.on_block(block.hash(), 2, block.header.prev_hash, h.state.height, proposer)
-    for index, head in ((0, a), (1, b), (2, b), (3, b)):
-        store = store.on_attestation(index, 2, head.hash())
-    assert store.get_weight(b.hash(), effective(h)) == 3 * effective(h)[0]
-    assert store.get_head(effective(h)) == b.hash()
-    winner = b if store.get_head(effective(h)) == b.hash() else a
-    h.apply(winner, now=h.slot_time(3))
-    assert h.state.tip_hash == b.hash()
-    with pytest.raises(StaleBlockError):
-        process_block(h.state, a, h.slot_time(3))
-
-
-def test_a_tie_goes_to_the_lowest_root_and_no_votes_is_a_tie():
-    h = harness()
-    proposer, a, b = equivocation(h, 2)
-    store = store_for(h, 2)
-    for block in (a, b):
-        store = store.on_block(block.hash(), 2, block.header.prev_hash, h.state.height, proposer)
-    assert store.get_head(effective(h)) == min(a.hash(), b.hash())
-    store = store.on_attestation(0, 2, a.hash()).on_attestation(1, 2, b.hash())
-    assert store.get_head(effective(h)) == min(a.hash(), b.hash())
-
-
-def test_only_a_newer_vote_replaces_a_validators_latest_message():
-    h = harness()
-    proposer, a, b = equivocation(h, 2)
-    store = store_for(h, 2)
-    for block in (a, b):
-        store = store.on_block(block.hash(), 2, block.header.prev_hash, h.state.height, proposer)
-    store = store.on_attestation(0, 5, a.hash()).on_attestation(0, 4, b.hash())
-    assert store.get_weight(a.hash(), effective(h)) == effective(h)[0]
-    store = store.on_attestation(0, 6, b.hash())
-    assert store.get_weight(a.hash(), effective(h)) == 0
 
 
 def test_the_two_signed_blocks_are_ready_made_proposer_slashing_evidence():
@@ -118,38 +64,6 @@ def test_the_two_signed_blocks_are_ready_made_proposer_slashing_evidence():
     later = next(s for s in range(3, 8) if get_slot_proposer(h.state, s) != proposer)
     h.propose(later, pool=Operations(proposer_slashings=(evidence,)))
     assert h.state.beacon.registry.validators[proposer].slashed
-
-
-def test_a_finalized_block_is_never_reverted():
-    h = harness()
-    h.run_epochs(4)
-    finalized = h.state.beacon.finality.finalized_checkpoint
-    finalized_height = h.state.height_of(finalized.root)
-    assert finalized.epoch >= 2 and finalized_height is not None
-    store = store_for(h, h.state.beacon.slot + 1)
-    # A block built on the finalized block's parent would replace it: refused by the fork choice ...
-    old_parent = h.state.hashes[finalized_height - 1]
-    with pytest.raises(FinalizedConflictError):
-        store.on_block(b"\x09" * 32, store.slot, old_parent, finalized_height - 1, 0)
-    # ... and by the chain, whose finalized history is append-only.
-    block = h.blocks[finalized_height - 1]  # the block that sat on that height, resubmitted
-    with pytest.raises(StaleBlockError):
-        process_block(h.state, block, h.slot_time(h.state.beacon.slot + 1))
-    with pytest.raises(FinalizedConflictError):
-        store.advance(h.state.tip_hash, h.state.height, store.slot + 1, bytes(32), finalized_height - 1)
-
-
-def test_invalid_candidate_for_another_slot_or_off_the_tip():
-    h = harness()
-    proposer, a, _ = equivocation(h, 2)
-    store = store_for(h, 3)
-    with pytest.raises(SlotError):
-        store.on_block(a.hash(), 2, a.header.prev_hash, h.state.height, proposer)
-    h.propose(3)
-    h.propose(4)
-    store = ForkChoiceStore(h.state.tip_hash, h.state.height, 5, h.state.hashes[0], 0)
-    with pytest.raises(ForkChoiceError):
-        store.on_block(b"\x07" * 32, 5, h.state.hashes[1], 1, 0)
 
 
 def vote(index, source, target, head=b"\x01" * 32):
