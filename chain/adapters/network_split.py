@@ -17,10 +17,10 @@ heal began is published as soon as the heal is over, where it lands (on the winn
 the chain; on the loser's it is one more orphan).
 
 What can go wrong: a restart loses nothing of the chain (the bot heals the split as it shuts down),
-but a crash loses the withheld blocks, which were never stored; the mempool's payments stay. The
-balances each side starts from are the main chain's while the split runs: a block found outside the
-game during the split (a session started before it) moves them, and a side's template built on the
-old balances may then be refused; that side's member mines an empty block instead (logged).
+but a crash loses the withheld blocks, which were never stored; the mempool's payments stay. A side
+picks its payments from the main chain's balances, the split's base unless a block found outside the
+game during the split (a session started before it) moves them; the node checks the side's template
+against the base's own state, so such a pick can be refused and that member's session fails.
 """
 
 from __future__ import annotations
