@@ -25,7 +25,7 @@ from chain.events import ChainEvent, decode_event
 from cogs.services import EpochMessage, LessonProgress
 
 _PROGRESS_COLUMNS = (
-    "member, lesson, started_at, start_height, completed_at, reward_txid, reward_points"
+    "member, lesson, started_at, start_height, completed_at, reward_txid, reward_points, start_reorg_seq"
 )
 
 
@@ -226,14 +226,17 @@ class LessonProgressRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def start(self, chain_id: int, member: str, lesson: str, now: int, height: int) -> LessonProgress:
-        """Record that ``member`` started ``lesson`` with the tip at ``height`` (a second start keeps
-        the first: a lesson's watch window never shrinks); the row as stored."""
+    async def start(
+        self, chain_id: int, member: str, lesson: str, now: int, height: int, reorg_seq: int = 0
+    ) -> LessonProgress:
+        """Record that ``member`` started ``lesson`` with the tip at ``height`` and the chain's reorg log
+        at ``reorg_seq`` (a second start keeps the first: a lesson's watch window never shrinks); the
+        row as stored."""
         async with self._db.transaction(chain_id) as tx:
             await tx.execute(
-                "INSERT INTO lesson_progress (chain_id, member, lesson, started_at, start_height) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (chain_id, member, lesson) DO NOTHING",
-                (chain_id, member, lesson, now, height),
+                "INSERT INTO lesson_progress (chain_id, member, lesson, started_at, start_height, start_reorg_seq) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chain_id, member, lesson) DO NOTHING",
+                (chain_id, member, lesson, now, height, reorg_seq),
             )
             row = await tx.fetchone(
                 f"SELECT {_PROGRESS_COLUMNS} FROM lesson_progress WHERE chain_id = ? AND member = ? AND lesson = ?",

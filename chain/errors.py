@@ -1009,6 +1009,26 @@ class BranchTooDeepError(BranchError):
         self.limit = limit
 
 
+# --- /mine on_block: mining on an older block, for /learn's reorg lessons (issue 11, item 7) ---
+
+
+class MiningBaseError(ChainError):
+    """A block a member asked to mine on cannot be mined on; nothing was started."""
+
+    code = "mining_base"
+
+
+class MiningBaseDuringGameError(MiningBaseError):
+    """A running game decides where members mine (its route); a block chosen by hand would bypass it."""
+
+    code = "mining_base_during_game"
+
+    def __init__(self, chain_id: int, kind: str) -> None:
+        super().__init__(f"a {kind} game is running on chain {chain_id}: it decides where its players mine")
+        self.chain_id = chain_id
+        self.kind = kind
+
+
 # --- the network-split game (issue 11, games item 6) --------------------------------
 
 

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO, Protocol
 from chain.adapters.beacon_lifecycle import GENESIS_ALLOCATION_POINTS
 from chain.adapters.beacon_node import BeaconNode
 from chain.adapters.beacon_status import FinalityView, ValidatorView, VoteProgress
+from chain.adapters.branches import BEACON_STATES_KEPT
 from chain.adapters.budget import IDLE_AFTER_S, MIN_SLOT_DURATION_S
 from chain.adapters.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.adapters.game_sessions import GameSessions, MinerRouter
@@ -46,17 +47,25 @@ from chain.adapters.node import (
     TransactionMatches,
 )
 from chain.adapters.slot_driver import SlotOutcome
-from chain.adapters.storage import StoredOrphan, StoredSideBranch, StoredStakeEntry, StoredTransaction
+from chain.adapters.storage import (
+    ReorgRecord,
+    StoredOrphan,
+    StoredSideBranch,
+    StoredStakeEntry,
+    StoredTransaction,
+)
 from chain.adapters.storage import Transaction as StoreTransaction
 from chain.adapters.votes import VoteReceipt
 from chain.consensus.block import Block
 from chain.consensus.retargets import retarget_history
 from chain.consensus.rule_changes import compute_kept_params
 from chain.consensus.state import ChainState, compute_difficulty, compute_next_bits
+from chain.consensus.tree import BlockEntry, get_ancestor_at_height
 from chain.consensus.verify import VerifyReport
 from chain.errors import (
     ChainBeforeStakingError,
     LessonUnavailableError,
+    MiningBaseDuringGameError,
     NoGameRunningError,
     SplitUnavailableError,
     StakingUnavailableError,
@@ -64,12 +73,16 @@ from chain.errors import (
 from chain.games.lessons import (
     LESSONS,
     PAYMENT_CONFIRMATIONS,
+    FinalityKind,
     Lesson,
     LessonFacts,
     LessonResult,
+    ReorgRole,
+    ReorgSeen,
     check_lesson,
     get_lesson,
 )
+from chain.hashing import hash_to_display
 from chain.ledger.accounts import Account
 from chain.ledger.mempool import Admission, PendingTransfer
 from chain.ledger.transaction import Transfer
@@ -100,6 +113,7 @@ __all__ = [
     "TransactionMatches",
     "VerifyReport",
     "Admission",
+    "BlockEntry",
     "ChainState",
     "FaucetClaim",
     "FaucetReward",
@@ -374,19 +388,27 @@ class Playground:
     # this many is not seen (it has long had its confirmations; a newer one will be checked).
     LESSON_HISTORY_LIMIT = 200
 
+    # Reorgs (and refusals) a reorg lesson's check reads after the member's start, oldest first:
+    # it passes on the first one the member took part in, so a class's busy hour is read in one go.
+    LESSON_REORGS_LIMIT = 500
+
     async def complete_lesson(
-        self, guild_id: int, owner: str, lesson_id: str, *, start_height: int | None, record: RewardRecorder
+        self, guild_id: int, owner: str, lesson_id: str, *, start_height: int | None, record: RewardRecorder,
+        start_reorg_seq: int = 0,
     ) -> tuple[LessonResult, FaucetReward | None]:
         """Check a lesson and, when it is done, pay its reward from the faucet with ``record`` writing
         the completion in the same transaction (``Node.faucet_reward``). The check runs under the
         chain's lock that the payment takes, so a reset or a block cannot land between them: a lesson
-        done on a chain that a reset then replaced is checked again on the new one."""
+        done on a chain that a reset then replaced is checked again on the new one.
+        ``start_reorg_seq``: ``reorg_log_seq`` when the member started (later reorgs count)."""
         lesson = self._available_lesson(lesson_id)
         await self.ensure_chain(guild_id)
         results: list[LessonResult] = []
 
         async def earned(runtime: ChainRuntime) -> bool:
-            results.append(await self._lesson_result(guild_id, owner, lesson_id, start_height, runtime))
+            results.append(
+                await self._lesson_result(guild_id, owner, lesson_id, start_height, runtime, start_reorg_seq)
+            )
             return results[-1].done
 
         reward = await self._node.faucet_reward(guild_id, owner, lesson.reward_points, record, earned=earned)
@@ -399,8 +421,14 @@ class Playground:
             raise LessonUnavailableError(lesson_id, lesson.unavailable_reason or "not available yet")
         return lesson
 
+    async def reorg_log_seq(self, guild_id: int) -> int:
+        """The newest entry of the chain's reorg log (0: none): a lesson started now counts later ones."""
+        await self.ensure_chain(guild_id)
+        return await self._node.store.reorg_log.last_seq(guild_id)
+
     async def _lesson_result(
-        self, guild_id: int, owner: str, lesson_id: str, start_height: int | None, runtime: ChainRuntime
+        self, guild_id: int, owner: str, lesson_id: str, start_height: int | None, runtime: ChainRuntime,
+        start_reorg_seq: int = 0,
     ) -> LessonResult:
         address = await self._node.address(guild_id, owner)
         state = runtime.state
@@ -408,6 +436,15 @@ class Playground:
         validator = None
         if self._beacon is not None and self._beacon.mode(guild_id) is not None:
             validator = await self._beacon.validator(guild_id, owner)
+        logged = await self._node.store.reorg_log.since(guild_id, start_reorg_seq, self.LESSON_REORGS_LIMIT)
+
+        def seen(record: ReorgRecord) -> ReorgSeen:
+            role: ReorgRole | None = (
+                "branch" if address in record.branch else "orphaned" if address in record.orphaned else None
+            )
+            return ReorgSeen(record.height, record.depth, role)
+
+        finality, finalized_height = self._lesson_finality(guild_id, runtime)
         facts = LessonFacts(
             tip_height=state.height,
             params=state.params,
@@ -416,8 +453,55 @@ class Playground:
             has_validator=validator is not None,
             vote_counted=validator is not None and (validator.voted_current_epoch or validator.voted_previous_epoch),
             start_height=start_height,
+            reorgs=tuple(seen(r) for r in logged if r.kind == "reorg"),
+            refusals=tuple(seen(r) for r in logged if r.kind == "refused"),
+            finality=finality,
+            finalized_height=finalized_height,
         )
         return check_lesson(lesson_id, facts)
+
+    def _lesson_finality(self, guild_id: int, runtime: ChainRuntime) -> tuple[FinalityKind, int | None]:
+        """What can stop a reorg on the chain, and the finalized block's height (checkpoints only)."""
+        beacon = runtime.state.beacon
+        mode = self.mode(guild_id)
+        if beacon is None or mode is None:
+            return "none", None
+        # The node's own test (Node._accept_off_tip): after the Merge the head follows votes, not work.
+        if mode is Mode.POS or beacon.merged or beacon.terminal is not None:
+            return "votes", None
+        if mode is not Mode.HYBRID:
+            return "none", None
+        root = beacon.finality.finalized_checkpoint.root
+        tree = runtime.tree
+        height = tree.get(root).height if root in tree else 0
+        return "checkpoints", height or None
+
+    # --- mining on a chosen block (/mine start on_block, for the reorg lessons) -----------------
+
+    # How far below the main tip a member's branch may leave the main chain: each block of a branch
+    # rebuilds the state back to its fork, and a proof-of-stake-aware chain keeps the beacon states of
+    # only this many recent blocks (chain/adapters/branches.py) anyway.
+    MINE_ON_BLOCK_MAX_DEPTH = BEACON_STATES_KEPT
+
+    def main_block_at(self, guild_id: int, height: int) -> BlockEntry:
+        """The main chain's block at ``height`` (at most the tip's), from the in-memory tree."""
+        state = self._node.chain(guild_id).state
+        return get_ancestor_at_height(self._node.tree(guild_id), state.tip_hash, height)
+
+    def find_tree_blocks(self, guild_id: int, prefix: str, limit: int) -> tuple[int, list[BlockEntry]]:
+        """(how many, the first ``limit``) blocks of the chain's tree, main and side, whose hash as
+        shown (``hash_to_display``) starts with ``prefix`` (lowercase hex), highest first."""
+        found = [e for e in self._node.tree(guild_id) if hash_to_display(e.block_hash).startswith(prefix)]
+        found.sort(key=lambda e: e.height, reverse=True)
+        return len(found), found[:limit]
+
+    async def check_mining_base(self, guild_id: int, parent_hash: bytes) -> BlockEntry:
+        """Refuse, before a session starts, a block a member cannot mine on (``Node.check_branch_base``,
+        and while a game routes members); where its branch leaves the main chain."""
+        running = self.games.current(guild_id)
+        if running is not None and isinstance(running.game, MinerRouter):
+            raise MiningBaseDuringGameError(guild_id, running.kind)
+        return await self._node.check_branch_base(guild_id, parent_hash, self.MINE_ON_BLOCK_MAX_DEPTH)
 
     # --- staking --------------------------------------------------------------------------
 
@@ -606,11 +690,21 @@ class Playground:
         on_progress: Callable[[Progress], None] | None = None,
         on_start: Callable[[MiningSession], None] | None = None,
         deadline_s: float | None = None,
+        parent_hash: bytes | None = None,
     ) -> MiningResult:
         """A member's mining session: on the main tip, or where the chain's running game sends it
-        (``MinerRouter``: one side of a network split, an attacking team's private branch)."""
+        (``MinerRouter``: one side of a network split, an attacking team's private branch), or on
+        ``parent_hash``, a block the member chose (``/mine start on_block``: a competing branch, for
+        the reorg lessons; refused while a game decides where members mine)."""
         running = self.games.current(guild_id)
         router = running.game if running is not None and isinstance(running.game, MinerRouter) else None
+        if parent_hash is not None:
+            if router is not None and running is not None:
+                raise MiningBaseDuringGameError(guild_id, running.kind)
+            return await self._node.mine(
+                guild_id, owner, on_progress=on_progress, on_start=on_start, deadline_s=deadline_s,
+                parent_hash=parent_hash,
+            )
         route = None if router is None else await router.route_miner(owner)
         if router is None or route is None:
             return await self._node.mine(

@@ -55,6 +55,24 @@ STEPS: dict[str, str] = {
         "2. When your validator is active, `/stake attest` (or press **Attest** on a new block).\n"
         "3. Once a block has counted your vote: `/learn check lesson:stake`."
     ),
+    "reorg": (
+        "1. `/learn start lesson:reorg` (done: reorgs count from now). `/chain tip` shows the tip's height, say 20.\n"
+        "2. `/mine start on_block:19`: your block builds on the block below the tip, so it is kept on a side "
+        "branch (🌿: the reply shows its hash).\n"
+        "3. `/mine start on_block:<that hash>`: your branch is now longer than the main chain, so the chain "
+        "switches to it (🔀 Reorg). With `auto_continue:True` one session keeps growing your branch until it wins.\n"
+        "4. `/learn check lesson:reorg`. A classmate whose block yours took off passes too: it was orphaned."
+    ),
+    "finality": (
+        "Needs a hybrid chain, proof of work with finality checkpoints (an admin: `/playground config "
+        "mode:hybrid`), where validators stake and vote (the `stake` lesson) until a checkpoint is finalized.\n"
+        "1. `/learn check lesson:finality` (it starts the lesson): it names the newest finalized block, say 24.\n"
+        "2. `/mine start on_block:23 auto_continue:True`: a branch from below the finalized block; let it grow "
+        "longer than the main chain.\n"
+        "3. The chain refuses to switch, however heavy your branch: it would take a finalized block off "
+        "(the channel announces it).\n"
+        "4. `/learn check lesson:finality`."
+    ),
 }
 
 
@@ -128,7 +146,10 @@ class Learn(
             return
         store = self._store()
         height = self.playground.state(guild_id).height
-        started = await store.start(guild_id, str(interaction.user.id), chosen.id, self.playground.now(), height)
+        started = await store.start(
+            guild_id, str(interaction.user.id), chosen.id, self.playground.now(), height,
+            await self.playground.reorg_log_seq(guild_id),
+        )
         embed.add_field(name="Steps", value=STEPS[chosen.id], inline=False)
         if started.completed_at is not None:
             embed.add_field(name="Done", value=f"✅ you completed it <t:{started.completed_at}:R>.", inline=False)
@@ -156,9 +177,10 @@ class Learn(
                 f"You already completed **{chosen.title}** <t:{progress.completed_at}:R>; its reward is paid once. "
                 "Nothing was changed."
             )
-        if progress is None:  # checking starts the lesson: a retarget counts from now
+        if progress is None:  # checking starts the lesson: a retarget (or a reorg) counts from now
             progress = await store.start(
-                guild_id, member, chosen.id, self.playground.now(), self.playground.state(guild_id).height
+                guild_id, member, chosen.id, self.playground.now(), self.playground.state(guild_id).height,
+                await self.playground.reorg_log_seq(guild_id),
             )
         now, start_height = self.playground.now(), progress.start_height
 
@@ -167,7 +189,8 @@ class Learn(
 
         # One call: the check, the completion and its reward under the chain's lock, in one transaction.
         result, reward = await self.playground.complete_lesson(
-            guild_id, member, chosen.id, start_height=start_height, record=record
+            guild_id, member, chosen.id, start_height=start_height, record=record,
+            start_reorg_seq=progress.start_reorg_seq,
         )
         if reward is None:
             embed = discord.Embed(title=f"⏳ {chosen.title}: not yet", description=f"The chain says: {result.detail}.",

@@ -11,13 +11,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from chain.errors import MergeError
+from chain.errors import BranchStateUnavailableError, BranchTooDeepError, MergeError, UndoRecordMissingError
 from chain.hashing import hash_to_display
 from chain.mode import Mode
-from chain.playground import MiningResult, MiningSession, OutcomeKind, Playground, Progress
+from chain.playground import BlockEntry, MiningResult, MiningSession, OutcomeKind, Playground, Progress
 from cogs.embeds import BLUE, GOLD, GREY, PURPLE, counted, duration, points, progress_bar, relative_time, seconds
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
-from cogs.options import Flag
+from cogs.explorer import AMBIGUOUS_HEIGHTS_SHOWN, MAX_QUERY_CHARS, parse_block_query
+from cogs.options import Flag, Range
 from cogs.services import MAX_SESSION_S, Services
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ class LiveSession:
     """Blocks the chain got while the session ran, by anyone (``found`` of them by this member)."""
     hashes: int = 0
     last_found: MiningResult | None = None
+    # /mine start on_block: the block the next block builds on (a competing branch), until the branch
+    # takes over; None mines on the main tip (or where a running game sends the member).
+    on_block: BlockEntry | None = None
 
     @property
     def owner(self) -> str:
@@ -123,9 +127,14 @@ class Mining(
     # measures the core's rate).
     @app_commands.command(name="start", extras={"chain": False})
     @app_commands.describe(
-        auto_continue="Mine block after block (yours or not) until /mine stop or the session's time is up"
+        auto_continue="Mine block after block (yours or not) until /mine stop or the session's time is up",
+        on_block="Mine on this block instead of the tip (a height, or a hash: 6+ hex digits), to build a "
+        "competing branch",
     )
-    async def start(self, interaction: discord.Interaction, auto_continue: Flag = False) -> None:
+    async def start(
+        self, interaction: discord.Interaction, auto_continue: Flag = False,
+        on_block: Range[str, 1, MAX_QUERY_CHARS] | None = None,
+    ) -> None:
         """Start mining: the bot's hashing core searches nonces for you until a block is found."""
         guild_id = require_guild(interaction)
         key = (guild_id, interaction.user.id)
@@ -146,6 +155,8 @@ class Mining(
         )
         self.sessions[key] = live
         try:
+            if on_block is not None:  # refused before the reply, so only the member sees why
+                live.on_block = await self._mining_base(guild_id, on_block)
             await interaction.response.defer(thinking=True)
             state = await self.playground.ensure_chain(guild_id)
             if mining_is_over(self.services, guild_id):  # a new chain in pos mode
@@ -156,7 +167,7 @@ class Mining(
         except BaseException:
             self.sessions.pop(key, None)
             raise
-        live.height = state.height + 1
+        live.height = (state.height if live.on_block is None else live.on_block.height) + 1
         live.start_tip_height = state.height
         live.expected_hashes = self.playground.work_for_bits(state.tip.bits, state.params.pow_limit)
         live.deadline_s = int(settings["session_s"])
@@ -212,6 +223,32 @@ class Mining(
         )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
+    async def _mining_base(self, guild_id: int, query: str) -> BlockEntry:
+        """The block ``on_block`` names (a main-chain height, or a hash prefix of any kept block, side
+        blocks included), checked to be one a branch can grow from; a clear refusal otherwise."""
+        if not self.playground.has_chain(guild_id):
+            raise UserFacingError("This server has no chain yet: `/mine start` without `on_block` mines its block 1.")
+        tip_height = self.playground.state(guild_id).height
+        parsed = parse_block_query(query, tip_height)
+        if isinstance(parsed, int):
+            entry = self.playground.main_block_at(guild_id, parsed)
+        else:
+            count, found = self.playground.find_tree_blocks(guild_id, parsed, AMBIGUOUS_HEIGHTS_SHOWN)
+            if count == 0:
+                raise UserFacingError(f"No block this chain keeps (main or side) has a hash starting with `{parsed}`.")
+            if count > 1:
+                shown = ", ".join(f"`{hash_to_display(e.block_hash)[:16]}` (block {e.height})" for e in found)
+                raise UserFacingError(f"`{parsed}` starts the hashes of {count} blocks ({shown}): type more of it.")
+            entry = found[0]
+        try:
+            await self.playground.check_mining_base(guild_id, entry.block_hash)
+        except (BranchStateUnavailableError, UndoRecordMissingError, BranchTooDeepError) as refused:
+            raise UserFacingError(
+                f"You can't mine on block {entry.height} (`{hash_to_display(entry.block_hash)[:16]}`): {refused}. "
+                "Pick a more recent block. Nothing was changed."
+            ) from refused
+        return entry
+
     # --- sessions ---------------------------------------------------------------
 
     def _cancel(self, live: LiveSession, reason: str) -> None:
@@ -225,7 +262,8 @@ class Mining(
     def _on_start(self, live: LiveSession, session: MiningSession) -> None:
         # Called by the node right after the core took the session, before any chunk returns: the
         # job was built from this very state, so its height is the tip's next one.
-        live.height = self.playground.state(live.guild_id).height + 1
+        base = self.playground.state(live.guild_id).height if live.on_block is None else live.on_block.height
+        live.height = base + 1
         live.expected_hashes = self.playground.work_for_target(session.target)
         live.progress = None
         if live.stop_reason is not None:  # stopped while the node set the session up
@@ -288,7 +326,11 @@ class Mining(
                 on_start=lambda s: self._on_start(live, s),
                 # One budget for the whole session: each block gets what is left of it.
                 deadline_s=self._time_left(live) if live.auto_continue else live.deadline_s,
+                parent_hash=None if live.on_block is None else live.on_block.block_hash,
             )
+            if live.on_block is not None and result.acceptance is not None:
+                # The next block grows the member's own branch, until it is the main chain (then the tip).
+                live.on_block = None if result.acceptance.on_main else result.acceptance.entry
             if result.found:
                 self.services.notifier.wake()
             if not live.auto_continue:

@@ -21,6 +21,7 @@ from chain.errors import (
     FaucetEmptyError,
     LessonAlreadyCompletedError,
     LessonUnavailableError,
+    MiningBaseDuringGameError,
     NoFaucetError,
     NoValidatorError,
 )
@@ -116,3 +117,11 @@ def _lesson_already_completed(error: LessonAlreadyCompletedError) -> str:
 def _lesson_unavailable(error: LessonUnavailableError) -> str:
     return (f"The `{error.lesson_id}` lesson is not available yet: {error.reason}. `/learn list` shows the lessons "
             "you can do now. Nothing was changed.")
+
+
+@words_for(MiningBaseDuringGameError)
+def _mining_base_during_game(error: MiningBaseDuringGameError) -> str:
+    return (
+        f"A {error.kind.replace('_', ' ')} game is running: it decides where its players mine. "
+        "`/mine start` without `on_block` mines where the game sends you. Nothing was changed."
+    )

@@ -87,12 +87,15 @@ class LessonProgress:
     completed_at: int | None
     reward_txid: bytes | None  # the faucet transfer that paid the reward; None: no points paid
     reward_points: int
+    start_reorg_seq: int = 0  # the chain's reorg log when they started: a reorg lesson counts later ones
 
 
 class LessonStore(Protocol):
     """The bot's teaching record (``bot/storage.py`` ``LessonProgressRepository``)."""
 
-    async def start(self, chain_id: int, member: str, lesson: str, now: int, height: int) -> LessonProgress: ...
+    async def start(
+        self, chain_id: int, member: str, lesson: str, now: int, height: int, reorg_seq: int = 0
+    ) -> LessonProgress: ...
 
     async def member_progress(self, chain_id: int, member: str) -> dict[str, LessonProgress]: ...
 

@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from chain.adapters.branches import MAX_BRANCH_DEPTH_BLOCKS, BeaconStates, Branch, load_branch
 from chain.adapters.chain_reads import ChainReads, ExportSummary
 from chain.adapters.hashcore import HashingCore, MiningOutcome, MiningSession, OutcomeKind, Progress
-from chain.adapters.storage import Store, StoredChainHead, StoredTransaction, StoredValidatorKey, Transaction
+from chain.adapters.storage import (
+    ReorgRecord,
+    Store,
+    StoredChainHead,
+    StoredTransaction,
+    StoredValidatorKey,
+    Transaction,
+)
 from chain.adapters.storage.migrations import compute_stored_block_work
 from chain.adapters.template_job import TemplateJob
 from chain.adapters.wallet_keys import WalletKeys
@@ -37,10 +44,18 @@ from chain.consensus.rule_changes import check_params_change, compute_kept_param
 from chain.consensus.state import BlockEffects, ChainState
 from chain.consensus.templates import build_template, compute_next_block_time
 from chain.consensus.transition import process_block
-from chain.consensus.tree import BlockEntry, BlockTree, Reorg, is_ancestor
+from chain.consensus.tree import (
+    BlockEntry,
+    BlockTree,
+    Reorg,
+    compute_fork_point,
+    get_ancestor_at_height,
+    is_ancestor,
+)
 from chain.consensus.undo import DroppedTransfer, compute_block_undo, compute_returned_transfers
 from chain.consensus.verify import VerifyReport
 from chain.errors import (
+    BranchStateUnavailableError,
     BranchTooDeepError,
     ChainError,
     ChainNotFoundError,
@@ -53,9 +68,10 @@ from chain.errors import (
     NoFaucetError,
     SnapshotError,
     StaleBlockError,
+    UndoRecordMissingError,
     UnknownParentError,
 )
-from chain.events import ChainEvent
+from chain.events import ChainEvent, ReorgRefusedByFinality
 from chain.hashing import hash_to_display
 from chain.keys import SigningKey
 from chain.ledger.accounts import Account, LedgerView
@@ -1039,9 +1055,16 @@ class Node:
         added = tree.add_block(entry.block_hash, entry.parent_hash, entry.height, work)
         try:
             events: tuple[ChainEvent, ...] = ()
+            log_record = None
             if heavier and finalized is not None:
                 events = compute_tree_refusal_events(tree, finalized, previous_best)
-            await self.store.store_side_block(chain_id, block, undo, events, now)
+                refusal = next((e for e in events if isinstance(e, ReorgRefusedByFinality)), None)
+                if refusal is not None:  # logged once, as announced: /learn's finality lesson reads it
+                    log_record = ReorgRecord(
+                        "refused", entry.height, refusal.depth,
+                        branch=frozenset(b.coinbase.miner for b in (*(c for c, _ in branch.connected), block)),
+                    )
+            await self.store.store_side_block(chain_id, block, undo, events, now, log=log_record)
         except BaseException:
             runtime.tree = await self._load_tree(chain_id, runtime.genesis)
             raise
@@ -1127,10 +1150,16 @@ class Node:
             if connected.operations is not None:
                 included += runtime.op_pool.included_by(connected.operations)
         snapshot = None if state.beacon is None else await asyncio.to_thread(encode_beacon_state, state.beacon)
+        # Who took part, logged with the reorg (/learn's reorg lesson reads it): a switch by work or by votes.
+        log_record = ReorgRecord(
+            "reorg", new_tip.height, reorg.depth,
+            orphaned=frozenset(b.coinbase.miner for b in branch.disconnected),
+            branch=frozenset(b.coinbase.miner for b, _ in connect),
+        )
         await self.store.reorganize(
             chain_id, [b.hash() for b in branch.disconnected], connect, events, self.now(),
             removed_from_mempool=removed, returned_to_mempool=kept_returned, included_operations=included,
-            beacon_snapshot=snapshot,
+            beacon_snapshot=snapshot, log=log_record,
         )
         if add:
             tree.add_block(new_tip.block_hash, new_tip.parent_hash, new_tip.height, new_tip.work)
@@ -1152,6 +1181,49 @@ class Node:
             runtime.proposed_consensus = None
         runtime.pool_version += 1
         return reorg, events
+
+    async def check_branch_base(self, chain_id: int, parent_hash: bytes, max_depth: int) -> BlockEntry:
+        """Refuse, before any hashing, a block that ``mine(parent_hash=...)`` could not build on; the
+        point where its branch leaves the main chain (the block itself when it is on the main chain).
+
+        ``UnknownParentError``: not in the tree; ``BranchTooDeepError``: the branch would leave the main
+        chain more than ``max_depth`` blocks below the tip; ``BranchStateUnavailableError``: its beacon
+        state is no longer kept; ``UndoRecordMissingError``: a main-chain block above the fork has no
+        undo record (``load_branch``'s checks, read without rebuilding the branch's state)."""
+        runtime = self.chain(chain_id)
+        tree, state = runtime.tree, runtime.state
+        if parent_hash not in tree:
+            raise UnknownParentError(
+                f"chain {chain_id} has no block {hash_to_display(parent_hash)[:16]} to build on",
+                parent_hash=parent_hash,
+            )
+        fork = compute_fork_point(tree, parent_hash, state.tip_hash)
+        if fork.block_hash == state.tip_hash:
+            return fork
+        if state.height - fork.height > max_depth:
+            raise BranchTooDeepError(
+                f"a branch from there would leave the main chain at block {fork.height}, "
+                f"{state.height - fork.height} blocks below the tip (block {state.height}); a branch may leave it "
+                f"at most {max_depth} blocks below",
+                depth=state.height - fork.height, limit=max_depth,
+            )
+        if state.beacon is not None and runtime.beacon_states.get(fork.block_hash) is None:
+            raise BranchStateUnavailableError(
+                f"the beacon state of block {fork.height}, where this branch leaves the main chain, is no longer kept"
+            )
+        for height in range(state.height, fork.height, -1):
+            main_block = get_ancestor_at_height(tree, state.tip_hash, height)
+            undo = await self.store.tree.undo_record(chain_id, main_block.block_hash)
+            if undo is None:
+                raise UndoRecordMissingError(
+                    f"block {height} was stored before undo records were kept: no branch can fork below it",
+                    height=height,
+                )
+            if undo.consensus_change_digest is not None:
+                raise BranchStateUnavailableError(
+                    f"main-chain block {height} committed a Merge schedule; a branch forking below it cannot be checked"
+                )
+        return fork
 
     def tree(self, chain_id: int) -> BlockTree:
         """The chain's block tree (read it only: the node adds to it under the chain's lock)."""

@@ -25,6 +25,7 @@ from chain.errors import (
     InsufficientBalanceError,
     LessonAlreadyCompletedError,
     LessonUnavailableError,
+    MiningBaseDuringGameError,
     NoFaucetError,
     NotStakingChainError,
     NoValidatorError,
@@ -101,6 +102,7 @@ def test_every_worded_code_is_an_engine_code_and_the_words_name_a_command():
         "no_faucet": NoFaucetError(CHAIN, "no faucet"), "faucet_empty": FaucetEmptyError(0, 1),
         "lesson_already_completed": LessonAlreadyCompletedError("mine", 1_800_000_000),
         "lesson_unavailable": LessonUnavailableError("reorg", "not wired"),
+        "mining_base_during_game": MiningBaseDuringGameError(CHAIN, "network_split"),
     }
     assert set(samples) == set(WORDS)
     for code, error in samples.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from chain.adapters.node import FAUCET_OWNER
 from tests.e2e.test_wallet import mine_one, no_cooldown
@@ -47,7 +48,7 @@ async def test_mining_a_block_completes_the_lesson_and_pays_once(playground):
 
     listed = await p.run(w.bob, "learn list")
     assert listed.ephemeral and "✅ **Mine a block**" in reply_text(listed)
-    assert "🔒 **See a reorg**" in reply_text(listed)
+    assert "⬜ **See a reorg**" in reply_text(listed) and "🔒" not in reply_text(listed)
 
 
 async def test_two_checks_at_the_same_moment_pay_once(playground):
@@ -81,19 +82,101 @@ async def test_pay_and_wait_for_confirmations(playground):
     assert "3 confirmations" in reply_text(done) and "+10 pts" in reply_text(done), reply_text(done)
 
 
-async def test_unavailable_and_unknown_lessons_are_refused_and_change_nothing(playground):
+async def test_reorg_lessons_say_what_to_do_and_unknown_lessons_are_refused(playground):
     p, w = playground, playground.world
     guild_id = w.genesis.id
     reorg = await p.run(w.bob, "learn check", {"lesson": "reorg"})
-    assert reorg.ephemeral and "not available yet" in reply_text(reorg) and "block tree" in reply_text(reorg)
+    text = reply_text(reorg)
+    assert reorg.ephemeral and "not yet" in text and "no reorg since you started" in text, text
+    assert "/mine start on_block:" in text
     shown = await p.run(w.bob, "learn start", {"lesson": "finality"})
-    assert shown.ephemeral and "Not available yet" in reply_text(shown)
+    assert shown.ephemeral and "hybrid" in reply_text(shown) and "20 pts" in reply_text(shown)
+    finality = await p.run(w.bob, "learn check", {"lesson": "finality"})
+    assert "not yet" in reply_text(finality) and "nothing is ever finalized" in reply_text(finality)
 
     modified = await p.sb.invoke(w.genesis, w.general, w.bob, "learn check", {"lesson": "nope"}, validate=False)
     await modified.wait_ack(5)
     assert modified.ephemeral and "❌" in reply_text(modified) and "Nothing was changed" in reply_text(modified)
-    assert await p.bot.services.lessons.member_progress(guild_id, str(w.bob.id)) == {}
+    progress = await p.bot.services.lessons.member_progress(guild_id, str(w.bob.id))
+    assert set(progress) == {"reorg", "finality"} and all(r.completed_at is None for r in progress.values())
     assert await faucet_rewards_to(p, guild_id, w.bob) == []
+
+
+async def session_over(p, member) -> None:
+    """The member's /mine session is gone from the cog (its last edit can land a moment before)."""
+    mining = p.bot.get_cog("Mining")
+    await p.sb.wait_until(lambda: (p.world.genesis.id, member.id) not in mining.sessions, timeout=5)
+
+
+async def test_see_a_reorg_by_mining_a_competing_branch(playground):
+    """Bob really causes a reorg with /mine start on_block: a block on the block below the tip is kept
+    on a side branch, a second one on it makes his branch the main chain. Alice, whose block was taken
+    off, passes too; Carol, who started but had no block in it, does not."""
+    p, w = playground, playground.world
+    await no_cooldown(p, w.genesis)
+    node, guild_id = p.bot.services.node, w.genesis.id
+    for _ in range(2):
+        await mine_one(p, w.alice)
+        await session_over(p, w.alice)
+    for member in (w.alice, w.bob, w.carol):
+        steps = await p.run(member, "learn start", {"lesson": "reorg"})
+        assert steps.ephemeral and "on_block" in reply_text(steps) and "15 pts" in reply_text(steps)
+    tip = node.chain(guild_id).state.height
+    orphan_to_be = node.chain(guild_id).state.tip_hash
+
+    side = await p.run(w.bob, "mine start", {"on_block": str(tip - 1)})
+    await side.wait_for(lambda h: "Orphaned" in reply_text(h), timeout=20)
+    await session_over(p, w.bob)
+    [side_hash] = re.findall(r"/chain block ([0-9a-f]{16})", reply_text(side))
+    assert node.chain(guild_id).state.height == tip and node.chain(guild_id).state.tip_hash == orphan_to_be
+    early = await p.run(w.bob, "learn check", {"lesson": "reorg"})
+    assert "not yet" in reply_text(early), reply_text(early)
+
+    won = await p.run(w.bob, "mine start", {"on_block": side_hash})
+    await won.wait_for(lambda h: "found!" in reply_text(h), timeout=20)
+    await session_over(p, w.bob)
+    assert "Reorg" in reply_text(won), reply_text(won)
+    state = node.chain(guild_id).state
+    assert state.height == tip + 1 and (await node.store.blocks.block_at(guild_id, tip)).hash() != orphan_to_be
+    assert (await node.verify(guild_id)).blocks == state.height + 1
+
+    done = await p.run(w.bob, "learn check", {"lesson": "reorg"})
+    text = reply_text(done)
+    assert done.ephemeral and "done" in text and "+15 pts" in text and "on the branch that took over" in text, text
+    orphaned = await p.run(w.alice, "learn check", {"lesson": "reorg"})
+    assert "+15 pts" in reply_text(orphaned) and "orphaned" in reply_text(orphaned), reply_text(orphaned)
+    bystander = await p.run(w.carol, "learn check", {"lesson": "reorg"})
+    assert "not yet" in reply_text(bystander) and "no block of yours" in reply_text(bystander)
+    assert [r.tx.amount for r in await faucet_rewards_to(p, guild_id, w.bob)] == [15]
+    again = await p.run(w.bob, "learn check", {"lesson": "reorg"})
+    assert "already completed" in reply_text(again)
+
+
+async def test_invalid_on_block_is_refused_privately_and_starts_nothing(playground):
+    p, w = playground, playground.world
+    await no_cooldown(p, w.genesis)
+    node, guild_id = p.bot.services.node, w.genesis.id
+    await mine_one(p, w.alice)
+    await session_over(p, w.alice)
+    mining = p.bot.get_cog("Mining")
+    cases = {
+        "zz-top": "neither a block height nor a hex hash",
+        "99": "There is no block 99 yet",
+        "abcdef12": "No block this chain keeps",
+    }
+    for value, words in cases.items():
+        refused = await p.run(w.bob, "mine start", {"on_block": value})
+        assert refused.ephemeral and words in reply_text(refused), reply_text(refused)
+        assert (guild_id, w.bob.id) not in mining.sessions and (guild_id, w.bob.id) not in mining.cooldown_until
+    # A main-chain block stored before undo records were kept: no branch can fork below it.
+    tip_hash = node.chain(guild_id).state.tip_hash
+    async with node.store.db.transaction(guild_id) as tx:
+        await tx.execute("UPDATE block_tree SET undo = NULL WHERE chain_id = ? AND hash = ?", (guild_id, tip_hash))
+    too_old = await p.run(w.bob, "mine start", {"on_block": "0"})
+    text = reply_text(too_old)
+    assert too_old.ephemeral and "can't mine on block 0" in text and "undo records" in text, text
+    assert "Nothing was changed" in text and (guild_id, w.bob.id) not in mining.sessions
+    assert node.chain(guild_id).state.height == 1
 
 
 async def test_teachers_see_who_completed_what_and_members_are_refused(playground):
@@ -149,3 +232,25 @@ async def test_a_chain_without_a_faucet_records_the_lesson_without_points(sb, tm
         assert row.completed_at is not None and (row.reward_txid, row.reward_points) == (None, 0)
         again = await p.run(w.bob, "learn check", {"lesson": "mine"})
         assert "already completed" in reply_text(again)
+
+
+async def test_an_auto_continue_session_on_a_block_grows_its_own_branch_until_it_wins(playground):
+    """auto_continue with on_block: each block builds on the session's previous one (a side block
+    included), so the branch overtakes the main chain without a second command."""
+    p, w = playground, playground.world
+    await no_cooldown(p, w.genesis)
+    node, guild_id = p.bot.services.node, w.genesis.id
+    for _ in range(2):
+        await mine_one(p, w.alice)
+        await session_over(p, w.alice)
+    await p.run(w.bob, "learn start", {"lesson": "reorg"})
+    tip = node.chain(guild_id).state.height
+    bob = await node.address(guild_id, str(w.bob.id))
+    await p.run(w.bob, "mine start", {"on_block": str(tip - 1), "auto_continue": True})
+    # Bob's side block and the one on it are on the main chain once his branch took over.
+    await p.sb.wait_until(lambda: node.chain(guild_id).blocks_mined[bob] >= 2, timeout=20)
+    await p.run(w.bob, "mine stop")
+    await session_over(p, w.bob)
+    assert await node.store.reorg_log.last_seq(guild_id) >= 1
+    done = await p.run(w.bob, "learn check", {"lesson": "reorg"})
+    assert "+15 pts" in reply_text(done) and "on the branch that took over" in reply_text(done), reply_text(done)

@@ -11,6 +11,7 @@ from chain.adapters.storage.protection import decode_protection_record, encode_p
 from chain.adapters.storage.read_snapshot import HANDOFF_S, READ_BATCH_ROWS, ChainSnapshot
 from chain.adapters.storage.records import (
     EnergyCounters,
+    ReorgRecord,
     SealedSample,
     SealedSecrets,
     StoredChain,
@@ -27,7 +28,7 @@ from chain.adapters.storage.store import Store
 
 __all__ = [
     "HANDOFF_S", "MIGRATIONS", "READ_BATCH_ROWS", "ChainSnapshot", "Database",
-    "EnergyCounters", "Reader", "SealedSample", "SealedSecrets", "Store", "StoredChain",
+    "EnergyCounters", "Reader", "ReorgRecord", "SealedSample", "SealedSecrets", "Store", "StoredChain",
     "StoredChainHead", "StoredKey", "StoredOrphan", "StoredSideBranch", "StoredStakeEntry", "StoredTransaction",
     "StoredValidatorKey", "StoredWallet",
     "Transaction", "decode_protection_record", "encode_protection_record", "stake_history_wallet",

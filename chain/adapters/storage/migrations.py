@@ -386,4 +386,35 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX block_tree_orphans ON block_tree (chain_id, height) WHERE raw IS NOT NULL",
         ),
     ),
+    (
+        16,
+        (
+            # Every switch of a chain's main branch (kind 'reorg') and every heavier branch refused
+            # because it would take a finalized block off ('refused'), written by the store in the
+            # reorg's or the side block's own transaction: /learn's reorg lessons check these, so a
+            # lesson is passed by a real reorg, never by what a member types. seq counts 1, 2, ... per chain.
+            """CREATE TABLE reorg_log (
+                chain_id INTEGER NOT NULL REFERENCES chains(chain_id) ON DELETE CASCADE,
+                seq INTEGER NOT NULL CHECK (seq >= 1),
+                kind TEXT NOT NULL CHECK (kind IN ('reorg', 'refused')),
+                height INTEGER NOT NULL CHECK (height >= 0),
+                depth INTEGER NOT NULL CHECK (depth >= 0),
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (chain_id, seq)
+            ) WITHOUT ROWID""",
+            # Who took part: the miners of the blocks a reorg took off ('orphaned'), and of the branch
+            # that took over or was refused ('branch').
+            """CREATE TABLE reorg_log_miners (
+                chain_id INTEGER NOT NULL,
+                seq INTEGER NOT NULL,
+                miner BLOB NOT NULL CHECK (length(miner) = 32),
+                role TEXT NOT NULL CHECK (role IN ('orphaned', 'branch')),
+                PRIMARY KEY (chain_id, seq, role, miner),
+                FOREIGN KEY (chain_id, seq) REFERENCES reorg_log (chain_id, seq) ON DELETE CASCADE
+            ) WITHOUT ROWID""",
+            # The last reorg_log seq when a member started a lesson: a reorg lesson counts only later ones.
+            "ALTER TABLE lesson_progress ADD COLUMN start_reorg_seq INTEGER NOT NULL DEFAULT 0 "
+            "CHECK (start_reorg_seq >= 0)",
+        ),
+    ),
 )

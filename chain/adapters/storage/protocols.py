@@ -14,6 +14,7 @@ from typing import Protocol
 from chain.adapters.storage.database import Reader, Transaction
 from chain.adapters.storage.records import (
     EnergyCounters,
+    ReorgRecord,
     StoredKey,
     StoredOrphan,
     StoredSideBranch,
@@ -178,6 +179,12 @@ class Energy(Protocol):
     ) -> None: ...
     async def counters(self, chain_id: int) -> EnergyCounters: ...
     async def delete(self, tx: Transaction, chain_id: int) -> None: ...
+
+
+class ReorgLog(Protocol):
+    async def add(self, tx: Transaction, chain_id: int, record: ReorgRecord, now: int) -> int: ...
+    async def last_seq(self, chain_id: int, *, within: Reader | None = None) -> int: ...
+    async def since(self, chain_id: int, after_seq: int, limit: int) -> list[ReorgRecord]: ...
 
 
 class ChaosMode(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from chain.consensus.block import Block
 from chain.events import ChainEvent
@@ -172,3 +173,26 @@ class StoredSideBranch:
     @property
     def length(self) -> int:
         return self.tip_height - self.fork_height
+
+
+# A switch of the main branch, or a heavier branch finality refused (``ReorgRecord.kind``).
+ReorgKind = Literal["reorg", "refused"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReorgRecord:
+    """One reorg of a chain (``kind`` "reorg": the main chain switched to a heavier branch) or one
+    heavier branch refused because it would take a finalized block off ("refused"), as the store logs
+    it in the same transaction as the switch or the side block (``reorg_log``).
+
+    ``height``: the new tip's (a reorg) or the refused tip's; ``depth``: blocks taken off (or that
+    would have been). ``orphaned``: miners of the blocks taken off the main chain; ``branch``: miners
+    of the blocks of the branch that took over, or of the refused one. ``seq``: 1, 2, ... per chain
+    (0 before it is stored)."""
+
+    kind: ReorgKind
+    height: int
+    depth: int
+    orphaned: frozenset[bytes] = frozenset()
+    branch: frozenset[bytes] = frozenset()
+    seq: int = 0

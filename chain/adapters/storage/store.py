@@ -23,7 +23,8 @@ from chain.adapters.storage.mempool import MempoolRepository
 from chain.adapters.storage.operations import OperationRepository
 from chain.adapters.storage.outbox import OutboxWriter, SqliteOutboxWriter
 from chain.adapters.storage.protection import ProtectionRepository
-from chain.adapters.storage.records import StoredChain, StoredChainHead, StoredKey, StoredTreeEntry
+from chain.adapters.storage.records import ReorgRecord, StoredChain, StoredChainHead, StoredKey, StoredTreeEntry
+from chain.adapters.storage.reorg_log import ReorgLogRepository
 from chain.adapters.storage.snapshots import SnapshotRepository
 from chain.adapters.storage.validators import ValidatorSettingsRepository
 from chain.consensus.block import Block
@@ -58,6 +59,8 @@ class Store:
         self.protection: protocols.Protection = ProtectionRepository(db)
         self.validator_settings: protocols.ValidatorSettings = ValidatorSettingsRepository(db)
         self.energy: protocols.Energy = EnergyRepository(db)
+        # Reorgs and finality's refusals, logged with them (what /learn's reorg lessons read).
+        self.reorg_log: protocols.ReorgLog = ReorgLogRepository(db)
         # The engine's part of the server_settings table: chaos mode only (the other keys, and the
         # epoch message, are the bot's: bot/storage.py).  Named for the table it reads.
         self.chaos_mode: protocols.ChaosMode = ChaosModeRepository(db)
@@ -224,16 +227,20 @@ class Store:
     # --- the block tree ---------------------------------------------------------
 
     async def store_side_block(
-        self, chain_id: int, block: Block, undo: BlockUndo, events: Sequence[ChainEvent] = (), now: int = 0
+        self, chain_id: int, block: Block, undo: BlockUndo, events: Sequence[ChainEvent] = (), now: int = 0,
+        *, log: ReorgRecord | None = None,
     ) -> StoredTreeEntry:
         """Keep a valid block off the main chain: its tree row, bytes and undo record (computed by
         the caller against its own branch's state), and ``events`` (e.g. a heavier branch refused by
         finality) in the outbox, in one transaction; the main chain, accounts and index are untouched.
         Refuses a block whose parent is not stored (``UnknownParentError``), one already stored
-        (``DuplicateBlockError``) and an undo record of another block (``SideBlockUndoError``)."""
+        (``DuplicateBlockError``) and an undo record of another block (``SideBlockUndoError``).
+        ``log``: the refusal to log in ``reorg_log`` with it (a heavier branch finality refused)."""
         async with self.db.transaction(chain_id) as tx:
             entry = await self.tree.insert_side(tx, chain_id, block, undo)
             await self.outbox_writer.insert_events(tx, chain_id, events, now)
+            if log is not None:
+                await self.reorg_log.add(tx, chain_id, log, now)
             return entry
 
     async def reorganize(
@@ -248,6 +255,7 @@ class Store:
         returned_to_mempool: Sequence[PendingTransfer] = (),
         included_operations: Sequence[bytes] = (),
         beacon_snapshot: bytes | None = None,
+        log: ReorgRecord | None = None,
     ) -> list[int]:
         """Switch the main chain to another branch: ONE transaction, so a crash leaves the old branch
         or the new one, never a mix.  Returns the outbox ids of the events written.
@@ -265,7 +273,7 @@ class Store:
         confirmed) and gains ``returned_to_mempool`` (transfers of disconnected blocks still valid),
         the op pool loses ``included_operations``, ``beacon_snapshot`` becomes the only snapshot (the
         state after the new tip), and the outbox gets ``events`` (the reorg's own) followed by each
-        connected block's events, in order.
+        connected block's events, in order; ``log`` (the reorg, who took part) goes in ``reorg_log``.
         """
         async with self.db.transaction(chain_id) as tx:
             for expected in disconnect:
@@ -296,6 +304,8 @@ class Store:
             ids = await self.outbox_writer.insert_events(tx, chain_id, events, now)
             for _, effects in connect:
                 ids += await self.outbox_writer.insert_events(tx, chain_id, effects.events, now)
+            if log is not None:
+                await self.reorg_log.add(tx, chain_id, log, now)
             return ids
 
     async def write_events(self, chain_id: int, events: Sequence[ChainEvent], now: int) -> list[int]:

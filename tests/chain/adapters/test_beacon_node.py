@@ -305,6 +305,9 @@ async def test_a_second_block_for_a_slot_joins_the_tree_and_the_votes_move_the_h
     assert moved.block is None or moved.block.header.prev_hash == second.hash()
     [reorg] = await events_of(node, "chain_reorganized")
     assert reorg.event.proof_of_stake and reorg.event.depth == 1 and reorg.event.fork_hash == first.header.prev_hash
+    # Logged with the switch, as a reorg by work is (/learn's reorg lesson reads the log).
+    (logged,) = await node.store.reorg_log.since(CHAIN, 0, 10)
+    assert (logged.kind, logged.depth, logged.orphaned) == ("reorg", 1, frozenset({first.coinbase.miner}))
     report = await node.verify(CHAIN)
     assert report.blocks == state.height + 1
     assert state.total_supply_units() == state.issued_supply_units()

@@ -143,9 +143,9 @@ async def test_a_lesson_is_checked_under_the_lock_its_reward_is_paid_under(playg
     seen: list[tuple[bool, bool]] = []
     real = Playground._lesson_result
 
-    async def spy(self, guild_id, owner, lesson_id, start_height, runtime):
+    async def spy(self, guild_id, owner, lesson_id, start_height, runtime, *rest):
         seen.append((runtime is node.chain(CHAIN), runtime.lock.locked()))
-        return await real(self, guild_id, owner, lesson_id, start_height, runtime)
+        return await real(self, guild_id, owner, lesson_id, start_height, runtime, *rest)
 
     monkeypatch.setattr(Playground, "_lesson_result", spy)
     recorded: list[int] = []

@@ -160,6 +160,11 @@ UNDO_MIGRATIONS: dict[int, tuple[str, ...]] = {
     13: ("DROP TABLE block_tree",),  # its index goes with it
     14: ("DROP TABLE lesson_progress",),
     15: ("DROP INDEX block_tree_orphans",),
+    16: (
+        "DROP TABLE reorg_log_miners",
+        "DROP TABLE reorg_log",
+        "ALTER TABLE lesson_progress DROP COLUMN start_reorg_seq",
+    ),
 }
 
 

@@ -8,7 +8,9 @@ from chain.errors import LessonUnavailableError, UnknownLessonError
 from chain.games.lessons import (
     LESSONS,
     PAYMENT_CONFIRMATIONS,
+    Lesson,
     LessonFacts,
+    ReorgSeen,
     check_lesson,
     compute_confirmations,
     compute_next_retarget_height,
@@ -76,11 +78,89 @@ def test_invalid_lesson_id_is_refused_with_the_known_ones():
         get_lesson("")
 
 
-def test_invalid_unavailable_lessons_say_why_instead_of_passing_or_failing():
-    for lesson_id in ("reorg", "finality"):
-        assert not get_lesson(lesson_id).available
-        with pytest.raises(LessonUnavailableError, match="block tree"):
-            check_lesson(lesson_id, facts(blocks_mined=9, has_validator=True, vote_counted=True))
+def test_invalid_unavailable_lesson_says_why_instead_of_passing_or_failing(monkeypatch):
+    from chain.games import lessons
+
+    locked = Lesson("later", "Later", "why", 0, None, "needs engine parts not running yet")
+    monkeypatch.setitem(lessons.LESSONS_BY_ID, "later", locked)
+    assert not locked.available
+    with pytest.raises(LessonUnavailableError, match="not running yet"):
+        check_lesson("later", facts(blocks_mined=9, has_validator=True, vote_counted=True))
+
+
+def test_every_lesson_is_available():
+    assert all(lesson.available for lesson in LESSONS)
+
+
+# --- see a reorg ---------------------------------------------------------------------------
+
+
+def test_reorg_passes_when_a_block_of_theirs_was_on_the_winning_branch():
+    result = check_lesson("reorg", facts(start_height=4, reorgs=(ReorgSeen(7, 2, "branch"),)))
+    assert result.done and "to block 7" in result.detail and "2 blocks off" in result.detail
+    assert "on the branch that took over" in result.detail
+
+
+def test_reorg_passes_when_a_block_of_theirs_was_orphaned():
+    result = check_lesson("reorg", facts(start_height=4, reorgs=(ReorgSeen(6, 1), ReorgSeen(8, 1, "orphaned"))))
+    assert result.done and "1 block off" in result.detail and "orphaned" in result.detail
+
+
+def test_invalid_reorg_check_before_the_lesson_started_never_passes():
+    result = check_lesson("reorg", facts(start_height=None, reorgs=(ReorgSeen(7, 2, "branch"),)))
+    assert not result.done and "start the lesson" in result.detail
+
+
+def test_invalid_reorg_someone_else_caused_does_not_pass():
+    result = check_lesson("reorg", facts(start_height=4, reorgs=(ReorgSeen(7, 2), ReorgSeen(9, 1))))
+    assert not result.done and "2 time(s)" in result.detail and "yourself" in result.detail
+
+
+def test_invalid_no_reorg_yet_says_how_to_make_one():
+    result = check_lesson("reorg", facts(start_height=4))
+    assert not result.done and "since you started at block 4" in result.detail and "older block" in result.detail
+    votes = check_lesson("reorg", facts(start_height=4, finality="votes"))
+    assert not votes.done and "votes choose the head" in votes.detail
+
+
+def test_a_refusal_is_no_reorg():
+    assert not check_lesson("reorg", facts(start_height=4, refusals=(ReorgSeen(7, 2, "branch"),))).done
+
+
+# --- see finality stop a reorg -------------------------------------------------------------
+
+
+def test_finality_passes_when_a_branch_of_theirs_was_refused():
+    result = check_lesson(
+        "finality", facts(start_height=4, finality="checkpoints", finalized_height=8,
+                          refusals=(ReorgSeen(13, 6, "branch"),))
+    )
+    assert result.done and "to block 13" in result.detail and "6 blocks off" in result.detail
+
+
+def test_invalid_finality_check_before_the_lesson_started_never_passes():
+    assert not check_lesson("finality", facts(refusals=(ReorgSeen(13, 6, "branch"),))).done
+
+
+def test_invalid_finality_refusal_of_someone_elses_branch_does_not_pass():
+    result = check_lesson("finality", facts(start_height=4, finality="checkpoints", refusals=(ReorgSeen(13, 6),)))
+    assert not result.done and "none had a block of yours" in result.detail
+
+
+def test_invalid_finality_on_a_chain_that_cannot_refuse_says_which_chain_it_needs():
+    pow_only = check_lesson("finality", facts(start_height=4, finality="none"))
+    assert not pow_only.done and "nothing is ever finalized" in pow_only.detail and "hybrid" in pow_only.detail
+    votes = check_lesson("finality", facts(start_height=4, finality="votes"))
+    assert not votes.done and "hybrid chain before the Merge" in votes.detail
+    nothing_yet = check_lesson("finality", facts(start_height=4, finality="checkpoints"))
+    assert not nothing_yet.done and "nothing is finalized" in nothing_yet.detail
+    ready = check_lesson("finality", facts(start_height=4, finality="checkpoints", finalized_height=12))
+    assert not ready.done and "finalized block is 12" in ready.detail and "below it" in ready.detail
+
+
+def test_a_reorg_is_no_refusal():
+    reorged = facts(start_height=4, finality="checkpoints", reorgs=(ReorgSeen(7, 2, "branch"),))
+    assert not check_lesson("finality", reorged).done
 
 
 def test_every_available_lesson_pays_a_small_reward():
