@@ -45,6 +45,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.selfish_mining",
     "cogs.double_spend",
     "cogs.help",
+    "cogs.network_split",
 )
 FLUSH_ON_SHUTDOWN_S = 5.0
 # Enough to overlap I/O waits, few enough to keep each loop iteration short.

@@ -1094,3 +1094,46 @@ class DoubleSpendNotAttackerError(DoubleSpendError):
     """Only the attacking side (or an admin) may publish the private branch."""
 
     code = "double_spend_not_attacker"
+
+
+# --- the network-split game (issue 11, games item 6) --------------------------------
+
+
+class NetworkSplitError(GameSessionError):
+    """A network split could not be started, played or healed as asked; the chain is unchanged."""
+
+    code = "network_split"
+
+
+class SplitUnavailableError(NetworkSplitError):
+    """A split asked for on a chain whose consensus this game does not play (yet): ``mode`` says which."""
+
+    code = "split_unavailable"
+
+    def __init__(self, message: str, mode: str) -> None:
+        super().__init__(message)
+        self.mode = mode
+
+
+class SplitDurationError(NetworkSplitError):
+    """A split's length outside the range the game allows."""
+
+    code = "split_duration"
+
+
+class SplitBranchMismatchError(NetworkSplitError):
+    """A block given to a side of the split that does not build on that side's tip."""
+
+    code = "split_branch_mismatch"
+
+
+class SplitPaymentError(NetworkSplitError):
+    """A payment on one side of the split that side's branch cannot carry (not enough points there)."""
+
+    code = "split_payment"
+
+    def __init__(self, message: str, side: str, balance: int, needed: int) -> None:
+        super().__init__(message)
+        self.side = side
+        self.balance = balance
+        self.needed = needed

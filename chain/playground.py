@@ -29,6 +29,16 @@ from chain.adapters.double_spend import DoubleSpendGame, DoubleSpendStatus, Doub
 from chain.adapters.energy import ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS, EnergyReport
 from chain.adapters.game_sessions import GameSessions, MinerRouter
 from chain.adapters.hashcore import MiningSession, OutcomeKind, Progress
+from chain.adapters.network_split import KIND as SPLIT_KIND
+from chain.adapters.network_split import (
+    LENT_OWNERS,
+    MAX_SPLIT_MINUTES,
+    MIN_SPLIT_MINUTES,
+    InGroupA,
+    NetworkSplit,
+    SideView,
+    SplitSummary,
+)
 from chain.adapters.node import (
     FAUCET_OWNER,
     ChainRuntime,
@@ -69,6 +79,7 @@ from chain.errors import (
     NoGameRunningError,
     SelfishGameDurationError,
     SelfishMiningUnavailableError,
+    SplitUnavailableError,
     StakingUnavailableError,
 )
 from chain.games.double_spend_plan import (
@@ -97,6 +108,7 @@ from chain.games.selfish_mining import check_pool_share, check_tie_break
 from chain.hashing import hash_to_display
 from chain.ledger.accounts import Account
 from chain.ledger.mempool import Admission, PendingTransfer
+from chain.ledger.transaction import Transfer
 from chain.mode import Mode
 from chain.params import ChainParams
 from chain.pos.attestation import AttesterSlashing, ProposerSlashing
@@ -167,6 +179,13 @@ __all__ = [
     "MAX_LENT_PERCENT",
     "MIN_GAME_CONFIRMATIONS",
     "Verdict",
+    "InGroupA",
+    "LENT_OWNERS",
+    "MAX_SPLIT_MINUTES",
+    "MIN_SPLIT_MINUTES",
+    "NetworkSplit",
+    "SideView",
+    "SplitSummary",
 ]
 
 
@@ -933,4 +952,67 @@ class Playground:
         for guild_id in self._node.chain_ids():
             running = self.games.current(guild_id)
             if running is not None and isinstance(running.game, DoubleSpendGame):
+                await running.game.close()
+
+    # --- games: the network split (issue 11, games item 6) --------------------------------
+
+    async def start_split(
+        self,
+        guild_id: int,
+        *,
+        groups: tuple[str, str],
+        in_group_a: InGroupA,
+        minutes: int,
+        on_healed: Callable[[SplitSummary], Awaitable[None]] | None = None,
+        lent_weight: int = 0,
+    ) -> NetworkSplit:
+        """Split the server's miners into two groups for ``minutes`` (``chain.adapters.network_split``).
+
+        Proof of work only for now: a hybrid or proof-of-stake chain is refused
+        (``SplitUnavailableError``), as is a chain whose mining is over. ``GameAlreadyRunningError``
+        when another game runs on the chain. Nothing starts when it refuses. ``lent_weight`` > 0: the
+        bot mines on each side too, with that weight on the hashing core (a member's session has 1)."""
+        await self.ensure_chain(guild_id)
+        mode = self.mode(guild_id)
+        if mode is Mode.HYBRID or mode is Mode.POS or self.mining_is_over(guild_id):
+            shown = Mode.POS if mode is None else mode
+            raise SplitUnavailableError(
+                f"a network split is played on a proof-of-work chain; this one runs {shown}", mode=str(shown)
+            )
+        return await NetworkSplit.start(
+            self._node, self.games, guild_id, groups=groups, in_group_a=in_group_a, minutes=minutes,
+            on_healed=on_healed, lent_weight=lent_weight,
+        )
+
+    def split(self, guild_id: int) -> NetworkSplit:
+        """The server's running split, or ``NoGameRunningError``."""
+        game = self.games.get(guild_id, SPLIT_KIND)
+        if not isinstance(game, NetworkSplit):
+            raise NoGameRunningError(guild_id, SPLIT_KIND)
+        return game
+
+    def split_side_label(self, guild_id: int, owner: str) -> str | None:
+        """Where a member's blocks go while a split runs ("group A (@north)'s side of the split"), for
+        the ``/mine`` reply; None without a split or before the member's side is known."""
+        running = self.games.current(guild_id)
+        if running is None or not isinstance(running.game, NetworkSplit):
+            return None
+        return running.game.label_of(owner)
+
+    async def heal_split(self, guild_id: int, reason: str = "admin") -> SplitSummary:
+        """Heal the running split now; ``NoGameRunningError`` if none runs (or it just healed)."""
+        return await self.split(guild_id).heal(reason)
+
+    async def split_pay(
+        self, guild_id: int, owner: str, recipient: str, amount: int, fee: int = 0
+    ) -> tuple[str, Transfer]:
+        """A payment only the payer's side of the split hears of: (the side, the signed transfer)."""
+        split = self.split(guild_id)
+        return await split.pay(owner, await self.address(guild_id, recipient), amount, fee)
+
+    async def close_splits(self) -> None:
+        """Bot shutdown: heal every running split (its blocks are published, its summary sent)."""
+        for guild_id in self.chain_ids():
+            running = self.games.current(guild_id)
+            if running is not None and isinstance(running.game, NetworkSplit):
                 await running.game.close()

@@ -438,6 +438,26 @@ class Mining(
 
     def _final_embed(self, live: LiveSession, result: MiningResult) -> discord.Embed:
         outcome = result.outcome
+        if result.block is not None and result.effects is None:  # kept off the main chain by a running game
+            where = self.playground.split_side_label(live.guild_id, live.owner)
+            if where is None and self.playground.has_double_spend(live.guild_id):
+                return discord.Embed(
+                    title=f"🕵️ Block {result.block.height} found, kept private",
+                    description=f"The running game keeps your block `{result.block.header.hash_hex()[:16]}…` off "
+                    "the public chain (`/doublespend status` shows the private branch). `/mine start` for the next "
+                    "one.",
+                    colour=PURPLE,
+                )
+            return discord.Embed(
+                title=f"✅ Block {result.block.height} found!",
+                description=(
+                    f"Mined on {where}: it stays there, unseen by the others, until the game publishes it."
+                    if where is not None
+                    else "Mined on a branch a game kept off the main chain; the game has just ended, so the "
+                    "block was published where it fits."
+                ),
+                colour=GOLD,
+            )
         if result.block is not None and result.effects is not None:
             embed = discord.Embed(title=f"✅ Block {result.effects.height} found!", colour=GOLD)
             embed.add_field(name="Hash", value=f"`{result.block.header.hash_hex()}`", inline=False)
@@ -453,13 +473,6 @@ class Mining(
                     inline=False,
                 )
             return embed
-        if result.block is not None and result.acceptance is None:  # a running game keeps it unpublished
-            return discord.Embed(
-                title=f"🕵️ Block {result.block.height} found, kept private",
-                description=f"The running game keeps your block `{result.block.header.hash_hex()[:16]}…` off the "
-                "public chain (`/doublespend status` shows the private branch). `/mine start` for the next one.",
-                colour=PURPLE,
-            )
         if (
             outcome.kind is OutcomeKind.STALE
             and self._same_chain(live)

@@ -22,6 +22,7 @@ from chain.ledger.transaction import Transfer
 
 if TYPE_CHECKING:  # the node imports nothing from here; named for checkers only
     from chain.adapters.node import MiningResult
+    from chain.consensus.block import Block
 
 GameT = TypeVar("GameT")
 

@@ -212,6 +212,12 @@ class MiningResult:
         return self.block is not None
 
 
+def _process_withheld(state: ChainState, blocks: Sequence[Block], now: int) -> None:
+    """Apply a withheld branch's blocks (never accepted, so not in the tree) to a fresh branch state."""
+    for block in blocks:
+        state.apply(block, process_block(state, block, now))
+
+
 def _process_and_snapshot(
     state: ChainState,
     block: Block,
@@ -1271,9 +1277,10 @@ class Node:
         ``transfers``: exactly these (each must be valid on the branch, in order); None takes the
         mempool's when ``parent_hash`` is the main tip and none otherwise (the mempool was checked
         against the main chain, not the branch). ``UnknownParentError`` for a block not in the tree.
-        ``private``: blocks nobody else has (a selfish pool's withheld branch), the first a child of
-        ``parent_hash`` and each the next one's parent; the template extends the last of them, on the
-        branch's state with them processed (in memory only: they are neither stored nor added to the tree).
+        ``private``: a withheld branch on top of ``parent_hash`` (blocks the tree has not seen, oldest
+        first: a network split's side, a private pool), processed on a fresh copy of the branch's
+        state; the template builds on its last block. A block that does not follow is refused as
+        ``process_block`` refuses it.
         """
         async with self.locked(chain_id) as runtime:
             if parent_hash == runtime.state.tip_hash and not private:
@@ -1294,11 +1301,16 @@ class Node:
                 self.store, chain_id, runtime.state, runtime.tree, runtime.beacon_states, runtime.genesis,
                 parent_hash, self.now(),
             )
-            now = self.now()
-            for block in private:
-                # The branch's state is a fresh object (``Branch.state``): applying changes nothing held.
-                effects = await asyncio.to_thread(process_block, branch.state, block, now)
-                branch.state.apply(block, effects)
+            if private:
+                # Replayed under the chain's lock: bounded as a branch of the tree is (load_branch).
+                above = branch.tip.height - branch.fork.height + len(private)
+                if above > MAX_BRANCH_DEPTH_BLOCKS:
+                    raise BranchTooDeepError(
+                        f"a withheld branch of {len(private)} block(s) on block {branch.tip.height} runs {above} "
+                        f"blocks above the main chain: branches are checked up to {MAX_BRANCH_DEPTH_BLOCKS} deep",
+                        depth=above, limit=MAX_BRANCH_DEPTH_BLOCKS,
+                    )
+                await asyncio.to_thread(_process_withheld, branch.state, private, self.now())
             # A side branch's block carries no pooled votes or rule proposals: those were checked
             # against the main chain (a chain with a consensus config still gets its withdrawals).
             return await asyncio.to_thread(
@@ -1331,7 +1343,7 @@ class Node:
         session mines on that block of the tree (a private branch, one side of a network split) with
         ``transfers`` (see ``branch_template``), and a new main tip does not end it; with
         ``publish=False`` the solved block is returned unaccepted, for the caller to publish later;
-        ``private`` (with ``parent_hash``) mines on top of such unpublished blocks (``branch_template``).
+        ``private`` (with ``parent_hash``): such withheld blocks on top of it, to mine on their tip.
         """
         if self.hashing_core is None:
             raise RuntimeError("this node has no hashing core")
