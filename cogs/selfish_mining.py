@@ -111,7 +111,6 @@ def measured_shares(snapshot: SelfishSnapshot) -> tuple[Fraction | None, Fractio
 
 def summary_embed(snapshot: SelfishSnapshot) -> discord.Embed:
     """The game's end: each side's blocks and share of the main chain against its hash power and the paper."""
-    tally = snapshot.tally
     reason = REASONS.get(snapshot.reason or "", snapshot.reason or "ended")
     embed = discord.Embed(
         title="🕵️ Selfish mining: the summary",
@@ -124,6 +123,15 @@ def summary_embed(snapshot: SelfishSnapshot) -> discord.Embed:
         ),
         colour=GOLD,
     )
+    add_side_fields(embed, snapshot)
+    embed.add_field(name="🎲 The game", value=play_text(snapshot), inline=False)
+    embed.set_footer(text="A few minutes are a small sample: the paper's figures are long-run averages.")
+    return embed
+
+
+def add_side_fields(embed: discord.Embed, snapshot: SelfishSnapshot) -> None:
+    """Each side's blocks against its hash power, and the paper's figures: the summary's and the status's."""
+    tally = snapshot.tally
     pool_measured, honest_measured = measured_shares(snapshot)
     total = tally.main_chain
     embed.add_field(name="🕵️ Selfish pool", value=side_text(
@@ -131,9 +139,6 @@ def summary_embed(snapshot: SelfishSnapshot) -> discord.Embed:
     embed.add_field(name="⛏️ Honest miners", value=side_text(
         tally.honest.main, tally.honest.orphaned, total, 1 - snapshot.alpha, honest_measured))
     embed.add_field(name="📄 The paper", value=paper_text(snapshot), inline=False)
-    embed.add_field(name="🎲 The game", value=play_text(snapshot), inline=False)
-    embed.set_footer(text="A few minutes are a small sample: the paper's figures are long-run averages.")
-    return embed
 
 
 def start_embed(snapshot: SelfishSnapshot) -> discord.Embed:
@@ -154,7 +159,6 @@ def start_embed(snapshot: SelfishSnapshot) -> discord.Embed:
 
 
 def status_embed(snapshot: SelfishSnapshot) -> discord.Embed:
-    tally = snapshot.tally
     state = snapshot.state
     embed = discord.Embed(
         title="🕵️ Selfish mining: so far",
@@ -165,13 +169,7 @@ def status_embed(snapshot: SelfishSnapshot) -> discord.Embed:
         ),
         colour=GREY,
     )
-    pool_measured, honest_measured = measured_shares(snapshot)
-    total = tally.main_chain
-    embed.add_field(name="🕵️ Selfish pool", value=side_text(
-        tally.pool.main, tally.pool.orphaned, total, snapshot.alpha, pool_measured))
-    embed.add_field(name="⛏️ Honest miners", value=side_text(
-        tally.honest.main, tally.honest.orphaned, total, 1 - snapshot.alpha, honest_measured))
-    embed.add_field(name="📄 The paper", value=paper_text(snapshot), inline=False)
+    add_side_fields(embed, snapshot)
     return embed
 
 

@@ -1039,10 +1039,7 @@ class Node:
         """A block on a block other than the main tip: a side block, or a reorg onto its branch."""
         now = self.now()
         tree, main_state = runtime.tree, runtime.state
-        branch = await load_branch(
-            self.store, chain_id, main_state, tree, runtime.beacon_states, runtime.genesis,
-            block.header.prev_hash, now,
-        )
+        branch = await self._branch(chain_id, runtime, block.header.prev_hash)
         effects = await asyncio.to_thread(
             process_block, branch.state, block, now, runtime.proposed_params, runtime.proposed_consensus
         )
@@ -1100,10 +1097,7 @@ class Node:
             tree = runtime.tree
             if block_hash == runtime.state.tip_hash:
                 raise DuplicateBlockError(f"block {hash_to_display(block_hash)[:16]} is already the main tip")
-            branch = await load_branch(
-                self.store, chain_id, runtime.state, tree, runtime.beacon_states, runtime.genesis, block_hash,
-                self.now(),
-            )
+            branch = await self._branch(chain_id, runtime, block_hash)
             if not branch.connected:
                 raise DuplicateBlockError(
                     f"block {hash_to_display(block_hash)[:16]} is on the main chain already, below the tip"
@@ -1252,16 +1246,20 @@ class Node:
         """The state with ``block_hash`` (any block of the tree) as its tip: a fresh object, for
         building a block on that branch (``UnknownParentError`` for a block not in the tree)."""
         async with self.locked(chain_id) as runtime:
-            if block_hash not in runtime.tree:
-                raise UnknownParentError(
-                    f"chain {chain_id} has no block {hash_to_display(block_hash)[:16]} to build on",
-                    parent_hash=block_hash,
-                )
-            branch = await load_branch(
-                self.store, chain_id, runtime.state, runtime.tree, runtime.beacon_states, runtime.genesis,
-                block_hash, self.now(),
+            return (await self._branch(chain_id, runtime, block_hash)).state
+
+    async def _branch(self, chain_id: int, runtime: ChainRuntime, block_hash: bytes) -> Branch:
+        """The branch ending at ``block_hash``, or ``UnknownParentError`` for a block not in the tree
+        (the caller holds the chain's lock)."""
+        if block_hash not in runtime.tree:
+            raise UnknownParentError(
+                f"chain {chain_id} has no block {hash_to_display(block_hash)[:16]} to build on",
+                parent_hash=block_hash,
             )
-            return branch.state
+        return await load_branch(
+            self.store, chain_id, runtime.state, runtime.tree, runtime.beacon_states, runtime.genesis,
+            block_hash, self.now(),
+        )
 
     async def branch_template(
         self,
@@ -1292,15 +1290,7 @@ class Node:
                     build_template, runtime.state, miner, chosen, self.now(), message, runtime.proposed_params, pool,
                     runtime.proposed_consensus,
                 )
-            if parent_hash not in runtime.tree:
-                raise UnknownParentError(
-                    f"chain {chain_id} has no block {hash_to_display(parent_hash)[:16]} to build on",
-                    parent_hash=parent_hash,
-                )
-            branch = await load_branch(
-                self.store, chain_id, runtime.state, runtime.tree, runtime.beacon_states, runtime.genesis,
-                parent_hash, self.now(),
-            )
+            branch = await self._branch(chain_id, runtime, parent_hash)
             if private:
                 # Replayed under the chain's lock: bounded as a branch of the tree is (load_branch).
                 above = branch.tip.height - branch.fork.height + len(private)
