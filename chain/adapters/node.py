@@ -230,6 +230,31 @@ def _process_and_snapshot(
     return effects, None if effects.beacon is None else encode_beacon_state(effects.beacon)
 
 
+def _mempool_after_reorg(
+    disconnected: Sequence[Block],
+    connect: Sequence[tuple[Block, BlockEffects]],
+    state: ChainState,
+    pooled: Sequence[PendingTransfer],
+    next_arrival: int,
+    unlimited: frozenset[bytes],
+) -> tuple[Mempool, list[PendingTransfer], tuple[DroppedTransfer, ...]]:
+    """The mempool on a reorg's new tip (``state``): the disconnected blocks' transfers still valid
+    there first (they were sent earlier), then what was pooled; whatever the new branch confirmed or
+    made invalid leaves it. Returns it, the returned transfers it kept, and those dropped with why."""
+    confirmed = {tx.txid() for block, _ in connect for tx in block.transfers}
+    returned, dropped = compute_returned_transfers(disconnected, state.ledger, state.chain_id, state.params, confirmed)
+    mempool = Mempool(state.params, state.chain_id, unlimited_senders=unlimited)
+    first = min((e.arrival for e in pooled), default=next_arrival) - len(returned)
+    candidates = [PendingTransfer(tx, tx.txid(), first + i) for i, tx in enumerate(returned)]
+    refused = {e.txid for e in mempool.restore([*candidates, *pooled], state.ledger)}
+    kept = [e for e in candidates if e.txid not in refused]
+    dropped = (*dropped, *(
+        DroppedTransfer(e.tx, e.txid, "mempool_refused", "the mempool had no room for it on the new branch")
+        for e in candidates if e.txid in refused
+    ))
+    return mempool, kept, dropped
+
+
 def _unlimited(faucet: bytes | None) -> frozenset[bytes]:
     """Senders exempt from the mempool's per-sender limit: the faucet, whose payouts the claim
     cooldown bounds (a class claiming at once must not wait a block per 25 members)."""
@@ -1137,22 +1162,13 @@ class Node:
             disconnect=tuple(tree.get(b.hash()) for b in branch.disconnected),
             connect=(*(tree.get(b.hash()) for b, _ in branch.connected), *((new_tip,) if add else ())),
         )
-        confirmed = {tx.txid() for connected, _ in connect for tx in connected.transfers}
-        returned, dropped = compute_returned_transfers(
-            branch.disconnected, state.ledger, chain_id, state.params, confirmed
-        )
-        # The mempool on the new tip: the returned transfers first (they were sent earlier), then
-        # what was pooled; whatever the new branch confirmed or made invalid leaves it.
-        mempool = Mempool(state.params, chain_id, unlimited_senders=_unlimited(runtime.faucet))
         pooled = runtime.mempool.entries()
-        first = min((e.arrival for e in pooled), default=runtime.next_arrival) - len(returned)
-        candidates = [PendingTransfer(tx, tx.txid(), first + i) for i, tx in enumerate(returned)]
-        refused = {e.txid for e in mempool.restore([*candidates, *pooled], state.ledger)}
-        kept_returned = [e for e in candidates if e.txid not in refused]
-        dropped = (*dropped, *(
-            DroppedTransfer(e.tx, e.txid, "mempool_refused", "the mempool had no room for it on the new branch")
-            for e in candidates if e.txid in refused
-        ))
+        # In a thread: every returned and pooled transfer's signature is checked again (up to a few
+        # thousand over a deep reorg). Writers hold the chain's lock, so nothing changes meanwhile.
+        mempool, kept_returned, dropped = await asyncio.to_thread(
+            _mempool_after_reorg, branch.disconnected, connect, state, pooled, runtime.next_arrival,
+            _unlimited(runtime.faucet),
+        )
         removed = [e.txid for e in pooled if e.txid not in mempool]
         merged = state.beacon is not None and (state.beacon.merged or state.beacon.terminal is not None)
         events = (*extra_events, *compute_reorg_events(
