@@ -17,6 +17,9 @@ from cogs.errors import PlaygroundCog
 
 log = logging.getLogger(__name__)
 
+# Discord's limit on an embed field's value.
+MAX_FIELD_CHARS = 1024
+
 # Topic -> (button label, emoji, top-level commands it covers, what it is about).
 TOPICS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "mining": ("Mining", "⛏️", ("mine",),
@@ -33,7 +36,12 @@ TOPICS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
                 "two thirds of the stake justify and finalize checkpoints. Vote twice and you get slashed."),
     "learn": ("Lessons", "🎓", ("learn",),
               "Short guided lessons that check the real chain: mine a block, watch a retarget, pay and wait "
-              "for confirmations, stake and attest. The first completion of each pays a few points from the faucet."),
+              "for confirmations, stake and attest, see a reorg, see finality stop one. The first completion "
+              "of each pays a few points from the faucet."),
+    "games": ("Games", "🎲", ("doublespend", "selfish", "split"),
+              "Attacks played on this server's real chain, started by an admin, each ending with a summary "
+              "checked against its paper: a 51% double spend, a selfish-mining pool, a network split that "
+              "heals. The bot can lend its hashing core to a side so a small class can play."),
     "admin": ("Admin", "🛠️", ("playground",),
               "For members with Manage Server: the announcement channel, the rules, the mode (proof of "
               "work, proof of stake, hybrid), the Merge, chaos mode and resets."),
@@ -79,13 +87,18 @@ def describe_command(command: app_commands.Command | app_commands.Group) -> list
 
 def topic_embed(topic: str, tree: app_commands.CommandTree) -> discord.Embed:
     label, emoji, names, about = TOPICS[topic]
-    lines: list[str] = []
+    embed = discord.Embed(title=f"{emoji} {label}", description=about, colour=BLUE)
+    # A field per top-level command: Discord refuses a field value over 1,024 characters, which one
+    # field listing a topic's every subcommand passed once a topic had three command groups.
     for name in names:
         command = tree.get_command(name)
         if command is not None:
-            lines += describe_command(command)
-    embed = discord.Embed(title=f"{emoji} {label}", description=about, colour=BLUE)
-    embed.add_field(name="Commands", value="\n".join(lines) or "none loaded", inline=False)
+            value = "\n".join(describe_command(command))
+            if len(value) > MAX_FIELD_CHARS:
+                value = value[: MAX_FIELD_CHARS - 1] + "…"
+            embed.add_field(name=f"/{name}", value=value, inline=False)
+    if not embed.fields:
+        embed.add_field(name="Commands", value="none loaded", inline=False)
     return embed
 
 

@@ -12,7 +12,7 @@ async def test_help_gives_an_overview_and_a_page_per_topic(playground):
     text = reply_text(h)
     assert "Get started" in text and "/mine start" in text and "/playground setup" in text
     labels = [c.get("label") for c in h.response.iter_components() if c.get("type") == 2]
-    assert labels == ["Mining", "Wallet", "Explorer", "Staking", "Lessons", "Admin"]
+    assert labels == ["Mining", "Wallet", "Explorer", "Staking", "Lessons", "Games", "Admin"]
     assert "/learn list" in text
 
     click = await p.sb.click(h.response, member=w.bob, label="Staking")
@@ -27,6 +27,13 @@ async def test_help_gives_an_overview_and_a_page_per_topic(playground):
     await click.wait_ack()
     page = shown(p.sb.message(h.response.id))
     for command in ("/learn list", "/learn start", "/learn check", "/learn progress"):
+        assert command in page, command
+
+    click = await p.sb.click(h.response, member=w.bob, label="Games")
+    await click.wait_ack()
+    page = shown(p.sb.message(h.response.id))
+    for command in ("/doublespend start", "/doublespend publish", "/selfish start", "/selfish stop",
+                    "/split start", "/split heal"):
         assert command in page, command
 
 
