@@ -400,12 +400,14 @@ class Node:
         whose branch leaves the main chain below the root is not loaded (the store keeps it).
         """
         root_height = max(0, tip_height - TREE_KEPT_BELOW_TIP_BLOCKS)
-        entries = await self.store.tree.entries(chain_id, since_height=root_height)
         if root_height == 0:
+            entries = await self.store.tree.entries(chain_id)
             tree = _genesis_tree(genesis)
         else:
-            root = next((e for e in entries if e.height == root_height and e.on_main_chain), None)
-            if root is None:
+            root_hash = (await self.store.blocks.block_hashes(chain_id, [root_height])).get(root_height)
+            entries = [] if root_hash is None else await self.store.tree.entries(chain_id, root=root_hash)
+            root = entries[0] if entries else None
+            if root is None or root.block_hash != root_hash or not root.on_main_chain:
                 raise ChainError(f"chain {chain_id}: no main-chain block {root_height} in its block tree")
             tree = BlockTree(
                 root.block_hash, root.work, root.parent_hash, height=root_height, chain_work=root.chain_work

@@ -125,15 +125,29 @@ class BlockTreeRepository:
         return None if row[0] is None else BlockUndo.deserialize(bytes(row[0]))
 
     async def entries(
-        self, chain_id: int, *, since_height: int = 0, within: Reader | None = None
+        self, chain_id: int, *, root: bytes | None = None, within: Reader | None = None
     ) -> list[StoredTreeEntry]:
-        """Every block of the chain's tree (from ``since_height`` up) in first-seen order: adding them
-        to a ``BlockTree`` in this order (its root first) rebuilds the same tree with the same tie-breaks."""
-        rows = await (within or self._db).fetchall(
-            "SELECT hash, parent_hash, height, work, chain_work, sequence, raw IS NULL, undo IS NOT NULL "
-            "FROM block_tree WHERE chain_id = ? AND height >= ? ORDER BY sequence",
-            (chain_id, since_height),
-        )
+        """Every block of the chain's tree in first-seen order: adding them to a ``BlockTree`` in this
+        order (its root first) rebuilds the same tree with the same tie-breaks.
+
+        With ``root`` (a stored block), only the root and the blocks at or above its height seen after
+        it: every descendant of the root was seen after it, so this is the root's subtree (and side
+        blocks beside it, which the caller skips). The read walks the first-seen index from the root
+        on, so a start reads the recent rows, not the whole table."""
+        args: tuple[int] | tuple[int, bytes]
+        if root is None:
+            query, args = (
+                "SELECT hash, parent_hash, height, work, chain_work, sequence, raw IS NULL, undo IS NOT NULL "
+                "FROM block_tree WHERE chain_id = ? ORDER BY sequence", (chain_id,)
+            )
+        else:
+            query, args = (
+                "SELECT t.hash, t.parent_hash, t.height, t.work, t.chain_work, t.sequence, t.raw IS NULL, "
+                "t.undo IS NOT NULL FROM block_tree AS r JOIN block_tree AS t ON t.chain_id = r.chain_id "
+                "AND t.sequence >= r.sequence AND t.height >= r.height "
+                "WHERE r.chain_id = ? AND r.hash = ? ORDER BY t.sequence", (chain_id, root)
+            )
+        rows = await (within or self._db).fetchall(query, args)
         return [
             StoredTreeEntry(bytes(r[0]), bytes(r[1]), r[2], decode_work(r[3]), decode_work(r[4]), r[5],
                             bool(r[6]), bool(r[7]))
