@@ -111,7 +111,7 @@ def status_embed(view: SideView, ends_at: int, names: Mapping[bytes, str]) -> di
 
 
 def start_embed(
-    group_a: str, minutes: int, ends_at: int, base_height: int, *, bot_miners: bool = False
+    group_a: str, minutes: int, ends_at: int, base_height: int, *, bot_miners: bool = False, hybrid: bool = False
 ) -> discord.Embed:
     embed = discord.Embed(
         title="🔀 The network is split",
@@ -137,6 +137,16 @@ def start_embed(
         ),
         inline=False,
     )
+    if hybrid:
+        embed.add_field(
+            name="Votes (hybrid chain)",
+            value=(
+                "Validators are split too: the bot votes for those with auto-attest on, only on their own "
+                "group's blocks. A side justifies a checkpoint only with two thirds of the stake; a checkpoint "
+                "finalized on one side is kept at the heal even against the other side's heavier branch."
+            ),
+            inline=False,
+        )
     return embed
 
 
@@ -184,8 +194,9 @@ def summary_embed(summary: SplitSummary, names: Mapping[bytes, str]) -> discord.
         )
     embed.add_field(
         name="Orphaned",
-        value=(f"{counted(summary.orphaned, 'block')} (a reorg {summary.reorg_depth} deep)"
-               if summary.orphaned else "no block"),
+        value=("no block" if not summary.orphaned else
+               f"{counted(summary.orphaned, 'block')} (a reorg {summary.reorg_depth} deep)" if summary.reorg_depth
+               else f"{counted(summary.orphaned, 'block')} (no reorg: they never became the main chain)"),
         inline=False,
     )
     lines = [f"confirmed on both sides: {summary.confirmed_on_both}",
@@ -270,17 +281,19 @@ class NetworkSplitCog(
             )
         except SplitUnavailableError as refused:
             raise UserFacingError(
-                f"A network split is played on a proof-of-work chain for now; this server's chain runs "
-                f"**{refused.mode}**. (On a hybrid or proof-of-stake chain the split would show that a finalized "
-                "checkpoint never reverts and that neither side finalizes without two thirds of the stake: "
-                "not built yet.) Nothing was changed."
+                f"A network split is played on a proof-of-work or hybrid chain; this server's chain runs "
+                f"**{refused.mode}**: its slot driver proposes every slot's block on the main head, and blocks "
+                "for one side of a split are not built. (On a hybrid chain the split shows that a finalized "
+                "checkpoint never reverts and that neither side finalizes without two thirds of the stake.) "
+                "Nothing was changed."
             ) from None
         except GameAlreadyRunningError as running:
             raise UserFacingError(
                 f"A {running.kind.replace('_', ' ')} game is already running on this server: one game at a time. "
                 "Nothing was changed."
             ) from None
-        embed = start_embed(group_a, minutes, split.ends_at, split.base_height, bot_miners=bot_miners)
+        embed = start_embed(group_a, minutes, split.ends_at, split.base_height, bot_miners=bot_miners,
+                            hybrid=split.hybrid)
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="heal")

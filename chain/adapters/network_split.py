@@ -242,6 +242,11 @@ class NetworkSplit:
         return side
 
     @property
+    def hybrid(self) -> bool:
+        """Whether the sides' validators vote (a hybrid chain: ``chain.adapters.split_votes``)."""
+        return self._voting is not None
+
+    @property
     def base_height(self) -> int:
         """The height both branches start from: the main tip when the split began."""
         return self.branches[SIDE_A].base_height

@@ -100,6 +100,8 @@ def test_a_hybrid_summary_shows_each_sides_stake_and_checkpoints_and_a_refusal_b
     assert "votes: 75% of the stake (two thirds or more: can justify) · justified epoch 11 · finalized epoch 10" in text
     assert "votes: 25% of the stake (under two thirds: cannot justify) · justified epoch 6 · finalized epoch 5" in text
     assert "finalized epoch 5 before the split, 10 after the heal" in text
+    assert "1 block (no reorg: they never became the main chain)" in embed_text(summary_embed(
+        summary(reorg_depth=0), NAMES))
 
 
 def test_a_hybrid_status_shows_the_sides_votes():
@@ -140,3 +142,9 @@ async def test_the_role_is_read_from_the_cache_or_fetched_once_missing():
     assert await in_group_a("2") is False
     assert await in_group_a("3") is False  # left the server: group B
     assert asked == [2, 3]
+
+
+def test_the_start_embed_on_a_hybrid_chain_says_the_validators_are_split_too():
+    assert "Votes (hybrid chain)" not in embed_text(start_embed("@north", 3, 1_900_000_000, 12))
+    text = embed_text(start_embed("@north", 3, 1_900_000_000, 12, hybrid=True))
+    assert "A side justifies a checkpoint only with two thirds of the stake" in text
