@@ -6,7 +6,9 @@ Real blocks mined by the hashing core on an easy chain, real votes signed by the
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from dataclasses import replace
 
 import pytest
 import pytest_asyncio
@@ -20,9 +22,11 @@ from chain.adapters.node import Node
 from chain.adapters.signer import ValidatorSigner
 from chain.adapters.split_votes import SplitVoting
 from chain.adapters.storage import Store
+from chain.consensus.duties import compute_attestation_data
 from chain.events import ReorgRefusedByFinality
 from chain.params import REGTEST
 from chain.pos.beacon import ConsensusConfig
+from chain.pos.operations import Operations
 from chain.pow.compact import encode_compact
 
 CHAIN = 6
@@ -159,3 +163,50 @@ async def test_a_side_over_two_thirds_finalizes_and_the_other_sides_heavier_bran
     assert [e.tip_hash for e in events if isinstance(e, ReorgRefusedByFinality)] == [refused.tip_hash]
     # After the heal the main chain's auto votes go on as usual: the next block is voted for.
     await mine_main(node, beacon, clock, "erin", 2)
+
+
+async def test_invalid_votes_in_a_branch_pool_are_left_out_of_its_block(world):
+    """``Node.branch_template(operations=...)`` takes only the votes valid on the branch's state."""
+    clock, node, beacon = world
+    state = node.chain(CHAIN).state
+    base = state.tip_hash
+    withheld = []
+    for _ in range(HYBRID.checkpoint_interval_blocks):  # into an epoch alice has not voted for yet
+        found = await node.mine(CHAIN, "bob", parent_hash=base, transfers=(), private=tuple(withheld), publish=False)
+        withheld.append(found.block)
+    branch = await node.branch_state(CHAIN, base, tuple(withheld))
+    data = compute_attestation_data(branch, branch.height, branch.tip_hash)
+    vote = await beacon.chains.signer.sign_attestation(CHAIN, "alice", data)
+    bob = await beacon.chains.signer.find_validator_key(CHAIN, "bob")
+    forged = replace(vote, validator=bob)  # alice's signature claimed for bob: not his vote
+    miner = await node.address(CHAIN, "erin")
+    template = await node.branch_template(CHAIN, base, miner, (), private=tuple(withheld),
+                                          operations=Operations(attestations=(forged, vote)))
+    assert template.operations.attestations == (vote,)
+    # The main tip's own template never takes a branch's pool: its op pool goes in instead.
+    main = await node.branch_template(CHAIN, base, miner, (), operations=Operations(attestations=(vote,)))
+    assert vote not in main.operations.attestations
+
+
+async def test_two_blocks_of_one_side_at_the_same_moment_keep_one_and_vote_once(world):
+    clock, node, beacon = world
+    split = await start(node, beacon, {"alice", "carol", "dave"})
+    await mine_side(node, beacon, clock, split, "alice", HYBRID.checkpoint_interval_blocks - 1)
+    routes = [await split.route_miner(owner) for owner in ("alice", "carol")]
+    found = [
+        await node.mine(CHAIN, owner, parent_hash=route.parent_hash, transfers=route.transfers,
+                        private=route.private, publish=False, operations=route.operations)
+        for owner, route in zip(("alice", "carol"), routes, strict=True)
+    ]
+    await asyncio.gather(*(split.on_mined(owner, route, result)
+                           for owner, route, result in zip(("alice", "carol"), routes, found, strict=True)))
+    assert split.view("A").blocks == HYBRID.checkpoint_interval_blocks
+    kept = split.branches["A"].tip_hash
+    stale = next(r.block.hash() for r in found if r.block.hash() != kept)
+    pending = (await split.route_miner("alice")).operations.attestations
+    voters = [vote.validator for vote in pending]
+    # Side A's validators voted once each (over the split's epochs), never for the block that lost the race.
+    assert pending and len(voters) == len(set(voters))
+    assert stale not in {vote.data.beacon_block_root for vote in pending}
+    summary = await split.heal("admin")
+    assert summary.stale_in_side == 1
