@@ -16,6 +16,12 @@ switch is one reorg in one transaction whose events (``ChainReorganized``, ``Pay
 heal began is published as soon as the heal is over, where it lands (on the winner's tip it extends
 the chain; on the loser's it is one more orphan).
 
+On a hybrid chain (``voting``: ``chain.adapters.split_votes``) each side's validators vote on its own
+blocks only: after each side block they sign votes computed on the side's branch state, and the
+side's next block carries them (``MinerRoute.operations``); views and the summary show each side's
+stake share and checkpoints, and a heavier branch the node refuses because it conflicts with a
+finalized checkpoint (``ReorgRefusedByFinality``).
+
 What can go wrong: a restart loses nothing of the chain (the bot heals the split as it shuts down),
 but a crash loses the withheld blocks, which were never stored; the mempool's payments stay. A side
 picks its payments from the main chain's balances, the split's base unless a block found outside the
@@ -350,7 +356,8 @@ class NetworkSplit:
                     return
                 result = await self._node.mine(
                     self.chain_id, owner, parent_hash=route.parent_hash, transfers=route.transfers,
-                    private=route.private, publish=False, weight=self.lent_weight, deadline_s=self.duration_s,
+                    private=route.private, operations=route.operations, publish=False, weight=self.lent_weight,
+                    deadline_s=self.duration_s,
                     on_start=self._on_lent_start,
                 )
                 await self.on_mined(owner, route, result)

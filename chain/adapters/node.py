@@ -1298,16 +1298,19 @@ class Node:
         first: a network split's side, a private pool), processed on a fresh copy of the branch's
         state; the template builds on its last block. A block that does not follow is refused as
         ``process_block`` refuses it.
-        ``operations``: a pool for a branch's block only (a hybrid split's side: votes its validators
-        signed on that branch), of which the template takes what is valid on the branch's state
-        (``select_operations``); the main tip's template takes the node's op pool instead.
+        ``operations``: the pool the template takes its operations from instead of the node's op pool
+        (a hybrid split's side: the votes its validators signed on that branch, even for its first
+        block on the main tip), keeping what is valid on the branch's state (``select_operations``).
+        Without it, a block on the main tip takes the op pool and one on any other block none.
         """
         async with self.locked(chain_id) as runtime:
             if parent_hash == runtime.state.tip_hash and not private:
                 chosen = runtime.mempool.select(runtime.state.params.max_block_transfers) if transfers is None else (
                     list(transfers)
                 )
-                pool = runtime.op_pool.operations() if runtime.state.beacon is not None else None
+                pool = None
+                if runtime.state.beacon is not None:
+                    pool = runtime.op_pool.operations() if operations is None else operations
                 return await asyncio.to_thread(
                     build_template, runtime.state, miner, chosen, self.now(), message, runtime.proposed_params, pool,
                     runtime.proposed_consensus,
@@ -1360,7 +1363,7 @@ class Node:
         ``transfers`` (see ``branch_template``), and a new main tip does not end it; with
         ``publish=False`` the solved block is returned unaccepted, for the caller to publish later;
         ``private`` (with ``parent_hash``): such withheld blocks on top of it, to mine on their tip;
-        ``operations`` (with ``parent_hash`` off the main tip): a branch's own pool (``branch_template``).
+        ``operations`` (with ``parent_hash``): the block's own pool instead of the op pool (``branch_template``).
         """
         if self.hashing_core is None:
             raise RuntimeError("this node has no hashing core")
@@ -1372,7 +1375,7 @@ class Node:
             job = self.mining_job(chain_id, miner, max_nonce=max_nonce)
         else:
             template = await self.branch_template(
-                chain_id, parent_hash, miner, transfers, private=private, operations=operations if on_branch else None
+                chain_id, parent_hash, miner, transfers, private=private, operations=operations
             )
             params = runtime.state.params
             job = TemplateJob(
