@@ -55,6 +55,7 @@ from chain.adapters.selfish_mining import KIND as SELFISH_KIND
 from chain.adapters.selfish_mining import POOL_OWNER as SELFISH_POOL_OWNER
 from chain.adapters.selfish_mining import SelfishMiningGame, SelfishSnapshot, game_random
 from chain.adapters.slot_driver import SlotOutcome
+from chain.adapters.split_votes import SideFinality, SplitVoting
 from chain.adapters.storage import (
     ReorgRecord,
     StoredOrphan,
@@ -104,6 +105,7 @@ from chain.games.lessons import (
     check_lesson,
     get_lesson,
 )
+from chain.games.network_split import stake_percent
 from chain.games.selfish_mining import check_pool_share, check_tie_break
 from chain.hashing import hash_to_display
 from chain.ledger.accounts import Account
@@ -184,8 +186,10 @@ __all__ = [
     "MAX_SPLIT_MINUTES",
     "MIN_SPLIT_MINUTES",
     "NetworkSplit",
+    "SideFinality",
     "SideView",
     "SplitSummary",
+    "stake_percent",
 ]
 
 
@@ -753,6 +757,7 @@ class Playground:
         result = await self._node.mine(
             guild_id, owner, on_progress=on_progress, on_start=on_start, deadline_s=deadline_s,
             parent_hash=route.parent_hash, transfers=route.transfers, publish=route.publish, private=route.private,
+            operations=route.operations,
         )
         await router.on_mined(owner, route, result)
         return result
@@ -968,20 +973,27 @@ class Playground:
     ) -> NetworkSplit:
         """Split the server's miners into two groups for ``minutes`` (``chain.adapters.network_split``).
 
-        Proof of work only for now: a hybrid or proof-of-stake chain is refused
-        (``SplitUnavailableError``), as is a chain whose mining is over. ``GameAlreadyRunningError``
-        when another game runs on the chain. Nothing starts when it refuses. ``lent_weight`` > 0: the
-        bot mines on each side too, with that weight on the hashing core (a member's session has 1)."""
+        Proof of work and hybrid: on a hybrid chain each side's validators (owners with auto-attest on,
+        split by the same role) vote on their side's blocks only (``chain.adapters.split_votes``). A
+        proof-of-stake chain is refused (``SplitUnavailableError``), as is a chain whose mining is
+        over: its blocks are proposed slot by slot by the slot driver, not mined, and per-side
+        proposals are not built. ``GameAlreadyRunningError`` when another game runs on the chain.
+        Nothing starts when it refuses. ``lent_weight`` > 0: the bot mines on each side too, with that
+        weight on the hashing core (a member's session has 1)."""
         await self.ensure_chain(guild_id)
         mode = self.mode(guild_id)
-        if mode is Mode.HYBRID or mode is Mode.POS or self.mining_is_over(guild_id):
-            shown = Mode.POS if mode is None else mode
+        if mode is Mode.POS or self.mining_is_over(guild_id):
             raise SplitUnavailableError(
-                f"a network split is played on a proof-of-work chain; this one runs {shown}", mode=str(shown)
+                "a network split needs mined blocks, and this chain runs proof of stake: its slot driver "
+                "proposes every slot's block on the main head, and proposals for one side of a split are "
+                "not built. Play it on a proof-of-work or hybrid chain", mode=str(Mode.POS),
             )
+        voting = None
+        if mode is Mode.HYBRID and self._beacon is not None:
+            voting = SplitVoting(self._beacon.chains, guild_id)
         return await NetworkSplit.start(
             self._node, self.games, guild_id, groups=groups, in_group_a=in_group_a, minutes=minutes,
-            on_healed=on_healed, lent_weight=lent_weight,
+            on_healed=on_healed, lent_weight=lent_weight, voting=voting,
         )
 
     def split(self, guild_id: int) -> NetworkSplit:

@@ -25,8 +25,10 @@ from chain.playground import (
     MIN_SPLIT_MINUTES,
     InGroupA,
     Playground,
+    SideFinality,
     SideView,
     SplitSummary,
+    stake_percent,
 )
 from cogs.embeds import BLUE, GOLD, GREY, ORANGE, counted, name_of, points, relative_time
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
@@ -69,11 +71,24 @@ def role_checker(guild: discord.Guild, role_id: int) -> InGroupA:
     return in_group_a
 
 
+def finality_text(finality: SideFinality) -> str:
+    """A hybrid side's votes: its share of the stake, whether that is the two thirds, its checkpoints."""
+    share = stake_percent(finality.stake, finality.total)
+    enough = finality.stake * 3 >= finality.total * 2 and finality.total > 0
+    can = "two thirds or more: can justify" if enough else "under two thirds: cannot justify"
+    return (
+        f"votes: {share}% of the stake ({can})"
+        f" · justified epoch {finality.justified_epoch:,} · finalized epoch {finality.finalized_epoch:,}"
+    )
+
+
 def side_text(view: SideView, names: Mapping[bytes, str]) -> str:
     lines = [
         f"**{counted(view.blocks, 'block')}** since the split · tip block {view.height:,} · work {view.work:,}",
         f"{counted(view.miners, 'miner')} on this side · {counted(view.side_payments, 'side-only payment')} waiting",
     ]
+    if view.finality is not None:
+        lines.append(finality_text(view.finality))
     for block in reversed(view.latest):
         lines.append(
             f"block {block.height:,} `{hash_to_display(block.block_hash)[:16]}…` by {name_of(names, block.miner)}"
@@ -96,7 +111,7 @@ def status_embed(view: SideView, ends_at: int, names: Mapping[bytes, str]) -> di
 
 
 def start_embed(
-    group_a: str, minutes: int, ends_at: int, base_height: int, *, bot_miners: bool = False
+    group_a: str, minutes: int, ends_at: int, base_height: int, *, bot_miners: bool = False, hybrid: bool = False
 ) -> discord.Embed:
     embed = discord.Embed(
         title="🔀 The network is split",
@@ -122,6 +137,16 @@ def start_embed(
         ),
         inline=False,
     )
+    if hybrid:
+        embed.add_field(
+            name="Votes (hybrid chain)",
+            value=(
+                "Validators are split too: the bot votes for those with auto-attest on, only on their own "
+                "group's blocks. A side justifies a checkpoint only with two thirds of the stake; a checkpoint "
+                "finalized on one side is kept at the heal even against the other side's heavier branch."
+            ),
+            inline=False,
+        )
     return embed
 
 
@@ -137,6 +162,14 @@ def summary_embed(summary: SplitSummary, names: Mapping[bytes, str]) -> discord.
         else:
             why = f"it has more work ({won.work:,} against {lost.work:,})"
         verdict = f"Group {won.side} ({won.group})'s branch is the main chain: {why}."
+        refused = summary.refused_by_finality
+        if refused is not None:
+            verdict = (
+                f"Group {lost.side} ({lost.group})'s branch has more work ({lost.work:,} against {won.work:,}), but "
+                f"it conflicts with block {refused.finalized_height or 0:,}, finalized during the split: the node "
+                f"refused it (a finalized checkpoint never reverts), and group {won.side} ({won.group})'s branch "
+                "stays the main chain."
+            )
     embed = discord.Embed(
         title="🔀 The split healed",
         description=f"Healed {HEALED_HOW.get(summary.reason, summary.reason)}. {verdict}",
@@ -147,13 +180,23 @@ def summary_embed(summary: SplitSummary, names: Mapping[bytes, str]) -> discord.
         embed.add_field(
             name=f"Group {side.side} ({side.group}){mark}",
             value=(f"{counted(side.blocks, 'block')} · work {side.work:,} · tip block {side.tip_height:,} · "
-                   f"{counted(side.miners, 'miner')}"),
+                   f"{counted(side.miners, 'miner')}"
+                   + ("" if side.finality is None else "\n" + finality_text(side.finality))),
             inline=True,
+        )
+    if summary.finalized_before is not None:
+        embed.add_field(
+            name="Finality",
+            value=(f"finalized epoch {summary.finalized_before:,} before the split, "
+                   f"{summary.finalized_after or 0:,} after the heal: a checkpoint finalized before the split "
+                   "is on both branches, so it never reverts"),
+            inline=False,
         )
     embed.add_field(
         name="Orphaned",
-        value=(f"{counted(summary.orphaned, 'block')} (a reorg {summary.reorg_depth} deep)"
-               if summary.orphaned else "no block"),
+        value=("no block" if not summary.orphaned else
+               f"{counted(summary.orphaned, 'block')} (a reorg {summary.reorg_depth} deep)" if summary.reorg_depth
+               else f"{counted(summary.orphaned, 'block')} (no reorg: they never became the main chain)"),
         inline=False,
     )
     lines = [f"confirmed on both sides: {summary.confirmed_on_both}",
@@ -238,17 +281,19 @@ class NetworkSplitCog(
             )
         except SplitUnavailableError as refused:
             raise UserFacingError(
-                f"A network split is played on a proof-of-work chain for now; this server's chain runs "
-                f"**{refused.mode}**. (On a hybrid or proof-of-stake chain the split would show that a finalized "
-                "checkpoint never reverts and that neither side finalizes without two thirds of the stake: "
-                "not built yet.) Nothing was changed."
+                f"A network split is played on a proof-of-work or hybrid chain; this server's chain runs "
+                f"**{refused.mode}**: its slot driver proposes every slot's block on the main head, and blocks "
+                "for one side of a split are not built. (On a hybrid chain the split shows that a finalized "
+                "checkpoint never reverts and that neither side finalizes without two thirds of the stake.) "
+                "Nothing was changed."
             ) from None
         except GameAlreadyRunningError as running:
             raise UserFacingError(
                 f"A {running.kind.replace('_', ' ')} game is already running on this server: one game at a time. "
                 "Nothing was changed."
             ) from None
-        embed = start_embed(group_a, minutes, split.ends_at, split.base_height, bot_miners=bot_miners)
+        embed = start_embed(group_a, minutes, split.ends_at, split.base_height, bot_miners=bot_miners,
+                            hybrid=split.hybrid)
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="heal")

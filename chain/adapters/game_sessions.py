@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, runtime_checkable
 from chain.consensus.block import Block
 from chain.errors import GameAlreadyRunningError, NoGameRunningError
 from chain.ledger.transaction import Transfer
+from chain.pos.operations import Operations
 
 if TYPE_CHECKING:  # the node imports nothing from here; named for checkers only
     from chain.adapters.node import MiningResult
@@ -43,13 +44,15 @@ class MinerRoute:
     none), published at once or kept by the game (``publish=False``: a private branch, a split's side).
     ``label`` says where, in the member's words ("the attackers' private branch"). ``private``: blocks the
     game holds unpublished on top of ``parent_hash``, oldest first (a private branch): the session mines
-    on the last of them, checked on the branch's state (``Node.branch_template``)."""
+    on the last of them, checked on the branch's state (``Node.branch_template``). ``operations``: the
+    game's own pool for that branch's block (a hybrid split's side: its validators' votes)."""
 
     parent_hash: bytes
     label: str
     publish: bool = True
     transfers: Sequence[Transfer] | None = None
     private: Sequence[Block] = ()
+    operations: Operations | None = None
 
 
 @runtime_checkable

@@ -16,6 +16,12 @@ switch is one reorg in one transaction whose events (``ChainReorganized``, ``Pay
 heal began is published as soon as the heal is over, where it lands (on the winner's tip it extends
 the chain; on the loser's it is one more orphan).
 
+On a hybrid chain (``voting``: ``chain.adapters.split_votes``) each side's validators vote on its own
+blocks only: after each side block they sign votes computed on the side's branch state, and the
+side's next block carries them (``MinerRoute.operations``); views and the summary show each side's
+stake share and checkpoints, and a heavier branch the node refuses because it conflicts with a
+finalized checkpoint (``ReorgRefusedByFinality``).
+
 What can go wrong: a restart loses nothing of the chain (the bot heals the split as it shuts down),
 but a crash loses the withheld blocks, which were never stored; the mempool's payments stay. A side
 picks its payments from the main chain's balances, the split's base unless a block found outside the
@@ -33,10 +39,17 @@ from dataclasses import dataclass
 from chain.adapters.game_sessions import GameSessions, MinerRoute
 from chain.adapters.hashcore import MiningSession
 from chain.adapters.node import MiningResult, Node
+from chain.adapters.split_votes import SideFinality, SplitVoting, pending_after
 from chain.consensus.block import Block
-from chain.consensus.tree import compute_header_work
+from chain.consensus.tree import BlockEntry, compute_header_work, get_ancestor_at_height
 from chain.errors import ChainError, NoGameRunningError, SplitDurationError, SplitPaymentError
-from chain.events import ChainEvent, ChainReorganized, PaymentReturnedToMempool, PaymentReversed
+from chain.events import (
+    ChainEvent,
+    ChainReorganized,
+    PaymentReturnedToMempool,
+    PaymentReversed,
+    ReorgRefusedByFinality,
+)
 from chain.games.network_split import (
     SIDE_A,
     SIDE_B,
@@ -54,6 +67,8 @@ from chain.games.network_split import (
 )
 from chain.ledger.accounts import Account
 from chain.ledger.transaction import Transfer, make_transfer
+from chain.pos.attestation import SignedAttestation
+from chain.pos.operations import Operations
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +101,8 @@ class SideView:
     latest: tuple[SideBlock, ...]
     side_payments: int
     miners: int
+    # Hybrid chain: the side's voting stake and its branch's checkpoints (None on proof of work).
+    finality: SideFinality | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +113,7 @@ class SideSummary:
     work: int
     tip_height: int
     miners: int
+    finality: SideFinality | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +137,11 @@ class SplitSummary:
     double_spends: int
     unpublished: int
     stale_in_side: int
+    # Hybrid chain: the finalized epoch before the split and after the heal, and the heavier branch the
+    # node refused at the heal because it conflicts with a finalized checkpoint (None: none was).
+    finalized_before: int | None = None
+    finalized_after: int | None = None
+    refused_by_finality: ReorgRefusedByFinality | None = None
 
 
 class NetworkSplit:
@@ -136,6 +159,7 @@ class NetworkSplit:
         on_healed: Callable[[SplitSummary], Awaitable[None]] | None = None,
         sleep: Sleep = asyncio.sleep,
         lent_weight: int = 0,
+        voting: SplitVoting | None = None,
     ) -> None:
         self._node = node
         self._games = games
@@ -166,6 +190,13 @@ class NetworkSplit:
         # Set whenever a side keeps a block (cleared by whoever waits on it): tests wait on it, not on time.
         self.block_kept = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
+        # Hybrid chain: each side's validators' votes, waiting for that side's next block, and what
+        # its branch's state says of finality (at the split: the main chain's).
+        self._voting = voting
+        self._votes: dict[str, list[SignedAttestation]] = {side: [] for side in SIDES}
+        self._finality: dict[str, SideFinality] = {}
+        beacon = base.beacon
+        self.finalized_before = None if voting is None or beacon is None else beacon.finality.finalized_checkpoint.epoch
 
     @classmethod
     async def start(
@@ -180,6 +211,7 @@ class NetworkSplit:
         on_healed: Callable[[SplitSummary], Awaitable[None]] | None = None,
         sleep: Sleep = asyncio.sleep,
         lent_weight: int = 0,
+        voting: SplitVoting | None = None,
     ) -> NetworkSplit:
         """Split the chain's miners now: ``GameAlreadyRunningError`` if a game runs on the chain,
         ``SplitDurationError`` for a length outside the game's range; nothing starts then."""
@@ -189,8 +221,12 @@ class NetworkSplit:
             )
         split = cls(
             node, games, chain_id, groups=groups, in_group_a=in_group_a, duration_s=minutes * 60,
-            on_healed=on_healed, sleep=sleep, lent_weight=lent_weight,
+            on_healed=on_healed, sleep=sleep, lent_weight=lent_weight, voting=voting,
         )
+        if voting is not None:
+            state = node.chain(chain_id).state
+            await voting.resolve(split.side_of, state)
+            split._finality = {side: voting.finality(side, state) for side in SIDES}
         await games.start(chain_id, KIND, split)
         loop = asyncio.get_running_loop()
         split._timer = loop.create_task(split._deadline(), name=f"split-{chain_id}")
@@ -210,6 +246,11 @@ class NetworkSplit:
             side = SIDE_A if await self._in_group_a(owner) else SIDE_B
             side = self._sides.setdefault(owner, side)
         return side
+
+    @property
+    def hybrid(self) -> bool:
+        """Whether the sides' validators vote (a hybrid chain: ``chain.adapters.split_votes``)."""
+        return self._voting is not None
 
     @property
     def base_height(self) -> int:
@@ -246,8 +287,9 @@ class NetworkSplit:
             # The side's blocks are withheld (not in the node's tree): the route names the split's base,
             # which is, and hands the side's blocks over as the private branch to build on.
             private = tuple(self._bodies[block.block_hash] for block in branch.blocks)
+            operations = None if self._voting is None else Operations(attestations=tuple(self._votes[side]))
             return MinerRoute(parent_hash=branch.base_hash, label=self.label(side), publish=False,
-                              transfers=tuple(transfers), private=private)
+                              transfers=tuple(transfers), private=private, operations=operations)
 
     async def on_mined(self, owner: str, route: MinerRoute, result: MiningResult) -> None:
         """Keep a found block on its side (or, after the heal, publish it where it lands)."""
@@ -273,8 +315,28 @@ class NetworkSplit:
                 reward=block.coinbase.amount, transfers=block.transfers, found_order=self._found,
             ))
             self._bodies[block.hash()] = block
+            if self._voting is not None:
+                await self._vote_on(side, branch, block)
             self.block_kept.set()
             log.info("chain %d: side %s of the split at block %d", self.chain_id, side, branch.height)
+
+    async def _vote_on(self, side: str, branch: SplitBranch, block: Block) -> None:
+        """Hybrid chain: the side's validators vote for its new block, on its branch's state; the votes
+        wait for the side's next block (called under the lock)."""
+        voting = self._voting
+        if voting is None:
+            return
+        try:
+            state = await self._node.branch_state(
+                self.chain_id, branch.base_hash, tuple(self._bodies[b.block_hash] for b in branch.blocks)
+            )
+        except ChainError as refused:  # e.g. the branch outgrew what the node replays: no more votes
+            log.warning("chain %d: side %s's branch state is unavailable: %s", self.chain_id, side, refused)
+            return
+        included = () if block.operations is None else block.operations.attestations
+        epoch = 0 if state.beacon is None else state.beacon.epoch
+        self._votes[side] = pending_after(self._votes[side], included, epoch) + await voting.vote(side, state)
+        self._finality[side] = voting.finality(side, state)
 
     async def _publish_late(self, block: Block) -> None:
         try:
@@ -294,7 +356,8 @@ class NetworkSplit:
                     return
                 result = await self._node.mine(
                     self.chain_id, owner, parent_hash=route.parent_hash, transfers=route.transfers,
-                    private=route.private, publish=False, weight=self.lent_weight, deadline_s=self.duration_s,
+                    private=route.private, operations=route.operations, publish=False, weight=self.lent_weight,
+                    deadline_s=self.duration_s,
                     on_start=self._on_lent_start,
                 )
                 await self.on_mined(owner, route, result)
@@ -350,7 +413,7 @@ class NetworkSplit:
         return SideView(
             side=side, group=self.groups[side], height=branch.height, work=branch.work,
             blocks=len(branch.blocks), latest=tuple(branch.blocks[-STATUS_BLOCKS:]),
-            side_payments=len(branch.pool), miners=len(self._miners[side]),
+            side_payments=len(branch.pool), miners=len(self._miners[side]), finality=self._finality.get(side),
         )
 
     # --- healing --------------------------------------------------------------------------
@@ -421,11 +484,19 @@ class NetworkSplit:
         count = 0
         entry = tree.get(main_before)
         while entry.height > base_height:
-            main = tree.best_chain_at(entry.height)
+            main = self._main_at(entry.height)
             if main is None or main.block_hash != entry.block_hash:
                 count += 1
             entry = tree.get(entry.parent_hash)
         return count
+
+    def _main_at(self, height: int) -> BlockEntry | None:
+        """The main chain's block at ``height``: the node's tip's ancestor, not the tree's most-work
+        branch (a hybrid chain's node keeps a finalized branch against a heavier one)."""
+        state = self._node.chain(self.chain_id).state
+        if height > state.height:
+            return None
+        return get_ancestor_at_height(self._node.tree(self.chain_id), state.tip_hash, height)
 
     def _summarize(
         self, reason: str, first: str, events: list[ChainEvent], unpublished: int, main_before: bytes
@@ -437,7 +508,7 @@ class NetworkSplit:
             kept = 0
             for side_block in branch.blocks:
                 entry = tree.get(side_block.block_hash) if side_block.block_hash in tree else None
-                main = None if entry is None else tree.best_chain_at(entry.height)
+                main = None if entry is None else self._main_at(entry.height)
                 if main is not None and main.block_hash == side_block.block_hash:
                     kept += 1
                 else:
@@ -447,7 +518,8 @@ class NetworkSplit:
         orphaned += self._orphaned_outsiders(main_before)
         winner = max(on_main, key=lambda side: on_main[side]) if any(on_main.values()) else None
         expected = predict_winner(self.branches[SIDE_A], self.branches[SIDE_B])
-        if unpublished == 0 and winner != expected:
+        refused = next((e for e in events if isinstance(e, ReorgRefusedByFinality)), None)
+        if unpublished == 0 and refused is None and winner != expected:
             log.warning("chain %d: the split's kept side %s is not the one its rule predicts (%s)",
                         self.chain_id, winner, expected)
         a, b = self.branches[SIDE_A], self.branches[SIDE_B]
@@ -464,12 +536,21 @@ class NetworkSplit:
             double_spends=count_double_spends(a, b),
             unpublished=unpublished,
             stale_in_side=self._stale_in_side,
+            finalized_before=self.finalized_before,
+            finalized_after=self._finalized_epoch(),
+            refused_by_finality=refused,
         )
+
+    def _finalized_epoch(self) -> int | None:
+        """The main chain's finalized epoch now (hybrid splits only)."""
+        beacon = self._node.chain(self.chain_id).state.beacon
+        return None if self._voting is None or beacon is None else beacon.finality.finalized_checkpoint.epoch
 
     def _side_summary(self, branch: SplitBranch) -> SideSummary:
         return SideSummary(
             side=branch.side, group=self.groups[branch.side], blocks=len(branch.blocks), work=branch.work,
             tip_height=branch.height, miners=len(self._miners[branch.side]),
+            finality=self._finality.get(branch.side),
         )
 
     async def close(self) -> None:

@@ -81,7 +81,7 @@ from chain.mode import Mode
 from chain.params import ChainParams
 from chain.pos.beacon import ConsensusConfig, GenesisAllocation
 from chain.pos.op_pool import Operation, OpPool, PooledOperation, is_dead_operation
-from chain.pos.operations import Deposit
+from chain.pos.operations import Deposit, Operations
 from chain.pos.snapshot import decode_beacon_state, encode_beacon_state
 from chain.pow.compact import compute_target
 from chain.pow.difficulty import compute_calibrated_bits, compute_rescaled_bits
@@ -1260,11 +1260,16 @@ class Node:
         """The chain's block tree (read it only: the node adds to it under the chain's lock)."""
         return self.chain(chain_id).tree
 
-    async def branch_state(self, chain_id: int, block_hash: bytes) -> ChainState:
+    async def branch_state(self, chain_id: int, block_hash: bytes, private: Sequence[Block] = ()) -> ChainState:
         """The state with ``block_hash`` (any block of the tree) as its tip: a fresh object, for
-        building a block on that branch (``UnknownParentError`` for a block not in the tree)."""
+        building a block on that branch (``UnknownParentError`` for a block not in the tree).
+        ``private``: withheld blocks on top of it (as ``branch_template`` takes them), applied too."""
         async with self.locked(chain_id) as runtime:
-            return (await self._branch(chain_id, runtime, block_hash)).state
+            branch = await self._branch(chain_id, runtime, block_hash)
+            if private:
+                self._check_withheld_depth(branch, private)
+                await asyncio.to_thread(_process_withheld, branch.state, private, self.now())
+            return branch.state
 
     async def _branch(self, chain_id: int, runtime: ChainRuntime, block_hash: bytes) -> Branch:
         """The branch ending at ``block_hash``, or ``UnknownParentError`` for a block not in the tree
@@ -1279,6 +1284,18 @@ class Node:
             block_hash, self.now(),
         )
 
+    @staticmethod
+    def _check_withheld_depth(branch: Branch, private: Sequence[Block]) -> None:
+        """A withheld branch is replayed under the chain's lock: bounded as a branch of the tree is
+        (``load_branch``)."""
+        above = branch.tip.height - branch.fork.height + len(private)
+        if above > MAX_BRANCH_DEPTH_BLOCKS:
+            raise BranchTooDeepError(
+                f"a withheld branch of {len(private)} block(s) on block {branch.tip.height} runs {above} "
+                f"blocks above the main chain: branches are checked up to {MAX_BRANCH_DEPTH_BLOCKS} deep",
+                depth=above, limit=MAX_BRANCH_DEPTH_BLOCKS,
+            )
+
     async def branch_template(
         self,
         chain_id: int,
@@ -1287,6 +1304,7 @@ class Node:
         transfers: Sequence[Transfer] | None = None,
         message: bytes = b"",
         private: Sequence[Block] = (),
+        operations: Operations | None = None,
     ) -> BlockTemplate:
         """A block template on any block of the chain's tree, built on that branch's state.
 
@@ -1297,32 +1315,33 @@ class Node:
         first: a network split's side, a private pool), processed on a fresh copy of the branch's
         state; the template builds on its last block. A block that does not follow is refused as
         ``process_block`` refuses it.
+        ``operations``: the pool the template takes its operations from instead of the node's op pool
+        (a hybrid split's side: the votes its validators signed on that branch, even for its first
+        block on the main tip), keeping what is valid on the branch's state (``select_operations``).
+        Without it, a block on the main tip takes the op pool and one on any other block none.
         """
         async with self.locked(chain_id) as runtime:
             if parent_hash == runtime.state.tip_hash and not private:
                 chosen = runtime.mempool.select(runtime.state.params.max_block_transfers) if transfers is None else (
                     list(transfers)
                 )
-                pool = runtime.op_pool.operations() if runtime.state.beacon is not None else None
+                pool = None
+                if runtime.state.beacon is not None:
+                    pool = runtime.op_pool.operations() if operations is None else operations
                 return await asyncio.to_thread(
                     build_template, runtime.state, miner, chosen, self.now(), message, runtime.proposed_params, pool,
                     runtime.proposed_consensus,
                 )
             branch = await self._branch(chain_id, runtime, parent_hash)
             if private:
-                # Replayed under the chain's lock: bounded as a branch of the tree is (load_branch).
-                above = branch.tip.height - branch.fork.height + len(private)
-                if above > MAX_BRANCH_DEPTH_BLOCKS:
-                    raise BranchTooDeepError(
-                        f"a withheld branch of {len(private)} block(s) on block {branch.tip.height} runs {above} "
-                        f"blocks above the main chain: branches are checked up to {MAX_BRANCH_DEPTH_BLOCKS} deep",
-                        depth=above, limit=MAX_BRANCH_DEPTH_BLOCKS,
-                    )
+                self._check_withheld_depth(branch, private)
                 await asyncio.to_thread(_process_withheld, branch.state, private, self.now())
             # A side branch's block carries no pooled votes or rule proposals: those were checked
             # against the main chain (a chain with a consensus config still gets its withdrawals).
+            # Only the caller's own ``operations``, chosen on this branch's state, go in.
+            pool = operations if branch.state.beacon is not None else None
             return await asyncio.to_thread(
-                build_template, branch.state, miner, list(transfers or ()), self.now(), message,
+                build_template, branch.state, miner, list(transfers or ()), self.now(), message, None, pool,
             )
 
     async def mine(
@@ -1339,6 +1358,7 @@ class Node:
         transfers: Sequence[Transfer] | None = None,
         publish: bool = True,
         private: Sequence[Block] = (),
+        operations: Operations | None = None,
     ) -> MiningResult:
         """One mining session on the hashing core: found, stale, cancelled or timed out.
 
@@ -1351,7 +1371,8 @@ class Node:
         session mines on that block of the tree (a private branch, one side of a network split) with
         ``transfers`` (see ``branch_template``), and a new main tip does not end it; with
         ``publish=False`` the solved block is returned unaccepted, for the caller to publish later;
-        ``private`` (with ``parent_hash``): such withheld blocks on top of it, to mine on their tip.
+        ``private`` (with ``parent_hash``): such withheld blocks on top of it, to mine on their tip;
+        ``operations`` (with ``parent_hash``): the block's own pool instead of the op pool (``branch_template``).
         """
         if self.hashing_core is None:
             raise RuntimeError("this node has no hashing core")
@@ -1362,7 +1383,9 @@ class Node:
         if parent_hash is None or (not on_branch and transfers is None):
             job = self.mining_job(chain_id, miner, max_nonce=max_nonce)
         else:
-            template = await self.branch_template(chain_id, parent_hash, miner, transfers, private=private)
+            template = await self.branch_template(
+                chain_id, parent_hash, miner, transfers, private=private, operations=operations
+            )
             params = runtime.state.params
             job = TemplateJob(
                 chain_id, template, compute_target(template.header.bits, params.pow_limit), clock=self.clock,

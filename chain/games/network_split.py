@@ -205,3 +205,26 @@ def side_label(side: str, group_name: str) -> str:
     """How a member reads where they mine: "group A (@north)'s side of the split"."""
     return f"group {side} ({group_name})'s side of the split"
 
+
+
+def compute_stake_shares(
+    validators: Iterable[tuple[bytes, int, bool]], side_of_key: Callable[[bytes], str | None]
+) -> dict[str, tuple[int, int]]:
+    """Each side's voting stake against the whole active stake, on a hybrid chain: ``validators`` are
+    the active ones as (public key, effective balance, slashed); ``side_of_key`` names the side whose
+    blocks a validator votes on (None: it votes on neither, e.g. nobody signs for it). A slashed
+    validator's stake counts in the whole (as the chain weighs it) but votes for no side. Returns
+    side -> (stake, total): a side justifies only with stake * 3 >= total * 2, the rule's two thirds."""
+    total = 0
+    stake = dict.fromkeys(SIDES, 0)
+    for pubkey, balance, slashed in validators:
+        total += balance
+        side = None if slashed else side_of_key(pubkey)
+        if side is not None:
+            stake[side] += balance
+    return {side: (stake[side], total) for side in SIDES}
+
+
+def stake_percent(stake: int, total: int) -> int:
+    """A stake as a whole percent of the total, rounded down (0 with no stake at all)."""
+    return 0 if total <= 0 else stake * 100 // total

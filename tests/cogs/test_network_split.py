@@ -7,7 +7,8 @@ import pytest
 from discord import app_commands
 
 from chain.adapters.network_split import SideSummary, SideView, SplitSummary
-from chain.events import PaymentReturnedToMempool, PaymentReversed
+from chain.adapters.split_votes import SideFinality
+from chain.events import PaymentReturnedToMempool, PaymentReversed, ReorgRefusedByFinality
 from chain.games.network_split import SideBlock
 from cogs.network_split import require_manager, role_checker, start_embed, status_embed, summary_embed
 
@@ -84,6 +85,31 @@ def test_status_shows_only_the_members_own_side_newest_block_first():
     assert "1 side-only payment waiting" in text
 
 
+def test_a_hybrid_summary_shows_each_sides_stake_and_checkpoints_and_a_refusal_by_finality():
+    sides = (
+        SideSummary("A", "@north", 20, 40, 48, 1, SideFinality(96, 128, 11, 10)),
+        SideSummary("B", "everyone else", 22, 44, 50, 1, SideFinality(32, 128, 6, 5)),
+    )
+    refused = ReorgRefusedByFinality(tip_hash=b"\x05" * 32, fork_hash=b"\x06" * 32, finalized_hash=b"\x07" * 32,
+                                     depth=20, branch_weight=100, canonical_weight=98, tip_height=49,
+                                     finalized_height=40)
+    text = embed_text(summary_embed(summary(sides=sides, winner="A", finalized_before=5, finalized_after=10,
+                                            refused_by_finality=refused), NAMES))
+    assert ("Group B (everyone else)'s branch has more work (44 against 40), but it conflicts with block 40, "
+            "finalized during the split: the node refused it") in text
+    assert "votes: 75% of the stake (two thirds or more: can justify) · justified epoch 11 · finalized epoch 10" in text
+    assert "votes: 25% of the stake (under two thirds: cannot justify) · justified epoch 6 · finalized epoch 5" in text
+    assert "finalized epoch 5 before the split, 10 after the heal" in text
+    assert "1 block (no reorg: they never became the main chain)" in embed_text(summary_embed(
+        summary(reorg_depth=0), NAMES))
+
+
+def test_a_hybrid_status_shows_the_sides_votes():
+    view = SideView("B", "everyone else", 7, 20, 2, (), 0, 1, SideFinality(64, 128, 3, 2))
+    text = embed_text(status_embed(view, 1_900_000_000, NAMES))
+    assert "votes: 50% of the stake (under two thirds: cannot justify) · justified epoch 3 · finalized epoch 2" in text
+
+
 def test_the_start_embed_says_who_is_in_which_group_and_how_to_play():
     text = embed_text(start_embed("@north", 3, 1_900_000_000, 12))
     assert "For 3 minutes" in text and "Both branches start at block 12" in text
@@ -116,3 +142,9 @@ async def test_the_role_is_read_from_the_cache_or_fetched_once_missing():
     assert await in_group_a("2") is False
     assert await in_group_a("3") is False  # left the server: group B
     assert asked == [2, 3]
+
+
+def test_the_start_embed_on_a_hybrid_chain_says_the_validators_are_split_too():
+    assert "Votes (hybrid chain)" not in embed_text(start_embed("@north", 3, 1_900_000_000, 12))
+    text = embed_text(start_embed("@north", 3, 1_900_000_000, 12, hybrid=True))
+    assert "A side justifies a checkpoint only with two thirds of the stake" in text

@@ -271,13 +271,21 @@ async def facade(tmp_path):
     await store.close()
 
 
-@pytest.mark.parametrize("mode", [Mode.HYBRID, Mode.POS])
-async def test_invalid_split_on_a_hybrid_or_pos_chain_is_refused(facade, mode):
-    await facade.switch_mode(CHAIN, mode, "alice")
-    with pytest.raises(SplitUnavailableError, match=f"proof-of-work chain; this one runs {mode}") as refused:
+async def test_invalid_split_on_a_pos_chain_is_refused_saying_why(facade):
+    await facade.switch_mode(CHAIN, Mode.POS, "alice")
+    with pytest.raises(SplitUnavailableError, match="runs proof of stake: its slot driver proposes every slot's "
+                       "block on the main head, and proposals for one side of a split are not built") as refused:
         await facade.start_split(CHAIN, groups=("@north", "everyone else"), in_group_a=in_group_a, minutes=3)
-    assert refused.value.mode == str(mode)
+    assert refused.value.mode == str(Mode.POS)
     assert facade.games.current(CHAIN) is None
+
+
+async def test_a_split_on_a_hybrid_chain_starts_with_each_sides_votes(facade):
+    await facade.switch_mode(CHAIN, Mode.HYBRID, "alice")
+    split = await facade.start_split(CHAIN, groups=("@north", "everyone else"), in_group_a=in_group_a, minutes=3)
+    assert split.hybrid and split.view("A").finality is not None and split.view("B").finality is not None
+    summary = await split.heal("admin")
+    assert summary.finalized_before == summary.finalized_after == 0
 
 
 async def test_a_withheld_branch_is_mined_on_its_own_tip(node):
