@@ -973,24 +973,30 @@ class Playground:
     ) -> NetworkSplit:
         """Split the server's miners into two groups for ``minutes`` (``chain.adapters.network_split``).
 
-        Proof of work and hybrid: on a hybrid chain each side's validators (owners with auto-attest on,
-        split by the same role) vote on their side's blocks only (``chain.adapters.split_votes``). A
-        proof-of-stake chain is refused (``SplitUnavailableError``), as is a chain whose mining is
-        over: its blocks are proposed slot by slot by the slot driver, not mined, and per-side
-        proposals are not built. ``GameAlreadyRunningError`` when another game runs on the chain.
+        On a hybrid chain each side's validators (owners with auto-attest on, split by the same role)
+        vote on their side's blocks only (``chain.adapters.split_votes``); on a proof-of-stake chain
+        (pos mode, or merged) each side's drawn proposers also propose its blocks, slot by slot, and
+        the heal lets the votes choose the branch. A chain past its terminal block but not yet merged
+        is refused (``SplitUnavailableError``). ``GameAlreadyRunningError`` when another game runs.
         Nothing starts when it refuses. ``lent_weight`` > 0: the bot mines on each side too, with that
         weight on the hashing core (a member's session has 1)."""
         await self.ensure_chain(guild_id)
         mode = self.mode(guild_id)
-        if mode is Mode.POS or self.mining_is_over(guild_id):
-            raise SplitUnavailableError(
-                "a network split needs mined blocks, and this chain runs proof of stake: its slot driver "
-                "proposes every slot's block on the main head, and proposals for one side of a split are "
-                "not built. Play it on a proof-of-work or hybrid chain", mode=str(Mode.POS),
+        beacon = self._beacon
+        proof_of_stake = beacon is not None and (mode is Mode.POS or beacon.is_merged(guild_id))
+        if proof_of_stake and beacon is not None:
+            voting: SplitVoting | None = SplitVoting(
+                beacon.chains, guild_id, heads=beacon.heads, slots=beacon.slots
             )
-        voting = None
-        if mode is Mode.HYBRID and self._beacon is not None:
-            voting = SplitVoting(self._beacon.chains, guild_id)
+        elif mode is Mode.POS or self.mining_is_over(guild_id):
+            raise SplitUnavailableError(
+                "a network split needs mined or proposed blocks, and this chain is between the two (its "
+                "terminal block is mined, the Merge not done yet): play it after the Merge", mode=str(mode),
+            )
+        else:
+            voting = None
+            if mode is Mode.HYBRID and beacon is not None:
+                voting = SplitVoting(beacon.chains, guild_id)
         return await NetworkSplit.start(
             self._node, self.games, guild_id, groups=groups, in_group_a=in_group_a, minutes=minutes,
             on_healed=on_healed, lent_weight=lent_weight, voting=voting,

@@ -110,8 +110,20 @@ def status_embed(view: SideView, ends_at: int, names: Mapping[bytes, str]) -> di
     return embed
 
 
+POS_HOW_TO_PLAY = (
+    "Nobody mines here: each slot, the validator drawn on each side's branch proposes that side's block if it "
+    "belongs to that group (validators are split by the role too), and the main chain waits.\n"
+    "`/split status` shows your side's branch (only yours).\n"
+    "`/wallet pay` reaches both sides; `/split pay` reaches only yours.\n"
+    "When the split heals, both branches are published and the votes choose: the branch with more attesting "
+    "stake becomes the main chain (LMD-GHOST). A side justifies a checkpoint only with two thirds of the stake, "
+    "and a checkpoint finalized on a branch is never reverted."
+)
+
+
 def start_embed(
-    group_a: str, minutes: int, ends_at: int, base_height: int, *, bot_miners: bool = False, hybrid: bool = False
+    group_a: str, minutes: int, ends_at: int, base_height: int, *, bot_miners: bool = False, hybrid: bool = False,
+    proof_of_stake: bool = False,
 ) -> discord.Embed:
     embed = discord.Embed(
         title="🔀 The network is split",
@@ -126,6 +138,9 @@ def start_embed(
     if bot_miners:
         embed.add_field(name="The bot", value="mines on each side too, with one member's share of the hash power",
                         inline=True)
+    if proof_of_stake:
+        embed.add_field(name="How to play (proof of stake)", value=POS_HOW_TO_PLAY, inline=False)
+        return embed
     embed.add_field(
         name="How to play",
         value=(
@@ -153,7 +168,8 @@ def start_embed(
 def summary_embed(summary: SplitSummary, names: Mapping[bytes, str]) -> discord.Embed:
     a, b = summary.sides
     if summary.winner is None:
-        verdict = "Neither side found a block: nothing changed."
+        found = "proposed" if summary.proof_of_stake else "found"
+        verdict = f"Neither side {found} a block: nothing changed."
     else:
         won = a if summary.winner == a.side else b
         lost = b if won is a else a
@@ -162,6 +178,12 @@ def summary_embed(summary: SplitSummary, names: Mapping[bytes, str]) -> discord.
         else:
             why = f"it has more work ({won.work:,} against {lost.work:,})"
         verdict = f"Group {won.side} ({won.group})'s branch is the main chain: {why}."
+        if summary.proof_of_stake and won.finality is not None and lost.finality is not None:
+            verdict = (
+                f"The votes chose group {won.side} ({won.group})'s branch (LMD-GHOST): its validators hold "
+                f"{stake_percent(won.finality.stake, won.finality.total)}% of the stake, against "
+                f"{stake_percent(lost.finality.stake, lost.finality.total)}% for group {lost.side} ({lost.group})."
+            )
         refused = summary.refused_by_finality
         if refused is not None:
             verdict = (
@@ -179,8 +201,10 @@ def summary_embed(summary: SplitSummary, names: Mapping[bytes, str]) -> discord.
         mark = " 🏆" if side.side == summary.winner else ""
         embed.add_field(
             name=f"Group {side.side} ({side.group}){mark}",
-            value=(f"{counted(side.blocks, 'block')} · work {side.work:,} · tip block {side.tip_height:,} · "
-                   f"{counted(side.miners, 'miner')}"
+            value=(f"{counted(side.blocks, 'block')} · "
+                   + ("" if summary.proof_of_stake else f"work {side.work:,} · ")
+                   + f"tip block {side.tip_height:,} · "
+                   + counted(side.miners, "proposer" if summary.proof_of_stake else "miner")
                    + ("" if side.finality is None else "\n" + finality_text(side.finality))),
             inline=True,
         )
@@ -281,19 +305,18 @@ class NetworkSplitCog(
             )
         except SplitUnavailableError as refused:
             raise UserFacingError(
-                f"A network split is played on a proof-of-work or hybrid chain; this server's chain runs "
-                f"**{refused.mode}**: its slot driver proposes every slot's block on the main head, and blocks "
-                "for one side of a split are not built. (On a hybrid chain the split shows that a finalized "
-                "checkpoint never reverts and that neither side finalizes without two thirds of the stake.) "
-                "Nothing was changed."
+                f"A network split cannot start on this server's chain now (**{refused.mode}**): its terminal "
+                "proof-of-work block is mined and the Merge is not done yet, so its next block is neither mined "
+                "nor proposed. Try again once it has merged. Nothing was changed."
             ) from None
         except GameAlreadyRunningError as running:
             raise UserFacingError(
                 f"A {running.kind.replace('_', ' ')} game is already running on this server: one game at a time. "
                 "Nothing was changed."
             ) from None
-        embed = start_embed(group_a, minutes, split.ends_at, split.base_height, bot_miners=bot_miners,
-                            hybrid=split.hybrid)
+        embed = start_embed(group_a, minutes, split.ends_at, split.base_height,
+                            bot_miners=bot_miners and not split.proof_of_stake, hybrid=split.hybrid,
+                            proof_of_stake=split.proof_of_stake)
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="heal")

@@ -22,6 +22,17 @@ side's next block carries them (``MinerRoute.operations``); views and the summar
 stake share and checkpoints, and a heavier branch the node refuses because it conflicts with a
 finalized checkpoint (``ReorgRefusedByFinality``).
 
+On a proof-of-stake chain (``voting.proof_of_stake``) nobody mines: the slot driver hands each slot to
+the split (``on_slot``, registered in ``SlotDriver.splits`` until the heal). For each side, the slot's
+proposer drawn on that side's branch state proposes there if its owner is on that side; the block is
+withheld like a mined one and the side's auto-attest validators vote on it, computed on the side's
+branch; the main chain makes no block meanwhile. The heal takes the slot lock first (the slot
+driver's order: slot lock, then the split's), publishes both branches (side blocks never win by
+work on a proof-of-stake chain), feeds the fork choice every published block and the votes they
+carry, and lets it decide (``HeadChoice.decide``): the branch with more attesting stake becomes the
+main chain, unless it conflicts with a finalized checkpoint (refused and announced as
+``ReorgRefusedByFinality``). Neither side justifies a checkpoint without two thirds of the stake.
+
 What can go wrong: a restart loses nothing of the chain (the bot heals the split as it shuts down),
 but a crash loses the withheld blocks, which were never stored; the mempool's payments stay. A side
 picks its payments from the main chain's balances, the split's base unless a block found outside the
@@ -36,8 +47,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from chain.adapters.beacon_runtime import BeaconRuntime
 from chain.adapters.game_sessions import GameSessions, MinerRoute
 from chain.adapters.hashcore import MiningSession
+from chain.adapters.head_choice import HeadChoice
 from chain.adapters.node import MiningResult, Node
 from chain.adapters.split_votes import SideFinality, SplitVoting, pending_after
 from chain.consensus.block import Block
@@ -142,6 +155,8 @@ class SplitSummary:
     finalized_before: int | None = None
     finalized_after: int | None = None
     refused_by_finality: ReorgRefusedByFinality | None = None
+    # Proof of stake: the branch the votes chose (LMD-GHOST), not work.
+    proof_of_stake: bool = False
 
 
 class NetworkSplit:
@@ -228,9 +243,11 @@ class NetworkSplit:
             await voting.resolve(split.side_of, state)
             split._finality = {side: voting.finality(side, state) for side in SIDES}
         await games.start(chain_id, KIND, split)
+        if voting is not None and voting.slots is not None:
+            voting.slots.splits[chain_id] = split
         loop = asyncio.get_running_loop()
         split._timer = loop.create_task(split._deadline(), name=f"split-{chain_id}")
-        if lent_weight > 0:
+        if lent_weight > 0 and not split.proof_of_stake:  # proof of stake: nothing to mine, blocks are proposed
             for side, owner in LENT_OWNERS.items():
                 split._sides[owner] = side
                 split._lenders.append(loop.create_task(split._lend(owner), name=f"split-{chain_id}-{owner}"))
@@ -251,6 +268,11 @@ class NetworkSplit:
     def hybrid(self) -> bool:
         """Whether the sides' validators vote (a hybrid chain: ``chain.adapters.split_votes``)."""
         return self._voting is not None
+
+    @property
+    def proof_of_stake(self) -> bool:
+        """Whether the sides' blocks are proposed slot by slot (a proof-of-stake chain), not mined."""
+        return self._voting is not None and self._voting.proof_of_stake
 
     @property
     def base_height(self) -> int:
@@ -320,7 +342,59 @@ class NetworkSplit:
             self.block_kept.set()
             log.info("chain %d: side %s of the split at block %d", self.chain_id, side, branch.height)
 
-    async def _vote_on(self, side: str, branch: SplitBranch, block: Block) -> None:
+    # --- proof of stake: the slot driver's slots ------------------------------------------
+
+    async def on_slot(self, slot: int) -> int:
+        """Proof of stake (``SlotSplit``): each side's proposer for ``slot``, drawn on its side's branch,
+        proposes there when its owner is on that side; the block is kept by the side and its voters
+        vote on it. Called by the slot driver under the chain's slot lock. Returns the blocks kept."""
+        voting = self._voting
+        kept = 0
+        async with self._lock:
+            if voting is None or self.healed is not None:
+                return 0
+            limit = self._node.chain(self.chain_id).state.params.max_block_transfers
+            for side in SIDES:
+                branch = self.branches[side]
+                private = tuple(self._bodies[b.block_hash] for b in branch.blocks)
+                transfers = tuple(select_side_transfers(branch, self._base_account, self._mempool(), limit))
+                try:
+                    state = await self._node.branch_state(self.chain_id, branch.base_hash, private)
+                    block = await voting.propose(side, state, slot, transfers, tuple(self._votes[side]), self.side_of)
+                except ChainError as refused:  # e.g. the branch outgrew what the node replays
+                    log.warning("chain %d: side %s has no block for slot %d: %s", self.chain_id, side, slot, refused)
+                    continue
+                if block is None:
+                    continue
+                self._found += 1
+                owner = await self._owner_of_miner(block)
+                if owner is not None:
+                    self._miners[side].add(owner)
+                branch.append(SideBlock(
+                    block_hash=block.hash(), parent_hash=block.header.prev_hash, height=block.height, work=0,
+                    miner=block.coinbase.miner, reward=block.coinbase.amount, transfers=block.transfers,
+                    found_order=self._found,
+                ))
+                self._bodies[block.hash()] = block
+                await self._vote_on(side, branch, block, slot)
+                kept += 1
+            if kept:
+                self.block_kept.set()
+        return kept
+
+    async def _owner_of_miner(self, block: Block) -> str | None:
+        """The proposer's owner (its block's seal names the validator), counted as the side's miner."""
+        seal = block.seal
+        beacon = self._node.chain(self.chain_id).state.beacon
+        if seal is None or beacon is None or seal.proposer_index >= len(beacon.registry.validators):
+            return None
+        pubkey = beacon.registry.validators[seal.proposer_index].pubkey
+        for stored in await self._node.store.validator_keys.all(self.chain_id):
+            if stored.pubkey == pubkey:
+                return stored.owner
+        return None
+
+    async def _vote_on(self, side: str, branch: SplitBranch, block: Block, slot: int | None = None) -> None:
         """Hybrid chain: the side's validators vote for its new block, on its branch's state; the votes
         wait for the side's next block (called under the lock)."""
         voting = self._voting
@@ -335,7 +409,7 @@ class NetworkSplit:
             return
         included = () if block.operations is None else block.operations.attestations
         epoch = 0 if state.beacon is None else state.beacon.epoch
-        self._votes[side] = pending_after(self._votes[side], included, epoch) + await voting.vote(side, state)
+        self._votes[side] = pending_after(self._votes[side], included, epoch) + await voting.vote(side, state, slot)
         self._finality[side] = voting.finality(side, state)
 
     async def _publish_late(self, block: Block) -> None:
@@ -430,22 +504,14 @@ class NetworkSplit:
     async def heal(self, reason: str) -> SplitSummary:
         """Publish both branches and end the game, exactly once: a second call (an admin's heal
         raced by the deadline, two admins) gets ``NoGameRunningError``. Calls ``on_healed`` with the
-        summary (outside the lock; its failure is logged, the chain is healed either way)."""
-        async with self._lock:
-            if self.healed is not None:
-                raise NoGameRunningError(self.chain_id, KIND)
-            self.healed = reason
-            timer = self._timer
-            if timer is not None and timer is not asyncio.current_task():
-                timer.cancel()
-            self._stop_lenders()
-            try:
-                summary = await self._publish(reason)
-            finally:
-                try:
-                    await self._games.end(self.chain_id, KIND)
-                except NoGameRunningError:
-                    log.warning("chain %d: the split's game session had already ended", self.chain_id)
+        summary (outside the lock; its failure is logged, the chain is healed either way). On proof of
+        stake the chain's slot lock is taken first, as the slot driver takes it before the split's."""
+        voting = self._voting
+        if voting is not None and voting.slots is not None:
+            async with voting.chains.lock(self.chain_id):
+                summary = await self._heal_locked(reason)
+        else:
+            summary = await self._heal_locked(reason)
         log.info("chain %d: the split healed (%s): side %s kept, %d block(s) orphaned", self.chain_id, reason,
                  summary.winner, summary.orphaned)
         try:
@@ -457,16 +523,43 @@ class NetworkSplit:
             self.done.set()
         return summary
 
+    async def _heal_locked(self, reason: str) -> SplitSummary:
+        async with self._lock:
+            if self.healed is not None:
+                raise NoGameRunningError(self.chain_id, KIND)
+            self.healed = reason
+            timer = self._timer
+            if timer is not None and timer is not asyncio.current_task():
+                timer.cancel()
+            self._stop_lenders()
+            voting = self._voting
+            if voting is not None and voting.slots is not None and voting.slots.splits.get(self.chain_id) is self:
+                del voting.slots.splits[self.chain_id]
+            try:
+                summary = await self._publish(reason)
+            finally:
+                try:
+                    await self._games.end(self.chain_id, KIND)
+                except NoGameRunningError:
+                    log.warning("chain %d: the split's game session had already ended", self.chain_id)
+            return summary
+
     async def _publish(self, reason: str) -> SplitSummary:
         a, b = self.branches[SIDE_A], self.branches[SIDE_B]
         first, second = compute_publish_order(a, b)
         main_before = self._node.chain(self.chain_id).state.tip_hash
         events: list[ChainEvent] = []
         unpublished = 0
+        voting = self._voting
+        heads = None if voting is None or not voting.proof_of_stake else voting.heads
+        rt = None if heads is None or voting is None else await voting.chains.runtime(self.chain_id)
+        if heads is not None and rt is not None:
+            heads.store(self.chain_id, rt)  # anchored at the split's base (or before), never at a side's tip
         for branch in (first, second):
             for index, side_block in enumerate(branch.blocks):
+                body = self._bodies[side_block.block_hash]
                 try:
-                    acceptance = await self._node.accept_block(self.chain_id, self._bodies[side_block.block_hash])
+                    acceptance = await self._node.accept_block(self.chain_id, body)
                 except ChainError as refused:
                     # The rest of this branch builds on the refused block: none of it can join.
                     unpublished += len(branch.blocks) - index
@@ -474,7 +567,31 @@ class NetworkSplit:
                                 branch.side, side_block.height, refused)
                     break
                 events.extend(acceptance.events)
-        return self._summarize(reason, first.side, events, unpublished, main_before)
+                if heads is not None and rt is not None and acceptance.effects.beacon is not None:
+                    heads.on_block(self.chain_id, rt, body, acceptance.effects.beacon)
+        switched = 0
+        if heads is not None and rt is not None:
+            switched = await self._choose_head(heads, rt)
+        return self._summarize(reason, first.side, events, unpublished, main_before, switched)
+
+    async def _choose_head(self, heads: HeadChoice, rt: BeaconRuntime) -> int:
+        """Proof of stake: the votes the published blocks carry weigh in the fork choice, which then
+        moves the main chain to the branch with more attesting stake (or keeps it; a branch finality
+        forbids is announced, never switched to). The caller holds the chain's slot lock. Returns the
+        depth of the switch (0: the head stayed)."""
+        beacon = self._node.chain(self.chain_id).state.beacon
+        if beacon is None:
+            return 0
+        slot = rt.last_slot
+        for branch in self.branches.values():
+            for side_block in branch.blocks:
+                body = self._bodies[side_block.block_hash]
+                for vote in () if body.operations is None else body.operations.attestations:
+                    index = beacon.registry.index_of(vote.validator)
+                    if index is not None:
+                        heads.on_vote(self.chain_id, rt, index, vote.data)
+                        slot = max(slot, vote.data.slot + 1)
+        return len(await heads.decide(self.chain_id, rt, slot))
 
     def _orphaned_outsiders(self, main_before: bytes) -> int:
         """Blocks found outside the game during the split (sessions started before it) that were on
@@ -499,7 +616,8 @@ class NetworkSplit:
         return get_ancestor_at_height(self._node.tree(self.chain_id), state.tip_hash, height)
 
     def _summarize(
-        self, reason: str, first: str, events: list[ChainEvent], unpublished: int, main_before: bytes
+        self, reason: str, first: str, events: list[ChainEvent], unpublished: int, main_before: bytes,
+        switched: int = 0,
     ) -> SplitSummary:
         tree = self._node.tree(self.chain_id)
         on_main: dict[str, int] = {}
@@ -519,7 +637,7 @@ class NetworkSplit:
         winner = max(on_main, key=lambda side: on_main[side]) if any(on_main.values()) else None
         expected = predict_winner(self.branches[SIDE_A], self.branches[SIDE_B])
         refused = next((e for e in events if isinstance(e, ReorgRefusedByFinality)), None)
-        if unpublished == 0 and refused is None and winner != expected:
+        if unpublished == 0 and refused is None and winner != expected and not self.proof_of_stake:
             log.warning("chain %d: the split's kept side %s is not the one its rule predicts (%s)",
                         self.chain_id, winner, expected)
         a, b = self.branches[SIDE_A], self.branches[SIDE_B]
@@ -529,7 +647,7 @@ class NetworkSplit:
             published_first=first,
             winner=winner,
             orphaned=orphaned,
-            reorg_depth=max((e.depth for e in reorgs), default=0),
+            reorg_depth=max(max((e.depth for e in reorgs), default=0), switched),
             returned=tuple(e for e in events if isinstance(e, PaymentReturnedToMempool)),
             reversed=tuple(e for e in events if isinstance(e, PaymentReversed)),
             confirmed_on_both=confirmed_on_both(a, b),
@@ -539,6 +657,7 @@ class NetworkSplit:
             finalized_before=self.finalized_before,
             finalized_after=self._finalized_epoch(),
             refused_by_finality=refused,
+            proof_of_stake=self.proof_of_stake,
         )
 
     def _finalized_epoch(self) -> int | None:

@@ -8,6 +8,10 @@ auto-attest on vote for it.  A slot whose block would carry nothing is skipped
 while the chain is idle or over its block budget (chain/adapters/budget.py); the budgets, one
 token bucket per chain, live here, in memory.  In chaos mode a proposer can sign a second block
 for its slot (``equivocate``), which the ``SlashingDetector`` turns into evidence.
+
+While a network split runs on a proof-of-stake chain (``splits``, registered by the split) the slot
+is the split's: each side's proposer proposes on its own side's branch (``SlotSplit.on_slot``) and the
+main chain gets no block, no fork-choice move and no auto votes until the split heals.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from chain.adapters.beacon_runtime import BeaconChains, BeaconRuntime, is_pos, require_beacon
 from chain.adapters.beacon_status import BeaconStatus, VoteProgress
@@ -52,6 +57,14 @@ class SlotOutcome:
     skipped: bool = False
 
 
+class SlotSplit(Protocol):
+    """A network split on a proof-of-stake chain (``chain.adapters.network_split``): it takes the slots."""
+
+    async def on_slot(self, slot: int) -> int:
+        """Each side's proposal for ``slot``; returns how many blocks the sides kept."""
+        ...
+
+
 class SlotDriver:
     """Runs each chain's due slot: settle, propose, auto-attest; and the per-chain block budget."""
 
@@ -66,6 +79,8 @@ class SlotDriver:
         # Slot blocks each server may get (chain/adapters/budget.py): a token bucket per chain, in memory.
         self.blocks_per_hour = blocks_per_hour
         self.budgets: dict[int, BlockBudget] = {}
+        # The network split running on each proof-of-stake chain, which takes its slots (see the module).
+        self.splits: dict[int, SlotSplit] = {}
 
     async def on_slot(self, chain_id: int, now: int) -> SlotOutcome | None:
         """Run the slot that is due at ``now``; None if it already ran or the chain has not merged."""
@@ -84,6 +99,15 @@ class SlotDriver:
             slot = compute_slot_at_time(beacon, now)
             if slot <= rt.last_slot or slot <= beacon.slot:
                 return None
+            split = self.splits.get(chain_id)
+            if split is not None:
+                rt.last_slot = slot
+                rt.proposed = {}
+                await split.on_slot(slot)
+                return SlotOutcome(
+                    slot=slot, epoch=get_epoch_at_slot(beacon, slot), orphaned=(), proposer_index=None,
+                    proposer_owner=None, block=None, auto_votes=0, progress=self.status.progress(chain_id),
+                )
             orphaned = await self.heads.decide(chain_id, rt, slot)
             rt.last_slot = slot
             rt.proposed = {}

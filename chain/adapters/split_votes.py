@@ -14,6 +14,12 @@ whose data is computed on the side's branch state with the new block as the head
 so the EIP-3076 record refuses anything slashable: a validator votes once per epoch, and after the
 heal it does not vote again for an epoch it voted for on a branch that lost.
 
+On a proof-of-stake chain (``SplitVoting(..., heads=, slots=)``) blocks are proposed, not mined: the
+slot driver hands each slot to the running split (``SlotDriver.splits``), and ``propose`` has the
+slot's proposer, drawn on a side's branch state, sign that side's block when its owner is on that
+side (a validator proposes on its own side only, so its slashing record never sees two blocks for
+one slot). The votes work as on a hybrid chain, computed at the block's slot.
+
 Pure of Discord: the runner (``chain.adapters.network_split``) calls it under its lock.
 """
 
@@ -24,11 +30,17 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from chain.adapters.beacon_runtime import BeaconChains
+from chain.adapters.head_choice import HeadChoice
+from chain.adapters.slot_driver import SlotDriver
+from chain.consensus.block import Block
 from chain.consensus.duties import compute_attestation_data
 from chain.consensus.state import ChainState
+from chain.consensus.templates import build_unsigned_pos_block, seal_pos_block
 from chain.errors import ChainError
 from chain.games.network_split import SIDES, compute_stake_shares
+from chain.ledger.transaction import Transfer
 from chain.pos.attestation import SignedAttestation
+from chain.pos.operations import Operations
 from chain.pos.staking import is_active_validator
 
 log = logging.getLogger(__name__)
@@ -48,9 +60,14 @@ class SideFinality:
 class SplitVoting:
     """The voters of each side of a split on a hybrid chain, and their votes (see the module)."""
 
-    def __init__(self, chains: BeaconChains, chain_id: int) -> None:
+    def __init__(
+        self, chains: BeaconChains, chain_id: int, *, heads: HeadChoice | None = None, slots: SlotDriver | None = None
+    ) -> None:
         self._chains = chains
         self.chain_id = chain_id
+        # Proof of stake: the fork choice the heal feeds, and the slot driver that hands the split its slots.
+        self.heads = heads
+        self.slots = slots
         # owner -> (validator key, side), fixed when the split starts.
         self.voters: dict[str, tuple[bytes, str]] = {}
         self.shares: dict[str, tuple[int, int]] = {side: (0, 0) for side in SIDES}
@@ -85,15 +102,48 @@ class SplitVoting:
             stake, total, finality.current_justified_checkpoint.epoch, finality.finalized_checkpoint.epoch
         )
 
-    async def vote(self, side: str, state: ChainState) -> list[SignedAttestation]:
+    @property
+    def proof_of_stake(self) -> bool:
+        """Whether the split's blocks are proposed slot by slot (``propose``), not mined."""
+        return self.slots is not None
+
+    @property
+    def chains(self) -> BeaconChains:
+        return self._chains
+
+    async def propose(
+        self, side: str, state: ChainState, slot: int, transfers: tuple[Transfer, ...],
+        votes: tuple[SignedAttestation, ...], side_of: Callable[[str], Awaitable[str]],
+    ) -> Block | None:
+        """Proof of stake: ``slot``'s proposer drawn on ``state`` (``side``'s branch tip) signs the
+        side's block, if its key is the bot's and its owner is on ``side``; None otherwise (the slot
+        stays empty on this side, as it would for an offline proposer)."""
+        template, header, proposer_index = build_unsigned_pos_block(
+            state, slot, transfers, Operations(attestations=votes)
+        )
+        owner = None
+        for stored in await self._chains.store.validator_keys.all(self.chain_id):
+            if stored.pubkey == header.proposer:
+                owner = stored.owner
+        if owner is None or await side_of(owner) != side:
+            return None
+        try:
+            signed = await self._chains.signer.sign_proposal(self.chain_id, owner, header)
+        except ChainError as refusal:  # the protection record says no: this side's slot stays empty
+            log.info("chain %d: slot %d on side %s: no block from %s: %s", self.chain_id, slot, side, owner, refusal)
+            return None
+        return seal_pos_block(template, slot, proposer_index, signed.signature)
+
+    async def vote(self, side: str, state: ChainState, slot: int | None = None) -> list[SignedAttestation]:
         """The votes of ``side``'s voters for ``state``'s tip (a side's new block), computed on its
-        branch. A validator not active, slashed, already voting this epoch, or whose record refuses
-        the vote, is skipped (logged)."""
+        branch at ``slot`` (the block's slot on proof of stake; its height on a hybrid chain). A
+        validator not active, slashed, already voting this epoch, or whose record refuses the vote,
+        is skipped (logged)."""
         beacon = state.beacon
         if beacon is None or not self.voters:
             return []
         try:
-            data = compute_attestation_data(state, state.height, state.tip_hash)
+            data = compute_attestation_data(state, state.height if slot is None else slot, state.tip_hash)
         except ChainError as refusal:
             log.warning("chain %d: side %s's validators cannot vote: %s", self.chain_id, side, refusal)
             return []

@@ -148,3 +148,24 @@ def test_the_start_embed_on_a_hybrid_chain_says_the_validators_are_split_too():
     assert "Votes (hybrid chain)" not in embed_text(start_embed("@north", 3, 1_900_000_000, 12))
     text = embed_text(start_embed("@north", 3, 1_900_000_000, 12, hybrid=True))
     assert "A side justifies a checkpoint only with two thirds of the stake" in text
+
+
+def test_a_proof_of_stake_summary_says_the_votes_chose_the_branch_not_work():
+    sides = (
+        SideSummary("A", "@north", 12, 0, 40, 3, SideFinality(96, 128, 11, 10)),
+        SideSummary("B", "everyone else", 4, 0, 33, 1, SideFinality(32, 128, 7, 6)),
+    )
+    text = embed_text(summary_embed(summary(sides=sides, winner="A", finalized_before=6, finalized_after=10,
+                                            proof_of_stake=True), NAMES))
+    assert ("The votes chose group A (@north)'s branch (LMD-GHOST): its validators hold 75% of the stake, "
+            "against 25% for group B (everyone else).") in text
+    assert "Group A (@north) 🏆\n12 blocks · tip block 40 · 3 proposers" in text and "work" not in text
+    assert "votes: 25% of the stake (under two thirds: cannot justify) · justified epoch 7 · finalized epoch 6" in text
+    assert "finalized epoch 6 before the split, 10 after the heal" in text
+
+
+def test_the_start_embed_on_a_proof_of_stake_chain_says_the_proposers_are_split():
+    text = embed_text(start_embed("@north", 3, 1_900_000_000, 12, hybrid=True, proof_of_stake=True))
+    assert "How to play (proof of stake)" in text and "`/mine start`" not in text
+    assert "the validator drawn on each side's branch proposes that side's block" in text
+    assert "the branch with more attesting stake becomes the main chain" in text

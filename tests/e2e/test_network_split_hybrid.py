@@ -54,12 +54,19 @@ async def test_a_split_on_a_hybrid_chain_shows_each_sides_stake_and_checkpoints(
     assert "before the split" in summary and "after the heal" in summary
 
 
-async def test_invalid_split_on_a_proof_of_stake_chain_says_why(playground):
+async def test_a_split_on_a_proof_of_stake_chain_starts_and_heals_by_the_votes(playground):
+    """Before: ``/split start`` on a proof-of-stake chain was refused ("its slot driver proposes every
+    slot's block")."""
     p, w = playground, playground.world
     use_fast_consensus(p)
     await mine_one(p, w.alice)
     await p.bot.services.playground.switch_mode(w.genesis.id, Mode.POS, str(w.alice.id))
     north = p.sb.add_role(w.genesis, "north")
-    refused = await p.run(w.alice, "split start", {"role": north, "minutes": 5})
-    assert refused.ephemeral and "its slot driver proposes every slot's block" in reply_text(refused)
-    assert "Nothing was changed" in reply_text(refused)
+    started = await p.run(w.alice, "split start", {"role": north, "minutes": 5})
+    assert not started.ephemeral and "How to play (proof of stake)" in reply_text(started)
+    mine = await p.run(w.alice, "split status")
+    assert "votes:" in reply_text(mine)
+    healed = await p.run(w.alice, "split heal")
+    await healed.wait_for(lambda h: "The split healed" in reply_text(h), timeout=20)
+    log.info("the proof-of-stake split's summary:\n%s", reply_text(healed))
+    assert "before the split" in reply_text(healed)

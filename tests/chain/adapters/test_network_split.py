@@ -25,7 +25,6 @@ from chain.errors import (
     NoGameRunningError,
     SplitDurationError,
     SplitPaymentError,
-    SplitUnavailableError,
 )
 from chain.events import ChainReorganized
 from chain.mode import Mode
@@ -271,13 +270,14 @@ async def facade(tmp_path):
     await store.close()
 
 
-async def test_invalid_split_on_a_pos_chain_is_refused_saying_why(facade):
+async def test_a_split_on_a_pos_chain_takes_the_slots_until_it_heals(facade):
+    """Before: a proof-of-stake chain was refused (``SplitUnavailableError``): its blocks are proposed."""
     await facade.switch_mode(CHAIN, Mode.POS, "alice")
-    with pytest.raises(SplitUnavailableError, match="runs proof of stake: its slot driver proposes every slot's "
-                       "block on the main head, and proposals for one side of a split are not built") as refused:
-        await facade.start_split(CHAIN, groups=("@north", "everyone else"), in_group_a=in_group_a, minutes=3)
-    assert refused.value.mode == str(Mode.POS)
-    assert facade.games.current(CHAIN) is None
+    split = await facade.start_split(CHAIN, groups=("@north", "everyone else"), in_group_a=in_group_a, minutes=3)
+    slots = facade._beacon.slots
+    assert split.proof_of_stake and split.hybrid and slots.splits[CHAIN] is split
+    summary = await split.heal("admin")
+    assert summary.proof_of_stake and CHAIN not in slots.splits and facade.games.current(CHAIN) is None
 
 
 async def test_a_split_on_a_hybrid_chain_starts_with_each_sides_votes(facade):
