@@ -191,3 +191,18 @@ async def test_the_votes_not_the_publication_order_choose_the_branch_at_the_heal
     events = [row.event for row in await OutboxRepository(node.store.db).all_events(CHAIN)
               if row.kind == "chain_reorganized"]
     assert events and events[-1].proof_of_stake
+
+
+async def test_a_slot_arriving_during_the_heal_waits_for_it_and_builds_on_the_chosen_head(world):
+    """The heal takes the slot lock first: the slot driver never proposes on the main chain while the
+    branches are being published and weighed."""
+    clock, node, beacon = world
+    split = await start(node, beacon, {"alice", "carol", "dave"})
+    await run_slots(clock, beacon, 2 * CONFIG.slots_per_epoch)
+    bob = await node.address(CHAIN, "bob")
+    await node.pay(CHAIN, "alice", bob, 1)  # the next main slot has something to carry: never skipped
+    clock.now += SLOT_S
+    healed, slot = await asyncio.gather(split.heal("admin"), beacon.on_slot(CHAIN, clock.now))
+    assert healed.winner == "A" and slot is not None and slot.block is not None
+    assert slot.block.header.prev_hash == split.branches["A"].tip_hash
+    assert node.chain(CHAIN).state.tip_hash == slot.block.hash()
