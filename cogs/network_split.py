@@ -3,7 +3,8 @@
 An admin splits the server's miners in two by a role (``/split start``): group A has the role, group B
 is everyone else. Each group's ``/mine`` mines its own branch and sees only its own blocks
 (``/split status``); ``/wallet pay`` reaches both sides, ``/split pay`` only the payer's. The split heals
-at its deadline or on ``/split heal``: the heavier branch wins, and the summary says what was
+at its deadline or on ``/split heal``: the heavier branch wins (on proof of stake: the branch the votes
+choose), and the summary says what was
 orphaned, returned to the mempool or reversed. The game itself is the engine's
 (``chain.adapters.network_split`` through the façade); this cog converts input and formats embeds.
 """
