@@ -84,9 +84,11 @@ def finality_text(finality: SideFinality) -> str:
 
 
 def side_text(view: SideView, names: Mapping[bytes, str]) -> str:
+    work = "" if view.proof_of_stake else f" · work {view.work:,}"
+    found = "proposer" if view.proof_of_stake else "miner"
     lines = [
-        f"**{counted(view.blocks, 'block')}** since the split · tip block {view.height:,} · work {view.work:,}",
-        f"{counted(view.miners, 'miner')} on this side · {counted(view.side_payments, 'side-only payment')} waiting",
+        f"**{counted(view.blocks, 'block')}** since the split · tip block {view.height:,}{work}",
+        f"{counted(view.miners, found)} on this side · {counted(view.side_payments, 'side-only payment')} waiting",
     ]
     if view.finality is not None:
         lines.append(finality_text(view.finality))
@@ -103,7 +105,9 @@ def status_embed(view: SideView, ends_at: int, names: Mapping[bytes, str]) -> di
         title=f"🔀 Your side of the split: group {view.side} ({view.group})",
         description=(
             f"You see only your own group's blocks: the network is split until {relative_time(ends_at)}. "
-            "`/mine start` extends this branch; `/wallet pay` reaches both sides, `/split pay` only yours."
+            + ("Your group's validators propose this branch's blocks when drawn; "
+               if view.proof_of_stake else "`/mine start` extends this branch; ")
+            + "`/wallet pay` reaches both sides, `/split pay` only yours."
         ),
         colour=BLUE,
     )

@@ -116,6 +116,8 @@ class SideView:
     miners: int
     # Hybrid chain: the side's voting stake and its branch's checkpoints (None on proof of work).
     finality: SideFinality | None = None
+    # Proof of stake: the side's blocks are proposed slot by slot (no work, no mining).
+    proof_of_stake: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,6 +490,7 @@ class NetworkSplit:
             side=side, group=self.groups[side], height=branch.height, work=branch.work,
             blocks=len(branch.blocks), latest=tuple(branch.blocks[-STATUS_BLOCKS:]),
             side_payments=len(branch.pool), miners=len(self._miners[side]), finality=self._finality.get(side),
+            proof_of_stake=self.proof_of_stake,
         )
 
     # --- healing --------------------------------------------------------------------------

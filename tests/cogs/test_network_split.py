@@ -169,3 +169,11 @@ def test_the_start_embed_on_a_proof_of_stake_chain_says_the_proposers_are_split(
     assert "How to play (proof of stake)" in text and "`/mine start`" not in text
     assert "the validator drawn on each side's branch proposes that side's block" in text
     assert "the branch with more attesting stake becomes the main chain" in text
+
+
+def test_a_proof_of_stake_status_says_who_proposes_and_shows_no_work():
+    view = SideView("A", "@north", 40, 0, 12, (), 0, 3, SideFinality(96, 128, 11, 10), proof_of_stake=True)
+    text = embed_text(status_embed(view, 1_900_000_000, NAMES))
+    assert "**12 blocks** since the split · tip block 40\n3 proposers on this side" in text
+    assert "Your group's validators propose this branch's blocks when drawn" in text
+    assert "· work" not in text and "/mine" not in text
