@@ -18,6 +18,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot.charts import ChartRenderer
 from bot.health import LoopLagMonitor
 from bot.notifier import WebhookNotifier
 from bot.preflight import Preflight, run_preflight
@@ -157,6 +158,7 @@ class PlaygroundBot(commands.Bot):
         self.store: Store | None = None
         self.hashing_core: HashingCore | None = None
         self.notifier: WebhookNotifier | None = None
+        self.charts: ChartRenderer | None = None
         self.failed_extensions: dict[str, BaseException] = {}
         self.lag_monitor = LoopLagMonitor()
         # Servers already told (this run) that their chain could not be loaded.
@@ -176,6 +178,9 @@ class PlaygroundBot(commands.Bot):
         make_private_files(database_files(settings.database_path))
         self.hashing_core = HashingCore(settings.hashing_workers)
         await self.hashing_core.start()
+        # Its own worker: charts never run on the event loop nor in the hashing core's workers.
+        self.charts = ChartRenderer()
+        await self.charts.start()
         node = Node(
             self.store, clock=self.clock, randomness=self.randomness, master_key=master_key,
             hashing_core=self.hashing_core, faucet_fund_points=settings.faucet_fund_points,
@@ -319,6 +324,8 @@ class PlaygroundBot(commands.Bot):
         await super().close()
         if self.hashing_core is not None:
             await self.hashing_core.close()
+        if self.charts is not None:
+            await self.charts.close()
         if self.services is not None:
             self.services.playground.close()
         if self.store is not None:
