@@ -12,7 +12,7 @@ import signal
 import stat
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from chain.adapters.storage import Store, StoredWallet
@@ -71,7 +71,10 @@ async def ready_bot(env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Pro
     finally:
         # Whatever the test did, nothing of this session outlives it.
         for pid in session_members(proc.pid):
-            os.kill(pid, signal.SIGKILL)
+            # A worker bound to the bot (chain/adapters/worker_lifeline.py) may end on its own
+            # between the listing and this kill, once an earlier pid (its owner) was killed.
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
