@@ -1137,3 +1137,30 @@ class SplitPaymentError(NetworkSplitError):
         self.side = side
         self.balance = balance
         self.needed = needed
+
+
+# --- Chart data (chain/consensus/chart_data.py): the series `/chain chart` plots ---
+
+
+class ChartDataError(ChainError):
+    """The inputs of a chart's data series are unusable; nothing was computed."""
+
+    code = "chart_data"
+
+
+class ChartEmptyInputError(ChartDataError):
+    """Too little to plot: no headers, fewer than two block times, no shares or no blocks won."""
+
+    code = "chart_empty_input"
+
+
+class ChartBinsError(ChartDataError):
+    """Histogram bin edges that are not whole seconds starting at 0 and strictly increasing."""
+
+    code = "chart_bins"
+
+
+class ChartValueError(ChartDataError):
+    """A value a series cannot hold: a negative share or win count, a height out of order, a spacing below 1 s."""
+
+    code = "chart_value"
