@@ -208,7 +208,7 @@ class PlaygroundBot(commands.Bot):
             epoch_messages=EpochMessageRepository(self.store.db),
             progress_interval_s=settings.progress_interval_s, beacon=beacon,
             faucet_points=settings.faucet_points, faucet_cooldown_s=settings.faucet_cooldown_s,
-            lessons=LessonProgressRepository(self.store.db),
+            lessons=LessonProgressRepository(self.store.db), chart_renderer=self.charts, clock=self.clock,
         )
         # The first new server's chain needs the core's hash rate: measured now, while the bot
         # logs in, not during that server's first command.

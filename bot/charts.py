@@ -7,8 +7,8 @@ started with the bot, which imports matplotlib once (the Agg backend: no
 display) and runs at the lowest CPU priority, like the hashing workers.  The
 bot's own process never imports matplotlib.
 
-What a chart shows is a ``ChartSpec``: small, frozen and picklable, built by
-whoever owns the data.  Two kinds suffice: a line chart (optionally with
+What a chart shows is a ``ChartSpec`` (``cogs/chart_spec.py``): small, frozen and
+picklable, built by the cogs from the engine's data.  Two kinds suffice: a line chart (optionally with
 vertical markers) and a bar chart (optionally with an expected-curve overlay).
 
 Caps, so no request can tie the worker up: a spec with more than
@@ -33,10 +33,21 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from typing import Literal, NamedTuple
 
 from chain.adapters.worker_lifeline import bind_to_owner
+from cogs.chart_spec import (
+    MAX_MARKERS,
+    MAX_POINTS_PER_SERIES,
+    MAX_SERIES,
+    MAX_TEXT,
+    ChartError,
+    ChartKey,
+    ChartSpec,
+    ChartTooLarge,
+    Marker,
+    Series,
+    check_spec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +55,6 @@ log = logging.getLogger(__name__)
 WIDTH_IN = 8.0
 HEIGHT_IN = 4.5
 DPI = 100
-MAX_POINTS_PER_SERIES = 2_000
-MAX_SERIES = 8
-MAX_MARKERS = 50
-MAX_TEXT = 200
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_CACHE_SIZE = 128
 WORKER_NICENESS = 19
@@ -57,78 +64,15 @@ OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "
 MARKER_COLOUR = "#D55E00"
 EXPECTED_COLOUR = "#000000"
 
-ChartKind = Literal["line", "bar"]
-
-
-class ChartError(Exception):
-    """A chart could not be rendered."""
-
-
-class ChartTooLarge(ChartError):
-    """The spec exceeds a cap; the caller must downsample or shorten it."""
+# The spec's vocabulary, importable from here too (tests, benchmarks).
+__all__ = [
+    "MAX_MARKERS", "MAX_POINTS_PER_SERIES", "MAX_SERIES", "MAX_TEXT", "ChartError", "ChartKey", "ChartRenderer",
+    "ChartSpec", "ChartTimeout", "ChartTooLarge", "Marker", "Series", "check_spec", "render_png",
+]
 
 
 class ChartTimeout(ChartError):
     """The worker did not finish in time; it was replaced."""
-
-
-@dataclass(frozen=True, slots=True)
-class Series:
-    name: str
-    points: tuple[tuple[int, int], ...]
-    """(x, y) pairs, integers as the engine keeps them."""
-
-
-@dataclass(frozen=True, slots=True)
-class Marker:
-    """A vertical line at ``x`` (line charts), e.g. a retarget or a reorg."""
-
-    x: int
-    label: str
-
-
-@dataclass(frozen=True, slots=True)
-class ChartSpec:
-    kind: ChartKind
-    title: str
-    x_label: str
-    y_label: str
-    alt_text: str
-    """For the attachment's description (screen readers); also stored in the PNG."""
-    series: tuple[Series, ...]
-    markers: tuple[Marker, ...] = ()
-    expected: tuple[tuple[int, int], ...] = ()
-    """Bar charts: an expected curve drawn over the bars (dashed)."""
-
-
-class ChartKey(NamedTuple):
-    chain_id: int
-    chart: str
-    tip: bytes
-
-
-def check_spec(spec: ChartSpec) -> None:
-    """Refuse a spec over a cap, saying which cap and by how much."""
-    if spec.kind not in ("line", "bar"):
-        raise ChartError(f"unknown chart kind {spec.kind!r} (line or bar)")
-    if not spec.series:
-        raise ChartError("a chart needs at least one series")
-    if len(spec.series) > MAX_SERIES:
-        raise ChartTooLarge(f"{len(spec.series)} series, at most {MAX_SERIES}")
-    for series in spec.series:
-        if len(series.points) > MAX_POINTS_PER_SERIES:
-            raise ChartTooLarge(
-                f"series {series.name!r} has {len(series.points)} points, "
-                f"at most {MAX_POINTS_PER_SERIES}: downsample it"
-            )
-    if len(spec.expected) > MAX_POINTS_PER_SERIES:
-        raise ChartTooLarge(f"expected curve has {len(spec.expected)} points, at most {MAX_POINTS_PER_SERIES}")
-    if len(spec.markers) > MAX_MARKERS:
-        raise ChartTooLarge(f"{len(spec.markers)} markers, at most {MAX_MARKERS}")
-    texts = [spec.title, spec.x_label, spec.y_label, spec.alt_text]
-    texts += [s.name for s in spec.series] + [m.label for m in spec.markers]
-    if any(len(text) > MAX_TEXT for text in texts):
-        raise ChartTooLarge(f"a title, label or name is longer than {MAX_TEXT} characters")
 
 
 def _init_worker(niceness: int, owner_pid: int) -> None:
@@ -161,11 +105,21 @@ def render_png(spec: ChartSpec) -> bytes:
     figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
+    handles_from = [axes]
     if spec.kind == "line":
         for colour, series in zip(OKABE_ITO, spec.series, strict=False):
             xs = [x for x, _ in series.points]
             ys = [y for _, y in series.points]
-            axes.plot(xs, ys, color=colour, linewidth=2, label=series.name)
+            axes.plot(xs, ys, color=colour, linewidth=2, label=series.name, linestyle="--" if series.dashed else "-")
+        if spec.series2:
+            right = axes.twinx()
+            handles_from.append(right)
+            colours = OKABE_ITO[len(spec.series):]
+            for colour, series in zip(colours, spec.series2, strict=False):
+                right.plot([x for x, _ in series.points], [y for _, y in series.points], color=colour,
+                           linewidth=1.5, label=series.name, linestyle="--" if series.dashed else "-")
+            right.set_ylabel(spec.y2_label, fontsize=12)
+            right.tick_params(labelsize=11)
         for marker in spec.markers:
             axes.axvline(marker.x, color=MARKER_COLOUR, linestyle=":", linewidth=1.5)
             axes.annotate(marker.label, (marker.x, 1.0), xycoords=("data", "axes fraction"),
@@ -179,13 +133,21 @@ def render_png(spec: ChartSpec) -> bytes:
         if spec.expected:
             axes.plot([x for x, _ in spec.expected], [y for _, y in spec.expected],
                       color=EXPECTED_COLOUR, linestyle="--", linewidth=2, label="expected")
+    if spec.x_ticks:
+        axes.set_xticks([x for x, _ in spec.x_ticks], [label for _, label in spec.x_ticks],
+                        rotation=30 if len(spec.x_ticks) > 6 else 0, ha="right" if len(spec.x_ticks) > 6 else "center")
     axes.set_title(spec.title, fontsize=14)
     axes.set_xlabel(spec.x_label, fontsize=12)
     axes.set_ylabel(spec.y_label, fontsize=12)
     axes.tick_params(labelsize=11)
     axes.grid(True, alpha=0.3)
-    if len(spec.series) > 1 or spec.expected:
-        axes.legend(fontsize=10)
+    if len(spec.series) + len(spec.series2) > 1 or spec.expected:
+        handles, labels = [], []
+        for ax in handles_from:
+            more_handles, more_labels = ax.get_legend_handles_labels()
+            handles += more_handles
+            labels += more_labels
+        axes.legend(handles, labels, fontsize=10)
     out = io.BytesIO()
     figure.savefig(out, format="png", dpi=DPI,
                    metadata={"Title": spec.title, "Description": spec.alt_text})

@@ -66,6 +66,14 @@ from chain.adapters.storage import (
 from chain.adapters.storage import Transaction as StoreTransaction
 from chain.adapters.votes import VoteReceipt
 from chain.consensus.block import Block
+from chain.consensus.chart_data import (
+    DifficultySeries,
+    IntervalHistogram,
+    ShareVsWins,
+    compute_difficulty_series,
+    compute_interval_histogram,
+    compute_share_vs_wins,
+)
 from chain.consensus.retargets import retarget_history
 from chain.consensus.rule_changes import compute_kept_params
 from chain.consensus.state import ChainState, compute_difficulty, compute_next_bits
@@ -73,6 +81,7 @@ from chain.consensus.tree import BlockEntry, get_ancestor_at_height
 from chain.consensus.verify import VerifyReport
 from chain.errors import (
     ChainBeforeStakingError,
+    ChartValueError,
     DoubleSpendNotAttackerError,
     DoubleSpendPlanError,
     LessonUnavailableError,
@@ -780,6 +789,53 @@ class Playground:
 
     async def retarget_history(self, guild_id: int) -> tuple[list[RetargetExplanation], RetargetExplanation | None]:
         return await retarget_history(self._node.store.blocks, guild_id, self._node.chain(guild_id).state)
+
+    # --- chart data (issue 12): what ``/chain chart`` and the dashboard plot -------------------
+
+    async def difficulty_series(self, guild_id: int, max_points: int) -> tuple[DifficultySeries, list[int]]:
+        """Difficulty over the whole chain, sampled at no more than ``max_points`` heights (evenly
+        spaced, the tip always included), and the average block time in seconds of each whole
+        retarget window in the same span (at most ``max_points`` of them, the latest)."""
+        if max_points < 2:
+            raise ChartValueError(f"max_points {max_points} must be at least 2")
+        state = self._node.chain(guild_id).state
+        params = state.params
+        stride = -(-(state.height + 1) // max_points)
+        heights = sorted({*range(0, state.height + 1, stride), state.height})
+        headers = await self._node.store.blocks.headers_at(guild_id, heights)
+        series = compute_difficulty_series([(h, headers[h]) for h in heights if h in headers], params)
+        window = params.retarget_window_blocks
+        edges = list(range(0, state.height + 1, window))[-(max_points + 1):]
+        times = await self._node.store.blocks.headers_at(guild_id, edges)
+        averages = [
+            (times[later].time - times[earlier].time) // window
+            for earlier, later in zip(edges, edges[1:], strict=False) if earlier in times and later in times
+        ]
+        return series, averages
+
+    async def interval_histogram(self, guild_id: int, last_blocks: int, bins: list[int]) -> IntervalHistogram:
+        """The times between the last ``last_blocks`` blocks against the exponential curve."""
+        state = self._node.chain(guild_id).state
+        start = max(0, state.height + 1 - last_blocks)
+        headers = await self._node.store.blocks.headers_between(guild_id, start, state.height + 1)
+        return compute_interval_histogram([h.time for h, _ in headers], state.params.target_spacing_s, bins)
+
+    async def mining_shares(self, guild_id: int) -> tuple[ShareVsWins[str], ...]:
+        """Each miner's share of the hashes the bot's core computed for this chain since the bot
+        started, against its share of the blocks won since then (by owner: a member id, or the
+        public key's hex for a miner the bot holds no wallet for)."""
+        core = self._node.hashing_core
+        hashes: dict[str, int] = {}
+        if core is not None:
+            for key, count in core.hashes_by_key().items():
+                if isinstance(key, tuple) and len(key) == 2 and key[0] == guild_id:
+                    hashes[str(key[1])] = hashes.get(str(key[1]), 0) + count
+        owners = await self._node.owners(guild_id)
+        wins: dict[str, int] = {}
+        for miner, count in self._node.chain(guild_id).mined_since_load.items():
+            owner = owners.get(miner, miner.hex())
+            wins[owner] = wins.get(owner, 0) + count
+        return compute_share_vs_wins(hashes, wins)
 
     async def find_transactions(self, guild_id: int, prefix: str, limit: int) -> TransactionMatches:
         return await self._node.find_transactions(guild_id, prefix, limit)

@@ -17,6 +17,7 @@ from discord.ext import commands
 
 from chain.errors import ChainError
 from chain.playground import Playground
+from cogs.chart_spec import ChartError
 from cogs.embeds import duration
 from cogs.options import OptionRefused
 from cogs.refusals import refusal
@@ -42,6 +43,9 @@ def describe_error(error: app_commands.AppCommandError | Exception) -> str | Non
         return refusal(error)
     if isinstance(error, UserFacingError | OptionRefused):
         return str(error)
+    if isinstance(error, ChartError):
+        # A render over its time limit or a spec over a cap: nothing on the chain is involved.
+        return f"That chart could not be drawn ({error}). Nothing was changed; try another chart or again later."
     if isinstance(error, app_commands.TransformerError):
         return describe_transformer_error(error)
     if isinstance(error, app_commands.CommandSignatureMismatch):

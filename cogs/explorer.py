@@ -32,6 +32,8 @@ from chain.playground import (
 )
 from chain.pos.beacon import BeaconState, get_start_slot_at_epoch
 from chain.pos.proposer import MAX_RANDOM_BYTE, ProposerDraw
+from cogs.chart_book import OwnerNames, short_owner
+from cogs.chart_kinds import CHART_KINDS
 from cogs.core_pause import core_runs_while_waiting
 from cogs.embeds import (
     BLUE,
@@ -48,8 +50,8 @@ from cogs.embeds import (
     stake_points,
 )
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
-from cogs.options import Range
-from cogs.services import Services
+from cogs.options import Range, named_choices
+from cogs.services import BOT_OWNER_NAMES, Services
 
 log = logging.getLogger(__name__)
 
@@ -816,6 +818,45 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
                 "meanwhile change the checkpoint it mixes in."
             )
         await interaction.response.send_message(embed=embed, allowed_mentions=discord.AllowedMentions.none())
+
+    @app_commands.command(name="chart")
+    @app_commands.describe(kind="Which picture of this server's chain to draw")
+    async def chart(
+        self, interaction: discord.Interaction,
+        kind: app_commands.Transform[str, named_choices({k.name: k.label for k in CHART_KINDS.values()})],
+    ) -> None:
+        """A chart of this server's chain: difficulty, block times, who wins blocks, and more."""
+        guild_id = require_guild(interaction)
+        charts = self.services.charts
+        if charts is None:
+            raise UserFacingError("Charts are not available on this bot (its chart worker did not start).")
+        chart_kind = charts.kind(kind)
+        # Reading the chain is quick and may refuse (nothing to show yet): done before deferring, so a
+        # refusal is still ephemeral.  Drawing is what can take seconds on a busy bot.
+        spec = await charts.spec(guild_id, chart_kind.name, self._names_for(interaction))
+        charts.claim(guild_id, interaction.user.id)
+        await interaction.response.defer(thinking=True)
+        picture = await charts.render(guild_id, chart_kind.name, spec)
+        embed = discord.Embed(title=f"📈 {picture.spec.title}", description=chart_kind.explains, colour=BLUE)
+        await interaction.followup.send(
+            embed=picture.show_in(embed), file=picture.file(), allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    def _names_for(self, interaction: discord.Interaction) -> OwnerNames:
+        """Owners -> names to print inside a picture (mentions do not render there)."""
+        guild = interaction.guild
+
+        async def name(owner: str) -> str:
+            if owner in BOT_OWNER_NAMES:
+                return BOT_OWNER_NAMES[owner]
+            member = guild.get_member(int(owner)) if guild is not None and owner.isdigit() else None
+            if member is None and owner == str(interaction.user.id):
+                return interaction.user.display_name
+            if member is not None:
+                return member.display_name
+            return short_owner(owner)
+
+        return name
 
     @app_commands.command(name="energy")
     async def energy(self, interaction: discord.Interaction) -> None:

@@ -143,6 +143,15 @@ class CheckedChoice(LiteralTransformer):
         return value
 
 
+def named_choices(names: dict[str, str]) -> CheckedChoice:
+    """Choices shown by a name other than their value (value -> name), checked like ``OneOf``:
+    ``kind: app_commands.Transform[str, named_choices({"difficulty": "Difficulty and retargets"})]``."""
+    checked = CheckedChoice(tuple(names))
+    # LiteralTransformer names each choice after its value; only the shown names differ here.
+    checked._choices = [app_commands.Choice(name=name, value=value) for value, name in names.items()]
+    return checked
+
+
 class CheckedFlag(app_commands.Transformer):
     """A boolean option that is a boolean."""
 

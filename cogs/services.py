@@ -12,7 +12,8 @@ implements (``bot/storage.py``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +30,8 @@ from chain.playground import (
     StoreTransaction,
 )
 from chain.pos.beacon import ConsensusConfig
+from cogs.chart_book import ChartBook, ChartRendering
+from cogs.chart_kinds import CHART_KINDS
 
 # Interaction tokens live 15 minutes; a session must end (and edit) before that.
 MAX_SESSION_S = 14 * 60
@@ -141,12 +144,19 @@ class Services:
     faucet_cooldown_s: int = 3_600
     # /learn: who started and completed which lesson (None: /learn refuses, the store is not wired).
     lessons: LessonStore | None = None
+    # Charts (issue 12): the bot's chart worker; None: no charts (``charts`` stays None).
+    chart_renderer: ChartRendering | None = None
+    clock: Callable[[], float] = time.time
     _calibration: asyncio.Task[int] | None = None
     # The one front door cogs call for a server's chain; it reads the defaults above from here.
     playground: Playground = field(init=False)
+    # What commands, announcements and the dashboard ask for charts.
+    charts: ChartBook | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.playground = Playground(self.node, self.beacon, defaults=self)
+        if self.chart_renderer is not None:
+            self.charts = ChartBook(self.playground, self.chart_renderer, CHART_KINDS, clock=self.clock)
 
     async def hash_rate(self) -> int:
         """The core's measured rate, measured once and then reused for every new chain.

@@ -159,6 +159,10 @@ class ChainRuntime:
     # and required: every runtime is built with its tip (genesis, or the stored tip at load).
     tip_block: Block = field(kw_only=True)
     blocks_mined: Counter[bytes] = field(default_factory=Counter)
+    # The same, counting only blocks joined since this runtime was built (load, reset or creation):
+    # the hashing core's per-member hash counts start with the process, so a chart comparing hash
+    # power with blocks won compares the same stretch of time.
+    mined_since_load: Counter[bytes] = field(default_factory=Counter)
     # Proof of stake: operations waiting for a block, and a Merge schedule the next block commits to.
     op_pool: OpPool = field(default_factory=OpPool)
     proposed_consensus: ConsensusConfig | None = None
@@ -1054,6 +1058,7 @@ class Node:
         runtime.beacon_states.keep(effects.block_hash, effects.beacon)
         runtime.tip_block = block
         runtime.blocks_mined[block.coinbase.miner] += 1
+        runtime.mined_since_load[block.coinbase.miner] += 1
         runtime.mempool.discard(invalidated)
         runtime.op_pool.discard(included)
         if effects.params_change is not None:
@@ -1202,9 +1207,14 @@ class Node:
         runtime.mempool = mempool
         for gone in branch.disconnected:
             runtime.blocks_mined[gone.coinbase.miner] -= 1
+            # A block joined before the load was never counted here (a reorg deeper than the load).
+            if runtime.mined_since_load[gone.coinbase.miner] > 0:
+                runtime.mined_since_load[gone.coinbase.miner] -= 1
         for connected, _ in connect:
             runtime.blocks_mined[connected.coinbase.miner] += 1
+            runtime.mined_since_load[connected.coinbase.miner] += 1
         runtime.blocks_mined += Counter()  # drop miners left with no block
+        runtime.mined_since_load += Counter()
         runtime.op_pool.discard(included)
         if any(e.params_change is not None for _, e in connect):
             runtime.proposed_params = None

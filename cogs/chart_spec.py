@@ -1,0 +1,104 @@
+"""What a chart shows: a small, frozen, picklable ``ChartSpec``, and the caps every spec is held to.
+
+The cogs build specs from the engine's data (``cogs/chart_book.py``); the bot renders them in its
+chart worker (``bot/charts.py``), which imports this module (imports point bot -> cogs -> chain).
+Floats are fine here: this is drawing, not consensus; the engine's series stay integers and
+``Fraction``s until a builder divides them out for the picture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+MAX_POINTS_PER_SERIES = 2_000
+MAX_SERIES = 8
+MAX_MARKERS = 50
+MAX_TEXT = 200
+# Discord's limit on an attachment's description, which carries the alt text.
+MAX_ALT_TEXT = 1024
+
+ChartKind = Literal["line", "bar"]
+
+
+class ChartError(Exception):
+    """A chart could not be rendered."""
+
+
+class ChartTooLarge(ChartError):
+    """The spec exceeds a cap; the caller must downsample or shorten it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    name: str
+    points: tuple[tuple[float, float], ...]
+    """(x, y) pairs: the engine's integers, or a share already divided out for drawing."""
+    dashed: bool = False
+    """A reference line (a target, an expectation) rather than a measurement."""
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A vertical line at ``x`` (line charts), e.g. a retarget or a reorg."""
+
+    x: float
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChartSpec:
+    kind: ChartKind
+    title: str
+    x_label: str
+    y_label: str
+    alt_text: str
+    """For the attachment's description (screen readers); also stored in the PNG."""
+    series: tuple[Series, ...]
+    markers: tuple[Marker, ...] = ()
+    expected: tuple[tuple[float, float], ...] = ()
+    """Bar charts: an expected curve drawn over the bars (dashed)."""
+    series2: tuple[Series, ...] = ()
+    """Line charts: series drawn against a second y axis on the right, labelled ``y2_label``."""
+    y2_label: str = ""
+    x_ticks: tuple[tuple[float, str], ...] = ()
+    """Named positions on the x axis (a bar per miner), instead of numbers."""
+
+
+class ChartKey(NamedTuple):
+    chain_id: int
+    chart: str
+    tip: bytes
+
+
+def check_spec(spec: ChartSpec) -> None:
+    """Refuse a spec over a cap, saying which cap and by how much."""
+    if spec.kind not in ("line", "bar"):
+        raise ChartError(f"unknown chart kind {spec.kind!r} (line or bar)")
+    if not spec.series:
+        raise ChartError("a chart needs at least one series")
+    if len(spec.series) + len(spec.series2) > MAX_SERIES:
+        raise ChartTooLarge(f"{len(spec.series) + len(spec.series2)} series, at most {MAX_SERIES}")
+    for series in spec.series + spec.series2:
+        if len(series.points) > MAX_POINTS_PER_SERIES:
+            raise ChartTooLarge(
+                f"series {series.name!r} has {len(series.points)} points, "
+                f"at most {MAX_POINTS_PER_SERIES}: downsample it"
+            )
+    if len(spec.expected) > MAX_POINTS_PER_SERIES:
+        raise ChartTooLarge(f"expected curve has {len(spec.expected)} points, at most {MAX_POINTS_PER_SERIES}")
+    if len(spec.markers) > MAX_MARKERS:
+        raise ChartTooLarge(f"{len(spec.markers)} markers, at most {MAX_MARKERS}")
+    if not spec.alt_text.strip():
+        raise ChartError("a chart needs alt text: say in words what it shows")
+    if len(spec.alt_text) > MAX_ALT_TEXT:
+        raise ChartTooLarge(f"alt text of {len(spec.alt_text)} characters, at most {MAX_ALT_TEXT} (Discord's limit)")
+    texts = [spec.title, spec.x_label, spec.y_label]
+    texts += [s.name for s in spec.series + spec.series2] + [spec.y2_label]
+    texts += [m.label for m in spec.markers] + [t for _, t in spec.x_ticks]
+    if len(spec.x_ticks) > MAX_POINTS_PER_SERIES:
+        raise ChartTooLarge(f"{len(spec.x_ticks)} x-axis labels, at most {MAX_POINTS_PER_SERIES}")
+    if any(len(text) > MAX_TEXT for text in texts):
+        raise ChartTooLarge(f"a title, label or name is longer than {MAX_TEXT} characters")
+
+
