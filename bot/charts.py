@@ -110,14 +110,17 @@ def render_png(spec: ChartSpec) -> bytes:
         for colour, series in zip(OKABE_ITO, spec.series, strict=False):
             xs = [x for x, _ in series.points]
             ys = [y for _, y in series.points]
-            axes.plot(xs, ys, color=colour, linewidth=2, label=series.name, linestyle="--" if series.dashed else "-")
+            axes.plot(xs, ys, color=colour, linewidth=2, label=series.name, linestyle="--" if series.dashed else "-",
+                      drawstyle="steps-post" if series.steps else "default")
         if spec.series2:
             right = axes.twinx()
             handles_from.append(right)
             colours = OKABE_ITO[len(spec.series):]
             for colour, series in zip(colours, spec.series2, strict=False):
                 right.plot([x for x, _ in series.points], [y for _, y in series.points], color=colour,
-                           linewidth=1.5, label=series.name, linestyle="--" if series.dashed else "-")
+                           linewidth=1.5, label=series.name, linestyle="--" if series.dashed else "-",
+                           marker="o" if len(series.points) < 50 and not series.dashed else None,
+                           drawstyle="steps-pre" if series.steps else "default")
             right.set_ylabel(spec.y2_label, fontsize=12)
             right.tick_params(labelsize=11)
         for marker in spec.markers:

@@ -792,10 +792,12 @@ class Playground:
 
     # --- chart data (issue 12): what ``/chain chart`` and the dashboard plot -------------------
 
-    async def difficulty_series(self, guild_id: int, max_points: int) -> tuple[DifficultySeries, list[int]]:
+    async def difficulty_series(
+        self, guild_id: int, max_points: int
+    ) -> tuple[DifficultySeries, list[tuple[int, int]]]:
         """Difficulty over the whole chain, sampled at no more than ``max_points`` heights (evenly
-        spaced, the tip always included), and the average block time in seconds of each whole
-        retarget window in the same span (at most ``max_points`` of them, the latest)."""
+        spaced, the tip always included), and (height it ends at, average seconds a block, rounded
+        down) of each whole retarget window (at most ``max_points`` of them, the latest)."""
         if max_points < 2:
             raise ChartValueError(f"max_points {max_points} must be at least 2")
         state = self._node.chain(guild_id).state
@@ -808,7 +810,7 @@ class Playground:
         edges = list(range(0, state.height + 1, window))[-(max_points + 1):]
         times = await self._node.store.blocks.headers_at(guild_id, edges)
         averages = [
-            (times[later].time - times[earlier].time) // window
+            (later, (times[later].time - times[earlier].time) // window)
             for earlier, later in zip(edges, edges[1:], strict=False) if earlier in times and later in times
         ]
         return series, averages

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import pickle
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -118,7 +119,7 @@ class ChartBook:
         key = (guild_id, member_id)
         last = self._asked.get(key)
         if last is not None and now - last < self.cooldown_s:
-            wait = int(self.cooldown_s - (now - last)) + 1
+            wait = math.ceil(self.cooldown_s - (now - last))
             raise UserFacingError(f"One chart every {self.cooldown_s} s per member: try again in {wait} s.")
         if len(self._asked) >= COOLDOWN_SWEEP_AT:
             self._asked = {k: t for k, t in self._asked.items() if now - t < self.cooldown_s}

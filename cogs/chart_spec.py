@@ -36,6 +36,8 @@ class Series:
     """(x, y) pairs: the engine's integers, or a share already divided out for drawing."""
     dashed: bool = False
     """A reference line (a target, an expectation) rather than a measurement."""
+    steps: bool = False
+    """Line charts: the value holds until the next point (difficulty between retargets), not a ramp."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,10 +43,8 @@ async def difficulty_chart(playground: Playground, guild_id: int, names: OwnerNa
     right: tuple[Series, ...] = ()
     target = series.target_spacing_s
     if averages and not params.no_retargeting:
-        first_window_end = (len(range(0, points[-1].height + 1, window)) - len(averages)) * window
-        ends = [first_window_end + window * (i + 1) for i in range(len(averages))]
         right = (
-            Series("block time per window (s)", tuple(zip(ends, averages, strict=True))),
+            Series("block time per window (s)", tuple(averages)),
             Series("target block time (s)", ((0, target), (points[-1].height, target)), dashed=True),
         )
     low = min(p.difficulty for p in points)
@@ -62,7 +60,7 @@ async def difficulty_chart(playground: Playground, guild_id: int, names: OwnerNa
             + (f", the last {len(markers)} marked" if markers else "")
             + f"). The target block time is {duration(series.target_spacing_s)}"
             + (
-                f"; the last full window averaged {duration(averages[-1])} a block."
+                f"; the last full window averaged {duration(averages[-1][1])} a block."
                 if averages else "; no retarget window has completed yet."
             )
         )
@@ -73,7 +71,7 @@ async def difficulty_chart(playground: Playground, guild_id: int, names: OwnerNa
         x_label="block height",
         y_label="difficulty",
         alt_text=alt,
-        series=(Series("difficulty", tuple((p.height, p.difficulty) for p in points)),),
+        series=(Series("difficulty", tuple((p.height, p.difficulty) for p in points), steps=True),),
         markers=markers,
         series2=right,
         y2_label="seconds per block" if right else "",

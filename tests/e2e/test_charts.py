@@ -4,10 +4,13 @@ cooldown, and a chart with nothing to show is refused ephemerally."""
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
+from pathlib import Path
 
 from tests.e2e.test_explorer import error_text, guild_id, mine_blocks, state
 
+ROOT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -72,3 +75,27 @@ async def test_the_interval_histogram_counts_every_interval(playground):
     (attachment,) = message.attachments
     assert png_size(attachment.data) == (800, 450)
     assert attachment.description.startswith("Bar chart of the times between the last 5 blocks")
+
+
+README_CHART = ROOT / "docs" / "images" / "chart-difficulty.png"
+
+
+async def test_the_readme_chart_is_one_the_bot_drew(playground):
+    """The README's chart is this test's output: 30 blocks mined through /mine in the sandbox, three
+    retargets, then /chain chart. ``WRITE_README_IMAGES=1`` stores it for the README; every run checks
+    the picture the bot sends, and that the stored one is a chart the renderer made."""
+    p, w = playground, playground.world
+    await mine_blocks(p, 30)
+    h = await p.run(w.alice, "chain chart", {"kind": "difficulty"})
+    message = await h.wait_response(30)
+    (attachment,) = message.attachments
+    assert png_size(attachment.data) == (800, 450)
+    assert "It changed at 3 of the plotted heights" in attachment.description
+    if os.environ.get("WRITE_README_IMAGES") == "1":
+        README_CHART.parent.mkdir(parents=True, exist_ok=True)
+        README_CHART.write_bytes(attachment.data)
+    stored = README_CHART.read_bytes()
+    assert png_size(stored) == (800, 450)
+    # matplotlib writes the spec's alt text into the PNG (bot/charts.py): drawn by the bot, not by hand.
+    assert b"Line chart of difficulty over block height 0 to 30" in stored
+    assert "chart-difficulty.png" in (ROOT / "README.md").read_text()
