@@ -1,0 +1,86 @@
+"""/chain chart's proof-of-stake kinds end to end, on the real bot with a fake slot clock: each
+picture arrives as a PNG whose alt text states the chain's own numbers, and a chart with nothing
+to show yet is refused ephemerally without costing the member's cooldown."""
+
+from __future__ import annotations
+
+from chain.consensus.block import Block
+from tests.e2e.test_charts import png_size
+from tests.e2e.test_explorer import error_text
+from tests.e2e.test_staking import SLOTS_PER_EPOCH, activate, pos
+
+__all__ = ["pos"]
+
+
+async def chart(pos, member, kind: str):
+    """The chart's handle and its final answer."""
+    h = await pos.p.run(member, "chain chart", {"kind": kind})
+    return h, await h.wait_response(30)
+
+
+async def proposers(pos) -> list[int]:
+    """Who proposed each block of the chain after genesis, read from the stored blocks."""
+    guild_id = pos.w.genesis.id
+    node = pos.services.node
+    height = node.chain(guild_id).state.height
+    blocks: list[Block] = [await node.store.blocks.block_at(guild_id, h) for h in range(1, height + 1)]
+    return [b.seal.proposer_index for b in blocks if b.seal is not None]
+
+
+async def test_the_stake_chart_compares_each_validators_stake_with_its_proposals(pos):
+    w = pos.w
+    await pos.start(wallets=[w.bob], auto_attest=True)
+    await activate(pos, w.bob)  # two validators of 32 points each: half the stake each
+    await pos.step(2 * SLOTS_PER_EPOCH)
+
+    h, message = await chart(pos, w.bob, "stake")
+    assert not h.ephemeral, h.describe()
+    (attachment,) = message.attachments
+    assert attachment.filename == "stake.png" and png_size(attachment.data) == (800, 450)
+    alt = attachment.description
+    drawn = await proposers(pos)
+    assert alt.startswith("Grouped bar chart, per validator: share of the active stake now")
+    assert f"share of the last {len(drawn)} proof-of-stake blocks it proposed" in alt
+    # Each validator by index (and its owner's name, where the bot knows it: bob asked), with its share of
+    # the stake and its count of proposals.
+    for index in (0, 1):
+        count = drawn.count(index)
+        assert f" #{index}: 50% of the stake, {100 * count / len(drawn):.0f}% of the blocks ({count})" in alt, alt
+    assert f"{w.bob.display_name} #1: " in alt
+    assert message.embeds[0]["image"]["url"].endswith("stake.png")
+
+
+async def test_the_participation_chart_shows_each_epochs_votes_and_checkpoints(pos):
+    w = pos.w
+    await pos.start(auto_attest=True)  # alice, the only validator, votes every epoch
+    await pos.step(4 * SLOTS_PER_EPOCH + 1)
+
+    guild_id = w.genesis.id
+    records = await pos.services.node.store.blocks.epoch_records(guild_id, 100)
+    assert [r.epoch for r in records] == [0, 1, 2, 3]
+    _h, message = await chart(pos, w.alice, "participation")
+    (attachment,) = message.attachments
+    assert attachment.filename == "participation.png" and png_size(attachment.data) == (800, 450)
+    alt = attachment.description
+    assert alt.startswith("Line chart of the share of the active stake that voted for each epoch's checkpoint, "
+                          "epochs 0 to 3 (4 epochs recorded)"), alt
+    assert "The latest, epoch 3: 100.0% (32 pts of 32 pts). 4 of the 4 epochs reached two thirds." in alt
+    justified = sorted({r.justified_epoch for r in records if r.justified_epoch is not None})
+    finalized = sorted({r.finalized_epoch for r in records if r.finalized_epoch is not None})
+    assert justified and finalized  # a single honest validator justifies and finalizes
+    assert f"{len(justified)} checkpoints justified (latest: epoch {justified[-1]})" in alt
+    assert f"latest: epoch {finalized[-1]})" in alt and "vertical lines mark the last" in alt
+
+
+async def test_charts_with_nothing_to_show_are_refused_and_cost_no_cooldown(pos):
+    w = pos.w
+    await pos.start()
+    # Epoch 0 has not ended: no participation recorded; no block proposed yet either.
+    h, _ = await chart(pos, w.bob, "participation")
+    assert "no epoch has ended with active validators yet" in error_text(h)
+    h, _ = await chart(pos, w.bob, "stake")
+    assert "no proof-of-stake block was proposed yet" in error_text(h)
+    # The refusals cost no cooldown: once a block is in, bob gets his chart at once.
+    await pos.step()
+    h, message = await chart(pos, w.bob, "stake")
+    assert not h.ephemeral and message.attachments, h.describe()
