@@ -4,10 +4,12 @@ to show yet is refused ephemerally without costing the member's cooldown."""
 
 from __future__ import annotations
 
+import logging
+
 from chain.consensus.block import Block
 from tests.e2e.test_charts import png_size
 from tests.e2e.test_explorer import error_text
-from tests.e2e.test_staking import SLOTS_PER_EPOCH, activate, pos
+from tests.e2e.test_staking import SLOTS_PER_EPOCH, activate, pos, slot_messages
 
 __all__ = ["pos"]
 
@@ -84,3 +86,67 @@ async def test_charts_with_nothing_to_show_are_refused_and_cost_no_cooldown(pos)
     await pos.step()
     h, message = await chart(pos, w.bob, "stake")
     assert not h.ephemeral and message.attachments, h.describe()
+
+
+# --- the end-of-epoch report ----------------------------------------------------------------------
+
+
+async def epoch_message(pos, epoch: int):
+    """The epoch message of ``epoch`` in the playground channel, once posted."""
+    return await pos.sb.wait_until(
+        lambda: next((m for m in slot_messages(pos, pos.w.blocks)
+                      if m.embeds[0]["title"].startswith(f"🧱 Epoch {epoch} ")), None),
+        timeout=5, describe=f"epoch {epoch}'s message",
+    )
+
+
+async def test_the_new_epochs_message_reports_the_ended_epochs_votes_in_a_chart(pos):
+    w, sb = pos.w, pos.sb
+    await pos.start(auto_attest=True)
+    await pos.run(w.alice, "playground setup", {"channel": w.blocks})
+    await pos.step(SLOTS_PER_EPOCH)  # slot 4: epoch 0 ends with the block that starts epoch 1
+    report = await epoch_message(pos, 1)
+
+    def carried():
+        message = sb.message(report.id)
+        return message if message.attachments else None
+
+    message = await sb.wait_until(carried, timeout=30, describe="the participation chart on epoch 1's message")
+    (attachment,) = message.attachments
+    assert attachment.filename == "participation.png" and png_size(attachment.data) == (800, 450)
+    assert attachment.description.startswith(
+        "Line chart of the share of the active stake that voted for each epoch's checkpoint, epochs 0 to 0"
+    )
+    assert "The latest, epoch 0: 100.0% (32 pts of 32 pts)" in attachment.description
+    assert message.embeds[0]["image"]["url"].endswith("participation.png")
+    # The next slot edits the message; the picture stays, uploaded once.
+    await pos.step()
+    await sb.wait_until(lambda: "slot 5" in sb.message(report.id).embeds[0]["title"], timeout=5, describe="slot 5")
+    again = sb.message(report.id)
+    assert [a.filename for a in again.attachments] == ["participation.png"]
+    assert again.embeds[0]["image"]["url"].endswith("participation.png")
+    assert sum(1 for r in again.revisions if r.attachments) >= 2 and len(slot_messages(pos, w.blocks)) == 2
+
+
+async def test_a_failing_chart_never_holds_up_or_breaks_the_epoch_report(pos, monkeypatch, caplog):
+    w, sb = pos.w, pos.sb
+    renderer = pos.services.charts.renderer
+
+    async def broken(spec, key=None):
+        raise RuntimeError("the chart worker is gone")
+
+    monkeypatch.setattr(renderer, "render", broken)
+    await pos.start(auto_attest=True)
+    await pos.run(w.alice, "playground setup", {"channel": w.blocks})
+    with caplog.at_level(logging.WARNING, logger="cogs.epoch_board"):
+        await pos.step(SLOTS_PER_EPOCH)
+        report = await epoch_message(pos, 1)
+        await sb.wait_until(
+            lambda: any("picture of epoch 0 failed" in r.getMessage() for r in caplog.records), timeout=10,
+            describe="the warning",
+        )
+    await pos.step()
+    await sb.wait_until(lambda: "slot 5" in sb.message(report.id).embeds[0]["title"], timeout=5, describe="slot 5")
+    message = sb.message(report.id)
+    assert message.attachments == [] and "image" not in message.embeds[0]
+    assert "🧱 Epoch 1 · slot 5" in message.embeds[0]["title"]
