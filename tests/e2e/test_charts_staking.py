@@ -150,3 +150,16 @@ async def test_a_failing_chart_never_holds_up_or_breaks_the_epoch_report(pos, mo
     message = sb.message(report.id)
     assert message.attachments == [] and "image" not in message.embeds[0]
     assert "🧱 Epoch 1 · slot 5" in message.embeds[0]["title"]
+
+
+async def test_a_proof_of_work_chain_has_no_stake_chart_to_draw(playground):
+    p, w = playground, playground.world
+    await p.bot.services.ensure_chain(w.genesis.id)
+    refusals = {
+        "stake": "no active validator holds stake yet",
+        "participation": "no epoch has ended with active validators yet",
+    }
+    for kind, refusal in refusals.items():
+        h = await p.run(w.bob, "chain chart", {"kind": kind})
+        await h.wait_response(30)
+        assert refusal in error_text(h)
