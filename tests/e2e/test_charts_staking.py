@@ -5,9 +5,10 @@ to show yet is refused ephemerally without costing the member's cooldown."""
 from __future__ import annotations
 
 import logging
+import os
 
 from chain.consensus.block import Block
-from tests.e2e.test_charts import png_size
+from tests.e2e.test_charts import ROOT, png_size
 from tests.e2e.test_explorer import error_text
 from tests.e2e.test_staking import SLOTS_PER_EPOCH, activate, pos, slot_messages
 
@@ -163,3 +164,35 @@ async def test_a_proof_of_work_chain_has_no_stake_chart_to_draw(playground):
         h = await p.run(w.bob, "chain chart", {"kind": kind})
         await h.wait_response(30)
         assert refusal in error_text(h)
+
+
+README_PARTICIPATION = ROOT / "docs" / "images" / "chart-participation.png"
+
+
+async def test_the_readme_participation_chart_is_one_the_bot_drew(pos):
+    """The README's participation chart is this test's output: alice votes every epoch, bob's equal
+    validator does not (half the stake: nothing justifies), then bob turns auto-attest on and the
+    checkpoints justify and finalize again.  ``WRITE_README_IMAGES=1`` stores it for the README."""
+    w = pos.w
+    await pos.start(wallets=[w.bob], auto_attest=True)
+    await activate(pos, w.bob)
+    await pos.step(4 * SLOTS_PER_EPOCH)
+    _h, reply = await pos.run(w.bob, "stake auto", {"state": "on"})
+    assert "Auto-attest is **on**" in reply.content
+    await pos.step(4 * SLOTS_PER_EPOCH)
+    records = await pos.services.node.store.blocks.epoch_records(w.genesis.id, 100)
+    halves = [r.epoch for r in records if r.attesting_units * 2 == r.active_units]
+    assert len(halves) >= 3 and not any(r.justified_epoch in halves for r in records)
+
+    _h, message = await chart(pos, w.alice, "participation")
+    (attachment,) = message.attachments
+    assert png_size(attachment.data) == (800, 450)
+    reached = sum(1 for r in records if r.attesting_units * 3 >= r.active_units * 2)
+    assert f"{reached} of the {len(records)} epochs reached two thirds" in attachment.description
+    if os.environ.get("WRITE_README_IMAGES") == "1":
+        README_PARTICIPATION.write_bytes(attachment.data)
+    stored = README_PARTICIPATION.read_bytes()
+    assert png_size(stored) == (800, 450)
+    # matplotlib writes the spec's alt text into the PNG (bot/charts.py): drawn by the bot, not by hand.
+    assert b"Line chart of the share of the active stake that voted for each epoch" in stored
+    assert "chart-participation.png" in (ROOT / "README.md").read_text()
