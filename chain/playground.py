@@ -76,6 +76,12 @@ from chain.consensus.chart_data import (
 )
 from chain.consensus.retargets import retarget_history
 from chain.consensus.rule_changes import compute_kept_params
+from chain.consensus.stake_chart_data import (
+    ParticipationSeries,
+    compute_block_proposers,
+    compute_participation_series,
+    compute_stake_vs_proposals,
+)
 from chain.consensus.state import ChainState, compute_difficulty, compute_next_bits
 from chain.consensus.tree import BlockEntry, get_ancestor_at_height
 from chain.consensus.verify import VerifyReport
@@ -126,6 +132,7 @@ from chain.pos.attestation import AttesterSlashing, ProposerSlashing
 from chain.pos.beacon import ConsensusConfig
 from chain.pos.merge import is_proposed_height
 from chain.pos.proposer import ProposerDraw
+from chain.pos.staking import is_active_validator
 from chain.pow.compact import compute_block_work, compute_target
 from chain.pow.difficulty import RetargetExplanation, compute_calibrated_bits
 
@@ -838,6 +845,37 @@ class Playground:
             owner = owners.get(miner, miner.hex())
             wins[owner] = wins.get(owner, 0) + count
         return compute_share_vs_wins(hashes, wins)
+
+    async def stake_shares(self, guild_id: int, last_blocks: int) -> tuple[tuple[ShareVsWins[int], ...], int]:
+        """Each validator's share of the active stake now (effective balances: what weighs the
+        proposer draw) against its share of the proof-of-stake blocks among the main chain's last
+        ``last_blocks``; and how many such blocks there were."""
+        if last_blocks < 1:
+            raise ChartValueError(f"last_blocks {last_blocks} must be at least 1")
+        await self.staking_chain(guild_id)
+        state = self._node.chain(guild_id).state
+        beacon = state.beacon
+        stakes: dict[int, int] = {}
+        if beacon is not None:
+            stakes = {
+                i: v.effective_balance for i, v in enumerate(beacon.registry.validators)
+                if is_active_validator(v, beacon.epoch)
+            }
+        start = max(1, state.height + 1 - last_blocks)
+        raws = await self._node.store.blocks.raw_blocks_between(guild_id, start, state.height + 1)
+        # Parsing a thousand blocks is milliseconds of CPU: not on the event loop.
+        proposers = await asyncio.to_thread(compute_block_proposers, raws)
+        return compute_stake_vs_proposals(stakes, proposers), len(proposers)
+
+    async def epoch_participation(self, guild_id: int, last_epochs: int) -> ParticipationSeries:
+        """The participation of the chain's last ``last_epochs`` recorded epoch ends (stored with the
+        blocks that ended them, so it survives restarts; epochs ended before that record existed, or
+        with nobody active, are absent)."""
+        if last_epochs < 1:
+            raise ChartValueError(f"last_epochs {last_epochs} must be at least 1")
+        await self.staking_chain(guild_id)
+        records = await self._node.store.blocks.epoch_records(guild_id, last_epochs)
+        return compute_participation_series(records)
 
     async def find_transactions(self, guild_id: int, prefix: str, limit: int) -> TransactionMatches:
         return await self._node.find_transactions(guild_id, prefix, limit)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from cogs.chart_book import ChartKind
 from cogs.mining_charts import difficulty_chart, hash_share_chart, interval_chart
+from cogs.staking_charts import participation_chart, stake_share_chart
 
 CHART_KINDS: dict[str, ChartKind] = {
     kind.name: kind
@@ -29,6 +30,19 @@ CHART_KINDS: dict[str, ChartKind] = {
             "Each miner's share of the hashes against their share of the blocks won since the bot started: they "
             "match over many blocks, not over a few.",
             hash_share_chart,
+        ),
+        ChartKind(
+            "stake", "Stake vs blocks proposed",
+            "Each validator's share of the active stake against its share of the last 1,000 blocks' proposals: the "
+            "draw picks proposers in proportion to stake, so the bars match over many slots, not over a few.",
+            stake_share_chart,
+        ),
+        ChartKind(
+            "participation", "Votes per epoch and finality",
+            "The share of the active stake that voted for each epoch's checkpoint, against the two thirds that "
+            "justify it, with justified and finalized checkpoints marked: two justified epochs in a row finalize "
+            "the first.",
+            participation_chart,
         ),
     )
 }
