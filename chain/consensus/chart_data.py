@@ -239,7 +239,7 @@ def compute_energy_comparison(
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ChartValueError(f"{label} {value!r} must be a whole number >= 0")
     if pow_millijoules == 0 and pos_millijoules == 0:
-        raise ChartEmptyInputError("no energy measured yet: no hashing and no signatures on this chain")
+        raise ChartEmptyInputError("no energy to compare yet: this chain's hashing and signatures add up to under 1 mJ")
     pow_per_block = Fraction(pow_millijoules, pow_blocks) if pow_blocks else None
     pos_per_block = Fraction(pos_millijoules, pos_blocks) if pos_blocks else None
     ratio: Fraction | None

@@ -177,7 +177,7 @@ def test_energy_is_compared_per_block_when_the_chain_has_both_kinds_of_block():
 
 
 def test_invalid_energy_comparison_inputs():
-    with pytest.raises(ChartEmptyInputError, match="no energy measured"):
+    with pytest.raises(ChartEmptyInputError, match="under 1 mJ"):
         compute_energy_comparison(0, 0, 5, 5)
     with pytest.raises(ChartValueError, match="proof-of-work blocks"):
         compute_energy_comparison(1, 1, -1, 0)
