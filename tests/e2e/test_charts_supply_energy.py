@@ -4,9 +4,9 @@ with alt text stating the chain's own numbers, and /chain energy carries its com
 from __future__ import annotations
 
 import asyncio
+import threading
 
-import pytest
-
+from chain.consensus.supply_history import SupplyReplay
 from chain.pos.rewards import UNITS_PER_POINT
 from cogs.embeds import stake_points
 from cogs.energy_chart import energy_text
@@ -83,10 +83,39 @@ async def test_chain_energy_answers_without_its_chart_when_the_member_is_on_char
     assert sorted(len(reply.attachments) for reply in replies) == [0, 1]
 
 
-@pytest.mark.parametrize("kind", ["supply"])
-async def test_a_chain_of_only_its_genesis_has_no_supply_to_chart(playground, kind):
+async def test_a_chain_of_only_its_genesis_has_no_supply_to_chart(playground):
     p, w = playground, playground.world
     await answer(p, w.alice, "playground config", {"cooldown": 0})  # creates the chain, mines nothing
-    h = await p.run(w.bob, "chain chart", {"kind": kind})
+    h = await p.run(w.bob, "chain chart", {"kind": "supply"})
     await h.wait_response(30)
     assert "only its genesis block" in error_text(h)
+
+
+async def test_a_long_first_replay_is_refused_ephemerally_goes_on_and_costs_no_cooldown(playground, monkeypatch):
+    p, w = playground, playground.world
+    await answer(p, w.alice, "playground config", {"cooldown": 0})
+    await mine_block(p, w.alice)
+    await mine_block(p, w.alice)
+    supply = p.bot.services.node.reads.supply
+    release = threading.Event()
+    original = SupplyReplay.extend
+
+    def slow_extend(self, block, now, *args):
+        release.wait(30)  # the test lets the replay go once the member was answered
+        original(self, block, now, *args)
+
+    monkeypatch.setattr(SupplyReplay, "extend", slow_extend)
+    supply.wait_s = 0
+    h = await p.run(w.bob, "chain chart", {"kind": "supply"})
+    await h.wait_response(30)
+    assert not h.deferred
+    assert "being replayed from the stored chain (block 0 of 2 so far); ask again in a few seconds" in error_text(h)
+    running = supply._running[guild_id(p)]
+    release.set()
+    await running
+    # The same member at once: the kept replay answers, and the refusal spent no cooldown.
+    supply.wait_s = 30
+    again = await p.run(w.bob, "chain chart", {"kind": "supply"})
+    message = await again.wait_response(30)
+    (attachment,) = message.attachments
+    assert attachment.description.startswith("Line chart of the points supply over block height 0 to 2")
