@@ -20,7 +20,7 @@ from discord.ext import commands
 
 from bot.charts import ChartRenderer
 from bot.health import LoopLagMonitor
-from bot.notifier import WebhookNotifier
+from bot.notifier import CHART_TIMEOUT_S, WebhookNotifier
 from bot.preflight import Preflight, run_preflight
 from bot.private_files import database_files, make_private_files
 from bot.settings import Settings
@@ -31,6 +31,7 @@ from chain.adapters.key_check import record_key_check
 from chain.adapters.node import Node
 from chain.adapters.signer import ValidatorSigner
 from chain.adapters.storage import Store
+from cogs.chart_book import ChartPicture
 from cogs.core_pause import core_paused_for_command
 from cogs.services import Services
 
@@ -194,6 +195,7 @@ class PlaygroundBot(commands.Bot):
         self.notifier = WebhookNotifier(
             self.store, master_key, names=self._owner_names, alert=self._alert, clock=self.clock,
             randomness=self.randomness, retention_s=settings.outbox_retention_days * 86_400.0,
+            pictures=self._announcement_chart,
         )
         await self.notifier.start()
         signer = ValidatorSigner(self.store, clock=self.clock, randomness=self.randomness, master_key=master_key)
@@ -234,6 +236,14 @@ class PlaygroundBot(commands.Bot):
         else:
             synced = await self.tree.sync()
             log.info("synced %d global commands", len(synced))
+
+    async def _announcement_chart(self, chain_id: int, kind: str) -> ChartPicture | None:
+        """The chart an announcement carries (the notifier's ``pictures``): best effort, None when the
+        bot has no chart worker or there is none to be had (``ChartBook.attachment``)."""
+        charts = self.services.charts if self.services is not None else None
+        if charts is None:
+            return None
+        return await charts.attachment(chain_id, kind, timeout_s=CHART_TIMEOUT_S)
 
     async def _owner_names(self, chain_id: int) -> dict[bytes, str]:
         if self.services is None:

@@ -9,7 +9,8 @@ bot's own process never imports matplotlib.
 
 What a chart shows is a ``ChartSpec`` (``cogs/chart_spec.py``): small, frozen and
 picklable, built by the cogs from the engine's data.  Two kinds suffice: a line chart (optionally with
-vertical markers) and a bar chart (optionally with an expected-curve overlay).
+vertical markers) and a bar chart (optionally with an expected-curve overlay), either with a
+logarithmic y axis.
 
 Caps, so no request can tie the worker up: a spec with more than
 ``MAX_POINTS_PER_SERIES`` points in a series, more than ``MAX_SERIES`` series
@@ -139,6 +140,8 @@ def render_png(spec: ChartSpec) -> bytes:
     if spec.x_ticks:
         axes.set_xticks([x for x, _ in spec.x_ticks], [label for _, label in spec.x_ticks],
                         rotation=30 if len(spec.x_ticks) > 6 else 0, ha="right" if len(spec.x_ticks) > 6 else "center")
+    if spec.log_y:
+        axes.set_yscale("log")
     axes.set_title(spec.title, fontsize=14)
     axes.set_xlabel(spec.x_label, fontsize=12)
     axes.set_ylabel(spec.y_label, fontsize=12)

@@ -68,9 +68,11 @@ from chain.adapters.votes import VoteReceipt
 from chain.consensus.block import Block
 from chain.consensus.chart_data import (
     DifficultySeries,
+    EnergyComparison,
     IntervalHistogram,
     ShareVsWins,
     compute_difficulty_series,
+    compute_energy_comparison,
     compute_interval_histogram,
     compute_share_vs_wins,
 )
@@ -83,6 +85,7 @@ from chain.consensus.stake_chart_data import (
     compute_stake_vs_proposals,
 )
 from chain.consensus.state import ChainState, compute_difficulty, compute_next_bits
+from chain.consensus.supply_history import SupplyHistory
 from chain.consensus.tree import BlockEntry, get_ancestor_at_height
 from chain.consensus.verify import VerifyReport
 from chain.errors import (
@@ -876,6 +879,26 @@ class Playground:
         await self.staking_chain(guild_id)
         records = await self._node.store.blocks.epoch_records(guild_id, last_epochs)
         return compute_participation_series(records)
+    async def supply_history(self, guild_id: int) -> SupplyHistory:
+        """Points minted, burned, staked and circulating over height, from a replay of the stored chain
+        in the reader thread (kept, then extended; ``SupplyHistoryPendingError`` while a long chain's
+        first replay runs)."""
+        return await self._node.supply_history(guild_id)
+
+    async def energy_comparison(self, guild_id: int) -> EnergyComparison:
+        """``energy`` with the blocks each kind made: proof-of-work blocks up to the terminal block
+        (all of them before the Merge, none in a pos chain), proof-of-stake blocks after it."""
+        report = await self.energy(guild_id)
+        state = self.state(guild_id)
+        if self.mode(guild_id) is Mode.POS:
+            pow_blocks = 0
+        elif state.beacon is not None and state.beacon.terminal is not None:
+            pow_blocks = state.beacon.terminal.height
+        else:
+            pow_blocks = state.height
+        return compute_energy_comparison(
+            report.pow_millijoules, report.pos_millijoules, pow_blocks, state.height - pow_blocks
+        )
 
     async def find_transactions(self, guild_id: int, prefix: str, limit: int) -> TransactionMatches:
         return await self._node.find_transactions(guild_id, prefix, limit)

@@ -7,8 +7,10 @@ the one place that names them all, for the command, ``/help`` and the dashboard.
 from __future__ import annotations
 
 from cogs.chart_book import ChartKind
+from cogs.energy_chart import energy_chart
 from cogs.mining_charts import difficulty_chart, hash_share_chart, interval_chart
 from cogs.staking_charts import participation_chart, stake_share_chart
+from cogs.supply_chart import supply_chart
 
 CHART_KINDS: dict[str, ChartKind] = {
     kind.name: kind
@@ -43,6 +45,19 @@ CHART_KINDS: dict[str, ChartKind] = {
             "justify it, with justified and finalized checkpoints marked: two justified epochs in a row finalize "
             "the first.",
             participation_chart,
+        ),
+        ChartKind(
+            "supply", "Supply: minted, burned, staked, circulating",
+            "Points minted, burned, staked in validators and circulating in wallets over height, replayed from the "
+            "stored chain: minted minus burned always equals staked plus circulating, and deposits move points "
+            "from the circulating line to the staked one.",
+            supply_chart,
+        ),
+        ChartKind(
+            "energy", "Energy: proof of work vs proof of stake",
+            "The CPU energy proof of work and proof of stake used on this chain, per block of each kind once both "
+            "exist, on a logarithmic scale: hashing costs thousands of times what signing does.",
+            energy_chart,
         ),
     )
 }

@@ -65,6 +65,9 @@ class ChartSpec:
     y2_label: str = ""
     x_ticks: tuple[tuple[float, str], ...] = ()
     """Named positions on the x axis (a bar per miner), instead of numbers."""
+    log_y: bool = False
+    """A logarithmic y axis, for values orders of magnitude apart (proof of work's energy against
+    proof of stake's); every y value must then be above 0."""
 
 
 class ChartKey(NamedTuple):
@@ -91,6 +94,8 @@ def check_spec(spec: ChartSpec) -> None:
         raise ChartTooLarge(f"expected curve has {len(spec.expected)} points, at most {MAX_POINTS_PER_SERIES}")
     if len(spec.markers) > MAX_MARKERS:
         raise ChartTooLarge(f"{len(spec.markers)} markers, at most {MAX_MARKERS}")
+    if spec.log_y and any(y <= 0 for series in spec.series + spec.series2 for _, y in series.points):
+        raise ChartError("a logarithmic axis cannot show a value of 0 or below: leave that bar out and say so")
     if not spec.alt_text.strip():
         raise ChartError("a chart needs alt text: say in words what it shows")
     if len(spec.alt_text) > MAX_ALT_TEXT:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import os
 import struct
@@ -13,6 +14,7 @@ import pytest
 
 from bot.charts import (
     MAX_POINTS_PER_SERIES,
+    ChartError,
     ChartKey,
     ChartRenderer,
     ChartSpec,
@@ -20,6 +22,7 @@ from bot.charts import (
     ChartTooLarge,
     Marker,
     Series,
+    check_spec,
     render_png,
 )
 
@@ -83,6 +86,20 @@ async def test_renders_a_real_png_of_the_preview_size(renderer: ChartRenderer) -
     for spec in (line_spec(), bar_spec()):
         png = await renderer.render(spec)
         assert png_size(png) == (800, 450)
+
+
+def test_a_logarithmic_axis_draws_values_orders_of_magnitude_apart_and_refuses_zero() -> None:
+    spec = ChartSpec(
+        kind="bar", title="Energy per block", x_label="", y_label="joules (log scale)",
+        alt_text="Proof of work used 100,000 times the energy of proof of stake per block",
+        series=(Series("proof of work", ((0, 50.0),)), Series("proof of stake", ((0, 0.0005),))),
+        log_y=True,
+    )
+    linear = render_png(dataclasses.replace(spec, log_y=False))
+    logarithmic = render_png(spec)
+    assert png_size(logarithmic) == (800, 450) and logarithmic != linear
+    with pytest.raises(ChartError, match="logarithmic axis cannot show a value of 0"):
+        check_spec(dataclasses.replace(spec, series=(Series("proof of stake", ((0, 0.0),)),)))
 
 
 async def test_the_cache_renders_a_chart_once_per_tip(renderer: ChartRenderer) -> None:
