@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from cogs.chart_book import ChartKind
 from cogs.mining_charts import difficulty_chart, hash_share_chart, interval_chart
+from cogs.tree_charts import tree_chart
 
 CHART_KINDS: dict[str, ChartKind] = {
     kind.name: kind
@@ -29,6 +30,12 @@ CHART_KINDS: dict[str, ChartKind] = {
             "Each miner's share of the hashes against their share of the blocks won since the bot started: they "
             "match over many blocks, not over a few.",
             hash_share_chart,
+        ),
+        ChartKind(
+            "tree", "Block tree with orphaned branches",
+            "The last 60 heights of the block tree: the main chain as a line of circles, each orphaned side branch "
+            "as squares on a lane above it, joined to the block it forked from: every fork, and which branch won.",
+            tree_chart,
         ),
     )
 }
