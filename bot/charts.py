@@ -164,7 +164,11 @@ def render_png(spec: ChartSpec) -> bytes:
             more_handles, more_labels = ax.get_legend_handles_labels()
             handles += more_handles
             labels += more_labels
-        axes.legend(handles, labels, fontsize=10)
+        if spec.kind == "tree":
+            # One row under the axes: inside, it would cover blocks or the checkpoints' labels.
+            figure.legend(handles, labels, fontsize=10, ncol=2, loc="outside lower center")
+        else:
+            axes.legend(handles, labels, fontsize=10)
     out = io.BytesIO()
     figure.savefig(out, format="png", dpi=DPI,
                    metadata={"Title": spec.title, "Description": spec.alt_text})

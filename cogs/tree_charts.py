@@ -60,8 +60,8 @@ def tree_alt_text(window: TreeWindow) -> str:
     if marks:
         tail += " Dotted lines mark " + " and ".join(marks) + "."
     if layout.left_out_branches:
-        tail += (f" {counted(layout.left_out_branches, 'more side branch', 'more side branches')} "
-                 f"({counted(layout.left_out_blocks, 'block')}) did not fit and are not drawn.")
+        tail += (f" Not drawn, for lack of room: {counted(layout.left_out_branches, 'side branch', 'side branches')} "
+                 f"({counted(layout.left_out_blocks, 'block')}).")
     forks = fork_lines(window)
     for listed in range(min(len(forks), FORKS_LISTED), -1, -1):
         more = len(forks) - listed
