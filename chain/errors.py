@@ -1184,3 +1184,17 @@ class SupplyHistoryPendingError(ChartDataError):
         super().__init__(message)
         self.replayed = replayed
         self.height = height
+# --- The block tree chart (chain/consensus/tree_layout.py): lanes for the main chain and side branches ---
+
+
+class TreeLayoutError(ChartDataError):
+    """Blocks that cannot be laid out as a tree: a block given twice, a height that is not its parent's
+    plus one, a main tip not among them, or no lane to draw side branches on."""
+
+    code = "chart_tree_layout"
+
+
+class TreeHasNoForksError(ChartEmptyInputError):
+    """The block tree has no block off the main chain: there is no fork to draw yet."""
+
+    code = "chart_no_forks"

@@ -87,6 +87,7 @@ from chain.consensus.stake_chart_data import (
 from chain.consensus.state import ChainState, compute_difficulty, compute_next_bits
 from chain.consensus.supply_history import SupplyHistory
 from chain.consensus.tree import BlockEntry, get_ancestor_at_height
+from chain.consensus.tree_layout import TreeLayout, TreeWindow, collect_tree_window, compute_tree_layout
 from chain.consensus.verify import VerifyReport
 from chain.errors import (
     ChainBeforeStakingError,
@@ -146,6 +147,8 @@ SELFISH_MAX_DURATION_S = 3600
 
 # Engine values the cogs format, handed on from here so that cogs import no engine internals.
 __all__ = [
+    "TreeLayout",
+    "TreeWindow",
     "ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS",
     "IDLE_AFTER_S",
     "MIN_SLOT_DURATION_S",
@@ -899,6 +902,33 @@ class Playground:
         return compute_energy_comparison(
             report.pow_millijoules, report.pos_millijoules, pow_blocks, state.height - pow_blocks
         )
+    def block_tree_window(
+        self, guild_id: int, max_heights: int, max_lanes: int, from_height: int | None = None
+    ) -> TreeWindow:
+        """The block tree's last ``max_heights`` heights (from ``from_height`` on, for a game's fork) laid
+        out on lanes (chain/consensus/tree_layout.py), with the finality checkpoints inside them.
+
+        From the node's in-memory tree (the blocks of the last ``TREE_KEPT_BELOW_TIP_BLOCKS`` heights at
+        a start, and every block since): O(heights shown + side tips), quick enough for the event loop.
+        ``TreeHasNoForksError`` while no block lies off the main chain."""
+        runtime = self._node.chain(guild_id)
+        tree = runtime.tree
+        blocks, window_tip = collect_tree_window(tree, runtime.state.tip_hash, max_heights, from_height)
+        layout = compute_tree_layout(blocks, window_tip, max_lanes=max_lanes)
+        beacon = runtime.state.beacon
+        finalized = justified = None
+        by_votes = False
+        if beacon is not None:
+            by_votes = self.mode(guild_id) is Mode.POS or beacon.merged or beacon.terminal is not None
+
+            def in_window(root: bytes) -> int | None:
+                height = tree.get(root).height if root in tree else None
+                # Height 0 is the genesis block, final by definition: not worth a mark.
+                return height if height and layout.first_height <= height <= layout.last_height else None
+
+            finalized = in_window(beacon.finality.finalized_checkpoint.root)
+            justified = in_window(beacon.finality.current_justified_checkpoint.root)
+        return TreeWindow(layout, finalized, justified, by_votes)
 
     async def find_transactions(self, guild_id: int, prefix: str, limit: int) -> TransactionMatches:
         return await self._node.find_transactions(guild_id, prefix, limit)

@@ -11,6 +11,7 @@ from cogs.energy_chart import energy_chart
 from cogs.mining_charts import difficulty_chart, hash_share_chart, interval_chart
 from cogs.staking_charts import participation_chart, stake_share_chart
 from cogs.supply_chart import supply_chart
+from cogs.tree_charts import tree_chart
 
 CHART_KINDS: dict[str, ChartKind] = {
     kind.name: kind
@@ -58,6 +59,12 @@ CHART_KINDS: dict[str, ChartKind] = {
             "The CPU energy proof of work and proof of stake used on this chain, per block of each kind once both "
             "exist, on a logarithmic scale: hashing costs thousands of times what signing does.",
             energy_chart,
+        ),
+        ChartKind(
+            "tree", "Block tree with orphaned branches",
+            "The last 60 heights of the block tree: the main chain as a line of circles, each orphaned side branch "
+            "as squares on a lane above it, joined to the block it forked from: every fork, and which branch won.",
+            tree_chart,
         ),
     )
 }
