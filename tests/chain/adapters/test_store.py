@@ -165,6 +165,7 @@ UNDO_MIGRATIONS: dict[int, tuple[str, ...]] = {
         "DROP TABLE reorg_log",
         "ALTER TABLE lesson_progress DROP COLUMN start_reorg_seq",
     ),
+    17: ("DROP TABLE dashboard_links",),
 }
 
 
