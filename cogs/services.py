@@ -71,6 +71,18 @@ class ServerSettingsStore(Protocol):
         ...
 
 
+class DashboardLinks(Protocol):
+    """The classroom dashboard's links (``bot/dashboard.py``): signed, expiring, revocable."""
+
+    async def issue_link(self, chain_id: int, hours: int) -> str:
+        """A link to this server's dashboard, valid ``hours`` hours unless revoked."""
+        ...
+
+    async def revoke_links(self, chain_id: int) -> int:
+        """Every link made so far for this server gets 403 from now on, open pages included."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class EpochMessage:
     """Where a server's running epoch is shown: one Discord message, edited as slots pass."""
@@ -141,6 +153,8 @@ class Services:
     faucet_cooldown_s: int = 3_600
     # /learn: who started and completed which lesson (None: /learn refuses, the store is not wired).
     lessons: LessonStore | None = None
+    # The classroom dashboard's links (None: the dashboard is off on this bot).
+    dashboard: DashboardLinks | None = None
     _calibration: asyncio.Task[int] | None = None
     # The one front door cogs call for a server's chain; it reads the defaults above from here.
     playground: Playground = field(init=False)
