@@ -281,9 +281,24 @@ class PlaygroundBot(commands.Bot):
         return guild.name if guild is not None else ""
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        # The dashboard names members as the channel shows them; the bot has no member list to read.
-        if interaction.guild_id is not None:
-            self.names.learn(interaction.guild_id, interaction.user.id, interaction.user.display_name)
+        # The dashboard names members as the channel shows them; the bot has no member list to read, so
+        # it learns the name of each member who runs a command, and of each member a command names.
+        guild_id = interaction.guild_id
+        if guild_id is None:
+            return
+        self.names.learn(guild_id, interaction.user.id, interaction.user.display_name)
+        data: dict[str, Any] = dict(interaction.data or {})
+        resolved: dict[str, Any] = data.get("resolved") or {}
+        users: dict[str, Any] = resolved.get("users") or {}
+        members: dict[str, Any] = resolved.get("members") or {}
+        for user_id, user in users.items():
+            member = members.get(user_id)
+            if not isinstance(user, dict):
+                continue
+            nick = member.get("nick") if isinstance(member, dict) else None
+            name = nick or user.get("global_name") or user.get("username")
+            if isinstance(name, str) and name:
+                self.names.learn(guild_id, user_id, name)
 
     async def _sync_commands(self) -> None:
         if self.settings.dev_guild_id is not None:

@@ -21,6 +21,7 @@ from typing import Any
 from bot.storage import OutboxEvent
 from chain.events import BlockMined, CheckpointFinalized, CheckpointJustified
 from chain.hashing import hash_to_display
+from chain.mode import Mode
 from chain.playground import Playground, ValidatorView
 from chain.pos.rewards import UNITS_PER_POINT
 from cogs.embeds import event_embed
@@ -184,11 +185,14 @@ class ChainView:
 
     def _staking(self, chain_id: int) -> dict[str, Any] | None:
         playground = self.playground
-        if playground.mode(chain_id) is None:
+        mode = playground.mode(chain_id)
+        if mode is None:
             return None
+        validators = playground.validators(chain_id)
+        if mode is Mode.POW and not validators:
+            return None  # proof of work with nobody staked yet: nothing to show
         progress = playground.vote_progress(chain_id)
         finality = playground.finality(chain_id)
-        validators = playground.validators(chain_id)
         return {
             "epoch": progress.epoch,
             "votes_percent": progress.percent,

@@ -9,28 +9,14 @@ import json
 import re
 import socket
 import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
-import pytest
 
-from sandbox import Sandbox
-from sandbox.demo import populate_demo
-from tests.e2e.conftest import Playground, make_settings, running_bot
 from tests.e2e.test_admin import answer, text_of
 from tests.e2e.test_modified_client import assert_refused, raw
 from tests.e2e.test_startup_safety import ROOT, bot_env
 
 LINK = re.compile(r"http://127\.0\.0\.1:[0-9]+/d/[0-9A-Za-z._-]+")
-
-
-@pytest.fixture
-async def dashboard_playground(sb: Sandbox, tmp_path: Path) -> AsyncIterator[Playground]:
-    world = populate_demo(sb)
-    settings = make_settings(tmp_path / "playground.sqlite3", dashboard_port=0)
-    async with running_bot(sb, settings) as bot:
-        yield Playground(sb, world, bot, settings)
 
 
 async def link_for(p, member, options=None, *, guild=None) -> str:
