@@ -174,6 +174,11 @@ class StreamHub:
         subscriber.queue.put_nowait(None)
         self.leave(subscriber)
 
+    def drop_all(self, reason: str) -> None:
+        for subscribers in list(self._by_chain.values()):
+            for subscriber in list(subscribers):
+                self.drop(subscriber, reason)
+
     def revoke(self, chain_id: int, generation: int) -> None:
         for subscriber in list(self._by_chain.get(chain_id, ())):
             if subscriber.claims.generation < generation:
@@ -271,9 +276,7 @@ class Dashboard:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        for chain_id in self.hub.chains():
-            for subscriber in list(self.hub._by_chain.get(chain_id, ())):
-                self.hub.drop(subscriber, "closing")
+        self.hub.drop_all("closing")
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

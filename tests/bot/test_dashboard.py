@@ -12,6 +12,7 @@ import time
 import aiohttp
 import pytest
 
+import bot.dashboard
 from bot.dashboard import CONTENT_SECURITY_POLICY, Dashboard, StreamHub
 from bot.dashboard_links import LinkRefusedError, derive_link_key
 from bot.dashboard_view import NameBook
@@ -441,3 +442,19 @@ async def test_a_viewer_too_slow_for_its_queue_is_dropped_with_a_final_event():
     assert left == [b'event: bye\ndata: {"reason":"too-slow"}\n\n', None]  # nothing buffered beyond the bound
     assert hub.count(ALPHA) == 1 and fast.dropped is None
     assert await fast.queue.get() == b"one too many"
+
+
+async def test_a_quiet_stream_gets_heartbeats_and_ends_when_its_link_expires(world, http, monkeypatch):
+    monkeypatch.setattr(bot.dashboard, "HEARTBEAT_S", 0.05)
+    link = await world.dashboard.issue_link(ALPHA, 1)
+    stream = await open_stream(http, link)
+    await stream.until(lambda e, d: e == "state")
+    while b": keep-alive\n\n" not in stream.raw:  # nothing happens on the chain: comment lines keep it open
+        line = await asyncio.wait_for(stream.response.content.readline(), GUARD_S)
+        assert line, "the stream ended"
+        stream.raw += line
+    world.clock.now += 3600
+    _, data = await stream.until(lambda e, d: e == "bye")
+    assert data == {"reason": "expired"}
+    assert await asyncio.wait_for(stream.response.content.read(), GUARD_S) == b""  # and it is closed
+    assert world.dashboard.hub.count(ALPHA) == 0
