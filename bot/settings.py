@@ -15,6 +15,7 @@ import string
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,6 +95,17 @@ class Settings(BaseSettings):
         description="Points a new chain's faucet holds at genesis (0: new chains get no faucet)",
     )
 
+    dashboard_host: str = Field(
+        default="127.0.0.1", min_length=1, description="Address the classroom dashboard listens on"
+    )
+    dashboard_port: int | None = Field(
+        default=None, ge=0, le=65535,
+        description="Port of the classroom dashboard (0: any free port); unset: off (on in sandbox play)",
+    )
+    dashboard_public_url: str | None = Field(
+        default=None, description="Base URL dashboard links use behind a reverse proxy (https://host[/prefix])"
+    )
+
     def __init__(self, **values: Any) -> None:
         problem = None
         try:
@@ -121,6 +133,19 @@ class Settings(BaseSettings):
         problem = master_key_problem(value.get_secret_value().strip())
         if problem is not None:
             raise ValueError(problem)
+        return value
+
+    @field_validator("dashboard_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError("must be an http:// or https:// URL, like https://playground.example.org")
+        if parsed.query or parsed.fragment or "@" in parsed.netloc:
+            raise ValueError("must be a plain base URL: no user, query or fragment")
         return value
 
     def master_key_source(self) -> str:

@@ -193,6 +193,9 @@ __all__ = [
     "Playground",
     "SlotReport",
     "WalletView",
+    "MiningRace",
+    "RaceEntry",
+    "RecentBlock",
     "BranchRace",
     "DoubleSpendPlan",
     "DoubleSpendStatus",
@@ -273,6 +276,37 @@ class SlotReport:
     guild_id: int
     outcome: SlotOutcome
     finality: FinalityView
+
+
+@dataclass(frozen=True, slots=True)
+class RaceEntry:
+    """One member's mining session in a chain's race for its next block (the classroom dashboard)."""
+
+    owner: str  # the member mining (their member id); "" for a session the bot runs for no member
+    hashes_tried: int
+    share_percent: int  # of this chain's hash power now, by the sessions' weights
+    elapsed_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class MiningRace:
+    """Who is mining a chain's next block right now, and how many hashes a block takes on average."""
+
+    height: int  # the height the sessions race for
+    expected_hashes: int
+    entries: tuple[RaceEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecentBlock:
+    """A main-chain block as the classroom dashboard lists it: public facts only, no block body."""
+
+    height: int
+    block_hash: bytes
+    miner: bytes  # the coinbase's recipient: the miner, or a proof-of-stake block's proposer
+    transfers: int
+    time: int
+    proof_of_stake: bool
 
 
 class Playground:
@@ -1183,3 +1217,42 @@ class Playground:
             running = self.games.current(guild_id)
             if running is not None and isinstance(running.game, NetworkSplit):
                 await running.game.close()
+
+    # --- the classroom dashboard (issue 12, item 4): reads only -----------------------------
+
+    def mining_race(self, guild_id: int) -> MiningRace:
+        """The mining sessions racing for this chain's next block, from the hashing core's memory."""
+        state = self._node.chain(guild_id).state
+        core = self._node.hashing_core
+        sessions = [s for s in core.stats().per_session if s.chain_id == guild_id] if core is not None else []
+        total = sum(s.weight for s in sessions)
+        entries = []
+        for session in sessions:
+            key = session.key
+            # A member's session is keyed (chain id, member id); a game's own miners are not members.
+            owner = key[1] if isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], str) else ""
+            share = int(session.weight * 100 // total) if total > 0 else 0
+            entries.append(RaceEntry(owner, session.hashes_tried, share, int(session.elapsed)))
+        entries.sort(key=lambda e: (-e.hashes_tried, e.owner))
+        return MiningRace(state.height + 1, self.next_block_work(guild_id), tuple(entries))
+
+    def pending_transfers(self, guild_id: int, limit: int) -> tuple[PendingTransfer, ...]:
+        """The newest ``limit`` transfers waiting in this chain's mempool, newest first."""
+        entries = self._node.chain(guild_id).mempool.entries()
+        entries.sort(key=lambda e: (e.arrival, e.txid), reverse=True)
+        return tuple(entries[: max(0, limit)])
+
+    async def recent_blocks(self, guild_id: int, count: int) -> tuple[RecentBlock, ...]:
+        """The newest ``count`` blocks of the main chain, newest first (the tip from memory, the rest
+        read from the store)."""
+        runtime = self._node.chain(guild_id)
+        tip = runtime.tip_block
+        blocks = [tip]
+        for height in range(tip.height - 1, max(-1, tip.height - count), -1):
+            blocks.append(await self._node.store.blocks.get_block(guild_id, height=height))
+        return tuple(
+            RecentBlock(
+                b.height, b.hash(), b.coinbase.miner, len(b.transfers), b.header.time, b.is_proof_of_stake
+            )
+            for b in blocks[: max(0, count)]
+        )

@@ -418,6 +418,19 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        17,
+        (
+            # The bot's classroom dashboard (bot/dashboard.py): each server's link generation. Links carry
+            # the generation they were made in; /playground dashboard revoke:True bumps it, and every
+            # older link is refused. Not tied to the chain: a reset must not bring revoked links back.
+            """CREATE TABLE dashboard_links (
+                chain_id INTEGER PRIMARY KEY,
+                generation INTEGER NOT NULL CHECK (generation >= 0),
+                updated_at INTEGER NOT NULL
+            )""",
+        ),
+    ),
+    (
         18,
         (
             # What each epoch's end recorded (chain/consensus/stake_chart_data.py), written with the

@@ -67,8 +67,9 @@ class Store:
         self.outbox_writer: OutboxWriter = outbox or SqliteOutboxWriter()
 
     @classmethod
-    async def open(cls, path: str | Path) -> Store:
-        return cls(await Database.open(path))
+    async def open(cls, path: str | Path, *, outbox: OutboxWriter | None = None) -> Store:
+        """``outbox``: writes the engine's events (the bot wraps the SQLite writer to feed its dashboard)."""
+        return cls(await Database.open(path), outbox=outbox)
 
     async def close(self) -> None:
         await self.db.close()
