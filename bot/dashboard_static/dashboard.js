@@ -110,6 +110,11 @@
       const img = document.querySelector('img[data-kind="' + CSS.escape(chart.kind) + '"]');
       if (!img) continue;
       img.alt = chart.alt;
+      // A chart with nothing to show yet (no fork, no votes) answers 503: hide it rather than show a
+      // broken image; the next block tries again.
+      const figure = img.closest("figure") || img;
+      img.addEventListener("error", () => { figure.hidden = true; }, { once: true });
+      img.addEventListener("load", () => { figure.hidden = false; }, { once: true });
       img.src = base + "/chart/" + encodeURIComponent(chart.kind) + ".png?height=" + height;
     }
   }
