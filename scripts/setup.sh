@@ -30,3 +30,12 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+
+# PostgreSQL server binaries for the tests of the PostgreSQL backend (the suite starts its own
+# server, tests/postgres_server.py). Debian's package, only when missing and only as root with apt;
+# elsewhere those tests skip and say why. Running the bot on SQLite never needs them.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian's postgresql package for the PostgreSQL tests"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
