@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import discord
 import discord.asset
@@ -58,3 +59,11 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
         yield url
     finally:
         postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a storage test's database lives, once per backend: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "chain.sqlite3"
+    return str(request.getfixturevalue("postgres_url"))
