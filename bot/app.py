@@ -172,7 +172,7 @@ class PlaygroundBot(commands.Bot):
         if self.preflight is None:
             self.preflight = await run_preflight(settings, self.randomness)
         master_key = self.preflight.master_key
-        self.store = await Store.open(settings.database_path)
+        self.store = await Store.open(settings.database_target())
         # From now on the database itself names its key (an old database learns it here).
         await record_key_check(self.store.key_checks, master_key, self.randomness(12), int(self.clock()))
         make_private_files(database_files(settings.database_path))
