@@ -52,8 +52,8 @@ IMPLEMENTATIONS = [
 
 
 @pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "chain.sqlite3")
+async def store(database_target):
+    s = await Store.open(database_target)
     await s.create_chain(1, REGTEST, genesis_block(REGTEST, 1), 0)
     yield s
     await s.close()
