@@ -84,7 +84,8 @@ class PostgresServer:
         return subprocess.run(command, check=True, capture_output=True, text=True)
 
     @classmethod
-    def start(cls) -> PostgresServer:
+    def start(cls, *, durable: bool = False) -> PostgresServer:
+        """``durable``: keep fsync on (benchmarks compare commits with SQLite's synchronous=FULL)."""
         bin_dir = find_bin_dir()
         if bin_dir is None:
             raise PostgresUnavailableError(
@@ -101,11 +102,11 @@ class PostgresServer:
         try:
             server._run("initdb", "-D", str(folder / "data"), "-U", SERVER_USER, "-A", "trust", "--no-sync",
                         "-E", "UTF8", "--locale=C")
+            # Test data is thrown away: no need to survive a power cut, so no fsync.
+            fast = () if durable else ("-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off")
             options = " ".join((
                 "-c listen_addresses=127.0.0.1", f"-c port={server.port}",
-                f"-c unix_socket_directories={folder}",
-                # Test data is thrown away: no need to survive a power cut, so no fsync.
-                "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
+                f"-c unix_socket_directories={folder}", *fast,
                 "-c shared_buffers=32MB", "-c max_connections=200",
             ))
             server._run("pg_ctl", "-D", str(folder / "data"), "-l", str(folder / "server.log"),

@@ -191,3 +191,75 @@ async def test_counters_add_up_through_the_upsert(store):
     await store.energy.add(GUILD, pow_cpu_ns=7, pos_verify_ops=2)
     counters = await store.energy.counters(GUILD)
     assert (counters.pow_cpu_ns, counters.pos_sign_ops, counters.pos_verify_ops) == (12, 1, 2)
+
+
+async def test_back_fills_of_migrations_7_10_and_13_run_on_postgres(postgres_url):
+    """A database taken back to before migration 7 comes back the same: display hashes and txids filled by
+    the SQL function, the block tree by the Python step (the same work and chain work the store wrote)."""
+    from chain.hashing import hash_to_display
+    from tests.chain.adapters.test_store import UNDO_MIGRATIONS
+
+    store = await Store.open(postgres_url)
+    state = await create(store, GUILD)
+    for _ in range(3):
+        block, effects = next_block(state, MINER)
+        await store.append_block(GUILD, block, effects, [], 1)
+        state.apply(block, effects)
+    coinbase = block.coinbase.txid()
+    before = [(e.block_hash, e.parent_hash, e.height, e.work, e.chain_work) for e in await store.tree.entries(GUILD)]
+    await store.close()
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        for version in sorted(UNDO_MIGRATIONS, reverse=True):
+            for statement in UNDO_MIGRATIONS[version]:
+                await connection.execute(statement)
+        await connection.execute("DELETE FROM schema_version WHERE version >= 7")
+    finally:
+        await connection.close()
+
+    store = await Store.open(postgres_url)
+    try:
+        assert await store.db.schema_version() == MIGRATIONS[-1][0]
+        count, found = await store.blocks.find_blocks_by_hash_prefix(GUILD, hash_to_display(state.hashes[2])[:8], 5)
+        assert (count, found) == (1, [(2, state.hashes[2])])
+        count, txs = await store.blocks.find_transactions_by_txid_prefix(GUILD, hash_to_display(coinbase)[:10], 5)
+        assert count == 1 and txs[0].txid == coinbase
+        after = [(e.block_hash, e.parent_hash, e.height, e.work, e.chain_work) for e in await store.tree.entries(GUILD)]
+        assert after == before and len(after) == 4
+    finally:
+        await store.close()
+
+
+async def test_two_processes_signing_for_one_validator_never_release_a_slashable_pair(postgres_url, store, monkeypatch):
+    """The EIP-3076 read-modify-write across processes: the second signer waits on the chain's lock while
+    the first sits between reading the record and saving it, then reads the saved vote and refuses."""
+    from chain.errors import SlashingProtectionError
+    from tests.chain.adapters.test_signer import CHAIN, make_signer, vote
+
+    first = make_signer(store)
+    other_process = await Store.open(postgres_url)
+    second = make_signer(other_process)
+    await first.validator_key(CHAIN, "alice")
+    reached, release = asyncio.Event(), asyncio.Event()
+    save = store.protection.save
+
+    async def held_save(*args, **kwargs):
+        reached.set()
+        await release.wait()
+        await save(*args, **kwargs)
+
+    monkeypatch.setattr(store.protection, "save", held_save)
+    try:
+        signing = asyncio.create_task(first.sign_attestation(CHAIN, "alice", vote(2, 5, "A")))
+        await reached.wait()
+        conflicting = asyncio.create_task(second.sign_attestation(CHAIN, "alice", vote(2, 5, "B")))
+        assert await until_waiting_or_done(postgres_url, conflicting)
+        release.set()
+        await signing
+        with pytest.raises(SlashingProtectionError):
+            await conflicting
+        pubkey = await second.validator_key(CHAIN, "alice")
+        assert (await other_process.protection.get(CHAIN, pubkey)).highest_attestation.target_epoch == 5
+    finally:
+        release.set()
+        await other_process.close()
