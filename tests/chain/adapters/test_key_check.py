@@ -215,3 +215,13 @@ async def test_on_postgres_the_key_check_guards_the_database_alike(postgres_url,
     with pytest.raises(StartupRefusedError) as refused:
         await run_preflight(settings(WRONG))
     assert "PostgreSQL database" in str(refused.value)
+
+
+async def test_a_postgres_database_that_is_not_there_refuses_the_start_in_one_line(postgres_url, tmp_path):
+    missing = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
+    settings = settings_for(tmp_path, RIGHT).model_copy(update={"database_url": SecretStr(missing)})
+    with pytest.raises(StartupRefusedError) as refused:
+        await run_preflight(settings)
+    assert "PostgreSQL database no_such_database on 127.0.0.1" in str(refused.value)
+    assert "\n" not in str(refused.value)
+    (await run_preflight(settings_for(tmp_path, RIGHT))).release()  # the lock was released

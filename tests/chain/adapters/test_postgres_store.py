@@ -263,3 +263,15 @@ async def test_two_processes_signing_for_one_validator_never_release_a_slashable
     finally:
         release.set()
         await other_process.close()
+
+
+async def test_two_processes_starting_at_once_migrate_once(postgres_url):
+    """Checking the schema version and migrating is one transaction under the global advisory key:
+    the second process waits, then finds the schema current and runs nothing."""
+    stores = await asyncio.gather(Store.open(postgres_url), Store.open(postgres_url))
+    try:
+        versions = await stores[0].db.fetchall("SELECT version FROM schema_version ORDER BY version")
+        assert [v for (v,) in versions] == [v for v, _ in MIGRATIONS]  # each once
+    finally:
+        for s in stores:
+            await s.close()
