@@ -131,7 +131,8 @@ class PostgresDatabase(Database):
         if within is not None:
             yield within
             return
-        async with self._pool.acquire() as connection, connection.transaction():
+        # READ COMMITTED named, not left to the server's default_transaction_isolation: see the docstring.
+        async with self._pool.acquire() as connection, connection.transaction(isolation="read_committed"):
             if chain_id is None:
                 await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", *GLOBAL_LOCK_KEYS)
             else:

@@ -96,9 +96,19 @@ async def test_discord_sized_ids_round_trip(store):
     assert narrow == [("schema_version", "version")]
 
 
-async def test_two_writers_to_one_chain_serialize_and_the_tip_cannot_fork(postgres_url, store, monkeypatch):
+@pytest.mark.parametrize("server_default", ["read committed", "repeatable read"])
+async def test_two_writers_to_one_chain_serialize_and_the_tip_cannot_fork(postgres_url, monkeypatch, server_default):
     """Two processes extend the same tip at the same moment: the second waits for the first's commit on the
-    chain's advisory lock, then finds the tip moved (StaleBlockError), never a fork or a driver error."""
+    chain's advisory lock, then finds the tip moved (StaleBlockError), never a fork or a driver error.
+    Whatever isolation the server defaults to: at REPEATABLE READ the second writer's snapshot would predate
+    the first's commit, so the store names READ COMMITTED itself."""
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        database = await admin.fetchval("SELECT current_database()")
+        await admin.execute(f"ALTER DATABASE \"{database}\" SET default_transaction_isolation = '{server_default}'")
+    finally:
+        await admin.close()
+    store = await Store.open(postgres_url)  # connections opened after the change take the default
     state = await create(store, GUILD)
     other_process = await Store.open(postgres_url)
     first, first_effects = next_block(state, MINER)
@@ -129,6 +139,7 @@ async def test_two_writers_to_one_chain_serialize_and_the_tip_cannot_fork(postgr
     finally:
         release.set()
         await other_process.close()
+        await store.close()
 
 
 async def test_writers_to_two_chains_do_not_wait_for_each_other(postgres_url, store):
