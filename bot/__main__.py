@@ -54,6 +54,10 @@ EXIT_UNAVAILABLE = 69
 # Sandbox play keeps its servers, members, messages and webhooks here, beside the database whose
 # chains are keyed by those servers' ids: the two belong together.
 SANDBOX_WORLD_FILE = "sandbox-world.json"
+# Sandbox play serves the classroom dashboard here unless DASHBOARD_PORT says otherwise.
+SANDBOX_DASHBOARD_PORT = 8766
+# How long the links printed at a sandbox start work, in hours.
+SANDBOX_LINK_HOURS = 24
 
 
 async def run_bot(bot: PlaygroundBot, token: str, stop: asyncio.Event) -> None:
@@ -164,6 +168,9 @@ async def play_in_sandbox(
         populate_demo(sb)
         found = f"A new sandbox world, kept in {world_path} for the next start."
     servers = " and ".join(g.name for g in sb.guilds.values())
+    if settings.dashboard_port is None:
+        # On in sandbox play: the dashboard is part of trying the playground out.
+        settings = settings.model_copy(update={"dashboard_port": SANDBOX_DASHBOARD_PORT})
     point_discord_py_at(sb.api_base, sb.gateway_url)
     data = settings.database_path.parent
     sys.stdout.write(
@@ -186,6 +193,7 @@ async def play_in_sandbox(
         return 1
     await ready
     await sb.wait_until_ready(timeout=STARTUP_TIMEOUT_S)
+    await print_dashboard_links(bot, sb, settings)
     terminal = asyncio.create_task(
         run_terminal(sb, await stdin_reader(), sys.stdout, save_dir=data / SAVED_FOLDER_NAME)
     )
@@ -195,6 +203,20 @@ async def play_in_sandbox(
     await bot_task
     terminal.cancel()
     return 0
+
+
+async def print_dashboard_links(bot: PlaygroundBot, sb: Sandbox, settings: Settings) -> None:
+    """The classroom dashboard's link for each sandbox server (an admin gets one with /playground dashboard)."""
+    if bot.dashboard is None:
+        sys.stdout.write(
+            f"The classroom dashboard is off: port {settings.dashboard_port} on {settings.dashboard_host} is in use "
+            "(set DASHBOARD_PORT to a free port, 0 picks one).\n"
+        )
+        return
+    lines = [f"Classroom dashboard (read-only, live; valid {SANDBOX_LINK_HOURS} h), open in a browser:"]
+    for guild in sb.guilds.values():
+        lines.append(f"  {guild.name}: {await bot.dashboard.issue_link(guild.id, SANDBOX_LINK_HOURS)}")
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -19,18 +19,28 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.charts import ChartRenderer
+from bot.dashboard import Dashboard
+from bot.dashboard_view import NameBook
 from bot.health import LoopLagMonitor
-from bot.notifier import WebhookNotifier
+from bot.notifier import CHART_TIMEOUT_S, WebhookNotifier
+from bot.outbox_feed import FeedingOutboxWriter, OutboxFeed
 from bot.preflight import Preflight, run_preflight
 from bot.private_files import database_files, make_private_files
 from bot.settings import Settings
-from bot.storage import EpochMessageRepository, LessonProgressRepository, ServerSettingsRepository
+from bot.storage import (
+    DashboardLinkRepository,
+    EpochMessageRepository,
+    LessonProgressRepository,
+    ServerSettingsRepository,
+)
 from chain.adapters.beacon_node import BeaconNode
 from chain.adapters.hashcore import HashingCore
 from chain.adapters.key_check import record_key_check
 from chain.adapters.node import Node
 from chain.adapters.signer import ValidatorSigner
 from chain.adapters.storage import Store
+from chain.adapters.storage.outbox import SqliteOutboxWriter
+from cogs.chart_book import ChartPicture
 from cogs.core_pause import core_paused_for_command
 from cogs.services import Services
 
@@ -49,6 +59,8 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.network_split",
 )
 FLUSH_ON_SHUTDOWN_S = 5.0
+# The charts the classroom dashboard shows (a chart with nothing to show yet shows its refusal).
+DASHBOARD_CHART_KINDS: tuple[str, ...] = ("difficulty", "intervals", "hashpower", "participation", "supply", "tree")
 # Enough to overlap I/O waits, few enough to keep each loop iteration short.
 MAX_CONCURRENT_COMMANDS = 8
 # How often a command holding one of those turns is checked for having answered.
@@ -159,6 +171,14 @@ class PlaygroundBot(commands.Bot):
         self.hashing_core: HashingCore | None = None
         self.notifier: WebhookNotifier | None = None
         self.charts: ChartRenderer | None = None
+        # The classroom dashboard (None: off, or its port was taken) and the outbox feed that drives it.
+        self.dashboard: Dashboard | None = None
+        self.outbox_feed: OutboxFeed | None = None
+        # Members' display names, learned from their commands, for the dashboard.
+        self.names = NameBook()
+        # The dashboard's charts: (chain id, kind) -> (PNG, alt text), and the kinds it shows.
+        self.dashboard_charts: Any = None
+        self.dashboard_chart_kinds: tuple[str, ...] = ()
         self.failed_extensions: dict[str, BaseException] = {}
         self.lag_monitor = LoopLagMonitor()
         # Servers already told (this run) that their chain could not be loaded.
@@ -172,7 +192,10 @@ class PlaygroundBot(commands.Bot):
         if self.preflight is None:
             self.preflight = await run_preflight(settings, self.randomness)
         master_key = self.preflight.master_key
-        self.store = await Store.open(settings.database_target())
+        # The engine's outbox writes wake the dashboard's feed (it reads them once committed).
+        self.store = await Store.open(
+            settings.database_target(), outbox=FeedingOutboxWriter(SqliteOutboxWriter(), self._outbox_written)
+        )
         # From now on the database itself names its key (an old database learns it here).
         await record_key_check(self.store.key_checks, master_key, self.randomness(12), int(self.clock()))
         make_private_files(database_files(settings.database_path))
@@ -194,6 +217,7 @@ class PlaygroundBot(commands.Bot):
         self.notifier = WebhookNotifier(
             self.store, master_key, names=self._owner_names, alert=self._alert, clock=self.clock,
             randomness=self.randomness, retention_s=settings.outbox_retention_days * 86_400.0,
+            pictures=self._announcement_chart,
         )
         await self.notifier.start()
         signer = ValidatorSigner(self.store, clock=self.clock, randomness=self.randomness, master_key=master_key)
@@ -210,6 +234,11 @@ class PlaygroundBot(commands.Bot):
             faucet_points=settings.faucet_points, faucet_cooldown_s=settings.faucet_cooldown_s,
             lessons=LessonProgressRepository(self.store.db), chart_renderer=self.charts, clock=self.clock,
         )
+        if self.dashboard_charts is None and self.services.charts is not None:
+            self.dashboard_charts = self._dashboard_chart
+            self.dashboard_chart_kinds = DASHBOARD_CHART_KINDS
+        if settings.dashboard_port is not None:
+            await self._start_dashboard(master_key)
         # The first new server's chain needs the core's hash rate: measured now, while the bot
         # logs in, not during that server's first command.
         self.services.start_calibration()
@@ -225,6 +254,66 @@ class PlaygroundBot(commands.Bot):
         # the collector's full passes, whose pauses would otherwise land between commands.
         gc.freeze()
 
+    async def _dashboard_chart(self, chain_id: int, kind: str) -> tuple[bytes, str]:
+        """A chart for the dashboard: the same ChartBook as /chain chart (its cache and in-flight cap),
+        no member cooldown (the dashboard asks once per kind and block, whoever watches)."""
+        assert self.services is not None and self.services.charts is not None
+        picture = await self.services.charts.picture(chain_id, kind)
+        return picture.png, picture.spec.alt_text
+
+    async def _start_dashboard(self, master_key: bytes) -> None:
+        """Serve the classroom dashboard; a port already in use is a warning, and the bot goes on without it."""
+        settings = self.settings
+        port = settings.dashboard_port
+        assert self.services is not None and self.store is not None and port is not None
+        dashboard = Dashboard(
+            self.services.playground, DashboardLinkRepository(self.store.db), master_key,
+            host=settings.dashboard_host, port=port, public_url=settings.dashboard_public_url,
+            guild_name=self._guild_name, names=self.names, charts=self.dashboard_charts,
+            chart_kinds=self.dashboard_chart_kinds, clock=self.clock,
+        )
+        try:
+            await dashboard.start()
+        except OSError as exc:
+            log.warning(
+                "the classroom dashboard cannot listen on %s:%d (%s): going on without it. Set DASHBOARD_PORT "
+                "to a free port (0 picks one).", settings.dashboard_host, settings.dashboard_port,
+                exc.strerror or exc,
+            )
+            return
+        feed = OutboxFeed(self.store.db, dashboard.on_outbox_events)
+        await feed.start()
+        self.dashboard, self.outbox_feed = dashboard, feed
+        self.services.dashboard = dashboard
+
+    def _outbox_written(self) -> None:
+        if self.outbox_feed is not None:
+            self.outbox_feed.wake()
+
+    def _guild_name(self, chain_id: int) -> str:
+        guild = self.get_guild(chain_id)
+        return guild.name if guild is not None else ""
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        # The dashboard names members as the channel shows them; the bot has no member list to read, so
+        # it learns the name of each member who runs a command, and of each member a command names.
+        guild_id = interaction.guild_id
+        if guild_id is None:
+            return
+        self.names.learn(guild_id, interaction.user.id, interaction.user.display_name)
+        data: dict[str, Any] = dict(interaction.data or {})
+        resolved: dict[str, Any] = data.get("resolved") or {}
+        users: dict[str, Any] = resolved.get("users") or {}
+        members: dict[str, Any] = resolved.get("members") or {}
+        for user_id, user in users.items():
+            member = members.get(user_id)
+            if not isinstance(user, dict):
+                continue
+            nick = member.get("nick") if isinstance(member, dict) else None
+            name = nick or user.get("global_name") or user.get("username")
+            if isinstance(name, str) and name:
+                self.names.learn(guild_id, user_id, name)
+
     async def _sync_commands(self) -> None:
         if self.settings.dev_guild_id is not None:
             guild = discord.Object(id=self.settings.dev_guild_id)
@@ -234,6 +323,14 @@ class PlaygroundBot(commands.Bot):
         else:
             synced = await self.tree.sync()
             log.info("synced %d global commands", len(synced))
+
+    async def _announcement_chart(self, chain_id: int, kind: str) -> ChartPicture | None:
+        """The chart an announcement carries (the notifier's ``pictures``): best effort, None when the
+        bot has no chart worker or there is none to be had (``ChartBook.attachment``)."""
+        charts = self.services.charts if self.services is not None else None
+        if charts is None:
+            return None
+        return await charts.attachment(chain_id, kind, timeout_s=CHART_TIMEOUT_S)
 
     async def _owner_names(self, chain_id: int) -> dict[bytes, str]:
         if self.services is None:
@@ -317,6 +414,10 @@ class PlaygroundBot(commands.Bot):
             stop = getattr(cog, "stop_all_sessions", None)
             if stop is not None:
                 await stop("the bot is restarting")
+        if self.dashboard is not None:
+            await self.dashboard.close()
+        if self.outbox_feed is not None:
+            await self.outbox_feed.close()
         if self.notifier is not None:
             if not await self.notifier.flush(FLUSH_ON_SHUTDOWN_S):
                 log.warning("outbox not fully flushed; the rest goes out after the restart")

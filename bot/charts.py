@@ -8,8 +8,10 @@ display) and runs at the lowest CPU priority, like the hashing workers.  The
 bot's own process never imports matplotlib.
 
 What a chart shows is a ``ChartSpec`` (``cogs/chart_spec.py``): small, frozen and
-picklable, built by the cogs from the engine's data.  Two kinds suffice: a line chart (optionally with
-vertical markers) and a bar chart (optionally with an expected-curve overlay).
+picklable, built by the cogs from the engine's data.  Three kinds: a line chart (optionally with
+vertical markers), a bar chart (optionally with an expected-curve overlay), either with a
+logarithmic y axis, and a tree (blocks on lanes by height, joined to their parents: the block tree
+with its side branches).
 
 Caps, so no request can tie the worker up: a spec with more than
 ``MAX_POINTS_PER_SERIES`` points in a series, more than ``MAX_SERIES`` series
@@ -33,6 +35,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
 
 from chain.adapters.worker_lifeline import bind_to_owner
 from cogs.chart_spec import (
@@ -49,6 +52,9 @@ from cogs.chart_spec import (
     check_spec,
 )
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 log = logging.getLogger(__name__)
 
 # Discord's inline preview shows about this much without scaling text to illegibility.
@@ -63,6 +69,13 @@ WORKER_NICENESS = 19
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 MARKER_COLOUR = "#D55E00"
 EXPECTED_COLOUR = "#000000"
+# Tree charts: the main chain and the orphans differ in colour AND shape (circles, squares), so the
+# picture reads without colour too; links are grey so the blocks stand out.
+TREE_STYLES = {
+    "main": {"color": "#0072B2", "marker": "o", "label": "main chain"},
+    "side": {"color": "#E69F00", "marker": "s", "label": "orphaned (off the main chain)"},
+}
+TREE_LINK_COLOUR = "#555555"
 
 # The spec's vocabulary, importable from here too (tests, benchmarks).
 __all__ = [
@@ -106,7 +119,9 @@ def render_png(spec: ChartSpec) -> bytes:
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     handles_from = [axes]
-    if spec.kind == "line":
+    if spec.kind == "tree":
+        _draw_tree(axes, spec)
+    elif spec.kind == "line":
         for colour, series in zip(OKABE_ITO, spec.series, strict=False):
             xs = [x for x, _ in series.points]
             ys = [y for _, y in series.points]
@@ -123,10 +138,6 @@ def render_png(spec: ChartSpec) -> bytes:
                            drawstyle="steps-pre" if series.steps else "default")
             right.set_ylabel(spec.y2_label, fontsize=12)
             right.tick_params(labelsize=11)
-        for marker in spec.markers:
-            axes.axvline(marker.x, color=MARKER_COLOUR, linestyle=":", linewidth=1.5)
-            axes.annotate(marker.label, (marker.x, 1.0), xycoords=("data", "axes fraction"),
-                          rotation=90, va="top", ha="right", fontsize=9, color=MARKER_COLOUR)
     else:
         width = 0.8 / len(spec.series)
         for index, (colour, series) in enumerate(zip(OKABE_ITO, spec.series, strict=False)):
@@ -136,25 +147,67 @@ def render_png(spec: ChartSpec) -> bytes:
         if spec.expected:
             axes.plot([x for x, _ in spec.expected], [y for _, y in spec.expected],
                       color=EXPECTED_COLOUR, linestyle="--", linewidth=2, label="expected")
+    if spec.kind != "tree":
+        _draw_markers(axes, spec)
     if spec.x_ticks:
         axes.set_xticks([x for x, _ in spec.x_ticks], [label for _, label in spec.x_ticks],
                         rotation=30 if len(spec.x_ticks) > 6 else 0, ha="right" if len(spec.x_ticks) > 6 else "center")
+    if spec.log_y:
+        axes.set_yscale("log")
     axes.set_title(spec.title, fontsize=14)
     axes.set_xlabel(spec.x_label, fontsize=12)
     axes.set_ylabel(spec.y_label, fontsize=12)
     axes.tick_params(labelsize=11)
     axes.grid(True, alpha=0.3)
-    if len(spec.series) + len(spec.series2) > 1 or spec.expected:
+    if spec.y_ticks:
+        axes.set_yticks([y for y, _ in spec.y_ticks], [label for _, label in spec.y_ticks])
+    if len(spec.series) + len(spec.series2) > 1 or spec.expected or spec.kind == "tree":
         handles, labels = [], []
         for ax in handles_from:
             more_handles, more_labels = ax.get_legend_handles_labels()
             handles += more_handles
             labels += more_labels
-        axes.legend(handles, labels, fontsize=10)
+        if spec.kind == "tree":
+            # One row under the axes: inside, it would cover blocks or the checkpoints' labels.
+            figure.legend(handles, labels, fontsize=10, ncol=2, loc="outside lower center")
+        else:
+            axes.legend(handles, labels, fontsize=10)
     out = io.BytesIO()
     figure.savefig(out, format="png", dpi=DPI,
                    metadata={"Title": spec.title, "Description": spec.alt_text})
     return out.getvalue()
+
+
+def _draw_markers(axes: Axes, spec: ChartSpec) -> None:
+    """Vertical dotted lines (retargets, checkpoints), each labelled along its top."""
+    for marker in spec.markers:
+        axes.axvline(marker.x, color=MARKER_COLOUR, linestyle=":", linewidth=1.5)
+        axes.annotate(marker.label, (marker.x, 1.0), xycoords=("data", "axes fraction"),
+                      rotation=90, va="top", ha="right", fontsize=9, color=MARKER_COLOUR)
+
+
+def _draw_tree(axes: Axes, spec: ChartSpec) -> None:
+    """Blocks by height on their lanes, each joined to its parent; the markers before the blocks."""
+    _draw_markers(axes, spec)
+    for link in spec.links:
+        axes.plot([link.x1, link.x2], [link.lane1, link.lane2], color=TREE_LINK_COLOUR, linewidth=1.2, zorder=1)
+    xs = [node.x for node in spec.nodes]
+    span = max(xs) - min(xs) + 1
+    # About 11 px a height at sixty heights: the marker fills most of it, and grows for short windows.
+    size = max(3.0, min(10.0, 420 / span))
+    for style, look in TREE_STYLES.items():
+        drawn = [node for node in spec.nodes if node.style == style]
+        if drawn:
+            axes.plot([n.x for n in drawn], [n.lane for n in drawn], linestyle="none", marker=look["marker"],
+                      markersize=size, color=look["color"], markeredgecolor="#000000", markeredgewidth=0.6,
+                      label=look["label"], zorder=2)
+    lanes = [node.lane for node in spec.nodes]
+    axes.set_ylim(min(lanes) - 0.6, max(lanes) + 0.9)
+    axes.set_xlim(min(xs) - 0.8, max(xs) + 0.8)
+    # Heights are whole numbers: no 12.5 on the axis.
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 class ChartRenderer:

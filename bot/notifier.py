@@ -13,6 +13,14 @@ Each server is drained by its own worker task under its own lock, so one
 server's sick webhook (discord.py retries a 5xx for up to 25 s inside one
 send) never delays another server's announcements, and the shutdown flush
 never posts a batch that a worker is already posting.
+
+Some announcements carry a chart (``EVENT_CHARTS``: a retarget carries the difficulty chart), asked
+of the injected ``pictures`` callable (the bot's ``ChartBook.attachment``) just before the post, as
+part of the same message: best effort, never holding the outbox up for more than
+``CHART_TIMEOUT_S``.  Whatever goes wrong with it (nothing to show, a failing or slow chart worker)
+the message goes out without it, logged; there is never a second message for a picture, so the
+exactly-once delivery above is unchanged.  A message posted plainly (Discord refused its full text)
+has no chart either.
 """
 
 from __future__ import annotations
@@ -30,8 +38,9 @@ import discord
 
 from bot.storage import OutboxEvent, OutboxRepository, StoredWebhook, WebhookRepository
 from chain.adapters.storage import Store
-from chain.events import BlockMined, RewardPaid, UnknownEvent
+from chain.events import BlockMined, ChainEvent, DifficultyChanged, RewardPaid, UnknownEvent
 from chain.keys import open_bytes, seal_bytes, webhook_url_aad
+from cogs.chart_book import ChartPicture
 from cogs.embeds import GREY, event_embed
 from cogs.services import WEBHOOK_NAME
 
@@ -49,9 +58,16 @@ STALLED_AFTER_S = 5.0
 PRUNE_BATCH = 500
 PRUNE_INTERVAL_S = 3600.0
 _WEBHOOK_PATH = re.compile(r"/webhooks/([0-9]+)/")
+# The longest a post waits for its chart (the renderer's own timeout is longer: past this the
+# message goes without, and the render finishes for the cache).
+CHART_TIMEOUT_S = 3.0
+# Announcements that carry a chart, and which (``/chain chart``'s kinds).
+EVENT_CHARTS: dict[type[ChainEvent], str] = {DifficultyChanged: "difficulty"}
 
 Alert = Callable[[int, int, str], Awaitable[None]]
 Names = Callable[[int], Awaitable[Mapping[bytes, str]]]
+# (chain id, chart kind) -> the picture, or None when there is none to be had.
+Pictures = Callable[[int, str], Awaitable[ChartPicture | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +127,9 @@ class WebhookNotifier:
         randomness: Callable[[int], bytes],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         retention_s: float = 7 * 86_400.0,
+        pictures: Pictures | None = None,
     ) -> None:
+        """``pictures``: the charts some announcements carry (None: announcements without charts)."""
         # The bot's own tables, in the engine's database.
         self.outbox = OutboxRepository(store.db)
         self.webhooks = WebhookRepository(store.db)
@@ -144,6 +162,11 @@ class WebhookNotifier:
         self._retention_s = retention_s
         self._next_prune = 0.0
         self.pruned_events = 0
+        self._pictures = pictures
+        # Posts (retries included) that carried their chart, and that went without (nothing to show,
+        # a failure, too slow).
+        self.charts_attached = 0
+        self.charts_left_out = 0
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -374,16 +397,24 @@ class WebhookNotifier:
     async def _post(
         self, stored: StoredWebhook, webhook: discord.Webhook, events: list[OutboxEvent], *, plain: bool = False
     ) -> bool:
+        files: list[discord.File] = []
         if plain:
             embeds = [self._plain_embed(e) for e in events]
         else:
             names = await self._names(stored.chain_id)
             embeds = [self._embed(e, names) for e in events]
+            chart = await self._chart(stored.chain_id, events)
+            if chart is not None:
+                index, picture = chart
+                picture.show_in(embeds[index])
+                files.append(picture.file())
         self._posting_since[stored.chain_id] = self._clock()
         try:
-            # discord.py itself retries 429 (after retry_after) and 5xx up to five times in here.
+            # discord.py itself retries 429 (after retry_after) and 5xx up to five times in here
+            # (rewinding the chart's file for each attempt).
             await webhook.send(
                 embeds=embeds,
+                files=files,
                 username=WEBHOOK_NAME,
                 wait=True,
                 allowed_mentions=discord.AllowedMentions.none(),
@@ -417,6 +448,25 @@ class WebhookNotifier:
         self._careful.discard(stored.chain_id)
         self.delivered_batches += 1
         return True
+
+    async def _chart(self, chain_id: int, events: list[OutboxEvent]) -> tuple[int, ChartPicture] | None:
+        """The picture the batch carries, on the embed of its last event that has one (one message,
+        one picture: the chart shows the chain as it is now, every retarget in the batch included)."""
+        wanted = [(i, EVENT_CHARTS[type(e.event)]) for i, e in enumerate(events) if type(e.event) in EVENT_CHARTS]
+        if self._pictures is None or not wanted:
+            return None
+        index, kind = wanted[-1]
+        try:
+            picture = await asyncio.wait_for(self._pictures(chain_id, kind), CHART_TIMEOUT_S)
+        except Exception:  # best effort: the announcement must go out whatever the chart does
+            log.warning("server %d: the %s chart of event %d failed; posting without it", chain_id, kind,
+                        events[index].id, exc_info=True)
+            picture = None
+        if picture is None:
+            self.charts_left_out += 1
+            return None
+        self.charts_attached += 1
+        return index, picture
 
     async def _refused(
         self,

@@ -99,6 +99,17 @@ class Settings(BaseSettings):
         description="Points a new chain's faucet holds at genesis (0: new chains get no faucet)",
     )
 
+    dashboard_host: str = Field(
+        default="127.0.0.1", min_length=1, description="Address the classroom dashboard listens on"
+    )
+    dashboard_port: int | None = Field(
+        default=None, ge=0, le=65535,
+        description="Port of the classroom dashboard (0: any free port); unset: off (on in sandbox play)",
+    )
+    dashboard_public_url: str | None = Field(
+        default=None, description="Base URL dashboard links use behind a reverse proxy (https://host[/prefix])"
+    )
+
     def __init__(self, **values: Any) -> None:
         problem = None
         try:
@@ -147,6 +158,18 @@ class Settings(BaseSettings):
             return str(self.database_path)
         url = urlsplit(self.database_url.get_secret_value())
         return f"PostgreSQL database {url.path.lstrip('/') or '(default)'} on {url.hostname or 'localhost'}"
+    @field_validator("dashboard_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError("must be an http:// or https:// URL, like https://playground.example.org")
+        if parsed.query or parsed.fragment or "@" in parsed.netloc:
+            raise ValueError("must be a plain base URL: no user, query or fragment")
+        return value
 
     def master_key_source(self) -> str:
         """Where the master key comes from, for messages (never the key itself)."""

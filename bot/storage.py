@@ -111,6 +111,20 @@ class OutboxRepository:
         )
         return [OutboxEvent(r[0], r[1], decode_event(r[2], r[3]), r[4]) for r in rows]
 
+    async def last_id(self) -> int:
+        row = await self._db.fetchone("SELECT COALESCE(MAX(id), 0) FROM outbox")
+        return int(row[0])
+
+    async def committed_events_after(self, last_id: int, limit: int) -> list[OutboxEvent]:
+        """Events above ``last_id``, oldest first, delivered or not (the dashboard's feed).  Read in a read
+        transaction, under the database's write lock: a transaction writing events holds it until it
+        commits or rolls back, so this never returns an event that is not committed."""
+        async with self._db.read_transaction() as tx:
+            rows = await tx.fetchall(
+                f"SELECT {_EVENT_COLUMNS} FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit)
+            )
+        return [OutboxEvent(r[0], r[1], decode_event(r[2], r[3]), r[4]) for r in rows]
+
     async def backlog(self) -> dict[int, int]:
         """Undelivered events per chain."""
         rows = await self._db.fetchall(
@@ -286,3 +300,27 @@ class LessonProgressRepository:
             (chain_id, chain_id, limit, offset),
         )
         return (int(count_row[0]) if count_row else 0), [LessonProgress(*r) for r in rows]
+
+
+class DashboardLinkRepository:
+    """Each server's dashboard link generation (``dashboard_links``, migration 17): a link made in an
+    older generation than the server's current one is revoked."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def generation(self, chain_id: int) -> int:
+        row = await self._db.fetchone("SELECT generation FROM dashboard_links WHERE chain_id = ?", (chain_id,))
+        return int(row[0]) if row else 0
+
+    async def revoke(self, chain_id: int, now: int) -> int:
+        """Revoke every link made so far for this server: bump its generation (read and write in one
+        statement of one transaction, so two revocations at once bump it twice); the new generation."""
+        async with self._db.transaction(chain_id) as tx:
+            row = await tx.fetchone(
+                "INSERT INTO dashboard_links (chain_id, generation, updated_at) VALUES (?, 1, ?) "
+                "ON CONFLICT (chain_id) DO UPDATE SET generation = generation + 1, updated_at = excluded.updated_at "
+                "RETURNING generation",
+                (chain_id, now),
+            )
+        return int(row[0])

@@ -1164,3 +1164,37 @@ class ChartValueError(ChartDataError):
     """A value a series cannot hold: a negative share or win count, a height out of order, a spacing below 1 s."""
 
     code = "chart_value"
+
+
+# --- Supply history (chain/consensus/supply_history.py): the supply chart's replay ---
+
+
+class SupplyMismatchError(ChartDataError):
+    """At some height minted − burned is not staked + circulating: the replayed chain lost or made points."""
+
+    code = "supply_mismatch"
+
+
+class SupplyHistoryPendingError(ChartDataError):
+    """The replay behind the supply chart is still running; it goes on, and a later request gets the chart."""
+
+    code = "supply_history_pending"
+
+    def __init__(self, message: str, *, replayed: int, height: int) -> None:
+        super().__init__(message)
+        self.replayed = replayed
+        self.height = height
+# --- The block tree chart (chain/consensus/tree_layout.py): lanes for the main chain and side branches ---
+
+
+class TreeLayoutError(ChartDataError):
+    """Blocks that cannot be laid out as a tree: a block given twice, a height that is not its parent's
+    plus one, a main tip not among them, or no lane to draw side branches on."""
+
+    code = "chart_tree_layout"
+
+
+class TreeHasNoForksError(ChartEmptyInputError):
+    """The block tree has no block off the main chain: there is no fork to draw yet."""
+
+    code = "chart_no_forks"

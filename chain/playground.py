@@ -68,16 +68,26 @@ from chain.adapters.votes import VoteReceipt
 from chain.consensus.block import Block
 from chain.consensus.chart_data import (
     DifficultySeries,
+    EnergyComparison,
     IntervalHistogram,
     ShareVsWins,
     compute_difficulty_series,
+    compute_energy_comparison,
     compute_interval_histogram,
     compute_share_vs_wins,
 )
 from chain.consensus.retargets import retarget_history
 from chain.consensus.rule_changes import compute_kept_params
+from chain.consensus.stake_chart_data import (
+    ParticipationSeries,
+    compute_block_proposers,
+    compute_participation_series,
+    compute_stake_vs_proposals,
+)
 from chain.consensus.state import ChainState, compute_difficulty, compute_next_bits
+from chain.consensus.supply_history import SupplyHistory
 from chain.consensus.tree import BlockEntry, get_ancestor_at_height
+from chain.consensus.tree_layout import TreeLayout, TreeWindow, collect_tree_window, compute_tree_layout
 from chain.consensus.verify import VerifyReport
 from chain.errors import (
     ChainBeforeStakingError,
@@ -126,6 +136,7 @@ from chain.pos.attestation import AttesterSlashing, ProposerSlashing
 from chain.pos.beacon import ConsensusConfig
 from chain.pos.merge import is_proposed_height
 from chain.pos.proposer import ProposerDraw
+from chain.pos.staking import is_active_validator
 from chain.pow.compact import compute_block_work, compute_target
 from chain.pow.difficulty import RetargetExplanation, compute_calibrated_bits
 
@@ -136,6 +147,8 @@ SELFISH_MAX_DURATION_S = 3600
 
 # Engine values the cogs format, handed on from here so that cogs import no engine internals.
 __all__ = [
+    "TreeLayout",
+    "TreeWindow",
     "ETHEREUM_MERGE_PERCENT_SAVED_THOUSANDTHS",
     "IDLE_AFTER_S",
     "MIN_SLOT_DURATION_S",
@@ -180,6 +193,9 @@ __all__ = [
     "Playground",
     "SlotReport",
     "WalletView",
+    "MiningRace",
+    "RaceEntry",
+    "RecentBlock",
     "BranchRace",
     "DoubleSpendPlan",
     "DoubleSpendStatus",
@@ -260,6 +276,37 @@ class SlotReport:
     guild_id: int
     outcome: SlotOutcome
     finality: FinalityView
+
+
+@dataclass(frozen=True, slots=True)
+class RaceEntry:
+    """One member's mining session in a chain's race for its next block (the classroom dashboard)."""
+
+    owner: str  # the member mining (their member id); "" for a session the bot runs for no member
+    hashes_tried: int
+    share_percent: int  # of this chain's hash power now, by the sessions' weights
+    elapsed_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class MiningRace:
+    """Who is mining a chain's next block right now, and how many hashes a block takes on average."""
+
+    height: int  # the height the sessions race for
+    expected_hashes: int
+    entries: tuple[RaceEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecentBlock:
+    """A main-chain block as the classroom dashboard lists it: public facts only, no block body."""
+
+    height: int
+    block_hash: bytes
+    miner: bytes  # the coinbase's recipient: the miner, or a proof-of-stake block's proposer
+    transfers: int
+    time: int
+    proof_of_stake: bool
 
 
 class Playground:
@@ -839,6 +886,84 @@ class Playground:
             wins[owner] = wins.get(owner, 0) + count
         return compute_share_vs_wins(hashes, wins)
 
+    async def stake_shares(self, guild_id: int, last_blocks: int) -> tuple[tuple[ShareVsWins[int], ...], int]:
+        """Each validator's share of the active stake now (effective balances: what weighs the
+        proposer draw) against its share of the proof-of-stake blocks among the main chain's last
+        ``last_blocks``; and how many such blocks there were."""
+        if last_blocks < 1:
+            raise ChartValueError(f"last_blocks {last_blocks} must be at least 1")
+        await self.staking_chain(guild_id)
+        state = self._node.chain(guild_id).state
+        beacon = state.beacon
+        stakes: dict[int, int] = {}
+        if beacon is not None:
+            stakes = {
+                i: v.effective_balance for i, v in enumerate(beacon.registry.validators)
+                if is_active_validator(v, beacon.epoch)
+            }
+        start = max(1, state.height + 1 - last_blocks)
+        raws = await self._node.store.blocks.raw_blocks_between(guild_id, start, state.height + 1)
+        # Parsing a thousand blocks is milliseconds of CPU: not on the event loop.
+        proposers = await asyncio.to_thread(compute_block_proposers, raws)
+        return compute_stake_vs_proposals(stakes, proposers), len(proposers)
+
+    async def epoch_participation(self, guild_id: int, last_epochs: int) -> ParticipationSeries:
+        """The participation of the chain's last ``last_epochs`` recorded epoch ends (stored with the
+        blocks that ended them, so it survives restarts; epochs ended before that record existed, or
+        with nobody active, are absent)."""
+        if last_epochs < 1:
+            raise ChartValueError(f"last_epochs {last_epochs} must be at least 1")
+        await self.staking_chain(guild_id)
+        records = await self._node.store.blocks.epoch_records(guild_id, last_epochs)
+        return compute_participation_series(records)
+    async def supply_history(self, guild_id: int) -> SupplyHistory:
+        """Points minted, burned, staked and circulating over height, from a replay of the stored chain
+        in the reader thread (kept, then extended; ``SupplyHistoryPendingError`` while a long chain's
+        first replay runs)."""
+        return await self._node.supply_history(guild_id)
+
+    async def energy_comparison(self, guild_id: int) -> EnergyComparison:
+        """``energy`` with the blocks each kind made: proof-of-work blocks up to the terminal block
+        (all of them before the Merge, none in a pos chain), proof-of-stake blocks after it."""
+        report = await self.energy(guild_id)
+        state = self.state(guild_id)
+        if self.mode(guild_id) is Mode.POS:
+            pow_blocks = 0
+        elif state.beacon is not None and state.beacon.terminal is not None:
+            pow_blocks = state.beacon.terminal.height
+        else:
+            pow_blocks = state.height
+        return compute_energy_comparison(
+            report.pow_millijoules, report.pos_millijoules, pow_blocks, state.height - pow_blocks
+        )
+    def block_tree_window(
+        self, guild_id: int, max_heights: int, max_lanes: int, from_height: int | None = None
+    ) -> TreeWindow:
+        """The block tree's last ``max_heights`` heights (from ``from_height`` on, for a game's fork) laid
+        out on lanes (chain/consensus/tree_layout.py), with the finality checkpoints inside them.
+
+        From the node's in-memory tree (the blocks of the last ``TREE_KEPT_BELOW_TIP_BLOCKS`` heights at
+        a start, and every block since): O(heights shown + side tips), quick enough for the event loop.
+        ``TreeHasNoForksError`` while no block lies off the main chain."""
+        runtime = self._node.chain(guild_id)
+        tree = runtime.tree
+        blocks, window_tip = collect_tree_window(tree, runtime.state.tip_hash, max_heights, from_height)
+        layout = compute_tree_layout(blocks, window_tip, max_lanes=max_lanes)
+        beacon = runtime.state.beacon
+        finalized = justified = None
+        by_votes = False
+        if beacon is not None:
+            by_votes = self.mode(guild_id) is Mode.POS or beacon.merged or beacon.terminal is not None
+
+            def in_window(root: bytes) -> int | None:
+                height = tree.get(root).height if root in tree else None
+                # Height 0 is the genesis block, final by definition: not worth a mark.
+                return height if height and layout.first_height <= height <= layout.last_height else None
+
+            finalized = in_window(beacon.finality.finalized_checkpoint.root)
+            justified = in_window(beacon.finality.current_justified_checkpoint.root)
+        return TreeWindow(layout, finalized, justified, by_votes)
+
     async def find_transactions(self, guild_id: int, prefix: str, limit: int) -> TransactionMatches:
         return await self._node.find_transactions(guild_id, prefix, limit)
 
@@ -1092,3 +1217,42 @@ class Playground:
             running = self.games.current(guild_id)
             if running is not None and isinstance(running.game, NetworkSplit):
                 await running.game.close()
+
+    # --- the classroom dashboard (issue 12, item 4): reads only -----------------------------
+
+    def mining_race(self, guild_id: int) -> MiningRace:
+        """The mining sessions racing for this chain's next block, from the hashing core's memory."""
+        state = self._node.chain(guild_id).state
+        core = self._node.hashing_core
+        sessions = [s for s in core.stats().per_session if s.chain_id == guild_id] if core is not None else []
+        total = sum(s.weight for s in sessions)
+        entries = []
+        for session in sessions:
+            key = session.key
+            # A member's session is keyed (chain id, member id); a game's own miners are not members.
+            owner = key[1] if isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], str) else ""
+            share = int(session.weight * 100 // total) if total > 0 else 0
+            entries.append(RaceEntry(owner, session.hashes_tried, share, int(session.elapsed)))
+        entries.sort(key=lambda e: (-e.hashes_tried, e.owner))
+        return MiningRace(state.height + 1, self.next_block_work(guild_id), tuple(entries))
+
+    def pending_transfers(self, guild_id: int, limit: int) -> tuple[PendingTransfer, ...]:
+        """The newest ``limit`` transfers waiting in this chain's mempool, newest first."""
+        entries = self._node.chain(guild_id).mempool.entries()
+        entries.sort(key=lambda e: (e.arrival, e.txid), reverse=True)
+        return tuple(entries[: max(0, limit)])
+
+    async def recent_blocks(self, guild_id: int, count: int) -> tuple[RecentBlock, ...]:
+        """The newest ``count`` blocks of the main chain, newest first (the tip from memory, the rest
+        read from the store)."""
+        runtime = self._node.chain(guild_id)
+        tip = runtime.tip_block
+        blocks = [tip]
+        for height in range(tip.height - 1, max(-1, tip.height - count), -1):
+            blocks.append(await self._node.store.blocks.get_block(guild_id, height=height))
+        return tuple(
+            RecentBlock(
+                b.height, b.hash(), b.coinbase.miner, len(b.transfers), b.header.time, b.is_proof_of_stake
+            )
+            for b in blocks[: max(0, count)]
+        )

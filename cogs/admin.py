@@ -53,6 +53,9 @@ MAX_WEBHOOKS_ERROR = 30007  # Discord: "Maximum number of webhooks reached (15)"
 # The Merge: a height up to a billion blocks, a total difficulty up to Discord's integer limit (2^53 - 1).
 MAX_MERGE_HEIGHT = 1_000_000_000
 MAX_DISCORD_INTEGER = 2**53 - 1
+# /playground dashboard: a link's lifetime, in hours (a month at most).
+DEFAULT_DASHBOARD_HOURS = 24
+MAX_DASHBOARD_HOURS = 720
 
 # The option publishes the plain strings; the command turns the choice into a Mode (tests check they match).
 ModeChoice = OneOf["pow", "pos", "hybrid"]
@@ -652,6 +655,52 @@ class Admin(
             f"kept: this server's rules in force now, mode **{mode}** (`/playground reset defaults:True` "
             f"goes back to the defaults):\n" + describe_rules(kept)
         )
+
+    # --- /playground dashboard ------------------------------------------------------------
+
+    @app_commands.command(name="dashboard")
+    @app_commands.describe(
+        hours=f"How long the link works, in hours (1–{MAX_DASHBOARD_HOURS}; {DEFAULT_DASHBOARD_HOURS} by default)",
+        revoke="Revoke every dashboard link of this server made so far (open pages stop too)",
+    )
+    async def dashboard(
+        self, interaction: discord.Interaction, hours: Range[int, 1, MAX_DASHBOARD_HOURS] | None = None,
+        revoke: Flag = False,
+    ) -> None:
+        """A link to this server's live classroom dashboard (read-only web page), or revoke the links."""
+        guild_id = require_guild(interaction)
+        links = self.services.dashboard
+        if links is None:
+            raise UserFacingError(
+                "The classroom dashboard is off on this bot: whoever runs the bot turns it on with "
+                "`DASHBOARD_PORT` (see the README, \"Classroom dashboard\"). Nothing was changed."
+            )
+        if revoke:
+            if hours is not None:
+                raise UserFacingError(
+                    "`revoke:True` revokes links, it makes none: run it without `hours`, then "
+                    "`/playground dashboard` for a new link. Nothing was changed."
+                )
+            await links.revoke_links(guild_id)
+            embed = discord.Embed(
+                title="🔒 Dashboard links revoked",
+                description="Every dashboard link of this server made so far now gets 403, and pages open on "
+                "one stop updating. `/playground dashboard` gives a new link.",
+                colour=ORANGE,
+            )
+            await interaction.response.send_message(embed=embed, ephemeral=True)
+            return
+        lifetime = hours if hours is not None else DEFAULT_DASHBOARD_HOURS
+        url = await links.issue_link(guild_id, lifetime)
+        embed = discord.Embed(
+            title="📺 Classroom dashboard",
+            description=f"{url}\n\nOpen it on the projector: it shows this server's chain live (blocks, the "
+            "mining race, the mempool, validators and their votes). Anyone with the link can watch, nobody "
+            f"can change anything through it. It works for {counted(lifetime, 'hour')}; "
+            "`/playground dashboard revoke:True` stops every link at once.",
+            colour=BLUE,
+        )
+        await interaction.response.send_message(embed=embed, ephemeral=True)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -12,12 +12,17 @@ dashboard call: it builds the spec, has the bot's chart worker render it (``Char
   request is refused at once rather than queued behind minutes of other servers' charts;
 * a picture is keyed by a digest of its spec: the same data is rendered once, until the chain
   changes what the chart shows (the renderer's LRU cache).
+
+``attachment`` is for messages that go out anyway (``/chain energy``, the retarget announcement):
+the picture if it can be had within a time limit, else None (logged), never an error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
+import logging
 import math
 import pickle
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,12 +31,18 @@ from typing import Protocol
 
 import discord
 
+from chain.errors import ChainError
 from chain.playground import Playground
-from cogs.chart_spec import ChartKey, ChartSpec, check_spec
+from cogs.chart_spec import ChartError, ChartKey, ChartSpec, check_spec
 from cogs.errors import UserFacingError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_COOLDOWN_S = 15
 DEFAULT_MAX_IN_FLIGHT = 8
+# How long a message that goes out anyway waits for its picture (a render is ~150 ms when the worker
+# is free); past it the message goes without.
+DEFAULT_ATTACHMENT_TIMEOUT_S = 5.0
 # Past this many members on cooldown, the expired entries are dropped (the map stays small).
 COOLDOWN_SWEEP_AT = 1_000
 
@@ -156,3 +167,22 @@ class ChartBook:
     async def picture(self, guild_id: int, name: str, names: OwnerNames = owner_ids) -> ChartPicture:
         """``spec`` then ``render``: for announcements and the dashboard, where nobody waits on a reply."""
         return await self.render(guild_id, name, await self.spec(guild_id, name, names))
+
+    async def attachment(
+        self, guild_id: int, name: str, *, member_id: int | None = None,
+        timeout_s: float = DEFAULT_ATTACHMENT_TIMEOUT_S,
+    ) -> ChartPicture | None:
+        """The picture for a message that is sent with or without it: None when there is nothing to
+        show, ``member_id`` is on cooldown (it is claimed, like ``/chain chart``), too many charts are
+        in flight, or the render fails or takes over ``timeout_s`` (each logged, none raised)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                spec = await self.spec(guild_id, name)
+                if member_id is not None:
+                    self.claim(guild_id, member_id)
+                return await self.render(guild_id, name, spec)
+        except (ChainError, UserFacingError, ChartError, TimeoutError) as exc:
+            log.info("chart %r of server %d left out: %s", name, guild_id, exc or type(exc).__name__)
+        except Exception:  # the message goes out without its picture whatever went wrong
+            log.exception("chart %r of server %d failed; the message goes without it", name, guild_id)
+        return None

@@ -29,8 +29,10 @@ from chain.playground import (
     Playground,
     Verdict,
 )
+from cogs.chart_book import ChartPicture
 from cogs.embeds import BLUE, GREEN, ORANGE, RED, counted, points, short
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
+from cogs.game_charts import double_spend_tree, game_picture, with_picture
 from cogs.options import Range
 from cogs.services import Services
 
@@ -233,7 +235,9 @@ class DoubleSpend(
         async def on_end(summary: DoubleSpendSummary) -> None:
             # A publish command answers with the summary itself; the others are announced here.
             if summary.reason is not EndReason.PUBLISHED and isinstance(channel, discord.abc.Messageable):
-                await channel.send(embed=summary_embed(summary), allowed_mentions=discord.AllowedMentions.none())
+                picture = await self._picture(guild_id, summary)
+                await channel.send(**with_picture(summary_embed(summary), picture),
+                                   allowed_mentions=discord.AllowedMentions.none())
 
         status = await self.playground.start_double_spend(
             guild_id, payer=payer, merchant=str(merchant.id), attackers=frozenset(attackers), amount=amount,
@@ -255,13 +259,21 @@ class DoubleSpend(
     async def publish(self, interaction: discord.Interaction) -> None:
         """Attackers or admins: publish the private branch now, and see the summary."""
         guild_id = self._running(interaction)
-        # No defer: publishing is one block check per private block, milliseconds each on a class's chain.
+        # Publishing is one block check per private block, milliseconds each on a class's chain: a
+        # refusal is still answered ephemerally. Deferred after it: the picture may take seconds.
         summary = await self.playground.publish_double_spend(
             guild_id, str(interaction.user.id), admin=interaction.permissions.manage_guild
         )
-        await interaction.response.send_message(
-            embed=summary_embed(summary), allowed_mentions=discord.AllowedMentions.none()
+        await interaction.response.defer(thinking=True)
+        picture = await self._picture(guild_id, summary)
+        await interaction.followup.send(
+            **with_picture(summary_embed(summary), picture), allowed_mentions=discord.AllowedMentions.none()
         )
+
+    async def _picture(self, guild_id: int, summary: DoubleSpendSummary) -> ChartPicture | None:
+        """The block tree from the fork: the attackers' branch and the honest one, and which won."""
+        return await game_picture(self.services.charts, guild_id, "doublespend",
+                                  lambda: double_spend_tree(self.playground, guild_id, summary.fork_height))
 
     def _running(self, interaction: discord.Interaction) -> int:
         guild_id = require_guild(interaction)

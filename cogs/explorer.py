@@ -866,7 +866,19 @@ class Explorer(PlaygroundCog, commands.GroupCog, group_name="chain", group_descr
         if playground.mode(guild_id) is None:
             raise UserFacingError("This chain was created before proof of stake: there is nothing to compare with.")
         report = await playground.energy(guild_id)
-        await interaction.response.send_message(embed=energy_embed(report, playground.milliwatts_per_core))
+        embed = energy_embed(report, playground.milliwatts_per_core)
+        charts = self.services.charts
+        if charts is None:
+            await interaction.response.send_message(embed=embed)
+            return
+        # The comparison chart rides along when it can be had (best effort: a member's chart cooldown,
+        # a busy or failing chart worker only leave it out); drawing can take a moment, so defer first.
+        await interaction.response.defer(thinking=True)
+        picture = await charts.attachment(guild_id, "energy", member_id=interaction.user.id)
+        if picture is None:
+            await interaction.followup.send(embed=embed)
+            return
+        await interaction.followup.send(embed=picture.show_in(embed), file=picture.file())
 
     # Defers before the chain is created; the build creates it (Playground.export_to).
     @app_commands.command(name="export", extras={"chain": False})

@@ -30,7 +30,8 @@ TOPICS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
                "sealed) and confirm in the next block; higher fees confirm first."),
     "explorer": ("Explorer", "🔎", ("chain",),
                  "Look inside the chain: blocks (orphaned ones and their side branches too), transactions, "
-                 "difficulty, proposer draws, energy, and a full replay that checks every rule again."),
+                 "difficulty, proposer draws, energy, charts (`/chain chart`), and a full replay that checks every "
+                 "rule again."),
     "staking": ("Staking", "🪙", ("stake", "validators", "report"),
                 "Proof of stake: lock points to become a validator, vote (Attest) once an epoch, and watch "
                 "two thirds of the stake justify and finalize checkpoints. Vote twice and you get slashed."),

@@ -31,8 +31,10 @@ from chain.playground import (
     SplitSummary,
     stake_percent,
 )
+from cogs.chart_book import ChartPicture
 from cogs.embeds import BLUE, GOLD, GREY, ORANGE, counted, name_of, points, relative_time
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
+from cogs.game_charts import game_picture, split_tree, with_picture
 from cogs.options import Flag, Range
 from cogs.services import Services
 from cogs.wallet import MAX_FEE_POINTS, MAX_PAYMENT_POINTS
@@ -301,7 +303,9 @@ class NetworkSplitCog(
             if summary.reason == "admin":
                 return  # /split heal answers with the summary itself
             embed = summary_embed(summary, await self._names(guild_id))
-            await interaction.followup.send(embed=embed, allowed_mentions=discord.AllowedMentions.none())
+            picture = await self._picture(guild_id, summary)
+            await interaction.followup.send(**with_picture(embed, picture),
+                                            allowed_mentions=discord.AllowedMentions.none())
 
         try:
             split = await self.playground.start_split(
@@ -340,7 +344,20 @@ class NetworkSplitCog(
         except NoGameRunningError:
             raise UserFacingError(f"{NO_SPLIT} It may just have healed: its summary is in this channel.") from None
         names = await self._names(guild_id)
-        await interaction.edit_original_response(embed=summary_embed(summary, names))
+        picture = await self._picture(guild_id, summary)
+        embed = summary_embed(summary, names)
+        if picture is None:
+            await interaction.edit_original_response(embed=embed)
+        else:
+            await interaction.edit_original_response(embed=picture.show_in(embed), attachments=[picture.file()])
+
+    async def _picture(self, guild_id: int, summary: SplitSummary) -> ChartPicture | None:
+        """The block tree from the split's base: both sides' branches, and which one the heal kept."""
+        base = summary.base_height
+        if base is None:
+            return None
+        return await game_picture(self.services.charts, guild_id, "split",
+                                  lambda: split_tree(self.playground, guild_id, base))
 
     @app_commands.command(name="status")
     async def status(self, interaction: discord.Interaction) -> None:

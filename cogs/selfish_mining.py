@@ -19,8 +19,10 @@ from discord.ext import commands
 
 from chain.errors import NoGameRunningError
 from chain.playground import SELFISH_MAX_DURATION_S, Playground, SelfishSnapshot
+from cogs.chart_book import ChartPicture
 from cogs.embeds import GOLD, GREY, ORANGE, counted, duration
 from cogs.errors import PlaygroundCog, UserFacingError, require_guild
+from cogs.game_charts import game_picture, selfish_shares, with_picture
 from cogs.options import Range
 from cogs.services import Services
 
@@ -241,15 +243,20 @@ class SelfishMining(
         with no_game_is_an_answer():
             snapshot = await self.playground.stop_selfish_mining(guild_id)
         self.channels.pop(guild_id, None)
-        await interaction.followup.send(embed=summary_embed(snapshot))
+        picture = await self._picture(guild_id, snapshot)
+        await interaction.followup.send(**with_picture(summary_embed(snapshot), picture))
+
+    async def _picture(self, guild_id: int, snapshot: SelfishSnapshot) -> ChartPicture | None:
+        return await game_picture(self.services.charts, guild_id, "selfish", lambda: selfish_shares(snapshot))
 
     async def _post(self, guild_id: int, snapshot: SelfishSnapshot) -> None:
         channel = self.channels.pop(guild_id, None)
         if channel is None:
             log.info("chain %d: selfish mining summary with nowhere to post it: %s", guild_id, snapshot.tally)
             return
+        picture = await self._picture(guild_id, snapshot)
         try:
-            await channel.send(embed=summary_embed(snapshot))
+            await channel.send(**with_picture(summary_embed(snapshot), picture))
         except discord.HTTPException as exc:
             log.warning("chain %d: could not post the selfish mining summary: %s", guild_id, exc)
 

@@ -74,6 +74,18 @@ class ServerSettingsStore(Protocol):
         ...
 
 
+class DashboardLinks(Protocol):
+    """The classroom dashboard's links (``bot/dashboard.py``): signed, expiring, revocable."""
+
+    async def issue_link(self, chain_id: int, hours: int) -> str:
+        """A link to this server's dashboard, valid ``hours`` hours unless revoked."""
+        ...
+
+    async def revoke_links(self, chain_id: int) -> int:
+        """Every link made so far for this server gets 403 from now on, open pages included."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class EpochMessage:
     """Where a server's running epoch is shown: one Discord message, edited as slots pass."""
@@ -147,6 +159,8 @@ class Services:
     # Charts (issue 12): the bot's chart worker; None: no charts (``charts`` stays None).
     chart_renderer: ChartRendering | None = None
     clock: Callable[[], float] = time.time
+    # The classroom dashboard's links (None: the dashboard is off on this bot).
+    dashboard: DashboardLinks | None = None
     _calibration: asyncio.Task[int] | None = None
     # The one front door cogs call for a server's chain; it reads the defaults above from here.
     playground: Playground = field(init=False)

@@ -37,6 +37,7 @@ from chain.pos.attestation import (
 )
 from chain.pos.rewards import UNITS_PER_POINT
 from chain.pos.staking import FAR_FUTURE_EPOCH, WHISTLEBLOWER_REWARD_QUOTIENT, ValidatorStatus
+from cogs.chart_book import ChartPicture
 from cogs.embeds import BLUE, GOLD, GREEN, counted, duration, points, progress_bar, stake_points
 from cogs.epoch_board import BoardState, EpochBoard
 from cogs.errors import PlaygroundCog, UserFacingError, describe_error, reply_ephemeral, require_guild
@@ -54,6 +55,8 @@ MAX_EVIDENCE_CHARS = 6000
 ATTEST_CUSTOM_ID = "pg:attest:{slot}:{root}"
 ATTEST_TEMPLATE = r"pg:attest:(?P<slot>[0-9]+):(?P<root>[0-9a-f]{64})"
 VOTES_FIELD = "Votes toward 2/3"
+# The chart each new epoch's message carries: how the epochs before it voted (cogs/chart_kinds.py).
+EPOCH_PICTURE = "participation"
 RED = discord.Colour.red()
 NO_MENTIONS = discord.AllowedMentions.none()
 _HEX = re.compile(r"[0-9a-fA-F]*")
@@ -319,7 +322,7 @@ class Staking(
         # One message per server and epoch, edited as slots pass and votes come (cogs/epoch_board.py).
         self.board = EpochBoard(
             store=services.epoch_messages, channel_of=self._playground_channel, render=render_board,
-            clock=services.playground.clock,
+            clock=services.playground.clock, picture=self._epoch_picture,
         )
         # Per server: the finality seen at the last slot, to tell what changed since.
         self._finality: dict[int, FinalityView] = {}
@@ -634,6 +637,15 @@ class Staking(
             proposer = "unknown"
         shown = SlotShown(outcome, outcome.block, proposer, finality)
         self.board.show_slot(guild_id, outcome.epoch, shown, outcome.progress, news=news, fresh=fresh)
+
+    async def _epoch_picture(self, guild_id: int, ended_epoch: int) -> ChartPicture | None:
+        """The end-of-epoch report's picture: participation up to the epoch that just ended (its
+        record was written with the block that ended it, which the board is showing)."""
+        charts = self.services.charts
+        # No channel to show it in: the chart worker's time is not spent on it.
+        if charts is None or await self._playground_channel(guild_id) is None:
+            return None
+        return await charts.picture(guild_id, EPOCH_PICTURE)
 
     async def _playground_channel(self, guild_id: int) -> discord.abc.Messageable | None:
         status = await self.services.notifier.status(guild_id)

@@ -39,3 +39,15 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ "$(id -u)" = 0 ] &
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 fi
+# The classroom dashboard's browser tests (tests/e2e/test_dashboard_browser.py) drive Debian's chromium
+# through Playwright; Playwright's own browser download is never used. Installed as root with apt-get
+# when it is missing (waiting for another apt to finish); elsewhere those tests say why they skip.
+# An emoji font too: the page's news titles start with the announcements' emoji (the screenshot shows them).
+EMOJI_FONT=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
+if { [ ! -x /usr/bin/chromium ] || [ ! -f "$EMOJI_FONT" ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1
+then
+  echo "installing chromium and an emoji font (apt-get) for the dashboard's browser tests"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium fonts-noto-color-emoji >/dev/null
+fi

@@ -1,4 +1,5 @@
-"""Whole-chain reads, off the event loop: ``verify`` (replay from genesis) and the export.
+"""Whole-chain reads, off the event loop: ``verify`` (replay from genesis), the export, and the
+supply chart's history (``chain.adapters.supply_replay``).
 
 Both cover the whole block tree: the orphaned (side) blocks are verified on their own branches
 and exported after the main chain, streamed from the same snapshot.
@@ -21,8 +22,10 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
 from chain.adapters.storage import Store
+from chain.adapters.supply_replay import SupplyReplays
 from chain.consensus.block import Block
 from chain.consensus.export import encode_export
+from chain.consensus.supply_history import SupplyHistory
 from chain.consensus.verify import VerifyReport, verify_chain
 
 T = TypeVar("T")
@@ -49,6 +52,8 @@ class ChainReads:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._bulk_reads = ThreadPoolExecutor(BULK_READ_THREADS, thread_name_prefix="chain-bulk-read")
+        # The supply chart's replays run in the same thread, one at a time with verify and export.
+        self.supply = SupplyReplays(store, self._bulk_read)
 
     def close(self) -> None:
         """Stop the whole-chain reader thread; a read under way finishes on its own connection."""
@@ -74,6 +79,10 @@ class ChainReads:
                 snapshot.consensus, snapshot.consensus_changes, snapshot.orphans(),
             )
         return report
+
+    async def supply_history(self, chain_id: int, now: int, tip_height: int) -> SupplyHistory:
+        """Minted, burned, staked and circulating over height, sampled (``SupplyReplays.history``)."""
+        return await self.supply.history(chain_id, now, tip_height)
 
     async def export_to(self, chain_id: int, out: BinaryIO, *, limit: int | None = None) -> ExportSummary:
         """Write the chain as compact JSON (``chain.consensus.export``'s format) to ``out``, off the event loop.

@@ -159,6 +159,8 @@ class SplitSummary:
     refused_by_finality: ReorgRefusedByFinality | None = None
     # Proof of stake: the branch the votes chose (LMD-GHOST), not work.
     proof_of_stake: bool = False
+    # The main tip's height when the split began: both branches build on that block (the picture's start).
+    base_height: int | None = None
 
 
 class NetworkSplit:
@@ -661,6 +663,7 @@ class NetworkSplit:
             finalized_after=self._finalized_epoch(),
             refused_by_finality=refused,
             proof_of_stake=self.proof_of_stake,
+            base_height=self.base_height,
         )
 
     def _finalized_epoch(self) -> int | None:

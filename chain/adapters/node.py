@@ -42,6 +42,7 @@ from chain.consensus.genesis import make_genesis_block
 from chain.consensus.reorg_events import compute_reorg_events, compute_tree_refusal_events
 from chain.consensus.rule_changes import check_params_change, compute_kept_params
 from chain.consensus.state import BlockEffects, ChainState
+from chain.consensus.supply_history import SupplyHistory
 from chain.consensus.templates import build_template, compute_next_block_time
 from chain.consensus.transition import process_block
 from chain.consensus.tree import (
@@ -1440,6 +1441,10 @@ class Node:
         """Replay the stored chain from genesis and compare with the stored balances (``ChainReads``)."""
         self.chain(chain_id)
         return await self.reads.verify(chain_id, self.now())
+
+    async def supply_history(self, chain_id: int) -> SupplyHistory:
+        """The supply over height from a replay of the stored chain, off the event loop (``ChainReads``)."""
+        return await self.reads.supply_history(chain_id, self.now(), self.chain(chain_id).state.height)
 
     async def export_to(self, chain_id: int, out: BinaryIO, *, limit: int | None = None) -> ExportSummary:
         """Stream the chain as compact JSON to ``out``, off the event loop (``ChainReads``)."""

@@ -9,6 +9,10 @@ floats to draw) turns these into pictures.  Each function validates its inputs a
   exponential distribution with mean = target spacing predicts.
 * ``compute_share_vs_wins``: per participant, share of hash power (or stake) against share of
   blocks won (or proposals); one function serves miners and validators.
+* ``compute_energy_comparison``: proof of work's energy against proof of stake's, per block of
+  each kind when a chain has both, and their ratio.
+
+The supply over height needs a replay of the chain: ``chain/consensus/supply_history.py``.
 """
 
 from __future__ import annotations
@@ -203,3 +207,48 @@ def compute_share_vs_wins(shares: Mapping[K, int], wins: Mapping[K, int]) -> tup
     ]
     rows.sort(key=lambda row: (-row.share, -row.win_share, row.participant))
     return tuple(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyComparison:
+    """Proof of work's energy against proof of stake's on one chain, in total and per block made."""
+
+    pow_millijoules: int
+    pos_millijoules: int
+    pow_blocks: int
+    pos_blocks: int
+    # mJ per block of each kind; None when the chain has no block of that kind.
+    pow_per_block: Fraction | None
+    pos_per_block: Fraction | None
+    # How many times proof of work's energy proof of stake's is: per block when both kinds of block
+    # exist, else in total; None while proof of stake's rounds to 0 mJ.
+    ratio: Fraction | None
+    per_block: bool
+
+
+def compute_energy_comparison(
+    pow_millijoules: int, pos_millijoules: int, pow_blocks: int, pos_blocks: int
+) -> EnergyComparison:
+    """The energy report's two totals, per block of each kind when the chain has both (a merged
+    chain), and their ratio."""
+    inputs = (
+        ("proof-of-work energy (mJ)", pow_millijoules), ("proof-of-stake energy (mJ)", pos_millijoules),
+        ("proof-of-work blocks", pow_blocks), ("proof-of-stake blocks", pos_blocks),
+    )
+    for label, value in inputs:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ChartValueError(f"{label} {value!r} must be a whole number >= 0")
+    if pow_millijoules == 0 and pos_millijoules == 0:
+        raise ChartEmptyInputError("no energy to compare yet: this chain's hashing and signatures add up to under 1 mJ")
+    pow_per_block = Fraction(pow_millijoules, pow_blocks) if pow_blocks else None
+    pos_per_block = Fraction(pos_millijoules, pos_blocks) if pos_blocks else None
+    ratio: Fraction | None
+    if pow_per_block is not None and pos_per_block is not None:
+        per_block = True
+        ratio = pow_per_block / pos_per_block if pos_per_block else None
+    else:
+        per_block = False
+        ratio = Fraction(pow_millijoules, pos_millijoules) if pos_millijoules else None
+    return EnergyComparison(
+        pow_millijoules, pos_millijoules, pow_blocks, pos_blocks, pow_per_block, pos_per_block, ratio, per_block
+    )

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import os
 import struct
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bot.charts import (
+    DEFAULT_TIMEOUT_S,
     MAX_POINTS_PER_SERIES,
+    ChartError,
     ChartKey,
     ChartRenderer,
     ChartSpec,
@@ -20,8 +24,10 @@ from bot.charts import (
     ChartTooLarge,
     Marker,
     Series,
+    check_spec,
     render_png,
 )
+from cogs.chart_spec import MAX_TREE_LANES, MAX_TREE_NODES, TreeLink, TreePoint
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -41,6 +47,20 @@ def bar_spec() -> ChartSpec:
         alt_text="How many blocks took each interval, against the expected curve",
         series=(Series("blocks", tuple((s, 30 - s) for s in range(0, 30))),),
         expected=tuple((s, 28 - s) for s in range(0, 30)),
+    )
+
+
+def tree_spec(heights: int = 60, lane: int = 1) -> ChartSpec:
+    """A main chain of ``heights`` blocks and a 2-block orphaned branch on ``lane`` forking at 10."""
+    nodes = [TreePoint(x, 0, "main") for x in range(heights)]
+    nodes += [TreePoint(11, lane, "side"), TreePoint(12, lane, "side")]
+    links = [TreeLink(x - 1, 0, x, 0) for x in range(1, heights)]
+    links += [TreeLink(10, 0, 11, lane), TreeLink(11, lane, 12, lane)]
+    return ChartSpec(
+        kind="tree", title="Block tree", x_label="block height", y_label="branch",
+        alt_text="Block tree: a 2-block branch at block 10 lost to the main chain", series=(),
+        markers=(Marker(5, "finalized 5"),), nodes=tuple(nodes), links=tuple(links),
+        y_ticks=((0, "main"), (lane, f"side {lane}")),
     )
 
 
@@ -83,6 +103,36 @@ async def test_renders_a_real_png_of_the_preview_size(renderer: ChartRenderer) -
     for spec in (line_spec(), bar_spec()):
         png = await renderer.render(spec)
         assert png_size(png) == (800, 450)
+
+
+def test_a_logarithmic_axis_draws_values_orders_of_magnitude_apart_and_refuses_zero() -> None:
+    spec = ChartSpec(
+        kind="bar", title="Energy per block", x_label="", y_label="joules (log scale)",
+        alt_text="Proof of work used 100,000 times the energy of proof of stake per block",
+        series=(Series("proof of work", ((0, 50.0),)), Series("proof of stake", ((0, 0.0005),))),
+        log_y=True,
+    )
+    linear = render_png(dataclasses.replace(spec, log_y=False))
+    logarithmic = render_png(spec)
+    assert png_size(logarithmic) == (800, 450) and logarithmic != linear
+    with pytest.raises(ChartError, match="logarithmic axis cannot show a value of 0"):
+        check_spec(dataclasses.replace(spec, series=(Series("proof of stake", ((0, 0.0),)),)))
+async def test_a_tree_renders_as_a_png_of_the_preview_size(renderer: ChartRenderer) -> None:
+    png = await renderer.render(tree_spec())
+    assert png_size(png) == (800, 450)
+    assert b"a 2-block branch at block 10 lost" in png  # the alt text, stored in the PNG
+
+
+def test_a_tree_spec_over_a_cap_or_malformed_is_refused_in_words() -> None:
+    check_spec(tree_spec(lane=MAX_TREE_LANES - 1))
+    with pytest.raises(ChartTooLarge, match=f"lane {MAX_TREE_LANES}: lanes run from 0 to {MAX_TREE_LANES - 1}"):
+        check_spec(tree_spec(lane=MAX_TREE_LANES))
+    with pytest.raises(ChartTooLarge, match=f"at most {MAX_TREE_NODES}: show fewer heights"):
+        check_spec(tree_spec(heights=MAX_TREE_NODES))
+    with pytest.raises(ChartError, match="at least one block"):
+        check_spec(replace(tree_spec(), nodes=(), links=()))
+    with pytest.raises(ChartError, match="not series"):
+        check_spec(replace(tree_spec(), series=line_spec().series))
 
 
 async def test_the_cache_renders_a_chart_once_per_tip(renderer: ChartRenderer) -> None:
@@ -134,6 +184,9 @@ async def test_a_render_over_the_timeout_replaces_the_worker(tmp_path: Path) -> 
         assert stuck is not None and not pid_exists(stuck)
         assert renderer.worker_pid != stuck
         gate.touch()
+        # The 0.2 s was there to catch the held render; the new worker's first render loads its fonts and,
+        # on a loaded machine, can take longer: the recovery is checked under the default timeout.
+        renderer._timeout_s = DEFAULT_TIMEOUT_S
         assert png_size(await renderer.render(line_spec())) == (800, 450)
     finally:
         await renderer.close()

@@ -98,3 +98,12 @@ async def playground(sb: Sandbox, tmp_path: Path) -> AsyncIterator[Playground]:
     settings = make_settings(tmp_path / "playground.sqlite3")
     async with running_bot(sb, settings) as bot:
         yield Playground(sb, world, bot, settings)
+
+
+@pytest.fixture
+async def dashboard_playground(sb: Sandbox, tmp_path: Path) -> AsyncIterator[Playground]:
+    """The real bot with its classroom dashboard on (any free port on 127.0.0.1)."""
+    world = populate_demo(sb)
+    settings = make_settings(tmp_path / "playground.sqlite3", dashboard_port=0)
+    async with running_bot(sb, settings) as bot:
+        yield Playground(sb, world, bot, settings)

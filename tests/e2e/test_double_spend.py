@@ -47,6 +47,11 @@ async def test_a_double_spend_with_the_bot_lending_90_percent_to_the_attackers(p
     message = await p.sb.wait_until(lambda: summary_in(p, w.general, "Double spent"), timeout=60)
     text = shown(message)
     assert "**reversed** (nonce replay)" in text and "Reorg depth: **1**" in text, text
+    # The summary carries the block tree from the fork: carol's public block orphaned at height 2.
+    (picture,) = message.attachments
+    assert picture.filename == "doublespend.png" and picture.data.startswith(b"\x89PNG")
+    assert "Forks: at block 1 a 1-block branch (block 2) lost to the main chain" in picture.description
+    assert message.embeds[0]["image"]["url"].endswith("doublespend.png")
     assert "published automatically" in text and "after (q measured): 1.0000000" in text
     assert "before (q as set): 1.0000000" in text
 
@@ -83,7 +88,7 @@ async def test_the_attacker_mines_privately_and_two_publishes_at_the_same_moment
 
     handles = [await p.sb.invoke(w.genesis, w.general, who, "doublespend publish", {}) for who in (w.bob, w.alice)]
     for handle in handles:
-        await handle.wait_ack(10)
+        await handle.wait_response(30)  # a published summary comes after a "thinking" state: its picture
     texts = [reply_text(h) for h in handles]
     assert sum("Double spent" in t for t in texts) == 1, texts
     [refused] = [h for h in handles if "Double spent" not in reply_text(h)]
@@ -91,6 +96,12 @@ async def test_the_attacker_mines_privately_and_two_publishes_at_the_same_moment
     assert refused.ephemeral and ("already published" in refusal or "No double spend" in refusal), refusal
     summary = next(t for t in texts if "Double spent" in t)
     assert "Reorg depth: **1**" in summary and "attackers 2 (bot 0, members 2)" in summary, summary
+    [published] = [h for h in handles if "Double spent" in reply_text(h)]
+    (picture,) = published.response.attachments
+    assert picture.description.startswith(
+        "Block tree of heights 1 to 3: 3 main-chain blocks as blue circles on a straight line at the bottom, "
+        "and 1 orphaned block as orange squares on 1 side branch above it"
+    ), picture.description
     assert "as set not known yet · measured 0.667" in summary and "before (q as set): —" in summary
     carol = await node.address(guild_id, str(w.carol.id))
     assert node.account(guild_id, carol).balance == 0
@@ -124,6 +135,7 @@ async def test_a_team_role_mines_with_the_attacker_and_the_merchant_cannot_be_in
         await kept.wait_for(lambda h: "kept private" in reply_text(h), timeout=20)
     await mine_one(p, w.carol)
     published = await p.run(dave, "doublespend publish")
+    await published.wait_response(30)
     text = reply_text(published)
     assert "Double spent" in text and "attackers 2 (bot 0, members 2)" in text, text
     assert node.account(guild_id, await node.address(guild_id, str(dave.id))).balance == 100

@@ -72,6 +72,14 @@ async def test_a_split_plays_through_to_its_summary(playground):
     assert f"↩️ returned to the mempool: <@{w.alice.id}> → <@{w.bob.id}> 5 pts" in summary
     assert f"❌ reversed: <@{w.carol.id}> → <@{w.alice.id}> 30 pts" in summary
     assert "double spends across the split: 1" in summary
+    # The summary's picture: the tree from the split's base, alice's side orphaned.
+    (picture,) = healed.response.attachments
+    assert picture.filename == "split.png"
+    assert picture.description.startswith(
+        f"Block tree of heights {base} to {base + 2}: 3 main-chain blocks as blue circles on a straight line at "
+        "the bottom, and 1 orphaned block as orange squares on 1 side branch above it"
+    ), picture.description
+    assert f"Forks: at block {base} a 1-block branch (block {base + 1}) lost to the main chain" in picture.description
 
     state = node.chain(guild_id).state
     assert state.height == base + 2

@@ -97,6 +97,7 @@ async def test_python_m_bot_without_token_plays_in_the_sandbox(tmp_path):
         "DATABASE_PATH": str(tmp_path / "sandboxed.sqlite3"),
         "MASTER_KEY_FILE": str(tmp_path / "master.key"),
         "SANDBOX_PORT": "0",
+        "DASHBOARD_PORT": "0",  # tests run side by side: the default dashboard port may be taken
         "HASHING_WORKERS": "1",
         "LOG_LEVEL": "WARNING",
     }

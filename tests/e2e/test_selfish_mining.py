@@ -8,6 +8,7 @@ import logging
 import re
 
 from chain.adapters.selfish_mining import HONEST_OWNER, KIND, POOL_OWNER
+from cogs import game_charts
 from tests.e2e.conftest import E2E_PARAMS
 from tests.e2e.test_wallet import no_cooldown
 from tests.e2e.text import reply_text, shown
@@ -63,6 +64,13 @@ async def test_a_selfish_pool_against_a_member_mining_honestly_through_to_the_su
     assert "Selfish mining: the summary" in text and "stopped by an admin" in text, text
     assert "R(α, γ): **" in text and "(1−γ)/(3−2γ) = **25.0%**" in text
     assert "Hash power: set 33.0%, measured" in text and "Hash power: set 67.0%, measured" in text
+    # Its picture: each side's hash power against its share of the main chain and the paper's.
+    (picture,) = stop.response.attachments
+    assert picture.filename == "selfish.png"
+    assert picture.description.startswith(
+        "Grouped bar chart, selfish pool against honest miners, in percent: hash power as set (pool 33.0%, "
+        "honest 67.0%"
+    ), picture.description
     # The counts are the chain's: the main-chain blocks of both sides are the blocks since the start.
     mains = [int(n) for n in re.findall(r"On the main chain: \*\*(\d+)\*\*", text)]
     assert sum(mains) == node.tree(guild_id).best.height - start_height, text
@@ -94,6 +102,8 @@ async def test_the_deadline_posts_the_summary_where_the_game_started(playground)
     await game.expire()  # the deadline, now (a minute is long for a test)
     [posted] = await p.sb.wait_until(summary_posted, timeout=30, describe="the summary in #general")
     assert "ended at its deadline" in shown(posted) and "one third for γ = 0" in shown(posted)
+    (picture,) = posted.attachments
+    assert picture.filename == "selfish.png" and "R(α, γ) = " in picture.description
     assert playground_.games.current(guild_id) is None
     stop = await p.run(w.alice, "selfish stop")
     assert stop.ephemeral and "No selfish-mining game is running" in reply_text(stop), reply_text(stop)
@@ -105,3 +115,47 @@ async def test_the_deadline_posts_the_summary_where_the_game_started(playground)
                                           describe="a second summary in #general")
     assert "ended because the bot is restarting" in shown(shutdown)
     assert playground_.games.current(guild_id) is None
+
+
+class BrokenRenderer:
+    async def render(self, spec, key=None):
+        raise RuntimeError("the chart worker broke")
+
+
+class StuckRenderer:
+    """A worker that never answers (the real one would time out after 10 s; the summary waits less)."""
+
+    async def render(self, spec, key=None):
+        await asyncio.Event().wait()
+
+
+async def test_a_failing_or_slow_picture_leaves_the_summary_without_it(playground, monkeypatch, caplog):
+    p, w = playground, playground.world
+    game_chain(p)
+    playground_, guild_id, node = p.bot.services.playground, w.genesis.id, p.bot.services.node
+    charts = p.bot.services.charts
+    monkeypatch.setattr(game_charts, "GAME_PICTURE_WAIT_S", 0.05)
+
+    def summaries():
+        return [m for m in w.general.messages if "Selfish mining: the summary" in shown(m)]
+
+    async def play_with(renderer, logged: str) -> None:
+        monkeypatch.setattr(charts, "renderer", renderer)
+        posted = len(summaries())
+        await p.run(w.alice, "selfish start", {"alpha": 40, "minutes": 1})
+        game = playground_.games.get(guild_id, KIND)
+        start_height = playground_.selfish_mining_status(guild_id).start_height
+        # A block on the main chain since the start: there is a picture to draw (and it fails).
+        await p.sb.wait_until(lambda: node.tree(guild_id).best.height >= start_height + 1, timeout=60,
+                              describe="a block since the game started")
+        with caplog.at_level(logging.INFO, logger="cogs.game_charts"):
+            await game.expire()
+            summary = (await p.sb.wait_until(lambda: len(summaries()) > posted and summaries(), timeout=30,
+                                             describe="the summary in #general"))[-1]
+        assert "ended at its deadline" in shown(summary)
+        assert summary.attachments == [] and "image" not in summary.embeds[0]
+        assert logged in caplog.text, caplog.text
+        assert playground_.games.current(guild_id) is None
+
+    await play_with(BrokenRenderer(), "the selfish picture failed")
+    await play_with(StuckRenderer(), "the selfish picture took over 0.1 s")

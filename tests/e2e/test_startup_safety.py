@@ -31,6 +31,7 @@ def bot_env(data: Path, **extra: str) -> dict[str, str]:
         DATABASE_PATH=str(data / "playground.sqlite3"),
         MASTER_KEY_FILE=str(data / "master.key"),
         SANDBOX_PORT="0",
+        DASHBOARD_PORT="0",  # tests run side by side: the sandbox's default dashboard port may be taken
         HASHING_WORKERS="1",
         LOG_LEVEL="WARNING",
     )

@@ -194,6 +194,7 @@ async def test_python_m_bot_logs_to_a_file_and_shows_only_warnings(tmp_path):
         "DATABASE_PATH": str(tmp_path / "data" / "playground.sqlite3"),
         "MASTER_KEY_FILE": str(tmp_path / "data" / "master.key"),
         "SANDBOX_PORT": "0",
+        "DASHBOARD_PORT": "0",  # tests run side by side: the default dashboard port may be taken
         "HASHING_WORKERS": "1",
         "LOG_LEVEL": "INFO",
     }

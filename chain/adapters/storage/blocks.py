@@ -1,4 +1,5 @@
-"""Blocks and what they did: the ``blocks``, ``accounts``, ``transactions`` and ``stake_history`` tables."""
+"""Blocks and what they did: the ``blocks``, ``accounts``, ``transactions``, ``stake_history`` and
+``epoch_participation`` tables."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from chain.adapters.storage.database import Database, Reader, Transaction
 from chain.adapters.storage.records import StoredStakeEntry, StoredTransaction
 from chain.consensus.block import Block
+from chain.consensus.stake_chart_data import EpochRecord, compute_epoch_records
 from chain.consensus.state import BlockEffects
 from chain.consensus.undo import BlockUndo
 from chain.errors import (
@@ -118,6 +120,20 @@ class BlockRepository:
                 if (wallet := stake_history_wallet(e)) is not None
             ],
         )
+        # Upsert, not insert: a row the chart keeps must never be the reason a valid block is refused.
+        await tx.executemany(
+            "INSERT INTO epoch_participation (chain_id, epoch, height, active_units, attesting_units, "
+            "finality_delay, in_leak, justified_epoch, finalized_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (chain_id, epoch) DO UPDATE SET height = excluded.height, "
+            "active_units = excluded.active_units, attesting_units = excluded.attesting_units, "
+            "finality_delay = excluded.finality_delay, in_leak = excluded.in_leak, "
+            "justified_epoch = excluded.justified_epoch, finalized_epoch = excluded.finalized_epoch",
+            [
+                (chain_id, r.epoch, height, r.active_units, r.attesting_units, r.finality_delay, int(r.in_leak),
+                 r.justified_epoch, r.finalized_epoch)
+                for r in compute_epoch_records(effects.events)
+            ],
+        )
 
     async def accounts_of(self, tx: Transaction, chain_id: int, addresses: Iterable[bytes]) -> dict[bytes, Account]:
         """The stored accounts among ``addresses`` (read under the write lock, for a block's undo record)."""
@@ -145,7 +161,7 @@ class BlockRepository:
     async def disconnect_tip(self, tx: Transaction, chain_id: int, undo: BlockUndo) -> bytes:
         """Take the tip block ``undo`` describes off the main chain: its accounts back to their values
         before it (``UndoMismatchError`` if they do not hold what it left), its ``blocks``,
-        ``transactions`` and ``stake_history`` rows deleted.  Returns the block's bytes."""
+        ``transactions``, ``stake_history`` and ``epoch_participation`` rows deleted.  Returns the block's bytes."""
         found = await self.accounts_of(tx, chain_id, (entry.address for entry in undo.accounts))
         for entry in undo.accounts:
             if found.get(entry.address) != entry.after:
@@ -167,7 +183,7 @@ class BlockRepository:
         )
         if row is None:
             raise BlockNotFoundError(f"chain {chain_id} has no block {undo.height} with the undo record's hash")
-        for table in ("blocks", "transactions", "stake_history"):
+        for table in ("blocks", "transactions", "stake_history", "epoch_participation"):
             await tx.execute(f"DELETE FROM {table} WHERE chain_id = ? AND height = ?", (chain_id, undo.height))
         return bytes(row[0])
 
@@ -354,3 +370,23 @@ class BlockRepository:
             (chain_id, wallet, limit),
         )
         return [StoredStakeEntry(r[0], r[1], decode_event(r[2], r[3])) for r in rows]
+
+    # --- epochs -------------------------------------------------------------------------
+
+    async def epoch_records(self, chain_id: int, last: int) -> list[EpochRecord]:
+        """What the ends of the chain's last ``last`` recorded epochs recorded, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT epoch, active_units, attesting_units, finality_delay, in_leak, justified_epoch, finalized_epoch "
+            "FROM epoch_participation WHERE chain_id = ? ORDER BY epoch DESC LIMIT ?",
+            (chain_id, last),
+        )
+        return [EpochRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in reversed(rows)]
+
+    async def raw_blocks_between(self, chain_id: int, start: int, stop: int) -> list[bytes]:
+        """The stored bytes of blocks ``start..stop - 1``, oldest first (to parse off the event loop:
+        a proof-of-stake block's proposer sits after its transfers, where SQL cannot pick it out)."""
+        rows = await self._db.fetchall(
+            "SELECT raw FROM blocks WHERE chain_id = ? AND height >= ? AND height < ? ORDER BY height",
+            (chain_id, start, stop),
+        )
+        return [bytes(r[0]) for r in rows]

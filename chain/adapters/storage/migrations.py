@@ -417,4 +417,40 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CHECK (start_reorg_seq >= 0)",
         ),
     ),
+    (
+        17,
+        (
+            # The bot's classroom dashboard (bot/dashboard.py): each server's link generation. Links carry
+            # the generation they were made in; /playground dashboard revoke:True bumps it, and every
+            # older link is refused. Not tied to the chain: a reset must not bring revoked links back.
+            """CREATE TABLE dashboard_links (
+                chain_id INTEGER PRIMARY KEY,
+                generation INTEGER NOT NULL CHECK (generation >= 0),
+                updated_at INTEGER NOT NULL
+            )""",
+        ),
+    ),
+    (
+        18,
+        (
+            # What each epoch's end recorded (chain/consensus/stake_chart_data.py), written with the
+            # block whose slot ended the epoch and deleted with it when a reorg takes it off: the
+            # participation chart's history, which the outbox (pruned once delivered) and the one
+            # beacon snapshot kept cannot give.  Epochs that ended before this migration have no rows.
+            """CREATE TABLE epoch_participation (
+                chain_id INTEGER NOT NULL REFERENCES chains(chain_id) ON DELETE CASCADE,
+                epoch INTEGER NOT NULL CHECK (epoch >= 0),
+                height INTEGER NOT NULL CHECK (height >= 0),
+                active_units INTEGER NOT NULL CHECK (active_units >= 0),
+                attesting_units INTEGER NOT NULL CHECK (attesting_units >= 0),
+                finality_delay INTEGER NOT NULL CHECK (finality_delay >= 0),
+                in_leak INTEGER NOT NULL CHECK (in_leak IN (0, 1)),
+                justified_epoch INTEGER,
+                finalized_epoch INTEGER,
+                PRIMARY KEY (chain_id, epoch)
+            )""",
+            # A disconnected block's rows are found by its height.
+            "CREATE INDEX epoch_participation_height ON epoch_participation (chain_id, height)",
+        ),
+    ),
 )

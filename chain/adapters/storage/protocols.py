@@ -23,6 +23,7 @@ from chain.adapters.storage.records import (
     StoredTreeEntry,
 )
 from chain.consensus.block import Block
+from chain.consensus.stake_chart_data import EpochRecord
 from chain.consensus.state import BlockEffects
 from chain.consensus.undo import BlockUndo
 from chain.ledger.accounts import Account
@@ -91,6 +92,8 @@ class Blocks(Protocol):
     async def recent_transactions(self, chain_id: int, limit: int) -> list[StoredTransaction]: ...
     async def history(self, chain_id: int, pubkey: bytes, limit: int) -> list[StoredTransaction]: ...
     async def stake_history(self, chain_id: int, wallet: bytes, limit: int) -> list[StoredStakeEntry]: ...
+    async def epoch_records(self, chain_id: int, last: int) -> list[EpochRecord]: ...
+    async def raw_blocks_between(self, chain_id: int, start: int, stop: int) -> list[bytes]: ...
 
 
 class BlockTreeRows(Protocol):

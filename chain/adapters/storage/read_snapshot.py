@@ -96,6 +96,23 @@ class ChainSnapshot:
     def blocks(self) -> Iterator[Block]:
         return (Block.deserialize(raw) for raw in self.raw_blocks())
 
+    def blocks_from(self, start: int) -> Iterator[Block]:
+        """The main chain's blocks from height ``start`` to the snapshot's tip, a batch of rows at a time."""
+        cursor = self._db.execute(
+            "SELECT raw FROM blocks WHERE chain_id = ? AND height >= ? AND height <= ? ORDER BY height",
+            (self.chain_id, start, self.height),
+        )
+        for (raw,) in self._batches(cursor):
+            yield Block.deserialize(bytes(raw))
+
+    def block_hash(self, height: int) -> bytes | None:
+        """The main chain's block hash at ``height``, None above the tip."""
+        row = self._db.execute(
+            "SELECT hash FROM blocks WHERE chain_id = ? AND height = ? AND height <= ?",
+            (self.chain_id, height, self.height),
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
     def raw_block(self, height: int) -> bytes:
         row = self._db.execute(
             "SELECT raw FROM blocks WHERE chain_id = ? AND height = ?", (self.chain_id, height)

@@ -67,8 +67,9 @@ class Store:
         self.outbox_writer: OutboxWriter = outbox or OutboxTableWriter()
 
     @classmethod
-    async def open(cls, path: str | Path) -> Store:
-        return cls(await Database.open(path))
+    async def open(cls, path: str | Path, *, outbox: OutboxWriter | None = None) -> Store:
+        """``outbox``: writes the engine's events (the bot wraps the SQLite writer to feed its dashboard)."""
+        return cls(await Database.open(path), outbox=outbox)
 
     async def close(self) -> None:
         await self.db.close()
@@ -264,8 +265,9 @@ class Store:
         tip first: ``ReorgTipMismatchError`` otherwise, e.g. when another writer moved the tip).
         Each one's accounts go back to the values its undo record says (``UndoRecordMissingError``
         for a block without one: a reorg cannot go below it; ``UndoMismatchError`` when the stored
-        accounts are not what it left), its ``transactions`` and ``stake_history`` rows and the rules
-        it committed to are deleted, its beacon snapshot too, and it stays in the tree as a side block.
+        accounts are not what it left), its ``transactions``, ``stake_history`` and ``epoch_participation``
+        rows and the rules it committed to are deleted, its beacon snapshot too, and it stays in the tree
+        as a side block.
 
         ``connect``: the new branch oldest first, each block with its effects computed on top of the
         one before (the first on the fork point); each joins the main chain through the same code as

@@ -168,6 +168,8 @@ UNDO_MIGRATIONS: dict[int, tuple[str, ...]] = {
         "DROP TABLE reorg_log",
         "ALTER TABLE lesson_progress DROP COLUMN start_reorg_seq",
     ),
+    17: ("DROP TABLE dashboard_links",),
+    18: ("DROP TABLE epoch_participation",),  # its index goes with it
 }
 
 

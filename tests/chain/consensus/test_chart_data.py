@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from chain.consensus.chart_data import (
     compute_difficulty_series,
+    compute_energy_comparison,
     compute_interval_histogram,
     compute_share_vs_wins,
 )
@@ -161,3 +162,24 @@ def test_chart_errors_share_a_family():
     assert issubclass(ChartBinsError, ChartDataError)
     assert issubclass(ChartEmptyInputError, ChartDataError)
     assert issubclass(ChartValueError, ChartDataError)
+
+
+def test_energy_is_compared_per_block_when_the_chain_has_both_kinds_of_block():
+    merged = compute_energy_comparison(pow_millijoules=9_000, pos_millijoules=6, pow_blocks=10, pos_blocks=3)
+    assert merged.per_block
+    assert (merged.pow_per_block, merged.pos_per_block) == (Fraction(900), Fraction(2))
+    assert merged.ratio == 450
+    # Before the Merge (or in a hybrid chain) there are no proof-of-stake blocks: totals, compared.
+    hybrid = compute_energy_comparison(9_000, 6, pow_blocks=10, pos_blocks=0)
+    assert not hybrid.per_block and hybrid.pos_per_block is None and hybrid.ratio == 1_500
+    # Proof of stake's few signatures round to 0 mJ: no ratio to state.
+    assert compute_energy_comparison(9_000, 0, 10, 3).ratio is None
+
+
+def test_invalid_energy_comparison_inputs():
+    with pytest.raises(ChartEmptyInputError, match="under 1 mJ"):
+        compute_energy_comparison(0, 0, 5, 5)
+    with pytest.raises(ChartValueError, match="proof-of-work blocks"):
+        compute_energy_comparison(1, 1, -1, 0)
+    with pytest.raises(ChartValueError, match="proof-of-stake energy"):
+        compute_energy_comparison(1, True, 1, 0)
