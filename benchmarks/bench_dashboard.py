@@ -33,7 +33,7 @@ from bot.storage import DashboardLinkRepository
 from chain.adapters.hashcore import HashingCore
 from chain.adapters.node import Node
 from chain.adapters.storage import Store
-from chain.adapters.storage.outbox import SqliteOutboxWriter
+from chain.adapters.storage.outbox import OutboxTableWriter
 from chain.params import REGTEST
 from chain.playground import Playground
 from chain.pos.beacon import ConsensusConfig
@@ -79,7 +79,7 @@ async def main() -> int:
     feed_box: list[OutboxFeed] = []
     store = await Store.open(
         folder / "bench.sqlite3",
-        outbox=FeedingOutboxWriter(SqliteOutboxWriter(), lambda: feed_box[0].wake() if feed_box else None),
+        outbox=FeedingOutboxWriter(OutboxTableWriter(), lambda: feed_box[0].wake() if feed_box else None),
     )
     core = HashingCore(1)
     await core.start()

@@ -39,7 +39,7 @@ from chain.adapters.key_check import record_key_check
 from chain.adapters.node import Node
 from chain.adapters.signer import ValidatorSigner
 from chain.adapters.storage import Store
-from chain.adapters.storage.outbox import SqliteOutboxWriter
+from chain.adapters.storage.outbox import OutboxTableWriter
 from cogs.chart_book import ChartPicture
 from cogs.core_pause import core_paused_for_command
 from cogs.services import Services
@@ -194,7 +194,7 @@ class PlaygroundBot(commands.Bot):
         master_key = self.preflight.master_key
         # The engine's outbox writes wake the dashboard's feed (it reads them once committed).
         self.store = await Store.open(
-            settings.database_path, outbox=FeedingOutboxWriter(SqliteOutboxWriter(), self._outbox_written)
+            settings.database_target(), outbox=FeedingOutboxWriter(OutboxTableWriter(), self._outbox_written)
         )
         # From now on the database itself names its key (an old database learns it here).
         await record_key_check(self.store.key_checks, master_key, self.randomness(12), int(self.clock()))

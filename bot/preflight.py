@@ -15,6 +15,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import asyncpg
+
 from bot.instance_lock import InstanceLock, InstanceLockedError
 from bot.private_files import database_files, make_private_files, make_private_folder
 from bot.settings import Settings, SettingsError
@@ -57,15 +59,20 @@ async def run_preflight(settings: Settings, randomness: Callable[[int], bytes] =
         raise StartupRefusedError(f"cannot use the data folder {database.parent}: {exc.strerror}") from None
     try:
         # Read-only: a refusal below leaves the database exactly as it was.
-        secrets = await Database.sealed_secrets(database)
+        secrets = await Database.sealed_secrets(settings.database_target())
         master_key = settings.load_master_key(randomness, may_create=secrets is None or not secrets.present)
-        judge_master_key(master_key, secrets, source=settings.master_key_source(), database=str(database))
+        judge_master_key(master_key, secrets, source=settings.master_key_source(), database=settings.database_name())
     except (SettingsError, MasterKeyMismatchError) as exc:
         lock.release()
         raise StartupRefusedError(str(exc)) from None
-    except OSError as exc:  # an unreadable key file or database
+    except OSError as exc:  # an unreadable key file or database, or a PostgreSQL server not answering
         lock.release()
-        raise StartupRefusedError(f"cannot read {exc.filename or database}: {exc.strerror or exc}") from None
+        raise StartupRefusedError(
+            f"cannot read {exc.filename or settings.database_name()}: {exc.strerror or exc}"
+        ) from None
+    except asyncpg.PostgresError as exc:  # the server answered but refused (no such database, user, ...)
+        lock.release()
+        raise StartupRefusedError(f"cannot use the {settings.database_name()}: {exc}") from None
     except BaseException:
         lock.release()
         raise

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         default=None, description="Bot token; without one the bot runs against the built-in sandbox"
     )
     database_path: Path = Field(default=Path("data/playground.sqlite3"), description="SQLite database file")
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:password@host:port/database: keep the data in PostgreSQL, not DATABASE_PATH",
+    )
     master_key: SecretStr | None = Field(
         default=None, description="64 hex digits that encrypt wallet keys and webhook URLs at rest"
     )
@@ -135,6 +139,25 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().strip().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql:// (empty: the SQLite file DATABASE_PATH)")
+        return SecretStr(value.get_secret_value().strip())
+
+    def database_target(self) -> str | Path:
+        """What ``Store.open`` opens: the PostgreSQL URL when set, else the SQLite file."""
+        return self.database_path if self.database_url is None else self.database_url.get_secret_value()
+
+    def database_name(self) -> str:
+        """The database, for messages: the SQLite path, or PostgreSQL's host and database (never a password)."""
+        if self.database_url is None:
+            return str(self.database_path)
+        url = urlsplit(self.database_url.get_secret_value())
+        return f"PostgreSQL database {url.path.lstrip('/') or '(default)'} on {url.hostname or 'localhost'}"
     @field_validator("dashboard_public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:

@@ -31,6 +31,14 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# PostgreSQL server binaries for the tests of the PostgreSQL backend (the suite starts its own
+# server, tests/postgres_server.py). Debian's package, only when missing and only as root with apt;
+# elsewhere those tests skip and say why. Running the bot on SQLite never needs them.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian's postgresql package for the PostgreSQL tests"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
 # The classroom dashboard's browser tests (tests/e2e/test_dashboard_browser.py) drive Debian's chromium
 # through Playwright; Playwright's own browser download is never used. Installed as root with apt-get
 # when it is missing (waiting for another apt to finish); elsewhere those tests say why they skip.

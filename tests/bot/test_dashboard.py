@@ -21,7 +21,7 @@ from bot.storage import DashboardLinkRepository, StoredWebhook, WebhookRepositor
 from chain.adapters.hashcore import HashingCore
 from chain.adapters.node import Node
 from chain.adapters.storage import Store
-from chain.adapters.storage.outbox import SqliteOutboxWriter
+from chain.adapters.storage.outbox import OutboxTableWriter
 from chain.keys import seal_bytes, webhook_url_aad
 from chain.params import REGTEST
 from chain.playground import Playground
@@ -75,7 +75,7 @@ async def world(tmp_path):
     feed_box: list[OutboxFeed] = []
     store = await Store.open(
         tmp_path / "dashboard.sqlite3",
-        outbox=FeedingOutboxWriter(SqliteOutboxWriter(), lambda: feed_box[0].wake() if feed_box else None),
+        outbox=FeedingOutboxWriter(OutboxTableWriter(), lambda: feed_box[0].wake() if feed_box else None),
     )
     core = HashingCore(1)
     await core.start()

@@ -117,3 +117,21 @@ def test_environment_variables_are_read(monkeypatch, tmp_path):
     assert settings.watts_per_core == 40
     assert settings.database_path == tmp_path / "x.sqlite3"
     assert settings.hashing_workers == 3 and settings.dev_guild_id == 42
+
+
+def test_database_url_selects_postgres_and_is_never_shown(tmp_path):
+    url = "postgresql://bot:hunter2-secret@127.0.0.1:5432/playground"
+    settings = Settings(database_url=url, database_path=tmp_path / "unused.sqlite3", _env_file=None)
+    assert settings.database_target() == url
+    assert settings.database_name() == "PostgreSQL database playground on 127.0.0.1"
+    for text in (repr(settings), str(settings), str(settings.model_dump()), settings.database_name()):
+        assert "hunter2-secret" not in text
+    default = Settings(database_path=tmp_path / "db.sqlite3", database_url="", _env_file=None)
+    assert default.database_target() == tmp_path / "db.sqlite3"  # empty: SQLite, the default
+
+
+def test_a_database_url_that_is_not_postgres_is_refused_without_its_value():
+    with pytest.raises(SettingsError) as caught:
+        Settings(database_url="mysql://root:topsecret@db/x", _env_file=None)
+    assert "DATABASE_URL must start with postgresql://" in str(caught.value)
+    assert "topsecret" not in str(caught.value)

@@ -18,8 +18,8 @@ from tests.chainkit import genesis_block
 
 
 @pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "bot.sqlite3")
+async def store(database_target):
+    s = await Store.open(database_target)
     await s.create_chain(1, REGTEST, genesis_block(REGTEST, 1), 0)
     yield s
     await s.close()
@@ -62,7 +62,7 @@ async def test_a_database_written_before_the_move_keeps_its_chaos_mode_settings_
         await store.close()
 
 
-async def test_conflicting_settings_changes_and_chaos_toggles_at_once_keep_every_key(store, tmp_path):
+async def test_conflicting_settings_changes_and_chaos_toggles_at_once_keep_every_key(store):
     """Each write is one read-modify-write in Database.transaction(chain_id): fired at the same moment,
     none loses another's key (with the read outside the transaction, the last write would win)."""
     settings = ServerSettingsRepository(store.db)
@@ -75,7 +75,8 @@ async def test_conflicting_settings_changes_and_chaos_toggles_at_once_keep_every
     )
     assert await settings.get(1) == {"cooldown_s": 3, "session_s": 60}
     assert await store.chaos_mode.get_chaos_mode(1) is True
-    assert stored_row(tmp_path / "bot.sqlite3") == {"chaos": True, "cooldown_s": 3, "session_s": 60}
+    row = await store.db.fetchone("SELECT settings FROM server_settings WHERE chain_id = ?", (1,))
+    assert json.loads(row[0]) == {"chaos": True, "cooldown_s": 3, "session_s": 60}
 
 
 async def test_the_bot_never_writes_the_engines_chaos_key(store):

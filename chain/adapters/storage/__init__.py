@@ -1,4 +1,4 @@
-"""Durable storage: one SQLite database behind small repositories (see README "Durable store").
+"""Durable storage: one database (SQLite, or PostgreSQL) behind small repositories (README "Durable store").
 
 Every SQL statement of ``chain/`` lives in this package (the bot's own tables and keys are in
 ``bot/storage.py``); statements use bound parameters only.

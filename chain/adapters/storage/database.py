@@ -1,4 +1,10 @@
-"""The SQLite database every repository shares: the connection, the write lock and transactions.
+"""The database every repository shares: the interface, and its SQLite implementation.
+
+``Database`` is what repositories and ``bot/storage.py`` are written against; ``Database.open``
+picks the backend from its target: a file path opens SQLite (the default, ``SqliteDatabase``
+below), a ``postgresql://`` URL opens PostgreSQL (``chain/adapters/storage/postgres.py``).  Both
+run the same SQL text: the repositories write SQLite's dialect with ``?`` placeholders, and the
+PostgreSQL connection adapter translates what differs (placeholders, the schema's DDL).
 
 SQLite through aiosqlite, in WAL mode with ``synchronous=FULL`` so a commit that
 returned survives a power cut.  Many chains (one per Discord server) share one
@@ -17,8 +23,10 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.request import pathname2url
@@ -47,6 +55,20 @@ _DURABILITY_PRAGMAS = {
 }
 
 Params = Iterable[Any]
+# Where a database lives: a SQLite file's path, or a PostgreSQL server's URL.
+Target = str | Path
+POSTGRES_URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(target: Target) -> bool:
+    return isinstance(target, str) and target.startswith(POSTGRES_URL_SCHEMES)
+
+
+@dataclass(frozen=True)
+class Executed:
+    """What a statement did: how many rows it changed."""
+
+    rowcount: int
 
 
 class Reader(Protocol):
@@ -57,21 +79,159 @@ class Reader(Protocol):
     async def fetchall(self, sql: str, args: Params = ()) -> list[Any]: ...
 
 
-class Transaction:
-    """One open write transaction (``BEGIN IMMEDIATE`` .. ``COMMIT``) on the shared connection.
+class Transaction(ABC):
+    """One open transaction: the handle a repository's writes (and its own reads) go through.
 
-    Only the coroutine that opened it writes through it; it is valid until its
-    ``async with`` block ends (commit) or raises (rollback).
+    Only the coroutine that opened it uses it; it is valid until its ``async with``
+    block ends (commit) or raises (rollback).
     """
+
+    # Which chain the transaction is for (None: not one chain's, e.g. the outbox's delivery
+    # marks).  SQLite has one writer anyway; PostgreSQL locks per chain (postgres.py).
+    chain_id: int | None
+
+    @abstractmethod
+    async def execute(self, sql: str, args: Params = ()) -> Executed: ...
+
+    @abstractmethod
+    async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None: ...
+
+    @abstractmethod
+    async def fetchone(self, sql: str, args: Params = ()) -> Any: ...
+
+    @abstractmethod
+    async def fetchall(self, sql: str, args: Params = ()) -> list[Any]: ...
+
+
+# One step of a migration: an SQL statement, or (PostgreSQL only, where SQLite calls a Python
+# function from SQL) a coroutine doing the same work through the transaction.
+MigrationStep = str | Callable[[Transaction], Awaitable[None]]
+Migrations = tuple[tuple[int, tuple[MigrationStep, ...]], ...]
+
+
+class Database(ABC):
+    """One database of either backend; open with ``await Database.open(target)``."""
+
+    @classmethod
+    async def open(cls, target: Target) -> Database:
+        """SQLite at a file path (or ``:memory:``), PostgreSQL at a ``postgresql://`` URL."""
+        if is_postgres_url(target):
+            # Imported here: the PostgreSQL module imports this one (its base classes).
+            from chain.adapters.storage.postgres import PostgresDatabase
+
+            return await PostgresDatabase.open(str(target))
+        return await SqliteDatabase.open(target)
+
+    @staticmethod
+    async def sealed_secrets(target: Target) -> SealedSecrets | None:
+        """The key check and one sealed secret of the database at ``target``; None if there is none.
+
+        Read-only: no migration, nothing written. Used before the master key is trusted, so a
+        wrong key is refused with the database untouched.
+        """
+        if is_postgres_url(target):
+            from chain.adapters.storage.postgres import PostgresDatabase
+
+            return await PostgresDatabase.sealed_secrets(str(target))
+        return await SqliteDatabase.sealed_secrets(target)
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    def transaction(
+        self, chain_id: int | None = None, *, within: Transaction | None = None
+    ) -> AbstractAsyncContextManager[Transaction]:
+        """A write transaction for one chain (or none): commits when the block ends, rolls back if it
+        raises.  Writers to one chain never overlap.  ``within``: a transaction the caller already
+        holds; then this joins it (no new BEGIN, no commit here), so a repository method is one commit
+        alone and part of the caller's commit when given one."""
+
+    @abstractmethod
+    def read_transaction(self, chain_id: int | None = None) -> AbstractAsyncContextManager[Transaction]:
+        """A read transaction: every read through it sees one instant of the database."""
+
+    @abstractmethod
+    async def fetchone(self, sql: str, args: Params = ()) -> Any: ...
+
+    @abstractmethod
+    async def fetchall(self, sql: str, args: Params = ()) -> list[Any]: ...
+
+    @abstractmethod
+    def rows(self, sql: str, args: Params = ()) -> AsyncIterator[Any]:
+        """Rows one at a time, for a result too long to hold at once."""
+
+    @abstractmethod
+    def read_snapshot(self, chain_id: int) -> AbstractContextManager[ChainSnapshot]:
+        """The chain at one instant, read without blocking writers: blocks, so call it in a worker thread."""
+
+    @abstractmethod
+    async def durability_settings(self) -> dict[str, Any]:
+        """The server settings durability depends on, as the database reports them."""
+
+    async def schema_version(self) -> int:
+        row = await self.fetchone("SELECT MAX(version) FROM schema_version")
+        return int(row[0] or 0)
+
+    async def _migrate(self, migrations: Migrations) -> None:
+        """Run every migration newer than the database's version, all in one transaction."""
+        async with self.transaction() as tx:
+            await tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = await tx.fetchone("SELECT MAX(version) FROM schema_version")
+            current = row[0] or 0
+            for version, steps in migrations:
+                if version <= current:
+                    continue
+                for step in steps:
+                    if isinstance(step, str):
+                        await tx.execute(step)
+                    else:
+                        await step(tx)
+                await tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                log.info("database migrated to schema version %d", version)
+
+
+async def read_sealed_secrets(
+    tables: set[str], fetchone: Callable[[str], Awaitable[Any]]
+) -> SealedSecrets:
+    """The key check and the oldest sealed secret, read with ``fetchone`` from a database holding ``tables``."""
+    key_check = None
+    if "key_check" in tables:
+        row = await fetchone("SELECT sealed FROM key_check WHERE id = 1")
+        key_check = bytes(row[0]) if row else None
+    # The oldest secret: a database that once ran under a wrong key may hold newer
+    # wallets sealed under that key, never older ones.
+    queries = (
+        ("wallets", "wallet", "SELECT chain_id, owner, sealed_key FROM wallets ORDER BY created_at LIMIT 1"),
+        (
+            "validator_keys",
+            "validator key",
+            "SELECT chain_id, owner, sealed_key FROM validator_keys ORDER BY created_at LIMIT 1",
+        ),
+        (
+            "webhooks",
+            "webhook URL",
+            "SELECT chain_id, NULL, sealed_url FROM webhooks ORDER BY updated_at LIMIT 1",
+        ),
+    )
+    for table, kind, query in queries:
+        if table in tables:
+            row = await fetchone(query)
+            if row is not None:
+                return SealedSecrets(key_check, SealedSample(kind, row[0], row[1], bytes(row[2])))
+    return SealedSecrets(key_check, None)
+
+
+class SqliteTransaction(Transaction):
+    """One open SQLite transaction (``BEGIN IMMEDIATE`` .. ``COMMIT``) on the shared connection."""
 
     def __init__(self, connection: aiosqlite.Connection, chain_id: int | None) -> None:
         self._connection = connection
-        # Which chain the transaction is for (None: not one chain's, e.g. the outbox's delivery
-        # marks).  SQLite has one writer anyway; a server database could lock per chain.
         self.chain_id = chain_id
 
-    async def execute(self, sql: str, args: Params = ()) -> aiosqlite.Cursor:
-        return await self._connection.execute(sql, tuple(args))
+    async def execute(self, sql: str, args: Params = ()) -> Executed:
+        cursor = await self._connection.execute(sql, tuple(args))
+        return Executed(cursor.rowcount)
 
     async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
         await self._connection.executemany(sql, rows)
@@ -83,8 +243,8 @@ class Transaction:
         return list(await (await self._connection.execute(sql, tuple(args))).fetchall())
 
 
-class Database:
-    """One SQLite database; open with ``await Database.open(path)``."""
+class SqliteDatabase(Database):
+    """One SQLite database file: one connection, one writer at a time (the lock and ``BEGIN IMMEDIATE``)."""
 
     def __init__(self, connection: aiosqlite.Connection, path: Path | None = None) -> None:
         self._connection = connection
@@ -94,7 +254,8 @@ class Database:
         self.path = path
 
     @classmethod
-    async def open(cls, path: str | Path) -> Database:
+    async def open(cls, target: Target) -> SqliteDatabase:
+        path = target
         in_memory = str(path) == ":memory:"
         if not in_memory:
             # Only the owner may read the database; SQLite gives its -wal and -shm
@@ -111,7 +272,7 @@ class Database:
             await connection.create_function(REVERSE_BYTES, 1, reverse_bytes, deterministic=True)
             await connection.create_function(HEADER_WORK, 1, header_work, deterministic=True)
             await connection.create_function(ADD_WORK, 2, add_work, deterministic=True)
-            await db._migrate()
+            await db._migrate(MIGRATIONS)
         except BaseException:
             await connection.close()
             raise
@@ -142,7 +303,7 @@ class Database:
         async with self._lock:
             await self._connection.execute("BEGIN IMMEDIATE")
             try:
-                yield Transaction(self._connection, chain_id)
+                yield SqliteTransaction(self._connection, chain_id)
             except BaseException:
                 await self._connection.execute("ROLLBACK")
                 raise
@@ -154,7 +315,7 @@ class Database:
         async with self._lock:
             await self._connection.execute("BEGIN")
             try:
-                yield Transaction(self._connection, chain_id)
+                yield SqliteTransaction(self._connection, chain_id)
             finally:
                 await self._connection.execute("COMMIT")
 
@@ -170,22 +331,6 @@ class Database:
         async for row in cursor:
             yield row
 
-    async def _migrate(self) -> None:
-        async with self.transaction() as tx:
-            await tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = await tx.fetchone("SELECT MAX(version) FROM schema_version")
-            current = row[0] or 0
-            for version, statements in MIGRATIONS:
-                if version <= current:
-                    continue
-                for statement in statements:
-                    await tx.execute(statement)
-                await tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-                log.info("database migrated to schema version %d", version)
-
-    async def schema_version(self) -> int:
-        row = await self.fetchone("SELECT MAX(version) FROM schema_version")
-        return int(row[0] or 0)
 
     async def durability_settings(self) -> dict[str, Any]:
         """The pragmas durability depends on, as SQLite reports them."""
@@ -218,41 +363,15 @@ class Database:
             connection.close()
 
     @staticmethod
-    async def sealed_secrets(path: str | Path) -> SealedSecrets | None:
-        """The key check and one sealed secret of the database at ``path``; None if there is no file.
-
-        Read-only: no migration, no pragma that writes. Used before the master key is
-        trusted, so a wrong key is refused with the database untouched.
-        """
-        path = Path(path)
+    async def sealed_secrets(target: Target) -> SealedSecrets | None:
+        path = Path(target)
         if not path.exists():
             return None
         uri = f"file:{pathname2url(str(path.resolve()))}?mode=ro"
         async with aiosqlite.connect(uri, uri=True) as db:
             rows = await (await db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")).fetchall()
-            tables = {name for (name,) in rows}
-            key_check = None
-            if "key_check" in tables:
-                row = await (await db.execute("SELECT sealed FROM key_check WHERE id = 1")).fetchone()
-                key_check = row[0] if row else None
-            # The oldest secret: a database that once ran under a wrong key may hold newer
-            # wallets sealed under that key, never older ones.
-            queries = (
-                ("wallets", "wallet", "SELECT chain_id, owner, sealed_key FROM wallets ORDER BY created_at LIMIT 1"),
-                (
-                    "validator_keys",
-                    "validator key",
-                    "SELECT chain_id, owner, sealed_key FROM validator_keys ORDER BY created_at LIMIT 1",
-                ),
-                (
-                    "webhooks",
-                    "webhook URL",
-                    "SELECT chain_id, NULL, sealed_url FROM webhooks ORDER BY updated_at LIMIT 1",
-                ),
-            )
-            for table, kind, query in queries:
-                if table in tables:
-                    row = await (await db.execute(query)).fetchone()
-                    if row is not None:
-                        return SealedSecrets(key_check, SealedSample(kind, row[0], row[1], row[2]))
-            return SealedSecrets(key_check, None)
+
+            async def fetchone(sql: str) -> Any:
+                return await (await db.execute(sql)).fetchone()
+
+            return await read_sealed_secrets({name for (name,) in rows}, fetchone)

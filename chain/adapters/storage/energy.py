@@ -23,9 +23,10 @@ class EnergyRepository:
         async with self._db.transaction(chain_id, within=tx) as t:
             await t.execute(
                 "INSERT INTO energy (chain_id, pow_cpu_ns, pos_sign_ops, pos_verify_ops) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (chain_id) DO UPDATE SET pow_cpu_ns = pow_cpu_ns + excluded.pow_cpu_ns, "
-                "pos_sign_ops = pos_sign_ops + excluded.pos_sign_ops, "
-                "pos_verify_ops = pos_verify_ops + excluded.pos_verify_ops",
+                # Table-qualified: PostgreSQL finds a bare column name ambiguous next to excluded's.
+                "ON CONFLICT (chain_id) DO UPDATE SET pow_cpu_ns = energy.pow_cpu_ns + excluded.pow_cpu_ns, "
+                "pos_sign_ops = energy.pos_sign_ops + excluded.pos_sign_ops, "
+                "pos_verify_ops = energy.pos_verify_ops + excluded.pos_verify_ops",
                 (chain_id, pow_cpu_ns, pos_sign_ops, pos_verify_ops),
             )
 

@@ -25,15 +25,17 @@ class OutboxWriter(Protocol):
         ...
 
 
-class SqliteOutboxWriter:
+class OutboxTableWriter:
+    """The ``outbox`` table of either backend: ``RETURNING id`` (SQLite 3.35+, PostgreSQL) names each new row."""
+
     async def insert_events(self, tx: Transaction, chain_id: int, events: Iterable[ChainEvent], now: int) -> list[int]:
         ids = []
         for event in events:
-            cursor = await tx.execute(
-                "INSERT INTO outbox (chain_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
+            row = await tx.fetchone(
+                "INSERT INTO outbox (chain_id, kind, payload, created_at) VALUES (?, ?, ?, ?) RETURNING id",
                 (chain_id, event.kind, event.payload_json(), now),
             )
-            ids.append(int(cursor.lastrowid or 0))
+            ids.append(int(row[0]))
         return ids
 
     async def drop_undelivered(self, tx: Transaction, chain_id: int) -> None:

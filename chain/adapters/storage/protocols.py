@@ -1,7 +1,7 @@
 """The interfaces the engine is typed against, one per repository.
 
-The SQLite classes of this package satisfy them; a second backend (PostgreSQL, a
-later issue) provides its own classes with the same methods.  A write method that
+The classes of this package satisfy them on either backend: they write one SQL text
+through ``Database`` (SQLite, or PostgreSQL through ``postgres.py``'s adapter).  A write method that
 takes ``tx`` joins the caller's transaction (``async with db.transaction(chain_id) as tx``);
 without one it commits alone.
 """

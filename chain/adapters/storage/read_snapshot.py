@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from chain.consensus.block import Block
 from chain.consensus.export import OrphanRows
@@ -20,6 +19,23 @@ READ_BATCH_ROWS = 256
 HANDOFF_S = 0.0002
 
 
+class SnapshotCursor(Protocol):
+    """The part of a DB-API cursor a snapshot reads through (``sqlite3.Cursor`` is one)."""
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def fetchmany(self, size: int, /) -> list[Any]: ...
+
+
+class SnapshotConnection(Protocol):
+    """A blocking connection inside one read transaction: ``sqlite3.Connection``, or PostgreSQL's
+    adapter (``chain/adapters/storage/postgres.py``), which takes the same ``?`` SQL."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> SnapshotCursor: ...
+
+
 class ChainSnapshot:
     """One chain as it was at one instant, read through a read-only connection of its own.
 
@@ -29,7 +45,7 @@ class ChainSnapshot:
     makes them wait: blocks appended meanwhile are simply not in it.
     """
 
-    def __init__(self, db: sqlite3.Connection, chain_id: int) -> None:
+    def __init__(self, db: SnapshotConnection, chain_id: int) -> None:
         self._db = db
         self.chain_id = chain_id
         # The transaction's first read fixes the instant every later read sees.
@@ -65,7 +81,7 @@ class ChainSnapshot:
         for (raw,) in self._batches(cursor):
             yield raw
 
-    def _batches(self, cursor: sqlite3.Cursor) -> Iterator[Any]:
+    def _batches(self, cursor: SnapshotCursor) -> Iterator[Any]:
         """The cursor's rows, fetched a batch at a time (see below)."""
         # In batches, not row by row: sqlite3 lets go of the GIL around every row it steps, and a
         # thread that lets go and takes it back that often keeps the event loop's thread from ever

@@ -21,7 +21,7 @@ from chain.adapters.storage.energy import EnergyRepository
 from chain.adapters.storage.keys import KeyCheckRepository, KeyStore
 from chain.adapters.storage.mempool import MempoolRepository
 from chain.adapters.storage.operations import OperationRepository
-from chain.adapters.storage.outbox import OutboxWriter, SqliteOutboxWriter
+from chain.adapters.storage.outbox import OutboxTableWriter, OutboxWriter
 from chain.adapters.storage.protection import ProtectionRepository
 from chain.adapters.storage.records import ReorgRecord, StoredChain, StoredChainHead, StoredKey, StoredTreeEntry
 from chain.adapters.storage.reorg_log import ReorgLogRepository
@@ -64,7 +64,7 @@ class Store:
         # The engine's part of the server_settings table: chaos mode only (the other keys, and the
         # epoch message, are the bot's: bot/storage.py).  Named for the table it reads.
         self.chaos_mode: protocols.ChaosMode = ChaosModeRepository(db)
-        self.outbox_writer: OutboxWriter = outbox or SqliteOutboxWriter()
+        self.outbox_writer: OutboxWriter = outbox or OutboxTableWriter()
 
     @classmethod
     async def open(cls, path: str | Path, *, outbox: OutboxWriter | None = None) -> Store:

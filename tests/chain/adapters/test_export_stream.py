@@ -17,8 +17,8 @@ from tests.chain.adapters.test_node import CHAIN, MASTER, FakeClock, mine_block,
 
 
 @pytest.fixture(params=[None, ConsensusConfig()], ids=["pow", "with-consensus"])
-async def node(tmp_path, request):
-    n = await open_node(tmp_path / "export.sqlite3")
+async def node(database_target, request):
+    n = await open_node(database_target)
     await n.create_chain(CHAIN, REGTEST, initial_bits=0x207FFFFF, consensus=request.param)
     for owner in ("alice", "bob", "alice"):
         await mine_block(n, owner)

@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from bot.instance_lock import InstanceLock
 from bot.preflight import StartupRefusedError, run_preflight
@@ -188,3 +189,39 @@ async def test_an_old_database_is_judged_by_its_oldest_secret(tmp_path, monkeypa
     (await run_preflight(settings_for(tmp_path, RIGHT))).release()
     with pytest.raises(StartupRefusedError):
         await run_preflight(settings_for(tmp_path, WRONG))
+
+
+async def test_on_postgres_the_key_check_guards_the_database_alike(postgres_url, tmp_path):
+    """DATABASE_URL: the preflight reads the sealed secrets from PostgreSQL and refuses a wrong key."""
+    assert await Database.sealed_secrets(postgres_url) is None  # an empty database: nothing sealed yet
+    store = await Store.open(postgres_url)
+    await asyncio.gather(
+        record_key_check(store.key_checks, RIGHT, NONCE, 1),
+        record_key_check(store.key_checks, RIGHT, b"\x44" * 12, 2),
+    )
+    first = await store.key_checks.get()
+    signing = SigningKey(b"owner".ljust(32, b"."))
+    await store.wallets.insert(1, StoredWallet("owner", signing.public_key, seal_key(
+        RIGHT, signing, NONCE, wallet_aad(1, "owner"))), 5)
+    await store.close()
+    secrets = await Database.sealed_secrets(postgres_url)
+    assert secrets.key_check == first and key_check_opens(RIGHT, first)
+    assert (secrets.sample.kind, secrets.sample.owner) == ("wallet", "owner")
+
+    def settings(key: bytes) -> Settings:
+        return settings_for(tmp_path, key).model_copy(update={"database_url": SecretStr(postgres_url)})
+
+    (await run_preflight(settings(RIGHT))).release()
+    with pytest.raises(StartupRefusedError) as refused:
+        await run_preflight(settings(WRONG))
+    assert "PostgreSQL database" in str(refused.value)
+
+
+async def test_a_postgres_database_that_is_not_there_refuses_the_start_in_one_line(postgres_url, tmp_path):
+    missing = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
+    settings = settings_for(tmp_path, RIGHT).model_copy(update={"database_url": SecretStr(missing)})
+    with pytest.raises(StartupRefusedError) as refused:
+        await run_preflight(settings)
+    assert "PostgreSQL database no_such_database on 127.0.0.1" in str(refused.value)
+    assert "\n" not in str(refused.value)
+    (await run_preflight(settings_for(tmp_path, RIGHT))).release()  # the lock was released

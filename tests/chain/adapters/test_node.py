@@ -139,8 +139,8 @@ async def test_restart_reloads_tip_balances_and_mempool(tmp_path):
     await again.store.close()
 
 
-async def test_crash_loses_nothing_acknowledged(tmp_path):
-    path = tmp_path / "crash.sqlite3"
+async def test_crash_loses_nothing_acknowledged(database_target):
+    path = database_target  # a SQLite file, then a PostgreSQL database
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.crash_writer", str(path), cwd=ROOT, stdout=subprocess.PIPE
     )

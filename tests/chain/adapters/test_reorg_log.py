@@ -43,9 +43,9 @@ class Clock:
 
 
 @pytest.fixture
-async def world(tmp_path):
+async def world(database_target):
     clock = Clock()
-    store = await Store.open(tmp_path / "log.sqlite3")
+    store = await Store.open(database_target)
     node = Node(store, clock=clock, randomness=os.urandom, master_key=MASTER)
     await node.load()
     yield clock, node

@@ -79,8 +79,8 @@ def make_signer(store: Store) -> ValidatorSigner:
 
 
 @pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "signer.sqlite3")
+async def store(database_target):
+    s = await Store.open(database_target)
     yield s
     await s.close()
 
@@ -407,8 +407,8 @@ async def test_a_failed_store_write_releases_no_signature(signer, store, monkeyp
     await signer.sign_attestation(CHAIN, "alice", vote(2, 5, "B"))  # nothing was released, so no conflict
 
 
-async def test_crash_never_releases_a_signature_before_its_record(tmp_path):
-    path = tmp_path / "crash.sqlite3"
+async def test_crash_never_releases_a_signature_before_its_record(database_target):
+    path = database_target  # a SQLite file, then a PostgreSQL database
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.signer_crash_writer", str(path), cwd=ROOT, stdout=subprocess.PIPE
     )

@@ -22,7 +22,7 @@ from chain.adapters.storage.energy import EnergyRepository
 from chain.adapters.storage.keys import KeyCheckRepository, KeyStore
 from chain.adapters.storage.mempool import MempoolRepository
 from chain.adapters.storage.operations import OperationRepository
-from chain.adapters.storage.outbox import OutboxWriter, SqliteOutboxWriter
+from chain.adapters.storage.outbox import OutboxTableWriter, OutboxWriter
 from chain.adapters.storage.protection import ProtectionRepository
 from chain.adapters.storage.snapshots import SnapshotRepository
 from chain.adapters.storage.validators import ValidatorSettingsRepository
@@ -43,7 +43,7 @@ IMPLEMENTATIONS = [
     (protocols.ValidatorSettings, ValidatorSettingsRepository),
     (protocols.Energy, EnergyRepository),
     (protocols.ChaosMode, ChaosModeRepository),
-    (OutboxWriter, SqliteOutboxWriter),
+    (OutboxWriter, OutboxTableWriter),
     (Outbox, OutboxRepository),
     (Webhooks, WebhookRepository),
     (ServerSettingsStore, ServerSettingsRepository),
@@ -52,8 +52,8 @@ IMPLEMENTATIONS = [
 
 
 @pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "chain.sqlite3")
+async def store(database_target):
+    s = await Store.open(database_target)
     await s.create_chain(1, REGTEST, genesis_block(REGTEST, 1), 0)
     yield s
     await s.close()

@@ -2,6 +2,7 @@
 
 import sqlite3
 
+import asyncpg
 import pytest
 
 from chain.adapters.storage import (
@@ -34,8 +35,8 @@ ROOT_B = bytes(range(1, 33))
 
 
 @pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "chain.sqlite3")
+async def store(database_target):
+    s = await Store.open(database_target)
     yield s
     await s.close()
 
@@ -96,7 +97,8 @@ async def test_validator_key_insert_is_first_writer_wins_and_per_chain(store):
 
 async def test_invalid_second_owner_of_one_validator_key(store):
     await store.validator_keys.insert(1, StoredValidatorKey("alice", b"\x01" * 32, b"s"), 10)
-    with pytest.raises(sqlite3.IntegrityError):
+    # Each backend's own unique-constraint error: a programming error, never caught by the engine.
+    with pytest.raises((sqlite3.IntegrityError, asyncpg.UniqueViolationError)):
         await store.validator_keys.insert(1, StoredValidatorKey("bob", b"\x01" * 32, b"s"), 10)
 
 

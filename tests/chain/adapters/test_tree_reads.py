@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -27,8 +28,8 @@ CAROL = key("tree-reads-carol")
 
 
 @pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "tree-reads.sqlite3")
+async def store(database_target):
+    s = await Store.open(database_target)
     yield s
     await s.close()
 
@@ -139,9 +140,11 @@ async def test_explorer_reads_of_orphans(store):
     assert (await store.tree.side_branches(CHAIN_ID, 1))[1] == [newest]
 
 
-async def test_orphan_queries_use_the_orphan_index(store, tmp_path):
+async def test_orphan_queries_use_the_orphan_index(store, database_target):
+    if not isinstance(database_target, Path):
+        pytest.skip("SQLite's query plan (PostgreSQL's planner may scan a table this small)")
     await build(store)
-    with sqlite3.connect(tmp_path / "tree-reads.sqlite3") as db:
+    with sqlite3.connect(database_target) as db:
         plan = db.execute(
             "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM block_tree WHERE chain_id = ? AND raw IS NOT NULL AND height = ?",
             (CHAIN_ID, 4),

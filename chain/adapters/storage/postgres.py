@@ -1,0 +1,243 @@
+"""The PostgreSQL backend: the same ``Database`` interface over an asyncpg connection pool.
+
+Chosen by ``Database.open("postgresql://...")``.  The repositories' SQL is SQLite's text with ``?``
+placeholders; the connection adapter here rewrites them to PostgreSQL's ``$1, $2, ...`` (once per
+distinct statement) and hands rows back as tuples, as aiosqlite does.  The schema is the same
+versioned migrations list, translated (``postgres_schema.py``).
+
+Writers: SQLite has one writer at a time for the whole file.  Here each write transaction first
+takes ``pg_advisory_xact_lock(chain_id)``: writers to one chain wait for each other, so every
+check-then-act the engine does in a transaction (extend the tip it read, the EIP-3076
+read-modify-write, create a chain, a wallet or a validator key) sees no other writer of that chain
+between its check and its act, in this process or any other on the same database.  Writers to
+different chains do not wait for each other.  A transaction for no one chain (``chain_id`` None:
+migrations, the outbox's delivery marks, the key check) takes one global key instead.  The lock is
+taken before the transaction's first read, and transactions run at READ COMMITTED, where every
+statement reads the newest committed rows: so a writer always sees what the previous holder of its
+chain's lock committed (at REPEATABLE READ its snapshot could predate that commit).
+
+Reads outside a transaction use any pooled connection and see committed rows only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from functools import lru_cache
+from typing import Any
+
+import asyncpg
+
+from chain.adapters.storage.database import (
+    Database,
+    Executed,
+    Params,
+    Target,
+    Transaction,
+    read_sealed_secrets,
+)
+from chain.adapters.storage.postgres_schema import postgres_migrations
+from chain.adapters.storage.read_snapshot import READ_BATCH_ROWS, ChainSnapshot
+from chain.adapters.storage.records import SealedSecrets
+
+log = logging.getLogger(__name__)
+
+# The advisory key of transactions that are for no one chain: a pair of 32-bit keys, a key space
+# PostgreSQL keeps apart from single 64-bit keys, so no chain id can ever collide with it.
+GLOBAL_LOCK_KEYS = (0x706C6179, 0)  # "play", 0
+# Connections the pool opens at most; each open transaction holds one until it ends.
+POOL_MAX_SIZE = 20
+
+
+@lru_cache(maxsize=2048)
+def to_postgres_placeholders(sql: str) -> str:
+    """``?`` placeholders as ``$1, $2, ...``, leaving any ``?`` inside a quoted literal alone."""
+    out: list[str] = []
+    number = 0
+    quote: str | None = None
+    for char in sql:
+        if quote is not None:
+            if char == quote:
+                quote = None
+        elif char in ("'", '"'):
+            quote = char
+        elif char == "?":
+            number += 1
+            out.append(f"${number}")
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+def _rowcount(status: str) -> int:
+    """Rows a statement changed, from its command tag (``UPDATE 3``, ``INSERT 0 1``)."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class PostgresTransaction(Transaction):
+    """One open transaction on a connection the pool lent to it."""
+
+    def __init__(self, connection: asyncpg.Connection, chain_id: int | None) -> None:
+        self._connection = connection
+        self.chain_id = chain_id
+
+    async def execute(self, sql: str, args: Params = ()) -> Executed:
+        status = await self._connection.execute(to_postgres_placeholders(sql), *args)
+        return Executed(_rowcount(str(status)))
+
+    async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        batch = [tuple(row) for row in rows]
+        if batch:
+            await self._connection.executemany(to_postgres_placeholders(sql), batch)
+
+    async def fetchone(self, sql: str, args: Params = ()) -> Any:
+        row = await self._connection.fetchrow(to_postgres_placeholders(sql), *args)
+        return None if row is None else tuple(row)
+
+    async def fetchall(self, sql: str, args: Params = ()) -> list[Any]:
+        return [tuple(row) for row in await self._connection.fetch(to_postgres_placeholders(sql), *args)]
+
+
+class PostgresDatabase(Database):
+    """One PostgreSQL database; open with ``await Database.open("postgresql://...")``."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self._pool = pool
+        # For a snapshot's connection of its own (read_snapshot); holds any password: never logged.
+        self._url = url
+
+    @classmethod
+    async def open(cls, target: Target) -> PostgresDatabase:
+        url = str(target)
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=POOL_MAX_SIZE)
+        db = cls(pool, url)
+        try:
+            await db._migrate(postgres_migrations())
+        except BaseException:
+            await pool.close()
+            raise
+        return db
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def transaction(
+        self, chain_id: int | None = None, *, within: Transaction | None = None
+    ) -> AsyncIterator[Transaction]:
+        if within is not None:
+            yield within
+            return
+        # READ COMMITTED named, not left to the server's default_transaction_isolation: see the docstring.
+        async with self._pool.acquire() as connection, connection.transaction(isolation="read_committed"):
+            if chain_id is None:
+                await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", *GLOBAL_LOCK_KEYS)
+            else:
+                await connection.execute("SELECT pg_advisory_xact_lock($1)", chain_id)
+            yield PostgresTransaction(connection, chain_id)
+
+    @asynccontextmanager
+    async def read_transaction(self, chain_id: int | None = None) -> AsyncIterator[Transaction]:
+        """A REPEATABLE READ, read-only transaction: one snapshot for all its reads, no lock taken."""
+        async with self._pool.acquire() as connection, connection.transaction(
+            isolation="repeatable_read", readonly=True
+        ):
+            yield PostgresTransaction(connection, chain_id)
+
+    async def fetchone(self, sql: str, args: Params = ()) -> Any:
+        row = await self._pool.fetchrow(to_postgres_placeholders(sql), *args)
+        return None if row is None else tuple(row)
+
+    async def fetchall(self, sql: str, args: Params = ()) -> list[Any]:
+        return [tuple(row) for row in await self._pool.fetch(to_postgres_placeholders(sql), *args)]
+
+    async def rows(self, sql: str, args: Params = ()) -> AsyncIterator[Any]:
+        """Rows through a server-side cursor, a batch at a time (a cursor lives in a transaction)."""
+        async with self._pool.acquire() as connection, connection.transaction(
+            isolation="repeatable_read", readonly=True
+        ):
+            async for row in connection.cursor(to_postgres_placeholders(sql), *args, prefetch=READ_BATCH_ROWS):
+                yield tuple(row)
+
+    async def durability_settings(self) -> dict[str, Any]:
+        """What a commit's durability depends on, as the server reports it (its administrator's to set)."""
+        settings = {}
+        for name in ("fsync", "synchronous_commit", "full_page_writes"):
+            settings[name] = await self._pool.fetchval(f"SHOW {name}")
+        return settings
+
+    @contextmanager
+    def read_snapshot(self, chain_id: int) -> Iterator[ChainSnapshot]:
+        """The chain at one instant: a connection of its own, in a REPEATABLE READ read-only transaction.
+
+        Blocks (it runs an event loop of its own in the calling thread): call it in a worker
+        thread.  Writers go on committing meanwhile; the snapshot does not see them.
+        """
+        loop = asyncio.new_event_loop()
+        try:
+            connection = loop.run_until_complete(asyncpg.connect(self._url))
+            try:
+                loop.run_until_complete(connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+                try:
+                    yield ChainSnapshot(BlockingConnection(loop, connection), chain_id)
+                finally:
+                    loop.run_until_complete(connection.execute("COMMIT"))
+            finally:
+                loop.run_until_complete(connection.close())
+        finally:
+            loop.close()
+
+    @staticmethod
+    async def sealed_secrets(target: Target) -> SealedSecrets | None:
+        """Read-only, like SQLite's: None when the database has no tables yet."""
+        connection = await asyncpg.connect(str(target))
+        try:
+            rows = await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+            tables = {row[0] for row in rows}
+            if not tables:
+                return None
+
+            async def fetchone(sql: str) -> Any:
+                return await connection.fetchrow(sql)
+
+            return await read_sealed_secrets(tables, fetchone)
+        finally:
+            await connection.close()
+
+
+class BlockingCursor:
+    """A server-side cursor read synchronously (``SnapshotCursor``), a batch of rows per round trip."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, cursor: Any) -> None:
+        self._loop = loop
+        self._cursor = cursor
+
+    def fetchone(self) -> Any:
+        row = self._loop.run_until_complete(self._cursor.fetchrow())
+        return None if row is None else tuple(row)
+
+    def fetchmany(self, size: int, /) -> list[Any]:
+        return [tuple(row) for row in self._loop.run_until_complete(self._cursor.fetch(size))]
+
+    def fetchall(self) -> list[Any]:
+        rows: list[Any] = []
+        while batch := self.fetchmany(READ_BATCH_ROWS):
+            rows.extend(batch)
+        return rows
+
+
+class BlockingConnection:
+    """A connection inside a snapshot's transaction, read synchronously (``SnapshotConnection``)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, connection: asyncpg.Connection) -> None:
+        self._loop = loop
+        self._connection = connection
+
+    def execute(self, sql: str, parameters: Any = (), /) -> BlockingCursor:
+        cursor = self._loop.run_until_complete(
+            self._connection.cursor(to_postgres_placeholders(sql), *parameters)
+        )
+        return BlockingCursor(self._loop, cursor)
