@@ -14,11 +14,11 @@ The ``server_settings`` row is shared with the engine, which owns its ``chaos`` 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chain.adapters.storage import Database, Reader, Transaction
+from chain.adapters.storage import Database, Reader, Transaction, WriteHorizon
 from chain.adapters.storage.chaos_mode import CHAOS_KEY
 from chain.errors import LessonAlreadyCompletedError
 from chain.events import ChainEvent, decode_event
@@ -68,6 +68,18 @@ class Webhooks(Protocol):
 
 
 _EVENT_COLUMNS = "id, chain_id, kind, payload, created_at"
+# Ids one ``IN (...)`` query names at most (SQLite allows 32766 parameters, PostgreSQL 65535).
+_IDS_PER_QUERY = 500
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedEvents:
+    """One read of the outbox for the dashboard's feed (``OutboxRepository.committed_events``)."""
+
+    horizon: WriteHorizon
+    after: list[OutboxEvent]
+    # Events of the ids asked for that are committed now.
+    found: list[OutboxEvent]
 
 
 class OutboxRepository:
@@ -115,15 +127,27 @@ class OutboxRepository:
         row = await self._db.fetchone("SELECT COALESCE(MAX(id), 0) FROM outbox")
         return int(row[0])
 
-    async def committed_events_after(self, last_id: int, limit: int) -> list[OutboxEvent]:
-        """Events above ``last_id``, oldest first, delivered or not (the dashboard's feed).  Read in a read
-        transaction, under the database's write lock: a transaction writing events holds it until it
-        commits or rolls back, so this never returns an event that is not committed."""
+    async def committed_events(self, after_id: int, limit: int, ids: Sequence[int] = ()) -> CommittedEvents:
+        """For the dashboard's feed, all at one instant (one read transaction, so only committed rows):
+        up to ``limit`` events above ``after_id`` oldest first, those of ``ids`` that exist (delivered
+        or not, both), and the write transactions running at that instant (``WriteHorizon``)."""
         async with self._db.read_transaction() as tx:
+            horizon = await tx.write_horizon()
             rows = await tx.fetchall(
-                f"SELECT {_EVENT_COLUMNS} FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit)
+                f"SELECT {_EVENT_COLUMNS} FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
             )
-        return [OutboxEvent(r[0], r[1], decode_event(r[2], r[3]), r[4]) for r in rows]
+            found = []
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = list(ids[start:start + _IDS_PER_QUERY])
+                found += await tx.fetchall(
+                    f"SELECT {_EVENT_COLUMNS} FROM outbox WHERE id IN ({', '.join('?' * len(chunk))}) ORDER BY id",
+                    chunk,
+                )
+
+        def decoded(rows: list[Any]) -> list[OutboxEvent]:
+            return [OutboxEvent(r[0], r[1], decode_event(r[2], r[3]), r[4]) for r in rows]
+
+        return CommittedEvents(horizon, decoded(rows), decoded(found))
 
     async def backlog(self) -> dict[int, int]:
         """Undelivered events per chain."""

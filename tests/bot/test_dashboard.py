@@ -201,15 +201,17 @@ async def test_the_feed_reads_the_outbox_only_when_woken_and_never_an_uncommitte
         async with world.store.db.transaction(ALPHA) as tx:
             await world.store.outbox_writer.insert_events(tx, ALPHA, [event], 0)
             raise RuntimeError("the block's transaction fails after writing its events")
-    assert feed._wake.is_set()  # the write woke it...
-    assert await feed.read_new() == []  # ...and its read finds nothing: the events were rolled back
+    assert not feed._wake.is_set()  # a write that rolled back wakes nobody...
+    assert await feed.read_new() == []  # ...and there is nothing to read
     async with world.store.db.transaction(ALPHA) as tx:
         await world.store.outbox_writer.insert_events(tx, ALPHA, [event], 0)
-        # Woken inside the transaction: the feed's read waits for the commit.
+        assert not feed._wake.is_set()  # not before the commit: a read now could not see the event
+        # A read meanwhile (another writer's wake) waits for SQLite's write lock, i.e. for the commit.
         reading = asyncio.create_task(feed.read_new())
         for _ in range(5):
             await asyncio.sleep(0)
         assert not reading.done()
+    assert feed._wake.is_set()  # woken once committed
     assert [e.event for e in await reading] == [event]
 
 

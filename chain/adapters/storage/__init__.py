@@ -5,7 +5,7 @@ Every SQL statement of ``chain/`` lives in this package (the bot's own tables an
 """
 
 from chain.adapters.storage.blocks import stake_history_wallet
-from chain.adapters.storage.database import Database, Reader, Transaction
+from chain.adapters.storage.database import Database, Reader, Transaction, WriteHorizon
 from chain.adapters.storage.migrations import MIGRATIONS
 from chain.adapters.storage.protection import decode_protection_record, encode_protection_record
 from chain.adapters.storage.read_snapshot import HANDOFF_S, READ_BATCH_ROWS, ChainSnapshot
@@ -31,5 +31,5 @@ __all__ = [
     "EnergyCounters", "Reader", "ReorgRecord", "SealedSample", "SealedSecrets", "Store", "StoredChain",
     "StoredChainHead", "StoredKey", "StoredOrphan", "StoredSideBranch", "StoredStakeEntry", "StoredTransaction",
     "StoredValidatorKey", "StoredWallet",
-    "Transaction", "decode_protection_record", "encode_protection_record", "stake_history_wallet",
+    "Transaction", "WriteHorizon", "decode_protection_record", "encode_protection_record", "stake_history_wallet",
 ]

@@ -79,6 +79,31 @@ class Reader(Protocol):
     async def fetchall(self, sql: str, args: Params = ()) -> list[Any]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class WriteHorizon:
+    """Where the database's write transactions stood at the instant a transaction reads: what a reader
+    needs to know whether a row it does not see yet may still appear below rows it does see.
+
+    Write transactions are numbered in the order they start (PostgreSQL's transaction ids).
+    ``oldest_running`` is the lowest number still running; ``next_to_start`` the number the next one
+    will get (equal when none is running).  A row invisible to a read whose horizon had
+    ``next_to_start`` N can only still appear if a writer numbered below N commits it; a later read
+    whose ``oldest_running`` is at least N knows every such writer has ended, and sees what each
+    committed.  SQLite reads under its one writer's lock: no writer is ever running (0, 0).
+    """
+
+    oldest_running: int
+    next_to_start: int
+
+    @property
+    def writers_running(self) -> bool:
+        return self.oldest_running < self.next_to_start
+
+    def all_ended_before(self, mark: int) -> bool:
+        """Every write transaction numbered below ``mark`` has committed or rolled back."""
+        return self.oldest_running >= mark
+
+
 class Transaction(ABC):
     """One open transaction: the handle a repository's writes (and its own reads) go through.
 
@@ -89,6 +114,31 @@ class Transaction(ABC):
     # Which chain the transaction is for (None: not one chain's, e.g. the outbox's delivery
     # marks).  SQLite has one writer anyway; PostgreSQL locks per chain (postgres.py).
     chain_id: int | None
+
+    def __init__(self, chain_id: int | None) -> None:
+        self.chain_id = chain_id
+        self._after_commit: list[Callable[[], None]] = []
+
+    def call_after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once this transaction has committed; never if it rolls back.  A transaction
+        joined with ``within=`` is the caller's: the callback runs when the caller's commits.  Whoever
+        acts on what a transaction wrote (wakes a reader of it) must act only once others can see it."""
+        self._after_commit.append(callback)
+
+    def run_after_commit(self) -> None:
+        """Run the callbacks (the backends call this once COMMIT returned).  The commit stands whatever
+        a callback does: one that fails is logged, and the others still run."""
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # the data is committed: the caller must not see its commit as failed
+                log.exception("a callback after a commit failed")
+
+    @abstractmethod
+    async def write_horizon(self) -> WriteHorizon:
+        """The write transactions running at the instant this transaction reads (``WriteHorizon``);
+        in a read transaction, the same instant every read through it sees."""
 
     @abstractmethod
     async def execute(self, sql: str, args: Params = ()) -> Executed: ...
@@ -226,8 +276,12 @@ class SqliteTransaction(Transaction):
     """One open SQLite transaction (``BEGIN IMMEDIATE`` .. ``COMMIT``) on the shared connection."""
 
     def __init__(self, connection: aiosqlite.Connection, chain_id: int | None) -> None:
+        super().__init__(chain_id)
         self._connection = connection
-        self.chain_id = chain_id
+
+    async def write_horizon(self) -> WriteHorizon:
+        # Every transaction (read ones too) holds the database's one writer lock: none other runs.
+        return WriteHorizon(0, 0)
 
     async def execute(self, sql: str, args: Params = ()) -> Executed:
         cursor = await self._connection.execute(sql, tuple(args))
@@ -302,12 +356,14 @@ class SqliteDatabase(Database):
             return
         async with self._lock:
             await self._connection.execute("BEGIN IMMEDIATE")
+            tx = SqliteTransaction(self._connection, chain_id)
             try:
-                yield SqliteTransaction(self._connection, chain_id)
+                yield tx
             except BaseException:
                 await self._connection.execute("ROLLBACK")
                 raise
             await self._connection.execute("COMMIT")
+        tx.run_after_commit()
 
     @asynccontextmanager
     async def read_transaction(self, chain_id: int | None = None) -> AsyncIterator[Transaction]:

@@ -16,6 +16,13 @@ taken before the transaction's first read, and transactions run at READ COMMITTE
 statement reads the newest committed rows: so a writer always sees what the previous holder of its
 chain's lock committed (at REPEATABLE READ its snapshot could predate that commit).
 
+Because writers of different chains run at once, rows need not commit in the order of their identity
+ids: a transaction holding a lower id can commit after one holding a higher id.  A reader that follows
+a table by id (the dashboard's outbox feed) asks ``write_horizon`` which transactions were running
+when it read (``pg_current_snapshot()``).  For that to cover every id a transaction takes, each write
+transaction gets its transaction id with its lock, before its first write (PostgreSQL otherwise
+assigns one at the first row written, after that row's identity default was drawn).
+
 Reads outside a transaction use any pooled connection and see committed rows only.
 """
 
@@ -36,6 +43,7 @@ from chain.adapters.storage.database import (
     Params,
     Target,
     Transaction,
+    WriteHorizon,
     read_sealed_secrets,
 )
 from chain.adapters.storage.postgres_schema import postgres_migrations
@@ -81,8 +89,15 @@ class PostgresTransaction(Transaction):
     """One open transaction on a connection the pool lent to it."""
 
     def __init__(self, connection: asyncpg.Connection, chain_id: int | None) -> None:
+        super().__init__(chain_id)
         self._connection = connection
-        self.chain_id = chain_id
+
+    async def write_horizon(self) -> WriteHorizon:
+        # In a REPEATABLE READ transaction this is the transaction's own snapshot: the one its reads see.
+        row = await self._connection.fetchrow(
+            "SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text FROM pg_current_snapshot() AS s"
+        )
+        return WriteHorizon(int(row[0]), int(row[1]))
 
     async def execute(self, sql: str, args: Params = ()) -> Executed:
         status = await self._connection.execute(to_postgres_placeholders(sql), *args)
@@ -133,11 +148,16 @@ class PostgresDatabase(Database):
             return
         # READ COMMITTED named, not left to the server's default_transaction_isolation: see the docstring.
         async with self._pool.acquire() as connection, connection.transaction(isolation="read_committed"):
+            # The transaction id with the lock, in the same round trip: see the module docstring.
             if chain_id is None:
-                await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", *GLOBAL_LOCK_KEYS)
+                await connection.execute(
+                    "SELECT pg_advisory_xact_lock($1, $2), pg_current_xact_id()::text", *GLOBAL_LOCK_KEYS
+                )
             else:
-                await connection.execute("SELECT pg_advisory_xact_lock($1)", chain_id)
-            yield PostgresTransaction(connection, chain_id)
+                await connection.execute("SELECT pg_advisory_xact_lock($1), pg_current_xact_id()::text", chain_id)
+            tx = PostgresTransaction(connection, chain_id)
+            yield tx
+        tx.run_after_commit()
 
     @asynccontextmanager
     async def read_transaction(self, chain_id: int | None = None) -> AsyncIterator[Transaction]:

@@ -95,6 +95,42 @@ async def test_a_write_without_a_transaction_commits_alone(store):
     assert (await store.energy.counters(1)).pos_sign_ops == 2
 
 
+async def test_a_callback_after_commit_runs_once_committed_and_never_after_a_rollback(store):
+    """What wakes a reader of a transaction's rows (the outbox's) must come when the rows can be seen."""
+    calls: list[str] = []
+
+    async def committed_energy() -> int:
+        return (await store.energy.counters(1)).pos_sign_ops
+
+    async with store.db.transaction(1) as tx:
+        await store.energy.add(1, pos_sign_ops=4, tx=tx)
+        tx.call_after_commit(lambda: calls.append("outer"))
+        async with store.db.transaction(1, within=tx) as joined:
+            # A joined transaction is the caller's: its callback waits for the caller's commit.
+            joined.call_after_commit(lambda: calls.append("joined"))
+        assert calls == []
+    assert calls == ["outer", "joined"]
+    assert await committed_energy() == 4
+
+    calls.clear()
+    with pytest.raises(RuntimeError):
+        async with store.db.transaction(1) as tx:
+            await store.energy.add(1, pos_sign_ops=5, tx=tx)
+            tx.call_after_commit(lambda: calls.append("rolled back"))
+            raise RuntimeError("roll back")
+    assert calls == []
+
+    def broken() -> None:
+        raise ValueError("a callback that fails")
+
+    async with store.db.transaction(1) as tx:
+        await store.energy.add(1, pos_sign_ops=1, tx=tx)
+        tx.call_after_commit(broken)
+        tx.call_after_commit(lambda: calls.append("still"))
+    assert calls == ["still"]  # logged, the others still run, and the commit stands
+    assert await committed_energy() == 5
+
+
 async def test_wallet_and_validator_keys_are_one_key_store_over_two_tables(store):
     assert type(store.wallets) is type(store.validator_keys) is KeyStore
     wallet, validator = StoredKey("alice", b"w" * 32, b"sealed-w"), StoredKey("alice", b"v" * 32, b"sealed-v")
