@@ -56,8 +56,11 @@ def describe_settings_errors(error: ValidationError) -> str:
 
 
 class Settings(BaseSettings):
+    # ``env_ignore_empty``: ``NAME=`` (as .env.example has every optional setting) means unset, the
+    # default, in .env and in the environment alike; without it an empty integer was refused.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True,
+        env_ignore_empty=True,
     )
 
     discord_token: SecretStr | None = Field(

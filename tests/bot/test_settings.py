@@ -135,3 +135,32 @@ def test_a_database_url_that_is_not_postgres_is_refused_without_its_value():
         Settings(database_url="mysql://root:topsecret@db/x", _env_file=None)
     assert "DATABASE_URL must start with postgresql://" in str(caught.value)
     assert "topsecret" not in str(caught.value)
+
+
+def test_env_example_copied_as_is_starts_with_every_default(tmp_path, monkeypatch):
+    """The documented first step: copy .env.example to .env. Its empty values mean "unset"."""
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    monkeypatch.chdir(tmp_path)
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    settings = Settings()
+    defaults = Settings(_env_file=None)
+    assert settings == defaults
+    assert settings.discord_token is None and settings.hashing_workers is None
+    assert settings.dev_guild_id is None and settings.dashboard_port is None
+    assert settings.database_target() == Path("data/playground.sqlite3")
+
+
+def test_an_empty_variable_is_unset_and_a_set_one_still_counts(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("HASHING_WORKERS=\nDASHBOARD_PORT=9000\nLOG_LEVEL=\n")
+    monkeypatch.chdir(tmp_path)
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("DEV_GUILD_ID", "")
+    monkeypatch.setenv("SANDBOX_PORT", "")
+    settings = Settings()
+    assert settings.hashing_workers is None and settings.dev_guild_id is None
+    assert settings.sandbox_port == 8765 and settings.log_level == "INFO"
+    assert settings.dashboard_port == 9000
+    with pytest.raises(SettingsError, match="HASHING_WORKERS"):
+        Settings(hashing_workers="0", _env_file=None)
