@@ -192,9 +192,10 @@ class PlaygroundBot(commands.Bot):
         if self.preflight is None:
             self.preflight = await run_preflight(settings, self.randomness)
         master_key = self.preflight.master_key
-        # The engine's outbox writes wake the dashboard's feed (it reads them once committed).
+        # Every commit that wrote outbox events (a block mined, a slot's block, a reorg, a game's) wakes
+        # the readers of the outbox: the webhook notifier and the dashboard's feed.
         self.store = await Store.open(
-            settings.database_target(), outbox=FeedingOutboxWriter(OutboxTableWriter(), self._outbox_written)
+            settings.database_target(), outbox=FeedingOutboxWriter(OutboxTableWriter(), self._outbox_committed)
         )
         # From now on the database itself names its key (an old database learns it here).
         await record_key_check(self.store.key_checks, master_key, self.randomness(12), int(self.clock()))
@@ -286,7 +287,11 @@ class PlaygroundBot(commands.Bot):
         self.dashboard, self.outbox_feed = dashboard, feed
         self.services.dashboard = dashboard
 
-    def _outbox_written(self) -> None:
+    def _outbox_committed(self) -> None:
+        """Called once a transaction that wrote outbox events has committed (never before: a reader
+        woken earlier might not see them, and nothing would wake it again)."""
+        if self.notifier is not None:
+            self.notifier.wake()
         if self.outbox_feed is not None:
             self.outbox_feed.wake()
 

@@ -1025,7 +1025,6 @@ class Playground:
         gamma: Fraction,
         duration_s: float,
         on_end: Callable[[SelfishSnapshot], Awaitable[None]],
-        on_change: Callable[[], None] | None = None,
         poll_s: float = SELFISH_POLL_S,
     ) -> SelfishSnapshot:
         """Start a selfish pool of share ``alpha`` and tie-break ``gamma`` on this server's chain for
@@ -1046,7 +1045,7 @@ class Playground:
             raise SelfishMiningUnavailableError(guild_id)
         game = SelfishMiningGame(
             self._node, guild_id, alpha, gamma, game_random(self._node.randomness), duration_s,
-            poll_s=poll_s, on_change=on_change,
+            poll_s=poll_s,
         )
         await self.games.start(guild_id, SELFISH_KIND, game)
         try:

@@ -331,8 +331,6 @@ class Mining(
             if live.on_block is not None and result.acceptance is not None:
                 # The next block grows the member's own branch, until it is the main chain (then the tip).
                 live.on_block = None if result.acceptance.on_main else result.acceptance.entry
-            if result.found:
-                self.services.notifier.wake()
             if not live.auto_continue:
                 return self._final_embed(live, result)
             live.hashes += result.outcome.hashes_tried

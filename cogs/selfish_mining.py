@@ -210,14 +210,13 @@ class SelfishMining(
         """Start a selfish pool that withholds its blocks (Eyal and Sirer's Algorithm 1) against honest miners."""
         guild_id = require_guild(interaction)
         channel = interaction.channel
-        notifier = self.services.notifier
 
         async def post_summary(snapshot: SelfishSnapshot) -> None:
             await self._post(guild_id, snapshot)
 
         snapshot = await self.playground.start_selfish_mining(
             guild_id, alpha=Fraction(alpha, 100), gamma=Fraction(gamma, 100), duration_s=minutes * 60,
-            on_end=post_summary, on_change=notifier.wake,
+            on_end=post_summary,
         )
         if isinstance(channel, discord.abc.Messageable):
             self.channels[guild_id] = channel

@@ -192,8 +192,6 @@ class SelfishMiningGame:
     rng: RandomSource
     duration_s: float
     poll_s: float = DEFAULT_POLL_S
-    on_change: Callable[[], None] | None = None
-    """Called after the game published blocks (the bot wakes its announcer)."""
     # --- filled by ``begin`` and the game ---
     state: PoolState = field(default=SETTLED, init=False)
     steps: list[StepRecord] = field(default_factory=list, init=False)
@@ -515,18 +513,13 @@ class SelfishMiningGame:
         self.state = state
 
     async def _publish(self, branch: list[Block], upto: int) -> None:
-        """Publish ``branch[:upto]`` (those not in the tree yet), oldest first."""
-        published = 0
+        """Publish ``branch[:upto]`` (those not in the tree yet), oldest first.  Their events reach the
+        outbox with them; whoever reads the outbox is woken by its writer once they commit."""
         for block in branch[:upto]:
             if block.hash() in self.node.tree(self.chain_id):
                 continue
-            try:
+            with contextlib.suppress(DuplicateBlockError):
                 await self.node.accept_block(self.chain_id, block)
-            except DuplicateBlockError:
-                continue
-            published += 1
-        if published and self.on_change is not None:
-            self.on_change()
 
     # --- the loops ----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+import bot.notifier
 import cogs.stake as staking_cog
 import tests.e2e.conftest as e2e_conftest
 from bot.app import PlaygroundBot
@@ -30,6 +31,7 @@ from chain.pos.staking import ValidatorStatus
 from cogs.embeds import stake_points
 from sandbox.demo import populate_demo
 from tests.e2e.conftest import Playground
+from tests.e2e.test_notifier import eventually
 from tests.e2e.text import embed_text, shown
 
 STAKING_COMMANDS = ["stake", "validators", "report"]
@@ -795,3 +797,27 @@ async def test_a_rate_limited_channel_gets_the_newest_block_not_a_pile_of_old_on
     shown_slots = [shown_slot(r.embeds) for m in messages for r in m.revisions]
     assert shown_slots == sorted(set(shown_slots)) and shown_slots[0] == 1 and shown_slots[-1] == last
     await sb.wait_until(lambda: not cog.posts, timeout=5, describe="the writer to finish")
+
+
+async def test_slot_events_reach_the_webhook_when_committed_not_at_the_notifiers_idle_check(pos, monkeypatch):
+    """Every committed outbox write wakes the notifier (bot/app.py), the slot driver's included: with
+    the idle check an hour away, a justification still reaches the webhook as its block commits."""
+    monkeypatch.setattr(bot.notifier, "IDLE_POLL_S", 3600.0)
+    w, sb = pos.w, pos.sb
+    guild_id = w.genesis.id
+    notifier = pos.p.bot.notifier
+    outbox = OutboxRepository(pos.p.bot.store.db)
+    await pos.start(auto_attest=True)
+    await pos.run(w.alice, "playground setup", {"channel": w.blocks})
+
+    async def idle() -> bool:
+        # Setup's wake drained what was there; from here on the notifier waits for a wake (or an hour).
+        return not await outbox.backlog() and not notifier._workers and not notifier._wake.is_set()
+    await eventually(idle, 15, "the notifier idle after the setup's delivery")
+
+    async def justified() -> str | None:
+        events = await outbox.all_events(guild_id)
+        return next((f"Epoch {e.event.epoch:,} justified" for e in events if e.kind == "checkpoint_justified"), None)
+    title = await pos.step_until(justified, max_slots=4 * SLOTS_PER_EPOCH, what="a justified checkpoint")
+    await sb.wait_until(lambda: title in webhook_text(pos, w.blocks), timeout=15,
+                        describe=lambda: f"{title!r} in {webhook_text(pos, w.blocks)!r}")
