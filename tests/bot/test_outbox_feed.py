@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+import bot.outbox_feed
 from bot.outbox_feed import FeedingOutboxWriter, OutboxFeed
 from bot.storage import OutboxEvent
 from chain.adapters.storage import Store
@@ -117,3 +118,18 @@ async def test_the_running_feed_woken_by_commits_delivers_rows_committed_out_of_
     finally:
         await feed.close()
         await store.close()
+
+
+async def test_the_ids_it_looks_for_are_bounded_and_dropping_some_is_logged(postgres_store, monkeypatch, caplog):
+    monkeypatch.setattr(bot.outbox_feed, "MAX_GAPS", 2)
+    store, writer = postgres_store, OutboxTableWriter()
+    delivered: list[OutboxEvent] = []
+    feed = await stepped_feed(store, delivered)
+    async with store.db.transaction(ALPHA) as slow:
+        low = await writer.insert_events(slow, ALPHA, [milestone(1), milestone(2), milestone(3)], 0)
+        async with store.db.transaction(BETA) as fast:
+            [high] = await writer.insert_events(fast, BETA, [milestone(4)], 0)
+        assert await read(feed, delivered) == [high]
+        assert feed.pending_gaps() == 2 and "stopped looking" in caplog.text
+    assert await read(feed, delivered) == low[1:]  # the oldest was given up
+    assert feed.pending_gaps() == 0
