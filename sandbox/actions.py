@@ -278,8 +278,13 @@ class UserActions:
         source_message: Message | None = None,
         parent: InteractionHandle | None = None,
     ) -> InteractionHandle:
-        if self.sb.gateway.current is None:
+        if self.sb.gateway.newest is None:
             raise SandboxError("the bot has not connected to the gateway yet (no IDENTIFY received)")
+        if not self.sb.gateway.sessions_for(guild.id):
+            raise SandboxError(
+                f"no gateway session owns {guild.name} (shard {self.sb.shard_of(guild)} of"
+                f" {self.sb.gateway.newest.num_shards}): that shard has not identified yet"
+            )
         if self.sb.bot_user.id not in guild.members:
             # Discord offers no command or component of an app that is not in the guild.
             raise SandboxError(f"the bot is not in {guild.name} (sb.add_bot adds it back)")
@@ -328,7 +333,7 @@ class UserActions:
             if handle.dispatched_at is None:
                 handle.dispatched_at = at
 
-        self.sb.gateway.dispatch("INTERACTION_CREATE", payload, on_sent=on_sent)
+        self.sb.gateway.dispatch("INTERACTION_CREATE", payload, guild_id=guild.id, on_sent=on_sent)
         self.sb.notifier.notify(SandboxEvent("interaction", interaction=handle))
         _log.debug("dispatched interaction %s (%s)", handle.id, command_path or data.get("custom_id"))
         # Yield so the gateway writer can put the event on the wire before the caller starts timing.
