@@ -559,6 +559,10 @@ class Sandbox:
     async def send_message(self, guild: GuildRef, channel: ChannelRef, member: MemberRef, content: str) -> Message:
         return await self.actions.send_message(guild, channel, member, content)
 
+    async def send_dm(self, user: User | Member | int | str, content: str) -> dict[str, Any]:
+        """A direct message to the bot (MESSAGE_CREATE without a guild, to shard 0); not stored."""
+        return await self.actions.send_dm(user, content)
+
     async def invoke(
         self,
         guild: GuildRef,

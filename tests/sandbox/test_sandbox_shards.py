@@ -19,7 +19,7 @@ from discord.ext import commands
 import sandbox.server
 from sandbox import Sandbox, point_discord_py_at
 from sandbox.demo import populate_demo
-from sandbox.gateway import DIRECT_MESSAGES, IDENTIFY, INVALID_SHARD, SHARDING_REQUIRED, parse_shard, shard_for
+from sandbox.gateway import IDENTIFY, INVALID_SHARD, SHARDING_REQUIRED, parse_shard, shard_for
 from sandbox.ids import SnowflakeGenerator
 
 
@@ -201,6 +201,18 @@ async def test_a_new_identify_for_a_shard_replaces_only_that_shards_session(sb2:
             assert sb2.gateway.sessions_for(world.fork.id) == [sb2.gateway.session_for_shard(1)]
 
 
+async def test_an_unsharded_session_gets_every_guild_even_when_shards_are_recommended(sb2: Sandbox) -> None:
+    world = populate_demo(sb2)
+    async with raw_identify(sb2, None) as (_, frames):
+        ready = frames[0]["d"]
+        assert "shard" not in ready
+        assert [g["id"] for g in ready["guilds"]] == [str(world.genesis.id), str(world.fork.id)]
+        [session] = sb2.gateway.live_sessions()
+        assert session.key == (0, 1) and sb2.gateway.current is session
+        await sb2.wait_until(lambda: sb2.ready, 3, "READY and both GUILD_CREATEs sent")
+        assert sb2.shard_of(world.fork) == 0
+
+
 async def test_an_invalid_shard_is_closed_with_4010(sb: Sandbox) -> None:
     populate_demo(sb)
     for bad in ([2, 2], [0, 0], [-1, 2], [1], "0"):
@@ -245,28 +257,17 @@ async def test_direct_messages_go_to_shard_0(sb2: Sandbox) -> None:
     world = populate_demo(sb2)
     bot = ShardBot("solo")
     async with running(sb2, bot):
-        dm = {
-            "id": str(sb2.new_id()),
-            "channel_id": str(sb2.new_id()),
-            "author": world.carol.user.payload(),
-            "content": "a direct message",
-            "timestamp": "2026-01-01T00:00:00+00:00",
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": [],
-            "pinned": False,
-            "type": 0,
-        }
-        assert sb2.gateway.dispatch("MESSAGE_CREATE", dm, guild_id=None, intent=DIRECT_MESSAGES) == 1
+        dm = await sb2.send_dm(world.carol, "a direct message")
         await sb2.wait_until(lambda: any(m.content == "a direct message" for m in bot.messages), 3, "the DM")
         [frame] = [e for e in sent(sb2, "MESSAGE_CREATE") if e.d["id"] == dm["id"]]
         assert frame.shard == (0, 2)
         [message] = [m for m in bot.messages if m.content == "a direct message"]
         assert message.guild is None and isinstance(message.channel, discord.DMChannel)
+        assert message.author.id == world.carol.user.id
+        assert sb2.gateway.session_for_shard(1).event_counts["MESSAGE_CREATE"] == 0  # type: ignore[union-attr]
+        # DM channels are not modelled: a reply is refused, as the README says.
+        with pytest.raises(discord.NotFound):
+            await message.channel.send("hi back")
 
 
 # --- raw gateway clients ----------------------------------------------------
