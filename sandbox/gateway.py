@@ -482,8 +482,11 @@ class Gateway:
         old = self.shard_sessions.get(session.key)
         self.shard_sessions[session.key] = session
         self.newest = session
-        if old is not None and old.connection is not None and old.connection is not conn:
-            await old.connection.ws.close(code=UNKNOWN_ERROR, message=b"session replaced")
+        if old is not None:
+            # Replaced sessions can never be resumed: drop them and their event buffers.
+            self.sessions.pop(old.session_id, None)
+            if old.connection is not None and old.connection is not conn:
+                await old.connection.ws.close(code=UNKNOWN_ERROR, message=b"session replaced")
         conn.session = session
         session.connection = conn
         self.identify_count += 1
