@@ -544,7 +544,8 @@ class Gateway:
         for gid in guild_ids:
             guild = self.sb.guilds.get(int(gid))
             if guild is None or not session.owns(guild.id):
-                # Discord answers only for guilds on the asking session's shard.
+                # A shard knows only its own guilds; Discord's docs do not say what it answers for
+                # another shard's, so the sandbox skips them.
                 continue
             members = list(guild.members.values())
             not_found: list[str] = []
