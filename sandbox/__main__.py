@@ -36,6 +36,9 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--ack-deadline", type=float, default=3.0, help="seconds before an unanswered interaction fails"
     )
+    parser.add_argument(
+        "--shards", type=int, default=1, metavar="N", help="shard count GET /gateway/bot recommends (default 1)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     return parser.parse_args(argv)
 
@@ -48,7 +51,14 @@ async def _stdin_reader() -> asyncio.StreamReader:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    sandbox = Sandbox(args.host, args.port, bot_token=args.token, ack_deadline=args.ack_deadline, world_path=args.world)
+    sandbox = Sandbox(
+        args.host,
+        args.port,
+        bot_token=args.token,
+        ack_deadline=args.ack_deadline,
+        world_path=args.world,
+        shard_count=args.shards,
+    )
     async with sandbox as sb:
         if not args.no_demo and not sb.world_restored:
             populate_demo(sb)

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import interactions as ix
 from .errors import SandboxError
+from .gateway import DIRECT_MESSAGES
 from .ids import interaction_token as new_interaction_token
+from .ids import iso_now
 from .interactions import InteractionHandle, OptionBuilder, nest_options, resolve_leaf, split_path
-from .models import KIND_USER, Channel, ChannelRef, Guild, GuildRef, Member, MemberRef, Message
+from .models import KIND_USER, Channel, ChannelRef, Guild, GuildRef, Member, MemberRef, Message, User
 from .permissions import ALL_PERMISSIONS
 from .records import SandboxEvent
 
@@ -34,6 +36,8 @@ class UserActions:
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sb = sandbox
+        # user id -> the id of that user's DM channel with the bot (send_dm)
+        self._dm_channels: dict[int, int] = {}
 
     async def send_message(self, guild: GuildRef, channel: ChannelRef, member: MemberRef, content: str) -> Message:
         """A simulated user posts a plain message (delivered to the bot as MESSAGE_CREATE)."""
@@ -43,6 +47,39 @@ class UserActions:
         msg = self.sb.messaging.create_message(ch, m.user, KIND_USER, {"content": content}, [], source="user")
         await asyncio.sleep(0)
         return msg
+
+    async def send_dm(self, user: User | Member | int | str, content: str) -> dict[str, Any]:
+        """A simulated user sends the bot a direct message: MESSAGE_CREATE without a guild, which
+        Discord delivers to shard 0 only (with the DIRECT_MESSAGES intent).  Returns the payload.
+
+        The sandbox keeps no DM channels: the message is not stored, and the bot's reply to its
+        channel is answered 404 Unknown Channel."""
+        author = self.sb.find_user(user)
+        if author is None:
+            raise SandboxError(f"no user {user!r}")
+        # One DM channel per user, as on Discord (the bot's DM channel with that user).
+        channel_id = self._dm_channels.setdefault(author.id, self.sb.new_id())
+        payload: dict[str, Any] = {
+            "id": str(self.sb.new_id()),
+            "channel_id": str(channel_id),
+            "author": author.payload(),
+            "content": content,
+            "timestamp": iso_now(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "components": [],
+            "pinned": False,
+            "type": 0,
+            "flags": 0,
+        }
+        self.sb.gateway.dispatch("MESSAGE_CREATE", payload, guild_id=None, intent=DIRECT_MESSAGES)
+        await asyncio.sleep(0)
+        return payload
 
     def _check_can_use(self, cmd: dict[str, Any], member: Member, channel: Channel, path: str) -> None:
         required = cmd.get("default_member_permissions")
@@ -278,8 +315,13 @@ class UserActions:
         source_message: Message | None = None,
         parent: InteractionHandle | None = None,
     ) -> InteractionHandle:
-        if self.sb.gateway.current is None:
+        if self.sb.gateway.newest is None:
             raise SandboxError("the bot has not connected to the gateway yet (no IDENTIFY received)")
+        if not self.sb.gateway.sessions_for(guild.id):
+            raise SandboxError(
+                f"no gateway session owns {guild.name} (shard {self.sb.shard_of(guild)} of"
+                f" {self.sb.gateway.newest.num_shards}): that shard has not identified yet"
+            )
         if self.sb.bot_user.id not in guild.members:
             # Discord offers no command or component of an app that is not in the guild.
             raise SandboxError(f"the bot is not in {guild.name} (sb.add_bot adds it back)")
@@ -328,7 +370,7 @@ class UserActions:
             if handle.dispatched_at is None:
                 handle.dispatched_at = at
 
-        self.sb.gateway.dispatch("INTERACTION_CREATE", payload, on_sent=on_sent)
+        self.sb.gateway.dispatch("INTERACTION_CREATE", payload, guild_id=guild.id, on_sent=on_sent)
         self.sb.notifier.notify(SandboxEvent("interaction", interaction=handle))
         _log.debug("dispatched interaction %s (%s)", handle.id, command_path or data.get("custom_id"))
         # Yield so the gateway writer can put the event on the wire before the caller starts timing.

@@ -4,6 +4,11 @@ Dispatches are appended to a per-session, sequence-numbered buffer and written
 by one writer task per connection. That gives Discord's guarantees cheaply:
 events keep their order, dispatching never blocks the caller, and a RESUME
 replays exactly the events the client has not seen.
+
+Sharding follows Discord: an IDENTIFY may carry ``shard: [shard_id, num_shards]`` (none means
+``[0, 1]``); each (shard_id, num_shards) pair holds one live session, and an event about a guild
+goes to every live session whose shard owns it by ``(guild_id >> 22) % num_shards == shard_id``.
+Events about no guild (DMs) go to shard 0.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import contextlib
 import json
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +51,7 @@ GUILDS = 1 << 0
 GUILD_MEMBERS = 1 << 1
 GUILD_WEBHOOKS = 1 << 5
 GUILD_MESSAGES = 1 << 9
+DIRECT_MESSAGES = 1 << 12
 MESSAGE_CONTENT = 1 << 15
 
 # Close codes
@@ -55,6 +61,8 @@ DECODE_ERROR = 4002
 NOT_AUTHENTICATED = 4003
 AUTHENTICATION_FAILED = 4004
 ALREADY_AUTHENTICATED = 4005
+INVALID_SHARD = 4010
+SHARDING_REQUIRED = 4011
 
 MAX_BUFFER = 5000
 # Discord's HEARTBEAT_ACK comes back after a network round trip. discord.py relies on that: its
@@ -62,6 +70,25 @@ MAX_BUFFER = 5000
 # read before then is measured against the previous heartbeat ("websocket is 41.3s behind").
 # A same-machine answer is instant; this delay stands in for a typical round trip.
 HEARTBEAT_ACK_DELAY_S = 0.1
+# Discord closes an IDENTIFY whose shard would hold more guilds than this with 4011.
+MAX_GUILDS_PER_SESSION = 2500
+
+
+def shard_for(guild_id: int, num_shards: int) -> int:
+    """The shard that owns ``guild_id`` among ``num_shards``: Discord's formula."""
+    return (guild_id >> 22) % num_shards
+
+
+def parse_shard(value: Any) -> tuple[int, int] | None:
+    """IDENTIFY's ``shard`` as (shard_id, num_shards), or None if Discord would refuse it (4010)."""
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return None
+    shard_id, num_shards = value
+    if num_shards < 1 or not 0 <= shard_id < num_shards:
+        return None
+    return shard_id, num_shards
 
 
 class GatewaySession:
@@ -70,7 +97,9 @@ class GatewaySession:
     def __init__(self, session_id: str, intents: int, shard: list[int] | None, identify: dict[str, Any]) -> None:
         self.session_id = session_id
         self.intents = intents
+        # As the client sent it (READY echoes it only then); routing uses shard_id/num_shards.
         self.shard = shard
+        self.shard_id, self.num_shards = (shard[0], shard[1]) if shard is not None else (0, 1)
         self.identify = identify
         self.seq = 0
         self.frames: dict[int, dict[str, Any]] = {}
@@ -78,8 +107,33 @@ class GatewaySession:
         self.connection: GatewayConnection | None = None
         self.ready = False
         self.presence: dict[str, Any] | None = None
+        # The guilds READY listed, and what was queued for this session: tests ask these which
+        # shard an event went to.
+        self.guild_ids: list[int] = []
+        self.event_counts: Counter[str] = Counter()
+        self.guild_event_counts: Counter[int] = Counter()
 
-    def push(self, t: str, d: Any, on_sent: Callable[[float], None] | None = None) -> int:
+    @property
+    def key(self) -> tuple[int, int]:
+        return self.shard_id, self.num_shards
+
+    def owns(self, guild_id: int | None) -> bool:
+        """Whether Discord would send this session an event about ``guild_id`` (None: a DM, shard 0)."""
+        if guild_id is None:
+            return self.shard_id == 0
+        return shard_for(guild_id, self.num_shards) == self.shard_id
+
+    def push(
+        self,
+        t: str,
+        d: Any,
+        on_sent: Callable[[float], None] | None = None,
+        *,
+        guild_id: int | None = None,
+    ) -> int:
+        self.event_counts[t] += 1
+        if guild_id is not None:
+            self.guild_event_counts[guild_id] += 1
         self.seq += 1
         self.frames[self.seq] = {"op": DISPATCH, "t": t, "s": self.seq, "d": d}
         if on_sent is not None:
@@ -120,7 +174,12 @@ class Gateway:
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.heartbeat_ack_delay_s = heartbeat_ack_delay_s
         self.sessions: dict[str, GatewaySession] = {}
-        self.current: GatewaySession | None = None
+        # The live session of each (shard_id, num_shards); a new IDENTIFY for a pair replaces it.
+        self.shard_sessions: dict[tuple[int, int], GatewaySession] = {}
+        # The newest IDENTIFY's session: its num_shards is the count readiness waits for.
+        self.newest: GatewaySession | None = None
+        # Discord's 4011: an IDENTIFY whose shard would hold more guilds is refused (None: no limit).
+        self.max_guilds_per_session: int | None = MAX_GUILDS_PER_SESSION
         self.connections: list[GatewayConnection] = []
         self.log: deque[GatewayEvent] = deque(maxlen=20000)
         self.identify_count = 0
@@ -133,26 +192,81 @@ class Gateway:
 
     # --- dispatching ---------------------------------------------------
 
+    @property
+    def current(self) -> GatewaySession | None:
+        """The session DMs go to (shard 0 of the newest shard count), else the newest one.
+
+        With an unsharded bot this is its only session."""
+        newest = self.newest
+        if newest is None:
+            return None
+        return self.shard_sessions.get((0, newest.num_shards)) or self.shard_sessions.get(newest.key)
+
+    def live_sessions(self) -> list[GatewaySession]:
+        return list(self.shard_sessions.values())
+
+    def session_for_shard(self, shard_id: int, num_shards: int | None = None) -> GatewaySession | None:
+        """The live session of ``shard_id`` (of ``num_shards``, default the newest IDENTIFY's count)."""
+        if num_shards is None:
+            if self.newest is None:
+                return None
+            num_shards = self.newest.num_shards
+        return self.shard_sessions.get((shard_id, num_shards))
+
+    def sessions_for(self, guild_id: int | None) -> list[GatewaySession]:
+        """The live sessions an event about ``guild_id`` goes to (None: a DM, shard 0)."""
+        return [s for s in self.shard_sessions.values() if s.owns(guild_id)]
+
     def dispatch(
         self,
         t: str,
         d: Any,
         *,
+        guild_id: int | None,
         intent: int | None = None,
         on_sent: Callable[[float], None] | None = None,
-    ) -> int | None:
-        """Queue an event for the current session; returns its sequence number, or None if not delivered."""
-        session = self.current
-        if session is None:
-            return None
-        if intent is not None and not session.has_intent(intent):
-            return None
-        return session.push(t, d, on_sent)
+    ) -> int:
+        """Queue an event for every live session whose shard owns ``guild_id`` (None: a DM, shard 0)
+        and that asked for ``intent``; returns how many sessions it was queued for."""
+        count = 0
+        for session in self.sessions_for(guild_id):
+            if intent is not None and not session.has_intent(intent):
+                continue
+            session.push(t, d, on_sent, guild_id=guild_id)
+            count += 1
+        return count
+
+    def dispatch_guild_create(self, guild: Guild) -> None:
+        """GUILD_CREATE for a guild the bot just joined, built for each owning session's intents."""
+        for session in self.sessions_for(guild.id):
+            if session.has_intent(GUILDS):
+                session.push("GUILD_CREATE", self.guild_create_payload(guild, session, joined=True), guild_id=guild.id)
+
+    def _shard_ready(self, num_shards: int, shard_ids: list[int] | None = None) -> bool:
+        wanted = range(num_shards) if shard_ids is None else shard_ids
+        for shard_id in wanted:
+            session = self.shard_sessions.get((shard_id, num_shards))
+            if session is None or not session.ready:
+                return False
+        return True
+
+    def ready_for(self, shard_ids: list[int] | None = None) -> bool:
+        """Every shard (or those of ``shard_ids``) of the newest IDENTIFY's count has a session that
+        was sent READY and each GUILD_CREATE of the guilds it owns."""
+        newest = self.newest
+        return newest is not None and self._shard_ready(newest.num_shards, shard_ids)
 
     @property
     def connected(self) -> bool:
-        session = self.current
-        return session is not None and session.connection is not None and not session.connection.ws.closed
+        """Every shard of the newest IDENTIFY's count has a session with an open websocket."""
+        newest = self.newest
+        if newest is None:
+            return False
+        for shard_id in range(newest.num_shards):
+            session = self.shard_sessions.get((shard_id, newest.num_shards))
+            if session is None or session.connection is None or session.connection.ws.closed:
+                return False
+        return True
 
     # --- the payloads of READY, GUILD_CREATE and message events ---------
 
@@ -162,7 +276,7 @@ class Gateway:
         data: dict[str, Any] = {
             "v": 10,
             "user": user,
-            "guilds": [{"id": str(g.id), "unavailable": True} for g in self.sb.bot_guilds()],
+            "guilds": [{"id": str(gid), "unavailable": True} for gid in session.guild_ids],
             "session_id": session.session_id,
             "session_type": "normal",
             # discord.py reconnects (and RESUMEs) to this URL, so it must point back at the sandbox.
@@ -201,12 +315,13 @@ class Gateway:
         return data
 
     def dispatch_message(self, event: str, msg: Message) -> None:
-        session = self.current
         # Like Discord, send nothing to a bot that did not ask for message events
         # (and skip building the payload: bursts of replies are a hot path).
-        if session is None or msg.ephemeral or not session.has_intent(GUILD_MESSAGES):
+        if msg.ephemeral:
             return
-        self.dispatch(event, self._message_event_payload(msg, session), intent=GUILD_MESSAGES)
+        for session in self.sessions_for(msg.guild.id):
+            if session.has_intent(GUILD_MESSAGES):
+                session.push(event, self._message_event_payload(msg, session), guild_id=msg.guild.id)
 
     # --- websocket endpoint ------------------------------------------
 
@@ -268,7 +383,7 @@ class Gateway:
                     _log.debug("gateway send of seq %s failed (%s); will replay on resume", seq, exc)
                     return
                 conn.sent_upto = seq
-                self._log("send", frame, session.session_id)
+                self._log("send", frame, session)
                 hook = session.on_sent.pop(seq, None)
                 if hook is not None:
                     hook(time.monotonic())
@@ -281,7 +396,7 @@ class Gateway:
         except (ConnectionResetError, RuntimeError) as exc:
             _log.debug("gateway op %s not sent: %s", op, exc)
             return
-        self._log("send", frame, conn.session.session_id if conn.session else None)
+        self._log("send", frame, conn.session)
 
     async def _ack_heartbeat(self, conn: GatewayConnection) -> None:
         """Op 11 after the simulated round trip (``HEARTBEAT_ACK_DELAY_S``), unless the socket closed."""
@@ -292,7 +407,9 @@ class Gateway:
             await self._send_op(conn, HEARTBEAT_ACK, None)
             self.sb.notifier.notify()
 
-    def _log(self, direction: str, frame: dict[str, Any], session_id: str | None) -> None:
+    def _log(self, direction: str, frame: dict[str, Any], session: GatewaySession | None) -> None:
+        session_id = session.session_id if session is not None else None
+        shard = session.key if session is not None else None
         self.log.append(
             GatewayEvent(
                 direction=direction,
@@ -301,6 +418,7 @@ class Gateway:
                 s=frame.get("s"),
                 d=frame.get("d"),
                 session_id=session_id,
+                shard=shard,
             )
         )
 
@@ -312,7 +430,7 @@ class Gateway:
             return
         op = frame.get("op")
         d = frame.get("d")
-        self._log("recv", frame, conn.session.session_id if conn.session else None)
+        self._log("recv", frame, conn.session)
         if op == HEARTBEAT:
             conn.heartbeats += 1
             if self.ack_heartbeats:
@@ -343,17 +461,35 @@ class Gateway:
             _log.warning("gateway IDENTIFY with a wrong token")
             await conn.ws.close(code=AUTHENTICATION_FAILED, message=b"authentication failed")
             return
-        session = GatewaySession(new_session_id(), int(d.get("intents") or 0), d.get("shard"), d)
+        raw_shard = d.get("shard")
+        shard = parse_shard(raw_shard) if raw_shard is not None else (0, 1)
+        if shard is None:
+            _log.warning("gateway IDENTIFY with an invalid shard %r", raw_shard)
+            await conn.ws.close(code=INVALID_SHARD, message=b"Invalid shard.")
+            return
+        guilds = [g for g in self.sb.bot_guilds() if shard_for(g.id, shard[1]) == shard[0]]
+        limit = self.max_guilds_per_session
+        if limit is not None and len(guilds) > limit:
+            _log.warning("gateway IDENTIFY for shard %s would hold %s guilds (limit %s)", shard, len(guilds), limit)
+            await conn.ws.close(code=SHARDING_REQUIRED, message=b"Sharding required.")
+            return
+        session = GatewaySession(
+            new_session_id(), int(d.get("intents") or 0), list(shard) if raw_shard is not None else None, d
+        )
+        session.guild_ids = [g.id for g in guilds]
         self.sessions[session.session_id] = session
         # Discord keeps one session per bot/shard here; the newest identify wins.
-        old = self.current
-        self.current = session
-        if old is not None and old.connection is not None and old.connection is not conn:
-            await old.connection.ws.close(code=UNKNOWN_ERROR, message=b"session replaced")
+        old = self.shard_sessions.get(session.key)
+        self.shard_sessions[session.key] = session
+        self.newest = session
+        if old is not None:
+            # Replaced sessions can never be resumed: drop them and their event buffers.
+            self.sessions.pop(old.session_id, None)
+            if old.connection is not None and old.connection is not conn:
+                await old.connection.ws.close(code=UNKNOWN_ERROR, message=b"session replaced")
         conn.session = session
         session.connection = conn
         self.identify_count += 1
-        guilds = self.sb.bot_guilds()
         session.push("READY", self.ready_payload(session))
 
         def mark_ready(_: float) -> None:
@@ -363,13 +499,24 @@ class Gateway:
             session.on_sent[session.seq] = mark_ready
         for i, guild in enumerate(guilds):
             hook = mark_ready if i == len(guilds) - 1 else None
-            session.push("GUILD_CREATE", self.guild_create_payload(guild, session), hook)
+            session.push("GUILD_CREATE", self.guild_create_payload(guild, session), hook, guild_id=guild.id)
         conn.wake.set()
-        _log.info("bot identified (session %s, intents %s)", session.session_id, session.intents)
+        _log.info(
+            "bot identified (session %s, shard %s, intents %s, %s guilds)",
+            session.session_id,
+            list(session.key),
+            session.intents,
+            len(guilds),
+        )
 
     async def _resume(self, conn: GatewayConnection, d: dict[str, Any]) -> None:
         session = self.sessions.get(str(d.get("session_id")))
-        if session is None or d.get("token") != self.sb.bot_token or session is not self.current:
+        # A session replaced by a newer IDENTIFY of its shard cannot be resumed; the shard stays the session's.
+        if (
+            session is None
+            or d.get("token") != self.sb.bot_token
+            or self.shard_sessions.get(session.key) is not session
+        ):
             self.failed_resumes += 1
             _log.info("gateway RESUME rejected; sending INVALID_SESSION")
             await self._send_op(conn, INVALID_SESSION, False)
@@ -396,7 +543,9 @@ class Gateway:
             user_ids = [user_ids]
         for gid in guild_ids:
             guild = self.sb.guilds.get(int(gid))
-            if guild is None:
+            if guild is None or not session.owns(guild.id):
+                # A shard knows only its own guilds; Discord's docs do not say what it answers for
+                # another shard's, so the sandbox skips them.
                 continue
             members = list(guild.members.values())
             not_found: list[str] = []
@@ -420,33 +569,34 @@ class Gateway:
                 payload["nonce"] = d["nonce"]
             if user_ids is not None:
                 payload["not_found"] = not_found
-            session.push("GUILD_MEMBERS_CHUNK", payload)
+            session.push("GUILD_MEMBERS_CHUNK", payload, guild_id=guild.id)
 
     # --- test controls --------------------------------------------------
 
-    async def disconnect(self, code: int = UNKNOWN_ERROR) -> None:
-        """Close the bot's websocket; 4000-class codes except 4004/4010-4014 are resumable."""
-        session = self.current
+    def _connection_of(self, shard_id: int | None) -> tuple[GatewaySession, GatewayConnection]:
+        session = self.current if shard_id is None else self.session_for_shard(shard_id)
         if session is None or session.connection is None:
-            raise RuntimeError("the bot has no open gateway connection")
-        self.disconnects += 1
-        await session.connection.ws.close(code=code, message=b"sandbox disconnect")
+            which = "the bot" if shard_id is None else f"shard {shard_id}"
+            raise RuntimeError(f"{which} has no open gateway connection")
+        return session, session.connection
 
-    async def invalidate_session(self, resumable: bool = False) -> None:
-        session = self.current
-        if session is None or session.connection is None:
-            raise RuntimeError("the bot has no open gateway connection")
-        conn = session.connection
+    async def disconnect(self, code: int = UNKNOWN_ERROR, shard_id: int | None = None) -> None:
+        """Close the bot's websocket (of ``shard_id``; default the current session's);
+        4000-class codes except 4004/4010-4014 are resumable."""
+        _, conn = self._connection_of(shard_id)
+        self.disconnects += 1
+        await conn.ws.close(code=code, message=b"sandbox disconnect")
+
+    async def invalidate_session(self, resumable: bool = False, shard_id: int | None = None) -> None:
+        session, conn = self._connection_of(shard_id)
         if not resumable:
             # Forget the session so the client's next RESUME is refused, as Discord would.
             self.sessions.pop(session.session_id, None)
         await self._send_op(conn, INVALID_SESSION, resumable)
 
-    async def request_reconnect(self) -> None:
-        session = self.current
-        if session is None or session.connection is None:
-            raise RuntimeError("the bot has no open gateway connection")
-        await self._send_op(session.connection, RECONNECT, None)
+    async def request_reconnect(self, shard_id: int | None = None) -> None:
+        _, conn = self._connection_of(shard_id)
+        await self._send_op(conn, RECONNECT, None)
 
     async def close_all(self) -> None:
         for conn in list(self.connections):

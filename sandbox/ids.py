@@ -40,6 +40,20 @@ class SnowflakeGenerator:
             self._last_ms = now_ms
             return (now_ms << 22) | (self._worker << 17) | self._increment
 
+    def next_on_shard(self, shard_id: int, num_shards: int) -> int:
+        """A new id that Discord's formula, ``(id >> 22) % num_shards``, puts on ``shard_id``:
+        the first millisecond after every id minted so far whose number falls on that shard (at
+        most ``num_shards`` ms ahead of the clock), so ids stay unique and sorted."""
+        if num_shards < 1 or not 0 <= shard_id < num_shards:
+            raise ValueError(f"no shard {shard_id} among {num_shards}")
+        with self._lock:
+            now_ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+            # Strictly after the last millisecond used, so increment 0 in it is still free.
+            now_ms = max(now_ms, self._last_ms + 1)
+            now_ms += (shard_id - now_ms) % num_shards
+            self._last_ms, self._increment = now_ms, 0
+            return (now_ms << 22) | (self._worker << 17)
+
     def position(self) -> tuple[int, int]:
         """Where the generator stands (last millisecond used, increment within it), to save."""
         with self._lock:

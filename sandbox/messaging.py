@@ -217,6 +217,7 @@ class Messaging:
             self.sb.gateway.dispatch(
                 "MESSAGE_DELETE",
                 {"id": str(msg.id), "channel_id": str(msg.channel.id), "guild_id": str(msg.guild.id)},
+                guild_id=msg.guild.id,
                 intent=GUILD_MESSAGES,
             )
         self.sb.notifier.notify(SandboxEvent("message_delete", message=msg, interaction=msg.interaction))
@@ -231,7 +232,10 @@ class Messaging:
         )
         self.sb.webhooks[webhook.id] = webhook
         self.sb.gateway.dispatch(
-            "WEBHOOKS_UPDATE", {"guild_id": str(channel.guild.id), "channel_id": str(channel.id)}, intent=GUILD_WEBHOOKS
+            "WEBHOOKS_UPDATE",
+            {"guild_id": str(channel.guild.id), "channel_id": str(channel.id)},
+            guild_id=channel.guild.id,
+            intent=GUILD_WEBHOOKS,
         )
         self.sb.notifier.notify(SandboxEvent("webhook_create", detail=webhook))
         return webhook
@@ -243,6 +247,7 @@ class Messaging:
         self.sb.gateway.dispatch(
             "WEBHOOKS_UPDATE",
             {"guild_id": str(wh.channel.guild.id), "channel_id": str(wh.channel.id)},
+            guild_id=wh.channel.guild.id,
             intent=GUILD_WEBHOOKS,
         )
         self.sb.notifier.notify(SandboxEvent("webhook_delete", detail=wh))

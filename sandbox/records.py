@@ -106,6 +106,8 @@ class GatewayEvent:
     d: Any
     session_id: str | None
     at: float = field(default_factory=time.monotonic)
+    # (shard_id, num_shards) of the session the frame belongs to; None before IDENTIFY.
+    shard: tuple[int, int] | None = None
 
 
 @dataclass

@@ -12,6 +12,9 @@ from .validation import FormErrors, validate_command
 
 _log = logging.getLogger(__name__)
 
+# Discord's default session start limit (IDENTIFYs a day); the sandbox reports it, never enforces it.
+SESSION_STARTS_PER_DAY = 1000
+
 
 class ApplicationRoutes(Routes):
     """Who the bot is, where the gateway is, and the application commands it syncs."""
@@ -59,10 +62,18 @@ class ApplicationRoutes(Routes):
         return 200, {"url": self.sb.gateway_url}
 
     async def get_gateway_bot(self, ctx: Ctx) -> tuple[int, Any]:
+        # discord.py's AutoShardedClient (shard_count=None) starts this many shards at this url;
+        # it reads max_concurrency only through fetch_session_start_limits().
+        total = SESSION_STARTS_PER_DAY
         return 200, {
             "url": self.sb.gateway_url,
-            "shards": 1,
-            "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1},
+            "shards": self.sb.recommended_shards(),
+            "session_start_limit": {
+                "total": total,
+                "remaining": max(0, total - self.sb.gateway.identify_count),
+                "reset_after": 86_400_000,
+                "max_concurrency": self.sb.max_concurrency,
+            },
         }
 
     # --- application commands ------------------------------------------

@@ -24,7 +24,7 @@ from .commands import CommandRegistry
 from .discord_py import is_loopback_host
 from .errors import SandboxError
 from .faults import FaultInjector
-from .gateway import Gateway
+from .gateway import MAX_GUILDS_PER_SESSION, Gateway, shard_for
 from .ids import SnowflakeGenerator, bot_token_for
 from .interactions import InteractionHandle
 from .messaging import Messaging
@@ -53,6 +53,9 @@ from .world_file import WorldAutosave, read_world, remove_leftovers, restore
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# Discord recommends about one shard per this many guilds (GET /gateway/bot's ``shards``).
+GUILDS_PER_RECOMMENDED_SHARD = 1000
 
 # A 1x1 transparent PNG served for every CDN asset (avatars, icons) so nothing leaves the machine.
 _PNG_1X1 = bytes.fromhex(
@@ -98,11 +101,23 @@ class Sandbox:
         heartbeat_interval_ms: int = 41250,
         ack_deadline: float | None = 3.0,
         world_path: Path | None = None,
+        shard_count: int = 1,
+        max_concurrency: int = 1,
+        max_guilds_per_session: int | None = MAX_GUILDS_PER_SESSION,
     ) -> None:
         """``world_path``: keep the world in this JSON file (sandbox.world_file): load it now if
         it exists (``WorldFileError`` if it cannot be used), save it after changes and at
-        ``close()``.  Without it the world lives in memory only, as tests want."""
+        ``close()``.  Without it the world lives in memory only, as tests want.
+
+        ``shard_count``: the shard count GET /gateway/bot recommends (at least one shard per
+        ``GUILDS_PER_RECOMMENDED_SHARD`` guilds, as Discord recommends); ``max_concurrency`` its
+        ``session_start_limit.max_concurrency``; ``max_guilds_per_session``: an IDENTIFY whose
+        shard would hold more guilds is closed with 4011 Sharding required (None: no limit)."""
         _check_loopback(host)
+        if shard_count < 1 or max_concurrency < 1:
+            raise ValueError("shard_count and max_concurrency must be at least 1")
+        self.shard_count = shard_count
+        self.max_concurrency = max_concurrency
         self.host = host
         self._requested_port = port
         self.port: int | None = None
@@ -146,6 +161,7 @@ class Sandbox:
                 self.world_restored = True
             self.notifier.on_change = self._autosave.changed
         self.gateway = Gateway(self, heartbeat_interval_ms=heartbeat_interval_ms)
+        self.gateway.max_guilds_per_session = max_guilds_per_session
         self.rest = RestApi(self)
         self._runner: web.AppRunner | None = None
         self._resumes_at_disconnect = 0
@@ -234,8 +250,9 @@ class Sandbox:
 
     # --- world building (sandbox.world.World) --------------------------------
 
-    def add_guild(self, name: str, *, owner: str | User | None = None) -> Guild:
-        return self.world.add_guild(name, owner=owner)
+    def add_guild(self, name: str, *, owner: str | User | None = None, shard: tuple[int, int] | None = None) -> Guild:
+        """``shard=(shard_id, num_shards)`` picks an id that falls on that shard."""
+        return self.world.add_guild(name, owner=owner, shard=shard)
 
     def remove_bot(self, guild: GuildRef) -> None:
         self.world.remove_bot(guild)
@@ -475,12 +492,29 @@ class Sandbox:
 
     @property
     def ready(self) -> bool:
-        session = self.gateway.current
-        return session is not None and session.ready
+        """Every shard of the bot's newest IDENTIFY count was sent READY and its guilds."""
+        return self.gateway.ready_for()
 
-    async def wait_until_ready(self, timeout: float = 10.0) -> None:
-        """Wait until the bot identified and was sent READY plus every GUILD_CREATE."""
-        await self.wait_until(lambda: self.ready, timeout, "the bot to IDENTIFY and receive READY")
+    async def wait_until_ready(self, timeout: float = 10.0, *, shard_ids: Iterable[int] | None = None) -> None:
+        """Wait until every shard of the bot (the shard count of its newest IDENTIFY; an unsharded
+        bot is shard [0, 1]) identified and was sent READY plus the GUILD_CREATE of each guild it
+        owns.  ``shard_ids``: only those shards (a process that runs some of them)."""
+        wanted = None if shard_ids is None else list(shard_ids)
+        what = "the bot" if wanted is None else f"shards {wanted}"
+        await self.wait_until(lambda: self.gateway.ready_for(wanted), timeout, f"{what} to IDENTIFY and receive READY")
+
+    def recommended_shards(self) -> int:
+        """GET /gateway/bot's ``shards``: the configured count, or more for many guilds."""
+        guilds = len(self.bot_guilds())
+        return max(self.shard_count, -(-guilds // GUILDS_PER_RECOMMENDED_SHARD))
+
+    def shard_of(self, guild: GuildRef, num_shards: int | None = None) -> int:
+        """The shard that owns ``guild``: ``(guild_id >> 22) % num_shards``, by default with the
+        bot's newest IDENTIFY count (before any IDENTIFY, the configured ``shard_count``)."""
+        if num_shards is None:
+            newest = self.gateway.newest
+            num_shards = newest.num_shards if newest is not None else self.shard_count
+        return shard_for(self.guild(guild).id, num_shards)
 
     async def wait_commands_synced(
         self,
@@ -501,10 +535,10 @@ class Sandbox:
         await self.wait_until(synced, timeout, f"{where} command sync of {sorted(wanted) or 'anything'}")
         return list(self.commands.scope(gid))
 
-    async def disconnect_gateway(self, code: int = 4000) -> None:
-        """Close the bot's websocket with a resumable code; pair with wait_resumed()."""
+    async def disconnect_gateway(self, code: int = 4000, *, shard_id: int | None = None) -> None:
+        """Close the bot's websocket (of ``shard_id``) with a resumable code; pair with wait_resumed()."""
         self._resumes_at_disconnect = self.gateway.resume_count
-        await self.gateway.disconnect(code)
+        await self.gateway.disconnect(code, shard_id)
 
     async def wait_resumed(self, timeout: float = 10.0) -> None:
         target = self._resumes_at_disconnect + 1
@@ -514,16 +548,20 @@ class Sandbox:
             "the bot to RESUME its gateway session",
         )
 
-    async def invalidate_session(self, *, resumable: bool = False) -> None:
-        await self.gateway.invalidate_session(resumable)
+    async def invalidate_session(self, *, resumable: bool = False, shard_id: int | None = None) -> None:
+        await self.gateway.invalidate_session(resumable, shard_id)
 
-    async def request_reconnect(self) -> None:
-        await self.gateway.request_reconnect()
+    async def request_reconnect(self, *, shard_id: int | None = None) -> None:
+        await self.gateway.request_reconnect(shard_id)
 
     # --- simulated user actions (sandbox.actions.UserActions) ----------------------
 
     async def send_message(self, guild: GuildRef, channel: ChannelRef, member: MemberRef, content: str) -> Message:
         return await self.actions.send_message(guild, channel, member, content)
+
+    async def send_dm(self, user: User | Member | int | str, content: str) -> dict[str, Any]:
+        """A direct message to the bot (MESSAGE_CREATE without a guild, to shard 0); not stored."""
+        return await self.actions.send_dm(user, content)
 
     async def invoke(
         self,

@@ -33,18 +33,17 @@ class World:
         self.sb.users[user.id] = user
         return user
 
-    def add_guild(self, name: str, *, owner: str | User | None = None) -> Guild:
-        guild = Guild(id=self.sb.new_id(), name=name)
+    def add_guild(self, name: str, *, owner: str | User | None = None, shard: tuple[int, int] | None = None) -> Guild:
+        """``shard=(shard_id, num_shards)``: the guild's id falls on that shard (Discord's formula)."""
+        guild_id = self.sb.new_id() if shard is None else self.sb.ids.next_on_shard(*shard)
+        guild = Guild(id=guild_id, name=name)
         guild.roles[guild.id] = Role(id=guild.id, guild_id=guild.id, name="@everyone", permissions=DEFAULT_EVERYONE)
         self._join_bot(guild)
         owner_user = owner if isinstance(owner, User) else self._user_named(owner or "server-owner", bot=False)
         guild.owner_id = owner_user.id
         guild.members[owner_user.id] = Member(user=owner_user, guild=guild)
         self.sb.guilds[guild.id] = guild
-        gateway = self.sb.gateway
-        session = gateway.current
-        if session is not None:
-            gateway.dispatch("GUILD_CREATE", gateway.guild_create_payload(guild, session, joined=True), intent=GUILDS)
+        self.sb.gateway.dispatch_guild_create(guild)
         self.sb.notifier.notify()
         return guild
 
@@ -86,7 +85,7 @@ class World:
             if webhook.channel.guild is g and webhook.creator is self.sb.bot_user and not webhook.deleted:
                 webhook.deleted = True
                 self.sb.notifier.notify(SandboxEvent("webhook_delete", detail=webhook))
-        self.sb.gateway.dispatch("GUILD_DELETE", {"id": str(g.id)}, intent=GUILDS)
+        self.sb.gateway.dispatch("GUILD_DELETE", {"id": str(g.id)}, guild_id=g.id, intent=GUILDS)
         self.sb.notifier.notify()
 
     def add_bot(self, guild: GuildRef) -> Member:
@@ -96,10 +95,7 @@ class World:
         if self.sb.bot_user.id in g.members:
             raise SandboxError(f"the bot is already in {g.name}")
         member = self._join_bot(g)
-        gateway = self.sb.gateway
-        session = gateway.current
-        if session is not None:
-            gateway.dispatch("GUILD_CREATE", gateway.guild_create_payload(g, session, joined=True), intent=GUILDS)
+        self.sb.gateway.dispatch_guild_create(g)
         self.sb.notifier.notify()
         return member
 
@@ -120,7 +116,7 @@ class World:
         self.sb.channels[channel.id] = channel
         if g.system_channel_id is None and type == 0:
             g.system_channel_id = channel.id
-        self.sb.gateway.dispatch("CHANNEL_CREATE", channel.payload(), intent=GUILDS)
+        self.sb.gateway.dispatch("CHANNEL_CREATE", channel.payload(), guild_id=channel.guild.id, intent=GUILDS)
         self.sb.notifier.notify()
         return channel
 
@@ -135,7 +131,9 @@ class World:
             color=color,
         )
         g.roles[role.id] = role
-        self.sb.gateway.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(g.id), "role": role.payload()}, intent=GUILDS)
+        self.sb.gateway.dispatch(
+            "GUILD_ROLE_CREATE", {"guild_id": str(g.id), "role": role.payload()}, guild_id=g.id, intent=GUILDS
+        )
         self.sb.notifier.notify()
         return role
 
@@ -165,7 +163,7 @@ class World:
             member.role_ids.append(role.id)
         payload = member.payload()
         payload["guild_id"] = str(g.id)
-        self.sb.gateway.dispatch("GUILD_MEMBER_ADD", payload, intent=GUILD_MEMBERS)
+        self.sb.gateway.dispatch("GUILD_MEMBER_ADD", payload, guild_id=g.id, intent=GUILD_MEMBERS)
         self.sb.notifier.notify()
         return member
 
@@ -186,7 +184,7 @@ class World:
     def _member_updated(self, member: Member) -> None:
         payload = member.payload()
         payload["guild_id"] = str(member.guild.id)
-        self.sb.gateway.dispatch("GUILD_MEMBER_UPDATE", payload, intent=GUILD_MEMBERS)
+        self.sb.gateway.dispatch("GUILD_MEMBER_UPDATE", payload, guild_id=member.guild.id, intent=GUILD_MEMBERS)
         self.sb.notifier.notify()
 
     def set_role_permissions(self, role: Role, permissions: PermissionsLike = None, **flags: bool) -> int:
@@ -195,7 +193,10 @@ class World:
         if flags:
             role.permissions = apply_flags(role.permissions, flags)
         self.sb.gateway.dispatch(
-            "GUILD_ROLE_UPDATE", {"guild_id": str(role.guild_id), "role": role.payload()}, intent=GUILDS
+            "GUILD_ROLE_UPDATE",
+            {"guild_id": str(role.guild_id), "role": role.payload()},
+            guild_id=role.guild_id,
+            intent=GUILDS,
         )
         self.sb.notifier.notify()
         return role.permissions
@@ -216,5 +217,5 @@ class World:
         channel.overwrites[target.id] = Overwrite(
             id=target.id, type=kind, allow=to_permission_value(allow), deny=to_permission_value(deny)
         )
-        self.sb.gateway.dispatch("CHANNEL_UPDATE", channel.payload(), intent=GUILDS)
+        self.sb.gateway.dispatch("CHANNEL_UPDATE", channel.payload(), guild_id=channel.guild.id, intent=GUILDS)
         self.sb.notifier.notify()
