@@ -436,6 +436,8 @@ class CopyReport:
     target: DatabaseSummary
     rows: int
     seconds: float
+    # Seconds per phase, in order: the source's check, the copy, the check before and after the commit.
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 async def _target_tables(connection: asyncpg.Connection) -> set[str]:
@@ -498,6 +500,7 @@ async def copy_database(source_path: Path, target_url: str) -> CopyReport:
     stays written).  The caller keeps every writer off the source meanwhile.
     """
     started = time.perf_counter()
+    phases: dict[str, float] = {}
     _, tables, parents, counters = read_source_schema(source_path)
     now = _replay_time(source_path)
     # Creates the schema on a database that has none; a target at another version is refused below.
@@ -505,6 +508,7 @@ async def copy_database(source_path: Path, target_url: str) -> CopyReport:
     source = await SqliteDatabase.open(source_path)
     try:
         source_summary = await summarize(SqliteRows(source), source.read_snapshot, tables, now)
+        phases["check the source"] = time.perf_counter() - started
         connection = await asyncpg.connect(target_url)
         try:
             async with connection.transaction(isolation="read_committed"):
@@ -521,12 +525,15 @@ async def copy_database(source_path: Path, target_url: str) -> CopyReport:
                     f"LOCK TABLE {', '.join(map(_quote, sorted(tables)))} IN EXCLUSIVE MODE"
                 )
                 await _refuse_unless_empty(connection, sorted(tables))
+                mark = time.perf_counter()
                 rows = 0
                 for table in parents_first(tables, parents):
                     copied = await _copy_table(source, connection, table, tables[table])
                     log.info("copied %s: %d rows", table, copied)
                     rows += copied
                 await _move_identity_sequences(connection, counters)
+                phases["copy"] = time.perf_counter() - mark
+                mark = time.perf_counter()
                 # Checked inside the transaction: a difference rolls the whole copy back.
                 target_summary = await summarize(
                     PostgresRows(connection), bridged_snapshots(connection), tables, now
@@ -534,16 +541,19 @@ async def copy_database(source_path: Path, target_url: str) -> CopyReport:
                 differences = compare_summaries(source_summary, target_summary)
                 if differences:
                     raise CopyMismatchError(differences, committed=False)
+            phases["check the copy, commit"] = time.perf_counter() - mark
         finally:
             await connection.close()
         # And once more as any later reader sees it: committed, through a connection of its own.
+        mark = time.perf_counter()
         after = await summarize_postgres(target_url, tables, now)
+        phases["check again after the commit"] = time.perf_counter() - mark
         differences = compare_summaries(source_summary, after)
         if differences:
             raise CopyMismatchError(differences, committed=True)
     finally:
         await source.close()
-    return CopyReport(source_summary, after, rows, time.perf_counter() - started)
+    return CopyReport(source_summary, after, rows, time.perf_counter() - started, phases)
 
 
 async def summarize_postgres(url: str, tables: dict[str, list[str]], now: int) -> DatabaseSummary:
