@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import aiosqlite
 import asyncpg
 
 from chain.adapters.storage.database import Params, SqliteDatabase
@@ -397,6 +398,14 @@ def read_source_schema(path: Path) -> tuple[int, dict[str, list[str]], dict[str,
     return version, tables, parents, counters
 
 
+async def open_source(path: Path) -> SqliteDatabase:
+    """The source through a read-only connection: no migration, no checkpoint, nothing written to it
+    (``SqliteDatabase.open`` would run the migrations in a write transaction)."""
+    connection = await aiosqlite.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    await connection.execute("PRAGMA busy_timeout=5000")
+    return SqliteDatabase(connection, path.resolve())
+
+
 def parents_first(tables: dict[str, list[str]], parents: dict[str, set[str]]) -> list[str]:
     """The tables ordered so a table's foreign-key parents are filled before it."""
     ordered: list[str] = []
@@ -505,7 +514,7 @@ async def copy_database(source_path: Path, target_url: str) -> CopyReport:
     now = _replay_time(source_path)
     # Creates the schema on a database that has none; a target at another version is refused below.
     await (await PostgresDatabase.open(target_url)).close()
-    source = await SqliteDatabase.open(source_path)
+    source = await open_source(source_path)
     try:
         source_summary = await summarize(SqliteRows(source), source.read_snapshot, tables, now)
         phases["check the source"] = time.perf_counter() - started
@@ -571,7 +580,7 @@ async def compare_databases(source_path: Path, target_url: str) -> tuple[Databas
     they differ.  For checking a copy again later, before switching a bot to it."""
     _, tables, _, _ = read_source_schema(source_path)
     now = _replay_time(source_path)
-    source = await SqliteDatabase.open(source_path)
+    source = await open_source(source_path)
     try:
         source_summary = await summarize(SqliteRows(source), source.read_snapshot, tables, now)
     finally:

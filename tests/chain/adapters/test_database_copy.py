@@ -136,7 +136,10 @@ async def count_rows(url: str) -> dict[str, int]:
 
 async def test_a_copy_holds_the_same_chains_and_the_bot_continues_on_it(source, postgres_url):
     path, clock, issued = source
+    files = {p.name: p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists()}
     report = await copy_database(path, postgres_url)
+    # The source is read, never written: not migrated, not checkpointed.
+    assert {p: (path.parent / p).read_bytes() for p in files} == files
 
     assert set(report.source.chains) == {POW_CHAIN, POS_CHAIN}
     assert report.target.chains == report.source.chains
