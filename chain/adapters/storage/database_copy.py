@@ -42,10 +42,10 @@ from chain.adapters.storage.read_snapshot import READ_BATCH_ROWS, ChainSnapshot,
 from chain.consensus.state import ChainState
 from chain.consensus.verify import verify_chain
 from chain.errors import (
+    ChainError,
     CopyMismatchError,
     CopySourceError,
     CopyTargetNotEmptyError,
-    VerificationError,
 )
 from chain.hashing import hash_to_display
 from chain.pos.snapshot import encode_beacon_state
@@ -308,17 +308,22 @@ class _SnapshotOver:
 
 
 def _replay(snapshots: SnapshotOpener, chain_id: int, now: int) -> ChainSummary:
-    """Replay one chain from a snapshot (``verify_chain``: every rule, stored balances included)."""
-    with snapshots(chain_id) as snapshot:
-        tip_hash = hash_to_display(bytes(snapshot.block_hash(snapshot.height) or b""))
-        try:
+    """Replay one chain from a snapshot (``verify_chain``: every rule, stored balances included).
+
+    A chain that cannot be replayed is a difference to report, not a crash: a refused block, or rows
+    that cannot even be read as a chain (no blocks, undecodable bytes)."""
+    height, tip_hash = -1, ""
+    try:
+        with snapshots(chain_id) as snapshot:
+            height = snapshot.height
+            tip_hash = hash_to_display(bytes(snapshot.block_hash(height) or b""))
             state, _ = verify_chain(
                 snapshot.params, chain_id, snapshot.blocks(), now, snapshot.accounts(), snapshot.param_changes,
                 snapshot.consensus, snapshot.consensus_changes, snapshot.orphans(),
             )
-        except VerificationError as exc:
-            return ChainSummary(chain_id, snapshot.height, tip_hash, None, str(exc))
-    return ChainSummary(chain_id, snapshot.height, tip_hash, compute_state_root(state))
+    except (ChainError, TypeError, ValueError) as exc:
+        return ChainSummary(chain_id, height, tip_hash, None, str(exc) or type(exc).__name__)
+    return ChainSummary(chain_id, height, tip_hash, compute_state_root(state))
 
 
 async def summarize(
@@ -454,6 +459,20 @@ async def _target_tables(connection: asyncpg.Connection) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
+async def _create_schema_if_none(url: str) -> None:
+    """The schema on a database with no tables at all (migrations, as the bot's first start would).
+
+    A database with tables is left as it is, even one at an older version: migrating it would
+    change a database the copy may then refuse (any row in it), so it is refused unmigrated."""
+    connection = await asyncpg.connect(url)
+    try:
+        tables = await _target_tables(connection)
+    finally:
+        await connection.close()
+    if not tables:
+        await (await PostgresDatabase.open(url)).close()
+
+
 async def _refuse_unless_empty(connection: asyncpg.Connection, tables: list[str]) -> None:
     holding = []
     for table in tables:
@@ -512,8 +531,7 @@ async def copy_database(source_path: Path, target_url: str) -> CopyReport:
     phases: dict[str, float] = {}
     _, tables, parents, counters = read_source_schema(source_path)
     now = _replay_time(source_path)
-    # Creates the schema on a database that has none; a target at another version is refused below.
-    await (await PostgresDatabase.open(target_url)).close()
+    await _create_schema_if_none(target_url)
     source = await open_source(source_path)
     try:
         source_summary = await summarize(SqliteRows(source), source.read_snapshot, tables, now)
@@ -527,6 +545,12 @@ async def copy_database(source_path: Path, target_url: str) -> CopyReport:
                         f"the target's tables differ from the source's: only in the source "
                         f"{sorted(set(tables) - target_tables) or 'none'}, only in the target "
                         f"{sorted(target_tables - NOT_COPIED - set(tables)) or 'none'}"
+                    )
+                version = int(await connection.fetchval("SELECT MAX(version) FROM schema_version") or 0)
+                if version != LATEST_SCHEMA_VERSION:
+                    raise CopySourceError(
+                        f"the target is at schema version {version}, this code's is {LATEST_SCHEMA_VERSION}: "
+                        f"copy into a database with no tables, or one this version created"
                     )
                 # Writers wait until the copy commits or rolls back; readers do not. Taken before the
                 # emptiness check, so no row can arrive between the check and the copy.

@@ -285,3 +285,34 @@ async def test_a_source_behind_the_latest_schema_is_refused_untouched(tmp_path, 
     with pytest.raises(CopySourceError, match="schema version"):
         await copy_database(path, postgres_url)
     assert path.read_bytes() == before
+
+
+async def test_a_copy_missing_a_chains_blocks_is_named_not_a_crash(source, postgres_url):
+    path, _, _ = source
+    await copy_database(path, postgres_url)
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        await connection.execute("DELETE FROM blocks WHERE chain_id = $1", POW_CHAIN)
+    finally:
+        await connection.close()
+    with pytest.raises(CopyMismatchError) as mismatch:
+        await compare_databases(path, postgres_url)
+    text = "\n".join(mismatch.value.differences)
+    assert f"chain {POW_CHAIN}: the replay of the target fails" in text
+    assert "table blocks:" in text
+
+
+async def test_a_target_at_another_schema_version_is_refused_unmigrated(source, postgres_url):
+    """Never migrated by the copy: a database with tables is someone's, and is left exactly as it was."""
+    path, _, _ = source
+    await (await Store.open(postgres_url)).close()
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        await connection.execute("DELETE FROM schema_version WHERE version = (SELECT MAX(version) FROM schema_version)")
+        versions = await connection.fetch("SELECT version FROM schema_version ORDER BY version")
+        with pytest.raises(CopySourceError, match="the target is at schema version"):
+            await copy_database(path, postgres_url)
+        assert await connection.fetch("SELECT version FROM schema_version ORDER BY version") == versions
+    finally:
+        await connection.close()
+    assert all(n == 0 for n in (await count_rows(postgres_url)).values())
