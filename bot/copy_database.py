@@ -77,6 +77,10 @@ async def run(source: Path, target: str, *, check_only: bool) -> int:
                 write(f"copying {source} into {redacted(target)} (one transaction; checked before it commits)")
                 report = await copy_database(source, target)
         except CopyMismatchError as exc:
+            for side, lines in (("source (SQLite):", exc.source), ("target (PostgreSQL):", exc.target)):
+                write(side)
+                for line in lines:
+                    write(f"  {line}")
             for difference in exc.differences:
                 write(f"DIFFERENT: {difference}")
             state = "the copy was rolled back: the target is as empty as before" if not exc.committed else (

@@ -1232,7 +1232,10 @@ class CopyMismatchError(DatabaseCopyError):
 
     code = "copy_mismatch"
 
-    def __init__(self, differences: list[str], *, committed: bool) -> None:
+    def __init__(
+        self, differences: list[str], *, committed: bool, source: list[str] | None = None,
+        target: list[str] | None = None,
+    ) -> None:
         where = (
             "the copy committed but reads back different: do not use the target"
             if committed
@@ -1241,3 +1244,6 @@ class CopyMismatchError(DatabaseCopyError):
         super().__init__(f"{len(differences)} differences ({where}): " + "; ".join(differences))
         self.differences = differences
         self.committed = committed
+        # Each side's summary as printed lines (``DatabaseSummary.lines``), when both were read.
+        self.source = source or []
+        self.target = target or []

@@ -73,5 +73,7 @@ async def test_check_names_a_balance_changed_in_the_copy_and_exits_non_zero(tmp_
     assert await run(path, postgres_url, check_only=True) == EXIT_DIFFERENT
     captured = capsys.readouterr()
     assert f"DIFFERENT: chain {POW_CHAIN}: balances differ" in captured.out
+    assert captured.out.count(f"chain {POW_CHAIN}: tip ") == 2  # both sides' summaries, to compare by eye
+    assert "REPLAY FAILED" in captured.out
     assert f"DIFFERENT: chain {POW_CHAIN}: the replay of the target fails" in captured.out
     assert "do not point a bot at it" in captured.err

@@ -26,7 +26,7 @@ import hashlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,8 +246,8 @@ class _BridgedCursor:
         self._loop = loop
         self._cursor = cursor
 
-    def _wait(self, coroutine: Awaitable[Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()  # type: ignore[arg-type]
+    def _wait(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def fetchone(self) -> Any:
         row = self._wait(self._cursor.fetchrow())
@@ -573,7 +573,9 @@ async def copy_database(source_path: Path, target_url: str) -> CopyReport:
                 )
                 differences = compare_summaries(source_summary, target_summary)
                 if differences:
-                    raise CopyMismatchError(differences, committed=False)
+                    raise CopyMismatchError(
+                        differences, committed=False, source=source_summary.lines(), target=target_summary.lines()
+                    )
             phases["check the copy, commit"] = time.perf_counter() - mark
         finally:
             await connection.close()
@@ -583,7 +585,7 @@ async def copy_database(source_path: Path, target_url: str) -> CopyReport:
         phases["check again after the commit"] = time.perf_counter() - mark
         differences = compare_summaries(source_summary, after)
         if differences:
-            raise CopyMismatchError(differences, committed=True)
+            raise CopyMismatchError(differences, committed=True, source=source_summary.lines(), target=after.lines())
     finally:
         await source.close()
     return CopyReport(source_summary, after, rows, time.perf_counter() - started, phases)
@@ -612,7 +614,9 @@ async def compare_databases(source_path: Path, target_url: str) -> tuple[Databas
     target_summary = await summarize_postgres(target_url, tables, now)
     differences = compare_summaries(source_summary, target_summary)
     if differences:
-        raise CopyMismatchError(differences, committed=True)
+        raise CopyMismatchError(
+            differences, committed=True, source=source_summary.lines(), target=target_summary.lines()
+        )
     return source_summary, target_summary
 
 
