@@ -1198,3 +1198,52 @@ class TreeHasNoForksError(ChartEmptyInputError):
     """The block tree has no block off the main chain: there is no fork to draw yet."""
 
     code = "chart_no_forks"
+
+
+# --- Copying a SQLite database into PostgreSQL (chain/adapters/storage/database_copy.py) ---
+
+
+class DatabaseCopyError(ChainError):
+    """A copy of a database into PostgreSQL was refused or does not match its source."""
+
+    code = "database_copy"
+
+
+class CopySourceError(DatabaseCopyError):
+    """The source cannot be copied as it is: missing, not a playground database, at another schema
+    version, or with tables the target does not have."""
+
+    code = "copy_source_unusable"
+
+
+class CopyTargetNotEmptyError(DatabaseCopyError):
+    """The target database already holds rows: a copy never merges into live data."""
+
+    code = "copy_target_not_empty"
+
+    def __init__(self, message: str, *, tables: list[str]) -> None:
+        super().__init__(message)
+        self.tables = tables
+
+
+class CopyMismatchError(DatabaseCopyError):
+    """The copy does not hold what the source holds; ``differences`` names each difference.
+    ``committed``: False when found before the commit (the copy was rolled back, the target is empty)."""
+
+    code = "copy_mismatch"
+
+    def __init__(
+        self, differences: list[str], *, committed: bool, source: list[str] | None = None,
+        target: list[str] | None = None,
+    ) -> None:
+        where = (
+            "the copy committed but reads back different: do not use the target"
+            if committed
+            else "the copy was rolled back, the target is as empty as before"
+        )
+        super().__init__(f"{len(differences)} differences ({where}): " + "; ".join(differences))
+        self.differences = differences
+        self.committed = committed
+        # Each side's summary as printed lines (``DatabaseSummary.lines``), when both were read.
+        self.source = source or []
+        self.target = target or []
