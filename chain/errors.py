@@ -1198,3 +1198,19 @@ class TreeHasNoForksError(ChartEmptyInputError):
     """The block tree has no block off the main chain: there is no fork to draw yet."""
 
     code = "chart_no_forks"
+
+
+# --- Ownership (issue 13, sharded processes): a node serves only the chains it owns ---
+
+
+class ChainNotOwnedError(ChainError):
+    """The chain belongs to another process of the bot: this node neither loads, creates nor resets it."""
+
+    code = "chain_not_owned"
+
+    def __init__(self, chain_id: int) -> None:
+        super().__init__(
+            f"chain {chain_id} is served by another process of this bot, not this one: nothing was changed. "
+            "Try again in a moment (its own process answers for it)."
+        )
+        self.chain_id = chain_id
