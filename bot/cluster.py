@@ -130,7 +130,7 @@ class _Child:
     started_at: float = 0.0
     starts: int = 0
     refusals_in_a_row: int = 0
-    backoff_s: float = RESTART_FIRST_S
+    backoff_s: float = field(default_factory=lambda: RESTART_FIRST_S)
 
 
 @dataclass
@@ -272,11 +272,15 @@ async def launch(shard_count: int, processes: int | None) -> int:
         plans = plan_processes(shard_count, processes, settings)
     except LaunchRefusedError as exc:
         return refuse(str(exc))
-    launcher = Launcher(plans)
+    log.info("launching %d process(es) for %d shard(s)", len(plans), shard_count)
+    return await serve(Launcher(plans))
+
+
+async def serve(launcher: Launcher) -> int:
+    """Run the launcher with SIGTERM and SIGINT passed on to its children."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, launcher.stop, sig)
-    log.info("launching %d process(es) for %d shard(s)", len(plans), shard_count)
     return await launcher.run()
 
 
