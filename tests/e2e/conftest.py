@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import PlaygroundBot
+from bot.app import PlaygroundBot, make_bot
 from bot.settings import Settings
 from chain.params import PLAYGROUND
 from sandbox import Sandbox, point_discord_py_at
@@ -59,7 +59,7 @@ async def running_bot(
     sb: Sandbox, settings: Settings, *, hash_rate: int = EASY_HASH_RATE
 ) -> AsyncIterator[PlaygroundBot]:
     target = point_discord_py_at(sb.api_base, sb.gateway_url)
-    bot = PlaygroundBot(settings, guild_ready_timeout=0.1)
+    bot = make_bot(settings, guild_ready_timeout=0.1)
     task = asyncio.create_task(bot.start(sb.bot_token), name="playground-bot")
     try:
         ready = asyncio.create_task(bot.wait_until_ready())
@@ -77,7 +77,8 @@ async def running_bot(
         if bot.services is not None:
             bot.services.default_params = E2E_PARAMS
         await sb.wait_until_ready()
-        await sb.wait_commands_synced(names=COMMANDS)
+        if settings.sync_commands:
+            await sb.wait_commands_synced(names=COMMANDS)
         yield bot
     finally:
         await bot.close()
