@@ -109,7 +109,10 @@ async def main() -> int:
     except SettingsError as exc:
         return refuse(f"invalid setting: {exc}. Fix it in the environment or in .env (see .env.example).")
     sandboxed = settings.discord_token is None
-    configure_logging(settings.log_level, log_file_for(settings) if sandboxed else None)
+    configure_logging(
+        settings.log_level, log_file_for(settings) if sandboxed else None,
+        process=f"p{settings.process_index}" if settings.sharded else None,
+    )
     # Before anything connects, listens or writes: the lock, the key, the file modes.
     try:
         preflight = await run_preflight(settings)

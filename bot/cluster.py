@@ -264,7 +264,7 @@ async def launch(shard_count: int, processes: int | None) -> int:
         settings = Settings()
     except SettingsError as exc:
         return refuse(f"invalid setting: {exc}. Fix it in the environment or in .env (see .env.example).")
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, process="launcher")
     try:
         if not 1 <= shard_count <= MAX_SHARD_COUNT:
             raise LaunchRefusedError(f"--shards must be 1..{MAX_SHARD_COUNT}, got {shard_count}")

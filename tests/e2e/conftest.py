@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,10 @@ async def running_bot(
             bot.services.measured_hash_rate = hash_rate
         if bot.services is not None:
             bot.services.default_params = E2E_PARAMS
-        await sb.wait_until_ready()
+        if settings.sharded and "shard_ids" in inspect.signature(sb.wait_until_ready).parameters:
+            await sb.wait_until_ready(shard_ids=bot.shard_ids)  # this process's shards, not the bot's others
+        else:
+            await sb.wait_until_ready()
         if settings.sync_commands:
             await sb.wait_commands_synced(names=COMMANDS)
         yield bot
