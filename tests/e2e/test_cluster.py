@@ -109,6 +109,14 @@ async def stored(url: str, chain_id: int) -> tuple[set[str], set[str]]:
     return blocks, txids
 
 
+async def new_session(sb: Sandbox, shard: int, old: object) -> None:
+    """Wait until a restarted process's gateway session for ``shard`` replaced ``old`` and is ready."""
+    await sb.wait_until(
+        lambda: (s := sb.gateway.session_for_shard(shard, 2)) is not None and s is not old and s.ready,
+        90, f"the restarted process's gateway session for shard {shard}",
+    )
+
+
 def bot_environment(sb: Sandbox, tmp_path: Path, url: str) -> dict[str, str]:
     unset = ("DASHBOARD_PORT", "DASHBOARD_PUBLIC_URL", "SHARD_COUNT", "SHARD_IDS", "PROCESS_INDEX", "SYNC_COMMANDS")
     return {
@@ -199,10 +207,7 @@ async def check_the_cluster(sb, w, url, env, launcher, log_path) -> None:
     # The launcher starts it again: a new lease for shard 1, a new gateway session, and it carries on.
     again = await wait_for_leases(url, 2, not_pid=held[1][0])
     assert again[0] == held[0]  # the other process was never touched
-    await sb.wait_until(
-        lambda: (s := sb.gateway.session_for_shard(1, 2)) is not None and s is not old_session and s.ready,
-        90, "the restarted process's gateway session",
-    )
+    await new_session(sb, 1, old_session)
     found[w.fork.id].append(await mine_one(sb, w.fork, w.fork_general, w.dave_in_fork))
     paid[w.fork.id].append(await pay(sb, w.fork, w.fork_general, w.dave_in_fork, w.bob_in_fork, 1))
     assert "process 1 (1) ended: killed by SIGKILL" in log_path.read_text()
@@ -212,6 +217,23 @@ async def check_the_cluster(sb, w, url, env, launcher, log_path) -> None:
         assert set(found[chain_id]) <= blocks, (chain_id, found[chain_id])
         assert set(paid[chain_id]) <= txids, (chain_id, paid[chain_id])
 
+    # A process whose lease connection is cut stops at once (exit 75), and the launcher starts it again.
+    old_session = sb.gateway.session_for_shard(0, 2)
+    connection = await asyncpg.connect(url)
+    try:
+        assert await connection.fetchval(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", again[0][1]
+        )
+    finally:
+        await connection.close()
+    back = await wait_for_leases(url, 2, not_pid=again[0][0])
+    assert back[1] == again[1]
+    assert "process 0 (0) ended: it lost its shard lease (exit 75)" in log_path.read_text()
+    await new_session(sb, 0, old_session)
+    found[w.genesis.id].append(await mine_one(sb, w.genesis, w.general, w.alice))  # served again
+
     launcher.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(launcher.wait(), 90) == 0
     assert await leases(url) == {}
+    blocks, _ = await stored(url, w.genesis.id)
+    assert set(found[w.genesis.id]) <= blocks
