@@ -142,3 +142,23 @@ async def test_the_launcher_process_passes_sigterm_to_its_children(tmp_path):
     assert stopped == sorted(p.with_suffix(".sigterm").name for p in children)
     log = (await proc.stderr.read()).decode()
     assert "process 0: shards 0-1 of 3, 1 hashing worker" in log and "process 1: shard 2 of 3" in log
+
+
+async def test_the_launcher_makes_a_missing_master_key_once_before_its_processes_start(tmp_path, postgres_url):
+    key_file = tmp_path / "data" / "master.key"
+    values = {"database_url": postgres_url, "discord_token": "t", "master_key_file": key_file}
+    await bot.cluster.prepare(settings(**values), 2)
+    key = key_file.read_text()
+    await bot.cluster.prepare(settings(**values), 2)  # the children, and a later start, read that one
+    assert key_file.read_text() == key and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    with pytest.raises(LaunchRefusedError, match="needs DISCORD_TOKEN"):
+        await bot.cluster.prepare(settings(database_url=postgres_url), 2)
+
+
+def test_processes_without_shards_is_a_usage_error():
+    from bot.__main__ import parse_arguments
+
+    assert parse_arguments(["--shards", "4", "--processes", "2"]).processes == 2
+    assert parse_arguments([]).shards is None
+    with pytest.raises(SystemExit):
+        parse_arguments(["--processes", "2"])
