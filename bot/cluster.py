@@ -10,10 +10,10 @@ dashboard ``DASHBOARD_PORT`` + index), and keeps them running:
 - **Restarts.** A child that ends while the launcher is not stopping (a crash, a signal, a lost
   lease: exit 75) is started again after a back-off (1 s, doubling up to 30 s; back to 1 s once a
   child ran a minute).  A child that refuses to start (exit 78: a bad setting, a wrong key, a
-  shard held by another process) on its *first* start stops the whole launcher (exit 78): starting
-  it again would not help.  After a restart, a refusal is retried ``REFUSAL_RETRIES`` times: the
-  crashed process's lease may still be held for a moment, until PostgreSQL notices its connection
-  is gone; if it goes on being refused, someone else holds the shard and the launcher stops.
+  shard held by another process, after the child waited ``bot.shard_lease.LEASE_WAIT_S`` for it) on
+  its *first* start stops the whole launcher (exit 78): starting it again would not help.  After a
+  restart, a refusal is retried ``REFUSAL_RETRIES`` times more; if it goes on being refused, someone
+  else holds the shard and the launcher stops.
 - **Signals.** SIGTERM and SIGINT are passed to every child; the launcher waits for them (each
   flushes its outbox and closes cleanly), kills any still running after ``STOP_TIMEOUT_S``, and
   exits 0.

@@ -30,6 +30,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 
 from bot.shard_scope import ShardScope, format_shard_ids
@@ -40,6 +41,11 @@ log = logging.getLogger(__name__)
 # How often the lease connection is checked, and how long a check may take before the lease counts as lost.
 LEASE_CHECK_S = 2.0
 LEASE_CHECK_TIMEOUT_S = 10.0
+# A start finding its shard held (or another shard count running) tries again for this long before it
+# refuses: the holder may be a process that just died, whose connection PostgreSQL is still closing
+# (a launcher restarted by its supervisor starts its children at once).
+LEASE_WAIT_S = 5.0
+LEASE_RETRY_S = 0.2
 # sysexits' EX_TEMPFAIL: the process lost its lease while running; its launcher starts it again.
 EXIT_LEASE_LOST = 75
 
@@ -79,13 +85,19 @@ class ShardLease:
     @classmethod
     async def acquire(
         cls, url: str, scope: ShardScope, *, process_index: int, on_lost: LeaseLost,
-        pid: int | None = None, host: str | None = None,
+        pid: int | None = None, host: str | None = None, wait_s: float | None = None,
     ) -> ShardLease:
-        """Take the lease of every shard of ``scope``, or raise ``ShardLeaseError`` naming who is in the way."""
+        """Take the lease of every shard of ``scope``, or raise ``ShardLeaseError`` naming who is in the way.
+
+        ``wait_s`` (default ``LEASE_WAIT_S``): how long a lease held by another process is waited for."""
         name = lease_name(scope, process_index, os.getpid() if pid is None else pid, host or socket.gethostname())
         connection = await LeaseConnection.open(url, name)
+        deadline = time.monotonic() + (LEASE_WAIT_S if wait_s is None else wait_s)
         try:
-            attempt = await connection.take(scope.shard_count, scope.shard_ids)
+            while not (attempt := await connection.take(scope.shard_count, scope.shard_ids)).taken:
+                if time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(LEASE_RETRY_S)
             _refuse_unless_taken(scope, attempt)
         except BaseException:
             await connection.close()

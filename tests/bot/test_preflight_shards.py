@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+import bot.shard_lease
 from bot.instance_lock import lock_path_for
 from bot.preflight import StartupRefusedError, run_preflight
 from bot.settings import Settings
@@ -19,7 +20,10 @@ def settings(tmp_path, **values) -> Settings:
     return Settings(**{**base, **values})
 
 
-async def test_processes_of_a_sharded_bot_share_a_data_folder_and_each_holds_its_shards(tmp_path, postgres_url):
+async def test_processes_of_a_sharded_bot_share_a_data_folder_and_each_holds_its_shards(
+    tmp_path, postgres_url, monkeypatch
+):
+    monkeypatch.setattr(bot.shard_lease, "LEASE_WAIT_S", 0.0)  # refuse at once, not after waiting for the holder
     sharded = {"database_url": postgres_url, "discord_token": "t", "shard_count": 2}
     first = await run_preflight(settings(tmp_path, **sharded, shard_ids="0"), on_lease_lost=never_lost)
     second = await run_preflight(settings(tmp_path, **sharded, shard_ids="1", process_index=1),

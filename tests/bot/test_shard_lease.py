@@ -26,8 +26,11 @@ def never_lost(reason: str) -> None:
     raise AssertionError(f"the lease was lost: {reason}")
 
 
-async def take(url: str, count: int, ids: tuple[int, ...], index: int = 0, on_lost=never_lost) -> ShardLease:
-    return await ShardLease.acquire(url, ShardScope(count, ids), process_index=index, on_lost=on_lost)
+async def take(
+    url: str, count: int, ids: tuple[int, ...], index: int = 0, on_lost=never_lost, wait_s: float = 0.0
+) -> ShardLease:
+    """The lease, or at once the refusal (``wait_s``: how long a held lease is waited for)."""
+    return await ShardLease.acquire(url, ShardScope(count, ids), process_index=index, on_lost=on_lost, wait_s=wait_s)
 
 
 async def start_holder(url: str, count: int, ids: str, index: int) -> tuple[asyncio.subprocess.Process, int]:
@@ -55,6 +58,30 @@ async def test_a_second_process_for_a_shard_is_refused_and_told_who_holds_it(pos
         await first.release()
     again = await take(postgres_url, 2, (0,), index=7)  # released on the server: free at once
     await again.release()
+
+
+async def test_a_start_waits_for_a_lease_its_holder_gives_up_meanwhile(postgres_url):
+    """A launcher restarted at once finds its old children's leases still held for a moment: it waits."""
+    holder = await take(postgres_url, 2, (0,))
+    waiting = asyncio.create_task(take(postgres_url, 2, (0,), index=1, wait_s=60))
+    while not any(name.startswith("playground p1 ") for name in await connected_names(postgres_url)):
+        await asyncio.sleep(0.01)  # the second process is connected and trying
+    assert not waiting.done()
+    await holder.release()
+    lease = await asyncio.wait_for(waiting, 60)
+    await lease.release()
+
+
+async def connected_names(url: str) -> list[str]:
+    """The application_name of every lease connection, holding or still trying."""
+    admin = await asyncpg.connect(url)
+    try:
+        rows = await admin.fetch(
+            "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'playground %'"
+        )
+    finally:
+        await admin.close()
+    return [r[0] for r in rows]
 
 
 async def test_a_refused_process_takes_none_of_its_shards(postgres_url):

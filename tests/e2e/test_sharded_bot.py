@@ -48,7 +48,8 @@ async def test_a_sharded_process_serves_only_its_shard_and_holds_its_lease(sb, t
         assert node.chain_ids() == [w.genesis.id] and not node.has_chain(elsewhere)
         held_by = f"shard {mine} of 2 is already served by playground p0 pid {os.getpid()}"
         with pytest.raises(ShardLeaseHeldError, match=held_by):
-            await ShardLease.acquire(postgres_url, ShardScope(2, (mine,)), process_index=1, on_lost=never_lost)
+            await ShardLease.acquire(postgres_url, ShardScope(2, (mine,)), process_index=1, on_lost=never_lost,
+                                     wait_s=0)
     lease = await ShardLease.acquire(postgres_url, ShardScope(2, (mine,)), process_index=1, on_lost=never_lost)
     await lease.release()  # the bot's close gave its lease back
 
