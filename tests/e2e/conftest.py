@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import PlaygroundBot, make_bot
+from bot.app import PlaygroundBot, ShardedPlaygroundBot
 from bot.settings import Settings
 from chain.params import PLAYGROUND
 from sandbox import Sandbox, point_discord_py_at
@@ -60,7 +60,9 @@ async def running_bot(
     sb: Sandbox, settings: Settings, *, hash_rate: int = EASY_HASH_RATE
 ) -> AsyncIterator[PlaygroundBot]:
     target = point_discord_py_at(sb.api_base, sb.gateway_url)
-    bot = make_bot(settings, guild_ready_timeout=0.1)
+    # Looked up here, not bound at import: tests patch ``PlaygroundBot`` (a fake clock, say).
+    bot_class = ShardedPlaygroundBot if settings.sharded else PlaygroundBot
+    bot = bot_class(settings, guild_ready_timeout=0.1)
     task = asyncio.create_task(bot.start(sb.bot_token), name="playground-bot")
     try:
         ready = asyncio.create_task(bot.wait_until_ready())

@@ -25,6 +25,7 @@ import pytest
 from bot.storage import ServerSettingsRepository
 from chain.adapters.node import Node
 from chain.adapters.storage import Store
+from chain.adapters.storage.lease import LeaseConnection
 from chain.hashing import hash_to_display
 from sandbox import Sandbox
 from sandbox.demo import populate_demo
@@ -53,19 +54,17 @@ async def make_chains(url: str, guild_ids: list[int]) -> None:
 
 
 async def leases(url: str) -> dict[int, tuple[int, str]]:
-    """Shard -> (pid named in the lease, the lease's application_name), as PostgreSQL shows them."""
-    connection = await asyncpg.connect(url)
+    """Shard -> (pid named in the lease, the lease's application_name), for every lease held (pg_locks)."""
+    connection = await LeaseConnection.open(url, "test watcher")
     try:
-        rows = await connection.fetch(
-            "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'playground p%'"
-        )
+        held = await connection.holders()
     finally:
         await connection.close()
     found = {}
-    for (name,) in rows:
-        match = re.search(r"pid (\d+) on .* shard (\d+) of 2", name)
-        if match:
-            found[int(match[2])] = (int(match[1]), name)
+    for holder in held:
+        match = re.search(r"pid (\d+) on ", holder.application_name)
+        assert holder.layout == 2 and match, holder
+        found[holder.part] = (int(match[1]), holder.application_name)
     return found
 
 
