@@ -4,10 +4,14 @@ With ``DISCORD_TOKEN`` set it connects to Discord (or to ``DISCORD_API_BASE`` /
 ``DISCORD_GATEWAY_URL`` if set).  Without a token it starts the built-in
 sandbox on 127.0.0.1 with a demo world and a terminal client, so a newcomer
 can type ``alice: /mine start`` and play at once.
+
+``python -m bot --shards N [--processes K]`` runs a sharded bot instead: the launcher
+(``bot/cluster.py``) starts K processes of this same command, each serving its own shards.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import errno
@@ -19,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import discord
 
-from bot.app import PlaygroundBot, point_discord_at
+from bot.app import PlaygroundBot, make_bot, point_discord_at
 from bot.log_output import LOG_FILE_NAME, configure_logging
 from bot.preflight import Preflight, StartupRefusedError, run_preflight
 from bot.settings import Settings, SettingsError
@@ -105,21 +109,28 @@ async def main() -> int:
     except SettingsError as exc:
         return refuse(f"invalid setting: {exc}. Fix it in the environment or in .env (see .env.example).")
     sandboxed = settings.discord_token is None
-    configure_logging(settings.log_level, log_file_for(settings) if sandboxed else None)
+    configure_logging(
+        settings.log_level, log_file_for(settings) if sandboxed else None,
+        process=f"p{settings.process_index}" if settings.sharded else None,
+    )
     # Before anything connects, listens or writes: the lock, the key, the file modes.
     try:
         preflight = await run_preflight(settings)
     except StartupRefusedError as exc:
         return refuse(str(exc))
-    with preflight:
+    try:
         return await run(settings, preflight)
+    finally:
+        await preflight.close()
 
 
 async def run(settings: Settings, preflight: Preflight) -> int:
     stop = asyncio.Event()
     if settings.discord_token is not None:
         point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
-        bot = PlaygroundBot(settings, preflight=preflight)
+        bot = make_bot(settings, preflight=preflight)
+        if settings.sharded:
+            log.info("process %d serving %s", settings.process_index, settings.shard_scope().describe())
         install_signal_handlers(stop, bot)
         api = settings.discord_api_base or "Discord"
         try:
@@ -219,5 +230,31 @@ async def print_dashboard_links(bot: PlaygroundBot, sb: Sandbox, settings: Setti
     sys.stdout.write("\n".join(lines) + "\n")
 
 
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot", description="Run Consensus Playground (settings come from the environment and .env).",
+    )
+    parser.add_argument(
+        "--shards", type=int, metavar="N",
+        help="run a sharded bot: N Discord shards over several processes (needs DATABASE_URL; README, Scaling out)",
+    )
+    parser.add_argument(
+        "--processes", type=int, metavar="K", help="with --shards: how many processes (default: one per shard)",
+    )
+    arguments = parser.parse_args(argv)
+    if arguments.processes is not None and arguments.shards is None:
+        parser.error("--processes needs --shards")
+    return arguments
+
+
+def entry(argv: list[str]) -> int:
+    arguments = parse_arguments(argv)
+    if arguments.shards is not None:
+        from bot.cluster import run_cluster
+
+        return run_cluster(arguments.shards, arguments.processes)
+    return asyncio.run(main())
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(entry(sys.argv[1:]))

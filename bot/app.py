@@ -14,6 +14,7 @@ import discord
 import discord.client
 import discord.gateway
 import discord.http
+import discord.shard
 import yarl
 from discord import app_commands
 from discord.ext import commands
@@ -27,6 +28,7 @@ from bot.outbox_feed import FeedingOutboxWriter, OutboxFeed
 from bot.preflight import Preflight, run_preflight
 from bot.private_files import database_files, make_private_files
 from bot.settings import Settings
+from bot.shard_scope import ShardScope
 from bot.storage import (
     DashboardLinkRepository,
     EpochMessageRepository,
@@ -132,8 +134,10 @@ class PlaygroundTree(app_commands.CommandTree):
 
 
 def use_yielding_gateway() -> None:
-    # discord.py builds the socket through this module-level name in Client.connect.
+    # discord.py builds the socket through this module-level name in Client.connect, and through
+    # discord.shard's own (a star import of discord.gateway) in AutoShardedClient.launch_shard.
     discord.client.DiscordWebSocket = YieldingWebSocket  # type: ignore[misc]
+    discord.shard.DiscordWebSocket = YieldingWebSocket  # type: ignore[misc]
 
 
 def make_intents() -> discord.Intents:
@@ -185,6 +189,8 @@ class PlaygroundBot(commands.Bot):
         self._offline_announced: set[int] = set()
         self.preflight = preflight
         self._owns_preflight = preflight is None
+        # The servers this process serves (every one, unless it is one of a sharded bot's processes).
+        self.scope: ShardScope = settings.shard_scope()
 
     async def setup_hook(self) -> None:
         self.lag_monitor.start()
@@ -208,6 +214,7 @@ class PlaygroundBot(commands.Bot):
         node = Node(
             self.store, clock=self.clock, randomness=self.randomness, master_key=master_key,
             hashing_core=self.hashing_core, faucet_fund_points=settings.faucet_fund_points,
+            owns=self.scope.owns,
         )
         await node.load()
         for chain_id in node.chain_ids():
@@ -218,7 +225,7 @@ class PlaygroundBot(commands.Bot):
         self.notifier = WebhookNotifier(
             self.store, master_key, names=self._owner_names, alert=self._alert, clock=self.clock,
             randomness=self.randomness, retention_s=settings.outbox_retention_days * 86_400.0,
-            pictures=self._announcement_chart,
+            pictures=self._announcement_chart, owns=self.scope.owns,
         )
         await self.notifier.start()
         signer = ValidatorSigner(self.store, clock=self.clock, randomness=self.randomness, master_key=master_key)
@@ -250,7 +257,11 @@ class PlaygroundBot(commands.Bot):
                 # One broken extension must not take the others down with it.
                 self.failed_extensions[extension] = exc
                 log.exception("failed to load extension %s", extension)
-        await self._sync_commands()
+        if settings.sync_commands:
+            await self._sync_commands()
+        else:
+            # A sharded bot's commands are global: one process (the launcher's first) syncs them for all.
+            log.info("not syncing commands (SYNC_COMMANDS is off: another process of this bot syncs them)")
         # Everything loaded so far (modules, chains, cogs) lives as long as the bot: keep it out of
         # the collector's full passes, whose pauses would otherwise land between commands.
         gc.freeze()
@@ -438,6 +449,35 @@ class PlaygroundBot(commands.Bot):
             await self.store.close()
             self.store = None
         if self._owns_preflight and self.preflight is not None:
-            self.preflight.release()
+            await self.preflight.close()
             self.preflight = None
         await self.lag_monitor.stop()
+
+
+class ShardedPlaygroundBot(PlaygroundBot, commands.AutoShardedBot):
+    """One process of a sharded bot: discord.py's ``AutoShardedBot`` running this process's shards only.
+
+    The method order is PlaygroundBot, commands.Bot, commands.AutoShardedBot, BotBase, AutoShardedClient,
+    Client: the playground's own methods first, then the bot's command handling, and
+    ``AutoShardedClient``'s connect/close (one gateway session per shard) before ``Client``'s.
+    ``on_ready`` comes once every shard of the process is ready; a shard that identifies again later
+    (its session could not be resumed) brings ``on_shard_ready`` alone, which follows that shard's servers.
+    """
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        scope = settings.shard_scope()
+        super().__init__(settings, shard_count=scope.shard_count, shard_ids=list(scope.shard_ids), **options)
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        log.info("shard %d of %d ready (%d servers on it)", shard_id, self.scope.shard_count,
+                 sum(1 for g in self.guilds if self.scope.shard_of(g.id) == shard_id))
+        if self.is_ready():
+            # After the first on_ready: this shard alone identified again.
+            self._follow_guilds()
+
+
+def make_bot(settings: Settings, **options: Any) -> PlaygroundBot:
+    """The bot these settings ask for: sharded (SHARD_COUNT set) or the single-process default."""
+    if settings.sharded:
+        return ShardedPlaygroundBot(settings, **options)
+    return PlaygroundBot(settings, **options)

@@ -42,10 +42,11 @@ def _not_voice_notice(record: logging.LogRecord) -> bool:
     return "voice will NOT be supported" not in record.getMessage()
 
 
-def configure_logging(level: str, log_file: Path | None = None) -> None:
+def configure_logging(level: str, log_file: Path | None = None, *, process: str | None = None) -> None:
     """Logs on stderr; with ``log_file`` (the sandbox terminal) everything goes to that file and
     only warnings and errors, one line each, to the terminal, so log lines do not land between
-    the prompts and the bot's answers."""
+    the prompts and the bot's answers.  ``process``: a tag after the time on every line (a sharded
+    bot's processes share one stderr: ``p1`` tells whose line it is)."""
     root = logging.getLogger()
     if log_file is not None:
         try:
@@ -68,6 +69,7 @@ def configure_logging(level: str, log_file: Path | None = None) -> None:
             root.addHandler(to_file)
             root.addHandler(to_terminal)
     if not root.handlers:
-        logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+        line_format = LOG_FORMAT if process is None else LOG_FORMAT.replace("%(asctime)s ", f"%(asctime)s {process} ")
+        logging.basicConfig(level=level, format=line_format, stream=sys.stderr)
     # discord.py is chatty at INFO about every gateway event.
     logging.getLogger("discord").setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -128,8 +128,11 @@ class WebhookNotifier:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         retention_s: float = 7 * 86_400.0,
         pictures: Pictures | None = None,
+        owns: Callable[[int], bool] | None = None,
     ) -> None:
-        """``pictures``: the charts some announcements carry (None: announcements without charts)."""
+        """``pictures``: the charts some announcements carry (None: announcements without charts).
+        ``owns``: the servers this process announces for (None: all); with several processes on one
+        database each delivers only its own servers' outbox, so no event is posted by two of them."""
         # The bot's own tables, in the engine's database.
         self.outbox = OutboxRepository(store.db)
         self.webhooks = WebhookRepository(store.db)
@@ -163,6 +166,7 @@ class WebhookNotifier:
         self._next_prune = 0.0
         self.pruned_events = 0
         self._pictures = pictures
+        self._owns = owns
         # Posts (retries included) that carried their chart, and that went without (nothing to show,
         # a failure, too slow).
         self.charts_attached = 0
@@ -316,8 +320,12 @@ class WebhookNotifier:
         return [
             w.chain_id
             for w in await self.webhooks.all()
-            if w.disabled_reason is None and backlog.get(w.chain_id) and self._due(w.chain_id)
+            if w.disabled_reason is None and backlog.get(w.chain_id) and self._due(w.chain_id) and self.owns(w.chain_id)
         ]
+
+    def owns(self, chain_id: int) -> bool:
+        """Whether this notifier announces for the server (another process announces for the others)."""
+        return self._owns is None or self._owns(chain_id)
 
     def _spawn(self, chain_id: int) -> None:
         running = self._workers.get(chain_id)
@@ -343,6 +351,8 @@ class WebhookNotifier:
         await asyncio.gather(*(self._drain_chain(chain_id) for chain_id in await self._due_chains()))
 
     async def _drain_chain(self, chain_id: int) -> None:
+        if not self.owns(chain_id):
+            return  # another process's server: its own notifier delivers it
         async with self._lock(chain_id):
             # Read again under the lock: it may have been disabled or replaced meanwhile.
             stored = await self.webhooks.get(chain_id)

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.shard_scope import MAX_SHARD_COUNT, ShardScope, ShardSpecError, parse_shard_ids
 from chain.keys import MASTER_KEY_SIZE_BYTES
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,22 @@ class Settings(BaseSettings):
         default=None, description="Base URL dashboard links use behind a reverse proxy (https://host[/prefix])"
     )
 
+    # Sharded processes (README "Scaling out"): the launcher (python -m bot --shards N) sets these
+    # for each process it starts; a process started by hand may set them itself.
+    shard_count: int | None = Field(
+        default=None, ge=1, le=MAX_SHARD_COUNT,
+        description="Discord shards of the whole bot; unset: one process serving every server",
+    )
+    shard_ids: str | None = Field(
+        default=None, description="This process's shards, like 0,1 or 0-3 (needs SHARD_COUNT); unset: all of them"
+    )
+    process_index: int = Field(
+        default=0, ge=0, le=MAX_SHARD_COUNT, description="This process's number in a sharded bot (names its lease)"
+    )
+    sync_commands: bool = Field(
+        default=True, description="Sync slash commands at startup (the launcher lets process 0 only)"
+    )
+
     def __init__(self, **values: Any) -> None:
         problem = None
         try:
@@ -141,6 +158,50 @@ class Settings(BaseSettings):
         if problem is not None:
             raise ValueError(problem)
         return value
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shard_list(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        count = info.data.get("shard_count")
+        if count is None:
+            raise ValueError("must be empty unless SHARD_COUNT is set")
+        try:
+            parse_shard_ids(value, count)
+        except ShardSpecError as exc:
+            raise ValueError(str(exc)) from None
+        return value.strip()
+
+    def shard_scope(self) -> ShardScope:
+        """The servers this process serves: its shards, or every server when SHARD_COUNT is unset."""
+        if self.shard_count is None:
+            return ShardScope.everything()
+        if self.shard_ids is None:
+            return ShardScope(self.shard_count, tuple(range(self.shard_count)))
+        return ShardScope(self.shard_count, parse_shard_ids(self.shard_ids, self.shard_count))
+
+    @property
+    def sharded(self) -> bool:
+        """Whether this process is one of a sharded bot's (SHARD_COUNT set)."""
+        return self.shard_count is not None
+
+    def sharding_problem(self) -> str | None:
+        """Why these settings cannot run sharded (one line), or None."""
+        if not self.sharded:
+            return None
+        if self.database_url is None:
+            return (
+                "sharding (SHARD_COUNT, python -m bot --shards) needs PostgreSQL: several processes cannot share "
+                "the SQLite file. Set DATABASE_URL=postgresql://... (see README, Scaling out), or run one process "
+                "without SHARD_COUNT."
+            )
+        if self.discord_token is None:
+            return (
+                "sharding (SHARD_COUNT, python -m bot --shards) needs DISCORD_TOKEN: the built-in sandbox play "
+                "is one process. Set DISCORD_TOKEN, or unset SHARD_COUNT."
+            )
+        return None
 
     @field_validator("database_url")
     @classmethod

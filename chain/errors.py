@@ -1247,3 +1247,19 @@ class CopyMismatchError(DatabaseCopyError):
         # Each side's summary as printed lines (``DatabaseSummary.lines``), when both were read.
         self.source = source or []
         self.target = target or []
+
+
+# --- Ownership (issue 13, sharded processes): a node serves only the chains it owns ---
+
+
+class ChainNotOwnedError(ChainError):
+    """The chain belongs to another process of the bot: this node neither loads, creates nor resets it."""
+
+    code = "chain_not_owned"
+
+    def __init__(self, chain_id: int) -> None:
+        super().__init__(
+            f"chain {chain_id} is served by another process of this bot, not this one: nothing was changed. "
+            "Try again in a moment (its own process answers for it)."
+        )
+        self.chain_id = chain_id

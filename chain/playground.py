@@ -365,6 +365,7 @@ class Playground:
             return self._node.chain(guild_id).state
         lock = self._creating.setdefault(guild_id, asyncio.Lock())
         async with lock:
+            self._node.require_owned(guild_id)
             self._node.require_online(guild_id)
             if not self._node.has_chain(guild_id):
                 params = self._defaults.default_params
@@ -377,6 +378,7 @@ class Playground:
     async def reset_chain(self, guild_id: int, *, defaults: bool = False) -> ChainState:
         """Start this server's chain over, as one atomic step: with the rules in force on the old
         chain (block time, reward...), or with the default rules if ``defaults``."""
+        self._node.require_owned(guild_id)
         params = self._defaults.default_params
         bits = compute_calibrated_bits(await self._defaults.hash_rate(), params)
         keep = not defaults

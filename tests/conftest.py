@@ -11,6 +11,7 @@ import discord.asset
 import discord.client
 import discord.gateway
 import discord.http
+import discord.shard
 import pytest
 
 from tests.postgres_server import PostgresServer, PostgresUnavailableError
@@ -24,6 +25,7 @@ def restore_discord_py_endpoints() -> Iterator[None]:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
         discord.asset.Asset.BASE,
         discord.client.DiscordWebSocket,
+        discord.shard.DiscordWebSocket,  # type: ignore[attr-defined]
     )
     try:
         yield
@@ -33,6 +35,7 @@ def restore_discord_py_endpoints() -> Iterator[None]:
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
             discord.asset.Asset.BASE,
             discord.client.DiscordWebSocket,
+            discord.shard.DiscordWebSocket,  # type: ignore[attr-defined]
         ) = saved
 
 

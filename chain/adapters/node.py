@@ -60,6 +60,7 @@ from chain.errors import (
     BranchTooDeepError,
     ChainError,
     ChainNotFoundError,
+    ChainNotOwnedError,
     ChainOfflineError,
     DepositPendingError,
     DuplicateBlockError,
@@ -103,6 +104,12 @@ REPLAY_BATCH_BLOCKS = 500
 
 Clock = Callable[[], float]
 Randomness = Callable[[int], bytes]
+# Whether this node serves a chain (the bot's shard of it): it loads, creates and resets only those.
+Ownership = Callable[[int], bool]
+
+
+def owns_every_chain(_chain_id: int) -> bool:
+    return True
 
 # The owner name of the bot's faucet wallet. Members' owners are Discord ids (digits only), so
 # no member can ever own this wallet; it is custodied and sealed like theirs.
@@ -293,8 +300,14 @@ class Node:
         master_key: bytes | None,
         hashing_core: HashingCore | None = None,
         faucet_fund_points: int = 0,
+        owns: Ownership = owns_every_chain,
     ) -> None:
+        """``owns``: the chains this node serves (default: all). Several nodes (processes) can share one
+        PostgreSQL database, each owning a disjoint part of its chains: a node loads only its own, and
+        refuses to create, reset or delete another's (``ChainNotOwnedError``), so it never holds a
+        second in-memory copy of a chain another node is changing."""
         self.store = store
+        self.owns = owns
         # Points every chain this node creates with a consensus config allocates at genesis to
         # its faucet (``FAUCET_OWNER``'s wallet); 0: chains get no faucet.
         self.faucet_fund_points = faucet_fund_points
@@ -325,8 +338,13 @@ class Node:
 
         One by one, and each on its own: a chain that cannot be loaded (a corrupt row, a bug) is
         logged and taken offline (``offline_reason``), and every other chain loads and plays on.
+        Only the chains this node ``owns`` are loaded; the others are another node's.
         """
-        for chain_id in await self.store.chains.chain_ids():
+        stored = await self.store.chains.chain_ids()
+        owned = [chain_id for chain_id in stored if self.owns(chain_id)]
+        if len(owned) != len(stored):
+            log.info("loading %d of %d stored chains (the others belong to other processes)", len(owned), len(stored))
+        for chain_id in owned:
             try:
                 await self._load_chain(chain_id)
             except Exception as exc:  # whatever broke one chain must not stop the others
@@ -454,6 +472,11 @@ class Node:
     def has_chain(self, chain_id: int) -> bool:
         return chain_id in self._chains
 
+    def require_owned(self, chain_id: int) -> None:
+        """Raise ``ChainNotOwnedError`` if another node serves this chain."""
+        if not self.owns(chain_id):
+            raise ChainNotOwnedError(chain_id)
+
     def require_online(self, chain_id: int) -> None:
         """Raise ``ChainOfflineError`` (saying why and what to do) if the chain failed to load."""
         reason = self._offline.get(chain_id)
@@ -498,6 +521,7 @@ class Node:
         With a ``consensus`` config the chain can stake (and merge, or run pos or
         hybrid); without one it is the plain proof-of-work chain of old.
         """
+        self.require_owned(chain_id)
         if consensus is not None and consensus.mode is Mode.POS:
             initial_bits = 0
         if initial_bits is None:
@@ -521,6 +545,7 @@ class Node:
         return state
 
     async def delete_chain(self, chain_id: int) -> None:
+        self.require_owned(chain_id)
         await self.store.delete_chain(chain_id)
         self._chains.pop(chain_id, None)
         self._offline.pop(chain_id, None)
@@ -553,6 +578,7 @@ class Node:
         the gap, or land a block or payment on the old chain meanwhile.  Commands
         waiting for the old chain's lock go on with the new chain.
         """
+        self.require_owned(chain_id)
         async with contextlib.AsyncExitStack() as stack:
             if chain_id in self._chains:
                 await stack.enter_async_context(self.locked(chain_id))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bot.app import PlaygroundBot
+from bot.app import PlaygroundBot, ShardedPlaygroundBot
 from bot.settings import Settings
 from chain.params import PLAYGROUND
 from sandbox import Sandbox, point_discord_py_at
@@ -59,7 +60,9 @@ async def running_bot(
     sb: Sandbox, settings: Settings, *, hash_rate: int = EASY_HASH_RATE
 ) -> AsyncIterator[PlaygroundBot]:
     target = point_discord_py_at(sb.api_base, sb.gateway_url)
-    bot = PlaygroundBot(settings, guild_ready_timeout=0.1)
+    # Looked up here, not bound at import: tests patch ``PlaygroundBot`` (a fake clock, say).
+    bot_class = ShardedPlaygroundBot if settings.sharded else PlaygroundBot
+    bot = bot_class(settings, guild_ready_timeout=0.1)
     task = asyncio.create_task(bot.start(sb.bot_token), name="playground-bot")
     try:
         ready = asyncio.create_task(bot.wait_until_ready())
@@ -76,8 +79,12 @@ async def running_bot(
             bot.services.measured_hash_rate = hash_rate
         if bot.services is not None:
             bot.services.default_params = E2E_PARAMS
-        await sb.wait_until_ready()
-        await sb.wait_commands_synced(names=COMMANDS)
+        if settings.sharded and "shard_ids" in inspect.signature(sb.wait_until_ready).parameters:
+            await sb.wait_until_ready(shard_ids=bot.shard_ids)  # this process's shards, not the bot's others
+        else:
+            await sb.wait_until_ready()
+        if settings.sync_commands:
+            await sb.wait_commands_synced(names=COMMANDS)
         yield bot
     finally:
         await bot.close()

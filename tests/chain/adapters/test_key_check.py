@@ -211,7 +211,7 @@ async def test_on_postgres_the_key_check_guards_the_database_alike(postgres_url,
     def settings(key: bytes) -> Settings:
         return settings_for(tmp_path, key).model_copy(update={"database_url": SecretStr(postgres_url)})
 
-    (await run_preflight(settings(RIGHT))).release()
+    await (await run_preflight(settings(RIGHT))).close()
     with pytest.raises(StartupRefusedError) as refused:
         await run_preflight(settings(WRONG))
     assert "PostgreSQL database" in str(refused.value)

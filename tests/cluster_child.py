@@ -1,0 +1,38 @@
+"""A stand-in for ``python -m bot`` in the launcher tests: records what it was given, waits for SIGTERM.
+
+Writes ``<CLUSTER_TEST_DIR>/p<PROCESS_INDEX>-<pid>.start`` with its shard settings, and on SIGTERM
+``...-<pid>.sigterm`` before it exits 0.  With ``CLUSTER_TEST_REFUSE`` set to its index it exits 78 at
+once, as the bot does when it refuses to start.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    folder = Path(os.environ["CLUSTER_TEST_DIR"])
+    index = os.environ["PROCESS_INDEX"]
+    if os.environ.get("CLUSTER_TEST_REFUSE") == index:
+        sys.stderr.write("consensus-playground: cannot start: (the test's refusal)\n")
+        return 78
+    stem = folder / f"p{index}-{os.getpid()}"
+    names = ("SHARD_COUNT", "SHARD_IDS", "PROCESS_INDEX", "HASHING_WORKERS", "SYNC_COMMANDS", "DASHBOARD_PORT")
+    settings = " ".join(f"{name}={os.environ.get(name, '')}" for name in names)
+
+    def stop(_sig: int, _frame: object) -> None:
+        stem.with_suffix(".sigterm").write_text("stopped\n")
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    stem.with_suffix(".start").write_text(settings + "\n")
+    while True:
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
