@@ -88,6 +88,8 @@ async def test_stop_stats_and_one_session_per_member(playground):
 
     stats = await p.run(w.alice, "mine stats")
     assert stats.ephemeral and "block 1:" in reply_text(stats) and "Blocks you mined" in reply_text(stats)
+    # Which nonce search runs ("native (SHA-NI)", "native (portable C)" or "Python"), for members to see.
+    assert f"{p.bot.services.hashing_core.backend_label} hashing" in reply_text(stats)
 
     stop = await p.run(w.alice, "mine stop")
     assert stop.ephemeral and "Stopping" in reply_text(stop)
