@@ -69,33 +69,52 @@ static inline uint32_t bswap32(uint32_t v) {
 /* ---- portable C ------------------------------------------------------------------------- */
 
 #define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+#define BSIG0(x) (ROTR(x, 2) ^ ROTR(x, 13) ^ ROTR(x, 22))
+#define BSIG1(x) (ROTR(x, 6) ^ ROTR(x, 11) ^ ROTR(x, 25))
+#define SSIG0(x) (ROTR(x, 7) ^ ROTR(x, 18) ^ ((x) >> 3))
+#define SSIG1(x) (ROTR(x, 17) ^ ROTR(x, 19) ^ ((x) >> 10))
+#define CH(x, y, z) ((z) ^ ((x) & ((y) ^ (z))))
+#define MAJ(x, y, z) (((x) & (y)) | ((z) & ((x) | (y))))
+
+/* One round with the working variables renamed instead of moved (as Bitcoin Core's sha256.cpp does):
+ * only d and h change; the caller rotates the names. */
+#define ROUND(a, b, c, d, e, f, g, h, i)                                   \
+    do {                                                                    \
+        uint32_t t1_ = (h) + BSIG1(e) + CH(e, f, g) + K[i] + w[(i) & 15];   \
+        uint32_t t2_ = BSIG0(a) + MAJ(a, b, c);                             \
+        (d) += t1_;                                                         \
+        (h) = t1_ + t2_;                                                    \
+    } while (0)
+
+/* The message schedule kept in a ring of 16 words, extended just before each word is used. */
+#define EXPAND(i) (w[(i) & 15] += SSIG1(w[((i) - 2) & 15]) + w[((i) - 7) & 15] + SSIG0(w[((i) - 15) & 15]))
 
 static void compress_portable(uint32_t state[8], const uint32_t w_in[16]) {
-    uint32_t w[64];
+    uint32_t w[16];
     uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
     uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
     int i;
-    for (i = 0; i < 16; i++) w[i] = w_in[i];
-    for (i = 16; i < 64; i++) {
-        uint32_t s0 = ROTR(w[i - 15], 7) ^ ROTR(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = ROTR(w[i - 2], 17) ^ ROTR(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    memcpy(w, w_in, sizeof w);
+    for (i = 0; i < 16; i += 8) {
+        ROUND(a, b, c, d, e, f, g, h, i + 0);
+        ROUND(h, a, b, c, d, e, f, g, i + 1);
+        ROUND(g, h, a, b, c, d, e, f, i + 2);
+        ROUND(f, g, h, a, b, c, d, e, i + 3);
+        ROUND(e, f, g, h, a, b, c, d, i + 4);
+        ROUND(d, e, f, g, h, a, b, c, i + 5);
+        ROUND(c, d, e, f, g, h, a, b, i + 6);
+        ROUND(b, c, d, e, f, g, h, a, i + 7);
     }
-    for (i = 0; i < 64; i++) {
-        uint32_t S1 = ROTR(e, 6) ^ ROTR(e, 11) ^ ROTR(e, 25);
-        uint32_t ch = (e & f) ^ (~e & g);
-        uint32_t t1 = h + S1 + ch + K[i] + w[i];
-        uint32_t S0 = ROTR(a, 2) ^ ROTR(a, 13) ^ ROTR(a, 22);
-        uint32_t maj = (a & b) ^ (a & c) ^ (b & c);
-        uint32_t t2 = S0 + maj;
-        h = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = c;
-        c = b;
-        b = a;
-        a = t1 + t2;
+#pragma GCC unroll 6
+    for (i = 16; i < 64; i += 8) {
+        EXPAND(i + 0); ROUND(a, b, c, d, e, f, g, h, i + 0);
+        EXPAND(i + 1); ROUND(h, a, b, c, d, e, f, g, i + 1);
+        EXPAND(i + 2); ROUND(g, h, a, b, c, d, e, f, i + 2);
+        EXPAND(i + 3); ROUND(f, g, h, a, b, c, d, e, i + 3);
+        EXPAND(i + 4); ROUND(e, f, g, h, a, b, c, d, i + 4);
+        EXPAND(i + 5); ROUND(d, e, f, g, h, a, b, c, i + 5);
+        EXPAND(i + 6); ROUND(c, d, e, f, g, h, a, b, i + 6);
+        EXPAND(i + 7); ROUND(b, c, d, e, f, g, h, a, i + 7);
     }
     state[0] += a;
     state[1] += b;
@@ -222,7 +241,7 @@ static void search_loop(compress_fn compress, const unsigned char *prefix, const
                         uint32_t start, uint64_t count, search_out *out) {
     uint32_t mid[8], block2[16], block3[16], s[8], h[8];
     /* The lowest hash so far as 8 big-endian words; the first hash always takes it. */
-    uint32_t best[8];
+    uint32_t best[8] = {0};
     int have_best = 0;
     uint64_t i;
     int k;
