@@ -9,12 +9,16 @@ of skipping them.
 
 import hashlib
 import importlib
+import logging
 import os
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chain.adapters import hashcore
 from chain.adapters.hashcore import HashingCore
 from chain.adapters.nonce_search import (
     BACKENDS,
@@ -244,3 +248,29 @@ async def test_the_core_names_its_backend_in_its_stats():
         assert core.stats().backend == "Python"
     default = HashingCore(1)
     assert default.backend_label == BACKENDS[DEFAULT_BACKEND].label
+
+
+def test_when_the_extension_cannot_be_imported_the_module_defaults_to_python_and_says_why():
+    # A fresh interpreter in which importing the extension fails, as where it was never built.
+    code = (
+        "import sys; sys.modules['chain.adapters._noncesearch'] = None\n"
+        "from chain.adapters import nonce_search as n\n"
+        "print(n.DEFAULT_BACKEND, sorted(n.BACKENDS), n.BACKENDS[n.DEFAULT_BACKEND].label, sep='|')\n"
+        "print(n.BACKEND_NOTE)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    default, names, label, note = out.splitlines()[0].split("|") + out.splitlines()[1:]
+    assert (default, names, label) == ("python", "['python']", "Python")
+    assert "native nonce search is not built" in note
+
+
+async def test_the_core_logs_its_backend_and_why_a_faster_one_is_missing(monkeypatch, caplog):
+    monkeypatch.setattr(hashcore, "DEFAULT_BACKEND", "python")
+    monkeypatch.setattr(hashcore, "BACKEND_NOTE", "the native nonce search is not built (no compiler)")
+    caplog.set_level(logging.INFO, logger="chain.adapters.hashcore")
+    async with HashingCore(1, backend="python", cpu_percent=40, cores=2):
+        pass
+    started = [r.getMessage() for r in caplog.records if "hashing core started" in r.getMessage()]
+    assert started and "backend Python" in started[0] and "CPU budget 40% of 2 cores" in started[0]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("not built (no compiler)" in w for w in warnings)
