@@ -206,7 +206,7 @@ class PlaygroundBot(commands.Bot):
         # From now on the database itself names its key (an old database learns it here).
         await record_key_check(self.store.key_checks, master_key, self.randomness(12), int(self.clock()))
         make_private_files(database_files(settings.database_path))
-        self.hashing_core = HashingCore(settings.hashing_workers)
+        self.hashing_core = HashingCore(settings.hashing_workers, cpu_percent=settings.hashing_cpu_percent)
         await self.hashing_core.start()
         # Its own worker: charts never run on the event loop nor in the hashing core's workers.
         self.charts = ChartRenderer()

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
         default=Path("data/master.key"), description="Where the master key is created when MASTER_KEY is unset"
     )
     hashing_workers: int | None = Field(default=None, ge=1, le=64, description="Hashing processes; default all cores")
+    hashing_cpu_percent: int = Field(
+        default=100, ge=1, le=100,
+        description="Most of the machine's CPU (all cores together) the hashing core may use, in percent",
+    )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
     dev_guild_id: int | None = Field(default=None, description="Sync commands to this server instantly")
     discord_api_base: str | None = Field(default=None, description="REST base of a Discord-compatible server")

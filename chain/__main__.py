@@ -95,7 +95,7 @@ async def cmd_init(args: argparse.Namespace) -> int:
         initial_subsidy_points=args.subsidy,
         halving_interval_blocks=args.halving,
     )
-    core = None if args.bits is not None else HashingCore(args.workers)
+    core = None if args.bits is not None else HashingCore(args.workers, cpu_percent=args.cpu_percent)
     try:
         if core is not None:
             await core.start()
@@ -138,7 +138,7 @@ def _progress_printer(height: int, live: bool) -> Callable[[Progress], None]:
 
 
 async def cmd_mine(args: argparse.Namespace) -> int:
-    core = HashingCore(args.workers)
+    core = HashingCore(args.workers, cpu_percent=args.cpu_percent)
     await core.start()
     live = sys.stdout.isatty()
     try:
@@ -292,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", default=str(DEFAULT_DB), help="chain database file (default %(default)s)")
     parser.add_argument("--chain-id", type=int, default=1, help="which chain in the database (default 1)")
     parser.add_argument("--workers", type=int, default=None, help="hashing worker processes (default: all cores)")
+    parser.add_argument(
+        "--cpu-percent", type=int, default=100, choices=range(1, 101), metavar="1..100",
+        help="most of the machine's CPU the hashing may use (default 100)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -411,9 +411,11 @@ class Admin(
         embed.add_field(name="Undelivered events", value=f"{webhook.backlog:,}")
         embed.add_field(name="Mining here", value=counted(len(here), "session"))
         rate = f"~{core.worker_rate * core.workers:,} H/s" if core.worker_rate else "rate measured when mining starts"
+        budget = "" if core.cpu_percent >= 100 else f", at most {core.cpu_percent}% of the CPU"
         embed.add_field(
             name="Hashing core",
-            value=f"{counted(core.workers, 'worker')}, {rate}, {counted(core.sessions, 'session')} in all",
+            value=f"{counted(core.workers, 'worker')}, {rate}, {counted(core.sessions, 'session')} in all; "
+            f"{core.backend} hashing{budget}",
         )
         embed.add_field(
             name="Rule change",

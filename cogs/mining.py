@@ -218,8 +218,11 @@ class Mining(
         embed.add_field(name="Blocks you mined", value=str(mined.get(me, 0)))
         embed.add_field(name="Chain height", value=str(state.height))
         embed.add_field(name="Miners now", value=f"{sessions} here, {core.sessions} on the core")
+        budget = "" if core.cpu_percent >= 100 else f", at most {core.cpu_percent}% of the CPU"
         embed.add_field(
-            name="Core", value=f"{counted(core.workers, 'worker')}, ~{core.worker_rate * core.workers:,} H/s"
+            name="Core",
+            value=f"{counted(core.workers, 'worker')}, ~{core.worker_rate * core.workers:,} H/s, "
+            f"{core.backend} hashing{budget}",
         )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 

@@ -23,7 +23,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+# The install also builds the native nonce search (setup.py: chain/adapters/_noncesearch.c, with the
+# machine's C compiler and Python headers; nothing is downloaded). It is optional: without a compiler
+# the install still succeeds and the hashing core runs its Python backend (the bot's log says which).
+# So the stamp covers the C source too: changing it rebuilds.
+stamp=.venv/.installed-$(cat pyproject.toml setup.py chain/adapters/_noncesearch.c | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e '.[test]'

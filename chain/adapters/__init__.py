@@ -4,7 +4,8 @@ verify and export and ``template_job`` for a mining session's templates; ``beaco
 validators, votes and slots, composed of ``stake_requests``, ``votes``, ``slot_driver``,
 ``slashing_reports``, ``beacon_lifecycle`` and ``beacon_status`` over the shared
 ``beacon_runtime``), durable storage (``storage/``, every SQL statement of chain/), the hashing
-core's worker processes (``hashcore``, ``nonce_search``, ``worker_lifeline``), the custodial
+core's worker processes (``hashcore``, ``nonce_search`` with its C extension ``_noncesearch``,
+``cpu_budget``, ``worker_lifeline``), the custodial
 validator signer (``signer``), the master-key check (``key_check``), the per-server work budget
 (``budget``) and the energy counters and report (``energy``).
 

@@ -15,6 +15,16 @@ tied up by a chunk whose result nobody wants any more.
 All bookkeeping runs on the event loop in callbacks that do a few dictionary
 operations; the hashing itself never does.
 
+Backends: the fastest the machine offers by default (``nonce_search.DEFAULT_BACKEND``:
+the native C search on the CPU's SHA extensions, its portable C path, or pure
+Python); ``backend_label`` names the one running, for the log and the members.
+
+CPU budget: with ``cpu_percent`` below 100 each worker sleeps after every chunk
+in proportion to the CPU time it took (``cpu_budget.CpuBudget``), so the core
+uses at most that share of the machine; the sleep is part of the chunk's wall
+time, so the observed rate, the chunk sizes and ``measure_rate`` (difficulty
+calibration) are all under the cap.
+
 Energy: each worker measures its own CPU time per chunk (``run_chunk``). The
 core adds it up in total (``stats().cpu_ns_total``), per session
 (``MiningSession.cpu_ns``, ``MiningOutcome.cpu_ns``) and per chain
@@ -37,7 +47,9 @@ from functools import partial
 from itertools import count
 from typing import Protocol
 
+from chain.adapters.cpu_budget import FULL_PERCENT, CpuBudget
 from chain.adapters.nonce_search import (
+    BACKEND_NOTE,
     DEFAULT_BACKEND,
     MAX_NONCE,
     PREFIX_SIZE,
@@ -52,8 +64,11 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 DEFAULT_CHUNK_SECONDS = 0.075
-# A guess for the first chunks, before any rate has been observed.
+# A guess for the first chunks, before any rate has been observed (the warm-up replaces it).
 INITIAL_WORKER_RATE = 500_000
+# Hashes each worker does at start-up to measure its rate: the first chunks are then sized for the
+# backend actually running (a native one is ~10x Python), so they are neither far too short nor long.
+WARM_UP_HASHES = 20_000
 # How much longer than asked ``measure_rate`` waits for a first full chunk on a loaded host, in seconds.
 MEASURE_PATIENCE_S = 10.0
 MIN_CHUNK = 1_024
@@ -185,6 +200,10 @@ class CoreStats:
     per_session: tuple[SessionStats, ...]
     cpu_ns_total: int = 0
     """Worker CPU time of every completed chunk, as the workers measured it (warm-up excluded)."""
+    backend: str = ""
+    """Which nonce search runs, as members read it: "native (SHA-NI)", "native (portable C)", "Python"."""
+    cpu_percent: int = FULL_PERCENT
+    """The share of the machine's CPU the core may use (``HASHING_CPU_PERCENT``)."""
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -302,13 +321,17 @@ class HashingCore:
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
         mp_start_method: str = "forkserver",
         worker_niceness: int = DEFAULT_WORKER_NICENESS,
+        cpu_percent: int = FULL_PERCENT,
+        cores: int | None = None,
     ) -> None:
-        workers = (os.cpu_count() or 1) if workers is None else workers
+        cores = (os.cpu_count() or 1) if cores is None else cores
+        workers = cores if workers is None else workers
         if workers < 1:
             raise ValueError(f"need at least one worker, got {workers}")
         if chunk_seconds <= 0:
             raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds}")
-        get_backend(backend)
+        self._backend_label = get_backend(backend).label
+        self._budget = CpuBudget(cpu_percent, cores, workers)
         self._workers = workers
         self._backend = backend
         self._clock = clock
@@ -344,6 +367,19 @@ class HashingCore:
         return self._workers
 
     @property
+    def backend_label(self) -> str:
+        """The nonce search running: "native (SHA-NI)", "native (portable C)" or "Python"."""
+        return self._backend_label
+
+    @property
+    def budget(self) -> CpuBudget:
+        return self._budget
+
+    def _chunk_budget(self) -> CpuBudget | None:
+        # None when there is nothing to pause: one less object to pickle per chunk.
+        return None if self._budget.unlimited else self._budget
+
+    @property
     def loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             raise RuntimeError("the hashing core has not been started")
@@ -370,15 +406,23 @@ class HashingCore:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
             raise
         self._pool = pool
-        log.info("hashing core started: %d workers, backend %s", self._workers, self._backend)
+        log.info(
+            "hashing core started: %d workers, backend %s, CPU budget %d%% of %d cores, ~%d H/s a worker",
+            self._workers, self._backend_label, self._budget.percent, self._budget.cores, int(self._worker_rate),
+        )
+        if self._backend == DEFAULT_BACKEND and BACKEND_NOTE is not None:
+            log.warning("hashing core: %s", BACKEND_NOTE)
 
     def _warm_up(self, pool: ProcessPoolExecutor) -> None:
+        """Import the backend in every worker and time a short search there: the first chunks' size."""
         warm_ups = [
-            pool.submit(run_chunk, self._backend, bytes(PREFIX_SIZE), 0, 0, 1)
+            pool.submit(run_chunk, self._backend, bytes(PREFIX_SIZE), 0, 0, WARM_UP_HASHES)
             for _ in range(self._workers)
         ]
-        for future in warm_ups:
-            future.result()
+        cpu_ns = sorted(future.result().cpu_ns for future in warm_ups)
+        fastest = cpu_ns[0]
+        if fastest > 0:
+            self._worker_rate = float(self._budget.scaled_rate(WARM_UP_HASHES * 1_000_000_000 // fastest))
 
     async def close(self) -> None:
         """Cancel every session, then stop the workers and wait for them to exit."""
@@ -536,6 +580,8 @@ class HashingCore:
             worker_rate=int(self._worker_rate),
             per_session=per_session,
             cpu_ns_total=self._cpu_ns_total,
+            backend=self._backend_label,
+            cpu_percent=self._budget.percent,
         )
 
     def drain_cpu_ns(self) -> dict[int, int]:
@@ -587,6 +633,7 @@ class HashingCore:
                     session.target,
                     chunk.start_nonce,
                     chunk.count,
+                    self._chunk_budget(),
                 )
             except Exception as exc:  # the job's header_prefix, or a broken pool
                 log.exception("cannot hand out a chunk for session %r", session.key)

@@ -106,6 +106,15 @@ def test_invalid_values_are_refused():
         Settings(log_level="LOUD", _env_file=None)
     with pytest.raises(SettingsError):
         Settings(watts_per_core=0, _env_file=None)
+    for percent in (0, 101):
+        with pytest.raises(SettingsError):
+            Settings(hashing_cpu_percent=percent, _env_file=None)
+
+
+def test_the_hashing_cpu_budget_defaults_to_the_whole_machine(monkeypatch):
+    assert Settings(_env_file=None).hashing_cpu_percent == 100
+    monkeypatch.setenv("HASHING_CPU_PERCENT", "50")
+    assert Settings(_env_file=None).hashing_cpu_percent == 50
 
 
 def test_environment_variables_are_read(monkeypatch, tmp_path):

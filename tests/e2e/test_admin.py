@@ -249,6 +249,7 @@ async def test_status_shows_chain_webhook_and_core(playground):
     assert field(reply, "Undelivered events") == "0"
     assert field(reply, "Mining here") == "0 sessions"
     assert field(reply, "Hashing core").startswith("1 worker, ~")
+    assert field(reply, "Hashing core").endswith(f"; {p.bot.services.hashing_core.backend_label} hashing")
     assert field(reply, "Rule change") == "none pending"
 
 

@@ -88,6 +88,8 @@ async def test_stop_stats_and_one_session_per_member(playground):
 
     stats = await p.run(w.alice, "mine stats")
     assert stats.ephemeral and "block 1:" in reply_text(stats) and "Blocks you mined" in reply_text(stats)
+    # Which nonce search runs ("native (SHA-NI)", "native (portable C)" or "Python"), for members to see.
+    assert f"{p.bot.services.hashing_core.backend_label} hashing" in reply_text(stats)
 
     stop = await p.run(w.alice, "mine stop")
     assert stop.ephemeral and "Stopping" in reply_text(stop)
@@ -339,3 +341,17 @@ async def test_an_auto_continue_that_is_not_a_boolean_is_refused(playground):
     assert (w.genesis.id, w.alice.id) not in p.bot.get_cog("Mining").sessions and no_core_session(p)
     again = await p.run(w.alice, "mine start")
     assert not again.ephemeral
+
+
+async def test_the_hashing_cpu_budget_reaches_the_core_and_members_see_it(sb, tmp_path):
+    from sandbox.demo import populate_demo
+    from tests.e2e.conftest import Playground, make_settings, running_bot
+
+    w = populate_demo(sb)
+    settings = make_settings(tmp_path / "budget.sqlite3", hashing_cpu_percent=50)  # HASHING_CPU_PERCENT=50
+    async with running_bot(sb, settings) as bot:
+        p = Playground(sb, w, bot, settings)
+        core = bot.services.hashing_core
+        assert core.budget.percent == 50 and core.stats().cpu_percent == 50
+        stats = await p.run(w.alice, "mine stats")
+        assert f"{core.backend_label} hashing, at most 50% of the CPU" in reply_text(stats)

@@ -91,3 +91,13 @@ def test_reading_a_database_creates_no_key_file_and_a_wrong_key_opens_no_wallet(
     assert code == 2 and "error:" in text and "22" * 32 not in text
     code, text = run(capsys, "--db", db, "balance")
     assert "bob" not in text  # nothing was sealed under the wrong key
+
+
+def test_cpu_percent_caps_the_hashing_and_is_checked(db, capsys):
+    code, _ = run(capsys, "--db", db, "init", "--bits", "0x207fffff", "--spacing", "5")
+    assert code == 0
+    code, text = run(capsys, "--db", db, "--workers", "1", "--cpu-percent", "50", "mine", "1", "--miner", "alice")
+    assert code == 0 and "block 1 " in text
+    for bad in ("0", "101"):
+        with pytest.raises(SystemExit):
+            main(["--db", db, "--cpu-percent", bad, "balance"])

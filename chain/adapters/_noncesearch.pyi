@@ -1,0 +1,6 @@
+# The C extension built from _noncesearch.c (see there for the contract).
+
+def search(
+    prefix76: bytes, target_be: bytes, start_nonce: int, count: int, impl: int, /
+) -> tuple[int | None, int, bytes]: ...
+def sha_extensions() -> bool: ...
