@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +78,7 @@ async def running_bot(
             bot.services.measured_hash_rate = hash_rate
         if bot.services is not None:
             bot.services.default_params = E2E_PARAMS
-        if settings.sharded and "shard_ids" in inspect.signature(sb.wait_until_ready).parameters:
+        if settings.sharded:
             await sb.wait_until_ready(shard_ids=bot.shard_ids)  # this process's shards, not the bot's others
         else:
             await sb.wait_until_ready()

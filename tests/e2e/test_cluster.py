@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import os
 import re
 import signal
@@ -20,7 +19,6 @@ import time
 from pathlib import Path
 
 import asyncpg
-import pytest
 
 from bot.storage import ServerSettingsRepository
 from chain.adapters.node import Node
@@ -135,8 +133,6 @@ def bot_environment(sb: Sandbox, tmp_path: Path, url: str) -> dict[str, str]:
 async def test_two_processes_each_serve_their_shard_and_a_killed_one_comes_back_with_nothing_lost(
     tmp_path, postgres_url
 ):
-    if "shard_count" not in inspect.signature(Sandbox).parameters:
-        pytest.skip("this sandbox does not speak shards yet (branch sandbox-shards)")
     async with Sandbox(host="127.0.0.1", port=0, shard_count=2) as sb:
         w = populate_demo(sb)
         assert (sb.shard_of(w.genesis, 2), sb.shard_of(w.fork, 2)) == (0, 1)
