@@ -24,12 +24,18 @@ def main() -> int:
     names = ("SHARD_COUNT", "SHARD_IDS", "PROCESS_INDEX", "HASHING_WORKERS", "SYNC_COMMANDS", "DASHBOARD_PORT")
     settings = " ".join(f"{name}={os.environ.get(name, '')}" for name in names)
 
+    def publish(suffix: str, text: str) -> None:
+        # Written aside, then renamed: the test polls for the name and must never read a half-written file.
+        aside = stem.with_suffix(suffix + ".part")
+        aside.write_text(text)
+        os.replace(aside, stem.with_suffix(suffix))
+
     def stop(_sig: int, _frame: object) -> None:
-        stem.with_suffix(".sigterm").write_text("stopped\n")
+        publish(".sigterm", "stopped\n")
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    stem.with_suffix(".start").write_text(settings + "\n")
+    publish(".start", settings + "\n")
     while True:
         time.sleep(1)
 
