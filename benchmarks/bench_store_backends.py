@@ -31,9 +31,9 @@ from tests.postgres_server import PostgresServer
 CHAIN_ID = 1_187_654_321_098_765_432  # a Discord-sized id
 
 
-def build_blocks(count: int) -> list:
+def build_blocks(count: int, *, chain_id: int = CHAIN_ID) -> list:
     """``count`` blocks and their effects, mined in memory before anything is timed."""
-    state = new_chain(REGTEST, chain_id=CHAIN_ID)
+    state = new_chain(REGTEST, chain_id=chain_id)
     miner = key("bench-miner").public_key
     blocks = []
     for _ in range(count):
