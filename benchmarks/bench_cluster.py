@@ -46,6 +46,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import statistics
 import sys
@@ -87,6 +88,9 @@ NOT_INHERITED = (
     "DATABASE_URL", "DASHBOARD_PORT", "DASHBOARD_PUBLIC_URL", "SHARD_COUNT", "SHARD_IDS", "PROCESS_INDEX",
     "SYNC_COMMANDS", "HASHING_CPU_PERCENT",
 )
+
+# Node.load's line in a process that owns some of the stored chains.
+LOADING = re.compile(r"loading (\d+) of (\d+) stored chains")
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +265,18 @@ class RunningBot:
                 self.proc.kill()
                 await self.proc.wait()
 
-    def tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
+    def tail(self, *, whole: bool = False) -> str:
+        text = self.log_path.read_text(errors="replace")
+        return text if whole else text[-4000:]
+
+
+def check_split(log_text: str, count: int, shards: int) -> None:
+    """Each process loaded only its own servers' chains, and together all of them: the figures below
+    are the split's, not every process loading everything."""
+    loaded = [(int(m[1]), int(m[2])) for m in LOADING.finditer(log_text)]
+    if len(loaded) != shards or sum(own for own, _ in loaded) != count or any(of != count for _, of in loaded):
+        raise RuntimeError(f"the processes did not split the {count} chains between them: {loaded}")
+    print(f"  cluster: the processes loaded {' + '.join(str(own) for own, _ in loaded)} of {count} chains")
 
 
 async def ready(sb: Sandbox, servers: list[Server], bot: RunningBot) -> None:
@@ -329,6 +343,8 @@ async def measure_layout(
         try:
             await ready(sb, servers, bot)
             figures.startup_s = time.perf_counter() - start
+            if layout.shards:
+                check_split(bot.tail(whole=True), count, layout.shards)
             await asyncio.sleep(1)
             figures.pss_kib = tree_pss_kib(bot.proc.pid)
             await burst(sb, servers)  # warm-up: every command's first use
