@@ -55,6 +55,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.bench_interactions import COMMANDS, P99_ACK_TARGET_S, percentile
 from sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,19 +70,9 @@ MASTER_KEY = "ab" * 32
 # The easiest target there is: no chain made here needs mining to be measured.
 EASY_BITS = 0x207FFFFF
 COMMIT_CHAIN_ID = 1_187_654_321_098_765_432  # a Discord-sized id no sandbox server has
-P99_ACK_TARGET_S = 0.250
 STARTUP_TARGET_S = 60.0
 MEMORY_PER_SERVER_TARGET_KIB = 256
 COMMIT_TARGET_MS = 10.0
-# Every kind of quick command a member types, cycled through the burst (as bench_interactions).
-COMMANDS = [
-    ("wallet balance", {}),
-    ("chain tip", {}),
-    ("mine stats", {}),
-    ("leaderboard", {}),
-    ("wallet history", {}),
-    ("wallet pay", {"amount": 1}),  # refused: nobody has points; it must still answer in time
-]
 SYNCED = ["mine", "wallet", "chain", "leaderboard"]
 # Settings the launcher gives each process itself; inherited ones would override its plan.
 NOT_INHERITED = (
@@ -299,7 +290,8 @@ async def ready(sb: Sandbox, servers: list[Server], bot: RunningBot) -> None:
 
 
 async def burst(sb: Sandbox, servers: list[Server]) -> list[float]:
-    """One interaction on each of ``BURST`` servers (half on each shard; fewer with fewer servers), fired at once."""
+    """One interaction on each of ``BURST`` servers (half on each shard; fewer with fewer servers), fired
+    at once; the commands are bench_interactions' mix."""
     chosen = [s for s in servers if s.shard == 0][: BURST // 2] + [s for s in servers if s.shard == 1][: BURST // 2]
     calls = []
     for i, server in enumerate(chosen):
@@ -416,11 +408,6 @@ async def commit_latency(database: str, writers: int, count: int) -> list[float]
 
 
 # --- the run ---------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 def report(servers: int, blocks: int, base: Figures, cluster: Figures) -> bool:
