@@ -40,6 +40,7 @@ from bot.log_output import configure_logging
 from bot.settings import Settings, SettingsError
 from bot.shard_lease import EXIT_LEASE_LOST
 from bot.shard_scope import MAX_SHARD_COUNT, ShardSpecError, format_shard_ids, split_shards, split_workers
+from chain.adapters.cpu_quota import compute_available_cores
 from chain.adapters.storage import Database
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def plan_processes(
         runs = split_shards(shard_count, count)
     except ShardSpecError as exc:
         raise LaunchRefusedError(f"--processes {exc}") from None
-    workers = split_workers(settings.hashing_workers or cpu_count or os.cpu_count() or 1, count)
+    workers = split_workers(settings.hashing_workers or cpu_count or compute_available_cores(), count)
     public_url = settings.dashboard_public_url
     if public_url is not None and count > 1 and PROCESS_PLACEHOLDER not in public_url:
         raise LaunchRefusedError(

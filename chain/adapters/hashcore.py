@@ -48,6 +48,7 @@ from itertools import count
 from typing import Protocol
 
 from chain.adapters.cpu_budget import FULL_PERCENT, CpuBudget
+from chain.adapters.cpu_quota import compute_available_cores
 from chain.adapters.nonce_search import (
     BACKEND_NOTE,
     DEFAULT_BACKEND,
@@ -324,7 +325,8 @@ class HashingCore:
         cpu_percent: int = FULL_PERCENT,
         cores: int | None = None,
     ) -> None:
-        cores = (os.cpu_count() or 1) if cores is None else cores
+        # The cores this process may use (CPU affinity, the container's CPU quota), not the host's count.
+        cores = compute_available_cores() if cores is None else cores
         workers = cores if workers is None else workers
         if workers < 1:
             raise ValueError(f"need at least one worker, got {workers}")
