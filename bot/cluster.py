@@ -169,12 +169,24 @@ class Launcher:
         for plan in self.plans:
             log.info("%s", plan.describe())
         keepers = [asyncio.create_task(self._keep(child), name=f"child-{child.plan.index}") for child in self._children]
+        stopping = asyncio.create_task(self._stopping.wait(), name="launcher-stopping")
         try:
-            await asyncio.gather(*keepers)
+            # Keepers run until the launcher stops; one ends earlier only if it failed (raised below).
+            await asyncio.wait([stopping, *keepers], return_when=asyncio.FIRST_COMPLETED)
         finally:
+            # The keepers go first, and the children are stopped here, not by the keepers: a keeper waits
+            # for its child without a time limit (a child stuck in its shutdown would hold the launcher
+            # forever), and one cancelled while spawning a child kills it (asyncio does) instead of
+            # leaving a child that the stop's signal missed.
+            stopping.cancel()
             for keeper in keepers:
                 keeper.cancel()
+            await asyncio.gather(*keepers, return_exceptions=True)
             await self._stop_all()
+        failures = [k.exception() for k in keepers if not k.cancelled()]
+        for failure in failures:
+            if failure is not None:
+                raise failure
         return EXIT_REFUSED if self._refused else 0
 
     async def _keep(self, child: _Child) -> None:
@@ -183,7 +195,6 @@ class Launcher:
             assert child.process is not None
             code = await child.process.wait()
             if self._stopping.is_set():
-                log.info("process %d stopped (exit %s)", child.plan.index, code)
                 return
             ran_s = self.clock() - child.started_at
             if code == EXIT_REFUSED:
@@ -218,18 +229,21 @@ class Launcher:
 
     async def _stop_all(self) -> None:
         self.stop(signal.SIGTERM)
-        running = [c.process for c in self._children if c.process is not None and c.process.returncode is None]
+        running = [c for c in self._children if c.process is not None and c.process.returncode is None]
         if not running:
             return
-        waits = [asyncio.create_task(p.wait()) for p in running]
+        waits = [asyncio.create_task(c.process.wait()) for c in running if c.process is not None]
         _, pending = await asyncio.wait(waits, timeout=STOP_TIMEOUT_S)
         if pending:
             log.warning("%d process(es) still running %.0f s after SIGTERM: killing them", len(pending), STOP_TIMEOUT_S)
-            for process in running:
-                if process.returncode is None:
+            for child in running:
+                if child.process is not None and child.process.returncode is None:
                     with contextlib.suppress(ProcessLookupError):
-                        process.kill()
+                        child.process.kill()
             await asyncio.wait(waits)
+        for child in running:
+            if child.process is not None:
+                log.info("process %d stopped (%s)", child.plan.index, describe_exit(child.process.returncode or 0))
 
 
 def describe_exit(code: int) -> str:

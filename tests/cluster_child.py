@@ -2,7 +2,8 @@
 
 Writes ``<CLUSTER_TEST_DIR>/p<PROCESS_INDEX>-<pid>.start`` with its shard settings, and on SIGTERM
 ``...-<pid>.sigterm`` before it exits 0.  With ``CLUSTER_TEST_REFUSE`` set to its index it exits 78 at
-once, as the bot does when it refuses to start.
+once, as the bot does when it refuses to start.  With ``CLUSTER_TEST_HANG`` set it ignores SIGTERM (a
+child stuck in its shutdown), writing ``...-<pid>.sigterm`` all the same.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def main() -> int:
 
     def stop(_sig: int, _frame: object) -> None:
         publish(".sigterm", "stopped\n")
-        sys.exit(0)
+        if not os.environ.get("CLUSTER_TEST_HANG"):
+            sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     publish(".start", settings + "\n")

@@ -162,3 +162,41 @@ def test_processes_without_shards_is_a_usage_error():
     assert parse_arguments([]).shards is None
     with pytest.raises(SystemExit):
         parse_arguments(["--processes", "2"])
+
+
+async def test_a_child_that_ignores_sigterm_is_killed_after_the_stop_timeout(tmp_path, monkeypatch):
+    """The launcher's promise: kills any child still running STOP_TIMEOUT_S after SIGTERM, and exits 0."""
+    monkeypatch.setattr(bot.cluster, "STOP_TIMEOUT_S", 0.5)
+    plans = plan_processes(2, 2, settings(hashing_workers=2))
+    env = {**os.environ, "CLUSTER_TEST_DIR": str(tmp_path), "CLUSTER_TEST_HANG": "1"}
+    launcher = Launcher(plans, command=CHILD, base_environment=env)
+    run = asyncio.create_task(launcher.run())
+    children = await asyncio.wait_for(started(tmp_path, 2), 30)
+    launcher.stop(signal.SIGTERM)
+    try:
+        assert await asyncio.wait_for(asyncio.shield(run), 30) == 0
+    finally:
+        launcher.stop(signal.SIGKILL)
+        await asyncio.gather(run, return_exceptions=True)
+    assert launcher.pids() == [None, None]
+    assert all(p.with_suffix(".sigterm").exists() for p in children)  # SIGTERM came first
+
+
+async def test_a_stop_arriving_while_a_child_is_being_started_stops_that_child_too(tmp_path, monkeypatch):
+    """SIGTERM landing while the launcher spawns a child (a restart, or the first start) must reach it."""
+    plans = plan_processes(1, 1, settings(hashing_workers=1))
+    launcher = Launcher(plans, command=CHILD, base_environment={**os.environ, "CLUSTER_TEST_DIR": str(tmp_path)})
+    spawn = asyncio.create_subprocess_exec
+
+    async def spawn_as_the_signal_lands(*args, **kwargs):
+        launcher.stop(signal.SIGTERM)
+        return await spawn(*args, **kwargs)
+
+    monkeypatch.setattr(bot.cluster.asyncio, "create_subprocess_exec", spawn_as_the_signal_lands)
+    run = asyncio.create_task(launcher.run())
+    try:
+        assert await asyncio.wait_for(asyncio.shield(run), 30) == 0
+    finally:
+        launcher.stop(signal.SIGKILL)
+        await asyncio.gather(run, return_exceptions=True)
+    assert launcher.pids() == [None]
