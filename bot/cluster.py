@@ -248,7 +248,10 @@ class Launcher:
 
 def describe_exit(code: int) -> str:
     if code < 0:
-        return f"killed by {signal.Signals(-code).name}"
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:  # a real-time signal: Python names only SIGRTMIN and SIGRTMAX
+            return f"killed by signal {-code}"
     if code == EXIT_LEASE_LOST:
         return "it lost its shard lease (exit 75)"
     if code == EXIT_REFUSED:

@@ -200,3 +200,22 @@ async def test_a_stop_arriving_while_a_child_is_being_started_stops_that_child_t
         launcher.stop(signal.SIGKILL)
         await asyncio.gather(run, return_exceptions=True)
     assert launcher.pids() == [None]
+
+
+async def test_a_child_killed_by_a_signal_python_has_no_name_for_is_started_again(tmp_path, monkeypatch):
+    """Real-time signals (35..63 here) terminate by default; their exit must not crash the launcher."""
+    monkeypatch.setattr(bot.cluster, "RESTART_FIRST_S", 0.01)
+    assert bot.cluster.describe_exit(-40) == "killed by signal 40"
+    plans = plan_processes(1, 1, settings(hashing_workers=1))
+    launcher = Launcher(plans, command=CHILD, base_environment={**os.environ, "CLUSTER_TEST_DIR": str(tmp_path)})
+    run = asyncio.create_task(launcher.run())
+    try:
+        [first] = await asyncio.wait_for(started(tmp_path, 1), 30)
+        os.kill(pid_of(first), 40)
+        await asyncio.wait_for(started(tmp_path, 2), 30)
+        assert launcher.restarts == 1 and not run.done()
+        launcher.stop(signal.SIGTERM)
+        assert await asyncio.wait_for(asyncio.shield(run), 30) == 0
+    finally:
+        launcher.stop(signal.SIGKILL)
+        await asyncio.gather(run, return_exceptions=True)
