@@ -25,7 +25,7 @@ import discord
 
 from bot.app import PlaygroundBot, make_bot, point_discord_at
 from bot.log_output import LOG_FILE_NAME, configure_logging
-from bot.preflight import Preflight, StartupRefusedError, run_preflight
+from bot.preflight import Preflight, StartupRefusedError, StartupUnavailableError, run_preflight
 from bot.settings import Settings, SettingsError
 from sandbox import Sandbox, point_discord_py_at, run_terminal
 from sandbox.demo import populate_demo
@@ -52,8 +52,9 @@ STARTUP_TIMEOUT_S = 120.0
 # Refused to start (bad setting, wrong or missing key, database in use, token rejected, sandbox
 # port taken): sysexits' EX_CONFIG.
 EXIT_REFUSED = 78
-# Discord (or DISCORD_API_BASE) could not be reached at login: sysexits' EX_UNAVAILABLE; starting
-# again later can work, so a supervisor may retry.
+# Discord (or DISCORD_API_BASE) could not be reached at login, or PostgreSQL could not be used at the
+# start (down, restarting, the network): sysexits' EX_UNAVAILABLE; starting again later can work, so a
+# supervisor (or the launcher) may retry.
 EXIT_UNAVAILABLE = 69
 # Sandbox play keeps its servers, members, messages and webhooks here, beside the database whose
 # chains are keyed by those servers' ids: the two belong together.
@@ -116,6 +117,8 @@ async def main() -> int:
     # Before anything connects, listens or writes: the lock, the key, the file modes.
     try:
         preflight = await run_preflight(settings)
+    except StartupUnavailableError as exc:
+        return refuse(str(exc), EXIT_UNAVAILABLE)
     except StartupRefusedError as exc:
         return refuse(str(exc))
     try:

@@ -8,9 +8,10 @@ dashboard ``DASHBOARD_PORT`` + index), and keeps them running:
   (default: the CPU cores) over the K processes, at least one each.  Only process 0 syncs the
   slash commands (they are global: one sync serves every shard).
 - **Restarts.** A child that ends while the launcher is not stopping (a crash, a signal, a lost
-  lease: exit 75) is started again after a back-off (1 s, doubling up to 30 s; back to 1 s once a
-  child ran a minute).  A child that refuses to start (exit 78: a bad setting, a wrong key, a
-  shard held by another process, after the child waited ``bot.shard_lease.LEASE_WAIT_S`` for it) on
+  lease: exit 75, PostgreSQL or Discord unreachable: exit 69) is started again after a back-off
+  (1 s, doubling up to 30 s; back to 1 s once a child ran a minute).  A child that refuses to start
+  (exit 78: a bad setting, a wrong key, a shard held by another process, after the child waited
+  ``bot.shard_lease.LEASE_WAIT_S`` for it) on
   its *first* start stops the whole launcher (exit 78): starting it again would not help.  After a
   restart, a refusal is retried ``REFUSAL_RETRIES`` times more; if it goes on being refused, someone
   else holds the shard and the launcher stops.
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from bot.log_output import configure_logging
+from bot.preflight import TEMPORARY_POSTGRES_ERRORS
 from bot.settings import Settings, SettingsError
 from bot.shard_lease import EXIT_LEASE_LOST
 from bot.shard_scope import MAX_SHARD_COUNT, ShardSpecError, format_shard_ids, split_shards, split_workers
@@ -47,6 +49,8 @@ log = logging.getLogger(__name__)
 
 # sysexits' EX_CONFIG, as ``python -m bot`` exits when it refuses to start.
 EXIT_REFUSED = 78
+# sysexits' EX_UNAVAILABLE: PostgreSQL or Discord could not be reached; a child exiting so is restarted.
+EXIT_UNAVAILABLE = 69
 RESTART_FIRST_S = 1.0
 RESTART_MAX_S = 30.0
 # A child that ran this long before it ended starts again after the first back-off, not a longer one.
@@ -93,7 +97,12 @@ class ChildPlan:
 
 
 class LaunchRefusedError(Exception):
-    """The launcher cannot start with these settings; one line for the operator."""
+    """The launcher cannot start with these settings; one line for the operator, and the exit status
+    (78; 69 when the database cannot be reached now, so a supervisor starts the launcher again)."""
+
+    def __init__(self, message: str, status: int = EXIT_REFUSED) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def plan_processes(
@@ -256,6 +265,8 @@ def describe_exit(code: int) -> str:
         return "it lost its shard lease (exit 75)"
     if code == EXIT_REFUSED:
         return "it refused to start (exit 78)"
+    if code == EXIT_UNAVAILABLE:
+        return "it could not reach the database or Discord (exit 69)"
     return f"exit {code}"
 
 
@@ -269,8 +280,13 @@ async def prepare(settings: Settings, shard_count: int) -> None:
         return
     try:
         secrets = await Database.sealed_secrets(settings.database_target())
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise LaunchRefusedError(f"cannot use the {settings.database_name()}: {exc}") from None
+    except OSError as exc:
+        raise LaunchRefusedError(
+            f"cannot reach the {settings.database_name()}: {exc.strerror or exc}", EXIT_UNAVAILABLE
+        ) from None
+    except asyncpg.PostgresError as exc:
+        status = EXIT_UNAVAILABLE if isinstance(exc, TEMPORARY_POSTGRES_ERRORS) else EXIT_REFUSED
+        raise LaunchRefusedError(f"cannot use the {settings.database_name()}: {exc}", status) from None
     try:
         settings.load_master_key(may_create=secrets is None or not secrets.present)
     except SettingsError as exc:
@@ -289,7 +305,7 @@ async def launch(shard_count: int, processes: int | None) -> int:
         await prepare(settings, shard_count)
         plans = plan_processes(shard_count, processes, settings)
     except LaunchRefusedError as exc:
-        return refuse(str(exc))
+        return refuse(str(exc), exc.status)
     log.info("launching %d process(es) for %d shard(s)", len(plans), shard_count)
     return await serve(Launcher(plans))
 
@@ -302,9 +318,9 @@ async def serve(launcher: Launcher) -> int:
     return await launcher.run()
 
 
-def refuse(reason: str) -> int:
+def refuse(reason: str, status: int = EXIT_REFUSED) -> int:
     sys.stderr.write(f"consensus-playground: cannot start: {reason}\n")
-    return EXIT_REFUSED
+    return status
 
 
 def run_cluster(shard_count: int, processes: int | None) -> int:

@@ -36,6 +36,26 @@ class StartupRefusedError(Exception):
     """Starting would be unsafe; the message is one line for the operator."""
 
 
+class StartupUnavailableError(StartupRefusedError):
+    """The database cannot be used now (PostgreSQL down, restarting, out of connections, the network):
+    starting again later can work, so ``python -m bot`` exits 69, not 78, and is started again."""
+
+
+# PostgreSQL's answers that pass: it is starting up or shutting down (57P0x), out of connections or
+# space (53xxx), or the connection failed (08xxx). Others (no such database or user, a wrong password)
+# are the settings' fault.
+TEMPORARY_POSTGRES_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.PostgresConnectionError,
+)
+
+
+def _postgres_refusal(message: str, exc: asyncpg.PostgresError) -> StartupRefusedError:
+    if isinstance(exc, TEMPORARY_POSTGRES_ERRORS):
+        return StartupUnavailableError(message)
+    return StartupRefusedError(message)
+
+
 def exit_on_lease_loss(reason: str) -> None:
     """The bot's answer to a lost lease: end the process at once, without a clean shutdown.
 
@@ -102,12 +122,16 @@ async def run_preflight(
         raise StartupRefusedError(str(exc)) from None
     except OSError as exc:  # an unreadable key file or database, or a PostgreSQL server not answering
         await guard.close()
+        if exc.filename is None and settings.database_url is not None:
+            raise StartupUnavailableError(
+                f"cannot reach the {settings.database_name()}: {exc.strerror or exc}"
+            ) from None
         raise StartupRefusedError(
             f"cannot read {exc.filename or settings.database_name()}: {exc.strerror or exc}"
         ) from None
     except asyncpg.PostgresError as exc:  # the server answered but refused (no such database, user, ...)
         await guard.close()
-        raise StartupRefusedError(f"cannot use the {settings.database_name()}: {exc}") from None
+        raise _postgres_refusal(f"cannot use the {settings.database_name()}: {exc}", exc) from None
     except BaseException:
         await guard.close()
         raise
@@ -140,7 +164,9 @@ async def _take_guard(settings: Settings, on_lease_lost: LeaseLost) -> Preflight
     except ShardLeaseError as exc:
         raise StartupRefusedError(str(exc)) from None
     except OSError as exc:  # the PostgreSQL server not answering
-        raise StartupRefusedError(f"cannot reach the {settings.database_name()}: {exc.strerror or exc}") from None
+        raise StartupUnavailableError(
+            f"cannot reach the {settings.database_name()}: {exc.strerror or exc}"
+        ) from None
     except asyncpg.PostgresError as exc:  # the server answered but refused (no such database, user, ...)
-        raise StartupRefusedError(f"cannot use the {settings.database_name()}: {exc}") from None
+        raise _postgres_refusal(f"cannot use the {settings.database_name()}: {exc}", exc) from None
     return Preflight(b"", None, lease)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -219,3 +220,16 @@ async def test_a_child_killed_by_a_signal_python_has_no_name_for_is_started_agai
     finally:
         launcher.stop(signal.SIGKILL)
         await asyncio.gather(run, return_exceptions=True)
+
+
+async def test_a_database_down_while_the_launcher_prepares_is_temporary(tmp_path):
+    """systemd's RestartPreventExitStatus=78 must not keep a launcher that met PostgreSQL still starting down."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    values = {"database_url": f"postgresql://bot@127.0.0.1:{port}/x", "discord_token": "t",
+              "master_key_file": tmp_path / "master.key"}
+    with pytest.raises(bot.cluster.LaunchRefusedError) as refused:
+        await bot.cluster.prepare(settings(**values), 2)
+    assert refused.value.status == 69 and "cannot reach the PostgreSQL database" in str(refused.value)
+    assert bot.cluster.describe_exit(69) == "it could not reach the database or Discord (exit 69)"

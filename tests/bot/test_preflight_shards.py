@@ -3,12 +3,18 @@ data folder), sharding is refused on SQLite, and the SQLite lock file is what it
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import struct
+
 import pytest
 
 import bot.shard_lease
 from bot.instance_lock import lock_path_for
-from bot.preflight import StartupRefusedError, run_preflight
+from bot.preflight import StartupRefusedError, StartupUnavailableError, run_preflight
 from bot.settings import Settings
+from tests.e2e.test_startup_errors import one_line_refusal
+from tests.e2e.test_startup_safety import RIGHT_KEY, bot_env, run_to_end
 
 
 def never_lost(reason: str) -> None:
@@ -57,3 +63,51 @@ async def test_the_one_process_bot_on_sqlite_still_holds_the_lock_file(tmp_path)
             await run_preflight(settings(tmp_path))
     finally:
         await preflight.close()
+
+
+def closed_port() -> int:
+    """A 127.0.0.1 port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_database_that_cannot_be_reached_is_a_temporary_refusal_exit_69(tmp_path):
+    """PostgreSQL down (restarting, a failover, the network): exit 69 like an unreachable Discord, so the
+    launcher and systemd start the process again; 78 would make the launcher stop every process for good."""
+    env = bot_env(tmp_path, DISCORD_TOKEN="t", MASTER_KEY=RIGHT_KEY,
+                  DATABASE_URL=f"postgresql://bot@127.0.0.1:{closed_port()}/playground")
+    code, _, stderr = await run_to_end(env, stdin=b"")
+    line = one_line_refusal(stderr)
+    assert code == 69
+    assert "cannot reach the PostgreSQL database" in line
+
+
+async def answer_starting_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """What PostgreSQL answers every connection while it recovers after a restart (SQLSTATE 57P03)."""
+    length = struct.unpack("!I", await reader.readexactly(4))[0]
+    body = await reader.readexactly(length - 4)
+    if struct.unpack("!I", body[:4])[0] == 80877103:  # an SSLRequest: no SSL here, then the startup message
+        writer.write(b"N")
+        length = struct.unpack("!I", await reader.readexactly(4))[0]
+        await reader.readexactly(length - 4)
+    fields = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"
+    writer.write(b"E" + struct.pack("!I", len(fields) + 4) + fields)
+    await writer.drain()
+    writer.close()
+
+
+async def test_a_database_still_starting_up_is_temporary_and_a_missing_one_is_not(tmp_path, postgres_url):
+    server = await asyncio.start_server(answer_starting_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(StartupUnavailableError, match="starting up"):
+            await run_preflight(settings(tmp_path, database_url=f"postgresql://bot@127.0.0.1:{port}/playground",
+                                         discord_token="t"), on_lease_lost=never_lost)
+    finally:
+        server.close()
+        await server.wait_closed()
+    missing = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
+    with pytest.raises(StartupRefusedError) as refused:
+        await run_preflight(settings(tmp_path, database_url=missing, discord_token="t"), on_lease_lost=never_lost)
+    assert not isinstance(refused.value, StartupUnavailableError) and "no_such_database" in str(refused.value)
