@@ -203,3 +203,22 @@ async def test_a_process_that_loses_its_lease_stops_with_exit_75(postgres_url):
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_the_server_drops_a_silent_lease_connection_soon_but_after_its_process_stops(postgres_url):
+    """A lease connection whose client went silent (network cut, host gone, a half-open TCP connection)
+    must not hold its shards for PostgreSQL's default two hours (the launcher gives a restarted child
+    about half a minute before it stops every process), yet must outlive the process's own watch: the
+    process stops (one check, then its timeout) before the server lets another process take its shards."""
+    lease = await take(postgres_url, 2, (0,))
+    try:
+        assert postgres_url.split("@")[-1].startswith("127.0.0.1:")  # TCP: the keepalive settings apply
+        show = lease.connection._connection.fetchval
+        idle, interval, count = [int(await show(f"SHOW tcp_keepalives_{n}")) for n in ("idle", "interval", "count")]
+        user_timeout_s = int(await show("SHOW tcp_user_timeout")) / 1000
+        dropped_after_s = max(idle + interval * count, user_timeout_s)
+        assert user_timeout_s > 0 and dropped_after_s <= 30
+        own_watch_s = bot.shard_lease.LEASE_CHECK_S + bot.shard_lease.LEASE_CHECK_TIMEOUT_S
+        assert own_watch_s < min(idle + interval * count, user_timeout_s)
+    finally:
+        await lease.release()

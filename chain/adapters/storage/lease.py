@@ -3,7 +3,8 @@
 A lease is one session-level advisory lock per part (a shard) of a layout (a shard count), held
 by one dedicated connection: PostgreSQL releases it when that connection ends, however it ends.
 Not a pooled connection: a pool hands connections around and closes idle ones, and a session lock
-belongs to its connection.
+belongs to its connection.  The connection asks the server to drop it soon once its client goes
+silent (``SILENCE_SETTINGS``), so a vanished holder's leases come free in about 25 s, not hours.
 
 - **Keys.** Two 32-bit keys, ``(LEASE_NAMESPACE, layout << PART_BITS | part)``.  PostgreSQL keeps
   two-key advisory locks apart from single 64-bit keys, so no per-chain write lock
@@ -37,6 +38,22 @@ PART_BITS = 16
 MAX_LAYOUT = 1 << (31 - PART_BITS - 1)  # keeps the second key a positive signed 32-bit int
 # PostgreSQL keeps the first 63 bytes of an application_name.
 APPLICATION_NAME_BYTES = 63
+
+# How soon the server drops a lease connection whose client went silent (a network cut, a host gone, a
+# half-open TCP connection), releasing its leases: keepalive probes after 10 s idle, 5 s apart, 3
+# unanswered; data unacknowledged for 25 s (tcp_user_timeout). Without them PostgreSQL keeps such a
+# connection, and the shards, for the system's default of over two hours. Longer than the holder's
+# own watch (``bot.shard_lease``: a check every 2 s, 10 s to answer): the holder stops first.
+KEEPALIVE_IDLE_S = 10
+KEEPALIVE_INTERVAL_S = 5
+KEEPALIVE_COUNT = 3
+USER_TIMEOUT_MS = 25_000
+SILENCE_SETTINGS = {
+    "tcp_keepalives_idle": str(KEEPALIVE_IDLE_S),
+    "tcp_keepalives_interval": str(KEEPALIVE_INTERVAL_S),
+    "tcp_keepalives_count": str(KEEPALIVE_COUNT),
+    "tcp_user_timeout": str(USER_TIMEOUT_MS),
+}
 
 # Errors a lost connection raises (the server restarted or terminated it, the network failed).
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
@@ -94,7 +111,9 @@ class LeaseConnection:
 
     @classmethod
     async def open(cls, url: str, name: str) -> LeaseConnection:
-        connection = await asyncpg.connect(url, server_settings={"application_name": application_name(name)})
+        connection = await asyncpg.connect(
+            url, server_settings={"application_name": application_name(name), **SILENCE_SETTINGS}
+        )
         return cls(connection)
 
     async def take(self, layout: int, parts: tuple[int, ...]) -> LeaseAttempt:
