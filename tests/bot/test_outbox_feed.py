@@ -133,3 +133,43 @@ async def test_the_ids_it_looks_for_are_bounded_and_dropping_some_is_logged(post
         assert feed.pending_gaps() == 2 and "stopped looking" in caplog.text
     assert await read(feed, delivered) == low[1:]  # the oldest was given up
     assert feed.pending_gaps() == 0
+
+
+async def test_a_lower_id_held_by_a_writer_that_began_later_is_still_delivered(postgres_store):
+    """Transaction ids are taken when a writer begins, outbox ids when it inserts: the two orders can
+    differ.  BETA's writer begins first (the lower transaction id), ALPHA's second, but ALPHA inserts
+    first (the lower outbox id); BETA commits.  A PostgreSQL snapshot lists as running only the
+    transactions numbered below the newest one that ended (its ``xmax``): ALPHA's, numbered above
+    BETA's, is not in it, yet it may still commit the lower id."""
+    store, writer = postgres_store, OutboxTableWriter()
+    delivered: list[OutboxEvent] = []
+    feed = await stepped_feed(store, delivered)
+    fast_began, slow_inserted, slow_may_commit = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    ids: dict[str, int] = {}
+
+    async def fast_writer() -> None:
+        async with store.db.transaction(BETA) as fast:
+            fast_began.set()
+            await slow_inserted.wait()
+            [ids["high"]] = await writer.insert_events(fast, BETA, [milestone(2)], 0)
+
+    async def slow_writer() -> None:
+        await fast_began.wait()
+        async with store.db.transaction(ALPHA) as slow:
+            [ids["low"]] = await writer.insert_events(slow, ALPHA, [milestone(1)], 0)
+            slow_inserted.set()
+            await slow_may_commit.wait()
+
+    slow_task = asyncio.create_task(slow_writer())
+    try:
+        await asyncio.wait_for(fast_writer(), GUARD_S)  # BETA committed; ALPHA's transaction still open
+        low, high = ids["low"], ids["high"]
+        assert high > low
+        assert await read(feed, delivered) == [high]
+        assert feed.pending_gaps() == 1  # ``low`` may still commit: the feed must keep looking for it
+    finally:
+        slow_may_commit.set()
+        await asyncio.wait_for(slow_task, GUARD_S)
+    assert await read(feed, delivered) == [low]
+    assert sorted(e.id for e in delivered) == [low, high]
+    assert feed.pending_gaps() == 0

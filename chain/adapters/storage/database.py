@@ -85,11 +85,12 @@ class WriteHorizon:
     needs to know whether a row it does not see yet may still appear below rows it does see.
 
     Write transactions are numbered in the order they start (PostgreSQL's transaction ids).
-    ``oldest_running`` is the lowest number still running; ``next_to_start`` the number the next one
-    will get (equal when none is running).  A row invisible to a read whose horizon had
-    ``next_to_start`` N can only still appear if a writer numbered below N commits it; a later read
-    whose ``oldest_running`` is at least N knows every such writer has ended, and sees what each
-    committed.  SQLite reads under its one writer's lock: no writer is ever running (0, 0).
+    ``oldest_running`` is the lowest number still running; ``next_to_start`` a number above every writer
+    that had begun by then, running or not (equal to ``oldest_running`` when none is running). A row
+    invisible to a read whose horizon had ``next_to_start`` N can only still appear if a writer numbered
+    below N commits it; a later read whose ``oldest_running`` is at least N knows every such writer has
+    ended, and sees what each committed. SQLite reads under its one writer's lock: no writer is ever
+    running (0, 0).
     """
 
     oldest_running: int
@@ -137,8 +138,8 @@ class Transaction(ABC):
 
     @abstractmethod
     async def write_horizon(self) -> WriteHorizon:
-        """The write transactions running at the instant this transaction reads (``WriteHorizon``);
-        in a read transaction, the same instant every read through it sees."""
+        """The write transactions running at the instant this transaction reads (``WriteHorizon``):
+        called first in a read transaction, the same instant every later read through it sees."""
 
     @abstractmethod
     async def execute(self, sql: str, args: Params = ()) -> Executed: ...

@@ -38,7 +38,7 @@ import asyncpg
 from chain.adapters.storage.database import Params, SqliteDatabase
 from chain.adapters.storage.migrations import MIGRATIONS
 from chain.adapters.storage.postgres import PostgresDatabase, to_postgres_placeholders
-from chain.adapters.storage.read_snapshot import READ_BATCH_ROWS, ChainSnapshot, SnapshotConnection
+from chain.adapters.storage.read_snapshot import READ_BATCH_ROWS, ChainSnapshot
 from chain.consensus.state import ChainState
 from chain.consensus.verify import verify_chain
 from chain.errors import (
@@ -283,6 +283,14 @@ class BridgedConnection:
     async def _cursor(self, sql: str, parameters: tuple[Any, ...]) -> Any:
         return await self._connection.cursor(sql, *parameters)
 
+    def close_cursors(self) -> None:
+        """Close every cursor open on the connection.  An asyncpg cursor's portal (and its executor's
+        memory on the server, tens of KB) otherwise lives until the transaction ends: the copy's one
+        transaction replays every chain, so that memory grew with the number of chains.  Called between
+        replays, when the copy has no other cursor open on the connection (``summarize`` reads its
+        tables to the end, which closes their cursors, before it replays)."""
+        asyncio.run_coroutine_threadsafe(self._connection.execute("CLOSE ALL"), self._loop).result()
+
 
 def bridged_snapshots(connection: asyncpg.Connection) -> SnapshotOpener:
     loop = asyncio.get_running_loop()
@@ -294,9 +302,10 @@ def bridged_snapshots(connection: asyncpg.Connection) -> SnapshotOpener:
 
 
 class _SnapshotOver:
-    """A snapshot over a connection already inside a transaction (nothing to begin or end)."""
+    """A snapshot over a connection already inside a transaction (nothing to begin or end); its cursors
+    are closed when it ends."""
 
-    def __init__(self, connection: SnapshotConnection, chain_id: int) -> None:
+    def __init__(self, connection: BridgedConnection, chain_id: int) -> None:
         self._connection = connection
         self._chain_id = chain_id
 
@@ -304,7 +313,7 @@ class _SnapshotOver:
         return ChainSnapshot(self._connection, self._chain_id)
 
     def __exit__(self, *exc_info: object) -> None:
-        return None
+        self._connection.close_cursors()
 
 
 def _replay(snapshots: SnapshotOpener, chain_id: int, now: int) -> ChainSummary:

@@ -17,11 +17,13 @@ statement reads the newest committed rows: so a writer always sees what the prev
 chain's lock committed (at REPEATABLE READ its snapshot could predate that commit).
 
 Because writers of different chains run at once, rows need not commit in the order of their identity
-ids: a transaction holding a lower id can commit after one holding a higher id.  A reader that follows
-a table by id (the dashboard's outbox feed) asks ``write_horizon`` which transactions were running
-when it read (``pg_current_snapshot()``).  For that to cover every id a transaction takes, each write
-transaction gets its transaction id with its lock, before its first write (PostgreSQL otherwise
-assigns one at the first row written, after that row's identity default was drawn).
+ids: a transaction holding a lower id can commit after one holding a higher id. A reader that follows a
+table by id (the dashboard's outbox feed) asks ``write_horizon`` which transactions were running when it
+read (``pg_current_snapshot()``'s xmin, and a transaction id the read takes for itself as a bound above
+every writer begun before it: ``PostgresTransaction.write_horizon``). For that to cover every id a
+transaction takes, each write transaction gets its transaction id with its lock, before its first write
+(PostgreSQL otherwise assigns one at the first row written, after that row's identity default was
+drawn).
 
 Reads outside a transaction use any pooled connection and see committed rows only.
 """
@@ -93,9 +95,15 @@ class PostgresTransaction(Transaction):
         self._connection = connection
 
     async def write_horizon(self) -> WriteHorizon:
-        # In a REPEATABLE READ transaction this is the transaction's own snapshot: the one its reads see.
+        # The first statement of a REPEATABLE READ read transaction: its snapshot is the one all its reads see.
+        # ``next_to_start`` is not the snapshot's xmax: that is one past the newest transaction that ENDED,
+        # and a writer numbered above it (it began after the one that ended, but drew a lower outbox id
+        # first) is running yet neither listed nor below xmax.  The read takes a transaction id of its own
+        # instead (after its snapshot was taken, in the same statement): numbered above every writer that
+        # began before the snapshot, running or not; it costs a transaction id, no row.  The snapshot's
+        # xmin stays the right ``oldest_running``: a writer below a LATER read's xmin has ended.
         row = await self._connection.fetchrow(
-            "SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text FROM pg_current_snapshot() AS s"
+            "SELECT pg_snapshot_xmin(s)::text, pg_current_xact_id()::text FROM pg_current_snapshot() AS s"
         )
         return WriteHorizon(int(row[0]), int(row[1]))
 
