@@ -68,6 +68,8 @@ async def run(source: Path, target: str, *, check_only: bool) -> int:
         lock = InstanceLock.acquire(source)
     except InstanceLockedError as exc:
         return refuse(f"{exc} A copy of a database being written would be inconsistent: stop the bot, then copy.")
+    except OSError as exc:  # the lock file cannot be made beside the database (a read-only folder, say)
+        return refuse(f"cannot take the bot's lock on {source} (to be sure no bot writes it meanwhile): {exc}")
     with lock:
         try:
             if check_only:
@@ -89,7 +91,8 @@ async def run(source: Path, target: str, *, check_only: bool) -> int:
             return refuse(f"{len(exc.differences)} differences; {state}", EXIT_DIFFERENT)
         except DatabaseCopyError as exc:
             return refuse(str(exc))
-        except (OSError, asyncpg.PostgresError) as exc:
+        # InterfaceError: asyncpg refused on its own side (a bad URL option, a closed connection).
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             return refuse(f"cannot reach or use {redacted(target)}: {exc}")
     for line in iter_report_lines(report):
         write(line)

@@ -77,3 +77,26 @@ async def test_check_names_a_balance_changed_in_the_copy_and_exits_non_zero(tmp_
     assert "REPLAY FAILED" in captured.out
     assert f"DIFFERENT: chain {POW_CHAIN}: the replay of the target fails" in captured.out
     assert "do not point a bot at it" in captured.err
+
+
+async def test_a_lock_file_that_cannot_be_made_is_a_one_line_refusal(tmp_path, postgres_url, capsys, monkeypatch):
+    path = tmp_path / "playground.sqlite3"
+    await build_source(path, Clock())
+
+    def unwritable(_path: Path) -> InstanceLock:
+        raise PermissionError(13, "Permission denied", str(_path) + ".lock")
+
+    monkeypatch.setattr(InstanceLock, "acquire", staticmethod(unwritable))  # a read-only folder (root ignores modes)
+    assert await run(path, postgres_url, check_only=False) == EXIT_REFUSED
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "cannot take the bot's lock" in err and "Permission denied" in err, err
+    assert all(n == 0 for n in (await count_rows(postgres_url)).values())
+
+
+async def test_a_url_asyncpg_refuses_on_its_side_is_a_one_line_refusal(tmp_path, capsys):
+    path = tmp_path / "playground.sqlite3"
+    await build_source(path, Clock())
+    # asyncpg checks sslmode itself (a client-side InterfaceError, not a PostgresError): no server is reached.
+    assert await run(path, "postgresql://bot@127.0.0.1:1/playground?sslmode=bogus", check_only=False) == EXIT_REFUSED
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "cannot reach or use postgresql://bot@127.0.0.1:1/playground" in err, err
