@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 FEED_BATCH_ROWS = 200
 # Skipped ids the feed looks for at most (see the module docstring).
 MAX_GAPS = 10_000
+# A read that failed (the database restarting, say) is tried again by itself after this long,
+# doubling up to the cap: its rows may have been the last commit for a while, and no wake would come.
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 30.0
 
 Listener = Callable[[list[OutboxEvent]], None]
 
@@ -75,6 +79,8 @@ class OutboxFeed:
         self._listener = listener
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._retry_s = RETRY_FIRST_S
+        self._retry: asyncio.TimerHandle | None = None
         self.last_id = 0
         # Skipped ids below ``last_id`` that may still commit -> the ``next_to_start`` of the read that
         # skipped them: once every writer below that has ended, they never will.
@@ -96,6 +102,8 @@ class OutboxFeed:
         return len(self._gaps)
 
     async def close(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -150,5 +158,9 @@ class OutboxFeed:
                         self._listener(events)
                     if not self.more_to_read:
                         break
-            except Exception:  # the feed must outlive one failed read; the next wake reads again
-                log.exception("reading the outbox for the dashboard failed")
+            except Exception:  # the feed must outlive one failed read, and reads again by itself
+                log.exception("reading the outbox for the dashboard failed; trying again in %.0f s", self._retry_s)
+                self._retry = asyncio.get_running_loop().call_later(self._retry_s, self.wake)
+                self._retry_s = min(self._retry_s * 2, RETRY_MAX_S)
+            else:
+                self._retry_s = RETRY_FIRST_S

@@ -173,3 +173,37 @@ async def test_a_lower_id_held_by_a_writer_that_began_later_is_still_delivered(p
     assert await read(feed, delivered) == [low]
     assert sorted(e.id for e in delivered) == [low, high]
     assert feed.pending_gaps() == 0
+
+
+async def test_a_failed_read_is_tried_again_without_another_commit(postgres_store, monkeypatch):
+    monkeypatch.setattr(bot.outbox_feed, "RETRY_FIRST_S", 0.01)
+    store, writer = postgres_store, OutboxTableWriter()
+    arrived = asyncio.Event()
+    delivered: list[OutboxEvent] = []
+
+    def listener(events: list[OutboxEvent]) -> None:
+        delivered.extend(events)
+        arrived.set()
+
+    feed = OutboxFeed(store.db, listener)
+    await feed.start()
+    real = feed._outbox.committed_events
+    failures = []
+
+    async def failing_once(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise ConnectionResetError("the database went away for a moment")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(feed._outbox, "committed_events", failing_once)
+    try:
+        # The row's commit wakes the feed once (as FeedingOutboxWriter does); that read fails, and no
+        # other commit follows: the row must still arrive.
+        async with store.db.transaction(ALPHA) as tx:
+            [row] = await writer.insert_events(tx, ALPHA, [milestone(1)], 0)
+        feed.wake()
+        await asyncio.wait_for(arrived.wait(), GUARD_S)
+    finally:
+        await feed.close()
+    assert failures == [1] and [e.id for e in delivered] == [row]
