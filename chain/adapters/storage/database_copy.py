@@ -37,7 +37,7 @@ import asyncpg
 
 from chain.adapters.storage.database import Params, SqliteDatabase
 from chain.adapters.storage.migrations import MIGRATIONS
-from chain.adapters.storage.postgres import PostgresDatabase, to_postgres_placeholders
+from chain.adapters.storage.postgres import BlockingConnection, PostgresDatabase, to_postgres_placeholders
 from chain.adapters.storage.read_snapshot import READ_BATCH_ROWS, ChainSnapshot
 from chain.consensus.state import ChainState
 from chain.consensus.verify import verify_chain
@@ -239,73 +239,30 @@ class PostgresRows:
             yield tuple(row)
 
 
-class _BridgedCursor:
-    """A cursor of the event loop's connection, read from a worker thread (``SnapshotCursor``)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, cursor: Any) -> None:
-        self._loop = loop
-        self._cursor = cursor
-
-    def _wait(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
-
-    def fetchone(self) -> Any:
-        row = self._wait(self._cursor.fetchrow())
-        return None if row is None else tuple(row)
-
-    def fetchmany(self, size: int, /) -> list[Any]:
-        return [tuple(row) for row in self._wait(self._cursor.fetch(size))]
-
-    def fetchall(self) -> list[Any]:
-        rows: list[Any] = []
-        while batch := self.fetchmany(READ_BATCH_ROWS):
-            rows.extend(batch)
-        return rows
-
-
-class BridgedConnection:
-    """The copy's own connection, read by a replay in a worker thread while the event loop runs it.
+def bridged_snapshots(connection: asyncpg.Connection) -> SnapshotOpener:
+    """Snapshots over the copy's own connection, read by a replay in a worker thread while the event
+    loop runs it.
 
     The replay is synchronous (``ChainSnapshot``); the connection is the event loop's, inside the
     copy's uncommitted transaction, so the replay sees exactly what is about to be committed.  The
     loop does nothing else with the connection meanwhile: the copy awaits the replay."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, connection: asyncpg.Connection) -> None:
-        self._loop = loop
-        self._connection = connection
-
-    def execute(self, sql: str, parameters: Any = (), /) -> _BridgedCursor:
-        cursor = asyncio.run_coroutine_threadsafe(
-            self._cursor(to_postgres_placeholders(sql), tuple(parameters)), self._loop
-        ).result()
-        return _BridgedCursor(self._loop, cursor)
-
-    async def _cursor(self, sql: str, parameters: tuple[Any, ...]) -> Any:
-        return await self._connection.cursor(sql, *parameters)
-
-    def close_cursors(self) -> None:
-        """Close every cursor open on the connection.  An asyncpg cursor's portal (and its executor's
-        memory on the server, tens of KB) otherwise lives until the transaction ends: the copy's one
-        transaction replays every chain, so that memory grew with the number of chains.  Called between
-        replays, when the copy has no other cursor open on the connection (``summarize`` reads its
-        tables to the end, which closes their cursors, before it replays)."""
-        asyncio.run_coroutine_threadsafe(self._connection.execute("CLOSE ALL"), self._loop).result()
-
-
-def bridged_snapshots(connection: asyncpg.Connection) -> SnapshotOpener:
     loop = asyncio.get_running_loop()
 
+    def wait(coroutine: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+
     def opener(chain_id: int) -> AbstractContextManager[ChainSnapshot]:
-        return _SnapshotOver(BridgedConnection(loop, connection), chain_id)
+        return _SnapshotOver(BlockingConnection(wait, connection), chain_id)
 
     return opener
 
 
 class _SnapshotOver:
     """A snapshot over a connection already inside a transaction (nothing to begin or end); its cursors
-    are closed when it ends."""
+    are closed when it ends (between replays, the copy has no other cursor open on the connection:
+    ``summarize`` reads its tables to the end, which closes their cursors, before it replays)."""
 
-    def __init__(self, connection: BridgedConnection, chain_id: int) -> None:
+    def __init__(self, connection: BlockingConnection, chain_id: int) -> None:
         self._connection = connection
         self._chain_id = chain_id
 

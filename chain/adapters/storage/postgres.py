@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
 from typing import Any
@@ -210,7 +210,7 @@ class PostgresDatabase(Database):
             try:
                 loop.run_until_complete(connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
                 try:
-                    yield ChainSnapshot(BlockingConnection(loop, connection), chain_id)
+                    yield ChainSnapshot(BlockingConnection(loop.run_until_complete, connection), chain_id)
                 finally:
                     loop.run_until_complete(connection.execute("COMMIT"))
             finally:
@@ -236,19 +236,24 @@ class PostgresDatabase(Database):
             await connection.close()
 
 
+# Runs a coroutine to its end from synchronous code and returns its result: a private event loop's
+# ``run_until_complete`` (``read_snapshot``), or a hand-off to another thread's running loop (the copy).
+Waiter = Callable[[Coroutine[Any, Any, Any]], Any]
+
+
 class BlockingCursor:
     """A server-side cursor read synchronously (``SnapshotCursor``), a batch of rows per round trip."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, cursor: Any) -> None:
-        self._loop = loop
+    def __init__(self, wait: Waiter, cursor: Any) -> None:
+        self._wait = wait
         self._cursor = cursor
 
     def fetchone(self) -> Any:
-        row = self._loop.run_until_complete(self._cursor.fetchrow())
+        row = self._wait(self._cursor.fetchrow())
         return None if row is None else tuple(row)
 
     def fetchmany(self, size: int, /) -> list[Any]:
-        return [tuple(row) for row in self._loop.run_until_complete(self._cursor.fetch(size))]
+        return [tuple(row) for row in self._wait(self._cursor.fetch(size))]
 
     def fetchall(self) -> list[Any]:
         rows: list[Any] = []
@@ -258,14 +263,22 @@ class BlockingCursor:
 
 
 class BlockingConnection:
-    """A connection inside a snapshot's transaction, read synchronously (``SnapshotConnection``)."""
+    """A connection inside a transaction, read synchronously (``SnapshotConnection``); ``wait`` runs
+    each of its coroutines (see ``Waiter``)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, connection: asyncpg.Connection) -> None:
-        self._loop = loop
+    def __init__(self, wait: Waiter, connection: asyncpg.Connection) -> None:
+        self._wait = wait
         self._connection = connection
 
     def execute(self, sql: str, parameters: Any = (), /) -> BlockingCursor:
-        cursor = self._loop.run_until_complete(
-            self._connection.cursor(to_postgres_placeholders(sql), *parameters)
-        )
-        return BlockingCursor(self._loop, cursor)
+        return BlockingCursor(self._wait, self._wait(self._open_cursor(to_postgres_placeholders(sql), parameters)))
+
+    async def _open_cursor(self, sql: str, parameters: Any) -> Any:
+        # asyncpg's cursor() is an awaitable, not a coroutine: a cross-thread waiter needs a coroutine.
+        return await self._connection.cursor(sql, *parameters)
+
+    def close_cursors(self) -> None:
+        """Close every cursor open on the connection.  An asyncpg cursor's portal (and its executor's
+        memory on the server, tens of KB) otherwise lives until the transaction ends: a transaction that
+        replays many chains would hold memory in proportion to them."""
+        self._wait(self._connection.execute("CLOSE ALL"))
