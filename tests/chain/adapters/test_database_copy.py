@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 
 import asyncpg
 import pytest
@@ -275,10 +276,6 @@ async def test_a_balance_changed_after_the_copy_is_named_by_the_check(source, po
 async def test_a_source_behind_the_latest_schema_is_refused_untouched(tmp_path, postgres_url):
     path = tmp_path / "old.sqlite3"
     await build_small(path, 77)
-    connection = await asyncpg.connect(postgres_url)
-    await connection.close()
-    import sqlite3
-
     with sqlite3.connect(path) as db:
         db.execute("DELETE FROM schema_version WHERE version = (SELECT MAX(version) FROM schema_version)")
     before = path.read_bytes()
